@@ -1,0 +1,168 @@
+"""Client for one device agent: upload a model if the agent lacks it, then profile it.
+
+The rest of the controller (fleet, campaigns, searches) talks to agents only
+through this class. gRPC failures come back as ``AgentCallError`` carrying the
+status code and the agent's message, so callers can tell a bad model from a
+dead link.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+from google.protobuf.json_format import MessageToDict
+
+from protos.hwnas.v1 import agent_pb2, agent_pb2_grpc
+
+CHUNK_BYTES = 1 << 20  # the contract's cap per upload chunk
+
+
+class AgentCallError(Exception):
+    """An RPC to an agent failed; ``code`` is the gRPC status code."""
+
+    def __init__(self, address: str, method: str, code: grpc.StatusCode, details: str) -> None:
+        super().__init__(f"{method} on {address} failed: {code.name}: {details}")
+        self.address = address
+        self.method = method
+        self.code = code
+        self.details = details
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@dataclass(frozen=True)
+class ProfileRecord:
+    """One measurement as the agent reported it, plus what the client saw."""
+
+    agent_address: str
+    result: dict[str, Any]  # the ProfileResult with proto field names, defaults included
+    round_trip_ms: float
+
+    @property
+    def latency_ms(self) -> float:
+        return float(self.result["latency_ms"])
+
+    @property
+    def stats(self) -> dict[str, float]:
+        return self.result["stats"]
+
+    @property
+    def power(self) -> dict[str, Any]:
+        return self.result["power"]
+
+    @property
+    def overhead_ms(self) -> float:
+        """Round trip minus the agent's own measurement wall time and queue wait."""
+        return self.round_trip_ms - float(self.result["measurement_wall_ms"]) - float(self.result["queue_wait_ms"])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"agent_address": self.agent_address, "round_trip_ms": self.round_trip_ms, **self.result}
+
+
+def _message_dict(message) -> dict[str, Any]:
+    return MessageToDict(message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True)
+
+
+class AgentClient:
+    def __init__(self, address: str, timeout_s: float = 30.0) -> None:
+        self.address = address
+        self.timeout_s = timeout_s
+        self._channel = grpc.insecure_channel(address)
+        self._stub = agent_pb2_grpc.DeviceAgentStub(self._channel)
+
+    def __enter__(self) -> AgentClient:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def _call(self, method: str, request, timeout: float | None = None):
+        try:
+            return getattr(self._stub, method)(request, timeout=timeout or self.timeout_s)
+        except grpc.RpcError as exc:
+            raise AgentCallError(self.address, method, exc.code(), exc.details() or "") from exc
+
+    def wait_ready(self, timeout_s: float = 10.0) -> None:
+        """Block until the channel connects; raise AgentCallError(UNAVAILABLE) otherwise."""
+        try:
+            grpc.channel_ready_future(self._channel).result(timeout=timeout_s)
+        except grpc.FutureTimeoutError as exc:
+            raise AgentCallError(
+                self.address, "connect", grpc.StatusCode.UNAVAILABLE, f"no agent answered within {timeout_s:g} s"
+            ) from exc
+
+    def device_info(self) -> agent_pb2.DeviceInfo:
+        return self._call("GetDeviceInfo", agent_pb2.GetDeviceInfoRequest())
+
+    def has_model(self, sha256: str) -> bool:
+        return self._call("HasModel", agent_pb2.HasModelRequest(sha256=sha256)).present
+
+    def upload(self, model: bytes, model_format: str = "onnx", sha256: str | None = None) -> str:
+        """Stream ``model`` in chunks of at most 1 MiB; returns its sha256."""
+        digest = sha256 or sha256_hex(model)
+
+        def chunks() -> Iterator[agent_pb2.UploadModelChunk]:
+            header = agent_pb2.UploadHeader(sha256=digest, size_bytes=len(model), format=model_format)
+            yield agent_pb2.UploadModelChunk(header=header)
+            for start in range(0, len(model), CHUNK_BYTES):
+                yield agent_pb2.UploadModelChunk(data=model[start : start + CHUNK_BYTES])
+
+        try:
+            self._stub.UploadModel(chunks(), timeout=max(self.timeout_s, len(model) / 1e6))
+        except grpc.RpcError as exc:
+            raise AgentCallError(self.address, "UploadModel", exc.code(), exc.details() or "") from exc
+        return digest
+
+    def ensure_model(self, model: bytes, model_format: str = "onnx") -> tuple[str, bool]:
+        """Upload only when the agent lacks these bytes; returns (sha256, uploaded)."""
+        digest = sha256_hex(model)
+        if self.has_model(digest):
+            return digest, False
+        self.upload(model, model_format, digest)
+        return digest, True
+
+    def profile(
+        self,
+        model_sha256: str,
+        *,
+        backend: str = "onnxruntime",
+        protocol: str = "latbench",
+        protocol_params: Mapping[str, float] | None = None,
+        batch_size: int = 0,
+        input_shapes: Mapping[str, tuple[int, ...]] | None = None,
+        threads: int = 0,
+        warmup_runs: int | None = None,
+        warmup_seconds: float | None = None,
+        return_samples: bool = False,
+        deadline_seconds: float = 0.0,
+        timeout_s: float | None = None,
+    ) -> ProfileRecord:
+        """Profile a model the agent already holds (see ``ensure_model``)."""
+        options = agent_pb2.ProfileOptions(
+            batch_size=batch_size,
+            input_shapes=[agent_pb2.TensorShape(name=k, dims=list(v)) for k, v in (input_shapes or {}).items()],
+            threads=threads,
+            protocol=protocol,
+            protocol_params=dict(protocol_params or {}),
+            return_samples=return_samples,
+            deadline_seconds=deadline_seconds,
+        )
+        if warmup_runs is not None:
+            options.warmup_runs = warmup_runs
+        if warmup_seconds is not None:
+            options.warmup_seconds = warmup_seconds
+        request = agent_pb2.ProfileRequest(model_sha256=model_sha256, backend=backend, options=options)
+        t0 = time.perf_counter()
+        result = self._call("Profile", request, timeout=timeout_s or max(self.timeout_s, 600.0))
+        round_trip_ms = (time.perf_counter() - t0) * 1e3
+        return ProfileRecord(agent_address=self.address, result=_message_dict(result), round_trip_ms=round_trip_ms)

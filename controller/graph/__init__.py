@@ -1,0 +1,6 @@
+"""The computation-graph IR: build, hash, count, and convert to and from ONNX."""
+
+from controller.graph.ir import ComputationGraph, GraphBuilder, Node
+from controller.graph.ops import OPS, ShapeError
+
+__all__ = ["OPS", "ComputationGraph", "GraphBuilder", "Node", "ShapeError"]

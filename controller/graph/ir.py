@@ -1,0 +1,298 @@
+"""The computation graph (CG): the one architecture representation of hwnas.
+
+A CG is a DAG of primitive ops (see ``ops.OPS``); every node knows its op,
+attributes, producers and output shape, so input shapes, FLOPs and
+parameters follow. Graphs are immutable once built. The canonical JSON form
+orders nodes by a structural signature, so two graphs that compute the same
+thing in the same way serialize identically however they were built or
+imported; its sha256 is the ``arch_id`` that keys the dataset.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import json
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from controller.graph.ops import OPS, Shape, ShapeError, op_spec
+
+CANONICAL_FORMAT = "hwnas.cg/1"
+
+
+@dataclass(frozen=True)
+class Node:
+    op: str
+    inputs: tuple[int, ...]
+    out_shape: Shape
+    attrs: Mapping[str, Any] = field(default_factory=dict)
+
+
+def _norm_attr(value: Any) -> Any:
+    if isinstance(value, (list, tuple)):
+        return [_norm_attr(v) for v in value]
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+class ComputationGraph:
+    """An immutable DAG of primitive ops with one input node and one or more outputs."""
+
+    def __init__(self, nodes: Sequence[Node], outputs: Sequence[int]) -> None:
+        self.nodes: tuple[Node, ...] = tuple(nodes)
+        self.outputs: tuple[int, ...] = tuple(outputs)
+        self._validate()
+
+    def _validate(self) -> None:
+        if not self.nodes or self.nodes[0].op != "input":
+            raise ValueError("a computation graph starts with its input node")
+        if sum(n.op == "input" for n in self.nodes) != 1:
+            raise ValueError("a computation graph has exactly one input node")
+        for index, node in enumerate(self.nodes):
+            spec = op_spec(node.op)
+            if any(not 0 <= i < index for i in node.inputs):
+                raise ValueError(f"node {index} ({node.op}) reads {list(node.inputs)}: inputs must come earlier")
+            if spec.arity is not None and len(node.inputs) != spec.arity:
+                raise ValueError(f"node {index}: {node.op} takes {spec.arity} input(s), got {len(node.inputs)}")
+            if spec.arity is None and not node.inputs:
+                raise ValueError(f"node {index}: {node.op} needs at least one input")
+            missing = set(spec.attrs) - set(node.attrs)
+            if missing:
+                raise ValueError(f"node {index}: {node.op} lacks attribute(s) {sorted(missing)}")
+            try:
+                inferred = spec.infer([self.nodes[i].out_shape for i in node.inputs], node.attrs)
+            except ShapeError as exc:
+                raise ShapeError(f"node {index} ({node.op}): {exc}") from None
+            if tuple(inferred) != tuple(node.out_shape):
+                raise ShapeError(f"node {index} ({node.op}) declares {list(node.out_shape)}, infers {list(inferred)}")
+        if not self.outputs or any(not 0 <= o < len(self.nodes) for o in self.outputs):
+            raise ValueError(f"outputs {list(self.outputs)} must name nodes of the graph")
+        dead = sorted(set(range(len(self.nodes))) - _ancestors(self.nodes, self.outputs))
+        if dead:
+            raise ValueError(f"nodes {dead} do not lead to any output (GraphBuilder.build prunes them)")
+
+    # -- views -----------------------------------------------------------------------------------
+    @property
+    def input_shape(self) -> Shape:
+        return self.nodes[0].out_shape
+
+    def in_shapes(self, index: int) -> list[Shape]:
+        return [self.nodes[i].out_shape for i in self.nodes[index].inputs]
+
+    def consumers(self) -> list[list[int]]:
+        users: list[list[int]] = [[] for _ in self.nodes]
+        for index, node in enumerate(self.nodes):
+            for i in node.inputs:
+                users[i].append(index)
+        return users
+
+    def op_counts(self) -> Counter[str]:
+        return Counter(n.op for n in self.nodes if n.op != "input")
+
+    def macs(self) -> int:
+        """Multiply-accumulates of convolutions and linear layers (the usual 'FLOPs')."""
+        return sum(OPS[n.op].macs(self.in_shapes(i), n.out_shape, n.attrs) for i, n in enumerate(self.nodes))
+
+    def params(self) -> int:
+        """Learnable parameters: weights and biases of conv/linear, affine of batchnorm."""
+        return sum(OPS[n.op].params(self.in_shapes(i), n.out_shape, n.attrs) for i, n in enumerate(self.nodes))
+
+    # -- canonical form ----------------------------------------------------------------------------
+    def _signatures(self) -> list[str]:
+        """A hash per node of its op, attributes, shape and its producers' signatures."""
+        sigs: list[str] = []
+        for node in self.nodes:
+            inputs = [sigs[i] for i in node.inputs]
+            if OPS[node.op].commutative:
+                inputs.sort()
+            payload = json.dumps([node.op, _attrs_json(node.attrs), list(node.out_shape), inputs])
+            sigs.append(hashlib.sha256(payload.encode()).hexdigest())
+        return sigs
+
+    def canonical(self) -> ComputationGraph:
+        """The same graph with nodes in canonical order (topological, ties broken by signature)."""
+        sigs = self._signatures()
+        users = self.consumers()
+        pending = [len(n.inputs) for n in self.nodes]
+        ready = [(sigs[i], i) for i, n in enumerate(self.nodes) if not n.inputs]
+        heapq.heapify(ready)
+        order: list[int] = []
+        while ready:
+            _, index = heapq.heappop(ready)
+            order.append(index)
+            for user in users[index]:
+                pending[user] -= 1
+                if pending[user] == 0:
+                    heapq.heappush(ready, (sigs[user], user))
+        new_index = {old: new for new, old in enumerate(order)}
+        nodes = []
+        for old in order:
+            node = self.nodes[old]
+            inputs = [new_index[i] for i in node.inputs]
+            if OPS[node.op].commutative:
+                inputs.sort(key=lambda i: sigs[order[i]])
+            nodes.append(Node(node.op, tuple(inputs), node.out_shape, node.attrs))
+        return ComputationGraph(nodes, [new_index[o] for o in self.outputs])
+
+    def to_dict(self) -> dict[str, Any]:
+        """Canonical, JSON-ready form."""
+        graph = self.canonical()
+        return {
+            "format": CANONICAL_FORMAT,
+            "nodes": [
+                {"op": n.op, "inputs": list(n.inputs), "out_shape": list(n.out_shape), **_attrs_json(n.attrs)}
+                for n in graph.nodes
+            ],
+            "outputs": list(graph.outputs),
+        }
+
+    def to_json(self, indent: int | None = None) -> str:
+        separators = (",", ":") if indent is None else None
+        return json.dumps(self.to_dict(), sort_keys=True, indent=indent, separators=separators)
+
+    @property
+    def arch_id(self) -> str:
+        """sha256 of the canonical JSON: the dataset key of this architecture."""
+        return hashlib.sha256(self.to_json().encode()).hexdigest()
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ComputationGraph:
+        if data.get("format") != CANONICAL_FORMAT:
+            raise ValueError(f"format must be {CANONICAL_FORMAT!r}, got {data.get('format')!r}")
+        nodes = []
+        for index, raw in enumerate(data["nodes"]):
+            raw = dict(raw)
+            try:
+                op, inputs, shape = raw.pop("op"), raw.pop("inputs"), raw.pop("out_shape")
+            except KeyError as exc:
+                raise ValueError(f"nodes[{index}] lacks field {exc.args[0]!r}") from None
+            attrs = {k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()}
+            nodes.append(Node(op, tuple(inputs), tuple(shape), attrs))
+        return cls(nodes, data["outputs"])
+
+    @classmethod
+    def from_json(cls, text: str) -> ComputationGraph:
+        return cls.from_dict(json.loads(text))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ComputationGraph) and self.to_json() == other.to_json()
+
+    def __hash__(self) -> int:
+        return hash(self.arch_id)
+
+    def __repr__(self) -> str:
+        counts = ", ".join(f"{op}={n}" for op, n in sorted(self.op_counts().items()))
+        return f"ComputationGraph({len(self.nodes)} nodes, input {list(self.input_shape)}: {counts})"
+
+
+def _ancestors(nodes: Sequence[Node], outputs: Sequence[int]) -> set[int]:
+    seen: set[int] = set()
+    stack = list(outputs)
+    while stack:
+        index = stack.pop()
+        if index not in seen:
+            seen.add(index)
+            stack.extend(nodes[index].inputs)
+    return seen
+
+
+def prune(nodes: Sequence[Node], outputs: Sequence[int]) -> ComputationGraph:
+    """The graph of the nodes that lead to ``outputs``, renumbered; the rest is dropped."""
+    keep = sorted(_ancestors(nodes, outputs))
+    new_index = {old: new for new, old in enumerate(keep)}
+    kept = [Node(nodes[i].op, tuple(new_index[j] for j in nodes[i].inputs), nodes[i].out_shape, nodes[i].attrs)
+            for i in keep]
+    return ComputationGraph(kept, [new_index[o] for o in outputs])
+
+
+def _attrs_json(attrs: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: _norm_attr(v) for k, v in sorted(attrs.items())}
+
+
+def _pair(value: int | Sequence[int]) -> tuple[int, int]:
+    if isinstance(value, int):
+        return (value, value)
+    first, second = value
+    return (int(first), int(second))
+
+
+def _padding(value: int | Sequence[int] | None, kernel: tuple[int, int], dilation: tuple[int, int]) -> tuple[int, ...]:
+    """None means 'same' for odd kernels at stride 1; ints are symmetric; 4-tuples are (t, l, b, r)."""
+    if value is None:
+        return (dilation[0] * (kernel[0] - 1) // 2, dilation[1] * (kernel[1] - 1) // 2) * 2
+    if isinstance(value, int):
+        return (value,) * 4
+    if len(value) == 2:
+        return (value[0], value[1], value[0], value[1])
+    return tuple(int(v) for v in value)
+
+
+class GraphBuilder:
+    """Builds a CG op by op; each method returns the new node's index."""
+
+    def __init__(self, input_shape: Sequence[int]) -> None:
+        self._nodes: list[Node] = []
+        self._add("input", (), shape=tuple(int(d) for d in input_shape))
+
+    @property
+    def input(self) -> int:
+        return 0
+
+    def shape(self, index: int) -> Shape:
+        return self._nodes[index].out_shape
+
+    def _add(self, op: str, inputs: Sequence[int], **attrs: Any) -> int:
+        spec = op_spec(op)
+        shapes = [self._nodes[i].out_shape for i in inputs]
+        out = spec.infer(shapes, attrs)
+        self._nodes.append(Node(op, tuple(inputs), tuple(out), attrs))
+        return len(self._nodes) - 1
+
+    def conv(self, x: int, out_channels: int, kernel: int | Sequence[int], stride: int | Sequence[int] = 1,
+             padding: int | Sequence[int] | None = None, dilation: int | Sequence[int] = 1, groups: int = 1,
+             bias: bool = False) -> int:
+        k, d = _pair(kernel), _pair(dilation)
+        return self._add("conv", [x], out_channels=out_channels, kernel=k, stride=_pair(stride),
+                         padding=_padding(padding, k, d), dilation=d, groups=groups, bias=bias)
+
+    def op(self, op: str, *inputs: int, **attrs: Any) -> int:
+        """Any attribute-free op (activations, batchnorm, add, mul, concat, flatten, identity, pools...)."""
+        return self._add(op, inputs, **attrs)
+
+    def pool(self, kind: str, x: int, kernel: int | Sequence[int], stride: int | Sequence[int] | None = None,
+             padding: int | Sequence[int] = 0, ceil_mode: bool = False, count_include_pad: bool = True) -> int:
+        k = _pair(kernel)
+        attrs: dict[str, Any] = dict(kernel=k, stride=_pair(stride if stride is not None else kernel),
+                                     padding=_padding(padding, k, (1, 1)), ceil_mode=ceil_mode)
+        if kind == "avgpool":
+            attrs["count_include_pad"] = count_include_pad
+        return self._add(kind, [x], **attrs)
+
+    def linear(self, x: int, out_features: int, bias: bool = True) -> int:
+        return self._add("linear", [x], out_features=out_features, bias=bias)
+
+    def reshape(self, x: int, shape: Sequence[int]) -> int:
+        return self._add("reshape", [x], shape=tuple(shape))
+
+    def upsample(self, x: int, scale: int, mode: str = "nearest") -> int:
+        if mode not in ("nearest", "bilinear"):
+            raise ValueError(f"upsample mode must be 'nearest' or 'bilinear', got {mode!r}")
+        return self._add("upsample", [x], scale=scale, mode=mode)
+
+    def pixel_shuffle(self, x: int, upscale: int) -> int:
+        return self._add("pixel_shuffle", [x], upscale=upscale)
+
+    def conv_bn_act(self, x: int, out_channels: int, kernel: int, stride: int = 1, groups: int = 1,
+                    act: str | None = "relu") -> int:
+        y = self.op("batchnorm", self.conv(x, out_channels, kernel, stride, groups=groups))
+        return self.op(act, y) if act else y
+
+    def build(self, *outputs: int) -> ComputationGraph:
+        """The finished graph; nodes that lead to no output are pruned."""
+        return prune(self._nodes, outputs or (len(self._nodes) - 1,))

@@ -1,0 +1,169 @@
+"""CG -> ONNX: a model onnxruntime can run, with random weights.
+
+The exported model is for timing, not accuracy: weights are drawn from a
+seeded generator (so the same CG yields the same bytes and the same content
+hash on the agent). Opset 20 keeps the models loadable by the onnxruntime
+builds found on edge boards; SiLU (no ONNX op before opset 24) is exported
+as x * sigmoid(x), which the importer folds back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from controller.graph.ir import ComputationGraph, Node
+
+OPSET = 20
+INPUT_NAME = "input"
+
+
+class _Emitter:
+    def __init__(self, graph: ComputationGraph, seed: int) -> None:
+        self.graph = graph
+        self.rng = np.random.default_rng(seed)
+        self.nodes: list[onnx.NodeProto] = []
+        self.inits: list[onnx.TensorProto] = []
+
+    def name(self, index: int) -> str:
+        return INPUT_NAME if index == 0 else f"n{index}"
+
+    def weight(self, name: str, shape: tuple[int, ...], fan_in: int) -> str:
+        data = (self.rng.standard_normal(shape) / np.sqrt(max(fan_in, 1))).astype(np.float32)
+        self.inits.append(numpy_helper.from_array(data, name))
+        return name
+
+    def const(self, name: str, values, dtype=np.float32) -> str:
+        self.inits.append(numpy_helper.from_array(np.asarray(values, dtype=dtype), name))
+        return name
+
+    def emit(self, op_type: str, inputs: list[str], output: str, **attrs) -> None:
+        self.nodes.append(helper.make_node(op_type, inputs, [output], name=output, **attrs))
+
+
+def _conv(e: _Emitter, i: int, n: Node, ins: list[str]) -> None:
+    cin = e.graph.in_shapes(i)[0][1]
+    kh, kw = n.attrs["kernel"]
+    w = e.weight(f"n{i}.weight", (n.attrs["out_channels"], cin // n.attrs["groups"], kh, kw),
+                 cin // n.attrs["groups"] * kh * kw)
+    inputs = [ins[0], w]
+    if n.attrs["bias"]:
+        inputs.append(e.const(f"n{i}.bias", np.zeros(n.attrs["out_channels"])))
+    e.emit("Conv", inputs, e.name(i), kernel_shape=[kh, kw], strides=list(n.attrs["stride"]),
+           pads=_onnx_pads(n.attrs["padding"]), dilations=list(n.attrs["dilation"]), group=n.attrs["groups"])
+
+
+def _onnx_pads(padding) -> list[int]:
+    top, left, bottom, right = padding
+    return [top, left, bottom, right]
+
+
+def _batchnorm(e: _Emitter, i: int, n: Node, ins: list[str]) -> None:
+    c = n.out_shape[1]
+    params = [e.const(f"n{i}.{p}", v) for p, v in
+              (("scale", np.ones(c)), ("bias", np.zeros(c)), ("mean", np.zeros(c)), ("var", np.ones(c)))]
+    e.emit("BatchNormalization", [ins[0], *params], e.name(i), epsilon=1e-5)
+
+
+def _pool(onnx_op: str) -> Callable[[_Emitter, int, Node, list[str]], None]:
+    def emit(e: _Emitter, i: int, n: Node, ins: list[str]) -> None:
+        attrs = dict(kernel_shape=list(n.attrs["kernel"]), strides=list(n.attrs["stride"]),
+                     pads=_onnx_pads(n.attrs["padding"]), ceil_mode=int(n.attrs["ceil_mode"]))
+        if onnx_op == "AveragePool":
+            attrs["count_include_pad"] = int(n.attrs["count_include_pad"])
+        e.emit(onnx_op, ins, e.name(i), **attrs)
+
+    return emit
+
+
+def _simple(onnx_op: str, **attrs) -> Callable[[_Emitter, int, Node, list[str]], None]:
+    def emit(e: _Emitter, i: int, n: Node, ins: list[str]) -> None:
+        e.emit(onnx_op, ins, e.name(i), **attrs)
+
+    return emit
+
+
+def _relu6(e: _Emitter, i: int, n: Node, ins: list[str]) -> None:
+    e.emit("Clip", [ins[0], e.const(f"n{i}.min", 0.0), e.const(f"n{i}.max", 6.0)], e.name(i))
+
+
+def _silu(e: _Emitter, i: int, n: Node, ins: list[str]) -> None:
+    e.emit("Sigmoid", ins, f"n{i}.sigmoid")
+    e.emit("Mul", [ins[0], f"n{i}.sigmoid"], e.name(i))
+
+
+def _linear(e: _Emitter, i: int, n: Node, ins: list[str]) -> None:
+    fin, fout = e.graph.in_shapes(i)[0][1], n.attrs["out_features"]
+    inputs = [ins[0], e.weight(f"n{i}.weight", (fout, fin), fin)]
+    if n.attrs["bias"]:
+        inputs.append(e.const(f"n{i}.bias", np.zeros(fout)))
+    e.emit("Gemm", inputs, e.name(i), transB=1)
+
+
+def _reshape(e: _Emitter, i: int, n: Node, ins: list[str]) -> None:
+    e.emit("Reshape", [ins[0], e.const(f"n{i}.shape", n.attrs["shape"], np.int64)], e.name(i))
+
+
+def _upsample(e: _Emitter, i: int, n: Node, ins: list[str]) -> None:
+    s = float(n.attrs["scale"])
+    mode = "nearest" if n.attrs["mode"] == "nearest" else "linear"
+    e.emit("Resize", [ins[0], "", e.const(f"n{i}.scales", [1.0, 1.0, s, s])], e.name(i), mode=mode)
+
+
+EMITTERS: dict[str, Callable[[_Emitter, int, Node, list[str]], None]] = {
+    "conv": _conv,
+    "batchnorm": _batchnorm,
+    "relu": _simple("Relu"),
+    "relu6": _relu6,
+    "hardswish": _simple("HardSwish"),
+    "hardsigmoid": _simple("HardSigmoid", alpha=1.0 / 6, beta=0.5),
+    "sigmoid": _simple("Sigmoid"),
+    "silu": _silu,
+    "gelu": _simple("Gelu"),
+    "identity": _simple("Identity"),
+    "add": _simple("Add"),
+    "mul": _simple("Mul"),
+    "concat": _simple("Concat", axis=1),
+    "avgpool": _pool("AveragePool"),
+    "maxpool": _pool("MaxPool"),
+    "global_avgpool": _simple("GlobalAveragePool"),
+    "linear": _linear,
+    "flatten": _simple("Flatten", axis=1),
+    "reshape": _reshape,
+    "upsample": _upsample,
+    "pixel_shuffle": lambda e, i, n, ins: e.emit("DepthToSpace", ins, e.name(i), blocksize=n.attrs["upscale"],
+                                                 mode="CRD"),
+}
+
+
+def to_onnx(graph: ComputationGraph, seed: int = 0, name: str = "hwnas_cg") -> onnx.ModelProto:
+    """An ONNX model computing ``graph`` with seeded random weights."""
+    graph = graph.canonical()
+    e = _Emitter(graph, seed)
+    for index, node in enumerate(graph.nodes):
+        if node.op == "input":
+            continue
+        EMITTERS[node.op](e, index, node, [e.name(j) for j in node.inputs])
+    # An output that is also another output's producer still needs its own graph output name.
+    outputs = []
+    for k, index in enumerate(graph.outputs):
+        out_name = f"output{k}" if len(graph.outputs) > 1 else "output"
+        e.nodes.append(helper.make_node("Identity", [e.name(index)], [out_name], name=out_name))
+        outputs.append(helper.make_tensor_value_info(out_name, TensorProto.FLOAT, list(graph.nodes[index].out_shape)))
+    onnx_graph = helper.make_graph(
+        e.nodes, name,
+        [helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, list(graph.input_shape))],
+        outputs, initializer=e.inits,
+    )
+    model = helper.make_model(onnx_graph, opset_imports=[helper.make_opsetid("", OPSET)],
+                              producer_name="hwnas", producer_version="cg/1")
+    model.ir_version = 9  # readable by onnxruntime >= 1.15
+    onnx.checker.check_model(model)
+    return model
+
+
+def to_onnx_bytes(graph: ComputationGraph, seed: int = 0) -> bytes:
+    return to_onnx(graph, seed).SerializeToString()

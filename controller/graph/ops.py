@@ -1,0 +1,199 @@
+"""The primitive operations of the computation-graph IR, one registry entry each.
+
+An entry knows how many inputs the op takes, which attributes it carries, how
+to infer its output shape, and what it costs (multiply-accumulates and
+learnable parameters). Shapes are NCHW for feature maps and (N, F) after
+flatten/linear. MACs count convolutions and linear layers, the convention of
+published FLOPs figures (ResNet-50: 4.1 G); element-wise ops, pooling and
+normalisation count zero MACs.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+Shape = tuple[int, ...]
+Attrs = Mapping[str, Any]
+
+
+class ShapeError(ValueError):
+    """An op cannot take inputs of these shapes."""
+
+
+def _conv_out(size: int, k: int, s: int, p0: int, p1: int, d: int, ceil: bool = False) -> int:
+    span = size + p0 + p1 - d * (k - 1) - 1
+    out = (math.ceil(span / s) if ceil else span // s) + 1
+    if ceil and (out - 1) * s >= size + p0:  # the last window must start inside the input or left pad
+        out -= 1
+    if out <= 0:
+        raise ShapeError(f"window {k} (dilation {d}, stride {s}) does not fit input size {size} with padding")
+    return out
+
+
+def _spatial(shape: Shape, attrs: Attrs, ceil: bool = False) -> tuple[int, int]:
+    kh, kw = attrs["kernel"]
+    sh, sw = attrs["stride"]
+    pt, pl, pb, pr = attrs["padding"]
+    dh, dw = attrs.get("dilation", (1, 1))
+    return (
+        _conv_out(shape[2], kh, sh, pt, pb, dh, ceil),
+        _conv_out(shape[3], kw, sw, pl, pr, dw, ceil),
+    )
+
+
+def _need_rank(shape: Shape, rank: int, op: str) -> None:
+    if len(shape) != rank:
+        raise ShapeError(f"{op} needs a rank-{rank} input, got {list(shape)}")
+
+
+def _infer_conv(ins: list[Shape], a: Attrs) -> Shape:
+    (x,) = ins
+    _need_rank(x, 4, "conv")
+    groups = a["groups"]
+    if x[1] % groups or a["out_channels"] % groups:
+        raise ShapeError(f"conv groups={groups} must divide in ({x[1]}) and out ({a['out_channels']}) channels")
+    return (x[0], a["out_channels"], *_spatial(x, a))
+
+
+def _infer_pool(ins: list[Shape], a: Attrs) -> Shape:
+    (x,) = ins
+    _need_rank(x, 4, "pool")
+    return (x[0], x[1], *_spatial(x, a, a.get("ceil_mode", False)))
+
+
+def _same(ins: list[Shape], a: Attrs) -> Shape:
+    return ins[0]
+
+
+def _broadcast(ins: list[Shape], a: Attrs) -> Shape:
+    first, second = ins
+    if len(first) != len(second):
+        raise ShapeError(f"element-wise inputs differ in rank: {list(first)} vs {list(second)}")
+    out = []
+    for x, y in zip(first, second, strict=True):
+        if x != y and 1 not in (x, y):
+            raise ShapeError(f"element-wise inputs do not broadcast: {list(first)} vs {list(second)}")
+        out.append(max(x, y))
+    return tuple(out)
+
+
+def _infer_add(ins: list[Shape], a: Attrs) -> Shape:
+    if ins[0] != ins[1]:
+        raise ShapeError(f"add inputs must have equal shapes: {list(ins[0])} vs {list(ins[1])}")
+    return ins[0]
+
+
+def _infer_concat(ins: list[Shape], a: Attrs) -> Shape:
+    first = ins[0]
+    for other in ins[1:]:
+        if len(other) != len(first) or other[:1] != first[:1] or other[2:] != first[2:]:
+            raise ShapeError(f"concat inputs differ outside the channel axis: {[list(s) for s in ins]}")
+    return (first[0], sum(s[1] for s in ins), *first[2:])
+
+
+def _infer_gap(ins: list[Shape], a: Attrs) -> Shape:
+    (x,) = ins
+    _need_rank(x, 4, "global_avgpool")
+    return (x[0], x[1], 1, 1)
+
+
+def _infer_linear(ins: list[Shape], a: Attrs) -> Shape:
+    (x,) = ins
+    _need_rank(x, 2, "linear")
+    return (x[0], a["out_features"])
+
+
+def _infer_flatten(ins: list[Shape], a: Attrs) -> Shape:
+    (x,) = ins
+    return (x[0], math.prod(x[1:]))
+
+
+def _infer_reshape(ins: list[Shape], a: Attrs) -> Shape:
+    (x,) = ins
+    target = tuple(a["shape"])
+    if target[0] != x[0] or math.prod(target) != math.prod(x):
+        raise ShapeError(f"cannot reshape {list(x)} to {list(target)} (batch and element count must match)")
+    return target
+
+
+def _infer_upsample(ins: list[Shape], a: Attrs) -> Shape:
+    (x,) = ins
+    _need_rank(x, 4, "upsample")
+    return (x[0], x[1], x[2] * a["scale"], x[3] * a["scale"])
+
+
+def _infer_pixel_shuffle(ins: list[Shape], a: Attrs) -> Shape:
+    (x,) = ins
+    _need_rank(x, 4, "pixel_shuffle")
+    r = a["upscale"]
+    if x[1] % (r * r):
+        raise ShapeError(f"pixel_shuffle by {r} needs channels divisible by {r * r}, got {x[1]}")
+    return (x[0], x[1] // (r * r), x[2] * r, x[3] * r)
+
+
+def _conv_macs(ins: list[Shape], out: Shape, a: Attrs) -> int:
+    kh, kw = a["kernel"]
+    return math.prod(out) * (ins[0][1] // a["groups"]) * kh * kw
+
+
+def _conv_params(ins: list[Shape], out: Shape, a: Attrs) -> int:
+    kh, kw = a["kernel"]
+    return out[1] * (ins[0][1] // a["groups"]) * kh * kw + (out[1] if a["bias"] else 0)
+
+
+def _linear_macs(ins: list[Shape], out: Shape, a: Attrs) -> int:
+    return out[0] * ins[0][1] * out[1]
+
+
+def _linear_params(ins: list[Shape], out: Shape, a: Attrs) -> int:
+    return ins[0][1] * out[1] + (out[1] if a["bias"] else 0)
+
+
+def _zero(ins: list[Shape], out: Shape, a: Attrs) -> int:
+    return 0
+
+
+@dataclass(frozen=True)
+class OpSpec:
+    name: str
+    arity: int | None  # None: one or more inputs
+    attrs: tuple[str, ...]
+    infer: Callable[[list[Shape], Attrs], Shape]
+    macs: Callable[[list[Shape], Shape, Attrs], int] = _zero
+    params: Callable[[list[Shape], Shape, Attrs], int] = _zero
+    commutative: bool = False
+
+
+_WINDOW = ("kernel", "stride", "padding")
+OPS: dict[str, OpSpec] = {
+    spec.name: spec
+    for spec in (
+        OpSpec("input", 0, ("shape",), lambda ins, a: tuple(a["shape"])),
+        OpSpec("conv", 1, ("out_channels", *_WINDOW, "dilation", "groups", "bias"), _infer_conv,
+               _conv_macs, _conv_params),
+        OpSpec("batchnorm", 1, (), _same, params=lambda ins, out, a: 2 * ins[0][1]),
+        *(OpSpec(act, 1, (), _same) for act in
+          ("relu", "relu6", "hardswish", "hardsigmoid", "sigmoid", "silu", "gelu", "identity")),
+        OpSpec("add", 2, (), _infer_add, commutative=True),
+        OpSpec("mul", 2, (), _broadcast, commutative=True),
+        OpSpec("concat", None, (), _infer_concat),
+        OpSpec("avgpool", 1, (*_WINDOW, "ceil_mode", "count_include_pad"), _infer_pool),
+        OpSpec("maxpool", 1, (*_WINDOW, "ceil_mode"), _infer_pool),
+        OpSpec("global_avgpool", 1, (), _infer_gap),
+        OpSpec("linear", 1, ("out_features", "bias"), _infer_linear, _linear_macs, _linear_params),
+        OpSpec("flatten", 1, (), _infer_flatten),
+        OpSpec("reshape", 1, ("shape",), _infer_reshape),
+        OpSpec("upsample", 1, ("scale", "mode"), _infer_upsample),
+        OpSpec("pixel_shuffle", 1, ("upscale",), _infer_pixel_shuffle),
+    )
+}
+
+
+def op_spec(name: str) -> OpSpec:
+    try:
+        return OPS[name]
+    except KeyError:
+        raise ValueError(f"unknown op {name!r}; known: {sorted(OPS)}") from None

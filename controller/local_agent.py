@@ -1,0 +1,66 @@
+"""Start a device agent as a child process on 127.0.0.1 and stop it again.
+
+``make demo`` and the fault tests use this to run a real agent in its own
+process (so it can be sent SIGTERM or SIGKILL) rather than in-process.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+_LISTENING = re.compile(r"listening on (\S+:\d+)")
+
+
+class LocalAgent:
+    def __init__(self, cache_dir: Path, extra_args: Sequence[str] = (), start_timeout_s: float = 30.0) -> None:
+        cmd = [sys.executable, "-m", "device_agent", "serve", "--host", "127.0.0.1", "--port", "0",
+               "--cache-dir", str(cache_dir), "--log-level", "WARNING", *extra_args]
+        self.process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                        env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        self.output: list[str] = []
+        found = threading.Event()
+        self.address = ""
+
+        def pump() -> None:
+            assert self.process.stdout is not None
+            for line in self.process.stdout:
+                self.output.append(line.rstrip("\n"))
+                match = _LISTENING.search(line)
+                if match and not found.is_set():
+                    self.address = match.group(1)
+                    found.set()
+            found.set()
+
+        threading.Thread(target=pump, daemon=True).start()
+        if not found.wait(start_timeout_s) or not self.address:
+            self.kill()
+            stderr = self.process.stderr.read() if self.process.stderr else ""
+            raise RuntimeError(f"agent did not start: {stderr.strip() or 'no output'}")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout_s: float = 30.0) -> int:
+        """Send ``sig`` and wait for the process; returns its exit code."""
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        return self.process.wait(timeout_s)
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+
+    def stderr_text(self) -> str:
+        return self.process.stderr.read() if self.process.stderr and self.process.poll() is not None else ""
+
+    def __enter__(self) -> LocalAgent:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.process.poll() is None:
+            self.stop()

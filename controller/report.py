@@ -1,0 +1,32 @@
+"""Human-readable tables of profile results."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from controller.client import ProfileRecord
+
+
+def profile_table(records: Sequence[tuple[str, ProfileRecord]]) -> str:
+    """One row per (label, record): headline latency, spread, power, queue and round trip."""
+    header = ["model", "protocol", "latency_ms", "n", "min_ms", "median_ms", "p90_ms", "p99_ms", "max_ms",
+              "std_ms", "power", "queue_ms", "round_trip_ms"]
+    rows = [header]
+    for label, rec in records:
+        s, p = rec.stats, rec.power
+        power = f"{p['mean_power_w']:.2f} W, {p['energy_per_inference_mj']:.3f} mJ/inf" if p["available"] else "n/a"
+        rows.append([
+            label, rec.result["protocol"], f"{rec.latency_ms:.4f}", str(s["count"]), f"{s['min_ms']:.4f}",
+            f"{s['median_ms']:.4f}", f"{s['p90_ms']:.4f}", f"{s['p99_ms']:.4f}", f"{s['max_ms']:.4f}",
+            f"{s['std_ms']:.4f}", power, f"{rec.result['queue_wait_ms']:.1f}", f"{rec.round_trip_ms:.1f}",
+        ])
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    lines = ["  ".join(cell.rjust(w) if j else cell.ljust(w) for j, (cell, w) in enumerate(zip(row, widths)))
+             for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    notes = []
+    for label, rec in records:
+        if not rec.power["available"]:
+            notes.append(f"power for {label}: unavailable: {rec.power['unavailable_reason']}")
+        notes.extend(f"warning for {label}: {w}" for w in rec.result.get("warnings", []))
+    return "\n".join(lines + notes)

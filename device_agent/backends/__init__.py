@@ -1,0 +1,33 @@
+"""Runtime backends, looked up by name.
+
+The registry maps a name to ``module:Class`` so a backend's runtime (and
+whatever heavy library it needs) is imported only when that backend is used.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from device_agent.backends.base import Backend, InputSpec, LoadedModel
+from device_agent.errors import InvalidInput
+from device_agent.power.base import Availability
+
+BACKENDS: dict[str, str] = {
+    "onnxruntime": "device_agent.backends.onnxruntime_backend:OnnxRuntimeBackend",
+}
+
+__all__ = ["BACKENDS", "Backend", "InputSpec", "LoadedModel", "backend_class", "probe_backend"]
+
+
+def backend_class(name: str) -> type[Backend]:
+    """The class registered under ``name``; an unknown name is refused naming the known ones."""
+    try:
+        target = BACKENDS[name]
+    except KeyError:
+        raise InvalidInput(f"unknown backend {name!r}; known: {sorted(BACKENDS)}") from None
+    module_name, _, class_name = target.partition(":")
+    return getattr(importlib.import_module(module_name), class_name)
+
+
+def probe_backend(name: str) -> Availability:
+    return backend_class(name).probe()

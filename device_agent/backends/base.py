@@ -1,0 +1,56 @@
+"""The contract every runtime backend implements.
+
+A backend loads model bytes from the cache into a ``LoadedModel``; the loaded
+model reports its inputs and, given concrete shapes, builds its inputs once and
+returns a ``run_once`` callable that the measurement loop times. Backends know
+nothing of protocols, queues or gRPC.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from device_agent.power.base import Availability
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    name: str
+    dims: tuple[int | None, ...]  # None marks a dynamic dimension
+    dtype: str  # numpy dtype name
+
+
+class LoadedModel(abc.ABC):
+    threads: int  # intra-op threads the runtime actually uses
+
+    @property
+    @abc.abstractmethod
+    def inputs(self) -> list[InputSpec]: ...
+
+    @abc.abstractmethod
+    def bind(self, shapes: dict[str, tuple[int, ...]]) -> Callable[[], None]:
+        """Build inputs of these shapes once; return a callable running one inference."""
+
+    def abort(self) -> None:  # noqa: B027 - optional capability, default is "cannot interrupt"
+        """Interrupt an inference in flight, where the runtime allows it."""
+
+
+class Backend(abc.ABC):
+    name: str
+    runtime_name: str
+
+    @classmethod
+    @abc.abstractmethod
+    def probe(cls) -> Availability:
+        """Whether this host can run the backend, without importing anything heavy."""
+
+    @classmethod
+    @abc.abstractmethod
+    def runtime_version(cls) -> str: ...
+
+    @abc.abstractmethod
+    def load(self, model_path: Path, threads: int) -> LoadedModel:
+        """Load a cached model; raise InvalidInput when the runtime refuses the bytes."""

@@ -1,0 +1,119 @@
+"""ONNX Runtime on the CPU execution provider."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from device_agent.backends.base import Backend, InputSpec, LoadedModel
+from device_agent.errors import InvalidInput
+from device_agent.host import physical_cores
+from device_agent.power.base import Availability
+
+# ONNX tensor type strings -> numpy dtypes for random inputs.
+_ORT_TYPES = {
+    "tensor(float)": "float32",
+    "tensor(float16)": "float16",
+    "tensor(double)": "float64",
+    "tensor(int64)": "int64",
+    "tensor(int32)": "int32",
+    "tensor(int8)": "int8",
+    "tensor(uint8)": "uint8",
+    "tensor(bool)": "bool",
+}
+
+
+def random_input(shape: tuple[int, ...], dtype: str, rng: np.random.Generator) -> np.ndarray:
+    """Inputs for timing: normal floats, small non-negative integers."""
+    if dtype.startswith("float"):
+        return rng.standard_normal(shape).astype(dtype)
+    if dtype == "bool":
+        return rng.integers(0, 2, shape).astype(bool)
+    return rng.integers(0, 8, shape).astype(dtype)
+
+
+class OrtLoadedModel(LoadedModel):
+    def __init__(self, session, threads: int) -> None:  # session: onnxruntime.InferenceSession
+        import onnxruntime as ort
+
+        self._ort = ort
+        self._session = session
+        self._run_options = ort.RunOptions()
+        self.threads = threads
+        self._inputs = []
+        for arg in session.get_inputs():
+            if arg.type not in _ORT_TYPES:
+                raise InvalidInput(f"input {arg.name!r} has unsupported type {arg.type}")
+            dims = tuple(d if isinstance(d, int) and d > 0 else None for d in arg.shape)
+            self._inputs.append(InputSpec(arg.name, dims, _ORT_TYPES[arg.type]))
+        self._outputs = [o.name for o in session.get_outputs()]
+
+    @property
+    def inputs(self) -> list[InputSpec]:
+        return list(self._inputs)
+
+    def bind(self, shapes: dict[str, tuple[int, ...]]) -> Callable[[], None]:
+        rng = np.random.default_rng(0)
+        feed = {spec.name: random_input(shapes[spec.name], spec.dtype, rng) for spec in self._inputs}
+        # A fresh RunOptions per binding: a previous abort() leaves terminate set.
+        run_options = self._ort.RunOptions()
+        self._run_options = run_options
+        session, outputs = self._session, self._outputs
+        try:
+            session.run(outputs, feed, run_options)  # one untimed call surfaces shape errors now
+        except Exception as exc:
+            raise InvalidInput(f"onnxruntime rejected the inputs {dict(shapes)}: {_first_line(exc)}") from exc
+
+        def run_once() -> None:
+            session.run(outputs, feed, run_options)
+
+        return run_once
+
+    def abort(self) -> None:
+        self._run_options.terminate = True
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+class OnnxRuntimeBackend(Backend):
+    name = "onnxruntime"
+    runtime_name = "onnxruntime"
+
+    @classmethod
+    def probe(cls) -> Availability:
+        if importlib.util.find_spec("onnxruntime") is None:
+            return Availability(False, "onnxruntime is not installed (pip install onnxruntime)")
+        return Availability(True, f"onnxruntime {cls.runtime_version()} CPUExecutionProvider")
+
+    @classmethod
+    def runtime_version(cls) -> str:
+        try:
+            return importlib.metadata.version("onnxruntime")
+        except importlib.metadata.PackageNotFoundError:
+            return ""
+
+    def load(self, model_path: Path, threads: int) -> OrtLoadedModel:
+        import onnxruntime as ort
+        from onnxruntime.capi import onnxruntime_pybind11_state as ort_state
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads  # 0 lets onnxruntime pick (one per physical core)
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.log_severity_level = 3
+        try:
+            session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+        except ort_state.InvalidProtobuf as exc:
+            raise InvalidInput(f"model bytes are not an ONNX model: {_first_line(exc)}") from exc
+        except Exception as exc:
+            raise InvalidInput(f"onnxruntime refused the model: {_first_line(exc)}") from exc
+        # onnxruntime's default intra-op pool has one thread per physical core.
+        return OrtLoadedModel(session, threads or physical_cores())

@@ -1,0 +1,119 @@
+"""``hwnas-agent``: start a device agent on a lab machine."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import re
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from device_agent import __version__
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?i?B?)?\s*$", re.IGNORECASE)
+_UNITS = {"": 1, "B": 1, "K": 1e3, "KB": 1e3, "KIB": 1024, "M": 1e6, "MB": 1e6, "MIB": 1 << 20,
+          "G": 1e9, "GB": 1e9, "GIB": 1 << 30, "T": 1e12, "TB": 1e12, "TIB": 1 << 40}
+
+
+def parse_size(text: str) -> int:
+    """'2GiB', '500MB', '1048576' -> bytes."""
+    match = _SIZE.match(text)
+    unit = (match.group(2) or "").upper() if match else None
+    if not match or unit not in _UNITS:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (examples: 2GiB, 500MB, 1048576)")
+    return int(float(match.group(1)) * _UNITS[unit])
+
+
+def default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "hwnas-agent" / "models"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hwnas-agent", description="hwnas device agent: measures models over gRPC.")
+    parser.add_argument("--version", action="version", version=f"hwnas-agent {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="serve the DeviceAgent gRPC service")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0 for all; default %(default)s)")
+    serve.add_argument("--port", type=int, default=50151, help="TCP port, 0 picks a free one (default %(default)s)")
+    serve.add_argument("--backend", action="append", dest="backends", metavar="NAME",
+                       help="runtime backend to enable; repeat for several (default: onnxruntime)")
+    serve.add_argument("--name", default=None, help="agent name reported to the controller (default: hostname)")
+    serve.add_argument("--cache-dir", type=Path, default=None,
+                       help="model cache folder (default: $XDG_CACHE_HOME/hwnas-agent/models)")
+    serve.add_argument("--cache-size", type=parse_size, default=parse_size("2GiB"),
+                       help="cap on cached model bytes, LRU-evicted (default 2GiB)")
+    serve.add_argument("--drain-seconds", type=float, default=0.0,
+                       help="on SIGTERM, let a running measurement finish for this long before aborting it")
+    serve.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+
+    sub.add_parser("info", help="print what this host offers (backends, power sources) as JSON and exit")
+    return parser
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from device_agent.server import AgentConfig, AgentServer  # grpc only when serving
+
+    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    log = logging.getLogger("hwnas.agent")
+    from device_agent.host import hostname
+
+    config = AgentConfig(
+        name=args.name or hostname(),
+        cache_dir=args.cache_dir or default_cache_dir(),
+        cache_capacity_bytes=args.cache_size,
+        backends=args.backends or ["onnxruntime"],
+    )
+    try:
+        server = AgentServer(config, args.host, args.port)
+    except (RuntimeError, ValueError) as exc:
+        print(f"hwnas-agent: {exc}", file=sys.stderr)
+        return 2
+    server.start()
+    print(f"hwnas-agent {__version__} listening on {server.address} as {config.name!r} "
+          f"(backends: {', '.join(config.backends)}; cache: {config.cache_dir})", flush=True)
+
+    stop = threading.Event()
+    received: list[str] = []
+
+    def on_signal(signum, _frame) -> None:
+        received.append(signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    stop.wait()
+    log.info("%s received: shutting down (drain %.1f s)", received[0], args.drain_seconds)
+    outcome = server.stop(args.drain_seconds)
+    log.info("agent stopped: %s", outcome)
+    print(f"hwnas-agent stopped: {outcome}", flush=True)
+    return 0
+
+
+def _info() -> int:
+    from device_agent.backends import BACKENDS, probe_backend
+    from device_agent.power import probe_all
+
+    report = {
+        "agent_version": __version__,
+        "backends": {name: vars(probe_backend(name)) for name in BACKENDS},
+        "power_sources": {name: vars(avail) for name, (_, avail) in probe_all().items()},
+    }
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "serve":
+        return _serve(args)
+    return _info()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,262 @@
+"""One measurement of a loaded model: resolve inputs, warm up, time by a protocol, read power.
+
+The same function runs behind the gRPC agent and in-process (benchmarks use it
+to measure the fabric's overhead), so nothing here knows about gRPC.
+Timing uses ``time.perf_counter_ns`` around each inference, with inputs built
+beforehand and the garbage collector off for the whole timed stretch.
+"""
+
+from __future__ import annotations
+
+import gc
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from device_agent.backends.base import InputSpec, LoadedModel
+from device_agent.errors import InvalidInput, MeasurementStopped
+from device_agent.host import HostState, read_state, state_warnings
+from device_agent.power.base import PowerSource
+from device_agent.protocols import get_protocol
+from device_agent.stats import LatencyStats, summarize
+
+POWER_POLL_NS = 5_000_000_000  # fold energy counters every 5 s so a wrap is never missed
+
+
+@dataclass(frozen=True)
+class MeasureOptions:
+    protocol: str = "latbench"
+    protocol_params: Mapping[str, float] = field(default_factory=dict)
+    batch_size: int = 0
+    input_shapes: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
+    warmup_runs: int | None = None
+    warmup_seconds: float | None = None
+    deadline_seconds: float = 0.0
+
+    def validate(self) -> None:
+        """Refuse nonsense before the request waits in the queue."""
+        if self.batch_size < 0:
+            raise InvalidInput(f"batch_size must be >= 0, got {self.batch_size}")
+        if self.warmup_runs is not None and self.warmup_runs < 0:
+            raise InvalidInput(f"warmup_runs must be >= 0, got {self.warmup_runs}")
+        if self.warmup_seconds is not None and not 0 <= self.warmup_seconds < 3600:
+            raise InvalidInput(f"warmup_seconds must be in [0, 3600), got {self.warmup_seconds}")
+        if self.deadline_seconds < 0:
+            raise InvalidInput(f"deadline_seconds must be >= 0, got {self.deadline_seconds}")
+        for name, dims in self.input_shapes.items():
+            if not dims or any(d <= 0 for d in dims):
+                raise InvalidInput(f"input_shapes[{name!r}] must be positive dims, got {list(dims)}")
+        get_protocol(self.protocol).resolve(self.protocol_params)
+
+
+@dataclass(frozen=True)
+class PowerOutcome:
+    available: bool
+    source: str = ""
+    unavailable_reason: str = ""
+    window_s: float = 0.0
+    energy_j: float = 0.0
+    mean_power_w: float = 0.0
+    energy_per_inference_mj: float = 0.0
+
+
+@dataclass(frozen=True)
+class Measurement:
+    protocol: str
+    protocol_params: dict[str, float]
+    latency_ms: float
+    stats: LatencyStats
+    samples_ns: list[int]
+    power: PowerOutcome
+    host: HostState
+    threads: int
+    batch_size: int
+    input_shapes: dict[str, tuple[int, ...]]
+    warmup_runs_done: int
+    wall_ms: float
+    started_unix_ns: int
+    finished_unix_ns: int
+    warnings: list[str]
+
+
+class StopToken:
+    """Set once, from any thread, to end a measurement; it also interrupts the runtime."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.reason: str | None = None
+        self.status_code = ""
+        self._on_stop: list[Callable[[], None]] = []
+
+    @property
+    def stopped(self) -> bool:
+        return self.reason is not None
+
+    def on_stop(self, callback: Callable[[], None]) -> None:
+        with self._lock:
+            self._on_stop.append(callback)
+            fire = self.reason is not None
+        if fire:
+            callback()
+
+    def stop(self, reason: str, status_code: str) -> None:
+        with self._lock:
+            if self.reason is not None:
+                return
+            self.reason, self.status_code = reason, status_code
+            callbacks = list(self._on_stop)
+        for callback in callbacks:
+            callback()
+
+
+def resolve_input_shapes(
+    specs: list[InputSpec], batch_size: int, requested: Mapping[str, tuple[int, ...]]
+) -> dict[str, tuple[int, ...]]:
+    """Concrete shapes for every model input, checked against what the model fixes."""
+    names = [s.name for s in specs]
+    requested = dict(requested)
+    if "" in requested and len(specs) == 1:  # a nameless shape means "the only input"
+        requested[specs[0].name] = requested.pop("")
+    unknown = sorted(set(requested) - set(names))
+    if unknown:
+        raise InvalidInput(f"input_shapes names {unknown}, but the model's inputs are {names}")
+    shapes = {}
+    for spec in specs:
+        want = requested.get(spec.name)
+        shown = [d if d is not None else "?" for d in spec.dims]
+        if want is not None:
+            if len(want) != len(spec.dims):
+                raise InvalidInput(
+                    f"input {spec.name!r} has rank {len(spec.dims)} {shown}, the request gives {list(want)}"
+                )
+            for axis, (fixed, given) in enumerate(zip(spec.dims, want, strict=True)):
+                if fixed is not None and fixed != given:
+                    raise InvalidInput(
+                        f"input {spec.name!r} expects {shown}: dim {axis} is fixed at {fixed}, "
+                        f"the request gives {given}"
+                    )
+            shapes[spec.name] = tuple(want)
+            continue
+        dims = list(spec.dims)
+        if dims and dims[0] is None:
+            dims[0] = batch_size or 1
+        elif dims and batch_size and dims[0] != batch_size:
+            raise InvalidInput(
+                f"input {spec.name!r} has a fixed batch dimension {dims[0]}; cannot run batch_size={batch_size}"
+            )
+        dynamic = [axis for axis, d in enumerate(dims) if d is None]
+        if dynamic:
+            raise InvalidInput(
+                f"input {spec.name!r} {shown} has dynamic dims at positions {dynamic}; pass input_shapes"
+            )
+        shapes[spec.name] = tuple(int(d) for d in dims)
+    return shapes
+
+
+def measure(
+    model: LoadedModel,
+    options: MeasureOptions,
+    power_source: PowerSource | None,
+    power_unavailable_reason: str = "no power source configured",
+    token: StopToken | None = None,
+) -> Measurement:
+    """Warm up, then time ``model`` by ``options.protocol``; raise MeasurementStopped when stopped."""
+    protocol = get_protocol(options.protocol)
+    params = protocol.resolve(options.protocol_params)
+    shapes = resolve_input_shapes(model.inputs, options.batch_size, options.input_shapes)
+    run_once = model.bind(shapes)
+    token = token or StopToken()
+    token.on_stop(model.abort)
+    timer = None
+    if options.deadline_seconds > 0:
+        timer = threading.Timer(
+            options.deadline_seconds,
+            token.stop,
+            args=(f"measurement passed its deadline of {options.deadline_seconds:g} s", "DEADLINE_EXCEEDED"),
+        )
+        timer.daemon = True
+        timer.start()
+
+    host = read_state()
+    meter = power_source.open() if power_source is not None else None
+    timed = 0
+    last_poll = 0
+
+    def stopped_error() -> MeasurementStopped:
+        return MeasurementStopped(
+            f"{token.reason}; stopped after {timed} timed inferences", token.status_code, timed
+        )
+
+    def time_one() -> int:
+        nonlocal timed, last_poll
+        if token.stopped:
+            raise stopped_error()
+        t0 = time.perf_counter_ns()
+        try:
+            run_once()
+        except Exception:
+            if token.stopped:  # the runtime was interrupted on purpose
+                raise stopped_error() from None
+            raise
+        elapsed = time.perf_counter_ns() - t0
+        timed += 1
+        if meter is not None and t0 - last_poll > POWER_POLL_NS:
+            meter.poll()
+            last_poll = t0
+        return elapsed
+
+    warmup_runs = options.warmup_runs if options.warmup_runs is not None else protocol.default_warmup_runs
+    warmup_s = options.warmup_seconds or 0.0
+    gc_was_enabled = gc.isenabled()
+    gc.collect()
+    gc.disable()
+    wall0, started_unix_ns = time.perf_counter(), time.time_ns()
+    try:
+        warm = 0
+        warm_end = time.perf_counter() + warmup_s
+        while warm < warmup_runs or time.perf_counter() < warm_end:
+            time_one()
+            warm += 1
+        timed = 0
+        if meter is not None:
+            meter.start()
+            last_poll = time.perf_counter_ns()
+        outcome = protocol.run(time_one, params)
+        reading = meter.stop() if meter is not None else None
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+        if timer is not None:
+            timer.cancel()
+    wall_ms = (time.perf_counter() - wall0) * 1e3
+
+    if reading is not None:
+        inferences = len(outcome.samples_ns)
+        power = PowerOutcome(
+            available=True,
+            source=reading.source,
+            window_s=reading.window_s,
+            energy_j=reading.energy_j,
+            mean_power_w=reading.energy_j / reading.window_s if reading.window_s > 0 else 0.0,
+            energy_per_inference_mj=reading.energy_j * 1e3 / inferences,
+        )
+    else:
+        power = PowerOutcome(available=False, unavailable_reason=power_unavailable_reason)
+    return Measurement(
+        protocol=protocol.name,
+        protocol_params=params,
+        latency_ms=outcome.latency_ms,
+        stats=summarize(outcome.samples_ns),
+        samples_ns=outcome.samples_ns,
+        power=power,
+        host=host,
+        threads=model.threads,
+        batch_size=next(iter(shapes.values()))[0] if shapes else 0,
+        input_shapes=shapes,
+        warmup_runs_done=warm,
+        wall_ms=wall_ms,
+        started_unix_ns=started_unix_ns,
+        finished_unix_ns=time.time_ns(),
+        warnings=state_warnings(host),
+    )

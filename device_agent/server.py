@@ -1,0 +1,302 @@
+"""The gRPC face of the agent: upload, cache, FIFO queueing, deadlines, status codes.
+
+Every failure a client can cause becomes a gRPC status with a message that
+says what was wrong; the server keeps serving. The standard health service and
+server reflection are registered so ``grpc_health_probe`` and ``grpcurl`` work.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import platform
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator
+from concurrent import futures
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from device_agent import __version__, host
+from device_agent.backends import Backend, LoadedModel, backend_class
+from device_agent.cache import ModelCache, check_sha256
+from device_agent.errors import AgentError, InvalidInput, MeasurementStopped, ModelNotFound
+from device_agent.fifo import FifoGate
+from device_agent.measure import Measurement, MeasureOptions, StopToken, measure
+from device_agent.power import PowerSource, probe_all
+from device_agent.protocols import PROTOCOLS
+from protos.hwnas.v1 import agent_pb2, agent_pb2_grpc
+
+log = logging.getLogger("hwnas.agent")
+
+SERVICE_NAME = agent_pb2.DESCRIPTOR.services_by_name["DeviceAgent"].full_name
+MAX_CHUNK_BYTES = 1 << 20
+LOADED_MODELS_KEPT = 4  # sessions kept warm so a repeated Profile skips model loading
+
+
+@dataclass
+class AgentConfig:
+    name: str
+    cache_dir: Path
+    cache_capacity_bytes: int = 2 << 30
+    backends: list[str] = field(default_factory=lambda: ["onnxruntime"])
+    max_workers: int = 32
+
+
+def _abort(context: grpc.ServicerContext, error: AgentError) -> None:
+    context.abort(grpc.StatusCode[error.status_code], str(error))
+
+
+class AgentServicer(agent_pb2_grpc.DeviceAgentServicer):
+    def __init__(self, config: AgentConfig) -> None:
+        self.config = config
+        self.cache = ModelCache(config.cache_dir, config.cache_capacity_bytes)
+        self.backends: dict[str, Backend] = {}
+        for name in config.backends:
+            cls = backend_class(name)
+            availability = cls.probe()
+            if not availability.available:
+                raise RuntimeError(f"backend {name!r} cannot run on this host: {availability.detail}")
+            self.backends[name] = cls()
+        self.power_probes = probe_all()
+        self.power_source: PowerSource | None = next(
+            (src for src, avail in self.power_probes.values() if avail.available), None
+        )
+        self.power_unavailable_reason = "; ".join(
+            f"{name}: {avail.detail}" for name, (_, avail) in self.power_probes.items()
+        )
+        self.gate = FifoGate()
+        self._loaded: OrderedDict[tuple[str, str, int], LoadedModel] = OrderedDict()
+        self._current: StopToken | None = None
+        self._current_lock = threading.Lock()
+        self._idle = threading.Event()
+        self._idle.set()
+
+    # -- device info and cache ---------------------------------------------------------------------
+    def GetDeviceInfo(self, request, context):  # noqa: N802 - gRPC method name
+        usage = self.cache.usage()
+        return agent_pb2.DeviceInfo(
+            agent_name=self.config.name,
+            agent_version=__version__,
+            hostname=host.hostname(),
+            cpu_model=host.cpu_model(),
+            cpu_cores_logical=os.cpu_count() or 1,
+            cpu_cores_physical=host.physical_cores(),
+            memory_total_bytes=host.memory_total_bytes(),
+            os=platform.platform(),
+            machine=platform.machine(),
+            python_version=platform.python_version(),
+            runtimes=[
+                agent_pb2.RuntimeVersion(name=b.runtime_name, version=b.runtime_version())
+                for b in self.backends.values()
+            ],
+            backends=list(self.backends),
+            power_sources=[
+                agent_pb2.PowerSourceInfo(name=name, available=avail.available, detail=avail.detail)
+                for name, (_, avail) in self.power_probes.items()
+            ],
+            protocols=sorted(PROTOCOLS),
+            cache_capacity_bytes=usage.capacity_bytes,
+            cache_used_bytes=usage.used_bytes,
+            cache_free_bytes=usage.free_bytes,
+            cached_models=usage.models,
+        )
+
+    def HasModel(self, request, context):  # noqa: N802
+        try:
+            check_sha256(request.sha256)
+        except AgentError as exc:
+            _abort(context, exc)
+        size = self.cache.size_of(request.sha256)
+        return agent_pb2.HasModelResponse(present=size is not None, size_bytes=size or 0)
+
+    def UploadModel(self, request_iterator: Iterable[agent_pb2.UploadModelChunk], context):  # noqa: N802
+        stream: Iterator[agent_pb2.UploadModelChunk] = iter(request_iterator)
+        try:
+            first = next(stream, None)
+            if first is None or first.WhichOneof("part") != "header":
+                raise InvalidInput("the first UploadModelChunk must carry the header (sha256, size_bytes)")
+            header = first.header
+            check_sha256(header.sha256, "header.sha256")
+            if self.cache.size_of(header.sha256) is not None:
+                return agent_pb2.UploadModelResponse(
+                    sha256=header.sha256, size_bytes=header.size_bytes, already_present=True
+                )
+            with self.cache.receive(header.sha256, header.size_bytes) as sink:
+                for chunk in stream:
+                    if chunk.WhichOneof("part") != "data":
+                        raise InvalidInput("only the first UploadModelChunk may carry a header")
+                    if len(chunk.data) > MAX_CHUNK_BYTES:
+                        raise InvalidInput(f"chunk of {len(chunk.data)} bytes exceeds {MAX_CHUNK_BYTES} bytes")
+                    sink.write(chunk.data)
+        except AgentError as exc:
+            log.warning("upload refused: %s", exc)
+            _abort(context, exc)
+        log.info("cached model %s (%d bytes)", header.sha256[:12], header.size_bytes)
+        return agent_pb2.UploadModelResponse(sha256=header.sha256, size_bytes=header.size_bytes)
+
+    # -- profiling ---------------------------------------------------------------------------------
+    def _options(self, request: agent_pb2.ProfileRequest) -> MeasureOptions:
+        opts = request.options
+        shapes: dict[str, tuple[int, ...]] = {}
+        for shape in opts.input_shapes:
+            if shape.name in shapes:
+                raise InvalidInput(f"input_shapes names {shape.name!r} twice")
+            shapes[shape.name] = tuple(int(d) for d in shape.dims)
+        options = MeasureOptions(
+            protocol=opts.protocol or "latbench",
+            protocol_params=dict(opts.protocol_params),
+            batch_size=opts.batch_size,
+            input_shapes=shapes,
+            warmup_runs=opts.warmup_runs if opts.HasField("warmup_runs") else None,
+            warmup_seconds=opts.warmup_seconds if opts.HasField("warmup_seconds") else None,
+            deadline_seconds=opts.deadline_seconds,
+        )
+        options.validate()
+        return options
+
+    def _load(self, sha256: str, backend_name: str, path: Path, threads: int) -> LoadedModel:
+        key = (sha256, backend_name, threads)
+        if key in self._loaded:
+            self._loaded.move_to_end(key)
+            return self._loaded[key]
+        loaded = self.backends[backend_name].load(path, threads)
+        self._loaded[key] = loaded
+        while len(self._loaded) > LOADED_MODELS_KEPT:
+            self._loaded.popitem(last=False)
+        return loaded
+
+    def Profile(self, request: agent_pb2.ProfileRequest, context):  # noqa: N802
+        try:
+            check_sha256(request.model_sha256, "model_sha256")
+            backend_name = request.backend or "onnxruntime"
+            if backend_name not in self.backends:
+                backend_class(backend_name)  # an unregistered name gets the "known backends" message
+                raise InvalidInput(
+                    f"backend {backend_name!r} is not enabled on this agent; enabled: {sorted(self.backends)}"
+                )
+            if request.options.threads < 0:
+                raise InvalidInput(f"threads must be >= 0, got {request.options.threads}")
+            options = self._options(request)
+            if self.cache.size_of(request.model_sha256) is None:
+                raise ModelNotFound(
+                    f"model {request.model_sha256} is not in this agent's cache; upload it first (HasModel/UploadModel)"
+                )
+        except AgentError as exc:
+            _abort(context, exc)
+        return self._profile(request, backend_name, options, context)
+
+    def _profile(self, request, backend_name: str, options: MeasureOptions, context) -> agent_pb2.ProfileResult:
+        remaining = context.time_remaining()
+        deadline = time.monotonic() + remaining if remaining is not None else None
+        token = StopToken()
+        context.add_callback(lambda: token.stop("the client cancelled or its deadline passed", "CANCELLED"))
+        try:
+            with self.gate.turn(deadline, lambda: not context.is_active()) as waited_s:
+                with self._current_lock:
+                    self._current = token
+                    self._idle.clear()
+                try:
+                    with self.cache.pinned(request.model_sha256) as path:
+                        loaded = self._load(request.model_sha256, backend_name, path, request.options.threads)
+                        result = measure(
+                            loaded, options, self.power_source, self.power_unavailable_reason, token
+                        )
+                finally:
+                    with self._current_lock:
+                        self._current = None
+                        self._idle.set()
+        except MeasurementStopped as exc:
+            log.warning("profile of %s stopped: %s", request.model_sha256[:12], exc)
+            _abort(context, exc)
+        except AgentError as exc:
+            _abort(context, exc)
+        log.info(
+            "profiled %s on %s: %.4f ms (%s), waited %.1f ms",
+            request.model_sha256[:12], backend_name, result.latency_ms, result.protocol, waited_s * 1e3,
+        )
+        return self._result(request, backend_name, result, waited_s)
+
+    def _result(self, request, backend_name: str, m: Measurement, waited_s: float) -> agent_pb2.ProfileResult:
+        backend = self.backends[backend_name]
+        return agent_pb2.ProfileResult(
+            model_sha256=request.model_sha256,
+            backend=backend_name,
+            protocol=m.protocol,
+            protocol_params=m.protocol_params,
+            latency_ms=m.latency_ms,
+            stats=agent_pb2.LatencyStats(**vars(m.stats)),
+            samples_ms=[s / 1e6 for s in m.samples_ns] if request.options.return_samples else [],
+            power=agent_pb2.PowerReport(**vars(m.power)),
+            environment=agent_pb2.EnvironmentSnapshot(
+                threads=m.threads,
+                runtime=backend.runtime_name,
+                runtime_version=backend.runtime_version(),
+                **vars(m.host),
+            ),
+            queue_wait_ms=waited_s * 1e3,
+            measurement_wall_ms=m.wall_ms,
+            warmup_runs_done=m.warmup_runs_done,
+            batch_size=m.batch_size,
+            input_shapes=[agent_pb2.TensorShape(name=k, dims=list(v)) for k, v in m.input_shapes.items()],
+            agent_name=self.config.name,
+            agent_version=__version__,
+            started_unix_ns=m.started_unix_ns,
+            finished_unix_ns=m.finished_unix_ns,
+            warnings=m.warnings,
+        )
+
+    # -- shutdown ----------------------------------------------------------------------------------
+    def shut_down(self, drain_seconds: float) -> str:
+        """Refuse queued calls, let the running measurement finish for ``drain_seconds``, then abort it."""
+        self.gate.close("the agent is shutting down")
+        if self._idle.wait(drain_seconds):
+            return "no measurement was running" if drain_seconds == 0 else "the current measurement finished"
+        with self._current_lock:
+            token = self._current
+        if token is not None:
+            token.stop("the agent is shutting down: measurement aborted", "UNAVAILABLE")
+        self._idle.wait(10)
+        return "the current measurement was aborted"
+
+
+class AgentServer:
+    """A running agent: the gRPC server with the agent, health and reflection services."""
+
+    def __init__(self, config: AgentConfig, host_addr: str = "127.0.0.1", port: int = 0) -> None:
+        self.servicer = AgentServicer(config)
+        self.server = grpc.server(
+            futures.ThreadPoolExecutor(max_workers=config.max_workers, thread_name_prefix="hwnas-agent"),
+            maximum_concurrent_rpcs=config.max_workers,
+        )
+        agent_pb2_grpc.add_DeviceAgentServicer_to_server(self.servicer, self.server)
+        self.health = health.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        reflection.enable_server_reflection(
+            (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
+            self.server,
+        )
+        self.port = self.server.add_insecure_port(f"{host_addr}:{port}")
+        if self.port == 0:
+            raise RuntimeError(f"cannot listen on {host_addr}:{port}")
+        self.address = f"{host_addr}:{self.port}"
+
+    def start(self) -> None:
+        self.server.start()
+        for service in ("", SERVICE_NAME):
+            self.health.set(service, health_pb2.HealthCheckResponse.SERVING)
+
+    def stop(self, drain_seconds: float = 0.0) -> str:
+        for service in ("", SERVICE_NAME):
+            self.health.set(service, health_pb2.HealthCheckResponse.NOT_SERVING)
+        outcome = self.servicer.shut_down(drain_seconds)
+        self.server.stop(grace=2).wait()
+        return outcome
+
+    def wait(self) -> None:
+        self.server.wait_for_termination()

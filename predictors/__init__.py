@@ -1,0 +1,1 @@
+"""hwnas predictors: a pure ML library (features in, predictions out). It never imports ``controller``."""

@@ -1,0 +1,53 @@
+"""Regenerate the committed Python code for the wire contract.
+
+Run ``python -m protos.generate`` from the repository root after editing a
+``.proto`` file. ``tests/protos/test_generated_code.py`` regenerates into a
+temporary folder and fails when the committed files differ, so a stale
+``*_pb2.py`` never lands.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+PROTO_FILES = ("protos/hwnas/v1/agent.proto",)
+GENERATED_SUFFIXES = ("_pb2.py", "_pb2.pyi", "_pb2_grpc.py")
+
+
+def generate(out_dir: Path) -> list[Path]:
+    """Run protoc (from grpcio-tools) over every contract file into ``out_dir``."""
+    from grpc_tools import protoc  # dev-only dependency, imported on demand
+
+    import grpc_tools
+
+    include = str(Path(grpc_tools.__file__).parent / "_proto")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    args = [
+        "protoc",
+        f"-I{REPO_ROOT}",
+        f"-I{include}",
+        f"--python_out={out_dir}",
+        f"--pyi_out={out_dir}",
+        f"--grpc_python_out={out_dir}",
+        *(str(REPO_ROOT / proto) for proto in PROTO_FILES),
+    ]
+    code = protoc.main(args)
+    if code != 0:
+        raise RuntimeError(f"protoc failed with exit code {code}")
+    return [
+        out_dir / proto.replace(".proto", suffix)
+        for proto in PROTO_FILES
+        for suffix in GENERATED_SUFFIXES
+    ]
+
+
+def main() -> int:
+    for path in generate(REPO_ROOT):
+        print(f"wrote {path.relative_to(REPO_ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
