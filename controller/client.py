@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import grpc
-from google.protobuf.json_format import MessageToDict
+from google.protobuf.message import Message
 
 from protos.hwnas.v1 import agent_pb2, agent_pb2_grpc
 
@@ -66,8 +66,20 @@ class ProfileRecord:
         return {"agent_address": self.agent_address, "round_trip_ms": self.round_trip_ms, **self.result}
 
 
-def _message_dict(message) -> dict[str, Any]:
-    return MessageToDict(message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True)
+def message_dict(message: Message) -> dict[str, Any]:
+    """A message as plain Python values, every field present, int64 kept as int (unlike proto JSON)."""
+    out: dict[str, Any] = {}
+    for field in message.DESCRIPTOR.fields:
+        value = getattr(message, field.name)
+        if field.message_type is not None and field.message_type.GetOptions().map_entry:
+            out[field.name] = dict(value)
+        elif field.is_repeated:
+            out[field.name] = [message_dict(v) if isinstance(v, Message) else v for v in value]
+        elif field.message_type is not None:
+            out[field.name] = message_dict(value)
+        else:
+            out[field.name] = value
+    return out
 
 
 class AgentClient:
@@ -165,4 +177,4 @@ class AgentClient:
         t0 = time.perf_counter()
         result = self._call("Profile", request, timeout=timeout_s or max(self.timeout_s, 600.0))
         round_trip_ms = (time.perf_counter() - t0) * 1e3
-        return ProfileRecord(agent_address=self.address, result=_message_dict(result), round_trip_ms=round_trip_ms)
+        return ProfileRecord(agent_address=self.address, result=message_dict(result), round_trip_ms=round_trip_ms)

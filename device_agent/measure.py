@@ -88,6 +88,7 @@ class StopToken:
         self.reason: str | None = None
         self.status_code = ""
         self._on_stop: list[Callable[[], None]] = []
+        self._closed = False
 
     @property
     def stopped(self) -> bool:
@@ -100,9 +101,15 @@ class StopToken:
         if fire:
             callback()
 
+    def close(self) -> None:
+        """The measurement is over: later stops (a finished RPC's callback) must not touch the runtime."""
+        with self._lock:
+            self._on_stop.clear()
+            self._closed = True
+
     def stop(self, reason: str, status_code: str) -> None:
         with self._lock:
-            if self.reason is not None:
+            if self.reason is not None or self._closed:
                 return
             self.reason, self.status_code = reason, status_code
             callbacks = list(self._on_stop)
@@ -181,7 +188,7 @@ def measure(
     host = read_state()
     meter = power_source.open() if power_source is not None else None
     timed = 0
-    last_poll = 0
+    last_poll: int | None = None  # set once the meter runs: warm-up is outside the energy window
 
     def stopped_error() -> MeasurementStopped:
         return MeasurementStopped(
@@ -201,7 +208,7 @@ def measure(
             raise
         elapsed = time.perf_counter_ns() - t0
         timed += 1
-        if meter is not None and t0 - last_poll > POWER_POLL_NS:
+        if meter is not None and last_poll is not None and t0 - last_poll > POWER_POLL_NS:
             meter.poll()
             last_poll = t0
         return elapsed
@@ -225,6 +232,7 @@ def measure(
         outcome = protocol.run(time_one, params)
         reading = meter.stop() if meter is not None else None
     finally:
+        token.close()
         if gc_was_enabled:
             gc.enable()
         if timer is not None:

@@ -1,0 +1,46 @@
+"""Shared fixtures: real agents on 127.0.0.1 and small real ONNX models."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from controller.client import AgentClient
+from controller.demo import small_cnn
+from controller.graph.onnx_export import to_onnx_bytes
+from device_agent.server import AgentConfig, AgentServer
+
+
+@pytest.fixture(scope="session")
+def tiny_model() -> bytes:
+    """A ~0.1 ms CNN: quick to time."""
+    return to_onnx_bytes(small_cnn(8, blocks=1))
+
+
+@pytest.fixture(scope="session")
+def medium_model() -> bytes:
+    """A ~1-2 ms CNN: long enough that concurrent calls overlap."""
+    return to_onnx_bytes(small_cnn(64, blocks=2))
+
+
+def start_agent(cache_dir: Path, **config) -> AgentServer:
+    server = AgentServer(AgentConfig(name="test-agent", cache_dir=cache_dir, **config), "127.0.0.1", 0)
+    server.start()
+    return server
+
+
+@pytest.fixture
+def agent(tmp_path: Path) -> Iterator[AgentServer]:
+    """An in-process agent serving real gRPC on 127.0.0.1."""
+    server = start_agent(tmp_path / "cache")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def client(agent: AgentServer) -> Iterator[AgentClient]:
+    with AgentClient(agent.address, timeout_s=60) as c:
+        c.wait_ready()
+        yield c
