@@ -23,7 +23,9 @@ def _input_shape(text: str) -> tuple[str, tuple[int, ...]]:
 def _param(text: str) -> tuple[str, float]:
     key, sep, value = text.partition("=")
     try:
-        return key, float(value) if sep else float("nan")
+        if not (key and sep):
+            raise ValueError
+        return key, float(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"protocol parameter must look like runs=20: {text!r}") from None
 

@@ -21,8 +21,10 @@ def profile_table(records: Sequence[tuple[str, ProfileRecord]]) -> str:
             f"{s['std_ms']:.4f}", power, f"{rec.result['queue_wait_ms']:.1f}", f"{rec.round_trip_ms:.1f}",
         ])
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    lines = ["  ".join(cell.rjust(w) if j else cell.ljust(w) for j, (cell, w) in enumerate(zip(row, widths)))
-             for row in rows]
+    lines = [
+        "  ".join(cell.rjust(w) if j else cell.ljust(w) for j, (cell, w) in enumerate(zip(row, widths, strict=True)))
+        for row in rows
+    ]
     lines.insert(1, "  ".join("-" * w for w in widths))
     notes = []
     for label, rec in records:

@@ -34,12 +34,15 @@ def default_cache_dir() -> Path:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="hwnas-agent", description="hwnas device agent: measures models over gRPC.")
+    parser = argparse.ArgumentParser(
+        prog="hwnas-agent", description="hwnas device agent: measures models over gRPC."
+    )
     parser.add_argument("--version", action="version", version=f"hwnas-agent {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="serve the DeviceAgent gRPC service")
-    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0 for all; default %(default)s)")
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="address to listen on (0.0.0.0 for all; default %(default)s)")
     serve.add_argument("--port", type=int, default=50151, help="TCP port, 0 picks a free one (default %(default)s)")
     serve.add_argument("--backend", action="append", dest="backends", metavar="NAME",
                        help="runtime backend to enable; repeat for several (default: onnxruntime)")

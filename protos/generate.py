@@ -18,9 +18,8 @@ GENERATED_SUFFIXES = ("_pb2.py", "_pb2.pyi", "_pb2_grpc.py")
 
 def generate(out_dir: Path) -> list[Path]:
     """Run protoc (from grpcio-tools) over every contract file into ``out_dir``."""
-    from grpc_tools import protoc  # dev-only dependency, imported on demand
-
     import grpc_tools
+    from grpc_tools import protoc  # dev-only dependency, imported on demand
 
     include = str(Path(grpc_tools.__file__).parent / "_proto")
     out_dir.mkdir(parents=True, exist_ok=True)

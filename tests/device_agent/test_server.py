@@ -87,7 +87,7 @@ def test_concurrent_profiles_run_one_at_a_time_in_arrival_order(client: AgentCli
         t.join(60)
     windows = sorted((int(r["started_unix_ns"]), int(r["finished_unix_ns"]), k) for k, r in results.items())
     assert [k for _, _, k in windows] == [0, 1, 2, 3], "served out of arrival order"
-    for (_, end, _), (start, _, _) in zip(windows, windows[1:]):
+    for (_, end, _), (start, _, _) in zip(windows, windows[1:], strict=False):
         assert end <= start, "two measurements overlapped"
     waits = [results[k]["queue_wait_ms"] for k in range(4)]
     assert waits[3] > waits[1] > 0, waits

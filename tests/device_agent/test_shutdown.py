@@ -1,0 +1,97 @@
+"""Real agent processes: SIGTERM aborts or drains the running measurement; SIGKILL loses nothing."""
+
+import hashlib
+import signal
+import threading
+import time
+from pathlib import Path
+
+import grpc
+import pytest
+
+from controller.client import CHUNK_BYTES, AgentCallError, AgentClient
+from controller.local_agent import LocalAgent
+from protos.hwnas.v1 import agent_pb2, agent_pb2_grpc
+
+
+def profile_in_background(address: str, sha: str, count: int) -> tuple[threading.Thread, dict]:
+    outcome: dict = {}
+
+    def run() -> None:
+        with AgentClient(address) as client:
+            try:
+                outcome["record"] = client.profile(sha, protocol="fixed", protocol_params={"count": count})
+            except AgentCallError as exc:
+                outcome["error"] = exc
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread, outcome
+
+
+def test_sigterm_aborts_the_running_measurement_and_reports_it(tmp_path: Path, medium_model: bytes) -> None:
+    with LocalAgent(tmp_path / "cache") as agent, AgentClient(agent.address) as client:
+        client.wait_ready()
+        sha, _ = client.ensure_model(medium_model)
+        running, first = profile_in_background(agent.address, sha, 1_000_000)
+        time.sleep(1.0)
+        queued, second = profile_in_background(agent.address, sha, 10)
+        time.sleep(0.3)
+        t0 = time.perf_counter()
+        assert agent.stop(signal.SIGTERM) == 0
+        assert time.perf_counter() - t0 < 15
+        running.join(10)
+        queued.join(10)
+    assert first["error"].code == grpc.StatusCode.UNAVAILABLE
+    assert "measurement aborted" in first["error"].details and "stopped after" in first["error"].details
+    assert second["error"].code == grpc.StatusCode.UNAVAILABLE and "shutting down" in second["error"].details
+    assert any("stopped: the current measurement was aborted" in line for line in agent.output)
+
+
+def test_sigterm_with_drain_lets_the_running_measurement_finish(tmp_path: Path, medium_model: bytes) -> None:
+    with LocalAgent(tmp_path / "cache", ["--drain-seconds", "60"]) as agent, AgentClient(agent.address) as client:
+        client.wait_ready()
+        sha, _ = client.ensure_model(medium_model)
+        running, outcome = profile_in_background(agent.address, sha, 600)
+        time.sleep(0.5)
+        assert agent.stop(signal.SIGTERM) == 0
+        running.join(10)
+    assert "error" not in outcome, outcome.get("error")
+    assert outcome["record"].stats["count"] == 600
+    assert any("stopped: the current measurement finished" in line for line in agent.output)
+
+
+def test_sigkill_mid_upload_loses_nothing_and_leaves_no_partial_model(tmp_path: Path, tiny_model: bytes) -> None:
+    cache = tmp_path / "cache"
+    big = bytes(range(256)) * (12 * CHUNK_BYTES // 256)
+    big_sha = hashlib.sha256(big).hexdigest()
+    agent = LocalAgent(cache)
+    with AgentClient(agent.address) as client:
+        client.wait_ready()
+        kept, _ = client.ensure_model(tiny_model)
+    channel = grpc.insecure_channel(agent.address)
+    stub = agent_pb2_grpc.DeviceAgentStub(channel)
+    killed = threading.Event()
+
+    def slow_chunks():
+        yield agent_pb2.UploadModelChunk(header=agent_pb2.UploadHeader(sha256=big_sha, size_bytes=len(big)))
+        for k, start in enumerate(range(0, len(big), CHUNK_BYTES)):
+            if k == 4:
+                killed.set()
+                agent.process.kill()  # SIGKILL while the upload is half done
+            yield agent_pb2.UploadModelChunk(data=big[start:start + CHUNK_BYTES])
+
+    with pytest.raises(grpc.RpcError) as info:
+        stub.UploadModel(slow_chunks(), timeout=30)
+    assert agent.process.wait(10) == -signal.SIGKILL
+    assert killed.is_set() and info.value.code() == grpc.StatusCode.UNAVAILABLE
+    channel.close()
+    assert any((cache / "incoming").iterdir()), "the killed agent should have left its partial upload"
+
+    with LocalAgent(cache) as restarted, AgentClient(restarted.address) as client:
+        client.wait_ready()
+        assert not client.has_model(big_sha)
+        assert client.has_model(kept)
+        assert not any((cache / "incoming").iterdir())
+        record = client.profile(kept, protocol="fixed", protocol_params={"count": 3})
+        assert record.stats["count"] == 3
