@@ -238,7 +238,7 @@ class GraphBuilder:
 
     def __init__(self, input_shape: Sequence[int]) -> None:
         self._nodes: list[Node] = []
-        self._add("input", (), shape=tuple(int(d) for d in input_shape))
+        self.add_node("input", (), shape=tuple(int(d) for d in input_shape))
 
     @property
     def input(self) -> int:
@@ -247,7 +247,8 @@ class GraphBuilder:
     def shape(self, index: int) -> Shape:
         return self._nodes[index].out_shape
 
-    def _add(self, op: str, inputs: Sequence[int], **attrs: Any) -> int:
+    def add_node(self, op: str, inputs: Sequence[int], **attrs: Any) -> int:
+        """Append an op with raw attributes (importers use this); its output shape is inferred."""
         spec = op_spec(op)
         shapes = [self._nodes[i].out_shape for i in inputs]
         out = spec.infer(shapes, attrs)
@@ -258,12 +259,20 @@ class GraphBuilder:
              padding: int | Sequence[int] | None = None, dilation: int | Sequence[int] = 1, groups: int = 1,
              bias: bool = False) -> int:
         k, d = _pair(kernel), _pair(dilation)
-        return self._add("conv", [x], out_channels=out_channels, kernel=k, stride=_pair(stride),
+        return self.add_node("conv", [x], out_channels=out_channels, kernel=k, stride=_pair(stride),
                          padding=_padding(padding, k, d), dilation=d, groups=groups, bias=bias)
+
+    def conv_transpose(self, x: int, out_channels: int, kernel: int | Sequence[int], stride: int | Sequence[int] = 1,
+                       padding: int | Sequence[int] = 0, output_padding: int | Sequence[int] = 0,
+                       groups: int = 1, bias: bool = True) -> int:
+        k = _pair(kernel)
+        return self.add_node("conv_transpose", [x], out_channels=out_channels, kernel=k, stride=_pair(stride),
+                             padding=_padding(padding, k, (1, 1)), dilation=(1, 1), groups=groups, bias=bias,
+                             output_padding=_pair(output_padding))
 
     def op(self, op: str, *inputs: int, **attrs: Any) -> int:
         """Any attribute-free op (activations, batchnorm, add, mul, concat, flatten, identity, pools...)."""
-        return self._add(op, inputs, **attrs)
+        return self.add_node(op, inputs, **attrs)
 
     def pool(self, kind: str, x: int, kernel: int | Sequence[int], stride: int | Sequence[int] | None = None,
              padding: int | Sequence[int] = 0, ceil_mode: bool = False, count_include_pad: bool = True) -> int:
@@ -272,26 +281,31 @@ class GraphBuilder:
                                      padding=_padding(padding, k, (1, 1)), ceil_mode=ceil_mode)
         if kind == "avgpool":
             attrs["count_include_pad"] = count_include_pad
-        return self._add(kind, [x], **attrs)
+        return self.add_node(kind, [x], **attrs)
 
     def linear(self, x: int, out_features: int, bias: bool = True) -> int:
-        return self._add("linear", [x], out_features=out_features, bias=bias)
+        return self.add_node("linear", [x], out_features=out_features, bias=bias)
 
     def reshape(self, x: int, shape: Sequence[int]) -> int:
-        return self._add("reshape", [x], shape=tuple(shape))
+        return self.add_node("reshape", [x], shape=tuple(shape))
 
     def upsample(self, x: int, scale: int, mode: str = "nearest") -> int:
         if mode not in ("nearest", "bilinear"):
             raise ValueError(f"upsample mode must be 'nearest' or 'bilinear', got {mode!r}")
-        return self._add("upsample", [x], scale=scale, mode=mode)
+        return self.add_node("upsample", [x], scale=scale, mode=mode)
 
     def pixel_shuffle(self, x: int, upscale: int) -> int:
-        return self._add("pixel_shuffle", [x], upscale=upscale)
+        return self.add_node("pixel_shuffle", [x], upscale=upscale)
 
     def conv_bn_act(self, x: int, out_channels: int, kernel: int, stride: int = 1, groups: int = 1,
                     act: str | None = "relu") -> int:
         y = self.op("batchnorm", self.conv(x, out_channels, kernel, stride, groups=groups))
         return self.op(act, y) if act else y
+
+    def set_attrs(self, index: int, **attrs: Any) -> None:
+        """Change attributes that do not affect the output shape (an importer folding a bias add)."""
+        node = self._nodes[index]
+        self._nodes[index] = Node(node.op, node.inputs, node.out_shape, {**node.attrs, **attrs})
 
     def build(self, *outputs: int) -> ComputationGraph:
         """The finished graph; nodes that lead to no output are pruned."""

@@ -24,12 +24,16 @@ INPUT_NAME = "input"
 class _Emitter:
     def __init__(self, graph: ComputationGraph, seed: int) -> None:
         self.graph = graph
+        multi = len(graph.outputs) > 1
+        self.output_names = {index: f"output{k}" if multi else "output" for k, index in enumerate(graph.outputs)}
         self.rng = np.random.default_rng(seed)
         self.nodes: list[onnx.NodeProto] = []
         self.inits: list[onnx.TensorProto] = []
 
     def name(self, index: int) -> str:
-        return INPUT_NAME if index == 0 else f"n{index}"
+        if index == 0:
+            return INPUT_NAME
+        return self.output_names.get(index, f"n{index}")
 
     def weight(self, name: str, shape: tuple[int, ...], fan_in: int) -> str:
         data = (self.rng.standard_normal(shape) / np.sqrt(max(fan_in, 1))).astype(np.float32)
@@ -54,6 +58,22 @@ def _conv(e: _Emitter, i: int, n: Node, ins: list[str]) -> None:
         inputs.append(e.const(f"n{i}.bias", np.zeros(n.attrs["out_channels"])))
     e.emit("Conv", inputs, e.name(i), kernel_shape=[kh, kw], strides=list(n.attrs["stride"]),
            pads=_onnx_pads(n.attrs["padding"]), dilations=list(n.attrs["dilation"]), group=n.attrs["groups"])
+
+
+def _conv_transpose(e: _Emitter, i: int, n: Node, ins: list[str]) -> None:
+    cin, groups = e.graph.in_shapes(i)[0][1], n.attrs["groups"]
+    kh, kw = n.attrs["kernel"]
+    w = e.weight(f"n{i}.weight", (cin, n.attrs["out_channels"] // groups, kh, kw), cin * kh * kw)
+    inputs = [ins[0], w]
+    if n.attrs["bias"]:
+        inputs.append(e.const(f"n{i}.bias", np.zeros(n.attrs["out_channels"])))
+    e.emit("ConvTranspose", inputs, e.name(i), kernel_shape=[kh, kw], strides=list(n.attrs["stride"]),
+           pads=_onnx_pads(n.attrs["padding"]), dilations=list(n.attrs["dilation"]), group=groups,
+           output_padding=list(n.attrs["output_padding"]))
+
+
+def _prelu(e: _Emitter, i: int, n: Node, ins: list[str]) -> None:
+    e.emit("PRelu", [ins[0], e.const(f"n{i}.slope", np.full((n.out_shape[1], 1, 1), 0.25))], e.name(i))
 
 
 def _onnx_pads(padding) -> list[int]:
@@ -91,8 +111,8 @@ def _relu6(e: _Emitter, i: int, n: Node, ins: list[str]) -> None:
 
 
 def _silu(e: _Emitter, i: int, n: Node, ins: list[str]) -> None:
-    e.emit("Sigmoid", ins, f"n{i}.sigmoid")
-    e.emit("Mul", [ins[0], f"n{i}.sigmoid"], e.name(i))
+    e.emit("Sigmoid", ins, f"{e.name(i)}.sigmoid")
+    e.emit("Mul", [ins[0], f"{e.name(i)}.sigmoid"], e.name(i))
 
 
 def _linear(e: _Emitter, i: int, n: Node, ins: list[str]) -> None:
@@ -115,7 +135,9 @@ def _upsample(e: _Emitter, i: int, n: Node, ins: list[str]) -> None:
 
 EMITTERS: dict[str, Callable[[_Emitter, int, Node, list[str]], None]] = {
     "conv": _conv,
+    "conv_transpose": _conv_transpose,
     "batchnorm": _batchnorm,
+    "prelu": _prelu,
     "relu": _simple("Relu"),
     "relu6": _relu6,
     "hardswish": _simple("HardSwish"),
@@ -147,12 +169,8 @@ def to_onnx(graph: ComputationGraph, seed: int = 0, name: str = "hwnas_cg") -> o
         if node.op == "input":
             continue
         EMITTERS[node.op](e, index, node, [e.name(j) for j in node.inputs])
-    # An output that is also another output's producer still needs its own graph output name.
-    outputs = []
-    for k, index in enumerate(graph.outputs):
-        out_name = f"output{k}" if len(graph.outputs) > 1 else "output"
-        e.nodes.append(helper.make_node("Identity", [e.name(index)], [out_name], name=out_name))
-        outputs.append(helper.make_tensor_value_info(out_name, TensorProto.FLOAT, list(graph.nodes[index].out_shape)))
+    outputs = [helper.make_tensor_value_info(e.name(i), TensorProto.FLOAT, list(graph.nodes[i].out_shape))
+               for i in graph.outputs]
     onnx_graph = helper.make_graph(
         e.nodes, name,
         [helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, list(graph.input_shape))],

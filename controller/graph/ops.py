@@ -3,7 +3,7 @@
 An entry knows how many inputs the op takes, which attributes it carries, how
 to infer its output shape, and what it costs (multiply-accumulates and
 learnable parameters). Shapes are NCHW for feature maps and (N, F) after
-flatten/linear. MACs count convolutions and linear layers, the convention of
+flatten/linear. MACs count convolutions (transposed too) and linear layers, the convention of
 published FLOPs figures (ResNet-50: 4.1 G); element-wise ops, pooling and
 normalisation count zero MACs.
 """
@@ -56,6 +56,20 @@ def _infer_conv(ins: list[Shape], a: Attrs) -> Shape:
     if x[1] % groups or a["out_channels"] % groups:
         raise ShapeError(f"conv groups={groups} must divide in ({x[1]}) and out ({a['out_channels']}) channels")
     return (x[0], a["out_channels"], *_spatial(x, a))
+
+
+def _infer_conv_transpose(ins: list[Shape], a: Attrs) -> Shape:
+    (x,) = ins
+    _need_rank(x, 4, "conv_transpose")
+    if x[1] % a["groups"] or a["out_channels"] % a["groups"]:
+        raise ShapeError(f"conv_transpose groups={a['groups']} must divide in and out channels")
+    (kh, kw), (sh, sw), (pt, pl, pb, pr) = a["kernel"], a["stride"], a["padding"]
+    (dh, dw), (oph, opw) = a["dilation"], a["output_padding"]
+    out_h = (x[2] - 1) * sh - pt - pb + dh * (kh - 1) + oph + 1
+    out_w = (x[3] - 1) * sw - pl - pr + dw * (kw - 1) + opw + 1
+    if out_h <= 0 or out_w <= 0:
+        raise ShapeError(f"conv_transpose of {list(x)} gives a non-positive size")
+    return (x[0], a["out_channels"], out_h, out_w)
 
 
 def _infer_pool(ins: list[Shape], a: Attrs) -> Shape:
@@ -144,6 +158,16 @@ def _conv_params(ins: list[Shape], out: Shape, a: Attrs) -> int:
     return out[1] * (ins[0][1] // a["groups"]) * kh * kw + (out[1] if a["bias"] else 0)
 
 
+def _conv_transpose_macs(ins: list[Shape], out: Shape, a: Attrs) -> int:
+    kh, kw = a["kernel"]
+    return math.prod(ins[0]) * (out[1] // a["groups"]) * kh * kw
+
+
+def _conv_transpose_params(ins: list[Shape], out: Shape, a: Attrs) -> int:
+    kh, kw = a["kernel"]
+    return ins[0][1] * (out[1] // a["groups"]) * kh * kw + (out[1] if a["bias"] else 0)
+
+
 def _linear_macs(ins: list[Shape], out: Shape, a: Attrs) -> int:
     return out[0] * ins[0][1] * out[1]
 
@@ -174,7 +198,10 @@ OPS: dict[str, OpSpec] = {
         OpSpec("input", 0, ("shape",), lambda ins, a: tuple(a["shape"])),
         OpSpec("conv", 1, ("out_channels", *_WINDOW, "dilation", "groups", "bias"), _infer_conv,
                _conv_macs, _conv_params),
+        OpSpec("conv_transpose", 1, ("out_channels", *_WINDOW, "dilation", "groups", "bias", "output_padding"),
+               _infer_conv_transpose, _conv_transpose_macs, _conv_transpose_params),
         OpSpec("batchnorm", 1, (), _same, params=lambda ins, out, a: 2 * ins[0][1]),
+        OpSpec("prelu", 1, (), _same, params=lambda ins, out, a: ins[0][1]),
         *(OpSpec(act, 1, (), _same) for act in
           ("relu", "relu6", "hardswish", "hardsigmoid", "sigmoid", "silu", "gelu", "identity")),
         OpSpec("add", 2, (), _infer_add, commutative=True),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 import importlib.util
 from collections.abc import Callable
@@ -77,6 +78,15 @@ class OrtLoadedModel(LoadedModel):
         self._run_options.terminate = True
 
 
+@functools.cache
+def _installed_version(distribution: str) -> str:
+    """Package metadata lookups scan site-packages; every result carries the version, so look once."""
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return ""
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
@@ -94,10 +104,7 @@ class OnnxRuntimeBackend(Backend):
 
     @classmethod
     def runtime_version(cls) -> str:
-        try:
-            return importlib.metadata.version("onnxruntime")
-        except importlib.metadata.PackageNotFoundError:
-            return ""
+        return _installed_version("onnxruntime")
 
     def load(self, model_path: Path, threads: int) -> OrtLoadedModel:
         import onnxruntime as ort

@@ -1,0 +1,1 @@
+"""Benchmark scripts; each prints the figures recorded in docs/benchmarks.md."""
