@@ -44,10 +44,10 @@ def overhead_and_repeatability(client: AgentClient, zoo, params: dict, repeats: 
         path.write_bytes(model)
         loaded = backend.load(path, THREADS)
 
-        def local() -> float:
+        def local(loaded=loaded) -> float:
             return measure(loaded, options, None).latency_ms
 
-        def remote() -> float:
+        def remote(sha=sha) -> float:
             return client.profile(sha, protocol="latbench", protocol_params=params, threads=THREADS).latency_ms
 
         order = (local, remote, remote, local) if k % 2 == 0 else (remote, local, local, remote)
