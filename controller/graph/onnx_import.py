@@ -24,6 +24,7 @@ import onnx
 from onnx import numpy_helper, shape_inference
 
 from controller.graph.ir import ComputationGraph, GraphBuilder
+from controller.graph.onnx_weights import split_weights
 
 
 class UnsupportedOpsError(ValueError):
@@ -324,34 +325,44 @@ def _input_shape(graph: onnx.GraphProto, given: Sequence[int] | None) -> tuple[s
     return value.name, tuple(dims)  # type: ignore[arg-type]
 
 
+def _evaluate_constant(node: onnx.NodeProto, consts: dict[str, np.ndarray], opset: int) -> list[np.ndarray]:
+    from onnx.reference import ReferenceEvaluator
+
+    evaluator = ReferenceEvaluator(node, opsets={"": opset})
+    return list(evaluator.run(None, {v: consts[v] for v in node.input if v}))
+
+
 def from_onnx(model: onnx.ModelProto | bytes | str | Path,
               input_shape: Sequence[int] | None = None) -> ComputationGraph:
     """Import a CNN; raises UnsupportedOpsError naming every op the IR lacks."""
     model = _load(model)
     input_name, shape = _input_shape(model.graph, input_shape)
-    fixed = onnx.ModelProto()
-    fixed.CopyFrom(model)
-    for value in fixed.graph.input:
+    consts, skeleton = split_weights(model)
+    for value in skeleton.graph.input:
         if value.name == input_name:
             for dim, size in zip(value.type.tensor_type.shape.dim, shape, strict=True):
                 dim.Clear()
                 dim.dim_value = size
-    del fixed.graph.value_info[:]
-    inferred = shape_inference.infer_shapes(fixed, data_prop=True)
+    inferred = shape_inference.infer_shapes(skeleton, data_prop=True)
     shapes: dict[str, tuple[int, ...]] = {input_name: shape}
     for value in [*inferred.graph.value_info, *inferred.graph.output]:
         dims = value.type.tensor_type.shape.dim
         if dims and all(d.HasField("dim_value") for d in dims):
             shapes[value.name] = tuple(d.dim_value for d in dims)
-    consts = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
     for node in model.graph.node:
         if node.op_type == "Constant":
             consts[node.output[0]] = numpy_helper.to_array(_attrs(node)["value"])
 
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 17)
     builder = GraphBuilder(shape)
     ctx = _Ctx(builder, consts, {input_name: builder.input}, shapes)
     for node in model.graph.node:
         if node.op_type == "Constant":
+            continue
+        if node.input and all(v in consts for v in node.input if v):
+            # Exporters reshape or pass weights through small ops (Identity, Unsqueeze): fold them.
+            for name, value in zip(node.output, _evaluate_constant(node, consts, opset), strict=True):
+                consts[name] = value
             continue
         handler = HANDLERS.get(node.op_type)
         if handler is None:

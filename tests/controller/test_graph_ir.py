@@ -1,0 +1,136 @@
+"""The CG IR: shapes, canonical form and arch_id, JSON, FLOPs/params, export to onnxruntime."""
+
+import json
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+
+from controller.graph import ComputationGraph, GraphBuilder, ShapeError
+from controller.graph.onnx_export import to_onnx
+
+
+def every_op_graph() -> ComputationGraph:
+    """One graph using every op of the IR."""
+    b = GraphBuilder((2, 3, 16, 16))
+    x = b.op("batchnorm", b.conv(b.input, 8, 3, bias=True))
+    branches = [b.op(act, x) for act in ("relu", "relu6", "hardswish", "sigmoid", "silu", "gelu", "prelu")]
+    y = b.op("concat", *branches)
+    y = b.conv(y, 16, 3, stride=2, groups=8)  # grouped
+    y = b.conv(y, 16, 3, groups=16, dilation=2)  # depthwise, dilated
+    gate = b.op("hardsigmoid", b.op("global_avgpool", y))
+    y = b.op("mul", y, gate)
+    y = b.op("add", y, b.op("identity", y))
+    y = b.pool("avgpool", y, 3, 1, 1, count_include_pad=False)
+    y = b.pool("maxpool", y, 3, 2, 1, ceil_mode=True)
+    up = b.pixel_shuffle(b.conv(y, 64, 1), 2)
+    up = b.upsample(up, 2, "bilinear")
+    up = b.conv_transpose(up, 8, 4, stride=2, padding=1)
+    z = b.reshape(b.op("global_avgpool", up), (2, 8))
+    z = b.linear(b.op("flatten", b.op("global_avgpool", y)), 8)
+    w = b.op("add", z, b.reshape(b.op("global_avgpool", up), (2, 8)))
+    return b.build(w, up)
+
+
+def test_every_op_of_the_ir_is_used_by_the_fixture() -> None:
+    from controller.graph import OPS
+
+    assert set(every_op_graph().op_counts()) == set(OPS) - {"input"}
+
+
+def test_shapes_are_inferred_and_wrong_shapes_name_the_node() -> None:
+    b = GraphBuilder((1, 3, 32, 32))
+    x = b.conv(b.input, 16, 3, stride=2)
+    assert b.shape(x) == (1, 16, 16, 16)
+    with pytest.raises(ShapeError, match="add inputs must have equal shapes"):
+        b.op("add", x, b.conv(b.input, 16, 3))
+    with pytest.raises(ShapeError, match="groups=5 must divide"):
+        b.conv(x, 16, 3, groups=5)
+    with pytest.raises(ShapeError, match="needs a rank-2 input"):
+        b.linear(x, 10)
+
+
+def test_canonical_form_ignores_construction_order_and_operand_order() -> None:
+    def build(swap: bool) -> ComputationGraph:
+        b = GraphBuilder((1, 8, 8, 8))
+        if swap:
+            p = b.pool("avgpool", b.input, 3, 1, 1)
+            c = b.conv(b.input, 8, 3)
+        else:
+            c = b.conv(b.input, 8, 3)
+            p = b.pool("avgpool", b.input, 3, 1, 1)
+        return b.build(b.op("add", p, c) if swap else b.op("add", c, p))
+
+    first, second = build(False), build(True)
+    assert first.nodes != second.nodes
+    assert first.to_json() == second.to_json() and first.arch_id == second.arch_id
+    assert len(first.arch_id) == 64
+
+
+def test_concat_order_matters() -> None:
+    def build(order: tuple[int, int]) -> ComputationGraph:
+        b = GraphBuilder((1, 8, 8, 8))
+        branches = [b.conv(b.input, 8, 3), b.conv(b.input, 4, 1)]
+        return b.build(b.op("concat", branches[order[0]], branches[order[1]]))
+
+    assert build((0, 1)).arch_id != build((1, 0)).arch_id
+
+
+def test_json_round_trip_and_hash_stability() -> None:
+    graph = every_op_graph()
+    text = graph.to_json()
+    again = ComputationGraph.from_json(text)
+    assert again == graph and again.arch_id == graph.arch_id
+    data = json.loads(text)
+    assert data["format"] == "hwnas.cg/1"
+    conv = next(n for n in data["nodes"] if n["op"] == "conv")
+    assert {"kernel", "stride", "padding", "dilation", "groups", "bias", "out_shape", "inputs"} <= set(conv)
+
+
+def test_malformed_json_names_the_field() -> None:
+    data = json.loads(every_op_graph().to_json())
+    del data["nodes"][1]["out_shape"]
+    with pytest.raises(ValueError, match=r"nodes\[1\] lacks field 'out_shape'"):
+        ComputationGraph.from_dict(data)
+    data = json.loads(every_op_graph().to_json())
+    data["nodes"][1]["out_shape"][1] += 1
+    with pytest.raises(ShapeError, match="node 1"):
+        ComputationGraph.from_dict(data)
+
+
+def test_nodes_that_lead_nowhere_are_pruned() -> None:
+    b = GraphBuilder((1, 3, 8, 8))
+    b.conv(b.input, 4, 3)  # dead branch
+    out = b.op("relu", b.input)
+    assert b.build(out).op_counts() == {"relu": 1}
+
+
+def test_macs_and_params_of_a_conv_by_hand() -> None:
+    b = GraphBuilder((1, 16, 10, 10))
+    b.conv(b.input, 32, 3, stride=2, groups=4, bias=True)
+    g = b.build()
+    assert g.macs() == 1 * 32 * 5 * 5 * (16 // 4) * 9
+    assert g.params() == 32 * 4 * 9 + 32
+
+
+def test_export_runs_in_onnxruntime_and_shape_inference_agrees_on_every_node() -> None:
+    graph = every_op_graph().canonical()
+    model = to_onnx(graph)
+    inferred = onnx.shape_inference.infer_shapes(model, strict_mode=True)
+    shapes = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim]
+              for v in [*inferred.graph.value_info, *inferred.graph.output]}
+    names = {i: f"n{i}" for i in range(1, len(graph.nodes))}
+    names.update({o: f"output{k}" for k, o in enumerate(graph.outputs)})
+    for index, name in names.items():
+        assert shapes[name] == list(graph.nodes[index].out_shape), f"node {index} {graph.nodes[index].op}"
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    outputs = session.run(None, {"input": np.random.default_rng(0).standard_normal((2, 3, 16, 16), np.float32)})
+    assert [list(o.shape) for o in outputs] == [list(graph.nodes[o].out_shape) for o in graph.outputs]
+    assert all(np.isfinite(o).all() for o in outputs)
+
+
+def test_export_is_deterministic_for_a_seed() -> None:
+    graph = every_op_graph()
+    assert to_onnx(graph, seed=3).SerializeToString() == to_onnx(graph, seed=3).SerializeToString()
+    assert to_onnx(graph, seed=3).SerializeToString() != to_onnx(graph, seed=4).SerializeToString()

@@ -1,0 +1,107 @@
+"""ONNX -> CG on torchvision-style CNNs and super-resolution nets; FLOPs/params cross-checked."""
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+from fvcore.nn import FlopCountAnalysis
+from torch import nn
+
+from controller.graph.onnx_export import to_onnx
+from controller.graph.onnx_import import UnsupportedOpsError, from_onnx
+
+from .reference_models import EDSR, FSRCNN, export_onnx, mobilenet_v3_large, resnet50, vgg16
+
+REFERENCE = {
+    "resnet50": (resnet50, (1, 3, 224, 224)),
+    "vgg16": (vgg16, (1, 3, 224, 224)),
+    "mobilenet_v3_large": (mobilenet_v3_large, (1, 3, 224, 224)),
+    "edsr": (EDSR, (1, 3, 48, 48)),
+    "fsrcnn": (FSRCNN, (1, 1, 32, 32)),
+}
+
+
+@pytest.fixture(scope="module")
+def imported() -> dict:
+    torch.manual_seed(0)
+    out = {}
+    for name, (factory, shape) in REFERENCE.items():
+        model = factory().eval()
+        out[name] = (model, shape, from_onnx(export_onnx(model, shape)))
+    return out
+
+
+def fvcore_macs(model: nn.Module, shape) -> int:
+    """fvcore counts one multiply-add as one flop; keep its conv and linear rows (our MACs' definition)."""
+    analysis = FlopCountAnalysis(model, torch.randn(*shape))
+    analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
+    rows = analysis.by_operator()
+    return sum(v for k, v in rows.items() if k in ("conv", "linear", "addmm", "matmul", "conv_transpose"))
+
+
+@pytest.mark.parametrize("name", ["resnet50", "vgg16", "mobilenet_v3_large", "edsr"])
+def test_macs_agree_with_fvcore_within_one_percent(imported, name: str) -> None:
+    model, shape, graph = imported[name]
+    assert graph.macs() == pytest.approx(fvcore_macs(model, shape), rel=0.01)
+
+
+@pytest.mark.parametrize("name", list(REFERENCE))
+def test_params_agree_with_torch(imported, name: str) -> None:
+    model, _, graph = imported[name]
+    assert graph.params() == pytest.approx(sum(p.numel() for p in model.parameters()), rel=0.01)
+
+
+def test_published_figures(imported) -> None:
+    """torchvision's model cards: ResNet-50 4.09 GMACs / 25.56 M params, VGG-16 15.47 G / 138.36 M,
+    MobileNetV3-Large 0.22 G / 5.48 M."""
+    for name, gmacs, mparams in (("resnet50", 4.09, 25.56), ("vgg16", 15.47, 138.36),
+                                 ("mobilenet_v3_large", 0.22, 5.48)):
+        graph = imported[name][2]
+        assert graph.macs() / 1e9 == pytest.approx(gmacs, abs=0.01)
+        assert graph.params() / 1e6 == pytest.approx(mparams, abs=0.01)
+
+
+def test_op_inventory_of_mobilenet_v3(imported) -> None:
+    graph = imported["mobilenet_v3_large"][2]
+    counts = graph.op_counts()
+    assert counts["hardswish"] == 21 and counts["hardsigmoid"] == 8 and counts["mul"] == 8  # 8 SE blocks
+    depthwise = [n for n in graph.nodes if n.op == "conv" and n.attrs["groups"] > 1]
+    assert len(depthwise) == 15 and all(n.attrs["groups"] == n.out_shape[1] for n in depthwise)
+
+
+@pytest.mark.parametrize("name", list(REFERENCE))
+def test_round_trip_gives_the_same_canonical_form_and_runs(imported, name: str) -> None:
+    model, shape, graph = imported[name]
+    exported = to_onnx(graph)
+    assert from_onnx(exported).to_json() == graph.to_json()
+    session = ort.InferenceSession(exported.SerializeToString(), providers=["CPUExecutionProvider"])
+    (out,) = session.run(None, {"input": np.zeros(shape, np.float32)})
+    with torch.no_grad():
+        assert out.shape == tuple(model(torch.zeros(*shape)).shape)
+
+
+def test_unsupported_ops_are_listed_by_name_never_dropped() -> None:
+    class Odd(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(3, 8, 3)
+            self.norm = nn.LayerNorm([8, 6, 6])
+
+        def forward(self, x):
+            y = self.norm(self.conv(x))
+            return torch.softmax(y.flatten(1), dim=1)
+
+    with pytest.raises(UnsupportedOpsError) as info:
+        from_onnx(export_onnx(Odd(), (1, 3, 8, 8)))
+    assert "Softmax x1" in str(info.value)
+    assert "LayerNormalization" in str(info.value) or "ReduceMean" in str(info.value)
+
+
+def test_dynamic_shapes_need_an_input_shape() -> None:
+    model = export_onnx(EDSR(blocks=1, channels=8), (1, 3, 24, 24), dynamic_batch=True)
+    with pytest.raises(ValueError, match=r"input 'x' has dynamic dims \['\?', 3, 24, 24\]; give an input shape"):
+        from_onnx(model)
+    graph = from_onnx(model, input_shape=(4, 3, 24, 24))
+    assert graph.input_shape == (4, 3, 24, 24) and graph.nodes[graph.outputs[0]].out_shape == (4, 3, 48, 48)
+    with pytest.raises(ValueError, match="does not fit"):
+        from_onnx(model, input_shape=(4, 1, 24, 24))
