@@ -9,11 +9,13 @@ as x * sigmoid(x), which the importer folds back.
 
 from __future__ import annotations
 
+import functools
+import math
 from collections.abc import Callable
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto, helper
 
 from controller.graph.ir import ComputationGraph, Node
 from controller.graph.onnx_weights import split_weights
@@ -22,14 +24,32 @@ OPSET = 20
 INPUT_NAME = "input"
 
 
+_POOL_SIZE = 1 << 20
+
+
+@functools.cache
+def _random_pool(seed: int) -> np.ndarray:
+    """One megafloat of uniform noise in [-1, 1) per seed; weights are windows of it.
+
+    Drawing fresh normals for every weight made export of an OFA subnet take ~60 ms; copying windows
+    of a cached pool is memory speed. Timing needs bounded, non-zero, deterministic values, not
+    independent ones.
+    """
+    pool = np.random.default_rng(seed).random(_POOL_SIZE, dtype=np.float32)
+    pool *= 2
+    pool -= 1
+    pool.setflags(write=False)
+    return pool
+
+
 class _Emitter:
     def __init__(self, graph: ComputationGraph, seed: int) -> None:
         self.graph = graph
+        self.pool = _random_pool(seed)
+        self.offset = 0
+        self.model = onnx.ModelProto()
         multi = len(graph.outputs) > 1
         self.output_names = {index: f"output{k}" if multi else "output" for k, index in enumerate(graph.outputs)}
-        self.rng = np.random.default_rng(seed)
-        self.nodes: list[onnx.NodeProto] = []
-        self.inits: list[onnx.TensorProto] = []
 
     def name(self, index: int) -> str:
         if index == 0:
@@ -37,17 +57,28 @@ class _Emitter:
         return self.output_names.get(index, f"n{index}")
 
     def weight(self, name: str, shape: tuple[int, ...], fan_in: int) -> str:
-        data = self.rng.standard_normal(shape, dtype=np.float32)
-        data *= np.float32(1 / np.sqrt(max(fan_in, 1)))
-        self.inits.append(numpy_helper.from_array(data, name))
-        return name
+        size = math.prod(shape)
+        start = self.offset % _POOL_SIZE
+        self.offset += size + 1  # consecutive weights start at different phases of the pool
+        data = np.resize(np.roll(self.pool, -start), size).reshape(shape) if size > _POOL_SIZE - start \
+            else self.pool[start:start + size].reshape(shape).copy()
+        data *= np.float32(np.sqrt(3.0 / max(fan_in, 1)))  # unit-variance activations, as He-uniform
+        return self._initializer(name, data)
 
     def const(self, name: str, values, dtype=np.float32) -> str:
-        self.inits.append(numpy_helper.from_array(np.asarray(values, dtype=dtype), name))
+        return self._initializer(name, np.asarray(values, dtype=dtype))
+
+    def _initializer(self, name: str, data: np.ndarray) -> str:
+        """Written straight into the model: building lists and copying them in cost more than the weights."""
+        tensor = self.model.graph.initializer.add()
+        tensor.name = name
+        tensor.data_type = helper.np_dtype_to_tensor_dtype(data.dtype)
+        tensor.dims.extend(data.shape)
+        tensor.raw_data = data.tobytes()
         return name
 
     def emit(self, op_type: str, inputs: list[str], output: str, **attrs) -> None:
-        self.nodes.append(helper.make_node(op_type, inputs, [output], name=output, **attrs))
+        self.model.graph.node.append(helper.make_node(op_type, inputs, [output], name=output, **attrs))
 
 
 def _conv(e: _Emitter, i: int, n: Node, ins: list[str]) -> None:
@@ -171,17 +202,17 @@ def to_onnx(graph: ComputationGraph, seed: int = 0, name: str = "hwnas_cg") -> o
         if node.op == "input":
             continue
         EMITTERS[node.op](e, index, node, [e.name(j) for j in node.inputs])
-    outputs = [helper.make_tensor_value_info(e.name(i), TensorProto.FLOAT, list(graph.nodes[i].out_shape))
-               for i in graph.outputs]
-    onnx_graph = helper.make_graph(
-        e.nodes, name,
-        [helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, list(graph.input_shape))],
-        outputs, initializer=e.inits,
+    model = e.model
+    model.graph.name = name
+    model.graph.input.append(helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, list(graph.input_shape)))
+    model.graph.output.extend(
+        helper.make_tensor_value_info(e.name(i), TensorProto.FLOAT, list(graph.nodes[i].out_shape))
+        for i in graph.outputs
     )
-    model = helper.make_model(onnx_graph, opset_imports=[helper.make_opsetid("", OPSET)],
-                              producer_name="hwnas", producer_version="cg/1")
+    model.opset_import.append(helper.make_opsetid("", OPSET))
+    model.producer_name, model.producer_version = "hwnas", "cg/1"
     model.ir_version = 9  # readable by onnxruntime >= 1.15
-    onnx.checker.check_model(split_weights(model)[1])  # the structure; the weights are ours and well-formed
+    onnx.checker.check_model(split_weights(model, values=False)[1])  # the structure; the weights are ours and well-formed
     return model
 
 

@@ -15,11 +15,12 @@ from onnx import numpy_helper
 LARGE_TENSOR = 4096  # elements; bigger initializers are weights, needed for their shape only
 
 
-def split_weights(model: onnx.ModelProto) -> tuple[dict[str, np.ndarray], onnx.ModelProto]:
+def split_weights(model: onnx.ModelProto, values: bool = True) -> tuple[dict[str, np.ndarray], onnx.ModelProto]:
     """Initializer values (large ones as zero-stride views of the right shape) and a weight-free copy.
 
     Copying and shape-inferring hundreds of MB of weights (VGG-16: 550 MB) is what made imports slow; in
     the skeleton each large initializer becomes a typed graph input, which is all shape inference needs.
+    ``values=False`` skips decoding the small initializers (a structure check needs none).
     """
     consts: dict[str, np.ndarray] = {}
     skeleton = onnx.ModelProto(ir_version=model.ir_version)
@@ -34,10 +35,12 @@ def split_weights(model: onnx.ModelProto) -> tuple[dict[str, np.ndarray], onnx.M
         dims = tuple(init.dims)
         if math.prod(dims) > LARGE_TENSOR:
             dtype = onnx.helper.tensor_dtype_to_np_dtype(init.data_type)
-            consts[init.name] = np.broadcast_to(np.zeros((), dtype), dims)
+            if values:
+                consts[init.name] = np.broadcast_to(np.zeros((), dtype), dims)
             if init.name not in declared:
                 graph.input.append(onnx.helper.make_tensor_value_info(init.name, init.data_type, dims))
         else:
-            consts[init.name] = numpy_helper.to_array(init)
+            if values:
+                consts[init.name] = numpy_helper.to_array(init)
             graph.initializer.append(init)
     return consts, skeleton

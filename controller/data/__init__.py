@@ -1,0 +1,16 @@
+"""Data shipped with the controller (see each folder's README for provenance and licences)."""
+
+from __future__ import annotations
+
+import csv
+import functools
+import gzip
+from importlib import resources
+
+
+@functools.cache
+def nb201_table() -> list[dict[str, str]]:
+    """The NAS-Bench-201 table (15,625 rows, row order = NB-201 index) as CSV rows of strings."""
+    source = resources.files("controller.data").joinpath("nb201/nb201_latency_accuracy.csv.gz")
+    with source.open("rb") as raw, gzip.open(raw, "rt", newline="") as text:
+        return list(csv.DictReader(text))

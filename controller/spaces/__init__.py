@@ -1,0 +1,28 @@
+"""Search spaces, looked up by name. Adding a space is adding a module and a line here."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from controller.spaces.base import SearchSpace
+from controller.spaces.nb201 import NasBench201
+from controller.spaces.ofa_mbv3 import OfaMobileNetV3
+from controller.spaces.ofa_resnet50 import OfaResNet50
+
+SPACES: dict[str, Callable[..., SearchSpace]] = {
+    NasBench201.name: NasBench201,
+    OfaMobileNetV3.name: OfaMobileNetV3,
+    OfaResNet50.name: OfaResNet50,
+}
+
+__all__ = ["SPACES", "SearchSpace", "get_space"]
+
+
+def get_space(name: str, **options: Any) -> SearchSpace:
+    """The space registered as ``name``; an unknown name is a ValueError naming the known ones."""
+    try:
+        factory = SPACES[name]
+    except KeyError:
+        raise ValueError(f"unknown search space {name!r}; known: {sorted(SPACES)}") from None
+    return factory(**options)

@@ -1,0 +1,90 @@
+"""The contract every search space implements.
+
+An architecture is handled as its integer encoding (what pymoo searches
+over); the space turns encodings into CGs and into a human-readable string
+and back. Every malformed string or encoding is a ValueError that names the
+bad field and its allowed values.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+
+from controller.graph import ComputationGraph
+
+
+class SearchSpace(abc.ABC):
+    name: str
+    description: str
+
+    @property
+    @abc.abstractmethod
+    def n_var(self) -> int: ...
+
+    @abc.abstractmethod
+    def bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """Inclusive integer lower and upper bounds of each variable (pymoo's xl, xu)."""
+
+    @abc.abstractmethod
+    def validate(self, x: Sequence[int]) -> list[int]:
+        """``x`` as a list of ints, or a ValueError naming the first bad variable."""
+
+    @abc.abstractmethod
+    def to_graph(self, x: Sequence[int]) -> ComputationGraph: ...
+
+    @abc.abstractmethod
+    def to_string(self, x: Sequence[int]) -> str: ...
+
+    @abc.abstractmethod
+    def from_string(self, text: str) -> list[int]: ...
+
+    @abc.abstractmethod
+    def size(self) -> int:
+        """Number of distinct architectures."""
+
+    def canonical(self, x: Sequence[int]) -> list[int]:
+        """The representative encoding: spaces with masked variables zero the inactive ones."""
+        return self.validate(x)
+
+    def sample(self, rng: np.random.Generator) -> list[int]:
+        low, high = self.bounds()
+        return self.canonical(rng.integers(low, high + 1).tolist())
+
+    def mutate(self, x: Sequence[int], rng: np.random.Generator, rate: float | None = None) -> list[int]:
+        """Resample each variable with probability ``rate`` (default 1/n_var); always changes something."""
+        x = self.validate(x)
+        low, high = self.bounds()
+        rate = rate if rate is not None else 1.0 / self.n_var
+        while True:
+            child = list(x)
+            for i in range(self.n_var):
+                if rng.random() < rate:
+                    child[i] = int(rng.integers(low[i], high[i] + 1))
+            child = self.canonical(child)
+            if child != self.canonical(x):
+                return child
+
+    def enumerate(self) -> Iterator[list[int]]:
+        raise NotImplementedError(f"{self.name} has {self.size():.3g} architectures: too many to enumerate")
+
+    def _check_length(self, x: Sequence[int]) -> list[int]:
+        try:
+            values = [int(v) for v in x]
+        except (TypeError, ValueError):
+            raise ValueError(f"{self.name} encoding must be {self.n_var} integers, got {x!r}") from None
+        if len(values) != self.n_var:
+            raise ValueError(f"{self.name} encoding must have {self.n_var} variables, got {len(values)}")
+        if any(v != float(orig) for v, orig in zip(values, x, strict=True)):
+            raise ValueError(f"{self.name} encoding must be integers, got {list(x)}")
+        low, high = self.bounds()
+        for i, v in enumerate(values):
+            if not low[i] <= v <= high[i]:
+                raise ValueError(f"{self.name} variable {i} ({self.variable_name(i)}) must be in "
+                                 f"[{low[i]}, {high[i]}], got {v}")
+        return values
+
+    def variable_name(self, i: int) -> str:
+        return f"x{i}"
