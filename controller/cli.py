@@ -65,6 +65,122 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _space_options(args: argparse.Namespace) -> dict:
+    options = {}
+    if args.resolution is not None:
+        options["resolution"] = args.resolution
+    if args.classes is not None:
+        options["num_classes"] = args.classes
+    return options
+
+
+def _fail(command: str, error: Exception) -> int:
+    print(f"hwnas {command}: {error}", file=sys.stderr)
+    return 2
+
+
+def cmd_space_list(args: argparse.Namespace) -> int:
+    from controller.spaces import SPACES
+
+    print(f"{'space':14} {'variables':>9} {'size':>10}  description")
+    for name, factory in SPACES.items():
+        space = factory()
+        print(f"{name:14} {space.n_var:>9} {space.size():>10.3g}  {space.description}")
+    return 0
+
+
+def cmd_space_sample(args: argparse.Namespace) -> int:
+    from controller.spaces import get_space
+    from controller.spaces.catalog import describe, sample
+
+    try:
+        space = get_space(args.space, **_space_options(args))
+        rows = [describe(space, x) for x in sample(space, args.n, args.seed)]
+    except ValueError as exc:
+        return _fail("space sample", exc)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    for row in rows:
+        print(f"{row['arch_id'][:16]}  {row['macs'] / 1e6:9.2f} MMACs  {row['params'] / 1e6:7.3f} M params  "
+              f"{row['arch']}")
+    return 0
+
+
+def cmd_space_show(args: argparse.Namespace) -> int:
+    from controller.spaces.catalog import describe, parse_arch
+
+    try:
+        space, x = parse_arch(args.arch, args.space, **_space_options(args))
+        info = describe(space, x)
+    except ValueError as exc:
+        return _fail("space show", exc)
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    for key, value in info.items():
+        if key == "ops":
+            value = ", ".join(f"{op}={n}" for op, n in value.items())
+        elif key in ("macs", "params"):
+            value = f"{value:,}"
+        print(f"{key:>13}: {value}")
+    return 0
+
+
+def cmd_space_export(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from controller.spaces import get_space
+    from controller.spaces.catalog import export, sample
+
+    try:
+        space = get_space(args.space, **_space_options(args))
+        archs = sample(space, args.n, args.seed)
+    except ValueError as exc:
+        return _fail("space export", exc)
+    rows = export(space, archs, args.out,
+                  progress=lambda it: tqdm(it, desc=f"export {space.name}", unit="model", disable=args.quiet))
+    print(f"wrote {len(rows)} models (ONNX + CG JSON) and {args.out / 'index.csv'}")
+    return 0
+
+
+def cmd_graph_import(args: argparse.Namespace) -> int:
+    from controller.graph.onnx_import import from_onnx
+
+    if not args.model.is_file():
+        return _fail("graph import", FileNotFoundError(f"no such model file: {args.model}"))
+    try:
+        graph = from_onnx(args.model, input_shape=args.input_shape)
+    except ValueError as exc:
+        return _fail("graph import", exc)
+    if args.out:
+        args.out.write_text(graph.to_json(indent=1))
+    summary = {"model": str(args.model), "arch_id": graph.arch_id, "input_shape": list(graph.input_shape),
+               "macs": graph.macs(), "params": graph.params(), "ops": dict(sorted(graph.op_counts().items()))}
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        print(f"{args.model.name}: input {list(graph.input_shape)}, {graph.macs() / 1e9:.3f} GMACs, "
+              f"{graph.params() / 1e6:.3f} M params, arch_id {graph.arch_id[:16]}")
+        for op, n in summary["ops"].items():
+            print(f"  {op:>16}  {n}")
+    if args.out:
+        print(f"wrote {args.out}")
+    return 0
+
+
+def _shape(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(d) for d in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"shape must look like 1,3,224,224: {text!r}") from None
+
+
+def _add_space_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--resolution", type=int, default=None, help="input resolution (OFA spaces; default 224)")
+    parser.add_argument("--classes", type=int, default=None, help="classifier outputs (NB-201: 10 or 100)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hwnas", description="hwnas controller: hardware-in-the-loop NAS.")
     parser.add_argument("--version", action="version", version=f"hwnas {__version__}")
@@ -87,6 +203,42 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--connect-timeout", type=float, default=10.0, metavar="SECONDS")
     p.add_argument("--json", action="store_true", help="print the full result as JSON")
     p.set_defaults(func=cmd_profile)
+
+    space = sub.add_parser("space", help="search spaces: list, sample, show, export").add_subparsers(
+        dest="space_command", required=True, metavar="SUBCOMMAND")
+    space.add_parser("list", help="the registered spaces").set_defaults(func=cmd_space_list)
+    sp = space.add_parser("sample", help="random architectures of a space")
+    sp.add_argument("--space", required=True)
+    sp.add_argument("-n", type=int, default=10, help="how many (default %(default)s)")
+    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--json", action="store_true")
+    _add_space_options(sp)
+    sp.set_defaults(func=cmd_space_sample)
+    sh = space.add_parser("show", help="one architecture: encoding, arch_id, FLOPs, params, ops")
+    sh.add_argument("arch", metavar="ARCH", help="string form (any space), or with --space an encoding "
+                                                "'0,3,1,...' or an NB-201 index")
+    sh.add_argument("--space", default=None)
+    sh.add_argument("--json", action="store_true")
+    _add_space_options(sh)
+    sh.set_defaults(func=cmd_space_show)
+    ex = space.add_parser("export", help="write random architectures as ONNX + CG JSON with an index.csv")
+    ex.add_argument("--space", required=True)
+    ex.add_argument("-n", type=int, required=True)
+    ex.add_argument("--seed", type=int, default=0)
+    ex.add_argument("--out", type=Path, required=True, metavar="DIR")
+    ex.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_space_options(ex)
+    ex.set_defaults(func=cmd_space_export)
+
+    graph = sub.add_parser("graph", help="computation graphs").add_subparsers(
+        dest="graph_command", required=True, metavar="SUBCOMMAND")
+    gi = graph.add_parser("import", help="import an ONNX CNN: op counts, FLOPs (MACs), params")
+    gi.add_argument("model", type=Path, metavar="MODEL.onnx")
+    gi.add_argument("--input-shape", type=_shape, default=None, metavar="1,3,224,224",
+                    help="fixes dynamic input dimensions")
+    gi.add_argument("--out", type=Path, default=None, metavar="cg.json", help="write the CG as canonical JSON")
+    gi.add_argument("--json", action="store_true")
+    gi.set_defaults(func=cmd_graph_import)
 
     d = sub.add_parser("demo", help="start a local agent, profile small CNNs through it, print the table")
     d.add_argument("--protocol", default="latbench")

@@ -1,0 +1,91 @@
+"""Describe and export architectures of a space: what ``hwnas space`` prints and writes."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from controller.graph.onnx_export import to_onnx_bytes
+from controller.spaces import SPACES, SearchSpace, get_space
+from controller.spaces.nb201 import NasBench201
+
+INDEX_COLUMNS = ("arch_id", "space", "arch", "encoding", "macs", "params", "onnx", "cg")
+
+
+def describe(space: SearchSpace, x: Sequence[int]) -> dict[str, Any]:
+    """Everything a user wants to see about one architecture."""
+    graph = space.to_graph(x)
+    info: dict[str, Any] = {
+        "space": space.name,
+        "arch": space.to_string(x),
+        "encoding": list(x),
+        "arch_id": graph.arch_id,
+        "macs": graph.macs(),
+        "params": graph.params(),
+        "input_shape": list(graph.input_shape),
+        "ops": dict(sorted(graph.op_counts().items())),
+    }
+    if isinstance(space, NasBench201):
+        info["nb201_index"] = space.to_index(x)
+        info["eagle_vector"] = space.to_eagle_vector(x)
+    return info
+
+
+def parse_arch(text: str, space_name: str | None = None, **options: Any) -> tuple[SearchSpace, list[int]]:
+    """An arch given as a space's string form, a comma-separated encoding, or (NB-201) an index.
+
+    Without ``space_name`` every space's string parser is tried; the error lists why each refused.
+    """
+    names = [space_name] if space_name else sorted(SPACES)
+    reasons = []
+    for name in names:
+        space = get_space(name, **options)
+        candidates: list[Callable[[], list[int]]] = [lambda s=space: s.from_string(text)]
+        if space_name:
+            if "," in text:
+                candidates.append(lambda s=space: s.canonical([int(v) for v in text.split(",")]))
+            if text.isdigit() and isinstance(space, NasBench201):
+                candidates.append(lambda s=space: s.from_index(int(text)))
+        for parse in candidates:
+            try:
+                return space, parse()
+            except ValueError as exc:
+                reasons.append(f"{name}: {exc}")
+    raise ValueError(f"cannot read {text!r} as an architecture:\n  " + "\n  ".join(reasons))
+
+
+def sample(space: SearchSpace, n: int, seed: int) -> list[list[int]]:
+    """``n`` distinct random architectures (fewer only if the space is smaller)."""
+    if n <= 0:
+        raise ValueError(f"n must be positive, got {n}")
+    rng = np.random.default_rng(seed)
+    seen: dict[tuple[int, ...], None] = {}
+    attempts = 0
+    while len(seen) < n and attempts < 50 * n:
+        seen.setdefault(tuple(space.sample(rng)), None)
+        attempts += 1
+    return [list(x) for x in seen]
+
+
+def export(space: SearchSpace, archs: Iterable[Sequence[int]], out_dir: Path,
+           progress: Callable[[Iterable], Iterable] = lambda it: it) -> list[dict[str, Any]]:
+    """Write ``<arch_id>.onnx`` and ``<arch_id>.json`` (CG) per arch, and ``index.csv`` listing them."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for x in progress(list(archs)):
+        graph = space.to_graph(x)
+        arch_id = graph.arch_id
+        (out_dir / f"{arch_id}.onnx").write_bytes(to_onnx_bytes(graph))
+        (out_dir / f"{arch_id}.json").write_text(graph.to_json(indent=1))
+        rows.append({"arch_id": arch_id, "space": space.name, "arch": space.to_string(x),
+                     "encoding": " ".join(map(str, x)), "macs": graph.macs(), "params": graph.params(),
+                     "onnx": f"{arch_id}.onnx", "cg": f"{arch_id}.json"})
+    with (out_dir / "index.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=INDEX_COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+    return rows
