@@ -106,7 +106,7 @@ class OfaMobileNetV3(SearchSpace):
         for s, stage in enumerate(stages):
             head, _, body = stage.partition(":")
             if not head.startswith("d") or not head[1:].isdigit() or int(head[1:]) not in DEPTHS:
-                raise ValueError(f"ofa-mbv3 stage {s} depth {head!r} must be one of {['d%d' % v for v in DEPTHS]}")
+                raise ValueError(f"ofa-mbv3 stage {s} depth {head!r} must be one of {[f'd{v}' for v in DEPTHS]}")
             layers = body.split(",") if body else []
             if len(layers) != int(head[1:]):
                 raise ValueError(f"ofa-mbv3 stage {s} says {head} but lists {len(layers)} layers")
