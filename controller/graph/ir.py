@@ -18,6 +18,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from controller.graph.ops import OPS, Shape, ShapeError, op_spec
 
 CANONICAL_FORMAT = "hwnas.cg/1"
@@ -32,6 +34,7 @@ class Node:
 
 
 def _norm_attr(value: Any) -> Any:
+    """JSON-ready and type-stable: tuples become lists, integral floats ints."""
     if isinstance(value, (list, tuple)):
         return [_norm_attr(v) for v in value]
     if isinstance(value, bool) or value is None or isinstance(value, str):
@@ -105,14 +108,18 @@ class ComputationGraph:
 
     # -- canonical form ----------------------------------------------------------------------------
     def _signatures(self) -> list[str]:
-        """A hash per node of its op, attributes, shape and its producers' signatures."""
+        """A hash per node of its op, attributes, shape and its producers' signatures.
+
+        Only orders nodes (never stored), so a fast repr-based payload suffices; attribute values are
+        ints, bools, strings and tuples of them, whose repr is stable across processes.
+        """
         sigs: list[str] = []
         for node in self.nodes:
             inputs = [sigs[i] for i in node.inputs]
             if OPS[node.op].commutative:
                 inputs.sort()
-            payload = json.dumps([node.op, _attrs_json(node.attrs), list(node.out_shape), inputs])
-            sigs.append(hashlib.sha256(payload.encode()).hexdigest())
+            payload = repr((node.op, _attrs_json(node.attrs), tuple(node.out_shape), inputs))
+            sigs.append(hashlib.blake2b(payload.encode(), digest_size=16).hexdigest())
         return sigs
 
     def canonical(self) -> ComputationGraph:
@@ -215,9 +222,18 @@ def _attrs_json(attrs: Mapping[str, Any]) -> dict[str, Any]:
     return {k: _norm_attr(v) for k, v in sorted(attrs.items())}
 
 
+def _plain(value: Any) -> Any:
+    """Attribute values as plain Python: numpy scalars unwrapped, sequences as tuples."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (list, tuple)):
+        return tuple(_plain(v) for v in value)
+    return value
+
+
 def _pair(value: int | Sequence[int]) -> tuple[int, int]:
-    if isinstance(value, int):
-        return (value, value)
+    if isinstance(value, (int, np.integer)):
+        return (int(value), int(value))
     first, second = value
     return (int(first), int(second))
 
@@ -226,8 +242,8 @@ def _padding(value: int | Sequence[int] | None, kernel: tuple[int, int], dilatio
     """None means 'same' for odd kernels at stride 1; ints are symmetric; 4-tuples are (t, l, b, r)."""
     if value is None:
         return (dilation[0] * (kernel[0] - 1) // 2, dilation[1] * (kernel[1] - 1) // 2) * 2
-    if isinstance(value, int):
-        return (value,) * 4
+    if isinstance(value, (int, np.integer)):
+        return (int(value),) * 4
     if len(value) == 2:
         return (value[0], value[1], value[0], value[1])
     return tuple(int(v) for v in value)
@@ -250,9 +266,10 @@ class GraphBuilder:
     def add_node(self, op: str, inputs: Sequence[int], **attrs: Any) -> int:
         """Append an op with raw attributes (importers use this); its output shape is inferred."""
         spec = op_spec(op)
+        attrs = {key: _plain(value) for key, value in attrs.items()}
         shapes = [self._nodes[i].out_shape for i in inputs]
-        out = spec.infer(shapes, attrs)
-        self._nodes.append(Node(op, tuple(inputs), tuple(out), attrs))
+        out = tuple(int(d) for d in spec.infer(shapes, attrs))
+        self._nodes.append(Node(op, tuple(int(i) for i in inputs), out, attrs))
         return len(self._nodes) - 1
 
     def conv(self, x: int, out_channels: int, kernel: int | Sequence[int], stride: int | Sequence[int] = 1,

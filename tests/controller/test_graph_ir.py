@@ -116,7 +116,7 @@ def test_macs_and_params_of_a_conv_by_hand() -> None:
 
 def test_export_runs_in_onnxruntime_and_shape_inference_agrees_on_every_node() -> None:
     graph = every_op_graph().canonical()
-    model = to_onnx(graph)
+    model = to_onnx(graph, check=True)
     inferred = onnx.shape_inference.infer_shapes(model, strict_mode=True)
     shapes = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim]
               for v in [*inferred.graph.value_info, *inferred.graph.output]}
@@ -134,3 +134,11 @@ def test_export_is_deterministic_for_a_seed() -> None:
     graph = every_op_graph()
     assert to_onnx(graph, seed=3).SerializeToString() == to_onnx(graph, seed=3).SerializeToString()
     assert to_onnx(graph, seed=3).SerializeToString() != to_onnx(graph, seed=4).SerializeToString()
+
+
+def test_numpy_integers_give_the_same_graph_as_python_ints() -> None:
+    def build(cast) -> ComputationGraph:
+        b = GraphBuilder((1, 3, 8, 8))
+        return b.build(b.conv(b.input, cast(4), cast(3), stride=cast(1)))
+
+    assert build(np.int64).to_json() == build(int).to_json()

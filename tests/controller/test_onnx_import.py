@@ -72,7 +72,7 @@ def test_op_inventory_of_mobilenet_v3(imported) -> None:
 @pytest.mark.parametrize("name", list(REFERENCE))
 def test_round_trip_gives_the_same_canonical_form_and_runs(imported, name: str) -> None:
     model, shape, graph = imported[name]
-    exported = to_onnx(graph)
+    exported = to_onnx(graph, check=True)
     assert from_onnx(exported).to_json() == graph.to_json()
     session = ort.InferenceSession(exported.SerializeToString(), providers=["CPUExecutionProvider"])
     (out,) = session.run(None, {"input": np.zeros(shape, np.float32)})

@@ -170,7 +170,7 @@ def test_random_samples_export_and_run_in_onnxruntime(name: str) -> None:
         x = space.sample(rng)
         graph = space.to_graph(x)
         seen.add(graph.arch_id)
-        session = ort.InferenceSession(to_onnx_bytes(graph), providers=["CPUExecutionProvider"])
+        session = ort.InferenceSession(to_onnx_bytes(graph, check=True), providers=["CPUExecutionProvider"])
         (out,) = session.run(None, {"input": np.ones(graph.input_shape, np.float32)})
         assert out.shape == graph.nodes[graph.outputs[0]].out_shape and np.isfinite(out).all()
     assert len(seen) > 1
