@@ -1,13 +1,14 @@
 """Fabric benchmarks (issue #2): overhead of measuring through an agent, repeatability, round trip.
 
 1. overhead ratio: for each small CNN, the `latbench` headline reported by an agent over loopback gRPC
-   divided by the same protocol run in-process on the same model; the two are interleaved per model
-   (A, B, B, A order alternating) so machine drift hits both equally. Target: median within 1.00 +- 0.03.
+   divided by the same protocol run in-process on the same model; the two are interleaved per model in
+   `--rounds` ABBA rounds (ABBA, BAAB alternating between models) so machine drift hits both equally, and
+   each side's median over its runs is compared. Target: median ratio within 1.00 +- 0.03.
 2. repeatability: coefficient of variation of the `latbench` headline over 5 profiles of the same model.
 3. round trip: Profile wall time for a cached, loaded model minus the agent's own measurement wall time
    and queue wait (fixed protocol, 1 inference, no warm-up). Target: < 5 ms.
 
-    python -m benchmarks.fabric [--models 20] [--repeats 5] [--round-trips 200]
+    python -m benchmarks.fabric [--models 20] [--rounds 3] [--repeats 5] [--round-trips 200]
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ def model_zoo(count: int) -> list[tuple[str, bytes]]:
     return [(f"w{w}-b{b}-r{r}", to_onnx_bytes(small_cnn(w, blocks=b, resolution=r))) for w, b, r in shapes[:count]]
 
 
-def overhead_and_repeatability(client: AgentClient, zoo, params: dict, repeats: int, workdir: Path) -> dict:
+def overhead_and_repeatability(client: AgentClient, zoo, params: dict, rounds: int, repeats: int,
+                               workdir: Path) -> dict:
     backend = OnnxRuntimeBackend()
     options = MeasureOptions(protocol="latbench", protocol_params=params)
     ratios, rows = [], []
@@ -52,19 +54,22 @@ def overhead_and_repeatability(client: AgentClient, zoo, params: dict, repeats: 
 
         order = (local, remote, remote, local) if k % 2 == 0 else (remote, local, local, remote)
         got: dict[str, list[float]] = {"local": [], "remote": []}
-        for fn in order:
-            got[fn.__name__].append(fn())
-        ratio = statistics.mean(got["remote"]) / statistics.mean(got["local"])
-        ratios.append(ratio)
-        rows.append((name, statistics.mean(got["local"]), statistics.mean(got["remote"]), ratio))
+        for _ in range(rounds):
+            for fn in order:
+                got[fn.__name__].append(fn())
+        local_ms, remote_ms = statistics.median(got["local"]), statistics.median(got["remote"])
+        ratios.append(remote_ms / local_ms)
+        rows.append((name, local_ms, remote_ms, remote_ms / local_ms))
     repeat_rows = []
     for name, model in zoo[:: max(1, len(zoo) // 3)][:3]:
         sha, _ = client.ensure_model(model)
         values = [client.profile(sha, protocol="latbench", protocol_params=params, threads=THREADS).latency_ms
                   for _ in range(repeats)]
         repeat_rows.append((name, statistics.mean(values), statistics.stdev(values) / statistics.mean(values)))
+    quartiles = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else [ratios[0]] * 3
     return {"rows": rows, "median_ratio": statistics.median(ratios), "min_ratio": min(ratios),
-            "max_ratio": max(ratios), "repeat_rows": repeat_rows}
+            "max_ratio": max(ratios), "q1_ratio": quartiles[0], "q3_ratio": quartiles[2],
+            "repeat_rows": repeat_rows}
 
 
 def round_trip(client: AgentClient, model: bytes, calls: int) -> dict:
@@ -78,13 +83,13 @@ def round_trip(client: AgentClient, model: bytes, calls: int) -> dict:
     return {"median_ms": statistics.median(overheads), "p90_ms": overheads[int(0.9 * (len(overheads) - 1))]}
 
 
-def run(models: int, repeats: int, round_trips: int, params: dict | None = None) -> dict:
+def run(models: int, repeats: int, round_trips: int, params: dict | None = None, rounds: int = 3) -> dict:
     params = params or {}
     zoo = model_zoo(models)
     with tempfile.TemporaryDirectory(prefix="hwnas-bench-") as tmp, LocalAgent(Path(tmp) / "cache") as agent, \
             AgentClient(agent.address) as client:
         client.wait_ready()
-        result = overhead_and_repeatability(client, zoo, params, repeats, Path(tmp))
+        result = overhead_and_repeatability(client, zoo, params, rounds, repeats, Path(tmp))
         result["round_trip"] = round_trip(client, zoo[0][1], round_trips)
     return result
 
@@ -92,16 +97,19 @@ def run(models: int, repeats: int, round_trips: int, params: dict | None = None)
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=3, help="ABBA rounds per model")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--round-trips", type=int, default=200)
     args = parser.parse_args()
-    result = run(args.models, args.repeats, args.round_trips)
+    result = run(args.models, args.repeats, args.round_trips, rounds=args.rounds)
     print(f"machine: {machine_line()}")
-    print("\n| model | in-process latbench ms | agent latbench ms | ratio |\n|---|---|---|---|")
+    print(f"\n{args.rounds} ABBA rounds per model; medians per side\n")
+    print("| model | in-process latbench ms | agent latbench ms | ratio |\n|---|---|---|---|")
     for name, local, remote, ratio in result["rows"]:
         print(f"| {name} | {local:.4f} | {remote:.4f} | {ratio:.4f} |")
     print(f"\noverhead ratio over {len(result['rows'])} models: median {result['median_ratio']:.4f} "
-          f"(min {result['min_ratio']:.4f}, max {result['max_ratio']:.4f})")
+          f"(IQR {result['q1_ratio']:.4f}-{result['q3_ratio']:.4f}, min {result['min_ratio']:.4f}, "
+          f"max {result['max_ratio']:.4f})")
     print(f"\n| model | mean latbench ms over {args.repeats} profiles | CV |\n|---|---|---|")
     for name, mean, cv in result["repeat_rows"]:
         print(f"| {name} | {mean:.4f} | {cv * 100:.2f}% |")

@@ -9,7 +9,8 @@ bad field and its allowed values.
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -31,6 +32,14 @@ class SearchSpace(abc.ABC):
     @abc.abstractmethod
     def validate(self, x: Sequence[int]) -> list[int]:
         """``x`` as a list of ints, or a ValueError naming the first bad variable."""
+
+    @abc.abstractmethod
+    def decode(self, x: Sequence[int]) -> dict[str, Any]:
+        """The architecture in the space's own terms (op names, kernel sizes, ratios)."""
+
+    @abc.abstractmethod
+    def encode(self, arch: Mapping[str, Any]) -> list[int]:
+        """Inverse of ``decode``; returns the canonical encoding."""
 
     @abc.abstractmethod
     def to_graph(self, x: Sequence[int]) -> ComputationGraph: ...

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import functools
 import itertools
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -98,6 +98,16 @@ class NasBench201(SearchSpace):
 
     def validate(self, x: Sequence[int]) -> list[int]:
         return self._check_length(x)
+
+    def decode(self, x: Sequence[int]) -> dict[str, list[str]]:
+        """{'ops': the 6 edge ops by name, in arch-string order}."""
+        return {"ops": [OPS[v] for v in self.validate(x)]}
+
+    def encode(self, arch: Mapping[str, Sequence[str]]) -> list[int]:
+        ops = list(arch.get("ops", ()))
+        if len(ops) != 6 or any(op not in OPS for op in ops):
+            raise ValueError(f"NB-201 'ops' must be 6 op names from {list(OPS)}, got {ops}")
+        return [OPS.index(op) for op in ops]
 
     def size(self) -> int:
         return len(OPS) ** 6

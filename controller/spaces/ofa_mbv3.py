@@ -12,7 +12,7 @@ global pool; 1x1 conv to 1280 + h-swish; linear classifier.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -68,7 +68,7 @@ class OfaMobileNetV3(SearchSpace):
             e.append(EXPANDS[x[STAGES + 20 + layer]] if active else 0)
         return {"d": depth, "ks": ks, "e": e}
 
-    def encode(self, arch: dict[str, Sequence[int]]) -> list[int]:
+    def encode(self, arch: Mapping[str, Sequence[int]]) -> list[int]:
         """Inverse of ``decode``; masked layers may hold anything."""
         try:
             d = [DEPTHS.index(v) for v in arch["d"]]

@@ -13,7 +13,7 @@ identity, or avg-pool (stride) + 1x1 conv + BN when shape changes); global pool;
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -72,6 +72,16 @@ class OfaResNet50(SearchSpace):
         active = {i for _, i in self._active_blocks(d)}
         e = [EXPANDS[x[5 + i]] if i in active else 0 for i in range(N_BLOCKS)]
         return {"d": d, "e": e, "w": list(x[5 + N_BLOCKS:])}
+
+    def encode(self, arch: Mapping[str, Sequence]) -> list[int]:
+        """Inverse of ``decode``; expand ratios of masked blocks may hold anything."""
+        try:
+            d = [DEPTHS.index(v) for v in arch["d"]]
+            e = [EXPANDS.index(v) if v in EXPANDS else 0 for v in arch["e"]]
+            w = [int(v) for v in arch["w"]]
+        except (KeyError, ValueError) as exc:
+            raise ValueError(f"ofa-resnet50 arch needs 'd' (values in {DEPTHS}), 'e' and 'w': {exc}") from None
+        return self.canonical(d + e + w)
 
     def canonical(self, x: Sequence[int]) -> list[int]:
         x = self.validate(x)

@@ -95,6 +95,7 @@ def test_encoding_round_trips_and_mutation_stays_valid(name: str) -> None:
         x = space.sample(rng)
         assert space.canonical(x) == x
         assert space.from_string(space.to_string(x)) == x
+        assert space.encode(space.decode(x)) == x
         child = space.mutate(x, rng)
         assert child != x and space.canonical(child) == child
 
