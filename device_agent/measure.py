@@ -188,12 +188,12 @@ def measure(
     host = read_state()
     meter = power_source.open() if power_source is not None else None
     timed = 0
+    phase = "warm-up"
     last_poll: int | None = None  # set once the meter runs: warm-up is outside the energy window
 
     def stopped_error() -> MeasurementStopped:
-        return MeasurementStopped(
-            f"{token.reason}; stopped after {timed} timed inferences", token.status_code, timed
-        )
+        done = timed if phase == "timed" else 0
+        return MeasurementStopped(f"{token.reason}; stopped after {timed} {phase} inferences", token.status_code, done)
 
     def time_one() -> int:
         nonlocal timed, last_poll
@@ -225,7 +225,7 @@ def measure(
         while warm < warmup_runs or time.perf_counter() < warm_end:
             time_one()
             warm += 1
-        timed = 0
+        timed, phase = 0, "timed"
         if meter is not None:
             meter.start()
             last_poll = time.perf_counter_ns()

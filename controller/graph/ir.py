@@ -263,6 +263,9 @@ class GraphBuilder:
     def shape(self, index: int) -> Shape:
         return self._nodes[index].out_shape
 
+    def node(self, index: int) -> Node:
+        return self._nodes[index]
+
     def add_node(self, op: str, inputs: Sequence[int], **attrs: Any) -> int:
         """Append an op with raw attributes (importers use this); its output shape is inferred."""
         spec = op_spec(op)

@@ -166,7 +166,7 @@ def _binary(op: str) -> Handler:
             return _fold_constant_operand(ctx, node, op)
         if op == "mul":  # x * sigmoid(x) is SiLU
             for gate, other in ((x, y), (y, x)):
-                g = ctx.builder._nodes[ctx.node_of(gate)]  # noqa: SLF001 - importer inspects its own builder
+                g = ctx.builder.node(ctx.node_of(gate))
                 if g.op == "sigmoid" and g.inputs == (ctx.node_of(other),):
                     return ctx.builder.add_node("silu", [ctx.node_of(other)])
         return ctx.builder.add_node(op, [ctx.node_of(x), ctx.node_of(y)])
@@ -180,7 +180,7 @@ def _fold_constant_operand(ctx: _Ctx, node, op: str) -> int | None:
     value = node.input[0] if tensor == node.input[1] else node.input[1]
     if value in ctx.value_to_node:
         producer = ctx.node_of(value)
-        prev = ctx.builder._nodes[producer]  # noqa: SLF001
+        prev = ctx.builder.node(producer)
         if op == "add" and prev.op == "linear" and not prev.attrs["bias"] \
                 and ctx.consts[tensor].size == prev.out_shape[1]:
             ctx.builder.set_attrs(producer, bias=True)
