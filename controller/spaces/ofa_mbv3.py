@@ -14,11 +14,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-import numpy as np
-
 from controller.graph import ComputationGraph, GraphBuilder
-from controller.spaces.base import SearchSpace
-from controller.spaces.channels import make_divisible
+from controller.spaces.ofa_common import OfaSpace, make_divisible
 
 DEPTHS = (2, 3, 4)
 KERNELS = (3, 5, 7)
@@ -31,21 +28,13 @@ ACTS = ("relu", "relu", "hardswish", "hardswish", "hardswish")
 SE = (False, True, False, True, True)
 
 
-class OfaMobileNetV3(SearchSpace):
+class OfaMobileNetV3(OfaSpace):
     name = "ofa-mbv3"
     description = "once-for-all MobileNetV3 w1.0: depth {2,3,4}, kernel {3,5,7}, expand {3,4,6} (DyNAS-T encoding)"
-
-    def __init__(self, resolution: int = 224, num_classes: int = 1000, batch_size: int = 1) -> None:
-        if resolution < 32 or resolution % 32:
-            raise ValueError(f"resolution must be a multiple of 32 and >= 32, got {resolution}")
-        self.resolution, self.num_classes, self.batch_size = resolution, num_classes, batch_size
 
     @property
     def n_var(self) -> int:
         return STAGES + 2 * STAGES * MAX_DEPTH
-
-    def bounds(self) -> tuple[np.ndarray, np.ndarray]:
-        return np.zeros(self.n_var, dtype=int), np.full(self.n_var, 2, dtype=int)
 
     def variable_name(self, i: int) -> str:
         if i < STAGES:

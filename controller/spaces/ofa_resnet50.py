@@ -15,11 +15,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-import numpy as np
-
 from controller.graph import ComputationGraph, GraphBuilder
-from controller.spaces.base import SearchSpace
-from controller.spaces.channels import make_divisible
+from controller.spaces.ofa_common import OfaSpace, make_divisible
 
 DEPTHS = (0, 1, 2)
 EXPANDS = (0.2, 0.25, 0.35)
@@ -31,21 +28,13 @@ MAX_BLOCKS = tuple(base + max(DEPTHS) for base in BASE_DEPTH)  # 4, 4, 6, 4 -> 1
 N_BLOCKS = sum(MAX_BLOCKS)
 
 
-class OfaResNet50(SearchSpace):
+class OfaResNet50(OfaSpace):
     name = "ofa-resnet50"
     description = "once-for-all ResNet-50: depth {0,1,2}, expand {0.2,0.25,0.35}, width {0.65,0.8,1.0}"
-
-    def __init__(self, resolution: int = 224, num_classes: int = 1000, batch_size: int = 1) -> None:
-        if resolution < 32 or resolution % 32:
-            raise ValueError(f"resolution must be a multiple of 32 and >= 32, got {resolution}")
-        self.resolution, self.num_classes, self.batch_size = resolution, num_classes, batch_size
 
     @property
     def n_var(self) -> int:
         return 5 + N_BLOCKS + 6
-
-    def bounds(self) -> tuple[np.ndarray, np.ndarray]:
-        return np.zeros(self.n_var, dtype=int), np.full(self.n_var, 2, dtype=int)
 
     def variable_name(self, i: int) -> str:
         if i < 5:
