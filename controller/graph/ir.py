@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import heapq
 import json
+import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -307,6 +308,10 @@ class GraphBuilder:
         return self.add_node("linear", [x], out_features=out_features, bias=bias)
 
     def reshape(self, x: int, shape: Sequence[int]) -> int:
+        """A reshape to (N, everything else) is a flatten and is recorded as one (one op, one canonical form)."""
+        source = self.shape(x)
+        if len(shape) == 2 and shape[0] == source[0] and shape[1] == math.prod(source[1:]):
+            return self.add_node("flatten", [x])
         return self.add_node("reshape", [x], shape=tuple(shape))
 
     def upsample(self, x: int, scale: int, mode: str = "nearest") -> int:

@@ -27,9 +27,9 @@ def every_op_graph() -> ComputationGraph:
     up = b.pixel_shuffle(b.conv(y, 64, 1), 2)
     up = b.upsample(up, 2, "bilinear")
     up = b.conv_transpose(up, 8, 4, stride=2, padding=1)
-    z = b.reshape(b.op("global_avgpool", up), (2, 8))
     z = b.linear(b.op("flatten", b.op("global_avgpool", y)), 8)
-    w = b.op("add", z, b.reshape(b.op("global_avgpool", up), (2, 8)))
+    w = b.op("add", z, b.reshape(b.op("global_avgpool", up), (2, 8)))  # a flatten
+    w = b.reshape(b.reshape(w, (2, 2, 2, 2)), (2, 8))
     return b.build(w, up)
 
 
@@ -128,6 +128,13 @@ def test_export_runs_in_onnxruntime_and_shape_inference_agrees_on_every_node() -
     outputs = session.run(None, {"input": np.random.default_rng(0).standard_normal((2, 3, 16, 16), np.float32)})
     assert [list(o.shape) for o in outputs] == [list(graph.nodes[o].out_shape) for o in graph.outputs]
     assert all(np.isfinite(o).all() for o in outputs)
+
+
+def test_every_op_round_trips_through_onnx() -> None:
+    from controller.graph.onnx_import import from_onnx
+
+    graph = every_op_graph()
+    assert from_onnx(to_onnx(graph)).to_json() == graph.to_json()
 
 
 def test_export_is_deterministic_for_a_seed() -> None:
