@@ -65,6 +65,7 @@ class PowerOutcome:
 class Measurement:
     protocol: str
     protocol_params: dict[str, float]
+    protocol_details: dict[str, float]
     latency_ms: float
     stats: LatencyStats
     samples_ns: list[int]
@@ -254,6 +255,7 @@ def measure(
     return Measurement(
         protocol=protocol.name,
         protocol_params=params,
+        protocol_details=outcome.details,
         latency_ms=outcome.latency_ms,
         stats=summarize(outcome.samples_ns),
         samples_ns=outcome.samples_ns,

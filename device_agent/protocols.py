@@ -29,6 +29,7 @@ TimeOne = Callable[[], int]
 class ProtocolOutcome:
     latency_ms: float
     samples_ns: list[int]
+    details: dict[str, float] = field(default_factory=dict)  # protocol-specific figures, recorded as is
 
 
 @dataclass(frozen=True)
@@ -86,28 +87,52 @@ def _fixed(time_one: TimeOne, params: Mapping[str, float]) -> ProtocolOutcome:
     return ProtocolOutcome(latency_ms=float(np.mean(samples)) / NS_PER_MS, samples_ns=samples)
 
 
-def _adaptive(time_one: TimeOne, params: Mapping[str, float]) -> ProtocolOutcome:
-    """Batches of inferences until the median is known to a relative precision.
+# Two-sided 95% Student-t quantiles by degrees of freedom; beyond 30 the normal 1.96 is close enough.
+_T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228,
+        12: 2.179, 15: 2.131, 20: 2.086, 25: 2.060, 30: 2.042}
 
-    After ``min_batches`` batches, stop once the 95% confidence half-width of the
-    mean of batch medians falls below ``rel_precision`` of that mean, or after
-    ``max_batches``. The headline is the median of all samples. Suits devices
-    whose per-inference time spans orders of magnitude across models.
+
+def t95(dof: int) -> float:
+    """The 95% two-sided t quantile, conservative between tabulated degrees of freedom."""
+    return _T95[max(k for k in _T95 if k <= dof)] if dof <= 30 else 1.96
+
+
+def _adaptive(time_one: TimeOne, params: Mapping[str, float]) -> ProtocolOutcome:
+    """Blocks of inferences until the trimmed mean is known to a relative precision.
+
+    Each block of ``block`` inferences is reduced to its IQR-trimmed mean (as a LatBench run is); after
+    ``min_blocks`` the 95% confidence half-width of the mean of those block figures is compared with
+    ``rel_ci`` times that mean. Stops when it is within, or after ``max_blocks``, or once the timed
+    inferences add up to ``max_seconds``. The headline is the mean of the block figures; the half-width,
+    block count and whether it converged are recorded. (Pure: the time cap sums the samples, no clock.)
     """
-    batch, min_b, max_b = int(params["batch"]), int(params["min_batches"]), int(params["max_batches"])
-    rel = params["rel_precision"]
+    block, min_blocks, max_blocks = int(params["block"]), int(params["min_blocks"]), int(params["max_blocks"])
+    budget_ns = params["max_seconds"] * 1e9
     samples: list[int] = []
-    medians: list[float] = []
-    for index in range(max(min_b, max_b)):
-        run = [time_one() for _ in range(batch)]
+    figures: list[float] = []
+    mean = half_width = 0.0
+    converged = False
+    while len(figures) < max(min_blocks, max_blocks):
+        run = [time_one() for _ in range(block)]
         samples.extend(run)
-        medians.append(float(np.median(run)))
-        if index + 1 >= min_b:
-            mean = float(np.mean(medians))
-            half_width = 1.96 * float(np.std(medians, ddof=1)) / math.sqrt(len(medians))
-            if mean > 0 and half_width / mean <= rel:
+        figures.append(iqr_trimmed_mean(run))
+        if len(figures) >= min_blocks:
+            mean = float(np.mean(figures))
+            half_width = t95(len(figures) - 1) * float(np.std(figures, ddof=1)) / math.sqrt(len(figures))
+            if mean > 0 and half_width <= params["rel_ci"] * mean:
+                converged = True
                 break
-    return ProtocolOutcome(latency_ms=float(np.median(samples)) / NS_PER_MS, samples_ns=samples)
+        if sum(samples) >= budget_ns:
+            break
+    mean = float(np.mean(figures))
+    if len(figures) < 2:
+        half_width = float("inf")
+    return ProtocolOutcome(
+        latency_ms=mean / NS_PER_MS,
+        samples_ns=samples,
+        details={"blocks": float(len(figures)), "ci95_half_width_ms": half_width / NS_PER_MS,
+                 "ci95_rel": half_width / mean if mean > 0 else float("inf"), "converged": float(converged)},
+    )
 
 
 PROTOCOLS: dict[str, Protocol] = {
@@ -132,12 +157,13 @@ PROTOCOLS: dict[str, Protocol] = {
         ),
         Protocol(
             name="adaptive",
-            description="batches until the median is known to rel_precision (95% CI); headline is the median",
+            description="blocks until the 95% CI half-width of the trimmed mean is <= rel_ci of it",
             params={
-                "batch": Param(10, True, 2, "inferences per batch"),
-                "min_batches": Param(5, True, 2, "batches before the first stopping check"),
-                "max_batches": Param(200, True, 2, "hard cap on batches"),
-                "rel_precision": Param(0.01, False, 0.0, "target 95% CI half-width / mean"),
+                "block": Param(10, True, 2, "inferences per block"),
+                "min_blocks": Param(5, True, 2, "blocks before the first stopping check"),
+                "max_blocks": Param(100, True, 2, "cap on blocks"),
+                "max_seconds": Param(30, False, 0.0, "cap on the summed time of timed inferences"),
+                "rel_ci": Param(0.01, False, 0.0, "target 95% CI half-width / trimmed mean"),
             },
             default_warmup_runs=10,
             run=_adaptive,

@@ -229,6 +229,7 @@ class AgentServicer(agent_pb2_grpc.DeviceAgentServicer):
             backend=backend_name,
             protocol=m.protocol,
             protocol_params=m.protocol_params,
+            protocol_details=m.protocol_details,
             latency_ms=m.latency_ms,
             stats=agent_pb2.LatencyStats(**vars(m.stats)),
             samples_ms=[s / 1e6 for s in m.samples_ns] if request.options.return_samples else [],

@@ -47,13 +47,31 @@ def test_fixed_times_exactly_count_inferences() -> None:
     assert outcome.latency_ms == pytest.approx(2.0)
 
 
-def test_adaptive_stops_early_on_a_steady_device_and_runs_long_on_a_noisy_one() -> None:
-    params = get_protocol("adaptive").resolve({"min_batches": 3, "max_batches": 50, "rel_precision": 0.01})
-    steady = get_protocol("adaptive").run(lambda: 1_000_000, params)
-    assert len(steady.samples_ns) == 3 * 10
+def test_adaptive_stops_once_the_trimmed_mean_is_known_to_one_percent() -> None:
+    adaptive = get_protocol("adaptive")
+    params = adaptive.resolve({})
+    steady = adaptive.run(lambda: 1_000_000, params)
+    assert len(steady.samples_ns) == 5 * 10  # min_blocks x block
+    assert steady.details["converged"] == 1.0 and steady.details["ci95_half_width_ms"] == 0.0
+    assert steady.latency_ms == pytest.approx(1.0)
+
     rng = np.random.default_rng(0)
-    noisy = get_protocol("adaptive").run(lambda: int(rng.lognormal(13.8, 1.0)), params)
-    assert len(noisy.samples_ns) > len(steady.samples_ns)
+    noisy = adaptive.run(lambda: int(1e6 * rng.lognormal(0, 0.3)), params)
+    details = noisy.details
+    assert len(noisy.samples_ns) == 10 * details["blocks"] > len(steady.samples_ns)
+    if details["converged"]:
+        assert details["ci95_rel"] <= 0.01
+    assert details["ci95_half_width_ms"] == pytest.approx(details["ci95_rel"] * noisy.latency_ms)
+
+
+def test_adaptive_respects_its_caps() -> None:
+    adaptive = get_protocol("adaptive")
+    rng = np.random.default_rng(1)
+    wild = lambda: int(1e6 * rng.lognormal(0, 2.0))  # noqa: E731 - never converges at 1%
+    capped = adaptive.run(wild, adaptive.resolve({"max_blocks": 8}))
+    assert capped.details == pytest.approx({**capped.details, "blocks": 8.0, "converged": 0.0})
+    slow = adaptive.run(lambda: 400_000_000, adaptive.resolve({"max_seconds": 10, "rel_ci": 0}))
+    assert slow.details["blocks"] == 3  # 3 blocks x 10 x 0.4 s >= 10 s of timed inference
 
 
 @pytest.mark.parametrize("overrides, message", [

@@ -104,3 +104,11 @@ def test_health_and_reflection(agent) -> None:
     names = {s.name for r in responses for s in r.list_services_response.service}
     assert {"hwnas.v1.DeviceAgent", "grpc.health.v1.Health"} <= names
     channel.close()
+
+
+def test_adaptive_protocol_details_cross_the_wire(client: AgentClient, tiny_model: bytes) -> None:
+    sha, _ = client.ensure_model(tiny_model)
+    r = client.profile(sha, protocol="adaptive", protocol_params={"max_blocks": 20}).result
+    details = r["protocol_details"]
+    assert set(details) == {"blocks", "ci95_half_width_ms", "ci95_rel", "converged"}
+    assert r["stats"]["count"] == 10 * details["blocks"] and 5 <= details["blocks"] <= 20

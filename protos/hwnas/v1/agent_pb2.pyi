@@ -216,8 +216,15 @@ class EnvironmentSnapshot(_message.Message):
     def __init__(self, threads: _Optional[int] = ..., cpu_governor: _Optional[str] = ..., cpu_freq_mhz: _Optional[float] = ..., load_avg_1m: _Optional[float] = ..., load_avg_5m: _Optional[float] = ..., load_avg_15m: _Optional[float] = ..., runtime: _Optional[str] = ..., runtime_version: _Optional[str] = ...) -> None: ...
 
 class ProfileResult(_message.Message):
-    __slots__ = ("model_sha256", "backend", "protocol", "protocol_params", "latency_ms", "stats", "samples_ms", "power", "environment", "queue_wait_ms", "measurement_wall_ms", "warmup_runs_done", "batch_size", "input_shapes", "agent_name", "agent_version", "started_unix_ns", "finished_unix_ns", "warnings")
+    __slots__ = ("model_sha256", "backend", "protocol", "protocol_params", "latency_ms", "stats", "samples_ms", "power", "environment", "queue_wait_ms", "measurement_wall_ms", "warmup_runs_done", "batch_size", "input_shapes", "agent_name", "agent_version", "started_unix_ns", "finished_unix_ns", "warnings", "protocol_details")
     class ProtocolParamsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    class ProtocolDetailsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
         VALUE_FIELD_NUMBER: _ClassVar[int]
@@ -243,6 +250,7 @@ class ProfileResult(_message.Message):
     STARTED_UNIX_NS_FIELD_NUMBER: _ClassVar[int]
     FINISHED_UNIX_NS_FIELD_NUMBER: _ClassVar[int]
     WARNINGS_FIELD_NUMBER: _ClassVar[int]
+    PROTOCOL_DETAILS_FIELD_NUMBER: _ClassVar[int]
     model_sha256: str
     backend: str
     protocol: str
@@ -262,4 +270,5 @@ class ProfileResult(_message.Message):
     started_unix_ns: int
     finished_unix_ns: int
     warnings: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, model_sha256: _Optional[str] = ..., backend: _Optional[str] = ..., protocol: _Optional[str] = ..., protocol_params: _Optional[_Mapping[str, float]] = ..., latency_ms: _Optional[float] = ..., stats: _Optional[_Union[LatencyStats, _Mapping]] = ..., samples_ms: _Optional[_Iterable[float]] = ..., power: _Optional[_Union[PowerReport, _Mapping]] = ..., environment: _Optional[_Union[EnvironmentSnapshot, _Mapping]] = ..., queue_wait_ms: _Optional[float] = ..., measurement_wall_ms: _Optional[float] = ..., warmup_runs_done: _Optional[int] = ..., batch_size: _Optional[int] = ..., input_shapes: _Optional[_Iterable[_Union[TensorShape, _Mapping]]] = ..., agent_name: _Optional[str] = ..., agent_version: _Optional[str] = ..., started_unix_ns: _Optional[int] = ..., finished_unix_ns: _Optional[int] = ..., warnings: _Optional[_Iterable[str]] = ...) -> None: ...
+    protocol_details: _containers.ScalarMap[str, float]
+    def __init__(self, model_sha256: _Optional[str] = ..., backend: _Optional[str] = ..., protocol: _Optional[str] = ..., protocol_params: _Optional[_Mapping[str, float]] = ..., latency_ms: _Optional[float] = ..., stats: _Optional[_Union[LatencyStats, _Mapping]] = ..., samples_ms: _Optional[_Iterable[float]] = ..., power: _Optional[_Union[PowerReport, _Mapping]] = ..., environment: _Optional[_Union[EnvironmentSnapshot, _Mapping]] = ..., queue_wait_ms: _Optional[float] = ..., measurement_wall_ms: _Optional[float] = ..., warmup_runs_done: _Optional[int] = ..., batch_size: _Optional[int] = ..., input_shapes: _Optional[_Iterable[_Union[TensorShape, _Mapping]]] = ..., agent_name: _Optional[str] = ..., agent_version: _Optional[str] = ..., started_unix_ns: _Optional[int] = ..., finished_unix_ns: _Optional[int] = ..., warnings: _Optional[_Iterable[str]] = ..., protocol_details: _Optional[_Mapping[str, float]] = ...) -> None: ...
