@@ -1,0 +1,107 @@
+"""Tables of the controller's dataset store, and the migrations that lead to the current schema.
+
+Long-form and self-describing: one row per measurement, saying what was measured (arch), on what
+(device key, backend, agent), how (protocol and its parameters) and when, with units in column names.
+The job table is the durable work queue of campaigns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Connection,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+SCHEMA_VERSION = 1
+metadata = MetaData()
+
+schema_version = Table(
+    "schema_version", metadata,
+    Column("version", Integer, primary_key=True),
+)
+
+architectures = Table(
+    "architectures", metadata,
+    Column("arch_id", String(64), primary_key=True),
+    Column("space", String(64), nullable=False),
+    Column("arch", Text, nullable=False),  # the space's string form
+    Column("encoding", Text, nullable=False),  # space-separated integers
+    Column("macs", Integer, nullable=False),
+    Column("params", Integer, nullable=False),
+    Column("cg_json", Text, nullable=False),  # canonical CG: any job can rebuild its model from it
+)
+
+jobs = Table(
+    "jobs", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("job_key", String(200), nullable=False, unique=True),
+    Column("campaign", String(200), nullable=False),
+    Column("arch_id", String(64), ForeignKey("architectures.arch_id"), nullable=False),
+    Column("device_key", String(200), nullable=False),
+    Column("backend", String(64), nullable=False),
+    Column("protocol", String(64), nullable=False),
+    Column("protocol_params_json", Text, nullable=False),
+    Column("batch_size", Integer, nullable=False),
+    Column("priority", Integer, nullable=False, default=0),
+    Column("state", String(16), nullable=False),  # queued | leased | done | failed
+    Column("lease_owner", String(200)),
+    Column("lease_expires_at_unix_s", Float),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("max_attempts", Integer, nullable=False),
+    Column("last_error", Text),
+    Column("created_at_unix_s", Float, nullable=False),
+    Column("updated_at_unix_s", Float, nullable=False),
+    Index("ix_jobs_queue", "device_key", "state", "priority", "id"),
+    Index("ix_jobs_campaign", "campaign", "state"),
+)
+
+measurements = Table(
+    "measurements", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("job_key", String(200), nullable=False, unique=True),  # exactly one record per job
+    Column("arch_id", String(64), ForeignKey("architectures.arch_id"), nullable=False),
+    Column("device_key", String(200), nullable=False),
+    Column("backend", String(64), nullable=False),
+    Column("protocol", String(64), nullable=False),
+    Column("protocol_params_json", Text, nullable=False),
+    Column("protocol_details_json", Text, nullable=False),
+    Column("batch_size", Integer, nullable=False),
+    Column("input_shape_json", Text, nullable=False),
+    Column("latency_ms", Float, nullable=False),
+    Column("count", Integer, nullable=False),
+    Column("min_ms", Float, nullable=False),
+    Column("mean_ms", Float, nullable=False),
+    Column("median_ms", Float, nullable=False),
+    Column("p90_ms", Float, nullable=False),
+    Column("p99_ms", Float, nullable=False),
+    Column("max_ms", Float, nullable=False),
+    Column("std_ms", Float, nullable=False),
+    Column("power_available", Boolean, nullable=False),
+    Column("power_source", String(200)),
+    Column("mean_power_w", Float),
+    Column("energy_per_inference_mj", Float),
+    Column("power_unavailable_reason", Text),
+    Column("environment_json", Text, nullable=False),
+    Column("agent_name", String(200), nullable=False),
+    Column("agent_version", String(64), nullable=False),
+    Column("queue_wait_ms", Float, nullable=False),
+    Column("started_unix_ns", Integer, nullable=False),
+    Column("finished_unix_ns", Integer, nullable=False),
+    Column("recorded_at_unix_s", Float, nullable=False),
+    Column("replayed", Boolean, nullable=False, default=False),
+    Index("ix_measurements_device", "device_key", "arch_id"),
+)
+
+# MIGRATIONS[v] upgrades a database at version v to v + 1. Append only; never edit a released step.
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {}

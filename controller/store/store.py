@@ -1,0 +1,284 @@
+"""The durable store: SQLite (WAL) by default, any SQLAlchemy URL (PostgreSQL) for shared labs.
+
+The job queue gives at-least-once execution and exactly-once records: a job is leased to one worker
+for a limited time; a lease that expires (worker died, link dropped) puts the job back in the queue;
+the record a worker delivers is keyed by the job's unique key, so a job measured twice still has one
+row. Every state change is one transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, and_, create_engine, event, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from controller.store import schema
+from controller.store.records import ArchRecord, Job, JobSpec, MeasurementRecord, params_json
+
+STATES = ("queued", "leased", "done", "failed")
+
+
+class SchemaError(RuntimeError):
+    """The database was written by a newer hwnas, or is not an hwnas store."""
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")  # readers never block the writer
+    cursor.execute("PRAGMA synchronous=NORMAL")  # durable across process crashes in WAL mode
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def database_url(target: str | Path) -> str:
+    """A path becomes a SQLite URL; anything with '://' is taken as a SQLAlchemy URL."""
+    text = str(target)
+    return text if "://" in text else f"sqlite:///{Path(text).expanduser().resolve()}"
+
+
+class Store:
+    def __init__(self, target: str | Path) -> None:
+        self.url = database_url(target)
+        self.engine: Engine = create_engine(self.url)
+        if self.engine.dialect.name == "sqlite":
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        self._migrate()
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- schema ------------------------------------------------------------------------------------
+    def _migrate(self) -> None:
+        with self.engine.begin() as conn:
+            if not self.engine.dialect.has_table(conn, "schema_version"):
+                schema.metadata.create_all(conn)
+                conn.execute(insert(schema.schema_version).values(version=schema.SCHEMA_VERSION))
+                return
+            version = conn.execute(select(func.max(schema.schema_version.c.version))).scalar()
+            if version is None:
+                raise SchemaError(f"{self.url} has an empty schema_version table: not an hwnas store")
+            if version > schema.SCHEMA_VERSION:
+                raise SchemaError(f"{self.url} has schema v{version}, newer than this hwnas (v{schema.SCHEMA_VERSION})"
+                                  "; upgrade hwnas")
+            while version < schema.SCHEMA_VERSION:
+                schema.MIGRATIONS[version](conn)
+                version += 1
+                conn.execute(insert(schema.schema_version).values(version=version))
+
+    @property
+    def schema_version(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.max(schema.schema_version.c.version))).scalar())
+
+    # -- architectures and jobs ----------------------------------------------------------------------
+    def add_architectures(self, archs: Iterable[ArchRecord]) -> int:
+        """Insert the architectures not yet known; returns how many were new."""
+        added = 0
+        with self.engine.begin() as conn:
+            known = set()
+            for arch in archs:
+                if arch.arch_id in known:
+                    continue
+                known.add(arch.arch_id)
+                exists = conn.execute(select(schema.architectures.c.arch_id)
+                                      .where(schema.architectures.c.arch_id == arch.arch_id)).first()
+                if exists is None:
+                    conn.execute(insert(schema.architectures).values(**vars(arch)))
+                    added += 1
+        return added
+
+    def enqueue(self, specs: Iterable[JobSpec], now: float | None = None) -> int:
+        """Queue jobs whose key is new; a job already queued, running, done or failed is left alone.
+
+        That makes re-running a campaign command a resume: only the missing work is added.
+        """
+        now = time.time() if now is None else now
+        specs = list(specs)
+        with self.engine.begin() as conn:
+            existing = set()
+            keys = [s.job_key for s in specs]
+            for start in range(0, len(keys), 500):
+                chunk = keys[start:start + 500]
+                existing.update(conn.execute(select(schema.jobs.c.job_key)
+                                             .where(schema.jobs.c.job_key.in_(chunk))).scalars())
+            rows = []
+            for spec in specs:
+                if spec.job_key in existing:
+                    continue
+                existing.add(spec.job_key)
+                rows.append({
+                    "job_key": spec.job_key, "campaign": spec.campaign, "arch_id": spec.arch_id,
+                    "device_key": spec.device_key, "backend": spec.backend, "protocol": spec.protocol,
+                    "protocol_params_json": params_json(spec.protocol_params), "batch_size": spec.batch_size,
+                    "priority": spec.priority, "state": "queued", "attempts": 0,
+                    "max_attempts": spec.max_attempts, "created_at_unix_s": now, "updated_at_unix_s": now,
+                })
+            if rows:
+                conn.execute(insert(schema.jobs), rows)
+        return len(rows)
+
+    def lease(self, device_key: str, owner: str, lease_s: float, now: float | None = None) -> Job | None:
+        """The highest-priority, oldest queued job of ``device_key``, now leased to ``owner``; None if none.
+
+        Claimed by a conditional update (state still 'queued'), so two workers racing for one job cannot
+        both get it, on SQLite or PostgreSQL alike.
+        """
+        jobs = schema.jobs
+        for _ in range(20):
+            now_s = time.time() if now is None else now
+            with self.engine.begin() as conn:
+                candidate = conn.execute(
+                    select(jobs.c.id).where(and_(jobs.c.device_key == device_key, jobs.c.state == "queued"))
+                    .order_by(jobs.c.priority.desc(), jobs.c.id).limit(1)
+                ).scalar()
+                if candidate is None:
+                    return None
+                claimed = conn.execute(
+                    update(jobs).where(and_(jobs.c.id == candidate, jobs.c.state == "queued")).values(
+                        state="leased", lease_owner=owner, lease_expires_at_unix_s=now_s + lease_s,
+                        attempts=jobs.c.attempts + 1, updated_at_unix_s=now_s)
+                ).rowcount
+                if claimed == 1:
+                    row = conn.execute(select(jobs).where(jobs.c.id == candidate)).mappings().one()
+                    return _job(row)
+        return None
+
+    def renew(self, job: Job, lease_s: float, now: float | None = None) -> bool:
+        """Extend a lease still held by the job's owner; False if it was lost (expired and re-queued)."""
+        now = time.time() if now is None else now
+        with self.engine.begin() as conn:
+            return conn.execute(update(schema.jobs).where(and_(
+                schema.jobs.c.id == job.id, schema.jobs.c.state == "leased",
+                schema.jobs.c.lease_owner == job.lease_owner)).values(
+                lease_expires_at_unix_s=now + lease_s, updated_at_unix_s=now)).rowcount == 1
+
+    def complete(self, record: MeasurementRecord, now: float | None = None) -> bool:
+        """Store the record and mark its job done; False if the job already had its record.
+
+        Accepted even from a worker whose lease expired meanwhile: the measurement is real, and the
+        unique job key keeps a second delivery (from the worker that re-ran it) from adding a row.
+        """
+        now = time.time() if now is None else now
+        row = _measurement_row(record, now)
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(insert(schema.measurements).values(**row))
+                conn.execute(update(schema.jobs).where(schema.jobs.c.job_key == record.job_key).values(
+                    state="done", lease_owner=None, lease_expires_at_unix_s=None, last_error=None,
+                    updated_at_unix_s=now))
+        except IntegrityError:
+            with self.engine.begin() as conn:  # a duplicate delivery: make sure the job reads done
+                conn.execute(update(schema.jobs).where(schema.jobs.c.job_key == record.job_key).values(
+                    state="done", lease_owner=None, lease_expires_at_unix_s=None, updated_at_unix_s=now))
+            return False
+        return True
+
+    def fail(self, job: Job, error: str, permanent: bool, now: float | None = None) -> str:
+        """Record a failed attempt; returns the job's new state ('queued' to retry, or 'failed')."""
+        now = time.time() if now is None else now
+        jobs = schema.jobs
+        with self.engine.begin() as conn:
+            current = conn.execute(select(jobs.c.state, jobs.c.attempts, jobs.c.max_attempts, jobs.c.lease_owner)
+                                   .where(jobs.c.id == job.id)).one()
+            if current.state != "leased" or current.lease_owner != job.lease_owner:
+                return current.state  # the lease was lost meanwhile: someone else owns the job now
+            state = "failed" if permanent or current.attempts >= current.max_attempts else "queued"
+            conn.execute(update(jobs).where(jobs.c.id == job.id).values(
+                state=state, lease_owner=None, lease_expires_at_unix_s=None, last_error=error[:4000],
+                updated_at_unix_s=now))
+        return state
+
+    def requeue_expired(self, now: float | None = None) -> int:
+        """Leases past their expiry go back to the queue (or fail once out of attempts); returns how many."""
+        now = time.time() if now is None else now
+        jobs = schema.jobs
+        expired = and_(jobs.c.state == "leased", jobs.c.lease_expires_at_unix_s < now)
+        with self.engine.begin() as conn:
+            failed = conn.execute(update(jobs).where(and_(expired, jobs.c.attempts >= jobs.c.max_attempts)).values(
+                state="failed", lease_owner=None, lease_expires_at_unix_s=None, updated_at_unix_s=now,
+                last_error="lease expired on the last allowed attempt")).rowcount
+            queued = conn.execute(update(jobs).where(expired).values(
+                state="queued", lease_owner=None, lease_expires_at_unix_s=None, updated_at_unix_s=now,
+                last_error="lease expired: the worker stopped answering")).rowcount
+        return failed + queued
+
+    def release(self, owner: str, now: float | None = None) -> int:
+        """Give back every lease ``owner`` holds (a clean stop), without counting an attempt."""
+        now = time.time() if now is None else now
+        jobs = schema.jobs
+        with self.engine.begin() as conn:
+            return conn.execute(update(jobs).where(and_(jobs.c.state == "leased", jobs.c.lease_owner == owner))
+                                .values(state="queued", lease_owner=None, lease_expires_at_unix_s=None,
+                                        attempts=jobs.c.attempts - 1, updated_at_unix_s=now)).rowcount
+
+    # -- reading -------------------------------------------------------------------------------------
+    def counts(self, campaign: str | None = None) -> dict[str, dict[str, int]]:
+        """{device_key: {state: n}} for all states, zeros included."""
+        jobs = schema.jobs
+        query = select(jobs.c.device_key, jobs.c.state, func.count()).group_by(jobs.c.device_key, jobs.c.state)
+        if campaign is not None:
+            query = query.where(jobs.c.campaign == campaign)
+        out: dict[str, dict[str, int]] = {}
+        with self.engine.connect() as conn:
+            for device, state, n in conn.execute(query):
+                out.setdefault(device, dict.fromkeys(STATES, 0))[state] = n
+        return out
+
+    def measurements(self, device_key: str | None = None) -> Iterator[dict[str, Any]]:
+        """Measurement rows joined with their architecture, oldest first."""
+        m, a = schema.measurements, schema.architectures
+        query = (select(m, a.c.space, a.c.arch, a.c.encoding, a.c.macs, a.c.params)
+                 .join(a, a.c.arch_id == m.c.arch_id).order_by(m.c.id))
+        if device_key is not None:
+            query = query.where(m.c.device_key == device_key)
+        with self.engine.connect() as conn:
+            yield from (dict(row) for row in conn.execute(query).mappings())
+
+    def cg_json(self, arch_id: str) -> str:
+        with self.engine.connect() as conn:
+            text = conn.execute(select(schema.architectures.c.cg_json)
+                                .where(schema.architectures.c.arch_id == arch_id)).scalar()
+        if text is None:
+            raise KeyError(f"architecture {arch_id} is not in the store")
+        return text
+
+
+def _job(row) -> Job:
+    return Job(id=row["id"], job_key=row["job_key"], campaign=row["campaign"], arch_id=row["arch_id"],
+               device_key=row["device_key"], backend=row["backend"], protocol=row["protocol"],
+               protocol_params=json.loads(row["protocol_params_json"]), batch_size=row["batch_size"],
+               attempts=row["attempts"], lease_owner=row["lease_owner"],
+               lease_expires_at_unix_s=row["lease_expires_at_unix_s"])
+
+
+def _measurement_row(r: MeasurementRecord, now: float) -> dict[str, Any]:
+    power = r.power
+    return {
+        "job_key": r.job_key, "arch_id": r.arch_id, "device_key": r.device_key, "backend": r.backend,
+        "protocol": r.protocol, "protocol_params_json": params_json(r.protocol_params),
+        "protocol_details_json": json.dumps(dict(r.protocol_details), sort_keys=True),
+        "batch_size": r.batch_size, "input_shape_json": json.dumps(list(r.input_shape)),
+        "latency_ms": r.latency_ms, **{k: r.stats[k] for k in
+                                       ("count", "min_ms", "mean_ms", "median_ms", "p90_ms", "p99_ms", "max_ms",
+                                        "std_ms")},
+        "power_available": bool(power.get("available")), "power_source": power.get("source") or None,
+        "mean_power_w": power.get("mean_power_w") if power.get("available") else None,
+        "energy_per_inference_mj": power.get("energy_per_inference_mj") if power.get("available") else None,
+        "power_unavailable_reason": power.get("unavailable_reason") or None,
+        "environment_json": json.dumps(dict(r.environment), sort_keys=True),
+        "agent_name": r.agent_name, "agent_version": r.agent_version, "queue_wait_ms": r.queue_wait_ms,
+        "started_unix_ns": r.started_unix_ns, "finished_unix_ns": r.finished_unix_ns,
+        "recorded_at_unix_s": now, "replayed": r.replayed,
+    }

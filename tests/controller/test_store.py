@@ -1,0 +1,138 @@
+"""The durable store on real SQLite files: schema versions, idempotent enqueue, leases, exactly-once records."""
+
+import sqlite3
+import threading
+from pathlib import Path
+
+import pytest
+
+from controller.store import ArchRecord, JobSpec, MeasurementRecord, SchemaError, Store
+from controller.store.schema import SCHEMA_VERSION
+
+ARCH = ArchRecord(arch_id="a" * 64, space="nb201", arch="|x|", encoding="3 3 3 3 3 3", macs=10, params=5,
+                  cg_json="{}")
+STATS = {"count": 10, "min_ms": 1.0, "mean_ms": 1.5, "median_ms": 1.4, "p90_ms": 2.0, "p99_ms": 2.5,
+         "max_ms": 3.0, "std_ms": 0.2}
+
+
+def record(job, latency_ms: float = 1.2, agent: str = "agent-1") -> MeasurementRecord:
+    return MeasurementRecord(job_key=job.job_key, arch_id=job.arch_id, device_key=job.device_key,
+                             backend=job.backend, protocol=job.protocol, protocol_params=job.protocol_params,
+                             batch_size=job.batch_size, input_shape=[1, 3, 32, 32], latency_ms=latency_ms,
+                             stats=STATS, agent_name=agent, agent_version="0.1.0", started_unix_ns=1,
+                             finished_unix_ns=2, environment={"threads": 1})
+
+
+@pytest.fixture
+def store(tmp_path: Path):
+    with Store(tmp_path / "hwnas.db") as s:
+        s.add_architectures([ARCH])
+        yield s
+
+
+def specs(n: int, device: str = "rpi4", **kw) -> list[JobSpec]:
+    return [JobSpec(campaign="c1", arch_id=ARCH.arch_id, device_key=device, protocol_params={"runs": k + 1}, **kw)
+            for k in range(n)]
+
+
+def test_a_new_store_is_sqlite_wal_at_the_current_schema(tmp_path: Path) -> None:
+    with Store(tmp_path / "x.db") as s:
+        assert s.schema_version == SCHEMA_VERSION
+    assert sqlite3.connect(tmp_path / "x.db").execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_a_store_from_a_newer_hwnas_is_refused(tmp_path: Path) -> None:
+    Store(tmp_path / "x.db").close()
+    with sqlite3.connect(tmp_path / "x.db") as conn:
+        conn.execute("INSERT INTO schema_version VALUES (?)", (SCHEMA_VERSION + 1,))
+    with pytest.raises(SchemaError, match="newer than this hwnas"):
+        Store(tmp_path / "x.db")
+
+
+def test_enqueue_is_idempotent_so_rerunning_a_campaign_resumes(store: Store) -> None:
+    assert store.enqueue(specs(5)) == 5
+    assert store.enqueue(specs(7)) == 2
+    assert store.counts() == {"rpi4": {"queued": 7, "leased": 0, "done": 0, "failed": 0}}
+
+
+def test_leases_follow_priority_then_age_and_stay_within_the_device_key(store: Store) -> None:
+    store.enqueue(specs(2) + [JobSpec(campaign="c1", arch_id=ARCH.arch_id, device_key="rpi4", priority=5)])
+    store.enqueue(specs(1, device="jetson"))
+    first = store.lease("rpi4", "w1", 30)
+    assert first.protocol_params == {} and first.attempts == 1  # the priority-5 job
+    assert store.lease("rpi4", "w1", 30).protocol_params == {"runs": 1}
+    assert store.lease("rpi4", "w2", 30).protocol_params == {"runs": 2}
+    assert store.lease("rpi4", "w2", 30) is None
+    assert store.lease("jetson", "w3", 30).device_key == "jetson"
+
+
+def test_an_expired_lease_goes_back_to_the_queue_and_its_late_record_still_counts_once(store: Store) -> None:
+    store.enqueue(specs(1))
+    stale = store.lease("rpi4", "dead-worker", 10, now=100.0)
+    assert store.requeue_expired(now=105.0) == 0
+    assert store.requeue_expired(now=111.0) == 1
+    assert not store.renew(stale, 10, now=112.0)
+    fresh = store.lease("rpi4", "live-worker", 10, now=112.0)
+    assert fresh.id == stale.id and fresh.attempts == 2
+    assert store.complete(record(fresh, agent="live")) is True
+    assert store.complete(record(stale, agent="dead")) is False  # the late duplicate adds no row
+    rows = list(store.measurements())
+    assert len(rows) == 1 and rows[0]["agent_name"] == "live"
+    assert store.counts()["rpi4"]["done"] == 1
+
+
+def test_transient_failures_retry_until_max_attempts_and_permanent_ones_stop(store: Store) -> None:
+    store.enqueue(specs(2, max_attempts=2))
+    job = store.lease("rpi4", "w", 30)
+    assert store.fail(job, "UNAVAILABLE: link dropped", permanent=False) == "queued"
+    job = store.lease("rpi4", "w", 30)
+    assert job.attempts == 2
+    assert store.fail(job, "UNAVAILABLE again", permanent=False) == "failed"
+    other = store.lease("rpi4", "w", 30)
+    assert store.fail(other, "INVALID_ARGUMENT: onnxruntime refused the model", permanent=True) == "failed"
+    assert store.lease("rpi4", "w", 30) is None
+    assert store.counts()["rpi4"]["failed"] == 2
+
+
+def test_release_gives_leases_back_without_spending_an_attempt(store: Store) -> None:
+    store.enqueue(specs(2))
+    store.lease("rpi4", "w", 30)
+    store.lease("rpi4", "w", 30)
+    assert store.release("w") == 2
+    assert store.lease("rpi4", "w2", 30).attempts == 1
+
+
+def test_workers_racing_for_jobs_never_share_one(tmp_path: Path) -> None:
+    """Four threads, each with its own Store (own connections) on one SQLite file, drain 200 jobs."""
+    path = tmp_path / "race.db"
+    with Store(path) as s:
+        s.add_architectures([ARCH])
+        s.enqueue(specs(200))
+    taken: dict[str, list[int]] = {}
+
+    def worker(name: str) -> None:
+        with Store(path) as s:
+            mine = taken.setdefault(name, [])
+            while (job := s.lease("rpi4", name, 60)) is not None:
+                mine.append(job.id)
+                s.complete(record(job, agent=name))
+
+    threads = [threading.Thread(target=worker, args=(f"w{k}",)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    all_ids = [i for ids in taken.values() for i in ids]
+    assert len(all_ids) == len(set(all_ids)) == 200
+    with Store(path) as s:
+        assert len(list(s.measurements())) == 200 and s.counts()["rpi4"]["done"] == 200
+
+
+def test_records_are_long_form_with_units_and_the_architecture(store: Store) -> None:
+    store.enqueue(specs(1))
+    job = store.lease("rpi4", "w", 30)
+    store.complete(record(job))
+    (row,) = store.measurements(device_key="rpi4")
+    assert row["latency_ms"] == 1.2 and row["p99_ms"] == 2.5 and row["count"] == 10
+    assert row["space"] == "nb201" and row["macs"] == 10 and row["protocol_params_json"] == '{"runs":1}'
+    assert row["power_available"] is False and row["environment_json"] == '{"threads": 1}'
