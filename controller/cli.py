@@ -169,6 +169,94 @@ def cmd_graph_import(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_latbench_build(args: argparse.Namespace) -> int:
+    import threading
+
+    from tqdm import tqdm
+
+    from controller import campaign
+    from controller.spaces import get_space
+    from controller.spaces.catalog import sample
+    from controller.store import Store
+
+    try:
+        space = get_space(args.space, **_space_options(args))
+        devices = [d for d in args.devices.split(",") if d]
+        endpoints = [campaign.parse_agent(a) for a in args.agent or []]
+        if args.agents:
+            endpoints += campaign.load_agents(args.agents)
+        missing = sorted(set(devices) - {ep.device_key for ep in endpoints})
+        if missing:
+            raise ValueError(f"no agent given for device key(s) {missing}; use --agent KEY=HOST:PORT or --agents FILE")
+        endpoints = [ep for ep in endpoints if ep.device_key in devices]
+        if args.all:
+            archs = [x for x in space.enumerate() if not hasattr(space, "is_connected") or space.is_connected(x)]
+        else:
+            archs = sample(space, args.sample, args.seed)
+    except (ValueError, NotImplementedError) as exc:
+        return _fail("latbench build", exc)
+    plan = campaign.CampaignPlan(campaign=args.campaign or f"{space.name}-{args.protocol}", device_keys=devices,
+                                 protocol=args.protocol, protocol_params=dict(args.param or []),
+                                 batch_size=args.batch_size)
+    with Store(args.db) as store:
+        added = campaign.enqueue(store, space, archs, plan)
+        print(f"campaign {plan.campaign!r}: {len(archs)} architectures x {len(devices)} device key(s); "
+              f"{added} new job(s) queued in {args.db}")
+        try:
+            campaign.wait_for_agents(endpoints, args.connect_timeout)
+        except ConnectionError as exc:
+            return _fail("latbench build", exc)
+        counts = store.counts(plan.campaign)
+        bars = {key: tqdm(total=sum(counts.get(key, {}).values()), initial=counts.get(key, {}).get("done", 0),
+                          desc=key, unit="model", position=k, disable=args.quiet)
+                for k, key in enumerate(devices)}
+        lock = threading.Lock()
+
+        def advance(key: str, _arch_id: str) -> None:
+            with lock:
+                bars[key].update(1)
+
+        try:
+            final = campaign.run_campaign(store, endpoints, lease_s=args.lease_seconds, on_done=advance)
+        except KeyboardInterrupt:
+            for bar in bars.values():
+                bar.close()
+            print("\nstopped; run the same command again to resume", file=sys.stderr)
+            return 130
+        for bar in bars.values():
+            bar.close()
+    print(campaign.summary_line({k: v for k, v in final.items() if k in devices}))
+    return 0
+
+
+def cmd_latbench_status(args: argparse.Namespace) -> int:
+    from controller.store import Store
+
+    if not args.db.exists():
+        return _fail("latbench status", FileNotFoundError(f"no dataset at {args.db}"))
+    with Store(args.db) as store:
+        counts = store.counts(args.campaign)
+    print(f"{'device key':24} {'queued':>8} {'leased':>8} {'done':>8} {'failed':>8}")
+    for key, states in sorted(counts.items()):
+        print(f"{key:24} {states['queued']:>8} {states['leased']:>8} {states['done']:>8} {states['failed']:>8}")
+    return 0
+
+
+def cmd_latbench_export(args: argparse.Namespace) -> int:
+    from controller.store import Store
+    from controller.store.export import export
+
+    if not args.db.exists():
+        return _fail("latbench export", FileNotFoundError(f"no dataset at {args.db}"))
+    try:
+        with Store(args.db) as store:
+            n = export(store, args.out, args.format, args.device)
+    except ValueError as exc:
+        return _fail("latbench export", exc)
+    print(f"wrote {n} rows to {args.out}")
+    return 0
+
+
 def _shape(text: str) -> tuple[int, ...]:
     try:
         return tuple(int(d) for d in text.split(","))
@@ -239,6 +327,39 @@ def build_parser() -> argparse.ArgumentParser:
     gi.add_argument("--out", type=Path, default=None, metavar="cg.json", help="write the CG as canonical JSON")
     gi.add_argument("--json", action="store_true")
     gi.set_defaults(func=cmd_graph_import)
+
+    latbench = sub.add_parser("latbench", help="LatBench-style datasets: build, status, export").add_subparsers(
+        dest="latbench_command", required=True, metavar="SUBCOMMAND")
+    lb = latbench.add_parser("build", help="measure a space's architectures on device keys (resumable)")
+    lb.add_argument("--space", required=True)
+    lb.add_argument("--devices", required=True, metavar="KEY[,KEY...]")
+    which = lb.add_mutually_exclusive_group(required=True)
+    which.add_argument("--all", action="store_true", help="every architecture (NB-201: the 15,284 connected)")
+    which.add_argument("--sample", type=int, metavar="N", help="N random architectures")
+    lb.add_argument("--seed", type=int, default=0)
+    lb.add_argument("--protocol", default="latbench", choices=["latbench", "adaptive", "fixed"])
+    lb.add_argument("--param", type=_param, action="append", metavar="KEY=VALUE", help="protocol parameter")
+    lb.add_argument("--batch-size", type=int, default=1)
+    lb.add_argument("--db", type=Path, required=True, metavar="PATH", help="SQLite file (or a SQLAlchemy URL)")
+    lb.add_argument("--agent", action="append", metavar="KEY=HOST:PORT", help="an agent serving KEY; repeatable")
+    lb.add_argument("--agents", type=Path, metavar="FILE", help="TOML file of [[agents]] key/address tables")
+    lb.add_argument("--campaign", default=None, help="campaign name (default: SPACE-PROTOCOL)")
+    lb.add_argument("--lease-seconds", type=float, default=120.0,
+                    help="a job whose agent stops answering for this long goes back to the queue")
+    lb.add_argument("--connect-timeout", type=float, default=10.0, metavar="SECONDS")
+    lb.add_argument("--quiet", action="store_true", help="no progress bars")
+    _add_space_options(lb)
+    lb.set_defaults(func=cmd_latbench_build)
+    ls = latbench.add_parser("status", help="jobs per device key and state")
+    ls.add_argument("--db", type=Path, required=True)
+    ls.add_argument("--campaign", default=None)
+    ls.set_defaults(func=cmd_latbench_status)
+    le = latbench.add_parser("export", help="one row per architecture x device key (see docs/dataset.md)")
+    le.add_argument("--db", type=Path, required=True)
+    le.add_argument("--format", choices=["csv", "parquet"], default="parquet")
+    le.add_argument("--out", type=Path, required=True)
+    le.add_argument("--device", default=None, help="only this device key")
+    le.set_defaults(func=cmd_latbench_export)
 
     d = sub.add_parser("demo", help="start a local agent, profile small CNNs through it, print the table")
     d.add_argument("--protocol", default="latbench")

@@ -1,0 +1,232 @@
+"""LatBench-style campaigns: measure many architectures on several device keys, durably.
+
+The plan (architectures x device keys) becomes jobs in the store; one worker per agent leases jobs of
+its device key, builds the model from the stored CG, uploads it once per agent (content hash), profiles
+it and records the result. Several agents under one key share the key's queue. Everything a worker
+does is re-doable: a lease that is not renewed expires and the job returns to the queue; a record is
+keyed by the job, so a job measured twice still has one row. Re-running the same command resumes.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+import tomllib
+
+from controller.client import AgentCallError, AgentClient, ProfileRecord, sha256_hex
+from controller.graph import ComputationGraph
+from controller.graph.onnx_export import to_onnx_bytes
+from controller.spaces import SearchSpace
+from controller.store import ArchRecord, Job, JobSpec, MeasurementRecord, Store
+
+log = logging.getLogger("hwnas.campaign")
+
+# An agent's verdict on the model or request: retrying elsewhere would fail the same way.
+PERMANENT = {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.OUT_OF_RANGE}
+
+
+@dataclass(frozen=True)
+class AgentEndpoint:
+    device_key: str
+    address: str
+
+
+def parse_agent(text: str) -> AgentEndpoint:
+    """'KEY=HOST:PORT'."""
+    key, sep, address = text.partition("=")
+    if not sep or not key or ":" not in address:
+        raise ValueError(f"agent must look like KEY=HOST:PORT (e.g. rpi4-cpu-ort=10.0.0.7:50151), got {text!r}")
+    return AgentEndpoint(key, address)
+
+
+def load_agents(path: Path) -> list[AgentEndpoint]:
+    """A TOML file of ``[[agents]]`` tables with ``key`` and ``address``."""
+    try:
+        data = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ValueError(f"cannot read agents file {path}: {exc}") from None
+    endpoints = []
+    for k, entry in enumerate(data.get("agents", [])):
+        if not isinstance(entry, dict) or not {"key", "address"} <= set(entry):
+            raise ValueError(f"{path}: agents[{k}] needs 'key' and 'address'")
+        endpoints.append(AgentEndpoint(str(entry["key"]), str(entry["address"])))
+    if not endpoints:
+        raise ValueError(f"{path} lists no [[agents]]")
+    return endpoints
+
+
+@dataclass(frozen=True)
+class CampaignPlan:
+    campaign: str
+    device_keys: Sequence[str]
+    backend: str = "onnxruntime"
+    protocol: str = "latbench"
+    protocol_params: Mapping[str, float] = field(default_factory=dict)
+    batch_size: int = 1
+    max_attempts: int = 3
+
+
+def enqueue(store: Store, space: SearchSpace, archs: Sequence[Sequence[int]], plan: CampaignPlan) -> int:
+    """Add the architectures and one job per (arch, device key); returns how many jobs were new."""
+    records, specs = [], []
+    for x in archs:
+        graph = space.to_graph(x)
+        records.append(ArchRecord(arch_id=graph.arch_id, space=space.name, arch=space.to_string(x),
+                                  encoding=" ".join(map(str, x)), macs=graph.macs(), params=graph.params(),
+                                  cg_json=graph.to_json()))
+        for key in plan.device_keys:
+            specs.append(JobSpec(campaign=plan.campaign, arch_id=graph.arch_id, device_key=key,
+                                 backend=plan.backend, protocol=plan.protocol, protocol_params=plan.protocol_params,
+                                 batch_size=plan.batch_size, max_attempts=plan.max_attempts))
+    store.add_architectures(records)
+    return store.enqueue(specs)
+
+
+def to_record(job: Job, profile: ProfileRecord) -> MeasurementRecord:
+    r = profile.result
+    shape = r["input_shapes"][0]["dims"] if r["input_shapes"] else []
+    return MeasurementRecord(
+        job_key=job.job_key, arch_id=job.arch_id, device_key=job.device_key, backend=r["backend"],
+        protocol=r["protocol"], protocol_params=r["protocol_params"], batch_size=r["batch_size"],
+        input_shape=list(shape), latency_ms=r["latency_ms"], stats=r["stats"], agent_name=r["agent_name"],
+        agent_version=r["agent_version"], started_unix_ns=r["started_unix_ns"], finished_unix_ns=r["finished_unix_ns"],
+        queue_wait_ms=r["queue_wait_ms"], protocol_details=r["protocol_details"], power=r["power"],
+        environment=r["environment"], replayed=r["backend"] == "replay",
+    )
+
+
+class _LeaseKeeper:
+    """Renews a job's lease every third of its length while the agent measures it."""
+
+    def __init__(self, store: Store, job: Job, lease_s: float) -> None:
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(store, job, lease_s), daemon=True)
+        self._thread.start()
+
+    def _run(self, store: Store, job: Job, lease_s: float) -> None:
+        while not self._stop.wait(lease_s / 3):
+            if not store.renew(job, lease_s):
+                return
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+class AgentWorker:
+    """Drains its device key's queue through one agent."""
+
+    def __init__(self, store: Store, endpoint: AgentEndpoint, lease_s: float, stop: threading.Event,
+                 on_done: Callable[[str, str], None], profile_timeout_s: float = 3600.0) -> None:
+        self.store, self.endpoint, self.lease_s, self.stop = store, endpoint, lease_s, stop
+        self.on_done = on_done
+        self.profile_timeout_s = profile_timeout_s
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{endpoint.address}"
+        self.uploaded: set[str] = set()
+        self.errors = 0
+
+    def run(self) -> None:
+        with AgentClient(self.endpoint.address) as client:
+            while not self.stop.is_set():
+                self.store.requeue_expired()
+                job = self.store.lease(self.endpoint.device_key, self.owner, self.lease_s)
+                if job is None:
+                    counts = self.store.counts().get(self.endpoint.device_key, {})
+                    if not counts.get("leased"):
+                        return  # nothing queued and nothing in flight elsewhere that could come back
+                    self.stop.wait(min(1.0, self.lease_s / 4))
+                    continue
+                self._run_job(client, job)
+
+    def _run_job(self, client: AgentClient, job: Job) -> None:
+        keeper = _LeaseKeeper(self.store, job, self.lease_s)
+        try:
+            model = to_onnx_bytes(ComputationGraph.from_json(self.store.cg_json(job.arch_id)))
+            profile = self._profile(client, job, model)
+        except AgentCallError as exc:
+            keeper.stop()
+            permanent = exc.code in PERMANENT
+            state = self.store.fail(job, f"{exc.code.name}: {exc.details}", permanent=permanent)
+            log.warning("%s on %s: %s -> %s", job.arch_id[:12], self.endpoint.address, exc, state)
+            if not permanent:
+                self.errors += 1
+                self.stop.wait(min(30.0, 0.5 * 2 ** min(self.errors, 6)))  # back off from a sick agent
+            return
+        except Exception as exc:  # the model could not be built: retrying cannot help
+            keeper.stop()
+            log.exception("job %s failed in the controller", job.job_key)
+            self.store.fail(job, f"{type(exc).__name__}: {exc}", permanent=True)
+            return
+        keeper.stop()
+        self.errors = 0
+        self.store.complete(to_record(job, profile))
+        self.on_done(job.device_key, job.arch_id)
+
+    def _profile(self, client: AgentClient, job: Job, model: bytes) -> ProfileRecord:
+        sha = sha256_hex(model)
+        for attempt in (1, 2):
+            if sha not in self.uploaded:
+                client.ensure_model(model)
+                self.uploaded.add(sha)
+            try:
+                return client.profile(sha, backend=job.backend, protocol=job.protocol,
+                                      protocol_params=job.protocol_params, batch_size=job.batch_size,
+                                      timeout_s=self.profile_timeout_s)
+            except AgentCallError as exc:
+                if exc.code == grpc.StatusCode.NOT_FOUND and attempt == 1:
+                    self.uploaded.discard(sha)  # the agent restarted with an empty cache: upload again
+                    continue
+                raise
+        raise AssertionError("unreachable")
+
+
+def run_campaign(store: Store, endpoints: Sequence[AgentEndpoint], lease_s: float = 120.0,
+                 stop: threading.Event | None = None,
+                 on_done: Callable[[str, str], None] = lambda key, arch_id: None) -> dict[str, dict[str, int]]:
+    """Run one worker per agent until every queued job of their keys is done or failed (or ``stop`` is set).
+
+    A Ctrl-C sets ``stop``; workers finish or give back their current job and the command can be re-run.
+    """
+    stop = stop or threading.Event()
+    workers = [AgentWorker(store, ep, lease_s, stop, on_done) for ep in endpoints]
+    threads = [threading.Thread(target=w.run, name=f"worker-{w.endpoint.address}", daemon=True) for w in workers]
+    for t in threads:
+        t.start()
+    try:
+        while any(t.is_alive() for t in threads):
+            for t in threads:
+                t.join(0.2)
+    except KeyboardInterrupt:
+        stop.set()
+        for t in threads:
+            t.join(30)
+        raise
+    finally:
+        for w in workers:
+            store.release(w.owner)
+    return store.counts()
+
+
+def wait_for_agents(endpoints: Sequence[AgentEndpoint], timeout_s: float = 10.0) -> None:
+    """Fail early, naming the agents that do not answer."""
+    dead = []
+    for ep in endpoints:
+        with AgentClient(ep.address) as client:
+            try:
+                client.wait_ready(timeout_s)
+            except AgentCallError:
+                dead.append(f"{ep.device_key}={ep.address}")
+    if dead:
+        raise ConnectionError(f"no answer within {timeout_s:g} s from: {', '.join(dead)}")
+
+
+def summary_line(counts: Mapping[str, Mapping[str, int]]) -> str:
+    return "; ".join(f"{key}: " + ", ".join(f"{n} {state}" for state, n in states.items() if n)
+                     for key, states in sorted(counts.items()))

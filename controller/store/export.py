@@ -1,0 +1,56 @@
+"""Dataset export: one row per architecture x device key (x protocol), schema in docs/dataset.md."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from controller.store.store import Store
+
+COLUMNS = (
+    "arch_id", "space", "arch", "encoding", "macs", "params", "device_key", "backend", "protocol",
+    "protocol_params_json", "protocol_details_json", "batch_size", "input_shape_json", "latency_ms", "count",
+    "min_ms", "mean_ms", "median_ms", "p90_ms", "p99_ms", "max_ms", "std_ms", "power_available", "power_source",
+    "mean_power_w", "energy_per_inference_mj", "power_unavailable_reason", "environment_json", "agent_name",
+    "agent_version", "queue_wait_ms", "started_unix_ns", "finished_unix_ns", "recorded_at_unix_s", "replayed",
+    "job_key",
+)
+FORMATS = ("csv", "parquet")
+
+
+def rows(store: Store, device_key: str | None = None) -> Iterator[dict[str, Any]]:
+    for row in store.measurements(device_key):
+        yield {column: row[column] for column in COLUMNS}
+
+
+def export(store: Store, path: Path, fmt: str, device_key: str | None = None) -> int:
+    """Write the dataset; returns the number of rows."""
+    if fmt not in FORMATS:
+        raise ValueError(f"format must be one of {list(FORMATS)}, got {fmt!r}")
+    data = list(rows(store, device_key))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if fmt == "csv":
+        with path.open("w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=COLUMNS)
+            writer.writeheader()
+            writer.writerows(data)
+        return len(data)
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pylist(data, schema=_arrow_schema(pa)) if data else _arrow_schema(pa).empty_table()
+    table = table.replace_schema_metadata({"hwnas.dataset": json.dumps({"columns": list(COLUMNS), "version": 1})})
+    pq.write_table(table, path)
+    return len(data)
+
+
+def _arrow_schema(pa):
+    ints = {"macs", "params", "batch_size", "count", "started_unix_ns", "finished_unix_ns"}
+    floats = {"latency_ms", "min_ms", "mean_ms", "median_ms", "p90_ms", "p99_ms", "max_ms", "std_ms",
+              "mean_power_w", "energy_per_inference_mj", "queue_wait_ms", "recorded_at_unix_s"}
+    bools = {"power_available", "replayed"}
+    return pa.schema([(c, pa.int64() if c in ints else pa.float64() if c in floats else pa.bool_() if c in bools
+                       else pa.string()) for c in COLUMNS])
