@@ -9,6 +9,7 @@ keyed by the job, so a job measured twice still has one row. Re-running the same
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import socket
@@ -30,6 +31,8 @@ log = logging.getLogger("hwnas.campaign")
 
 # An agent's verdict on the model or request: retrying elsewhere would fail the same way.
 PERMANENT = {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.OUT_OF_RANGE}
+# The agent, not the job, is the problem: give the job back without spending an attempt.
+AGENT_DOWN = {grpc.StatusCode.UNAVAILABLE}
 
 
 @dataclass(frozen=True)
@@ -89,6 +92,12 @@ def enqueue(store: Store, space: SearchSpace, archs: Sequence[Sequence[int]], pl
     return store.enqueue(specs)
 
 
+@functools.lru_cache(maxsize=64)
+def model_bytes(cg_json: str) -> bytes:
+    """ONNX bytes of a stored CG; deterministic, so jobs of one arch on several keys share one export."""
+    return to_onnx_bytes(ComputationGraph.from_json(cg_json))
+
+
 def to_record(job: Job, profile: ProfileRecord) -> MeasurementRecord:
     r = profile.result
     shape = r["input_shapes"][0]["dims"] if r["input_shapes"] else []
@@ -130,7 +139,10 @@ class AgentWorker:
         self.profile_timeout_s = profile_timeout_s
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{endpoint.address}"
         self.uploaded: set[str] = set()
-        self.errors = 0
+
+    def _work_left(self) -> tuple[int, int]:
+        counts = self.store.counts().get(self.endpoint.device_key, {})
+        return counts.get("queued", 0), counts.get("leased", 0)
 
     def run(self) -> None:
         with AgentClient(self.endpoint.address) as client:
@@ -138,36 +150,51 @@ class AgentWorker:
                 self.store.requeue_expired()
                 job = self.store.lease(self.endpoint.device_key, self.owner, self.lease_s)
                 if job is None:
-                    counts = self.store.counts().get(self.endpoint.device_key, {})
-                    if not counts.get("leased"):
+                    if not self._work_left()[1]:
                         return  # nothing queued and nothing in flight elsewhere that could come back
                     self.stop.wait(min(1.0, self.lease_s / 4))
                     continue
-                self._run_job(client, job)
+                if not self._run_job(client, job):
+                    self._wait_for_agent(client)
 
-    def _run_job(self, client: AgentClient, job: Job) -> None:
+    def _wait_for_agent(self, client: AgentClient) -> None:
+        """Lease nothing until the agent answers again, or until the key's work is finished by others."""
+        delay = 0.5
+        while not self.stop.is_set() and any(self._work_left()):
+            try:
+                client.wait_ready(delay)
+                log.info("agent %s is back", self.endpoint.address)
+                return
+            except AgentCallError:
+                self.store.requeue_expired()
+                delay = min(delay * 2, 10.0)
+
+    def _run_job(self, client: AgentClient, job: Job) -> bool:
+        """Measure and record one job; False when the agent stopped answering (the job went back)."""
         keeper = _LeaseKeeper(self.store, job, self.lease_s)
         try:
-            model = to_onnx_bytes(ComputationGraph.from_json(self.store.cg_json(job.arch_id)))
+            model = model_bytes(self.store.cg_json(job.arch_id))
             profile = self._profile(client, job, model)
         except AgentCallError as exc:
             keeper.stop()
-            permanent = exc.code in PERMANENT
-            state = self.store.fail(job, f"{exc.code.name}: {exc.details}", permanent=permanent)
+            reason = f"{exc.code.name} from {self.endpoint.address}: {exc.details}"
+            if exc.code in AGENT_DOWN:
+                self.store.give_back(job, reason)
+                log.warning("agent %s is unreachable; job %s goes back to the queue", self.endpoint.address,
+                            job.arch_id[:12])
+                return False
+            state = self.store.fail(job, reason, permanent=exc.code in PERMANENT)
             log.warning("%s on %s: %s -> %s", job.arch_id[:12], self.endpoint.address, exc, state)
-            if not permanent:
-                self.errors += 1
-                self.stop.wait(min(30.0, 0.5 * 2 ** min(self.errors, 6)))  # back off from a sick agent
-            return
+            return True
         except Exception as exc:  # the model could not be built: retrying cannot help
             keeper.stop()
             log.exception("job %s failed in the controller", job.job_key)
             self.store.fail(job, f"{type(exc).__name__}: {exc}", permanent=True)
-            return
+            return True
         keeper.stop()
-        self.errors = 0
         self.store.complete(to_record(job, profile))
         self.on_done(job.device_key, job.arch_id)
+        return True
 
     def _profile(self, client: AgentClient, job: Job, model: bytes) -> ProfileRecord:
         sha = sha256_hex(model)

@@ -214,6 +214,17 @@ class Store:
                 last_error="lease expired: the worker stopped answering")).rowcount
         return failed + queued
 
+    def give_back(self, job: Job, reason: str, now: float | None = None) -> bool:
+        """Return one leased job to the queue without spending an attempt (its agent, not the job, failed)."""
+        now = time.time() if now is None else now
+        jobs = schema.jobs
+        with self.engine.begin() as conn:
+            return conn.execute(update(jobs).where(and_(jobs.c.id == job.id, jobs.c.state == "leased",
+                                                        jobs.c.lease_owner == job.lease_owner))
+                                .values(state="queued", lease_owner=None, lease_expires_at_unix_s=None,
+                                        attempts=jobs.c.attempts - 1, last_error=reason[:4000],
+                                        updated_at_unix_s=now)).rowcount == 1
+
     def release(self, owner: str, now: float | None = None) -> int:
         """Give back every lease ``owner`` holds (a clean stop), without counting an attempt."""
         now = time.time() if now is None else now
@@ -235,6 +246,12 @@ class Store:
             for device, state, n in conn.execute(query):
                 out.setdefault(device, dict.fromkeys(STATES, 0))[state] = n
         return out
+
+    def leased(self) -> list[Job]:
+        """Jobs currently leased, with their owners (who is measuring what)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(schema.jobs).where(schema.jobs.c.state == "leased")).mappings()
+            return [_job(row) for row in rows]
 
     def measurements(self, device_key: str | None = None) -> Iterator[dict[str, Any]]:
         """Measurement rows joined with their architecture, oldest first."""
