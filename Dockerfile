@@ -19,9 +19,15 @@ RUN pip install --no-cache-dir ".[agent]" \
     && useradd --create-home --uid 10001 hwnas
 USER 10001
 EXPOSE 50151
-# grpc.health.v1 through Python's own client: no extra binary in the image.
+# Mount the files of `hwnas certs init` at /certs. The agent serves TLS with a bearer token; setting
+# HWNAS_TLS_CLIENT_CA=/certs/ca.pem also requires client certificates (mutual TLS).
+# These are paths to mounted secrets, not secrets.
+# hadolint ignore=DL3064
+ENV HWNAS_PORT=50151 HWNAS_TLS_CERT=/certs/agent.pem HWNAS_TLS_KEY=/certs/agent.key \
+    HWNAS_TLS_CA=/certs/ca.pem HWNAS_TOKEN_FILE=/certs/token
+# grpc.health.v1 over the same TLS, through Python's own client: no extra binary in the image.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
-    CMD ["python", "-c", "import grpc,sys;from grpc_health.v1 import health_pb2 as h,health_pb2_grpc as g;c=grpc.insecure_channel('127.0.0.1:50151');r=g.HealthStub(c).Check(h.HealthCheckRequest(),timeout=3);sys.exit(r.status!=1)"]
+    CMD ["python", "-m", "device_agent.healthcheck"]
 ENTRYPOINT ["hwnas-agent", "serve", "--host", "0.0.0.0", "--port", "50151", "--cache-dir", "/home/hwnas/models"]
 
 FROM base AS controller

@@ -35,6 +35,9 @@ PERMANENT = {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.RESOURCE_EXHAUSTE
 AGENT_DOWN = {grpc.StatusCode.UNAVAILABLE}
 
 
+Connect = Callable[[str], AgentClient]  # address -> client, with whatever TLS and token the lab uses
+
+
 @dataclass(frozen=True)
 class AgentEndpoint:
     device_key: str
@@ -133,8 +136,10 @@ class AgentWorker:
     """Drains its device key's queue through one agent."""
 
     def __init__(self, store: Store, endpoint: AgentEndpoint, lease_s: float, stop: threading.Event,
-                 on_done: Callable[[str, str], None], profile_timeout_s: float = 3600.0) -> None:
+                 on_done: Callable[[str, str], None], connect: Connect = AgentClient,
+                 profile_timeout_s: float = 3600.0) -> None:
         self.store, self.endpoint, self.lease_s, self.stop = store, endpoint, lease_s, stop
+        self.connect = connect
         self.on_done = on_done
         self.profile_timeout_s = profile_timeout_s
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{endpoint.address}"
@@ -145,7 +150,7 @@ class AgentWorker:
         return counts.get("queued", 0), counts.get("leased", 0)
 
     def run(self) -> None:
-        with AgentClient(self.endpoint.address) as client:
+        with self.connect(self.endpoint.address) as client:
             while not self.stop.is_set():
                 self.store.requeue_expired()
                 job = self.store.lease(self.endpoint.device_key, self.owner, self.lease_s)
@@ -216,13 +221,14 @@ class AgentWorker:
 
 def run_campaign(store: Store, endpoints: Sequence[AgentEndpoint], lease_s: float = 120.0,
                  stop: threading.Event | None = None,
-                 on_done: Callable[[str, str], None] = lambda key, arch_id: None) -> dict[str, dict[str, int]]:
+                 on_done: Callable[[str, str], None] = lambda key, arch_id: None,
+                 connect: Connect = AgentClient) -> dict[str, dict[str, int]]:
     """Run one worker per agent until every queued job of their keys is done or failed (or ``stop`` is set).
 
     A Ctrl-C sets ``stop``; workers finish or give back their current job and the command can be re-run.
     """
     stop = stop or threading.Event()
-    workers = [AgentWorker(store, ep, lease_s, stop, on_done) for ep in endpoints]
+    workers = [AgentWorker(store, ep, lease_s, stop, on_done, connect) for ep in endpoints]
     threads = [threading.Thread(target=w.run, name=f"worker-{w.endpoint.address}", daemon=True) for w in workers]
     for t in threads:
         t.start()
@@ -241,11 +247,12 @@ def run_campaign(store: Store, endpoints: Sequence[AgentEndpoint], lease_s: floa
     return store.counts()
 
 
-def wait_for_agents(endpoints: Sequence[AgentEndpoint], timeout_s: float = 10.0) -> None:
+def wait_for_agents(endpoints: Sequence[AgentEndpoint], timeout_s: float = 10.0,
+                    connect: Connect = AgentClient) -> None:
     """Fail early, naming the agents that do not answer."""
     dead = []
     for ep in endpoints:
-        with AgentClient(ep.address) as client:
+        with connect(ep.address) as client:
             try:
                 client.wait_ready(timeout_s)
             except AgentCallError:

@@ -30,8 +30,36 @@ def _param(text: str) -> tuple[str, float]:
         raise argparse.ArgumentTypeError(f"protocol parameter must look like runs=20: {text!r}") from None
 
 
+def _connector(args: argparse.Namespace):
+    """An address -> AgentClient factory with the TLS and token the flags ask for."""
+    import functools
+
+    from controller.client import AgentClient, ClientTls
+
+    if not args.tls_ca and not args.insecure:
+        raise ValueError("no TLS configured: pass --tls-ca (and --tls-cert/--tls-key for mutual TLS), "
+                         "or --insecure for plaintext to a loopback agent")
+    if bool(args.tls_cert) != bool(args.tls_key):
+        raise ValueError("--tls-cert and --tls-key go together")
+    tls = ClientTls(args.tls_ca, args.tls_cert, args.tls_key, args.tls_server_name) if args.tls_ca else None
+    token = None
+    if args.token_file:
+        token = args.token_file.read_text().strip()
+    return functools.partial(AgentClient, tls=tls, token=token)
+
+
+def _add_client_security(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("security", "TLS to agents, or --insecure for plaintext to loopback agents")
+    group.add_argument("--tls-ca", type=Path, help="CA certificate that signed the agents' certificates")
+    group.add_argument("--tls-cert", type=Path, help="client certificate, for agents requiring mutual TLS")
+    group.add_argument("--tls-key", type=Path, help="client key, for agents requiring mutual TLS")
+    group.add_argument("--tls-server-name", help="name to expect in the agent's certificate (default: its host)")
+    group.add_argument("--token-file", type=Path, help="bearer token the agents require")
+    group.add_argument("--insecure", action="store_true", help="plaintext; loopback agents only")
+
+
 def cmd_profile(args: argparse.Namespace) -> int:
-    from controller.client import AgentCallError, AgentClient
+    from controller.client import AgentCallError
     from controller.report import profile_table
 
     try:
@@ -40,7 +68,8 @@ def cmd_profile(args: argparse.Namespace) -> int:
         print(f"hwnas profile: cannot read MODEL {args.model}: {exc.strerror}", file=sys.stderr)
         return 2
     try:
-        with AgentClient(args.agent) as client:
+        connect = _connector(args)
+        with connect(args.agent) as client:
             client.wait_ready(args.connect_timeout)
             sha, uploaded = client.ensure_model(model, "tflite" if args.model.suffix == ".tflite" else "onnx")
             record = client.profile(
@@ -48,6 +77,8 @@ def cmd_profile(args: argparse.Namespace) -> int:
                 batch_size=args.batch_size, input_shapes=dict(args.input_shape or []), threads=args.threads,
                 warmup_runs=args.warmup_runs, return_samples=args.samples, deadline_seconds=args.deadline,
             )
+    except (ValueError, OSError) as exc:
+        return _fail("profile", exc)
     except AgentCallError as exc:
         print(f"hwnas profile: {exc}", file=sys.stderr)
         return 1
@@ -189,11 +220,12 @@ def cmd_latbench_build(args: argparse.Namespace) -> int:
         if missing:
             raise ValueError(f"no agent given for device key(s) {missing}; use --agent KEY=HOST:PORT or --agents FILE")
         endpoints = [ep for ep in endpoints if ep.device_key in devices]
+        connect = _connector(args)
         if args.all:
             archs = [x for x in space.enumerate() if not hasattr(space, "is_connected") or space.is_connected(x)]
         else:
             archs = sample(space, args.sample, args.seed)
-    except (ValueError, NotImplementedError) as exc:
+    except (ValueError, NotImplementedError, OSError) as exc:
         return _fail("latbench build", exc)
     plan = campaign.CampaignPlan(campaign=args.campaign or f"{space.name}-{args.protocol}", device_keys=devices,
                                  protocol=args.protocol, protocol_params=dict(args.param or []),
@@ -203,7 +235,7 @@ def cmd_latbench_build(args: argparse.Namespace) -> int:
         print(f"campaign {plan.campaign!r}: {len(archs)} architectures x {len(devices)} device key(s); "
               f"{added} new job(s) queued in {args.db}")
         try:
-            campaign.wait_for_agents(endpoints, args.connect_timeout)
+            campaign.wait_for_agents(endpoints, args.connect_timeout, connect)
         except ConnectionError as exc:
             return _fail("latbench build", exc)
         counts = store.counts(plan.campaign)
@@ -217,7 +249,8 @@ def cmd_latbench_build(args: argparse.Namespace) -> int:
                 bars[key].update(1)
 
         try:
-            final = campaign.run_campaign(store, endpoints, lease_s=args.lease_seconds, on_done=advance)
+            final = campaign.run_campaign(store, endpoints, lease_s=args.lease_seconds, on_done=advance,
+                                          connect=connect)
         except KeyboardInterrupt:
             for bar in bars.values():
                 bar.close()
@@ -257,6 +290,22 @@ def cmd_latbench_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_certs_init(args: argparse.Namespace) -> int:
+    from controller.certs import init_lab
+
+    try:
+        paths = init_lab(args.dir, args.host or [], args.days, args.force)
+    except (FileExistsError, ValueError, OSError) as exc:
+        return _fail("certs init", exc)
+    for path in paths:
+        print(f"wrote {path}")
+    print("agents:     hwnas-agent serve --host 0.0.0.0 --tls-cert agent.pem --tls-key agent.key "
+          "--token-file token [--tls-client-ca ca.pem]")
+    print("controller: hwnas ... --tls-ca ca.pem --token-file token "
+          "[--tls-cert controller.pem --tls-key controller.key]")
+    return 0
+
+
 def _shape(text: str) -> tuple[int, ...]:
     try:
         return tuple(int(d) for d in text.split(","))
@@ -290,6 +339,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--samples", action="store_true", help="include raw per-inference samples (with --json)")
     p.add_argument("--connect-timeout", type=float, default=10.0, metavar="SECONDS")
     p.add_argument("--json", action="store_true", help="print the full result as JSON")
+    _add_client_security(p)
     p.set_defaults(func=cmd_profile)
 
     space = sub.add_parser("space", help="search spaces: list, sample, show, export").add_subparsers(
@@ -349,6 +399,7 @@ def build_parser() -> argparse.ArgumentParser:
     lb.add_argument("--connect-timeout", type=float, default=10.0, metavar="SECONDS")
     lb.add_argument("--quiet", action="store_true", help="no progress bars")
     _add_space_options(lb)
+    _add_client_security(lb)
     lb.set_defaults(func=cmd_latbench_build)
     ls = latbench.add_parser("status", help="jobs per device key and state")
     ls.add_argument("--db", type=Path, required=True)
@@ -360,6 +411,16 @@ def build_parser() -> argparse.ArgumentParser:
     le.add_argument("--out", type=Path, required=True)
     le.add_argument("--device", default=None, help="only this device key")
     le.set_defaults(func=cmd_latbench_export)
+
+    certs = sub.add_parser("certs", help="TLS material for a lab").add_subparsers(
+        dest="certs_command", required=True, metavar="SUBCOMMAND")
+    ci = certs.add_parser("init", help="create a CA, agent and controller certificates and a bearer token")
+    ci.add_argument("dir", type=Path, metavar="DIR")
+    ci.add_argument("--host", action="append", metavar="NAME|IP",
+                    help="a name or address agents are reached by (repeatable; localhost is always included)")
+    ci.add_argument("--days", type=int, default=825, help="validity (default %(default)s)")
+    ci.add_argument("--force", action="store_true", help="replace existing files")
+    ci.set_defaults(func=cmd_certs_init)
 
     d = sub.add_parser("demo", help="start a local agent, profile small CNNs through it, print the table")
     d.add_argument("--protocol", default="latbench")

@@ -19,9 +19,12 @@ _LISTENING = re.compile(r"listening on (\S+:\d+)")
 
 
 class LocalAgent:
-    def __init__(self, cache_dir: Path, extra_args: Sequence[str] = (), start_timeout_s: float = 30.0) -> None:
+    def __init__(self, cache_dir: Path, extra_args: Sequence[str] = (), start_timeout_s: float = 30.0,
+                 insecure: bool = True) -> None:
+        """``insecure``: plaintext on loopback (tests, demo); pass TLS flags in ``extra_args`` otherwise."""
         cmd = [sys.executable, "-m", "device_agent", "serve", "--host", "127.0.0.1", "--port", "0",
-               "--cache-dir", str(cache_dir), "--log-level", "WARNING", *extra_args]
+               "--cache-dir", str(cache_dir), "--log-level", "WARNING", *(["--insecure"] if insecure else []),
+               *extra_args]
         self.process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                         env={**os.environ, "PYTHONUNBUFFERED": "1"})
         self.output: list[str] = []

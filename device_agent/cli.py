@@ -13,6 +13,7 @@ import threading
 from pathlib import Path
 
 from device_agent import __version__
+from device_agent.security import TlsFiles, env_path, is_loopback, read_token
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?i?B?)?\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "B": 1, "K": 1e3, "KB": 1e3, "KIB": 1024, "M": 1e6, "MB": 1e6, "MIB": 1 << 20,
@@ -54,9 +55,37 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--drain-seconds", type=float, default=0.0,
                        help="on SIGTERM, let a running measurement finish for this long before aborting it")
     serve.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    security = serve.add_argument_group(
+        "security", "TLS is required unless --insecure is given on a loopback address; each flag also reads "
+                    "its HWNAS_* environment variable (e.g. HWNAS_TLS_CERT)")
+    security.add_argument("--tls-cert", type=Path, default=env_path("HWNAS_TLS_CERT"), help="server certificate (PEM)")
+    security.add_argument("--tls-key", type=Path, default=env_path("HWNAS_TLS_KEY"), help="its private key (PEM)")
+    security.add_argument("--tls-client-ca", type=Path, default=env_path("HWNAS_TLS_CLIENT_CA"),
+                          help="require client certificates signed by this CA (mutual TLS)")
+    security.add_argument("--token-file", type=Path, default=env_path("HWNAS_TOKEN_FILE"),
+                          help="require this bearer token on every call (health checks excepted)")
+    security.add_argument("--insecure", action="store_true", help="plaintext; allowed on loopback addresses only")
 
     sub.add_parser("info", help="print what this host offers (backends, power sources) as JSON and exit")
     return parser
+
+
+def security_from_args(args: argparse.Namespace) -> tuple[TlsFiles | None, str | None]:
+    """TLS files and token from the flags, or a ValueError saying what is missing or not allowed."""
+    if bool(args.tls_cert) != bool(args.tls_key):
+        raise ValueError("--tls-cert and --tls-key go together")
+    tls = TlsFiles(args.tls_cert, args.tls_key, args.tls_client_ca) if args.tls_cert else None
+    if tls is None and args.tls_client_ca:
+        raise ValueError("--tls-client-ca needs --tls-cert and --tls-key")
+    if tls is None and not args.insecure:
+        raise ValueError("no TLS configured: pass --tls-cert/--tls-key (see `hwnas certs init`), "
+                         "or --insecure to serve plaintext on a loopback address")
+    if tls is None and not is_loopback(args.host):
+        raise ValueError(f"--insecure serves plaintext, allowed on loopback addresses only, not on {args.host}")
+    for path in (args.tls_cert, args.tls_key, args.tls_client_ca, args.token_file):
+        if path is not None and not path.is_file():
+            raise ValueError(f"no such file: {path}")
+    return tls, read_token(args.token_file)
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -73,13 +102,16 @@ def _serve(args: argparse.Namespace) -> int:
         backends=args.backends or ["onnxruntime"],
     )
     try:
-        server = AgentServer(config, args.host, args.port)
-    except (RuntimeError, ValueError) as exc:
+        tls, token = security_from_args(args)
+        server = AgentServer(config, args.host, args.port, tls=tls, token=token)
+    except (RuntimeError, ValueError, OSError) as exc:
         print(f"hwnas-agent: {exc}", file=sys.stderr)
         return 2
     server.start()
+    mode = ("mutual TLS" if tls and tls.client_ca else "TLS" if tls else "plaintext (loopback)") + \
+        (" + token" if token else "")
     print(f"hwnas-agent {__version__} listening on {server.address} as {config.name!r} "
-          f"(backends: {', '.join(config.backends)}; cache: {config.cache_dir})", flush=True)
+          f"(backends: {', '.join(config.backends)}; {mode}; cache: {config.cache_dir})", flush=True)
 
     stop = threading.Event()
     received: list[str] = []

@@ -30,6 +30,7 @@ from device_agent.fifo import FifoGate
 from device_agent.measure import Measurement, MeasureOptions, StopToken, measure
 from device_agent.power import PowerSource, probe_all
 from device_agent.protocols import PROTOCOLS
+from device_agent.security import TlsFiles, TokenInterceptor
 from protos.hwnas.v1 import agent_pb2, agent_pb2_grpc
 
 log = logging.getLogger("hwnas.agent")
@@ -267,13 +268,19 @@ class AgentServicer(agent_pb2_grpc.DeviceAgentServicer):
 
 
 class AgentServer:
-    """A running agent: the gRPC server with the agent, health and reflection services."""
+    """A running agent: the gRPC server with the agent, health and reflection services.
 
-    def __init__(self, config: AgentConfig, host_addr: str = "127.0.0.1", port: int = 0) -> None:
+    ``tls`` serves over TLS (mutual when it names a client CA); without it the server listens in
+    plaintext, which the CLI allows only on loopback with --insecure. ``token`` requires a bearer token.
+    """
+
+    def __init__(self, config: AgentConfig, host_addr: str = "127.0.0.1", port: int = 0,
+                 tls: TlsFiles | None = None, token: str | None = None) -> None:
         self.servicer = AgentServicer(config)
         self.server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=config.max_workers, thread_name_prefix="hwnas-agent"),
             maximum_concurrent_rpcs=config.max_workers,
+            interceptors=[TokenInterceptor(token)] if token else None,
         )
         agent_pb2_grpc.add_DeviceAgentServicer_to_server(self.servicer, self.server)
         self.health = health.HealthServicer()
@@ -282,7 +289,10 @@ class AgentServer:
             (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
             self.server,
         )
-        self.port = self.server.add_insecure_port(f"{host_addr}:{port}")
+        target = f"{host_addr}:{port}"
+        self.tls = tls
+        self.port = (self.server.add_secure_port(target, tls.server_credentials()) if tls
+                     else self.server.add_insecure_port(target))
         if self.port == 0:
             raise RuntimeError(f"cannot listen on {host_addr}:{port}")
         self.address = f"{host_addr}:{self.port}"

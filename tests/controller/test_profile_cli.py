@@ -18,15 +18,15 @@ def model_file(tmp_path: Path, tiny_model: bytes) -> Path:
 
 
 def test_profile_prints_a_table(agent, model_file: Path, capsys) -> None:
-    assert main(["profile", str(model_file), "--agent", agent.address, "--param", "runs=5"]) == 0
+    assert main(["profile", str(model_file), "--agent", agent.address, "--insecure", "--param", "runs=5"]) == 0
     out = capsys.readouterr().out
     assert "tiny.onnx" in out and "latbench" in out and "latency_ms" in out
     assert "power for tiny.onnx: unavailable" in out
 
 
 def test_profile_json_has_the_full_record_and_skips_a_second_upload(agent, model_file: Path, capsys) -> None:
-    args = ["profile", str(model_file), "--agent", agent.address, "--protocol", "fixed", "--param", "count=7",
-            "--json", "--samples"]
+    args = ["profile", str(model_file), "--agent", agent.address, "--insecure", "--protocol", "fixed",
+            "--param", "count=7", "--json", "--samples"]
     assert main(args) == 0
     first = json.loads(capsys.readouterr().out)
     assert first["uploaded"] is True and first["protocol"] == "fixed" and first["stats"]["count"] == 7
@@ -36,14 +36,14 @@ def test_profile_json_has_the_full_record_and_skips_a_second_upload(agent, model
 
 
 def test_profile_errors_name_what_went_wrong(agent, model_file: Path, tmp_path: Path, capsys) -> None:
-    assert main(["profile", str(tmp_path / "missing.onnx"), "--agent", agent.address]) == 2
+    assert main(["profile", str(tmp_path / "missing.onnx"), "--agent", agent.address, "--insecure"]) == 2
     assert "cannot read MODEL" in capsys.readouterr().err
-    assert main(["profile", str(model_file), "--agent", agent.address, "--protocol", "nope"]) == 1
+    assert main(["profile", str(model_file), "--agent", agent.address, "--insecure", "--protocol", "nope"]) == 1
     assert "INVALID_ARGUMENT: unknown protocol 'nope'" in capsys.readouterr().err
-    assert main(["profile", str(model_file), "--agent", "127.0.0.1:1", "--connect-timeout", "0.5"]) == 1
+    assert main(["profile", str(model_file), "--agent", "127.0.0.1:1", "--connect-timeout", "0.5", "--insecure"]) == 1
     assert "UNAVAILABLE: no agent answered" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        main(["profile", str(model_file), "--agent", agent.address, "--param", "runs"])
+        main(["profile", str(model_file), "--agent", agent.address, "--insecure", "--param", "runs"])
     assert "--param" in capsys.readouterr().err
 
 
