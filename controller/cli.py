@@ -306,6 +306,33 @@ def cmd_certs_init(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_latbench_import(args: argparse.Namespace) -> int:
+    import pickle
+
+    from controller.store import Store, importers
+
+    if not args.file.is_file():
+        return _fail("latbench import", FileNotFoundError(f"no such file: {args.file}"))
+    needs_device = args.format in ("nb201-table", "eagle-pickle")
+    if needs_device and not args.device:
+        return _fail("latbench import", ValueError(f"--device KEY is required for --format {args.format}"))
+    if args.format == "nb201-table" and not args.column:
+        return _fail("latbench import", ValueError("--column (e.g. lat_ms_pixel3) is required for nb201-table"))
+    try:
+        with Store(args.db) as store:
+            if args.format == "nb201-table":
+                report = importers.import_nb201_table(store, args.file, args.column, args.device, args.source,
+                                                      args.classes)
+            elif args.format == "eagle-pickle":
+                report = importers.import_eagle_pickle(store, args.file, args.device, args.source, args.classes)
+            else:
+                report = importers.import_hwnas_export(store, args.file)
+    except (ValueError, pickle.UnpicklingError, OSError) as exc:
+        return _fail("latbench import", exc)
+    print(f"{args.file.name}: {report}")
+    return 0
+
+
 def _shape(text: str) -> tuple[int, ...]:
     try:
         return tuple(int(d) for d in text.split(","))
@@ -411,6 +438,15 @@ def build_parser() -> argparse.ArgumentParser:
     le.add_argument("--out", type=Path, required=True)
     le.add_argument("--device", default=None, help="only this device key")
     le.set_defaults(func=cmd_latbench_export)
+    li = latbench.add_parser("import", help="add a public table or one of our exports to the dataset")
+    li.add_argument("file", type=Path, metavar="FILE")
+    li.add_argument("--db", type=Path, required=True)
+    li.add_argument("--format", required=True, choices=["nb201-table", "eagle-pickle", "hwnas"])
+    li.add_argument("--device", help="device key the table's latencies belong to (nb201-table, eagle-pickle)")
+    li.add_argument("--column", help="latency column of an nb201-table, e.g. lat_ms_pixel3")
+    li.add_argument("--source", help="name recorded as protocol 'imported:<source>' (default: the file name)")
+    li.add_argument("--classes", type=int, default=10, help="NB-201 classifier outputs the table was timed with")
+    li.set_defaults(func=cmd_latbench_import)
 
     certs = sub.add_parser("certs", help="TLS material for a lab").add_subparsers(
         dest="certs_command", required=True, metavar="SUBCOMMAND")

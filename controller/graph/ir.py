@@ -10,6 +10,7 @@ imported; its sha256 is the ``arch_id`` that keys the dataset.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import heapq
 import json
@@ -161,13 +162,19 @@ class ComputationGraph:
         }
 
     def to_json(self, indent: int | None = None) -> str:
-        separators = (",", ":") if indent is None else None
-        return json.dumps(self.to_dict(), sort_keys=True, indent=indent, separators=separators)
+        if indent is None:
+            return self._compact_json
+        return json.dumps(self.to_dict(), sort_keys=True, indent=indent)
 
-    @property
+    @functools.cached_property
+    def _compact_json(self) -> str:
+        """The canonical form, computed once: graphs are immutable and it is asked for often."""
+        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+
+    @functools.cached_property
     def arch_id(self) -> str:
         """sha256 of the canonical JSON: the dataset key of this architecture."""
-        return hashlib.sha256(self.to_json().encode()).hexdigest()
+        return hashlib.sha256(self._compact_json.encode()).hexdigest()
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ComputationGraph:

@@ -185,6 +185,25 @@ class Store:
             return False
         return True
 
+    def add_records(self, records: Iterable[MeasurementRecord], now: float | None = None) -> tuple[int, int]:
+        """Insert records that have no job (imported tables); returns (added, duplicates skipped)."""
+        now = time.time() if now is None else now
+        rows = [_measurement_row(r, now) for r in records]
+        with self.engine.begin() as conn:
+            known: set[str] = set()
+            keys = [row["job_key"] for row in rows]
+            for start in range(0, len(keys), 500):
+                known.update(conn.execute(select(schema.measurements.c.job_key)
+                                          .where(schema.measurements.c.job_key.in_(keys[start:start + 500]))).scalars())
+            fresh = []
+            for row in rows:
+                if row["job_key"] not in known:
+                    known.add(row["job_key"])
+                    fresh.append(row)
+            if fresh:
+                conn.execute(insert(schema.measurements), fresh)
+        return len(fresh), len(rows) - len(fresh)
+
     def fail(self, job: Job, error: str, permanent: bool, now: float | None = None) -> str:
         """Record a failed attempt; returns the job's new state ('queued' to retry, or 'failed')."""
         now = time.time() if now is None else now
@@ -287,7 +306,7 @@ def _measurement_row(r: MeasurementRecord, now: float) -> dict[str, Any]:
         "protocol": r.protocol, "protocol_params_json": params_json(r.protocol_params),
         "protocol_details_json": json.dumps(dict(r.protocol_details), sort_keys=True),
         "batch_size": r.batch_size, "input_shape_json": json.dumps(list(r.input_shape)),
-        "latency_ms": r.latency_ms, **{k: r.stats[k] for k in
+        "latency_ms": r.latency_ms, **{k: r.stats.get(k) for k in
                                        ("count", "min_ms", "mean_ms", "median_ms", "p90_ms", "p99_ms", "max_ms",
                                         "std_ms")},
         "power_available": bool(power.get("available")), "power_source": power.get("source") or None,

@@ -1,0 +1,202 @@
+"""Import public latency tables into the store, so predictors can learn from them next to our own data.
+
+Formats:
+- ``nb201-table``: the HELP / HW-NAS-Bench NB-201 table layout of ``controller/data/nb201`` (``arch_str`` or
+  ``nb201_index`` plus one ``lat_ms_*`` column per device), plain or gzipped CSV.
+- ``eagle-pickle``: a LatBench/Eagle measurement pickle, ``{arch vector: seconds}`` (or a list of pairs).
+  Pickles can run code when loaded, so this one is read by an unpickler that allows numpy scalars and
+  nothing else; any other class is refused before it is created.
+- ``hwnas``: our own CSV or Parquet exports (``hwnas latbench export``).
+
+Imported rows carry ``protocol = agent_name = "imported:<source>"`` and only the headline latency; the
+per-sample statistics are null. Several encodings can prune to one CG (one ``arch_id``); their later rows
+are counted as duplicates, not stored twice.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+import math
+import pickle
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from controller.spaces import get_space
+from controller.spaces.nb201 import NasBench201
+from controller.store.records import ArchRecord, MeasurementRecord, make_job_key
+from controller.store.store import Store
+
+FORMATS = ("nb201-table", "eagle-pickle", "hwnas")
+
+
+@dataclass
+class ImportReport:
+    rows: int = 0
+    added: int = 0
+    duplicates: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)
+
+    def skip(self, reason: str) -> None:
+        self.skipped[reason] = self.skipped.get(reason, 0) + 1
+
+    def __str__(self) -> str:
+        skipped = ", ".join(f"{n} {why}" for why, n in self.skipped.items()) or "none"
+        return f"{self.rows} rows read, {self.added} added, {self.duplicates} duplicates, skipped: {skipped}"
+
+
+class RestrictedUnpickler(pickle.Unpickler):
+    """Builds dicts, lists, tuples, numbers, strings and numpy scalars; refuses every other class."""
+
+    ALLOWED = frozenset({("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
+                         ("numpy._core.multiarray", "scalar")})
+
+    def find_class(self, module: str, name: str):
+        if (module, name) in self.ALLOWED:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"refused to load {module}.{name}: only numpy scalars are allowed in "
+                                     "measurement pickles")
+
+
+def load_eagle_pickle(path: Path) -> list[tuple[list[int], float]]:
+    """(arch vector, seconds) pairs from an Eagle/LatBench pickle, read without running foreign code."""
+    with path.open("rb") as handle:
+        data = RestrictedUnpickler(handle).load()
+    pairs = data.items() if isinstance(data, dict) else data
+    out = []
+    for k, pair in enumerate(pairs):
+        try:
+            vector, value = pair
+        except (TypeError, ValueError):
+            raise ValueError(f"{path}: entry {k} is not an (arch vector, latency) pair") from None
+        if isinstance(value, (list, tuple)):
+            raise ValueError(f"{path}: entry {k} holds raw per-run timings; import the processed file "
+                             "(one latency per architecture)")
+        out.append(([int(v) for v in vector], float(value)))
+    return out
+
+
+def _nb201_records(store: Store, space: NasBench201, items: Iterable[tuple[list[int], float]], device_key: str,
+                   source: str, report: ImportReport) -> None:
+    archs: dict[str, ArchRecord] = {}
+    records = []
+    for x, latency_ms in items:
+        report.rows += 1
+        if not math.isfinite(latency_ms) or latency_ms <= 0:
+            report.skip("without a latency")
+            continue
+        if not space.is_connected(x):
+            report.skip("unconnected cells")
+            continue
+        graph = space.to_graph(x)
+        archs.setdefault(graph.arch_id, ArchRecord(graph.arch_id, space.name, space.to_string(x),
+                                                   " ".join(map(str, x)), graph.macs(), graph.params(),
+                                                   graph.to_json()))
+        records.append(_imported(graph.arch_id, device_key, source, latency_ms, list(graph.input_shape)))
+    store.add_architectures(archs.values())
+    report.added, report.duplicates = store.add_records(records)
+
+
+def _imported(arch_id: str, device_key: str, source: str, latency_ms: float, input_shape: list[int]):
+    protocol = f"imported:{source}"
+    return MeasurementRecord(job_key=make_job_key(arch_id, device_key, "imported", protocol, {}, 1), arch_id=arch_id,
+                             device_key=device_key, backend="imported", protocol=protocol, protocol_params={},
+                             batch_size=1, input_shape=input_shape, latency_ms=latency_ms, stats={},
+                             agent_name=protocol, agent_version="", started_unix_ns=0, finished_unix_ns=0)
+
+
+def _csv_rows(path: Path) -> Iterator[dict[str, str]]:
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", newline="") as handle:
+        yield from csv.DictReader(handle)
+
+
+def import_nb201_table(store: Store, path: Path, column: str, device_key: str, source: str | None = None,
+                       num_classes: int = 10) -> ImportReport:
+    space = NasBench201(num_classes=num_classes)
+    report = ImportReport()
+
+    def items() -> Iterator[tuple[list[int], float]]:
+        for k, row in enumerate(_csv_rows(path)):
+            if column not in row:
+                raise ValueError(f"{path} has no column {column!r}; columns: {sorted(row)}")
+            if row.get("arch_str"):
+                x = space.from_string(row["arch_str"])
+            elif row.get("nb201_index"):
+                x = space.from_index(int(row["nb201_index"]))
+            else:
+                raise ValueError(f"{path} row {k} has neither arch_str nor nb201_index")
+            yield x, float(row[column]) if row[column] else math.nan
+
+    _nb201_records(store, space, items(), device_key, source or f"{path.name}:{column}", report)
+    return report
+
+
+def import_eagle_pickle(store: Store, path: Path, device_key: str, source: str | None = None,
+                        num_classes: int = 10) -> ImportReport:
+    space = NasBench201(num_classes=num_classes)
+    report = ImportReport()
+    pairs = [(space.from_eagle_vector(v), seconds * 1e3) for v, seconds in load_eagle_pickle(path)]
+    _nb201_records(store, space, pairs, device_key, source or path.name, report)
+    return report
+
+
+def import_hwnas_export(store: Store, path: Path) -> ImportReport:
+    """Rows of our own export; each architecture is rebuilt from its space and checked against its arch_id."""
+    if path.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        rows = pq.read_table(path).to_pylist()
+    else:
+        rows = list(csv.DictReader(io.StringIO(path.read_text())))
+    report = ImportReport()
+    archs: dict[str, ArchRecord] = {}
+    records = []
+    spaces: dict[tuple[str, int], Any] = {}
+    for row in rows:
+        report.rows += 1
+        shape = json.loads(row["input_shape_json"])
+        key = (row["space"], shape[-1])
+        if key not in spaces:
+            spaces[key] = get_space(row["space"]) if row["space"] == "nb201" else \
+                get_space(row["space"], resolution=shape[-1])
+        space = spaces[key]
+        x = [int(v) for v in str(row["encoding"]).split()]
+        graph = space.to_graph(x)
+        if graph.arch_id != row["arch_id"]:
+            raise ValueError(f"{path}: {row['space']} encoding {row['encoding']} rebuilds to a different arch_id "
+                             f"than the exported {row['arch_id'][:16]} (other classes or options)")
+        archs.setdefault(graph.arch_id, ArchRecord(graph.arch_id, space.name, space.to_string(x), row["encoding"],
+                                                   graph.macs(), graph.params(), graph.to_json()))
+        records.append(_from_export_row(row))
+    store.add_architectures(archs.values())
+    report.added, report.duplicates = store.add_records(records)
+    return report
+
+
+def _number(value: Any, cast=float):
+    if value in (None, "") or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return cast(value)
+
+
+def _from_export_row(row: dict[str, Any]) -> MeasurementRecord:
+    stats = {k: _number(row[k], int if k == "count" else float)
+             for k in ("count", "min_ms", "mean_ms", "median_ms", "p90_ms", "p99_ms", "max_ms", "std_ms")}
+    flag = str(row["power_available"]).lower() in ("true", "1")
+    power = {"available": flag, "source": row["power_source"] or "", "mean_power_w": _number(row["mean_power_w"]),
+             "energy_per_inference_mj": _number(row["energy_per_inference_mj"]),
+             "unavailable_reason": row["power_unavailable_reason"] or ""}
+    return MeasurementRecord(
+        job_key=row["job_key"], arch_id=row["arch_id"], device_key=row["device_key"], backend=row["backend"],
+        protocol=row["protocol"], protocol_params=json.loads(row["protocol_params_json"]),
+        batch_size=int(row["batch_size"]), input_shape=json.loads(row["input_shape_json"]),
+        latency_ms=float(row["latency_ms"]), stats=stats, agent_name=row["agent_name"],
+        agent_version=row["agent_version"] or "", started_unix_ns=int(row["started_unix_ns"]),
+        finished_unix_ns=int(row["finished_unix_ns"]), queue_wait_ms=float(row["queue_wait_ms"]),
+        protocol_details=json.loads(row["protocol_details_json"]), power=power,
+        environment=json.loads(row["environment_json"]), replayed=str(row["replayed"]).lower() in ("true", "1"))

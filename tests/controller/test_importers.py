@@ -1,0 +1,103 @@
+"""Importing public tables and our own exports; hostile pickles are refused before any code runs."""
+
+import csv
+import gzip
+import os
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from controller.cli import main
+from controller.data import nb201_table
+from controller.spaces.nb201 import NasBench201
+from controller.store import Store
+from controller.store.export import export
+from controller.store.importers import import_eagle_pickle, import_hwnas_export, import_nb201_table
+
+SPACE = NasBench201()
+
+
+def write_table(path: Path, rows: list[dict]) -> Path:
+    with gzip.open(path, "wt", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def test_nb201_table_import_keeps_latencies_and_skips_unconnected(tmp_path: Path) -> None:
+    rows = nb201_table()[:400]
+    table = write_table(tmp_path / "t.csv.gz", rows)
+    with Store(tmp_path / "ds.db") as store:
+        report = import_nb201_table(store, table, "lat_ms_pixel3", "pixel3-tflite")
+        assert report.rows == 400
+        unconnected = sum(r["connected"] == "0" for r in rows)
+        assert report.skipped.get("unconnected cells", 0) == unconnected
+        assert report.added + report.duplicates == 400 - unconnected
+        stored = {r["arch"]: r for r in store.measurements("pixel3-tflite")}
+        sample = next(r for r in rows if r["connected"] == "1")
+        canonical_arch = SPACE.to_string(SPACE.from_string(sample["arch_str"]))
+        if canonical_arch in stored:
+            assert stored[canonical_arch]["latency_ms"] == pytest.approx(float(sample["lat_ms_pixel3"]))
+        first = next(iter(stored.values()))
+        assert first["protocol"] == "imported:t.csv.gz:lat_ms_pixel3" and first["count"] is None
+        again = import_nb201_table(store, table, "lat_ms_pixel3", "pixel3-tflite")
+        assert again.added == 0  # importing twice adds nothing
+
+
+def test_eagle_pickles_convert_seconds_and_refuse_code(tmp_path: Path, capsys) -> None:
+    cells = [x for x in (SPACE.from_index(i) for i in range(60)) if SPACE.is_connected(x)][:40]
+    data = {tuple(SPACE.to_eagle_vector(x)): np.float64(0.001 * (k + 1)) for k, x in enumerate(cells)}
+    path = tmp_path / "desktop.pkl"
+    path.write_bytes(pickle.dumps(data))
+    with Store(tmp_path / "ds.db") as store:
+        report = import_eagle_pickle(store, path, "i7-7820x-tf")
+        assert report.added + report.duplicates == 40
+        latencies = sorted(r["latency_ms"] for r in store.measurements())
+        assert latencies[0] == pytest.approx(1.0)  # 0.001 s -> 1 ms
+
+    class Exploit:
+        def __reduce__(self):
+            return (os.system, ("touch " + str(tmp_path / "pwned"),))
+
+    hostile = tmp_path / "hostile.pkl"
+    hostile.write_bytes(pickle.dumps({(3, 3, 3, 3, 3, 3): Exploit()}))
+    assert main(["latbench", "import", str(hostile), "--db", str(tmp_path / "ds2.db"), "--format", "eagle-pickle",
+                 "--device", "x"]) == 2
+    err = capsys.readouterr().err
+    assert "refused to load" in err and ("posix.system" in err or "os.system" in err)
+    assert not (tmp_path / "pwned").exists()
+    with Store(tmp_path / "ds2.db") as store:
+        assert list(store.measurements()) == []
+
+
+def test_our_own_export_imports_back_identically(tmp_path: Path) -> None:
+    rows = nb201_table()[:120]
+    with Store(tmp_path / "a.db") as store:
+        import_nb201_table(store, write_table(tmp_path / "t.csv.gz", rows), "lat_ms_gold_6226", "gold")
+        n = export(store, tmp_path / "a.parquet", "parquet")
+        export(store, tmp_path / "a.csv", "csv")
+    for name in ("a.parquet", "a.csv"):
+        with Store(tmp_path / f"{name}.db") as other:
+            report = import_hwnas_export(other, tmp_path / name)
+            assert report.added == n and report.duplicates == 0
+            export(other, tmp_path / f"{name}.again.parquet", "parquet")
+        before = pd.read_parquet(tmp_path / "a.parquet").drop(columns=["recorded_at_unix_s"])
+        after = pd.read_parquet(tmp_path / f"{name}.again.parquet").drop(columns=["recorded_at_unix_s"])
+        pd.testing.assert_frame_equal(before, after)
+
+
+def test_import_cli_names_missing_options(tmp_path: Path, capsys) -> None:
+    table = write_table(tmp_path / "t.csv.gz", nb201_table()[:5])
+    assert main(["latbench", "import", str(table), "--db", str(tmp_path / "x.db"), "--format", "nb201-table",
+                 "--device", "d"]) == 2
+    assert "--column" in capsys.readouterr().err
+    assert main(["latbench", "import", str(table), "--db", str(tmp_path / "x.db"), "--format", "nb201-table",
+                 "--device", "d", "--column", "lat_ms_nope"]) == 2
+    assert "no column 'lat_ms_nope'" in capsys.readouterr().err
+    assert main(["latbench", "import", str(table), "--db", str(tmp_path / "x.db"), "--format", "nb201-table",
+                 "--device", "d", "--column", "lat_ms_pixel3"]) == 0
+    assert "5 rows read" in capsys.readouterr().out
