@@ -9,7 +9,6 @@ keyed by the job, so a job measured twice still has one row. Re-running the same
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import socket
@@ -79,26 +78,55 @@ class CampaignPlan:
     max_attempts: int = 3
 
 
-def enqueue(store: Store, space: SearchSpace, archs: Sequence[Sequence[int]], plan: CampaignPlan) -> int:
-    """Add the architectures and one job per (arch, device key); returns how many jobs were new."""
-    records, specs = [], []
-    for x in archs:
-        graph = space.to_graph(x)
-        records.append(ArchRecord(arch_id=graph.arch_id, space=space.name, arch=space.to_string(x),
-                                  encoding=" ".join(map(str, x)), macs=graph.macs(), params=graph.params(),
-                                  cg_json=graph.to_json()))
-        for key in plan.device_keys:
-            specs.append(JobSpec(campaign=plan.campaign, arch_id=graph.arch_id, device_key=key,
-                                 backend=plan.backend, protocol=plan.protocol, protocol_params=plan.protocol_params,
-                                 batch_size=plan.batch_size, max_attempts=plan.max_attempts))
-    store.add_architectures(records)
-    return store.enqueue(specs)
+ENQUEUE_CHUNK = 500  # architectures per transaction: bounded memory for whole-space campaigns
 
 
-@functools.lru_cache(maxsize=64)
+def enqueue(store: Store, space: SearchSpace, archs: Sequence[Sequence[int]], plan: CampaignPlan,
+            progress: Callable[[int], None] = lambda n: None) -> int:
+    """Add the architectures and one job per (arch, device key); returns how many jobs were new.
+
+    Works in chunks, so a 15,625-architecture plan never holds all the CGs (~40 kB each) at once.
+    """
+    added = 0
+    for start in range(0, len(archs), ENQUEUE_CHUNK):
+        records, specs = [], []
+        for x in archs[start:start + ENQUEUE_CHUNK]:
+            graph = space.to_graph(x)
+            records.append(ArchRecord(arch_id=graph.arch_id, space=space.name, arch=space.to_string(x),
+                                      encoding=" ".join(map(str, x)), macs=graph.macs(), params=graph.params(),
+                                      cg_json=graph.to_json()))
+            specs += [JobSpec(campaign=plan.campaign, arch_id=graph.arch_id, device_key=key, backend=plan.backend,
+                              protocol=plan.protocol, protocol_params=plan.protocol_params,
+                              batch_size=plan.batch_size, max_attempts=plan.max_attempts)
+                      for key in plan.device_keys]
+        store.add_architectures(records)
+        added += store.enqueue(specs)
+        progress(len(records))
+    return added
+
+
 def model_bytes(cg_json: str) -> bytes:
-    """ONNX bytes of a stored CG; deterministic, so jobs of one arch on several keys share one export."""
+    """ONNX bytes of a stored CG (deterministic: the same CG always gives the same bytes and hash)."""
     return to_onnx_bytes(ComputationGraph.from_json(cg_json))
+
+
+class ModelHashes:
+    """arch_id -> sha256 of its model bytes, so a model is exported only when an agent lacks it.
+
+    Bytes are never cached: an OFA-ResNet50 subnet is up to ~190 MB.
+    """
+
+    def __init__(self) -> None:
+        self._sha: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def get(self, arch_id: str) -> str | None:
+        with self._lock:
+            return self._sha.get(arch_id)
+
+    def put(self, arch_id: str, sha: str) -> None:
+        with self._lock:
+            self._sha[arch_id] = sha
 
 
 def to_record(job: Job, profile: ProfileRecord) -> MeasurementRecord:
@@ -137,9 +165,10 @@ class AgentWorker:
 
     def __init__(self, store: Store, endpoint: AgentEndpoint, lease_s: float, stop: threading.Event,
                  on_done: Callable[[str, str], None], connect: Connect = AgentClient,
-                 profile_timeout_s: float = 3600.0) -> None:
+                 hashes: ModelHashes | None = None, profile_timeout_s: float = 3600.0) -> None:
         self.store, self.endpoint, self.lease_s, self.stop = store, endpoint, lease_s, stop
         self.connect = connect
+        self.hashes = hashes or ModelHashes()
         self.on_done = on_done
         self.profile_timeout_s = profile_timeout_s
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{endpoint.address}"
@@ -178,8 +207,7 @@ class AgentWorker:
         """Measure and record one job; False when the agent stopped answering (the job went back)."""
         keeper = _LeaseKeeper(self.store, job, self.lease_s)
         try:
-            model = model_bytes(self.store.cg_json(job.arch_id))
-            profile = self._profile(client, job, model)
+            profile = self._profile(client, job)
         except AgentCallError as exc:
             keeper.stop()
             reason = f"{exc.code.name} from {self.endpoint.address}: {exc.details}"
@@ -201,11 +229,16 @@ class AgentWorker:
         self.on_done(job.device_key, job.arch_id)
         return True
 
-    def _profile(self, client: AgentClient, job: Job, model: bytes) -> ProfileRecord:
-        sha = sha256_hex(model)
+    def _profile(self, client: AgentClient, job: Job) -> ProfileRecord:
+        sha = self.hashes.get(job.arch_id)
         for attempt in (1, 2):
-            if sha not in self.uploaded:
-                client.ensure_model(model)
+            if sha is None or sha not in self.uploaded:
+                if sha is None or not client.has_model(sha):
+                    model = model_bytes(self.store.cg_json(job.arch_id))
+                    sha = sha256_hex(model)
+                    self.hashes.put(job.arch_id, sha)
+                    if not client.has_model(sha):
+                        client.upload(model, sha256=sha)
                 self.uploaded.add(sha)
             try:
                 return client.profile(sha, backend=job.backend, protocol=job.protocol,
@@ -228,7 +261,8 @@ def run_campaign(store: Store, endpoints: Sequence[AgentEndpoint], lease_s: floa
     A Ctrl-C sets ``stop``; workers finish or give back their current job and the command can be re-run.
     """
     stop = stop or threading.Event()
-    workers = [AgentWorker(store, ep, lease_s, stop, on_done, connect) for ep in endpoints]
+    hashes = ModelHashes()
+    workers = [AgentWorker(store, ep, lease_s, stop, on_done, connect, hashes) for ep in endpoints]
     threads = [threading.Thread(target=w.run, name=f"worker-{w.endpoint.address}", daemon=True) for w in workers]
     for t in threads:
         t.start()

@@ -14,6 +14,7 @@ from device_agent.power.base import Availability
 
 BACKENDS: dict[str, str] = {
     "onnxruntime": "device_agent.backends.onnxruntime_backend:OnnxRuntimeBackend",
+    "instant": "device_agent.backends.instant_backend:InstantBackend",
 }
 
 __all__ = ["BACKENDS", "Backend", "InputSpec", "LoadedModel", "backend_class", "probe_backend"]
