@@ -181,11 +181,11 @@ class AgentWorker:
     def run(self) -> None:
         with self.connect(self.endpoint.address) as client:
             while not self.stop.is_set():
-                self.store.requeue_expired()
                 job = self.store.lease(self.endpoint.device_key, self.owner, self.lease_s)
                 if job is None:
                     if not self._work_left()[1]:
                         return  # nothing queued and nothing in flight elsewhere that could come back
+                    self.store.requeue_expired()  # in-flight work elsewhere may have lost its worker
                     self.stop.wait(min(1.0, self.lease_s / 4))
                     continue
                 if not self._run_job(client, job):
@@ -261,6 +261,7 @@ def run_campaign(store: Store, endpoints: Sequence[AgentEndpoint], lease_s: floa
     A Ctrl-C sets ``stop``; workers finish or give back their current job and the command can be re-run.
     """
     stop = stop or threading.Event()
+    store.requeue_expired()  # leases of a controller that died before this one started
     hashes = ModelHashes()
     workers = [AgentWorker(store, ep, lease_s, stop, on_done, connect, hashes) for ep in endpoints]
     threads = [threading.Thread(target=w.run, name=f"worker-{w.endpoint.address}", daemon=True) for w in workers]

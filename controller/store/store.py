@@ -132,28 +132,20 @@ class Store:
     def lease(self, device_key: str, owner: str, lease_s: float, now: float | None = None) -> Job | None:
         """The highest-priority, oldest queued job of ``device_key``, now leased to ``owner``; None if none.
 
-        Claimed by a conditional update (state still 'queued'), so two workers racing for one job cannot
-        both get it, on SQLite or PostgreSQL alike.
+        One conditional ``UPDATE ... RETURNING`` (SQLite >= 3.35, PostgreSQL): the job is claimed only if it
+        is still queued, so two workers racing for it cannot both get it.
         """
         jobs = schema.jobs
-        for _ in range(20):
-            now_s = time.time() if now is None else now
-            with self.engine.begin() as conn:
-                candidate = conn.execute(
-                    select(jobs.c.id).where(and_(jobs.c.device_key == device_key, jobs.c.state == "queued"))
-                    .order_by(jobs.c.priority.desc(), jobs.c.id).limit(1)
-                ).scalar()
-                if candidate is None:
-                    return None
-                claimed = conn.execute(
-                    update(jobs).where(and_(jobs.c.id == candidate, jobs.c.state == "queued")).values(
-                        state="leased", lease_owner=owner, lease_expires_at_unix_s=now_s + lease_s,
-                        attempts=jobs.c.attempts + 1, updated_at_unix_s=now_s)
-                ).rowcount
-                if claimed == 1:
-                    row = conn.execute(select(jobs).where(jobs.c.id == candidate)).mappings().one()
-                    return _job(row)
-        return None
+        now_s = time.time() if now is None else now
+        candidate = (select(jobs.c.id).where(and_(jobs.c.device_key == device_key, jobs.c.state == "queued"))
+                     .order_by(jobs.c.priority.desc(), jobs.c.id).limit(1).scalar_subquery())
+        claim = (update(jobs).where(and_(jobs.c.id == candidate, jobs.c.state == "queued"))
+                 .values(state="leased", lease_owner=owner, lease_expires_at_unix_s=now_s + lease_s,
+                         attempts=jobs.c.attempts + 1, updated_at_unix_s=now_s)
+                 .returning(*jobs.c))
+        with self.engine.begin() as conn:
+            row = conn.execute(claim).mappings().first()
+        return _job(row) if row is not None else None
 
     def renew(self, job: Job, lease_s: float, now: float | None = None) -> bool:
         """Extend a lease still held by the job's owner; False if it was lost (expired and re-queued)."""
