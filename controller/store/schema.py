@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     Connection,
@@ -37,8 +38,8 @@ architectures = Table(
     Column("space", String(64), nullable=False),
     Column("arch", Text, nullable=False),  # the space's string form
     Column("encoding", Text, nullable=False),  # space-separated integers
-    Column("macs", Integer, nullable=False),
-    Column("params", Integer, nullable=False),
+    Column("macs", BigInteger, nullable=False),  # VGG-16: 1.5e10, beyond a 32-bit INTEGER
+    Column("params", BigInteger, nullable=False),
     Column("cg_json", Text, nullable=False),  # canonical CG: any job can rebuild its model from it
 )
 
@@ -96,8 +97,8 @@ measurements = Table(
     Column("agent_name", String(200), nullable=False),  # importers write "imported:<source>"
     Column("agent_version", String(64), nullable=False),
     Column("queue_wait_ms", Float, nullable=False),
-    Column("started_unix_ns", Integer, nullable=False),
-    Column("finished_unix_ns", Integer, nullable=False),
+    Column("started_unix_ns", BigInteger, nullable=False),
+    Column("finished_unix_ns", BigInteger, nullable=False),
     Column("recorded_at_unix_s", Float, nullable=False),
     Column("replayed", Boolean, nullable=False, default=False),
     Index("ix_measurements_device", "device_key", "arch_id"),

@@ -1,10 +1,12 @@
 """The durable store on real SQLite files: schema versions, idempotent enqueue, leases, exactly-once records."""
 
+import os
 import sqlite3
 import threading
 from pathlib import Path
 
 import pytest
+import sqlalchemy
 
 from controller.store import ArchRecord, JobSpec, MeasurementRecord, SchemaError, Store
 from controller.store.schema import SCHEMA_VERSION
@@ -23,9 +25,24 @@ def record(job, latency_ms: float = 1.2, agent: str = "agent-1") -> MeasurementR
                              finished_unix_ns=2, environment={"threads": 1})
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def target(request, tmp_path: Path) -> str:
+    """A fresh store location: a SQLite file, or a real PostgreSQL server when one is configured."""
+    if request.param == "sqlite":
+        return str(tmp_path / "hwnas.db")
+    url = os.environ.get("HWNAS_TEST_POSTGRES_URL")
+    if not url:
+        pytest.skip("HWNAS_TEST_POSTGRES_URL is not set (.ci/run sets it when .ci/postgres.sh can start a server)")
+    engine = sqlalchemy.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sqlalchemy.text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+    engine.dispose()
+    return url
+
+
 @pytest.fixture
-def store(tmp_path: Path):
-    with Store(tmp_path / "hwnas.db") as s:
+def store(target: str):
+    with Store(target) as s:
         s.add_architectures([ARCH])
         yield s
 
@@ -102,9 +119,9 @@ def test_release_gives_leases_back_without_spending_an_attempt(store: Store) -> 
     assert store.lease("rpi4", "w2", 30).attempts == 1
 
 
-def test_workers_racing_for_jobs_never_share_one(tmp_path: Path) -> None:
-    """Four threads, each with its own Store (own connections) on one SQLite file, drain 200 jobs."""
-    path = tmp_path / "race.db"
+def test_workers_racing_for_jobs_never_share_one(target: str) -> None:
+    """Four threads, each with its own Store (own connections) on one database, drain 200 jobs."""
+    path = target
     with Store(path) as s:
         s.add_architectures([ARCH])
         s.enqueue(specs(200))
@@ -126,6 +143,20 @@ def test_workers_racing_for_jobs_never_share_one(tmp_path: Path) -> None:
     assert len(all_ids) == len(set(all_ids)) == 200
     with Store(path) as s:
         assert len(list(s.measurements())) == 200 and s.counts()["rpi4"]["done"] == 200
+
+
+def test_big_integers_fit(store: Store) -> None:
+    """VGG-16's 1.5e10 MACs and nanosecond timestamps overflow a 32-bit INTEGER (PostgreSQL's)."""
+    big = ArchRecord(arch_id="b" * 64, space="x", arch="vgg", encoding="", macs=15_470_264_320,
+                     params=138_357_544, cg_json="{}")
+    store.add_architectures([big])
+    store.enqueue([JobSpec(campaign="c", arch_id=big.arch_id, device_key="gpu")])
+    job = store.lease("gpu", "w", 30)
+    rec = record(job)
+    store.complete(MeasurementRecord(**{**vars(rec), "started_unix_ns": 1_763_000_000_000_000_000,
+                                        "finished_unix_ns": 1_763_000_000_123_456_789}))
+    (row,) = store.measurements("gpu")
+    assert row["macs"] == 15_470_264_320 and row["finished_unix_ns"] == 1_763_000_000_123_456_789
 
 
 def test_records_are_long_form_with_units_and_the_architecture(store: Store) -> None:
