@@ -217,6 +217,9 @@ class AgentServicer(agent_pb2_grpc.DeviceAgentServicer):
             _abort(context, exc)
         except AgentError as exc:
             _abort(context, exc)
+        except Exception as exc:  # a runtime failing mid-measurement: say what it said, keep serving
+            log.exception("profile of %s failed", request.model_sha256[:12])
+            context.abort(grpc.StatusCode.INTERNAL, f"measurement failed in {backend_name}: {exc}")
         log.info(
             "profiled %s on %s: %.4f ms (%s), waited %.1f ms",
             request.model_sha256[:12], backend_name, result.latency_ms, result.protocol, waited_s * 1e3,

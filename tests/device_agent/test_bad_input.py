@@ -155,3 +155,25 @@ def test_onnx_checker_accepts_the_refused_model_shape() -> None:
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])])
     onnx.checker.check_model(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20),
                                                                      helper.make_opsetid("com.example", 1)]))
+
+
+def test_a_runtime_failing_mid_measurement_is_internal_and_the_agent_keeps_serving(
+        agent, client: AgentClient, tiny_model: bytes, monkeypatch: pytest.MonkeyPatch) -> None:
+    """FAKE failure injected at the runtime boundary: the loaded model's run raises after binding."""
+    from device_agent.backends.onnxruntime_backend import OrtLoadedModel
+
+    real_bind = OrtLoadedModel.bind
+
+    def failing_bind(self, shapes):
+        real_bind(self, shapes)
+
+        def run_once() -> None:
+            raise RuntimeError("device lost")
+
+        return run_once
+
+    monkeypatch.setattr(OrtLoadedModel, "bind", failing_bind)
+    sha, _ = client.ensure_model(tiny_model)
+    expect(grpc.StatusCode.INTERNAL, "measurement failed in onnxruntime: device lost", client.profile, sha)
+    monkeypatch.undo()
+    still_serves(client, tiny_model)
