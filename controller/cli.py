@@ -222,7 +222,7 @@ def cmd_latbench_build(args: argparse.Namespace) -> int:
         endpoints = [ep for ep in endpoints if ep.device_key in devices]
         connect = _connector(args)
         if args.all:
-            archs = [x for x in space.enumerate() if not hasattr(space, "is_connected") or space.is_connected(x)]
+            archs = [x for x in space.enumerate() if space.has_network(x)]
         else:
             archs = sample(space, args.sample, args.seed)
     except (ValueError, NotImplementedError, OSError) as exc:

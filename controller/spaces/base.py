@@ -54,6 +54,10 @@ class SearchSpace(abc.ABC):
     def size(self) -> int:
         """Number of distinct architectures."""
 
+    def has_network(self, x: Sequence[int]) -> bool:
+        """Whether ``x`` describes a network at all (NB-201: False for the 341 unconnected cells)."""
+        return True
+
     def canonical(self, x: Sequence[int]) -> list[int]:
         """The representative encoding: spaces with masked variables zero the inactive ones."""
         return self.validate(x)

@@ -125,6 +125,8 @@ class NasBench201(SearchSpace):
     def is_connected(self, x: Sequence[int]) -> bool:
         return bool(live_edges(self.validate(x)))
 
+    has_network = is_connected
+
     def sample(self, rng: np.random.Generator) -> list[int]:
         """A uniformly random connected cell (unconnected cells have no network)."""
         while True:

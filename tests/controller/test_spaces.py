@@ -31,7 +31,7 @@ def test_nb201_string_index_and_eagle_vector_agree_with_the_table_on_every_row()
         assert space.to_string(x) == row["arch_str"]
         assert space.to_index(x) == int(row["nb201_index"])
         assert space.from_index(int(row["nb201_index"])) == x
-        assert space.is_connected(x) == (row["connected"] == "1")
+        assert space.is_connected(x) == space.has_network(x) == (row["connected"] == "1")
     # Eagle's vector for the string in its own docs (none=0 skip=1 1x1=2 3x3=3 pool=4, string order).
     eagle = space.to_eagle_vector(space.from_string(
         "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"))
