@@ -333,6 +333,31 @@ def cmd_latbench_import(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_fleet_ls(args: argparse.Namespace) -> int:
+    from controller import campaign
+    from controller.fleet import survey
+    from controller.store import Store
+
+    try:
+        endpoints = campaign.load_agents(args.agents)
+        connect = _connector(args)
+    except (ValueError, OSError) as exc:
+        return _fail("fleet ls", exc)
+    store = Store(args.db) if args.db and args.db.exists() else None
+    try:
+        rows = survey(endpoints, connect, store)
+    finally:
+        if store is not None:
+            store.close()
+    header = ("device key", "address", "health", "name", "version", "backends", "current job", "queued")
+    table = [header] + [(r.device_key, r.address, r.health, r.name, r.version, r.backends, r.current_job,
+                         str(r.queued_for_key)) for r in rows]
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    for row in table:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    return 0 if all(r.health == "SERVING" for r in rows) else 1
+
+
 def _shape(text: str) -> tuple[int, ...]:
     try:
         return tuple(int(d) for d in text.split(","))
@@ -447,6 +472,14 @@ def build_parser() -> argparse.ArgumentParser:
     li.add_argument("--source", help="name recorded as protocol 'imported:<source>' (default: the file name)")
     li.add_argument("--classes", type=int, default=10, help="NB-201 classifier outputs the table was timed with")
     li.set_defaults(func=cmd_latbench_import)
+
+    fleet = sub.add_parser("fleet", help="the lab's agents").add_subparsers(
+        dest="fleet_command", required=True, metavar="SUBCOMMAND")
+    fl = fleet.add_parser("ls", help="agents of an --agents file: health, identity, current job, queue depth")
+    fl.add_argument("--agents", type=Path, required=True, metavar="FILE", help="TOML [[agents]] key/address")
+    fl.add_argument("--db", type=Path, default=None, help="dataset whose queue and leases to show")
+    _add_client_security(fl)
+    fl.set_defaults(func=cmd_fleet_ls)
 
     certs = sub.add_parser("certs", help="TLS material for a lab").add_subparsers(
         dest="certs_command", required=True, metavar="SUBCOMMAND")

@@ -17,6 +17,7 @@ from typing import Any
 
 import grpc
 from google.protobuf.message import Message
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from protos.auth import TOKEN_HEADER, bearer, is_loopback
 from protos.hwnas.v1 import agent_pb2, agent_pb2_grpc
@@ -145,6 +146,15 @@ class AgentClient:
             raise AgentCallError(
                 self.address, "connect", grpc.StatusCode.UNAVAILABLE, f"no agent answered within {timeout_s:g} s"
             ) from exc
+
+    def health(self, timeout_s: float = 3.0) -> str:
+        """The agent's grpc.health.v1 status name (SERVING, NOT_SERVING), or 'unreachable (CODE)'."""
+        stub = health_pb2_grpc.HealthStub(self._channel)
+        try:
+            status = stub.Check(health_pb2.HealthCheckRequest(), timeout=timeout_s).status
+        except grpc.RpcError as exc:
+            return f"unreachable ({exc.code().name})"
+        return health_pb2.HealthCheckResponse.ServingStatus.Name(status)
 
     def device_info(self) -> agent_pb2.DeviceInfo:
         return self._call("GetDeviceInfo", agent_pb2.GetDeviceInfoRequest())
