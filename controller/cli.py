@@ -336,6 +336,7 @@ def cmd_latbench_import(args: argparse.Namespace) -> int:
 def cmd_fleet_ls(args: argparse.Namespace) -> int:
     from controller import campaign
     from controller.fleet import survey
+    from controller.report import text_table
     from controller.store import Store
 
     try:
@@ -352,9 +353,7 @@ def cmd_fleet_ls(args: argparse.Namespace) -> int:
     header = ("device key", "address", "health", "name", "version", "backends", "current job", "queued")
     table = [header] + [(r.device_key, r.address, r.health, r.name, r.version, r.backends, r.current_job,
                          str(r.queued_for_key)) for r in rows]
-    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
-    for row in table:
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    print(text_table(table, numbers_right=False))
     return 0 if all(r.health == "SERVING" for r in rows) else 1
 
 

@@ -7,6 +7,21 @@ from collections.abc import Sequence
 from controller.client import ProfileRecord
 
 
+def text_table(rows: Sequence[Sequence[str]], numbers_right: bool = True) -> str:
+    """Rows (the first is the header) in aligned columns, a rule under the header.
+
+    ``numbers_right`` right-aligns every column but the first, as for tables of figures.
+    """
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = [
+        "  ".join(cell.rjust(w) if j and numbers_right else cell.ljust(w)
+                  for j, (cell, w) in enumerate(zip(row, widths, strict=True))).rstrip()
+        for row in rows
+    ]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
 def profile_table(records: Sequence[tuple[str, ProfileRecord]]) -> str:
     """One row per (label, record): headline latency, spread, power, queue and round trip."""
     header = ["model", "protocol", "latency_ms", "n", "min_ms", "median_ms", "p90_ms", "p99_ms", "max_ms",
@@ -20,15 +35,9 @@ def profile_table(records: Sequence[tuple[str, ProfileRecord]]) -> str:
             f"{s['median_ms']:.4f}", f"{s['p90_ms']:.4f}", f"{s['p99_ms']:.4f}", f"{s['max_ms']:.4f}",
             f"{s['std_ms']:.4f}", power, f"{rec.result['queue_wait_ms']:.1f}", f"{rec.round_trip_ms:.1f}",
         ])
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    lines = [
-        "  ".join(cell.rjust(w) if j else cell.ljust(w) for j, (cell, w) in enumerate(zip(row, widths, strict=True)))
-        for row in rows
-    ]
-    lines.insert(1, "  ".join("-" * w for w in widths))
     notes = []
     for label, rec in records:
         if not rec.power["available"]:
             notes.append(f"power for {label}: unavailable: {rec.power['unavailable_reason']}")
         notes.extend(f"warning for {label}: {w}" for w in rec.result.get("warnings", []))
-    return "\n".join(lines + notes)
+    return "\n".join([text_table(rows), *notes])
