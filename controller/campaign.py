@@ -13,9 +13,11 @@ import logging
 import os
 import socket
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import grpc
 import tomllib
@@ -76,6 +78,7 @@ class CampaignPlan:
     protocol_params: Mapping[str, float] = field(default_factory=dict)
     batch_size: int = 1
     max_attempts: int = 3
+    priority: int = 0  # higher first, within each device key's queue
 
 
 ENQUEUE_CHUNK = 500  # architectures per transaction: bounded memory for whole-space campaigns
@@ -97,11 +100,12 @@ def enqueue(store: Store, space: SearchSpace, archs: Sequence[Sequence[int]], pl
                                       cg_json=graph.to_json()))
             specs += [JobSpec(campaign=plan.campaign, arch_id=graph.arch_id, device_key=key, backend=plan.backend,
                               protocol=plan.protocol, protocol_params=plan.protocol_params,
-                              batch_size=plan.batch_size, max_attempts=plan.max_attempts)
+                              batch_size=plan.batch_size, max_attempts=plan.max_attempts, priority=plan.priority)
                       for key in plan.device_keys]
         store.add_architectures(records)
         added += store.enqueue(specs)
         progress(len(records))
+    store.set_priority(plan.campaign, plan.priority)  # a re-run with another --priority re-orders what is left
     return added
 
 
@@ -110,27 +114,55 @@ def model_bytes(cg_json: str) -> bytes:
     return to_onnx_bytes(ComputationGraph.from_json(cg_json))
 
 
-class ModelHashes:
-    """arch_id -> sha256 of its model bytes, so a model is exported only when an agent lacks it.
+class ModelSource:
+    """arch_id -> sha256 and ONNX bytes of its model, exported from the stored CG on first use.
 
-    Bytes are never cached: an OFA-ResNet50 subnet is up to ~190 MB.
+    The sha256 of every model seen is kept (64 bytes each); the bytes only for recently used models, up to
+    ``budget_bytes`` (an OFA-ResNet50 subnet is up to ~190 MB), and are re-exported when needed again.
+    Export is deterministic, so a re-export has the same hash.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, store: Store, budget_bytes: int = 256 << 20) -> None:
+        self.store = store
+        self.budget_bytes = budget_bytes
         self._sha: dict[str, str] = {}
+        self._arch_of: dict[str, str] = {}
+        self._bytes: OrderedDict[str, bytes] = OrderedDict()
+        self._held_bytes = 0
         self._lock = threading.Lock()
 
-    def get(self, arch_id: str) -> str | None:
+    def sha256(self, arch_id: str) -> str:
         with self._lock:
-            return self._sha.get(arch_id)
+            sha = self._sha.get(arch_id)
+        return sha if sha is not None else sha256_hex(self.model(arch_id))
 
-    def put(self, arch_id: str, sha: str) -> None:
+    def model(self, arch_id: str) -> bytes:
+        with self._lock:
+            sha = self._sha.get(arch_id)
+            if sha is not None and sha in self._bytes:
+                self._bytes.move_to_end(sha)
+                return self._bytes[sha]
+        data = model_bytes(self.store.cg_json(arch_id))
+        sha = sha256_hex(data)
         with self._lock:
             self._sha[arch_id] = sha
+            self._arch_of[sha] = arch_id
+            if sha not in self._bytes:
+                self._bytes[sha] = data
+                self._held_bytes += len(data)
+            while self._held_bytes > self.budget_bytes and len(self._bytes) > 1:
+                self._held_bytes -= len(self._bytes.popitem(last=False)[1])
+        return data
+
+    def by_sha256(self, sha: str) -> bytes:
+        """The bytes of a model this source has handed out; KeyError for any other hash."""
+        with self._lock:
+            arch_id = self._arch_of[sha]
+        return self.model(arch_id)
 
 
-def to_record(job: Job, profile: ProfileRecord) -> MeasurementRecord:
-    r = profile.result
+def to_record(job: Job, r: Mapping[str, Any]) -> MeasurementRecord:
+    """A job's measurement record from the agent's ProfileResult (as ``client.message_dict`` gives it)."""
     shape = r["input_shapes"][0]["dims"] if r["input_shapes"] else []
     return MeasurementRecord(
         job_key=job.job_key, arch_id=job.arch_id, device_key=job.device_key, backend=r["backend"],
@@ -165,10 +197,10 @@ class AgentWorker:
 
     def __init__(self, store: Store, endpoint: AgentEndpoint, lease_s: float, stop: threading.Event,
                  on_done: Callable[[str, str], None], connect: Connect = AgentClient,
-                 hashes: ModelHashes | None = None, profile_timeout_s: float = 3600.0) -> None:
+                 models: ModelSource | None = None, profile_timeout_s: float = 3600.0) -> None:
         self.store, self.endpoint, self.lease_s, self.stop = store, endpoint, lease_s, stop
         self.connect = connect
-        self.hashes = hashes or ModelHashes()
+        self.models = models or ModelSource(store)
         self.on_done = on_done
         self.profile_timeout_s = profile_timeout_s
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{endpoint.address}"
@@ -225,20 +257,16 @@ class AgentWorker:
             self.store.fail(job, f"{type(exc).__name__}: {exc}", permanent=True)
             return True
         keeper.stop()
-        self.store.complete(to_record(job, profile))
+        self.store.complete(to_record(job, profile.result))
         self.on_done(job.device_key, job.arch_id)
         return True
 
     def _profile(self, client: AgentClient, job: Job) -> ProfileRecord:
-        sha = self.hashes.get(job.arch_id)
+        sha = self.models.sha256(job.arch_id)
         for attempt in (1, 2):
-            if sha is None or sha not in self.uploaded:
-                if sha is None or not client.has_model(sha):
-                    model = model_bytes(self.store.cg_json(job.arch_id))
-                    sha = sha256_hex(model)
-                    self.hashes.put(job.arch_id, sha)
-                    if not client.has_model(sha):
-                        client.upload(model, sha256=sha)
+            if sha not in self.uploaded:
+                if not client.has_model(sha):
+                    client.upload(self.models.model(job.arch_id), sha256=sha)
                 self.uploaded.add(sha)
             try:
                 return client.profile(sha, backend=job.backend, protocol=job.protocol,
@@ -255,22 +283,33 @@ class AgentWorker:
 def run_campaign(store: Store, endpoints: Sequence[AgentEndpoint], lease_s: float = 120.0,
                  stop: threading.Event | None = None,
                  on_done: Callable[[str, str], None] = lambda key, arch_id: None,
-                 connect: Connect = AgentClient) -> dict[str, dict[str, int]]:
-    """Run one worker per agent until every queued job of their keys is done or failed (or ``stop`` is set).
+                 connect: Connect = AgentClient, device_keys: Sequence[str] = (),
+                 dial_in: bool = False) -> dict[str, dict[str, int]]:
+    """Run one worker per configured agent until every queued job of the keys is done or failed.
 
+    ``dial_in``: agents also dial in (a ``gateway.Gateway`` is serving this store), so the campaign is
+    finished only when ``device_keys`` have nothing queued or leased, whoever measures them.
     A Ctrl-C sets ``stop``; workers finish or give back their current job and the command can be re-run.
     """
     stop = stop or threading.Event()
     store.requeue_expired()  # leases of a controller that died before this one started
-    hashes = ModelHashes()
-    workers = [AgentWorker(store, ep, lease_s, stop, on_done, connect, hashes) for ep in endpoints]
+    models = ModelSource(store)
+    keys = set(device_keys) | {ep.device_key for ep in endpoints}
+    workers = [AgentWorker(store, ep, lease_s, stop, on_done, connect, models) for ep in endpoints]
     threads = [threading.Thread(target=w.run, name=f"worker-{w.endpoint.address}", daemon=True) for w in workers]
     for t in threads:
         t.start()
+
+    def unfinished() -> bool:
+        counts = store.counts()
+        return any(counts.get(k, {}).get("queued", 0) + counts.get(k, {}).get("leased", 0) for k in keys)
+
     try:
-        while any(t.is_alive() for t in threads):
+        while any(t.is_alive() for t in threads) or (dial_in and not stop.is_set() and unfinished()):
             for t in threads:
                 t.join(0.2)
+            if not threads:
+                stop.wait(0.5)
     except KeyboardInterrupt:
         stop.set()
         for t in threads:

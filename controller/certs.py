@@ -3,7 +3,8 @@
 Writes ``ca.pem``/``ca.key`` (keep the key offline once agents are issued), ``agent.pem``/``agent.key``
 (server certificate for every agent, valid for the given host names and for localhost/loopback, usable
 as a client certificate too so a container health check can reuse it), ``controller.pem``/
-``controller.key`` (client certificate for mutual TLS) and ``token`` (a random bearer token). Keys and
+``controller.key`` (client certificate for mutual TLS, and server certificate for agents that
+dial in) and ``token`` (a random bearer token). Keys and
 the token are written with mode 0600. ECDSA P-256 keys: small and fast on Raspberry Pis.
 """
 
@@ -69,8 +70,8 @@ def init_lab(out_dir: Path, hosts: Sequence[str] = (), days: int = 825, overwrit
     agent_cert = issue("hwnas agent", agent_key, ca_cert.subject, ca_key, ca=False, sans=sans,
                        usages=(ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH))
     controller_key = ec.generate_private_key(ec.SECP256R1())
-    controller_cert = issue("hwnas controller", controller_key, ca_cert.subject, ca_key, ca=False,
-                            usages=(ExtendedKeyUsageOID.CLIENT_AUTH,))
+    controller_cert = issue("hwnas controller", controller_key, ca_cert.subject, ca_key, ca=False, sans=sans,
+                            usages=(ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH))
     pem = serialization.Encoding.PEM
     outputs = {
         "ca.pem": (ca_cert.public_bytes(pem), False), "ca.key": (key_pem(ca_key), True),

@@ -34,7 +34,8 @@ def _connector(args: argparse.Namespace):
     """An address -> AgentClient factory with the TLS and token the flags ask for."""
     import functools
 
-    from controller.client import AgentClient, ClientTls
+    from controller.client import AgentClient
+    from protos.auth import ClientTls
 
     if not args.tls_ca and not args.insecure:
         raise ValueError("no TLS configured: pass --tls-ca (and --tls-cert/--tls-key for mutual TLS), "
@@ -51,10 +52,12 @@ def _connector(args: argparse.Namespace):
 def _add_client_security(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("security", "TLS to agents, or --insecure for plaintext to loopback agents")
     group.add_argument("--tls-ca", type=Path, help="CA certificate that signed the agents' certificates")
-    group.add_argument("--tls-cert", type=Path, help="client certificate, for agents requiring mutual TLS")
-    group.add_argument("--tls-key", type=Path, help="client key, for agents requiring mutual TLS")
+    group.add_argument("--tls-cert", type=Path, help="the controller's certificate: shown to agents requiring "
+                                                     "mutual TLS, and served with --listen")
+    group.add_argument("--tls-key", type=Path, help="its private key")
     group.add_argument("--tls-server-name", help="name to expect in the agent's certificate (default: its host)")
-    group.add_argument("--token-file", type=Path, help="bearer token the agents require")
+    group.add_argument("--token-file", type=Path, help="bearer token the agents require (and, with --listen, "
+                                                       "that agents dialling in must present)")
     group.add_argument("--insecure", action="store_true", help="plaintext; loopback agents only")
 
 
@@ -200,6 +203,22 @@ def cmd_graph_import(args: argparse.Namespace) -> int:
     return 0
 
 
+def _listen_tls(args: argparse.Namespace):
+    """Server TLS for --listen: the controller's certificate, and the lab CA for mutual TLS."""
+    from protos.auth import TlsFiles, host_of, is_loopback
+
+    if args.tls_cert and args.tls_key:
+        return TlsFiles(args.tls_cert, args.tls_key, args.tls_ca if args.require_client_cert else None)
+    if args.require_client_cert:
+        raise ValueError("--require-client-cert needs --tls-cert/--tls-key (the controller's certificate)")
+    if not args.insecure:
+        raise ValueError("--listen needs --tls-cert/--tls-key (the controller's certificate, see `hwnas certs "
+                         "init`), or --insecure for plaintext on a loopback address")
+    if not is_loopback(host_of(args.listen)):
+        raise ValueError(f"--insecure serves plaintext, allowed on loopback addresses only, not on {args.listen}")
+    return None
+
+
 def cmd_latbench_build(args: argparse.Namespace) -> int:
     import threading
 
@@ -209,6 +228,7 @@ def cmd_latbench_build(args: argparse.Namespace) -> int:
     from controller.spaces import get_space
     from controller.spaces.catalog import sample
     from controller.store import Store
+    from protos.auth import read_token
 
     try:
         space = get_space(args.space, **_space_options(args))
@@ -217,10 +237,13 @@ def cmd_latbench_build(args: argparse.Namespace) -> int:
         if args.agents:
             endpoints += campaign.load_agents(args.agents)
         missing = sorted(set(devices) - {ep.device_key for ep in endpoints})
-        if missing:
-            raise ValueError(f"no agent given for device key(s) {missing}; use --agent KEY=HOST:PORT or --agents FILE")
+        if missing and not args.listen:
+            raise ValueError(f"no agent given for device key(s) {missing}; use --agent KEY=HOST:PORT, --agents FILE, "
+                             "or --listen HOST:PORT for agents that dial in")
         endpoints = [ep for ep in endpoints if ep.device_key in devices]
-        connect = _connector(args)
+        connect = _connector(args) if endpoints else None
+        listen_tls = _listen_tls(args) if args.listen else None
+        token = read_token(args.token_file)
         if args.all:
             archs = [x for x in space.enumerate() if space.has_network(x)]
         else:
@@ -229,13 +252,14 @@ def cmd_latbench_build(args: argparse.Namespace) -> int:
         return _fail("latbench build", exc)
     plan = campaign.CampaignPlan(campaign=args.campaign or f"{space.name}-{args.protocol}", device_keys=devices,
                                  protocol=args.protocol, protocol_params=dict(args.param or []),
-                                 batch_size=args.batch_size)
+                                 batch_size=args.batch_size, priority=args.priority)
     with Store(args.db) as store:
         added = campaign.enqueue(store, space, archs, plan)
         print(f"campaign {plan.campaign!r}: {len(archs)} architectures x {len(devices)} device key(s); "
-              f"{added} new job(s) queued in {args.db}")
+              f"{added} new job(s) queued in {args.db}", flush=True)
         try:
-            campaign.wait_for_agents(endpoints, args.connect_timeout, connect)
+            if endpoints:
+                campaign.wait_for_agents(endpoints, args.connect_timeout, connect)
         except ConnectionError as exc:
             return _fail("latbench build", exc)
         counts = store.counts(plan.campaign)
@@ -246,16 +270,29 @@ def cmd_latbench_build(args: argparse.Namespace) -> int:
 
         def advance(key: str, _arch_id: str) -> None:
             with lock:
-                bars[key].update(1)
+                if key in bars:
+                    bars[key].update(1)
 
+        gateway = None
         try:
+            if args.listen:
+                from controller.gateway import Gateway
+
+                gateway = Gateway(store, args.listen, listen_tls, token, args.lease_seconds, on_done=advance).start()
+                print(f"listening for agents on {gateway.address} "
+                      f"({'TLS' if listen_tls else 'plaintext, loopback'}{' + token' if token else ''})", flush=True)
             final = campaign.run_campaign(store, endpoints, lease_s=args.lease_seconds, on_done=advance,
-                                          connect=connect)
+                                          connect=connect, device_keys=devices, dial_in=gateway is not None)
         except KeyboardInterrupt:
             for bar in bars.values():
                 bar.close()
             print("\nstopped; run the same command again to resume", file=sys.stderr)
             return 130
+        except OSError as exc:
+            return _fail("latbench build", exc)
+        finally:
+            if gateway is not None:
+                gateway.stop()
         for bar in bars.values():
             bar.close()
     print(campaign.summary_line({k: v for k, v in final.items() if k in devices}))
@@ -335,26 +372,32 @@ def cmd_latbench_import(args: argparse.Namespace) -> int:
 
 def cmd_fleet_ls(args: argparse.Namespace) -> int:
     from controller import campaign
-    from controller.fleet import survey
+    from controller.fleet import registered, survey
     from controller.report import text_table
     from controller.store import Store
 
+    if not args.agents and not args.db:
+        return _fail("fleet ls", ValueError("give --agents FILE (agents to dial), --db PATH (agents that dialled "
+                                            "in), or both"))
+    if args.db and not args.db.exists():
+        return _fail("fleet ls", FileNotFoundError(f"no dataset at {args.db}"))
     try:
-        endpoints = campaign.load_agents(args.agents)
-        connect = _connector(args)
+        endpoints = campaign.load_agents(args.agents) if args.agents else []
+        connect = _connector(args) if endpoints else None
     except (ValueError, OSError) as exc:
         return _fail("fleet ls", exc)
-    store = Store(args.db) if args.db and args.db.exists() else None
+    store = Store(args.db) if args.db else None
     try:
-        rows = survey(endpoints, connect, store)
+        rows = survey(endpoints, connect, store) if endpoints else []
+        rows += registered(store) if store is not None else []
     finally:
         if store is not None:
             store.close()
     header = ("device key", "address", "health", "name", "version", "backends", "current job", "queued")
     table = [header] + [(r.device_key, r.address, r.health, r.name, r.version, r.backends, r.current_job,
                          str(r.queued_for_key)) for r in rows]
-    print(text_table(table, numbers_right=False))
-    return 0 if all(r.health == "SERVING" for r in rows) else 1
+    print(text_table(table, numbers_right=False) if rows else "no agents")
+    return 0 if all(r.health in ("SERVING", "healthy") for r in rows) else 1
 
 
 def _shape(text: str) -> tuple[int, ...]:
@@ -444,9 +487,16 @@ def build_parser() -> argparse.ArgumentParser:
     lb.add_argument("--db", type=Path, required=True, metavar="PATH", help="SQLite file (or a SQLAlchemy URL)")
     lb.add_argument("--agent", action="append", metavar="KEY=HOST:PORT", help="an agent serving KEY; repeatable")
     lb.add_argument("--agents", type=Path, metavar="FILE", help="TOML file of [[agents]] key/address tables")
+    lb.add_argument("--listen", metavar="HOST:PORT",
+                    help="also serve agents that dial in (hwnas-agent serve --controller HOST:PORT --device-key KEY)")
+    lb.add_argument("--require-client-cert", action="store_true",
+                    help="with --listen: agents must present a certificate signed by --tls-ca (mutual TLS)")
+    lb.add_argument("--priority", type=int, default=0,
+                    help="higher runs first within each device key's queue (default %(default)s)")
     lb.add_argument("--campaign", default=None, help="campaign name (default: SPACE-PROTOCOL)")
     lb.add_argument("--lease-seconds", type=float, default=120.0,
-                    help="a job whose agent stops answering for this long goes back to the queue")
+                    help="a job whose agent stops answering (or heartbeating) for this long goes back to the "
+                         "queue (default %(default)s)")
     lb.add_argument("--connect-timeout", type=float, default=10.0, metavar="SECONDS")
     lb.add_argument("--quiet", action="store_true", help="no progress bars")
     _add_space_options(lb)
@@ -474,9 +524,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     fleet = sub.add_parser("fleet", help="the lab's agents").add_subparsers(
         dest="fleet_command", required=True, metavar="SUBCOMMAND")
-    fl = fleet.add_parser("ls", help="agents of an --agents file: health, identity, current job, queue depth")
-    fl.add_argument("--agents", type=Path, required=True, metavar="FILE", help="TOML [[agents]] key/address")
-    fl.add_argument("--db", type=Path, default=None, help="dataset whose queue and leases to show")
+    fl = fleet.add_parser("ls", help="agents (configured and dialled-in): health, identity, current job, queue depth")
+    fl.add_argument("--agents", type=Path, metavar="FILE", help="TOML [[agents]] key/address: agents to dial")
+    fl.add_argument("--db", type=Path, default=None,
+                    help="dataset whose queue, leases and dialled-in agents to show")
     _add_client_security(fl)
     fl.set_defaults(func=cmd_fleet_ls)
 

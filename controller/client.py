@@ -12,14 +12,13 @@ import hashlib
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import grpc
 from google.protobuf.message import Message
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from protos.auth import TOKEN_HEADER, bearer, is_loopback
+from protos.auth import ClientTls, call_metadata, open_channel
 from protos.hwnas.v1 import agent_pb2, agent_pb2_grpc
 
 CHUNK_BYTES = 1 << 20  # the contract's cap per upload chunk
@@ -85,27 +84,6 @@ def message_dict(message: Message) -> dict[str, Any]:
     return out
 
 
-@dataclass(frozen=True)
-class ClientTls:
-    """Trust ``ca`` for the agent's certificate; ``cert``/``key`` present a client certificate (mutual TLS)."""
-
-    ca: Path
-    cert: Path | None = None
-    key: Path | None = None
-    server_name: str | None = None  # the name to expect in the agent's certificate, if not the address's host
-
-    def credentials(self) -> grpc.ChannelCredentials:
-        return grpc.ssl_channel_credentials(
-            root_certificates=self.ca.read_bytes(),
-            private_key=self.key.read_bytes() if self.key else None,
-            certificate_chain=self.cert.read_bytes() if self.cert else None,
-        )
-
-
-def _host(address: str) -> str:
-    return address.rsplit(":", 1)[0].strip("[]")
-
-
 class AgentClient:
     """One agent's DeviceAgent service. Plaintext only to loopback addresses; TLS otherwise."""
 
@@ -113,14 +91,8 @@ class AgentClient:
                  token: str | None = None) -> None:
         self.address = address
         self.timeout_s = timeout_s
-        if tls is None:
-            if not is_loopback(_host(address)):
-                raise ValueError(f"plaintext is allowed to loopback addresses only; give TLS (a CA) for {address}")
-            self._channel = grpc.insecure_channel(address)
-        else:
-            options = [("grpc.ssl_target_name_override", tls.server_name)] if tls.server_name else []
-            self._channel = grpc.secure_channel(address, tls.credentials(), options=options)
-        self._metadata = ((TOKEN_HEADER, bearer(token)),) if token else None
+        self._channel = open_channel(address, tls)
+        self._metadata = call_metadata(token)
         self._stub = agent_pb2_grpc.DeviceAgentStub(self._channel)
 
     def __enter__(self) -> AgentClient:

@@ -15,34 +15,41 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-_LISTENING = re.compile(r"listening on (\S+:\d+)")
+_STARTED = re.compile(r"listening on (\S+:\d+)|dialling out to")
 
 
 class LocalAgent:
     def __init__(self, cache_dir: Path, extra_args: Sequence[str] = (), start_timeout_s: float = 30.0,
-                 insecure: bool = True) -> None:
-        """``insecure``: plaintext on loopback (tests, demo); pass TLS flags in ``extra_args`` otherwise."""
-        cmd = [sys.executable, "-m", "device_agent", "serve", "--host", "127.0.0.1", "--port", "0",
+                 insecure: bool = True, listen: bool = True) -> None:
+        """``insecure``: plaintext on loopback (tests, demo); pass TLS flags in ``extra_args`` otherwise.
+
+        ``listen=False`` with ``--controller HOST:PORT --device-key KEY`` in ``extra_args``: a dial-out-only
+        agent (``address`` stays empty).
+        """
+        where = ["--host", "127.0.0.1", "--port", "0"] if listen else []
+        cmd = [sys.executable, "-m", "device_agent", "serve", *where,
                "--cache-dir", str(cache_dir), "--log-level", "WARNING", *(["--insecure"] if insecure else []),
                *extra_args]
         self.process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                         env={**os.environ, "PYTHONUNBUFFERED": "1"})
         self.output: list[str] = []
         found = threading.Event()
+        started: list[str] = []
         self.address = ""
 
         def pump() -> None:
             assert self.process.stdout is not None
             for line in self.process.stdout:
                 self.output.append(line.rstrip("\n"))
-                match = _LISTENING.search(line)
+                match = _STARTED.search(line)
                 if match and not found.is_set():
-                    self.address = match.group(1)
+                    self.address = match.group(1) or ""
+                    started.append(line)
                     found.set()
             found.set()
 
         threading.Thread(target=pump, daemon=True).start()
-        if not found.wait(start_timeout_s) or not self.address:
+        if not found.wait(start_timeout_s) or not started:
             self.kill()
             stderr = self.process.stderr.read() if self.process.stderr else ""
             raise RuntimeError(f"agent did not start: {stderr.strip() or 'no output'}")

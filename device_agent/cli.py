@@ -13,7 +13,7 @@ import threading
 from pathlib import Path
 
 from device_agent import __version__
-from device_agent.security import TlsFiles, env_path, is_loopback, read_token
+from protos.auth import ClientTls, TlsFiles, host_of, is_loopback, read_token
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?i?B?)?\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "B": 1, "K": 1e3, "KB": 1e3, "KIB": 1024, "M": 1e6, "MB": 1e6, "MIB": 1 << 20,
@@ -29,6 +29,12 @@ def parse_size(text: str) -> int:
     return int(float(match.group(1)) * _UNITS[unit])
 
 
+def env_path(name: str) -> Path | None:
+    """A path from the environment, so containers and systemd units can configure the agent."""
+    value = os.environ.get(name)
+    return Path(value) if value else None
+
+
 def default_cache_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "hwnas-agent" / "models"
@@ -41,10 +47,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"hwnas-agent {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    serve = sub.add_parser("serve", help="serve the DeviceAgent gRPC service")
+    serve = sub.add_parser(
+        "serve", help="measure models: serve the DeviceAgent gRPC service and/or dial out to a controller",
+        description="Serve the DeviceAgent gRPC service for a controller to call, or, with --controller, dial "
+                    "out to the controller (for agents behind NAT or firewalls), or both.")
     serve.add_argument("--host", default="127.0.0.1",
                        help="address to listen on (0.0.0.0 for all; default %(default)s)")
-    serve.add_argument("--port", type=int, default=50151, help="TCP port, 0 picks a free one (default %(default)s)")
+    serve.add_argument("--port", type=int, default=None,
+                       help="TCP port, 0 picks a free one (default 50151; with --controller: no listening port "
+                            "unless given)")
     serve.add_argument("--backend", action="append", dest="backends", metavar="NAME",
                        help="runtime backend to enable; repeat for several (default: onnxruntime)")
     serve.add_argument("--name", default=None, help="agent name reported to the controller (default: hostname)")
@@ -55,6 +66,16 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--drain-seconds", type=float, default=0.0,
                        help="on SIGTERM, let a running measurement finish for this long before aborting it")
     serve.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    dial = serve.add_argument_group("dial out", "register with a controller and pull jobs from it")
+    dial.add_argument("--controller", metavar="HOST:PORT", default=os.environ.get("HWNAS_CONTROLLER"),
+                      help="controller to register with (hwnas latbench build --listen ...)")
+    dial.add_argument("--device-key", metavar="KEY", default=os.environ.get("HWNAS_DEVICE_KEY"),
+                      help="the queue this agent serves, e.g. rpi4-cpu-ort (required with --controller)")
+    dial.add_argument("--controller-ca", type=Path, default=env_path("HWNAS_CONTROLLER_CA"),
+                      help="CA that signed the controller's certificate; --tls-cert/--tls-key, if given, are "
+                           "presented to it as a client certificate (mutual TLS)")
+    dial.add_argument("--controller-server-name", default=None,
+                      help="name to expect in the controller's certificate (default: its host)")
     security = serve.add_argument_group(
         "security", "TLS is required unless --insecure is given on a loopback address; each flag also reads "
                     "its HWNAS_* environment variable (e.g. HWNAS_TLS_CERT)")
@@ -74,6 +95,13 @@ def security_from_args(args: argparse.Namespace) -> tuple[TlsFiles | None, str |
     """TLS files and token from the flags, or a ValueError saying what is missing or not allowed."""
     if bool(args.tls_cert) != bool(args.tls_key):
         raise ValueError("--tls-cert and --tls-key go together")
+    for path in (args.tls_cert, args.tls_key, args.tls_client_ca, args.token_file,
+                 getattr(args, "controller_ca", None)):
+        if path is not None and not path.is_file():
+            raise ValueError(f"no such file: {path}")
+    token = read_token(args.token_file)
+    if args.port is None:  # dial-out only: nothing to serve
+        return None, token
     tls = TlsFiles(args.tls_cert, args.tls_key, args.tls_client_ca) if args.tls_cert else None
     if tls is None and args.tls_client_ca:
         raise ValueError("--tls-client-ca needs --tls-cert and --tls-key")
@@ -82,19 +110,34 @@ def security_from_args(args: argparse.Namespace) -> tuple[TlsFiles | None, str |
                          "or --insecure to serve plaintext on a loopback address")
     if tls is None and not is_loopback(args.host):
         raise ValueError(f"--insecure serves plaintext, allowed on loopback addresses only, not on {args.host}")
-    for path in (args.tls_cert, args.tls_key, args.tls_client_ca, args.token_file):
-        if path is not None and not path.is_file():
-            raise ValueError(f"no such file: {path}")
-    return tls, read_token(args.token_file)
+    return tls, token
+
+
+def controller_tls(args: argparse.Namespace) -> ClientTls | None:
+    """How to reach the controller: TLS with --controller-ca, or plaintext to a loopback one with --insecure."""
+    if not args.device_key:
+        raise ValueError("--controller needs --device-key KEY (the queue this agent serves, e.g. rpi4-cpu-ort)")
+    if ":" not in args.controller:
+        raise ValueError(f"--controller must look like HOST:PORT, got {args.controller!r}")
+    if args.controller_ca:
+        return ClientTls(args.controller_ca, args.tls_cert, args.tls_key, args.controller_server_name)
+    if not args.insecure:
+        raise ValueError("no TLS to the controller: pass --controller-ca (see `hwnas certs init`), or --insecure "
+                         "for plaintext to a loopback controller")
+    if not is_loopback(host_of(args.controller)):
+        raise ValueError(f"--insecure is allowed to a loopback controller only, not to {args.controller}")
+    return None
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from device_agent.server import AgentConfig, AgentServer  # grpc only when serving
+    from device_agent.server import AgentConfig, AgentServer, AgentServicer  # grpc only when serving
 
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     log = logging.getLogger("hwnas.agent")
     from device_agent.host import hostname
 
+    if args.port is None and not args.controller:
+        args.port = 50151
     config = AgentConfig(
         name=args.name or hostname(),
         cache_dir=args.cache_dir or default_cache_dir(),
@@ -103,31 +146,63 @@ def _serve(args: argparse.Namespace) -> int:
     )
     try:
         tls, token = security_from_args(args)
-        server = AgentServer(config, args.host, args.port, tls=tls, token=token)
+        link_tls = controller_tls(args) if args.controller else None
+        server = AgentServer(config, args.host, args.port, tls=tls, token=token) if args.port is not None else None
+        servicer = server.servicer if server else AgentServicer(config)
+        link = None
+        if args.controller:
+            from device_agent.dialout import ControllerLink
+
+            link = ControllerLink(servicer, args.controller, args.device_key, link_tls, token)
     except (RuntimeError, ValueError, OSError) as exc:
         print(f"hwnas-agent: {exc}", file=sys.stderr)
         return 2
-    server.start()
-    mode = ("mutual TLS" if tls and tls.client_ca else "TLS" if tls else "plaintext (loopback)") + \
-        (" + token" if token else "")
-    print(f"hwnas-agent {__version__} listening on {server.address} as {config.name!r} "
-          f"(backends: {', '.join(config.backends)}; {mode}; cache: {config.cache_dir})", flush=True)
+    summary = f"as {config.name!r} (backends: {', '.join(config.backends)}; cache: {config.cache_dir})"
+    if server is not None:
+        server.start()
+        mode = ("mutual TLS" if tls and tls.client_ca else "TLS" if tls else "plaintext (loopback)") + \
+            (" + token" if token else "")
+        print(f"hwnas-agent {__version__} listening on {server.address} {summary}; {mode}", flush=True)
 
     stop = threading.Event()
     received: list[str] = []
+    failure: list[str] = []
 
     def on_signal(signum, _frame) -> None:
         received.append(signal.Signals(signum).name)
         stop.set()
 
+    def dial_out() -> None:
+        import grpc
+
+        try:
+            link.run()
+        except grpc.RpcError as exc:  # a refusal retrying cannot fix: a wrong token or device key
+            failure.append(f"{exc.code().name}: {exc.details()}")
+        stop.set()
+
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    dialer = None
+    if link is not None:
+        mode = ("mutual TLS" if link_tls and link_tls.cert else "TLS" if link_tls else "plaintext (loopback)") + \
+            (" + token" if token else "")
+        print(f"hwnas-agent {__version__} dialling out to {args.controller} for {args.device_key} {summary}; "
+              f"{mode}", flush=True)
+        dialer = threading.Thread(target=dial_out, name="hwnas-dialout", daemon=True)
+        dialer.start()
     stop.wait()
-    log.info("%s received: shutting down (drain %.1f s)", received[0], args.drain_seconds)
-    outcome = server.stop(args.drain_seconds)
+    if failure:
+        print(f"hwnas-agent: the controller refused this agent: {failure[0]}", file=sys.stderr)
+    log.info("%s: shutting down (drain %.1f s)", received[0] if received else "link closed", args.drain_seconds)
+    if link is not None:
+        link.stop()
+    outcome = server.stop(args.drain_seconds) if server else servicer.shut_down(args.drain_seconds)
+    if dialer is not None:
+        dialer.join(30)  # lets an aborted or finished job be reported
     log.info("agent stopped: %s", outcome)
     print(f"hwnas-agent stopped: {outcome}", flush=True)
-    return 0
+    return 2 if failure else 0
 
 
 def _info() -> int:

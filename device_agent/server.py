@@ -13,7 +13,7 @@ import platform
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent import futures
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +30,7 @@ from device_agent.fifo import FifoGate
 from device_agent.measure import Measurement, MeasureOptions, StopToken, measure
 from device_agent.power import PowerSource, probe_all
 from device_agent.protocols import PROTOCOLS
-from device_agent.security import TlsFiles, TokenInterceptor
+from protos.auth import TlsFiles, TokenInterceptor
 from protos.hwnas.v1 import agent_pb2, agent_pb2_grpc
 
 log = logging.getLogger("hwnas.agent")
@@ -80,6 +80,9 @@ class AgentServicer(agent_pb2_grpc.DeviceAgentServicer):
 
     # -- device info and cache ---------------------------------------------------------------------
     def GetDeviceInfo(self, request, context):  # noqa: N802 - gRPC method name
+        return self.device_info()
+
+    def device_info(self) -> agent_pb2.DeviceInfo:
         usage = self.cache.usage()
         return agent_pb2.DeviceInfo(
             agent_name=self.config.name,
@@ -117,27 +120,31 @@ class AgentServicer(agent_pb2_grpc.DeviceAgentServicer):
         return agent_pb2.HasModelResponse(present=size is not None, size_bytes=size or 0)
 
     def UploadModel(self, request_iterator: Iterable[agent_pb2.UploadModelChunk], context):  # noqa: N802
-        stream: Iterator[agent_pb2.UploadModelChunk] = iter(request_iterator)
         try:
-            first = next(stream, None)
-            if first is None or first.WhichOneof("part") != "header":
-                raise InvalidInput("the first UploadModelChunk must carry the header (sha256, size_bytes)")
-            header = first.header
-            check_sha256(header.sha256, "header.sha256")
-            if self.cache.size_of(header.sha256) is not None:
-                return agent_pb2.UploadModelResponse(
-                    sha256=header.sha256, size_bytes=header.size_bytes, already_present=True
-                )
-            with self.cache.receive(header.sha256, header.size_bytes) as sink:
-                for chunk in stream:
-                    if chunk.WhichOneof("part") != "data":
-                        raise InvalidInput("only the first UploadModelChunk may carry a header")
-                    if len(chunk.data) > MAX_CHUNK_BYTES:
-                        raise InvalidInput(f"chunk of {len(chunk.data)} bytes exceeds {MAX_CHUNK_BYTES} bytes")
-                    sink.write(chunk.data)
+            return self.store_model(request_iterator)
         except AgentError as exc:
             log.warning("upload refused: %s", exc)
             _abort(context, exc)
+
+    def store_model(self, chunks: Iterable[agent_pb2.UploadModelChunk]) -> agent_pb2.UploadModelResponse:
+        """Cache a model from a header chunk and data chunks (an upload, or a download from the controller)."""
+        stream: Iterator[agent_pb2.UploadModelChunk] = iter(chunks)
+        first = next(stream, None)
+        if first is None or first.WhichOneof("part") != "header":
+            raise InvalidInput("the first UploadModelChunk must carry the header (sha256, size_bytes)")
+        header = first.header
+        check_sha256(header.sha256, "header.sha256")
+        if self.cache.size_of(header.sha256) is not None:
+            return agent_pb2.UploadModelResponse(
+                sha256=header.sha256, size_bytes=header.size_bytes, already_present=True
+            )
+        with self.cache.receive(header.sha256, header.size_bytes) as sink:
+            for chunk in stream:
+                if chunk.WhichOneof("part") != "data":
+                    raise InvalidInput("only the first UploadModelChunk may carry a header")
+                if len(chunk.data) > MAX_CHUNK_BYTES:
+                    raise InvalidInput(f"chunk of {len(chunk.data)} bytes exceeds {MAX_CHUNK_BYTES} bytes")
+                sink.write(chunk.data)
         log.info("cached model %s (%d bytes)", header.sha256[:12], header.size_bytes)
         return agent_pb2.UploadModelResponse(sha256=header.sha256, size_bytes=header.size_bytes)
 
@@ -172,33 +179,46 @@ class AgentServicer(agent_pb2_grpc.DeviceAgentServicer):
             self._loaded.popitem(last=False)
         return loaded
 
-    def Profile(self, request: agent_pb2.ProfileRequest, context):  # noqa: N802
-        try:
-            check_sha256(request.model_sha256, "model_sha256")
-            backend_name = request.backend or "onnxruntime"
-            if backend_name not in self.backends:
-                backend_class(backend_name)  # an unregistered name gets the "known backends" message
-                raise InvalidInput(
-                    f"backend {backend_name!r} is not enabled on this agent; enabled: {sorted(self.backends)}"
-                )
-            if request.options.threads < 0:
-                raise InvalidInput(f"threads must be >= 0, got {request.options.threads}")
-            options = self._options(request)
-            if self.cache.size_of(request.model_sha256) is None:
-                raise ModelNotFound(
-                    f"model {request.model_sha256} is not in this agent's cache; upload it first (HasModel/UploadModel)"
-                )
-        except AgentError as exc:
-            _abort(context, exc)
-        return self._profile(request, backend_name, options, context)
+    def check(self, request: agent_pb2.ProfileRequest) -> tuple[str, MeasureOptions]:
+        """The backend name and options of a request this agent can run now; an AgentError saying why not."""
+        check_sha256(request.model_sha256, "model_sha256")
+        backend_name = request.backend or "onnxruntime"
+        if backend_name not in self.backends:
+            backend_class(backend_name)  # an unregistered name gets the "known backends" message
+            raise InvalidInput(
+                f"backend {backend_name!r} is not enabled on this agent; enabled: {sorted(self.backends)}"
+            )
+        if request.options.threads < 0:
+            raise InvalidInput(f"threads must be >= 0, got {request.options.threads}")
+        options = self._options(request)
+        if self.cache.size_of(request.model_sha256) is None:
+            raise ModelNotFound(
+                f"model {request.model_sha256} is not in this agent's cache; upload it first (HasModel/UploadModel)"
+            )
+        return backend_name, options
 
-    def _profile(self, request, backend_name: str, options: MeasureOptions, context) -> agent_pb2.ProfileResult:
+    def Profile(self, request: agent_pb2.ProfileRequest, context):  # noqa: N802
         remaining = context.time_remaining()
         deadline = time.monotonic() + remaining if remaining is not None else None
         token = StopToken()
         context.add_callback(lambda: token.stop("the client cancelled or its deadline passed", "CANCELLED"))
         try:
-            with self.gate.turn(deadline, lambda: not context.is_active()) as waited_s:
+            return self.execute(request, token, deadline, lambda: not context.is_active())
+        except AgentError as exc:
+            _abort(context, exc)
+        except Exception as exc:  # a runtime failing mid-measurement: say what it said, keep serving
+            log.exception("profile of %s failed", request.model_sha256[:12])
+            context.abort(grpc.StatusCode.INTERNAL, f"measurement failed in {request.backend or 'onnxruntime'}: {exc}")
+
+    def execute(self, request: agent_pb2.ProfileRequest, token: StopToken, deadline: float | None,
+                cancelled: Callable[[], bool]) -> agent_pb2.ProfileResult:
+        """Wait for the agent's turn, measure, and build the result; AgentError for anything the caller caused.
+
+        Shared by the DeviceAgent service and the dial-out link, so both measure exactly alike.
+        """
+        backend_name, options = self.check(request)
+        try:
+            with self.gate.turn(deadline, cancelled) as waited_s:
                 with self._current_lock:
                     self._current = token
                     self._idle.clear()
@@ -214,12 +234,7 @@ class AgentServicer(agent_pb2_grpc.DeviceAgentServicer):
                         self._idle.set()
         except MeasurementStopped as exc:
             log.warning("profile of %s stopped: %s", request.model_sha256[:12], exc)
-            _abort(context, exc)
-        except AgentError as exc:
-            _abort(context, exc)
-        except Exception as exc:  # a runtime failing mid-measurement: say what it said, keep serving
-            log.exception("profile of %s failed", request.model_sha256[:12])
-            context.abort(grpc.StatusCode.INTERNAL, f"measurement failed in {backend_name}: {exc}")
+            raise
         log.info(
             "profiled %s on %s: %.4f ms (%s), waited %.1f ms",
             request.model_sha256[:12], backend_name, result.latency_ms, result.protocol, waited_s * 1e3,

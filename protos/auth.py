@@ -1,15 +1,25 @@
-"""The authentication part of the wire contract, shared by agents and the controller.
+"""The security part of the wire contract, shared by agents and the controller.
 
-A call carries ``authorization: Bearer <token>`` metadata when the agent requires a token. Plaintext
-links are only ever allowed to loopback addresses.
+Both sides serve gRPC (agents serve ``DeviceAgent``; the controller serves ``Controller`` to agents that
+dial out) and both sides call the other, so TLS files, client credentials and the bearer-token check
+live here, once. A call carries ``authorization: Bearer <token>`` metadata when the peer requires a
+token; the token is compared in constant time and a call without it, or with a wrong one, is refused
+with UNAUTHENTICATED before any handler runs. The health service stays open so probes and container
+health checks need no secret; it reveals nothing. Plaintext links are only ever allowed to loopback.
 """
 
 from __future__ import annotations
 
+import hmac
 import ipaddress
 import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
 
 TOKEN_HEADER = "authorization"
+OPEN_METHODS = frozenset({"/grpc.health.v1.Health/Check", "/grpc.health.v1.Health/Watch"})
 
 
 def bearer(token: str) -> str:
@@ -28,3 +38,94 @@ def is_loopback(host: str) -> bool:
     except socket.gaierror:
         return False
     return bool(addresses) and all(ipaddress.ip_address(a.split("%")[0]).is_loopback for a in addresses)
+
+
+def host_of(address: str) -> str:
+    """'10.0.0.7:50151' -> '10.0.0.7'; '[::1]:50151' -> '::1'."""
+    return address.rsplit(":", 1)[0].strip("[]")
+
+
+def read_token(path: Path | None) -> str | None:
+    if path is None:
+        return None
+    token = path.read_text().strip()
+    if len(token) < 16:
+        raise ValueError(f"token in {path} is shorter than 16 characters")
+    return token
+
+
+class TokenInterceptor(grpc.ServerInterceptor):
+    def __init__(self, token: str) -> None:
+        self._expected = bearer(token).encode()
+
+    def intercept_service(self, continuation, handler_call_details):
+        if handler_call_details.method in OPEN_METHODS:
+            return continuation(handler_call_details)
+        offered = dict(handler_call_details.invocation_metadata or ()).get(TOKEN_HEADER, "")
+        if hmac.compare_digest(offered.encode(), self._expected):
+            return continuation(handler_call_details)
+        handler = continuation(handler_call_details)
+        message = "missing bearer token" if not offered else "wrong bearer token"
+        return _refusal(handler, message)
+
+
+def _refusal(handler, message: str):
+    """A handler of the same streaming shape that refuses without touching the request."""
+
+    def refuse(_request_or_iterator, context):
+        context.abort(grpc.StatusCode.UNAUTHENTICATED, message)
+
+    if handler is None:
+        return None
+    if handler.request_streaming and handler.response_streaming:
+        return grpc.stream_stream_rpc_method_handler(refuse)
+    if handler.request_streaming:
+        return grpc.stream_unary_rpc_method_handler(refuse)
+    if handler.response_streaming:
+        return grpc.unary_stream_rpc_method_handler(refuse)
+    return grpc.unary_unary_rpc_method_handler(refuse)
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    """A server's certificate and key; ``client_ca`` set: clients must present a certificate it signed."""
+
+    cert: Path
+    key: Path
+    client_ca: Path | None = None
+
+    def server_credentials(self) -> grpc.ServerCredentials:
+        client_ca = self.client_ca.read_bytes() if self.client_ca else None
+        return grpc.ssl_server_credentials([(self.key.read_bytes(), self.cert.read_bytes())],
+                                           root_certificates=client_ca, require_client_auth=client_ca is not None)
+
+
+@dataclass(frozen=True)
+class ClientTls:
+    """Trust ``ca`` for the server's certificate; ``cert``/``key`` present a client certificate (mutual TLS)."""
+
+    ca: Path
+    cert: Path | None = None
+    key: Path | None = None
+    server_name: str | None = None  # the name to expect in the server's certificate, if not the address's host
+
+    def credentials(self) -> grpc.ChannelCredentials:
+        return grpc.ssl_channel_credentials(
+            root_certificates=self.ca.read_bytes(),
+            private_key=self.key.read_bytes() if self.key else None,
+            certificate_chain=self.cert.read_bytes() if self.cert else None,
+        )
+
+
+def open_channel(address: str, tls: ClientTls | None) -> grpc.Channel:
+    """A TLS channel, or plaintext when ``tls`` is None, which only a loopback address may use."""
+    if tls is None:
+        if not is_loopback(host_of(address)):
+            raise ValueError(f"plaintext is allowed to loopback addresses only; give TLS (a CA) for {address}")
+        return grpc.insecure_channel(address)
+    options = [("grpc.ssl_target_name_override", tls.server_name)] if tls.server_name else []
+    return grpc.secure_channel(address, tls.credentials(), options=options)
+
+
+def call_metadata(token: str | None) -> tuple[tuple[str, str], ...] | None:
+    return ((TOKEN_HEADER, bearer(token)),) if token else None

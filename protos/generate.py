@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-PROTO_FILES = ("protos/hwnas/v1/agent.proto",)
+PROTO_FILES = ("protos/hwnas/v1/agent.proto", "protos/hwnas/v1/controller.proto")
 GENERATED_SUFFIXES = ("_pb2.py", "_pb2.pyi", "_pb2_grpc.py")
 
 

@@ -1,7 +1,14 @@
 """The controller's durable dataset and job queue (SQLAlchemy; SQLite by default)."""
 
-from controller.store.records import ArchRecord, Job, JobSpec, MeasurementRecord, make_job_key
+from controller.store.records import (
+    ArchRecord,
+    Job,
+    JobSpec,
+    MeasurementRecord,
+    RegisteredAgent,
+    make_job_key,
+)
 from controller.store.store import SchemaError, Store, database_url
 
-__all__ = ["ArchRecord", "Job", "JobSpec", "MeasurementRecord", "SchemaError", "Store", "database_url",
-           "make_job_key"]
+__all__ = ["ArchRecord", "Job", "JobSpec", "MeasurementRecord", "RegisteredAgent", "SchemaError", "Store",
+           "database_url", "make_job_key"]

@@ -63,8 +63,9 @@ class Job:
     protocol_params: dict[str, float]
     batch_size: int
     attempts: int
-    lease_owner: str
-    lease_expires_at_unix_s: float
+    lease_owner: str | None
+    lease_expires_at_unix_s: float | None
+    state: str = "leased"
 
 
 @dataclass(frozen=True)
@@ -90,3 +91,21 @@ class MeasurementRecord:
     power: Mapping[str, Any] = field(default_factory=lambda: {"available": False})
     environment: Mapping[str, Any] = field(default_factory=dict)
     replayed: bool = False
+
+
+@dataclass(frozen=True)
+class RegisteredAgent:
+    """An agent that dialled in, as the store last saw it."""
+
+    agent_id: str
+    device_key: str
+    name: str
+    version: str
+    peer: str
+    backends: str
+    registered_at_unix_s: float
+    last_seen_at_unix_s: float
+    lease_s: float
+
+    def healthy(self, now: float) -> bool:
+        return now - self.last_seen_at_unix_s <= self.lease_s

@@ -24,7 +24,7 @@ from sqlalchemy import (
     Text,
 )
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 metadata = MetaData()
 
 schema_version = Table(
@@ -104,5 +104,26 @@ measurements = Table(
     Index("ix_measurements_device", "device_key", "arch_id"),
 )
 
+agents = Table(  # agents that dialled in (registered); configured agents the controller dials are not here
+    "agents", metadata,
+    Column("agent_id", String(64), primary_key=True),  # random per agent process
+    Column("device_key", String(200), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("version", String(64), nullable=False),
+    Column("peer", String(200), nullable=False),  # where the controller saw it call from
+    Column("backends", String(400), nullable=False),  # comma-separated
+    Column("device_info_json", Text, nullable=False),
+    Column("registered_at_unix_s", Float, nullable=False),
+    Column("last_seen_at_unix_s", Float, nullable=False),
+    Column("lease_s", Float, nullable=False),  # unhealthy after this long without a heartbeat
+    Index("ix_agents_device", "device_key"),
+)
+
+
+def _v1_to_v2(conn: Connection) -> None:
+    """v2 adds the registry of agents that dial out to the controller."""
+    agents.create(conn)
+
+
 # MIGRATIONS[v] upgrades a database at version v to v + 1. Append only; never edit a released step.
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {}
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _v1_to_v2}

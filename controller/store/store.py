@@ -14,11 +14,11 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, and_, create_engine, event, func, insert, select, update
+from sqlalchemy import Engine, and_, create_engine, delete, event, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from controller.store import schema
-from controller.store.records import ArchRecord, Job, JobSpec, MeasurementRecord, params_json
+from controller.store.records import ArchRecord, Job, JobSpec, MeasurementRecord, RegisteredAgent, params_json
 
 STATES = ("queued", "leased", "done", "failed")
 
@@ -128,6 +128,15 @@ class Store:
             if rows:
                 conn.execute(insert(schema.jobs), rows)
         return len(rows)
+
+    def set_priority(self, campaign: str, priority: int, now: float | None = None) -> int:
+        """Re-prioritise a campaign's queued jobs (higher runs first); returns how many changed."""
+        now = time.time() if now is None else now
+        jobs = schema.jobs
+        with self.engine.begin() as conn:
+            return conn.execute(update(jobs).where(and_(jobs.c.campaign == campaign, jobs.c.state == "queued",
+                                                        jobs.c.priority != priority))
+                                .values(priority=priority, updated_at_unix_s=now)).rowcount
 
     def lease(self, device_key: str, owner: str, lease_s: float, now: float | None = None) -> Job | None:
         """The highest-priority, oldest queued job of ``device_key``, now leased to ``owner``; None if none.
@@ -245,6 +254,55 @@ class Store:
                                 .values(state="queued", lease_owner=None, lease_expires_at_unix_s=None,
                                         attempts=jobs.c.attempts - 1, updated_at_unix_s=now)).rowcount
 
+    # -- agents that dial in ---------------------------------------------------------------------------
+    def register_agent(self, agent: RegisteredAgent, device_info_json: str) -> None:
+        """Insert or refresh an agent's registration (an agent re-registers after a controller restart).
+
+        A silent registration under the same device key and name is the dead former life of a restarted
+        agent: it is dropped, so `fleet ls` does not list every restart forever.
+        """
+        row = {**vars(agent), "device_info_json": device_info_json}
+        a = schema.agents
+        with self.engine.begin() as conn:
+            conn.execute(delete(a).where(a.c.agent_id == agent.agent_id))
+            conn.execute(delete(a).where(and_(a.c.device_key == agent.device_key, a.c.name == agent.name,
+                                              a.c.last_seen_at_unix_s + a.c.lease_s < agent.last_seen_at_unix_s)))
+            conn.execute(insert(schema.agents).values(**row))
+
+    def heartbeat(self, agent_id: str, now: float | None = None) -> list[int] | None:
+        """Mark the agent seen and extend every lease it holds; the held job ids, or None if it is unknown."""
+        now = time.time() if now is None else now
+        agents, jobs = schema.agents, schema.jobs
+        with self.engine.begin() as conn:
+            lease_s = conn.execute(update(agents).where(agents.c.agent_id == agent_id)
+                                   .values(last_seen_at_unix_s=now).returning(agents.c.lease_s)).scalar()
+            if lease_s is None:
+                return None
+            held = conn.execute(update(jobs).where(and_(jobs.c.state == "leased", jobs.c.lease_owner == agent_id))
+                                .values(lease_expires_at_unix_s=now + lease_s, updated_at_unix_s=now)
+                                .returning(jobs.c.id)).scalars()
+            return sorted(held)
+
+    def registered_agents(self, device_key: str | None = None) -> list[RegisteredAgent]:
+        a = schema.agents
+        query = select(*(c for c in a.c if c.name != "device_info_json")).order_by(a.c.device_key, a.c.name)
+        if device_key is not None:
+            query = query.where(a.c.device_key == device_key)
+        with self.engine.connect() as conn:
+            return [RegisteredAgent(**row) for row in conn.execute(query).mappings()]
+
+    def agent(self, agent_id: str) -> RegisteredAgent | None:
+        a = schema.agents
+        with self.engine.connect() as conn:
+            row = conn.execute(select(*(c for c in a.c if c.name != "device_info_json"))
+                               .where(a.c.agent_id == agent_id)).mappings().first()
+        return RegisteredAgent(**row) if row is not None else None
+
+    def job(self, job_id: int) -> Job | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(schema.jobs).where(schema.jobs.c.id == job_id)).mappings().first()
+        return _job(row) if row is not None else None
+
     # -- reading -------------------------------------------------------------------------------------
     def counts(self, campaign: str | None = None) -> dict[str, dict[str, int]]:
         """{device_key: {state: n}} for all states, zeros included."""
@@ -288,7 +346,7 @@ def _job(row) -> Job:
                device_key=row["device_key"], backend=row["backend"], protocol=row["protocol"],
                protocol_params=json.loads(row["protocol_params_json"]), batch_size=row["batch_size"],
                attempts=row["attempts"], lease_owner=row["lease_owner"],
-               lease_expires_at_unix_s=row["lease_expires_at_unix_s"])
+               lease_expires_at_unix_s=row["lease_expires_at_unix_s"], state=row["state"])
 
 
 def _measurement_row(r: MeasurementRecord, now: float) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy
 
-from controller.store import ArchRecord, JobSpec, MeasurementRecord, SchemaError, Store
+from controller.store import ArchRecord, JobSpec, MeasurementRecord, RegisteredAgent, SchemaError, Store
 from controller.store.schema import SCHEMA_VERSION
 
 ARCH = ArchRecord(arch_id="a" * 64, space="nb201", arch="|x|", encoding="3 3 3 3 3 3", macs=10, params=5,
@@ -64,6 +64,53 @@ def test_a_store_from_a_newer_hwnas_is_refused(tmp_path: Path) -> None:
         conn.execute("INSERT INTO schema_version VALUES (?)", (SCHEMA_VERSION + 1,))
     with pytest.raises(SchemaError, match="newer than this hwnas"):
         Store(tmp_path / "x.db")
+
+
+def test_a_v1_store_is_migrated_and_keeps_its_rows(tmp_path: Path) -> None:
+    """A dataset written before dial-in agents existed (schema v1) gains the agents table, losing nothing."""
+    from sqlalchemy import create_engine, insert
+
+    from controller.store import schema
+
+    engine = create_engine(f"sqlite:///{tmp_path / 'v1.db'}")
+    with engine.begin() as conn:
+        schema.metadata.create_all(conn, tables=[t for t in schema.metadata.sorted_tables if t.name != "agents"])
+        conn.execute(insert(schema.schema_version).values(version=1))
+        conn.execute(insert(schema.architectures).values(**vars(ARCH)))
+    engine.dispose()
+    with Store(tmp_path / "v1.db") as s:
+        assert s.schema_version == SCHEMA_VERSION == 2
+        assert s.registered_agents() == []
+        assert s.cg_json(ARCH.arch_id) == ARCH.cg_json
+    versions = sqlite3.connect(tmp_path / "v1.db").execute("SELECT version FROM schema_version").fetchall()
+    assert sorted(v for (v,) in versions) == [1, 2]
+
+
+def test_set_priority_reorders_a_campaigns_queued_jobs(store: Store) -> None:
+    store.enqueue(specs(2))
+    store.enqueue([JobSpec(campaign="urgent", arch_id=ARCH.arch_id, device_key="rpi4", protocol="fixed")])
+    assert store.lease("rpi4", "w", 10).campaign == "c1"  # same priority: oldest first
+    assert store.set_priority("urgent", 5) == 1
+    assert store.lease("rpi4", "w", 10).campaign == "urgent"
+
+
+def agent_row(agent_id: str, name: str = "pi", seen: float = 1000.0) -> RegisteredAgent:
+    return RegisteredAgent(agent_id=agent_id, device_key="rpi4", name=name, version="0.1", peer="ipv4:10.0.0.7:1",
+                           backends="onnxruntime", registered_at_unix_s=seen, last_seen_at_unix_s=seen, lease_s=30)
+
+
+def test_heartbeats_renew_the_agents_leases_and_a_restart_replaces_its_silent_former_life(store: Store) -> None:
+    store.enqueue(specs(2))
+    store.register_agent(agent_row("id-first"), "{}")
+    assert store.heartbeat("id-unknown", now=1001) is None
+    job = store.lease("rpi4", "id-first", 30, now=1001)
+    assert store.heartbeat("id-first", now=1020) == [job.id]
+    assert store.job(job.id).lease_expires_at_unix_s == 1050  # extended by the agent's lease length
+    assert store.requeue_expired(now=1040) == 0
+    store.register_agent(agent_row("id-other", name="other-pi", seen=1100), "{}")  # another agent: both kept
+    store.register_agent(agent_row("id-second", seen=1100), "{}")  # "pi" restarted; its old life was silent
+    assert [a.agent_id for a in store.registered_agents()] == ["id-other", "id-second"]
+    assert store.agent("id-second").healthy(1120) and not store.agent("id-second").healthy(1140)
 
 
 def test_enqueue_is_idempotent_so_rerunning_a_campaign_resumes(store: Store) -> None:

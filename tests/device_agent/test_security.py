@@ -10,10 +10,10 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from controller.certs import init_lab
 from controller.cli import main
-from controller.client import AgentCallError, AgentClient, ClientTls
+from controller.client import AgentCallError, AgentClient
 from controller.local_agent import LocalAgent
-from device_agent.security import TlsFiles
 from device_agent.server import AgentConfig, AgentServer
+from protos.auth import ClientTls, TlsFiles
 
 
 @pytest.fixture(scope="module")

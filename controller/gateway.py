@@ -1,0 +1,191 @@
+"""The controller's gRPC service for agents that dial out (``hwnas-agent serve --controller HOST:PORT``).
+
+An agent behind NAT cannot be called, so it calls: it registers its device key, heartbeats, long-polls
+for jobs of its key, downloads models it lacks and reports each outcome. The gateway is a thin skin
+over the store's queue, so dialled agents (``campaign.AgentWorker``) and dialling agents share one
+queue per device key, one lease per job and one record per job key. An agent that misses heartbeats
+for ``lease_s`` stops renewing its job's lease; the reaper returns the job to the queue.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent import futures
+
+import grpc
+from google.protobuf.json_format import MessageToDict
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from controller.campaign import AGENT_DOWN, PERMANENT, ModelSource, to_record
+from controller.client import CHUNK_BYTES, message_dict
+from controller.store import Job, RegisteredAgent, Store
+from protos.auth import TlsFiles, TokenInterceptor
+from protos.hwnas.v1 import agent_pb2, controller_pb2, controller_pb2_grpc
+
+log = logging.getLogger("hwnas.gateway")
+
+SERVICE_NAME = controller_pb2.DESCRIPTOR.services_by_name["Controller"].full_name
+_AGENT_ID = re.compile(r"^[A-Za-z0-9_.:-]{8,64}$")
+_DEVICE_KEY = re.compile(r"^[A-Za-z0-9_.-]{1,200}$")
+POLL_S = 0.2  # how often a long-polling LeaseJob looks at the queue
+# The agent was stopping or its measurement was cut off: the job is fine, give it back without an attempt.
+GIVE_BACK = {code.name for code in AGENT_DOWN} | {"CANCELLED", "DEADLINE_EXCEEDED"}
+
+
+class ControllerServicer(controller_pb2_grpc.ControllerServicer):
+    def __init__(self, store: Store, models: ModelSource, lease_s: float = 30.0,
+                 on_done: Callable[[str, str], None] = lambda key, arch_id: None) -> None:
+        self.store, self.models, self.lease_s, self.on_done = store, models, lease_s, on_done
+
+    # -- helpers -----------------------------------------------------------------------------------
+    def _agent(self, agent_id: str, context: grpc.ServicerContext) -> RegisteredAgent:
+        agent = self.store.agent(agent_id) if _AGENT_ID.match(agent_id) else None
+        if agent is None:
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION,
+                          f"agent {agent_id!r} is not registered; call Register first")
+        return agent
+
+    def _request(self, job: Job) -> agent_pb2.ProfileRequest:
+        options = agent_pb2.ProfileOptions(batch_size=job.batch_size, protocol=job.protocol,
+                                           protocol_params=dict(job.protocol_params))
+        return agent_pb2.ProfileRequest(model_sha256=self.models.sha256(job.arch_id), backend=job.backend,
+                                        options=options)
+
+    # -- RPCs --------------------------------------------------------------------------------------
+    def Register(self, request, context):  # noqa: N802 - gRPC method name
+        if not _AGENT_ID.match(request.agent_id):
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                          "agent_id must be 8-64 characters of letters, digits and _.:-")
+        if not _DEVICE_KEY.match(request.device_key):
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                          f"device_key must be 1-200 characters of letters, digits and _.- (e.g. rpi4-cpu-ort), "
+                          f"got {request.device_key!r}")
+        info = request.device_info
+        now = time.time()
+        self.store.register_agent(RegisteredAgent(
+            agent_id=request.agent_id, device_key=request.device_key, name=info.agent_name or info.hostname,
+            version=info.agent_version, peer=context.peer(), backends=",".join(info.backends),
+            registered_at_unix_s=now, last_seen_at_unix_s=now, lease_s=self.lease_s,
+        ), json.dumps(MessageToDict(info), sort_keys=True))
+        log.info("agent %s (%s) registered for %s from %s", info.agent_name, request.agent_id[:8],
+                 request.device_key, context.peer())
+        return controller_pb2.RegisterResponse(heartbeat_interval_s=self.lease_s / 4, lease_s=self.lease_s)
+
+    def Heartbeat(self, request, context):  # noqa: N802
+        held = self.store.heartbeat(request.agent_id) if _AGENT_ID.match(request.agent_id) else None
+        if held is None:
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION,
+                          f"agent {request.agent_id!r} is not registered; call Register first")
+        return controller_pb2.HeartbeatResponse(job_id=held[0] if held else 0)
+
+    def LeaseJob(self, request, context):  # noqa: N802
+        agent = self._agent(request.agent_id, context)
+        if not 0 <= request.wait_seconds <= 60:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                          f"wait_seconds must be within 0..60, got {request.wait_seconds:g}")
+        give_up = time.monotonic() + request.wait_seconds
+        while context.is_active():
+            job = self.store.lease(agent.device_key, agent.agent_id, self.lease_s)
+            if job is not None:
+                try:
+                    profile_request = self._request(job)
+                except Exception as exc:  # the CG does not export: no agent could ever run it
+                    log.exception("job %s cannot be built", job.job_key)
+                    self.store.fail(job, f"model export failed: {type(exc).__name__}: {exc}", permanent=True)
+                    continue
+                return controller_pb2.LeaseJobResponse(
+                    job_id=job.id, request=profile_request,
+                    model_size_bytes=len(self.models.model(job.arch_id)))
+            if time.monotonic() >= give_up:
+                break
+            time.sleep(POLL_S)
+        return controller_pb2.LeaseJobResponse()
+
+    def FetchModel(self, request, context) -> Iterator[agent_pb2.UploadModelChunk]:  # noqa: N802
+        self._agent(request.agent_id, context)
+        try:
+            data = self.models.by_sha256(request.sha256)
+        except KeyError:
+            context.abort(grpc.StatusCode.NOT_FOUND, f"no model {request.sha256!r} was handed out by this controller")
+        yield agent_pb2.UploadModelChunk(header=agent_pb2.UploadHeader(
+            sha256=request.sha256, size_bytes=len(data), format="onnx"))
+        for start in range(0, len(data), CHUNK_BYTES):
+            yield agent_pb2.UploadModelChunk(data=data[start:start + CHUNK_BYTES])
+
+    def ReportJob(self, request, context):  # noqa: N802
+        agent = self._agent(request.agent_id, context)
+        job = self.store.job(request.job_id)
+        if job is None:
+            context.abort(grpc.StatusCode.NOT_FOUND, f"no job {request.job_id}")
+        if job.device_key != agent.device_key:
+            context.abort(grpc.StatusCode.PERMISSION_DENIED,
+                          f"job {job.id} is for {job.device_key}, this agent serves {agent.device_key}")
+        outcome = request.WhichOneof("outcome")
+        if outcome is None:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "a report needs a result or a failure")
+        owned = Job(**{**vars(job), "lease_owner": agent.agent_id})  # the store checks the lease is still ours
+        if outcome == "result":
+            expected = self.models.sha256(job.arch_id)
+            if request.result.model_sha256 != expected:
+                context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                              f"result is for model {request.result.model_sha256[:12]}, job {job.id} measures "
+                              f"{expected[:12]}")
+            recorded = self.store.complete(to_record(job, message_dict(request.result)))
+            if recorded:
+                self.on_done(job.device_key, job.arch_id)
+            return controller_pb2.ReportJobResponse(recorded=recorded, job_state="done")
+        failure = request.failure
+        reason = f"{failure.code} from {agent.name} ({agent.agent_id[:8]}): {failure.message}"
+        if failure.code in GIVE_BACK:
+            state = "queued" if self.store.give_back(owned, reason) else (self.store.job(job.id) or job).state
+        else:
+            state = self.store.fail(owned, reason, permanent=failure.code in {c.name for c in PERMANENT})
+        log.warning("job %s: %s -> %s", job.arch_id[:12], reason, state)
+        return controller_pb2.ReportJobResponse(recorded=False, job_state=state)
+
+
+class Gateway:
+    """The running service: gRPC server (TLS unless loopback plaintext), health service, lease reaper."""
+
+    def __init__(self, store: Store, address: str, tls: TlsFiles | None = None, token: str | None = None,
+                 lease_s: float = 30.0, models: ModelSource | None = None,
+                 on_done: Callable[[str, str], None] = lambda key, arch_id: None, max_workers: int = 128) -> None:
+        self.store = store
+        self.servicer = ControllerServicer(store, models or ModelSource(store), lease_s, on_done)
+        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers,
+                                                             thread_name_prefix="hwnas-gateway"),
+                                  interceptors=[TokenInterceptor(token)] if token else None)
+        controller_pb2_grpc.add_ControllerServicer_to_server(self.servicer, self.server)
+        self.health = health.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        self.port = (self.server.add_secure_port(address, tls.server_credentials()) if tls
+                     else self.server.add_insecure_port(address))
+        if self.port == 0:
+            raise OSError(f"cannot listen on {address}")
+        self.address = f"{address.rsplit(':', 1)[0]}:{self.port}"
+        self._stop = threading.Event()
+        self._reaper = threading.Thread(target=self._reap, name="hwnas-gateway-reaper", daemon=True)
+
+    def _reap(self) -> None:
+        """Leases of agents that stopped heartbeating expire; their jobs go back to the queue."""
+        while not self._stop.wait(max(0.2, self.servicer.lease_s / 4)):
+            try:
+                self.store.requeue_expired()
+            except Exception:  # a locked or briefly unreachable database: try again next round
+                log.exception("requeueing expired leases failed")
+
+    def start(self) -> Gateway:
+        self.server.start()
+        for service in ("", SERVICE_NAME):
+            self.health.set(service, health_pb2.HealthCheckResponse.SERVING)
+        self._reaper.start()
+        return self
+
+    def stop(self, grace_s: float = 2.0) -> None:
+        self._stop.set()
+        self.server.stop(grace=grace_s).wait()

@@ -1,0 +1,299 @@
+"""Agents that dial out to the controller: registration, heartbeats, leases, faults with real processes."""
+
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import grpc
+import pytest
+
+from controller import campaign
+from controller.certs import init_lab
+from controller.cli import main
+from controller.gateway import Gateway
+from controller.local_agent import LocalAgent
+from controller.spaces.catalog import sample
+from controller.store import Store
+from device_agent.dialout import ControllerLink
+from device_agent.server import AgentConfig, AgentServicer
+from protos.auth import TlsFiles, call_metadata
+from protos.hwnas.v1 import agent_pb2, controller_pb2, controller_pb2_grpc
+
+from .test_campaign import NB201, assert_exactly_one_row_per_job, distinct_archs, free_port, plan
+
+AGENT_ID = "a" * 32
+
+
+@pytest.fixture
+def store(tmp_path: Path):
+    with Store(tmp_path / "ds.db") as s:
+        yield s
+
+
+def start_gateway(store: Store, lease_s: float = 2.0, **kw) -> Gateway:
+    return Gateway(store, "127.0.0.1:0", lease_s=lease_s, **kw).start()
+
+
+def stub_for(gateway: Gateway, token: str | None = None):
+    channel = grpc.insecure_channel(gateway.address)
+    stub = controller_pb2_grpc.ControllerStub(channel)
+
+    def call(method: str, request, **kw):
+        return getattr(stub, method)(request, timeout=10, metadata=call_metadata(token), **kw)
+
+    return channel, call
+
+
+def register(call, agent_id: str = AGENT_ID, key: str = "k", name: str = "probe") -> None:
+    call("Register", controller_pb2.RegisterRequest(agent_id=agent_id, device_key=key,
+                                                    device_info=agent_pb2.DeviceInfo(agent_name=name)))
+
+
+def status_of(fn) -> tuple[grpc.StatusCode, str]:
+    with pytest.raises(grpc.RpcError) as info:
+        fn()
+    return info.value.code(), info.value.details()
+
+
+def test_bad_calls_get_clear_statuses_and_change_nothing(store: Store) -> None:
+    campaign.enqueue(store, NB201, distinct_archs(2, seed=1), plan(["k"]))
+    campaign.enqueue(store, NB201, distinct_archs(1, seed=2), plan(["other"]))
+    gateway = start_gateway(store)
+    channel, call = stub_for(gateway)
+    try:
+        code, msg = status_of(lambda: register(call, agent_id="short"))
+        assert code == grpc.StatusCode.INVALID_ARGUMENT and "agent_id" in msg
+        code, msg = status_of(lambda: register(call, key="has space"))
+        assert code == grpc.StatusCode.INVALID_ARGUMENT and "device_key" in msg
+        assert store.registered_agents() == []
+        for method, request in (("Heartbeat", controller_pb2.HeartbeatRequest(agent_id=AGENT_ID)),
+                                ("LeaseJob", controller_pb2.LeaseJobRequest(agent_id=AGENT_ID)),
+                                ("ReportJob", controller_pb2.ReportJobRequest(agent_id=AGENT_ID, job_id=1))):
+            code, msg = status_of(lambda m=method, r=request: call(m, r))
+            assert code == grpc.StatusCode.FAILED_PRECONDITION and "Register" in msg, method
+        register(call)
+        code, msg = status_of(lambda: call("LeaseJob", controller_pb2.LeaseJobRequest(agent_id=AGENT_ID,
+                                                                                      wait_seconds=600)))
+        assert code == grpc.StatusCode.INVALID_ARGUMENT and "wait_seconds" in msg
+        code, msg = status_of(lambda: list(call("FetchModel", controller_pb2.FetchModelRequest(
+            agent_id=AGENT_ID, sha256="0" * 64))))
+        assert code == grpc.StatusCode.NOT_FOUND and "no model" in msg
+        code, msg = status_of(lambda: call("ReportJob", controller_pb2.ReportJobRequest(agent_id=AGENT_ID,
+                                                                                        job_id=999)))
+        assert code == grpc.StatusCode.NOT_FOUND
+        other_job = next(j for j in range(1, 4) if store.job(j).device_key == "other")
+        code, msg = status_of(lambda: call("ReportJob", controller_pb2.ReportJobRequest(
+            agent_id=AGENT_ID, job_id=other_job, failure=controller_pb2.JobFailure(code="INTERNAL"))))
+        assert code == grpc.StatusCode.PERMISSION_DENIED and "other" in msg
+        lease = call("LeaseJob", controller_pb2.LeaseJobRequest(agent_id=AGENT_ID))
+        assert lease.job_id and lease.request.options.protocol == "fixed"
+        code, msg = status_of(lambda: call("ReportJob", controller_pb2.ReportJobRequest(agent_id=AGENT_ID,
+                                                                                        job_id=lease.job_id)))
+        assert code == grpc.StatusCode.INVALID_ARGUMENT and "result or a failure" in msg
+        wrong = agent_pb2.ProfileResult(model_sha256="f" * 64, latency_ms=1.0)
+        code, msg = status_of(lambda: call("ReportJob", controller_pb2.ReportJobRequest(
+            agent_id=AGENT_ID, job_id=lease.job_id, result=wrong)))
+        assert code == grpc.StatusCode.INVALID_ARGUMENT and "model" in msg
+        assert list(store.measurements()) == []
+        assert store.job(lease.job_id).state == "leased"  # nothing a bad call did changed the job
+    finally:
+        channel.close()
+        gateway.stop()
+
+
+def test_a_wrong_or_missing_token_is_unauthenticated_and_registers_nothing(store: Store) -> None:
+    gateway = start_gateway(store, token="s3cret-token-0123456789")
+    try:
+        for token, expected in ((None, "missing bearer token"), ("wrong-token-0123456789", "wrong bearer token")):
+            channel, call = stub_for(gateway, token)
+            code, msg = status_of(lambda c=call: register(c))
+            channel.close()
+            assert (code, msg) == (grpc.StatusCode.UNAUTHENTICATED, expected)
+        assert store.registered_agents() == []
+        channel, call = stub_for(gateway, "s3cret-token-0123456789")
+        register(call)
+        channel.close()
+        assert [a.agent_id for a in store.registered_agents()] == [AGENT_ID]
+    finally:
+        gateway.stop()
+
+
+def test_missed_heartbeats_mark_an_agent_unhealthy_and_requeue_its_job(store: Store, capsys) -> None:
+    campaign.enqueue(store, NB201, distinct_archs(2, seed=3), plan(["k"]))
+    gateway = start_gateway(store, lease_s=1.0)
+    channel, call = stub_for(gateway)
+    beating, silent = "b" * 32, "s" * 32
+    try:
+        register(call, beating, name="beating")
+        register(call, silent, name="silent")
+        jobs = {who: call("LeaseJob", controller_pb2.LeaseJobRequest(agent_id=who)).job_id
+                for who in (beating, silent)}
+        assert all(jobs.values())
+        for _ in range(12):  # 3 s: three lease lengths
+            assert call("Heartbeat", controller_pb2.HeartbeatRequest(agent_id=beating)).job_id == jobs[beating]
+            time.sleep(0.25)
+        assert store.job(jobs[beating]).state == "leased"  # heartbeats kept its lease
+        requeued = store.job(jobs[silent])
+        assert requeued.state == "queued" and requeued.lease_owner is None
+        health = {a.name: a.healthy(time.time()) for a in store.registered_agents()}
+        assert health == {"beating": True, "silent": False}
+        assert main(["fleet", "ls", "--db", str(store.url.removeprefix("sqlite:///"))]) == 1
+        out = capsys.readouterr().out
+        assert "unhealthy (silent" in next(line for line in out.splitlines() if "silent" in line)
+        assert "healthy" in next(line for line in out.splitlines() if "beating" in line)
+        # The silent agent comes back: its registration is kept, but the job it held is no longer its.
+        assert call("Heartbeat", controller_pb2.HeartbeatRequest(agent_id=silent)).job_id == 0
+    finally:
+        channel.close()
+        gateway.stop()
+
+
+def in_process_agent(tmp_path: Path, name: str, gateway: Gateway, key: str = "k") -> tuple[ControllerLink,
+                                                                                          threading.Thread]:
+    servicer = AgentServicer(AgentConfig(name=name, cache_dir=tmp_path / name))
+    link = ControllerLink(servicer, gateway.address, key)
+    thread = threading.Thread(target=link.run, daemon=True)
+    thread.start()
+    return link, thread
+
+
+def test_dial_out_agents_and_a_dialled_agent_share_one_key(tmp_path: Path, store: Store) -> None:
+    from ..conftest import start_agent
+
+    n = 12
+    campaign.enqueue(store, NB201, distinct_archs(n, seed=7), plan(["k"], count=50))
+    done: list[str] = []
+    gateway = start_gateway(store, on_done=lambda key, arch: done.append(arch))
+    links = [in_process_agent(tmp_path, f"out{k}", gateway) for k in range(2)]
+    dialled = start_agent(tmp_path / "in")
+    try:
+        campaign.run_campaign(store, [campaign.AgentEndpoint("k", dialled.address)], lease_s=10,
+                              device_keys=["k"], dial_in=True)
+        rows = assert_exactly_one_row_per_job(store, n)
+        assert {r["agent_name"] for r in rows} <= {"out0", "out1", "test-agent"}
+        assert len(done) == sum(r["agent_name"] != "test-agent" for r in rows)
+        assert {a.name for a in store.registered_agents()} == {"out0", "out1"}
+        # Each dial-out agent fetched each model it measured once: cache files == distinct models measured.
+        for link, _ in links:
+            measured = {r["arch_id"] for r in rows if r["agent_name"] == link.servicer.config.name}
+            assert link.servicer.cache.usage().models == len(measured)
+    finally:
+        for link, thread in links:
+            link.stop()
+            thread.join(30)
+        dialled.stop()
+        gateway.stop()
+
+
+def test_sigkill_a_dial_out_agent_mid_measurement_its_job_completes_on_the_other(tmp_path: Path,
+                                                                                  store: Store) -> None:
+    n = 6
+    campaign.enqueue(store, NB201, distinct_archs(n, seed=5), plan(["k"], count=1500))
+    gateway = start_gateway(store, lease_s=2.0)
+    dial = ["--controller", gateway.address, "--device-key", "k"]
+    try:
+        with LocalAgent(tmp_path / "c1", [*dial, "--name", "victim"], listen=False) as victim, \
+                LocalAgent(tmp_path / "c2", [*dial, "--name", "survivor"], listen=False):
+            runner = threading.Thread(target=campaign.run_campaign, args=(store, []),
+                                      kwargs={"device_keys": ["k"], "dial_in": True})
+            runner.start()
+            deadline = time.time() + 60
+            in_flight = None
+            while time.time() < deadline and in_flight is None:  # the victim is measuring, one job is done
+                ids = {a.agent_id for a in store.registered_agents() if a.name == "victim"}
+                held = [j for j in store.leased() if j.lease_owner in ids]
+                in_flight = held[0] if held and store.counts()["k"]["done"] >= 1 else None
+                time.sleep(0.02)
+            assert in_flight is not None
+            victim.process.send_signal(signal.SIGKILL)
+            runner.join(180)
+            assert not runner.is_alive() and victim.process.wait(10) == -signal.SIGKILL
+            rows = assert_exactly_one_row_per_job(store, n)
+            assert {r["job_key"]: r["agent_name"] for r in rows}[in_flight.job_key] == "survivor"
+    finally:
+        gateway.stop()
+
+
+def test_sigkill_the_listening_controller_then_rerun_finishes_with_exactly_the_planned_rows(tmp_path: Path) -> None:
+    n = 10
+    db = tmp_path / "ds.db"
+    port = free_port()
+    cmd = [sys.executable, "-m", "controller.cli", "latbench", "build", "--space", "nb201", "--devices", "k",
+           "--sample", str(n), "--seed", "4", "--protocol", "fixed", "--param", "count=300", "--db", str(db),
+           "--listen", f"127.0.0.1:{port}", "--lease-seconds", "2", "--quiet", "--insecure"]
+    controller = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    with LocalAgent(tmp_path / "c", ["--controller", f"127.0.0.1:{port}", "--device-key", "k"], listen=False):
+        deadline = time.time() + 90
+        while time.time() < deadline:
+            if db.exists():
+                with Store(db) as store:
+                    if store.counts().get("k", {}).get("done", 0) >= 3:
+                        break
+            time.sleep(0.1)
+        controller.send_signal(signal.SIGKILL)
+        controller.wait(10)
+        with Store(db) as store:
+            assert 3 <= store.counts()["k"]["done"] < n
+        again = subprocess.run(cmd, capture_output=True, text=True, timeout=180)
+        assert again.returncode == 0, again.stderr
+        assert "0 new job(s)" in again.stdout
+    planned = len({NB201.to_graph(x).arch_id for x in sample(NB201, n, 4)})
+    with Store(db) as store:
+        assert_exactly_one_row_per_job(store, planned)
+
+
+def test_dial_out_over_mutual_tls_with_a_token_and_a_refused_token(tmp_path: Path) -> None:
+    lab = tmp_path / "lab"
+    init_lab(lab)
+    token = (lab / "token").read_text().strip()
+    with Store(tmp_path / "ds.db") as store:
+        campaign.enqueue(store, NB201, distinct_archs(2, seed=8), plan(["k"]))
+        server_tls = TlsFiles(lab / "controller.pem", lab / "controller.key", lab / "ca.pem")
+        gateway = Gateway(store, "127.0.0.1:0", server_tls, token=token, lease_s=5).start()
+        try:
+            tls = ["--controller-ca", str(lab / "ca.pem"), "--tls-cert", str(lab / "agent.pem"),
+                   "--tls-key", str(lab / "agent.key"), "--controller-server-name", "localhost"]
+            bad = tmp_path / "bad-token"
+            bad.write_text("x" * 32)
+            refused = subprocess.run([sys.executable, "-m", "device_agent", "serve", "--controller", gateway.address,
+                                      "--device-key", "k", "--cache-dir", str(tmp_path / "c0"), *tls,
+                                      "--token-file", str(bad)], capture_output=True, text=True, timeout=60)
+            assert refused.returncode == 2 and "UNAUTHENTICATED: wrong bearer token" in refused.stderr
+            assert store.registered_agents() == []
+            with LocalAgent(tmp_path / "c1", ["--controller", gateway.address, "--device-key", "k", *tls,
+                                              "--token-file", str(lab / "token")], insecure=False, listen=False):
+                campaign.run_campaign(store, [], device_keys=["k"], dial_in=True)
+            assert_exactly_one_row_per_job(store, 2)
+        finally:
+            gateway.stop()
+
+
+def test_agent_flags_for_dialling_out_are_checked(tmp_path: Path) -> None:
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "device_agent", "serve", "--cache-dir", str(tmp_path), *args],
+                              capture_output=True, text=True, timeout=60)
+
+    missing_key = run("--controller", "127.0.0.1:1", "--insecure")
+    assert missing_key.returncode == 2 and "--device-key" in missing_key.stderr
+    no_tls = run("--controller", "10.1.2.3:50060", "--device-key", "k")
+    assert no_tls.returncode == 2 and "--controller-ca" in no_tls.stderr
+    remote_plain = run("--controller", "10.1.2.3:50060", "--device-key", "k", "--insecure")
+    assert remote_plain.returncode == 2 and "loopback controller only" in remote_plain.stderr
+    bad_address = run("--controller", "nohostport", "--device-key", "k", "--insecure")
+    assert bad_address.returncode == 2 and "HOST:PORT" in bad_address.stderr
+
+
+def test_latbench_build_listen_flags_are_checked(tmp_path: Path, capsys) -> None:
+    base = ["latbench", "build", "--space", "nb201", "--devices", "k", "--sample", "2", "--db", str(tmp_path / "d")]
+    assert main([*base, "--listen", "127.0.0.1:0"]) == 2
+    assert "--listen needs --tls-cert/--tls-key" in capsys.readouterr().err
+    assert main([*base, "--listen", "10.1.2.3:50060", "--insecure"]) == 2
+    assert "loopback addresses only" in capsys.readouterr().err
+    assert main([*base, "--listen", "127.0.0.1:0", "--insecure", "--require-client-cert"]) == 2
+    assert "--require-client-cert needs" in capsys.readouterr().err
+    assert main(base) == 2
+    assert "--listen HOST:PORT" in capsys.readouterr().err
+    assert not (tmp_path / "d").exists()  # nothing was queued by a refused command
