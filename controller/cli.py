@@ -340,6 +340,10 @@ def cmd_certs_init(args: argparse.Namespace) -> int:
           "--token-file token [--tls-client-ca ca.pem]")
     print("controller: hwnas ... --tls-ca ca.pem --token-file token "
           "[--tls-cert controller.pem --tls-key controller.key]")
+    print("dial-out:   hwnas latbench build ... --listen 0.0.0.0:50060 --tls-cert controller.pem "
+          "--tls-key controller.key --tls-ca ca.pem --token-file token")
+    print("            hwnas-agent serve --controller HOST:50060 --device-key KEY --controller-ca ca.pem "
+          "--token-file token")
     return 0
 
 

@@ -77,11 +77,11 @@ class ControllerServicer(controller_pb2_grpc.ControllerServicer):
         return controller_pb2.RegisterResponse(heartbeat_interval_s=self.lease_s / 4, lease_s=self.lease_s)
 
     def Heartbeat(self, request, context):  # noqa: N802
-        held = self.store.heartbeat(request.agent_id) if _AGENT_ID.match(request.agent_id) else None
-        if held is None:
+        kept = self.store.heartbeat(request.agent_id, request.job_id) if _AGENT_ID.match(request.agent_id) else None
+        if kept is None:
             context.abort(grpc.StatusCode.FAILED_PRECONDITION,
                           f"agent {request.agent_id!r} is not registered; call Register first")
-        return controller_pb2.HeartbeatResponse(job_id=held[0] if held else 0)
+        return controller_pb2.HeartbeatResponse(job_id=request.job_id if kept else 0)
 
     def LeaseJob(self, request, context):  # noqa: N802
         agent = self._agent(request.agent_id, context)
@@ -107,11 +107,17 @@ class ControllerServicer(controller_pb2_grpc.ControllerServicer):
         return controller_pb2.LeaseJobResponse()
 
     def FetchModel(self, request, context) -> Iterator[agent_pb2.UploadModelChunk]:  # noqa: N802
-        self._agent(request.agent_id, context)
+        agent = self._agent(request.agent_id, context)
         try:
             data = self.models.by_sha256(request.sha256)
-        except KeyError:
-            context.abort(grpc.StatusCode.NOT_FOUND, f"no model {request.sha256!r} was handed out by this controller")
+        except KeyError:  # leased before a controller restart? this controller exports it again
+            for job in self.store.leased():
+                if job.lease_owner == agent.agent_id:
+                    self.models.sha256(job.arch_id)
+            try:
+                data = self.models.by_sha256(request.sha256)
+            except KeyError:
+                context.abort(grpc.StatusCode.NOT_FOUND, f"no model {request.sha256!r} is leased to this agent")
         yield agent_pb2.UploadModelChunk(header=agent_pb2.UploadHeader(
             sha256=request.sha256, size_bytes=len(data), format="onnx"))
         for start in range(0, len(data), CHUNK_BYTES):

@@ -33,6 +33,7 @@ class LocalAgent:
         self.process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                         env={**os.environ, "PYTHONUNBUFFERED": "1"})
         self.output: list[str] = []
+        self.errors: list[str] = []  # stderr, drained as it comes so a chatty agent never blocks on a full pipe
         found = threading.Event()
         started: list[str] = []
         self.address = ""
@@ -48,11 +49,18 @@ class LocalAgent:
                     found.set()
             found.set()
 
+        def drain() -> None:
+            assert self.process.stderr is not None
+            for line in self.process.stderr:
+                self.errors.append(line.rstrip("\n"))
+
         threading.Thread(target=pump, daemon=True).start()
+        drainer = threading.Thread(target=drain, daemon=True)
+        drainer.start()
         if not found.wait(start_timeout_s) or not started:
             self.kill()
-            stderr = self.process.stderr.read() if self.process.stderr else ""
-            raise RuntimeError(f"agent did not start: {stderr.strip() or 'no output'}")
+            drainer.join(5)
+            raise RuntimeError(f"agent did not start: {self.stderr_text().strip() or 'no output'}")
 
     def stop(self, sig: int = signal.SIGTERM, timeout_s: float = 30.0) -> int:
         """Send ``sig`` and wait for the process; returns its exit code."""
@@ -66,7 +74,7 @@ class LocalAgent:
             self.process.wait(10)
 
     def stderr_text(self) -> str:
-        return self.process.stderr.read() if self.process.stderr and self.process.poll() is not None else ""
+        return "\n".join(self.errors)
 
     def __enter__(self) -> LocalAgent:
         return self

@@ -48,6 +48,7 @@ class ControllerLink:
         self._registered = threading.Event()
         self.heartbeat_interval_s = 5.0
         self.jobs_done = 0
+        self._job_id = 0  # the job being fetched, measured or reported; its lease rides on the heartbeats
 
     # -- plumbing ------------------------------------------------------------------------------------
     def _call(self, method: str, request, timeout_s: float | None = None):
@@ -99,7 +100,7 @@ class ControllerLink:
             if not self._registered.is_set():
                 continue
             try:
-                self._call("Heartbeat", controller_pb2.HeartbeatRequest(agent_id=self.agent_id),
+                self._call("Heartbeat", controller_pb2.HeartbeatRequest(agent_id=self.agent_id, job_id=self._job_id),
                            timeout_s=self.heartbeat_interval_s)
                 if failing:
                     log.info("heartbeats to %s go through again", self.address)
@@ -125,7 +126,11 @@ class ControllerLink:
                     "LeaseJob", controller_pb2.LeaseJobRequest(agent_id=self.agent_id, wait_seconds=LEASE_WAIT_S),
                     timeout_s=LEASE_WAIT_S + self.call_timeout_s))
                 if reply is not None and reply.job_id:
-                    self._run_job(reply)
+                    self._job_id = reply.job_id
+                    try:
+                        self._run_job(reply)
+                    finally:
+                        self._job_id = 0
         finally:
             self._stop.set()
             beat.join()

@@ -11,10 +11,11 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, and_, create_engine, delete, event, func, insert, select, update
+from sqlalchemy import Connection, Engine, and_, create_engine, delete, event, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from controller.store import schema
@@ -28,12 +29,23 @@ class SchemaError(RuntimeError):
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    # Python's sqlite3 (before 3.12) commits DDL on its own, outside the transaction; turn that off and
+    # begin transactions ourselves (_sqlite_begin), so creating the schema is atomic: another process
+    # opening the file meanwhile sees no tables or all of them, never an empty schema_version.
+    dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")  # readers never block the writer
     cursor.execute("PRAGMA synchronous=NORMAL")  # durable across process crashes in WAL mode
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
+
+
+_BEGIN = "hwnas_begin"  # Connection.info key: how the next SQLite transaction begins
+
+
+def _sqlite_begin(conn) -> None:
+    conn.exec_driver_sql(conn.info.pop(_BEGIN, "BEGIN"))
 
 
 def database_url(target: str | Path) -> str:
@@ -48,10 +60,22 @@ class Store:
         self.engine: Engine = create_engine(self.url)
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
+            event.listen(self.engine, "begin", _sqlite_begin)
         self._migrate()
 
     def close(self) -> None:
         self.engine.dispose()
+
+    @contextmanager
+    def _tx(self) -> Iterator[Connection]:
+        """A write transaction. On SQLite it takes the write lock up front (BEGIN IMMEDIATE): a transaction
+        that reads before it writes then waits its turn (busy_timeout) instead of failing with "database is
+        locked" when another process or thread wrote meanwhile."""
+        with self.engine.connect() as conn:
+            if self.engine.dialect.name == "sqlite":
+                conn.info[_BEGIN] = "BEGIN IMMEDIATE"
+            with conn.begin():
+                yield conn
 
     def __enter__(self) -> Store:
         return self
@@ -61,7 +85,7 @@ class Store:
 
     # -- schema ------------------------------------------------------------------------------------
     def _migrate(self) -> None:
-        with self.engine.begin() as conn:
+        with self._tx() as conn:
             if not self.engine.dialect.has_table(conn, "schema_version"):
                 schema.metadata.create_all(conn)
                 conn.execute(insert(schema.schema_version).values(version=schema.SCHEMA_VERSION))
@@ -86,7 +110,7 @@ class Store:
     def add_architectures(self, archs: Iterable[ArchRecord]) -> int:
         """Insert the architectures not yet known; returns how many were new."""
         added = 0
-        with self.engine.begin() as conn:
+        with self._tx() as conn:
             known = set()
             for arch in archs:
                 if arch.arch_id in known:
@@ -106,7 +130,7 @@ class Store:
         """
         now = time.time() if now is None else now
         specs = list(specs)
-        with self.engine.begin() as conn:
+        with self._tx() as conn:
             existing = set()
             keys = [s.job_key for s in specs]
             for start in range(0, len(keys), 500):
@@ -133,7 +157,7 @@ class Store:
         """Re-prioritise a campaign's queued jobs (higher runs first); returns how many changed."""
         now = time.time() if now is None else now
         jobs = schema.jobs
-        with self.engine.begin() as conn:
+        with self._tx() as conn:
             return conn.execute(update(jobs).where(and_(jobs.c.campaign == campaign, jobs.c.state == "queued",
                                                         jobs.c.priority != priority))
                                 .values(priority=priority, updated_at_unix_s=now)).rowcount
@@ -152,14 +176,14 @@ class Store:
                  .values(state="leased", lease_owner=owner, lease_expires_at_unix_s=now_s + lease_s,
                          attempts=jobs.c.attempts + 1, updated_at_unix_s=now_s)
                  .returning(*jobs.c))
-        with self.engine.begin() as conn:
+        with self._tx() as conn:
             row = conn.execute(claim).mappings().first()
         return _job(row) if row is not None else None
 
     def renew(self, job: Job, lease_s: float, now: float | None = None) -> bool:
         """Extend a lease still held by the job's owner; False if it was lost (expired and re-queued)."""
         now = time.time() if now is None else now
-        with self.engine.begin() as conn:
+        with self._tx() as conn:
             return conn.execute(update(schema.jobs).where(and_(
                 schema.jobs.c.id == job.id, schema.jobs.c.state == "leased",
                 schema.jobs.c.lease_owner == job.lease_owner)).values(
@@ -174,13 +198,13 @@ class Store:
         now = time.time() if now is None else now
         row = _measurement_row(record, now)
         try:
-            with self.engine.begin() as conn:
+            with self._tx() as conn:
                 conn.execute(insert(schema.measurements).values(**row))
                 conn.execute(update(schema.jobs).where(schema.jobs.c.job_key == record.job_key).values(
                     state="done", lease_owner=None, lease_expires_at_unix_s=None, last_error=None,
                     updated_at_unix_s=now))
         except IntegrityError:
-            with self.engine.begin() as conn:  # a duplicate delivery: make sure the job reads done
+            with self._tx() as conn:  # a duplicate delivery: make sure the job reads done
                 conn.execute(update(schema.jobs).where(schema.jobs.c.job_key == record.job_key).values(
                     state="done", lease_owner=None, lease_expires_at_unix_s=None, updated_at_unix_s=now))
             return False
@@ -190,7 +214,7 @@ class Store:
         """Insert records that have no job (imported tables); returns (added, duplicates skipped)."""
         now = time.time() if now is None else now
         rows = [_measurement_row(r, now) for r in records]
-        with self.engine.begin() as conn:
+        with self._tx() as conn:
             known: set[str] = set()
             keys = [row["job_key"] for row in rows]
             for start in range(0, len(keys), 500):
@@ -209,7 +233,7 @@ class Store:
         """Record a failed attempt; returns the job's new state ('queued' to retry, or 'failed')."""
         now = time.time() if now is None else now
         jobs = schema.jobs
-        with self.engine.begin() as conn:
+        with self._tx() as conn:
             current = conn.execute(select(jobs.c.state, jobs.c.attempts, jobs.c.max_attempts, jobs.c.lease_owner)
                                    .where(jobs.c.id == job.id)).one()
             if current.state != "leased" or current.lease_owner != job.lease_owner:
@@ -225,7 +249,7 @@ class Store:
         now = time.time() if now is None else now
         jobs = schema.jobs
         expired = and_(jobs.c.state == "leased", jobs.c.lease_expires_at_unix_s < now)
-        with self.engine.begin() as conn:
+        with self._tx() as conn:
             failed = conn.execute(update(jobs).where(and_(expired, jobs.c.attempts >= jobs.c.max_attempts)).values(
                 state="failed", lease_owner=None, lease_expires_at_unix_s=None, updated_at_unix_s=now,
                 last_error="lease expired on the last allowed attempt")).rowcount
@@ -238,7 +262,7 @@ class Store:
         """Return one leased job to the queue without spending an attempt (its agent, not the job, failed)."""
         now = time.time() if now is None else now
         jobs = schema.jobs
-        with self.engine.begin() as conn:
+        with self._tx() as conn:
             return conn.execute(update(jobs).where(and_(jobs.c.id == job.id, jobs.c.state == "leased",
                                                         jobs.c.lease_owner == job.lease_owner))
                                 .values(state="queued", lease_owner=None, lease_expires_at_unix_s=None,
@@ -249,7 +273,7 @@ class Store:
         """Give back every lease ``owner`` holds (a clean stop), without counting an attempt."""
         now = time.time() if now is None else now
         jobs = schema.jobs
-        with self.engine.begin() as conn:
+        with self._tx() as conn:
             return conn.execute(update(jobs).where(and_(jobs.c.state == "leased", jobs.c.lease_owner == owner))
                                 .values(state="queued", lease_owner=None, lease_expires_at_unix_s=None,
                                         attempts=jobs.c.attempts - 1, updated_at_unix_s=now)).rowcount
@@ -263,25 +287,36 @@ class Store:
         """
         row = {**vars(agent), "device_info_json": device_info_json}
         a = schema.agents
-        with self.engine.begin() as conn:
+        with self._tx() as conn:
             conn.execute(delete(a).where(a.c.agent_id == agent.agent_id))
             conn.execute(delete(a).where(and_(a.c.device_key == agent.device_key, a.c.name == agent.name,
                                               a.c.last_seen_at_unix_s + a.c.lease_s < agent.last_seen_at_unix_s)))
             conn.execute(insert(schema.agents).values(**row))
 
-    def heartbeat(self, agent_id: str, now: float | None = None) -> list[int] | None:
-        """Mark the agent seen and extend every lease it holds; the held job ids, or None if it is unknown."""
+    def heartbeat(self, agent_id: str, job_id: int = 0, now: float | None = None) -> bool | None:
+        """Mark the agent seen and extend the lease of the job it says it holds; None if the agent is unknown.
+
+        Returns whether that lease was still the agent's. Any other job leased to the agent was dropped by it
+        (a model it could not fetch, a job its former connection leased): that one goes back to the queue
+        now, its attempt spent, rather than being kept alive by the heartbeats.
+        """
         now = time.time() if now is None else now
         agents, jobs = schema.agents, schema.jobs
-        with self.engine.begin() as conn:
+        with self._tx() as conn:
             lease_s = conn.execute(update(agents).where(agents.c.agent_id == agent_id)
                                    .values(last_seen_at_unix_s=now).returning(agents.c.lease_s)).scalar()
             if lease_s is None:
                 return None
-            held = conn.execute(update(jobs).where(and_(jobs.c.state == "leased", jobs.c.lease_owner == agent_id))
-                                .values(lease_expires_at_unix_s=now + lease_s, updated_at_unix_s=now)
-                                .returning(jobs.c.id)).scalars()
-            return sorted(held)
+            mine = and_(jobs.c.state == "leased", jobs.c.lease_owner == agent_id)
+            kept = job_id != 0 and conn.execute(update(jobs).where(and_(mine, jobs.c.id == job_id)).values(
+                lease_expires_at_unix_s=now + lease_s, updated_at_unix_s=now)).rowcount == 1
+            dropped = and_(mine, jobs.c.id != job_id)
+            released = {"lease_owner": None, "lease_expires_at_unix_s": None, "updated_at_unix_s": now,
+                        "last_error": f"dropped by agent {agent_id[:8]}"}
+            conn.execute(update(jobs).where(and_(dropped, jobs.c.attempts >= jobs.c.max_attempts))
+                         .values(state="failed", **released))
+            conn.execute(update(jobs).where(dropped).values(state="queued", **released))
+            return kept
 
     def registered_agents(self, device_key: str | None = None) -> list[RegisteredAgent]:
         a = schema.agents

@@ -104,6 +104,26 @@ def test_bad_calls_get_clear_statuses_and_change_nothing(store: Store) -> None:
         gateway.stop()
 
 
+def test_a_restarted_controller_serves_the_model_of_a_job_leased_before_it_started(store: Store) -> None:
+    campaign.enqueue(store, NB201, distinct_archs(1, seed=6), plan(["k"]))
+    first = start_gateway(store)
+    channel, call = stub_for(first)
+    register(call)
+    lease = call("LeaseJob", controller_pb2.LeaseJobRequest(agent_id=AGENT_ID))
+    channel.close()
+    first.stop()
+    second = start_gateway(store)  # a fresh process knows no model hashes yet
+    channel, call = stub_for(second)
+    try:
+        chunks = list(call("FetchModel", controller_pb2.FetchModelRequest(agent_id=AGENT_ID,
+                                                                          sha256=lease.request.model_sha256)))
+        assert chunks[0].header.sha256 == lease.request.model_sha256
+        assert sum(len(c.data) for c in chunks[1:]) == chunks[0].header.size_bytes == lease.model_size_bytes
+    finally:
+        channel.close()
+        second.stop()
+
+
 def test_a_wrong_or_missing_token_is_unauthenticated_and_registers_nothing(store: Store) -> None:
     gateway = start_gateway(store, token="s3cret-token-0123456789")
     try:
@@ -133,7 +153,8 @@ def test_missed_heartbeats_mark_an_agent_unhealthy_and_requeue_its_job(store: St
                 for who in (beating, silent)}
         assert all(jobs.values())
         for _ in range(12):  # 3 s: three lease lengths
-            assert call("Heartbeat", controller_pb2.HeartbeatRequest(agent_id=beating)).job_id == jobs[beating]
+            beat = controller_pb2.HeartbeatRequest(agent_id=beating, job_id=jobs[beating])
+            assert call("Heartbeat", beat).job_id == jobs[beating]
             time.sleep(0.25)
         assert store.job(jobs[beating]).state == "leased"  # heartbeats kept its lease
         requeued = store.job(jobs[silent])
@@ -145,7 +166,7 @@ def test_missed_heartbeats_mark_an_agent_unhealthy_and_requeue_its_job(store: St
         assert "unhealthy (silent" in next(line for line in out.splitlines() if "silent" in line)
         assert "healthy" in next(line for line in out.splitlines() if "beating" in line)
         # The silent agent comes back: its registration is kept, but the job it held is no longer its.
-        assert call("Heartbeat", controller_pb2.HeartbeatRequest(agent_id=silent)).job_id == 0
+        assert call("Heartbeat", controller_pb2.HeartbeatRequest(agent_id=silent, job_id=jobs[silent])).job_id == 0
     finally:
         channel.close()
         gateway.stop()
@@ -225,7 +246,8 @@ def test_sigkill_the_listening_controller_then_rerun_finishes_with_exactly_the_p
            "--sample", str(n), "--seed", "4", "--protocol", "fixed", "--param", "count=300", "--db", str(db),
            "--listen", f"127.0.0.1:{port}", "--lease-seconds", "2", "--quiet", "--insecure"]
     controller = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    with LocalAgent(tmp_path / "c", ["--controller", f"127.0.0.1:{port}", "--device-key", "k"], listen=False):
+    with LocalAgent(tmp_path / "c", ["--controller", f"127.0.0.1:{port}", "--device-key", "k",
+                                     "--log-level", "INFO"], listen=False) as agent:
         deadline = time.time() + 90
         while time.time() < deadline:
             if db.exists():
@@ -237,8 +259,11 @@ def test_sigkill_the_listening_controller_then_rerun_finishes_with_exactly_the_p
         controller.wait(10)
         with Store(db) as store:
             assert 3 <= store.counts()["k"]["done"] < n
-        again = subprocess.run(cmd, capture_output=True, text=True, timeout=180)
-        assert again.returncode == 0, again.stderr
+        try:
+            again = subprocess.run(cmd, capture_output=True, text=True, timeout=180)
+        except subprocess.TimeoutExpired as exc:
+            raise AssertionError(f"the resumed build hung; agent said:\n{agent.stderr_text()}") from exc
+        assert again.returncode == 0, again.stderr + agent.stderr_text()
         assert "0 new job(s)" in again.stdout
     planned = len({NB201.to_graph(x).arch_id for x in sample(NB201, n, 4)})
     with Store(db) as store:

@@ -66,6 +66,19 @@ def test_a_store_from_a_newer_hwnas_is_refused(tmp_path: Path) -> None:
         Store(tmp_path / "x.db")
 
 
+def test_processes_opening_a_new_store_at_once_all_see_a_complete_schema(tmp_path: Path) -> None:
+    """Creating the schema is one transaction: nobody sees the tables without their version row."""
+    import subprocess
+    import sys
+
+    path = str(tmp_path / "race.db")
+    code = f"from controller.store import Store\nwith Store({path!r}) as s: print(s.schema_version)"
+    procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(6)]
+    results = [p.communicate(timeout=120) for p in procs]
+    assert [out.strip() for out, _ in results] == [str(SCHEMA_VERSION)] * 6, [err for _, err in results]
+
+
 def test_a_v1_store_is_migrated_and_keeps_its_rows(tmp_path: Path) -> None:
     """A dataset written before dial-in agents existed (schema v1) gains the agents table, losing nothing."""
     from sqlalchemy import create_engine, insert
@@ -100,13 +113,16 @@ def agent_row(agent_id: str, name: str = "pi", seen: float = 1000.0) -> Register
 
 
 def test_heartbeats_renew_the_agents_leases_and_a_restart_replaces_its_silent_former_life(store: Store) -> None:
-    store.enqueue(specs(2))
+    store.enqueue(specs(3))
     store.register_agent(agent_row("id-first"), "{}")
     assert store.heartbeat("id-unknown", now=1001) is None
     job = store.lease("rpi4", "id-first", 30, now=1001)
-    assert store.heartbeat("id-first", now=1020) == [job.id]
+    dropped = store.lease("rpi4", "id-first", 30, now=1001)  # e.g. its model could not be fetched
+    assert store.heartbeat("id-first", job.id, now=1020) is True
     assert store.job(job.id).lease_expires_at_unix_s == 1050  # extended by the agent's lease length
+    assert store.job(dropped.id).state == "queued"  # not kept alive by heartbeats that do not name it
     assert store.requeue_expired(now=1040) == 0
+    assert store.heartbeat("id-first", dropped.id, now=1041) is False  # that lease is no longer the agent's
     store.register_agent(agent_row("id-other", name="other-pi", seen=1100), "{}")  # another agent: both kept
     store.register_agent(agent_row("id-second", seen=1100), "{}")  # "pi" restarted; its old life was silent
     assert [a.agent_id for a in store.registered_agents()] == ["id-other", "id-second"]

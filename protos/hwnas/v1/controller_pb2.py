@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from protos.hwnas.v1 import agent_pb2 as protos_dot_hwnas_dot_v1_dot_agent__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n protos/hwnas/v1/controller.proto\x12\x08hwnas.v1\x1a\x1bprotos/hwnas/v1/agent.proto\"b\n\x0fRegisterRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x12\n\ndevice_key\x18\x02 \x01(\t\x12)\n\x0b\x64\x65vice_info\x18\x03 \x01(\x0b\x32\x14.hwnas.v1.DeviceInfo\"A\n\x10RegisterResponse\x12\x1c\n\x14heartbeat_interval_s\x18\x01 \x01(\x01\x12\x0f\n\x07lease_s\x18\x02 \x01(\x01\"$\n\x10HeartbeatRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\"#\n\x11HeartbeatResponse\x12\x0e\n\x06job_id\x18\x01 \x01(\x03\"9\n\x0fLeaseJobRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x14\n\x0cwait_seconds\x18\x02 \x01(\x01\"g\n\x10LeaseJobResponse\x12\x0e\n\x06job_id\x18\x01 \x01(\x03\x12)\n\x07request\x18\x02 \x01(\x0b\x32\x18.hwnas.v1.ProfileRequest\x12\x18\n\x10model_size_bytes\x18\x03 \x01(\x03\"5\n\x11\x46\x65tchModelRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x0e\n\x06sha256\x18\x02 \x01(\t\"+\n\nJobFailure\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\"\x93\x01\n\x10ReportJobRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x0e\n\x06job_id\x18\x02 \x01(\x03\x12)\n\x06result\x18\x03 \x01(\x0b\x32\x17.hwnas.v1.ProfileResultH\x00\x12\'\n\x07\x66\x61ilure\x18\x04 \x01(\x0b\x32\x14.hwnas.v1.JobFailureH\x00\x42\t\n\x07outcome\"8\n\x11ReportJobResponse\x12\x10\n\x08recorded\x18\x01 \x01(\x08\x12\x11\n\tjob_state\x18\x02 \x01(\t2\xe7\x02\n\nController\x12\x41\n\x08Register\x12\x19.hwnas.v1.RegisterRequest\x1a\x1a.hwnas.v1.RegisterResponse\x12\x44\n\tHeartbeat\x12\x1a.hwnas.v1.HeartbeatRequest\x1a\x1b.hwnas.v1.HeartbeatResponse\x12\x41\n\x08LeaseJob\x12\x19.hwnas.v1.LeaseJobRequest\x1a\x1a.hwnas.v1.LeaseJobResponse\x12G\n\nFetchModel\x12\x1b.hwnas.v1.FetchModelRequest\x1a\x1a.hwnas.v1.UploadModelChunk0\x01\x12\x44\n\tReportJob\x12\x1a.hwnas.v1.ReportJobRequest\x1a\x1b.hwnas.v1.ReportJobResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n protos/hwnas/v1/controller.proto\x12\x08hwnas.v1\x1a\x1bprotos/hwnas/v1/agent.proto\"b\n\x0fRegisterRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x12\n\ndevice_key\x18\x02 \x01(\t\x12)\n\x0b\x64\x65vice_info\x18\x03 \x01(\x0b\x32\x14.hwnas.v1.DeviceInfo\"A\n\x10RegisterResponse\x12\x1c\n\x14heartbeat_interval_s\x18\x01 \x01(\x01\x12\x0f\n\x07lease_s\x18\x02 \x01(\x01\"4\n\x10HeartbeatRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x0e\n\x06job_id\x18\x02 \x01(\x03\"#\n\x11HeartbeatResponse\x12\x0e\n\x06job_id\x18\x01 \x01(\x03\"9\n\x0fLeaseJobRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x14\n\x0cwait_seconds\x18\x02 \x01(\x01\"g\n\x10LeaseJobResponse\x12\x0e\n\x06job_id\x18\x01 \x01(\x03\x12)\n\x07request\x18\x02 \x01(\x0b\x32\x18.hwnas.v1.ProfileRequest\x12\x18\n\x10model_size_bytes\x18\x03 \x01(\x03\"5\n\x11\x46\x65tchModelRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x0e\n\x06sha256\x18\x02 \x01(\t\"+\n\nJobFailure\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\"\x93\x01\n\x10ReportJobRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x0e\n\x06job_id\x18\x02 \x01(\x03\x12)\n\x06result\x18\x03 \x01(\x0b\x32\x17.hwnas.v1.ProfileResultH\x00\x12\'\n\x07\x66\x61ilure\x18\x04 \x01(\x0b\x32\x14.hwnas.v1.JobFailureH\x00\x42\t\n\x07outcome\"8\n\x11ReportJobResponse\x12\x10\n\x08recorded\x18\x01 \x01(\x08\x12\x11\n\tjob_state\x18\x02 \x01(\t2\xe7\x02\n\nController\x12\x41\n\x08Register\x12\x19.hwnas.v1.RegisterRequest\x1a\x1a.hwnas.v1.RegisterResponse\x12\x44\n\tHeartbeat\x12\x1a.hwnas.v1.HeartbeatRequest\x1a\x1b.hwnas.v1.HeartbeatResponse\x12\x41\n\x08LeaseJob\x12\x19.hwnas.v1.LeaseJobRequest\x1a\x1a.hwnas.v1.LeaseJobResponse\x12G\n\nFetchModel\x12\x1b.hwnas.v1.FetchModelRequest\x1a\x1a.hwnas.v1.UploadModelChunk0\x01\x12\x44\n\tReportJob\x12\x1a.hwnas.v1.ReportJobRequest\x1a\x1b.hwnas.v1.ReportJobResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,21 +37,21 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_REGISTERRESPONSE']._serialized_start=175
   _globals['_REGISTERRESPONSE']._serialized_end=240
   _globals['_HEARTBEATREQUEST']._serialized_start=242
-  _globals['_HEARTBEATREQUEST']._serialized_end=278
-  _globals['_HEARTBEATRESPONSE']._serialized_start=280
-  _globals['_HEARTBEATRESPONSE']._serialized_end=315
-  _globals['_LEASEJOBREQUEST']._serialized_start=317
-  _globals['_LEASEJOBREQUEST']._serialized_end=374
-  _globals['_LEASEJOBRESPONSE']._serialized_start=376
-  _globals['_LEASEJOBRESPONSE']._serialized_end=479
-  _globals['_FETCHMODELREQUEST']._serialized_start=481
-  _globals['_FETCHMODELREQUEST']._serialized_end=534
-  _globals['_JOBFAILURE']._serialized_start=536
-  _globals['_JOBFAILURE']._serialized_end=579
-  _globals['_REPORTJOBREQUEST']._serialized_start=582
-  _globals['_REPORTJOBREQUEST']._serialized_end=729
-  _globals['_REPORTJOBRESPONSE']._serialized_start=731
-  _globals['_REPORTJOBRESPONSE']._serialized_end=787
-  _globals['_CONTROLLER']._serialized_start=790
-  _globals['_CONTROLLER']._serialized_end=1149
+  _globals['_HEARTBEATREQUEST']._serialized_end=294
+  _globals['_HEARTBEATRESPONSE']._serialized_start=296
+  _globals['_HEARTBEATRESPONSE']._serialized_end=331
+  _globals['_LEASEJOBREQUEST']._serialized_start=333
+  _globals['_LEASEJOBREQUEST']._serialized_end=390
+  _globals['_LEASEJOBRESPONSE']._serialized_start=392
+  _globals['_LEASEJOBRESPONSE']._serialized_end=495
+  _globals['_FETCHMODELREQUEST']._serialized_start=497
+  _globals['_FETCHMODELREQUEST']._serialized_end=550
+  _globals['_JOBFAILURE']._serialized_start=552
+  _globals['_JOBFAILURE']._serialized_end=595
+  _globals['_REPORTJOBREQUEST']._serialized_start=598
+  _globals['_REPORTJOBREQUEST']._serialized_end=745
+  _globals['_REPORTJOBRESPONSE']._serialized_start=747
+  _globals['_REPORTJOBRESPONSE']._serialized_end=803
+  _globals['_CONTROLLER']._serialized_start=806
+  _globals['_CONTROLLER']._serialized_end=1165
 # @@protoc_insertion_point(module_scope)

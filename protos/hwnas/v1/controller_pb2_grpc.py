@@ -74,7 +74,7 @@ class ControllerServicer:
 
     def Heartbeat(self, request, context):
         """Keep the registration alive; also extends the lease of the job the agent
-        is measuring. FAILED_PRECONDITION: the controller does not know the agent
+        is measuring, and returns any other job leased to it to the queue. FAILED_PRECONDITION: the controller does not know the agent
         (it lost its store, or the agent was silent too long): register again.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
