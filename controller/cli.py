@@ -404,6 +404,75 @@ def cmd_fleet_ls(args: argparse.Namespace) -> int:
     return 0 if all(r.health in ("SERVING", "healthy") for r in rows) else 1
 
 
+def _packaged_nb201() -> Path:
+    import controller.data
+
+    return Path(controller.data.__file__).parent / "nb201" / "nb201_latency_accuracy.csv.gz"
+
+
+def cmd_predictor_bench(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from controller.predictor_data import nb201_samples, read_nb201_table
+    from controller.predictor_jobs import bench_table, results_json
+    from controller.report import text_table
+    from predictors import predictor_class
+    from predictors.evaluate import bench
+
+    data = args.data or _packaged_nb201()
+    try:
+        kinds = [k for k in args.kinds.split(",") if k]
+        for kind in kinds:
+            predictor_class(kind)
+        if args.seeds < 1:
+            raise ValueError(f"--seeds must be >= 1, got {args.seeds}")
+        if not data.is_file():
+            raise FileNotFoundError(f"no such file: {data}")
+        table = read_nb201_table(data, args.target)
+        samples = nb201_samples(table.encodings, table.y, flops="flops" in kinds)
+        configs = {"gcn": {"epochs": args.gcn_epochs}} if args.gcn_epochs else {}
+        print(f"{data.name}: {len(samples)} connected architectures with {args.target} "
+              f"({table.dropped_unconnected} unconnected and {table.dropped_missing} without a value left out); "
+              f"{args.train} train / {args.valid} validation / {len(samples) - args.train - args.valid} test, "
+              f"{args.seeds} seed(s)", flush=True)
+        bar = tqdm(total=len(kinds) * args.seeds, unit="fit", disable=args.quiet)
+
+        def fitted(kind: str, seed: int) -> None:
+            bar.set_description(f"{kind} seed {seed}")
+            bar.update(1)
+
+        results = bench(samples, kinds, range(args.seeds), args.train, args.valid, configs, fitted)
+        bar.close()
+    except (ValueError, FileNotFoundError) as exc:
+        return _fail("predictor bench", exc)
+    print(text_table(bench_table(results)))
+    print("BRP: measured within ±k of the prediction (BRP-NAS); nnM: |prediction − measured| ≤ k·measured "
+          "(nn-Meter); mean±std over seeds")
+    if args.json:
+        args.json.write_text(results_json(results))
+        print(f"per-seed metrics: {args.json}")
+    return 0
+
+
+def cmd_predictor_train(args: argparse.Namespace) -> int:
+    from controller.predictor_jobs import train_from_store
+    from controller.store import Store
+    from predictors import predictor_class
+
+    if not args.db.exists():
+        return _fail("predictor train", FileNotFoundError(f"no dataset at {args.db}"))
+    try:
+        predictor_class(args.kind)
+        with Store(args.db) as store:
+            folder, metrics = train_from_store(store, args.db, args.device, args.kind, seed=args.seed)
+    except ValueError as exc:
+        return _fail("predictor train", exc)
+    print(f"saved {args.kind} predictor for {args.device} to {folder}")
+    print(f"held-out: within ±10% (BRP-NAS) {metrics['brpnas_within_10pct'] * 100:.1f}%, MAPE "
+          f"{metrics['mape'] * 100:.1f}%, Spearman {metrics['spearman']:.3f}")
+    return 0
+
+
 def _shape(text: str) -> tuple[int, ...]:
     try:
         return tuple(int(d) for d in text.split(","))
@@ -534,6 +603,32 @@ def build_parser() -> argparse.ArgumentParser:
                     help="dataset whose queue, leases and dialled-in agents to show")
     _add_client_security(fl)
     fl.set_defaults(func=cmd_fleet_ls)
+
+    predictor = sub.add_parser("predictor", help="per-device latency predictors: bench, train").add_subparsers(
+        dest="predictor_command", required=True, metavar="SUBCOMMAND")
+    pb = predictor.add_parser("bench", help="BRP-NAS evaluation protocol on an NB-201 latency table",
+                              description="Fit each predictor on random 900 architectures (100 more for "
+                                          "validation), test on the rest, for several seeds; print the accuracy "
+                                          "table. Unconnected NB-201 cells are left out.")
+    pb.add_argument("--data", type=Path, default=None,
+                    help="CSV (or .csv.gz) with arch_str or nb201_index and the target column "
+                         "(default: the packaged NB-201 table)")
+    pb.add_argument("--target", required=True, metavar="COLUMN", help="e.g. lat_ms_latbench_desktop_cpu_i7_7820x")
+    pb.add_argument("--kinds", default="ridge,svr,stacked,flops,gcn",
+                    help="comma-separated predictors (default %(default)s; ridge is the additive baseline)")
+    pb.add_argument("--seeds", type=int, default=5)
+    pb.add_argument("--train", type=int, default=900)
+    pb.add_argument("--valid", type=int, default=100)
+    pb.add_argument("--gcn-epochs", type=int, default=None, help="cap the GCN's epochs (default: 250, as BRP-NAS)")
+    pb.add_argument("--json", type=Path, default=None, metavar="FILE", help="also write per-seed metrics here")
+    pb.add_argument("--quiet", action="store_true", help="no progress bar")
+    pb.set_defaults(func=cmd_predictor_bench)
+    pt = predictor.add_parser("train", help="train a device's predictor on what its agents measured")
+    pt.add_argument("--db", type=Path, required=True)
+    pt.add_argument("--device", required=True, metavar="KEY")
+    pt.add_argument("--kind", default="gcn", help="predictor kind (default %(default)s)")
+    pt.add_argument("--seed", type=int, default=0)
+    pt.set_defaults(func=cmd_predictor_train)
 
     certs = sub.add_parser("certs", help="TLS material for a lab").add_subparsers(
         dest="certs_command", required=True, metavar="SUBCOMMAND")

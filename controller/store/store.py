@@ -57,7 +57,8 @@ def database_url(target: str | Path) -> str:
 class Store:
     def __init__(self, target: str | Path) -> None:
         self.url = database_url(target)
-        self.engine: Engine = create_engine(self.url)
+        # A campaign has a worker (and a lease keeper) per agent plus the gateway's threads, all on the store.
+        self.engine: Engine = create_engine(self.url, pool_size=16, max_overflow=64)
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
             event.listen(self.engine, "begin", _sqlite_begin)

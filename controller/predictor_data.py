@@ -1,0 +1,144 @@
+"""Architectures -> the numeric views predictors eat (``predictors.Samples``), and tables -> architectures.
+
+NB-201 cells get all four views: the one-hot encoding (6 edges x 5 ops), FLOPs (MACs of the network's
+CG), and the BRP-NAS cell graph (S.M. S1.1): one node per edge op plus input, output and a global node;
+``none`` ops are detached, ``skip_connect`` ops are bypassed (their predecessors feed their successors)
+and detached, op nodes left off every input->output path are detached; detached nodes keep a zero
+feature vector. Every node has a self loop and feeds the global node.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import gzip
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from controller.spaces.nb201 import EDGES, OPS, NasBench201, parse_arch_str
+from predictors import Samples
+
+NODE_TYPES = ("nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3", "input", "output", "global")
+N_NODES = len(EDGES) + 3
+INPUT, OUTPUT, GLOBAL = 0, N_NODES - 2, N_NODES - 1  # node indices of the graph
+CELL_OUTPUT = 3  # the NB-201 cell node that is the cell's output
+
+
+def nb201_cell_graph(encoding: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+    """(adjacency, node_features) of one cell; ``adjacency[i, j] = 1`` when node j feeds node i."""
+    ops = [OPS[op] for op in encoding]
+    feeds: set[tuple[int, int]] = set()  # (from, to) over nodes: input 0, op k -> k + 1, output, global
+    for k, (to, src) in enumerate(EDGES):
+        sources = [INPUT] if src == 0 else [m + 1 for m, (t, _) in enumerate(EDGES) if t == src]
+        feeds.update((s, k + 1) for s in sources)
+        if to == CELL_OUTPUT:
+            feeds.add((k + 1, OUTPUT))
+    alive = set(range(N_NODES - 1))
+    for k, op in enumerate(ops):  # detach "none"
+        if op == "none":
+            alive.discard(k + 1)
+            feeds = {(a, b) for a, b in feeds if k + 1 not in (a, b)}
+    for k, op in enumerate(ops):  # bypass, then detach, "skip_connect" (EDGES are in topological order)
+        if op == "skip_connect":
+            node = k + 1
+            before = [a for a, b in feeds if b == node]
+            after = [b for a, b in feeds if a == node]
+            feeds = {(a, b) for a, b in feeds if node not in (a, b)} | {(a, b) for a in before for b in after}
+            alive.discard(node)
+    reach_forward, reach_back = {INPUT}, {OUTPUT}
+    for _ in range(N_NODES):
+        reach_forward |= {b for a, b in feeds if a in reach_forward}
+        reach_back |= {a for a, b in feeds if b in reach_back}
+    on_path = reach_forward & reach_back
+    feeds = {(a, b) for a, b in feeds if a in on_path and b in on_path}
+    alive &= on_path | {INPUT, OUTPUT}
+    adjacency = np.eye(N_NODES, dtype=np.float32)
+    for a, b in feeds:
+        adjacency[b, a] = 1.0
+    adjacency[GLOBAL, :] = 1.0
+    features = np.zeros((N_NODES, len(NODE_TYPES)), dtype=np.float32)
+    for node in alive:
+        kind = "input" if node == INPUT else "output" if node == OUTPUT else ops[node - 1]
+        features[node, NODE_TYPES.index(kind)] = 1.0
+    features[GLOBAL, NODE_TYPES.index("global")] = 1.0
+    return adjacency, features
+
+
+def one_hot(encoding: Sequence[int]) -> np.ndarray:
+    out = np.zeros((len(EDGES), len(OPS)), dtype=np.float32)
+    out[np.arange(len(EDGES)), list(encoding)] = 1.0
+    return out.ravel()
+
+
+@functools.cache
+def _macs(encoding: tuple[int, ...]) -> int:
+    return NasBench201().to_graph(encoding).macs()
+
+
+def nb201_samples(encodings: Sequence[Sequence[int]], y: Sequence[float] | None = None,
+                  flops: bool = True) -> Samples:
+    """All views of connected NB-201 cells (``flops=False`` skips building CGs, ~3 ms per cell)."""
+    graphs = [nb201_cell_graph(x) for x in encodings]
+    return Samples(
+        encoding=np.stack([one_hot(x) for x in encodings]),
+        flops=np.array([_macs(tuple(x)) for x in encodings], dtype=np.float64) if flops else None,
+        adjacency=np.stack([a for a, _ in graphs]),
+        node_features=np.stack([f for _, f in graphs]),
+        y=None if y is None else np.asarray(y, dtype=np.float64),
+    )
+
+
+@dataclass(frozen=True)
+class Table:
+    """Connected NB-201 cells of a CSV with their target; what was left out, and why, is counted."""
+
+    encodings: list[list[int]]
+    y: np.ndarray
+    target: str
+    dropped_unconnected: int
+    dropped_missing: int
+
+
+def read_nb201_table(path: Path, target: str) -> Table:
+    """A CSV (plain or .gz) with ``arch_str`` or ``nb201_index`` and the ``target`` column.
+
+    Unconnected cells (no input->output path: no network) and rows without a numeric target are left out.
+    """
+    space = NasBench201()
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rt", newline="") as handle:
+            reader = csv.DictReader(handle)
+            columns = reader.fieldnames or []
+            if target not in columns:
+                raise ValueError(f"{path} has no column {target!r}; columns: {', '.join(columns)}")
+            if "arch_str" not in columns and "nb201_index" not in columns:
+                raise ValueError(f"{path} needs an arch_str or nb201_index column to know the architectures")
+            rows = list(reader)
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise ValueError(f"cannot read {path}: {exc}") from None
+    encodings, ys, unconnected, missing = [], [], 0, 0
+    for number, row in enumerate(rows, start=2):
+        try:
+            x = (parse_arch_str(row["arch_str"]) if row.get("arch_str")
+                 else space.from_index(int(row["nb201_index"])))
+        except (ValueError, IndexError, KeyError) as exc:
+            raise ValueError(f"{path}, line {number}: {exc}") from None
+        if not space.is_connected(x):
+            unconnected += 1
+            continue
+        try:
+            value = float(row[target])
+        except (TypeError, ValueError):
+            value = float("nan")
+        if not np.isfinite(value):
+            missing += 1
+            continue
+        encodings.append(x)
+        ys.append(value)
+    if not encodings:
+        raise ValueError(f"{path}: no connected architecture has a numeric {target!r}")
+    return Table(encodings, np.array(ys), target, unconnected, missing)

@@ -1,0 +1,107 @@
+"""The controller's use of the predictor library: benchmark tables, training from the store, artifacts by device.
+
+Trained predictors live beside the dataset, ``<db>.predictors/<device key>/<kind>/`` (card.json +
+weights.safetensors), so a search started with ``--db lab.db --device KEY`` finds the predictor of that
+device without being told a path.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from controller.predictor_data import nb201_samples
+from controller.spaces import get_space
+from predictors import Predictor, Samples, get_predictor, load
+from predictors.evaluate import Result, summarise
+from predictors.metrics import BOUNDS
+
+DEFAULT_KINDS = ("ridge", "svr", "stacked", "flops", "gcn")
+
+
+def artifact_dir(db: Path, device_key: str, kind: str) -> Path:
+    return Path(f"{db}.predictors") / device_key / kind
+
+
+def load_for_device(db: Path, device_key: str, kind: str) -> Predictor:
+    folder = artifact_dir(db, device_key, kind)
+    if not (folder / "card.json").exists():
+        raise FileNotFoundError(f"no {kind} predictor for {device_key} at {folder}; train one with "
+                                f"`hwnas predictor train --db {db} --device {device_key} --kind {kind}`")
+    return load(folder)
+
+
+def space_samples(space_name: str, encodings: Sequence[Sequence[int]], y: np.ndarray,
+                  flops: np.ndarray) -> Samples:
+    """NB-201 gets every view; other spaces a one-hot of each variable (from the space's bounds) and FLOPs."""
+    if space_name == "nb201":
+        return replace(nb201_samples(encodings, y, flops=False), flops=np.asarray(flops, dtype=np.float64))
+    space = get_space(space_name)
+    low, high = space.bounds()
+    widths = (np.asarray(high) - np.asarray(low) + 1).astype(int)
+    offsets = np.concatenate([[0], np.cumsum(widths)[:-1]])
+    encoding = np.zeros((len(encodings), int(widths.sum())), dtype=np.float32)
+    for row, x in enumerate(encodings):
+        encoding[row, offsets + np.asarray(x) - np.asarray(low)] = 1.0
+    return Samples(encoding=encoding, flops=np.asarray(flops, dtype=np.float64), y=np.asarray(y, dtype=np.float64))
+
+
+def samples_from_store(store, device_key: str) -> tuple[str, Samples]:
+    """What the agents measured on one device key (latency_ms), as samples of one space."""
+    rows = list(store.measurements(device_key))
+    if not rows:
+        raise ValueError(f"the store has no measurements for device key {device_key!r}")
+    spaces = {r["space"] for r in rows}
+    if len(spaces) > 1:
+        raise ValueError(f"{device_key} has measurements of several spaces {sorted(spaces)}; a predictor is per "
+                         "space")
+    space = spaces.pop()
+    encodings = [[int(v) for v in r["encoding"].split()] for r in rows]
+    return space, space_samples(space, encodings, np.array([r["latency_ms"] for r in rows]),
+                                np.array([r["macs"] for r in rows], dtype=np.float64))
+
+
+def train_from_store(store, db: Path, device_key: str, kind: str, valid_share: float = 0.1, seed: int = 0,
+                     config: dict | None = None) -> tuple[Path, dict[str, float]]:
+    """Fit on (1 - valid_share) of the device's measurements, report metrics on the rest, save by device key."""
+    from predictors.metrics import evaluate
+
+    space, samples = samples_from_store(store, device_key)
+    if len(samples) < 10:
+        raise ValueError(f"{device_key} has {len(samples)} measurements; a predictor needs at least 10")
+    order = np.random.default_rng(seed).permutation(len(samples))
+    n_valid = max(2, int(round(valid_share * len(samples))))
+    valid, train = samples.take(order[:n_valid]), samples.take(order[n_valid:])
+    predictor = get_predictor(kind, **(config or {})).fit(train, valid)
+    metrics = evaluate(predictor.predict(valid), valid.y)
+    predictor.card.device_key = device_key
+    predictor.card.target = "latency_ms"
+    predictor.card.metrics = metrics
+    predictor.card.notes = f"space {space}; {len(train)} train, {len(valid)} held-out measurements (metrics)"
+    return predictor.save(artifact_dir(db, device_key, kind)), metrics
+
+
+def bench_table(results: Sequence[Result]) -> list[tuple[str, ...]]:
+    """Rows for report.text_table: accuracy within +-1/5/10 % in both definitions, MAPE, RMSE, rank correlations."""
+    header = ("predictor", *(f"BRP ±{round(k * 100)}%" for k in BOUNDS), *(f"nnM ±{round(k * 100)}%" for k in BOUNDS),
+              "MAPE %", "RMSE", "Spearman", "Kendall τ")
+    rows = [header]
+    for kind, metrics in summarise(results).items():
+        rows.append((kind,
+                     *(_cell(metrics[f"brpnas_within_{round(k * 100)}pct"]) for k in BOUNDS),
+                     *(_cell(metrics[f"nnmeter_within_{round(k * 100)}pct"]) for k in BOUNDS),
+                     _cell(metrics["mape"]), *(_cell(metrics[m], 1, 3) for m in ("rmse", "spearman", "kendall_tau"))))
+    return rows
+
+
+def _cell(mean_std: tuple[float, float], scale: float = 100, digits: int = 1) -> str:
+    return f"{mean_std[0] * scale:.{digits}f}±{mean_std[1] * scale:.{digits}f}"
+
+
+def results_json(results: Sequence[Result]) -> str:
+    return json.dumps([{"kind": r.kind, "seed": r.seed, **r.metrics} for r in results], indent=2)
+

@@ -1,0 +1,129 @@
+"""The one predictor interface: fit / predict / save / load, a model card, and a registry by name.
+
+A saved predictor is a folder with ``card.json`` (what it is, what data it saw, how well it did) and
+``weights.safetensors`` (named arrays). Loading reads JSON and safetensors only: nothing is unpickled, so
+a predictor file from another lab cannot run code.
+"""
+
+from __future__ import annotations
+
+import datetime
+import importlib
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+from safetensors.numpy import load_file, save_file
+
+from predictors.samples import FEATURE_VERSION, Samples
+
+CARD = "card.json"
+WEIGHTS = "weights.safetensors"
+
+
+@dataclass
+class ModelCard:
+    kind: str
+    config: dict[str, Any]
+    device_key: str = ""
+    target: str = ""  # what y was, e.g. "latency_ms" or a table column
+    data_sha256: str = ""
+    n_train: int = 0
+    feature_version: int = FEATURE_VERSION
+    metrics: dict[str, float] = field(default_factory=dict)
+    created_utc: str = ""
+    notes: str = ""
+
+
+class Predictor(ABC):
+    """Features in, predictions out. Subclasses set ``kind`` and ``needs`` and keep their state as arrays."""
+
+    kind: ClassVar[str]
+    needs: ClassVar[tuple[str, ...]]  # the Samples views fit and predict read
+    description: ClassVar[str]
+
+    def __init__(self, **config: Any) -> None:
+        self.config = {**self.defaults(), **config}
+        unknown = set(config) - set(self.defaults())
+        if unknown:
+            raise ValueError(f"{self.kind}: unknown option(s) {sorted(unknown)}; known: {sorted(self.defaults())}")
+        self.card = ModelCard(kind=self.kind, config=self.config)
+
+    @classmethod
+    def defaults(cls) -> dict[str, Any]:
+        return {}
+
+    def fit(self, train: Samples, valid: Samples | None = None) -> Predictor:
+        train.require(*self.needs, "y")
+        if valid is not None:
+            valid.require(*self.needs, "y")
+        self._fit(train, valid)
+        self.card.data_sha256 = train.fingerprint()
+        self.card.n_train = len(train)
+        self.card.created_utc = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+        return self
+
+    def predict(self, samples: Samples) -> np.ndarray:
+        samples.require(*self.needs)
+        return np.asarray(self._predict(samples), dtype=np.float64)
+
+    @abstractmethod
+    def _fit(self, train: Samples, valid: Samples | None) -> None: ...
+
+    @abstractmethod
+    def _predict(self, samples: Samples) -> np.ndarray: ...
+
+    @abstractmethod
+    def state(self) -> dict[str, np.ndarray]:
+        """Everything predict needs, as named arrays."""
+
+    @abstractmethod
+    def set_state(self, arrays: Mapping[str, np.ndarray]) -> None: ...
+
+    def save(self, folder: Path) -> Path:
+        folder.mkdir(parents=True, exist_ok=True)
+        save_file({k: np.ascontiguousarray(v) for k, v in self.state().items()}, str(folder / WEIGHTS))
+        (folder / CARD).write_text(json.dumps(asdict(self.card), indent=2, sort_keys=True) + "\n")
+        return folder
+
+
+PREDICTORS: dict[str, type[Predictor]] = {}  # filled by @register as the modules below are imported
+# kind -> module defining it, imported on first use, so asking for "ridge" never loads torch.
+KINDS = {"flops": "predictors.linear", "ridge": "predictors.linear", "svr": "predictors.linear",
+         "stacked": "predictors.linear", "gcn": "predictors.gcn"}
+
+
+def register(cls: type[Predictor]) -> type[Predictor]:
+    PREDICTORS[cls.kind] = cls
+    return cls
+
+
+def predictor_class(kind: str) -> type[Predictor]:
+    if kind not in KINDS:
+        raise ValueError(f"unknown predictor {kind!r}; known: {sorted(KINDS)}")
+    importlib.import_module(KINDS[kind])
+    return PREDICTORS[kind]
+
+
+def get_predictor(kind: str, **config: Any) -> Predictor:
+    return predictor_class(kind)(**config)
+
+
+def load(folder: Path) -> Predictor:
+    """A saved predictor; a card from a different feature version is refused (its inputs meant other things)."""
+    try:
+        card = ModelCard(**json.loads((folder / CARD).read_text()))
+    except (OSError, json.JSONDecodeError, TypeError) as exc:
+        raise ValueError(f"{folder} is not a saved hwnas predictor: {exc}") from None
+    if card.feature_version != FEATURE_VERSION:
+        raise ValueError(f"{folder} was trained on feature version {card.feature_version}; this hwnas has "
+                         f"{FEATURE_VERSION}: retrain it")
+    predictor = get_predictor(card.kind, **card.config)
+    predictor.set_state(load_file(str(folder / WEIGHTS)))
+    predictor.card = card
+    return predictor
+

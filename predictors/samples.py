@@ -1,0 +1,65 @@
+"""What predictors eat: numeric views of a set of architectures, one row (or graph) per architecture.
+
+The controller turns architectures into these arrays (``controller/predictor_data.py``); predictors only
+see numbers. Each view is optional, and each predictor names the views it needs, so a space without a
+cell graph can still use the encoding-based predictors.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, fields, replace
+
+import numpy as np
+
+FEATURE_VERSION = 1  # bump when the meaning of any view below changes; saved in every model card
+
+
+@dataclass(frozen=True)
+class Samples:
+    """N architectures. ``encoding``: (N, d) fixed-length vector (one-hot ops for NB-201).
+    ``flops``: (N,) multiply-accumulates. ``adjacency``: (N, n, n) with ``adjacency[k, i, j] = 1`` when node
+    j feeds node i (self loops and the global node included). ``node_features``: (N, n, f) one-hot node
+    types. ``y``: (N,) the target, e.g. latency in ms; None when only predicting."""
+
+    encoding: np.ndarray | None = None
+    flops: np.ndarray | None = None
+    adjacency: np.ndarray | None = None
+    node_features: np.ndarray | None = None
+    y: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        sizes = {f.name: len(getattr(self, f.name)) for f in fields(self) if getattr(self, f.name) is not None}
+        if len(set(sizes.values())) > 1:
+            raise ValueError(f"views disagree on the number of architectures: {sizes}")
+
+    def __len__(self) -> int:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value is not None:
+                return len(value)
+        return 0
+
+    def take(self, index: np.ndarray) -> Samples:
+        return replace(self, **{f.name: getattr(self, f.name)[index] for f in fields(self)
+                                if getattr(self, f.name) is not None})
+
+    def with_y(self, y: np.ndarray) -> Samples:
+        return replace(self, y=np.asarray(y, dtype=np.float64))
+
+    def require(self, *views: str) -> None:
+        missing = [v for v in views if getattr(self, v) is None]
+        if missing:
+            raise ValueError(f"this predictor needs the {', '.join(missing)} view(s) of the architectures")
+        if "y" in views and not np.all(np.isfinite(self.y)):
+            raise ValueError("the target has NaN or infinite values")
+
+    def fingerprint(self) -> str:
+        """sha256 over every view: the model card says exactly which data a predictor saw."""
+        digest = hashlib.sha256()
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value is not None:
+                digest.update(f.name.encode())
+                digest.update(np.ascontiguousarray(value, dtype=np.float64).tobytes())
+        return digest.hexdigest()
