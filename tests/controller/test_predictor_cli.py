@@ -1,0 +1,99 @@
+"""NB-201 cell graphs as BRP-NAS builds them, and `hwnas predictor bench|train` from tables and the store."""
+
+import csv
+import gzip
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import controller.data
+from controller.cli import main
+from controller.predictor_data import GLOBAL, NODE_TYPES, OUTPUT, nb201_cell_graph
+from controller.predictor_jobs import artifact_dir, load_for_device
+from controller.spaces.nb201 import parse_arch_str
+from controller.store import Store
+from controller.store.importers import import_nb201_table
+
+TABLE = Path(controller.data.__file__).parent / "nb201" / "nb201_latency_accuracy.csv.gz"
+TARGET = "lat_ms_latbench_desktop_cpu_i7_7820x"
+
+
+def graph(arch: str):
+    return nb201_cell_graph(parse_arch_str(arch))
+
+
+def feeds(adjacency: np.ndarray) -> set[tuple[int, int]]:
+    """(from, to) edges other than self loops and the global node's inputs."""
+    return {(int(j), int(i)) for i, j in zip(*np.nonzero(adjacency), strict=True) if i != j and i != GLOBAL}
+
+
+def test_an_all_conv_cell_keeps_every_op_node_and_its_data_flow() -> None:
+    adjacency, features = graph("|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|"
+                                "nor_conv_3x3~2|")
+    assert feeds(adjacency) == {(0, 1), (0, 2), (0, 4), (1, 3), (1, 5), (2, 6), (3, 6), (4, OUTPUT), (5, OUTPUT),
+                                (6, OUTPUT)}
+    assert np.all(np.diag(adjacency) == 1) and np.all(adjacency[GLOBAL] == 1)
+    assert features[1:7, NODE_TYPES.index("nor_conv_3x3")].tolist() == [1] * 6
+    assert features.sum(axis=1).tolist() == [1] * 9
+
+
+def test_skips_are_bypassed_and_nones_and_dangling_ops_detached() -> None:
+    adjacency, features = graph("|skip_connect~0|+|none~0|nor_conv_3x3~1|+|none~0|none~1|nor_conv_1x1~2|")
+    assert feeds(adjacency) == {(0, 3), (3, 6), (6, OUTPUT)}  # input -skip-> conv3x3 -> conv1x1 -> output
+    assert features[[1, 2, 4, 5]].sum() == 0  # skip and none nodes: typeless
+    adjacency, features = graph("|nor_conv_3x3~0|+|none~0|none~1|+|nor_conv_1x1~0|none~1|none~2|")
+    assert feeds(adjacency) == {(0, 4), (4, OUTPUT)}  # the conv into node 1 reaches no output: dropped
+    assert features[1].sum() == 0 and features[4, NODE_TYPES.index("nor_conv_1x1")] == 1
+
+
+def small_table(tmp_path: Path, rows: int = 400) -> Path:
+    with gzip.open(TABLE, "rt") as handle:
+        reader = csv.DictReader(handle)
+        picked = [row for _, row in zip(range(rows), reader, strict=False)]
+    path = tmp_path / "device.csv"
+    with path.open("w", newline="") as out:
+        writer = csv.DictWriter(out, fieldnames=["arch_str", "my_device_ms"])
+        writer.writeheader()
+        writer.writerows({"arch_str": r["arch_str"], "my_device_ms": r[TARGET]} for r in picked)
+    return path
+
+
+def test_bench_prints_the_table_for_any_csv_with_arch_strings(tmp_path: Path, capsys) -> None:
+    data = small_table(tmp_path)
+    code = main(["predictor", "bench", "--data", str(data), "--target", "my_device_ms", "--kinds", "ridge,svr,gcn",
+                 "--seeds", "2", "--train", "150", "--valid", "30", "--gcn-epochs", "2", "--quiet",
+                 "--json", str(tmp_path / "m.json")])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "unconnected" in out and "150 train / 30 validation" in out
+    lines = {line.split()[0]: line for line in out.splitlines() if line.split()}
+    assert {"ridge", "svr", "gcn"} <= set(lines) and "BRP ±1%" in out and "Kendall" in out
+    assert len(__import__("json").loads((tmp_path / "m.json").read_text())) == 6
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--target", "no_such_column"], "has no column 'no_such_column'"),
+    (["--target", TARGET, "--kinds", "ridge,xgb"], "unknown predictor 'xgb'"),
+    (["--target", TARGET, "--data", "/nonexistent.csv"], "no such file"),
+    (["--target", TARGET, "--seeds", "0"], "--seeds must be >= 1"),
+])
+def test_bench_refuses_bad_input_naming_it(args, message, capsys) -> None:
+    assert main(["predictor", "bench", "--quiet", *args]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_train_from_the_store_saves_by_device_key_and_loads_back(tmp_path: Path, capsys) -> None:
+    db = tmp_path / "lab.db"
+    with Store(db) as store:
+        import_nb201_table(store, small_table(tmp_path, 120), "my_device_ms", "i7-ort")
+    assert main(["predictor", "train", "--db", str(db), "--device", "i7-ort", "--kind", "svr"]) == 0
+    assert "saved svr predictor for i7-ort" in capsys.readouterr().out
+    predictor = load_for_device(db, "i7-ort", "svr")
+    assert predictor.card.device_key == "i7-ort" and predictor.card.n_train > 90
+    assert 0 <= predictor.card.metrics["brpnas_within_10pct"] <= 1
+    assert (artifact_dir(db, "i7-ort", "svr") / "weights.safetensors").exists()
+    assert main(["predictor", "train", "--db", str(db), "--device", "pixel3", "--kind", "svr"]) == 2
+    assert "no measurements for device key 'pixel3'" in capsys.readouterr().err
+    with pytest.raises(FileNotFoundError, match="hwnas predictor train"):
+        load_for_device(db, "i7-ort", "gcn")

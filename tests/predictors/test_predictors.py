@@ -1,0 +1,112 @@
+"""The predictor library on real NB-201 latencies (the packaged table): interface, safety, metrics, protocol."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from controller.predictor_data import nb201_samples, read_nb201_table
+from predictors import KINDS, Samples, get_predictor, load
+from predictors.evaluate import bench, split, summarise
+from predictors.metrics import evaluate, within_brpnas, within_nnmeter
+
+TARGET = "lat_ms_latbench_desktop_cpu_i7_7820x"
+TINY_GCN = {"hidden": 32, "epochs": 3, "patience": 3}
+
+
+@pytest.fixture(scope="module")
+def samples() -> Samples:
+    import controller.data
+
+    table = read_nb201_table(Path(controller.data.__file__).parent / "nb201" / "nb201_latency_accuracy.csv.gz",
+                             TARGET)
+    assert len(table.encodings) == 15284 and table.dropped_unconnected == 341
+    rng = np.random.default_rng(0)
+    keep = rng.choice(len(table.encodings), 400, replace=False)
+    return nb201_samples([table.encodings[k] for k in keep], table.y[keep])
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_every_kind_fits_predicts_and_round_trips_through_safe_files(kind: str, samples: Samples,
+                                                                     tmp_path: Path) -> None:
+    train, test = samples.take(np.arange(300)), samples.take(np.arange(300, 400))
+    predictor = get_predictor(kind, **(TINY_GCN if kind == "gcn" else {})).fit(train, test)
+    before = predictor.predict(test)
+    assert before.shape == (100,) and np.all(np.isfinite(before))
+    predictor.card.device_key = "i7-7820x"
+    folder = predictor.save(tmp_path / kind)
+    assert sorted(p.name for p in folder.iterdir()) == ["card.json", "weights.safetensors"]
+    again = load(folder)
+    np.testing.assert_allclose(again.predict(test), before, rtol=1e-6)
+    card = json.loads((folder / "card.json").read_text())
+    assert card["kind"] == kind and card["device_key"] == "i7-7820x" and card["n_train"] == 300
+    assert card["data_sha256"] == train.fingerprint() and card["feature_version"] == 1
+    if kind != "flops":  # better than predicting the mean: the model learned something
+        assert evaluate(before, test.y)["spearman"] > 0.5
+
+
+def test_loading_refuses_pickles_and_other_feature_versions(samples: Samples, tmp_path: Path) -> None:
+    import pickle
+
+    folder = get_predictor("ridge").fit(samples).save(tmp_path / "r")
+    (folder / "weights.safetensors").write_bytes(pickle.dumps({"coef": np.zeros(30)}))
+    with pytest.raises(Exception, match="(?i)header|safetensor|deserializ"):
+        load(folder)
+    folder = get_predictor("ridge").fit(samples).save(tmp_path / "v")
+    card = json.loads((folder / "card.json").read_text())
+    (folder / "card.json").write_text(json.dumps({**card, "feature_version": 99}))
+    with pytest.raises(ValueError, match="feature version 99"):
+        load(folder)
+    with pytest.raises(ValueError, match="not a saved hwnas predictor"):
+        load(tmp_path / "missing")
+
+
+def test_clear_errors_for_unknown_kinds_options_and_missing_views(samples: Samples) -> None:
+    with pytest.raises(ValueError, match="unknown predictor 'xgb'; known: .*gcn"):
+        get_predictor("xgb")
+    with pytest.raises(ValueError, match="unknown option.*'alpah'"):
+        get_predictor("ridge", alpah=1)
+    with pytest.raises(ValueError, match="needs the adjacency, node_features view"):
+        get_predictor("gcn").fit(Samples(encoding=samples.encoding, y=samples.y))
+    with pytest.raises(ValueError, match="NaN"):
+        get_predictor("ridge").fit(samples.with_y(np.full(len(samples), np.nan)))
+    with pytest.raises(ValueError, match="disagree"):
+        Samples(encoding=np.zeros((3, 2)), y=np.zeros(4))
+
+
+def test_both_accuracy_definitions_and_the_rank_metrics() -> None:
+    true = np.array([10.0, 10.0, 10.0, 10.0])
+    pred = np.array([10.0, 10.9, 9.2, 12.0])
+    # BRP-NAS: |t - p| <= k p: 0.9 <= 1.09 yes, 0.8 <= 0.92 yes; nn-Meter: |p - t| <= k t: 0.9 yes, 0.8 yes
+    assert within_brpnas(pred, true, 0.10) == 0.75 and within_nnmeter(pred, true, 0.10) == 0.75
+    # the definitions differ at the edge: p = 9.05 is within 10% of t = 10 (nn-Meter) but t is not within 10% of p
+    assert within_nnmeter(np.array([9.05]), np.array([10.0]), 0.095) == 1.0
+    assert within_brpnas(np.array([9.05]), np.array([10.0]), 0.095) == 0.0
+    m = evaluate(np.array([1.0, 2.0, 3.0]), np.array([1.0, 2.0, 4.0]))
+    assert m["spearman"] == pytest.approx(1.0) and m["kendall_tau"] == pytest.approx(1.0)
+    assert m["mape"] == pytest.approx(0.25 / 3) and m["rmse"] == pytest.approx(np.sqrt(1 / 3))
+
+
+def test_the_brpnas_protocol_splits_disjointly_and_reports_every_seed(samples: Samples) -> None:
+    parts = split(400, 200, 50, seed=3)
+    assert len(set(parts.train) | set(parts.valid) | set(parts.test)) == 400 and len(parts.test) == 150
+    assert np.array_equal(split(400, 200, 50, seed=3).train, parts.train)
+    with pytest.raises(ValueError, match="cannot give"):
+        split(100, 90, 10, seed=0)
+    results = bench(samples, ["ridge", "svr"], [0, 1], n_train=200, n_valid=50)
+    assert [(r.kind, r.seed) for r in results] == [("ridge", 0), ("svr", 0), ("ridge", 1), ("svr", 1)]
+    table = summarise(results)
+    assert set(table) == {"ridge", "svr"} and table["svr"]["spearman"][0] > table["ridge"]["spearman"][0]
+
+
+def test_the_library_never_imports_the_controller() -> None:
+    code = ("import sys, numpy as np\nimport predictors, predictors.linear, predictors.gcn, predictors.evaluate\n"
+            "from predictors import Samples, get_predictor\n"
+            "s = Samples(encoding=np.eye(12), y=np.arange(1.0, 13.0))\nget_predictor('ridge').fit(s).predict(s)\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('controller', 'device_agent')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
