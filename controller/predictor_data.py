@@ -18,8 +18,11 @@ from pathlib import Path
 
 import numpy as np
 
+from controller.graph import ComputationGraph
+from controller.graph.ops import OPS as GRAPH_OPS
 from controller.spaces.nb201 import EDGES, OPS, NasBench201, parse_arch_str
 from predictors import Samples
+from predictors.samples import graph_array
 
 NODE_TYPES = ("nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3", "input", "output", "global")
 N_NODES = len(EDGES) + 3
@@ -67,6 +70,25 @@ def nb201_cell_graph(encoding: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
     return adjacency, features
 
 
+CG_OPS = tuple(sorted(GRAPH_OPS))  # the k-GNN's op one-hot; a new op changes FEATURE_VERSION's meaning
+CG_NUMERIC = ("log2_channels", "log2_height", "log2_width", "kernel", "stride", "log2_groups")
+
+
+def cg_graph(graph: ComputationGraph) -> tuple[np.ndarray, np.ndarray]:
+    """Node features (op one-hot, then ``CG_NUMERIC``) and data edges (2, e) of a whole CG, for the k-GNN."""
+    x = np.zeros((len(graph.nodes), len(CG_OPS) + len(CG_NUMERIC)), dtype=np.float32)
+    sources, targets = [], []
+    for i, node in enumerate(graph.nodes):
+        x[i, CG_OPS.index(node.op)] = 1.0
+        shape = list(node.out_shape[1:]) + [1, 1, 1]
+        kernel, stride = node.attrs.get("kernel", (0, 0)), node.attrs.get("stride", (0, 0))
+        x[i, len(CG_OPS):] = (np.log2(shape[0]), np.log2(shape[1]), np.log2(shape[2]), kernel[0], stride[0],
+                              np.log2(node.attrs.get("groups", 1)))
+        sources += list(node.inputs)
+        targets += [i] * len(node.inputs)
+    return x, np.array([sources, targets], dtype=np.int64).reshape(2, -1)
+
+
 def one_hot(encoding: Sequence[int]) -> np.ndarray:
     out = np.zeros((len(EDGES), len(OPS)), dtype=np.float32)
     out[np.arange(len(EDGES)), list(encoding)] = 1.0
@@ -79,14 +101,17 @@ def _macs(encoding: tuple[int, ...]) -> int:
 
 
 def nb201_samples(encodings: Sequence[Sequence[int]], y: Sequence[float] | None = None,
-                  flops: bool = True) -> Samples:
-    """All views of connected NB-201 cells (``flops=False`` skips building CGs, ~3 ms per cell)."""
-    graphs = [nb201_cell_graph(x) for x in encodings]
+                  flops: bool = True, graphs: bool = False) -> Samples:
+    """Views of connected NB-201 cells. ``flops`` and ``graphs`` (the whole CG, for the k-GNN) need each
+    cell's CG, ~3 ms to build; the encoding and the cell graph are immediate."""
+    cells = [nb201_cell_graph(x) for x in encodings]
+    space = NasBench201()
     return Samples(
         encoding=np.stack([one_hot(x) for x in encodings]),
         flops=np.array([_macs(tuple(x)) for x in encodings], dtype=np.float64) if flops else None,
-        adjacency=np.stack([a for a, _ in graphs]),
-        node_features=np.stack([f for _, f in graphs]),
+        adjacency=np.stack([a for a, _ in cells]),
+        node_features=np.stack([f for _, f in cells]),
+        graphs=graph_array([cg_graph(space.to_graph(x)) for x in encodings]) if graphs else None,
         y=None if y is None else np.asarray(y, dtype=np.float64),
     )
 

@@ -94,7 +94,7 @@ class Predictor(ABC):
 PREDICTORS: dict[str, type[Predictor]] = {}  # filled by @register as the modules below are imported
 # kind -> module defining it, imported on first use, so asking for "ridge" never loads torch.
 KINDS = {"flops": "predictors.linear", "ridge": "predictors.linear", "svr": "predictors.linear",
-         "stacked": "predictors.linear", "gcn": "predictors.gcn"}
+         "stacked": "predictors.linear", "gcn": "predictors.gcn", "kgnn": "predictors.kgnn"}
 
 
 def register(cls: type[Predictor]) -> type[Predictor]:

@@ -20,12 +20,15 @@ class Samples:
     """N architectures. ``encoding``: (N, d) fixed-length vector (one-hot ops for NB-201).
     ``flops``: (N,) multiply-accumulates. ``adjacency``: (N, n, n) with ``adjacency[k, i, j] = 1`` when node
     j feeds node i (self loops and the global node included). ``node_features``: (N, n, f) one-hot node
-    types. ``y``: (N,) the target, e.g. latency in ms; None when only predicting."""
+    types. ``graphs``: (N,) object array of whole computation graphs of any size, each a pair
+    ``(node_features (n_i, f) float32, edges (2, e_i) int64 rows source, target)``. ``y``: (N,) the target,
+    e.g. latency in ms; None when only predicting."""
 
     encoding: np.ndarray | None = None
     flops: np.ndarray | None = None
     adjacency: np.ndarray | None = None
     node_features: np.ndarray | None = None
+    graphs: np.ndarray | None = None
     y: np.ndarray | None = None
 
     def __post_init__(self) -> None:
@@ -59,7 +62,18 @@ class Samples:
         digest = hashlib.sha256()
         for f in fields(self):
             value = getattr(self, f.name)
-            if value is not None:
-                digest.update(f.name.encode())
-                digest.update(np.ascontiguousarray(value, dtype=np.float64).tobytes())
+            if value is None:
+                continue
+            digest.update(f.name.encode())
+            parts = [a for graph in value for a in graph] if f.name == "graphs" else [value]
+            for part in parts:
+                digest.update(np.ascontiguousarray(part, dtype=np.float64).tobytes())
         return digest.hexdigest()
+
+
+def graph_array(graphs: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+    """The ``graphs`` view from a list of (node_features, edges) pairs."""
+    out = np.empty(len(graphs), dtype=object)
+    for k, graph in enumerate(graphs):
+        out[k] = graph
+    return out
