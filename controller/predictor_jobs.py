@@ -16,7 +16,7 @@ import numpy as np
 
 from controller.predictor_data import nb201_samples
 from controller.spaces import get_space
-from predictors import Predictor, Samples, get_predictor, load
+from predictors import Predictor, Samples, get_predictor, load, predictor_class
 from predictors.evaluate import Result, summarise
 from predictors.metrics import BOUNDS
 
@@ -91,6 +91,9 @@ def bench_table(results: Sequence[Result]) -> list[tuple[str, ...]]:
               "MAPE %", "RMSE", "Spearman", "Kendall τ")
     rows = [header]
     for kind, metrics in summarise(results).items():
+        if predictor_class(kind).ranks_only:  # scores, not latencies: only the rank correlations mean anything
+            rows.append((kind, *["n/a"] * 8, *(_cell(metrics[m], 1, 3) for m in ("spearman", "kendall_tau"))))
+            continue
         rows.append((kind,
                      *(_cell(metrics[f"brpnas_within_{round(k * 100)}pct"]) for k in BOUNDS),
                      *(_cell(metrics[f"nnmeter_within_{round(k * 100)}pct"]) for k in BOUNDS),

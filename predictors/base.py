@@ -45,6 +45,7 @@ class Predictor(ABC):
     kind: ClassVar[str]
     needs: ClassVar[tuple[str, ...]]  # the Samples views fit and predict read
     description: ClassVar[str]
+    ranks_only: ClassVar[bool] = False  # predictions are ranking scores, not values of the target
 
     def __init__(self, **config: Any) -> None:
         self.config = {**self.defaults(), **config}
@@ -94,7 +95,8 @@ class Predictor(ABC):
 PREDICTORS: dict[str, type[Predictor]] = {}  # filled by @register as the modules below are imported
 # kind -> module defining it, imported on first use, so asking for "ridge" never loads torch.
 KINDS = {"flops": "predictors.linear", "ridge": "predictors.linear", "svr": "predictors.linear",
-         "stacked": "predictors.linear", "gcn": "predictors.gcn", "kgnn": "predictors.kgnn"}
+         "stacked": "predictors.linear", "gcn": "predictors.gcn", "kgnn": "predictors.kgnn",
+         "brp": "predictors.brp"}
 
 
 def register(cls: type[Predictor]) -> type[Predictor]:

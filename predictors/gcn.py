@@ -4,9 +4,9 @@ Input: the op-on-node cell graph as a directed adjacency with self loops and a g
 node, and one-hot node types. Four graph-convolution layers of 600 units (``H' = ReLU(LN(Â H W))``, Â the
 row-normalised adjacency, so a node averages what feeds it; LN a LayerNorm, as in the BRP-NAS authors'
 code: without it this net reached 28/76/92 % within +-1/5/10 % instead of ~34/83/96 % on one split), then
-a linear layer on the global node's embedding. Trained with AdamW (lr 8e-4, weight decay 5e-4), batches of 10, the learning rate halved after
-10 epochs without validation improvement, up to 250 epochs with early stopping after 35; the weights of
-the best validation epoch are kept.
+a linear layer on the global node's embedding. Trained with AdamW (lr 8e-4, weight decay 5e-4), batches
+of 10, the learning rate halved after 10 epochs without validation improvement, up to 250 epochs with
+early stopping after 35; the weights of the best validation epoch are kept.
 
 One change from the paper, because the figures of merit are relative errors: the network regresses the
 standardised log of the target, so an MSE step weighs a 5 % miss alike on 2 ms and on 20 ms models.

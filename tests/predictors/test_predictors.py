@@ -14,7 +14,8 @@ from predictors.evaluate import bench, split, summarise
 from predictors.metrics import evaluate, within_brpnas, within_nnmeter
 
 TARGET = "lat_ms_latbench_desktop_cpu_i7_7820x"
-TINY = {"gcn": {"hidden": 32, "epochs": 3, "patience": 3}, "kgnn": {"hidden": 16, "epochs": 2}}
+TINY = {"gcn": {"hidden": 32, "epochs": 3, "patience": 3}, "kgnn": {"hidden": 16, "epochs": 2},
+        "brp": {"hidden": 16, "epochs": 2, "references": 8}}
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +45,7 @@ def test_every_kind_fits_predicts_and_round_trips_through_safe_files(kind: str, 
     card = json.loads((folder / "card.json").read_text())
     assert card["kind"] == kind and card["device_key"] == "i7-7820x" and card["n_train"] == 300
     assert card["data_sha256"] == train.fingerprint() and card["feature_version"] == 1
-    if kind not in ("flops", "kgnn"):  # better than predicting the mean: the model learned something
+    if kind not in ("flops", "kgnn", "brp"):  # better than predicting the mean: the model learned something
         assert evaluate(before, test.y)["spearman"] > 0.5
 
 
@@ -100,6 +101,21 @@ def test_the_brpnas_protocol_splits_disjointly_and_reports_every_seed(samples: S
     assert [(r.kind, r.seed) for r in results] == [("ridge", 0), ("svr", 0), ("ridge", 1), ("svr", 1)]
     table = summarise(results)
     assert set(table) == {"ridge", "svr"} and table["svr"]["spearman"][0] > table["ridge"]["spearman"][0]
+
+
+def test_the_binary_relation_predictor_ranks_accuracy_from_few_models() -> None:
+    """BRP-NAS §4.2 on CIFAR-10 accuracy: 300 trained models rank 1,000 others."""
+    import controller.data
+
+    table = read_nb201_table(Path(controller.data.__file__).parent / "nb201" / "nb201_latency_accuracy.csv.gz",
+                             "acc_cifar10_test")
+    keep = np.random.default_rng(0).choice(len(table.encodings), 1300, replace=False)
+    data = nb201_samples([table.encodings[k] for k in keep], table.y[keep], flops=False)
+    train, test = data.take(np.arange(300)), data.take(np.arange(300, 1300))
+    predictor = get_predictor("brp", hidden=64, epochs=5).fit(train)
+    scores = predictor.predict(test)
+    assert np.all((scores >= 0) & (scores <= 1)) and predictor.ranks_only
+    assert evaluate(scores, test.y)["spearman"] > 0.6
 
 
 def test_the_kgnn_learns_on_whole_graphs_of_different_families() -> None:
