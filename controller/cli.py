@@ -441,7 +441,8 @@ def cmd_predictor_bench(args: argparse.Namespace) -> int:
             bar.set_description(f"{kind} seed {seed}")
             bar.update(1)
 
-        results = bench(samples, kinds, range(args.seeds), args.train, args.valid, configs, fitted)
+        results = bench(samples, kinds, range(args.seeds), args.train, args.valid, configs, fitted,
+                        keep_predictions=args.plot is not None)
         bar.close()
     except (ValueError, FileNotFoundError) as exc:
         return _fail("predictor bench", exc)
@@ -451,6 +452,13 @@ def cmd_predictor_bench(args: argparse.Namespace) -> int:
     if args.json:
         args.json.write_text(results_json(results))
         print(f"per-seed metrics: {args.json}")
+    if args.plot:
+        from controller.predictor_plots import scatter
+
+        try:
+            print(f"plot: {scatter(results, args.plot, args.target)}")
+        except ValueError as exc:
+            return _fail("predictor bench", exc)
     return 0
 
 
@@ -621,6 +629,8 @@ def build_parser() -> argparse.ArgumentParser:
     pb.add_argument("--valid", type=int, default=100)
     pb.add_argument("--gcn-epochs", type=int, default=None, help="cap the GCN's epochs (default: 250, as BRP-NAS)")
     pb.add_argument("--json", type=Path, default=None, metavar="FILE", help="also write per-seed metrics here")
+    pb.add_argument("--plot", type=Path, default=None, metavar="PNG",
+                    help="predicted vs measured scatter with the ±10%% band, first seed (as BRP-NAS Figure 1)")
     pb.add_argument("--quiet", action="store_true", help="no progress bar")
     pb.set_defaults(func=cmd_predictor_bench)
     pt = predictor.add_parser("train", help="train a device's predictor on what its agents measured")

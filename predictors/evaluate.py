@@ -36,11 +36,14 @@ class Result:
     kind: str
     seed: int
     metrics: dict[str, float]
+    predicted: np.ndarray | None = None  # the test set's predictions and targets, when asked for (plots)
+    measured: np.ndarray | None = None
 
 
 def bench(samples: Samples, kinds: Sequence[str], seeds: Iterable[int], n_train: int = 900, n_valid: int = 100,
           configs: dict[str, dict] | None = None,
-          progress: Callable[[str, int], None] = lambda kind, seed: None) -> list[Result]:
+          progress: Callable[[str, int], None] = lambda kind, seed: None,
+          keep_predictions: bool = False) -> list[Result]:
     """Fit every predictor kind on every seed's split; metrics on that split's test set.
 
     ``progress(kind, seed)`` is called after each fit.
@@ -55,7 +58,9 @@ def bench(samples: Samples, kinds: Sequence[str], seeds: Iterable[int], n_train:
             if "seed" in predictor_class(kind).defaults():
                 config.setdefault("seed", seed)
             predictor = get_predictor(kind, **config).fit(train, valid)
-            results.append(Result(kind, seed, evaluate(predictor.predict(test), test.y)))
+            predicted = predictor.predict(test)
+            kept = (predicted, test.y) if keep_predictions else (None, None)
+            results.append(Result(kind, seed, evaluate(predicted, test.y), *kept))
             progress(kind, seed)
     return results
 

@@ -63,13 +63,14 @@ def test_bench_prints_the_table_for_any_csv_with_arch_strings(tmp_path: Path, ca
     data = small_table(tmp_path)
     code = main(["predictor", "bench", "--data", str(data), "--target", "my_device_ms", "--kinds", "ridge,svr,gcn",
                  "--seeds", "2", "--train", "150", "--valid", "30", "--gcn-epochs", "2", "--quiet",
-                 "--json", str(tmp_path / "m.json")])
+                 "--json", str(tmp_path / "m.json"), "--plot", str(tmp_path / "scatter.png")])
     out = capsys.readouterr().out
     assert code == 0
     assert "unconnected" in out and "150 train / 30 validation" in out
     lines = {line.split()[0]: line for line in out.splitlines() if line.split()}
     assert {"ridge", "svr", "gcn"} <= set(lines) and "BRP ±1%" in out and "Kendall" in out
     assert len(__import__("json").loads((tmp_path / "m.json").read_text())) == 6
+    assert (tmp_path / "scatter.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.mark.parametrize(("args", "message"), [
