@@ -25,7 +25,8 @@ def run(target: str, kinds: list[str], seeds: int, n_train: int = 900, n_valid: 
 
     table = read_nb201_table(_packaged_nb201(), target)
     keep = np.arange(len(table.encodings)) if rows is None else np.arange(rows)
-    samples = nb201_samples([table.encodings[k] for k in keep], table.y[keep], flops="flops" in kinds)
+    samples = nb201_samples([table.encodings[k] for k in keep], table.y[keep], flops="flops" in kinds,
+                            graphs="kgnn" in kinds)
     t0 = time.perf_counter()
     results = bench(samples, kinds, range(seeds), n_train, n_valid, configs)
     return results, time.perf_counter() - t0

@@ -429,7 +429,7 @@ def cmd_predictor_bench(args: argparse.Namespace) -> int:
         if not data.is_file():
             raise FileNotFoundError(f"no such file: {data}")
         table = read_nb201_table(data, args.target)
-        samples = nb201_samples(table.encodings, table.y, flops="flops" in kinds)
+        samples = nb201_samples(table.encodings, table.y, flops="flops" in kinds, graphs="kgnn" in kinds)
         configs = {"gcn": {"epochs": args.gcn_epochs}} if args.gcn_epochs else {}
         print(f"{data.name}: {len(samples)} connected architectures with {args.target} "
               f"({table.dropped_unconnected} unconnected and {table.dropped_missing} without a value left out); "
@@ -459,6 +459,50 @@ def cmd_predictor_bench(args: argparse.Namespace) -> int:
             print(f"plot: {scatter(results, args.plot, args.target)}")
         except ValueError as exc:
             return _fail("predictor bench", exc)
+    return 0
+
+
+def _source(text: str) -> tuple[Path, str]:
+    """'FILE:COLUMN'; an empty FILE (':lat_ms_pixel3') means the packaged NB-201 table."""
+    path, sep, column = text.rpartition(":")
+    if not sep or not column:
+        raise argparse.ArgumentTypeError(f"a transfer source must look like FILE:COLUMN, got {text!r}")
+    return (Path(path) if path else _packaged_nb201()), column
+
+
+def cmd_predictor_transfer(args: argparse.Namespace) -> int:
+    from controller.predictor_data import nb201_samples, read_nb201_table
+    from controller.report import text_table
+    from predictors.transfer import as_rows, curve
+
+    data = args.data or _packaged_nb201()
+    try:
+        sizes = [int(n) for n in args.samples.split(",")]
+        if not sizes or min(sizes) < 2:
+            raise ValueError(f"--samples must be sizes >= 2, got {args.samples!r}")
+        target = read_nb201_table(data, args.target)
+        tables = [read_nb201_table(path, column) for path, column in args.transfer_from]
+        index = {tuple(x): k for k, x in enumerate(target.encodings)}
+        common = [tuple(x) for x in target.encodings]
+        for table, (path, column) in zip(tables, args.transfer_from, strict=True):
+            known = {tuple(x) for x in table.encodings}
+            common = [x for x in common if x in known]
+            if not common:
+                raise ValueError(f"{path}:{column} shares no architecture with the target")
+        rows = [index[x] for x in common]
+        samples = nb201_samples([target.encodings[k] for k in rows], target.y[rows], flops=False)
+        sources = []
+        for table in tables:
+            value = {tuple(x): y for x, y in zip(table.encodings, table.y, strict=True)}
+            sources.append(samples.with_y([value[x] for x in common]))
+        config = {"epochs": args.gcn_epochs} if args.gcn_epochs else {}
+        points = curve(samples, sources, sizes, range(args.seeds), n_test=args.test, config=config,
+                       progress=lambda what: print(f"  {what}", file=sys.stderr, flush=True))
+    except (ValueError, FileNotFoundError) as exc:
+        return _fail("predictor transfer", exc)
+    print(f"{args.target} from {', '.join(f'{p.name}:{c}' for p, c in args.transfer_from)}; "
+          f"{len(samples)} shared architectures, {args.test} test per seed, {args.seeds} seed(s)")
+    print(text_table(as_rows(points)))
     return 0
 
 
@@ -633,6 +677,17 @@ def build_parser() -> argparse.ArgumentParser:
                     help="predicted vs measured scatter with the ±10%% band, first seed (as BRP-NAS Figure 1)")
     pb.add_argument("--quiet", action="store_true", help="no progress bar")
     pb.set_defaults(func=cmd_predictor_bench)
+    px = predictor.add_parser("transfer", help="few-shot: a GCN initialised from other devices vs from scratch")
+    px.add_argument("--data", type=Path, default=None, help="target table (default: the packaged NB-201 table)")
+    px.add_argument("--target", required=True, metavar="COLUMN")
+    px.add_argument("--transfer-from", required=True, metavar="FILE:COLUMN[,FILE:COLUMN...]",
+                    type=lambda text: [_source(part) for part in text.split(",") if part],
+                    help="source devices' tables; an empty FILE (:lat_ms_1080ti_1) is the packaged NB-201 table")
+    px.add_argument("--samples", default="10,20,50,100,900", help="target sample sizes n (default %(default)s)")
+    px.add_argument("--seeds", type=int, default=5)
+    px.add_argument("--test", type=int, default=2000, help="held-out test architectures per seed")
+    px.add_argument("--gcn-epochs", type=int, default=None)
+    px.set_defaults(func=cmd_predictor_transfer)
     pt = predictor.add_parser("train", help="train a device's predictor on what its agents measured")
     pt.add_argument("--db", type=Path, required=True)
     pt.add_argument("--device", required=True, metavar="KEY")

@@ -141,10 +141,21 @@ class GcnPredictor(Predictor):
         c = self.config
         return GcnNet(n_features, c["hidden"], c["layers"], c["dropout"], c["global_node"], c["aggregate"])
 
+    def initialise_from(self, source: GcnPredictor) -> GcnPredictor:
+        """Start the next fit from another device's trained GCN (transfer; BRP-NAS §4.1, HELP-style few-shot).
+
+        The target's own log scale is fitted as usual: devices differ in scale, the net carries the shape.
+        """
+        self._initial = copy.deepcopy(source.net.state_dict())
+        self.card.notes = f"initialised from a GCN trained on {source.card.target or 'another device'}"
+        return self
+
     def _fit(self, train: Samples, valid: Samples | None) -> None:
         torch.manual_seed(int(self.config["seed"]))
         self.log = LogScale().fit(train.y)
         self.net = self._net(train.node_features.shape[-1])
+        if getattr(self, "_initial", None) is not None:
+            self.net.load_state_dict(self._initial)
         x, a = tensors(train)
         valid = valid if valid is not None else train
         train_regressor(self.net, len(train), lambda index: (x[index], a[index]), self.log.forward(train.y),

@@ -98,3 +98,19 @@ def test_train_from_the_store_saves_by_device_key_and_loads_back(tmp_path: Path,
     assert "no measurements for device key 'pixel3'" in capsys.readouterr().err
     with pytest.raises(FileNotFoundError, match="hwnas predictor train"):
         load_for_device(db, "i7-ort", "gcn")
+
+
+def test_transfer_compares_a_warm_started_gcn_with_one_from_scratch(tmp_path: Path, capsys) -> None:
+    data = small_table(tmp_path, 300)
+    code = main(["predictor", "transfer", "--data", str(data), "--target", "my_device_ms",
+                 "--transfer-from", f":{TARGET.replace('latbench_desktop_cpu_i7_7820x', 'pixel3')}",
+                 "--samples", "10,40", "--seeds", "1", "--test", "100", "--gcn-epochs", "3"])
+    out = capsys.readouterr().out
+    assert code == 0
+    rows = {line.split()[0]: line.split() for line in out.splitlines() if line.split() and line.split()[0].isdigit()}
+    assert set(rows) == {"10", "40"} and all(len(r) == 5 for r in rows.values())
+    with pytest.raises(SystemExit) as exit_info:
+        main(["predictor", "transfer", "--target", TARGET, "--transfer-from", "nocolon"])
+    assert exit_info.value.code == 2 and "FILE:COLUMN" in capsys.readouterr().err
+    assert main(["predictor", "transfer", "--target", TARGET, "--transfer-from", ":lat_ms_nothing"]) == 2
+    assert "has no column 'lat_ms_nothing'" in capsys.readouterr().err
