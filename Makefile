@@ -36,6 +36,9 @@ protos: $(BIN)/.installed
 bench: $(BIN)/.installed
 	$(BIN)/python -m benchmarks.fabric
 	$(BIN)/python -m benchmarks.graph_export
+	$(BIN)/python -m benchmarks.campaign
+	$(BIN)/python -m benchmarks.protocols
+	$(BIN)/python -m benchmarks.predictors
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -126,11 +126,28 @@ class LogScale:
         return np.exp(standard * self.scale[1] + self.scale[0])
 
 
+class NetState:
+    """``state``/``set_state`` of a predictor made of a ``LogScale`` and one torch net built by ``_net``."""
+
+    first_weight: str  # a weight whose second dimension is the net's input feature count
+
+    def state(self) -> dict[str, np.ndarray]:
+        return {"scale": self.log.scale, **{f"net.{k}": v.numpy() for k, v in self.net.state_dict().items()}}
+
+    def set_state(self, arrays: Mapping[str, np.ndarray]) -> None:
+        self.log = LogScale(arrays["scale"])
+        weights = {k.removeprefix("net."): torch.from_numpy(v.copy()) for k, v in arrays.items() if k != "scale"}
+        self.net = self._net(weights[self.first_weight].shape[1])
+        self.net.load_state_dict(weights)
+        self.net.eval()
+
+
 @register
-class GcnPredictor(Predictor):
+class GcnPredictor(NetState, Predictor):
     kind = "gcn"
     needs = ("adjacency", "node_features")
     description = "BRP-NAS GCN: 4 x 600 graph convolutions on the cell graph, read out at the global node"
+    first_weight = "convs.0.linear.weight"
 
     @classmethod
     def defaults(cls) -> dict:
@@ -165,13 +182,3 @@ class GcnPredictor(Predictor):
         with torch.no_grad():
             standard = self.net(*tensors(samples)).numpy().astype(np.float64)
         return self.log.inverse(standard)
-
-    def state(self) -> dict[str, np.ndarray]:
-        return {"scale": self.log.scale, **{f"net.{k}": v.numpy() for k, v in self.net.state_dict().items()}}
-
-    def set_state(self, arrays: Mapping[str, np.ndarray]) -> None:
-        self.log = LogScale(arrays["scale"])
-        weights = {k.removeprefix("net."): torch.from_numpy(v.copy()) for k, v in arrays.items() if k != "scale"}
-        self.net = self._net(weights["convs.0.linear.weight"].shape[1])
-        self.net.load_state_dict(weights)
-        self.net.eval()

@@ -9,14 +9,14 @@ AdamW, plateau halving, early stopping).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
 from predictors.base import Predictor, register
-from predictors.gcn import LogScale, train_regressor
+from predictors.gcn import LogScale, NetState, train_regressor
 from predictors.samples import Samples
 
 
@@ -60,10 +60,11 @@ def collate(graphs: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[torch.Tens
 
 
 @register
-class KGnnPredictor(Predictor):
+class KGnnPredictor(NetState, Predictor):
     kind = "kgnn"
     needs = ("graphs",)
     description = "k-GNN (GraphConv) on the whole computation graph: any family, any size"
+    first_weight = "convs.0.root.weight"
 
     @classmethod
     def defaults(cls) -> dict:
@@ -91,13 +92,3 @@ class KGnnPredictor(Predictor):
             for start in range(0, len(graphs), 256):
                 out.append(self.net(*collate(graphs[start:start + 256])).numpy())
         return self.log.inverse(np.concatenate(out).astype(np.float64))
-
-    def state(self) -> dict[str, np.ndarray]:
-        return {"scale": self.log.scale, **{f"net.{k}": v.numpy() for k, v in self.net.state_dict().items()}}
-
-    def set_state(self, arrays: Mapping[str, np.ndarray]) -> None:
-        self.log = LogScale(arrays["scale"])
-        weights = {k.removeprefix("net."): torch.from_numpy(v.copy()) for k, v in arrays.items() if k != "scale"}
-        self.net = self._net(weights["convs.0.root.weight"].shape[1])
-        self.net.load_state_dict(weights)
-        self.net.eval()

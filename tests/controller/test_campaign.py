@@ -163,6 +163,22 @@ def test_many_jobs_across_eight_agents_each_get_exactly_one_record(tmp_path: Pat
             a.stop()
 
 
+def kill_mid_campaign(cmd: list[str], db: Path, n: int, key: str = "k") -> None:
+    """Start the controller command, SIGKILL it once 3 of the n jobs are done, check it stopped midway."""
+    controller = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        if db.exists():
+            with Store(db) as store:
+                if store.counts().get(key, {}).get("done", 0) >= 3:
+                    break
+        time.sleep(0.1)
+    controller.send_signal(signal.SIGKILL)
+    controller.wait(10)
+    with Store(db) as store:
+        assert 3 <= store.counts()[key]["done"] < n
+
+
 def test_sigkill_the_controller_then_rerun_finishes_with_exactly_the_planned_rows(tmp_path: Path) -> None:
     n = 10
     db = tmp_path / "ds.db"
@@ -170,18 +186,7 @@ def test_sigkill_the_controller_then_rerun_finishes_with_exactly_the_planned_row
         cmd = [sys.executable, "-m", "controller.cli", "latbench", "build", "--space", "nb201", "--devices", "k",
                "--sample", str(n), "--seed", "4", "--protocol", "fixed", "--param", "count=300", "--db", str(db),
                "--agent", f"k={agent.address}", "--lease-seconds", "2", "--quiet", "--insecure"]
-        controller = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        deadline = time.time() + 90
-        while time.time() < deadline:
-            if db.exists():
-                with Store(db) as store:
-                    if store.counts().get("k", {}).get("done", 0) >= 3:
-                        break
-            time.sleep(0.1)
-        controller.send_signal(signal.SIGKILL)
-        controller.wait(10)
-        with Store(db) as store:
-            assert 3 <= store.counts()["k"]["done"] < n
+        kill_mid_campaign(cmd, db, n)
         again = subprocess.run(cmd, capture_output=True, text=True, timeout=180)
         assert again.returncode == 0, again.stderr
         assert "0 new job(s)" in again.stdout

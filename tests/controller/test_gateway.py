@@ -22,7 +22,7 @@ from device_agent.server import AgentConfig, AgentServicer
 from protos.auth import TlsFiles, call_metadata
 from protos.hwnas.v1 import agent_pb2, controller_pb2, controller_pb2_grpc
 
-from .test_campaign import NB201, assert_exactly_one_row_per_job, distinct_archs, free_port, plan
+from .test_campaign import NB201, assert_exactly_one_row_per_job, distinct_archs, free_port, kill_mid_campaign, plan
 
 AGENT_ID = "a" * 32
 
@@ -245,20 +245,9 @@ def test_sigkill_the_listening_controller_then_rerun_finishes_with_exactly_the_p
     cmd = [sys.executable, "-m", "controller.cli", "latbench", "build", "--space", "nb201", "--devices", "k",
            "--sample", str(n), "--seed", "4", "--protocol", "fixed", "--param", "count=300", "--db", str(db),
            "--listen", f"127.0.0.1:{port}", "--lease-seconds", "2", "--quiet", "--insecure"]
-    controller = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     with LocalAgent(tmp_path / "c", ["--controller", f"127.0.0.1:{port}", "--device-key", "k",
                                      "--log-level", "INFO"], listen=False) as agent:
-        deadline = time.time() + 90
-        while time.time() < deadline:
-            if db.exists():
-                with Store(db) as store:
-                    if store.counts().get("k", {}).get("done", 0) >= 3:
-                        break
-            time.sleep(0.1)
-        controller.send_signal(signal.SIGKILL)
-        controller.wait(10)
-        with Store(db) as store:
-            assert 3 <= store.counts()["k"]["done"] < n
+        kill_mid_campaign(cmd, db, n)
         try:
             again = subprocess.run(cmd, capture_output=True, text=True, timeout=180)
         except subprocess.TimeoutExpired as exc:
