@@ -6,6 +6,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -91,19 +92,24 @@ def test_sigkill_an_agent_mid_measurement_its_job_completes_on_the_other(tmp_pat
         endpoints = [AgentEndpoint("k", victim.address), AgentEndpoint("k", survivor.address)]
         runner = threading.Thread(target=campaign.run_campaign, args=(store, endpoints), kwargs={"lease_s": 2})
         runner.start()
-        deadline = time.time() + 60
-        in_flight = None
-        while time.time() < deadline and in_flight is None:  # wait until the victim is measuring a job
-            held = [j for j in store.leased() if j.lease_owner.endswith(victim.address)]
-            in_flight = held[0] if held and store.counts()["k"]["done"] >= 1 else None
-            time.sleep(0.02)
-        assert in_flight is not None
-        victim.process.send_signal(signal.SIGKILL)
-        runner.join(180)
-        assert not runner.is_alive() and victim.process.wait(10) == -signal.SIGKILL
-        rows = assert_exactly_one_row_per_job(store, n)
-        by_job = {r["job_key"]: r["agent_name"] for r in rows}
-        assert by_job[in_flight.job_key] == "survivor"
+        kill_victim_mid_job(store, victim, runner, n, lambda owner: owner.endswith(victim.address))
+
+
+def kill_victim_mid_job(store: Store, victim: LocalAgent, runner: threading.Thread, n: int,
+                        is_victim: Callable[[str], bool]) -> None:
+    """Once one job is done and the victim holds a lease, SIGKILL it; the survivor must measure that job."""
+    deadline = time.time() + 60
+    in_flight = None
+    while time.time() < deadline and in_flight is None:
+        held = [j for j in store.leased() if is_victim(j.lease_owner)]
+        in_flight = held[0] if held and store.counts()["k"]["done"] >= 1 else None
+        time.sleep(0.02)
+    assert in_flight is not None
+    victim.process.send_signal(signal.SIGKILL)
+    runner.join(180)
+    assert not runner.is_alive() and victim.process.wait(10) == -signal.SIGKILL
+    rows = assert_exactly_one_row_per_job(store, n)
+    assert {r["job_key"]: r["agent_name"] for r in rows}[in_flight.job_key] == "survivor"
 
 
 def free_port() -> int:

@@ -1,6 +1,5 @@
 """Agents that dial out to the controller: registration, heartbeats, leases, faults with real processes."""
 
-import signal
 import subprocess
 import sys
 import threading
@@ -22,7 +21,15 @@ from device_agent.server import AgentConfig, AgentServicer
 from protos.auth import TlsFiles, call_metadata
 from protos.hwnas.v1 import agent_pb2, controller_pb2, controller_pb2_grpc
 
-from .test_campaign import NB201, assert_exactly_one_row_per_job, distinct_archs, free_port, kill_mid_campaign, plan
+from .test_campaign import (
+    NB201,
+    assert_exactly_one_row_per_job,
+    distinct_archs,
+    free_port,
+    kill_mid_campaign,
+    kill_victim_mid_job,
+    plan,
+)
 
 AGENT_ID = "a" * 32
 
@@ -224,19 +231,10 @@ def test_sigkill_a_dial_out_agent_mid_measurement_its_job_completes_on_the_other
             runner = threading.Thread(target=campaign.run_campaign, args=(store, []),
                                       kwargs={"device_keys": ["k"], "dial_in": True})
             runner.start()
-            deadline = time.time() + 60
-            in_flight = None
-            while time.time() < deadline and in_flight is None:  # the victim is measuring, one job is done
-                ids = {a.agent_id for a in store.registered_agents() if a.name == "victim"}
-                held = [j for j in store.leased() if j.lease_owner in ids]
-                in_flight = held[0] if held and store.counts()["k"]["done"] >= 1 else None
-                time.sleep(0.02)
-            assert in_flight is not None
-            victim.process.send_signal(signal.SIGKILL)
-            runner.join(180)
-            assert not runner.is_alive() and victim.process.wait(10) == -signal.SIGKILL
-            rows = assert_exactly_one_row_per_job(store, n)
-            assert {r["job_key"]: r["agent_name"] for r in rows}[in_flight.job_key] == "survivor"
+            def is_victim(owner: str) -> bool:
+                return owner in {a.agent_id for a in store.registered_agents() if a.name == "victim"}
+
+            kill_victim_mid_job(store, victim, runner, n, is_victim)
     finally:
         gateway.stop()
 
