@@ -19,11 +19,11 @@ def run(target: str, kinds: list[str], seeds: int, n_train: int = 900, n_valid: 
         configs: dict | None = None) -> tuple[list, float]:
     import numpy as np
 
-    from controller.cli import _packaged_nb201
+    from controller.data import nb201_table_path
     from controller.predictor_data import nb201_samples, read_nb201_table
     from predictors.evaluate import bench
 
-    table = read_nb201_table(_packaged_nb201(), target)
+    table = read_nb201_table(nb201_table_path(), target)
     keep = np.arange(len(table.encodings)) if rows is None else np.arange(rows)
     samples = nb201_samples([table.encodings[k] for k in keep], table.y[keep], flops="flops" in kinds,
                             graphs="kgnn" in kinds)

@@ -92,26 +92,35 @@ def enqueue(store: Store, space: SearchSpace, archs: Sequence[Sequence[int]], pl
     """
     added = 0
     for start in range(0, len(archs), ENQUEUE_CHUNK):
-        records, specs = [], []
-        for x in archs[start:start + ENQUEUE_CHUNK]:
-            graph = space.to_graph(x)
-            records.append(ArchRecord(arch_id=graph.arch_id, space=space.name, arch=space.to_string(x),
-                                      encoding=" ".join(map(str, x)), macs=graph.macs(), params=graph.params(),
-                                      cg_json=graph.to_json()))
-            specs += [JobSpec(campaign=plan.campaign, arch_id=graph.arch_id, device_key=key, backend=plan.backend,
-                              protocol=plan.protocol, protocol_params=plan.protocol_params,
-                              batch_size=plan.batch_size, max_attempts=plan.max_attempts, priority=plan.priority)
-                      for key in plan.device_keys]
-        store.add_architectures(records)
-        added += store.enqueue(specs)
-        progress(len(records))
+        chunk = archs[start:start + ENQUEUE_CHUNK]
+        added += enqueue_graphs(store, space, [(x, space.to_graph(x)) for x in chunk], plan)[0]
+        progress(len(chunk))
     store.set_priority(plan.campaign, plan.priority)  # a re-run with another --priority re-orders what is left
     return added
 
 
-def model_bytes(cg_json: str) -> bytes:
-    """ONNX bytes of a stored CG (deterministic: the same CG always gives the same bytes and hash)."""
-    return to_onnx_bytes(ComputationGraph.from_json(cg_json))
+def enqueue_graphs(store: Store, space: SearchSpace, items: Sequence[tuple[Sequence[int], ComputationGraph]],
+                   plan: CampaignPlan) -> tuple[int, list[JobSpec]]:
+    """``enqueue`` for architectures whose CGs the caller already built; returns (new jobs, every spec)."""
+    records = [ArchRecord(arch_id=graph.arch_id, space=space.name, arch=space.to_string(x),
+                          encoding=" ".join(map(str, x)), macs=graph.macs(), params=graph.params(),
+                          cg_json=graph.to_json()) for x, graph in items]
+    specs = [JobSpec(campaign=plan.campaign, arch_id=graph.arch_id, device_key=key, backend=plan.backend,
+                     protocol=plan.protocol, protocol_params=plan.protocol_params, batch_size=plan.batch_size,
+                     max_attempts=plan.max_attempts, priority=plan.priority)
+             for _, graph in items for key in plan.device_keys]
+    store.add_architectures(records)
+    return store.enqueue(specs), specs
+
+
+def model_bytes(arch: ArchRecord) -> bytes:
+    """ONNX bytes of a stored architecture (deterministic: the same record always gives the same bytes).
+
+    The model carries the architecture's identity as ONNX metadata, so an agent that replays a recorded
+    table (``--backend replay``) knows which row to answer.
+    """
+    return to_onnx_bytes(ComputationGraph.from_json(arch.cg_json),
+                         metadata={"hwnas.space": arch.space, "hwnas.arch": arch.arch, "hwnas.arch_id": arch.arch_id})
 
 
 class ModelSource:
@@ -142,7 +151,7 @@ class ModelSource:
             if sha is not None and sha in self._bytes:
                 self._bytes.move_to_end(sha)
                 return self._bytes[sha]
-        data = model_bytes(self.store.cg_json(arch_id))
+        data = model_bytes(self.store.architecture(arch_id))
         sha = sha256_hex(data)
         with self._lock:
             self._sha[arch_id] = sha

@@ -404,22 +404,17 @@ def cmd_fleet_ls(args: argparse.Namespace) -> int:
     return 0 if all(r.health in ("SERVING", "healthy") for r in rows) else 1
 
 
-def _packaged_nb201() -> Path:
-    import controller.data
-
-    return Path(controller.data.__file__).parent / "nb201" / "nb201_latency_accuracy.csv.gz"
-
-
 def cmd_predictor_bench(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from controller.data import nb201_table_path
     from controller.predictor_data import nb201_samples, read_nb201_table
     from controller.predictor_jobs import bench_table, results_json
     from controller.report import text_table
     from predictors import predictor_class
     from predictors.evaluate import bench
 
-    data = args.data or _packaged_nb201()
+    data = args.data or nb201_table_path()
     try:
         kinds = [k for k in args.kinds.split(",") if k]
         for kind in kinds:
@@ -464,18 +459,21 @@ def cmd_predictor_bench(args: argparse.Namespace) -> int:
 
 def _source(text: str) -> tuple[Path, str]:
     """'FILE:COLUMN'; an empty FILE (':lat_ms_pixel3') means the packaged NB-201 table."""
+    from controller.data import nb201_table_path
+
     path, sep, column = text.rpartition(":")
     if not sep or not column:
         raise argparse.ArgumentTypeError(f"a transfer source must look like FILE:COLUMN, got {text!r}")
-    return (Path(path) if path else _packaged_nb201()), column
+    return (Path(path) if path else nb201_table_path()), column
 
 
 def cmd_predictor_transfer(args: argparse.Namespace) -> int:
+    from controller.data import nb201_table_path
     from controller.predictor_data import nb201_samples, read_nb201_table
     from controller.report import text_table
     from predictors.transfer import as_rows, curve
 
-    data = args.data or _packaged_nb201()
+    data = args.data or nb201_table_path()
     try:
         sizes = [int(n) for n in args.samples.split(",")]
         if not sizes or min(sizes) < 2:

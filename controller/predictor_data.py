@@ -20,6 +20,7 @@ import numpy as np
 
 from controller.graph import ComputationGraph
 from controller.graph.ops import OPS as GRAPH_OPS
+from controller.spaces import SearchSpace
 from controller.spaces.nb201 import EDGES, OPS, NasBench201, parse_arch_str
 from predictors import Samples
 from predictors.samples import graph_array
@@ -167,3 +168,17 @@ def read_nb201_table(path: Path, target: str) -> Table:
     if not encodings:
         raise ValueError(f"{path}: no connected architecture has a numeric {target!r}")
     return Table(encodings, np.array(ys), target, unconnected, missing)
+
+
+def space_samples(space: SearchSpace, encodings: Sequence[Sequence[int]], y: Sequence[float] | None = None
+                  ) -> Samples:
+    """The views a search's predictors get: NB-201 cells get the cell graph too (so the GCN works); any
+    other space gets the one-hot of each variable (what LINAS's ridge and SVR use)."""
+    if space.name == "nb201":
+        return nb201_samples(encodings, y, flops=False)
+    low, high = space.bounds()
+    offsets = np.concatenate([[0], np.cumsum(high - low + 1)])
+    x = np.asarray(encodings, dtype=np.int64).reshape(len(encodings), space.n_var)
+    encoding = np.zeros((len(x), int(offsets[-1])), dtype=np.float32)
+    encoding[np.arange(len(x))[:, None], offsets[:-1] + x - low] = 1.0
+    return Samples(encoding=encoding, y=None if y is None else np.asarray(y, dtype=np.float64))

@@ -58,6 +58,12 @@ def build_parser() -> argparse.ArgumentParser:
                             "unless given)")
     serve.add_argument("--backend", action="append", dest="backends", metavar="NAME",
                        help="runtime backend to enable; repeat for several (default: onnxruntime)")
+    replay = serve.add_argument_group("replay backend", "--backend replay answers latency from a recorded table")
+    replay.add_argument("--table", type=Path, default=None,
+                        help="CSV (or .csv.gz) with an arch_str or arch column, e.g. the NB-201 latency table")
+    replay.add_argument("--column", default=None, help="the table's column to answer, e.g. lat_ms_pixel3")
+    replay.add_argument("--key-column", default="", help="column naming each architecture (default: arch_str, "
+                                                         "else arch)")
     serve.add_argument("--name", default=None, help="agent name reported to the controller (default: hostname)")
     serve.add_argument("--cache-dir", type=Path, default=None,
                        help="model cache folder (default: $XDG_CACHE_HOME/hwnas-agent/models)")
@@ -129,6 +135,16 @@ def controller_tls(args: argparse.Namespace) -> ClientTls | None:
     return None
 
 
+def replay_options(args: argparse.Namespace) -> dict[str, dict[str, str]]:
+    """The replay backend's table and column, refused when given without it."""
+    given = args.table is not None or args.column is not None
+    if "replay" not in (args.backends or []):
+        if given:
+            raise ValueError("--table/--column configure the replay backend; add --backend replay")
+        return {}
+    return {"replay": {"table": str(args.table or ""), "column": args.column or "", "key_column": args.key_column}}
+
+
 def _serve(args: argparse.Namespace) -> int:
     from device_agent.server import AgentConfig, AgentServer, AgentServicer  # grpc only when serving
 
@@ -138,13 +154,14 @@ def _serve(args: argparse.Namespace) -> int:
 
     if args.port is None and not args.controller:
         args.port = 50151
-    config = AgentConfig(
-        name=args.name or hostname(),
-        cache_dir=args.cache_dir or default_cache_dir(),
-        cache_capacity_bytes=args.cache_size,
-        backends=args.backends or ["onnxruntime"],
-    )
     try:
+        config = AgentConfig(
+            name=args.name or hostname(),
+            cache_dir=args.cache_dir or default_cache_dir(),
+            cache_capacity_bytes=args.cache_size,
+            backends=args.backends or ["onnxruntime"],
+            backend_options=replay_options(args),
+        )
         tls, token = security_from_args(args)
         link_tls = controller_tls(args) if args.controller else None
         server = AgentServer(config, args.host, args.port, tls=tls, token=token) if args.port is not None else None

@@ -170,6 +170,8 @@ def measure(
     token: StopToken | None = None,
 ) -> Measurement:
     """Warm up, then time ``model`` by ``options.protocol``; raise MeasurementStopped when stopped."""
+    if model.replayed_ms is not None:
+        return replayed(model, options)
     protocol = get_protocol(options.protocol)
     params = protocol.resolve(options.protocol_params)
     shapes = resolve_input_shapes(model.inputs, options.batch_size, options.input_shapes)
@@ -269,4 +271,19 @@ def measure(
         started_unix_ns=started_unix_ns,
         finished_unix_ns=time.time_ns(),
         warnings=state_warnings(host),
+    )
+
+
+def replayed(model: LoadedModel, options: MeasureOptions) -> Measurement:
+    """The result of a model whose backend answers a recorded value: nothing is timed, and it says so."""
+    now, value = time.time_ns(), float(model.replayed_ms or 0.0)
+    host = read_state()
+    return Measurement(
+        protocol="replay", protocol_params={}, protocol_details={"replayed": 1.0}, latency_ms=value,
+        stats=LatencyStats(count=0, min_ms=value, mean_ms=value, median_ms=value, p90_ms=value, p99_ms=value,
+                           max_ms=value, std_ms=0.0),
+        samples_ns=[], power=PowerOutcome(available=False, unavailable_reason="replayed latency: nothing ran"),
+        host=host, threads=model.threads, batch_size=options.batch_size or 1, input_shapes={},
+        warmup_runs_done=0, wall_ms=0.0, started_unix_ns=now, finished_unix_ns=now,
+        warnings=[model.note, *state_warnings(host)] if model.note else state_warnings(host),
     )

@@ -47,6 +47,7 @@ class AgentConfig:
     cache_capacity_bytes: int = 2 << 30
     backends: list[str] = field(default_factory=lambda: ["onnxruntime"])
     max_workers: int = 32
+    backend_options: dict[str, dict[str, str]] = field(default_factory=dict)  # e.g. replay: table, column
 
 
 def _abort(context: grpc.ServicerContext, error: AgentError) -> None:
@@ -63,7 +64,10 @@ class AgentServicer(agent_pb2_grpc.DeviceAgentServicer):
             availability = cls.probe()
             if not availability.available:
                 raise RuntimeError(f"backend {name!r} cannot run on this host: {availability.detail}")
-            self.backends[name] = cls()
+            try:
+                self.backends[name] = cls(**self.config.backend_options.get(name, {}))
+            except ValueError as exc:
+                raise RuntimeError(f"backend {name!r}: {exc}") from None
         self.power_probes = probe_all()
         self.power_source: PowerSource | None = next(
             (src for src, avail in self.power_probes.values() if avail.available), None

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import onnx
@@ -194,8 +194,9 @@ EMITTERS: dict[str, Callable[[_Emitter, int, Node, list[str]], None]] = {
 }
 
 
-def to_onnx(graph: ComputationGraph, seed: int = 0, name: str = "hwnas_cg", check: bool = False) -> onnx.ModelProto:
-    """An ONNX model computing ``graph`` with seeded random weights.
+def to_onnx(graph: ComputationGraph, seed: int = 0, name: str = "hwnas_cg", check: bool = False,
+            metadata: Mapping[str, str] | None = None) -> onnx.ModelProto:
+    """An ONNX model computing ``graph`` with seeded random weights; ``metadata`` goes to metadata_props.
 
     ``check`` runs the ONNX checker on the structure. The tests check every op and hundreds of sampled
     architectures, so campaigns exporting thousands of models skip it (it costs ~30% of an NB-201 export).
@@ -216,10 +217,13 @@ def to_onnx(graph: ComputationGraph, seed: int = 0, name: str = "hwnas_cg", chec
     model.opset_import.append(helper.make_opsetid("", OPSET))
     model.producer_name, model.producer_version = "hwnas", "cg/1"
     model.ir_version = 9  # readable by onnxruntime >= 1.15
+    if metadata:
+        helper.set_model_props(model, dict(metadata))
     if check:  # the structure only: copying the weights into the checker is what would cost
         onnx.checker.check_model(split_weights(model, values=False)[1])
     return model
 
 
-def to_onnx_bytes(graph: ComputationGraph, seed: int = 0, check: bool = False) -> bytes:
-    return to_onnx(graph, seed, check=check).SerializeToString()
+def to_onnx_bytes(graph: ComputationGraph, seed: int = 0, check: bool = False,
+                  metadata: Mapping[str, str] | None = None) -> bytes:
+    return to_onnx(graph, seed, check=check, metadata=metadata).SerializeToString()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -342,6 +342,25 @@ class Store:
                 out.setdefault(device, dict.fromkeys(STATES, 0))[state] = n
         return out
 
+    def job_states(self, job_keys: Sequence[str]) -> dict[str, tuple[str, str | None]]:
+        """{job_key: (state, last error)} of the given jobs that exist."""
+        jobs, out = schema.jobs, {}
+        with self.engine.connect() as conn:
+            for start in range(0, len(job_keys), 500):
+                query = (select(jobs.c.job_key, jobs.c.state, jobs.c.last_error)
+                         .where(jobs.c.job_key.in_(list(job_keys[start:start + 500]))))
+                out.update({key: (state, error) for key, state, error in conn.execute(query)})
+        return out
+
+    def records(self, job_keys: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """{job_key: measurement row} of the given jobs that have a record."""
+        m, out = schema.measurements, {}
+        with self.engine.connect() as conn:
+            for start in range(0, len(job_keys), 500):
+                rows = conn.execute(select(m).where(m.c.job_key.in_(list(job_keys[start:start + 500])))).mappings()
+                out.update({row["job_key"]: dict(row) for row in rows})
+        return out
+
     def leased(self) -> list[Job]:
         """Jobs currently leased, with their owners (who is measuring what)."""
         with self.engine.connect() as conn:
@@ -358,13 +377,13 @@ class Store:
         with self.engine.connect() as conn:
             yield from (dict(row) for row in conn.execute(query).mappings())
 
-    def cg_json(self, arch_id: str) -> str:
+    def architecture(self, arch_id: str) -> ArchRecord:
         with self.engine.connect() as conn:
-            text = conn.execute(select(schema.architectures.c.cg_json)
-                                .where(schema.architectures.c.arch_id == arch_id)).scalar()
-        if text is None:
+            row = conn.execute(select(schema.architectures)
+                               .where(schema.architectures.c.arch_id == arch_id)).mappings().first()
+        if row is None:
             raise KeyError(f"architecture {arch_id} is not in the store")
-        return text
+        return ArchRecord(**row)
 
 
 # The statements of the per-job hot path, built once with bind parameters: SQLAlchemy then reuses their

@@ -15,6 +15,7 @@ from device_agent.power.base import Availability
 BACKENDS: dict[str, str] = {
     "onnxruntime": "device_agent.backends.onnxruntime_backend:OnnxRuntimeBackend",
     "instant": "device_agent.backends.instant_backend:InstantBackend",
+    "replay": "device_agent.backends.replay_backend:ReplayBackend",
 }
 
 __all__ = ["BACKENDS", "Backend", "InputSpec", "LoadedModel", "backend_class", "probe_backend"]

@@ -25,6 +25,8 @@ class InputSpec:
 
 class LoadedModel(abc.ABC):
     threads: int  # intra-op threads the runtime actually uses
+    replayed_ms: float | None = None  # set by backends that answer a recorded value instead of timing
+    note: str = ""  # said in every result of this model (e.g. that the value was replayed)
 
     @property
     @abc.abstractmethod

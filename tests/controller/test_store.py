@@ -94,7 +94,7 @@ def test_a_v1_store_is_migrated_and_keeps_its_rows(tmp_path: Path) -> None:
     with Store(tmp_path / "v1.db") as s:
         assert s.schema_version == SCHEMA_VERSION == 2
         assert s.registered_agents() == []
-        assert s.cg_json(ARCH.arch_id) == ARCH.cg_json
+        assert s.architecture(ARCH.arch_id) == ARCH
     versions = sqlite3.connect(tmp_path / "v1.db").execute("SELECT version FROM schema_version").fetchall()
     assert sorted(v for (v,) in versions) == [1, 2]
 

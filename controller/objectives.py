@@ -1,0 +1,151 @@
+"""Search objectives, looked up by name, and where each one's value comes from.
+
+Three sources, one interface:
+
+- ``measured``: latency, energy and power come from an agent's measurement record (through the fleet);
+- ``graph``: FLOPs (multiply-accumulates, the NAS papers' convention) and parameters come from the CG;
+- ``evaluator``: accuracy comes from a pluggable evaluator — the packaged NB-201 table, a user callable
+  ``module:function`` (where a lab plugs in its supernet validation) or a saved predictor.
+
+Every value is kept in its natural unit and direction (``column`` names the unit); searches turn them into
+minimisation form with ``Objective.sign``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from controller.graph import ComputationGraph
+from controller.spaces import SearchSpace
+
+
+@dataclass(frozen=True)
+class Objective:
+    name: str
+    column: str  # the output column, unit in its name
+    minimise: bool
+    source: str  # "measured" | "graph" | "evaluator"
+    description: str
+    record_field: str = ""  # for measured objectives: the measurement record's field
+
+    @property
+    def sign(self) -> float:
+        """Multiplier that turns the value into a quantity to minimise."""
+        return 1.0 if self.minimise else -1.0
+
+
+OBJECTIVES: dict[str, Objective] = {o.name: o for o in (
+    Objective("latency", "latency_ms", True, "measured", "end-to-end latency measured by the device's agent",
+              "latency_ms"),
+    Objective("energy", "energy_mj", True, "measured", "energy per inference measured over the timed window",
+              "energy_per_inference_mj"),
+    Objective("power", "power_w", True, "measured", "mean power over the timed window", "mean_power_w"),
+    Objective("flops", "macs", True, "graph", "multiply-accumulates of the computation graph"),
+    Objective("params", "params", True, "graph", "parameters of the computation graph"),
+    Objective("accuracy", "accuracy_pct", False, "evaluator", "top-1 accuracy from the --accuracy evaluator"),
+)}
+
+
+def get_objectives(names: str | Sequence[str]) -> list[Objective]:
+    """Objectives from a comma-separated list; unknown or repeated names are a ValueError naming the field."""
+    wanted = [n.strip() for n in names.split(",")] if isinstance(names, str) else list(names)
+    unknown = [n for n in wanted if n not in OBJECTIVES]
+    if unknown:
+        raise ValueError(f"--objectives: unknown {', '.join(map(repr, unknown))}; known: {', '.join(OBJECTIVES)}")
+    if len(set(wanted)) != len(wanted) or len(wanted) < 2:
+        raise ValueError(f"--objectives needs two or more distinct names, got {','.join(wanted)}")
+    return [OBJECTIVES[n] for n in wanted]
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """What an accuracy evaluator is given: the architecture in every form the controller knows."""
+
+    space: str
+    encoding: tuple[int, ...]
+    arch: str  # the space's string form
+    graph: ComputationGraph
+
+
+AccuracyFn = Callable[[Sequence[Candidate]], list[float]]
+
+
+def graph_value(objective: Objective, graph: ComputationGraph) -> float:
+    return float(graph.macs() if objective.name == "flops" else graph.params())
+
+
+# -- accuracy evaluators ------------------------------------------------------------------------------
+def nb201_accuracy(column: str = "acc_cifar10_test") -> AccuracyFn:
+    """Lookup in the packaged NB-201 table (test accuracy in %, CIFAR-10 unless another column is named)."""
+    from controller.data import nb201_table
+
+    rows = nb201_table()
+    if column not in rows[0]:
+        raise ValueError(f"--accuracy nb201:{column}: no such column; columns: {', '.join(rows[0])}")
+    table = {row["arch_str"]: float(row[column]) for row in rows if row[column] not in ("", "nan")}
+
+    def evaluate(candidates: Sequence[Candidate]) -> list[float]:
+        out = []
+        for c in candidates:
+            if c.space != "nb201":
+                raise ValueError(f"--accuracy nb201 looks up NB-201 cells, not architectures of {c.space!r}")
+            if c.arch not in table:
+                raise ValueError(f"the NB-201 table has no {column} for {c.arch}")
+            out.append(table[c.arch])
+        return out
+
+    return evaluate
+
+
+def callable_accuracy(target: str) -> AccuracyFn:
+    """``module:function``; the function takes one ``Candidate`` and returns accuracy in %."""
+    module_name, _, function_name = target.partition(":")
+    try:
+        function = getattr(importlib.import_module(module_name), function_name)
+    except (ImportError, AttributeError) as exc:
+        raise ValueError(f"--accuracy {target}: cannot import it ({exc})") from None
+    if not callable(function):
+        raise ValueError(f"--accuracy {target} is not callable")
+    return lambda candidates: [float(function(c)) for c in candidates]
+
+
+def predictor_accuracy(path: str, space: SearchSpace) -> AccuracyFn:
+    """A saved predictor (``hwnas predictor train`` artifact folder) that predicts accuracy from the encoding."""
+    from controller.predictor_data import space_samples
+    from predictors import load as load_predictor
+
+    try:
+        predictor = load_predictor(Path(path))
+    except (OSError, ValueError, KeyError) as exc:
+        raise ValueError(f"--accuracy predictor:{path}: {exc}") from None
+    return lambda candidates: predictor.predict(space_samples(space, [c.encoding for c in candidates])).tolist()
+
+
+def accuracy_evaluator(spec: str, space: SearchSpace) -> AccuracyFn:
+    """``nb201[:COLUMN]``, ``predictor:PATH`` or ``module:function``."""
+    kind, _, rest = spec.partition(":")
+    if kind == "nb201":
+        return nb201_accuracy(rest or "acc_cifar10_test")
+    if kind == "predictor":
+        return predictor_accuracy(rest, space)
+    if rest:
+        return callable_accuracy(spec)
+    raise ValueError(f"--accuracy {spec!r}: give nb201[:COLUMN], predictor:PATH or module:function")
+
+
+def evaluate_static(objectives: Sequence[Objective], candidates: Sequence[Candidate],
+                    accuracy: AccuracyFn | None) -> dict[str, list[Any]]:
+    """Values of the objectives that need no device: graph objectives and accuracy."""
+    out: dict[str, list[Any]] = {}
+    for objective in objectives:
+        if objective.source == "graph":
+            out[objective.name] = [graph_value(objective, c.graph) for c in candidates]
+        elif objective.source == "evaluator":
+            if accuracy is None:
+                raise ValueError("the accuracy objective needs an evaluator (--accuracy)")
+            out[objective.name] = accuracy(candidates)
+    return out

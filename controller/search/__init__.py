@@ -1,0 +1,1 @@
+"""Device-specific architecture searches: LINAS, NSGA-II and random baselines, hypervolume, outputs."""

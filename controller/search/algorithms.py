@@ -1,0 +1,124 @@
+"""Search algorithms, looked up by name; each spends the evaluator's budget its own way.
+
+- ``random``: uniform samples of the space, a population at a time (the reference);
+- ``nsga2``: NSGA-II on measurements only ("validation only" in LINAS's terms);
+- ``linas``: measure, retrain predictors, search them for long, measure the best unique candidates.
+
+Every algorithm starts from the same seeded random first population, so runs of one seed share it and
+their hypervolume bounds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from controller.search.evaluator import Evaluator
+from controller.search.evolution import PENALTY, inner_algorithm
+from controller.spaces import SearchSpace
+
+STALE_GENERATIONS = 50  # NSGA-II generations without a new architecture before it stops early
+
+
+@dataclass
+class SearchContext:
+    space: SearchSpace
+    evaluator: Evaluator
+    population: int = 50
+    seed: int = 0
+    crossover: float = 0.9
+    mutation: float = 0.02
+    inner: str = "nsga2"  # LINAS: the pymoo algorithm run on the predictors
+    inner_evals: int = 20_000  # LINAS: predictor evaluations per iteration (J)
+    predictors: dict[str, str] = field(default_factory=dict)  # LINAS: objective -> predictor kind
+    note: Callable[[str], None] = lambda text: None  # progress lines
+    predicted_front: list[tuple[tuple[int, ...], list[float]]] = field(default_factory=list)
+    iteration_seconds: list[float] = field(default_factory=list)  # LINAS: controller time per iteration
+
+    def __post_init__(self) -> None:
+        if self.population < 2:
+            raise ValueError(f"--population must be >= 2, got {self.population}")
+        self.rng = np.random.default_rng(self.seed)
+
+
+def sample_new(ctx: SearchContext, n: int, exclude: set[tuple[int, ...]] = frozenset()) -> list[list[int]]:
+    """Up to ``n`` distinct random architectures with a network, none evaluated or excluded yet."""
+    out: list[list[int]] = []
+    chosen = set(exclude)
+    for _ in range(max(100 * n, 1000)):
+        if len(out) >= n:
+            break
+        x = ctx.space.sample(ctx.rng)
+        key = tuple(x)
+        if key in chosen or not ctx.space.has_network(x) or ctx.evaluator.seen(x):
+            continue
+        chosen.add(key)
+        out.append(x)
+    return out
+
+
+def first_population(ctx: SearchContext) -> list[list[int]]:
+    return sample_new(ctx, min(ctx.population, ctx.evaluator.remaining))
+
+
+def minimised_or_penalty(ctx: SearchContext, encodings: np.ndarray) -> np.ndarray:
+    """Objective rows (minimisation form) of evaluated architectures; PENALTY rows for the rest."""
+    evaluations = ctx.evaluator.evaluate(encodings.tolist())
+    F = np.full((len(encodings), len(ctx.evaluator.objectives)), PENALTY)
+    for k, e in enumerate(evaluations):
+        if e is not None and e.ok:
+            F[k] = ctx.evaluator.minimised([e])[0]
+    return F
+
+
+def random_search(ctx: SearchContext) -> None:
+    batch = first_population(ctx)
+    while batch:
+        ctx.evaluator.evaluate(batch)
+        ctx.evaluator.iteration += 1
+        batch = sample_new(ctx, min(ctx.population, ctx.evaluator.remaining))
+
+
+def nsga2_search(ctx: SearchContext) -> None:
+    """NSGA-II whose every fitness is a measurement (pymoo ask and tell)."""
+    from pymoo.core.problem import Problem
+    from pymoo.core.termination import NoTermination
+
+    first = np.array(first_population(ctx), dtype=np.int64)
+    low, high = ctx.space.bounds()
+    algorithm = inner_algorithm("nsga2", len(first), len(ctx.evaluator.objectives), ctx.crossover, ctx.mutation,
+                                sampling=first)
+    problem = Problem(n_var=ctx.space.n_var, n_obj=len(ctx.evaluator.objectives), xl=low, xu=high, vtype=int)
+    algorithm.setup(problem, termination=NoTermination(), seed=ctx.seed, verbose=False)
+    stale = 0
+    while ctx.evaluator.remaining > 0 and stale < STALE_GENERATIONS:
+        population = algorithm.ask()
+        before = len(ctx.evaluator.history)
+        population.set("F", minimised_or_penalty(ctx, np.round(population.get("X")).astype(np.int64)))
+        algorithm.tell(infills=population)
+        ctx.evaluator.iteration += 1
+        stale = stale + 1 if len(ctx.evaluator.history) == before else 0
+    if stale >= STALE_GENERATIONS:
+        ctx.note(f"NSGA-II produced no new architecture for {STALE_GENERATIONS} generations; stopped early")
+
+
+def linas_search(ctx: SearchContext) -> None:
+    from controller.search.linas import run_linas
+
+    run_linas(ctx)
+
+
+ALGORITHMS: dict[str, Callable[[SearchContext], None]] = {
+    "linas": linas_search,
+    "nsga2": nsga2_search,
+    "random": random_search,
+}
+
+
+def get_algorithm(name: str) -> Callable[[SearchContext], None]:
+    try:
+        return ALGORITHMS[name]
+    except KeyError:
+        raise ValueError(f"--algo {name!r} is not known; known: {', '.join(ALGORITHMS)}") from None

@@ -1,0 +1,82 @@
+"""Measuring a search's candidates on one device key through the fleet's durable job queue.
+
+A search's batch becomes jobs in the store (campaign ``search:<name>``, a high priority so it goes ahead of
+a LatBench build sharing the key), agents drain them, and the records come back by job key. A job key
+names the measurement (arch, device, backend, protocol, batch), not the campaign, so an architecture
+measured before — by this search before it was killed, or by a LatBench build — is never measured again:
+re-running a killed search replays its measurements from the store.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from controller.campaign import AgentEndpoint, CampaignPlan, enqueue_graphs, run_campaign
+from controller.graph import ComputationGraph
+from controller.spaces import SearchSpace
+from controller.store import Store
+
+TERMINAL = ("done", "failed")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One candidate's measurement: the record's row, or why there is none."""
+
+    record: dict[str, Any] | None
+    error: str = ""
+
+
+class FleetMeasurer:
+    """``measure`` a batch on ``plan.device_keys[0]`` with the given agents (or agents dialling in)."""
+
+    def __init__(self, store: Store, space: SearchSpace, plan: CampaignPlan, endpoints: Sequence[AgentEndpoint],
+                 lease_s: float = 120.0, dial_in: bool = False, poll_s: float = 0.2) -> None:
+        if len(plan.device_keys) != 1:
+            raise ValueError("a search measures on exactly one device key")
+        if not endpoints and not dial_in:
+            raise ValueError("no agents to measure on: give --agent KEY=HOST:PORT, --agents FILE or --listen")
+        self.store, self.space, self.plan = store, space, plan
+        self.endpoints, self.lease_s, self.dial_in, self.poll_s = list(endpoints), lease_s, dial_in, poll_s
+
+    def measure(self, items: Sequence[tuple[Sequence[int], ComputationGraph]]) -> list[Outcome]:
+        _, specs = enqueue_graphs(self.store, self.space, items, self.plan)
+        keys = [s.job_key for s in specs]
+        if any(state not in TERMINAL for state, _ in self.store.job_states(keys).values()):
+            self._drain(keys)
+        records, states = self.store.records(keys), self.store.job_states(keys)
+        return [Outcome(records[k]) if k in records else Outcome(None, states.get(k, ("", "not measured"))[1] or
+                                                                 "not measured") for k in keys]
+
+    def _drain(self, keys: list[str]) -> None:
+        """Run the key's agents until every job of this batch is done or failed (others may share the key)."""
+        stop = threading.Event()
+        errors: list[BaseException] = []
+
+        def work() -> None:
+            try:
+                run_campaign(self.store, self.endpoints, self.lease_s, stop=stop, device_keys=self.plan.device_keys,
+                             dial_in=self.dial_in)
+            except Exception as exc:  # surfaced in the search's thread below
+                errors.append(exc)
+
+        worker = threading.Thread(target=work, name="search-measure", daemon=True)
+        worker.start()
+        try:
+            while worker.is_alive():
+                states = self.store.job_states(keys)
+                if all(state in TERMINAL for state, _ in states.values()):
+                    break
+                worker.join(self.poll_s)
+        finally:
+            stop.set()
+            worker.join()
+        if errors:
+            raise errors[0]
+        unfinished = [k for k, (state, _) in self.store.job_states(keys).items() if state not in TERMINAL]
+        if unfinished:
+            raise RuntimeError(f"{len(unfinished)} measurement(s) of this batch are unfinished: no agent of "
+                               f"{self.plan.device_keys[0]} is left to run them")
