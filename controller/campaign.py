@@ -212,7 +212,7 @@ class AgentWorker:
         self.models = models or ModelSource(store)
         self.on_done = on_done
         self.profile_timeout_s = profile_timeout_s
-        self.owner = f"{socket.gethostname()}:{os.getpid()}:{endpoint.address}"
+        self.owner = worker_owner(endpoint.address)
         self.uploaded: set[str] = set()
 
     def _work_left(self) -> tuple[int, int]:
@@ -302,6 +302,7 @@ def run_campaign(store: Store, endpoints: Sequence[AgentEndpoint], lease_s: floa
     """
     stop = stop or threading.Event()
     store.requeue_expired()  # leases of a controller that died before this one started
+    reclaim_from_dead_controllers(store)
     models = ModelSource(store)
     keys = set(device_keys) | {ep.device_key for ep in endpoints}
     workers = [AgentWorker(store, ep, lease_s, stop, on_done, connect, models) for ep in endpoints]
@@ -328,6 +329,33 @@ def run_campaign(store: Store, endpoints: Sequence[AgentEndpoint], lease_s: floa
         for w in workers:
             store.release(w.owner)
     return store.counts()
+
+
+def worker_owner(address: str) -> str:
+    """A dialling worker's lease owner: host, process and agent, so a successor can tell it died."""
+    return f"{socket.gethostname()}:{os.getpid()}:{address}"
+
+
+def reclaim_from_dead_controllers(store: Store) -> int:
+    """Leases held by controller processes of this host that no longer exist go back to the queue now.
+
+    Without this a controller killed mid-job (SIGKILL, power loss of a laptop) holds its jobs until their
+    lease expires; a re-run on the same host need not wait for that. Leases of other hosts, of live
+    processes and of dial-out agents are left to expire.
+    """
+    host, reclaimed = socket.gethostname(), 0
+    for job in store.leased():
+        owner_host, _, rest = (job.lease_owner or "").partition(":")
+        pid_text = rest.partition(":")[0]
+        if owner_host != host or not pid_text.isdigit() or int(pid_text) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid_text), 0)
+        except ProcessLookupError:
+            reclaimed += store.give_back(job, f"its controller (pid {pid_text}) is gone")
+        except PermissionError:
+            continue  # alive, another user's
+    return reclaimed
 
 
 def wait_for_agents(endpoints: Sequence[AgentEndpoint], timeout_s: float = 10.0,

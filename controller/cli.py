@@ -8,6 +8,16 @@ import sys
 from pathlib import Path
 
 from controller import __version__
+from controller.cli_common import (
+    add_client_security,
+    add_space_options,
+    connector,
+    fail,
+    param,
+    server_tls,
+    space_options,
+)
+from controller.cli_search import add_search_parser
 
 
 def _input_shape(text: str) -> tuple[str, tuple[int, ...]]:
@@ -20,47 +30,6 @@ def _input_shape(text: str) -> tuple[str, tuple[int, ...]]:
     return name, shape
 
 
-def _param(text: str) -> tuple[str, float]:
-    key, sep, value = text.partition("=")
-    try:
-        if not (key and sep):
-            raise ValueError
-        return key, float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"protocol parameter must look like runs=20: {text!r}") from None
-
-
-def _connector(args: argparse.Namespace):
-    """An address -> AgentClient factory with the TLS and token the flags ask for."""
-    import functools
-
-    from controller.client import AgentClient
-    from protos.auth import ClientTls
-
-    if not args.tls_ca and not args.insecure:
-        raise ValueError("no TLS configured: pass --tls-ca (and --tls-cert/--tls-key for mutual TLS), "
-                         "or --insecure for plaintext to a loopback agent")
-    if bool(args.tls_cert) != bool(args.tls_key):
-        raise ValueError("--tls-cert and --tls-key go together")
-    tls = ClientTls(args.tls_ca, args.tls_cert, args.tls_key, args.tls_server_name) if args.tls_ca else None
-    token = None
-    if args.token_file:
-        token = args.token_file.read_text().strip()
-    return functools.partial(AgentClient, tls=tls, token=token)
-
-
-def _add_client_security(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("security", "TLS to agents, or --insecure for plaintext to loopback agents")
-    group.add_argument("--tls-ca", type=Path, help="CA certificate that signed the agents' certificates")
-    group.add_argument("--tls-cert", type=Path, help="the controller's certificate: shown to agents requiring "
-                                                     "mutual TLS, and served with --listen")
-    group.add_argument("--tls-key", type=Path, help="its private key")
-    group.add_argument("--tls-server-name", help="name to expect in the agent's certificate (default: its host)")
-    group.add_argument("--token-file", type=Path, help="bearer token the agents require (and, with --listen, "
-                                                       "that agents dialling in must present)")
-    group.add_argument("--insecure", action="store_true", help="plaintext; loopback agents only")
-
-
 def cmd_profile(args: argparse.Namespace) -> int:
     from controller.client import AgentCallError
     from controller.report import profile_table
@@ -71,7 +40,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
         print(f"hwnas profile: cannot read MODEL {args.model}: {exc.strerror}", file=sys.stderr)
         return 2
     try:
-        connect = _connector(args)
+        connect = connector(args)
         with connect(args.agent) as client:
             client.wait_ready(args.connect_timeout)
             sha, uploaded = client.ensure_model(model, "tflite" if args.model.suffix == ".tflite" else "onnx")
@@ -81,7 +50,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
                 warmup_runs=args.warmup_runs, return_samples=args.samples, deadline_seconds=args.deadline,
             )
     except (ValueError, OSError) as exc:
-        return _fail("profile", exc)
+        return fail("profile", exc)
     except AgentCallError as exc:
         print(f"hwnas profile: {exc}", file=sys.stderr)
         return 1
@@ -99,20 +68,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _space_options(args: argparse.Namespace) -> dict:
-    options = {}
-    if args.resolution is not None:
-        options["resolution"] = args.resolution
-    if args.classes is not None:
-        options["num_classes"] = args.classes
-    return options
-
-
-def _fail(command: str, error: Exception) -> int:
-    print(f"hwnas {command}: {error}", file=sys.stderr)
-    return 2
-
-
 def cmd_space_list(args: argparse.Namespace) -> int:
     from controller.spaces import SPACES
 
@@ -128,10 +83,10 @@ def cmd_space_sample(args: argparse.Namespace) -> int:
     from controller.spaces.catalog import describe, sample
 
     try:
-        space = get_space(args.space, **_space_options(args))
+        space = get_space(args.space, **space_options(args))
         rows = [describe(space, x) for x in sample(space, args.n, args.seed)]
     except ValueError as exc:
-        return _fail("space sample", exc)
+        return fail("space sample", exc)
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
@@ -145,10 +100,10 @@ def cmd_space_show(args: argparse.Namespace) -> int:
     from controller.spaces.catalog import describe, parse_arch
 
     try:
-        space, x = parse_arch(args.arch, args.space, **_space_options(args))
+        space, x = parse_arch(args.arch, args.space, **space_options(args))
         info = describe(space, x)
     except ValueError as exc:
-        return _fail("space show", exc)
+        return fail("space show", exc)
     if args.json:
         print(json.dumps(info, indent=2))
         return 0
@@ -168,10 +123,10 @@ def cmd_space_export(args: argparse.Namespace) -> int:
     from controller.spaces.catalog import export, sample
 
     try:
-        space = get_space(args.space, **_space_options(args))
+        space = get_space(args.space, **space_options(args))
         archs = sample(space, args.n, args.seed)
     except ValueError as exc:
-        return _fail("space export", exc)
+        return fail("space export", exc)
     rows = export(space, archs, args.out,
                   progress=lambda it: tqdm(it, desc=f"export {space.name}", unit="model", disable=args.quiet))
     print(f"wrote {len(rows)} models (ONNX + CG JSON) and {args.out / 'index.csv'}")
@@ -182,11 +137,11 @@ def cmd_graph_import(args: argparse.Namespace) -> int:
     from controller.graph.onnx_import import from_onnx
 
     if not args.model.is_file():
-        return _fail("graph import", FileNotFoundError(f"no such model file: {args.model}"))
+        return fail("graph import", FileNotFoundError(f"no such model file: {args.model}"))
     try:
         graph = from_onnx(args.model, input_shape=args.input_shape)
     except ValueError as exc:
-        return _fail("graph import", exc)
+        return fail("graph import", exc)
     if args.out:
         args.out.write_text(graph.to_json(indent=1))
     summary = {"model": str(args.model), "arch_id": graph.arch_id, "input_shape": list(graph.input_shape),
@@ -203,22 +158,6 @@ def cmd_graph_import(args: argparse.Namespace) -> int:
     return 0
 
 
-def _listen_tls(args: argparse.Namespace):
-    """Server TLS for --listen: the controller's certificate, and the lab CA for mutual TLS."""
-    from protos.auth import TlsFiles, host_of, is_loopback
-
-    if args.tls_cert and args.tls_key:
-        return TlsFiles(args.tls_cert, args.tls_key, args.tls_ca if args.require_client_cert else None)
-    if args.require_client_cert:
-        raise ValueError("--require-client-cert needs --tls-cert/--tls-key (the controller's certificate)")
-    if not args.insecure:
-        raise ValueError("--listen needs --tls-cert/--tls-key (the controller's certificate, see `hwnas certs "
-                         "init`), or --insecure for plaintext on a loopback address")
-    if not is_loopback(host_of(args.listen)):
-        raise ValueError(f"--insecure serves plaintext, allowed on loopback addresses only, not on {args.listen}")
-    return None
-
-
 def cmd_latbench_build(args: argparse.Namespace) -> int:
     import threading
 
@@ -231,7 +170,7 @@ def cmd_latbench_build(args: argparse.Namespace) -> int:
     from protos.auth import read_token
 
     try:
-        space = get_space(args.space, **_space_options(args))
+        space = get_space(args.space, **space_options(args))
         devices = [d for d in args.devices.split(",") if d]
         endpoints = [campaign.parse_agent(a) for a in args.agent or []]
         if args.agents:
@@ -241,15 +180,15 @@ def cmd_latbench_build(args: argparse.Namespace) -> int:
             raise ValueError(f"no agent given for device key(s) {missing}; use --agent KEY=HOST:PORT, --agents FILE, "
                              "or --listen HOST:PORT for agents that dial in")
         endpoints = [ep for ep in endpoints if ep.device_key in devices]
-        connect = _connector(args) if endpoints else None
-        listen_tls = _listen_tls(args) if args.listen else None
+        connect = connector(args) if endpoints else None
+        listen_tls = server_tls(args) if args.listen else None
         token = read_token(args.token_file)
         if args.all:
             archs = [x for x in space.enumerate() if space.has_network(x)]
         else:
             archs = sample(space, args.sample, args.seed)
     except (ValueError, NotImplementedError, OSError) as exc:
-        return _fail("latbench build", exc)
+        return fail("latbench build", exc)
     plan = campaign.CampaignPlan(campaign=args.campaign or f"{space.name}-{args.protocol}", device_keys=devices,
                                  protocol=args.protocol, protocol_params=dict(args.param or []),
                                  batch_size=args.batch_size, priority=args.priority)
@@ -261,7 +200,7 @@ def cmd_latbench_build(args: argparse.Namespace) -> int:
             if endpoints:
                 campaign.wait_for_agents(endpoints, args.connect_timeout, connect)
         except ConnectionError as exc:
-            return _fail("latbench build", exc)
+            return fail("latbench build", exc)
         counts = store.counts(plan.campaign)
         bars = {key: tqdm(total=sum(counts.get(key, {}).values()), initial=counts.get(key, {}).get("done", 0),
                           desc=key, unit="model", position=k, disable=args.quiet)
@@ -289,7 +228,7 @@ def cmd_latbench_build(args: argparse.Namespace) -> int:
             print("\nstopped; run the same command again to resume", file=sys.stderr)
             return 130
         except OSError as exc:
-            return _fail("latbench build", exc)
+            return fail("latbench build", exc)
         finally:
             if gateway is not None:
                 gateway.stop()
@@ -303,7 +242,7 @@ def cmd_latbench_status(args: argparse.Namespace) -> int:
     from controller.store import Store
 
     if not args.db.exists():
-        return _fail("latbench status", FileNotFoundError(f"no dataset at {args.db}"))
+        return fail("latbench status", FileNotFoundError(f"no dataset at {args.db}"))
     with Store(args.db) as store:
         counts = store.counts(args.campaign)
     print(f"{'device key':24} {'queued':>8} {'leased':>8} {'done':>8} {'failed':>8}")
@@ -317,12 +256,12 @@ def cmd_latbench_export(args: argparse.Namespace) -> int:
     from controller.store.export import export
 
     if not args.db.exists():
-        return _fail("latbench export", FileNotFoundError(f"no dataset at {args.db}"))
+        return fail("latbench export", FileNotFoundError(f"no dataset at {args.db}"))
     try:
         with Store(args.db) as store:
             n = export(store, args.out, args.format, args.device)
     except ValueError as exc:
-        return _fail("latbench export", exc)
+        return fail("latbench export", exc)
     print(f"wrote {n} rows to {args.out}")
     return 0
 
@@ -333,7 +272,7 @@ def cmd_certs_init(args: argparse.Namespace) -> int:
     try:
         paths = init_lab(args.dir, args.host or [], args.days, args.force)
     except (FileExistsError, ValueError, OSError) as exc:
-        return _fail("certs init", exc)
+        return fail("certs init", exc)
     for path in paths:
         print(f"wrote {path}")
     print("agents:     hwnas-agent serve --host 0.0.0.0 --tls-cert agent.pem --tls-key agent.key "
@@ -353,12 +292,12 @@ def cmd_latbench_import(args: argparse.Namespace) -> int:
     from controller.store import Store, importers
 
     if not args.file.is_file():
-        return _fail("latbench import", FileNotFoundError(f"no such file: {args.file}"))
+        return fail("latbench import", FileNotFoundError(f"no such file: {args.file}"))
     needs_device = args.format in ("nb201-table", "eagle-pickle")
     if needs_device and not args.device:
-        return _fail("latbench import", ValueError(f"--device KEY is required for --format {args.format}"))
+        return fail("latbench import", ValueError(f"--device KEY is required for --format {args.format}"))
     if args.format == "nb201-table" and not args.column:
-        return _fail("latbench import", ValueError("--column (e.g. lat_ms_pixel3) is required for nb201-table"))
+        return fail("latbench import", ValueError("--column (e.g. lat_ms_pixel3) is required for nb201-table"))
     try:
         with Store(args.db) as store:
             if args.format == "nb201-table":
@@ -369,7 +308,7 @@ def cmd_latbench_import(args: argparse.Namespace) -> int:
             else:
                 report = importers.import_hwnas_export(store, args.file)
     except (ValueError, pickle.UnpicklingError, OSError) as exc:
-        return _fail("latbench import", exc)
+        return fail("latbench import", exc)
     print(f"{args.file.name}: {report}")
     return 0
 
@@ -381,15 +320,15 @@ def cmd_fleet_ls(args: argparse.Namespace) -> int:
     from controller.store import Store
 
     if not args.agents and not args.db:
-        return _fail("fleet ls", ValueError("give --agents FILE (agents to dial), --db PATH (agents that dialled "
+        return fail("fleet ls", ValueError("give --agents FILE (agents to dial), --db PATH (agents that dialled "
                                             "in), or both"))
     if args.db and not args.db.exists():
-        return _fail("fleet ls", FileNotFoundError(f"no dataset at {args.db}"))
+        return fail("fleet ls", FileNotFoundError(f"no dataset at {args.db}"))
     try:
         endpoints = campaign.load_agents(args.agents) if args.agents else []
-        connect = _connector(args) if endpoints else None
+        connect = connector(args) if endpoints else None
     except (ValueError, OSError) as exc:
-        return _fail("fleet ls", exc)
+        return fail("fleet ls", exc)
     store = Store(args.db) if args.db else None
     try:
         rows = survey(endpoints, connect, store) if endpoints else []
@@ -440,7 +379,7 @@ def cmd_predictor_bench(args: argparse.Namespace) -> int:
                         keep_predictions=args.plot is not None)
         bar.close()
     except (ValueError, FileNotFoundError) as exc:
-        return _fail("predictor bench", exc)
+        return fail("predictor bench", exc)
     print(text_table(bench_table(results)))
     print("BRP: measured within ±k of the prediction (BRP-NAS); nnM: |prediction − measured| ≤ k·measured "
           "(nn-Meter); mean±std over seeds")
@@ -453,7 +392,7 @@ def cmd_predictor_bench(args: argparse.Namespace) -> int:
         try:
             print(f"plot: {scatter(results, args.plot, args.target)}")
         except ValueError as exc:
-            return _fail("predictor bench", exc)
+            return fail("predictor bench", exc)
     return 0
 
 
@@ -497,7 +436,7 @@ def cmd_predictor_transfer(args: argparse.Namespace) -> int:
         points = curve(samples, sources, sizes, range(args.seeds), n_test=args.test, config=config,
                        progress=lambda what: print(f"  {what}", file=sys.stderr, flush=True))
     except (ValueError, FileNotFoundError) as exc:
-        return _fail("predictor transfer", exc)
+        return fail("predictor transfer", exc)
     print(f"{args.target} from {', '.join(f'{p.name}:{c}' for p, c in args.transfer_from)}; "
           f"{len(samples)} shared architectures, {args.test} test per seed, {args.seeds} seed(s)")
     print(text_table(as_rows(points)))
@@ -510,13 +449,13 @@ def cmd_predictor_train(args: argparse.Namespace) -> int:
     from predictors import predictor_class
 
     if not args.db.exists():
-        return _fail("predictor train", FileNotFoundError(f"no dataset at {args.db}"))
+        return fail("predictor train", FileNotFoundError(f"no dataset at {args.db}"))
     try:
         predictor_class(args.kind)
         with Store(args.db) as store:
             folder, metrics = train_from_store(store, args.db, args.device, args.kind, seed=args.seed)
     except ValueError as exc:
-        return _fail("predictor train", exc)
+        return fail("predictor train", exc)
     print(f"saved {args.kind} predictor for {args.device} to {folder}")
     print(f"held-out: within ±10% (BRP-NAS) {metrics['brpnas_within_10pct'] * 100:.1f}%, MAPE "
           f"{metrics['mape'] * 100:.1f}%, Spearman {metrics['spearman']:.3f}")
@@ -530,11 +469,6 @@ def _shape(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(f"shape must look like 1,3,224,224: {text!r}") from None
 
 
-def _add_space_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--resolution", type=int, default=None, help="input resolution (OFA spaces; default 224)")
-    parser.add_argument("--classes", type=int, default=None, help="classifier outputs (NB-201: 10 or 100)")
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hwnas", description="hwnas controller: hardware-in-the-loop NAS.")
     parser.add_argument("--version", action="version", version=f"hwnas {__version__}")
@@ -545,7 +479,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--agent", required=True, metavar="HOST:PORT", help="agent address, e.g. 127.0.0.1:50151")
     p.add_argument("--backend", default="onnxruntime", help="runtime on the agent (default %(default)s)")
     p.add_argument("--protocol", default="latbench", help="latbench | fixed | adaptive (default %(default)s)")
-    p.add_argument("--param", type=_param, action="append", metavar="KEY=VALUE",
+    p.add_argument("--param", type=param, action="append", metavar="KEY=VALUE",
                    help="protocol parameter override, e.g. --param runs=20; repeatable")
     p.add_argument("--batch-size", type=int, default=0, help="batch for a dynamic batch dimension")
     p.add_argument("--input-shape", type=_input_shape, action="append", metavar="[NAME=]D0,D1,...",
@@ -556,7 +490,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--samples", action="store_true", help="include raw per-inference samples (with --json)")
     p.add_argument("--connect-timeout", type=float, default=10.0, metavar="SECONDS")
     p.add_argument("--json", action="store_true", help="print the full result as JSON")
-    _add_client_security(p)
+    add_client_security(p)
     p.set_defaults(func=cmd_profile)
 
     space = sub.add_parser("space", help="search spaces: list, sample, show, export").add_subparsers(
@@ -567,14 +501,14 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("-n", type=int, default=10, help="how many (default %(default)s)")
     sp.add_argument("--seed", type=int, default=0)
     sp.add_argument("--json", action="store_true")
-    _add_space_options(sp)
+    add_space_options(sp)
     sp.set_defaults(func=cmd_space_sample)
     sh = space.add_parser("show", help="one architecture: encoding, arch_id, FLOPs, params, ops")
     sh.add_argument("arch", metavar="ARCH", help="string form (any space), or with --space an encoding "
                                                 "'0,3,1,...' or an NB-201 index")
     sh.add_argument("--space", default=None)
     sh.add_argument("--json", action="store_true")
-    _add_space_options(sh)
+    add_space_options(sh)
     sh.set_defaults(func=cmd_space_show)
     ex = space.add_parser("export", help="write random architectures as ONNX + CG JSON with an index.csv")
     ex.add_argument("--space", required=True)
@@ -582,7 +516,7 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--seed", type=int, default=0)
     ex.add_argument("--out", type=Path, required=True, metavar="DIR")
     ex.add_argument("--quiet", action="store_true", help="no progress bar")
-    _add_space_options(ex)
+    add_space_options(ex)
     ex.set_defaults(func=cmd_space_export)
 
     graph = sub.add_parser("graph", help="computation graphs").add_subparsers(
@@ -605,7 +539,7 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument("--sample", type=int, metavar="N", help="N random architectures")
     lb.add_argument("--seed", type=int, default=0)
     lb.add_argument("--protocol", default="latbench", choices=["latbench", "adaptive", "fixed"])
-    lb.add_argument("--param", type=_param, action="append", metavar="KEY=VALUE", help="protocol parameter")
+    lb.add_argument("--param", type=param, action="append", metavar="KEY=VALUE", help="protocol parameter")
     lb.add_argument("--batch-size", type=int, default=1)
     lb.add_argument("--db", type=Path, required=True, metavar="PATH", help="SQLite file (or a SQLAlchemy URL)")
     lb.add_argument("--agent", action="append", metavar="KEY=HOST:PORT", help="an agent serving KEY; repeatable")
@@ -622,8 +556,8 @@ def build_parser() -> argparse.ArgumentParser:
                          "queue (default %(default)s)")
     lb.add_argument("--connect-timeout", type=float, default=10.0, metavar="SECONDS")
     lb.add_argument("--quiet", action="store_true", help="no progress bars")
-    _add_space_options(lb)
-    _add_client_security(lb)
+    add_space_options(lb)
+    add_client_security(lb)
     lb.set_defaults(func=cmd_latbench_build)
     ls = latbench.add_parser("status", help="jobs per device key and state")
     ls.add_argument("--db", type=Path, required=True)
@@ -651,7 +585,7 @@ def build_parser() -> argparse.ArgumentParser:
     fl.add_argument("--agents", type=Path, metavar="FILE", help="TOML [[agents]] key/address: agents to dial")
     fl.add_argument("--db", type=Path, default=None,
                     help="dataset whose queue, leases and dialled-in agents to show")
-    _add_client_security(fl)
+    add_client_security(fl)
     fl.set_defaults(func=cmd_fleet_ls)
 
     predictor = sub.add_parser("predictor", help="per-device latency predictors: bench, train").add_subparsers(
@@ -692,6 +626,8 @@ def build_parser() -> argparse.ArgumentParser:
     pt.add_argument("--kind", default="gcn", help="predictor kind (default %(default)s)")
     pt.add_argument("--seed", type=int, default=0)
     pt.set_defaults(func=cmd_predictor_train)
+
+    add_search_parser(sub)
 
     certs = sub.add_parser("certs", help="TLS material for a lab").add_subparsers(
         dest="certs_command", required=True, metavar="SUBCOMMAND")

@@ -14,7 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from controller.campaign import AgentEndpoint, CampaignPlan, enqueue_graphs, run_campaign
+from controller.campaign import AgentEndpoint, CampaignPlan, Connect, enqueue_graphs, run_campaign
+from controller.client import AgentClient
 from controller.graph import ComputationGraph
 from controller.spaces import SearchSpace
 from controller.store import Store
@@ -34,13 +35,15 @@ class FleetMeasurer:
     """``measure`` a batch on ``plan.device_keys[0]`` with the given agents (or agents dialling in)."""
 
     def __init__(self, store: Store, space: SearchSpace, plan: CampaignPlan, endpoints: Sequence[AgentEndpoint],
-                 lease_s: float = 120.0, dial_in: bool = False, poll_s: float = 0.2) -> None:
+                 lease_s: float = 120.0, dial_in: bool = False, poll_s: float = 0.2,
+                 connect: Connect = AgentClient) -> None:
         if len(plan.device_keys) != 1:
             raise ValueError("a search measures on exactly one device key")
         if not endpoints and not dial_in:
             raise ValueError("no agents to measure on: give --agent KEY=HOST:PORT, --agents FILE or --listen")
         self.store, self.space, self.plan = store, space, plan
         self.endpoints, self.lease_s, self.dial_in, self.poll_s = list(endpoints), lease_s, dial_in, poll_s
+        self.connect = connect
 
     def measure(self, items: Sequence[tuple[Sequence[int], ComputationGraph]]) -> list[Outcome]:
         _, specs = enqueue_graphs(self.store, self.space, items, self.plan)
@@ -58,8 +61,8 @@ class FleetMeasurer:
 
         def work() -> None:
             try:
-                run_campaign(self.store, self.endpoints, self.lease_s, stop=stop, device_keys=self.plan.device_keys,
-                             dial_in=self.dial_in)
+                run_campaign(self.store, self.endpoints, self.lease_s, stop=stop, connect=self.connect,
+                             device_keys=self.plan.device_keys, dial_in=self.dial_in)
             except Exception as exc:  # surfaced in the search's thread below
                 errors.append(exc)
 

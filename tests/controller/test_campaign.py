@@ -199,3 +199,19 @@ def test_sigkill_the_controller_then_rerun_finishes_with_exactly_the_planned_row
         planned = len({NB201.to_graph(x).arch_id for x in sample(NB201, n, 4)})
         with Store(db) as store:
             assert_exactly_one_row_per_job(store, planned)
+
+
+def test_leases_of_a_dead_controller_on_this_host_come_back_at_once(tmp_path: Path) -> None:
+    """A re-run after SIGKILL need not wait for the lease to expire; other owners' leases are left alone."""
+    with Store(tmp_path / "s.db") as store:
+        campaign.enqueue(store, NB201, distinct_archs(4, 0), plan(["k"]))
+        dead = subprocess.Popen([sys.executable, "-c", "pass"])
+        dead.wait()
+        owners = [f"{socket.gethostname()}:{dead.pid}:127.0.0.1:1",  # this host, a process that is gone
+                  campaign.worker_owner("127.0.0.1:2"),  # this very process: alive
+                  f"some-other-host:{dead.pid}:10.0.0.9:1",  # another host: cannot tell, let it expire
+                  "dialout-agent-0123456789"]  # a dial-out agent's lease
+        jobs = [store.lease("k", owner, lease_s=3600) for owner in owners]
+        assert campaign.reclaim_from_dead_controllers(store) == 1
+        assert {job.lease_owner for job in store.leased()} == set(owners[1:])
+        assert store.counts()["k"]["queued"] == 1 and jobs[0] is not None

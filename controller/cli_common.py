@@ -1,0 +1,83 @@
+"""Flags and helpers several ``hwnas`` commands share: security, spaces, protocol parameters, errors."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def param(text: str) -> tuple[str, float]:
+    key, sep, value = text.partition("=")
+    try:
+        if not (key and sep):
+            raise ValueError
+        return key, float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"protocol parameter must look like runs=20: {text!r}") from None
+
+
+def connector(args: argparse.Namespace):
+    """An address -> AgentClient factory with the TLS and token the flags ask for."""
+    import functools
+
+    from controller.client import AgentClient
+    from protos.auth import ClientTls
+
+    if not args.tls_ca and not args.insecure:
+        raise ValueError("no TLS configured: pass --tls-ca (and --tls-cert/--tls-key for mutual TLS), "
+                         "or --insecure for plaintext to a loopback agent")
+    if bool(args.tls_cert) != bool(args.tls_key):
+        raise ValueError("--tls-cert and --tls-key go together")
+    tls = ClientTls(args.tls_ca, args.tls_cert, args.tls_key, args.tls_server_name) if args.tls_ca else None
+    token = None
+    if args.token_file:
+        token = args.token_file.read_text().strip()
+    return functools.partial(AgentClient, tls=tls, token=token)
+
+
+def add_client_security(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("security", "TLS to agents, or --insecure for plaintext to loopback agents")
+    group.add_argument("--tls-ca", type=Path, help="CA certificate that signed the agents' certificates")
+    group.add_argument("--tls-cert", type=Path, help="the controller's certificate: shown to agents requiring "
+                                                     "mutual TLS, and served with --listen")
+    group.add_argument("--tls-key", type=Path, help="its private key")
+    group.add_argument("--tls-server-name", help="name to expect in the agent's certificate (default: its host)")
+    group.add_argument("--token-file", type=Path, help="bearer token the agents require (and, with --listen, "
+                                                       "that agents dialling in must present)")
+    group.add_argument("--insecure", action="store_true", help="plaintext; loopback agents only")
+
+
+def space_options(args: argparse.Namespace) -> dict:
+    options = {}
+    if args.resolution is not None:
+        options["resolution"] = args.resolution
+    if args.classes is not None:
+        options["num_classes"] = args.classes
+    return options
+
+
+def fail(command: str, error: Exception) -> int:
+    print(f"hwnas {command}: {error}", file=sys.stderr)
+    return 2
+
+
+def server_tls(args: argparse.Namespace):
+    """Server TLS for --listen: the controller's certificate, and the lab CA for mutual TLS."""
+    from protos.auth import TlsFiles, host_of, is_loopback
+
+    if args.tls_cert and args.tls_key:
+        return TlsFiles(args.tls_cert, args.tls_key, args.tls_ca if args.require_client_cert else None)
+    if args.require_client_cert:
+        raise ValueError("--require-client-cert needs --tls-cert/--tls-key (the controller's certificate)")
+    if not args.insecure:
+        raise ValueError("--listen needs --tls-cert/--tls-key (the controller's certificate, see `hwnas certs "
+                         "init`), or --insecure for plaintext on a loopback address")
+    if not is_loopback(host_of(args.listen)):
+        raise ValueError(f"--insecure serves plaintext, allowed on loopback addresses only, not on {args.listen}")
+    return None
+
+
+def add_space_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--resolution", type=int, default=None, help="input resolution (OFA spaces; default 224)")
+    parser.add_argument("--classes", type=int, default=None, help="classifier outputs (NB-201: 10 or 100)")

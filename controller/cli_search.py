@@ -1,0 +1,214 @@
+"""``hwnas search``: a device-specific architecture search, and ``hwnas search report`` over several runs."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from controller.cli_common import (
+    add_client_security,
+    add_space_options,
+    connector,
+    fail,
+    param,
+    server_tls,
+    space_options,
+)
+
+
+def _predictors(text: str) -> dict[str, str]:
+    """'ridge' (every objective) or 'latency=gcn,accuracy=ridge'."""
+    from predictors import predictor_class
+
+    out: dict[str, str] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, sep, kind = part.rpartition("=")
+        try:
+            predictor_class(kind)
+        except (KeyError, ValueError) as exc:
+            raise argparse.ArgumentTypeError(f"--predictor: {exc}") from None
+        out[name if sep else "*"] = kind
+    return out
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    if args.search_command == "report":
+        return cmd_search_report(args)
+    from tqdm import tqdm
+
+    from controller import campaign
+    from controller.objectives import accuracy_evaluator, get_objectives
+    from controller.search.evaluator import Evaluator
+    from controller.search.hypervolume import parse_bounds
+    from controller.search.measure import FleetMeasurer
+    from controller.search.run import SearchConfig, SearchRun
+    from controller.spaces import get_space
+    from controller.store import Store
+    from protos.auth import read_token
+
+    try:
+        if not args.device:
+            raise ValueError("--device KEY is required (the device key whose agents measure)")
+        for flag, value, least in (("--evals", args.evals, 1), ("--population", args.population, 2),
+                                   ("--inner-evals", args.inner_evals, args.population)):
+            if value < least:
+                raise ValueError(f"{flag} must be >= {least}, got {value}")
+        space = get_space(args.space, **space_options(args))
+        objectives = get_objectives(args.objectives)
+        names = [o.name for o in objectives]
+        spec = args.accuracy or ("nb201" if space.name == "nb201" else "")
+        accuracy = accuracy_evaluator(spec, space) if "accuracy" in names else None
+        endpoints = [campaign.parse_agent(a) if "=" in a else campaign.AgentEndpoint(args.device, a)
+                     for a in args.agent or []]
+        if args.agents:
+            endpoints += campaign.load_agents(args.agents)
+        endpoints = [ep for ep in endpoints if ep.device_key == args.device]
+        measured = any(o.source == "measured" for o in objectives)
+        if measured and not endpoints and not args.listen:
+            raise ValueError(f"no agent for device key {args.device!r}: use --agent HOST:PORT, --agents FILE, or "
+                             "--listen HOST:PORT for agents that dial in")
+        connect = connector(args) if endpoints else None
+        listen_tls = server_tls(args) if args.listen else None
+        token = read_token(args.token_file)
+        bounds = parse_bounds(args.hv_bounds, names, [o.sign for o in objectives]) if args.hv_bounds else None
+        kinds = args.predictor or {}
+        predictors = {n: kinds.get(n, kinds.get("*", "ridge")) for n in names}
+        config = SearchConfig(space.name, args.device, names, args.algo, args.evals, args.population, args.seed,
+                              spec, args.inner, args.inner_evals, predictors, args.crossover, args.mutation)
+        from controller.search.algorithms import get_algorithm
+        from controller.search.evolution import inner_algorithm
+
+        get_algorithm(args.algo)
+        if args.algo == "linas":
+            inner_algorithm(args.inner, args.population, len(names), args.crossover, args.mutation)
+    except (ValueError, KeyError, OSError) as exc:
+        return fail("search", exc)
+    out = args.out or Path("runs") / f"{space.name}-{args.device}-{args.algo}-s{args.seed}"
+    plan = campaign.CampaignPlan(campaign=f"search:{out.name}", device_keys=[args.device], backend=args.backend,
+                                 protocol=args.protocol, protocol_params=dict(args.param or []),
+                                 batch_size=args.batch_size, priority=args.priority)
+    bar = tqdm(total=args.evals, desc=f"{args.algo} on {args.device}", unit="eval", disable=args.quiet)
+
+    def progress(evaluation, hv: float) -> None:
+        bar.update(1)
+        best = ", ".join(f"{n}={v:.4g}" for n, v in evaluation.values.items()) or evaluation.error[:40]
+        bar.set_postfix_str(f"it {evaluation.iteration} hv {hv:.4f} last {best}", refresh=False)
+
+    def note(text: str) -> None:
+        (bar.write if not args.quiet else print)(text)
+
+    gateway = None
+    with Store(args.db) as store:
+        try:
+            if endpoints:
+                campaign.wait_for_agents(endpoints, args.connect_timeout, connect)
+            if args.listen:
+                from controller.gateway import Gateway
+
+                gateway = Gateway(store, args.listen, listen_tls, token, args.lease_seconds).start()
+                note(f"listening for agents on {gateway.address}")
+            measurer = FleetMeasurer(store, space, plan, endpoints, args.lease_seconds, dial_in=gateway is not None,
+                                     connect=connect or campaign.AgentClient) if measured else None
+            run = SearchRun(config, lambda on_evaluated: Evaluator(space, objectives, args.evals, measurer, accuracy,
+                                                                   on_evaluated),
+                            out, space, bounds, note=note, progress=progress)
+            run.run()
+        except KeyboardInterrupt:
+            bar.close()
+            print("\nstopped; run the same command again to resume (measurements so far are in the store)",
+                  file=sys.stderr)
+            return 130
+        except (ValueError, ConnectionError, RuntimeError, OSError) as exc:
+            bar.close()
+            return fail("search", exc)
+        finally:
+            if gateway is not None:
+                gateway.stop()
+    bar.close()
+    front = (out / "pareto.csv").read_text().count("\n") - 1
+    print(f"{len(run.evaluator.history)} evaluations, final hypervolume {run.hv.values[-1]:.4f}, "
+          f"{front} architectures on the measured front; wrote {out}/ (run.json, measured.csv, pareto.csv, "
+          f"pareto.png, hypervolume.png)")
+    return 0
+
+
+def cmd_search_report(args: argparse.Namespace) -> int:
+    from controller.report import text_table
+    from controller.search.hypervolume import parse_bounds
+    from controller.search.report import load_traces, write_report
+    from controller.search.run import read_run
+
+    try:
+        bounds = None
+        if args.hv_bounds:
+            summary, _ = read_run(args.runs[0])
+            bounds = parse_bounds(args.hv_bounds, [o["name"] for o in summary["objectives"]],
+                                  [1.0 if o["minimise"] else -1.0 for o in summary["objectives"]])
+        traces, bounds = load_traces(args.runs, bounds)
+        rows = write_report(traces, args.out, args.title or f"{len(traces)} runs")
+    except ValueError as exc:
+        return fail("search report", exc)
+    print(text_table([["algo", "runs", "evaluations", "final hypervolume (mean ± SE)"]] +
+                     [[r["algo"], str(r["runs"]), str(r["evaluations"]),
+                       f"{r['final_hv_mean']:.4f} ± {r['final_hv_se']:.4f}"] for r in rows]))
+    print(f"common normalisation (minimisation form): lower {bounds.lower.tolist()}, upper {bounds.upper.tolist()}")
+    print(f"wrote {args.out}/hypervolume.csv and hypervolume.png")
+    return 0
+
+
+def add_search_parser(sub) -> None:
+    from controller.search.algorithms import ALGORITHMS
+    from controller.search.evolution import INNER
+
+    s = sub.add_parser(
+        "search", help="device-specific architecture search (LINAS, NSGA-II, random); `search report` compares runs",
+        description="Search a space for the Pareto front of the objectives on one device key, measuring "
+                    "through the device's agents. Re-running a stopped search replays its measurements from "
+                    "the store. `hwnas search report RUN_DIR...` plots hypervolume over several runs.")
+    s.add_argument("--space", default="nb201", help="search space (default %(default)s)")
+    s.add_argument("--device", metavar="KEY", help="device key whose agents measure (required)")
+    s.add_argument("--objectives", default="latency,accuracy",
+                   help="two or more of latency, energy, power, flops, params, accuracy (default %(default)s)")
+    s.add_argument("--algo", default="linas", choices=sorted(ALGORITHMS))
+    s.add_argument("--evals", type=int, default=200, help="architectures to evaluate (default %(default)s)")
+    s.add_argument("--population", type=int, default=50, help="population per iteration (default %(default)s)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--accuracy", default=None, metavar="SPEC",
+                   help="accuracy evaluator: nb201[:COLUMN] (the packaged table; default on nb201), "
+                        "predictor:PATH, or module:function taking a controller.objectives.Candidate")
+    s.add_argument("--db", type=Path, default=Path("hwnas.db"), help="store (SQLite file or SQLAlchemy URL)")
+    s.add_argument("--out", type=Path, default=None, help="output folder (default runs/SPACE-DEVICE-ALGO-sSEED)")
+    linas = s.add_argument_group("LINAS")
+    linas.add_argument("--predictor", type=_predictors, default=None, metavar="KIND|OBJ=KIND,...",
+                       help="predictor per objective (ridge, svr, stacked, gcn, ...; default ridge as LINAS)")
+    linas.add_argument("--inner", default="nsga2", choices=sorted(INNER), help="pymoo algorithm on the predictors")
+    linas.add_argument("--inner-evals", type=int, default=20_000, help="predictor evaluations per iteration")
+    evo = s.add_argument_group("evolution (LINAS inner loop and NSGA-II)")
+    evo.add_argument("--crossover", type=float, default=0.9, help="SBX probability (default %(default)s)")
+    evo.add_argument("--mutation", type=float, default=0.02, help="mutation probability per variable")
+    s.add_argument("--hv-bounds", default="", metavar="OBJ=LOW:HIGH,...",
+                   help="hypervolume normalisation in natural units (default: the first population's range)")
+    m = s.add_argument_group("measurement")
+    m.add_argument("--agent", action="append", metavar="[KEY=]HOST:PORT", help="an agent of --device; repeatable")
+    m.add_argument("--agents", type=Path, metavar="FILE", help="TOML file of [[agents]] key/address tables")
+    m.add_argument("--listen", metavar="HOST:PORT", help="serve agents that dial in (hwnas-agent --controller)")
+    m.add_argument("--require-client-cert", action="store_true", help="with --listen: mutual TLS")
+    m.add_argument("--backend", default="onnxruntime", help="agent backend (replay for a recorded table)")
+    m.add_argument("--protocol", default="latbench", choices=["latbench", "adaptive", "fixed"])
+    m.add_argument("--param", type=param, action="append", metavar="KEY=VALUE", help="protocol parameter")
+    m.add_argument("--batch-size", type=int, default=1)
+    m.add_argument("--priority", type=int, default=100, help="queue priority of the search's jobs (default "
+                                                             "%(default)s: ahead of LatBench builds)")
+    m.add_argument("--lease-seconds", type=float, default=120.0)
+    m.add_argument("--connect-timeout", type=float, default=10.0, metavar="SECONDS")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_space_options(s)
+    add_client_security(s)
+    s.set_defaults(func=cmd_search, search_command=None)
+    r = s.add_subparsers(dest="search_command", metavar="report").add_parser(
+        "report", help="hypervolume vs evaluations over several runs, mean ± standard error per algorithm")
+    r.add_argument("runs", type=Path, nargs="+", metavar="RUN_DIR")
+    r.add_argument("--out", type=Path, default=Path("runs/report"), help="output folder (default %(default)s)")
+    r.add_argument("--hv-bounds", default="", metavar="OBJ=LOW:HIGH,...", help="common normalisation")
+    r.add_argument("--title", default=None)

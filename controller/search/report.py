@@ -1,0 +1,83 @@
+"""``hwnas search report``: several runs side by side — hypervolume vs evaluations, mean ± standard error.
+
+Runs normalise their hypervolume by their own first population, so their stored figures are not
+comparable across seeds. The report recomputes every run's hypervolume trace in one common normalisation:
+bounds from every run's measured points together (or ``--hv-bounds``), reference point 1.1.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from controller.search.hypervolume import HvSpace
+from controller.search.plots import hypervolume_png, mean_and_se
+from controller.search.run import measured_matrix, read_run
+
+
+@dataclass(frozen=True)
+class RunTrace:
+    folder: Path
+    algo: str
+    seed: int
+    device: str
+    hypervolume: list[float]
+
+
+def load_traces(folders: Sequence[Path], bounds: HvSpace | None = None) -> tuple[list[RunTrace], HvSpace]:
+    runs = [(folder, *read_run(folder)) for folder in folders]
+    if not runs:
+        raise ValueError("give at least one run folder")
+    objectives = {tuple(o["name"] for o in summary["objectives"]) for _, summary, _ in runs}
+    if len(objectives) > 1:
+        raise ValueError(f"the runs have different objectives: {sorted(objectives)}")
+    matrices = [measured_matrix(summary, rows) for _, summary, rows in runs]
+    if bounds is None:
+        everything = np.vstack([m[~np.isnan(m).any(axis=1)] for m in matrices])
+        if not len(everything):
+            raise ValueError("the runs have no successful evaluation")
+        bounds = HvSpace.from_points(everything)
+    traces = []
+    for (folder, summary, _), matrix in zip(runs, matrices, strict=True):
+        ok = ~np.isnan(matrix).any(axis=1)
+        trace, last, upto = [], 0.0, bounds.trace(matrix[ok]) if ok.any() else []
+        it = iter(upto)
+        for good in ok:  # a failed evaluation keeps the hypervolume where it was
+            last = next(it) if good else last
+            trace.append(last)
+        config = summary["config"]
+        traces.append(RunTrace(folder, config["algo"], config["seed"], config["device"], trace))
+    return traces, bounds
+
+
+def evaluations_to_reach(trace: Sequence[float], target: float) -> int | None:
+    """The first evaluation count at which ``trace`` reaches ``target``; None if it never does."""
+    hits = np.flatnonzero(np.asarray(trace) >= target - 1e-12)
+    return int(hits[0]) + 1 if len(hits) else None
+
+
+def write_report(traces: Sequence[RunTrace], out: Path, title: str) -> list[dict]:
+    """hypervolume.csv (mean and SE per algorithm and evaluation count), hypervolume.png; summary rows."""
+    out.mkdir(parents=True, exist_ok=True)
+    by_algo: dict[str, list[list[float]]] = {}
+    for t in traces:
+        by_algo.setdefault(t.algo, []).append(t.hypervolume)
+    with (out / "hypervolume.csv").open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["algo", "evaluations", "runs", "hypervolume_mean", "hypervolume_se"])
+        for algo, curves in by_algo.items():
+            mean, se = mean_and_se(curves)
+            writer.writerows([algo, k + 1, len(curves), f"{m:.6f}", f"{s:.6f}"] for k, (m, s) in
+                             enumerate(zip(mean, se, strict=True)))
+    hypervolume_png(out / "hypervolume.png", by_algo, title)
+    rows = []
+    for algo, curves in by_algo.items():
+        finals = np.array([c[-1] for c in curves])
+        rows.append({"algo": algo, "runs": len(curves), "evaluations": min(len(c) for c in curves),
+                     "final_hv_mean": float(finals.mean()),
+                     "final_hv_se": float(finals.std(ddof=1) / np.sqrt(len(finals))) if len(finals) > 1 else 0.0})
+    return rows

@@ -1,0 +1,205 @@
+"""Searches from the CLI against real agents: a replay agent of a public device column, and ONNX Runtime.
+
+The replay agent is a real `hwnas-agent` process on 127.0.0.1 answering the packaged NB-201 table's
+Pixel 3 column; every number the search records must be that table's.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from controller.cli import main
+from controller.data import nb201_table, nb201_table_path
+from controller.local_agent import LocalAgent
+from controller.objectives import Candidate, accuracy_evaluator, get_objectives
+from controller.search.hypervolume import HvSpace, pareto_mask, parse_bounds
+from controller.spaces import get_space
+from controller.store import Store
+
+COLUMN = "lat_ms_pixel3"
+QUICK = ["--evals", "30", "--population", "10", "--inner-evals", "1000", "--quiet", "--insecure",
+         "--backend", "replay"]
+
+
+@pytest.fixture(scope="module")
+def replay_agent(tmp_path_factory) -> LocalAgent:
+    cache = tmp_path_factory.mktemp("replay-cache")
+    with LocalAgent(cache, ["--backend", "replay", "--table", str(nb201_table_path()), "--column", COLUMN]) as agent:
+        yield agent
+
+
+def rows(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def search(tmp_path: Path, agent: LocalAgent, algo: str, *extra: str, name: str = "") -> Path:
+    out = tmp_path / (name or algo)
+    code = main(["search", "--device", "pixel3", "--agent", agent.address, "--algo", algo, "--db",
+                 str(tmp_path / "store.db"), "--out", str(out), *QUICK, *extra])
+    assert code == 0
+    return out
+
+
+@pytest.mark.parametrize("algo", ["linas", "nsga2", "random"])
+def test_search_records_the_replayed_device_and_writes_its_outputs(tmp_path: Path, replay_agent: LocalAgent,
+                                                                  algo: str) -> None:
+    out = search(tmp_path, replay_agent, algo)
+    table = {r["arch_str"]: r for r in nb201_table()}
+    measured = rows(out / "measured.csv")
+    assert len(measured) == 30 and len({r["arch"] for r in measured}) == 30
+    with Store(tmp_path / "store.db") as store:
+        # Cells with the same computation graph are one network, measured once: the replayed row is the one
+        # of the cell the store first saw with that graph.
+        measured_as = {r["arch_id"]: store.architecture(r["arch_id"]).arch for r in measured}
+    for r in measured:  # the device's numbers, and the packaged accuracy, nothing else
+        assert float(r["latency_ms"]) == pytest.approx(float(table[measured_as[r["arch_id"]]][COLUMN]))
+        assert float(r["accuracy_pct"]) == pytest.approx(float(table[r["arch"]]["acc_cifar10_test"]))
+    hv = [float(r["hypervolume"]) for r in measured]
+    assert all(b >= a for a, b in zip(hv, hv[1:], strict=False)) and hv[-1] > 0
+    F = np.array([[float(r["latency_ms"]), -float(r["accuracy_pct"])] for r in measured])
+    front = {r["arch"] for r in rows(out / "pareto.csv")}
+    assert front == {measured[i]["arch"] for i in np.flatnonzero(pareto_mask(F))}
+    summary = json.loads((out / "run.json").read_text())
+    assert summary["config"]["algo"] == algo and summary["evaluations"] == 30
+    assert summary["hypervolume"]["final"] == pytest.approx(hv[-1], abs=1e-6)
+    assert len(summary["hypervolume"]["bounds_minimisation_form"]["lower"]) == 2
+    assert (out / "pareto.png").stat().st_size > 1000 and (out / "hypervolume.png").stat().st_size > 1000
+    assert (out / "predicted_front.csv").exists() == (algo == "linas")
+    with Store(tmp_path / "store.db") as store:
+        records = list(store.measurements("pixel3"))
+    assert len(records) == len(measured_as) and all(r["replayed"] and r["protocol"] == "replay" for r in records)
+
+
+def test_linas_beats_random_on_the_same_budget_and_seed(tmp_path: Path, replay_agent: LocalAgent) -> None:
+    """Not a benchmark (that is benchmarks/search.py): a sanity check that the predictors steer at all."""
+    wins = 0
+    for seed in ("1", "2", "3"):
+        finals = {}
+        for algo in ("linas", "random"):
+            out = search(tmp_path, replay_agent, algo, "--seed", seed, name=f"{algo}-{seed}")
+            finals[algo] = json.loads((out / "run.json").read_text())["hypervolume"]["final"]
+        wins += finals["linas"] > finals["random"]
+    assert wins >= 2
+
+
+def test_report_compares_runs_in_one_normalisation(tmp_path: Path, replay_agent: LocalAgent,
+                                                   capsys: pytest.CaptureFixture) -> None:
+    runs = [search(tmp_path, replay_agent, algo, "--seed", seed, name=f"{algo}-{seed}")
+            for algo in ("linas", "random") for seed in ("0", "1")]
+    assert main(["search", "report", *map(str, runs), "--out", str(tmp_path / "report")]) == 0
+    table = rows(tmp_path / "report" / "hypervolume.csv")
+    assert {r["algo"] for r in table} == {"linas", "random"}
+    assert {r["runs"] for r in table} == {"2"} and len(table) == 60
+    assert "linas" in capsys.readouterr().out
+    assert (tmp_path / "report" / "hypervolume.png").stat().st_size > 1000
+
+
+def test_a_killed_search_resumes_from_the_store(tmp_path: Path, replay_agent: LocalAgent) -> None:
+    """SIGKILL the search process mid-run; the same command finishes it with the uninterrupted run's result,
+    and nothing is measured twice."""
+    reference = search(tmp_path, replay_agent, "linas", "--evals", "40", name="reference")
+    db, out = tmp_path / "killed.db", tmp_path / "killed"
+    command = [sys.executable, "-m", "controller.cli", "search", "--device", "pixel3", "--agent",
+               replay_agent.address, "--algo", "linas", "--db", str(db), "--out", str(out), *QUICK, "--evals", "40"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:  # kill after the first population, before the end
+        if db.exists() and 10 <= sum(1 for _ in Store(db).measurements()) < 40:
+            break
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait(30)
+    with Store(db) as store:
+        before = sum(1 for _ in store.measurements())
+    assert 10 <= before < 40
+    assert main(command[3:]) == 0
+    assert [r["arch"] for r in rows(out / "measured.csv")] == [r["arch"] for r in rows(reference / "measured.csv")]
+    with Store(db) as store:
+        arch_ids = [r["arch_id"] for r in store.measurements()]
+    assert len(arch_ids) == len(set(arch_ids)) == len({r["arch_id"] for r in rows(out / "measured.csv")})
+
+
+def test_linas_against_a_real_onnxruntime_agent(tmp_path: Path) -> None:
+    with LocalAgent(tmp_path / "ort-cache") as agent:
+        code = main(["search", "--device", "cpu-ort", "--agent", agent.address, "--algo", "linas", "--evals", "12",
+                     "--population", "6", "--inner-evals", "300", "--protocol", "fixed", "--param", "count=5",
+                     "--db", str(tmp_path / "ort.db"), "--out", str(tmp_path / "ort"), "--quiet", "--insecure"])
+    assert code == 0
+    measured = rows(tmp_path / "ort" / "measured.csv")
+    assert len(measured) == 12 and all(float(r["latency_ms"]) > 0 and not r["error"] for r in measured)
+    with Store(tmp_path / "ort.db") as store:
+        records = list(store.measurements("cpu-ort"))
+    assert len(records) == len({r["arch_id"] for r in measured})  # cells with one CG are measured once
+    assert all(r["count"] == 5 and not r["replayed"] for r in records)
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--agent", "127.0.0.1:1"], "--device KEY is required"),
+    (["--device", "d"], "no agent for device key 'd'"),
+    (["--device", "d", "--agent", "127.0.0.1:1", "--objectives", "latency,speed"], "unknown 'speed'"),
+    (["--device", "d", "--agent", "127.0.0.1:1", "--objectives", "latency"], "two or more distinct"),
+    (["--device", "d", "--agent", "127.0.0.1:1", "--accuracy", "no_such_module:f"], "cannot import it"),
+    (["--device", "d", "--agent", "127.0.0.1:1", "--accuracy", "nb201:acc_mnist"], "no such column"),
+    (["--device", "d", "--agent", "127.0.0.1:1", "--hv-bounds", "latency=0:5"], "missing accuracy"),
+    (["--device", "d", "--agent", "127.0.0.1:1", "--inner", "nsga2", "--objectives", "latency,accuracy,params"],
+     "handles two objectives"),
+    (["--device", "d", "--agent", "127.0.0.1:1", "--space", "nope"], "unknown search space"),
+    (["--device", "d", "--agent", "127.0.0.1:1", "--evals", "0"], "--evals must be >= 1"),
+    (["--device", "d", "--agent", "127.0.0.1:1", "--connect-timeout", "0.5"], "no answer within"),
+])
+def test_search_cli_names_the_bad_field(tmp_path: Path, capsys: pytest.CaptureFixture, args: list[str],
+                                        message: str) -> None:
+    assert main(["search", "--insecure", "--quiet", "--db", str(tmp_path / "s.db"), "--out", str(tmp_path / "o"),
+                 *args]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_report_refuses_a_folder_that_is_not_a_run(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["search", "report", str(tmp_path), "--out", str(tmp_path / "r")]) == 2
+    assert "is not a finished search run" in capsys.readouterr().err
+
+
+def test_objectives_and_accuracy_evaluators() -> None:
+    space = get_space("nb201")
+    x = space.from_string(nb201_table()[5]["arch_str"])
+    candidate = Candidate("nb201", tuple(x), space.to_string(x), space.to_graph(x))
+    assert accuracy_evaluator("nb201", space)([candidate]) == [float(nb201_table()[5]["acc_cifar10_test"])]
+    assert accuracy_evaluator("nb201:acc_cifar100_test", space)([candidate]) == [
+        float(nb201_table()[5]["acc_cifar100_test"])]
+    assert accuracy_evaluator("tests.controller.test_search:constant_accuracy", space)([candidate]) == [42.0]
+    other = Candidate("ofa-mbv3", (0,), "x", candidate.graph)
+    with pytest.raises(ValueError, match="not architectures of 'ofa-mbv3'"):
+        accuracy_evaluator("nb201", space)([other])
+    assert [o.sign for o in get_objectives("latency,accuracy")] == [1.0, -1.0]
+
+
+def constant_accuracy(candidate: Candidate) -> float:
+    """A user evaluator as a lab would plug one in (``--accuracy module:function``)."""
+    assert candidate.graph.macs() > 0
+    return 42.0
+
+
+def test_hypervolume_normalisation_and_trace() -> None:
+    space = HvSpace(np.array([0.0, 0.0]), np.array([1.0, 1.0]), np.array([1.1, 1.1]))
+    # two corner points: each dominates a 1.1 x 0.1 strip; together 2 * 0.11 - 0.01 overlap
+    assert space.hypervolume(np.array([[0.0, 1.0], [1.0, 0.0]])) == pytest.approx(0.21)
+    assert space.hypervolume(np.array([[0.5, 0.5]])) == pytest.approx(0.36)
+    assert space.hypervolume(np.array([[2.0, 2.0]])) == 0.0  # beyond the reference point
+    trace = space.trace(np.array([[0.5, 0.5], [0.6, 0.6], [0.0, 1.0], [0.4, 0.4]]))
+    assert trace == pytest.approx([0.36, 0.36, 0.36 + 0.05, 0.49 + 0.04])
+    bounds = parse_bounds("latency=0:10,accuracy=50:100", ["latency", "accuracy"], [1.0, -1.0])
+    assert bounds.lower.tolist() == [0.0, -100.0] and bounds.upper.tolist() == [10.0, -50.0]
+    with pytest.raises(ValueError, match="must look like NAME=LOW:HIGH"):
+        parse_bounds("latency=5", ["latency"], [1.0])
+    with pytest.raises(ValueError, match="LOW < HIGH"):
+        parse_bounds("latency=5:1", ["latency"], [1.0])
