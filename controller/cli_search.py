@@ -32,6 +32,27 @@ def _predictors(text: str) -> dict[str, str]:
     return out
 
 
+def _latency_predictor(args: argparse.Namespace):
+    """BRP-NAS's candidate filter: a saved predictor folder, the device's own beside --db, or none."""
+    from controller.predictor_jobs import artifact_dir
+    from predictors import load
+
+    if args.latency_max is None or args.latency_max <= 0:
+        raise ValueError("--algo brpnas needs --latency-max MS (> 0)")
+    if not 0 <= args.alpha <= 1 or args.iterations < 1:
+        raise ValueError(f"--alpha must be in [0, 1] and --iterations >= 1, got {args.alpha} and {args.iterations}")
+    if args.latency_predictor == "none":
+        return None
+    if args.latency_predictor == "auto":
+        found = [artifact_dir(args.db, args.device, kind) for kind in ("gcn", "stacked", "svr", "ridge")]
+        folder = next((f for f in found if (f / "card.json").exists()), None)
+        return load(folder) if folder else None
+    try:
+        return load(Path(args.latency_predictor))
+    except (OSError, ValueError, KeyError) as exc:
+        raise ValueError(f"--latency-predictor {args.latency_predictor}: {exc}") from None
+
+
 def cmd_search(args: argparse.Namespace) -> int:
     if args.search_command == "report":
         return cmd_search_report(args)
@@ -75,7 +96,9 @@ def cmd_search(args: argparse.Namespace) -> int:
         kinds = args.predictor or {}
         predictors = {n: kinds.get(n, kinds.get("*", "ridge")) for n in names}
         config = SearchConfig(space.name, args.device, names, args.algo, args.evals, args.population, args.seed,
-                              spec, args.inner, args.inner_evals, predictors, args.crossover, args.mutation)
+                              spec, args.inner, args.inner_evals, predictors, args.crossover, args.mutation,
+                              args.latency_max, args.iterations, args.alpha)
+        latency_predictor = _latency_predictor(args) if args.algo == "brpnas" else None
         from controller.search.algorithms import get_algorithm
         from controller.search.evolution import inner_algorithm
 
@@ -112,7 +135,8 @@ def cmd_search(args: argparse.Namespace) -> int:
                                      connect=connect or campaign.AgentClient) if measured else None
             run = SearchRun(config, lambda on_evaluated: Evaluator(space, objectives, args.evals, measurer, accuracy,
                                                                    on_evaluated),
-                            out, space, bounds, note=note, progress=progress)
+                            out, space, bounds, note=note, progress=progress, latency_predictor=latency_predictor,
+                            brp_config={"epochs": args.brp_epochs} if args.brp_epochs else {})
             run.run()
         except KeyboardInterrupt:
             bar.close()
@@ -184,6 +208,14 @@ def add_search_parser(sub) -> None:
                        help="predictor per objective (ridge, svr, stacked, gcn, ...; default ridge as LINAS)")
     linas.add_argument("--inner", default="nsga2", choices=sorted(INNER), help="pymoo algorithm on the predictors")
     linas.add_argument("--inner-evals", type=int, default=20_000, help="predictor evaluations per iteration")
+    brp = s.add_argument_group("BRP-NAS", "latency-constrained accuracy search (--algo brpnas; nb201)")
+    brp.add_argument("--latency-max", type=float, default=None, metavar="MS", help="the latency limit (required)")
+    brp.add_argument("--iterations", type=int, default=5, help="iterations I of data selection (default 5)")
+    brp.add_argument("--alpha", type=float, default=0.5, help="share taken from the ranking's top (default 0.5)")
+    brp.add_argument("--latency-predictor", default="auto", metavar="auto|none|PATH",
+                     help="drop candidates this predictor puts over --latency-max; auto: the device's trained "
+                          "predictor beside --db, if any (default auto)")
+    brp.add_argument("--brp-epochs", type=int, default=None, help="binary relation predictor epochs (default 100)")
     evo = s.add_argument_group("evolution (LINAS inner loop and NSGA-II)")
     evo.add_argument("--crossover", type=float, default=0.9, help="SBX probability (default %(default)s)")
     evo.add_argument("--mutation", type=float, default=0.02, help="mutation probability per variable")

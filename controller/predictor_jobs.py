@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from controller.predictor_data import nb201_samples
+from controller.predictor_data import space_samples
 from controller.spaces import get_space
 from predictors import Predictor, Samples, get_predictor, load, predictor_class
 from predictors.evaluate import Result, summarise
@@ -35,19 +35,9 @@ def load_for_device(db: Path, device_key: str, kind: str) -> Predictor:
     return load(folder)
 
 
-def space_samples(space_name: str, encodings: Sequence[Sequence[int]], y: np.ndarray,
-                  flops: np.ndarray) -> Samples:
-    """NB-201 gets every view; other spaces a one-hot of each variable (from the space's bounds) and FLOPs."""
-    if space_name == "nb201":
-        return replace(nb201_samples(encodings, y, flops=False), flops=np.asarray(flops, dtype=np.float64))
-    space = get_space(space_name)
-    low, high = space.bounds()
-    widths = (np.asarray(high) - np.asarray(low) + 1).astype(int)
-    offsets = np.concatenate([[0], np.cumsum(widths)[:-1]])
-    encoding = np.zeros((len(encodings), int(widths.sum())), dtype=np.float32)
-    for row, x in enumerate(encodings):
-        encoding[row, offsets + np.asarray(x) - np.asarray(low)] = 1.0
-    return Samples(encoding=encoding, flops=np.asarray(flops, dtype=np.float64), y=np.asarray(y, dtype=np.float64))
+def store_samples(space_name: str, encodings: Sequence[Sequence[int]], y: np.ndarray, flops: np.ndarray) -> Samples:
+    """A space's predictor views (``predictor_data.space_samples``) with the stored FLOPs added."""
+    return replace(space_samples(get_space(space_name), encodings, y), flops=np.asarray(flops, dtype=np.float64))
 
 
 def samples_from_store(store, device_key: str) -> tuple[str, Samples]:
@@ -61,7 +51,7 @@ def samples_from_store(store, device_key: str) -> tuple[str, Samples]:
                          "space")
     space = spaces.pop()
     encodings = [[int(v) for v in r["encoding"].split()] for r in rows]
-    return space, space_samples(space, encodings, np.array([r["latency_ms"] for r in rows]),
+    return space, store_samples(space, encodings, np.array([r["latency_ms"] for r in rows]),
                                 np.array([r["macs"] for r in rows], dtype=np.float64))
 
 

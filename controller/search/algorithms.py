@@ -2,7 +2,9 @@
 
 - ``random``: uniform samples of the space, a population at a time (the reference);
 - ``nsga2``: NSGA-II on measurements only ("validation only" in LINAS's terms);
-- ``linas``: measure, retrain predictors, search them for long, measure the best unique candidates.
+- ``linas``: measure, retrain predictors, search them for long, measure the best unique candidates;
+- ``brpnas``: latency-constrained accuracy search with a binary relation predictor and iterative data
+  selection.
 
 Every algorithm starts from the same seeded random first population, so runs of one seed share it and
 their hypervolume bounds.
@@ -18,6 +20,7 @@ import numpy as np
 from controller.search.evaluator import Evaluator
 from controller.search.evolution import PENALTY, inner_algorithm
 from controller.spaces import SearchSpace
+from predictors import Predictor
 
 STALE_GENERATIONS = 50  # NSGA-II generations without a new architecture before it stops early
 
@@ -36,6 +39,11 @@ class SearchContext:
     note: Callable[[str], None] = lambda text: None  # progress lines
     predicted_front: list[tuple[tuple[int, ...], list[float]]] = field(default_factory=list)
     iteration_seconds: list[float] = field(default_factory=list)  # LINAS: controller time per iteration
+    latency_max_ms: float | None = None  # BRP-NAS: the latency limit
+    latency_predictor: Predictor | None = None  # BRP-NAS: the device's, to drop candidates predicted too slow
+    iterations: int = 5  # BRP-NAS: I
+    alpha: float = 0.5  # BRP-NAS: share of each iteration taken from the top of the ranking
+    brp_config: dict = field(default_factory=dict)  # BRP-NAS: binary relation predictor settings
 
     def __post_init__(self) -> None:
         if self.population < 2:
@@ -110,7 +118,14 @@ def linas_search(ctx: SearchContext) -> None:
     run_linas(ctx)
 
 
+def brpnas_search(ctx: SearchContext) -> None:
+    from controller.search.brpnas import run_brpnas
+
+    run_brpnas(ctx)
+
+
 ALGORITHMS: dict[str, Callable[[SearchContext], None]] = {
+    "brpnas": brpnas_search,
     "linas": linas_search,
     "nsga2": nsga2_search,
     "random": random_search,

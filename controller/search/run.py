@@ -43,6 +43,9 @@ class SearchConfig:
     predictors: dict[str, str] = field(default_factory=dict)
     crossover: float = 0.9
     mutation: float = 0.02
+    latency_max_ms: float | None = None
+    iterations: int = 5
+    alpha: float = 0.5
 
 
 class HypervolumeLog:
@@ -67,8 +70,10 @@ class HypervolumeLog:
 class SearchRun:
     def __init__(self, config: SearchConfig, evaluator_factory: Callable[[Callable], Evaluator], out: Path,
                  space, bounds: HvSpace | None = None, note: Callable[[str], None] = print,
-                 progress: Callable[[Evaluation, float], None] = lambda e, hv: None) -> None:
+                 progress: Callable[[Evaluation, float], None] = lambda e, hv: None,
+                 latency_predictor=None, brp_config: dict | None = None) -> None:
         self.config, self.out, self.space, self.note, self.progress = config, out, space, note, progress
+        self.latency_predictor, self.brp_config = latency_predictor, dict(brp_config or {})
         out.mkdir(parents=True, exist_ok=True)
         self.evaluator = evaluator_factory(self._on_evaluated)
         self.hv = HypervolumeLog(self.evaluator, bounds)
@@ -88,7 +93,9 @@ class SearchRun:
     def run(self) -> SearchContext:
         c = self.config
         ctx = SearchContext(self.space, self.evaluator, c.population, c.seed, c.crossover, c.mutation, c.inner,
-                            c.inner_evals, dict(c.predictors), note=self.note)
+                            c.inner_evals, dict(c.predictors), note=self.note, latency_max_ms=c.latency_max_ms,
+                            latency_predictor=self.latency_predictor, iterations=c.iterations, alpha=c.alpha,
+                            brp_config=self.brp_config)
         started = time.perf_counter()
         try:
             get_algorithm(c.algo)(ctx)
@@ -98,6 +105,7 @@ class SearchRun:
         return ctx
 
     def _write_outputs(self, ctx: SearchContext, wall_s: float) -> None:
+        c = self.config
         ok = self.evaluator.successful()
         names, columns = self.evaluator.names, [o.column for o in self.evaluator.objectives]
         F = self.evaluator.minimised(ok)
@@ -125,6 +133,12 @@ class SearchRun:
             "wall_s": wall_s,
             "controller_seconds_per_iteration": ctx.iteration_seconds,
         }
+        if c.latency_max_ms is not None:
+            from controller.search.brpnas import best_within
+
+            best = best_within(ctx)
+            summary["best_within_latency_max"] = None if best is None else {
+                "eval": best.index, "arch": best.arch, "arch_id": best.arch_id, **best.values}
         (self.out / "run.json").write_text(json.dumps(summary, indent=2) + "\n")
         from controller.search.plots import hypervolume_png, pareto_png
 

@@ -92,6 +92,17 @@ def test_linas_beats_random_on_the_same_budget_and_seed(tmp_path: Path, replay_a
     assert wins >= 2
 
 
+def test_brpnas_finds_the_best_model_within_the_latency_limit(tmp_path: Path, replay_agent: LocalAgent) -> None:
+    out = search(tmp_path, replay_agent, "brpnas", "--latency-max", "8", "--evals", "24", "--iterations", "2",
+                 "--brp-epochs", "5")
+    measured = rows(out / "measured.csv")
+    assert len(measured) == 24 and {r["iteration"] for r in measured} == {"1", "2"}
+    within = [r for r in measured if float(r["latency_ms"]) <= 8]
+    best = json.loads((out / "run.json").read_text())["best_within_latency_max"]
+    assert best["accuracy"] == max(float(r["accuracy_pct"]) for r in within)
+    assert best["latency"] <= 8
+
+
 def test_report_compares_runs_in_one_normalisation(tmp_path: Path, replay_agent: LocalAgent,
                                                    capsys: pytest.CaptureFixture) -> None:
     runs = [search(tmp_path, replay_agent, algo, "--seed", seed, name=f"{algo}-{seed}")
@@ -155,6 +166,9 @@ def test_linas_against_a_real_onnxruntime_agent(tmp_path: Path) -> None:
      "handles two objectives"),
     (["--device", "d", "--agent", "127.0.0.1:1", "--space", "nope"], "unknown search space"),
     (["--device", "d", "--agent", "127.0.0.1:1", "--evals", "0"], "--evals must be >= 1"),
+    (["--device", "d", "--agent", "127.0.0.1:1", "--algo", "brpnas"], "needs --latency-max"),
+    (["--device", "d", "--agent", "127.0.0.1:1", "--algo", "brpnas", "--latency-max", "5", "--latency-predictor",
+      "/no/such/folder"], "--latency-predictor /no/such/folder"),
     (["--device", "d", "--agent", "127.0.0.1:1", "--connect-timeout", "0.5"], "no answer within"),
 ])
 def test_search_cli_names_the_bad_field(tmp_path: Path, capsys: pytest.CaptureFixture, args: list[str],
