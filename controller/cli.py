@@ -64,7 +64,10 @@ def cmd_profile(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from controller.demo import run_demo
 
-    run_demo(args.protocol)
+    try:
+        run_demo(args.out, args.protocol, args.sample, args.evals)
+    except (RuntimeError, ValueError, OSError) as exc:
+        return fail("demo", exc)
     return 0
 
 
@@ -639,8 +642,15 @@ def build_parser() -> argparse.ArgumentParser:
     ci.add_argument("--force", action="store_true", help="replace existing files")
     ci.set_defaults(func=cmd_certs_init)
 
-    d = sub.add_parser("demo", help="start a local agent, profile small CNNs through it, print the table")
-    d.add_argument("--protocol", default="latbench")
+    d = sub.add_parser("demo", help="the main job end to end: local agents, a campaign, a predictor, a LINAS search",
+                       description="Starts an ONNX Runtime agent and a replay of a public device on 127.0.0.1, "
+                                   "profiles small CNNs, runs a small LatBench campaign on both, trains a latency "
+                                   "predictor per device and a short LINAS search, and writes its plots.")
+    d.add_argument("--out", type=Path, default=Path("demo-output"), help="output folder (default %(default)s)")
+    d.add_argument("--protocol", default="fixed", help="timing protocol on the ORT agent (default %(default)s: "
+                                                       "100 inferences, quick)")
+    d.add_argument("--sample", type=int, default=40, help="NB-201 cells in the campaign (default %(default)s)")
+    d.add_argument("--evals", type=int, default=100, help="LINAS evaluations (default %(default)s)")
     d.set_defaults(func=cmd_demo)
     return parser
 

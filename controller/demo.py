@@ -25,22 +25,61 @@ def small_cnn(width: int, blocks: int = 2, resolution: int = 32, classes: int = 
     return b.build()
 
 
-def run_demo(protocol: str = "latbench") -> str:
-    with tempfile.TemporaryDirectory(prefix="hwnas-demo-") as tmp, LocalAgent(Path(tmp) / "cache") as agent:
-        print(f"started a local agent on {agent.address}")
+def run_demo(out: Path, protocol: str = "fixed", sample: int = 40, evals: int = 100) -> dict[str, Path]:
+    """The main job end to end on this machine, in a few minutes; returns the files it wrote.
+
+    1. Two local agents: ONNX Runtime on this CPU (``local-cpu-ort``), and a replay of a public device
+       (``pixel3-replay``: the packaged NB-201 table's Pixel 3 column, every record marked replayed).
+    2. Small CNNs profiled through the ORT agent.
+    3. A small LatBench campaign: ``sample`` NB-201 cells on both device keys, into ``out/demo.db``.
+    4. A per-device latency predictor (SVR) trained from what the agents measured.
+    5. A short LINAS search on the replayed device (latency vs CIFAR-10 accuracy), with its plots.
+    """
+    from controller import campaign
+    from controller.cli import main as hwnas
+    from controller.data import nb201_table_path
+    from controller.predictor_jobs import train_from_store
+    from controller.spaces import get_space
+    from controller.spaces.catalog import sample as sample_space
+    from controller.store import Store
+
+    out.mkdir(parents=True, exist_ok=True)
+    db = out / "demo.db"
+    replay = ["--backend", "replay", "--table", str(nb201_table_path()), "--column", "lat_ms_pixel3"]
+    with tempfile.TemporaryDirectory(prefix="hwnas-demo-") as tmp, \
+            LocalAgent(Path(tmp) / "ort") as ort, LocalAgent(Path(tmp) / "replay", replay) as replayed:
+        print(f"1. agents: ONNX Runtime on {ort.address} (local-cpu-ort), "
+              f"a replayed Pixel 3 on {replayed.address} (pixel3-replay)")
         rows = []
-        with AgentClient(agent.address) as client:
+        with AgentClient(ort.address) as client:
             client.wait_ready()
-            info = client.device_info()
-            print(f"device: {info.cpu_model} ({info.cpu_cores_logical} logical cores), "
-                  f"backends: {', '.join(info.backends)}")
             for width in (16, 32, 64):
                 graph = small_cnn(width)
-                sha, uploaded = client.ensure_model(to_onnx_bytes(graph))
-                label = f"cnn-w{width} ({graph.macs() / 1e6:.1f} MMACs)"
-                print(f"{label}: arch_id {graph.arch_id[:12]}, model {sha[:12]} {'uploaded' if uploaded else 'cached'}")
-                rows.append((label, client.profile(sha, protocol=protocol)))
-        table = profile_table(rows)
-    print(table)
-    print("stopped the agent")
-    return table
+                sha, _ = client.ensure_model(to_onnx_bytes(graph))
+                rows.append((f"cnn-w{width} ({graph.macs() / 1e6:.1f} MMACs)", client.profile(sha, protocol=protocol)))
+        print("2. small CNNs on the ORT agent:\n" + profile_table(rows))
+
+        space = get_space("nb201")
+        endpoints = [campaign.AgentEndpoint("local-cpu-ort", ort.address),
+                     campaign.AgentEndpoint("pixel3-replay", replayed.address)]
+        with Store(db) as store:
+            for key, backend in (("local-cpu-ort", "onnxruntime"), ("pixel3-replay", "replay")):
+                plan = campaign.CampaignPlan("demo", [key], backend=backend, protocol=protocol,
+                                             protocol_params={"count": 100} if protocol == "fixed" else {})
+                campaign.enqueue(store, space, sample_space(space, sample, 0), plan)
+            counts = campaign.run_campaign(store, endpoints)
+            print(f"3. LatBench campaign of {sample} NB-201 cells into {db}: {campaign.summary_line(counts)}")
+            for key in ("local-cpu-ort", "pixel3-replay"):
+                folder, metrics = train_from_store(store, db, key, "svr")
+                print(f"4. {key} latency predictor (svr) -> {folder}: held-out MAPE {metrics['mape'] * 100:.1f}%, "
+                      f"Spearman {metrics['spearman']:.3f}")
+        print(f"5. LINAS on pixel3-replay, {evals} evaluations:")
+        search_out = out / "search"
+        code = hwnas(["search", "--device", "pixel3-replay", "--agent", replayed.address, "--backend", "replay",
+                      "--algo", "linas", "--evals", str(evals), "--population", "25", "--inner-evals", "5000",
+                      "--db", str(db), "--out", str(search_out), "--insecure"])
+        if code != 0:
+            raise RuntimeError("the demo's search failed")
+    files = {name: search_out / name for name in ("pareto.png", "hypervolume.png", "pareto.csv", "measured.csv")}
+    print("wrote " + ", ".join(str(p) for p in files.values()))
+    return files

@@ -1,6 +1,7 @@
 """`hwnas profile` and `hwnas demo` against real agents."""
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -47,11 +48,15 @@ def test_profile_errors_name_what_went_wrong(agent, model_file: Path, tmp_path: 
     assert "--param" in capsys.readouterr().err
 
 
-def test_demo_profiles_through_a_real_agent_process() -> None:
-    done = subprocess.run([sys.executable, "-m", "controller.cli", "demo", "--protocol", "fixed"],
-                          capture_output=True, text=True, timeout=180)
+def test_demo_runs_the_main_job_end_to_end(tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-m", "controller.cli", "demo", "--out", str(tmp_path / "demo"),
+                           "--sample", "12", "--evals", "30"], capture_output=True, text=True, timeout=400)
     assert done.returncode == 0, done.stderr
-    assert "started a local agent on 127.0.0.1:" in done.stdout
-    rows = [line for line in done.stdout.splitlines() if line.startswith("cnn-w") and "fixed" in line]
-    assert len(rows) == 3, done.stdout
-    assert "stopped the agent" in done.stdout
+    out = done.stdout
+    assert "1. agents: ONNX Runtime on 127.0.0.1:" in out and "replayed Pixel 3" in out
+    assert len([line for line in out.splitlines() if line.startswith("cnn-w") and "fixed" in line]) == 3, out
+    assert re.search(r"local-cpu-ort: \d+ done; pixel3-replay: \d+ done$", out, re.MULTILINE), out
+    assert out.count("latency predictor (svr)") == 2
+    for name in ("pareto.png", "hypervolume.png"):
+        assert (tmp_path / "demo" / "search" / name).stat().st_size > 1000
+    assert len((tmp_path / "demo" / "search" / "measured.csv").read_text().splitlines()) == 31
