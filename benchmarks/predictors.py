@@ -32,6 +32,32 @@ def run(target: str, kinds: list[str], seeds: int, n_train: int = 900, n_valid: 
     return results, time.perf_counter() - t0
 
 
+def noise_ceiling(target: str) -> dict[str, float]:
+    """What the table's own repeat measurements allow: NB-201 cells that prune to the same network (same live
+    edges) were timed separately; predicting each one by the mean of its twins' measurements is the best a
+    predictor of the network can do. Returns that predictor's share within +-1/5/10 % (BRP-NAS definition)."""
+    import collections
+
+    import numpy as np
+
+    from controller.data import nb201_table_path
+    from controller.predictor_data import read_nb201_table
+    from controller.spaces.nb201 import live_edges
+    from predictors.metrics import evaluate
+
+    table = read_nb201_table(nb201_table_path(), target)
+    twins: dict[tuple, list[float]] = collections.defaultdict(list)
+    for x, y in zip(table.encodings, table.y, strict=True):
+        twins[tuple(sorted(live_edges(x)))].append(float(y))
+    measured, predicted = [], []
+    for ys in (np.array(v) for v in twins.values() if len(v) > 1):
+        for i in range(len(ys)):
+            measured.append(ys[i])
+            predicted.append(np.delete(ys, i).mean())
+    metrics = evaluate(np.array(predicted), np.array(measured))
+    return {"cells": len(measured), **{k: metrics[f"brpnas_within_{k}pct"] for k in (1, 5, 10)}}
+
+
 def main() -> None:
     from controller.predictor_jobs import bench_table
     from controller.report import text_table
@@ -46,6 +72,10 @@ def main() -> None:
     results, wall = run(args.target, args.kinds.split(","), args.seeds)
     print(text_table(bench_table(results)))
     print(f"\n{wall:.0f} s for {len(results)} fits")
+    ceiling = noise_ceiling(args.target)
+    print(f"noise ceiling ({ceiling['cells']} cells with a separately timed twin network, predicted by their "
+          f"twins' mean): {ceiling[1] * 100:.1f} / {ceiling[5] * 100:.1f} / {ceiling[10] * 100:.1f} % within "
+          "+-1/5/10 %")
 
 
 if __name__ == "__main__":

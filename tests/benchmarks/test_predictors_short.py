@@ -1,6 +1,6 @@
 """The predictor benchmark in a short form (full form: python -m benchmarks.predictors)."""
 
-from benchmarks.predictors import run
+from benchmarks.predictors import noise_ceiling, run
 
 
 def test_predictor_benchmark_short_form() -> None:
@@ -8,3 +8,9 @@ def test_predictor_benchmark_short_form() -> None:
                         rows=300, configs={"gcn": {"hidden": 32, "epochs": 2}})
     assert [r.kind for r in results] == ["ridge", "gcn"] and wall > 0
     assert all(0 <= r.metrics["brpnas_within_10pct"] <= 1 for r in results)
+
+
+def test_noise_ceiling_of_the_i7_column() -> None:
+    ceiling = noise_ceiling("lat_ms_latbench_desktop_cpu_i7_7820x")
+    assert ceiling["cells"] > 5000  # NB-201 has 15,284 connected cells but 9,444 distinct networks
+    assert 0.3 < ceiling[1] < ceiling[5] < ceiling[10] < 1.0
