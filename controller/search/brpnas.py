@@ -37,7 +37,7 @@ def candidates(ctx: SearchContext) -> list[list[int]]:
 
 
 def train_brp(ctx: SearchContext) -> Predictor:
-    done = [e for e in ctx.evaluator.successful()]
+    done = ctx.evaluator.successful()
     y = np.array([e.values["accuracy"] for e in done])
     config = {"seed": ctx.seed, **ctx.brp_config}
     return get_predictor("brp", **config).fit(space_samples(ctx.space, [e.encoding for e in done], y))

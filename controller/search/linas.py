@@ -21,7 +21,7 @@ from controller.predictor_data import space_samples
 from controller.search.algorithms import SearchContext, first_population, sample_new
 from controller.search.evolution import PENALTY, inner_algorithm, integer_problem
 from controller.search.hypervolume import pareto_mask
-from predictors import Predictor, get_predictor
+from predictors import Predictor, get_predictor, predictor_class
 
 DEFAULT_PREDICTOR = "ridge"  # LINAS Table 5 (MobileNetV3, ResNet50): ridge for accuracy and latency
 
@@ -33,7 +33,7 @@ def train_predictors(ctx: SearchContext) -> list[Predictor]:
     models = []
     for objective in ctx.evaluator.objectives:
         kind = ctx.predictors.get(objective.name, DEFAULT_PREDICTOR)
-        config = {"seed": ctx.seed} if "seed" in get_predictor(kind).config else {}
+        config = {"seed": ctx.seed} if "seed" in predictor_class(kind).defaults() else {}
         y = np.array([e.values[objective.name] for e in done])
         models.append(get_predictor(kind, **config).fit(samples.with_y(y)))
     return models

@@ -154,6 +154,20 @@ def test_linas_against_a_real_onnxruntime_agent(tmp_path: Path) -> None:
     assert all(r["count"] == 5 and not r["replayed"] for r in records)
 
 
+def test_linas_on_ofa_mobilenetv3_with_graph_objectives(tmp_path: Path) -> None:
+    """Spaces without a cell graph use the one-hot of their variables; FLOPs come from the CG."""
+    with LocalAgent(tmp_path / "ort-cache") as agent:
+        code = main(["search", "--space", "ofa-mbv3", "--resolution", "64", "--objectives", "latency,flops",
+                     "--device", "cpu-ort", "--agent", agent.address, "--algo", "linas", "--evals", "8",
+                     "--population", "4", "--inner-evals", "200", "--protocol", "fixed", "--param", "count=3",
+                     "--db", str(tmp_path / "o.db"), "--out", str(tmp_path / "ofa"), "--quiet", "--insecure"])
+    assert code == 0
+    space = get_space("ofa-mbv3", resolution=64)
+    for r in rows(tmp_path / "ofa" / "measured.csv"):
+        x = [int(v) for v in r["encoding"].split()]
+        assert float(r["macs"]) == space.to_graph(x).macs() and float(r["latency_ms"]) > 0
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (["--agent", "127.0.0.1:1"], "--device KEY is required"),
     (["--device", "d"], "no agent for device key 'd'"),
