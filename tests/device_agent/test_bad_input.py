@@ -110,7 +110,7 @@ def test_a_batch_size_the_model_fixes_otherwise(client: AgentClient, tiny_model:
 
 def test_an_unknown_backend(client: AgentClient, tiny_model: bytes) -> None:
     sha, _ = client.ensure_model(tiny_model)
-    expect(grpc.StatusCode.INVALID_ARGUMENT, "unknown backend 'tensorrt'; known: ['instant', 'onnxruntime']",
+    expect(grpc.StatusCode.INVALID_ARGUMENT, "unknown backend 'tensorrt'; known: ['instant', 'onnxruntime', 'replay']",
            client.profile, sha, backend="tensorrt")
     still_serves(client, tiny_model)
 
