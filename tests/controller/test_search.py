@@ -154,6 +154,37 @@ def test_linas_against_a_real_onnxruntime_agent(tmp_path: Path) -> None:
     assert all(r["count"] == 5 and not r["replayed"] for r in records)
 
 
+@pytest.mark.parametrize(("inner", "objectives"), [("nsga2", "flops,accuracy"), ("agemoea", "flops,accuracy"),
+                                                   ("unsga3", "flops,params,accuracy"), ("ctaea", "flops,accuracy"),
+                                                   ("moead", "flops,params,accuracy")])
+def test_every_inner_algorithm_drives_linas(tmp_path: Path, inner: str, objectives: str) -> None:
+    """Objectives that need no device (CG and table) need no agent."""
+    assert main(["search", "--objectives", objectives, "--device", "none", "--algo", "linas", "--inner", inner,
+                 "--evals", "16", "--population", "8", "--inner-evals", "160", "--db", str(tmp_path / "s.db"),
+                 "--out", str(tmp_path / inner), "--quiet"]) == 0
+    measured = rows(tmp_path / inner / "measured.csv")
+    assert len(measured) == 16 and {r["iteration"] for r in measured} == {"0", "1"}
+    assert len((tmp_path / inner / "predicted_front.csv").read_text().splitlines()) > 1
+
+
+def test_accuracy_from_a_saved_predictor(tmp_path: Path) -> None:
+    from controller.predictor_data import space_samples
+    from predictors import get_predictor
+
+    space = get_space("nb201")
+    table = [r for r in nb201_table()[:400] if space.has_network(space.from_string(r["arch_str"]))]
+    encodings = [space.from_string(r["arch_str"]) for r in table]
+    accuracy = np.array([float(r["acc_cifar10_test"]) for r in table])
+    folder = get_predictor("ridge").fit(space_samples(space, encodings, accuracy)).save(tmp_path / "acc")
+    assert main(["search", "--objectives", "flops,accuracy", "--accuracy", f"predictor:{folder}", "--device",
+                 "none", "--algo", "random", "--evals", "5", "--db", str(tmp_path / "s.db"), "--out",
+                 str(tmp_path / "out"), "--quiet"]) == 0
+    measured = rows(tmp_path / "out" / "measured.csv")
+    predicted = get_predictor("ridge").fit(space_samples(space, encodings, accuracy)).predict(
+        space_samples(space, [[int(v) for v in r["encoding"].split()] for r in measured]))
+    assert [float(r["accuracy_pct"]) for r in measured] == pytest.approx(predicted.tolist())
+
+
 def test_linas_on_ofa_mobilenetv3_with_graph_objectives(tmp_path: Path) -> None:
     """Spaces without a cell graph use the one-hot of their variables; FLOPs come from the CG."""
     with LocalAgent(tmp_path / "ort-cache") as agent:
