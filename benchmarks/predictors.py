@@ -16,7 +16,7 @@ from benchmarks.common import machine_line
 
 
 def run(target: str, kinds: list[str], seeds: int, n_train: int = 900, n_valid: int = 100, rows: int | None = None,
-        configs: dict | None = None) -> tuple[list, float]:
+        configs: dict | None = None, cell_graph: str = "pruned") -> tuple[list, float]:
     import numpy as np
 
     from controller.data import nb201_table_path
@@ -26,7 +26,7 @@ def run(target: str, kinds: list[str], seeds: int, n_train: int = 900, n_valid: 
     table = read_nb201_table(nb201_table_path(), target)
     keep = np.arange(len(table.encodings)) if rows is None else np.arange(rows)
     samples = nb201_samples([table.encodings[k] for k in keep], table.y[keep], flops="flops" in kinds,
-                            graphs="kgnn" in kinds)
+                            graphs="kgnn" in kinds, cell_graph=cell_graph)
     t0 = time.perf_counter()
     results = bench(samples, kinds, range(seeds), n_train, n_valid, configs)
     return results, time.perf_counter() - t0
@@ -66,10 +66,11 @@ def main() -> None:
     parser.add_argument("--target", default="lat_ms_latbench_desktop_cpu_i7_7820x")
     parser.add_argument("--kinds", default="ridge,svr,stacked,flops,gcn")
     parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--cell-graph", default="pruned", choices=["pruned", "full"])
     args = parser.parse_args()
     print(f"machine: {machine_line()}\ntarget: {args.target}, 900 train / 100 validation / rest test, "
           f"{args.seeds} seeds\n", flush=True)
-    results, wall = run(args.target, args.kinds.split(","), args.seeds)
+    results, wall = run(args.target, args.kinds.split(","), args.seeds, cell_graph=args.cell_graph)
     print(text_table(bench_table(results)))
     print(f"\n{wall:.0f} s for {len(results)} fits")
     ceiling = noise_ceiling(args.target)

@@ -183,18 +183,25 @@ def to_record(job: Job, r: Mapping[str, Any]) -> MeasurementRecord:
     )
 
 
-class _LeaseKeeper:
-    """Renews a job's lease every third of its length while the agent measures it."""
+class LeaseRenewer:
+    """Extends the leases of every worker of one campaign run, every third of the lease, in one statement.
 
-    def __init__(self, store: Store, job: Job, lease_s: float) -> None:
+    One thread for all workers instead of one per job: a job's lease outlives a slow measurement, and the
+    dispatch path creates no thread per job.
+    """
+
+    def __init__(self, store: Store, owners: Sequence[str], lease_s: float) -> None:
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(store, job, lease_s), daemon=True)
+        self._thread = threading.Thread(target=self._run, args=(store, list(owners), lease_s), daemon=True,
+                                        name="lease-renewer")
         self._thread.start()
 
-    def _run(self, store: Store, job: Job, lease_s: float) -> None:
+    def _run(self, store: Store, owners: list[str], lease_s: float) -> None:
         while not self._stop.wait(lease_s / 3):
-            if not store.renew(job, lease_s):
-                return
+            try:
+                store.renew_owners(owners, lease_s)
+            except Exception:  # a busy or briefly unreachable database: the next round tries again
+                log.exception("renewing leases failed")
 
     def stop(self) -> None:
         self._stop.set()
@@ -221,15 +228,17 @@ class AgentWorker:
 
     def run(self) -> None:
         with self.connect(self.endpoint.address) as client:
+            job = None
             while not self.stop.is_set():
-                job = self.store.lease(self.endpoint.device_key, self.owner, self.lease_s)
+                job = job or self.store.lease(self.endpoint.device_key, self.owner, self.lease_s)
                 if job is None:
                     if not self._work_left()[1]:
                         return  # nothing queued and nothing in flight elsewhere that could come back
                     self.store.requeue_expired()  # in-flight work elsewhere may have lost its worker
                     self.stop.wait(min(1.0, self.lease_s / 4))
                     continue
-                if not self._run_job(client, job):
+                done, job = self._run_job(client, job)
+                if not done:
                     self._wait_for_agent(client)
 
     def _wait_for_agent(self, client: AgentClient) -> None:
@@ -244,31 +253,32 @@ class AgentWorker:
                 self.store.requeue_expired()
                 delay = min(delay * 2, 10.0)
 
-    def _run_job(self, client: AgentClient, job: Job) -> bool:
-        """Measure and record one job; False when the agent stopped answering (the job went back)."""
-        keeper = _LeaseKeeper(self.store, job, self.lease_s)
+    def _run_job(self, client: AgentClient, job: Job) -> tuple[bool, Job | None]:
+        """Measure and record one job; (False, None) when the agent stopped answering (the job went back).
+
+        After a success the next job comes leased with the record, in one transaction.
+        """
         try:
             profile = self._profile(client, job)
         except AgentCallError as exc:
-            keeper.stop()
             reason = f"{exc.code.name} from {self.endpoint.address}: {exc.details}"
             if exc.code in AGENT_DOWN:
                 self.store.give_back(job, reason)
                 log.warning("agent %s is unreachable; job %s goes back to the queue", self.endpoint.address,
                             job.arch_id[:12])
-                return False
+                return False, None
             state = self.store.fail(job, reason, permanent=exc.code in PERMANENT)
             log.warning("%s on %s: %s -> %s", job.arch_id[:12], self.endpoint.address, exc, state)
-            return True
+            return True, None
         except Exception as exc:  # the model could not be built: retrying cannot help
-            keeper.stop()
             log.exception("job %s failed in the controller", job.job_key)
             self.store.fail(job, f"{type(exc).__name__}: {exc}", permanent=True)
-            return True
-        keeper.stop()
-        self.store.complete(to_record(job, profile.result))
+            return True, None
+        following = None if self.stop.is_set() else self.endpoint.device_key
+        _, next_job = self.store.complete_and_lease(to_record(job, profile.result), following, self.owner,
+                                                    self.lease_s)
         self.on_done(job.device_key, job.arch_id)
-        return True
+        return True, next_job
 
     def _profile(self, client: AgentClient, job: Job) -> ProfileRecord:
         sha = self.models.sha256(job.arch_id)
@@ -306,6 +316,7 @@ def run_campaign(store: Store, endpoints: Sequence[AgentEndpoint], lease_s: floa
     models = ModelSource(store)
     keys = set(device_keys) | {ep.device_key for ep in endpoints}
     workers = [AgentWorker(store, ep, lease_s, stop, on_done, connect, models) for ep in endpoints]
+    renewer = LeaseRenewer(store, [w.owner for w in workers], lease_s)
     threads = [threading.Thread(target=w.run, name=f"worker-{w.endpoint.address}", daemon=True) for w in workers]
     for t in threads:
         t.start()
@@ -326,6 +337,7 @@ def run_campaign(store: Store, endpoints: Sequence[AgentEndpoint], lease_s: floa
             t.join(30)
         raise
     finally:
+        renewer.stop()
         for w in workers:
             store.release(w.owner)
     return store.counts()

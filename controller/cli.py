@@ -366,7 +366,8 @@ def cmd_predictor_bench(args: argparse.Namespace) -> int:
         if not data.is_file():
             raise FileNotFoundError(f"no such file: {data}")
         table = read_nb201_table(data, args.target)
-        samples = nb201_samples(table.encodings, table.y, flops="flops" in kinds, graphs="kgnn" in kinds)
+        samples = nb201_samples(table.encodings, table.y, flops="flops" in kinds, graphs="kgnn" in kinds,
+                                cell_graph=args.cell_graph)
         configs = {"gcn": {"epochs": args.gcn_epochs}} if args.gcn_epochs else {}
         print(f"{data.name}: {len(samples)} connected architectures with {args.target} "
               f"({table.dropped_unconnected} unconnected and {table.dropped_missing} without a value left out); "
@@ -607,6 +608,9 @@ def build_parser() -> argparse.ArgumentParser:
     pb.add_argument("--train", type=int, default=900)
     pb.add_argument("--valid", type=int, default=100)
     pb.add_argument("--gcn-epochs", type=int, default=None, help="cap the GCN's epochs (default: 250, as BRP-NAS)")
+    pb.add_argument("--cell-graph", default="pruned", choices=["pruned", "full"],
+                    help="the GCN's NB-201 cell graph: pruned (BRP-NAS, default) or full (every edge op, as "
+                         "NB-201's reference code runs it and HW-NAS-Bench timed it)")
     pb.add_argument("--json", type=Path, default=None, metavar="FILE", help="also write per-seed metrics here")
     pb.add_argument("--plot", type=Path, default=None, metavar="PNG",
                     help="predicted vs measured scatter with the ±10%% band, first seed (as BRP-NAS Figure 1)")

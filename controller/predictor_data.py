@@ -71,6 +71,31 @@ def nb201_cell_graph(encoding: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
     return adjacency, features
 
 
+FULL_NODE_TYPES = (*OPS, "input", "output", "global")
+
+
+def nb201_full_cell_graph(encoding: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+    """The cell as NB-201's reference code runs it: every edge op is a node, ``none`` and ``skip_connect``
+    and ops off every input->output path included (that code computes them all). HW-NAS-Bench timed its
+    models this way, so on its columns cells with the same pruned network differ in latency; this view
+    keeps what the pruned one (``nb201_cell_graph``) drops."""
+    feeds: set[tuple[int, int]] = set()
+    for k, (to, src) in enumerate(EDGES):
+        sources = [INPUT] if src == 0 else [m + 1 for m, (t, _) in enumerate(EDGES) if t == src]
+        feeds.update((s, k + 1) for s in sources)
+        if to == CELL_OUTPUT:
+            feeds.add((k + 1, OUTPUT))
+    adjacency = np.eye(N_NODES, dtype=np.float32)
+    for a, b in feeds:
+        adjacency[b, a] = 1.0
+    adjacency[GLOBAL, :] = 1.0
+    features = np.zeros((N_NODES, len(FULL_NODE_TYPES)), dtype=np.float32)
+    features[np.arange(len(EDGES)) + 1, list(encoding)] = 1.0
+    for node, kind in ((INPUT, "input"), (OUTPUT, "output"), (GLOBAL, "global")):
+        features[node, FULL_NODE_TYPES.index(kind)] = 1.0
+    return adjacency, features
+
+
 CG_OPS = tuple(sorted(GRAPH_OPS))  # the k-GNN's op one-hot; a new op changes FEATURE_VERSION's meaning
 CG_NUMERIC = ("log2_channels", "log2_height", "log2_width", "kernel", "stride", "log2_groups")
 
@@ -101,11 +126,17 @@ def _macs(encoding: tuple[int, ...]) -> int:
     return NasBench201().to_graph(encoding).macs()
 
 
+CELL_GRAPHS = {"pruned": nb201_cell_graph, "full": nb201_full_cell_graph}
+
+
 def nb201_samples(encodings: Sequence[Sequence[int]], y: Sequence[float] | None = None,
-                  flops: bool = True, graphs: bool = False) -> Samples:
+                  flops: bool = True, graphs: bool = False, cell_graph: str = "pruned") -> Samples:
     """Views of connected NB-201 cells. ``flops`` and ``graphs`` (the whole CG, for the k-GNN) need each
-    cell's CG, ~3 ms to build; the encoding and the cell graph are immediate."""
-    cells = [nb201_cell_graph(x) for x in encodings]
+    cell's CG, ~3 ms to build; the encoding and the cell graph (``pruned``: BRP-NAS's, the default;
+    ``full``: as NB-201's reference code runs the cell) are immediate."""
+    if cell_graph not in CELL_GRAPHS:
+        raise ValueError(f"cell graph must be one of {', '.join(CELL_GRAPHS)}, got {cell_graph!r}")
+    cells = [CELL_GRAPHS[cell_graph](x) for x in encodings]
     space = NasBench201()
     return Samples(
         encoding=np.stack([one_hot(x) for x in encodings]),

@@ -175,31 +175,45 @@ class Store:
                                         "p_now": now}).mappings().first()
         return _job(row) if row is not None else None
 
-    def renew(self, job: Job, lease_s: float, now: float | None = None) -> bool:
-        """Extend a lease still held by the job's owner; False if it was lost (expired and re-queued)."""
-        now = time.time() if now is None else now
-        with self._tx() as conn:
-            return conn.execute(_RENEW, {"p_id": job.id, "p_owner": job.lease_owner, "p_expires": now + lease_s,
-                                         "p_now": now}).rowcount == 1
-
     def complete(self, record: MeasurementRecord, now: float | None = None) -> bool:
         """Store the record and mark its job done; False if the job already had its record.
 
         Accepted even from a worker whose lease expired meanwhile: the measurement is real, and the
         unique job key keeps a second delivery (from the worker that re-ran it) from adding a row.
         """
+        return self.complete_and_lease(record, None, "", 0.0, now)[0]
+
+    def complete_and_lease(self, record: MeasurementRecord, device_key: str | None, owner: str, lease_s: float,
+                           now: float | None = None) -> tuple[bool, Job | None]:
+        """``complete``, then ``lease`` the owner's next job of ``device_key`` in the same transaction.
+
+        A worker finishing one job and taking the next is the dispatch hot path: one write transaction
+        for both halves the commits per job.
+        """
         now = time.time() if now is None else now
         row = _measurement_row(record, now)
         done = {"p_key": record.job_key, "p_now": now}
+        lease = {"p_key": device_key, "p_owner": owner, "p_expires": now + lease_s, "p_now": now}
+        added = True
         try:
             with self._tx() as conn:
                 conn.execute(_RECORD, row)
                 conn.execute(_DONE, done)
+                following = conn.execute(_LEASE, lease).mappings().first() if device_key is not None else None
         except IntegrityError:
+            added = False
             with self._tx() as conn:  # a duplicate delivery: make sure the job reads done
                 conn.execute(_DONE, done)
-            return False
-        return True
+                following = conn.execute(_LEASE, lease).mappings().first() if device_key is not None else None
+        return added, _job(following) if following is not None else None
+
+    def renew_owners(self, owners: Sequence[str], lease_s: float, now: float | None = None) -> int:
+        """Extend every lease these owners hold (one statement for all of a controller's workers)."""
+        now = time.time() if now is None else now
+        jobs = schema.jobs
+        with self._tx() as conn:
+            return conn.execute(update(jobs).where(and_(jobs.c.state == "leased", jobs.c.lease_owner.in_(owners)))
+                                .values(lease_expires_at_unix_s=now + lease_s, updated_at_unix_s=now)).rowcount
 
     def add_records(self, records: Iterable[MeasurementRecord], now: float | None = None) -> tuple[int, int]:
         """Insert records that have no job (imported tables); returns (added, duplicates skipped)."""
@@ -398,9 +412,6 @@ _LEASE = (update(_j)
           .values(state="leased", lease_owner=bindparam("p_owner"), lease_expires_at_unix_s=bindparam("p_expires"),
                   attempts=_j.c.attempts + 1, updated_at_unix_s=bindparam("p_now"))
           .returning(*_j.c))
-_RENEW = (update(_j).where(and_(_j.c.id == bindparam("p_id"), _j.c.state == "leased",
-                                _j.c.lease_owner == bindparam("p_owner")))
-          .values(lease_expires_at_unix_s=bindparam("p_expires"), updated_at_unix_s=bindparam("p_now")))
 _RECORD = insert(schema.measurements)
 _DONE = (update(_j).where(_j.c.job_key == bindparam("p_key"))
          .values(state="done", lease_owner=None, lease_expires_at_unix_s=None, last_error=None,

@@ -9,7 +9,15 @@ import pytest
 
 import controller.data
 from controller.cli import main
-from controller.predictor_data import GLOBAL, NODE_TYPES, OUTPUT, nb201_cell_graph
+from controller.predictor_data import (
+    FULL_NODE_TYPES,
+    GLOBAL,
+    NODE_TYPES,
+    OUTPUT,
+    nb201_cell_graph,
+    nb201_full_cell_graph,
+    nb201_samples,
+)
 from controller.predictor_jobs import artifact_dir, load_for_device
 from controller.spaces.nb201 import parse_arch_str
 from controller.store import Store
@@ -45,6 +53,19 @@ def test_skips_are_bypassed_and_nones_and_dangling_ops_detached() -> None:
     adjacency, features = graph("|nor_conv_3x3~0|+|none~0|none~1|+|nor_conv_1x1~0|none~1|none~2|")
     assert feeds(adjacency) == {(0, 4), (4, OUTPUT)}  # the conv into node 1 reaches no output: dropped
     assert features[1].sum() == 0 and features[4, NODE_TYPES.index("nor_conv_1x1")] == 1
+
+
+def test_the_full_cell_graph_keeps_every_edge_op_as_the_reference_code_runs_it() -> None:
+    arch = "|skip_connect~0|+|none~0|nor_conv_3x3~1|+|none~0|none~1|nor_conv_1x1~2|"
+    adjacency, features = nb201_full_cell_graph(parse_arch_str(arch))
+    all_conv, _ = graph("|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|"
+                        "nor_conv_3x3~2|")
+    assert feeds(adjacency) == feeds(all_conv)  # the data flow of every edge, whatever its op
+    assert [FULL_NODE_TYPES[i] for i in features[1:7].argmax(axis=1)] == [
+        "skip_connect", "none", "nor_conv_3x3", "none", "none", "nor_conv_1x1"]
+    assert features.sum(axis=1).tolist() == [1] * 9
+    with pytest.raises(ValueError, match="cell graph must be one of pruned, full"):
+        nb201_samples([parse_arch_str(arch)], cell_graph="unpruned")
 
 
 def small_table(tmp_path: Path, rows: int = 400) -> Path:

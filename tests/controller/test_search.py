@@ -25,6 +25,8 @@ from controller.search.hypervolume import HvSpace, pareto_mask, parse_bounds
 from controller.spaces import get_space
 from controller.store import Store
 
+from .test_campaign import free_port
+
 COLUMN = "lat_ms_pixel3"
 QUICK = ["--evals", "30", "--population", "10", "--inner-evals", "1000", "--quiet", "--insecure",
          "--backend", "replay"]
@@ -90,6 +92,19 @@ def test_linas_beats_random_on_the_same_budget_and_seed(tmp_path: Path, replay_a
             finals[algo] = json.loads((out / "run.json").read_text())["hypervolume"]["final"]
         wins += finals["linas"] > finals["random"]
     assert wins >= 2
+
+
+def test_search_measures_through_agents_that_dial_in(tmp_path: Path) -> None:
+    port = free_port()
+    dial = ["--controller", f"127.0.0.1:{port}", "--device-key", "pixel3", "--backend", "replay", "--table",
+            str(nb201_table_path()), "--column", COLUMN]
+    with LocalAgent(tmp_path / "cache", dial, listen=False):
+        assert main(["search", "--device", "pixel3", "--listen", f"127.0.0.1:{port}", "--algo", "random",
+                     "--db", str(tmp_path / "s.db"), "--out", str(tmp_path / "out"), *QUICK, "--evals", "12"]) == 0
+    measured = rows(tmp_path / "out" / "measured.csv")
+    assert len(measured) == 12 and all(float(r["latency_ms"]) > 0 and not r["error"] for r in measured)
+    with Store(tmp_path / "s.db") as store:
+        assert all(r["replayed"] for r in store.measurements("pixel3"))
 
 
 def test_brpnas_finds_the_best_model_within_the_latency_limit(tmp_path: Path, replay_agent: LocalAgent) -> None:

@@ -151,7 +151,7 @@ def test_an_expired_lease_goes_back_to_the_queue_and_its_late_record_still_count
     stale = store.lease("rpi4", "dead-worker", 10, now=100.0)
     assert store.requeue_expired(now=105.0) == 0
     assert store.requeue_expired(now=111.0) == 1
-    assert not store.renew(stale, 10, now=112.0)
+    assert store.renew_owners(["dead-worker"], 10, now=112.0) == 0  # its lease is lost
     fresh = store.lease("rpi4", "live-worker", 10, now=112.0)
     assert fresh.id == stale.id and fresh.attempts == 2
     assert store.complete(record(fresh, agent="live")) is True
@@ -230,3 +230,16 @@ def test_records_are_long_form_with_units_and_the_architecture(store: Store) -> 
     assert row["latency_ms"] == 1.2 and row["p99_ms"] == 2.5 and row["count"] == 10
     assert row["space"] == "nb201" and row["macs"] == 10 and row["protocol_params_json"] == '{"runs":1}'
     assert row["power_available"] is False and row["environment_json"] == '{"threads": 1}'
+
+
+def test_complete_and_lease_records_and_hands_out_the_next_job_in_one_go(store: Store) -> None:
+    store.enqueue(specs(3))
+    first = store.lease("rpi4", "w1", 30, now=100.0)
+    added, second = store.complete_and_lease(record(first, agent="a"), "rpi4", "w1", 30, now=101.0)
+    assert added and second is not None and second.lease_owner == "w1" and second.id != first.id
+    added, third = store.complete_and_lease(record(first, agent="a"), "rpi4", "w1", 30, now=102.0)
+    assert not added and third is not None and third.id not in (first.id, second.id)  # a duplicate still moves on
+    assert store.renew_owners(["w1"], 30, now=110.0) == 2
+    assert {j.lease_expires_at_unix_s for j in store.leased()} == {140.0}
+    assert store.complete_and_lease(record(second, agent="a"), "rpi4", "w1", 30)[1] is None  # queue empty
+    assert store.counts()["rpi4"] == {"queued": 0, "leased": 1, "done": 2, "failed": 0}
