@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from device_agent.errors import InvalidInput
-from device_agent.stats import NS_PER_MS, iqr_trimmed_mean
+from device_agent.stats import NS_PER_MS, iqr_trimmed_mean, trimmed_mean_se
 
 TimeOne = Callable[[], int]
 
@@ -98,39 +98,37 @@ def t95(dof: int) -> float:
 
 
 def _adaptive(time_one: TimeOne, params: Mapping[str, float]) -> ProtocolOutcome:
-    """Blocks of inferences until the trimmed mean is known to a relative precision.
+    """Blocks of inferences until the trimmed mean of all samples is known to a relative precision.
 
-    Each block of ``block`` inferences is reduced to its IQR-trimmed mean (as a LatBench run is); after
-    ``min_blocks`` the 95% confidence half-width of the mean of those block figures is compared with
-    ``rel_ci`` times that mean. Stops when it is within, or after ``max_blocks``, or once the timed
-    inferences add up to ``max_seconds``. The headline is the mean of the block figures; the half-width,
-    block count and whether it converged are recorded. (Pure: the time cap sums the samples, no clock.)
+    After each block of ``block`` inferences (from ``min_blocks`` on), the 95% confidence half-width of
+    the IQR-trimmed mean of every timed sample so far (Tukey-McLaughlin standard error, see
+    ``stats.trimmed_mean_se``) is compared with ``rel_ci`` times that mean. Stops when it is within, after
+    ``max_blocks``, or once the timed inferences add up to ``max_seconds``. The headline is that trimmed
+    mean; the half-width, sample and block counts and whether it converged are recorded. (Pure: the time
+    cap sums the samples, no clock.)
     """
     block, min_blocks, max_blocks = int(params["block"]), int(params["min_blocks"]), int(params["max_blocks"])
     budget_ns = params["max_seconds"] * 1e9
     samples: list[int] = []
-    figures: list[float] = []
-    mean = half_width = 0.0
+    blocks = 0
     converged = False
-    while len(figures) < max(min_blocks, max_blocks):
-        run = [time_one() for _ in range(block)]
-        samples.extend(run)
-        figures.append(iqr_trimmed_mean(run))
-        if len(figures) >= min_blocks:
-            mean = float(np.mean(figures))
-            half_width = t95(len(figures) - 1) * float(np.std(figures, ddof=1)) / math.sqrt(len(figures))
+    mean = half_width = 0.0
+    while blocks < max(min_blocks, max_blocks):
+        samples.extend(time_one() for _ in range(block))
+        blocks += 1
+        if blocks >= min_blocks or sum(samples) >= budget_ns:
+            mean, se, kept = trimmed_mean_se(samples)
+            half_width = t95(kept - 1) * se
             if mean > 0 and half_width <= params["rel_ci"] * mean:
                 converged = True
                 break
         if sum(samples) >= budget_ns:
             break
-    mean = float(np.mean(figures))
-    if len(figures) < 2:
-        half_width = float("inf")
     return ProtocolOutcome(
         latency_ms=mean / NS_PER_MS,
         samples_ns=samples,
-        details={"blocks": float(len(figures)), "ci95_half_width_ms": half_width / NS_PER_MS,
+        details={"blocks": float(blocks), "samples": float(len(samples)),
+                 "ci95_half_width_ms": half_width / NS_PER_MS,
                  "ci95_rel": half_width / mean if mean > 0 else float("inf"), "converged": float(converged)},
     )
 

@@ -7,7 +7,7 @@ import pytest
 
 from device_agent.errors import InvalidInput
 from device_agent.protocols import PROTOCOLS, get_protocol
-from device_agent.stats import iqr_trimmed_mean, summarize
+from device_agent.stats import iqr_trimmed_mean, summarize, trimmed_mean_se
 
 
 def sequence_timer(values_ns):
@@ -62,6 +62,27 @@ def test_adaptive_stops_once_the_trimmed_mean_is_known_to_one_percent() -> None:
     if details["converged"]:
         assert details["ci95_rel"] <= 0.01
     assert details["ci95_half_width_ms"] == pytest.approx(details["ci95_rel"] * noisy.latency_ms)
+
+
+def test_adaptive_ci_shrinks_with_samples_not_blocks() -> None:
+    """5 % lognormal noise: the Tukey-McLaughlin CI of the trimmed mean reaches 1 % in about 130 samples;
+    a CI over 10-sample block means would need several times more."""
+    adaptive = get_protocol("adaptive")
+    rng = np.random.default_rng(0)
+    outcome = adaptive.run(lambda: int(1e6 * rng.lognormal(0, 0.05)), adaptive.resolve({}))
+    assert outcome.details["converged"] == 1.0 and 5 < outcome.details["blocks"] < 30
+    assert outcome.details["samples"] == len(outcome.samples_ns) == 10 * outcome.details["blocks"]
+    assert outcome.latency_ms == pytest.approx(1.0, rel=0.02)
+
+
+def test_trimmed_mean_standard_error_by_hand() -> None:
+    # P25 = 2.75 and P75 = 6.25: kept 3..6 (mean 4.5); winsorized sample sd = sqrt(17.25 / 7);
+    # SE = sd / (0.5 * sqrt(8))
+    mean, se, kept = trimmed_mean_se([1, 2, 3, 4, 5, 6, 7, 8])
+    assert (mean, kept) == (4.5, 4)
+    assert se == pytest.approx(np.sqrt(17.25 / 7) / (0.5 * np.sqrt(8)))
+    with pytest.raises(ValueError, match="two or more"):
+        trimmed_mean_se([1.0])
 
 
 def test_adaptive_respects_its_caps() -> None:
