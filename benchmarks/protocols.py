@@ -7,7 +7,7 @@
 
 Runs in-process with the agent's own measurement function and onnxruntime (1 thread), as an agent would.
 
-    python -m benchmarks.protocols [--models 200] [--repeat-models 20] [--repeats 6]
+    python -m benchmarks.protocols [--models 200] [--repeat-models 20] [--repeats 6] [--adaptive-param min_blocks=10]
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from device_agent.measure import MeasureOptions, measure
 PROTOCOLS = ("latbench", "adaptive")
 
 
-def run(models: int, repeat_models: int, repeats: int, seed: int = 0) -> dict:
+def run(models: int, repeat_models: int, repeats: int, seed: int = 0, adaptive_params: dict | None = None) -> dict:
     space = get_space("nb201")
     rng = np.random.default_rng(seed)
     archs = [space.sample(rng) for _ in range(models)]
@@ -45,7 +45,8 @@ def run(models: int, repeat_models: int, repeats: int, seed: int = 0) -> dict:
             headlines: dict[str, list[float]] = {p: [] for p in PROTOCOLS}
             for r in range(rounds):
                 for protocol in order if r % 2 == 0 else order[::-1]:
-                    result = measure(loaded, MeasureOptions(protocol=protocol), None)
+                    params = (adaptive_params or {}) if protocol == "adaptive" else {}
+                    result = measure(loaded, MeasureOptions(protocol=protocol, protocol_params=params), None)
                     headlines[protocol].append(result.latency_ms)
                     if r == 0:
                         counts[protocol].append(result.stats.count)
@@ -63,8 +64,13 @@ def main() -> None:
     parser.add_argument("--models", type=int, default=200)
     parser.add_argument("--repeat-models", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=6)
+    parser.add_argument("--adaptive-param", action="append", default=[], metavar="KEY=VALUE",
+                        help="override an adaptive parameter, e.g. min_blocks=10")
     args = parser.parse_args()
-    r = run(args.models, args.repeat_models, args.repeats)
+    overrides = {k: float(v) for k, _, v in (p.partition("=") for p in args.adaptive_param)}
+    r = run(args.models, args.repeat_models, args.repeats, adaptive_params=overrides)
+    if overrides:
+        print(f"adaptive parameters: {overrides}")
     print(f"machine: {machine_line()}\n")
     print("| protocol | median timed inferences per model | median CV over repeats |\n|---|---|---|")
     for p in PROTOCOLS:
