@@ -113,10 +113,10 @@ def _adaptive(time_one: TimeOne, params: Mapping[str, float]) -> ProtocolOutcome
     blocks = 0
     converged = False
     mean = half_width = 0.0
-    while blocks < max(min_blocks, max_blocks):
+    while blocks < max_blocks:  # a cap is a cap, even below min_blocks
         samples.extend(time_one() for _ in range(block))
         blocks += 1
-        if blocks >= min_blocks or sum(samples) >= budget_ns:
+        if blocks >= min(min_blocks, max_blocks) or sum(samples) >= budget_ns:
             mean, se, kept = trimmed_mean_se(samples)
             half_width = t95(kept - 1) * se
             if mean > 0 and half_width <= params["rel_ci"] * mean:
@@ -158,7 +158,7 @@ PROTOCOLS: dict[str, Protocol] = {
             description="blocks until the 95% CI half-width of the trimmed mean is <= rel_ci of it",
             params={
                 "block": Param(10, True, 2, "inferences per block"),
-                "min_blocks": Param(5, True, 2, "blocks before the first stopping check"),
+                "min_blocks": Param(10, True, 2, "blocks before the first stopping check"),
                 "max_blocks": Param(100, True, 2, "cap on blocks"),
                 "max_seconds": Param(30, False, 0.0, "cap on the summed time of timed inferences"),
                 "rel_ci": Param(0.01, False, 0.0, "target 95% CI half-width / trimmed mean"),

@@ -155,11 +155,18 @@ def test_a_killed_search_resumes_from_the_store(tmp_path: Path, replay_agent: Lo
     assert len(arch_ids) == len(set(arch_ids)) == len({r["arch_id"] for r in rows(out / "measured.csv")})
 
 
-def test_linas_against_a_real_onnxruntime_agent(tmp_path: Path) -> None:
-    with LocalAgent(tmp_path / "ort-cache") as agent:
-        code = main(["search", "--device", "cpu-ort", "--agent", agent.address, "--algo", "linas", "--evals", "12",
-                     "--population", "6", "--inner-evals", "300", "--protocol", "fixed", "--param", "count=5",
-                     "--db", str(tmp_path / "ort.db"), "--out", str(tmp_path / "ort"), "--quiet", "--insecure"])
+@pytest.fixture(scope="module")
+def ort_agent(tmp_path_factory) -> LocalAgent:
+    with LocalAgent(tmp_path_factory.mktemp("ort-cache")) as agent:
+        yield agent
+
+
+@pytest.mark.parametrize("algo", ["linas", "nsga2", "random", "brpnas"])
+def test_every_algorithm_against_a_real_onnxruntime_agent(tmp_path: Path, ort_agent: LocalAgent, algo: str) -> None:
+    extra = ["--latency-max", "50", "--iterations", "2", "--brp-epochs", "3"] if algo == "brpnas" else []
+    code = main(["search", "--device", "cpu-ort", "--agent", ort_agent.address, "--algo", algo, "--evals", "12",
+                 "--population", "6", "--inner-evals", "300", "--protocol", "fixed", "--param", "count=5",
+                 "--db", str(tmp_path / "ort.db"), "--out", str(tmp_path / "ort"), "--quiet", "--insecure", *extra])
     assert code == 0
     measured = rows(tmp_path / "ort" / "measured.csv")
     assert len(measured) == 12 and all(float(r["latency_ms"]) > 0 and not r["error"] for r in measured)
