@@ -93,8 +93,10 @@ def cmd_search(args: argparse.Namespace) -> int:
         listen_tls = server_tls(args) if args.listen else None
         token = read_token(args.token_file)
         bounds = parse_bounds(args.hv_bounds, names, [o.sign for o in objectives]) if args.hv_bounds else None
+        from controller.search.linas import DEFAULT_PREDICTOR
+
         kinds = args.predictor or {}
-        predictors = {n: kinds.get(n, kinds.get("*", "ridge")) for n in names}
+        predictors = {n: kinds.get(n, kinds.get("*", DEFAULT_PREDICTOR)) for n in names}
         config = SearchConfig(space.name, args.device, names, args.algo, args.evals, args.population, args.seed,
                               spec, args.inner, args.inner_evals, predictors, args.crossover, args.mutation,
                               args.latency_max, args.iterations, args.alpha)
