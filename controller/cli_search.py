@@ -6,15 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from controller.cli_common import (
-    add_client_security,
-    add_space_options,
-    connector,
-    fail,
-    param,
-    server_tls,
-    space_options,
-)
+from controller import cli_common as common
 
 
 def _predictors(text: str) -> dict[str, str]:
@@ -75,7 +67,7 @@ def cmd_search(args: argparse.Namespace) -> int:
                                    ("--inner-evals", args.inner_evals, args.population)):
             if value < least:
                 raise ValueError(f"{flag} must be >= {least}, got {value}")
-        space = get_space(args.space, **space_options(args))
+        space = get_space(args.space, **common.space_options(args))
         objectives = get_objectives(args.objectives)
         names = [o.name for o in objectives]
         spec = args.accuracy or ("nb201" if space.name == "nb201" else "")
@@ -89,8 +81,8 @@ def cmd_search(args: argparse.Namespace) -> int:
         if measured and not endpoints and not args.listen:
             raise ValueError(f"no agent for device key {args.device!r}: use --agent HOST:PORT, --agents FILE, or "
                              "--listen HOST:PORT for agents that dial in")
-        connect = connector(args) if endpoints else None
-        listen_tls = server_tls(args) if args.listen else None
+        connect = common.connector(args) if endpoints else None
+        listen_tls = common.server_tls(args) if args.listen else None
         token = read_token(args.token_file)
         bounds = parse_bounds(args.hv_bounds, names, [o.sign for o in objectives]) if args.hv_bounds else None
         from controller.search.linas import DEFAULT_PREDICTOR
@@ -108,7 +100,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         if args.algo == "linas":
             inner_algorithm(args.inner, args.population, len(names), args.crossover, args.mutation)
     except (ValueError, KeyError, OSError) as exc:
-        return fail("search", exc)
+        return common.fail("search", exc)
     out = args.out or Path("runs") / f"{space.name}-{args.device}-{args.algo}-s{args.seed}"
     plan = campaign.CampaignPlan(campaign=f"search:{out.name}", device_keys=[args.device], backend=args.backend,
                                  protocol=args.protocol, protocol_params=dict(args.param or []),
@@ -147,7 +139,7 @@ def cmd_search(args: argparse.Namespace) -> int:
             return 130
         except (ValueError, ConnectionError, RuntimeError, OSError) as exc:
             bar.close()
-            return fail("search", exc)
+            return common.fail("search", exc)
         finally:
             if gateway is not None:
                 gateway.stop()
@@ -174,7 +166,7 @@ def cmd_search_report(args: argparse.Namespace) -> int:
         traces, bounds = load_traces(args.runs, bounds)
         rows = write_report(traces, args.out, args.title or f"{len(traces)} runs")
     except ValueError as exc:
-        return fail("search report", exc)
+        return common.fail("search report", exc)
     print(text_table([["algo", "runs", "evaluations", "final hypervolume (mean ± SE)"]] +
                      [[r["algo"], str(r["runs"]), str(r["evaluations"]),
                        f"{r['final_hv_mean']:.4f} ± {r['final_hv_se']:.4f}"] for r in rows]))
@@ -230,15 +222,15 @@ def add_search_parser(sub) -> None:
     m.add_argument("--require-client-cert", action="store_true", help="with --listen: mutual TLS")
     m.add_argument("--backend", default="onnxruntime", help="agent backend (replay for a recorded table)")
     m.add_argument("--protocol", default="latbench", choices=["latbench", "adaptive", "fixed"])
-    m.add_argument("--param", type=param, action="append", metavar="KEY=VALUE", help="protocol parameter")
+    m.add_argument("--param", type=common.param, action="append", metavar="KEY=VALUE", help="protocol parameter")
     m.add_argument("--batch-size", type=int, default=1)
     m.add_argument("--priority", type=int, default=100, help="queue priority of the search's jobs (default "
                                                              "%(default)s: ahead of LatBench builds)")
     m.add_argument("--lease-seconds", type=float, default=120.0)
     m.add_argument("--connect-timeout", type=float, default=10.0, metavar="SECONDS")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
-    add_space_options(s)
-    add_client_security(s)
+    common.add_space_options(s)
+    common.add_client_security(s)
     s.set_defaults(func=cmd_search, search_command=None)
     r = s.add_subparsers(dest="search_command", metavar="report").add_parser(
         "report", help="hypervolume vs evaluations over several runs, mean ± standard error per algorithm")
