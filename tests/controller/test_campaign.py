@@ -97,19 +97,26 @@ def test_sigkill_an_agent_mid_measurement_its_job_completes_on_the_other(tmp_pat
 
 def kill_victim_mid_job(store: Store, victim: LocalAgent, runner: threading.Thread, n: int,
                         is_victim: Callable[[str], bool]) -> None:
-    """Once one job is done and the victim holds a lease, SIGKILL it; the survivor must measure that job."""
+    """Once one job is done, SIGKILL the victim right after it leases a new job; the survivor must measure it.
+
+    The kill follows a lease first seen in the last poll, so the victim is at the start of a 1-4 s measurement
+    (a job seen leased in the first poll may be nearly finished, so it never counts).
+    """
     deadline = time.time() + 60
-    in_flight = None
-    while time.time() < deadline and in_flight is None:
-        held = [j for j in store.leased() if is_victim(j.lease_owner)]
-        in_flight = held[0] if held and store.counts()["k"]["done"] >= 1 else None
-        time.sleep(0.02)
-    assert in_flight is not None
+    seen: set[str] | None = None
+    fresh: set[str] = set()
+    while time.time() < deadline and not fresh:
+        held = {j.job_key for j in store.leased() if is_victim(j.lease_owner)}
+        if seen is not None and store.counts()["k"]["done"] >= 1:
+            fresh = held - seen
+        seen = held | (seen or set())
+        time.sleep(0.01)
+    assert len(fresh) == 1, "the victim never leased a second job"
     victim.process.send_signal(signal.SIGKILL)
     runner.join(180)
     assert not runner.is_alive() and victim.process.wait(10) == -signal.SIGKILL
     rows = assert_exactly_one_row_per_job(store, n)
-    assert {r["job_key"]: r["agent_name"] for r in rows}[in_flight.job_key] == "survivor"
+    assert {r["job_key"]: r["agent_name"] for r in rows}[fresh.pop()] == "survivor"
 
 
 def free_port() -> int:
