@@ -15,7 +15,7 @@ import socket
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ import tomllib
 
 from controller.client import AgentCallError, AgentClient, ProfileRecord, sha256_hex
 from controller.graph import ComputationGraph
-from controller.graph.onnx_export import to_onnx_bytes
+from controller.model_formats import format_for, model_format
 from controller.spaces import SearchSpace
 from controller.store import ArchRecord, Job, JobSpec, MeasurementRecord, Store
 
@@ -74,11 +74,43 @@ class CampaignPlan:
     campaign: str
     device_keys: Sequence[str]
     backend: str = "onnxruntime"
+    model_format: str = "onnx"  # what the backend runs: controller.model_formats.format_for
     protocol: str = "latbench"
     protocol_params: Mapping[str, float] = field(default_factory=dict)
     batch_size: int = 1
     max_attempts: int = 3
     priority: int = 0  # higher first, within each device key's queue
+
+
+def per_key(devices: Sequence[str], values: Sequence[str], default: str | None, what: str) -> dict[str, str | None]:
+    """``[KEY=]NAME`` flags -> {device key: NAME}: a bare NAME sets every key, ``KEY=NAME`` one key."""
+    chosen: dict[str, str | None] = dict.fromkeys(devices, default)
+    for value in values:
+        key, sep, name = value.rpartition("=")
+        if not name:
+            raise ValueError(f"{what} must look like NAME or KEY=NAME, got {value!r}")
+        if sep and key not in chosen:
+            raise ValueError(f"{what} {value!r} names device key {key!r}, which is not in --devices {list(devices)}")
+        for k in ([key] if sep else devices):
+            chosen[k] = name
+    return chosen
+
+
+def plans_by_runtime(base: CampaignPlan, backends: Sequence[str] = (), formats: Sequence[str] = ()
+                     ) -> list[CampaignPlan]:
+    """One plan per (backend, model format) among ``base``'s device keys, from ``[KEY=]NAME`` flags.
+
+    A device key is served by agents of one runtime, so a campaign over an ORT agent, a LiteRT agent and a
+    PyTorch agent is one plan per runtime, each sending the model format its backend runs.
+    """
+    backend_of = per_key(base.device_keys, backends, base.backend, "--backend")
+    format_of = per_key(base.device_keys, formats, None, "--model-format")
+    groups: dict[tuple[str, str], list[str]] = {}
+    for key in base.device_keys:
+        backend = backend_of[key] or base.backend
+        groups.setdefault((backend, format_for(backend, format_of[key])), []).append(key)
+    return [replace(base, device_keys=keys, backend=backend, model_format=fmt)
+            for (backend, fmt), keys in groups.items()]
 
 
 ENQUEUE_CHUNK = 500  # architectures per transaction: bounded memory for whole-space campaigns
@@ -107,24 +139,24 @@ def enqueue_graphs(store: Store, space: SearchSpace, items: Sequence[tuple[Seque
                           cg_json=graph.to_json()) for x, graph in items]
     specs = [JobSpec(campaign=plan.campaign, arch_id=graph.arch_id, device_key=key, backend=plan.backend,
                      protocol=plan.protocol, protocol_params=plan.protocol_params, batch_size=plan.batch_size,
-                     max_attempts=plan.max_attempts, priority=plan.priority)
+                     max_attempts=plan.max_attempts, priority=plan.priority, model_format=plan.model_format)
              for _, graph in items for key in plan.device_keys]
     store.add_architectures(records)
     return store.enqueue(specs), specs
 
 
-def model_bytes(arch: ArchRecord) -> bytes:
-    """ONNX bytes of a stored architecture (deterministic: the same record always gives the same bytes).
+def model_bytes(arch: ArchRecord, fmt: str = "onnx") -> bytes:
+    """The model of a stored architecture in a format (deterministic: the same record gives the same bytes).
 
-    The model carries the architecture's identity as ONNX metadata, so an agent that replays a recorded
+    An ONNX model carries the architecture's identity as metadata, so an agent that replays a recorded
     table (``--backend replay``) knows which row to answer.
     """
-    return to_onnx_bytes(ComputationGraph.from_json(arch.cg_json),
-                         metadata={"hwnas.space": arch.space, "hwnas.arch": arch.arch, "hwnas.arch_id": arch.arch_id})
+    return model_format(fmt).export(ComputationGraph.from_json(arch.cg_json),
+                                    {"hwnas.space": arch.space, "hwnas.arch": arch.arch, "hwnas.arch_id": arch.arch_id})
 
 
 class ModelSource:
-    """arch_id -> sha256 and ONNX bytes of its model, exported from the stored CG on first use.
+    """(arch_id, format) -> sha256 and bytes of its model, exported from the stored CG on first use.
 
     The sha256 of every model seen is kept (64 bytes each); the bytes only for recently used models, up to
     ``budget_bytes`` (an OFA-ResNet50 subnet is up to ~190 MB), and are re-exported when needed again.
@@ -134,28 +166,28 @@ class ModelSource:
     def __init__(self, store: Store, budget_bytes: int = 256 << 20) -> None:
         self.store = store
         self.budget_bytes = budget_bytes
-        self._sha: dict[str, str] = {}
-        self._arch_of: dict[str, str] = {}
+        self._sha: dict[tuple[str, str], str] = {}
+        self._arch_of: dict[str, tuple[str, str]] = {}
         self._bytes: OrderedDict[str, bytes] = OrderedDict()
         self._held_bytes = 0
         self._lock = threading.Lock()
 
-    def sha256(self, arch_id: str) -> str:
+    def sha256(self, arch_id: str, fmt: str = "onnx") -> str:
         with self._lock:
-            sha = self._sha.get(arch_id)
-        return sha if sha is not None else sha256_hex(self.model(arch_id))
+            sha = self._sha.get((arch_id, fmt))
+        return sha if sha is not None else sha256_hex(self.model(arch_id, fmt))
 
-    def model(self, arch_id: str) -> bytes:
+    def model(self, arch_id: str, fmt: str = "onnx") -> bytes:
         with self._lock:
-            sha = self._sha.get(arch_id)
+            sha = self._sha.get((arch_id, fmt))
             if sha is not None and sha in self._bytes:
                 self._bytes.move_to_end(sha)
                 return self._bytes[sha]
-        data = model_bytes(self.store.architecture(arch_id))
+        data = model_bytes(self.store.architecture(arch_id), fmt)
         sha = sha256_hex(data)
         with self._lock:
-            self._sha[arch_id] = sha
-            self._arch_of[sha] = arch_id
+            self._sha[arch_id, fmt] = sha
+            self._arch_of[sha] = (arch_id, fmt)
             if sha not in self._bytes:
                 self._bytes[sha] = data
                 self._held_bytes += len(data)
@@ -166,8 +198,13 @@ class ModelSource:
     def by_sha256(self, sha: str) -> bytes:
         """The bytes of a model this source has handed out; KeyError for any other hash."""
         with self._lock:
-            arch_id = self._arch_of[sha]
-        return self.model(arch_id)
+            arch_id, fmt = self._arch_of[sha]
+        return self.model(arch_id, fmt)
+
+    def wire_format(self, sha: str) -> str:
+        """What goes in the upload header of a model this source has handed out ("onnx", "tflite")."""
+        with self._lock:
+            return model_format(self._arch_of[sha][1]).wire_format
 
 
 def to_record(job: Job, r: Mapping[str, Any]) -> MeasurementRecord:
@@ -179,7 +216,7 @@ def to_record(job: Job, r: Mapping[str, Any]) -> MeasurementRecord:
         input_shape=list(shape), latency_ms=r["latency_ms"], stats=r["stats"], agent_name=r["agent_name"],
         agent_version=r["agent_version"], started_unix_ns=r["started_unix_ns"], finished_unix_ns=r["finished_unix_ns"],
         queue_wait_ms=r["queue_wait_ms"], protocol_details=r["protocol_details"], power=r["power"],
-        environment=r["environment"], replayed=r["backend"] == "replay",
+        environment=r["environment"], replayed=r["backend"] == "replay", model_format=job.model_format,
     )
 
 
@@ -281,11 +318,12 @@ class AgentWorker:
         return True, next_job
 
     def _profile(self, client: AgentClient, job: Job) -> ProfileRecord:
-        sha = self.models.sha256(job.arch_id)
+        sha = self.models.sha256(job.arch_id, job.model_format)
         for attempt in (1, 2):
             if sha not in self.uploaded:
                 if not client.has_model(sha):
-                    client.upload(self.models.model(job.arch_id), sha256=sha)
+                    client.upload(self.models.model(job.arch_id, job.model_format),
+                                  model_format(job.model_format).wire_format, sha256=sha)
                 self.uploaded.add(sha)
             try:
                 return client.profile(sha, backend=job.backend, protocol=job.protocol,

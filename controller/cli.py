@@ -190,13 +190,14 @@ def cmd_latbench_build(args: argparse.Namespace) -> int:
             archs = [x for x in space.enumerate() if space.has_network(x)]
         else:
             archs = sample(space, args.sample, args.seed)
+        plan = campaign.CampaignPlan(campaign=args.campaign or f"{space.name}-{args.protocol}", device_keys=devices,
+                                     protocol=args.protocol, protocol_params=dict(args.param or []),
+                                     batch_size=args.batch_size, priority=args.priority)
+        plans = campaign.plans_by_runtime(plan, args.backend or [], args.model_format or [])
     except (ValueError, NotImplementedError, OSError) as exc:
         return fail("latbench build", exc)
-    plan = campaign.CampaignPlan(campaign=args.campaign or f"{space.name}-{args.protocol}", device_keys=devices,
-                                 protocol=args.protocol, protocol_params=dict(args.param or []),
-                                 batch_size=args.batch_size, priority=args.priority)
     with Store(args.db) as store:
-        added = campaign.enqueue(store, space, archs, plan)
+        added = sum(campaign.enqueue(store, space, archs, p) for p in plans)
         print(f"campaign {plan.campaign!r}: {len(archs)} architectures x {len(devices)} device key(s); "
               f"{added} new job(s) queued in {args.db}", flush=True)
         try:
@@ -545,6 +546,11 @@ def build_parser() -> argparse.ArgumentParser:
     lb.add_argument("--protocol", default="latbench", choices=["latbench", "adaptive", "fixed"])
     lb.add_argument("--param", type=param, action="append", metavar="KEY=VALUE", help="protocol parameter")
     lb.add_argument("--batch-size", type=int, default=1)
+    lb.add_argument("--backend", action="append", metavar="[KEY=]NAME",
+                    help="agent runtime: onnxruntime (default), litert, torch, simulator, replay; KEY=NAME for one "
+                         "device key; repeatable")
+    lb.add_argument("--model-format", action="append", metavar="[KEY=]NAME",
+                    help="model sent: onnx, tflite, tflite-int8 (default: what the backend runs first); repeatable")
     lb.add_argument("--db", type=Path, required=True, metavar="PATH", help="SQLite file (or a SQLAlchemy URL)")
     lb.add_argument("--agent", action="append", metavar="KEY=HOST:PORT", help="an agent serving KEY; repeatable")
     lb.add_argument("--agents", type=Path, metavar="FILE", help="TOML file of [[agents]] key/address tables")

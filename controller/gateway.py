@@ -53,7 +53,8 @@ class ControllerServicer(controller_pb2_grpc.ControllerServicer):
     def _request(self, job: Job) -> agent_pb2.ProfileRequest:
         options = agent_pb2.ProfileOptions(batch_size=job.batch_size, protocol=job.protocol,
                                            protocol_params=dict(job.protocol_params))
-        return agent_pb2.ProfileRequest(model_sha256=self.models.sha256(job.arch_id), backend=job.backend,
+        return agent_pb2.ProfileRequest(model_sha256=self.models.sha256(job.arch_id, job.model_format),
+                                        backend=job.backend,
                                         options=options)
 
     # -- RPCs --------------------------------------------------------------------------------------
@@ -100,7 +101,7 @@ class ControllerServicer(controller_pb2_grpc.ControllerServicer):
                     continue
                 return controller_pb2.LeaseJobResponse(
                     job_id=job.id, request=profile_request,
-                    model_size_bytes=len(self.models.model(job.arch_id)))
+                    model_size_bytes=len(self.models.model(job.arch_id, job.model_format)))
             if time.monotonic() >= give_up:
                 break
             time.sleep(POLL_S)
@@ -113,13 +114,13 @@ class ControllerServicer(controller_pb2_grpc.ControllerServicer):
         except KeyError:  # leased before a controller restart? this controller exports it again
             for job in self.store.leased():
                 if job.lease_owner == agent.agent_id:
-                    self.models.sha256(job.arch_id)
+                    self.models.sha256(job.arch_id, job.model_format)
             try:
                 data = self.models.by_sha256(request.sha256)
             except KeyError:
                 context.abort(grpc.StatusCode.NOT_FOUND, f"no model {request.sha256!r} is leased to this agent")
         yield agent_pb2.UploadModelChunk(header=agent_pb2.UploadHeader(
-            sha256=request.sha256, size_bytes=len(data), format="onnx"))
+            sha256=request.sha256, size_bytes=len(data), format=self.models.wire_format(request.sha256)))
         for start in range(0, len(data), CHUNK_BYTES):
             yield agent_pb2.UploadModelChunk(data=data[start:start + CHUNK_BYTES])
 
@@ -136,7 +137,7 @@ class ControllerServicer(controller_pb2_grpc.ControllerServicer):
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, "a report needs a result or a failure")
         owned = Job(**{**vars(job), "lease_owner": agent.agent_id})  # the store checks the lease is still ours
         if outcome == "result":
-            expected = self.models.sha256(job.arch_id)
+            expected = self.models.sha256(job.arch_id, job.model_format)
             if request.result.model_sha256 != expected:
                 context.abort(grpc.StatusCode.INVALID_ARGUMENT,
                               f"result is for model {request.result.model_sha256[:12]}, job {job.id} measures "

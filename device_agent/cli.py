@@ -57,13 +57,17 @@ def build_parser() -> argparse.ArgumentParser:
                        help="TCP port, 0 picks a free one (default 50151; with --controller: no listening port "
                             "unless given)")
     serve.add_argument("--backend", action="append", dest="backends", metavar="NAME",
-                       help="runtime backend to enable; repeat for several (default: onnxruntime)")
+                       help="runtime backend to enable: onnxruntime, litert, edgetpu, torch, replay, instant; "
+                            "repeat for several (default: onnxruntime)")
     replay = serve.add_argument_group("replay backend", "--backend replay answers latency from a recorded table")
     replay.add_argument("--table", type=Path, default=None,
                         help="CSV (or .csv.gz) with an arch_str or arch column, e.g. the NB-201 latency table")
     replay.add_argument("--column", default=None, help="the table's column to answer, e.g. lat_ms_pixel3")
     replay.add_argument("--key-column", default="", help="column naming each architecture (default: arch_str, "
                                                          "else arch)")
+    torch_group = serve.add_argument_group("torch backend", "--backend torch rebuilds each ONNX model in PyTorch")
+    torch_group.add_argument("--torch-device", default=None, metavar="DEVICE", help="cpu (default), cuda or cuda:N")
+    torch_group.add_argument("--torch-compile", action="store_true", help="run the model under torch.compile")
     serve.add_argument("--name", default=None, help="agent name reported to the controller (default: hostname)")
     serve.add_argument("--cache-dir", type=Path, default=None,
                        help="model cache folder (default: $XDG_CACHE_HOME/hwnas-agent/models)")
@@ -135,14 +139,20 @@ def controller_tls(args: argparse.Namespace) -> ClientTls | None:
     return None
 
 
-def replay_options(args: argparse.Namespace) -> dict[str, dict[str, str]]:
-    """The replay backend's table and column, refused when given without it."""
-    given = args.table is not None or args.column is not None
-    if "replay" not in (args.backends or []):
-        if given:
+def backend_options(args: argparse.Namespace) -> dict[str, dict[str, str]]:
+    """Each enabled backend's options from its flags; a flag given without its backend is refused."""
+    enabled = args.backends or []
+    options: dict[str, dict[str, str]] = {}
+    if args.table is not None or args.column is not None or "replay" in enabled:
+        if "replay" not in enabled:
             raise ValueError("--table/--column configure the replay backend; add --backend replay")
-        return {}
-    return {"replay": {"table": str(args.table or ""), "column": args.column or "", "key_column": args.key_column}}
+        options["replay"] = {"table": str(args.table or ""), "column": args.column or "",
+                             "key_column": args.key_column}
+    if args.torch_device is not None or args.torch_compile or "torch" in enabled:
+        if "torch" not in enabled:
+            raise ValueError("--torch-device/--torch-compile configure the torch backend; add --backend torch")
+        options["torch"] = {"device": args.torch_device or "cpu", "compile": str(args.torch_compile)}
+    return options
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -160,7 +170,7 @@ def _serve(args: argparse.Namespace) -> int:
             cache_dir=args.cache_dir or default_cache_dir(),
             cache_capacity_bytes=args.cache_size,
             backends=args.backends or ["onnxruntime"],
-            backend_options=replay_options(args),
+            backend_options=backend_options(args),
         )
         tls, token = security_from_args(args)
         link_tls = controller_tls(args) if args.controller else None

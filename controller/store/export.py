@@ -11,7 +11,7 @@ from typing import Any
 from controller.store.store import Store
 
 COLUMNS = (
-    "arch_id", "space", "arch", "encoding", "macs", "params", "device_key", "backend", "protocol",
+    "arch_id", "space", "arch", "encoding", "macs", "params", "device_key", "backend", "model_format", "protocol",
     "protocol_params_json", "protocol_details_json", "batch_size", "input_shape_json", "latency_ms", "count",
     "min_ms", "mean_ms", "median_ms", "p90_ms", "p99_ms", "max_ms", "std_ms", "power_available", "power_source",
     "mean_power_w", "energy_per_inference_mj", "power_unavailable_reason", "environment_json", "agent_name",

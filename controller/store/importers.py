@@ -199,4 +199,5 @@ def _from_export_row(row: dict[str, Any]) -> MeasurementRecord:
         agent_version=row["agent_version"] or "", started_unix_ns=int(row["started_unix_ns"]),
         finished_unix_ns=int(row["finished_unix_ns"]), queue_wait_ms=float(row["queue_wait_ms"]),
         protocol_details=json.loads(row["protocol_details_json"]), power=power,
-        environment=json.loads(row["environment_json"]), replayed=str(row["replayed"]).lower() in ("true", "1"))
+        environment=json.loads(row["environment_json"]), replayed=str(row["replayed"]).lower() in ("true", "1"),
+        model_format=row.get("model_format") or "onnx")  # exports before v3 have no model_format column

@@ -14,10 +14,14 @@ def params_json(params: Mapping[str, float]) -> str:
 
 
 def make_job_key(arch_id: str, device_key: str, backend: str, protocol: str, params: Mapping[str, float],
-                 batch_size: int) -> str:
-    """The identity of one measurement: the same arch on the same device by the same protocol is one job."""
+                 batch_size: int, model_format: str = "onnx") -> str:
+    """The identity of one measurement: the same arch on the same device by the same protocol is one job.
+
+    The model format joins the key only when it is not ONNX, so keys made before formats existed still match.
+    """
     digest = hashlib.sha256(params_json(params).encode()).hexdigest()[:12]
-    return f"{arch_id}|{device_key}|{backend}|{protocol}:{digest}|b{batch_size}"
+    fmt = "" if model_format == "onnx" else f"|{model_format}"
+    return f"{arch_id}|{device_key}|{backend}{fmt}|{protocol}:{digest}|b{batch_size}"
 
 
 @dataclass(frozen=True)
@@ -42,11 +46,12 @@ class JobSpec:
     batch_size: int = 1
     priority: int = 0
     max_attempts: int = 3
+    model_format: str = "onnx"
 
     @property
     def job_key(self) -> str:
         return make_job_key(self.arch_id, self.device_key, self.backend, self.protocol, self.protocol_params,
-                            self.batch_size)
+                            self.batch_size, self.model_format)
 
 
 @dataclass(frozen=True)
@@ -66,6 +71,7 @@ class Job:
     lease_owner: str | None
     lease_expires_at_unix_s: float | None
     state: str = "leased"
+    model_format: str = "onnx"
 
 
 @dataclass(frozen=True)
@@ -91,6 +97,7 @@ class MeasurementRecord:
     power: Mapping[str, Any] = field(default_factory=lambda: {"available": False})
     environment: Mapping[str, Any] = field(default_factory=dict)
     replayed: bool = False
+    model_format: str = "onnx"
 
 
 @dataclass(frozen=True)

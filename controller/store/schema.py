@@ -24,7 +24,7 @@ from sqlalchemy import (
     Text,
 )
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 metadata = MetaData()
 
 schema_version = Table(
@@ -51,6 +51,7 @@ jobs = Table(
     Column("arch_id", String(64), ForeignKey("architectures.arch_id"), nullable=False),
     Column("device_key", String(200), nullable=False),
     Column("backend", String(64), nullable=False),
+    Column("model_format", String(32), nullable=False, server_default="onnx"),  # v3
     Column("protocol", String(64), nullable=False),
     Column("protocol_params_json", Text, nullable=False),
     Column("batch_size", Integer, nullable=False),
@@ -74,6 +75,7 @@ measurements = Table(
     Column("arch_id", String(64), ForeignKey("architectures.arch_id"), nullable=False),
     Column("device_key", String(200), nullable=False),
     Column("backend", String(64), nullable=False),
+    Column("model_format", String(32), nullable=False, server_default="onnx"),  # v3: onnx, tflite, tflite-int8
     Column("protocol", String(64), nullable=False),
     Column("protocol_params_json", Text, nullable=False),
     Column("protocol_details_json", Text, nullable=False),
@@ -125,5 +127,11 @@ def _v1_to_v2(conn: Connection) -> None:
     agents.create(conn)
 
 
+def _v2_to_v3(conn: Connection) -> None:
+    """v3 records the model format a job sends (ONNX, TFLite fp32 or int8); earlier rows were all ONNX."""
+    for table in ("jobs", "measurements"):
+        conn.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN model_format VARCHAR(32) NOT NULL DEFAULT 'onnx'")
+
+
 # MIGRATIONS[v] upgrades a database at version v to v + 1. Append only; never edit a released step.
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _v1_to_v2}
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _v1_to_v2, 2: _v2_to_v3}

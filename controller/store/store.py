@@ -145,7 +145,8 @@ class Store:
                 existing.add(spec.job_key)
                 rows.append({
                     "job_key": spec.job_key, "campaign": spec.campaign, "arch_id": spec.arch_id,
-                    "device_key": spec.device_key, "backend": spec.backend, "protocol": spec.protocol,
+                    "device_key": spec.device_key, "backend": spec.backend, "model_format": spec.model_format,
+                    "protocol": spec.protocol,
                     "protocol_params_json": params_json(spec.protocol_params), "batch_size": spec.batch_size,
                     "priority": spec.priority, "state": "queued", "attempts": 0,
                     "max_attempts": spec.max_attempts, "created_at_unix_s": now, "updated_at_unix_s": now,
@@ -423,14 +424,15 @@ def _job(row) -> Job:
                device_key=row["device_key"], backend=row["backend"], protocol=row["protocol"],
                protocol_params=json.loads(row["protocol_params_json"]), batch_size=row["batch_size"],
                attempts=row["attempts"], lease_owner=row["lease_owner"],
-               lease_expires_at_unix_s=row["lease_expires_at_unix_s"], state=row["state"])
+               lease_expires_at_unix_s=row["lease_expires_at_unix_s"], state=row["state"],
+               model_format=row["model_format"])
 
 
 def _measurement_row(r: MeasurementRecord, now: float) -> dict[str, Any]:
     power = r.power
     return {
         "job_key": r.job_key, "arch_id": r.arch_id, "device_key": r.device_key, "backend": r.backend,
-        "protocol": r.protocol, "protocol_params_json": params_json(r.protocol_params),
+        "model_format": r.model_format, "protocol": r.protocol, "protocol_params_json": params_json(r.protocol_params),
         "protocol_details_json": json.dumps(dict(r.protocol_details), sort_keys=True),
         "batch_size": r.batch_size, "input_shape_json": json.dumps(list(r.input_shape)),
         "latency_ms": r.latency_ms, **{k: r.stats.get(k) for k in

@@ -16,6 +16,9 @@ BACKENDS: dict[str, str] = {
     "onnxruntime": "device_agent.backends.onnxruntime_backend:OnnxRuntimeBackend",
     "instant": "device_agent.backends.instant_backend:InstantBackend",
     "replay": "device_agent.backends.replay_backend:ReplayBackend",
+    "litert": "device_agent.backends.litert_backend:LiteRtBackend",
+    "edgetpu": "device_agent.backends.litert_backend:EdgeTpuBackend",
+    "torch": "device_agent.backends.torch_backend:TorchBackend",
 }
 
 __all__ = ["BACKENDS", "Backend", "InputSpec", "LoadedModel", "backend_class", "probe_backend"]

@@ -33,8 +33,12 @@ class LoadedModel(abc.ABC):
     def inputs(self) -> list[InputSpec]: ...
 
     @abc.abstractmethod
-    def bind(self, shapes: dict[str, tuple[int, ...]]) -> Callable[[], None]:
-        """Build inputs of these shapes once; return a callable running one inference."""
+    def bind(self, shapes: dict[str, tuple[int, ...]]) -> Callable[[], int | None]:
+        """Build inputs of these shapes once; return a callable running one inference.
+
+        The callable returns None when the host clock around it is the right measure (CPU runtimes), or the
+        inference's duration in nanoseconds as the device measured it (CUDA events around the kernels).
+        """
 
     def abort(self) -> None:  # noqa: B027 - optional capability, default is "cannot interrupt"
         """Interrupt an inference in flight, where the runtime allows it."""

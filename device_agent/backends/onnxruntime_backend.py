@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import functools
-import importlib.metadata
 import importlib.util
 from collections.abc import Callable
 from pathlib import Path
@@ -11,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from device_agent.backends.base import Backend, InputSpec, LoadedModel
+from device_agent.backends.common import first_line, installed_version, random_input
 from device_agent.errors import InvalidInput
 from device_agent.host import physical_cores
 from device_agent.power.base import Availability
@@ -26,15 +25,6 @@ _ORT_TYPES = {
     "tensor(uint8)": "uint8",
     "tensor(bool)": "bool",
 }
-
-
-def random_input(shape: tuple[int, ...], dtype: str, rng: np.random.Generator) -> np.ndarray:
-    """Inputs for timing: normal floats, small non-negative integers."""
-    if dtype.startswith("float"):
-        return rng.standard_normal(shape).astype(dtype)
-    if dtype == "bool":
-        return rng.integers(0, 2, shape).astype(bool)
-    return rng.integers(0, 8, shape).astype(dtype)
 
 
 class OrtLoadedModel(LoadedModel):
@@ -67,7 +57,7 @@ class OrtLoadedModel(LoadedModel):
         try:
             session.run(outputs, feed, run_options)  # one untimed call surfaces shape errors now
         except Exception as exc:
-            raise InvalidInput(f"onnxruntime rejected the inputs {dict(shapes)}: {_first_line(exc)}") from exc
+            raise InvalidInput(f"onnxruntime rejected the inputs {dict(shapes)}: {first_line(exc)}") from exc
 
         def run_once() -> None:
             session.run(outputs, feed, run_options)
@@ -76,20 +66,6 @@ class OrtLoadedModel(LoadedModel):
 
     def abort(self) -> None:
         self._run_options.terminate = True
-
-
-@functools.cache
-def _installed_version(distribution: str) -> str:
-    """Package metadata lookups scan site-packages; every result carries the version, so look once."""
-    try:
-        return importlib.metadata.version(distribution)
-    except importlib.metadata.PackageNotFoundError:
-        return ""
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 class OnnxRuntimeBackend(Backend):
@@ -104,7 +80,7 @@ class OnnxRuntimeBackend(Backend):
 
     @classmethod
     def runtime_version(cls) -> str:
-        return _installed_version("onnxruntime")
+        return installed_version("onnxruntime")
 
     def load(self, model_path: Path, threads: int) -> OrtLoadedModel:
         import onnxruntime as ort
@@ -119,8 +95,8 @@ class OnnxRuntimeBackend(Backend):
         try:
             session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
         except ort_state.InvalidProtobuf as exc:
-            raise InvalidInput(f"model bytes are not an ONNX model: {_first_line(exc)}") from exc
+            raise InvalidInput(f"model bytes are not an ONNX model: {first_line(exc)}") from exc
         except Exception as exc:
-            raise InvalidInput(f"onnxruntime refused the model: {_first_line(exc)}") from exc
+            raise InvalidInput(f"onnxruntime refused the model: {first_line(exc)}") from exc
         # onnxruntime's default intra-op pool has one thread per physical core.
         return OrtLoadedModel(session, threads or physical_cores())

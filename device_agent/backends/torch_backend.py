@@ -1,0 +1,103 @@
+"""PyTorch, eager or ``torch.compile``d, on the CPU or a CUDA GPU.
+
+The network is rebuilt from the ONNX bytes (``onnx_torch``), never unpickled. On CUDA, inputs live on the
+GPU and each inference is timed by CUDA events recorded around it on the current stream, read after the end
+event has synchronised, so the figure is the GPU's time, not the launch time. torch and onnx are imported
+only when this backend is enabled.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Callable
+from pathlib import Path
+
+from device_agent.backends.base import Backend, InputSpec, LoadedModel
+from device_agent.backends.common import first_line, installed_version, random_input
+from device_agent.errors import InvalidInput
+from device_agent.host import physical_cores
+from device_agent.power.base import Availability
+
+
+class TorchModel(LoadedModel):
+    def __init__(self, module, inputs: list[InputSpec], device: str, threads: int) -> None:
+        self._module = module
+        self._inputs = inputs
+        self._device = device
+        self.threads = threads
+
+    @property
+    def inputs(self) -> list[InputSpec]:
+        return list(self._inputs)
+
+    def bind(self, shapes: dict[str, tuple[int, ...]]) -> Callable[[], int | None]:
+        import numpy as np
+        import torch
+
+        rng = np.random.default_rng(0)
+        xs = [torch.from_numpy(random_input(tuple(shapes[s.name]), s.dtype, rng)).to(self._device)
+              for s in self._inputs]
+        module = self._module
+        try:
+            with torch.inference_mode():
+                module(*xs)  # one untimed call surfaces shape errors (and compiles, under torch.compile)
+        except (RuntimeError, ValueError) as exc:
+            raise InvalidInput(f"PyTorch rejected the inputs {dict(shapes)}: {first_line(exc)}") from exc
+        if not self._device.startswith("cuda"):
+            def run_once() -> None:
+                with torch.inference_mode():
+                    module(*xs)
+
+            return run_once
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        torch.cuda.synchronize(self._device)
+
+        def run_cuda() -> int:
+            with torch.inference_mode():
+                start.record()
+                module(*xs)
+                end.record()
+            end.synchronize()
+            return round(start.elapsed_time(end) * 1e6)  # ms -> ns
+
+        return run_cuda
+
+
+class TorchBackend(Backend):
+    name = "torch"
+    runtime_name = "pytorch"
+
+    def __init__(self, device: str = "cpu", compile: str = "false") -> None:  # noqa: A002 - the flag's name
+        import torch
+
+        self.device = device
+        self.compile = compile.lower() in ("1", "true", "yes")
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            raise RuntimeError("--torch-device cuda, but PyTorch sees no CUDA GPU")
+        if not (device == "cpu" or device.startswith("cuda")):
+            raise RuntimeError(f"--torch-device must be cpu, cuda or cuda:N, got {device!r}")
+
+    @classmethod
+    def probe(cls) -> Availability:
+        missing = [m for m in ("torch", "onnx") if importlib.util.find_spec(m) is None]
+        if missing:
+            return Availability(False, f"not installed: {', '.join(missing)} (pip install 'hwnas[agent-torch]')")
+        return Availability(True, f"torch {installed_version('torch')} eager or torch.compile, CPU or CUDA")
+
+    @classmethod
+    def runtime_version(cls) -> str:
+        return installed_version("torch")
+
+    def load(self, model_path: Path, threads: int) -> TorchModel:
+        import torch
+
+        from device_agent.backends.onnx_torch import load_onnx_module
+
+        module = load_onnx_module(model_path.read_bytes())
+        inputs = module.input_specs
+        threads = threads or physical_cores()
+        torch.set_num_threads(threads)
+        module = module.to(self.device)
+        if self.compile:
+            module = torch.compile(module)
+        return TorchModel(module, inputs, self.device, threads)
