@@ -79,24 +79,50 @@ def test_processes_opening_a_new_store_at_once_all_see_a_complete_schema(tmp_pat
     assert [out.strip() for out, _ in results] == [str(SCHEMA_VERSION)] * 6, [err for _, err in results]
 
 
-def test_a_v1_store_is_migrated_and_keeps_its_rows(tmp_path: Path) -> None:
-    """A dataset written before dial-in agents existed (schema v1) gains the agents table, losing nothing."""
+def legacy_store(path: Path, version: int) -> None:
+    """A store as hwnas wrote it at schema ``version`` (1 or 2), holding ARCH and one job."""
     from sqlalchemy import create_engine, insert
 
     from controller.store import schema
 
-    engine = create_engine(f"sqlite:///{tmp_path / 'v1.db'}")
+    engine = create_engine(f"sqlite:///{path}")
     with engine.begin() as conn:
-        schema.metadata.create_all(conn, tables=[t for t in schema.metadata.sorted_tables if t.name != "agents"])
-        conn.execute(insert(schema.schema_version).values(version=1))
+        schema.metadata.create_all(conn, tables=[t for t in schema.metadata.sorted_tables
+                                                 if version >= 2 or t.name != "agents"])
+        for table in ("jobs", "measurements"):  # model_format came with v3
+            conn.exec_driver_sql(f"ALTER TABLE {table} DROP COLUMN model_format")
+        conn.execute(insert(schema.schema_version).values(version=version))
         conn.execute(insert(schema.architectures).values(**vars(ARCH)))
+        spec = specs(1)[0]
+        conn.exec_driver_sql(
+            "INSERT INTO jobs (job_key, campaign, arch_id, device_key, backend, protocol, protocol_params_json, "
+            "batch_size, priority, state, attempts, max_attempts, created_at_unix_s, updated_at_unix_s) "
+            f"VALUES ('{spec.job_key}', 'c1', '{ARCH.arch_id}', 'rpi4', 'onnxruntime', 'latbench', '{{}}', 1, 0, "
+            "'queued', 0, 3, 0, 0)")
     engine.dispose()
-    with Store(tmp_path / "v1.db") as s:
-        assert s.schema_version == SCHEMA_VERSION == 2
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_an_older_store_is_migrated_and_keeps_its_rows(tmp_path: Path, version: int) -> None:
+    """v1 (before dial-in agents) gains the agents table; v1 and v2 (before model formats) gain model_format."""
+    legacy_store(tmp_path / "old.db", version)
+    with Store(tmp_path / "old.db") as s:
+        assert s.schema_version == SCHEMA_VERSION == 3
         assert s.registered_agents() == []
         assert s.architecture(ARCH.arch_id) == ARCH
-    versions = sqlite3.connect(tmp_path / "v1.db").execute("SELECT version FROM schema_version").fetchall()
-    assert sorted(v for (v,) in versions) == [1, 2]
+        job = s.lease("rpi4", "w", 10)
+        assert job.job_key == specs(1)[0].job_key and job.model_format == "onnx"
+        assert s.enqueue(specs(1)) == 0  # the old job key still names the same ONNX job
+    versions = sqlite3.connect(tmp_path / "old.db").execute("SELECT version FROM schema_version").fetchall()
+    assert sorted(v for (v,) in versions) == list(range(version, 4))
+
+
+def test_a_tflite_job_is_a_different_job_from_the_onnx_one(store: Store) -> None:
+    onnx_job = specs(1)[0]
+    tflite_job = JobSpec(**{**vars(onnx_job), "backend": "litert", "model_format": "tflite"})
+    int8_job = JobSpec(**{**vars(tflite_job), "model_format": "tflite-int8"})
+    assert store.enqueue([onnx_job, tflite_job, int8_job]) == 3
+    assert {store.lease("rpi4", "w", 10).model_format for _ in range(3)} == {"onnx", "tflite", "tflite-int8"}
 
 
 def test_set_priority_reorders_a_campaigns_queued_jobs(store: Store) -> None:

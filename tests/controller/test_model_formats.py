@@ -1,0 +1,88 @@
+"""CG -> torch module -> TFLite (fp32 and dynamic-range int8), and which backend runs which format."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from controller.graph import GraphBuilder
+from controller.graph.torch_module import UnsupportedForTorch, to_torch
+from controller.model_formats import FORMATS, format_for, model_format
+from controller.spaces import get_space
+
+from .test_graph_ir import every_op_graph
+
+litert_torch = pytest.importorskip("litert_torch", reason="the tflite extra (litert-torch) is not installed")
+from ai_edge_litert.interpreter import Interpreter  # noqa: E402 - after the skip
+
+
+def test_every_op_builds_in_torch_with_the_cgs_output_shapes() -> None:
+    graph = every_op_graph().canonical()
+    with torch.inference_mode():
+        outs = to_torch(graph)(torch.randn(graph.input_shape))
+    assert [tuple(o.shape) for o in outs] == [graph.nodes[i].out_shape for i in graph.outputs]
+
+
+@pytest.mark.parametrize("space", ["nb201", "ofa-mbv3", "ofa-resnet50"])
+def test_sampled_networks_build_in_torch_with_the_cgs_output_shape(space: str) -> None:
+    s = get_space(space)
+    rng = np.random.default_rng(4)
+    for _ in range(3):
+        graph = s.to_graph(s.sample(rng))
+        with torch.inference_mode():
+            out = to_torch(graph)(torch.randn(graph.input_shape))
+        assert tuple(out.shape) == graph.nodes[graph.outputs[0]].out_shape
+
+
+def test_the_same_cg_and_seed_give_the_same_weights() -> None:
+    graph = every_op_graph()
+    a, b, c = to_torch(graph, seed=1), to_torch(graph, seed=1), to_torch(graph, seed=2)
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=True))
+    assert not all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), c.state_dict().values(), strict=True))
+
+
+def test_asymmetric_padding_is_an_explicit_pad_and_what_torch_cannot_express_is_refused() -> None:
+    b = GraphBuilder((1, 3, 8, 8))
+    y = b.conv(b.input, 4, 2, padding=(0, 0, 1, 1))  # TF "same" on an even kernel
+    graph = b.build(b.pool("maxpool", y, 2, 2, padding=(0, 0, 1, 1)))
+    with torch.inference_mode():
+        assert tuple(to_torch(graph)(torch.randn(1, 3, 8, 8)).shape) == graph.nodes[-1].out_shape
+    b = GraphBuilder((1, 3, 8, 8))
+    bad = b.build(b.conv_transpose(b.input, 4, 3, stride=2, padding=(0, 0, 1, 1)))
+    with pytest.raises(UnsupportedForTorch, match="asymmetric padding"):
+        to_torch(bad)
+
+
+def run_tflite(data: bytes, x: np.ndarray) -> np.ndarray:
+    interpreter = Interpreter(model_content=data, num_threads=1)
+    interpreter.allocate_tensors()
+    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], x)
+    interpreter.invoke()
+    return interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+
+
+def test_tflite_computes_what_the_torch_module_computes_and_int8_shrinks_the_weights() -> None:
+    space = get_space("nb201")
+    graph = space.to_graph(space.from_string(
+        "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_1x1~1|nor_conv_3x3~2|"))
+    x = np.random.default_rng(0).standard_normal(graph.input_shape).astype(np.float32)
+    with torch.inference_mode():
+        expected = to_torch(graph)(torch.from_numpy(x)).numpy()
+    fp32 = model_format("tflite").export(graph, {})
+    np.testing.assert_allclose(run_tflite(fp32, x), expected, rtol=1e-3, atol=1e-4 * np.abs(expected).max())
+    int8 = model_format("tflite-int8").export(graph, {})
+    assert len(int8) < 0.5 * len(fp32)  # int8 weights are a quarter of fp32 ones
+    assert run_tflite(int8, x).shape == expected.shape
+    assert fp32 == model_format("tflite").export(graph, {})  # deterministic: the same content hash on agents
+
+
+def test_each_backend_gets_a_format_it_runs() -> None:
+    assert format_for("onnxruntime") == "onnx" and format_for("litert") == "tflite"
+    assert format_for("litert", "tflite-int8") == "tflite-int8"
+    assert format_for("my-lab-runtime") == "onnx"
+    with pytest.raises(ValueError, match="backend 'onnxruntime' runs \\['onnx'\\], not 'tflite'"):
+        format_for("onnxruntime", "tflite")
+    with pytest.raises(ValueError, match="unknown model format 'tflite-fp16'"):
+        format_for("litert", "tflite-fp16")
+    assert set(FORMATS) == {"onnx", "tflite", "tflite-int8"}

@@ -1,0 +1,62 @@
+"""One campaign over agents of several runtimes: each device key gets the model format its backend runs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from controller.campaign import CampaignPlan, plans_by_runtime
+from controller.cli import main
+from controller.local_agent import LocalAgent
+from controller.store import Store
+
+pytest.importorskip("litert_torch", reason="the tflite extra (litert-torch) is not installed")
+
+KEYS = {"vm-ort": ("onnxruntime", "onnx"), "vm-litert": ("litert", "tflite"), "vm-torch": ("torch", "onnx")}
+
+
+def test_the_same_sample_is_profiled_on_onnxruntime_litert_and_pytorch_agents(tmp_path: Path) -> None:
+    db = tmp_path / "ds.db"
+    with LocalAgent(tmp_path / "c1", ["--backend", "onnxruntime", "--backend", "litert", "--name", "cpu"]) as cpu, \
+            LocalAgent(tmp_path / "c2", ["--backend", "torch", "--name", "pt"]) as pt:
+        agents = [f"vm-ort={cpu.address}", f"vm-litert={cpu.address}", f"vm-torch={pt.address}"]
+        code = main(["latbench", "build", "--space", "nb201", "--devices", ",".join(KEYS), "--sample", "2",
+                     "--seed", "3", "--protocol", "fixed", "--param", "count=20", "--db", str(db), "--insecure",
+                     "--quiet", "--backend", "vm-litert=litert", "--backend", "vm-torch=torch",
+                     *[flag for a in agents for flag in ("--agent", a)]])
+    assert code == 0
+    with Store(db) as store:
+        rows = list(store.measurements())
+    assert len(rows) == 6
+    assert len({r["arch_id"] for r in rows}) == 2  # the same two networks on every runtime
+    for r in rows:
+        backend, fmt = KEYS[r["device_key"]]
+        assert (r["backend"], r["model_format"], r["protocol"]) == (backend, fmt, "fixed")
+        assert r["count"] == 20 and r["latency_ms"] > 0
+        assert r["power_source"] or "rapl" in r["power_unavailable_reason"]  # says where power came from, or why not
+        assert json.loads(r["environment_json"])["runtime"] == {"onnxruntime": "onnxruntime", "litert": "litert",
+                                                                "torch": "pytorch"}[backend]
+
+
+def test_runtime_flags_name_what_is_wrong() -> None:
+    base = CampaignPlan(campaign="c", device_keys=["a", "b"])
+    plans = plans_by_runtime(base, ["b=litert"], ["b=tflite-int8"])
+    assert [(p.device_keys, p.backend, p.model_format) for p in plans] == [
+        (["a"], "onnxruntime", "onnx"), (["b"], "litert", "tflite-int8")]
+    assert [p.backend for p in plans_by_runtime(base, ["torch"])] == ["torch"]
+    with pytest.raises(ValueError, match="names device key 'c', which is not in --devices"):
+        plans_by_runtime(base, ["c=litert"])
+    with pytest.raises(ValueError, match="backend 'onnxruntime' runs \\['onnx'\\], not 'tflite'"):
+        plans_by_runtime(base, [], ["tflite"])
+    with pytest.raises(ValueError, match="--backend must look like NAME or KEY=NAME"):
+        plans_by_runtime(base, ["a="])
+
+
+def test_the_cli_refuses_a_format_the_backend_cannot_run(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    code = main(["latbench", "build", "--space", "nb201", "--devices", "k", "--sample", "1", "--db",
+                 str(tmp_path / "d.db"), "--agent", "k=127.0.0.1:1", "--model-format", "tflite", "--insecure"])
+    assert code == 2
+    assert "backend 'onnxruntime' runs ['onnx'], not 'tflite'" in capsys.readouterr().err
+    assert not (tmp_path / "d.db").exists()  # refused before anything was written
