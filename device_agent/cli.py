@@ -68,6 +68,12 @@ def build_parser() -> argparse.ArgumentParser:
     torch_group = serve.add_argument_group("torch backend", "--backend torch rebuilds each ONNX model in PyTorch")
     torch_group.add_argument("--torch-device", default=None, metavar="DEVICE", help="cpu (default), cuda or cuda:N")
     torch_group.add_argument("--torch-compile", action="store_true", help="run the model under torch.compile")
+    power = serve.add_argument_group("power", "energy over each timed window (hwnas-agent info lists the sources)")
+    power.add_argument("--power-source", default="", metavar="NAME",
+                       help="rapl or nvml (default: the first available; the agent refuses to start if the named "
+                            "one is unavailable)")
+    power.add_argument("--idle-baseline-seconds", type=float, default=0.0, metavar="S",
+                       help="measure idle power for S seconds at start and report power and energy net of it")
     serve.add_argument("--name", default=None, help="agent name reported to the controller (default: hostname)")
     serve.add_argument("--cache-dir", type=Path, default=None,
                        help="model cache folder (default: $XDG_CACHE_HOME/hwnas-agent/models)")
@@ -171,6 +177,8 @@ def _serve(args: argparse.Namespace) -> int:
             cache_capacity_bytes=args.cache_size,
             backends=args.backends or ["onnxruntime"],
             backend_options=backend_options(args),
+            power_source=args.power_source,
+            idle_baseline_s=args.idle_baseline_seconds,
         )
         tls, token = security_from_args(args)
         link_tls = controller_tls(args) if args.controller else None

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from device_agent.backends.base import InputSpec, LoadedModel
 from device_agent.errors import InvalidInput, MeasurementStopped
 from device_agent.host import HostState, read_state, state_warnings
+from device_agent.interference import RunWatch
 from device_agent.power.base import PowerSource
 from device_agent.protocols import get_protocol
 from device_agent.stats import LatencyStats, summarize
@@ -59,6 +60,8 @@ class PowerOutcome:
     energy_j: float = 0.0
     mean_power_w: float = 0.0
     energy_per_inference_mj: float = 0.0
+    sampling_period_s: float = 0.0
+    idle_power_w: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -168,8 +171,12 @@ def measure(
     power_source: PowerSource | None,
     power_unavailable_reason: str = "no power source configured",
     token: StopToken | None = None,
+    idle_power_w: float = 0.0,
 ) -> Measurement:
-    """Warm up, then time ``model`` by ``options.protocol``; raise MeasurementStopped when stopped."""
+    """Warm up, then time ``model`` by ``options.protocol``; raise MeasurementStopped when stopped.
+
+    With ``idle_power_w`` > 0, mean power and energy per inference are net of that idle baseline.
+    """
     if model.replayed_ms is not None:
         return replayed(model, options)
     protocol = get_protocol(options.protocol)
@@ -231,11 +238,15 @@ def measure(
             time_one()
             warm += 1
         timed, phase = 0, "timed"
+        watch = RunWatch() if model.watch_host else None
+        if watch is not None:
+            watch.start()
         if meter is not None:
             meter.start()
             last_poll = time.perf_counter_ns()
         outcome = protocol.run(time_one, params)
         reading = meter.stop() if meter is not None else None
+        run_warnings = watch.close() if watch is not None else []
     finally:
         token.close()
         if gc_was_enabled:
@@ -246,13 +257,16 @@ def measure(
 
     if reading is not None:
         inferences = len(outcome.samples_ns)
+        net_j = reading.energy_j - idle_power_w * reading.window_s
         power = PowerOutcome(
             available=True,
             source=reading.source,
             window_s=reading.window_s,
             energy_j=reading.energy_j,
-            mean_power_w=reading.energy_j / reading.window_s if reading.window_s > 0 else 0.0,
-            energy_per_inference_mj=reading.energy_j * 1e3 / inferences,
+            mean_power_w=net_j / reading.window_s if reading.window_s > 0 else 0.0,
+            energy_per_inference_mj=net_j * 1e3 / inferences,
+            sampling_period_s=reading.sampling_period_s,
+            idle_power_w=idle_power_w,
         )
     else:
         power = PowerOutcome(available=False, unavailable_reason=power_unavailable_reason)
@@ -272,7 +286,7 @@ def measure(
         wall_ms=wall_ms,
         started_unix_ns=started_unix_ns,
         finished_unix_ns=time.time_ns(),
-        warnings=state_warnings(host),
+        warnings=[*state_warnings(host), *run_warnings],
     )
 
 

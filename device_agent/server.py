@@ -28,7 +28,7 @@ from device_agent.cache import ModelCache, check_sha256
 from device_agent.errors import AgentError, InvalidInput, MeasurementStopped, ModelNotFound
 from device_agent.fifo import FifoGate
 from device_agent.measure import Measurement, MeasureOptions, StopToken, measure
-from device_agent.power import PowerSource, probe_all
+from device_agent.power import POWER_SOURCES, PowerSource, idle_power_w, probe_all
 from device_agent.protocols import PROTOCOLS
 from protos.auth import TlsFiles, TokenInterceptor
 from protos.hwnas.v1 import agent_pb2, agent_pb2_grpc
@@ -48,6 +48,8 @@ class AgentConfig:
     backends: list[str] = field(default_factory=lambda: ["onnxruntime"])
     max_workers: int = 32
     backend_options: dict[str, dict[str, str]] = field(default_factory=dict)  # e.g. replay: table, column
+    power_source: str = ""  # a name from POWER_SOURCES; empty: the first available one
+    idle_baseline_s: float = 0.0  # > 0: measure idle power this long at start and subtract it
 
 
 def _abort(context: grpc.ServicerContext, error: AgentError) -> None:
@@ -69,12 +71,13 @@ class AgentServicer(agent_pb2_grpc.DeviceAgentServicer):
             except ValueError as exc:
                 raise RuntimeError(f"backend {name!r}: {exc}") from None
         self.power_probes = probe_all()
-        self.power_source: PowerSource | None = next(
-            (src for src, avail in self.power_probes.values() if avail.available), None
-        )
-        self.power_unavailable_reason = "; ".join(
-            f"{name}: {avail.detail}" for name, (_, avail) in self.power_probes.items()
-        )
+        self.power_source, self.power_unavailable_reason = self._pick_power_source(config.power_source)
+        self.idle_power_w = 0.0
+        if config.idle_baseline_s > 0:
+            if self.power_source is None:
+                raise RuntimeError(f"--idle-baseline-seconds needs a power source: {self.power_unavailable_reason}")
+            self.idle_power_w = idle_power_w(self.power_source, config.idle_baseline_s)
+            log.info("idle power %.2f W over %.1f s; records subtract it", self.idle_power_w, config.idle_baseline_s)
         self.gate = FifoGate()
         self._loaded: OrderedDict[tuple[str, str, int], LoadedModel] = OrderedDict()
         self._current: StopToken | None = None
@@ -172,6 +175,18 @@ class AgentServicer(agent_pb2_grpc.DeviceAgentServicer):
         options.validate()
         return options
 
+    def _pick_power_source(self, wanted: str) -> tuple[PowerSource | None, str]:
+        """The configured source (it must be available), else the first available; and why none is."""
+        if wanted:
+            if wanted not in POWER_SOURCES:
+                raise RuntimeError(f"unknown power source {wanted!r}; known: {sorted(POWER_SOURCES)}")
+            source, availability = self.power_probes[wanted]
+            if not availability.available:
+                raise RuntimeError(f"power source {wanted!r} is not available: {availability.detail}")
+            return source, ""
+        source = next((src for src, avail in self.power_probes.values() if avail.available), None)
+        return source, "; ".join(f"{name}: {avail.detail}" for name, (_, avail) in self.power_probes.items())
+
     def _load(self, sha256: str, backend_name: str, path: Path, threads: int) -> LoadedModel:
         key = (sha256, backend_name, threads)
         if key in self._loaded:
@@ -229,9 +244,8 @@ class AgentServicer(agent_pb2_grpc.DeviceAgentServicer):
                 try:
                     with self.cache.pinned(request.model_sha256) as path:
                         loaded = self._load(request.model_sha256, backend_name, path, request.options.threads)
-                        result = measure(
-                            loaded, options, self.power_source, self.power_unavailable_reason, token
-                        )
+                        result = measure(loaded, options, self.power_source, self.power_unavailable_reason,
+                                         token, idle_power_w=self.idle_power_w)
                 finally:
                     with self._current_lock:
                         self._current = None

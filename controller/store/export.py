@@ -14,7 +14,8 @@ COLUMNS = (
     "arch_id", "space", "arch", "encoding", "macs", "params", "device_key", "backend", "model_format", "protocol",
     "protocol_params_json", "protocol_details_json", "batch_size", "input_shape_json", "latency_ms", "count",
     "min_ms", "mean_ms", "median_ms", "p90_ms", "p99_ms", "max_ms", "std_ms", "power_available", "power_source",
-    "mean_power_w", "energy_per_inference_mj", "power_unavailable_reason", "environment_json", "agent_name",
+    "mean_power_w", "energy_per_inference_mj", "power_unavailable_reason", "power_sampling_period_s",
+    "idle_power_w", "environment_json", "agent_name",
     "agent_version", "queue_wait_ms", "started_unix_ns", "finished_unix_ns", "recorded_at_unix_s", "replayed",
     "job_key",
 )

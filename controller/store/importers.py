@@ -190,7 +190,9 @@ def _from_export_row(row: dict[str, Any]) -> MeasurementRecord:
     flag = str(row["power_available"]).lower() in ("true", "1")
     power = {"available": flag, "source": row["power_source"] or "", "mean_power_w": _number(row["mean_power_w"]),
              "energy_per_inference_mj": _number(row["energy_per_inference_mj"]),
-             "unavailable_reason": row["power_unavailable_reason"] or ""}
+             "unavailable_reason": row["power_unavailable_reason"] or "",
+             "sampling_period_s": _number(row.get("power_sampling_period_s")),  # exports before v3 lack these
+             "idle_power_w": _number(row.get("idle_power_w"))}
     return MeasurementRecord(
         job_key=row["job_key"], arch_id=row["arch_id"], device_key=row["device_key"], backend=row["backend"],
         protocol=row["protocol"], protocol_params=json.loads(row["protocol_params_json"]),

@@ -95,6 +95,8 @@ measurements = Table(
     Column("mean_power_w", Float),
     Column("energy_per_inference_mj", Float),
     Column("power_unavailable_reason", Text),
+    Column("power_sampling_period_s", Float),  # v3: 0 for an energy counter, else the sampling period
+    Column("idle_power_w", Float),  # v3: the idle baseline subtracted from mean power and energy, if any
     Column("environment_json", Text, nullable=False),
     Column("agent_name", String(200), nullable=False),  # importers write "imported:<source>"
     Column("agent_version", String(64), nullable=False),
@@ -128,9 +130,11 @@ def _v1_to_v2(conn: Connection) -> None:
 
 
 def _v2_to_v3(conn: Connection) -> None:
-    """v3 records the model format a job sends (ONNX, TFLite fp32 or int8); earlier rows were all ONNX."""
+    """v3 records the model format a job sends (earlier rows were all ONNX) and how power was read."""
     for table in ("jobs", "measurements"):
         conn.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN model_format VARCHAR(32) NOT NULL DEFAULT 'onnx'")
+    for column in ("power_sampling_period_s", "idle_power_w"):
+        conn.exec_driver_sql(f"ALTER TABLE measurements ADD COLUMN {column} FLOAT")
 
 
 # MIGRATIONS[v] upgrades a database at version v to v + 1. Append only; never edit a released step.

@@ -442,6 +442,8 @@ def _measurement_row(r: MeasurementRecord, now: float) -> dict[str, Any]:
         "mean_power_w": power.get("mean_power_w") if power.get("available") else None,
         "energy_per_inference_mj": power.get("energy_per_inference_mj") if power.get("available") else None,
         "power_unavailable_reason": power.get("unavailable_reason") or None,
+        "power_sampling_period_s": power.get("sampling_period_s") if power.get("available") else None,
+        "idle_power_w": power.get("idle_power_w") if power.get("available") else None,
         "environment_json": json.dumps(dict(r.environment), sort_keys=True),
         "agent_name": r.agent_name, "agent_version": r.agent_version, "queue_wait_ms": r.queue_wait_ms,
         "started_unix_ns": r.started_unix_ns, "finished_unix_ns": r.finished_unix_ns,

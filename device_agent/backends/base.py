@@ -27,6 +27,7 @@ class LoadedModel(abc.ABC):
     threads: int  # intra-op threads the runtime actually uses
     replayed_ms: float | None = None  # set by backends that answer a recorded value instead of timing
     note: str = ""  # said in every result of this model (e.g. that the value was replayed)
+    watch_host: bool = True  # look for busy processes and throttling during the timed window
 
     @property
     @abc.abstractmethod

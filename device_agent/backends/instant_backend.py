@@ -15,6 +15,7 @@ from device_agent.power.base import Availability
 
 class InstantModel(LoadedModel):
     threads = 1
+    watch_host = False  # it times nothing, so nothing can disturb it; the dispatch benchmark stays lean
 
     @property
     def inputs(self) -> list[InputSpec]:

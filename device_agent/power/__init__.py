@@ -2,16 +2,33 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 from device_agent.power.base import Availability, EnergyReading, PowerMeter, PowerSource
+from device_agent.power.nvml import NvmlSource
 from device_agent.power.rapl import RaplSource
 
+# The agent uses the first available source unless told which (--power-source).
 POWER_SOURCES: dict[str, Callable[[], PowerSource]] = {
     "rapl": RaplSource,
+    "nvml": NvmlSource,
 }
 
-__all__ = ["POWER_SOURCES", "Availability", "EnergyReading", "PowerMeter", "PowerSource", "probe_all"]
+__all__ = ["POWER_SOURCES", "Availability", "EnergyReading", "PowerMeter", "PowerSource", "idle_power_w",
+           "probe_all"]
+
+
+def idle_power_w(source: PowerSource, seconds: float) -> float:
+    """Mean power over ``seconds`` of doing nothing: the baseline a record can subtract."""
+    meter = source.open()
+    meter.start()
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        time.sleep(min(0.5, max(0.0, end - time.perf_counter())))
+        meter.poll()
+    reading = meter.stop()
+    return reading.energy_j / reading.window_s if reading.window_s > 0 else 0.0
 
 
 def probe_all() -> dict[str, tuple[PowerSource, Availability]]:

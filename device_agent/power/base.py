@@ -23,6 +23,7 @@ class EnergyReading:
     source: str
     window_s: float
     energy_j: float
+    sampling_period_s: float = 0.0  # 0: an energy counter read at both ends of the window
 
 
 class PowerMeter(abc.ABC):

@@ -89,8 +89,9 @@ def legacy_store(path: Path, version: int) -> None:
     with engine.begin() as conn:
         schema.metadata.create_all(conn, tables=[t for t in schema.metadata.sorted_tables
                                                  if version >= 2 or t.name != "agents"])
-        for table in ("jobs", "measurements"):  # model_format came with v3
-            conn.exec_driver_sql(f"ALTER TABLE {table} DROP COLUMN model_format")
+        for table, column in (("jobs", "model_format"), ("measurements", "model_format"),  # new in v3
+                              ("measurements", "power_sampling_period_s"), ("measurements", "idle_power_w")):
+            conn.exec_driver_sql(f"ALTER TABLE {table} DROP COLUMN {column}")
         conn.execute(insert(schema.schema_version).values(version=version))
         conn.execute(insert(schema.architectures).values(**vars(ARCH)))
         spec = specs(1)[0]

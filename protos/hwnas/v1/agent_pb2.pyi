@@ -178,7 +178,7 @@ class LatencyStats(_message.Message):
     def __init__(self, count: _Optional[int] = ..., min_ms: _Optional[float] = ..., mean_ms: _Optional[float] = ..., median_ms: _Optional[float] = ..., p90_ms: _Optional[float] = ..., p99_ms: _Optional[float] = ..., max_ms: _Optional[float] = ..., std_ms: _Optional[float] = ...) -> None: ...
 
 class PowerReport(_message.Message):
-    __slots__ = ("available", "source", "unavailable_reason", "window_s", "energy_j", "mean_power_w", "energy_per_inference_mj")
+    __slots__ = ("available", "source", "unavailable_reason", "window_s", "energy_j", "mean_power_w", "energy_per_inference_mj", "sampling_period_s", "idle_power_w")
     AVAILABLE_FIELD_NUMBER: _ClassVar[int]
     SOURCE_FIELD_NUMBER: _ClassVar[int]
     UNAVAILABLE_REASON_FIELD_NUMBER: _ClassVar[int]
@@ -186,6 +186,8 @@ class PowerReport(_message.Message):
     ENERGY_J_FIELD_NUMBER: _ClassVar[int]
     MEAN_POWER_W_FIELD_NUMBER: _ClassVar[int]
     ENERGY_PER_INFERENCE_MJ_FIELD_NUMBER: _ClassVar[int]
+    SAMPLING_PERIOD_S_FIELD_NUMBER: _ClassVar[int]
+    IDLE_POWER_W_FIELD_NUMBER: _ClassVar[int]
     available: bool
     source: str
     unavailable_reason: str
@@ -193,7 +195,9 @@ class PowerReport(_message.Message):
     energy_j: float
     mean_power_w: float
     energy_per_inference_mj: float
-    def __init__(self, available: _Optional[bool] = ..., source: _Optional[str] = ..., unavailable_reason: _Optional[str] = ..., window_s: _Optional[float] = ..., energy_j: _Optional[float] = ..., mean_power_w: _Optional[float] = ..., energy_per_inference_mj: _Optional[float] = ...) -> None: ...
+    sampling_period_s: float
+    idle_power_w: float
+    def __init__(self, available: _Optional[bool] = ..., source: _Optional[str] = ..., unavailable_reason: _Optional[str] = ..., window_s: _Optional[float] = ..., energy_j: _Optional[float] = ..., mean_power_w: _Optional[float] = ..., energy_per_inference_mj: _Optional[float] = ..., sampling_period_s: _Optional[float] = ..., idle_power_w: _Optional[float] = ...) -> None: ...
 
 class EnvironmentSnapshot(_message.Message):
     __slots__ = ("threads", "cpu_governor", "cpu_freq_mhz", "load_avg_1m", "load_avg_5m", "load_avg_15m", "runtime", "runtime_version")

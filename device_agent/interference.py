@@ -1,0 +1,110 @@
+"""What happened on the host while a measurement ran: other busy processes, thermal throttling.
+
+A latency taken while another process held a core, or while the CPU throttled, is not the device's
+latency. ``RunWatch`` snapshots /proc and /sys when the timed window opens and again when it closes, and
+turns the differences into warnings for the record. It reads files only (no psutil), so the agent stays
+light; a host without those files gets no warning rather than a guessed one.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+OTHER_PROCESS_CPU_SHARE = 0.10  # of one CPU over the timed window: above this, the record warns
+
+# Counters that grow each time the hardware throttles: Intel's per-core and package counters, and the
+# Raspberry Pi firmware's bit field (bits 0-3: throttling now, bits 16-19: since boot).
+_THROTTLE_GLOBS = ("devices/system/cpu/cpu*/thermal_throttle/core_throttle_count",
+                   "devices/system/cpu/cpu*/thermal_throttle/package_throttle_count")
+_RPI_THROTTLED = "devices/platform/soc/soc:firmware/get_throttled"
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text().strip()
+    except OSError:
+        return ""
+
+
+def process_cpu_ticks(proc: Path = Path("/proc")) -> dict[int, tuple[str, int]]:
+    """pid -> (command name, user + system clock ticks so far), for every readable process."""
+    ticks: dict[int, tuple[str, int]] = {}
+    for entry in proc.iterdir() if proc.is_dir() else ():
+        if not entry.name.isdigit():
+            continue
+        text = _read(entry / "stat")
+        # "pid (comm) state ppid ...": comm may hold spaces and parentheses, so split at the last ')'.
+        head, sep, rest = text.rpartition(")")
+        fields = rest.split()
+        if not sep or len(fields) < 13:
+            continue
+        ticks[int(entry.name)] = (head.partition("(")[2], int(fields[11]) + int(fields[12]))
+    return ticks
+
+
+def throttle_counts(sys_root: Path = Path("/sys")) -> dict[str, int]:
+    counts = {}
+    for pattern in _THROTTLE_GLOBS:
+        for path in sys_root.glob(pattern):
+            value = _read(path)
+            if value.isdigit():
+                counts[str(path.relative_to(sys_root))] = int(value)
+    return counts
+
+
+def rpi_throttled_now(sys_root: Path = Path("/sys")) -> bool:
+    value = _read(sys_root / _RPI_THROTTLED)
+    try:
+        return bool(int(value, 16 if value.startswith("0x") else 10) & 0xF)
+    except ValueError:
+        return False
+
+
+@dataclass
+class RunWatch:
+    """Open at the start of the timed window, ``close`` at its end for the warnings."""
+
+    proc: Path = Path("/proc")
+    sys_root: Path = Path("/sys")
+    own_pid: int = field(default_factory=os.getpid)
+    _ticks: dict[int, tuple[str, int]] = field(default_factory=dict, init=False)
+    _throttles: dict[str, int] = field(default_factory=dict, init=False)
+    _rpi_throttled: bool = field(default=False, init=False)
+    _t0: float = field(default=0.0, init=False)
+
+    def start(self) -> None:
+        self._ticks = process_cpu_ticks(self.proc)
+        self._throttles = throttle_counts(self.sys_root)
+        self._rpi_throttled = rpi_throttled_now(self.sys_root)
+        self._t0 = time.monotonic()
+
+    def close(self) -> list[str]:
+        window_s = time.monotonic() - self._t0
+        warnings = []
+        busy = self._busy_others(window_s)
+        if busy:
+            names = ", ".join(f"{name} (pid {pid}, {share:.0%})" for pid, name, share in busy[:3])
+            warnings.append(f"other processes used more than {OTHER_PROCESS_CPU_SHARE:.0%} of a CPU during the "
+                            f"timed window: {names}")
+        throttled = sorted(k for k, v in throttle_counts(self.sys_root).items() if v > self._throttles.get(k, v))
+        if throttled:
+            warnings.append(f"the CPU throttled thermally during the timed window ({throttled[0]} grew)")
+        elif self._rpi_throttled or rpi_throttled_now(self.sys_root):
+            warnings.append("the board's firmware reports throttling (under-voltage or temperature)")
+        return warnings
+
+    def _busy_others(self, window_s: float) -> list[tuple[int, str, float]]:
+        if window_s <= 0 or not self._ticks:
+            return []
+        hz = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+        busy = []
+        for pid, (name, ticks) in process_cpu_ticks(self.proc).items():
+            if pid == self.own_pid or pid not in self._ticks:
+                continue
+            share = (ticks - self._ticks[pid][1]) / hz / window_s
+            if share > OTHER_PROCESS_CPU_SHARE:
+                busy.append((pid, name, share))
+        return sorted(busy, key=lambda b: -b[2])

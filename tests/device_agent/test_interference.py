@@ -1,0 +1,77 @@
+"""Warnings for a measurement disturbed by another busy process or by thermal throttling."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from device_agent.backends.onnxruntime_backend import OnnxRuntimeBackend
+from device_agent.interference import RunWatch
+from device_agent.measure import MeasureOptions, measure
+
+
+def test_a_busy_process_during_the_timed_window_is_named_in_the_warnings(tmp_path: Path, tiny_model: bytes) -> None:
+    path = tmp_path / "m.onnx"
+    path.write_bytes(tiny_model)
+    model = OnnxRuntimeBackend().load(path, threads=1)
+    hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.3)  # let it get going
+        # About a second of timing: long enough for /proc's 10 ms ticks to see a busy neighbour.
+        m = measure(model, MeasureOptions(protocol="fixed", protocol_params={"count": 50000.0}), None)
+    finally:
+        hog.kill()
+        hog.wait()
+    assert m.wall_ms > 300
+    busy = [w for w in m.warnings if "other processes used more than 10% of a CPU" in w]
+    assert busy and f"pid {hog.pid}" in busy[0], m.warnings
+
+
+def fake_proc(root: Path, ticks: dict[int, int]) -> None:
+    for pid, t in ticks.items():
+        (root / str(pid)).mkdir(parents=True, exist_ok=True)
+        # utime is field 14, stime field 15 of /proc/PID/stat; "(my proc)" has a space, as comm may.
+        (root / str(pid) / "stat").write_text(f"{pid} (my proc) S 1 1 1 0 -1 0 0 0 0 0 {t} 0 0 0 20 0 1 0\n")
+
+
+def test_quiet_neighbours_and_steady_throttle_counters_give_no_warning(tmp_path: Path) -> None:
+    """A fake /proc and /sys (this VM has no throttle counters): nothing grows, nothing is said."""
+    proc, sys_root = tmp_path / "proc", tmp_path / "sys"
+    fake_proc(proc, {100: 50, 200: 7})
+    counter = sys_root / "devices/system/cpu/cpu0/thermal_throttle/core_throttle_count"
+    counter.parent.mkdir(parents=True)
+    counter.write_text("3\n")
+    watch = RunWatch(proc=proc, sys_root=sys_root, own_pid=100)
+    watch.start()
+    time.sleep(0.2)
+    fake_proc(proc, {100: 500, 200: 8})  # our own process may be busy; pid 200 used 1 tick of 20
+    assert watch.close() == []
+
+
+def test_a_throttle_counter_that_grows_during_the_window_is_a_warning(tmp_path: Path) -> None:
+    proc, sys_root = tmp_path / "proc", tmp_path / "sys"
+    fake_proc(proc, {1: 0})
+    counter = sys_root / "devices/system/cpu/cpu1/thermal_throttle/package_throttle_count"
+    counter.parent.mkdir(parents=True)
+    counter.write_text("3\n")
+    watch = RunWatch(proc=proc, sys_root=sys_root)
+    watch.start()
+    counter.write_text("4\n")
+    assert watch.close() == ["the CPU throttled thermally during the timed window "
+                             "(devices/system/cpu/cpu1/thermal_throttle/package_throttle_count grew)"]
+
+
+@pytest.mark.parametrize(("value", "warned"), [("0x0", False), ("0x50000", False), ("0x4", True)])
+def test_a_raspberry_pi_throttling_now_is_a_warning(tmp_path: Path, value: str, warned: bool) -> None:
+    """Bits 0-3 of the firmware's get_throttled mean 'now'; bits 16-19 only 'since boot'."""
+    sys_root = tmp_path / "sys"
+    flag = sys_root / "devices/platform/soc/soc:firmware/get_throttled"
+    flag.parent.mkdir(parents=True)
+    flag.write_text(value)
+    watch = RunWatch(proc=tmp_path / "none", sys_root=sys_root)
+    watch.start()
+    assert bool(watch.close()) == warned
