@@ -17,7 +17,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import grpc
 import tomllib
@@ -145,18 +145,30 @@ def enqueue_graphs(store: Store, space: SearchSpace, items: Sequence[tuple[Seque
     return store.enqueue(specs), specs
 
 
-def model_bytes(arch: ArchRecord, fmt: str = "onnx") -> bytes:
-    """The model of a stored architecture in a format (deterministic: the same record gives the same bytes).
+def model_bytes(arch: ArchRecord, fmt: str = "onnx", batch: int = 1) -> bytes:
+    """A stored architecture's model in a format, for inputs of ``batch`` samples (deterministic bytes).
 
     An ONNX model carries the architecture's identity as metadata, so an agent that replays a recorded
     table (``--backend replay``) knows which row to answer.
     """
-    return model_format(fmt).export(ComputationGraph.from_json(arch.cg_json),
+    return model_format(fmt).export(ComputationGraph.from_json(arch.cg_json).with_batch(batch),
                                     {"hwnas.space": arch.space, "hwnas.arch": arch.arch, "hwnas.arch_id": arch.arch_id})
 
 
+class ModelKey(NamedTuple):
+    """What a model's bytes depend on: the architecture, the format and the batch size it takes."""
+
+    arch_id: str
+    model_format: str = "onnx"
+    batch_size: int = 1
+
+    @classmethod
+    def of(cls, job: Job) -> ModelKey:
+        return cls(job.arch_id, job.model_format, job.batch_size)
+
+
 class ModelSource:
-    """(arch_id, format) -> sha256 and bytes of its model, exported from the stored CG on first use.
+    """(arch_id, format, batch) -> sha256 and bytes of its model, exported from the stored CG on first use.
 
     The sha256 of every model seen is kept (64 bytes each); the bytes only for recently used models, up to
     ``budget_bytes`` (an OFA-ResNet50 subnet is up to ~190 MB), and are re-exported when needed again.
@@ -166,28 +178,28 @@ class ModelSource:
     def __init__(self, store: Store, budget_bytes: int = 256 << 20) -> None:
         self.store = store
         self.budget_bytes = budget_bytes
-        self._sha: dict[tuple[str, str], str] = {}
-        self._arch_of: dict[str, tuple[str, str]] = {}
+        self._sha: dict[ModelKey, str] = {}
+        self._arch_of: dict[str, ModelKey] = {}
         self._bytes: OrderedDict[str, bytes] = OrderedDict()
         self._held_bytes = 0
         self._lock = threading.Lock()
 
-    def sha256(self, arch_id: str, fmt: str = "onnx") -> str:
+    def sha256(self, key: ModelKey) -> str:
         with self._lock:
-            sha = self._sha.get((arch_id, fmt))
-        return sha if sha is not None else sha256_hex(self.model(arch_id, fmt))
+            sha = self._sha.get(key)
+        return sha if sha is not None else sha256_hex(self.model(key))
 
-    def model(self, arch_id: str, fmt: str = "onnx") -> bytes:
+    def model(self, key: ModelKey) -> bytes:
         with self._lock:
-            sha = self._sha.get((arch_id, fmt))
+            sha = self._sha.get(key)
             if sha is not None and sha in self._bytes:
                 self._bytes.move_to_end(sha)
                 return self._bytes[sha]
-        data = model_bytes(self.store.architecture(arch_id), fmt)
+        data = model_bytes(self.store.architecture(key.arch_id), key.model_format, key.batch_size)
         sha = sha256_hex(data)
         with self._lock:
-            self._sha[arch_id, fmt] = sha
-            self._arch_of[sha] = (arch_id, fmt)
+            self._sha[key] = sha
+            self._arch_of[sha] = key
             if sha not in self._bytes:
                 self._bytes[sha] = data
                 self._held_bytes += len(data)
@@ -198,13 +210,13 @@ class ModelSource:
     def by_sha256(self, sha: str) -> bytes:
         """The bytes of a model this source has handed out; KeyError for any other hash."""
         with self._lock:
-            arch_id, fmt = self._arch_of[sha]
-        return self.model(arch_id, fmt)
+            key = self._arch_of[sha]
+        return self.model(key)
 
     def wire_format(self, sha: str) -> str:
         """What goes in the upload header of a model this source has handed out ("onnx", "tflite")."""
         with self._lock:
-            return model_format(self._arch_of[sha][1]).wire_format
+            return model_format(self._arch_of[sha].model_format).wire_format
 
 
 def to_record(job: Job, r: Mapping[str, Any]) -> MeasurementRecord:
@@ -318,11 +330,11 @@ class AgentWorker:
         return True, next_job
 
     def _profile(self, client: AgentClient, job: Job) -> ProfileRecord:
-        sha = self.models.sha256(job.arch_id, job.model_format)
+        sha = self.models.sha256(ModelKey.of(job))
         for attempt in (1, 2):
             if sha not in self.uploaded:
                 if not client.has_model(sha):
-                    client.upload(self.models.model(job.arch_id, job.model_format),
+                    client.upload(self.models.model(ModelKey.of(job)),
                                   model_format(job.model_format).wire_format, sha256=sha)
                 self.uploaded.add(sha)
             try:

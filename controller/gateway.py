@@ -21,7 +21,7 @@ import grpc
 from google.protobuf.json_format import MessageToDict
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from controller.campaign import AGENT_DOWN, PERMANENT, ModelSource, to_record
+from controller.campaign import AGENT_DOWN, PERMANENT, ModelKey, ModelSource, to_record
 from controller.client import CHUNK_BYTES, message_dict
 from controller.store import Job, RegisteredAgent, Store
 from protos.auth import TlsFiles, TokenInterceptor
@@ -53,7 +53,7 @@ class ControllerServicer(controller_pb2_grpc.ControllerServicer):
     def _request(self, job: Job) -> agent_pb2.ProfileRequest:
         options = agent_pb2.ProfileOptions(batch_size=job.batch_size, protocol=job.protocol,
                                            protocol_params=dict(job.protocol_params))
-        return agent_pb2.ProfileRequest(model_sha256=self.models.sha256(job.arch_id, job.model_format),
+        return agent_pb2.ProfileRequest(model_sha256=self.models.sha256(ModelKey.of(job)),
                                         backend=job.backend,
                                         options=options)
 
@@ -101,7 +101,7 @@ class ControllerServicer(controller_pb2_grpc.ControllerServicer):
                     continue
                 return controller_pb2.LeaseJobResponse(
                     job_id=job.id, request=profile_request,
-                    model_size_bytes=len(self.models.model(job.arch_id, job.model_format)))
+                    model_size_bytes=len(self.models.model(ModelKey.of(job))))
             if time.monotonic() >= give_up:
                 break
             time.sleep(POLL_S)
@@ -114,7 +114,7 @@ class ControllerServicer(controller_pb2_grpc.ControllerServicer):
         except KeyError:  # leased before a controller restart? this controller exports it again
             for job in self.store.leased():
                 if job.lease_owner == agent.agent_id:
-                    self.models.sha256(job.arch_id, job.model_format)
+                    self.models.sha256(ModelKey.of(job))
             try:
                 data = self.models.by_sha256(request.sha256)
             except KeyError:
@@ -137,7 +137,7 @@ class ControllerServicer(controller_pb2_grpc.ControllerServicer):
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, "a report needs a result or a failure")
         owned = Job(**{**vars(job), "lease_owner": agent.agent_id})  # the store checks the lease is still ours
         if outcome == "result":
-            expected = self.models.sha256(job.arch_id, job.model_format)
+            expected = self.models.sha256(ModelKey.of(job))
             if request.result.model_sha256 != expected:
                 context.abort(grpc.StatusCode.INVALID_ARGUMENT,
                               f"result is for model {request.result.model_sha256[:12]}, job {job.id} measures "

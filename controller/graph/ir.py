@@ -149,6 +149,24 @@ class ComputationGraph:
             nodes.append(Node(node.op, tuple(inputs), node.out_shape, node.attrs))
         return ComputationGraph(nodes, [new_index[o] for o in self.outputs])
 
+    def with_batch(self, batch: int) -> ComputationGraph:
+        """The same network taking ``batch`` samples at once: the leading axis of every shape changes.
+
+        Every CG shape is batch-first (NCHW, or (N, F) after flatten) and a reshape keeps the batch axis, so
+        this is exact. The arch_id of a network is that of its batch-1 graph; other batches are export-time.
+        """
+        if batch < 1:
+            raise ValueError(f"batch must be >= 1, got {batch}")
+        if batch == self.input_shape[0]:
+            return self
+        nodes = []
+        for node in self.nodes:
+            attrs = dict(node.attrs)
+            if "shape" in attrs:  # input and reshape name a full shape, batch first
+                attrs["shape"] = (batch, *tuple(attrs["shape"])[1:])
+            nodes.append(Node(node.op, node.inputs, (batch, *node.out_shape[1:]), attrs))
+        return ComputationGraph(nodes, self.outputs)
+
     def to_dict(self) -> dict[str, Any]:
         """Canonical, JSON-ready form."""
         graph = self.canonical()

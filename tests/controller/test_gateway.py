@@ -10,6 +10,7 @@ import grpc
 import pytest
 
 from controller import campaign
+from controller.campaign import ModelKey
 from controller.certs import init_lab
 from controller.cli import main
 from controller.gateway import Gateway
@@ -207,7 +208,7 @@ def test_dial_out_agents_and_a_dialled_agent_share_one_key(tmp_path: Path, store
         # Each dial-out agent holds every model it measured, fetched from the controller into its cache.
         # (It may hold one more: a job whose lease it lost under load was then measured elsewhere.)
         for link, _ in links:
-            measured = {gateway.servicer.models.sha256(r["arch_id"]) for r in rows
+            measured = {gateway.servicer.models.sha256(ModelKey(r["arch_id"])) for r in rows
                         if r["agent_name"] == link.servicer.config.name}
             assert all(link.servicer.cache.size_of(sha) for sha in measured)
             assert link.servicer.cache.usage().models >= len(measured)

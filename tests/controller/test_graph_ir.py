@@ -149,3 +149,16 @@ def test_numpy_integers_give_the_same_graph_as_python_ints() -> None:
         return b.build(b.conv(b.input, cast(4), cast(3), stride=cast(1)))
 
     assert build(np.int64).to_json() == build(int).to_json()
+
+
+def test_with_batch_changes_every_leading_axis_and_runs_at_that_batch() -> None:
+    graph = every_op_graph().with_batch(1)  # the fixture takes 2 samples
+    big = graph.with_batch(5)
+    assert big.input_shape == (5, 3, 16, 16) and graph.with_batch(1) is graph
+    assert all(n.out_shape[0] == 5 for n in big.nodes)
+    x = np.random.default_rng(0).standard_normal(big.input_shape).astype(np.float32)
+    outs = ort.InferenceSession(to_onnx(big).SerializeToString()).run(None, {"input": x})
+    assert [o.shape for o in outs] == [big.nodes[i].out_shape for i in big.canonical().outputs]
+    assert big.with_batch(1).to_json() == graph.to_json()
+    with pytest.raises(ValueError, match="batch must be >= 1"):
+        graph.with_batch(0)

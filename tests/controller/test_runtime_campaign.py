@@ -60,3 +60,17 @@ def test_the_cli_refuses_a_format_the_backend_cannot_run(tmp_path: Path, capsys:
     assert code == 2
     assert "backend 'onnxruntime' runs ['onnx'], not 'tflite'" in capsys.readouterr().err
     assert not (tmp_path / "d.db").exists()  # refused before anything was written
+
+
+def test_a_batch_32_campaign_sends_each_runtime_a_model_taking_32_samples(tmp_path: Path) -> None:
+    db = tmp_path / "ds.db"
+    with LocalAgent(tmp_path / "c", ["--backend", "onnxruntime", "--backend", "litert", "--backend", "torch"]) as a:
+        code = main(["latbench", "build", "--space", "nb201", "--devices", ",".join(KEYS), "--sample", "1",
+                     "--seed", "5", "--protocol", "fixed", "--param", "count=5", "--batch-size", "32", "--db",
+                     str(db), "--insecure", "--quiet", "--backend", "vm-litert=litert", "--backend", "vm-torch=torch",
+                     *[flag for key in KEYS for flag in ("--agent", f"{key}={a.address}")]])
+    assert code == 0
+    with Store(db) as store:
+        rows = list(store.measurements())
+    assert len(rows) == 3
+    assert all(r["batch_size"] == 32 and json.loads(r["input_shape_json"]) == [32, 3, 32, 32] for r in rows)
