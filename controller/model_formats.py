@@ -105,6 +105,7 @@ FORMATS: dict[str, ModelFormat] = {f.name: f for f in (
 # What each agent backend runs; the first is the default when a plan names none.
 BACKEND_FORMATS: dict[str, tuple[str, ...]] = {
     "onnxruntime": ("onnx",),
+    "onnxruntime-cuda": ("onnx",),
     "torch": ("onnx",),
     "replay": ("onnx",),
     "instant": ("onnx",),

@@ -16,6 +16,7 @@ BACKENDS: dict[str, str] = {
     "onnxruntime": "device_agent.backends.onnxruntime_backend:OnnxRuntimeBackend",
     "instant": "device_agent.backends.instant_backend:InstantBackend",
     "replay": "device_agent.backends.replay_backend:ReplayBackend",
+    "onnxruntime-cuda": "device_agent.backends.onnxruntime_backend:OnnxRuntimeCudaBackend",
     "litert": "device_agent.backends.litert_backend:LiteRtBackend",
     "edgetpu": "device_agent.backends.litert_backend:EdgeTpuBackend",
     "torch": "device_agent.backends.torch_backend:TorchBackend",

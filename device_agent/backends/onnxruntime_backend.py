@@ -1,4 +1,4 @@
-"""ONNX Runtime on the CPU execution provider."""
+"""ONNX Runtime on the CPU execution provider, and on the CUDA one where onnxruntime-gpu is installed."""
 
 from __future__ import annotations
 
@@ -68,9 +68,37 @@ class OrtLoadedModel(LoadedModel):
         self._run_options.terminate = True
 
 
+class OrtCudaLoadedModel(OrtLoadedModel):
+    """Inputs and outputs stay on the GPU (I/O binding): the timed call spans GPU work, no host copies."""
+
+    def bind(self, shapes: dict[str, tuple[int, ...]]) -> Callable[[], None]:
+        ort, session = self._ort, self._session
+        rng = np.random.default_rng(0)
+        binding = session.io_binding()
+        for spec in self._inputs:
+            value = random_input(shapes[spec.name], spec.dtype, rng)
+            binding.bind_ortvalue_input(spec.name, ort.OrtValue.ortvalue_from_numpy(value, "cuda", 0))
+        for name in self._outputs:
+            binding.bind_output(name, "cuda", 0)
+        run_options = ort.RunOptions()
+        self._run_options = run_options
+
+        def run_once() -> None:
+            session.run_with_iobinding(binding, run_options)
+            binding.synchronize_outputs()  # the call returns when the GPU has finished
+
+        try:
+            run_once()
+        except Exception as exc:
+            raise InvalidInput(f"onnxruntime (CUDA) rejected the inputs {dict(shapes)}: {first_line(exc)}") from exc
+        return run_once
+
+
 class OnnxRuntimeBackend(Backend):
     name = "onnxruntime"
     runtime_name = "onnxruntime"
+    providers: tuple[str, ...] = ("CPUExecutionProvider",)
+    loaded_model = OrtLoadedModel
 
     @classmethod
     def probe(cls) -> Availability:
@@ -93,10 +121,35 @@ class OnnxRuntimeBackend(Backend):
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.log_severity_level = 3
         try:
-            session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+            session = ort.InferenceSession(str(model_path), options, providers=list(self.providers))
         except ort_state.InvalidProtobuf as exc:
             raise InvalidInput(f"model bytes are not an ONNX model: {first_line(exc)}") from exc
         except Exception as exc:
             raise InvalidInput(f"onnxruntime refused the model: {first_line(exc)}") from exc
         # onnxruntime's default intra-op pool has one thread per physical core.
-        return OrtLoadedModel(session, threads or physical_cores())
+        return self.loaded_model(session, threads or physical_cores())
+
+
+class OnnxRuntimeCudaBackend(OnnxRuntimeBackend):
+    """The CUDA execution provider on GPU 0 (choose the GPU with CUDA_VISIBLE_DEVICES); CPU for what CUDA lacks."""
+
+    name = "onnxruntime-cuda"
+    runtime_name = "onnxruntime-cuda"
+    providers = ("CUDAExecutionProvider", "CPUExecutionProvider")
+    loaded_model = OrtCudaLoadedModel
+
+    @classmethod
+    def probe(cls) -> Availability:
+        base = OnnxRuntimeBackend.probe()
+        if not base.available:
+            return base
+        import onnxruntime as ort
+
+        if "CUDAExecutionProvider" not in ort.get_available_providers():
+            return Availability(False, "this onnxruntime has no CUDAExecutionProvider (pip install onnxruntime-gpu "
+                                       "in place of onnxruntime)")
+        return Availability(True, f"onnxruntime {cls.runtime_version()} CUDAExecutionProvider")
+
+    @classmethod
+    def runtime_version(cls) -> str:
+        return installed_version("onnxruntime-gpu") or installed_version("onnxruntime")

@@ -140,3 +140,11 @@ def test_asking_for_cuda_without_a_gpu_fails_at_start(tmp_path: Path) -> None:
                            "--backend", "torch", "--torch-device", "cuda", "--cache-dir", str(tmp_path / "c")],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and "PyTorch sees no CUDA GPU" in done.stderr
+
+
+def test_onnxruntime_cuda_is_offered_only_where_the_cuda_provider_exists() -> None:
+    availability = probe_backend("onnxruntime-cuda")
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        assert availability.available
+    else:
+        assert not availability.available and "no CUDAExecutionProvider" in availability.detail
