@@ -108,6 +108,7 @@ BACKEND_FORMATS: dict[str, tuple[str, ...]] = {
     "onnxruntime-cuda": ("onnx",),
     "torch": ("onnx",),
     "replay": ("onnx",),
+    "simulator": ("onnx",),
     "instant": ("onnx",),
     "litert": ("tflite", "tflite-int8"),
 }

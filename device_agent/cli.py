@@ -57,7 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="TCP port, 0 picks a free one (default 50151; with --controller: no listening port "
                             "unless given)")
     serve.add_argument("--backend", action="append", dest="backends", metavar="NAME",
-                       help="runtime backend to enable: onnxruntime, litert, edgetpu, torch, replay, instant; "
+                       help="runtime backend to enable: onnxruntime, onnxruntime-cuda, litert, edgetpu, torch, "
+                            "simulator, replay, instant; "
                             "repeat for several (default: onnxruntime)")
     replay = serve.add_argument_group("replay backend", "--backend replay answers latency from a recorded table")
     replay.add_argument("--table", type=Path, default=None,
@@ -68,6 +69,15 @@ def build_parser() -> argparse.ArgumentParser:
     torch_group = serve.add_argument_group("torch backend", "--backend torch rebuilds each ONNX model in PyTorch")
     torch_group.add_argument("--torch-device", default=None, metavar="DEVICE", help="cpu (default), cuda or cuda:N")
     torch_group.add_argument("--torch-compile", action="store_true", help="run the model under torch.compile")
+    sim = serve.add_argument_group("simulator backend", "--backend simulator: ZigZag estimates cycles and energy")
+    sim.add_argument("--sim-accelerator", default=None, metavar="NAME|FILE.yaml",
+                     help="a ZigZag hardware YAML or a shipped one: tpu_like (default), edge_tpu_like, "
+                          "eyeriss_like, ...")
+    sim.add_argument("--sim-mapping", default=None, metavar="FILE.yaml",
+                     help="ZigZag mapping YAML (default: the shipped one of the accelerator's name, else default)")
+    sim.add_argument("--sim-clock-mhz", type=float, default=None, help="clock turning cycles into ms (default 1000)")
+    sim.add_argument("--sim-effort", type=int, default=None,
+                     help="ZigZag's lpf_limit: temporal mappings tried per layer (default 6; lower is faster)")
     power = serve.add_argument_group("power", "energy over each timed window (hwnas-agent info lists the sources)")
     power.add_argument("--power-source", default="", metavar="NAME",
                        help="rapl or nvml (default: the first available; the agent refuses to start if the named "
@@ -158,6 +168,12 @@ def backend_options(args: argparse.Namespace) -> dict[str, dict[str, str]]:
         if "torch" not in enabled:
             raise ValueError("--torch-device/--torch-compile configure the torch backend; add --backend torch")
         options["torch"] = {"device": args.torch_device or "cpu", "compile": str(args.torch_compile)}
+    sim = {"accelerator": args.sim_accelerator, "mapping": args.sim_mapping, "clock_mhz": args.sim_clock_mhz,
+           "effort": args.sim_effort}
+    if any(v is not None for v in sim.values()) or "simulator" in enabled:
+        if "simulator" not in enabled:
+            raise ValueError("--sim-* flags configure the simulator backend; add --backend simulator")
+        options["simulator"] = {k: str(v) for k, v in sim.items() if v is not None}
     return options
 
 

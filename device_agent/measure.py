@@ -177,8 +177,8 @@ def measure(
 
     With ``idle_power_w`` > 0, mean power and energy per inference are net of that idle baseline.
     """
-    if model.replayed_ms is not None:
-        return replayed(model, options)
+    if model.answer is not None:
+        return answered(model, options)
     protocol = get_protocol(options.protocol)
     params = protocol.resolve(options.protocol_params)
     shapes = resolve_input_shapes(model.inputs, options.batch_size, options.input_shapes)
@@ -290,15 +290,24 @@ def measure(
     )
 
 
-def replayed(model: LoadedModel, options: MeasureOptions) -> Measurement:
-    """The result of a model whose backend answers a recorded value: nothing is timed, and it says so."""
-    now, value = time.time_ns(), float(model.replayed_ms or 0.0)
+def answered(model: LoadedModel, options: MeasureOptions) -> Measurement:
+    """The result of a model whose backend looks up or computes its latency: nothing is timed, it says so."""
+    answer = model.answer
+    assert answer is not None
+    now, value = time.time_ns(), float(answer.latency_ms)
     host = read_state()
+    if answer.energy_mj is not None:
+        window_s, energy_j = value / 1e3, answer.energy_mj / 1e3
+        power = PowerOutcome(available=True, source=answer.energy_source, window_s=window_s, energy_j=energy_j,
+                             mean_power_w=energy_j / window_s if window_s > 0 else 0.0,
+                             energy_per_inference_mj=answer.energy_mj)
+    else:
+        power = PowerOutcome(available=False, unavailable_reason=answer.no_energy_reason)
     return Measurement(
-        protocol="replay", protocol_params={}, protocol_details={"replayed": 1.0}, latency_ms=value,
+        protocol=answer.protocol, protocol_params={}, protocol_details=dict(answer.details), latency_ms=value,
         stats=LatencyStats(count=0, min_ms=value, mean_ms=value, median_ms=value, p90_ms=value, p99_ms=value,
                            max_ms=value, std_ms=0.0),
-        samples_ns=[], power=PowerOutcome(available=False, unavailable_reason="replayed latency: nothing ran"),
+        samples_ns=[], power=power,
         host=host, threads=model.threads, batch_size=options.batch_size or 1, input_shapes={},
         warmup_runs_done=0, wall_ms=0.0, started_unix_ns=now, finished_unix_ns=now,
         warnings=[model.note, *state_warnings(host)] if model.note else state_warnings(host),

@@ -20,6 +20,7 @@ BACKENDS: dict[str, str] = {
     "litert": "device_agent.backends.litert_backend:LiteRtBackend",
     "edgetpu": "device_agent.backends.litert_backend:EdgeTpuBackend",
     "torch": "device_agent.backends.torch_backend:TorchBackend",
+    "simulator": "device_agent.backends.simulator_backend:SimulatorBackend",
 }
 
 __all__ = ["BACKENDS", "Backend", "InputSpec", "LoadedModel", "backend_class", "probe_backend"]

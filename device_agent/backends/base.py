@@ -23,9 +23,21 @@ class InputSpec:
     dtype: str  # numpy dtype name
 
 
+@dataclass(frozen=True)
+class Answer:
+    """A latency a backend looks up or computes instead of timing a run (replay tables, simulators)."""
+
+    latency_ms: float
+    protocol: str  # what the record says it was measured by: "replay", "simulator:zigzag@3.9.1"
+    details: dict[str, float]  # protocol_details of the record
+    energy_mj: float | None = None  # per inference, where the source models energy
+    energy_source: str = ""  # names the model of energy (e.g. the simulated accelerator)
+    no_energy_reason: str = ""
+
+
 class LoadedModel(abc.ABC):
     threads: int  # intra-op threads the runtime actually uses
-    replayed_ms: float | None = None  # set by backends that answer a recorded value instead of timing
+    answer: Answer | None = None  # set by backends that answer instead of timing
     note: str = ""  # said in every result of this model (e.g. that the value was replayed)
     watch_host: bool = True  # look for busy processes and throttling during the timed window
 

@@ -17,7 +17,7 @@ import math
 from collections.abc import Callable
 from pathlib import Path
 
-from device_agent.backends.base import Backend, InputSpec, LoadedModel
+from device_agent.backends.base import Answer, Backend, InputSpec, LoadedModel
 from device_agent.errors import InvalidInput
 from device_agent.onnx_metadata import metadata_props
 from device_agent.power.base import Availability
@@ -29,7 +29,8 @@ class ReplayedModel(LoadedModel):
     threads = 0
 
     def __init__(self, latency_ms: float, note: str) -> None:
-        self.replayed_ms = latency_ms
+        self.answer = Answer(latency_ms, "replay", {"replayed": 1.0},
+                             no_energy_reason="replayed latency: nothing ran")
         self.note = note
 
     @property

@@ -15,29 +15,38 @@ from controller.store import Store
 pytest.importorskip("litert_torch", reason="the tflite extra (litert-torch) is not installed")
 
 KEYS = {"vm-ort": ("onnxruntime", "onnx"), "vm-litert": ("litert", "tflite"), "vm-torch": ("torch", "onnx")}
+RUNTIME = {"onnxruntime": "onnxruntime", "litert": "litert", "torch": "pytorch", "simulator": "simulator:zigzag"}
 
 
-def test_the_same_sample_is_profiled_on_onnxruntime_litert_and_pytorch_agents(tmp_path: Path) -> None:
+def test_the_same_sample_is_profiled_on_onnxruntime_litert_pytorch_and_simulator_agents(tmp_path: Path) -> None:
+    """Issue #8's "done when": one campaign, four runtimes, each record naming backend, protocol and power."""
+    pytest.importorskip("zigzag", reason="the agent-sim extra (zigzag-dse) is not installed")
+    keys = {**KEYS, "vm-sim": ("simulator", "onnx")}
     db = tmp_path / "ds.db"
     with LocalAgent(tmp_path / "c1", ["--backend", "onnxruntime", "--backend", "litert", "--name", "cpu"]) as cpu, \
-            LocalAgent(tmp_path / "c2", ["--backend", "torch", "--name", "pt"]) as pt:
-        agents = [f"vm-ort={cpu.address}", f"vm-litert={cpu.address}", f"vm-torch={pt.address}"]
-        code = main(["latbench", "build", "--space", "nb201", "--devices", ",".join(KEYS), "--sample", "2",
+            LocalAgent(tmp_path / "c2", ["--backend", "torch", "--name", "pt"]) as pt, \
+            LocalAgent(tmp_path / "c3", ["--backend", "simulator", "--sim-effort", "2", "--name", "sim"]) as sim:
+        agents = [f"vm-ort={cpu.address}", f"vm-litert={cpu.address}", f"vm-torch={pt.address}",
+                  f"vm-sim={sim.address}"]
+        code = main(["latbench", "build", "--space", "nb201", "--devices", ",".join(keys), "--sample", "2",
                      "--seed", "3", "--protocol", "fixed", "--param", "count=20", "--db", str(db), "--insecure",
                      "--quiet", "--backend", "vm-litert=litert", "--backend", "vm-torch=torch",
-                     *[flag for a in agents for flag in ("--agent", a)]])
+                     "--backend", "vm-sim=simulator", *[flag for a in agents for flag in ("--agent", a)]])
     assert code == 0
     with Store(db) as store:
         rows = list(store.measurements())
-    assert len(rows) == 6
+    assert len(rows) == 8
     assert len({r["arch_id"] for r in rows}) == 2  # the same two networks on every runtime
     for r in rows:
-        backend, fmt = KEYS[r["device_key"]]
-        assert (r["backend"], r["model_format"], r["protocol"]) == (backend, fmt, "fixed")
-        assert r["count"] == 20 and r["latency_ms"] > 0
-        assert r["power_source"] or "rapl" in r["power_unavailable_reason"]  # says where power came from, or why not
-        assert json.loads(r["environment_json"])["runtime"] == {"onnxruntime": "onnxruntime", "litert": "litert",
-                                                                "torch": "pytorch"}[backend]
+        backend, fmt = keys[r["device_key"]]
+        assert (r["backend"], r["model_format"]) == (backend, fmt)
+        assert json.loads(r["environment_json"])["runtime"] == RUNTIME[backend] and r["latency_ms"] > 0
+        if backend == "simulator":  # nothing ran: the simulator's protocol, its energy model as the power source
+            assert r["protocol"].startswith("simulator:zigzag@") and r["count"] == 0
+            assert r["power_available"] and r["power_source"] == "simulator:zigzag tpu_like"
+        else:
+            assert r["protocol"] == "fixed" and r["count"] == 20
+            assert r["power_source"] or "rapl" in r["power_unavailable_reason"]  # where power came from, or why not
 
 
 def test_runtime_flags_name_what_is_wrong() -> None:
