@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import functools
 import importlib.metadata
+import importlib.util
+from collections.abc import Sequence
 
 import numpy as np
+
+from device_agent.power.base import Availability
 
 
 def random_input(shape: tuple[int, ...], dtype: str, rng: np.random.Generator) -> np.ndarray:
@@ -29,3 +33,11 @@ def installed_version(distribution: str) -> str:
 def first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+def missing_modules(modules: Sequence[str], extra: str) -> Availability | None:
+    """An unavailable verdict naming the modules not installed (and the extra that brings them), or None."""
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    if not missing:
+        return None
+    return Availability(False, f"not installed: {', '.join(missing)} (pip install 'hwnas[{extra}]')")

@@ -14,31 +14,14 @@ import csv
 import gzip
 import hashlib
 import math
-from collections.abc import Callable
 from pathlib import Path
 
-from device_agent.backends.base import Answer, Backend, InputSpec, LoadedModel
+from device_agent.backends.base import Answer, AnsweredModel, Backend
 from device_agent.errors import InvalidInput
 from device_agent.onnx_metadata import metadata_props
 from device_agent.power.base import Availability
 
 ARCH_KEY = "hwnas.arch"  # the metadata key the controller's ONNX export writes
-
-
-class ReplayedModel(LoadedModel):
-    threads = 0
-
-    def __init__(self, latency_ms: float, note: str) -> None:
-        self.answer = Answer(latency_ms, "replay", {"replayed": 1.0},
-                             no_energy_reason="replayed latency: nothing ran")
-        self.note = note
-
-    @property
-    def inputs(self) -> list[InputSpec]:
-        return []
-
-    def bind(self, shapes: dict[str, tuple[int, ...]]) -> Callable[[], None]:
-        return lambda: None
 
 
 class ReplayBackend(Backend):
@@ -77,7 +60,7 @@ class ReplayBackend(Backend):
     def runtime_version(self) -> str:  # type: ignore[override] - an instance knows its table
         return f"{self.table.name}:{self.column}@sha256:{self.digest[:16]}" if hasattr(self, "table") else ""
 
-    def load(self, model_path: Path, threads: int) -> ReplayedModel:
+    def load(self, model_path: Path, threads: int) -> AnsweredModel:
         arch = metadata_props(model_path.read_bytes()).get(ARCH_KEY)
         if not arch:
             raise InvalidInput(f"the model carries no {ARCH_KEY!r} metadata: the replay backend answers only "
@@ -87,4 +70,5 @@ class ReplayBackend(Backend):
         value = self.values[arch]
         if not (math.isfinite(value) and value > 0):
             raise InvalidInput(f"the replayed table {self.table.name} has no {self.column} value for {arch}")
-        return ReplayedModel(value, f"replayed from {self.table.name} column {self.column}: not measured here")
+        answer = Answer(value, "replay", {"replayed": 1.0}, no_energy_reason="replayed latency: nothing ran")
+        return AnsweredModel(answer, f"replayed from {self.table.name} column {self.column}: not measured here")

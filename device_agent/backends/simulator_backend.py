@@ -15,14 +15,12 @@ shipped mapping of the same name, else ZigZag's ``default.yaml``.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import logging
 import threading
-from collections.abc import Callable
 from pathlib import Path
 
-from device_agent.backends.base import Answer, Backend, InputSpec, LoadedModel
-from device_agent.backends.common import first_line, installed_version
+from device_agent.backends.base import Answer, AnsweredModel, Backend
+from device_agent.backends.common import first_line, installed_version, missing_modules
 from device_agent.errors import InvalidInput
 from device_agent.power.base import Availability
 
@@ -33,22 +31,6 @@ def _zigzag_inputs() -> Path:
     import zigzag
 
     return Path(zigzag.__file__).parent / "inputs"
-
-
-class SimulatedModel(LoadedModel):
-    threads = 0
-    watch_host = False  # nothing runs on this host's cores that the answer depends on
-
-    def __init__(self, answer: Answer, note: str) -> None:
-        self.answer = answer
-        self.note = note
-
-    @property
-    def inputs(self) -> list[InputSpec]:
-        return []
-
-    def bind(self, shapes: dict[str, tuple[int, ...]]) -> Callable[[], None]:
-        return lambda: None
 
 
 class SimulatorBackend(Backend):
@@ -89,11 +71,8 @@ class SimulatorBackend(Backend):
 
     @classmethod
     def probe(cls) -> Availability:
-        missing = [m for m in ("zigzag", "onnx") if importlib.util.find_spec(m) is None]
-        if missing:
-            return Availability(False, f"not installed: {', '.join(missing)} (pip install 'hwnas[agent-sim]')")
-        return Availability(True, f"ZigZag {installed_version(DISTRIBUTION)}: cycles and energy of a simulated "
-                                  "accelerator (--sim-accelerator)")
+        return missing_modules(("zigzag", "onnx"), "agent-sim") or Availability(
+            True, f"ZigZag {installed_version(DISTRIBUTION)}: cycles and energy of a simulated accelerator")
 
     def runtime_version(self) -> str:  # type: ignore[override] - an instance knows its accelerator
         if not hasattr(self, "accelerator"):
@@ -101,11 +80,11 @@ class SimulatorBackend(Backend):
         return (f"zigzag {installed_version(DISTRIBUTION)} {self.accelerator.stem}+{self.mapping.stem}"
                 f"@sha256:{self.digest[:16]} {self.clock_mhz:g} MHz")
 
-    def load(self, model_path: Path, threads: int) -> SimulatedModel:
+    def load(self, model_path: Path, threads: int) -> AnsweredModel:
         with self._lock:  # one simulation at a time; a cached model answers at once
             answer = self._answers.get(model_path.name) or self._simulate(model_path.read_bytes())
             self._answers[model_path.name] = answer
-        return SimulatedModel(answer, f"simulated on {self.accelerator.stem} by ZigZag: not measured on hardware")
+        return AnsweredModel(answer, f"simulated on {self.accelerator.stem} by ZigZag: not measured on hardware")
 
     def _simulate(self, data: bytes) -> Answer:
         """The network's cycles and energy: the sum over its layers, each simulated once per distinct shape.

@@ -8,12 +8,11 @@ only when this backend is enabled.
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Callable
 from pathlib import Path
 
 from device_agent.backends.base import Backend, InputSpec, LoadedModel
-from device_agent.backends.common import first_line, installed_version, random_input
+from device_agent.backends.common import first_line, installed_version, missing_modules, random_input
 from device_agent.errors import InvalidInput
 from device_agent.host import physical_cores
 from device_agent.power.base import Availability
@@ -79,10 +78,8 @@ class TorchBackend(Backend):
 
     @classmethod
     def probe(cls) -> Availability:
-        missing = [m for m in ("torch", "onnx") if importlib.util.find_spec(m) is None]
-        if missing:
-            return Availability(False, f"not installed: {', '.join(missing)} (pip install 'hwnas[agent-torch]')")
-        return Availability(True, f"torch {installed_version('torch')} eager or torch.compile, CPU or CUDA")
+        return missing_modules(("torch", "onnx"), "agent-torch") or Availability(
+            True, f"torch {installed_version('torch')} eager or torch.compile, CPU or CUDA")
 
     @classmethod
     def runtime_version(cls) -> str:
