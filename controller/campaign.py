@@ -74,12 +74,15 @@ class CampaignPlan:
     campaign: str
     device_keys: Sequence[str]
     backend: str = "onnxruntime"
-    model_format: str = "onnx"  # what the backend runs: controller.model_formats.format_for
+    model_format: str = ""  # empty: what the backend runs first (controller.model_formats.format_for)
     protocol: str = "latbench"
     protocol_params: Mapping[str, float] = field(default_factory=dict)
     batch_size: int = 1
     max_attempts: int = 3
     priority: int = 0  # higher first, within each device key's queue
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "model_format", format_for(self.backend, self.model_format or None))
 
 
 def per_key(devices: Sequence[str], values: Sequence[str], default: str | None, what: str) -> dict[str, str | None]:

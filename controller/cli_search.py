@@ -99,12 +99,13 @@ def cmd_search(args: argparse.Namespace) -> int:
         get_algorithm(args.algo)
         if args.algo == "linas":
             inner_algorithm(args.inner, args.population, len(names), args.crossover, args.mutation)
+        out = args.out or Path("runs") / f"{space.name}-{args.device}-{args.algo}-s{args.seed}"
+        plan = campaign.CampaignPlan(campaign=f"search:{out.name}", device_keys=[args.device], backend=args.backend,
+                                     model_format=args.model_format or "", protocol=args.protocol,
+                                     protocol_params=dict(args.param or []), batch_size=args.batch_size,
+                                     priority=args.priority)
     except (ValueError, KeyError, OSError) as exc:
         return common.fail("search", exc)
-    out = args.out or Path("runs") / f"{space.name}-{args.device}-{args.algo}-s{args.seed}"
-    plan = campaign.CampaignPlan(campaign=f"search:{out.name}", device_keys=[args.device], backend=args.backend,
-                                 protocol=args.protocol, protocol_params=dict(args.param or []),
-                                 batch_size=args.batch_size, priority=args.priority)
     bar = tqdm(total=args.evals, desc=f"{args.algo} on {args.device}", unit="eval", disable=args.quiet)
 
     def progress(evaluation, hv: float) -> None:
@@ -220,7 +221,10 @@ def add_search_parser(sub) -> None:
     m.add_argument("--agents", type=Path, metavar="FILE", help="TOML file of [[agents]] key/address tables")
     m.add_argument("--listen", metavar="HOST:PORT", help="serve agents that dial in (hwnas-agent --controller)")
     m.add_argument("--require-client-cert", action="store_true", help="with --listen: mutual TLS")
-    m.add_argument("--backend", default="onnxruntime", help="agent backend (replay for a recorded table)")
+    m.add_argument("--backend", default="onnxruntime",
+                   help="agent backend: onnxruntime, litert, torch, simulator, replay (a recorded table), ...")
+    m.add_argument("--model-format", default=None, choices=["onnx", "tflite", "tflite-int8"],
+                   help="model sent to the agent (default: what the backend runs first)")
     m.add_argument("--protocol", default="latbench", choices=["latbench", "adaptive", "fixed"])
     m.add_argument("--param", type=common.param, action="append", metavar="KEY=VALUE", help="protocol parameter")
     m.add_argument("--batch-size", type=int, default=1)

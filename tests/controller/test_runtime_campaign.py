@@ -83,3 +83,11 @@ def test_a_batch_32_campaign_sends_each_runtime_a_model_taking_32_samples(tmp_pa
         rows = list(store.measurements())
     assert len(rows) == 3
     assert all(r["batch_size"] == 32 and json.loads(r["input_shape_json"]) == [32, 3, 32, 32] for r in rows)
+
+
+def test_a_plan_sends_what_its_backend_runs_unless_told() -> None:
+    assert CampaignPlan("c", ["k"], backend="litert").model_format == "tflite"
+    assert CampaignPlan("c", ["k"], backend="litert", model_format="tflite-int8").model_format == "tflite-int8"
+    assert CampaignPlan("c", ["k"]).model_format == "onnx"
+    with pytest.raises(ValueError, match="backend 'torch' runs \\['onnx'\\], not 'tflite'"):
+        CampaignPlan("c", ["k"], backend="torch", model_format="tflite")
