@@ -13,6 +13,8 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 
+from device_agent.gpu import gpu_state
+
 _CPUFREQ = Path("/sys/devices/system/cpu/cpu0/cpufreq")
 
 
@@ -76,6 +78,9 @@ class HostState:
     load_avg_1m: float
     load_avg_5m: float
     load_avg_15m: float
+    gpu_name: str = ""  # the NVIDIA GPU NVML reads (HWNAS_NVML_DEVICE), if any
+    gpu_sm_clock_mhz: float = 0.0
+    gpu_temperature_c: float = 0.0
 
 
 def read_state() -> HostState:
@@ -84,12 +89,16 @@ def read_state() -> HostState:
         load = os.getloadavg()
     except OSError:
         load = (0.0, 0.0, 0.0)
+    gpu_name, gpu_clock, gpu_temperature = gpu_state()
     return HostState(
         cpu_governor=_read_text(_CPUFREQ / "scaling_governor"),
         cpu_freq_mhz=int(freq_khz) / 1000 if freq_khz.isdigit() else 0.0,
         load_avg_1m=load[0],
         load_avg_5m=load[1],
         load_avg_15m=load[2],
+        gpu_name=gpu_name,
+        gpu_sm_clock_mhz=gpu_clock,
+        gpu_temperature_c=gpu_temperature,
     )
 
 

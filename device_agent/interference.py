@@ -13,6 +13,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from device_agent.gpu import violation_ns
+
 OTHER_PROCESS_CPU_SHARE = 0.10  # of one CPU over the timed window: above this, the record warns
 
 # Counters that grow each time the hardware throttles: Intel's per-core and package counters, and the
@@ -73,12 +75,14 @@ class RunWatch:
     _ticks: dict[int, tuple[str, int]] = field(default_factory=dict, init=False)
     _throttles: dict[str, int] = field(default_factory=dict, init=False)
     _rpi_throttled: bool = field(default=False, init=False)
+    _gpu_violations: dict[str, int] = field(default_factory=dict, init=False)
     _t0: float = field(default=0.0, init=False)
 
     def start(self) -> None:
         self._ticks = process_cpu_ticks(self.proc)
         self._throttles = throttle_counts(self.sys_root)
         self._rpi_throttled = rpi_throttled_now(self.sys_root)
+        self._gpu_violations = violation_ns()
         self._t0 = time.monotonic()
 
     def close(self) -> list[str]:
@@ -94,6 +98,10 @@ class RunWatch:
             warnings.append(f"the CPU throttled thermally during the timed window ({throttled[0]} grew)")
         elif self._rpi_throttled or rpi_throttled_now(self.sys_root):
             warnings.append("the board's firmware reports throttling (under-voltage or temperature)")
+        grew = [p for p, ns in violation_ns().items() if ns > self._gpu_violations.get(p, ns)]
+        if grew:
+            warnings.append(f"the GPU was held below its clocks by its {' and '.join(grew)} limit during the "
+                            "timed window")
         return warnings
 
     def _busy_others(self, window_s: float) -> list[tuple[int, str, float]]:

@@ -1,4 +1,4 @@
-"""NVML energy, choosing a power source, and idle-baseline subtraction.
+"""NVML energy and GPU state, choosing a power source, and idle-baseline subtraction.
 
 This host has no NVIDIA GPU and no powercap driver, so these tests use FAKES at the sensor boundary only:
 an NVML shim module standing in for ``pynvml`` (a GPU drawing a constant power), and a powercap sysfs
@@ -19,6 +19,9 @@ from pathlib import Path
 import pytest
 
 from controller.client import AgentClient
+from device_agent import gpu
+from device_agent.host import read_state
+from device_agent.interference import RunWatch
 from device_agent.power.nvml import SAMPLE_PERIOD_S, NvmlSource
 
 from ..conftest import start_agent
@@ -53,6 +56,12 @@ def nvml_shim(counter: bool = True, driver: bool = True) -> types.ModuleType:
     shim.nvmlDeviceGetName = lambda h: b"Fake GPU"
     shim.nvmlDeviceGetTotalEnergyConsumption = energy_mj
     shim.nvmlDeviceGetPowerUsage = lambda h: int(GPU_W * 1e3)  # mW
+    shim.NVML_CLOCK_SM, shim.NVML_TEMPERATURE_GPU = 1, 0
+    shim.nvmlDeviceGetClockInfo = lambda h, clock: 1410 if clock == shim.NVML_CLOCK_SM else 0
+    shim.nvmlDeviceGetTemperature = lambda h, sensor: 61
+    shim.violations = {0: 0, 1: 5_000}  # ns held back by the power (0) and thermal (1) policies
+    shim.nvmlDeviceGetViolationStatus = lambda h, policy: types.SimpleNamespace(
+        violationTime=shim.violations[policy])
     return shim
 
 
@@ -135,3 +144,36 @@ def test_the_real_nvml_binding_on_a_host_without_an_nvidia_driver_says_so() -> N
     if availability.available:
         pytest.skip(f"this host has an NVIDIA GPU: {availability.detail}")
     assert availability.detail.startswith("NVML: ") and "no NVIDIA driver or GPU?" in availability.detail
+
+
+@pytest.fixture
+def gpu_host(monkeypatch: pytest.MonkeyPatch) -> Iterator[types.ModuleType]:
+    """The NVML shim as the host's GPU, for the state readers (which initialise NVML once)."""
+    shim = nvml_shim()
+    monkeypatch.setitem(sys.modules, "pynvml", shim)
+    gpu.nvml.cache_clear()
+    yield shim
+    gpu.nvml.cache_clear()
+
+
+def test_records_carry_the_gpus_clock_and_temperature(gpu_host: types.ModuleType) -> None:
+    state = read_state()
+    assert (state.gpu_name, state.gpu_sm_clock_mhz, state.gpu_temperature_c) == ("Fake GPU", 1410.0, 61.0)
+
+
+def test_gpu_throttling_during_the_window_is_a_warning(gpu_host: types.ModuleType, tmp_path: Path) -> None:
+    watch = RunWatch(proc=tmp_path / "none", sys_root=tmp_path / "none")
+    watch.start()
+    assert watch.close() == []  # the counters did not move
+    watch.start()
+    gpu_host.violations[1] += 2_000_000
+    assert watch.close() == ["the GPU was held below its clocks by its thermal limit during the timed window"]
+
+
+def test_without_a_gpu_the_state_is_empty(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "pynvml", nvml_shim(driver=False))
+    gpu.nvml.cache_clear()
+    try:
+        assert gpu.gpu_state() == ("", 0.0, 0.0) and gpu.violation_ns() == {}
+    finally:
+        gpu.nvml.cache_clear()

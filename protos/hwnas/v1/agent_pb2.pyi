@@ -200,7 +200,7 @@ class PowerReport(_message.Message):
     def __init__(self, available: _Optional[bool] = ..., source: _Optional[str] = ..., unavailable_reason: _Optional[str] = ..., window_s: _Optional[float] = ..., energy_j: _Optional[float] = ..., mean_power_w: _Optional[float] = ..., energy_per_inference_mj: _Optional[float] = ..., sampling_period_s: _Optional[float] = ..., idle_power_w: _Optional[float] = ...) -> None: ...
 
 class EnvironmentSnapshot(_message.Message):
-    __slots__ = ("threads", "cpu_governor", "cpu_freq_mhz", "load_avg_1m", "load_avg_5m", "load_avg_15m", "runtime", "runtime_version")
+    __slots__ = ("threads", "cpu_governor", "cpu_freq_mhz", "load_avg_1m", "load_avg_5m", "load_avg_15m", "runtime", "runtime_version", "gpu_name", "gpu_sm_clock_mhz", "gpu_temperature_c")
     THREADS_FIELD_NUMBER: _ClassVar[int]
     CPU_GOVERNOR_FIELD_NUMBER: _ClassVar[int]
     CPU_FREQ_MHZ_FIELD_NUMBER: _ClassVar[int]
@@ -209,6 +209,9 @@ class EnvironmentSnapshot(_message.Message):
     LOAD_AVG_15M_FIELD_NUMBER: _ClassVar[int]
     RUNTIME_FIELD_NUMBER: _ClassVar[int]
     RUNTIME_VERSION_FIELD_NUMBER: _ClassVar[int]
+    GPU_NAME_FIELD_NUMBER: _ClassVar[int]
+    GPU_SM_CLOCK_MHZ_FIELD_NUMBER: _ClassVar[int]
+    GPU_TEMPERATURE_C_FIELD_NUMBER: _ClassVar[int]
     threads: int
     cpu_governor: str
     cpu_freq_mhz: float
@@ -217,7 +220,10 @@ class EnvironmentSnapshot(_message.Message):
     load_avg_15m: float
     runtime: str
     runtime_version: str
-    def __init__(self, threads: _Optional[int] = ..., cpu_governor: _Optional[str] = ..., cpu_freq_mhz: _Optional[float] = ..., load_avg_1m: _Optional[float] = ..., load_avg_5m: _Optional[float] = ..., load_avg_15m: _Optional[float] = ..., runtime: _Optional[str] = ..., runtime_version: _Optional[str] = ...) -> None: ...
+    gpu_name: str
+    gpu_sm_clock_mhz: float
+    gpu_temperature_c: float
+    def __init__(self, threads: _Optional[int] = ..., cpu_governor: _Optional[str] = ..., cpu_freq_mhz: _Optional[float] = ..., load_avg_1m: _Optional[float] = ..., load_avg_5m: _Optional[float] = ..., load_avg_15m: _Optional[float] = ..., runtime: _Optional[str] = ..., runtime_version: _Optional[str] = ..., gpu_name: _Optional[str] = ..., gpu_sm_clock_mhz: _Optional[float] = ..., gpu_temperature_c: _Optional[float] = ...) -> None: ...
 
 class ProfileResult(_message.Message):
     __slots__ = ("model_sha256", "backend", "protocol", "protocol_params", "latency_ms", "stats", "samples_ms", "power", "environment", "queue_wait_ms", "measurement_wall_ms", "warmup_runs_done", "batch_size", "input_shapes", "agent_name", "agent_version", "started_unix_ns", "finished_unix_ns", "warnings", "protocol_details")
