@@ -167,6 +167,7 @@ def cmd_latbench_build(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from controller import campaign
+    from controller.model_formats import FormatUnavailable, check_exportable
     from controller.spaces import get_space
     from controller.spaces.catalog import sample
     from controller.store import Store
@@ -194,7 +195,9 @@ def cmd_latbench_build(args: argparse.Namespace) -> int:
                                      protocol=args.protocol, protocol_params=dict(args.param or []),
                                      batch_size=args.batch_size, priority=args.priority)
         plans = campaign.plans_by_runtime(plan, args.backend or [], args.model_format or [])
-    except (ValueError, NotImplementedError, OSError) as exc:
+        for p in plans:
+            check_exportable(p.model_format)
+    except (ValueError, NotImplementedError, OSError, FormatUnavailable) as exc:
         return fail("latbench build", exc)
     with Store(args.db) as store:
         added = sum(campaign.enqueue(store, space, archs, p) for p in plans)
@@ -550,7 +553,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="agent runtime: onnxruntime (default), litert, torch, simulator, replay; KEY=NAME for one "
                          "device key; repeatable")
     lb.add_argument("--model-format", action="append", metavar="[KEY=]NAME",
-                    help="model sent: onnx, tflite, tflite-int8 (default: what the backend runs first); repeatable")
+                    help="model sent: onnx, tflite, tflite-int8, tflite-int8-full, edgetpu (default: what the "
+                         "backend runs first); repeatable")
     lb.add_argument("--db", type=Path, required=True, metavar="PATH", help="SQLite file (or a SQLAlchemy URL)")
     lb.add_argument("--agent", action="append", metavar="KEY=HOST:PORT", help="an agent serving KEY; repeatable")
     lb.add_argument("--agents", type=Path, metavar="FILE", help="TOML file of [[agents]] key/address tables")

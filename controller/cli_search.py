@@ -51,6 +51,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from controller import campaign
+    from controller.model_formats import FormatUnavailable, check_exportable
     from controller.objectives import accuracy_evaluator, get_objectives
     from controller.search.evaluator import Evaluator
     from controller.search.hypervolume import parse_bounds
@@ -104,7 +105,8 @@ def cmd_search(args: argparse.Namespace) -> int:
                                      model_format=args.model_format or "", protocol=args.protocol,
                                      protocol_params=dict(args.param or []), batch_size=args.batch_size,
                                      priority=args.priority)
-    except (ValueError, KeyError, OSError) as exc:
+        check_exportable(plan.model_format)
+    except (ValueError, KeyError, OSError, FormatUnavailable) as exc:
         return common.fail("search", exc)
     bar = tqdm(total=args.evals, desc=f"{args.algo} on {args.device}", unit="eval", disable=args.quiet)
 
@@ -223,8 +225,9 @@ def add_search_parser(sub) -> None:
     m.add_argument("--require-client-cert", action="store_true", help="with --listen: mutual TLS")
     m.add_argument("--backend", default="onnxruntime",
                    help="agent backend: onnxruntime, litert, torch, simulator, replay (a recorded table), ...")
-    m.add_argument("--model-format", default=None, choices=["onnx", "tflite", "tflite-int8"],
-                   help="model sent to the agent (default: what the backend runs first)")
+    m.add_argument("--model-format", default=None,
+                   help="model sent to the agent: onnx, tflite, tflite-int8, tflite-int8-full, edgetpu (default: what "
+                        "the backend runs first)")
     m.add_argument("--protocol", default="latbench", choices=["latbench", "adaptive", "fixed"])
     m.add_argument("--param", type=common.param, action="append", metavar="KEY=VALUE", help="protocol parameter")
     m.add_argument("--batch-size", type=int, default=1)

@@ -2,19 +2,25 @@
 
 A job names its format; the agent's backend must be able to run it (``BACKEND_FORMATS``). ONNX carries the
 architecture's identity in its metadata (the replay backend reads it). TFLite goes through PyTorch: the CG
-becomes a torch module and ``litert-torch`` converts it, in fp32 or with dynamic-range int8 weights
-(PT2E dynamic quantisation, per-channel symmetric). Converters load lazily: a controller that only sends
-ONNX never imports ``litert_torch``.
+becomes a torch module and ``litert-torch`` converts it, in fp32, with dynamic-range int8 weights, or fully
+in int8 (PT2E quantisation, per-channel symmetric); the Edge TPU format compiles the full-integer model
+with Coral's ``edgetpu_compiler``. Converters load lazily: a controller that only sends ONNX never imports
+``litert_torch``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
+import shutil
+import subprocess
+import tempfile
 import threading
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 from controller.graph.ir import ComputationGraph
 from controller.graph.onnx_export import to_onnx_bytes
@@ -28,6 +34,7 @@ class ModelFormat:
     wire_format: str  # UploadHeader.format: "onnx" or "tflite"
     export: Callable[[ComputationGraph, Metadata], bytes]
     summary: str
+    missing: Callable[[], str | None] = lambda: None  # why this host cannot export the format, if it cannot
 
 
 class FormatUnavailable(RuntimeError):
@@ -74,8 +81,13 @@ def _tflite(graph: ComputationGraph, metadata: Metadata) -> bytes:
         return litert_torch.convert(module, sample).model_content()
 
 
-def _tflite_int8(graph: ComputationGraph, metadata: Metadata) -> bytes:
-    """Dynamic-range int8: int8 weights, float activations quantised on the fly by the kernels."""
+def _quantized(graph: ComputationGraph, dynamic: bool) -> bytes:
+    """PT2E int8, per-channel symmetric weights, converted by litert-torch.
+
+    ``dynamic``: int8 weights, float activations quantised on the fly by the kernels. Otherwise full
+    integer: activations too, with ranges calibrated on seeded random inputs (timing needs representative
+    ranges, not accurate ones), and int8 inputs and outputs, as the Edge TPU compiler requires.
+    """
     import torch
 
     from controller.graph.torch_module import to_torch
@@ -86,20 +98,60 @@ def _tflite_int8(graph: ComputationGraph, metadata: Metadata) -> bytes:
 
     sample = (torch.zeros(graph.input_shape),)
     quantizer = pt2e_quantizer.PT2EQuantizer().set_global(
-        pt2e_quantizer.get_symmetric_quantization_config(is_per_channel=True, is_dynamic=True))
+        pt2e_quantizer.get_symmetric_quantization_config(is_per_channel=True, is_dynamic=dynamic))
+    generator = torch.Generator().manual_seed(0)
+    calibration = [sample] if dynamic else [(torch.randn(graph.input_shape, generator=generator),)
+                                            for _ in range(CALIBRATION_BATCHES)]
     with _converting():
-        exported = torch.export.export(to_torch(graph), sample).module()
-        prepared = quantize_pt2e.prepare_pt2e(exported, quantizer)
-        prepared(*sample)
+        prepared = quantize_pt2e.prepare_pt2e(torch.export.export(to_torch(graph), sample).module(), quantizer)
+        for batch in calibration:
+            prepared(*batch)
         quantized = quantize_pt2e.convert_pt2e(prepared, fold_quantize=False)
         return litert_torch.convert(quantized, sample,
                                     quant_config=quant_config.QuantConfig(pt2e_quantizer=quantizer)).model_content()
 
 
+def _no_litert_torch() -> str | None:
+    if importlib.util.find_spec("litert_torch") is None:
+        return "TFLite export needs litert-torch: pip install 'hwnas[tflite]'"
+    return None
+
+
+def _no_edgetpu_compiler() -> str | None:
+    if shutil.which("edgetpu_compiler") is None:
+        return ("edgetpu_compiler is not on PATH; install it from Coral's apt repository (x86-64 Linux): see "
+                "docs/devices.md")
+    return None
+
+
+def _edgetpu(graph: ComputationGraph, metadata: Metadata) -> bytes:
+    """Full-integer TFLite compiled by Coral's ``edgetpu_compiler`` (x86-64 Linux, from Coral's apt repository)."""
+    reason = _no_edgetpu_compiler()
+    if reason:
+        raise FormatUnavailable(reason)
+    compiler = shutil.which("edgetpu_compiler")
+    with tempfile.TemporaryDirectory(prefix="hwnas-edgetpu-") as tmp:
+        source = Path(tmp) / "model.tflite"
+        source.write_bytes(_quantized(graph, dynamic=False))
+        done = subprocess.run([compiler, "--out_dir", tmp, str(source)], capture_output=True, text=True, timeout=600)
+        compiled = Path(tmp) / "model_edgetpu.tflite"
+        if done.returncode != 0 or not compiled.exists():
+            raise ValueError(f"edgetpu_compiler failed: {(done.stderr or done.stdout).strip()[-500:]}")
+        return compiled.read_bytes()
+
+
+CALIBRATION_BATCHES = 8
+
 FORMATS: dict[str, ModelFormat] = {f.name: f for f in (
     ModelFormat("onnx", "onnx", _onnx, "ONNX opset 20, seeded random weights, identity in metadata_props"),
-    ModelFormat("tflite", "tflite", _tflite, "TFLite fp32 via litert-torch"),
-    ModelFormat("tflite-int8", "tflite", _tflite_int8, "TFLite with dynamic-range int8 weights via litert-torch"),
+    ModelFormat("tflite", "tflite", _tflite, "TFLite fp32 via litert-torch", _no_litert_torch),
+    ModelFormat("tflite-int8", "tflite", lambda g, m: _quantized(g, dynamic=True),
+                "TFLite with dynamic-range int8 weights via litert-torch", _no_litert_torch),
+    ModelFormat("tflite-int8-full", "tflite", lambda g, m: _quantized(g, dynamic=False),
+                "TFLite with int8 weights, activations, inputs and outputs (calibrated on random inputs)",
+                _no_litert_torch),
+    ModelFormat("edgetpu", "tflite", _edgetpu, "tflite-int8-full compiled by edgetpu_compiler",
+                lambda: _no_litert_torch() or _no_edgetpu_compiler()),
 )}
 
 # What each agent backend runs; the first is the default when a plan names none.
@@ -110,7 +162,8 @@ BACKEND_FORMATS: dict[str, tuple[str, ...]] = {
     "replay": ("onnx",),
     "simulator": ("onnx",),
     "instant": ("onnx",),
-    "litert": ("tflite", "tflite-int8"),
+    "litert": ("tflite", "tflite-int8", "tflite-int8-full"),
+    "edgetpu": ("edgetpu",),
 }
 
 
@@ -119,6 +172,13 @@ def model_format(name: str) -> ModelFormat:
         return FORMATS[name]
     except KeyError:
         raise ValueError(f"unknown model format {name!r}; known: {sorted(FORMATS)}") from None
+
+
+def check_exportable(name: str) -> None:
+    """Refuse, before any job is queued, a format this controller cannot produce (a converter is missing)."""
+    reason = model_format(name).missing()
+    if reason:
+        raise FormatUnavailable(reason)
 
 
 def format_for(backend: str, requested: str | None = None) -> str:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pytest
 import torch
 
+from controller.cli import main
 from controller.graph import GraphBuilder
 from controller.graph.torch_module import UnsupportedForTorch, to_torch
-from controller.model_formats import FORMATS, format_for, model_format
+from controller.model_formats import FORMATS, FormatUnavailable, check_exportable, format_for, model_format
 from controller.spaces import get_space
 
 from .test_graph_ir import every_op_graph
@@ -97,4 +100,26 @@ def test_each_backend_gets_a_format_it_runs() -> None:
         format_for("onnxruntime", "tflite")
     with pytest.raises(ValueError, match="unknown model format 'tflite-fp16'"):
         format_for("litert", "tflite-fp16")
-    assert set(FORMATS) == {"onnx", "tflite", "tflite-int8"}
+    assert set(FORMATS) == {"onnx", "tflite", "tflite-int8", "tflite-int8-full", "edgetpu"}
+
+
+def test_full_integer_tflite_takes_and_gives_int8() -> None:
+    data = model_format("tflite-int8-full").export(small_graph(), {})
+    interpreter = Interpreter(model_content=data, num_threads=1)
+    interpreter.allocate_tensors()
+    assert interpreter.get_input_details()[0]["dtype"] == np.int8
+    assert interpreter.get_output_details()[0]["dtype"] == np.int8
+    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], np.ones((1, 3, 16, 16), np.int8))
+    interpreter.invoke()
+
+
+@pytest.mark.skipif(shutil.which("edgetpu_compiler") is not None, reason="this host has edgetpu_compiler")
+def test_without_edgetpu_compiler_the_edgetpu_format_is_refused_before_anything_is_queued(
+        tmp_path, capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(FormatUnavailable, match="edgetpu_compiler is not on PATH"):
+        check_exportable("edgetpu")
+    assert format_for("edgetpu") == "edgetpu"
+    code = main(["latbench", "build", "--space", "nb201", "--devices", "coral", "--sample", "1", "--db",
+                 str(tmp_path / "d.db"), "--agent", "coral=127.0.0.1:1", "--backend", "edgetpu", "--insecure"])
+    assert code == 2 and "edgetpu_compiler is not on PATH" in capsys.readouterr().err
+    assert not (tmp_path / "d.db").exists()
