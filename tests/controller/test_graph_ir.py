@@ -33,6 +33,14 @@ def every_op_graph() -> ComputationGraph:
     return b.build(w, up)
 
 
+def small_graph() -> ComputationGraph:
+    """Conv-BN-ReLU layers with a residual add and a classifier: quick to convert and to simulate."""
+    b = GraphBuilder((1, 3, 16, 16))
+    y = b.conv_bn_act(b.input, 64, 3)
+    y = b.op("add", y, b.conv_bn_act(y, 64, 3))  # 37k weights: the size is the weights, not the overhead
+    return b.build(b.linear(b.op("flatten", b.op("global_avgpool", y)), 10))
+
+
 def test_every_op_of_the_ir_is_used_by_the_fixture() -> None:
     from controller.graph import OPS
 

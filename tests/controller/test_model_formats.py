@@ -14,7 +14,7 @@ from controller.graph.torch_module import UnsupportedForTorch, to_torch
 from controller.model_formats import FORMATS, FormatUnavailable, check_exportable, format_for, model_format
 from controller.spaces import get_space
 
-from .test_graph_ir import every_op_graph
+from .test_graph_ir import every_op_graph, small_graph
 
 litert_torch = pytest.importorskip("litert_torch", reason="the tflite extra (litert-torch) is not installed")
 from ai_edge_litert.interpreter import Interpreter  # noqa: E402 - after the skip
@@ -63,13 +63,6 @@ def run_tflite(data: bytes, x: np.ndarray) -> np.ndarray:
     interpreter.set_tensor(interpreter.get_input_details()[0]["index"], x)
     interpreter.invoke()
     return interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
-
-
-def small_graph():
-    b = GraphBuilder((1, 3, 16, 16))
-    y = b.conv_bn_act(b.input, 64, 3)
-    y = b.op("add", y, b.conv_bn_act(y, 64, 3))  # 37k weights: the size is the weights, not the overhead
-    return b.build(b.linear(b.op("flatten", b.op("global_avgpool", y)), 10))
 
 
 def test_tflite_computes_what_the_torch_module_computes() -> None:

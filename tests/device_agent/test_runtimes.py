@@ -23,11 +23,9 @@ from device_agent.backends.onnx_torch import load_onnx_module
 from device_agent.errors import InvalidInput
 
 from ..conftest import start_agent
-from ..controller.test_graph_ir import every_op_graph
+from ..controller.test_graph_ir import every_op_graph, small_graph
 from .test_bad_input import expect
 
-NB201 = get_space("nb201")
-ARCH = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_1x1~1|nor_conv_3x3~2|"
 
 
 def ort_outputs(data: bytes, x: np.ndarray) -> list[np.ndarray]:
@@ -82,7 +80,7 @@ def tflite_model() -> bytes:
     pytest.importorskip("litert_torch", reason="the tflite extra (litert-torch) is not installed")
     from controller.model_formats import model_format
 
-    return model_format("tflite").export(NB201.to_graph(NB201.from_string(ARCH)), {})
+    return model_format("tflite").export(small_graph(), {})  # NB-201 networks run in LiteRT in the campaign tests
 
 
 def test_one_agent_times_onnx_in_pytorch_and_tflite_in_litert(runtimes_client: AgentClient,
@@ -91,7 +89,7 @@ def test_one_agent_times_onnx_in_pytorch_and_tflite_in_litert(runtimes_client: A
     assert info.backends == ["onnxruntime", "litert", "torch"]
     runtimes = {r.name: r.version for r in info.runtimes}
     assert torch.__version__.startswith(runtimes["pytorch"]) and runtimes["litert"].startswith("ai-edge-litert")
-    onnx_sha, _ = runtimes_client.ensure_model(to_onnx_bytes(NB201.to_graph(NB201.from_string(ARCH))))
+    onnx_sha, _ = runtimes_client.ensure_model(to_onnx_bytes(small_graph()))
     tfl_sha, _ = runtimes_client.ensure_model(tflite_model, "tflite")
     for sha, backend, runtime in ((onnx_sha, "torch", "pytorch"), (tfl_sha, "litert", "litert"),
                                   (onnx_sha, "onnxruntime", "onnxruntime")):
@@ -99,12 +97,12 @@ def test_one_agent_times_onnx_in_pytorch_and_tflite_in_litert(runtimes_client: A
                                          protocol_params={"count": 20}).result
         assert result["backend"] == backend and result["environment"]["runtime"] == runtime
         assert result["stats"]["count"] == 20 and result["latency_ms"] > 0
-        assert result["input_shapes"][0]["dims"] == [1, 3, 32, 32]
+        assert result["input_shapes"][0]["dims"] == [1, 3, 16, 16]
 
 
 def test_each_runtime_refuses_the_others_bytes_and_the_agent_keeps_serving(runtimes_client: AgentClient,
                                                                           tflite_model: bytes) -> None:
-    onnx_sha, _ = runtimes_client.ensure_model(to_onnx_bytes(NB201.to_graph(NB201.from_string(ARCH))))
+    onnx_sha, _ = runtimes_client.ensure_model(to_onnx_bytes(small_graph()))
     tfl_sha, _ = runtimes_client.ensure_model(tflite_model, "tflite")
     expect(grpc.StatusCode.INVALID_ARGUMENT, "LiteRT refused the model", runtimes_client.profile, onnx_sha,
            backend="litert")
