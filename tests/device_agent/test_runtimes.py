@@ -27,7 +27,6 @@ from ..controller.test_graph_ir import every_op_graph, small_graph
 from .test_bad_input import expect
 
 
-
 def ort_outputs(data: bytes, x: np.ndarray) -> list[np.ndarray]:
     return ort.InferenceSession(data, providers=["CPUExecutionProvider"]).run(None, {"input": x})
 
