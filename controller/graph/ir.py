@@ -102,7 +102,11 @@ class ComputationGraph:
 
     def macs(self) -> int:
         """Multiply-accumulates of convolutions and linear layers (the usual 'FLOPs')."""
-        return sum(OPS[n.op].macs(self.in_shapes(i), n.out_shape, n.attrs) for i, n in enumerate(self.nodes))
+        return sum(self.node_macs(i) for i in range(len(self.nodes)))
+
+    def node_macs(self, index: int) -> int:
+        node = self.nodes[index]
+        return OPS[node.op].macs(self.in_shapes(index), node.out_shape, node.attrs)
 
     def params(self) -> int:
         """Learnable parameters: weights and biases of conv/linear, affine of batchnorm."""
