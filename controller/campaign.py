@@ -128,22 +128,23 @@ def enqueue(store: Store, space: SearchSpace, archs: Sequence[Sequence[int]], pl
     added = 0
     for start in range(0, len(archs), ENQUEUE_CHUNK):
         chunk = archs[start:start + ENQUEUE_CHUNK]
-        added += enqueue_graphs(store, space, [(x, space.to_graph(x)) for x in chunk], plan)[0]
+        added += enqueue_graphs(store, space.name, [(space.to_string(x), " ".join(map(str, x)), space.to_graph(x))
+                                                    for x in chunk], plan)[0]
         progress(len(chunk))
     store.set_priority(plan.campaign, plan.priority)  # a re-run with another --priority re-orders what is left
     return added
 
 
-def enqueue_graphs(store: Store, space: SearchSpace, items: Sequence[tuple[Sequence[int], ComputationGraph]],
+def enqueue_graphs(store: Store, space_name: str, items: Sequence[tuple[str, str, ComputationGraph]],
                    plan: CampaignPlan) -> tuple[int, list[JobSpec]]:
-    """``enqueue`` for architectures whose CGs the caller already built; returns (new jobs, every spec)."""
-    records = [ArchRecord(arch_id=graph.arch_id, space=space.name, arch=space.to_string(x),
-                          encoding=" ".join(map(str, x)), macs=graph.macs(), params=graph.params(),
-                          cg_json=graph.to_json()) for x, graph in items]
+    """``enqueue`` for (arch, encoding, CG) triples the caller already built; returns (new jobs, every spec)."""
+    records = [ArchRecord(arch_id=graph.arch_id, space=space_name, arch=arch, encoding=encoding,
+                          macs=graph.macs(), params=graph.params(), cg_json=graph.to_json())
+               for arch, encoding, graph in items]
     specs = [JobSpec(campaign=plan.campaign, arch_id=graph.arch_id, device_key=key, backend=plan.backend,
                      protocol=plan.protocol, protocol_params=plan.protocol_params, batch_size=plan.batch_size,
                      max_attempts=plan.max_attempts, priority=plan.priority, model_format=plan.model_format)
-             for _, graph in items for key in plan.device_keys]
+             for _, _, graph in items for key in plan.device_keys]
     store.add_architectures(records)
     return store.enqueue(specs), specs
 

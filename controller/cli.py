@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from controller import __version__
+from controller.cli_autogo import add_autogo_parser
 from controller.cli_common import (
     add_client_security,
     add_space_options,
@@ -645,6 +646,7 @@ def build_parser() -> argparse.ArgumentParser:
     pt.set_defaults(func=cmd_predictor_train)
 
     add_search_parser(sub)
+    add_autogo_parser(sub)
 
     certs = sub.add_parser("certs", help="TLS material for a lab").add_subparsers(
         dest="certs_command", required=True, metavar="SUBCOMMAND")

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from pathlib import Path
 
 from controller import cli_common as common
+from controller.cli_measure import add_measurement_options
 
 
 def _predictors(text: str) -> dict[str, str]:
@@ -50,16 +52,14 @@ def cmd_search(args: argparse.Namespace) -> int:
         return cmd_search_report(args)
     from tqdm import tqdm
 
-    from controller import campaign
-    from controller.model_formats import FormatUnavailable, check_exportable
+    from controller.cli_measure import Measurement
+    from controller.model_formats import FormatUnavailable
     from controller.objectives import accuracy_evaluator, get_objectives
     from controller.search.evaluator import Evaluator
     from controller.search.hypervolume import parse_bounds
-    from controller.search.measure import FleetMeasurer
     from controller.search.run import SearchConfig, SearchRun
     from controller.spaces import get_space
     from controller.store import Store
-    from protos.auth import read_token
 
     try:
         if not args.device:
@@ -73,18 +73,6 @@ def cmd_search(args: argparse.Namespace) -> int:
         names = [o.name for o in objectives]
         spec = args.accuracy or ("nb201" if space.name == "nb201" else "")
         accuracy = accuracy_evaluator(spec, space) if "accuracy" in names else None
-        endpoints = [campaign.parse_agent(a) if "=" in a else campaign.AgentEndpoint(args.device, a)
-                     for a in args.agent or []]
-        if args.agents:
-            endpoints += campaign.load_agents(args.agents)
-        endpoints = [ep for ep in endpoints if ep.device_key == args.device]
-        measured = any(o.source == "measured" for o in objectives)
-        if measured and not endpoints and not args.listen:
-            raise ValueError(f"no agent for device key {args.device!r}: use --agent HOST:PORT, --agents FILE, or "
-                             "--listen HOST:PORT for agents that dial in")
-        connect = common.connector(args) if endpoints else None
-        listen_tls = common.server_tls(args) if args.listen else None
-        token = read_token(args.token_file)
         bounds = parse_bounds(args.hv_bounds, names, [o.sign for o in objectives]) if args.hv_bounds else None
         from controller.search.linas import DEFAULT_PREDICTOR
 
@@ -101,11 +89,8 @@ def cmd_search(args: argparse.Namespace) -> int:
         if args.algo == "linas":
             inner_algorithm(args.inner, args.population, len(names), args.crossover, args.mutation)
         out = args.out or Path("runs") / f"{space.name}-{args.device}-{args.algo}-s{args.seed}"
-        plan = campaign.CampaignPlan(campaign=f"search:{out.name}", device_keys=[args.device], backend=args.backend,
-                                     model_format=args.model_format or "", protocol=args.protocol,
-                                     protocol_params=dict(args.param or []), batch_size=args.batch_size,
-                                     priority=args.priority)
-        check_exportable(plan.model_format)
+        measured = any(o.source == "measured" for o in objectives)
+        measurement = Measurement.from_args(args, args.device, f"search:{out.name}") if measured else None
     except (ValueError, KeyError, OSError, FormatUnavailable) as exc:
         return common.fail("search", exc)
     bar = tqdm(total=args.evals, desc=f"{args.algo} on {args.device}", unit="eval", disable=args.quiet)
@@ -118,18 +103,9 @@ def cmd_search(args: argparse.Namespace) -> int:
     def note(text: str) -> None:
         (bar.write if not args.quiet else print)(text)
 
-    gateway = None
-    with Store(args.db) as store:
+    with Store(args.db) as store, contextlib.ExitStack() as stack:
         try:
-            if endpoints:
-                campaign.wait_for_agents(endpoints, args.connect_timeout, connect)
-            if args.listen:
-                from controller.gateway import Gateway
-
-                gateway = Gateway(store, args.listen, listen_tls, token, args.lease_seconds).start()
-                note(f"listening for agents on {gateway.address}")
-            measurer = FleetMeasurer(store, space, plan, endpoints, args.lease_seconds, dial_in=gateway is not None,
-                                     connect=connect or campaign.AgentClient) if measured else None
+            measurer = stack.enter_context(measurement.measurer(store, space.name, note)) if measurement else None
             run = SearchRun(config, lambda on_evaluated: Evaluator(space, objectives, args.evals, measurer, accuracy,
                                                                    on_evaluated),
                             out, space, bounds, note=note, progress=progress, latency_predictor=latency_predictor,
@@ -143,9 +119,6 @@ def cmd_search(args: argparse.Namespace) -> int:
         except (ValueError, ConnectionError, RuntimeError, OSError) as exc:
             bar.close()
             return common.fail("search", exc)
-        finally:
-            if gateway is not None:
-                gateway.stop()
     bar.close()
     front = (out / "pareto.csv").read_text().count("\n") - 1
     print(f"{len(run.evaluator.history)} evaluations, final hypervolume {run.hv.values[-1]:.4f}, "
@@ -218,26 +191,9 @@ def add_search_parser(sub) -> None:
     evo.add_argument("--mutation", type=float, default=0.02, help="mutation probability per variable")
     s.add_argument("--hv-bounds", default="", metavar="OBJ=LOW:HIGH,...",
                    help="hypervolume normalisation in natural units (default: the first population's range)")
-    m = s.add_argument_group("measurement")
-    m.add_argument("--agent", action="append", metavar="[KEY=]HOST:PORT", help="an agent of --device; repeatable")
-    m.add_argument("--agents", type=Path, metavar="FILE", help="TOML file of [[agents]] key/address tables")
-    m.add_argument("--listen", metavar="HOST:PORT", help="serve agents that dial in (hwnas-agent --controller)")
-    m.add_argument("--require-client-cert", action="store_true", help="with --listen: mutual TLS")
-    m.add_argument("--backend", default="onnxruntime",
-                   help="agent backend: onnxruntime, litert, torch, simulator, replay (a recorded table), ...")
-    m.add_argument("--model-format", default=None,
-                   help="model sent to the agent: onnx, tflite, tflite-int8, tflite-int8-full, edgetpu (default: what "
-                        "the backend runs first)")
-    m.add_argument("--protocol", default="latbench", choices=["latbench", "adaptive", "fixed"])
-    m.add_argument("--param", type=common.param, action="append", metavar="KEY=VALUE", help="protocol parameter")
-    m.add_argument("--batch-size", type=int, default=1)
-    m.add_argument("--priority", type=int, default=100, help="queue priority of the search's jobs (default "
-                                                             "%(default)s: ahead of LatBench builds)")
-    m.add_argument("--lease-seconds", type=float, default=120.0)
-    m.add_argument("--connect-timeout", type=float, default=10.0, metavar="SECONDS")
+    add_measurement_options(s)
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     common.add_space_options(s)
-    common.add_client_security(s)
     s.set_defaults(func=cmd_search, search_command=None)
     r = s.add_subparsers(dest="search_command", metavar="report").add_parser(
         "report", help="hypervolume vs evaluations over several runs, mean ± standard error per algorithm")

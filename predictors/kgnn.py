@@ -40,13 +40,17 @@ class KGnnNet(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Sequential(nn.Linear(2 * hidden, hidden), nn.ReLU(), nn.Linear(hidden, 1))
 
-    def forward(self, x: torch.Tensor, edges: torch.Tensor, graph_of: torch.Tensor, n_graphs: int) -> torch.Tensor:
+    def pool(self, x: torch.Tensor, edges: torch.Tensor, group_of: torch.Tensor, groups: int) -> torch.Tensor:
+        """Message passing, then the sum and the mean of the node embeddings of each group: (groups, 2 * hidden)."""
         h = x
         for conv, norm in zip(self.convs, self.norms, strict=True):
             h = self.dropout(torch.relu(norm(conv(h, edges))))
-        summed = torch.zeros(n_graphs, h.shape[1]).index_add_(0, graph_of, h)
-        sizes = torch.zeros(n_graphs).index_add_(0, graph_of, torch.ones(len(graph_of))).clamp(min=1.0)
-        return self.head(torch.cat([summed, summed / sizes[:, None]], dim=1)).squeeze(-1)
+        summed = torch.zeros(groups, h.shape[1]).index_add_(0, group_of, h)
+        sizes = torch.zeros(groups).index_add_(0, group_of, torch.ones(len(group_of))).clamp(min=1.0)
+        return torch.cat([summed, summed / sizes[:, None]], dim=1)
+
+    def forward(self, x: torch.Tensor, edges: torch.Tensor, graph_of: torch.Tensor, n_graphs: int) -> torch.Tensor:
+        return self.head(self.pool(x, edges, graph_of, n_graphs)).squeeze(-1)
 
 
 def collate(graphs: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
@@ -65,6 +69,8 @@ class KGnnPredictor(NetState, Predictor):
     needs = ("graphs",)
     description = "k-GNN (GraphConv) on the whole computation graph: any family, any size"
     first_weight = "convs.0.root.weight"
+    view = "graphs"  # the Samples view the net reads
+    collate = staticmethod(collate)
 
     @classmethod
     def defaults(cls) -> dict:
@@ -78,17 +84,18 @@ class KGnnPredictor(NetState, Predictor):
     def _fit(self, train: Samples, valid: Samples | None) -> None:
         torch.manual_seed(int(self.config["seed"]))
         self.log = LogScale().fit(train.y)
-        self.net = self._net(train.graphs[0][0].shape[1])
-        valid = valid if valid is not None else train
-        graphs = list(train.graphs)
-        train_regressor(self.net, len(train), lambda index: collate([graphs[i] for i in index.tolist()]),
-                        self.log.forward(train.y), collate(list(valid.graphs)), self.log.forward(valid.y),
-                        self.config)
+        graphs = list(getattr(train, self.view))
+        self.net = self._net(graphs[0][0].shape[1])
+        valid_graphs = list(getattr(valid if valid is not None else train, self.view))
+        valid_y = (valid if valid is not None else train).y
+        batch = type(self).collate
+        train_regressor(self.net, len(train), lambda index: batch([graphs[i] for i in index.tolist()]),
+                        self.log.forward(train.y), batch(valid_graphs), self.log.forward(valid_y), self.config)
 
     def _predict(self, samples: Samples) -> np.ndarray:
-        graphs = list(samples.graphs)
+        graphs = list(getattr(samples, self.view))
         out = []
         with torch.no_grad():
             for start in range(0, len(graphs), 256):
-                out.append(self.net(*collate(graphs[start:start + 256])).numpy())
+                out.append(self.net(*type(self).collate(graphs[start:start + 256])).numpy())
         return self.log.inverse(np.concatenate(out).astype(np.float64))

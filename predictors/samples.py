@@ -21,14 +21,17 @@ class Samples:
     ``flops``: (N,) multiply-accumulates. ``adjacency``: (N, n, n) with ``adjacency[k, i, j] = 1`` when node
     j feeds node i (self loops and the global node included). ``node_features``: (N, n, f) one-hot node
     types. ``graphs``: (N,) object array of whole computation graphs of any size, each a pair
-    ``(node_features (n_i, f) float32, edges (2, e_i) int64 rows source, target)``. ``y``: (N,) the target,
-    e.g. latency in ms; None when only predicting."""
+    ``(node_features (n_i, f) float32, edges (2, e_i) int64 rows source, target)``. ``partitioned``: (N,)
+    object array of computation graphs split in three, AutoGO's Predecessor / Segment / suCcessor, each a
+    triple ``(node_features, edges, part (n_i,) int64 in {0, 1, 2})`` whose edges stay within a part.
+    ``y``: (N,) the target, e.g. latency in ms; None when only predicting."""
 
     encoding: np.ndarray | None = None
     flops: np.ndarray | None = None
     adjacency: np.ndarray | None = None
     node_features: np.ndarray | None = None
     graphs: np.ndarray | None = None
+    partitioned: np.ndarray | None = None
     y: np.ndarray | None = None
 
     def __post_init__(self) -> None:
@@ -65,14 +68,14 @@ class Samples:
             if value is None:
                 continue
             digest.update(f.name.encode())
-            parts = [a for graph in value for a in graph] if f.name == "graphs" else [value]
+            parts = [a for graph in value for a in graph] if value.dtype == object else [value]
             for part in parts:
                 digest.update(np.ascontiguousarray(part, dtype=np.float64).tobytes())
         return digest.hexdigest()
 
 
-def graph_array(graphs: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
-    """The ``graphs`` view from a list of (node_features, edges) pairs."""
+def graph_array(graphs: list[tuple[np.ndarray, ...]]) -> np.ndarray:
+    """The ``graphs`` (or ``partitioned``) view from a list of (node_features, edges[, part]) tuples."""
     out = np.empty(len(graphs), dtype=object)
     for k, graph in enumerate(graphs):
         out[k] = graph

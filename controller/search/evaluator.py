@@ -21,7 +21,7 @@ from controller.spaces import SearchSpace
 
 
 class Measurer(Protocol):
-    def measure(self, items: Sequence[tuple[Sequence[int], ComputationGraph]]) -> list[Outcome]: ...
+    def measure(self, items: Sequence[tuple[str, str, ComputationGraph]]) -> list[Outcome]: ...
 
 
 @dataclass
@@ -84,7 +84,8 @@ class Evaluator:
         candidates = [Candidate(self.space.name, x, self.space.to_string(x), g) for x, g in zip(encodings, graphs,
                                                                                              strict=True)]
         static = evaluate_static(self.objectives, candidates, self.accuracy)
-        measured = self.measurer.measure(list(zip(encodings, graphs, strict=True))) if self.measurer else []
+        measured = self.measurer.measure([(c.arch, " ".join(map(str, c.encoding)), c.graph)
+                                          for c in candidates]) if self.measurer else []
         batch = []
         for k, c in enumerate(candidates):
             values = {name: float(v[k]) for name, v in static.items()}

@@ -17,7 +17,6 @@ from typing import Any
 from controller.campaign import AgentEndpoint, CampaignPlan, Connect, enqueue_graphs, run_campaign
 from controller.client import AgentClient
 from controller.graph import ComputationGraph
-from controller.spaces import SearchSpace
 from controller.store import Store
 
 TERMINAL = ("done", "failed")
@@ -34,19 +33,20 @@ class Outcome:
 class FleetMeasurer:
     """``measure`` a batch on ``plan.device_keys[0]`` with the given agents (or agents dialling in)."""
 
-    def __init__(self, store: Store, space: SearchSpace, plan: CampaignPlan, endpoints: Sequence[AgentEndpoint],
+    def __init__(self, store: Store, space_name: str, plan: CampaignPlan, endpoints: Sequence[AgentEndpoint],
                  lease_s: float = 120.0, dial_in: bool = False, poll_s: float = 0.2,
                  connect: Connect = AgentClient) -> None:
         if len(plan.device_keys) != 1:
             raise ValueError("a search measures on exactly one device key")
         if not endpoints and not dial_in:
             raise ValueError("no agents to measure on: give --agent KEY=HOST:PORT, --agents FILE or --listen")
-        self.store, self.space, self.plan = store, space, plan
+        self.store, self.space_name, self.plan = store, space_name, plan
         self.endpoints, self.lease_s, self.dial_in, self.poll_s = list(endpoints), lease_s, dial_in, poll_s
         self.connect = connect
 
-    def measure(self, items: Sequence[tuple[Sequence[int], ComputationGraph]]) -> list[Outcome]:
-        _, specs = enqueue_graphs(self.store, self.space, items, self.plan)
+    def measure(self, items: Sequence[tuple[str, str, ComputationGraph]]) -> list[Outcome]:
+        """Each (arch, encoding, graph)'s outcome, in order; arch and encoding are the names the store keeps."""
+        _, specs = enqueue_graphs(self.store, self.space_name, items, self.plan)
         keys = [s.job_key for s in specs]
         if any(state not in TERMINAL for state, _ in self.store.job_states(keys).values()):
             self._drain(keys)

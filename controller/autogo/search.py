@@ -1,0 +1,181 @@
+"""AutoGO's Pareto-front evolution (its Algorithm 1) with a hardware metric measured by the device's agents.
+
+Iteration 0 mutates the input network; later iterations take k parents from the front of (predicted
+accuracy, hardware metric), filled by the lowest rank-sum of the others when the front is smaller than k.
+Each parent gets one mutation round (up to ``candidates`` valid children); children outside the FLOPs
+bounds (relative to the input network) are dropped; the PSC predictor scores the rest. Measuring a
+hundred children per parent on a device would take hours, so the children worth measuring are chosen
+first: those non-dominated in (predicted accuracy, FLOPs), at most ``measure_per_parent`` of them, best
+predicted accuracy first. With ``--metric flops`` every valid child is kept (FLOPs cost nothing).
+All the iteration's chosen children are measured in one batch through the fleet's queue.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from controller.autogo.database import SegmentDatabase
+from controller.autogo.mutation import Mutation, Mutator
+from controller.autogo.psc_data import decompositions, partitioned
+from controller.graph.ir import ComputationGraph
+from controller.objectives import Objective
+from predictors import Predictor, Samples
+from predictors.samples import graph_array
+
+# graphs -> one (value, error) per graph, the value in the metric's natural unit
+MeasureFn = Callable[[Sequence[ComputationGraph]], list[tuple[float | None, str]]]
+
+
+@dataclass
+class Individual:
+    id: int
+    graph: ComputationGraph
+    iteration: int
+    predicted_accuracy: float
+    metric: float | None  # the hardware metric, natural unit; None when its measurement failed
+    parent: int | None = None
+    mutation: Mutation | None = field(default=None, repr=False)
+    error: str = ""
+
+    @property
+    def macs(self) -> int:
+        return self.graph.macs()
+
+
+def non_dominated(points: np.ndarray) -> np.ndarray:
+    """Indices of the rows no other row dominates (every column minimised)."""
+    keep = []
+    for i, p in enumerate(points):
+        dominated = np.any(np.all(points <= p, axis=1) & np.any(points < p, axis=1))
+        if not dominated:
+            keep.append(i)
+    return np.array(keep, dtype=np.int64)
+
+
+def ranks(values: np.ndarray) -> np.ndarray:
+    """0 for the smallest value; ties share the lower rank."""
+    return np.searchsorted(np.sort(values), values)
+
+
+class PscScorer:
+    """Predicted accuracy: of a child, the PSC on its {P, s*, C}; of the input network, the mean over its
+    decompositions (every segment of its full-vocabulary segmentation as S)."""
+
+    def __init__(self, predictor: Predictor, database: SegmentDatabase) -> None:
+        self.predictor, self.database = predictor, database
+
+    def children(self, mutations: Sequence[Mutation]) -> np.ndarray:
+        if not mutations:
+            return np.zeros(0)
+        views = graph_array([partitioned(m.child, m.parts()) for m in mutations])
+        return self.predictor.predict(Samples(partitioned=views))
+
+    def network(self, graph: ComputationGraph) -> float:
+        views = graph_array([partitioned(graph, part) for part in decompositions(self.database, graph)])
+        return float(np.mean(self.predictor.predict(Samples(partitioned=views))))
+
+
+class AutoGO:
+    def __init__(self, root: ComputationGraph, database: SegmentDatabase, scorer: PscScorer, metric: Objective,
+                 measure: MeasureFn, rng: np.random.Generator, parents: int = 10, candidates: int = 100,
+                 measure_per_parent: int | None = 8, flops_bounds: tuple[float, float] | None = (-0.2, 0.1),
+                 allowed_ops: set[str] | None = None,
+                 on_iteration: Callable[[int, list[Individual]], None] = lambda it, batch: None) -> None:
+        if parents < 1 or candidates < 1:
+            raise ValueError(f"--parents and --candidates must be >= 1, got {parents} and {candidates}")
+        self.root = root.canonical()
+        self.database, self.scorer, self.metric, self.measure = database, scorer, metric, measure
+        self.rng, self.parents, self.candidates = rng, parents, candidates
+        self.measure_per_parent, self.flops_bounds = measure_per_parent, flops_bounds
+        self.mutator = Mutator(database, rng, allowed_ops)
+        self.on_iteration = on_iteration
+        self.population: list[Individual] = []
+        self._seen: set[str] = set()
+
+    # -- the front ---------------------------------------------------------------------------------
+    def _scored(self) -> list[Individual]:
+        return [i for i in self.population if i.metric is not None]
+
+    def _objectives(self, individuals: Sequence[Individual]) -> np.ndarray:
+        """(n, 2) in minimisation form: -predicted accuracy, the metric times its sign."""
+        return np.array([[-i.predicted_accuracy, self.metric.sign * i.metric] for i in individuals],
+                        dtype=np.float64).reshape(len(individuals), 2)
+
+    def front(self) -> list[Individual]:
+        scored = self._scored()
+        return [scored[k] for k in non_dominated(self._objectives(scored))] if scored else []
+
+    def select_parents(self) -> list[Individual]:
+        """k from the front at random; if the front is smaller, the others with the lowest rank-sum fill it."""
+        front = self.front()
+        if len(front) >= self.parents:
+            return [front[k] for k in sorted(self.rng.choice(len(front), self.parents, replace=False))]
+        ids = {i.id for i in front}
+        others = [i for i in self._scored() if i.id not in ids]
+        if others:
+            objectives = self._objectives(others)
+            rank_sum = ranks(objectives[:, 0]) + ranks(objectives[:, 1])
+            order = np.lexsort((np.arange(len(others)), rank_sum))
+            front += [others[k] for k in order[: self.parents - len(front)]]
+        return front
+
+    # -- one iteration -------------------------------------------------------------------------------
+    def start(self) -> Individual:
+        value, error = self.measure([self.root])[0]
+        root = Individual(0, self.root, 0, self.scorer.network(self.root), value, error=error)
+        if value is None:
+            raise RuntimeError(f"the input network could not be measured: {error}")
+        self.population.append(root)
+        self._seen.add(self.root.arch_id)
+        self.on_iteration(0, [root])
+        return root
+
+    def _within_bounds(self, mutation: Mutation) -> bool:
+        if self.flops_bounds is None:
+            return True
+        change = mutation.child.macs() / max(1, self.root.macs()) - 1.0
+        return self.flops_bounds[0] <= change <= self.flops_bounds[1]
+
+    def _choose(self, mutations: list[Mutation], accuracy: np.ndarray) -> list[int]:
+        """Which children of one parent to measure (all when measure_per_parent is None)."""
+        if self.measure_per_parent is None or len(mutations) <= self.measure_per_parent:
+            return list(range(len(mutations)))
+        proxy = np.column_stack([-accuracy, [m.child.macs() for m in mutations]])
+        chosen = sorted(non_dominated(proxy).tolist(), key=lambda k: -accuracy[k])[: self.measure_per_parent]
+        if len(chosen) < self.measure_per_parent:  # top up with the best predicted accuracy
+            rest = [k for k in np.argsort(-accuracy, kind="stable").tolist() if k not in chosen]
+            chosen += rest[: self.measure_per_parent - len(chosen)]
+        return chosen
+
+    def step(self, iteration: int) -> list[Individual]:
+        """One iteration: mutate each parent, pick children, measure them in one batch, grow the population."""
+        picked: list[tuple[Individual, Mutation, float]] = []
+        for parent in self.select_parents():
+            mutations = [m for m in self.mutator.mutate(parent.graph, self.candidates)
+                         if m.child.arch_id not in self._seen and self._within_bounds(m)]
+            accuracy = self.scorer.children(mutations)
+            for k in self._choose(mutations, accuracy):
+                if mutations[k].child.arch_id not in self._seen:
+                    self._seen.add(mutations[k].child.arch_id)
+                    picked.append((parent, mutations[k], float(accuracy[k])))
+        measured = self.measure([m.child for _, m, _ in picked]) if picked else []
+        batch = []
+        for (parent, mutation, accuracy), (value, error) in zip(picked, measured, strict=True):
+            individual = Individual(len(self.population), mutation.child, iteration, accuracy, value, parent.id,
+                                    mutation, error)
+            self.population.append(individual)
+            batch.append(individual)
+        self.on_iteration(iteration, batch)
+        return batch
+
+    def run(self, iterations: int) -> list[Individual]:
+        if iterations < 1:
+            raise ValueError(f"--iterations must be >= 1, got {iterations}")
+        if not self.population:
+            self.start()
+        for iteration in range(1, iterations + 1):
+            self.step(iteration)
+        return self.front()
