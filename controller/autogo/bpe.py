@@ -8,7 +8,8 @@ substrings. sentencepiece trains the BPE vocabulary; segmentation is sentencepie
 AutoGO segments with a random *sub*-vocabulary and the Python binding of sentencepiece cannot mask pieces.
 As in sentencepiece, a masked piece is still merged through and then split back into the pieces it was
 merged from, so larger pieces stay reachable. A test checks that with the full vocabulary the result is
-sentencepiece's own.
+sentencepiece's own. A label the vocabulary never saw stays a one-node segment (sentencepiece would join
+a run of unknown symbols into one piece).
 """
 
 from __future__ import annotations

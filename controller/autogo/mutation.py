@@ -10,6 +10,7 @@ any step are dropped, never repaired by hand.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -113,7 +114,7 @@ class Mutator:
         self.db, self.rng = database, rng
         self.allowed_ops = set(allowed_ops) if allowed_ops is not None else None
         self.keep_multi, self.sources, self.tries, self.max_run = keep_multi, sources, tries_per_source, max_run
-        self.solves = 0  # MILPs solved (benchmarks read it)
+        self.solve_seconds: list[float] = []  # wall time of every resolution MILP (run.json and benchmarks)
 
     def source_runs(self, parent: ComputationGraph) -> list[Region]:
         """Runs of 1..max_run contiguous segments of a fresh sparse segmentation that a mutation may replace."""
@@ -169,8 +170,9 @@ class Mutator:
         out_shapes = [None] * segment.n_outputs
         for i, old in enumerate(source.outputs):
             out_shapes[out_map[i]] = parent.nodes[old].out_shape[1:]
-        self.solves += 1
+        started = time.perf_counter()
         resolution = resolve(segment, in_shapes, out_shapes)
+        self.solve_seconds.append(time.perf_counter() - started)
         if resolution is None:
             return None
         child = stitch(parent, source, segment, in_map, out_map, resolution)

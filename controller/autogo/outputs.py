@@ -8,6 +8,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from controller.autogo.mutation import Mutation
 from controller.autogo.search import AutoGO, Individual
 from controller.graph.ir import ComputationGraph
@@ -53,7 +55,9 @@ def write_outputs(search: AutoGO, out: Path, settings: dict[str, Any]) -> dict[s
     summary = {**settings, "evaluated": len(search.population), "front": len(front),
                "input": {"arch_id": root.graph.arch_id, "predicted_accuracy": root.predicted_accuracy,
                          search.metric.column: root.metric, "macs": root.macs},
-               "milp_solves": search.mutator.solves}
+               "milp_solves": len(search.mutator.solve_seconds),
+               "milp_median_ms": round(1000 * float(np.median(search.mutator.solve_seconds)), 3)
+               if search.mutator.solve_seconds else None}
     (out / "run.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
 
