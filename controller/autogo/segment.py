@@ -13,7 +13,6 @@ channels in the network the segment came from.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -119,7 +118,8 @@ class Segment:
                                      node_match=lambda a, b: a["label"] == b["label"]))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"nodes": [n.to_dict() for n in self.nodes], "outputs": list(self.outputs), "n_inputs": self.n_inputs,
+        return {"n_inputs": self.n_inputs, "n_outputs": self.n_outputs, "node_count": len(self.nodes),
+                "op_types": self.op_types, "nodes": [n.to_dict() for n in self.nodes], "outputs": list(self.outputs),
                 "input_shapes": [list(s) for s in self.input_shapes],
                 "output_shapes": [list(s) for s in self.output_shapes], "macs": self.macs, "source": self.source}
 
@@ -129,10 +129,6 @@ class Segment:
                    int(data["n_inputs"]), tuple(tuple(s) for s in data["input_shapes"]),
                    tuple(tuple(s) for s in data["output_shapes"]), int(data["macs"]), str(data.get("source", "")))
 
-    @property
-    def key(self) -> str:
-        """A short stable id of the template's content."""
-        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
 
 
 def _window_ok(node: TemplateNode) -> bool:

@@ -1,0 +1,141 @@
+"""AutoGO's figures: the segment database, the PSC predictor vs a whole-graph GNN, MILP solve time, one
+mutation round on ResNet-50, and live runs that measure children on a real onnxruntime agent.
+
+Everything goes through the product's own code and CLI: ``hwnas autogo build-db``, ``train-psc`` and
+``run`` against an agent process on loopback (``--protocol fixed``).
+
+    python -m benchmarks.autogo [--samples-per-space 300] [--train 900] [--epochs 40] [--work DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.common import machine_line
+from controller.autogo.database import SegmentDatabase
+from controller.autogo.mutation import Mutator, op_classes
+from controller.autogo.search import PscScorer
+from controller.cli import main as hwnas
+from controller.graph.ir import ComputationGraph
+from controller.graph.zoo import resnet50
+from controller.local_agent import LocalAgent
+from predictors import load
+
+
+def build(work: Path, samples: int, vocab: int, train: int, per_graph: int, epochs: int) -> dict:
+    """The database and the PSC predictor (with the whole-graph baseline), reused when already in ``work``."""
+    out: dict = {}
+    if not (work / "segments" / "segments.json").exists():
+        started = time.perf_counter()
+        assert hwnas(["autogo", "build-db", "--out", str(work / "segments"), "--samples-per-space", str(samples),
+                      "--vocab-size", str(vocab), "--quiet"]) == 0
+        out["build_db_s"] = time.perf_counter() - started
+    if not (work / "psc" / "card.json").exists():
+        assert hwnas(["autogo", "train-psc", "--segments", str(work / "segments"), "--out", str(work / "psc"),
+                      "--train", str(train), "--per-graph", str(per_graph), "--epochs", str(epochs), "--baseline",
+                      "--quiet"]) == 0
+    out["database"] = SegmentDatabase.load(work / "segments").summary()
+    out["psc"] = json.loads((work / "psc" / "evaluation.json").read_text())
+    return out
+
+
+def mutation_round(work: Path, parent: ComputationGraph, candidates: int = 100, seed: int = 0) -> dict:
+    """One parent's round as the search runs it: segment, pick sources, MILP per try, PSC-rank the children."""
+    database = SegmentDatabase.load(work / "segments")
+    scorer = PscScorer(load(work / "psc"), database)
+    mutator = Mutator(database, np.random.default_rng(seed), op_classes(parent))
+    started = time.perf_counter()
+    children = mutator.mutate(parent, candidates)
+    mutate_s = time.perf_counter() - started
+    scorer.children(children)
+    total_s = time.perf_counter() - started
+    solve_ms = [1000 * s for s in mutator.solve_seconds]
+    return {"children": len(children), "solves": len(solve_ms), "feasible_share": len(children) / len(solve_ms),
+            "milp_median_ms": statistics.median(solve_ms), "milp_p90_ms": float(np.percentile(solve_ms, 90)),
+            "mutate_s": mutate_s, "round_s": total_s}
+
+
+def live(work: Path, agent: LocalAgent, name: str, network: list[str], iterations: int, parents: int,
+         measure_per_parent: int, count: int) -> dict:
+    """``hwnas autogo run`` with latency measured by the agent; the front and the children that beat the input."""
+    out = work / f"run-{name}"
+    started = time.perf_counter()
+    assert hwnas(["autogo", "run", *network, "--device", "bench-ort", "--agent", agent.address, "--insecure",
+                  "--protocol", "fixed", "--param", f"count={count}", "--iterations", str(iterations), "--parents",
+                  str(parents), "--measure-per-parent", str(measure_per_parent), "--segments", str(work / "segments"),
+                  "--predictor", str(work / "psc"), "--db", str(work / "store.db"), "--out", str(out),
+                  "--quiet"]) == 0
+    wall = time.perf_counter() - started
+    with (out / "all.csv").open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    with (out / "pareto.csv").open(newline="") as handle:
+        front = list(csv.DictReader(handle))
+    root = rows[0]
+    better = [r for r in rows[1:] if r["latency_ms"] and float(r["latency_ms"]) < float(root["latency_ms"])
+              and float(r["predicted_accuracy"]) >= float(root["predicted_accuracy"])]
+    return {"name": name, "evaluated": len(rows), "wall_s": wall, "root": root, "front": front, "better": better,
+            "run": json.loads((out / "run.json").read_text())}
+
+
+def best_nb201_cell() -> str:
+    from controller.data import nb201_table
+
+    rows = [r for r in nb201_table() if r["acc_cifar10_test"] not in ("", "nan")]
+    return max(rows, key=lambda r: float(r["acc_cifar10_test"]))["arch_str"]
+
+
+def _front_table(result: dict) -> str:
+    lines = ["| id | iteration | predicted acc. | latency ms | MACs change % |", "|---|---|---|---|---|"]
+    for r in sorted(result["front"], key=lambda r: float(r["latency_ms"])):
+        lines.append(f"| {r['id']} | {r['iteration']} | {float(r['predicted_accuracy']):.2f} | "
+                     f"{float(r['latency_ms']):.3f} | {float(r['macs_change_pct']):+.1f} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--work", type=Path, default=Path("runs/bench-autogo"), help="database, predictor, runs")
+    parser.add_argument("--samples-per-space", type=int, default=300)
+    parser.add_argument("--vocab-size", type=int, default=2000)
+    parser.add_argument("--train", type=int, default=900)
+    parser.add_argument("--per-graph", type=int, default=8)
+    parser.add_argument("--epochs", type=int, default=40)
+    parser.add_argument("--count", type=int, default=30, help="timed inferences per measurement (fixed protocol)")
+    args = parser.parse_args()
+    args.work.mkdir(parents=True, exist_ok=True)
+    built = build(args.work, args.samples_per_space, args.vocab_size, args.train, args.per_graph, args.epochs)
+    print(f"machine: {machine_line()}\n")
+    db, psc = built["database"], built["psc"]
+    print(f"segment database: {db['segments']} unique segments ({db['mutable']} mutable, mean {db['mean_nodes']} "
+          f"nodes, largest {db['largest']}) from {sum(db['corpus'].values())} networks"
+          + (f", built in {built['build_db_s']:.1f} s" if "build_db_s" in built else ""))
+    print(f"PSC fold Spearman {psc['psc_fold_srcc']:.3f} ({psc['folds']} folds, {psc['test']} test networks; fit "
+          f"{psc['psc_fit_s']:.0f} s on {psc['train_samples']} decompositions of {psc['train']} networks) vs "
+          f"whole-graph k-GNN {psc.get('gnn_srcc', float('nan')):.3f} (fit {psc.get('gnn_fit_s', float('nan')):.0f} s)")
+    rounds = [mutation_round(args.work, resnet50().canonical(), seed=s) for s in range(3)]
+    print("\n| ResNet-50 round (seed) | children | MILPs | feasible | MILP median ms | MILP p90 ms | round s |")
+    print("|---|---|---|---|---|---|---|")
+    for seed, r in enumerate(rounds):
+        print(f"| {seed} | {r['children']} | {r['solves']} | {r['feasible_share']:.0%} | {r['milp_median_ms']:.2f} | "
+              f"{r['milp_p90_ms']:.2f} | {r['round_s']:.2f} |")
+    with LocalAgent(args.work / "agent-cache") as agent:
+        runs = [live(args.work, agent, "nb201-best", ["--space", "nb201", "--arch", best_nb201_cell()], 3, 5, 5,
+                     args.count),
+                live(args.work, agent, "resnet50", ["--zoo", "resnet50"], 2, 3, 4, args.count)]
+    for result in runs:
+        root = result["root"]
+        print(f"\n{result['name']}: {result['evaluated']} networks measured in {result['wall_s']:.0f} s; input "
+              f"{float(root['latency_ms']):.3f} ms, predicted {float(root['predicted_accuracy']):.2f}; "
+              f"{len(result['better'])} children faster at equal or better predicted accuracy")
+        print(_front_table(result))
+
+
+if __name__ == "__main__":
+    main()
