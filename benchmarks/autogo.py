@@ -29,7 +29,8 @@ from controller.local_agent import LocalAgent
 from predictors import load
 
 
-def build(work: Path, samples: int, vocab: int, train: int, per_graph: int, epochs: int) -> dict:
+def build(work: Path, samples: int, vocab: int, train: int, per_graph: int, epochs: int, valid: int = 100,
+          test: int = 500) -> dict:
     """The database and the PSC predictor (with the whole-graph baseline), reused when already in ``work``."""
     out: dict = {}
     if not (work / "segments" / "segments.json").exists():
@@ -39,7 +40,8 @@ def build(work: Path, samples: int, vocab: int, train: int, per_graph: int, epoc
         out["build_db_s"] = time.perf_counter() - started
     if not (work / "psc" / "card.json").exists():
         assert hwnas(["autogo", "train-psc", "--segments", str(work / "segments"), "--out", str(work / "psc"),
-                      "--train", str(train), "--per-graph", str(per_graph), "--epochs", str(epochs), "--baseline",
+                      "--train", str(train), "--valid", str(valid), "--test", str(test), "--per-graph", str(per_graph),
+                      "--epochs", str(epochs), "--baseline",
                       "--quiet"]) == 0
     out["database"] = SegmentDatabase.load(work / "segments").summary()
     out["psc"] = json.loads((work / "psc" / "evaluation.json").read_text())
@@ -84,6 +86,32 @@ def live(work: Path, agent: LocalAgent, name: str, network: list[str], iteration
             "run": json.loads((out / "run.json").read_text())}
 
 
+def interleaved(root: ComputationGraph, run_dir: Path, count: int, rounds: int) -> dict[str, float]:
+    """Median latency of each front network over the input's, every model measured once per round in a
+    rotating order (A, B, C, A, B, C, ...): the check that a child is faster is not the machine drifting."""
+    import tempfile
+
+    from controller.graph.onnx_export import to_onnx_bytes
+    from device_agent.backends import backend_class
+    from device_agent.measure import MeasureOptions, measure
+
+    with (run_dir / "pareto.csv").open(newline="") as handle:
+        front = [r["arch_id"] for r in csv.DictReader(handle) if r["arch_id"] != root.arch_id]
+    backend = backend_class("onnxruntime")()
+    options = MeasureOptions(protocol="fixed", protocol_params={"count": float(count)})
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "input.onnx").write_bytes(to_onnx_bytes(root))
+        paths = {"input": Path(tmp) / "input.onnx", **{a: run_dir / "front" / f"{a}.onnx" for a in front}}
+        loaded = {name: backend.load(path, threads=0) for name, path in paths.items()}
+        names = list(loaded)
+        times: dict[str, list[float]] = {name: [] for name in names}
+        for r in range(rounds):
+            for name in names[r % len(names):] + names[: r % len(names)]:
+                times[name].append(measure(loaded[name], options, None).latency_ms)
+    base = statistics.median(times["input"])
+    return {name: statistics.median(values) / base for name, values in times.items() if name != "input"}
+
+
 def best_nb201_cell() -> str:
     from controller.data import nb201_table
 
@@ -91,11 +119,21 @@ def best_nb201_cell() -> str:
     return max(rows, key=lambda r: float(r["acc_cifar10_test"]))["arch_str"]
 
 
-def _front_table(result: dict) -> str:
-    lines = ["| id | iteration | predicted acc. | latency ms | MACs change % |", "|---|---|---|---|---|"]
+def _nb201_graph(arch: str) -> ComputationGraph:
+    from controller.spaces import get_space
+    from controller.spaces.nb201 import parse_arch_str
+
+    return get_space("nb201").to_graph(parse_arch_str(arch))
+
+
+def _front_table(result: dict, ratios: dict[str, float]) -> str:
+    lines = ["| id | iteration | predicted acc. | latency ms (run) | latency vs input, interleaved | MACs change % |",
+             "|---|---|---|---|---|---|"]
     for r in sorted(result["front"], key=lambda r: float(r["latency_ms"])):
+        ratio = ratios.get(r["arch_id"])
         lines.append(f"| {r['id']} | {r['iteration']} | {float(r['predicted_accuracy']):.2f} | "
-                     f"{float(r['latency_ms']):.3f} | {float(r['macs_change_pct']):+.1f} |")
+                     f"{float(r['latency_ms']):.3f} | {'input' if ratio is None else f'{ratio:.3f}x'} | "
+                     f"{float(r['macs_change_pct']):+.1f} |")
     return "\n".join(lines)
 
 
@@ -108,6 +146,7 @@ def main() -> None:
     parser.add_argument("--per-graph", type=int, default=8)
     parser.add_argument("--epochs", type=int, default=40)
     parser.add_argument("--count", type=int, default=30, help="timed inferences per measurement (fixed protocol)")
+    parser.add_argument("--rounds", type=int, default=15, help="interleaved rounds re-measuring the fronts")
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     built = build(args.work, args.samples_per_space, args.vocab_size, args.train, args.per_graph, args.epochs)
@@ -125,16 +164,19 @@ def main() -> None:
     for seed, r in enumerate(rounds):
         print(f"| {seed} | {r['children']} | {r['solves']} | {r['feasible_share']:.0%} | {r['milp_median_ms']:.2f} | "
               f"{r['milp_p90_ms']:.2f} | {r['round_s']:.2f} |")
+    inputs = {"nb201-best": (["--space", "nb201", "--arch", best_nb201_cell()], 3, 5, 5),
+              "resnet50": (["--zoo", "resnet50"], 2, 3, 4)}
     with LocalAgent(args.work / "agent-cache") as agent:
-        runs = [live(args.work, agent, "nb201-best", ["--space", "nb201", "--arch", best_nb201_cell()], 3, 5, 5,
-                     args.count),
-                live(args.work, agent, "resnet50", ["--zoo", "resnet50"], 2, 3, 4, args.count)]
+        runs = [live(args.work, agent, name, flags, its, parents, per_parent, args.count)
+                for name, (flags, its, parents, per_parent) in inputs.items()]
+    roots = {"nb201-best": _nb201_graph(best_nb201_cell()), "resnet50": resnet50()}
     for result in runs:
         root = result["root"]
         print(f"\n{result['name']}: {result['evaluated']} networks measured in {result['wall_s']:.0f} s; input "
               f"{float(root['latency_ms']):.3f} ms, predicted {float(root['predicted_accuracy']):.2f}; "
-              f"{len(result['better'])} children faster at equal or better predicted accuracy")
-        print(_front_table(result))
+              f"{len(result['better'])} children faster at equal or better predicted accuracy (as measured in the run)")
+        ratios = interleaved(roots[result["name"]], args.work / f"run-{result['name']}", args.count, args.rounds)
+        print(_front_table(result, ratios))
 
 
 if __name__ == "__main__":
