@@ -65,12 +65,12 @@ def mutation_round(work: Path, parent: ComputationGraph, candidates: int = 100, 
 
 
 def live(work: Path, agent: LocalAgent, name: str, network: list[str], iterations: int, parents: int,
-         measure_per_parent: int, count: int) -> dict:
+         measure_per_parent: int, protocol: list[str]) -> dict:
     """``hwnas autogo run`` with latency measured by the agent; the front and the children that beat the input."""
     out = work / f"run-{name}"
     started = time.perf_counter()
     assert hwnas(["autogo", "run", *network, "--device", "bench-ort", "--agent", agent.address, "--insecure",
-                  "--protocol", "fixed", "--param", f"count={count}", "--iterations", str(iterations), "--parents",
+                  *protocol, "--iterations", str(iterations), "--parents",
                   str(parents), "--measure-per-parent", str(measure_per_parent), "--segments", str(work / "segments"),
                   "--predictor", str(work / "psc"), "--db", str(work / "store.db"), "--out", str(out),
                   "--quiet"]) == 0
@@ -145,7 +145,7 @@ def main() -> None:
     parser.add_argument("--train", type=int, default=900)
     parser.add_argument("--per-graph", type=int, default=8)
     parser.add_argument("--epochs", type=int, default=40)
-    parser.add_argument("--count", type=int, default=30, help="timed inferences per measurement (fixed protocol)")
+    parser.add_argument("--count", type=int, default=30, help="timed inferences per interleaved re-measurement")
     parser.add_argument("--rounds", type=int, default=15, help="interleaved rounds re-measuring the fronts")
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
@@ -164,11 +164,12 @@ def main() -> None:
     for seed, r in enumerate(rounds):
         print(f"| {seed} | {r['children']} | {r['solves']} | {r['feasible_share']:.0%} | {r['milp_median_ms']:.2f} | "
               f"{r['milp_p90_ms']:.2f} | {r['round_s']:.2f} |")
-    inputs = {"nb201-best": (["--space", "nb201", "--arch", best_nb201_cell()], 3, 5, 5),
-              "resnet50": (["--zoo", "resnet50"], 2, 3, 4)}
+    # the adaptive protocol: blocks of inferences until the 95% CI of the trimmed mean is within 1%
+    inputs = {"nb201-best": (["--space", "nb201", "--arch", best_nb201_cell()], 4, 5, 5, ["--protocol", "adaptive"]),
+              "resnet50": (["--zoo", "resnet50"], 2, 3, 4, ["--protocol", "adaptive"])}
     with LocalAgent(args.work / "agent-cache") as agent:
-        runs = [live(args.work, agent, name, flags, its, parents, per_parent, args.count)
-                for name, (flags, its, parents, per_parent) in inputs.items()]
+        runs = [live(args.work, agent, name, flags, its, parents, per_parent, protocol)
+                for name, (flags, its, parents, per_parent, protocol) in inputs.items()]
     roots = {"nb201-best": _nb201_graph(best_nb201_cell()), "resnet50": resnet50()}
     for result in runs:
         root = result["root"]

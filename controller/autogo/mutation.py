@@ -144,22 +144,32 @@ class Mutator:
         return [runs[i] for i in cheap + drawn]
 
     def mutate(self, parent: ComputationGraph, limit: int = 100) -> list[Mutation]:
-        """Up to ``limit`` distinct valid children of ``parent`` (which must be in topological order)."""
+        """Up to ``limit`` distinct valid children of ``parent`` (which must be in topological order).
+
+        Every source gets an equal share of ``limit``: the cheapest runs (often BN/ReLU/add, whose every
+        replacement adds FLOPs) must not use up the round before the random ones, which hold the convs,
+        get a turn.
+        """
         out: list[Mutation] = []
         seen = {parent.arch_id}
-        for source in self.pick_sources(parent, self.source_runs(parent)):
+        sources = self.pick_sources(parent, self.source_runs(parent))
+        quota = -(-limit // max(1, len(sources)))
+        for source in sources:
             candidates = [k for k in self.db.replacements(len(source.inputs), len(source.outputs))
                           if self.allowed_ops is None or segment_classes(self.db.segments[k]) <= self.allowed_ops]
             if not candidates:
                 continue
-            picks = self.rng.choice(candidates, size=min(self.tries, len(candidates)), replace=False)
-            for k in picks.tolist():
+            found = 0
+            for k in self.rng.choice(candidates, size=min(self.tries, len(candidates)), replace=False).tolist():
                 mutation = self.try_segment(parent, source, int(k))
                 if mutation is not None and mutation.child.arch_id not in seen:
                     seen.add(mutation.child.arch_id)
                     out.append(mutation)
+                    found += 1
                     if len(out) >= limit:
                         return out
+                    if found >= quota:
+                        break
         return out
 
     def try_segment(self, parent: ComputationGraph, source: Region, k: int) -> Mutation | None:
