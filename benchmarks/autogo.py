@@ -82,26 +82,37 @@ def live(work: Path, agent: LocalAgent, name: str, network: list[str], iteration
     root = rows[0]
     better = [r for r in rows[1:] if r["latency_ms"] and float(r["latency_ms"]) < float(root["latency_ms"])
               and float(r["predicted_accuracy"]) >= float(root["predicted_accuracy"])]
-    return {"name": name, "evaluated": len(rows), "wall_s": wall, "root": root, "front": front, "better": better,
+    return {"name": name, "evaluated": len(rows), "wall_s": wall, "root": root, "rows": rows, "front": front,
+            "better": better,
             "run": json.loads((out / "run.json").read_text())}
 
 
-def interleaved(root: ComputationGraph, run_dir: Path, count: int, rounds: int) -> dict[str, float]:
-    """Median latency of each front network over the input's, every model measured once per round in a
-    rotating order (A, B, C, A, B, C, ...): the check that a child is faster is not the machine drifting."""
+def interleaved(root: ComputationGraph, run_dir: Path, count: int, rounds: int, leanest: int = 3) -> dict[str, float]:
+    """Median latency over the input's of each front network and of the ``leanest`` lowest-FLOPs children
+    predicted at least as accurate as the input; every model measured once per round in a rotating order
+    (A, B, C, A, B, C, ...), so a child found faster is not the machine drifting between measurements."""
     import tempfile
 
     from controller.graph.onnx_export import to_onnx_bytes
     from device_agent.backends import backend_class
     from device_agent.measure import MeasureOptions, measure
 
+    with (run_dir / "all.csv").open(newline="") as handle:
+        everything = list(csv.DictReader(handle))
     with (run_dir / "pareto.csv").open(newline="") as handle:
-        front = [r["arch_id"] for r in csv.DictReader(handle) if r["arch_id"] != root.arch_id]
+        chosen = [r["arch_id"] for r in csv.DictReader(handle) if r["arch_id"] != root.arch_id]
+    as_good = [r for r in everything[1:] if float(r["predicted_accuracy"]) >= float(everything[0]["predicted_accuracy"])
+               and r["arch_id"] not in chosen]
+    chosen += [r["arch_id"] for r in sorted(as_good, key=lambda r: int(r["macs"]))[:leanest]]
     backend = backend_class("onnxruntime")()
     options = MeasureOptions(protocol="fixed", protocol_params={"count": float(count)})
     with tempfile.TemporaryDirectory() as tmp:
-        (Path(tmp) / "input.onnx").write_bytes(to_onnx_bytes(root))
-        paths = {"input": Path(tmp) / "input.onnx", **{a: run_dir / "front" / f"{a}.onnx" for a in front}}
+        paths = {"input": Path(tmp) / "input.onnx"}
+        paths["input"].write_bytes(to_onnx_bytes(root))
+        for arch_id in chosen:
+            paths[arch_id] = Path(tmp) / f"{arch_id}.onnx"
+            paths[arch_id].write_bytes(to_onnx_bytes(ComputationGraph.from_json(
+                (run_dir / "networks" / f"{arch_id}.json").read_text())))
         loaded = {name: backend.load(path, threads=0) for name, path in paths.items()}
         names = list(loaded)
         times: dict[str, list[float]] = {name: [] for name in names}
@@ -127,13 +138,17 @@ def _nb201_graph(arch: str) -> ComputationGraph:
 
 
 def _front_table(result: dict, ratios: dict[str, float]) -> str:
-    lines = ["| id | iteration | predicted acc. | latency ms (run) | latency vs input, interleaved | MACs change % |",
-             "|---|---|---|---|---|---|"]
-    for r in sorted(result["front"], key=lambda r: float(r["latency_ms"])):
+    """The front, then the other re-measured children (the leanest predicted as accurate as the input)."""
+    front = {r["arch_id"] for r in result["front"]}
+    shown = sorted(result["front"], key=lambda r: float(r["latency_ms"])) + \
+        [r for r in result["rows"] if r["arch_id"] in ratios and r["arch_id"] not in front]
+    lines = ["| id | on front | iteration | predicted acc. | latency ms (run) | latency vs input, interleaved | "
+             "MACs change % |", "|---|---|---|---|---|---|---|"]
+    for r in shown:
         ratio = ratios.get(r["arch_id"])
-        lines.append(f"| {r['id']} | {r['iteration']} | {float(r['predicted_accuracy']):.2f} | "
-                     f"{float(r['latency_ms']):.3f} | {'input' if ratio is None else f'{ratio:.3f}x'} | "
-                     f"{float(r['macs_change_pct']):+.1f} |")
+        lines.append(f"| {r['id']} | {'yes' if r['arch_id'] in front else 'no'} | {r['iteration']} | "
+                     f"{float(r['predicted_accuracy']):.2f} | {float(r['latency_ms']):.3f} | "
+                     f"{'input' if ratio is None else f'{ratio:.3f}x'} | {float(r['macs_change_pct']):+.1f} |")
     return "\n".join(lines)
 
 

@@ -38,16 +38,18 @@ def write_csv(path: Path, table: list[dict[str, Any]]) -> None:
 
 
 def write_outputs(search: AutoGO, out: Path, settings: dict[str, Any]) -> dict[str, Any]:
-    """all.csv, pareto.csv, front/<arch_id>.onnx + .json, mutation.png, run.json; returns the summary."""
+    """all.csv, networks/<arch_id>.json (every CG), pareto.csv, front/<arch_id>.onnx + .json, mutation.png,
+    run.json; returns the summary."""
     out.mkdir(parents=True, exist_ok=True)
     front = sorted(search.front(), key=lambda i: -i.predicted_accuracy)
     write_csv(out / "all.csv", rows(search, search.population))
     write_csv(out / "pareto.csv", rows(search, front))
-    networks = out / "front"
-    networks.mkdir(exist_ok=True)
+    for folder, individuals in (("networks", search.population), ("front", front)):
+        (out / folder).mkdir(exist_ok=True)
+        for individual in individuals:
+            (out / folder / f"{individual.graph.arch_id}.json").write_text(individual.graph.to_json())
     for individual in front:
-        (networks / f"{individual.graph.arch_id}.onnx").write_bytes(to_onnx_bytes(individual.graph))
-        (networks / f"{individual.graph.arch_id}.json").write_text(individual.graph.to_json(indent=1))
+        (out / "front" / f"{individual.graph.arch_id}.onnx").write_bytes(to_onnx_bytes(individual.graph))
     shown = next((i for i in front if i.mutation is not None), None)
     if shown is not None:
         plot_mutation(shown.mutation, out / "mutation.png", search.database.segments[shown.mutation.segment].source)
