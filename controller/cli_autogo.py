@@ -109,6 +109,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from controller.cli_measure import Measurement
     from controller.model_formats import FormatUnavailable
     from controller.objectives import OBJECTIVES
+    from controller.search.measure import value_of
     from controller.store import Store
     from predictors import load
 
@@ -160,9 +161,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
                 def measure(graphs):
                     outcomes = measurer.measure([(f"{name}~{g.arch_id[:12]}", "", g) for g in graphs])
-                    return [((o.record or {}).get(metric.record_field), o.error or (
-                        "" if (o.record or {}).get(metric.record_field) is not None else
-                        f"the device gave no {metric.column}")) for o in outcomes]
+                    return [value_of(o, metric.record_field, metric.column) for o in outcomes]
             else:
                 def measure(graphs):
                     from controller.objectives import graph_value

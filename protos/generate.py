@@ -8,6 +8,7 @@ temporary folder and fails when the committed files differ, so a stale
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from pathlib import Path
 
@@ -17,14 +18,20 @@ GENERATED_SUFFIXES = ("_pb2.py", "_pb2.pyi", "_pb2_grpc.py")
 
 
 def generate(out_dir: Path) -> list[Path]:
-    """Run protoc (from grpcio-tools) over every contract file into ``out_dir``."""
-    import grpc_tools
-    from grpc_tools import protoc  # dev-only dependency, imported on demand
+    """Run protoc (from grpcio-tools, a dev-only dependency) over every contract file into ``out_dir``.
 
-    include = str(Path(grpc_tools.__file__).parent / "_proto")
+    protoc runs in its own process: its compiler links a C++ protobuf that aborts the interpreter when
+    another one (OR-Tools', loaded by AutoGO) is already there.
+    """
+    import importlib.util
+
+    spec = importlib.util.find_spec("grpc_tools")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("grpcio-tools is not installed: pip install -e '.[dev]'")
+    include = str(Path(next(iter(spec.submodule_search_locations))) / "_proto")
     out_dir.mkdir(parents=True, exist_ok=True)
     args = [
-        "protoc",
+        sys.executable, "-m", "grpc_tools.protoc",
         f"-I{REPO_ROOT}",
         f"-I{include}",
         f"--python_out={out_dir}",
@@ -32,9 +39,9 @@ def generate(out_dir: Path) -> list[Path]:
         f"--grpc_python_out={out_dir}",
         *(str(REPO_ROOT / proto) for proto in PROTO_FILES),
     ]
-    code = protoc.main(args)
-    if code != 0:
-        raise RuntimeError(f"protoc failed with exit code {code}")
+    done = subprocess.run(args, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"protoc failed with exit code {done.returncode}: {done.stderr.strip()}")
     return [
         out_dir / proto.replace(".proto", suffix)
         for proto in PROTO_FILES

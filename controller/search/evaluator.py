@@ -16,7 +16,7 @@ import numpy as np
 
 from controller.graph import ComputationGraph
 from controller.objectives import AccuracyFn, Candidate, Objective, evaluate_static
-from controller.search.measure import Outcome
+from controller.search.measure import Outcome, value_of
 from controller.spaces import SearchSpace
 
 
@@ -91,18 +91,13 @@ class Evaluator:
             values = {name: float(v[k]) for name, v in static.items()}
             error = ""
             if measured:
-                outcome = measured[k]
-                if outcome.record is None:
-                    error = outcome.error
-                else:
-                    for o in self.objectives:
-                        if o.source == "measured":
-                            value = outcome.record.get(o.record_field)
-                            if value is None:
-                                why = outcome.record.get("power_unavailable_reason") or "not measured"
-                                error = error or f"the device gave no {o.column} ({why})"
-                            else:
-                                values[o.name] = float(value)
+                for o in self.objectives:
+                    if o.source == "measured":
+                        value, why = value_of(measured[k], o.record_field, o.column)
+                        if value is None:
+                            error = error or why
+                        else:
+                            values[o.name] = value
             evaluation = Evaluation(len(self.history) + 1, self.iteration, c.encoding, c.arch, c.graph.arch_id,
                                     values if not error else {}, error)
             self.history.append(evaluation)

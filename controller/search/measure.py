@@ -30,6 +30,17 @@ class Outcome:
     error: str = ""
 
 
+def value_of(outcome: Outcome, field: str, column: str) -> tuple[float | None, str]:
+    """A measured objective's value from an outcome, or None and why (the job failed, or no such figure)."""
+    if outcome.record is None:
+        return None, outcome.error
+    value = outcome.record.get(field)
+    if value is None:
+        why = outcome.record.get("power_unavailable_reason") or "not measured"
+        return None, f"the device gave no {column} ({why})"
+    return float(value), ""
+
+
 class FleetMeasurer:
     """``measure`` a batch on ``plan.device_keys[0]`` with the given agents (or agents dialling in)."""
 
