@@ -18,7 +18,7 @@ import numpy as np
 
 from controller.autogo.database import SegmentDatabase
 from controller.autogo.resolution import Resolution, resolve
-from controller.autogo.segment import BODY_OPS, Region, Segment, op_token, region
+from controller.autogo.segment import BODY_OPS, Region, Segment, TemplateNode, op_token, region
 from controller.graph.ir import ComputationGraph, Node
 from controller.graph.ops import ShapeError, op_spec
 
@@ -57,7 +57,8 @@ def segment_classes(segment: Segment) -> set[str]:
     return {DEPTHWISE if n.depthwise else n.op for n in segment.nodes}
 
 
-def _node_attrs(template, channels: int, stride: int, in_channels: int) -> dict:
+def _node_attrs(template: TemplateNode, channels: int, stride: int, in_channels: int) -> dict:
+    """A template node's attributes as resolved: stride, 'same' padding, channels and groups filled in."""
     attrs = dict(template.attrs)
     if "kernel" in attrs:
         k = attrs["kernel"][0]
