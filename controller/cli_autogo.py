@@ -116,7 +116,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         metric = OBJECTIVES.get(args.metric)
         if metric is None or metric.source == "evaluator":
-            raise ValueError(f"--metric must be one of latency, power, energy, flops, params; got {args.metric!r}")
+            known = ", ".join(name for name, o in OBJECTIVES.items() if o.source != "evaluator")
+            raise ValueError(f"--metric must be one of {known}; got {args.metric!r}")
         for flag, value, least in (("--iterations", args.iterations, 1), ("--parents", args.parents, 1),
                                    ("--candidates", args.candidates, 1), ("--measure-per-parent",
                                                                           args.measure_per_parent, 1)):
@@ -191,6 +192,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def add_autogo_parser(sub) -> None:
+    from controller.graph.zoo import ZOO
+
     a = sub.add_parser("autogo", help="AutoGO: evolve a network's computation graph against a device metric",
                        description="AutoGO (segment mutation of computation graphs). First build a segment "
                                    "database and train the PSC predictor once, then evolve networks.")
@@ -224,7 +227,7 @@ def add_autogo_parser(sub) -> None:
                             description="Evolve --input (ONNX), --zoo NAME or --space SPACE --arch STR. Latency, "
                                         "power and energy are measured by the agents of --device.")
     r.add_argument("--input", type=Path, help="an ONNX CNN")
-    r.add_argument("--zoo", choices=["resnet50", "vgg16", "edsr"], help="a network of the built-in zoo")
+    r.add_argument("--zoo", choices=sorted(ZOO), help="a network of the built-in zoo")
     r.add_argument("--space", default=None, help="with --arch: the space of the architecture")
     r.add_argument("--arch", help="an architecture of --space (string form, encoding or NB-201 index)")
     r.add_argument("--device", metavar="KEY", help="device key whose agents measure (for measured metrics)")
