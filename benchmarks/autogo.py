@@ -182,7 +182,7 @@ def main() -> None:
               f"{r['milp_p90_ms']:.2f} | {r['round_s']:.2f} |")
     # the adaptive protocol: blocks of inferences until the 95% CI of the trimmed mean is within 1%
     inputs = {"nb201-best": (["--space", "nb201", "--arch", best_nb201_cell()], 4, 5, 5, ["--protocol", "adaptive"]),
-              "resnet50": (["--zoo", "resnet50"], 2, 3, 4, ["--protocol", "adaptive"])}
+              "resnet50": (["--zoo", "resnet50"], 4, 4, 4, ["--protocol", "adaptive"])}
     counts = {"nb201-best": 10 * args.count, "resnet50": args.count}  # ~0.7 s and ~1.5 s per re-measurement
     with LocalAgent(args.work / "agent-cache") as agent:
         runs = [live(args.work, agent, name, flags, its, parents, per_parent, protocol)
