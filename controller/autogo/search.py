@@ -22,6 +22,7 @@ from controller.autogo.mutation import Mutation, Mutator
 from controller.autogo.psc_data import decompositions, partitioned
 from controller.graph.ir import ComputationGraph
 from controller.objectives import Objective
+from controller.search.hypervolume import pareto_mask
 from predictors import Predictor, Samples
 from predictors.samples import graph_array
 
@@ -43,16 +44,6 @@ class Individual:
     @property
     def macs(self) -> int:
         return self.graph.macs()
-
-
-def non_dominated(points: np.ndarray) -> np.ndarray:
-    """Indices of the rows no other row dominates (every column minimised)."""
-    keep = []
-    for i, p in enumerate(points):
-        dominated = np.any(np.all(points <= p, axis=1) & np.any(points < p, axis=1))
-        if not dominated:
-            keep.append(i)
-    return np.array(keep, dtype=np.int64)
 
 
 def ranks(values: np.ndarray) -> np.ndarray:
@@ -106,7 +97,7 @@ class AutoGO:
 
     def front(self) -> list[Individual]:
         scored = self._scored()
-        return [scored[k] for k in non_dominated(self._objectives(scored))] if scored else []
+        return [scored[k] for k in np.flatnonzero(pareto_mask(self._objectives(scored)))] if scored else []
 
     def select_parents(self) -> list[Individual]:
         """k from the front at random; if the front is smaller, the others with the lowest rank-sum fill it."""
@@ -144,7 +135,8 @@ class AutoGO:
         if self.measure_per_parent is None or len(mutations) <= self.measure_per_parent:
             return list(range(len(mutations)))
         proxy = np.column_stack([-accuracy, [m.child.macs() for m in mutations]])
-        chosen = sorted(non_dominated(proxy).tolist(), key=lambda k: -accuracy[k])[: self.measure_per_parent]
+        front = np.flatnonzero(pareto_mask(proxy)).tolist()
+        chosen = sorted(front, key=lambda k: -accuracy[k])[: self.measure_per_parent]
         if len(chosen) < self.measure_per_parent:  # top up with the best predicted accuracy
             rest = [k for k in np.argsort(-accuracy, kind="stable").tolist() if k not in chosen]
             chosen += rest[: self.measure_per_parent - len(chosen)]
