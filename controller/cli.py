@@ -18,6 +18,7 @@ from controller.cli_common import (
     server_tls,
     space_options,
 )
+from controller.cli_layers import add_layers_parser
 from controller.cli_search import add_search_parser
 
 
@@ -644,6 +645,7 @@ def build_parser() -> argparse.ArgumentParser:
     pt.add_argument("--kind", default="gcn", help="predictor kind (default %(default)s)")
     pt.add_argument("--seed", type=int, default=0)
     pt.set_defaults(func=cmd_predictor_train)
+    add_layers_parser(predictor)
 
     add_search_parser(sub)
     add_autogo_parser(sub)

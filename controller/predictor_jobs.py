@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from controller.layer_latency import LAYER_SPACE, layer_sums, measured_layers
 from controller.predictor_data import space_samples
 from controller.spaces import get_space
 from predictors import Predictor, Samples, get_predictor, load, predictor_class
@@ -40,9 +41,13 @@ def store_samples(space_name: str, encodings: Sequence[Sequence[int]], y: np.nda
     return replace(space_samples(get_space(space_name), encodings, y), flops=np.asarray(flops, dtype=np.float64))
 
 
-def samples_from_store(store, device_key: str) -> tuple[str, Samples]:
-    """What the agents measured on one device key (latency_ms), as samples of one space."""
-    rows = list(store.measurements(device_key))
+def samples_from_store(store, device_key: str, layer_sum: bool = False) -> tuple[str, Samples]:
+    """What the agents measured on one device key (latency_ms), as samples of one space.
+
+    ``layer_sum``: add each architecture's sum of the key's measured layer latencies (``hwnas predictor
+    layers``), the layer-wise predictor's input. The layer graphs themselves are not samples.
+    """
+    rows = [r for r in store.measurements(device_key) if r["space"] != LAYER_SPACE]
     if not rows:
         raise ValueError(f"the store has no measurements for device key {device_key!r}")
     spaces = {r["space"] for r in rows}
@@ -51,8 +56,12 @@ def samples_from_store(store, device_key: str) -> tuple[str, Samples]:
                          "space")
     space = spaces.pop()
     encodings = [[int(v) for v in r["encoding"].split()] for r in rows]
-    return space, store_samples(space, encodings, np.array([r["latency_ms"] for r in rows]),
-                                np.array([r["macs"] for r in rows], dtype=np.float64))
+    samples = store_samples(space, encodings, np.array([r["latency_ms"] for r in rows]),
+                            np.array([r["macs"] for r in rows], dtype=np.float64))
+    if layer_sum:
+        graphs = [get_space(space).to_graph(x) for x in encodings]
+        samples = replace(samples, layer_sum=layer_sums(graphs, measured_layers(store, device_key)))
+    return space, samples
 
 
 def train_from_store(store, db: Path, device_key: str, kind: str, valid_share: float = 0.1, seed: int = 0,
@@ -60,7 +69,7 @@ def train_from_store(store, db: Path, device_key: str, kind: str, valid_share: f
     """Fit on (1 - valid_share) of the device's measurements, report metrics on the rest, save by device key."""
     from predictors.metrics import evaluate
 
-    space, samples = samples_from_store(store, device_key)
+    space, samples = samples_from_store(store, device_key, layer_sum="layer_sum" in predictor_class(kind).needs)
     if len(samples) < 10:
         raise ValueError(f"{device_key} has {len(samples)} measurements; a predictor needs at least 10")
     order = np.random.default_rng(seed).permutation(len(samples))

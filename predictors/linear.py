@@ -1,4 +1,4 @@
-"""Light predictors on fixed-length views: FLOPs proxy, ridge, RBF SVR and their stack (as LINAS uses them).
+"""Light predictors on fixed-length views: FLOPs proxy, layer-wise sum, ridge, RBF SVR and their stack (LINAS).
 
 Fitting uses scikit-learn; the fitted state is a few arrays (coefficients, support vectors), and predict
 is plain numpy on them, so a loaded predictor needs no pickled estimator.
@@ -39,6 +39,33 @@ class FlopsProxy(Predictor):
 
     def set_state(self, arrays: Mapping[str, np.ndarray]) -> None:
         self.line = arrays["line"]
+
+
+@register
+class LayerwisePredictor(Predictor):
+    kind = "layerwise"
+    needs = ("layer_sum",)
+    description = "sum of the device's measured per-layer latencies times one scale factor (BRP-NAS's layer-wise)"
+
+    def _fit(self, train: Samples, valid: Samples | None) -> None:
+        """The scale s minimising the squared relative error sum((s x / y - 1)^2): closed form.
+
+        Relative, because the figures of merit are: a least-squares line through the origin would let the
+        few slowest networks set the scale.
+        """
+        ratio = train.layer_sum / train.y
+        if not np.all(ratio > 0):
+            raise ValueError("the layer-wise predictor needs a positive layer sum and target for every sample")
+        self.scale = np.array([ratio.sum() / (ratio**2).sum()])
+
+    def _predict(self, samples: Samples) -> np.ndarray:
+        return self.scale[0] * samples.layer_sum
+
+    def state(self) -> dict[str, np.ndarray]:
+        return {"scale": self.scale}
+
+    def set_state(self, arrays: Mapping[str, np.ndarray]) -> None:
+        self.scale = arrays["scale"]
 
 
 class _RidgeModel:

@@ -18,7 +18,8 @@ FEATURE_VERSION = 1  # bump when the meaning of any view below changes; saved in
 @dataclass(frozen=True)
 class Samples:
     """N architectures. ``encoding``: (N, d) fixed-length vector (one-hot ops for NB-201).
-    ``flops``: (N,) multiply-accumulates. ``adjacency``: (N, n, n) with ``adjacency[k, i, j] = 1`` when node
+    ``flops``: (N,) multiply-accumulates. ``layer_sum``: (N,) the sum of the target device's measured latencies of
+    each architecture's layers, in the target's unit. ``adjacency``: (N, n, n) with ``adjacency[k, i, j] = 1`` when node
     j feeds node i (self loops and the global node included). ``node_features``: (N, n, f) one-hot node
     types. ``graphs``: (N,) object array of whole computation graphs of any size, each a pair
     ``(node_features (n_i, f) float32, edges (2, e_i) int64 rows source, target)``. ``partitioned``: (N,)
@@ -28,6 +29,7 @@ class Samples:
 
     encoding: np.ndarray | None = None
     flops: np.ndarray | None = None
+    layer_sum: np.ndarray | None = None
     adjacency: np.ndarray | None = None
     node_features: np.ndarray | None = None
     graphs: np.ndarray | None = None
