@@ -49,11 +49,21 @@ class GcnNet(nn.Module):
         self.global_node = global_node
 
     def embed(self, features: torch.Tensor, adjacency: torch.Tensor) -> torch.Tensor:
+        """The global node's embedding after the last layer.
+
+        The last layer computes the global node's row only: nothing else of it is read, and LayerNorm and
+        ReLU act per node, so this is the same result for a ninth of that layer's cost.
+        """
         norm = adjacency / adjacency.sum(-1, keepdim=True).clamp(min=1.0) if self.aggregate == "mean" else adjacency
         h = features
-        for conv, layer_norm in zip(self.convs, self.norms, strict=True):
-            h = self.dropout(torch.relu(layer_norm(conv(h, norm))))
-        return h[:, self.global_node]
+        last = len(self.convs) - 1
+        for k, (conv, layer_norm) in enumerate(zip(self.convs, self.norms, strict=True)):
+            if k == last:
+                norm = norm[:, [self.global_node], :]
+            h = torch.relu(layer_norm(conv(h, norm)))
+            if self.dropout.p > 0:  # Bernoulli sampling costs ~9 % of a step even at p = 0.002
+                h = self.dropout(h)
+        return h[:, 0]
 
     def forward(self, features: torch.Tensor, adjacency: torch.Tensor) -> torch.Tensor:
         return self.head(self.embed(features, adjacency)).squeeze(-1)
@@ -76,7 +86,8 @@ def train_regressor(net: nn.Module, n_train: int, batch_of: Batcher, target: np.
     generator = torch.Generator().manual_seed(int(config["seed"]))
     t = torch.as_tensor(target, dtype=torch.float32)
     vt = torch.as_tensor(valid_target, dtype=torch.float32)
-    optimizer = torch.optim.AdamW(net.parameters(), lr=config["lr"], weight_decay=config["weight_decay"])
+    # fused: one kernel for all parameters instead of a loop over them; a third of the step on CPU otherwise
+    optimizer = torch.optim.AdamW(net.parameters(), lr=config["lr"], weight_decay=config["weight_decay"], fused=True)
     schedule = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=config["lr_patience"])
     best, best_state, since_best = float("inf"), copy.deepcopy(net.state_dict()), 0
     batch = int(config["batch_size"])
