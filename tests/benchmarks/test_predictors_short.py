@@ -14,3 +14,12 @@ def test_noise_ceiling_of_the_i7_column() -> None:
     ceiling = noise_ceiling("lat_ms_latbench_desktop_cpu_i7_7820x")
     assert ceiling["cells"] > 5000  # NB-201 has 15,284 connected cells but 9,444 distinct networks
     assert 0.3 < ceiling[1] < ceiling[5] < ceiling[10] < 1.0
+
+
+def test_layerwise_benchmark_short_form(tmp_path) -> None:
+    from benchmarks.layerwise import bench, measure
+
+    measure(tmp_path / "l.db", tmp_path / "cache", networks=10, count=2)
+    results = bench(tmp_path / "l.db", ["layerwise", "ridge"], seeds=1, n_train=6, n_valid=2)
+    assert [r.kind for r in results] == ["layerwise", "ridge"]
+    assert 0 <= results[0].metrics["brpnas_within_10pct"] <= 1
