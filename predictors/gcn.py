@@ -8,8 +8,12 @@ a linear layer on the global node's embedding. Trained with AdamW (lr 8e-4, weig
 of 10, the learning rate halved after 10 epochs without validation improvement, up to 250 epochs with
 early stopping after 35; the weights of the best validation epoch are kept.
 
-One change from the paper, because the figures of merit are relative errors: the network regresses the
-standardised log of the target, so an MSE step weighs a 5 % miss alike on 2 ms and on 20 ms models.
+Two changes from the paper, because the figures of merit are relative errors counted within bands:
+- the network regresses the standardised log of the target, so a 5 % miss weighs alike on 2 ms and on
+  20 ms models;
+- the loss is Huber with its threshold at a 1.5 % error instead of MSE (``log_target_loss``). On one
+  split of the LatBench i7 column this took the share within +-1 % from 28 to 41 % and +-5 % from 79 to
+  85 %. Dropout is 0 (BRP-NAS: 0.002), as in those runs.
 """
 
 from __future__ import annotations
@@ -77,11 +81,13 @@ def tensors(samples: Samples) -> tuple[torch.Tensor, torch.Tensor]:
 Batcher = Callable[[torch.Tensor], tuple]  # indices into the training set -> the net's inputs
 
 
-def train_regressor(net: nn.Module, n_train: int, batch_of: Batcher, target: np.ndarray, valid_inputs: tuple,
-                    valid_target: np.ndarray, config: Mapping) -> nn.Module:
-    """Minibatch MSE with AdamW, plateau halving and early stopping on the validation loss (BRP-NAS S1).
+Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
-    Keeps the weights of the best validation epoch.
+
+def train_regressor(net: nn.Module, n_train: int, batch_of: Batcher, target: np.ndarray, valid_inputs: tuple,
+                    valid_target: np.ndarray, config: Mapping, loss: Loss = nn.functional.mse_loss) -> nn.Module:
+    """Minibatch ``loss`` (MSE as BRP-NAS) with AdamW, plateau halving and early stopping on the validation
+    loss (BRP-NAS S1). Keeps the weights of the best validation epoch.
     """
     generator = torch.Generator().manual_seed(int(config["seed"]))
     t = torch.as_tensor(target, dtype=torch.float32)
@@ -97,12 +103,11 @@ def train_regressor(net: nn.Module, n_train: int, batch_of: Batcher, target: np.
         for start in range(0, n_train, batch):
             index = order[start:start + batch]
             optimizer.zero_grad()
-            loss = nn.functional.mse_loss(net(*batch_of(index)), t[index])
-            loss.backward()
+            loss(net(*batch_of(index)), t[index]).backward()
             optimizer.step()
         net.eval()
         with torch.no_grad():
-            valid_loss = float(nn.functional.mse_loss(net(*valid_inputs), vt))
+            valid_loss = float(loss(net(*valid_inputs), vt))
         schedule.step(valid_loss)
         if valid_loss < best - 1e-7:
             best, best_state, since_best = valid_loss, copy.deepcopy(net.state_dict()), 0
@@ -137,6 +142,22 @@ class LogScale:
         return np.exp(standard * self.scale[1] + self.scale[0])
 
 
+def log_target_loss(kind: str, relative_delta: float, log: LogScale) -> Loss:
+    """The training loss on a standardised log target: ``mse``, or ``huber`` with its threshold given as a
+    relative error (``relative_delta`` = 0.015: errors beyond 1.5 % count linearly, not squared).
+
+    Huber, because the figures of merit count models within +-1/5/10 %: a squared loss spends the net on
+    the few worst-measured models (the table's repeat timings disagree by > 10 % for 2.5 % of them),
+    while a linear tail lets the bulk sit tightly on the line.
+    """
+    if kind == "mse":
+        return nn.functional.mse_loss
+    if kind == "huber":
+        delta = float(relative_delta / log.scale[1])  # log units -> standardised log units
+        return lambda predicted, target: nn.functional.huber_loss(predicted, target, delta=delta)
+    raise ValueError(f"loss must be 'mse' or 'huber', got {kind!r}")
+
+
 class NetState:
     """``state``/``set_state`` of a predictor made of a ``LogScale`` and one torch net built by ``_net``."""
 
@@ -162,8 +183,9 @@ class GcnPredictor(NetState, Predictor):
 
     @classmethod
     def defaults(cls) -> dict:
-        return {"hidden": 600, "layers": 4, "dropout": 0.002, "lr": 8e-4, "weight_decay": 5e-4, "batch_size": 10,
-                "epochs": 250, "patience": 35, "lr_patience": 10, "seed": 0, "global_node": -1, "aggregate": "mean"}
+        return {"hidden": 600, "layers": 4, "dropout": 0.0, "lr": 8e-4, "weight_decay": 5e-4, "batch_size": 10,
+                "epochs": 250, "patience": 35, "lr_patience": 10, "seed": 0, "global_node": -1, "aggregate": "mean",
+                "loss": "huber", "huber_delta": 0.015}
 
     def _net(self, n_features: int) -> GcnNet:
         c = self.config
@@ -186,8 +208,9 @@ class GcnPredictor(NetState, Predictor):
             self.net.load_state_dict(self._initial)
         x, a = tensors(train)
         valid = valid if valid is not None else train
+        loss = log_target_loss(self.config["loss"], self.config["huber_delta"], self.log)
         train_regressor(self.net, len(train), lambda index: (x[index], a[index]), self.log.forward(train.y),
-                        tensors(valid), self.log.forward(valid.y), self.config)
+                        tensors(valid), self.log.forward(valid.y), self.config, loss)
 
     def _predict(self, samples: Samples) -> np.ndarray:
         with torch.no_grad():

@@ -80,6 +80,21 @@ def test_clear_errors_for_unknown_kinds_options_and_missing_views(samples: Sampl
         Samples(encoding=np.zeros((3, 2)), y=np.zeros(4))
 
 
+def test_the_gcn_loss_is_huber_with_its_threshold_set_as_a_relative_error() -> None:
+    import torch
+
+    from predictors.gcn import LogScale, log_target_loss
+
+    log = LogScale(np.array([0.0, 0.5]))  # log-latency std 0.5: a 1.5 % error is 0.03 standardised units
+    huber = log_target_loss("huber", 0.015, log)
+    small, large = torch.tensor([0.02]), torch.tensor([0.5])
+    assert float(huber(small, torch.zeros(1))) == pytest.approx(0.5 * 0.02**2)  # squared inside the threshold
+    assert float(huber(large, torch.zeros(1))) == pytest.approx(0.03 * (0.5 - 0.015))  # linear beyond it
+    assert log_target_loss("mse", 0.015, log) is torch.nn.functional.mse_loss
+    with pytest.raises(ValueError, match="loss must be 'mse' or 'huber', got 'l2'"):
+        log_target_loss("l2", 0.015, log)
+
+
 def test_both_accuracy_definitions_and_the_rank_metrics() -> None:
     true = np.array([10.0, 10.0, 10.0, 10.0])
     pred = np.array([10.0, 10.9, 9.2, 12.0])
