@@ -427,6 +427,8 @@ def cmd_predictor_transfer(args: argparse.Namespace) -> int:
         sizes = [int(n) for n in args.samples.split(",")]
         if not sizes or min(sizes) < 2:
             raise ValueError(f"--samples must be sizes >= 2, got {args.samples!r}")
+        if args.pretrain < 10:
+            raise ValueError(f"--pretrain must be >= 10 architectures per source, got {args.pretrain}")
         target = read_nb201_table(data, args.target)
         tables = [read_nb201_table(path, column) for path, column in args.transfer_from]
         index = {tuple(x): k for k, x in enumerate(target.encodings)}
@@ -443,7 +445,8 @@ def cmd_predictor_transfer(args: argparse.Namespace) -> int:
             value = {tuple(x): y for x, y in zip(table.encodings, table.y, strict=True)}
             sources.append(samples.with_y([value[x] for x in common]))
         config = {"epochs": args.gcn_epochs} if args.gcn_epochs else {}
-        points = curve(samples, sources, sizes, range(args.seeds), n_test=args.test, config=config,
+        points = curve(samples, sources, sizes, range(args.seeds), n_test=args.test,
+                       pretrain_samples=args.pretrain, config=config,
                        progress=lambda what: print(f"  {what}", file=sys.stderr, flush=True))
     except (ValueError, FileNotFoundError) as exc:
         return fail("predictor transfer", exc)
@@ -637,6 +640,8 @@ def build_parser() -> argparse.ArgumentParser:
     px.add_argument("--samples", default="10,20,50,100,900", help="target sample sizes n (default %(default)s)")
     px.add_argument("--seeds", type=int, default=5)
     px.add_argument("--test", type=int, default=2000, help="held-out test architectures per seed")
+    px.add_argument("--pretrain", type=int, default=2000, metavar="N",
+                    help="architectures of each source device the shared GCN is pretrained on (default %(default)s)")
     px.add_argument("--gcn-epochs", type=int, default=None)
     px.set_defaults(func=cmd_predictor_transfer)
     pt = predictor.add_parser("train", help="train a device's predictor on what its agents measured")

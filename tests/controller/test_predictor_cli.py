@@ -125,7 +125,7 @@ def test_transfer_compares_a_warm_started_gcn_with_one_from_scratch(tmp_path: Pa
     data = small_table(tmp_path, 300)
     code = main(["predictor", "transfer", "--data", str(data), "--target", "my_device_ms",
                  "--transfer-from", f":{TARGET.replace('latbench_desktop_cpu_i7_7820x', 'pixel3')}",
-                 "--samples", "10,40", "--seeds", "1", "--test", "100", "--gcn-epochs", "3"])
+                 "--samples", "10,40", "--seeds", "1", "--test", "100", "--gcn-epochs", "3", "--pretrain", "150"])
     out = capsys.readouterr().out
     assert code == 0
     rows = {line.split()[0]: line.split() for line in out.splitlines() if line.split() and line.split()[0].isdigit()}
@@ -135,3 +135,5 @@ def test_transfer_compares_a_warm_started_gcn_with_one_from_scratch(tmp_path: Pa
     assert exit_info.value.code == 2 and "FILE:COLUMN" in capsys.readouterr().err
     assert main(["predictor", "transfer", "--target", TARGET, "--transfer-from", ":lat_ms_nothing"]) == 2
     assert "has no column 'lat_ms_nothing'" in capsys.readouterr().err
+    assert main(["predictor", "transfer", "--target", TARGET, "--transfer-from", f":{TARGET}", "--pretrain", "0"]) == 2
+    assert "--pretrain must be >= 10" in capsys.readouterr().err
