@@ -39,14 +39,16 @@ def measure(db: Path, cache: Path, networks: int, count: int) -> tuple[float, fl
         return t1 - t0, time.perf_counter() - t1
 
 
-def bench(db: Path, kinds: list[str], seeds: int, n_train: int, n_valid: int, configs: dict | None = None) -> list:
+def bench(db: Path, kinds: list[str], seeds: int, n_train: int, n_valid: int,
+          configs: dict | None = None) -> tuple[list, int]:
+    """Each predictor's results on random splits of the measured networks, and how many networks there are."""
     from controller.predictor_jobs import samples_from_store
     from controller.store import Store
     from predictors.evaluate import bench as bench_kinds
 
     with Store(db) as store:
         _, samples = samples_from_store(store, KEY, layer_sum=True)
-    return bench_kinds(samples, kinds, range(seeds), n_train, n_valid, configs)
+    return bench_kinds(samples, kinds, range(seeds), n_train, n_valid, configs), len(samples)
 
 
 def main() -> None:
@@ -54,7 +56,7 @@ def main() -> None:
     from controller.report import text_table
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--networks", type=int, default=300)
+    parser.add_argument("--networks", type=int, default=500, help="NB-201 cells sampled (twins collapse)")
     parser.add_argument("--train", type=int, default=200)
     parser.add_argument("--valid", type=int, default=30)
     parser.add_argument("--seeds", type=int, default=5)
@@ -70,9 +72,9 @@ def main() -> None:
         networks_s, layers_s = measure(db, work / "cache", args.networks, args.count)
         print(f"measured {args.networks} NB-201 networks in {networks_s:.0f} s and their layers in {layers_s:.0f} s "
               f"(fixed protocol, {args.count} inferences, the agent's default threads)", flush=True)
-        results = bench(db, args.kinds.split(","), args.seeds, args.train, args.valid)
-    print(f"{args.train} train / {args.valid} validation / {args.networks - args.train - args.valid} test, "
-          f"{args.seeds} seeds")
+        results, n = bench(db, args.kinds.split(","), args.seeds, args.train, args.valid)
+    print(f"{n} distinct networks (cells that prune to the same network are one): {args.train} train / "
+          f"{args.valid} validation / {n - args.train - args.valid} test, {args.seeds} seeds")
     print(text_table(bench_table(results)))
 
 

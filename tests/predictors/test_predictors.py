@@ -95,6 +95,18 @@ def test_the_gcn_loss_is_huber_with_its_threshold_set_as_a_relative_error() -> N
         log_target_loss("l2", 0.015, log)
 
 
+def test_the_gcn_predicts_each_distinct_cell_graph_once_and_maps_it_back(samples: Samples) -> None:
+    from predictors.gcn import distinct_graphs
+
+    doubled = samples.take(np.r_[np.arange(50), np.arange(50)[::-1]])
+    graphs, inverse = distinct_graphs(doubled)
+    assert len(graphs) <= 50 and np.array_equal(graphs.adjacency[inverse], doubled.adjacency)
+    predictor = get_predictor("gcn", **TINY["gcn"]).fit(samples.take(np.arange(100)))
+    predicted = predictor.predict(doubled)
+    np.testing.assert_allclose(predicted[:50], predicted[50:][::-1])
+    np.testing.assert_allclose(predicted[:50], predictor.predict(samples.take(np.arange(50))))
+
+
 def test_both_accuracy_definitions_and_the_rank_metrics() -> None:
     true = np.array([10.0, 10.0, 10.0, 10.0])
     pred = np.array([10.0, 10.9, 9.2, 12.0])
