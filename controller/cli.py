@@ -445,7 +445,7 @@ def cmd_predictor_transfer(args: argparse.Namespace) -> int:
             value = {tuple(x): y for x, y in zip(table.encodings, table.y, strict=True)}
             sources.append(samples.with_y([value[x] for x in common]))
         config = {"epochs": args.gcn_epochs} if args.gcn_epochs else {}
-        points = curve(samples, sources, sizes, range(args.seeds), n_test=args.test,
+        points = curve(samples, sources, sizes, range(args.seeds), methods=args.methods.split(","), n_test=args.test,
                        pretrain_samples=args.pretrain, config=config,
                        progress=lambda what: print(f"  {what}", file=sys.stderr, flush=True))
     except (ValueError, FileNotFoundError) as exc:
@@ -631,7 +631,11 @@ def build_parser() -> argparse.ArgumentParser:
                     help="predicted vs measured scatter with the ±10%% band, first seed (as BRP-NAS Figure 1)")
     pb.add_argument("--quiet", action="store_true", help="no progress bar")
     pb.set_defaults(func=cmd_predictor_bench)
-    px = predictor.add_parser("transfer", help="few-shot: a GCN initialised from other devices vs from scratch")
+    px = predictor.add_parser("transfer", help="few-shot: predictors transferred from other devices vs from scratch",
+                              description="Learning curves on a new device: Spearman and ±10%% vs the number of its "
+                                          "measurements n, for predictors that transfer from the source devices "
+                                          "(sources: their ridges recombined; gcn-transfer: a GCN pretrained on "
+                                          "them) and the same models from scratch (ridge, gcn).")
     px.add_argument("--data", type=Path, default=None, help="target table (default: the packaged NB-201 table)")
     px.add_argument("--target", required=True, metavar="COLUMN")
     px.add_argument("--transfer-from", required=True, metavar="FILE:COLUMN[,FILE:COLUMN...]",
@@ -640,8 +644,11 @@ def build_parser() -> argparse.ArgumentParser:
     px.add_argument("--samples", default="10,20,50,100,900", help="target sample sizes n (default %(default)s)")
     px.add_argument("--seeds", type=int, default=5)
     px.add_argument("--test", type=int, default=2000, help="held-out test architectures per seed")
+    px.add_argument("--methods", default="ridge,sources",
+                    help="comma-separated: ridge, sources, gcn, gcn-transfer (default %(default)s; the GCNs take "
+                         "minutes per fit)")
     px.add_argument("--pretrain", type=int, default=2000, metavar="N",
-                    help="architectures of each source device the shared GCN is pretrained on (default %(default)s)")
+                    help="architectures of each source device the transfer learns from (default %(default)s)")
     px.add_argument("--gcn-epochs", type=int, default=None)
     px.set_defaults(func=cmd_predictor_transfer)
     pt = predictor.add_parser("train", help="train a device's predictor on what its agents measured")

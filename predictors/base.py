@@ -96,7 +96,7 @@ PREDICTORS: dict[str, type[Predictor]] = {}  # filled by @register as the module
 # kind -> module defining it, imported on first use, so asking for "ridge" never loads torch.
 KINDS = {"flops": "predictors.linear", "layerwise": "predictors.linear", "ridge": "predictors.linear",
          "svr": "predictors.linear", "stacked": "predictors.linear", "gcn": "predictors.gcn", "kgnn": "predictors.kgnn",
-         "brp": "predictors.brp", "psc": "predictors.psc"}
+         "brp": "predictors.brp", "psc": "predictors.psc", "sources": "predictors.source_transfer"}
 
 
 def register(cls: type[Predictor]) -> type[Predictor]:

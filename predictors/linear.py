@@ -68,13 +68,13 @@ class LayerwisePredictor(Predictor):
         self.scale = arrays["scale"]
 
 
-class _RidgeModel:
+class RidgeModel:
     """y ~ X w + b, fitted by sklearn's Ridge; predicts with numpy."""
 
     def __init__(self, alpha: float) -> None:
         self.alpha = alpha
 
-    def fit(self, x: np.ndarray, y: np.ndarray) -> _RidgeModel:
+    def fit(self, x: np.ndarray, y: np.ndarray) -> RidgeModel:
         model = Ridge(alpha=self.alpha).fit(x, y)
         self.coef, self.intercept = model.coef_.astype(np.float64), np.array([model.intercept_], dtype=np.float64)
         return self
@@ -116,7 +116,7 @@ class RidgePredictor(Predictor):
         return {"alpha": 1.0}
 
     def _fit(self, train: Samples, valid: Samples | None) -> None:
-        self.model = _RidgeModel(self.config["alpha"]).fit(train.encoding, train.y)
+        self.model = RidgeModel(self.config["alpha"]).fit(train.encoding, train.y)
 
     def _predict(self, samples: Samples) -> np.ndarray:
         return self.model.predict(samples.encoding)
@@ -125,7 +125,7 @@ class RidgePredictor(Predictor):
         return {"coef": self.model.coef, "intercept": self.model.intercept}
 
     def set_state(self, arrays: Mapping[str, np.ndarray]) -> None:
-        self.model = _RidgeModel(self.config["alpha"])
+        self.model = RidgeModel(self.config["alpha"])
         self.model.coef, self.model.intercept = arrays["coef"], arrays["intercept"]
 
 
@@ -175,7 +175,7 @@ class StackedPredictor(Predictor):
                 model.fit(train.take(fit_index))
                 out_of_fold[held_index, column] = model.predict(train.take(held_index))
         self.ridge, self.svr = (model.fit(train) for model in self._base())
-        self.top = _RidgeModel(1e-6).fit(out_of_fold, train.y)
+        self.top = RidgeModel(1e-6).fit(out_of_fold, train.y)
 
     def _predict(self, samples: Samples) -> np.ndarray:
         return self.top.predict(np.column_stack([self.ridge.predict(samples), self.svr.predict(samples)]))
@@ -189,5 +189,5 @@ class StackedPredictor(Predictor):
         self.ridge, self.svr = self._base()
         for prefix, model in (("ridge.", self.ridge), ("svr.", self.svr)):
             model.set_state({k.removeprefix(prefix): v for k, v in arrays.items() if k.startswith(prefix)})
-        self.top = _RidgeModel(1e-6)
+        self.top = RidgeModel(1e-6)
         self.top.coef, self.top.intercept = arrays["top.coef"], arrays["top.intercept"]

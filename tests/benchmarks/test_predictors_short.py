@@ -19,7 +19,7 @@ def test_noise_ceiling_of_the_i7_column() -> None:
 def test_layerwise_benchmark_short_form(tmp_path) -> None:
     from benchmarks.layerwise import bench, measure
 
-    measure(tmp_path / "l.db", tmp_path / "cache", networks=10, count=2)
+    measure(tmp_path / "l.db", tmp_path / "cache", networks=14, count=2)
     results, n = bench(tmp_path / "l.db", ["layerwise", "ridge"], seeds=1, n_train=6, n_valid=2)
-    assert [r.kind for r in results] == ["layerwise", "ridge"] and 8 < n <= 10
+    assert [r.kind for r in results] == ["layerwise", "ridge"] and 10 <= n <= 14
     assert 0 <= results[0].metrics["brpnas_within_10pct"] <= 1

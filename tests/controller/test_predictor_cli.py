@@ -125,11 +125,16 @@ def test_transfer_compares_a_warm_started_gcn_with_one_from_scratch(tmp_path: Pa
     data = small_table(tmp_path, 300)
     code = main(["predictor", "transfer", "--data", str(data), "--target", "my_device_ms",
                  "--transfer-from", f":{TARGET.replace('latbench_desktop_cpu_i7_7820x', 'pixel3')}",
-                 "--samples", "10,40", "--seeds", "1", "--test", "100", "--gcn-epochs", "3", "--pretrain", "150"])
+                 "--samples", "10,40", "--seeds", "1", "--test", "100", "--gcn-epochs", "3", "--pretrain", "150",
+                 "--methods", "ridge,sources,gcn,gcn-transfer"])
     out = capsys.readouterr().out
     assert code == 0
     rows = {line.split()[0]: line.split() for line in out.splitlines() if line.split() and line.split()[0].isdigit()}
-    assert set(rows) == {"10", "40"} and all(len(r) == 5 for r in rows.values())
+    assert set(rows) == {"10", "40"} and all(len(r) == 9 for r in rows.values())
+    assert "Spearman sources" in out and "±10% gcn-transfer" in out
+    assert main(["predictor", "transfer", "--target", TARGET, "--transfer-from", ":lat_ms_pixel3", "--methods",
+                 "ridge,xgb"]) == 2
+    assert "unknown transfer method(s) ['xgb']" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exit_info:
         main(["predictor", "transfer", "--target", TARGET, "--transfer-from", "nocolon"])
     assert exit_info.value.code == 2 and "FILE:COLUMN" in capsys.readouterr().err

@@ -31,8 +31,9 @@ def samples() -> Samples:
 
 
 # psc reads AutoGO's {P, S, C} decompositions: tests/controller/test_autogo.py fits and round-trips it;
-# layerwise reads a device's measured layer latencies: tests/controller/test_layerwise.py does.
-@pytest.mark.parametrize("kind", sorted(set(KINDS) - {"psc", "layerwise"}))
+# layerwise reads a device's measured layer latencies: tests/controller/test_layerwise.py does; sources needs
+# other devices' samples: tested below.
+@pytest.mark.parametrize("kind", sorted(set(KINDS) - {"psc", "layerwise", "sources"}))
 def test_every_kind_fits_predicts_and_round_trips_through_safe_files(kind: str, samples: Samples,
                                                                      tmp_path: Path) -> None:
     train, test = samples.take(np.arange(300)), samples.take(np.arange(300, 400))
@@ -105,6 +106,25 @@ def test_the_gcn_predicts_each_distinct_cell_graph_once_and_maps_it_back(samples
     predicted = predictor.predict(doubled)
     np.testing.assert_allclose(predicted[:50], predicted[50:][::-1])
     np.testing.assert_allclose(predicted[:50], predictor.predict(samples.take(np.arange(50))))
+
+
+def test_the_sources_predictor_recombines_other_devices_from_few_samples(tmp_path: Path) -> None:
+    import controller.data
+
+    path = Path(controller.data.__file__).parent / "nb201" / "nb201_latency_accuracy.csv.gz"
+    target_table, source_table = read_nb201_table(path, "lat_ms_gold_6226"), read_nb201_table(path, "lat_ms_1080ti_1")
+    assert target_table.encodings == source_table.encodings
+    keep = np.random.default_rng(1).choice(len(target_table.encodings), 400, replace=False)
+    target = nb201_samples([target_table.encodings[k] for k in keep], target_table.y[keep], flops=False)
+    source, test = target.with_y(source_table.y[keep]).take(np.arange(100, 400)), target.take(np.arange(100))
+    with pytest.raises(ValueError, match="call use_sources"):
+        get_predictor("sources").fit(target)
+    few = target.take(np.arange(100, 120))  # 20 target measurements; the test set is seen by neither model
+    transferred = get_predictor("sources").use_sources([source]).fit(few)
+    from_scratch = get_predictor("ridge").fit(few)
+    ranked = evaluate(transferred.predict(test), test.y)["spearman"]
+    assert ranked > 0.9 > evaluate(from_scratch.predict(test), test.y)["spearman"]
+    np.testing.assert_allclose(load(transferred.save(tmp_path / "s")).predict(test), transferred.predict(test))
 
 
 def test_both_accuracy_definitions_and_the_rank_metrics() -> None:
