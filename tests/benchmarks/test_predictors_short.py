@@ -23,3 +23,11 @@ def test_layerwise_benchmark_short_form(tmp_path) -> None:
     results, n = bench(tmp_path / "l.db", ["layerwise", "ridge"], seeds=1, n_train=6, n_valid=2)
     assert [r.kind for r in results] == ["layerwise", "ridge"] and 10 <= n <= 14
     assert 0 <= results[0].metrics["brpnas_within_10pct"] <= 1
+
+
+def test_transfer_benchmark_short_form() -> None:
+    from benchmarks.transfer import run
+
+    points = run("lat_ms_gold_6226", ["ridge", "sources"], [10, 20], seeds=1, n_test=100, pretrain=200, rows=400)
+    assert {(p.n, p.method) for p in points} == {(n, m) for n in (10, 20) for m in ("ridge", "sources")}
+    assert all(-1 <= p.spearman <= 1 for p in points)
