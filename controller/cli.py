@@ -466,7 +466,8 @@ def cmd_predictor_train(args: argparse.Namespace) -> int:
     try:
         predictor_class(args.kind)
         with Store(args.db) as store:
-            folder, metrics = train_from_store(store, args.db, args.device, args.kind, seed=args.seed)
+            folder, metrics = train_from_store(store, args.db, args.device, args.kind, seed=args.seed,
+                                               sources=[k for k in args.sources.split(",") if k])
     except ValueError as exc:
         return fail("predictor train", exc)
     print(f"saved {args.kind} predictor for {args.device} to {folder}")
@@ -656,6 +657,8 @@ def build_parser() -> argparse.ArgumentParser:
     pt.add_argument("--device", required=True, metavar="KEY")
     pt.add_argument("--kind", default="gcn", help="predictor kind (default %(default)s)")
     pt.add_argument("--seed", type=int, default=0)
+    pt.add_argument("--sources", default="", metavar="KEY[,KEY...]",
+                    help="with --kind sources: other device keys of the dataset to transfer from (few-shot)")
     pt.set_defaults(func=cmd_predictor_train)
     add_layers_parser(predictor)
 

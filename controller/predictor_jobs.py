@@ -65,8 +65,12 @@ def samples_from_store(store, device_key: str, layer_sum: bool = False) -> tuple
 
 
 def train_from_store(store, db: Path, device_key: str, kind: str, valid_share: float = 0.1, seed: int = 0,
-                     config: dict | None = None) -> tuple[Path, dict[str, float]]:
-    """Fit on (1 - valid_share) of the device's measurements, report metrics on the rest, save by device key."""
+                     config: dict | None = None, sources: Sequence[str] = ()) -> tuple[Path, dict[str, float]]:
+    """Fit on (1 - valid_share) of the device's measurements, report metrics on the rest, save by device key.
+
+    ``sources``: other device keys of the store a transferring predictor (kind ``sources``) learns from;
+    they must have measured the same space.
+    """
     from predictors.metrics import evaluate
 
     space, samples = samples_from_store(store, device_key, layer_sum="layer_sum" in predictor_class(kind).needs)
@@ -75,13 +79,29 @@ def train_from_store(store, db: Path, device_key: str, kind: str, valid_share: f
     order = np.random.default_rng(seed).permutation(len(samples))
     n_valid = max(2, int(round(valid_share * len(samples))))
     valid, train = samples.take(order[:n_valid]), samples.take(order[n_valid:])
-    predictor = get_predictor(kind, **(config or {})).fit(train, valid)
+    predictor = get_predictor(kind, **(config or {}))
+    transfers = hasattr(predictor, "use_sources")
+    if sources and not transfers:
+        raise ValueError(f"--sources: a {kind} predictor does not learn from other devices; use --kind sources")
+    if transfers:
+        if not sources:
+            raise ValueError(f"--kind {kind} learns from other devices: give --sources KEY[,KEY...]")
+        predictor.use_sources([_source_samples(store, key, space) for key in sources])
+    predictor.fit(train, valid)
     metrics = evaluate(predictor.predict(valid), valid.y)
     predictor.card.device_key = device_key
     predictor.card.target = "latency_ms"
     predictor.card.metrics = metrics
-    predictor.card.notes = f"space {space}; {len(train)} train, {len(valid)} held-out measurements (metrics)"
+    predictor.card.notes = (f"space {space}; {len(train)} train, {len(valid)} held-out measurements (metrics)"
+                            + (f"; transferred from {', '.join(sources)}" if sources else ""))
     return predictor.save(artifact_dir(db, device_key, kind)), metrics
+
+
+def _source_samples(store, device_key: str, space: str) -> Samples:
+    source_space, samples = samples_from_store(store, device_key)
+    if source_space != space:
+        raise ValueError(f"source device {device_key} measured the {source_space} space, not {space}")
+    return samples
 
 
 def bench_table(results: Sequence[Result]) -> list[tuple[str, ...]]:

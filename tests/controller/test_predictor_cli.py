@@ -18,10 +18,11 @@ from controller.predictor_data import (
     nb201_full_cell_graph,
     nb201_samples,
 )
-from controller.predictor_jobs import artifact_dir, load_for_device
+from controller.predictor_jobs import artifact_dir, load_for_device, samples_from_store
 from controller.spaces.nb201 import parse_arch_str
 from controller.store import Store
 from controller.store.importers import import_nb201_table
+from predictors.metrics import evaluate
 
 TABLE = Path(controller.data.__file__).parent / "nb201" / "nb201_latency_accuracy.csv.gz"
 TARGET = "lat_ms_latbench_desktop_cpu_i7_7820x"
@@ -119,6 +120,29 @@ def test_train_from_the_store_saves_by_device_key_and_loads_back(tmp_path: Path,
     assert "no measurements for device key 'pixel3'" in capsys.readouterr().err
     with pytest.raises(FileNotFoundError, match="hwnas predictor train"):
         load_for_device(db, "i7-ort", "gcn")
+
+
+def test_a_new_device_with_few_measurements_trains_by_transfer_from_other_keys(tmp_path: Path, capsys) -> None:
+    db = tmp_path / "lab.db"
+    with Store(db) as store:  # the same 400 cells as two devices; the new one has measured 30 of them
+        import_nb201_table(store, small_table(tmp_path, 400), "my_device_ms", "old-i7")
+        import_nb201_table(store, small_table(tmp_path, 30), "my_device_ms", "new-i7")
+    base = ["predictor", "train", "--db", str(db), "--device", "new-i7"]
+    assert main([*base, "--kind", "sources"]) == 2
+    assert "--kind sources learns from other devices: give --sources KEY" in capsys.readouterr().err
+    assert main([*base, "--kind", "ridge", "--sources", "old-i7"]) == 2
+    assert "a ridge predictor does not learn from other devices" in capsys.readouterr().err
+    assert main([*base, "--kind", "sources", "--sources", "nobody"]) == 2
+    assert "no measurements for device key 'nobody'" in capsys.readouterr().err
+    assert main([*base, "--kind", "sources", "--sources", "old-i7"]) == 0
+    predictor = load_for_device(db, "new-i7", "sources")
+    assert "transferred from old-i7" in predictor.card.notes
+    assert main([*base, "--kind", "ridge"]) == 0
+    with Store(db) as store:  # the new key's latencies are the old one's: transfer ranks the 400 cells better
+        _, cells = samples_from_store(store, "old-i7")
+    transferred, scratch = (evaluate(p.predict(cells), cells.y)["spearman"] for p in
+                            (predictor, load_for_device(db, "new-i7", "ridge")))
+    assert transferred > scratch + 0.05
 
 
 def test_transfer_compares_a_warm_started_gcn_with_one_from_scratch(tmp_path: Path, capsys) -> None:
