@@ -180,7 +180,7 @@ def test_the_kgnn_learns_on_whole_graphs_of_different_families() -> None:
     samples = Samples(graphs=graph_array([cg_graph(g) for g in graphs]), y=y)
     assert len({len(g.nodes) for g in graphs}) > 5  # graphs of many sizes in one batch
     train, test = samples.take(np.arange(120)), samples.take(np.arange(120, 150))
-    predictor = get_predictor("kgnn", hidden=64, lr=3e-3, epochs=100, patience=100).fit(train, test)
+    predictor = get_predictor("kgnn", hidden=32, lr=3e-3, epochs=40, patience=40).fit(train, test)
     assert evaluate(predictor.predict(test), y[120:])["spearman"] > 0.6
 
 
