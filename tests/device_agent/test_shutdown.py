@@ -36,12 +36,13 @@ def test_sigterm_aborts_the_running_measurement_and_reports_it(tmp_path: Path, m
         running, first = profile_in_background(agent.address, sha, 1_000_000)
         time.sleep(1.0)
         queued, second = profile_in_background(agent.address, sha, 10)
-        time.sleep(0.3)
+        time.sleep(1.5)  # time for the second call to connect and queue behind the first on a loaded machine
         t0 = time.perf_counter()
         assert agent.stop(signal.SIGTERM) == 0
         assert time.perf_counter() - t0 < 15
-        running.join(10)
-        queued.join(10)
+        running.join(30)
+        queued.join(30)
+    assert not running.is_alive() and not queued.is_alive(), "a call was still waiting 30 s after the stop"
     assert first["error"].code == grpc.StatusCode.UNAVAILABLE
     assert "measurement aborted" in first["error"].details and "stopped after" in first["error"].details
     assert second["error"].code == grpc.StatusCode.UNAVAILABLE and "shutting down" in second["error"].details
