@@ -80,8 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="ZigZag's lpf_limit: temporal mappings tried per layer (default 6; lower is faster)")
     power = serve.add_argument_group("power", "energy over each timed window (hwnas-agent info lists the sources)")
     power.add_argument("--power-source", default="", metavar="NAME",
-                       help="rapl or nvml (default: the first available; the agent refuses to start if the named "
-                            "one is unavailable)")
+                       help="rapl, nvml or zeus (default: the first available of rapl and nvml; zeus - NVML, "
+                            "RAPL and Jetson rails through the Zeus library - only when named; the agent refuses "
+                            "to start if the named one is unavailable)")
     power.add_argument("--idle-baseline-seconds", type=float, default=0.0, metavar="S",
                        help="measure idle power for S seconds at start and report power and energy net of it")
     serve.add_argument("--name", default=None, help="agent name reported to the controller (default: hostname)")
@@ -113,7 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
                           help="require this bearer token on every call (health checks excepted)")
     security.add_argument("--insecure", action="store_true", help="plaintext; allowed on loopback addresses only")
 
-    sub.add_parser("info", help="print what this host offers (backends, power sources) as JSON and exit")
+    info = sub.add_parser("info", help="print what this host offers (backends, power sources) as JSON and exit")
+    info.add_argument("--power-source", default="", metavar="NAME",
+                      help="also probe this opt-in power source (zeus)")
     return parser
 
 
@@ -256,14 +259,14 @@ def _serve(args: argparse.Namespace) -> int:
     return 2 if failure else 0
 
 
-def _info() -> int:
+def _info(args: argparse.Namespace) -> int:
     from device_agent.backends import BACKENDS, probe_backend
     from device_agent.power import probe_all
 
     report = {
         "agent_version": __version__,
         "backends": {name: vars(probe_backend(name)) for name in BACKENDS},
-        "power_sources": {name: vars(avail) for name, (_, avail) in probe_all().items()},
+        "power_sources": {name: vars(avail) for name, (_, avail) in probe_all(args.power_source).items()},
     }
     print(json.dumps(report, indent=2))
     return 0
@@ -273,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "serve":
         return _serve(args)
-    return _info()
+    return _info(args)
 
 
 if __name__ == "__main__":

@@ -70,7 +70,7 @@ class AgentServicer(agent_pb2_grpc.DeviceAgentServicer):
                 self.backends[name] = cls(**self.config.backend_options.get(name, {}))
             except ValueError as exc:
                 raise RuntimeError(f"backend {name!r}: {exc}") from None
-        self.power_probes = probe_all()
+        self.power_probes = probe_all(config.power_source)
         self.power_source, self.power_unavailable_reason = self._pick_power_source(config.power_source)
         self.idle_power_w = 0.0
         if config.idle_baseline_s > 0:

@@ -42,6 +42,7 @@ class PowerMeter(abc.ABC):
 
 class PowerSource(abc.ABC):
     name: str
+    opt_in: bool = False  # probed only when asked for by name (a heavy import or helper processes)
 
     @abc.abstractmethod
     def probe(self) -> Availability: ...

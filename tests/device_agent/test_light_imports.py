@@ -5,7 +5,8 @@ import sys
 import textwrap
 from pathlib import Path
 
-HEAVY = ("torch", "torch_geometric", "pymoo", "ortools", "controller", "predictors", "onnx")
+HEAVY = ("torch", "torch_geometric", "pymoo", "ortools", "controller", "predictors", "onnx", "zeus", "pandas",
+         "sklearn")
 # Imported only inside the torch backend's load(), by an agent that enabled --backend torch.
 TORCH_ONLY = "device_agent.backends.onnx_torch"
 
