@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from device_agent.power import probe_all
+from device_agent.power import PowerMeter, probe_all
 from device_agent.power.zeus import JETSON_POLL_S, ZeusSource
 
 from .test_rapl import set_energy
@@ -48,6 +48,17 @@ def no_zeus_devices(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         soc._stop_process()
 
 
+def started_meter(expect: str) -> PowerMeter:
+    """Probe a fresh source, check what it says it found, and start a window on it."""
+    source = ZeusSource()
+    availability = source.probe()
+    assert availability.available, availability.detail
+    assert availability.detail.endswith(expect)
+    meter = source.open()
+    meter.start()
+    return meter
+
+
 def test_a_host_without_sensors_says_so(no_zeus_devices: None) -> None:
     availability = ZeusSource().probe()
     assert not availability.available
@@ -66,12 +77,7 @@ def test_rapl_packages_through_zeus(no_zeus_devices: None, tmp_path: Path,
     monkeypatch.setattr(zeus_rapl, "rapl_is_available", lambda: True)
     monkeypatch.setattr(zeus_rapl, "RAPL_DIR", str(root))
 
-    source = ZeusSource()
-    availability = source.probe()
-    assert availability.available, availability.detail
-    assert availability.detail.endswith(": cpu0")
-    meter = source.open()
-    meter.start()
+    meter = started_meter(expect=": cpu0")
     set_energy(root, "intel-rapl:0", 4_000_000)  # +3 J on the package
     reading = meter.stop()
     assert reading.energy_j == pytest.approx(3.0)
@@ -102,12 +108,7 @@ def test_jetson_input_rail_through_zeus(no_zeus_devices: None, tmp_path: Path,
     for module in (zeus_soc, zeus_jetson):
         monkeypatch.setattr(module, "jetson_is_available", lambda: True)
 
-    source = ZeusSource()
-    availability = source.probe()
-    assert availability.available, availability.detail
-    assert availability.detail.endswith(": jetson")
-    meter = source.open()
-    meter.start()
+    meter = started_meter(expect=": jetson")
     time.sleep(1.5)
     reading = meter.stop()
     watts = JETSON_MV * JETSON_MA / 1e6
