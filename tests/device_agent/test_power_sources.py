@@ -129,6 +129,7 @@ def test_records_report_power_net_of_the_idle_baseline(tmp_path: Path, powered_h
 
 def test_a_named_power_source_that_is_unavailable_stops_the_agent_with_the_reason(tmp_path: Path) -> None:
     for flags, message in ((["--power-source", "nvml"], "power source 'nvml' is not available"),
+                           (["--power-source", "zeus"], "power source 'zeus' is not available: zeus found no"),
                            (["--power-source", "thermocouple"], "unknown power source 'thermocouple'"),
                            (["--idle-baseline-seconds", "1"], "--idle-baseline-seconds needs a power source")):
         done = subprocess.run([sys.executable, "-m", "device_agent", "serve", "--port", "0", "--insecure",
