@@ -5,6 +5,7 @@ within +-1/5/10 % (BRP-NAS definition and nn-Meter's), MAPE, RMSE, Spearman, Ken
 ``lat_ms_latbench_desktop_cpu_i7_7820x``: >= 40 / 90 / 98 % (BRP-NAS Table 1: 36.0 / 85.2 / 96.4).
 
     python -m benchmarks.predictors [--target COLUMN] [--seeds 5] [--kinds ridge,svr,stacked,flops,gcn]
+    python -m benchmarks.predictors --repeatability COLUMN[,...] --kinds ridge,stacked
 """
 
 from __future__ import annotations
@@ -58,6 +59,57 @@ def noise_ceiling(target: str) -> dict[str, float]:
     return {"cells": len(measured), **{k: metrics[f"brpnas_within_{k}pct"] for k in (1, 5, 10)}}
 
 
+def swapped_twin(x: list[int]) -> tuple[int, ...] | None:
+    """The other NB-201 cell that runs the very same network, dead edges included, or None.
+
+    With edge 1->2 ``none``, nodes 1 and 2 are interchangeable: swapping them (edges 0->1 with 0->2,
+    1->3 with 2->3) renumbers the nodes of one network. HW-NAS-Bench and LatBench timed both cells
+    separately, so their difference is the table's own measurement repeatability.
+    """
+    if x[2] != 0:
+        return None
+    twin = (x[1], x[0], 0, x[3], x[5], x[4])
+    return twin if twin != tuple(x) else None
+
+
+def repeatability(target: str, kinds: list[str], seeds: int, n_train: int = 900, n_valid: int = 100) -> dict:
+    """How well the table ranks against itself, against how well the predictors rank, on the same cells.
+
+    For the test cells of each seed whose swapped twin is also a test cell: Spearman between the twins'
+    measurements (r), the ceiling that implies for a perfect predictor of the network (sqrt r, the
+    correlation of a true score with one noisy measurement of it), and each predictor's Spearman there.
+    """
+    import numpy as np
+    from scipy import stats
+
+    from controller.data import nb201_table_path
+    from controller.predictor_data import nb201_samples, read_nb201_table
+    from predictors import get_predictor, predictor_class
+    from predictors.evaluate import split
+
+    table = read_nb201_table(nb201_table_path(), target)
+    row = {tuple(x): i for i, x in enumerate(table.encodings)}
+    samples = nb201_samples(table.encodings, table.y, flops="flops" in kinds, graphs="kgnn" in kinds)
+    twins_r, ceiling, scores = [], [], {kind: [] for kind in kinds}
+    for seed in range(seeds):
+        parts = split(len(samples), n_train, n_valid, seed)
+        test = set(parts.test.tolist())
+        pairs = sorted({tuple(sorted((i, row[t]))) for i in test
+                        if (t := swapped_twin(table.encodings[i])) in row and row[t] in test})
+        first, second = (np.array([p[k] for p in pairs]) for k in (0, 1))
+        r = float(stats.spearmanr(table.y[first], table.y[second]).statistic)
+        twins_r.append(r)
+        ceiling.append(np.sqrt(r))
+        cells = np.concatenate([first, second])
+        train, valid = samples.take(parts.train), samples.take(parts.valid)
+        for kind in kinds:
+            config = {"seed": seed} if "seed" in predictor_class(kind).defaults() else {}
+            predicted = get_predictor(kind, **config).fit(train, valid).predict(samples.take(cells))
+            scores[kind].append(float(stats.spearmanr(predicted, table.y[cells]).statistic))
+    return {"pairs": len(pairs), "twins": float(np.mean(twins_r)), "ceiling": float(np.mean(ceiling)),
+            **{kind: float(np.mean(v)) for kind, v in scores.items()}}
+
+
 def main() -> None:
     from controller.predictor_jobs import bench_table
     from controller.report import text_table
@@ -67,7 +119,21 @@ def main() -> None:
     parser.add_argument("--kinds", default="ridge,svr,stacked,flops,gcn")
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--cell-graph", default="pruned", choices=["pruned", "full"])
+    parser.add_argument("--repeatability", metavar="COLUMNS",
+                        help="instead of the bench: the twin-cell repeatability of these comma-separated columns "
+                             "against --kinds (light kinds only make sense here)")
     args = parser.parse_args()
+    if args.repeatability:
+        print(f"machine: {machine_line()}\n{args.seeds} seeds; Spearman on test cells whose swapped twin is a "
+              "test cell too\n")
+        kinds = args.kinds.split(",")
+        print("| column | twin pairs | twins r | ceiling sqrt(r) | " + " | ".join(kinds) + " |")
+        print("|---|---|---|---|" + "---|" * len(kinds))
+        for column in args.repeatability.split(","):
+            rep = repeatability(column, kinds, args.seeds)
+            print(f"| `{column}` | {rep['pairs']} | {rep['twins']:.3f} | {rep['ceiling']:.3f} | "
+                  + " | ".join(f"{rep[k]:.3f}" for k in kinds) + " |", flush=True)
+        return
     print(f"machine: {machine_line()}\ntarget: {args.target}, 900 train / 100 validation / rest test, "
           f"{args.seeds} seeds\n", flush=True)
     results, wall = run(args.target, args.kinds.split(","), args.seeds, cell_graph=args.cell_graph)

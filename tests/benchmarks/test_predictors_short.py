@@ -1,6 +1,11 @@
 """The predictor benchmark in a short form (full form: python -m benchmarks.predictors)."""
 
-from benchmarks.predictors import noise_ceiling, run
+import itertools
+
+import pytest
+
+from benchmarks.predictors import noise_ceiling, repeatability, run, swapped_twin
+from controller.spaces.nb201 import EDGES
 
 
 def test_predictor_benchmark_short_form() -> None:
@@ -14,6 +19,26 @@ def test_noise_ceiling_of_the_i7_column() -> None:
     ceiling = noise_ceiling("lat_ms_latbench_desktop_cpu_i7_7820x")
     assert ceiling["cells"] > 5000  # NB-201 has 15,284 connected cells but 9,444 distinct networks
     assert 0.3 < ceiling[1] < ceiling[5] < ceiling[10] < 1.0
+
+
+def test_swapped_twins_are_one_network_with_nodes_1_and_2_renumbered() -> None:
+    rename = {0: 0, 1: 2, 2: 1, 3: 3}
+    twins = 0
+    for cell in itertools.product(range(5), repeat=6):
+        twin = swapped_twin(list(cell))
+        if twin is None:
+            continue
+        twins += 1
+        edges = {(rename[src], rename[to], op) for (to, src), op in zip(EDGES, cell, strict=True) if op}
+        assert edges == {(src, to, op) for (to, src), op in zip(EDGES, twin, strict=True) if op}  # dead ones too
+        assert swapped_twin(list(twin)) == cell
+    assert twins == 5**5 - 5**3  # edge 1->2 none, and not its own twin
+
+
+def test_repeatability_short_form() -> None:
+    rep = repeatability("lat_ms_latbench_desktop_cpu_i7_7820x", ["ridge"], seeds=1)
+    assert rep["pairs"] > 1000 and 0 < rep["twins"] <= 1
+    assert rep["ceiling"] ** 2 == pytest.approx(rep["twins"]) and -1 <= rep["ridge"] <= 1
 
 
 def test_layerwise_benchmark_short_form(tmp_path) -> None:
