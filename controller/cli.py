@@ -633,7 +633,7 @@ def build_parser() -> argparse.ArgumentParser:
     pb.add_argument("--quiet", action="store_true", help="no progress bar")
     pb.set_defaults(func=cmd_predictor_bench)
     px = predictor.add_parser("transfer", help="few-shot: predictors transferred from other devices vs from scratch",
-                              description="Learning curves on a new device: Spearman and ±10%% vs the number of its "
+                              description="Learning curves on a new device: Spearman and ±10% vs the number of its "
                                           "measurements n, for predictors that transfer from the source devices "
                                           "(sources: their ridges recombined; gcn-transfer: a GCN pretrained on "
                                           "them) and the same models from scratch (ridge, gcn).")
