@@ -471,8 +471,9 @@ def cmd_predictor_train(args: argparse.Namespace) -> int:
     except ValueError as exc:
         return fail("predictor train", exc)
     print(f"saved {args.kind} predictor for {args.device} to {folder}")
-    print(f"held-out: within ±10% (BRP-NAS) {metrics['brpnas_within_10pct'] * 100:.1f}%, MAPE "
-          f"{metrics['mape'] * 100:.1f}%, Spearman {metrics['spearman']:.3f}")
+    print(f"held-out ({metrics['held_out']} measurements): within ±10% (BRP-NAS) "
+          f"{metrics['brpnas_within_10pct'] * 100:.1f}%, MAPE {metrics['mape'] * 100:.1f}%, "
+          f"Spearman {metrics['spearman']:.3f}")
     return 0
 
 
@@ -682,7 +683,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--out", type=Path, default=Path("demo-output"), help="output folder (default %(default)s)")
     d.add_argument("--protocol", default="fixed", help="timing protocol on the ORT agent (default %(default)s: "
                                                        "100 inferences, quick)")
-    d.add_argument("--sample", type=int, default=40, help="NB-201 cells in the campaign (default %(default)s)")
+    d.add_argument("--sample", type=int, default=80, help="NB-201 cells in the campaign (default %(default)s)")
     d.add_argument("--evals", type=int, default=100, help="LINAS evaluations (default %(default)s)")
     d.set_defaults(func=cmd_demo)
     return parser

@@ -88,7 +88,7 @@ def train_from_store(store, db: Path, device_key: str, kind: str, valid_share: f
             raise ValueError(f"--kind {kind} learns from other devices: give --sources KEY[,KEY...]")
         predictor.use_sources([_source_samples(store, key, space) for key in sources])
     predictor.fit(train, valid)
-    metrics = evaluate(predictor.predict(valid), valid.y)
+    metrics = {**evaluate(predictor.predict(valid), valid.y), "held_out": len(valid)}
     predictor.card.device_key = device_key
     predictor.card.target = "latency_ms"
     predictor.card.metrics = metrics

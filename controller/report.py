@@ -35,9 +35,10 @@ def profile_table(records: Sequence[tuple[str, ProfileRecord]]) -> str:
             f"{s['median_ms']:.4f}", f"{s['p90_ms']:.4f}", f"{s['p99_ms']:.4f}", f"{s['max_ms']:.4f}",
             f"{s['std_ms']:.4f}", power, f"{rec.result['queue_wait_ms']:.1f}", f"{rec.round_trip_ms:.1f}",
         ])
-    notes = []
+    no_power: dict[str, list[str]] = {}  # one line per reason: on one host every model has the same one
     for label, rec in records:
         if not rec.power["available"]:
-            notes.append(f"power for {label}: unavailable: {rec.power['unavailable_reason']}")
-        notes.extend(f"warning for {label}: {w}" for w in rec.result.get("warnings", []))
+            no_power.setdefault(rec.power["unavailable_reason"], []).append(label)
+    notes = [f"power for {', '.join(labels)}: unavailable: {reason}" for reason, labels in no_power.items()]
+    notes += [f"warning for {label}: {w}" for label, rec in records for w in rec.result.get("warnings", [])]
     return "\n".join([text_table(rows), *notes])
