@@ -13,6 +13,8 @@ from controller.cli_common import (
     add_client_security,
     add_space_options,
     connector,
+    dataset_exists,
+    db_target,
     fail,
     param,
     server_tls,
@@ -250,7 +252,7 @@ def cmd_latbench_build(args: argparse.Namespace) -> int:
 def cmd_latbench_status(args: argparse.Namespace) -> int:
     from controller.store import Store
 
-    if not args.db.exists():
+    if not dataset_exists(args.db):
         return fail("latbench status", FileNotFoundError(f"no dataset at {args.db}"))
     with Store(args.db) as store:
         counts = store.counts(args.campaign)
@@ -264,7 +266,7 @@ def cmd_latbench_export(args: argparse.Namespace) -> int:
     from controller.store import Store
     from controller.store.export import export
 
-    if not args.db.exists():
+    if not dataset_exists(args.db):
         return fail("latbench export", FileNotFoundError(f"no dataset at {args.db}"))
     try:
         with Store(args.db) as store:
@@ -331,7 +333,7 @@ def cmd_fleet_ls(args: argparse.Namespace) -> int:
     if not args.agents and not args.db:
         return fail("fleet ls", ValueError("give --agents FILE (agents to dial), --db PATH (agents that dialled "
                                             "in), or both"))
-    if args.db and not args.db.exists():
+    if args.db and not dataset_exists(args.db):
         return fail("fleet ls", FileNotFoundError(f"no dataset at {args.db}"))
     try:
         endpoints = campaign.load_agents(args.agents) if args.agents else []
@@ -461,7 +463,7 @@ def cmd_predictor_train(args: argparse.Namespace) -> int:
     from controller.store import Store
     from predictors import predictor_class
 
-    if not args.db.exists():
+    if not dataset_exists(args.db):
         return fail("predictor train", FileNotFoundError(f"no dataset at {args.db}"))
     try:
         predictor_class(args.kind)
@@ -562,7 +564,7 @@ def build_parser() -> argparse.ArgumentParser:
     lb.add_argument("--model-format", action="append", metavar="[KEY=]NAME",
                     help="model sent: onnx, tflite, tflite-int8, tflite-int8-full, edgetpu (default: what the "
                          "backend runs first); repeatable")
-    lb.add_argument("--db", type=Path, required=True, metavar="PATH", help="SQLite file (or a SQLAlchemy URL)")
+    lb.add_argument("--db", type=db_target, required=True, metavar="PATH", help="SQLite file (or a SQLAlchemy URL)")
     lb.add_argument("--agent", action="append", metavar="KEY=HOST:PORT", help="an agent serving KEY; repeatable")
     lb.add_argument("--agents", type=Path, metavar="FILE", help="TOML file of [[agents]] key/address tables")
     lb.add_argument("--listen", metavar="HOST:PORT",
@@ -581,18 +583,18 @@ def build_parser() -> argparse.ArgumentParser:
     add_client_security(lb)
     lb.set_defaults(func=cmd_latbench_build)
     ls = latbench.add_parser("status", help="jobs per device key and state")
-    ls.add_argument("--db", type=Path, required=True)
+    ls.add_argument("--db", type=db_target, required=True)
     ls.add_argument("--campaign", default=None)
     ls.set_defaults(func=cmd_latbench_status)
     le = latbench.add_parser("export", help="one row per architecture x device key (see docs/dataset.md)")
-    le.add_argument("--db", type=Path, required=True)
+    le.add_argument("--db", type=db_target, required=True)
     le.add_argument("--format", choices=["csv", "parquet"], default="parquet")
     le.add_argument("--out", type=Path, required=True)
     le.add_argument("--device", default=None, help="only this device key")
     le.set_defaults(func=cmd_latbench_export)
     li = latbench.add_parser("import", help="add a public table or one of our exports to the dataset")
     li.add_argument("file", type=Path, metavar="FILE")
-    li.add_argument("--db", type=Path, required=True)
+    li.add_argument("--db", type=db_target, required=True)
     li.add_argument("--format", required=True, choices=["nb201-table", "eagle-pickle", "hwnas"])
     li.add_argument("--device", help="device key the table's latencies belong to (nb201-table, eagle-pickle)")
     li.add_argument("--column", help="latency column of an nb201-table, e.g. lat_ms_pixel3")
@@ -604,7 +606,7 @@ def build_parser() -> argparse.ArgumentParser:
         dest="fleet_command", required=True, metavar="SUBCOMMAND")
     fl = fleet.add_parser("ls", help="agents (configured and dialled-in): health, identity, current job, queue depth")
     fl.add_argument("--agents", type=Path, metavar="FILE", help="TOML [[agents]] key/address: agents to dial")
-    fl.add_argument("--db", type=Path, default=None,
+    fl.add_argument("--db", type=db_target, default=None,
                     help="dataset whose queue, leases and dialled-in agents to show")
     add_client_security(fl)
     fl.set_defaults(func=cmd_fleet_ls)
@@ -654,7 +656,7 @@ def build_parser() -> argparse.ArgumentParser:
     px.add_argument("--gcn-epochs", type=int, default=None)
     px.set_defaults(func=cmd_predictor_transfer)
     pt = predictor.add_parser("train", help="train a device's predictor on what its agents measured")
-    pt.add_argument("--db", type=Path, required=True)
+    pt.add_argument("--db", type=db_target, required=True)
     pt.add_argument("--device", required=True, metavar="KEY")
     pt.add_argument("--kind", default="gcn", help="predictor kind (default %(default)s)")
     pt.add_argument("--seed", type=int, default=0)
@@ -690,8 +692,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from controller.store import SchemaError, StoreOpenError
+
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except (StoreOpenError, SchemaError) as exc:  # every command that opens --db: one clear line, no traceback
+        return fail(args.command, exc)
 
 
 if __name__ == "__main__":

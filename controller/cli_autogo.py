@@ -244,7 +244,8 @@ def add_autogo_parser(sub) -> None:
     r.add_argument("--segments", type=Path, default=DEFAULT_SEGMENTS, help="segment database (default %(default)s)")
     r.add_argument("--predictor", type=Path, default=DEFAULT_PSC, help="PSC predictor (default %(default)s)")
     r.add_argument("--seed", type=int, default=0)
-    r.add_argument("--db", type=Path, default=Path("hwnas.db"), help="store (SQLite file or SQLAlchemy URL)")
+    r.add_argument("--db", type=common.db_target, default=Path("hwnas.db"),
+                   help="store (SQLite file or SQLAlchemy URL)")
     r.add_argument("--out", type=Path, default=None, help="output folder (default runs/autogo-INPUT-METRIC)")
     r.add_argument("--quiet", action="store_true")
     common.add_space_options(r)

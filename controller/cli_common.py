@@ -7,6 +7,16 @@ import sys
 from pathlib import Path
 
 
+def db_target(text: str) -> str | Path:
+    """``--db``: a SQLite file, or a SQLAlchemy URL kept as text (as a Path its '//' would fold to '/')."""
+    return text if "://" in text else Path(text)
+
+
+def dataset_exists(db: str | Path) -> bool:
+    """A SQLite file must exist; a server's database is found, or not, when it is opened."""
+    return not isinstance(db, Path) or db.exists()
+
+
 def param(text: str) -> tuple[str, float]:
     key, sep, value = text.partition("=")
     try:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
-from pathlib import Path
 
 from controller import cli_common as common
 from controller.cli_measure import add_measurement_options
@@ -22,7 +21,7 @@ def add_layers_parser(predictor: argparse._SubParsersAction) -> None:
                     "(or of every architecture of --space) becomes a one-layer model measured by the device's "
                     "agents; the results go to the store, space 'layers'. Layers measured before are not measured "
                     "again.")
-    p.add_argument("--db", type=Path, required=True)
+    p.add_argument("--db", type=common.db_target, required=True)
     p.add_argument("--device", required=True, metavar="KEY")
     p.add_argument("--space", default=None,
                    help="take the layers of every architecture of this space instead of the device's measured ones")
@@ -37,7 +36,7 @@ def cmd_layers(args: argparse.Namespace) -> int:
     from controller.layer_latency import LAYER_SPACE, distinct_layers, layer_jobs
     from controller.store import Store
 
-    if not args.db.exists() and not args.space:
+    if not common.dataset_exists(args.db) and not args.space:
         return common.fail("predictor layers", FileNotFoundError(f"no dataset at {args.db}"))
     try:
         from controller.cli_measure import Measurement

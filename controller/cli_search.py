@@ -171,7 +171,8 @@ def add_search_parser(sub) -> None:
     s.add_argument("--accuracy", default=None, metavar="SPEC",
                    help="accuracy evaluator: nb201[:COLUMN] (the packaged table; default on nb201), "
                         "predictor:PATH, or module:function taking a controller.objectives.Candidate")
-    s.add_argument("--db", type=Path, default=Path("hwnas.db"), help="store (SQLite file or SQLAlchemy URL)")
+    s.add_argument("--db", type=common.db_target, default=Path("hwnas.db"),
+                   help="store (SQLite file or SQLAlchemy URL)")
     s.add_argument("--out", type=Path, default=None, help="output folder (default runs/SPACE-DEVICE-ALGO-sSEED)")
     linas = s.add_argument_group("LINAS")
     linas.add_argument("--predictor", type=_predictors, default=None, metavar="KIND|OBJ=KIND,...",

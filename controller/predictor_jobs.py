@@ -1,8 +1,9 @@
 """The controller's use of the predictor library: benchmark tables, training from the store, artifacts by device.
 
 Trained predictors live beside the dataset, ``<db>.predictors/<device key>/<kind>/`` (card.json +
-weights.safetensors), so a search started with ``--db lab.db --device KEY`` finds the predictor of that
-device without being told a path.
+weights.safetensors; for a PostgreSQL URL, ``<database>@<host>.predictors/`` in the working folder), so a
+search started with ``--db lab.db --device KEY`` finds the predictor of that device without being told a
+path.
 """
 
 from __future__ import annotations
@@ -24,11 +25,19 @@ from predictors.metrics import BOUNDS
 DEFAULT_KINDS = ("ridge", "svr", "stacked", "flops", "gcn")
 
 
-def artifact_dir(db: Path, device_key: str, kind: str) -> Path:
-    return Path(f"{db}.predictors") / device_key / kind
+def artifact_dir(db: str | Path, device_key: str, kind: str) -> Path:
+    """Beside a SQLite dataset; for a server's (a URL), a local folder named after its database and host,
+    never after its credentials."""
+    text = str(db)
+    if "://" not in text:
+        return Path(f"{text}.predictors") / device_key / kind
+    from sqlalchemy.engine import make_url
+
+    url = make_url(text)
+    return Path(f"{url.database or 'hwnas'}@{url.host or 'localhost'}.predictors") / device_key / kind
 
 
-def load_for_device(db: Path, device_key: str, kind: str) -> Predictor:
+def load_for_device(db: str | Path, device_key: str, kind: str) -> Predictor:
     folder = artifact_dir(db, device_key, kind)
     if not (folder / "card.json").exists():
         raise FileNotFoundError(f"no {kind} predictor for {device_key} at {folder}; train one with "
@@ -64,7 +73,7 @@ def samples_from_store(store, device_key: str, layer_sum: bool = False) -> tuple
     return space, samples
 
 
-def train_from_store(store, db: Path, device_key: str, kind: str, valid_share: float = 0.1, seed: int = 0,
+def train_from_store(store, db: str | Path, device_key: str, kind: str, valid_share: float = 0.1, seed: int = 0,
                      config: dict | None = None, sources: Sequence[str] = ()) -> tuple[Path, dict[str, float]]:
     """Fit on (1 - valid_share) of the device's measurements, report metrics on the rest, save by device key.
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, bindparam, create_engine, delete, event, func, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from controller.store import schema
 from controller.store.records import ArchRecord, Job, JobSpec, MeasurementRecord, RegisteredAgent, params_json
@@ -26,6 +26,10 @@ STATES = ("queued", "leased", "done", "failed")
 
 class SchemaError(RuntimeError):
     """The database was written by a newer hwnas, or is not an hwnas store."""
+
+
+class StoreOpenError(RuntimeError):
+    """The database cannot be opened: an unwritable path, a server that does not answer, bad credentials."""
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
@@ -57,12 +61,22 @@ def database_url(target: str | Path) -> str:
 class Store:
     def __init__(self, target: str | Path) -> None:
         self.url = database_url(target)
+        if "://" not in str(target):  # a new dataset may name a folder that does not exist yet, as --out does
+            try:
+                Path(target).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreOpenError(f"cannot create the folder of the dataset {target}: {exc}") from None
         # A campaign has a worker (and a lease keeper) per agent plus the gateway's threads, all on the store.
         self.engine: Engine = create_engine(self.url, pool_size=16, max_overflow=64)
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
             event.listen(self.engine, "begin", _sqlite_begin)
-        self._migrate()
+        try:
+            self._migrate()
+        except OperationalError as exc:
+            self.engine.dispose()
+            where = self.engine.url.render_as_string(hide_password=True)
+            raise StoreOpenError(f"cannot open the dataset at {where}: {exc.orig}") from None
 
     def close(self) -> None:
         self.engine.dispose()

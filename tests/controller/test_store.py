@@ -1,12 +1,10 @@
 """The durable store on real SQLite files: schema versions, idempotent enqueue, leases, exactly-once records."""
 
-import os
 import sqlite3
 import threading
 from pathlib import Path
 
 import pytest
-import sqlalchemy
 
 from controller.store import ArchRecord, JobSpec, MeasurementRecord, RegisteredAgent, SchemaError, Store
 from controller.store.schema import SCHEMA_VERSION
@@ -28,16 +26,7 @@ def record(job, latency_ms: float = 1.2, agent: str = "agent-1") -> MeasurementR
 @pytest.fixture(params=["sqlite", "postgresql"])
 def target(request, tmp_path: Path) -> str:
     """A fresh store location: a SQLite file, or a real PostgreSQL server when one is configured."""
-    if request.param == "sqlite":
-        return str(tmp_path / "hwnas.db")
-    url = os.environ.get("HWNAS_TEST_POSTGRES_URL")
-    if not url:
-        pytest.skip("HWNAS_TEST_POSTGRES_URL is not set (.ci/run sets it when .ci/postgres.sh can start a server)")
-    engine = sqlalchemy.create_engine(url)
-    with engine.begin() as conn:
-        conn.execute(sqlalchemy.text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
-    engine.dispose()
-    return url
+    return str(tmp_path / "hwnas.db") if request.param == "sqlite" else request.getfixturevalue("postgres_url")
 
 
 @pytest.fixture
