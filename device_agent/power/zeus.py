@@ -76,10 +76,10 @@ class ZeusSource(PowerSource):
         from zeus.monitor import ZeusMonitor
 
         try:
-            gpu_count = len(get_gpus())
-        except ZeusGPUInitError:  # no NVML or AMD SMI: a CPU or Jetson host
-            gpu_count = 0
-        try:
+            try:
+                gpu_count = len(get_gpus())
+            except ZeusGPUInitError:  # no NVML or AMD SMI: a CPU or Jetson host
+                gpu_count = 0
             monitor = ZeusMonitor(gpu_indices=[self.gpu_index] if self.gpu_index < gpu_count else [])
         except Exception as exc:  # noqa: BLE001 - Zeus raises its own error family per device kind
             return Availability(False, f"zeus: {type(exc).__name__}: {exc}")
