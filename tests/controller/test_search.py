@@ -120,12 +120,12 @@ def test_brpnas_finds_the_best_model_within_the_latency_limit(tmp_path: Path, re
 
 def test_report_compares_runs_in_one_normalisation(tmp_path: Path, replay_agent: LocalAgent,
                                                    capsys: pytest.CaptureFixture) -> None:
-    runs = [search(tmp_path, replay_agent, algo, "--seed", seed, name=f"{algo}-{seed}")
+    runs = [search(tmp_path, replay_agent, algo, "--seed", seed, "--evals", "20", name=f"{algo}-{seed}")
             for algo in ("linas", "random") for seed in ("0", "1")]
     assert main(["search", "report", *map(str, runs), "--out", str(tmp_path / "report")]) == 0
     table = rows(tmp_path / "report" / "hypervolume.csv")
     assert {r["algo"] for r in table} == {"linas", "random"}
-    assert {r["runs"] for r in table} == {"2"} and len(table) == 60
+    assert {r["runs"] for r in table} == {"2"} and len(table) == 40
     assert "linas" in capsys.readouterr().out
     assert (tmp_path / "report" / "hypervolume.png").stat().st_size > 1000
 
@@ -133,21 +133,21 @@ def test_report_compares_runs_in_one_normalisation(tmp_path: Path, replay_agent:
 def test_a_killed_search_resumes_from_the_store(tmp_path: Path, replay_agent: LocalAgent) -> None:
     """SIGKILL the search process mid-run; the same command finishes it with the uninterrupted run's result,
     and nothing is measured twice."""
-    reference = search(tmp_path, replay_agent, "linas", "--evals", "40", name="reference")
+    reference = search(tmp_path, replay_agent, "linas", "--evals", "30", name="reference")
     db, out = tmp_path / "killed.db", tmp_path / "killed"
     command = [sys.executable, "-m", "controller.cli", "search", "--device", "pixel3", "--agent",
-               replay_agent.address, "--algo", "linas", "--db", str(db), "--out", str(out), *QUICK, "--evals", "40"]
+               replay_agent.address, "--algo", "linas", "--db", str(db), "--out", str(out), *QUICK, "--evals", "30"]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:  # kill after the first population, before the end
-        if db.exists() and 10 <= sum(1 for _ in Store(db).measurements()) < 40:
+        if db.exists() and 10 <= sum(1 for _ in Store(db).measurements()) < 30:
             break
         time.sleep(0.05)
     process.send_signal(signal.SIGKILL)
     process.wait(30)
     with Store(db) as store:
         before = sum(1 for _ in store.measurements())
-    assert 10 <= before < 40
+    assert 10 <= before < 30
     assert main(command[3:]) == 0
     assert [r["arch"] for r in rows(out / "measured.csv")] == [r["arch"] for r in rows(reference / "measured.csv")]
     with Store(db) as store:
