@@ -61,7 +61,7 @@ class SourceTransferPredictor(Predictor):
             raise ValueError("the sources predictor needs >= 3 target samples, all > 0")
         logs = np.column_stack([m.predict(train.encoding) for m in self.sources])
         self.scaling = np.stack([logs.mean(axis=0), logs.std(axis=0) + 1e-12])
-        features = self._features(train.encoding)
+        features = (logs - self.scaling[0]) / self.scaling[1]
         best = None
         for with_encoding, design in ((0, features), (1, np.column_stack([features, train.encoding]))):
             model = RidgeCV(alphas=ALPHAS).fit(design, np.log(train.y))  # leave-one-out error, for free
