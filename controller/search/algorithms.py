@@ -14,13 +14,21 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 
 from controller.search.evaluator import Evaluator
 from controller.search.evolution import PENALTY, inner_algorithm
 from controller.spaces import SearchSpace
-from predictors import Predictor
+from predictors import Predictor, Samples
+
+
+class Predicts(Protocol):
+    """All LINAS's inner search asks of a predictor."""
+
+    def predict(self, samples: Samples) -> np.ndarray: ...
+
 
 STALE_GENERATIONS = 50  # NSGA-II generations without a new architecture before it stops early
 
@@ -36,6 +44,9 @@ class SearchContext:
     inner: str = "nsga2"  # LINAS: the pymoo algorithm run on the predictors
     inner_evals: int = 20_000  # LINAS: predictor evaluations per iteration (J)
     predictors: dict[str, str] = field(default_factory=dict)  # LINAS: objective -> predictor kind
+    # LINAS: objective -> an already fitted predictor used as is, never retrained (a lab's own accuracy
+    # predictor; the perfect-predictor ablation of benchmarks/linas_ablation.py)
+    fixed_predictors: dict[str, Predicts] = field(default_factory=dict)
     note: Callable[[str], None] = lambda text: None  # progress lines
     predicted_front: list[tuple[tuple[int, ...], list[float]]] = field(default_factory=list)
     iteration_seconds: list[float] = field(default_factory=list)  # LINAS: controller time per iteration

@@ -18,20 +18,24 @@ import time
 import numpy as np
 
 from controller.predictor_data import space_samples
-from controller.search.algorithms import SearchContext, first_population, sample_new
+from controller.search.algorithms import Predicts, SearchContext, first_population, sample_new
 from controller.search.evolution import PENALTY, inner_algorithm, integer_problem
 from controller.search.hypervolume import pareto_mask
-from predictors import Predictor, get_predictor, predictor_class
+from predictors import get_predictor, predictor_class
 
 DEFAULT_PREDICTOR = "ridge"  # LINAS Table 5 (MobileNetV3, ResNet50): ridge for accuracy and latency
 
 
-def train_predictors(ctx: SearchContext) -> list[Predictor]:
-    """One predictor per objective on every successful evaluation; each regresses its natural value."""
+def train_predictors(ctx: SearchContext) -> list[Predicts]:
+    """One predictor per objective on every successful evaluation; each regresses its natural value.
+    An objective with a fixed predictor keeps it."""
     done = ctx.evaluator.successful()
     samples = space_samples(ctx.space, [e.encoding for e in done])
-    models = []
+    models: list[Predicts] = []
     for objective in ctx.evaluator.objectives:
+        if objective.name in ctx.fixed_predictors:
+            models.append(ctx.fixed_predictors[objective.name])
+            continue
         kind = ctx.predictors.get(objective.name, DEFAULT_PREDICTOR)
         config = {"seed": ctx.seed} if "seed" in predictor_class(kind).defaults() else {}
         y = np.array([e.values[objective.name] for e in done])
@@ -39,7 +43,7 @@ def train_predictors(ctx: SearchContext) -> list[Predictor]:
     return models
 
 
-def predicted_search(ctx: SearchContext, models: list[Predictor]) -> dict[tuple[int, ...], np.ndarray]:
+def predicted_search(ctx: SearchContext, models: list[Predicts]) -> dict[tuple[int, ...], np.ndarray]:
     """Run the inner algorithm on the predictors; every architecture it visited with its predicted
     objectives (minimisation form)."""
     from pymoo.optimize import minimize

@@ -1,0 +1,133 @@
+"""Where LINAS loses on NB-201: the same LINAS with a perfect accuracy or latency predictor (issue #6).
+
+LINAS is only as good as the predictors its inner search runs on. This ablation swaps one of them for
+the truth - the packaged table's own value of every cell - and counts again the evaluations LINAS needs
+to reach the hypervolume NSGA-II reaches at its budget. If the perfect *accuracy* predictor closes the
+gap and the perfect *latency* predictor does not, the accuracy predictor is what holds LINAS back.
+
+To run dozens of searches in minutes, evaluations here are in-process table lookups (latency from the
+device column, CIFAR-10 test accuracy from its column: each cell its own row), not agents: this is a
+study of the search algorithm, not of the fabric (``benchmarks.search`` measures through real replay
+agents). Hypervolume is normalised by the column's and the accuracy's range over the whole table, as in
+``benchmarks.search``; every variant of a seed starts from the same first population.
+
+    python -m benchmarks.linas_ablation [--devices pixel3,gold_6226,1080ti_1] [--seeds 3]
+                                        [--nsga2-evals 500] [--linas-evals 300]
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import statistics
+from collections.abc import Sequence
+
+import numpy as np
+
+from benchmarks.common import machine_line
+from benchmarks.search import _table_bounds
+from controller.search.hypervolume import HvSpace
+
+ACCURACY = "acc_cifar10_test"
+VARIANTS = {"linas": (), "perfect accuracy": ("accuracy",), "perfect latency": ("latency",)}
+
+
+@functools.cache
+def _rows() -> dict[str, dict[str, str]]:
+    from controller.data import nb201_table
+
+    return {row["arch_str"]: row for row in nb201_table()}
+
+
+class TablePredictor:
+    """The table's value of each cell: a perfect predictor, for the ablation only."""
+
+    def __init__(self, column: str) -> None:
+        self.column = column
+
+    def predict(self, samples) -> np.ndarray:
+        from controller.spaces.nb201 import EDGES, OPS, format_arch_str
+
+        encodings = samples.encoding.reshape(len(samples.encoding), len(EDGES), len(OPS)).argmax(axis=2)
+        return np.array([float(_rows()[format_arch_str(x)][self.column]) for x in encodings.tolist()])
+
+
+class TableMeasurer:
+    """Latency of each cell from the device column, as an agent's record would carry it."""
+
+    def __init__(self, column: str) -> None:
+        self.column = column
+
+    def measure(self, items):
+        from controller.search.measure import Outcome
+
+        return [Outcome({"latency_ms": float(_rows()[arch][self.column])}) for arch, _, _ in items]
+
+
+def search(column: str, algo: str, evals: int, seed: int, bounds: HvSpace, perfect: Sequence[str] = (),
+           population: int = 50, inner_evals: int = 20_000) -> np.ndarray:
+    """One search; the hypervolume after each evaluation."""
+    from controller.objectives import accuracy_evaluator, get_objectives
+    from controller.search.algorithms import SearchContext, get_algorithm
+    from controller.search.evaluator import Evaluator
+    from controller.search.run import HypervolumeLog
+    from controller.spaces import get_space
+
+    space = get_space("nb201")
+    truth = {"accuracy": TablePredictor(ACCURACY), "latency": TablePredictor(column)}
+    evaluator = Evaluator(space, get_objectives("latency,accuracy"), evals, TableMeasurer(column),
+                          accuracy_evaluator(f"nb201:{ACCURACY}", space), lambda batch: log.add(batch))
+    log = HypervolumeLog(evaluator, bounds)
+    ctx = SearchContext(space, evaluator, population, seed, inner_evals=inner_evals,
+                        fixed_predictors={name: truth[name] for name in perfect})
+    get_algorithm(algo)(ctx)
+    return np.array(log.values)
+
+
+def ablation(devices: Sequence[str], seeds: int, nsga2_evals: int, linas_evals: int, population: int = 50,
+             inner_evals: int = 20_000) -> dict:
+    from controller.search.report import evaluations_to_reach
+
+    out: dict = {}
+    for device in devices:
+        column = f"lat_ms_{device}"
+        bounds = _table_bounds(column)
+        rows = []
+        for seed in range(seeds):
+            target = search(column, "nsga2", nsga2_evals, seed, bounds, population=population)[-1]
+            row: dict = {"seed": seed, "nsga2_hv": float(target)}
+            for name, perfect in VARIANTS.items():
+                hv = search(column, "linas", linas_evals, seed, bounds, perfect, population, inner_evals)
+                row[name] = {"evals_to_reach": evaluations_to_reach(hv, target), "final_hv": float(hv[-1]),
+                             "hv_at_200": float(hv[min(199, len(hv) - 1)])}
+            rows.append(row)
+        out[device] = rows
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--devices", default="pixel3,gold_6226,1080ti_1")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--nsga2-evals", type=int, default=500)
+    parser.add_argument("--linas-evals", type=int, default=300)
+    args = parser.parse_args()
+    print(f"machine: {machine_line()}\n", flush=True)
+    result = ablation(args.devices.split(","), args.seeds, args.nsga2_evals, args.linas_evals)
+    print(f"| device | seed | NSGA-II hv@{args.nsga2_evals} | " + " | ".join(
+        f"{name}: evals to reach (hv@200)" for name in VARIANTS) + " |")
+    print("|---|---|---|" + "---|" * len(VARIANTS))
+    for device, rows in result.items():
+        for row in rows:
+            cells = [f"{row[n]['evals_to_reach'] or 'never'} ({row[n]['hv_at_200']:.4f})" for n in VARIANTS]
+            print(f"| {device} | {row['seed']} | {row['nsga2_hv']:.4f} | " + " | ".join(cells) + " |")
+    for name in VARIANTS:
+        reached = [row[name]["evals_to_reach"] for rows in result.values() for row in rows]
+        within = sum(1 for r in reached if r is not None and r <= 0.4 * args.nsga2_evals)
+        hit = [r for r in reached if r is not None]
+        print(f"{name}: reached in {len(hit)}/{len(reached)} runs, within 0.4x in {within}"
+              + (f", median {statistics.median(hit)} evaluations" if hit else ""))
+
+
+if __name__ == "__main__":
+    main()
