@@ -3,7 +3,8 @@
 LINAS is only as good as the predictors its inner search runs on. This ablation swaps one of them for
 the truth - the packaged table's own value of every cell - and counts again the evaluations LINAS needs
 to reach the hypervolume NSGA-II reaches at its budget. If the perfect *accuracy* predictor closes the
-gap and the perfect *latency* predictor does not, the accuracy predictor is what holds LINAS back.
+gap and the perfect *latency* predictor does not, the accuracy predictor is what holds LINAS back. With
+both perfect, the inner search runs on the truth itself: the check that selection and search are sound.
 
 To run dozens of searches in minutes, evaluations here are in-process table lookups (latency from the
 device column, CIFAR-10 test accuracy from its column: each cell its own row), not agents: this is a
@@ -29,7 +30,8 @@ from benchmarks.search import _table_bounds
 from controller.search.hypervolume import HvSpace
 
 ACCURACY = "acc_cifar10_test"
-VARIANTS = {"linas": (), "perfect accuracy": ("accuracy",), "perfect latency": ("latency",)}
+VARIANTS = {"linas": (), "perfect accuracy": ("accuracy",), "perfect latency": ("latency",),
+            "perfect both": ("accuracy", "latency")}
 
 
 @functools.cache
