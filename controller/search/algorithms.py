@@ -59,6 +59,10 @@ class SearchContext:
     def __post_init__(self) -> None:
         if self.population < 2:
             raise ValueError(f"--population must be >= 2, got {self.population}")
+        unknown = sorted(set(self.fixed_predictors) - set(self.evaluator.names))
+        if unknown:
+            raise ValueError(f"fixed predictors for {', '.join(unknown)}, which the search does not optimise "
+                             f"(its objectives: {', '.join(self.evaluator.names)})")
         self.rng = np.random.default_rng(self.seed)
 
 

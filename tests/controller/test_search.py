@@ -264,6 +264,17 @@ def test_objectives_and_accuracy_evaluators() -> None:
     assert [o.sign for o in get_objectives("latency,accuracy")] == [1.0, -1.0]
 
 
+def test_a_fixed_predictor_must_name_an_objective_of_the_search() -> None:
+    from controller.search.algorithms import SearchContext
+    from controller.search.evaluator import Evaluator
+
+    space = get_space("nb201")
+    evaluator = Evaluator(space, get_objectives("flops,accuracy"), 10, None, accuracy_evaluator("nb201", space))
+    with pytest.raises(ValueError, match="fixed predictors for latency, which the search does not optimise "
+                                         r"\(its objectives: flops, accuracy\)"):
+        SearchContext(space, evaluator, fixed_predictors={"latency": object()})
+
+
 def constant_accuracy(candidate: Candidate) -> float:
     """A user evaluator as a lab would plug one in (``--accuracy module:function``)."""
     assert candidate.graph.macs() > 0
