@@ -27,7 +27,10 @@ import numpy as np
 
 from benchmarks.common import machine_line
 from benchmarks.search import _table_bounds
+from controller.graph import ComputationGraph
 from controller.search.hypervolume import HvSpace
+from controller.search.measure import Outcome
+from predictors import Samples
 
 ACCURACY = "acc_cifar10_test"
 VARIANTS = {"linas": (), "perfect accuracy": ("accuracy",), "perfect latency": ("latency",),
@@ -47,7 +50,7 @@ class TablePredictor:
     def __init__(self, column: str) -> None:
         self.column = column
 
-    def predict(self, samples) -> np.ndarray:
+    def predict(self, samples: Samples) -> np.ndarray:
         from controller.spaces.nb201 import EDGES, OPS, format_arch_str
 
         encodings = samples.encoding.reshape(len(samples.encoding), len(EDGES), len(OPS)).argmax(axis=2)
@@ -60,9 +63,7 @@ class TableMeasurer:
     def __init__(self, column: str) -> None:
         self.column = column
 
-    def measure(self, items):
-        from controller.search.measure import Outcome
-
+    def measure(self, items: Sequence[tuple[str, str, ComputationGraph]]) -> list[Outcome]:
         return [Outcome({"latency_ms": float(_rows()[arch][self.column])}) for arch, _, _ in items]
 
 
@@ -77,6 +78,7 @@ def search(column: str, algo: str, evals: int, seed: int, bounds: HvSpace, perfe
 
     space = get_space("nb201")
     truth = {"accuracy": TablePredictor(ACCURACY), "latency": TablePredictor(column)}
+    # the log needs the evaluator, the evaluator reports to the log: ``log`` is bound before any evaluation
     evaluator = Evaluator(space, get_objectives("latency,accuracy"), evals, TableMeasurer(column),
                           accuracy_evaluator(f"nb201:{ACCURACY}", space), lambda batch: log.add(batch))
     log = HypervolumeLog(evaluator, bounds)
