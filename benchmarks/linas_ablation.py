@@ -26,7 +26,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from benchmarks.common import machine_line
-from benchmarks.search import _table_bounds
+from benchmarks.search import table_bounds
 from controller.graph import ComputationGraph
 from controller.search.hypervolume import HvSpace
 from controller.search.measure import Outcome
@@ -95,7 +95,7 @@ def ablation(devices: Sequence[str], seeds: int, nsga2_evals: int, linas_evals: 
     out: dict = {}
     for device in devices:
         column = f"lat_ms_{device}"
-        bounds = _table_bounds(column)
+        bounds = table_bounds(column)
         rows = []
         for seed in range(seeds):
             target = search(column, "nsga2", nsga2_evals, seed, bounds, population=population)[-1]

@@ -37,7 +37,7 @@ def _run(agent_address: str, device: str, algo: str, evals: int, seed: int, work
     return out
 
 
-def _table_bounds(column: str):
+def table_bounds(column: str):
     """Normalisation from the whole table: every run of a device is scored alike."""
     from controller.data import nb201_table
     from controller.search.hypervolume import HvSpace
@@ -71,7 +71,7 @@ def replay(devices: list[str], seeds: int, nsga2_evals: int, linas_evals: int, r
                 runs["nsga2"].append(_run(agent.address, device, "nsga2", nsga2_evals, seed, work, extra))
                 runs["linas"].append(_run(agent.address, device, "linas", linas_evals, seed, work, extra))
                 runs["random"].append(_run(agent.address, device, "random", random_evals, seed, work, extra))
-        bounds = _table_bounds(column)
+        bounds = table_bounds(column)
         traces = {algo: load_traces(folders, bounds)[0] for algo, folders in runs.items()}
         per_seed = []
         for seed in range(seeds):
