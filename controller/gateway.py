@@ -15,7 +15,6 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent import futures
 
 import grpc
 from google.protobuf.json_format import MessageToDict
@@ -24,7 +23,8 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from controller.campaign import AGENT_DOWN, PERMANENT, ModelKey, ModelSource, to_record
 from controller.client import CHUNK_BYTES, message_dict
 from controller.store import Job, RegisteredAgent, Store
-from protos.auth import TlsFiles, TokenInterceptor
+from protos.auth import TlsFiles
+from protos.listen import listen, new_server
 from protos.hwnas.v1 import agent_pb2, controller_pb2, controller_pb2_grpc
 
 log = logging.getLogger("hwnas.gateway")
@@ -164,16 +164,11 @@ class Gateway:
                  on_done: Callable[[str, str], None] = lambda key, arch_id: None, max_workers: int = 128) -> None:
         self.store = store
         self.servicer = ControllerServicer(store, models or ModelSource(store), lease_s, on_done)
-        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers,
-                                                             thread_name_prefix="hwnas-gateway"),
-                                  interceptors=[TokenInterceptor(token)] if token else None)
+        self.server = new_server(max_workers, "hwnas-gateway", token)
         controller_pb2_grpc.add_ControllerServicer_to_server(self.servicer, self.server)
         self.health = health.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
-        self.port = (self.server.add_secure_port(address, tls.server_credentials()) if tls
-                     else self.server.add_insecure_port(address))
-        if self.port == 0:
-            raise OSError(f"cannot listen on {address}")
+        self.port = listen(self.server, address, tls)
         self.address = f"{address.rsplit(':', 1)[0]}:{self.port}"
         self._stop = threading.Event()
         self._reaper = threading.Thread(target=self._reap, name="hwnas-gateway-reaper", daemon=True)

@@ -14,7 +14,6 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
-from concurrent import futures
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,7 +29,8 @@ from device_agent.fifo import FifoGate
 from device_agent.measure import Measurement, MeasureOptions, StopToken, measure
 from device_agent.power import POWER_SOURCES, PowerSource, idle_power_w, probe_all
 from device_agent.protocols import PROTOCOLS
-from protos.auth import TlsFiles, TokenInterceptor
+from protos.auth import TlsFiles
+from protos.listen import listen, new_server
 from protos.hwnas.v1 import agent_pb2, agent_pb2_grpc
 
 log = logging.getLogger("hwnas.agent")
@@ -313,11 +313,7 @@ class AgentServer:
     def __init__(self, config: AgentConfig, host_addr: str = "127.0.0.1", port: int = 0,
                  tls: TlsFiles | None = None, token: str | None = None) -> None:
         self.servicer = AgentServicer(config)
-        self.server = grpc.server(
-            futures.ThreadPoolExecutor(max_workers=config.max_workers, thread_name_prefix="hwnas-agent"),
-            maximum_concurrent_rpcs=config.max_workers,
-            interceptors=[TokenInterceptor(token)] if token else None,
-        )
+        self.server = new_server(config.max_workers, "hwnas-agent", token, maximum_concurrent_rpcs=config.max_workers)
         agent_pb2_grpc.add_DeviceAgentServicer_to_server(self.servicer, self.server)
         self.health = health.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
@@ -327,10 +323,7 @@ class AgentServer:
         )
         target = f"{host_addr}:{port}"
         self.tls = tls
-        self.port = (self.server.add_secure_port(target, tls.server_credentials()) if tls
-                     else self.server.add_insecure_port(target))
-        if self.port == 0:
-            raise RuntimeError(f"cannot listen on {host_addr}:{port}")
+        self.port = listen(self.server, target, tls)
         self.address = f"{host_addr}:{self.port}"
 
     def start(self) -> None:

@@ -313,3 +313,14 @@ def test_latbench_build_listen_flags_are_checked(tmp_path: Path, capsys) -> None
     assert main(base) == 2
     assert "--listen HOST:PORT" in capsys.readouterr().err
     assert not (tmp_path / "d").exists()  # nothing was queued by a refused command
+
+
+def test_a_gateway_on_a_port_in_use_refuses_to_start_naming_the_port(store: Store) -> None:
+    from protos.listen import PortInUse
+
+    first = Gateway(store, "127.0.0.1:0").start()
+    try:
+        with pytest.raises(PortInUse, match=f"127.0.0.1:{first.port}.*in use"):
+            Gateway(store, f"127.0.0.1:{first.port}")
+    finally:
+        first.stop()

@@ -113,3 +113,21 @@ def test_adaptive_protocol_details_cross_the_wire(client: AgentClient, tiny_mode
     details = r["protocol_details"]
     assert set(details) == {"blocks", "samples", "ci95_half_width_ms", "ci95_rel", "converged"}
     assert r["stats"]["count"] == 10 * details["blocks"] and 10 <= details["blocks"] <= 20
+
+
+def test_a_second_agent_on_a_port_in_use_refuses_to_start_naming_the_port(tmp_path) -> None:
+    """gRPC's default SO_REUSEPORT would let both serve; one device key would collect two runtimes' rows."""
+    import subprocess
+    import sys
+
+    from controller.local_agent import LocalAgent
+
+    with LocalAgent(tmp_path / "a") as first:
+        port = first.address.rsplit(":", 1)[1]
+        second = subprocess.run(
+            [sys.executable, "-m", "device_agent", "serve", "--host", "127.0.0.1", "--port", port, "--insecure",
+             "--cache-dir", str(tmp_path / "b")], capture_output=True, text=True, timeout=60)
+        assert second.returncode == 2, second.stdout
+        assert f"127.0.0.1:{port}" in second.stderr and "in use" in second.stderr, second.stderr
+        with AgentClient(first.address) as client:
+            assert client.device_info().cache_used_bytes == 0  # the first one still answers

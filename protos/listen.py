@@ -1,0 +1,43 @@
+"""Owning a listening port, for both servers of the wire contract (agents and the controller's gateway).
+
+gRPC enables SO_REUSEPORT by default on Linux, so a second server on a port already in use starts
+without complaint and the kernel splits connections between the two: one device key would then collect
+measurements from two runtimes. Every hwnas server turns it off and refuses a port in use by name.
+"""
+
+from __future__ import annotations
+
+from concurrent import futures
+
+import grpc
+
+from protos.auth import TlsFiles, TokenInterceptor
+
+OWN_PORT = (("grpc.so_reuseport", 0),)
+
+
+class PortInUse(OSError):
+    """The address is held by another process (or another server in this one)."""
+
+
+def new_server(max_workers: int, thread_name_prefix: str, token: str | None,
+               maximum_concurrent_rpcs: int | None = None) -> grpc.Server:
+    """A gRPC server that owns its port, with the bearer-token check when a token is set."""
+    return grpc.server(
+        futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix=thread_name_prefix),
+        maximum_concurrent_rpcs=maximum_concurrent_rpcs,
+        interceptors=[TokenInterceptor(token)] if token else None,
+        options=OWN_PORT,
+    )
+
+
+def listen(server: grpc.Server, address: str, tls: TlsFiles | None) -> int:
+    """Bind ``address`` ('HOST:PORT', port 0 picks a free one) and return the port; PortInUse names it."""
+    try:
+        port = server.add_secure_port(address, tls.server_credentials()) if tls else server.add_insecure_port(address)
+    except RuntimeError:  # grpcio >= 1.5x raises where older releases returned 0
+        port = 0
+    if port == 0:
+        raise PortInUse(f"cannot listen on {address}: the port is in use by another process (or the address is "
+                        f"not on this host); stop that process or pick another port")
+    return port
