@@ -256,7 +256,11 @@ def _serve(args: argparse.Namespace) -> int:
         dialer.join(30)  # lets an aborted or finished job be reported
     log.info("agent stopped: %s", outcome)
     print(f"hwnas-agent stopped: {outcome}", flush=True)
-    return 2 if failure else 0
+    code = 2 if failure else 0
+    if servicer.busy:  # a runtime that ignores aborts holds a worker thread that interpreter exit would wait for
+        sys.stderr.flush()
+        os._exit(code)
+    return code
 
 
 def _info(args: argparse.Namespace) -> int:

@@ -30,6 +30,11 @@ class FifoGate:
         with self._cond:
             return len(self._queue)
 
+    @property
+    def closed(self) -> bool:
+        with self._cond:
+            return self._closed_reason is not None
+
     def close(self, reason: str) -> None:
         """Refuse new callers and wake every waiter with ``reason``; the holder keeps its turn."""
         with self._cond:

@@ -85,7 +85,11 @@ class Measurement:
 
 
 class StopToken:
-    """Set once, from any thread, to end a measurement; it also interrupts the runtime."""
+    """Set once, from any thread, to end a measurement; it also interrupts the runtime.
+
+    The deadline lives on the token so that it can be armed before the model is loaded and bound: a
+    hostile model's first (untimed) inference is as much under the deadline as the timed ones.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -93,10 +97,23 @@ class StopToken:
         self.status_code = ""
         self._on_stop: list[Callable[[], None]] = []
         self._closed = False
+        self._timer: threading.Timer | None = None
 
     @property
     def stopped(self) -> bool:
         return self.reason is not None
+
+    def arm_deadline(self, seconds: float) -> None:
+        """Stop with DEADLINE_EXCEEDED ``seconds`` from now; 0 means none. The first armed deadline holds."""
+        if seconds <= 0:
+            return
+        with self._lock:
+            if self._timer is not None or self._closed:
+                return
+            self._timer = threading.Timer(
+                seconds, self.stop, args=(f"measurement passed its deadline of {seconds:g} s", "DEADLINE_EXCEEDED"))
+            self._timer.daemon = True
+            self._timer.start()
 
     def on_stop(self, callback: Callable[[], None]) -> None:
         with self._lock:
@@ -110,6 +127,8 @@ class StopToken:
         with self._lock:
             self._on_stop.clear()
             self._closed = True
+            if self._timer is not None:
+                self._timer.cancel()
 
     def stop(self, reason: str, status_code: str) -> None:
         with self._lock:
@@ -182,28 +201,34 @@ def measure(
     protocol = get_protocol(options.protocol)
     params = protocol.resolve(options.protocol_params)
     shapes = resolve_input_shapes(model.inputs, options.batch_size, options.input_shapes)
-    run_once = model.bind(shapes)
     token = token or StopToken()
-    token.on_stop(model.abort)
-    timer = None
-    if options.deadline_seconds > 0:
-        timer = threading.Timer(
-            options.deadline_seconds,
-            token.stop,
-            args=(f"measurement passed its deadline of {options.deadline_seconds:g} s", "DEADLINE_EXCEEDED"),
-        )
-        timer.daemon = True
-        timer.start()
+    token.arm_deadline(options.deadline_seconds)
+    model.rearm()
+    token.on_stop(model.abort)  # from here on a stop interrupts the runtime, binding's first inference included
+    timed = 0
+    phase = "binding"
+
+    def stopped_error() -> MeasurementStopped:
+        if phase == "binding":
+            return MeasurementStopped(f"{token.reason}; stopped while binding (the first, untimed inference)",
+                                      token.status_code)
+        done = timed if phase == "timed" else 0
+        return MeasurementStopped(f"{token.reason}; stopped after {timed} {phase} inferences", token.status_code, done)
+
+    try:
+        if token.stopped:
+            raise stopped_error()
+        run_once = model.bind(shapes)
+    except Exception as exc:
+        token.close()
+        if token.stopped and not isinstance(exc, MeasurementStopped):  # the runtime was interrupted on purpose
+            raise stopped_error() from None
+        raise
+    phase = "warm-up"
 
     host = read_state()
     meter = power_source.open() if power_source is not None else None
-    timed = 0
-    phase = "warm-up"
     last_poll: int | None = None  # set once the meter runs: warm-up is outside the energy window
-
-    def stopped_error() -> MeasurementStopped:
-        done = timed if phase == "timed" else 0
-        return MeasurementStopped(f"{token.reason}; stopped after {timed} {phase} inferences", token.status_code, done)
 
     def time_one() -> int:
         nonlocal timed, last_poll
@@ -251,8 +276,6 @@ def measure(
         token.close()
         if gc_was_enabled:
             gc.enable()
-        if timer is not None:
-            timer.cancel()
     wall_ms = (time.perf_counter() - wall0) * 1e3
 
     if reading is not None:

@@ -14,6 +14,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,6 +39,7 @@ log = logging.getLogger("hwnas.agent")
 SERVICE_NAME = agent_pb2.DESCRIPTOR.services_by_name["DeviceAgent"].full_name
 MAX_CHUNK_BYTES = 1 << 20
 LOADED_MODELS_KEPT = 4  # sessions kept warm so a repeated Profile skips model loading
+OVERRUN_GRACE_S = 2.0  # a measurement still running this long after its stop makes health NOT_SERVING
 
 
 @dataclass
@@ -84,6 +86,8 @@ class AgentServicer(agent_pb2_grpc.DeviceAgentServicer):
         self._current_lock = threading.Lock()
         self._idle = threading.Event()
         self._idle.set()
+        self._overrun = False
+        self.on_health: Callable[[bool], None] = lambda serving: None  # the gRPC server sets its health here
 
     # -- device info and cache ---------------------------------------------------------------------
     def GetDeviceInfo(self, request, context):  # noqa: N802 - gRPC method name
@@ -237,19 +241,12 @@ class AgentServicer(agent_pb2_grpc.DeviceAgentServicer):
         """
         backend_name, options = self.check(request)
         try:
-            with self.gate.turn(deadline, cancelled) as waited_s:
-                with self._current_lock:
-                    self._current = token
-                    self._idle.clear()
-                try:
-                    with self.cache.pinned(request.model_sha256) as path:
-                        loaded = self._load(request.model_sha256, backend_name, path, request.options.threads)
-                        result = measure(loaded, options, self.power_source, self.power_unavailable_reason,
-                                         token, idle_power_w=self.idle_power_w)
-                finally:
-                    with self._current_lock:
-                        self._current = None
-                        self._idle.set()
+            with self.gate.turn(deadline, cancelled) as waited_s, self._running(token):
+                token.arm_deadline(options.deadline_seconds)  # covers loading and binding, not just timing
+                with self.cache.pinned(request.model_sha256) as path:
+                    loaded = self._load(request.model_sha256, backend_name, path, request.options.threads)
+                    result = measure(loaded, options, self.power_source, self.power_unavailable_reason,
+                                     token, idle_power_w=self.idle_power_w)
         except MeasurementStopped as exc:
             log.warning("profile of %s stopped: %s", request.model_sha256[:12], exc)
             raise
@@ -289,6 +286,42 @@ class AgentServicer(agent_pb2_grpc.DeviceAgentServicer):
             warnings=m.warnings,
         )
 
+    @contextmanager
+    def _running(self, token: StopToken) -> Iterator[None]:
+        """Mark ``token``'s measurement as the one running; while it overruns a stop, health says NOT_SERVING."""
+        overrun = threading.Timer(OVERRUN_GRACE_S, self._set_overrun, args=(token,))
+        overrun.daemon = True
+        with self._current_lock:
+            self._current = token
+            self._idle.clear()
+        token.on_stop(overrun.start)
+        try:
+            yield
+        finally:
+            token.close()
+            overrun.cancel()
+            with self._current_lock:
+                self._current = None
+                self._idle.set()
+                was_overrun, self._overrun = self._overrun, False
+            if was_overrun and not self.gate.closed:
+                log.warning("the overrunning measurement ended; serving again")
+                self.on_health(True)
+
+    def _set_overrun(self, token: StopToken) -> None:
+        with self._current_lock:
+            if self._current is not token:
+                return
+            self._overrun = True
+        log.error("a measurement told to stop (%s) is still running after %.0f s; health is NOT_SERVING until it "
+                  "ends", token.reason, OVERRUN_GRACE_S)
+        self.on_health(False)
+
+    @property
+    def busy(self) -> bool:
+        """A measurement is running (possibly one the runtime cannot interrupt)."""
+        return not self._idle.is_set()
+
     # -- shutdown ----------------------------------------------------------------------------------
     def shut_down(self, drain_seconds: float) -> str:
         """Refuse queued calls, let the running measurement finish for ``drain_seconds``, then abort it."""
@@ -299,8 +332,9 @@ class AgentServicer(agent_pb2_grpc.DeviceAgentServicer):
             token = self._current
         if token is not None:
             token.stop("the agent is shutting down: measurement aborted", "UNAVAILABLE")
-        self._idle.wait(10)
-        return "the current measurement was aborted"
+        if self._idle.wait(10):
+            return "the current measurement was aborted"
+        return "the current measurement could not be interrupted by its runtime; it is abandoned"
 
 
 class AgentServer:
@@ -317,6 +351,7 @@ class AgentServer:
         agent_pb2_grpc.add_DeviceAgentServicer_to_server(self.servicer, self.server)
         self.health = health.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        self.servicer.on_health = self._set_health
         reflection.enable_server_reflection(
             (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
             self.server,
@@ -326,14 +361,17 @@ class AgentServer:
         self.port = listen(self.server, target, tls)
         self.address = f"{host_addr}:{self.port}"
 
+    def _set_health(self, serving: bool) -> None:
+        status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
+        for service in ("", SERVICE_NAME):
+            self.health.set(service, status)
+
     def start(self) -> None:
         self.server.start()
-        for service in ("", SERVICE_NAME):
-            self.health.set(service, health_pb2.HealthCheckResponse.SERVING)
+        self._set_health(True)
 
     def stop(self, drain_seconds: float = 0.0) -> str:
-        for service in ("", SERVICE_NAME):
-            self.health.set(service, health_pb2.HealthCheckResponse.NOT_SERVING)
+        self._set_health(False)
         outcome = self.servicer.shut_down(drain_seconds)
         self.server.stop(grace=2).wait()
         return outcome

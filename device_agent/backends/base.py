@@ -56,6 +56,13 @@ class LoadedModel(abc.ABC):
     def abort(self) -> None:  # noqa: B027 - optional capability, default is "cannot interrupt"
         """Interrupt an inference in flight, where the runtime allows it."""
 
+    def rearm(self) -> None:  # noqa: B027 - optional capability, pairs with abort
+        """Clear an earlier abort before a new measurement wires ``abort`` to its stop token.
+
+        Called before binding, so that an abort arriving during binding's first inference reaches the
+        runtime state that inference runs under.
+        """
+
 
 class AnsweredModel(LoadedModel):
     """A model whose backend answers without running it: no inputs, nothing to time or to watch."""

@@ -50,10 +50,7 @@ class OrtLoadedModel(LoadedModel):
     def bind(self, shapes: dict[str, tuple[int, ...]]) -> Callable[[], None]:
         rng = np.random.default_rng(0)
         feed = {spec.name: random_input(shapes[spec.name], spec.dtype, rng) for spec in self._inputs}
-        # A fresh RunOptions per binding: a previous abort() leaves terminate set.
-        run_options = self._ort.RunOptions()
-        self._run_options = run_options
-        session, outputs = self._session, self._outputs
+        run_options, session, outputs = self._run_options, self._session, self._outputs
         try:
             session.run(outputs, feed, run_options)  # one untimed call surfaces shape errors now
         except Exception as exc:
@@ -66,6 +63,9 @@ class OrtLoadedModel(LoadedModel):
 
     def abort(self) -> None:
         self._run_options.terminate = True
+
+    def rearm(self) -> None:
+        self._run_options = self._ort.RunOptions()  # a previous abort() leaves terminate set on the old one
 
 
 class OrtCudaLoadedModel(OrtLoadedModel):
@@ -80,8 +80,7 @@ class OrtCudaLoadedModel(OrtLoadedModel):
             binding.bind_ortvalue_input(spec.name, ort.OrtValue.ortvalue_from_numpy(value, "cuda", 0))
         for name in self._outputs:
             binding.bind_output(name, "cuda", 0)
-        run_options = ort.RunOptions()
-        self._run_options = run_options
+        run_options = self._run_options
 
         def run_once() -> None:
             session.run_with_iobinding(binding, run_options)

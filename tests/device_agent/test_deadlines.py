@@ -1,0 +1,146 @@
+"""A model that never finishes cannot hold an agent: deadlines, cancellation and SIGTERM reach binding too.
+
+Binding runs one untimed inference (it surfaces shape errors); a Loop bomb makes that inference endless.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from controller.client import AgentCallError, AgentClient
+from controller.local_agent import LocalAgent
+from device_agent import server as agent_server
+from device_agent.backends import BACKENDS
+from device_agent.backends.base import Backend, InputSpec, LoadedModel
+from device_agent.power.base import Availability
+
+from ..conftest import start_agent
+from .hostile_models import loop_bomb
+from .test_bad_input import still_serves
+
+
+def test_a_loop_bomb_is_stopped_at_its_deadline_while_binding(client: AgentClient, tiny_model: bytes) -> None:
+    sha, _ = client.ensure_model(loop_bomb())
+    t0 = time.perf_counter()
+    with pytest.raises(AgentCallError) as info:
+        client.profile(sha, deadline_seconds=2, timeout_s=60)
+    assert time.perf_counter() - t0 < 15
+    assert info.value.code == grpc.StatusCode.DEADLINE_EXCEEDED, info.value
+    assert "deadline of 2 s" in info.value.details and "while binding" in info.value.details
+    still_serves(client, tiny_model)
+
+
+def test_a_cancelled_call_stops_a_loop_bomb(client: AgentClient, tiny_model: bytes) -> None:
+    sha, _ = client.ensure_model(loop_bomb())
+    with pytest.raises(AgentCallError) as info:
+        client.profile(sha, timeout_s=2)  # the client's own deadline: the agent sees a cancellation
+    assert info.value.code == grpc.StatusCode.DEADLINE_EXCEEDED
+    t0 = time.perf_counter()
+    still_serves(client, tiny_model)  # queued behind the bomb until it is stopped
+    assert time.perf_counter() - t0 < 15
+
+
+def test_sigterm_stops_an_agent_busy_with_a_loop_bomb(tmp_path: Path) -> None:
+    with LocalAgent(tmp_path / "cache") as agent, AgentClient(agent.address) as client:
+        client.wait_ready()
+        sha, _ = client.ensure_model(loop_bomb())
+        outcome: dict = {}
+
+        def run() -> None:
+            try:
+                client.profile(sha, timeout_s=120)
+            except AgentCallError as exc:
+                outcome["error"] = exc
+
+        caller = threading.Thread(target=run)
+        caller.start()
+        time.sleep(1.5)
+        t0 = time.perf_counter()
+        assert agent.stop(signal.SIGTERM, timeout_s=30) == 0
+        assert time.perf_counter() - t0 < 15
+        caller.join(30)
+    assert outcome["error"].code == grpc.StatusCode.UNAVAILABLE, outcome["error"]
+    assert any("measurement was aborted" in line for line in agent.output), agent.output
+
+
+class StubbornModel(LoadedModel):
+    """A runtime that cannot be interrupted (as LiteRT and eager PyTorch cannot): abort() does nothing.
+
+    A stand-in for such a runtime stuck in a hostile model, so the test needs no TFLite conversion.
+    """
+
+    threads = 1
+    watch_host = False
+    release = threading.Event()
+
+    @property
+    def inputs(self) -> list[InputSpec]:
+        return [InputSpec("input", (1,), "float32")]
+
+    def bind(self, shapes: dict[str, tuple[int, ...]]) -> Callable[[], None]:
+        StubbornModel.release.wait(60)
+        return lambda: None
+
+
+class StubbornBackend(Backend):
+    name = "stubborn"
+    runtime_name = "stubborn (test stand-in)"
+
+    @classmethod
+    def probe(cls) -> Availability:
+        return Availability(True, "test stand-in")
+
+    @classmethod
+    def runtime_version(cls) -> str:
+        return "0"
+
+    def load(self, model_path: Path, threads: int) -> StubbornModel:
+        return StubbornModel()
+
+
+def _health(address: str) -> int:
+    with grpc.insecure_channel(address) as channel:
+        return health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5).status
+
+
+def test_health_is_not_serving_while_a_measurement_overruns_its_deadline(tmp_path: Path, tiny_model: bytes,
+                                                                         monkeypatch) -> None:
+    monkeypatch.setitem(BACKENDS, "stubborn", f"{__name__}:StubbornBackend")
+    monkeypatch.setattr(agent_server, "OVERRUN_GRACE_S", 0.5)
+    StubbornModel.release.clear()
+    server = start_agent(tmp_path / "cache", backends=["onnxruntime", "stubborn"])
+    try:
+        with AgentClient(server.address) as client:
+            sha, _ = client.ensure_model(tiny_model)
+            outcome: dict = {}
+
+            def run() -> None:
+                try:
+                    client.profile(sha, backend="stubborn", deadline_seconds=1, timeout_s=60)
+                except AgentCallError as exc:
+                    outcome["error"] = exc
+
+            caller = threading.Thread(target=run)
+            caller.start()
+            serving = health_pb2.HealthCheckResponse.SERVING
+            assert _health(server.address) == serving
+            deadline = time.monotonic() + 10
+            while _health(server.address) == serving and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert _health(server.address) == health_pb2.HealthCheckResponse.NOT_SERVING
+            StubbornModel.release.set()
+            caller.join(30)
+            assert outcome["error"].code == grpc.StatusCode.DEADLINE_EXCEEDED
+            assert _health(server.address) == serving
+            still_serves(client, tiny_model)
+    finally:
+        StubbornModel.release.set()
+        server.stop()
