@@ -24,14 +24,14 @@ from controller.campaign import AGENT_DOWN, PERMANENT, ModelKey, ModelSource, to
 from controller.client import CHUNK_BYTES, message_dict
 from controller.store import Job, RegisteredAgent, Store
 from protos.auth import TlsFiles
-from protos.listen import listen, new_server
 from protos.hwnas.v1 import agent_pb2, controller_pb2, controller_pb2_grpc
+from protos.listen import listen, new_server
 
 log = logging.getLogger("hwnas.gateway")
 
 SERVICE_NAME = controller_pb2.DESCRIPTOR.services_by_name["Controller"].full_name
-_AGENT_ID = re.compile(r"^[A-Za-z0-9_.:-]{8,64}$")
-_DEVICE_KEY = re.compile(r"^[A-Za-z0-9_.-]{1,200}$")
+_AGENT_ID = re.compile(r"[A-Za-z0-9_.:-]{8,64}")
+_DEVICE_KEY = re.compile(r"[A-Za-z0-9_.-]{1,200}")
 POLL_S = 0.2  # how often a long-polling LeaseJob looks at the queue
 # The agent was stopping or its measurement was cut off: the job is fine, give it back without an attempt.
 GIVE_BACK = {code.name for code in AGENT_DOWN} | {"CANCELLED", "DEADLINE_EXCEEDED"}
@@ -44,7 +44,7 @@ class ControllerServicer(controller_pb2_grpc.ControllerServicer):
 
     # -- helpers -----------------------------------------------------------------------------------
     def _agent(self, agent_id: str, context: grpc.ServicerContext) -> RegisteredAgent:
-        agent = self.store.agent(agent_id) if _AGENT_ID.match(agent_id) else None
+        agent = self.store.agent(agent_id) if _AGENT_ID.fullmatch(agent_id) else None
         if agent is None:
             context.abort(grpc.StatusCode.FAILED_PRECONDITION,
                           f"agent {agent_id!r} is not registered; call Register first")
@@ -59,10 +59,10 @@ class ControllerServicer(controller_pb2_grpc.ControllerServicer):
 
     # -- RPCs --------------------------------------------------------------------------------------
     def Register(self, request, context):  # noqa: N802 - gRPC method name
-        if not _AGENT_ID.match(request.agent_id):
+        if not _AGENT_ID.fullmatch(request.agent_id):
             context.abort(grpc.StatusCode.INVALID_ARGUMENT,
                           "agent_id must be 8-64 characters of letters, digits and _.:-")
-        if not _DEVICE_KEY.match(request.device_key):
+        if not _DEVICE_KEY.fullmatch(request.device_key):
             context.abort(grpc.StatusCode.INVALID_ARGUMENT,
                           f"device_key must be 1-200 characters of letters, digits and _.- (e.g. rpi4-cpu-ort), "
                           f"got {request.device_key!r}")
@@ -78,7 +78,7 @@ class ControllerServicer(controller_pb2_grpc.ControllerServicer):
         return controller_pb2.RegisterResponse(heartbeat_interval_s=self.lease_s / 4, lease_s=self.lease_s)
 
     def Heartbeat(self, request, context):  # noqa: N802
-        kept = self.store.heartbeat(request.agent_id, request.job_id) if _AGENT_ID.match(request.agent_id) else None
+        kept = self.store.heartbeat(request.agent_id, request.job_id) if _AGENT_ID.fullmatch(request.agent_id) else None
         if kept is None:
             context.abort(grpc.StatusCode.FAILED_PRECONDITION,
                           f"agent {request.agent_id!r} is not registered; call Register first")

@@ -23,11 +23,11 @@ from pathlib import Path
 
 from device_agent.errors import CacheFull, IntegrityError, InvalidInput, ModelNotFound
 
-SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
+SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
 
 def check_sha256(value: str, field: str = "sha256") -> str:
-    if not SHA256_HEX.match(value):
+    if not SHA256_HEX.fullmatch(value):
         raise InvalidInput(f"{field} must be 64 lower-case hex characters, got {value[:80]!r}")
     return value
 
@@ -52,7 +52,8 @@ class ModelCache:
             stale.unlink(missing_ok=True)
         self._lock = threading.Lock()
         self._pins: Counter[str] = Counter()
-        entries = [p for p in self.root.iterdir() if p.is_file() and SHA256_HEX.match(p.name)]
+        self._reserved: Counter[str] = Counter()  # bytes declared by uploads in progress, by temporary file
+        entries = [p for p in self.root.iterdir() if p.is_file() and SHA256_HEX.fullmatch(p.name)]
         entries.sort(key=lambda p: p.stat().st_mtime_ns)
         self._lru: OrderedDict[str, int] = OrderedDict((p.name, p.stat().st_size) for p in entries)
 
@@ -64,8 +65,9 @@ class ModelCache:
             return self._lru.get(sha256)
 
     def usage(self) -> CacheUsage:
+        """Bytes held by cached models and promised to uploads in progress."""
         with self._lock:
-            used, count = sum(self._lru.values()), len(self._lru)
+            used, count = sum(self._lru.values()) + sum(self._reserved.values()), len(self._lru)
         disk_free = shutil.disk_usage(self.root).free
         return CacheUsage(self.capacity_bytes, used, max(0, min(self.capacity_bytes - used, disk_free)), count)
 
@@ -88,8 +90,13 @@ class ModelCache:
                     del self._pins[sha256]
 
     def _evict_for(self, size: int) -> None:
-        """Drop least-recently-used, unpinned models until ``size`` more bytes fit. Caller holds the lock."""
-        used = sum(self._lru.values())
+        """Drop least-recently-used, unpinned models until ``size`` more bytes fit. Caller holds the lock.
+
+        Uploads in progress count as used: each reserves its declared size when it starts, so stalled
+        uploads cannot fill the disk past the cap.
+        """
+        in_flight = sum(self._reserved.values())
+        used = sum(self._lru.values()) + in_flight
         for victim in list(self._lru):
             if used + size <= self.capacity_bytes:
                 break
@@ -99,12 +106,16 @@ class ModelCache:
             self._path(victim).unlink(missing_ok=True)
         if used + size > self.capacity_bytes:
             raise CacheFull(
-                f"cannot fit {size} bytes: {used} of {self.capacity_bytes} bytes are held by models in use"
+                f"cannot fit {size} bytes: {used - in_flight} of {self.capacity_bytes} bytes are held by models in "
+                f"use and {in_flight} by uploads in progress; retry later"
             )
 
     @contextmanager
     def receive(self, sha256: str, size_bytes: int) -> Iterator[UploadSink]:
-        """Accept one upload; it lands in the cache only if the block exits cleanly and the hash matches."""
+        """Accept one upload; it lands in the cache only if the block exits cleanly and the hash matches.
+
+        The declared size is reserved for the whole upload; a failed or cut-off upload leaves no file.
+        """
         check_sha256(sha256)
         if size_bytes < 0:
             raise InvalidInput(f"size_bytes must be >= 0, got {size_bytes}")
@@ -112,7 +123,10 @@ class ModelCache:
             raise CacheFull(
                 f"model of {size_bytes} bytes exceeds the agent's cache capacity of {self.capacity_bytes} bytes"
             )
-        fd, tmp_name = tempfile.mkstemp(dir=self._tmp, prefix=sha256[:16] + ".")
+        with self._lock:
+            self._evict_for(size_bytes)
+            fd, tmp_name = tempfile.mkstemp(dir=self._tmp, prefix=sha256[:16] + ".")
+            self._reserved[tmp_name] = size_bytes
         sink = UploadSink(os.fdopen(fd, "wb"), size_bytes)
         try:
             yield sink
@@ -123,6 +137,7 @@ class ModelCache:
             if digest != sha256:
                 raise IntegrityError(f"sha256 of the received bytes is {digest}, the header declared {sha256}")
             with self._lock:
+                del self._reserved[tmp_name]
                 if sha256 not in self._lru:
                     self._evict_for(size_bytes)
                     os.replace(tmp_name, self._path(sha256))
@@ -130,6 +145,8 @@ class ModelCache:
                 self._lru.move_to_end(sha256)
         finally:
             sink.close()
+            with self._lock:
+                self._reserved.pop(tmp_name, None)
             Path(tmp_name).unlink(missing_ok=True)
 
 

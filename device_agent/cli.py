@@ -15,14 +15,14 @@ from pathlib import Path
 from device_agent import __version__
 from protos.auth import ClientTls, TlsFiles, host_of, is_loopback, read_token
 
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?i?B?)?\s*$", re.IGNORECASE)
+_SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?i?B?)?\s*", re.IGNORECASE)
 _UNITS = {"": 1, "B": 1, "K": 1e3, "KB": 1e3, "KIB": 1024, "M": 1e6, "MB": 1e6, "MIB": 1 << 20,
           "G": 1e9, "GB": 1e9, "GIB": 1 << 30, "T": 1e12, "TB": 1e12, "TIB": 1 << 40}
 
 
 def parse_size(text: str) -> int:
     """'2GiB', '500MB', '1048576' -> bytes."""
-    match = _SIZE.match(text)
+    match = _SIZE.fullmatch(text)
     unit = (match.group(2) or "").upper() if match else None
     if not match or unit not in _UNITS:
         raise argparse.ArgumentTypeError(f"not a size: {text!r} (examples: 2GiB, 500MB, 1048576)")

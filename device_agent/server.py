@@ -31,8 +31,8 @@ from device_agent.measure import Measurement, MeasureOptions, StopToken, measure
 from device_agent.power import POWER_SOURCES, PowerSource, idle_power_w, probe_all
 from device_agent.protocols import PROTOCOLS
 from protos.auth import TlsFiles
-from protos.listen import listen, new_server
 from protos.hwnas.v1 import agent_pb2, agent_pb2_grpc
+from protos.listen import listen, new_server
 
 log = logging.getLogger("hwnas.agent")
 
@@ -211,8 +211,10 @@ class AgentServicer(agent_pb2_grpc.DeviceAgentServicer):
             raise InvalidInput(
                 f"backend {backend_name!r} is not enabled on this agent; enabled: {sorted(self.backends)}"
             )
-        if request.options.threads < 0:
-            raise InvalidInput(f"threads must be >= 0, got {request.options.threads}")
+        cores = os.cpu_count() or 1
+        if not 0 <= request.options.threads <= cores:  # thousands of threads crash or wedge the runtime
+            raise InvalidInput(f"threads must be 0 (the runtime's default) to {cores} (this host's logical cores), "
+                               f"got {request.options.threads}")
         options = self._options(request)
         if self.cache.size_of(request.model_sha256) is None:
             raise ModelNotFound(

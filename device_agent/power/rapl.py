@@ -17,7 +17,7 @@ from pathlib import Path
 from device_agent.power.base import Availability, EnergyReading, PowerMeter, PowerSource
 
 DEFAULT_POWERCAP_ROOT = Path("/sys/class/powercap")
-_PACKAGE_ZONE = re.compile(r"^intel-rapl:\d+$")
+_PACKAGE_ZONE = re.compile(r"intel-rapl:\d+")
 
 
 @dataclass
@@ -71,7 +71,7 @@ class RaplSource(PowerSource):
     def _zones(self) -> list[_Zone]:
         zones = []
         for zone_dir in sorted(self.root.glob("intel-rapl:*")):
-            if not _PACKAGE_ZONE.match(zone_dir.name):
+            if not _PACKAGE_ZONE.fullmatch(zone_dir.name):
                 continue  # sub-zones (core, uncore, dram) are inside the package figure
             label = (zone_dir / "name").read_text().strip() if (zone_dir / "name").exists() else zone_dir.name
             zones.append(_Zone(label, zone_dir / "energy_uj", _read_int(zone_dir / "max_energy_range_uj")))

@@ -76,6 +76,10 @@ def test_bad_calls_get_clear_statuses_and_change_nothing(store: Store) -> None:
         assert code == grpc.StatusCode.INVALID_ARGUMENT and "agent_id" in msg
         code, msg = status_of(lambda: register(call, key="has space"))
         assert code == grpc.StatusCode.INVALID_ARGUMENT and "device_key" in msg
+        code, msg = status_of(lambda: register(call, key="k\n"))  # a trailing newline is not a valid key
+        assert code == grpc.StatusCode.INVALID_ARGUMENT and "device_key" in msg
+        code, msg = status_of(lambda: register(call, agent_id=AGENT_ID + "\n"))
+        assert code == grpc.StatusCode.INVALID_ARGUMENT and "agent_id" in msg
         assert store.registered_agents() == []
         for method, request in (("Heartbeat", controller_pb2.HeartbeatRequest(agent_id=AGENT_ID)),
                                 ("LeaseJob", controller_pb2.LeaseJobRequest(agent_id=AGENT_ID)),

@@ -178,3 +178,67 @@ def test_a_runtime_failing_mid_measurement_is_internal_and_the_agent_keeps_servi
     expect(grpc.StatusCode.INTERNAL, "measurement failed in onnxruntime: device lost", client.profile, sha)
     monkeypatch.undo()
     still_serves(client, tiny_model)
+
+
+def test_ids_with_a_trailing_newline_are_refused(client: AgentClient, tiny_model: bytes) -> None:
+    """``re.match`` with ``^...$`` accepts 'id\\n'; every id check is a full match."""
+    sha = hashlib.sha256(tiny_model).hexdigest()
+    expect(grpc.StatusCode.INVALID_ARGUMENT, "64 lower-case hex", client.has_model, sha + "\n")
+    expect(grpc.StatusCode.INVALID_ARGUMENT, "64 lower-case hex", client.upload, tiny_model, sha256=sha + "\n")
+    still_serves(client, tiny_model)
+    expect(grpc.StatusCode.INVALID_ARGUMENT, "64 lower-case hex", client.profile, sha + "\n")
+
+
+def test_threads_above_the_hosts_cores_are_refused(client: AgentClient, tiny_model: bytes) -> None:
+    """threads=100000 segfaulted the agent and 1000 wedged it."""
+    import os
+
+    sha, _ = client.ensure_model(tiny_model)
+    cores = os.cpu_count()
+    for threads in (cores + 1, 1000, 100_000):
+        expect(grpc.StatusCode.INVALID_ARGUMENT, f"0 (the runtime's default) to {cores}", client.profile, sha,
+               threads=threads)
+    assert client.profile(sha, protocol="fixed", protocol_params={"count": 3}, threads=cores).stats["count"] == 3
+
+
+def test_stalled_uploads_count_against_the_cache_cap_and_leave_nothing_behind(tmp_path) -> None:
+    """Six stalled 15 MB uploads left 88 MB in incoming/ against a 20 MB cap."""
+    import threading
+
+    from controller.client import CHUNK_BYTES
+
+    cap, size = 20 << 20, 15 << 20
+    server = start_agent(tmp_path / "cache", cache_capacity_bytes=cap)
+    release = threading.Event()
+    payload = bytes(size)
+    sha = hashlib.sha256(payload).hexdigest()
+
+    def stalled():
+        yield agent_pb2.UploadModelChunk(header=agent_pb2.UploadHeader(sha256=sha, size_bytes=size))
+        yield agent_pb2.UploadModelChunk(data=payload[:CHUNK_BYTES])
+        release.wait(60)  # then the stream ends short: the agent must drop the partial file
+
+    try:
+        channel = grpc.insecure_channel(server.address)
+        stub = agent_pb2_grpc.DeviceAgentStub(channel)
+        future = stub.UploadModel.future(stalled(), timeout=60)
+        incoming = tmp_path / "cache" / "incoming"
+        for _ in range(100):
+            if any(incoming.iterdir()):
+                break
+            time.sleep(0.05)
+        with AgentClient(server.address) as client:
+            assert client.device_info().cache_free_bytes <= cap - size
+            other = bytes(range(256)) * (size // 256)
+            expect(grpc.StatusCode.RESOURCE_EXHAUSTED, "uploads in progress", client.upload, other)
+            release.set()
+            with pytest.raises(grpc.RpcError) as info:
+                future.result(timeout=30)
+            assert info.value.code() == grpc.StatusCode.DATA_LOSS
+            assert list(incoming.iterdir()) == []
+            client.upload(other)  # the reservation is gone with the failed upload
+            assert client.device_info().cached_models == 1
+        channel.close()
+    finally:
+        release.set()
+        server.stop()
