@@ -31,9 +31,12 @@ from controller.store import ArchRecord, Job, JobSpec, MeasurementRecord, Store
 log = logging.getLogger("hwnas.campaign")
 
 # An agent's verdict on the model or request: retrying elsewhere would fail the same way.
-PERMANENT = {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.OUT_OF_RANGE}
+PERMANENT = {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.OUT_OF_RANGE}
 # The agent, not the job, is the problem: give the job back without spending an attempt.
 AGENT_DOWN = {grpc.StatusCode.UNAVAILABLE}
+# The agent is busy (its RPC slots or cache are full): give the job back and back off before the next lease.
+BUSY = {grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.ABORTED}
+BACKOFF_S = (0.5, 30.0)  # first and longest wait after a busy answer; doubles in between
 
 
 Connect = Callable[[str], AgentClient]  # address -> client, with whatever TLS and token the lab uses
@@ -274,6 +277,7 @@ class AgentWorker:
         self.profile_timeout_s = profile_timeout_s
         self.owner = worker_owner(endpoint.address)
         self.uploaded: set[str] = set()
+        self.backoff_s = 0.0  # grows while the agent answers "busy", back to 0 after a success
 
     def _work_left(self) -> tuple[int, int]:
         counts = self.store.counts().get(self.endpoint.device_key, {})
@@ -320,6 +324,13 @@ class AgentWorker:
                 log.warning("agent %s is unreachable; job %s goes back to the queue", self.endpoint.address,
                             job.arch_id[:12])
                 return False, None
+            if exc.code in BUSY:
+                self.store.give_back(job, reason)
+                self.backoff_s = min(max(self.backoff_s * 2, BACKOFF_S[0]), BACKOFF_S[1])
+                log.warning("agent %s is busy (%s); job %s goes back to the queue, next lease in %.1f s",
+                            self.endpoint.address, exc.details, job.arch_id[:12], self.backoff_s)
+                self.stop.wait(self.backoff_s)
+                return True, None
             state = self.store.fail(job, reason, permanent=exc.code in PERMANENT)
             log.warning("%s on %s: %s -> %s", job.arch_id[:12], self.endpoint.address, exc, state)
             return True, None
@@ -327,6 +338,7 @@ class AgentWorker:
             log.exception("job %s failed in the controller", job.job_key)
             self.store.fail(job, f"{type(exc).__name__}: {exc}", permanent=True)
             return True, None
+        self.backoff_s = 0.0
         following = None if self.stop.is_set() else self.endpoint.device_key
         _, next_job = self.store.complete_and_lease(to_record(job, profile.result), following, self.owner,
                                                     self.lease_s)

@@ -207,6 +207,8 @@ def cmd_latbench_build(args: argparse.Namespace) -> int:
         added = sum(campaign.enqueue(store, space, archs, p) for p in plans)
         print(f"campaign {plan.campaign!r}: {len(archs)} architectures x {len(devices)} device key(s); "
               f"{added} new job(s) queued in {args.db}", flush=True)
+        if args.retry_failed:
+            print(f"{store.retry_failed(plan.campaign, devices)} failed job(s) queued again", flush=True)
         try:
             if endpoints:
                 campaign.wait_for_agents(endpoints, args.connect_timeout, connect)
@@ -245,7 +247,14 @@ def cmd_latbench_build(args: argparse.Namespace) -> int:
                 gateway.stop()
         for bar in bars.values():
             bar.close()
+        causes = store.failure_causes(plan.campaign)
     print(campaign.summary_line({k: v for k, v in final.items() if k in devices}))
+    if causes:
+        from controller.report import failure_summary
+
+        print(f"hwnas latbench build: {failure_summary(causes)}\n(fix the cause, then run again with --retry-failed)",
+              file=sys.stderr)
+        return 1
     return 0
 
 
@@ -578,6 +587,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="a job whose agent stops answering (or heartbeating) for this long goes back to the "
                          "queue (default %(default)s)")
     lb.add_argument("--connect-timeout", type=float, default=10.0, metavar="SECONDS")
+    lb.add_argument("--retry-failed", action="store_true",
+                    help="queue this campaign's failed jobs again with fresh attempts (a plain re-run resumes only "
+                         "queued and interrupted jobs)")
     lb.add_argument("--quiet", action="store_true", help="no progress bars")
     add_space_options(lb)
     add_client_security(lb)

@@ -57,7 +57,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     from controller.objectives import accuracy_evaluator, get_objectives
     from controller.search.evaluator import Evaluator
     from controller.search.hypervolume import parse_bounds
-    from controller.search.run import SearchConfig, SearchRun
+    from controller.search.run import SearchConfig, SearchFailed, SearchRun, failure_causes
     from controller.spaces import get_space
     from controller.store import Store
 
@@ -116,6 +116,10 @@ def cmd_search(args: argparse.Namespace) -> int:
             print("\nstopped; run the same command again to resume (measurements so far are in the store)",
                   file=sys.stderr)
             return 130
+        except SearchFailed as exc:
+            bar.close()
+            print(f"hwnas search: {exc}", file=sys.stderr)
+            return 1
         except (ValueError, ConnectionError, RuntimeError, OSError) as exc:
             bar.close()
             return common.fail("search", exc)
@@ -124,6 +128,12 @@ def cmd_search(args: argparse.Namespace) -> int:
     print(f"{len(run.evaluator.history)} evaluations, final hypervolume {run.hv.values[-1]:.4f}, "
           f"{front} architectures on the measured front; wrote {out}/ (run.json, measured.csv, pareto.csv, "
           f"pareto.png, hypervolume.png)")
+    causes = failure_causes(run.evaluator.history)
+    if causes:
+        from controller.report import failure_summary
+
+        print(f"hwnas search: of {len(run.evaluator.history)} evaluations, {failure_summary(causes)}",
+              file=sys.stderr)
     return 0
 
 

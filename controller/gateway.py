@@ -20,7 +20,7 @@ import grpc
 from google.protobuf.json_format import MessageToDict
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from controller.campaign import AGENT_DOWN, PERMANENT, ModelKey, ModelSource, to_record
+from controller.campaign import AGENT_DOWN, BUSY, PERMANENT, ModelKey, ModelSource, to_record
 from controller.client import CHUNK_BYTES, message_dict
 from controller.store import Job, RegisteredAgent, Store
 from protos.auth import TlsFiles
@@ -34,7 +34,7 @@ _AGENT_ID = re.compile(r"[A-Za-z0-9_.:-]{8,64}")
 _DEVICE_KEY = re.compile(r"[A-Za-z0-9_.-]{1,200}")
 POLL_S = 0.2  # how often a long-polling LeaseJob looks at the queue
 # The agent was stopping or its measurement was cut off: the job is fine, give it back without an attempt.
-GIVE_BACK = {code.name for code in AGENT_DOWN} | {"CANCELLED", "DEADLINE_EXCEEDED"}
+GIVE_BACK = {code.name for code in AGENT_DOWN | BUSY} | {"CANCELLED", "DEADLINE_EXCEEDED"}
 
 
 class ControllerServicer(controller_pb2_grpc.ControllerServicer):

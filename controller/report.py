@@ -42,3 +42,15 @@ def profile_table(records: Sequence[tuple[str, ProfileRecord]]) -> str:
     notes = [f"power for {', '.join(labels)}: unavailable: {reason}" for reason, labels in no_power.items()]
     notes += [f"warning for {label}: {w}" for label, rec in records for w in rec.result.get("warnings", [])]
     return "\n".join([text_table(rows), *notes])
+
+
+def failure_summary(causes: Sequence[tuple[str, int]], limit: int = 5) -> str:
+    """'N failed:' and the ``limit`` most frequent causes, one per line, each cut to one screen line."""
+    total = sum(n for _, n in causes)
+    lines = [f"{total} failed; causes, most frequent first:"]
+    for cause, n in causes[:limit]:
+        first = cause.strip().splitlines()[0] if cause.strip() else "no error recorded"
+        lines.append(f"  {n:>6} x {first[:200]}")
+    if len(causes) > limit:
+        lines.append(f"  ... and {len(causes) - limit} other cause(s)")
+    return "\n".join(lines)

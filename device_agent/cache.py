@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from device_agent.errors import CacheFull, IntegrityError, InvalidInput, ModelNotFound
+from device_agent.errors import CacheFull, IntegrityError, InvalidInput, ModelNotFound, ModelTooLarge
 
 SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
@@ -120,8 +120,9 @@ class ModelCache:
         if size_bytes < 0:
             raise InvalidInput(f"size_bytes must be >= 0, got {size_bytes}")
         if size_bytes > self.capacity_bytes:
-            raise CacheFull(
-                f"model of {size_bytes} bytes exceeds the agent's cache capacity of {self.capacity_bytes} bytes"
+            raise ModelTooLarge(
+                f"model of {size_bytes} bytes exceeds the agent's cache capacity of {self.capacity_bytes} bytes "
+                f"(hwnas-agent serve --cache-size)"
             )
         with self._lock:
             self._evict_for(size_bytes)

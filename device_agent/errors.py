@@ -27,7 +27,15 @@ class IntegrityError(AgentError):
 
 
 class CacheFull(AgentError):
+    """The cache is busy (models in use, uploads in progress): retrying later can succeed."""
+
     status_code = "RESOURCE_EXHAUSTED"
+
+
+class ModelTooLarge(AgentError):
+    """The model exceeds the cache's capacity: no retry helps until the agent's --cache-size grows."""
+
+    status_code = "FAILED_PRECONDITION"
 
 
 class MeasurementStopped(AgentError):

@@ -17,6 +17,7 @@ from __future__ import annotations
 import csv
 import json
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -46,6 +47,15 @@ class SearchConfig:
     latency_max_ms: float | None = None
     iterations: int = 5
     alpha: float = 0.5
+
+
+class SearchFailed(RuntimeError):
+    """No evaluation of the run succeeded: there is no front, no hypervolume and nothing to plot."""
+
+
+def failure_causes(evaluations: Sequence[Evaluation]) -> list[tuple[str, int]]:
+    """(error, count) of the failed evaluations, most frequent first."""
+    return Counter(e.error for e in evaluations if not e.ok).most_common()
 
 
 class HypervolumeLog:
@@ -102,6 +112,11 @@ class SearchRun:
         finally:
             self._csv.close()
         self._write_outputs(ctx, time.perf_counter() - started)
+        if self.evaluator.history and not self.evaluator.successful():
+            from controller.report import failure_summary
+
+            raise SearchFailed(f"every evaluation failed ({self.out / 'measured.csv'} lists them): "
+                               f"{failure_summary(failure_causes(self.evaluator.history))}")
         return ctx
 
     def _write_outputs(self, ctx: SearchContext, wall_s: float) -> None:
@@ -139,7 +154,10 @@ class SearchRun:
             best = best_within(ctx)
             summary["best_within_latency_max"] = None if best is None else {
                 "eval": best.index, "arch": best.arch, "arch_id": best.arch_id, **best.values}
+        summary["failure_causes"] = dict(failure_causes(self.evaluator.history))
         (self.out / "run.json").write_text(json.dumps(summary, indent=2) + "\n")
+        if not ok:
+            return  # nothing measured: no front and no hypervolume to plot
         from controller.search.plots import hypervolume_png, pareto_png
 
         pareto_png(self.out / "pareto.png", self.evaluator, ok, front, ctx.predicted_front, self.config)

@@ -289,6 +289,25 @@ class Store:
                                         attempts=jobs.c.attempts - 1, last_error=reason[:4000],
                                         updated_at_unix_s=now)).rowcount == 1
 
+    def retry_failed(self, campaign: str, device_keys: Sequence[str], now: float | None = None) -> int:
+        """Failed jobs of ``campaign`` on ``device_keys`` go back to the queue with fresh attempts; returns how many."""
+        now = time.time() if now is None else now
+        jobs = schema.jobs
+        with self._tx() as conn:
+            return conn.execute(update(jobs).where(and_(jobs.c.campaign == campaign, jobs.c.state == "failed",
+                                                        jobs.c.device_key.in_(list(device_keys))))
+                                .values(state="queued", attempts=0, updated_at_unix_s=now)).rowcount
+
+    def failure_causes(self, campaign: str | None = None) -> list[tuple[str, int]]:
+        """(last error, number of failed jobs) of failed jobs, most frequent first."""
+        jobs = schema.jobs
+        query = (select(jobs.c.last_error, func.count()).where(jobs.c.state == "failed")
+                 .group_by(jobs.c.last_error).order_by(func.count().desc()))
+        if campaign is not None:
+            query = query.where(jobs.c.campaign == campaign)
+        with self.engine.connect() as conn:
+            return [(error or "no error recorded", n) for error, n in conn.execute(query)]
+
     def release(self, owner: str, now: float | None = None) -> int:
         """Give back every lease ``owner`` holds (a clean stop), without counting an attempt."""
         now = time.time() if now is None else now

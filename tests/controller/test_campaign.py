@@ -222,3 +222,50 @@ def test_leases_of_a_dead_controller_on_this_host_come_back_at_once(tmp_path: Pa
         assert campaign.reclaim_from_dead_controllers(store) == 1
         assert {job.lease_owner for job in store.leased()} == set(owners[1:])
         assert store.counts()["k"]["queued"] == 1 and jobs[0] is not None
+
+
+def test_a_busy_agent_sends_jobs_back_to_the_queue_not_to_failed(tmp_path: Path, medium_model: bytes) -> None:
+    """RESOURCE_EXHAUSTED ('Concurrent RPC limit exceeded') is transient: the job is retried after a backoff."""
+    from controller.client import AgentClient
+
+    agent = start_agent(tmp_path / "c", max_workers=1)
+    try:
+        with AgentClient(agent.address) as other, Store(tmp_path / "ds.db") as store:
+            sha, _ = other.ensure_model(medium_model)
+            hog = threading.Thread(target=other.profile, args=(sha,),
+                                   kwargs={"protocol": "fixed", "protocol_params": {"count": 1500}})
+            hog.start()  # holds the agent's only RPC slot for a few seconds
+            time.sleep(0.3)
+            campaign.enqueue(store, NB201, distinct_archs(3, seed=2), plan(["k"]))
+            campaign.run_campaign(store, [AgentEndpoint("k", agent.address)], lease_s=10)
+            hog.join(60)
+            assert store.counts()["k"] == {"queued": 0, "leased": 0, "done": 3, "failed": 0}
+            assert_exactly_one_row_per_job(store, 3)
+    finally:
+        agent.stop()
+
+
+def test_failed_jobs_make_build_exit_non_zero_and_retry_failed_requeues_them(tmp_path: Path) -> None:
+    """All jobs failing (a cache too small for the models) exits 1 with the cause; --retry-failed redoes them."""
+    db = tmp_path / "ds.db"
+
+    def build(address: str, *extra: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "controller.cli", "latbench", "build", "--space", "nb201", "--devices", "k",
+             "--sample", "3", "--seed", "2", "--protocol", "fixed", "--param", "count=3", "--db", str(db),
+             "--agent", f"k={address}", "--quiet", "--insecure", *extra],
+            capture_output=True, text=True, timeout=180)
+
+    with LocalAgent(tmp_path / "small", ["--cache-size", "1000"]) as small:
+        failed = build(small.address)
+    assert failed.returncode == 1, failed.stderr
+    assert "3 failed" in failed.stderr and "exceeds the agent's cache capacity" in failed.stderr, failed.stderr
+    assert "--retry-failed" in failed.stderr
+    with LocalAgent(tmp_path / "big") as big:
+        plain = build(big.address)
+        assert plain.returncode == 1 and "3 failed" in plain.stderr  # a plain re-run does not retry failures
+        retried = build(big.address, "--retry-failed")
+    assert retried.returncode == 0, retried.stderr
+    assert "3 failed job(s) queued again" in retried.stdout
+    with Store(db) as store:
+        assert_exactly_one_row_per_job(store, 3)

@@ -295,3 +295,17 @@ def test_hypervolume_normalisation_and_trace() -> None:
         parse_bounds("latency=5", ["latency"], [1.0])
     with pytest.raises(ValueError, match="LOW < HIGH"):
         parse_bounds("latency=5:1", ["latency"], [1.0])
+
+
+def test_a_search_whose_every_evaluation_failed_exits_non_zero_with_the_cause(tmp_path: Path, capsys) -> None:
+    """It printed 'final hypervolume 0.0000', wrote empty plots and exited 0."""
+    with LocalAgent(tmp_path / "cache") as ort_only:  # asked for the replay backend it does not have
+        code = main(["search", "--device", "pixel3", "--agent", ort_only.address, "--algo", "random", "--evals", "6",
+                     "--population", "3", "--db", str(tmp_path / "s.db"), "--out", str(tmp_path / "run"),
+                     "--backend", "replay", "--insecure", "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "every evaluation failed" in err and "6 failed" in err and "'replay' is not enabled" in err, err
+    assert not (tmp_path / "run" / "pareto.png").exists() and not (tmp_path / "run" / "hypervolume.png").exists()
+    summary = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert summary["failed"] == 6 and sum(summary["failure_causes"].values()) == 6

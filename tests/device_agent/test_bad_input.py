@@ -64,7 +64,7 @@ def test_a_model_over_the_cache_cap(tmp_path, tiny_model: bytes, medium_model: b
     server = start_agent(tmp_path / "cache", cache_capacity_bytes=len(tiny_model) + 100)
     try:
         with AgentClient(server.address) as client:
-            expect(grpc.StatusCode.RESOURCE_EXHAUSTED, "exceeds the agent's cache capacity",
+            expect(grpc.StatusCode.FAILED_PRECONDITION, "exceeds the agent's cache capacity",
                    client.upload, medium_model)
             still_serves(client, tiny_model)
     finally:
