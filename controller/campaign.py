@@ -236,6 +236,7 @@ def to_record(job: Job, r: Mapping[str, Any]) -> MeasurementRecord:
         agent_version=r["agent_version"], started_unix_ns=r["started_unix_ns"], finished_unix_ns=r["finished_unix_ns"],
         queue_wait_ms=r["queue_wait_ms"], protocol_details=r["protocol_details"], power=r["power"],
         environment=r["environment"], replayed=r["backend"] == "replay", model_format=job.model_format,
+        warnings=tuple(r.get("warnings", ())),
     )
 
 

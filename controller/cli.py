@@ -209,6 +209,9 @@ def cmd_latbench_build(args: argparse.Namespace) -> int:
               f"{added} new job(s) queued in {args.db}", flush=True)
         if args.retry_failed:
             print(f"{store.retry_failed(plan.campaign, devices)} failed job(s) queued again", flush=True)
+        if args.remeasure_warned:
+            print(f"{store.remeasure_warned(plan.campaign, devices)} job(s) with warned records queued again",
+                  flush=True)
         try:
             if endpoints:
                 campaign.wait_for_agents(endpoints, args.connect_timeout, connect)
@@ -279,7 +282,7 @@ def cmd_latbench_export(args: argparse.Namespace) -> int:
         return fail("latbench export", FileNotFoundError(f"no dataset at {args.db}"))
     try:
         with Store(args.db) as store:
-            n = export(store, args.out, args.format, args.device)
+            n = export(store, args.out, args.format, args.device, args.exclude_warned)
     except ValueError as exc:
         return fail("latbench export", exc)
     print(f"wrote {n} rows to {args.out}")
@@ -587,6 +590,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="a job whose agent stops answering (or heartbeating) for this long goes back to the "
                          "queue (default %(default)s)")
     lb.add_argument("--connect-timeout", type=float, default=10.0, metavar="SECONDS")
+    lb.add_argument("--remeasure-warned", action="store_true",
+                    help="measure again the jobs whose record carries agent warnings (other processes busy, "
+                         "throttling); the new record replaces the warned one")
     lb.add_argument("--retry-failed", action="store_true",
                     help="queue this campaign's failed jobs again with fresh attempts (a plain re-run resumes only "
                          "queued and interrupted jobs)")
@@ -603,6 +609,8 @@ def build_parser() -> argparse.ArgumentParser:
     le.add_argument("--format", choices=["csv", "parquet"], default="parquet")
     le.add_argument("--out", type=Path, required=True)
     le.add_argument("--device", default=None, help="only this device key")
+    le.add_argument("--exclude-warned", action="store_true",
+                    help="leave out records the agent attached warnings to (column warnings_json)")
     le.set_defaults(func=cmd_latbench_export)
     li = latbench.add_parser("import", help="add a public table or one of our exports to the dataset")
     li.add_argument("file", type=Path, metavar="FILE")

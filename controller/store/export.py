@@ -17,21 +17,21 @@ COLUMNS = (
     "mean_power_w", "energy_per_inference_mj", "power_unavailable_reason", "power_sampling_period_s",
     "idle_power_w", "environment_json", "agent_name",
     "agent_version", "queue_wait_ms", "started_unix_ns", "finished_unix_ns", "recorded_at_unix_s", "replayed",
-    "job_key",
+    "warnings_json", "job_key",
 )
 FORMATS = ("csv", "parquet")
 
 
-def rows(store: Store, device_key: str | None = None) -> Iterator[dict[str, Any]]:
-    for row in store.measurements(device_key):
+def rows(store: Store, device_key: str | None = None, exclude_warned: bool = False) -> Iterator[dict[str, Any]]:
+    for row in store.measurements(device_key, exclude_warned):
         yield {column: row[column] for column in COLUMNS}
 
 
-def export(store: Store, path: Path, fmt: str, device_key: str | None = None) -> int:
-    """Write the dataset; returns the number of rows."""
+def export(store: Store, path: Path, fmt: str, device_key: str | None = None, exclude_warned: bool = False) -> int:
+    """Write the dataset; returns the number of rows. ``exclude_warned`` leaves out records with warnings."""
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {list(FORMATS)}, got {fmt!r}")
-    data = list(rows(store, device_key))
+    data = list(rows(store, device_key, exclude_warned))
     path.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "csv":
         with path.open("w", newline="") as handle:
@@ -51,7 +51,8 @@ def export(store: Store, path: Path, fmt: str, device_key: str | None = None) ->
 def _arrow_schema(pa):
     ints = {"macs", "params", "batch_size", "count", "started_unix_ns", "finished_unix_ns"}
     floats = {"latency_ms", "min_ms", "mean_ms", "median_ms", "p90_ms", "p99_ms", "max_ms", "std_ms",
-              "mean_power_w", "energy_per_inference_mj", "queue_wait_ms", "recorded_at_unix_s"}
+              "mean_power_w", "energy_per_inference_mj", "power_sampling_period_s", "idle_power_w", "queue_wait_ms",
+              "recorded_at_unix_s"}
     bools = {"power_available", "replayed"}
     return pa.schema([(c, pa.int64() if c in ints else pa.float64() if c in floats else pa.bool_() if c in bools
                        else pa.string()) for c in COLUMNS])

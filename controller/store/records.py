@@ -98,6 +98,7 @@ class MeasurementRecord:
     environment: Mapping[str, Any] = field(default_factory=dict)
     replayed: bool = False
     model_format: str = "onnx"
+    warnings: tuple[str, ...] = ()  # what the agent saw that may have disturbed the measurement
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from sqlalchemy import (
     Text,
 )
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 metadata = MetaData()
 
 schema_version = Table(
@@ -105,6 +105,7 @@ measurements = Table(
     Column("finished_unix_ns", BigInteger, nullable=False),
     Column("recorded_at_unix_s", Float, nullable=False),
     Column("replayed", Boolean, nullable=False, default=False),
+    Column("warnings_json", Text, nullable=False, server_default="[]"),  # v4: the agent's warnings (interference...)
     Index("ix_measurements_device", "device_key", "arch_id"),
 )
 
@@ -137,5 +138,10 @@ def _v2_to_v3(conn: Connection) -> None:
         conn.exec_driver_sql(f"ALTER TABLE measurements ADD COLUMN {column} FLOAT")
 
 
+def _v3_to_v4(conn: Connection) -> None:
+    """v4 keeps the warnings an agent attaches to a measurement (interference, throttling, power)."""
+    conn.exec_driver_sql("ALTER TABLE measurements ADD COLUMN warnings_json TEXT NOT NULL DEFAULT '[]'")
+
+
 # MIGRATIONS[v] upgrades a database at version v to v + 1. Append only; never edit a released step.
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _v1_to_v2, 2: _v2_to_v3}
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4}

@@ -298,6 +298,27 @@ class Store:
                                                         jobs.c.device_key.in_(list(device_keys))))
                                 .values(state="queued", attempts=0, updated_at_unix_s=now)).rowcount
 
+    def remeasure_warned(self, campaign: str, device_keys: Sequence[str], now: float | None = None) -> int:
+        """Done jobs of ``campaign`` on ``device_keys`` whose record is warned lose it and go back to the queue.
+
+        The warned record is deleted in the same transaction that queues its job again, so the job's next
+        measurement takes its place (one record per job); returns how many jobs were queued.
+        """
+        now = time.time() if now is None else now
+        jobs, m = schema.jobs, schema.measurements
+        warned_keys = (select(m.c.job_key).join(jobs, jobs.c.job_key == m.c.job_key)
+                       .where(and_(_WARNED, jobs.c.campaign == campaign, jobs.c.state == "done",
+                                   jobs.c.device_key.in_(list(device_keys)))))
+        with self._tx() as conn:
+            keys = list(conn.execute(warned_keys).scalars())
+            for start in range(0, len(keys), 500):
+                chunk = keys[start:start + 500]
+                conn.execute(m.delete().where(m.c.job_key.in_(chunk)))
+                conn.execute(update(jobs).where(jobs.c.job_key.in_(chunk)).values(
+                    state="queued", attempts=0, last_error="re-measured: its record carried warnings",
+                    updated_at_unix_s=now))
+        return len(keys)
+
     def failure_causes(self, campaign: str | None = None) -> list[tuple[str, int]]:
         """(last error, number of failed jobs) of failed jobs, most frequent first."""
         jobs = schema.jobs
@@ -415,13 +436,15 @@ class Store:
             rows = conn.execute(select(schema.jobs).where(schema.jobs.c.state == "leased")).mappings()
             return [_job(row) for row in rows]
 
-    def measurements(self, device_key: str | None = None) -> Iterator[dict[str, Any]]:
-        """Measurement rows joined with their architecture, oldest first."""
+    def measurements(self, device_key: str | None = None, exclude_warned: bool = False) -> Iterator[dict[str, Any]]:
+        """Measurement rows joined with their architecture, oldest first; ``exclude_warned`` drops warned ones."""
         m, a = schema.measurements, schema.architectures
         query = (select(m, a.c.space, a.c.arch, a.c.encoding, a.c.macs, a.c.params)
                  .join(a, a.c.arch_id == m.c.arch_id).order_by(m.c.id))
         if device_key is not None:
             query = query.where(m.c.device_key == device_key)
+        if exclude_warned:
+            query = query.where(~_WARNED)
         with self.engine.connect() as conn:
             yield from (dict(row) for row in conn.execute(query).mappings())
 
@@ -447,6 +470,9 @@ _LEASE = (update(_j)
                   attempts=_j.c.attempts + 1, updated_at_unix_s=bindparam("p_now"))
           .returning(*_j.c))
 _RECORD = insert(schema.measurements)
+# A warned record: the agent attached warnings to a measurement it timed. Records it did not time (replayed or
+# simulated: count 0; imported: count null) carry a note saying where the value came from, not a warning.
+_WARNED = and_(schema.measurements.c.warnings_json != "[]", schema.measurements.c.count > 0)
 _DONE = (update(_j).where(_j.c.job_key == bindparam("p_key"))
          .values(state="done", lease_owner=None, lease_expires_at_unix_s=None, last_error=None,
                  updated_at_unix_s=bindparam("p_now")))
@@ -480,5 +506,5 @@ def _measurement_row(r: MeasurementRecord, now: float) -> dict[str, Any]:
         "environment_json": json.dumps(dict(r.environment), sort_keys=True),
         "agent_name": r.agent_name, "agent_version": r.agent_version, "queue_wait_ms": r.queue_wait_ms,
         "started_unix_ns": r.started_unix_ns, "finished_unix_ns": r.finished_unix_ns,
-        "recorded_at_unix_s": now, "replayed": r.replayed,
+        "recorded_at_unix_s": now, "replayed": r.replayed, "warnings_json": json.dumps(list(r.warnings)),
     }

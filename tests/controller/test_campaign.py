@@ -269,3 +269,41 @@ def test_failed_jobs_make_build_exit_non_zero_and_retry_failed_requeues_them(tmp
     assert "3 failed job(s) queued again" in retried.stdout
     with Store(db) as store:
         assert_exactly_one_row_per_job(store, 3)
+
+
+def test_agent_warnings_are_stored_exported_excluded_and_remeasured(tmp_path: Path) -> None:
+    """A busy neighbour process during the timed window: the warning reaches the dataset and the flags act on it."""
+    from controller.cli import main
+
+    db = tmp_path / "ds.db"
+    build = ["latbench", "build", "--space", "nb201", "--devices", "k", "--sample", "2", "--seed", "3",
+             "--protocol", "fixed", "--param", "count=20000", "--db", str(db), "--quiet", "--insecure"]
+    agent = start_agent(tmp_path / "c")
+    try:
+        hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+        try:
+            time.sleep(0.3)
+            assert main([*build, "--agent", f"k={agent.address}"]) == 0
+        finally:
+            hog.kill()
+            hog.wait()
+        with Store(db) as store:
+            first = {r["job_key"]: r for r in store.measurements()}
+        assert len(first) == 2
+        assert all(f"pid {hog.pid}" in r["warnings_json"] for r in first.values()), first
+        assert main(["latbench", "export", "--db", str(db), "--format", "csv", "--out", str(tmp_path / "all.csv")]) == 0
+        exported = pd.read_csv(tmp_path / "all.csv")
+        assert exported["warnings_json"].str.contains("other processes used more than").all()
+        assert main(["latbench", "export", "--db", str(db), "--format", "parquet", "--out", str(tmp_path / "ok.pq"),
+                     "--exclude-warned"]) == 0
+        assert len(pd.read_parquet(tmp_path / "ok.pq")) == 0
+        assert main([*build, "--agent", f"k={agent.address}", "--remeasure-warned"]) == 0
+        with Store(db) as store:
+            again = {r["job_key"]: r for r in store.measurements()}
+            assert_exactly_one_row_per_job(store, 2)
+        assert set(again) == set(first)
+        assert all(again[k]["started_unix_ns"] > first[k]["finished_unix_ns"] for k in first)  # measured anew
+        assert not any(f"pid {hog.pid}" in r["warnings_json"] for r in again.values())
+    finally:
+        agent.stop()
+
