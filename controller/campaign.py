@@ -9,12 +9,14 @@ keyed by the job, so a job measured twice still has one row. Re-running the same
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -265,13 +267,48 @@ class LeaseRenewer:
         self._thread.join()
 
 
+class HostGates:
+    """One gate per machine: agents on one host measure one at a time, since each would disturb the others.
+
+    A lab PC running an ORT, a LiteRT and a PyTorch agent is one host (same ``host_id`` in its DeviceInfo);
+    measured concurrently, each contaminates the others (torch rows reached p99 2.7 s). Device keys the user
+    declares ``isolated`` (e.g. agents on separate GPUs) take no gate.
+    """
+
+    def __init__(self, isolated: Collection[str] = (), note: Callable[[str], None] = log.info) -> None:
+        self.isolated = set(isolated)
+        self.note = note
+        self._lock = threading.Lock()
+        self._gates: dict[str, threading.Lock] = {}
+        self._agents: dict[str, list[str]] = {}
+
+    def gate(self, endpoint: AgentEndpoint, host_id: str, host_name: str) -> AbstractContextManager:
+        """The gate the agent at ``endpoint`` on host ``host_id`` measures under."""
+        if endpoint.device_key in self.isolated:
+            self.note(f"{endpoint.device_key}={endpoint.address} on host {host_name} is declared isolated: it "
+                      f"measures concurrently with other agents of its host")
+            return contextlib.nullcontext()
+        host = host_id or f"address:{endpoint.address}"  # an agent too old to say: its own host
+        with self._lock:
+            gate = self._gates.setdefault(host, threading.Lock())
+            sharing = self._agents.setdefault(host, [])
+            sharing.append(f"{endpoint.device_key}={endpoint.address}")
+            if len(sharing) > 1:
+                self.note(f"host {host_name} runs agents {', '.join(sharing)}: they measure one at a time "
+                          f"(--isolated KEY lets a key measure concurrently, e.g. on its own GPU)")
+        return gate
+
+
 class AgentWorker:
     """Drains its device key's queue through one agent."""
 
     def __init__(self, store: Store, endpoint: AgentEndpoint, lease_s: float, stop: threading.Event,
                  on_done: Callable[[str, str], None], connect: Connect = AgentClient,
-                 models: ModelSource | None = None, profile_timeout_s: float = 3600.0) -> None:
+                 models: ModelSource | None = None, profile_timeout_s: float = 3600.0,
+                 hosts: HostGates | None = None) -> None:
         self.store, self.endpoint, self.lease_s, self.stop = store, endpoint, lease_s, stop
+        self.hosts = hosts or HostGates()
+        self._gate: AbstractContextManager | None = None  # known once the agent has said which host it is on
         self.connect = connect
         self.models = models or ModelSource(store)
         self.on_done = on_done
@@ -354,10 +391,14 @@ class AgentWorker:
                     client.upload(self.models.model(ModelKey.of(job)),
                                   model_format(job.model_format).wire_format, sha256=sha)
                 self.uploaded.add(sha)
+            if self._gate is None:
+                info = client.device_info()
+                self._gate = self.hosts.gate(self.endpoint, info.host_id, info.hostname)
             try:
-                return client.profile(sha, backend=job.backend, protocol=job.protocol,
-                                      protocol_params=job.protocol_params, batch_size=job.batch_size,
-                                      timeout_s=self.profile_timeout_s)
+                with self._gate:
+                    return client.profile(sha, backend=job.backend, protocol=job.protocol,
+                                          protocol_params=job.protocol_params, batch_size=job.batch_size,
+                                          timeout_s=self.profile_timeout_s)
             except AgentCallError as exc:
                 if exc.code == grpc.StatusCode.NOT_FOUND and attempt == 1:
                     self.uploaded.discard(sha)  # the agent restarted with an empty cache: upload again
@@ -370,8 +411,11 @@ def run_campaign(store: Store, endpoints: Sequence[AgentEndpoint], lease_s: floa
                  stop: threading.Event | None = None,
                  on_done: Callable[[str, str], None] = lambda key, arch_id: None,
                  connect: Connect = AgentClient, device_keys: Sequence[str] = (),
-                 dial_in: bool = False) -> dict[str, dict[str, int]]:
+                 dial_in: bool = False, isolated: Collection[str] = (),
+                 note: Callable[[str], None] = log.info) -> dict[str, dict[str, int]]:
     """Run one worker per configured agent until every queued job of the keys is done or failed.
+
+    Agents on one host measure one at a time, except those of ``isolated`` device keys (see HostGates).
 
     ``dial_in``: agents also dial in (a ``gateway.Gateway`` is serving this store), so the campaign is
     finished only when ``device_keys`` have nothing queued or leased, whoever measures them.
@@ -382,7 +426,8 @@ def run_campaign(store: Store, endpoints: Sequence[AgentEndpoint], lease_s: floa
     reclaim_from_dead_controllers(store)
     models = ModelSource(store)
     keys = set(device_keys) | {ep.device_key for ep in endpoints}
-    workers = [AgentWorker(store, ep, lease_s, stop, on_done, connect, models) for ep in endpoints]
+    hosts = HostGates(isolated, note)
+    workers = [AgentWorker(store, ep, lease_s, stop, on_done, connect, models, hosts=hosts) for ep in endpoints]
     renewer = LeaseRenewer(store, [w.owner for w in workers], lease_s)
     threads = [threading.Thread(target=w.run, name=f"worker-{w.endpoint.address}", daemon=True) for w in workers]
     for t in threads:

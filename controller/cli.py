@@ -188,6 +188,10 @@ def cmd_latbench_build(args: argparse.Namespace) -> int:
             raise ValueError(f"no agent given for device key(s) {missing}; use --agent KEY=HOST:PORT, --agents FILE, "
                              "or --listen HOST:PORT for agents that dial in")
         endpoints = [ep for ep in endpoints if ep.device_key in devices]
+        isolated = [k for value in args.isolated or [] for k in value.split(",") if k]
+        unknown = sorted(set(isolated) - set(devices))
+        if unknown:
+            raise ValueError(f"--isolated names {unknown}, which are not in --devices {devices}")
         connect = connector(args) if endpoints else None
         listen_tls = server_tls(args) if args.listen else None
         token = read_token(args.token_file)
@@ -233,11 +237,13 @@ def cmd_latbench_build(args: argparse.Namespace) -> int:
             if args.listen:
                 from controller.gateway import Gateway
 
-                gateway = Gateway(store, args.listen, listen_tls, token, args.lease_seconds, on_done=advance).start()
+                gateway = Gateway(store, args.listen, listen_tls, token, args.lease_seconds, on_done=advance,
+                                  isolated=isolated).start()
                 print(f"listening for agents on {gateway.address} "
                       f"({'TLS' if listen_tls else 'plaintext, loopback'}{' + token' if token else ''})", flush=True)
             final = campaign.run_campaign(store, endpoints, lease_s=args.lease_seconds, on_done=advance,
-                                          connect=connect, device_keys=devices, dial_in=gateway is not None)
+                                          connect=connect, device_keys=devices, dial_in=gateway is not None,
+                                          isolated=isolated, note=tqdm.write)
         except KeyboardInterrupt:
             for bar in bars.values():
                 bar.close()
@@ -590,6 +596,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="a job whose agent stops answering (or heartbeating) for this long goes back to the "
                          "queue (default %(default)s)")
     lb.add_argument("--connect-timeout", type=float, default=10.0, metavar="SECONDS")
+    lb.add_argument("--isolated", action="append", metavar="KEY[,KEY...]",
+                    help="device keys whose agents do not disturb others on their host (e.g. each on its own GPU); "
+                         "by default agents on one host measure one at a time")
     lb.add_argument("--remeasure-warned", action="store_true",
                     help="measure again the jobs whose record carries agent warnings (other processes busy, "
                          "throttling); the new record replaces the warned one")

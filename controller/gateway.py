@@ -9,12 +9,13 @@ for ``lease_s`` stops renewing its job's lease; the reaper returns the job to th
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 
 import grpc
 from google.protobuf.json_format import MessageToDict
@@ -39,8 +40,29 @@ GIVE_BACK = {code.name for code in AGENT_DOWN | BUSY} | {"CANCELLED", "DEADLINE_
 
 class ControllerServicer(controller_pb2_grpc.ControllerServicer):
     def __init__(self, store: Store, models: ModelSource, lease_s: float = 30.0,
-                 on_done: Callable[[str, str], None] = lambda key, arch_id: None) -> None:
+                 on_done: Callable[[str, str], None] = lambda key, arch_id: None,
+                 isolated: Collection[str] = ()) -> None:
         self.store, self.models, self.lease_s, self.on_done = store, models, lease_s, on_done
+        self.isolated = set(isolated)  # device keys whose agents may measure beside others on their host
+        self._host_of: dict[str, str] = {}  # agent id -> host id, from registrations
+        self._host_locks: dict[str, threading.Lock] = {}
+        self._hosts_lock = threading.Lock()
+
+    def _host_busy(self, agent: RegisteredAgent) -> bool:
+        """Whether another agent of this agent's host holds a job.
+
+        Agents on one host disturb each other's measurements, so only one of them holds a job at a time,
+        unless its device key is isolated. The caller checks and leases under the host's lock.
+        """
+        host = self._host_of.get(agent.agent_id)
+        if not host or agent.device_key in self.isolated:
+            return False
+        neighbours = {a for a, h in self._host_of.items() if h == host and a != agent.agent_id}
+        return bool(neighbours) and any(job.lease_owner in neighbours for job in self.store.leased())
+
+    def _host_lock(self, host: str) -> threading.Lock:
+        with self._hosts_lock:
+            return self._host_locks.setdefault(host, threading.Lock())
 
     # -- helpers -----------------------------------------------------------------------------------
     def _agent(self, agent_id: str, context: grpc.ServicerContext) -> RegisteredAgent:
@@ -73,6 +95,9 @@ class ControllerServicer(controller_pb2_grpc.ControllerServicer):
             version=info.agent_version, peer=context.peer(), backends=",".join(info.backends),
             registered_at_unix_s=now, last_seen_at_unix_s=now, lease_s=self.lease_s,
         ), json.dumps(MessageToDict(info), sort_keys=True))
+        if info.host_id:
+            with self._hosts_lock:
+                self._host_of[request.agent_id] = info.host_id
         log.info("agent %s (%s) registered for %s from %s", info.agent_name, request.agent_id[:8],
                  request.device_key, context.peer())
         return controller_pb2.RegisterResponse(heartbeat_interval_s=self.lease_s / 4, lease_s=self.lease_s)
@@ -90,8 +115,12 @@ class ControllerServicer(controller_pb2_grpc.ControllerServicer):
             context.abort(grpc.StatusCode.INVALID_ARGUMENT,
                           f"wait_seconds must be within 0..60, got {request.wait_seconds:g}")
         give_up = time.monotonic() + request.wait_seconds
+        host = self._host_of.get(agent.agent_id, "")
+        gate = self._host_lock(host) if host and agent.device_key not in self.isolated else contextlib.nullcontext()
         while context.is_active():
-            job = self.store.lease(agent.device_key, agent.agent_id, self.lease_s)
+            with gate:  # check and lease as one step, so two agents of a host never both get a job
+                job = None if self._host_busy(agent) else self.store.lease(agent.device_key, agent.agent_id,
+                                                                            self.lease_s)
             if job is not None:
                 try:
                     profile_request = self._request(job)
@@ -161,9 +190,10 @@ class Gateway:
 
     def __init__(self, store: Store, address: str, tls: TlsFiles | None = None, token: str | None = None,
                  lease_s: float = 30.0, models: ModelSource | None = None,
-                 on_done: Callable[[str, str], None] = lambda key, arch_id: None, max_workers: int = 128) -> None:
+                 on_done: Callable[[str, str], None] = lambda key, arch_id: None, max_workers: int = 128,
+                 isolated: Collection[str] = ()) -> None:
         self.store = store
-        self.servicer = ControllerServicer(store, models or ModelSource(store), lease_s, on_done)
+        self.servicer = ControllerServicer(store, models or ModelSource(store), lease_s, on_done, isolated)
         self.server = new_server(max_workers, "hwnas-gateway", token)
         controller_pb2_grpc.add_ControllerServicer_to_server(self.servicer, self.server)
         self.health = health.HealthServicer()

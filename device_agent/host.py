@@ -7,9 +7,11 @@ empty value, never a guess.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import platform
 import socket
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,6 +44,19 @@ def cpu_model() -> str:
             if key == wanted and value:
                 return value
     return platform.processor() or platform.machine()
+
+
+def host_id() -> str:
+    """A stable identity of this machine: a hash of its machine-id, else of its hostname and MAC address.
+
+    Hostnames repeat across a lab (every Raspberry Pi OS image is ``raspberrypi``), so the machine-id, unique
+    per installation, is preferred. Only a hash leaves the host.
+    """
+    for path in (Path("/etc/machine-id"), Path("/var/lib/dbus/machine-id")):
+        ident = _read_text(path)
+        if ident:
+            return hashlib.sha256(f"hwnas-host:{ident}".encode()).hexdigest()[:16]
+    return hashlib.sha256(f"hwnas-host:{socket.gethostname()}:{uuid.getnode():012x}".encode()).hexdigest()[:16]
 
 
 def physical_cores() -> int:

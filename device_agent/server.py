@@ -99,6 +99,7 @@ class AgentServicer(agent_pb2_grpc.DeviceAgentServicer):
             agent_name=self.config.name,
             agent_version=__version__,
             hostname=host.hostname(),
+            host_id=host.host_id(),
             cpu_model=host.cpu_model(),
             cpu_cores_logical=os.cpu_count() or 1,
             cpu_cores_physical=host.physical_cores(),

@@ -307,3 +307,32 @@ def test_agent_warnings_are_stored_exported_excluded_and_remeasured(tmp_path: Pa
     finally:
         agent.stop()
 
+
+
+def overlapping_pairs(rows: list[dict]) -> int:
+    """Pairs of records of different agents whose timed windows overlap."""
+    spans = sorted((r["started_unix_ns"], r["finished_unix_ns"], r["device_key"]) for r in rows)
+    return sum(1 for i, a in enumerate(spans) for b in spans[i + 1:] if b[0] < a[1] and b[2] != a[2])
+
+
+@pytest.mark.parametrize("isolated", [False, True])
+def test_agents_on_one_host_measure_one_at_a_time_unless_declared_isolated(tmp_path: Path, isolated: bool) -> None:
+    """An ORT and a second agent on one lab PC: measured concurrently, each disturbs the other."""
+    agents = [start_agent(tmp_path / f"c{k}") for k in range(2)]
+    notes: list[str] = []
+    try:
+        with Store(tmp_path / "ds.db") as store:
+            campaign.enqueue(store, NB201, distinct_archs(8, seed=7), plan(["pc-ort", "pc-other"], count=300))
+            endpoints = [AgentEndpoint("pc-ort", agents[0].address), AgentEndpoint("pc-other", agents[1].address)]
+            campaign.run_campaign(store, endpoints, lease_s=10, note=notes.append,
+                                  isolated=["pc-ort", "pc-other"] if isolated else ())
+            rows = assert_exactly_one_row_per_job(store, 16)
+    finally:
+        for a in agents:
+            a.stop()
+    if isolated:
+        assert overlapping_pairs(rows) > 0  # both measure at once, as declared
+        assert sum("declared isolated" in n for n in notes) == 2
+    else:
+        assert overlapping_pairs(rows) == 0
+        assert any("measure one at a time" in n and "pc-ort" in n and "pc-other" in n for n in notes), notes

@@ -328,3 +328,25 @@ def test_a_gateway_on_a_port_in_use_refuses_to_start_naming_the_port(store: Stor
             Gateway(store, f"127.0.0.1:{first.port}")
     finally:
         first.stop()
+
+
+@pytest.mark.parametrize("isolated", [False, True])
+def test_dial_out_agents_on_one_host_hold_one_job_at_a_time_unless_isolated(tmp_path: Path, store: Store,
+                                                                            isolated: bool) -> None:
+    from .test_campaign import overlapping_pairs
+
+    campaign.enqueue(store, NB201, distinct_archs(6, seed=7), plan(["pc-ort", "pc-other"], count=300))
+    gateway = Gateway(store, "127.0.0.1:0", lease_s=10, isolated=["pc-ort", "pc-other"] if isolated else ()).start()
+    links = [in_process_agent(tmp_path, name, gateway, key=name) for name in ("pc-ort", "pc-other")]
+    try:
+        deadline = time.time() + 120
+        while sum(c["done"] for c in store.counts().values()) < 12 and time.time() < deadline:
+            time.sleep(0.2)
+        rows = assert_exactly_one_row_per_job(store, 12)
+    finally:
+        for link, _ in links:
+            link.stop()
+        gateway.stop(grace_s=0)  # ends the links' long polls
+        for _, thread in links:
+            thread.join(30)
+    assert (overlapping_pairs(rows) > 0) if isolated else (overlapping_pairs(rows) == 0)

@@ -29,7 +29,7 @@ class PowerSourceInfo(_message.Message):
     def __init__(self, name: _Optional[str] = ..., available: _Optional[bool] = ..., detail: _Optional[str] = ...) -> None: ...
 
 class DeviceInfo(_message.Message):
-    __slots__ = ("agent_name", "agent_version", "hostname", "cpu_model", "cpu_cores_logical", "cpu_cores_physical", "memory_total_bytes", "os", "machine", "python_version", "runtimes", "backends", "power_sources", "protocols", "cache_capacity_bytes", "cache_used_bytes", "cache_free_bytes", "cached_models")
+    __slots__ = ("agent_name", "agent_version", "hostname", "cpu_model", "cpu_cores_logical", "cpu_cores_physical", "memory_total_bytes", "os", "machine", "python_version", "runtimes", "backends", "power_sources", "protocols", "cache_capacity_bytes", "cache_used_bytes", "cache_free_bytes", "cached_models", "host_id")
     AGENT_NAME_FIELD_NUMBER: _ClassVar[int]
     AGENT_VERSION_FIELD_NUMBER: _ClassVar[int]
     HOSTNAME_FIELD_NUMBER: _ClassVar[int]
@@ -48,6 +48,7 @@ class DeviceInfo(_message.Message):
     CACHE_USED_BYTES_FIELD_NUMBER: _ClassVar[int]
     CACHE_FREE_BYTES_FIELD_NUMBER: _ClassVar[int]
     CACHED_MODELS_FIELD_NUMBER: _ClassVar[int]
+    HOST_ID_FIELD_NUMBER: _ClassVar[int]
     agent_name: str
     agent_version: str
     hostname: str
@@ -66,7 +67,8 @@ class DeviceInfo(_message.Message):
     cache_used_bytes: int
     cache_free_bytes: int
     cached_models: int
-    def __init__(self, agent_name: _Optional[str] = ..., agent_version: _Optional[str] = ..., hostname: _Optional[str] = ..., cpu_model: _Optional[str] = ..., cpu_cores_logical: _Optional[int] = ..., cpu_cores_physical: _Optional[int] = ..., memory_total_bytes: _Optional[int] = ..., os: _Optional[str] = ..., machine: _Optional[str] = ..., python_version: _Optional[str] = ..., runtimes: _Optional[_Iterable[_Union[RuntimeVersion, _Mapping]]] = ..., backends: _Optional[_Iterable[str]] = ..., power_sources: _Optional[_Iterable[_Union[PowerSourceInfo, _Mapping]]] = ..., protocols: _Optional[_Iterable[str]] = ..., cache_capacity_bytes: _Optional[int] = ..., cache_used_bytes: _Optional[int] = ..., cache_free_bytes: _Optional[int] = ..., cached_models: _Optional[int] = ...) -> None: ...
+    host_id: str
+    def __init__(self, agent_name: _Optional[str] = ..., agent_version: _Optional[str] = ..., hostname: _Optional[str] = ..., cpu_model: _Optional[str] = ..., cpu_cores_logical: _Optional[int] = ..., cpu_cores_physical: _Optional[int] = ..., memory_total_bytes: _Optional[int] = ..., os: _Optional[str] = ..., machine: _Optional[str] = ..., python_version: _Optional[str] = ..., runtimes: _Optional[_Iterable[_Union[RuntimeVersion, _Mapping]]] = ..., backends: _Optional[_Iterable[str]] = ..., power_sources: _Optional[_Iterable[_Union[PowerSourceInfo, _Mapping]]] = ..., protocols: _Optional[_Iterable[str]] = ..., cache_capacity_bytes: _Optional[int] = ..., cache_used_bytes: _Optional[int] = ..., cache_free_bytes: _Optional[int] = ..., cached_models: _Optional[int] = ..., host_id: _Optional[str] = ...) -> None: ...
 
 class HasModelRequest(_message.Message):
     __slots__ = ("sha256",)
