@@ -28,7 +28,7 @@ from controller.client import AgentCallError, AgentClient, ProfileRecord, sha256
 from controller.graph import ComputationGraph
 from controller.model_formats import format_for, model_format
 from controller.spaces import SearchSpace
-from controller.store import ArchRecord, Job, JobSpec, MeasurementRecord, Store
+from controller.store import ArchRecord, Job, JobSpec, MeasurementRecord, Store, StoreUnavailable
 
 log = logging.getLogger("hwnas.campaign")
 
@@ -259,6 +259,8 @@ class LeaseRenewer:
         while not self._stop.wait(lease_s / 3):
             try:
                 store.renew_owners(owners, lease_s)
+            except StoreUnavailable as exc:  # a full or locked dataset: the workers stop on their next write
+                log.warning("renewing leases failed: %s", exc)
             except Exception:  # a busy or briefly unreachable database: the next round tries again
                 log.exception("renewing leases failed")
 
@@ -429,7 +431,18 @@ def run_campaign(store: Store, endpoints: Sequence[AgentEndpoint], lease_s: floa
     hosts = HostGates(isolated, note)
     workers = [AgentWorker(store, ep, lease_s, stop, on_done, connect, models, hosts=hosts) for ep in endpoints]
     renewer = LeaseRenewer(store, [w.owner for w in workers], lease_s)
-    threads = [threading.Thread(target=w.run, name=f"worker-{w.endpoint.address}", daemon=True) for w in workers]
+    failures: list[BaseException] = []
+
+    def work(worker: AgentWorker) -> None:
+        """A worker that cannot go on (the dataset is full, read-only, gone) stops the whole campaign."""
+        try:
+            worker.run()
+        except Exception as exc:
+            failures.append(exc)
+            stop.set()
+
+    threads = [threading.Thread(target=work, args=(w,), name=f"worker-{w.endpoint.address}", daemon=True)
+               for w in workers]
     for t in threads:
         t.start()
 
@@ -443,16 +456,26 @@ def run_campaign(store: Store, endpoints: Sequence[AgentEndpoint], lease_s: floa
                 t.join(0.2)
             if not threads:
                 stop.wait(0.5)
-    except KeyboardInterrupt:
+    except BaseException:
         stop.set()
         for t in threads:
             t.join(30)
         raise
     finally:
         renewer.stop()
+        _release(store, workers)
+    if failures:
+        raise failures[0]
+    return store.counts()
+
+
+def _release(store: Store, workers: Sequence[AgentWorker]) -> None:
+    """Give back the workers' leases; where the dataset cannot be written, the next run reclaims them."""
+    try:
         for w in workers:
             store.release(w.owner)
-    return store.counts()
+    except StoreUnavailable as exc:
+        log.warning("leases not given back (%s); the next run on this host reclaims them at once", exc)
 
 
 def worker_owner(address: str) -> str:

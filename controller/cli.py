@@ -272,7 +272,7 @@ def cmd_latbench_status(args: argparse.Namespace) -> int:
 
     if not dataset_exists(args.db):
         return fail("latbench status", FileNotFoundError(f"no dataset at {args.db}"))
-    with Store(args.db) as store:
+    with Store(args.db, read_only=True) as store:
         counts = store.counts(args.campaign)
     print(f"{'device key':24} {'queued':>8} {'leased':>8} {'done':>8} {'failed':>8}")
     for key, states in sorted(counts.items()):
@@ -287,7 +287,7 @@ def cmd_latbench_export(args: argparse.Namespace) -> int:
     if not dataset_exists(args.db):
         return fail("latbench export", FileNotFoundError(f"no dataset at {args.db}"))
     try:
-        with Store(args.db) as store:
+        with Store(args.db, read_only=True) as store:
             n = export(store, args.out, args.format, args.device, args.exclude_warned)
     except ValueError as exc:
         return fail("latbench export", exc)
@@ -721,12 +721,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from controller.store import SchemaError, StoreOpenError
+    from controller.store import SchemaError, StoreOpenError, StoreUnavailable
 
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (StoreOpenError, SchemaError) as exc:  # every command that opens --db: one clear line, no traceback
+    except (StoreOpenError, SchemaError, StoreUnavailable) as exc:  # every command with --db: one line, no traceback
         return fail(args.command, exc)
 
 

@@ -23,7 +23,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from controller.campaign import AGENT_DOWN, BUSY, PERMANENT, ModelKey, ModelSource, to_record
 from controller.client import CHUNK_BYTES, message_dict
-from controller.store import Job, RegisteredAgent, Store
+from controller.store import Job, RegisteredAgent, Store, StoreUnavailable
 from protos.auth import TlsFiles
 from protos.hwnas.v1 import agent_pb2, controller_pb2, controller_pb2_grpc
 from protos.listen import listen, new_server
@@ -208,7 +208,9 @@ class Gateway:
         while not self._stop.wait(max(0.2, self.servicer.lease_s / 4)):
             try:
                 self.store.requeue_expired()
-            except Exception:  # a locked or briefly unreachable database: try again next round
+            except StoreUnavailable as exc:  # full, read-only or locked: said once per round, no traceback
+                log.warning("requeueing expired leases failed: %s", exc)
+            except Exception:  # a briefly unreachable database server: try again next round
                 log.exception("requeueing expired leases failed")
 
     def start(self) -> Gateway:

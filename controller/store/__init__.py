@@ -8,7 +8,7 @@ from controller.store.records import (
     RegisteredAgent,
     make_job_key,
 )
-from controller.store.store import SchemaError, Store, StoreOpenError, database_url
+from controller.store.store import SchemaError, Store, StoreOpenError, StoreUnavailable, database_url
 
 __all__ = ["ArchRecord", "Job", "JobSpec", "MeasurementRecord", "RegisteredAgent", "SchemaError", "Store",
-           "StoreOpenError", "database_url", "make_job_key"]
+           "StoreOpenError", "StoreUnavailable", "database_url", "make_job_key"]

@@ -8,14 +8,17 @@ row. Every state change is one transaction.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import shutil
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, bindparam, create_engine, delete, event, func, insert, select, update
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from controller.store import schema
@@ -32,6 +35,54 @@ class StoreOpenError(RuntimeError):
     """The database cannot be opened: an unwritable path, a server that does not answer, bad credentials."""
 
 
+class StoreUnavailable(RuntimeError):
+    """The open database failed a read or write: disk full, read-only, locked, gone. The message names both."""
+
+
+# What SQLite's messages mean for a user, and what to do about it.
+_CAUSES = (
+    ("database or disk is full", "the disk is full; free space on it, then run the command again"),
+    ("readonly database", "it is read-only; `hwnas latbench status` and `export` can still read it"),
+    ("database is locked", "another process held its write lock for more than 30 s; retry when it is done"),
+    ("disk i/o error", "a disk I/O error (is the disk full, or gone?)"),
+    ("unable to open database file", "the file (or its -wal/-shm companion) cannot be opened"),
+)
+
+
+FULL_BELOW_BYTES = 1 << 20  # a dataset's disk with less free space than this is called full
+
+
+def explain(error: BaseException, path: Path | None = None) -> str:
+    """A database error's cause in words, with the driver's message; ``path``: the SQLite file, if any."""
+    text = str(getattr(error, "orig", None) or error)
+    if path is not None and "disk i/o error" in text.lower():
+        with contextlib.suppress(OSError):  # SQLite says "I/O error" when it cannot grow the -shm file
+            if shutil.disk_usage(path.parent).free < FULL_BELOW_BYTES:
+                text = f"database or disk is full: {text}"
+    for needle, meaning in _CAUSES:
+        if needle in text.lower():
+            return f"{meaning} ({text})"
+    return text
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file of a SQLite URL; None for a server's URL or an in-memory database."""
+    if not url.startswith("sqlite:///"):
+        return None
+    path = url.removeprefix("sqlite:///").partition("?")[0]
+    return Path(path) if path and path != ":memory:" else None
+
+
+def writable(path: Path) -> bool:
+    """Whether SQLite can write the dataset at ``path``: the file, its folder and any -wal/-shm companion.
+
+    An unwritable -shm mapped for writing ends in SIGBUS, so a dataset with any unwritable part is opened
+    read-only. ``os.access`` also sees read-only mounts and immutable files, even for root.
+    """
+    parts = [path, path.parent] + [p for p in (Path(f"{path}-wal"), Path(f"{path}-shm")) if p.exists()]
+    return all(os.access(p, os.W_OK) for p in parts if p.exists())
+
+
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
     # Python's sqlite3 (before 3.12) commits DDL on its own, outside the transaction; turn that off and
     # begin transactions ourselves (_sqlite_begin), so creating the schema is atomic: another process
@@ -43,6 +94,11 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
+
+
+def _sqlite_read_only_pragmas(dbapi_connection, _record) -> None:
+    dbapi_connection.isolation_level = None
+    dbapi_connection.execute("PRAGMA busy_timeout=30000")
 
 
 _BEGIN = "hwnas_begin"  # Connection.info key: how the next SQLite transaction begins
@@ -59,29 +115,76 @@ def database_url(target: str | Path) -> str:
 
 
 class Store:
-    def __init__(self, target: str | Path) -> None:
+    """The dataset. ``read_only`` opens it for reading only (status, export): no schema upgrade, no writes.
+
+    A read-only SQLite dataset whose files this process cannot write (a read-only mount, an immutable
+    file) is opened as immutable: SQLite then takes no locks and maps no -shm file.
+    """
+
+    def __init__(self, target: str | Path, read_only: bool = False) -> None:
         self.url = database_url(target)
-        if "://" not in str(target):  # a new dataset may name a folder that does not exist yet, as --out does
-            try:
-                Path(target).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        self.read_only = read_only
+        self.where = make_url(self.url).render_as_string(hide_password=True)
+        path = sqlite_path(self.url)
+        if path is not None and not read_only:
+            try:  # a new dataset may name a folder that does not exist yet, as --out does
+                path.parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise StoreOpenError(f"cannot create the folder of the dataset {target}: {exc}") from None
+            if path.exists() and not writable(path):
+                raise StoreOpenError(f"the dataset {path} is read-only (the file, its folder or its -wal/-shm "
+                                     f"files cannot be written); `hwnas latbench status` and `export` can still "
+                                     f"read it")
         # A campaign has a worker (and a lease keeper) per agent plus the gateway's threads, all on the store.
-        self.engine: Engine = create_engine(self.url, pool_size=16, max_overflow=64)
-        if self.engine.dialect.name == "sqlite":
-            event.listen(self.engine, "connect", _sqlite_pragmas)
-            event.listen(self.engine, "begin", _sqlite_begin)
+        self.path = path
         try:
-            self._migrate()
+            if path is not None and read_only:
+                self.engine = self._open_read_only(path)
+            else:
+                self.engine: Engine = create_engine(self.url, pool_size=16, max_overflow=64)
+                if self.engine.dialect.name == "sqlite":
+                    event.listen(self.engine, "connect", _sqlite_pragmas)
+                    event.listen(self.engine, "begin", _sqlite_begin)
+                self._migrate()
         except OperationalError as exc:
             self.engine.dispose()
-            where = self.engine.url.render_as_string(hide_password=True)
-            raise StoreOpenError(f"cannot open the dataset at {where}: {exc.orig}") from None
+            raise StoreOpenError(f"cannot open the dataset at {self.where}: {explain(exc, path)}") from None
+        event.listen(self.engine, "handle_error", self._unavailable)
+
+    def _open_read_only(self, path: Path) -> Engine:
+        """SQLite read-only (``mode=ro``); immutable where that cannot work and no -wal holds unread rows.
+
+        ``mode=ro`` still needs the -shm file (it fails on a full disk, and an unwritable -shm risks SIGBUS);
+        ``immutable=1`` maps nothing and takes no locks, but would not see rows still in a -wal file.
+        """
+        wal = Path(f"{path}-wal")
+        pending_wal = wal.exists() and wal.stat().st_size > 0
+        modes = ["mode=ro", "immutable=1"] if writable(path) else ["immutable=1"]
+        if pending_wal:
+            modes = ["mode=ro"]
+        for k, mode in enumerate(modes):
+            self.engine = create_engine(f"sqlite:///file:{path}?{mode}&uri=true")
+            event.listen(self.engine, "connect", _sqlite_read_only_pragmas)
+            try:
+                self._check_schema()
+                return self.engine
+            except OperationalError:
+                self.engine.dispose()
+                if k == len(modes) - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _unavailable(self, context) -> None:
+        """Every later OperationalError (disk full, read-only, locked) becomes one StoreUnavailable naming the
+        dataset and the cause; constraint violations (IntegrityError) are left to the code that expects them."""
+        if isinstance(context.sqlalchemy_exception, OperationalError):
+            raise StoreUnavailable(f"the dataset {self.where} failed: "
+                                   f"{explain(context.original_exception, self.path)}")
 
     def close(self) -> None:
         self.engine.dispose()
 
-    @contextmanager
+    @contextlib.contextmanager
     def _tx(self) -> Iterator[Connection]:
         """A write transaction. On SQLite it takes the write lock up front (BEGIN IMMEDIATE): a transaction
         that reads before it writes then waits its turn (busy_timeout) instead of failing with "database is
@@ -115,6 +218,16 @@ class Store:
                 schema.MIGRATIONS[version](conn)
                 version += 1
                 conn.execute(insert(schema.schema_version).values(version=version))
+
+    def _check_schema(self) -> None:
+        """A read-only open: the schema must already be this hwnas's (upgrading it would write)."""
+        with self.engine.connect() as conn:
+            if not self.engine.dialect.has_table(conn, "schema_version"):
+                raise SchemaError(f"{self.where} is not an hwnas dataset (no schema_version table)")
+            version = conn.execute(select(func.max(schema.schema_version.c.version))).scalar()
+        if version != schema.SCHEMA_VERSION:
+            raise SchemaError(f"{self.where} has schema v{version}, this hwnas reads v{schema.SCHEMA_VERSION}; "
+                              f"open it once with write access (e.g. `hwnas latbench build`) to upgrade it")
 
     @property
     def schema_version(self) -> int:
