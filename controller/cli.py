@@ -149,6 +149,8 @@ def cmd_graph_import(args: argparse.Namespace) -> int:
         graph = from_onnx(args.model, input_shape=args.input_shape)
     except ValueError as exc:
         return fail("graph import", exc)
+    except MemoryError:
+        return fail("graph import", MemoryError(f"not enough memory to import {args.model}"))
     if args.out:
         args.out.write_text(graph.to_json(indent=1))
     summary = {"model": str(args.model), "arch_id": graph.arch_id, "input_shape": list(graph.input_shape),

@@ -64,7 +64,10 @@ class AgentServicer(agent_pb2_grpc.DeviceAgentServicer):
         self.cache = ModelCache(config.cache_dir, config.cache_capacity_bytes)
         self.backends: dict[str, Backend] = {}
         for name in config.backends:
-            cls = backend_class(name)
+            try:
+                cls = backend_class(name)
+            except InvalidInput as exc:  # an unknown name: the same "known backends" message, at start
+                raise RuntimeError(str(exc)) from None
             availability = cls.probe()
             if not availability.available:
                 raise RuntimeError(f"backend {name!r} cannot run on this host: {availability.detail}")

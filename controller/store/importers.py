@@ -49,6 +49,17 @@ class ImportReport:
         return f"{self.rows} rows read, {self.added} added, {self.duplicates} duplicates, skipped: {skipped}"
 
 
+# Columns an hwnas export must have to be imported (later versions added model_format, the power
+# sampling period and idle baseline, and warnings_json; they are optional).
+EXPORT_REQUIRED = (
+    "arch_id", "space", "encoding", "device_key", "backend", "protocol", "protocol_params_json",
+    "protocol_details_json", "batch_size", "input_shape_json", "latency_ms", "count", "min_ms", "mean_ms",
+    "median_ms", "p90_ms", "p99_ms", "max_ms", "std_ms", "power_available", "power_source", "mean_power_w",
+    "energy_per_inference_mj", "power_unavailable_reason", "environment_json", "agent_name", "agent_version",
+    "queue_wait_ms", "started_unix_ns", "finished_unix_ns", "replayed", "job_key",
+)
+
+
 class RestrictedUnpickler(pickle.Unpickler):
     """Builds dicts, lists, tuples, numbers, strings and numpy scalars; refuses every other class."""
 
@@ -65,7 +76,12 @@ class RestrictedUnpickler(pickle.Unpickler):
 def load_eagle_pickle(path: Path) -> list[tuple[list[int], float]]:
     """(arch vector, seconds) pairs from an Eagle/LatBench pickle, read without running foreign code."""
     with path.open("rb") as handle:
-        data = RestrictedUnpickler(handle).load()
+        try:
+            data = RestrictedUnpickler(handle).load()
+        except pickle.UnpicklingError:
+            raise
+        except Exception as exc:  # an allowed class called with bad arguments, a truncated stream, ...
+            raise pickle.UnpicklingError(f"{path} is not a measurement pickle: {type(exc).__name__}: {exc}") from None
     pairs = data.items() if isinstance(data, dict) else data
     out = []
     for k, pair in enumerate(pairs):
@@ -153,29 +169,41 @@ def import_hwnas_export(store: Store, path: Path) -> ImportReport:
         rows = pq.read_table(path).to_pylist()
     else:
         rows = list(csv.DictReader(io.StringIO(path.read_text())))
+    missing = [c for c in EXPORT_REQUIRED if rows and c not in rows[0]]
+    if missing:
+        raise ValueError(f"{path} is not an hwnas export: it lacks the column(s) {missing} (see docs/dataset.md)")
     report = ImportReport()
     archs: dict[str, ArchRecord] = {}
     records = []
     spaces: dict[tuple[str, int], Any] = {}
-    for row in rows:
+    for number, row in enumerate(rows, start=2):  # CSV line numbers: the header is line 1
         report.rows += 1
-        shape = json.loads(row["input_shape_json"])
-        key = (row["space"], shape[-1])
-        if key not in spaces:
-            spaces[key] = get_space(row["space"]) if row["space"] == "nb201" else \
-                get_space(row["space"], resolution=shape[-1])
-        space = spaces[key]
-        x = [int(v) for v in str(row["encoding"]).split()]
-        graph = space.to_graph(x)
+        try:
+            graph, space, x = _export_row_graph(row, spaces)
+            record = _from_export_row(row)
+        except (ValueError, TypeError, KeyError, IndexError) as exc:
+            raise ValueError(f"{path}, row {number}: {type(exc).__name__}: {exc}; nothing was imported") from None
         if graph.arch_id != row["arch_id"]:
             raise ValueError(f"{path}: {row['space']} encoding {row['encoding']} rebuilds to a different arch_id "
                              f"than the exported {row['arch_id'][:16]} (other classes or options)")
         archs.setdefault(graph.arch_id, ArchRecord(graph.arch_id, space.name, space.to_string(x), row["encoding"],
                                                    graph.macs(), graph.params(), graph.to_json()))
-        records.append(_from_export_row(row))
+        records.append(record)
     store.add_architectures(archs.values())
     report.added, report.duplicates = store.add_records(records)
     return report
+
+
+def _export_row_graph(row: dict[str, Any], spaces: dict[tuple[str, int], Any]):
+    """The CG an export row's space and encoding rebuild to, with the space and the encoding."""
+    shape = json.loads(row["input_shape_json"])
+    key = (row["space"], shape[-1])
+    if key not in spaces:
+        spaces[key] = get_space(row["space"]) if row["space"] == "nb201" else \
+            get_space(row["space"], resolution=shape[-1])
+    space = spaces[key]
+    x = [int(v) for v in str(row["encoding"]).split()]
+    return space.to_graph(x), space, x
 
 
 def _number(value: Any, cast=float):
@@ -202,4 +230,5 @@ def _from_export_row(row: dict[str, Any]) -> MeasurementRecord:
         finished_unix_ns=int(row["finished_unix_ns"]), queue_wait_ms=float(row["queue_wait_ms"]),
         protocol_details=json.loads(row["protocol_details_json"]), power=power,
         environment=json.loads(row["environment_json"]), replayed=str(row["replayed"]).lower() in ("true", "1"),
-        model_format=row.get("model_format") or "onnx")  # exports before v3 have no model_format column
+        model_format=row.get("model_format") or "onnx",  # exports before v3 have no model_format column
+        warnings=tuple(json.loads(row.get("warnings_json") or "[]")))  # nor before v4 warnings

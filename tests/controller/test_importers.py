@@ -101,3 +101,35 @@ def test_import_cli_names_missing_options(tmp_path: Path, capsys) -> None:
     assert main(["latbench", "import", str(table), "--db", str(tmp_path / "x.db"), "--format", "nb201-table",
                  "--device", "d", "--column", "lat_ms_pixel3"]) == 0
     assert "5 rows read" in capsys.readouterr().out
+
+
+def test_an_export_missing_columns_or_with_a_bad_row_is_refused_in_one_line(tmp_path: Path, capsys) -> None:
+    with Store(tmp_path / "a.db") as store:
+        import_nb201_table(store, write_table(tmp_path / "t.csv.gz", nb201_table()[:3]), "lat_ms_gold_6226", "gold")
+        export(store, tmp_path / "a.csv", "csv")
+    frame = pd.read_csv(tmp_path / "a.csv")
+    frame.drop(columns=["input_shape_json", "latency_ms"]).to_csv(tmp_path / "short.csv", index=False)
+    db = str(tmp_path / "b.db")
+    assert main(["latbench", "import", str(tmp_path / "short.csv"), "--db", db, "--format", "hwnas"]) == 2
+    err = capsys.readouterr().err
+    assert "lacks the column(s) ['input_shape_json', 'latency_ms']" in err and "Traceback" not in err
+    frame["batch_size"] = frame["batch_size"].astype(object)
+    frame.loc[1, "batch_size"] = "two"
+    frame.to_csv(tmp_path / "bad_row.csv", index=False)
+    assert main(["latbench", "import", str(tmp_path / "bad_row.csv"), "--db", db, "--format", "hwnas"]) == 2
+    assert "row 3: ValueError" in capsys.readouterr().err
+    with Store(db) as store:
+        assert list(store.measurements()) == []  # nothing half-imported
+
+
+def test_a_pickle_calling_an_allowed_class_with_bad_arguments_is_refused(tmp_path: Path, capsys) -> None:
+    class BadDtype:
+        def __reduce__(self):
+            return (np.dtype, ("no such dtype",))
+
+    path = tmp_path / "bad.pkl"
+    path.write_bytes(pickle.dumps({(3, 3, 3, 3, 3, 3): BadDtype()}))
+    assert main(["latbench", "import", str(path), "--db", str(tmp_path / "x.db"), "--format", "eagle-pickle",
+                 "--device", "x"]) == 2
+    err = capsys.readouterr().err
+    assert "is not a measurement pickle: TypeError" in err and "Traceback" not in err

@@ -105,3 +105,74 @@ def test_dynamic_shapes_need_an_input_shape() -> None:
     assert graph.input_shape == (4, 3, 24, 24) and graph.nodes[graph.outputs[0]].out_shape == (4, 3, 48, 48)
     with pytest.raises(ValueError, match="does not fit"):
         from_onnx(model, input_shape=(4, 1, 24, 24))
+
+
+def _graph_import(tmp_path, capsys, data: bytes, *extra: str) -> tuple[int, str]:
+    from controller.cli import main
+
+    path = tmp_path / "model.onnx"
+    path.write_bytes(data)
+    code = main(["graph", "import", str(path), *extra])
+    return code, capsys.readouterr().err
+
+
+def test_a_loop_over_constants_is_refused_not_evaluated(tmp_path, capsys) -> None:
+    """Constant folding ran onnx.reference on a 10^9-iteration Loop of constants: the import never ended."""
+    import time
+
+    from onnx import TensorProto, helper
+
+    body = helper.make_graph(
+        [helper.make_node("Identity", ["c"], ["c_out"]), helper.make_node("Add", ["x", "one"], ["x_out"])], "body",
+        [helper.make_tensor_value_info("i", TensorProto.INT64, []),
+         helper.make_tensor_value_info("c", TensorProto.BOOL, []),
+         helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+        [helper.make_tensor_value_info("c_out", TensorProto.BOOL, []),
+         helper.make_tensor_value_info("x_out", TensorProto.FLOAT, [1])],
+        initializer=[helper.make_tensor("one", TensorProto.FLOAT, [1], [1.0])])
+    graph = helper.make_graph(
+        [helper.make_node("Loop", ["trips", "cond", "x0"], ["bias"], body=body),
+         helper.make_node("Add", ["input", "bias"], ["y"])], "const_loop",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1])],
+        initializer=[helper.make_tensor("trips", TensorProto.INT64, [], [10**9]),
+                     helper.make_tensor("cond", TensorProto.BOOL, [], [True]),
+                     helper.make_tensor("x0", TensorProto.FLOAT, [1], [0.0])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    t0 = time.perf_counter()
+    code, err = _graph_import(tmp_path, capsys, model.SerializeToString())
+    assert time.perf_counter() - t0 < 30
+    assert code == 2 and "unsupported ONNX ops: Loop x1" in err
+
+
+def test_a_constant_too_large_to_compute_is_refused(tmp_path, capsys) -> None:
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("ConstantOfShape", ["shape"], ["big"]), helper.make_node("Add", ["input", "big"], ["y"])],
+        "big", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        initializer=[helper.make_tensor("shape", TensorProto.INT64, [2], [100000, 100000])])
+    code, err = _graph_import(tmp_path, capsys, helper.make_model(graph).SerializeToString())
+    assert code == 2 and "ConstantOfShape" in err and "not imported" in err
+
+
+def test_garbage_truncated_and_escaping_models_get_one_line(tmp_path, capsys) -> None:
+    import onnx
+    from onnx import TensorProto
+
+    from controller.demo import small_cnn
+    from controller.graph.onnx_export import to_onnx_bytes
+
+    good = to_onnx_bytes(small_cnn(8, blocks=1))
+    for data, says in ((b"\x12\xff garbage" * 100, "not an ONNX model"), (good[: len(good) // 2], "not an ONNX model")):
+        code, err = _graph_import(tmp_path, capsys, data)
+        assert code == 2 and says in err and "Traceback" not in err, err
+    escaping = onnx.load_from_string(good)
+    weight = escaping.graph.initializer[0]
+    weight.ClearField("raw_data")
+    weight.data_location = TensorProto.EXTERNAL
+    entry = weight.external_data.add()
+    entry.key, entry.value = "location", "../../etc/passwd"
+    code, err = _graph_import(tmp_path, capsys, escaping.SerializeToString())
+    assert code == 2 and "external data is refused" in err and "points outside" in err

@@ -131,3 +131,14 @@ def test_a_second_agent_on_a_port_in_use_refuses_to_start_naming_the_port(tmp_pa
         assert f"127.0.0.1:{port}" in second.stderr and "in use" in second.stderr, second.stderr
         with AgentClient(first.address) as client:
             assert client.device_info().cache_used_bytes == 0  # the first one still answers
+
+
+def test_an_unknown_backend_at_start_is_one_line_naming_the_known_ones(tmp_path) -> None:
+    import subprocess
+    import sys
+
+    started = subprocess.run([sys.executable, "-m", "device_agent", "serve", "--backend", "nope", "--insecure",
+                              "--port", "0", "--cache-dir", str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert started.returncode == 2
+    assert started.stderr.strip().splitlines() == [
+        f"hwnas-agent: unknown backend 'nope'; known: {sorted(__import__('device_agent.backends').backends.BACKENDS)}"]
