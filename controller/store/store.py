@@ -471,7 +471,8 @@ class Store:
 
         Returns whether that lease was still the agent's. Any other job leased to the agent was dropped by it
         (a model it could not fetch, a job its former connection leased): that one goes back to the queue
-        now, its attempt spent, rather than being kept alive by the heartbeats.
+        now, its attempt spent, rather than being kept alive by the heartbeats. A job leased in the last
+        half lease is spared: the heartbeat may have left before the agent had the LeaseJob reply naming it.
         """
         now = time.time() if now is None else now
         agents, jobs = schema.agents, schema.jobs
@@ -483,7 +484,7 @@ class Store:
             mine = and_(jobs.c.state == "leased", jobs.c.lease_owner == agent_id)
             kept = job_id != 0 and conn.execute(update(jobs).where(and_(mine, jobs.c.id == job_id)).values(
                 lease_expires_at_unix_s=now + lease_s, updated_at_unix_s=now)).rowcount == 1
-            dropped = and_(mine, jobs.c.id != job_id)
+            dropped = and_(mine, jobs.c.id != job_id, jobs.c.updated_at_unix_s < now - lease_s / 2)
             released = {"lease_owner": None, "lease_expires_at_unix_s": None, "updated_at_unix_s": now,
                         "last_error": f"dropped by agent {agent_id[:8]}"}
             conn.execute(update(jobs).where(and_(dropped, jobs.c.attempts >= jobs.c.max_attempts))

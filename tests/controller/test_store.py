@@ -149,6 +149,21 @@ def test_heartbeats_renew_the_agents_leases_and_a_restart_replaces_its_silent_fo
     assert store.agent("id-second").healthy(1120) and not store.agent("id-second").healthy(1140)
 
 
+def test_a_heartbeat_that_crosses_a_fresh_lease_does_not_drop_it(store: Store) -> None:
+    """The heartbeat thread can send job_id 0 while the LeaseJob reply is still on its way to the agent.
+
+    Dropping that job let a neighbour on the same host lease and measure at the same time as the agent,
+    which was measuring the job it had been given.
+    """
+    store.enqueue(specs(1))
+    store.register_agent(agent_row("id-first"), "{}")
+    job = store.lease("rpi4", "id-first", 30, now=1001)
+    assert store.heartbeat("id-first", 0, now=1002) is False
+    assert store.job(job.id).state == "leased" and store.job(job.id).lease_owner == "id-first"
+    store.heartbeat("id-first", 0, now=1017)  # half a lease later, an unnamed job was truly dropped
+    assert store.job(job.id).state == "queued"
+
+
 def test_enqueue_is_idempotent_so_rerunning_a_campaign_resumes(store: Store) -> None:
     assert store.enqueue(specs(5)) == 5
     assert store.enqueue(specs(7)) == 2
