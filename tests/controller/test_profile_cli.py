@@ -60,3 +60,42 @@ def test_demo_runs_the_main_job_end_to_end(tmp_path: Path) -> None:
     for name in ("pareto.png", "hypervolume.png"):
         assert (tmp_path / "demo" / "search" / name).stat().st_size > 1000
     assert len((tmp_path / "demo" / "search" / "measured.csv").read_text().splitlines()) == 31
+
+
+def test_space_export_models_carry_their_identity_and_a_replay_agent_answers_them(tmp_path: Path, capsys) -> None:
+    """docs/search.md: a replay agent reads hwnas.arch from the model; `space export` left it out."""
+    import csv
+
+    import onnx
+
+    from controller.data import nb201_table, nb201_table_path
+    from controller.local_agent import LocalAgent
+
+    assert main(["space", "export", "--space", "nb201", "-n", "2", "--seed", "4", "--out", str(tmp_path / "m"),
+                 "--quiet"]) == 0
+    with (tmp_path / "m" / "index.csv").open(newline="") as handle:
+        index = list(csv.DictReader(handle))
+    model = tmp_path / "m" / index[0]["onnx"]
+    meta = {p.key: p.value for p in onnx.load(str(model)).metadata_props}
+    assert meta["hwnas.arch"] == index[0]["arch"] and meta["hwnas.arch_id"] == index[0]["arch_id"]
+    expected = next(float(r["lat_ms_pixel3"]) for r in nb201_table() if r["arch_str"] == index[0]["arch"])
+    capsys.readouterr()
+    with LocalAgent(tmp_path / "cache", ["--backend", "replay", "--table", str(nb201_table_path()),
+                                         "--column", "lat_ms_pixel3"]) as replay:
+        assert main(["profile", str(model), "--agent", replay.address, "--insecure", "--json"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["backend"] == "replay"  # the agent's only backend, not onnxruntime
+    assert record["latency_ms"] == pytest.approx(expected)
+
+
+def test_profile_converts_onnx_for_a_litert_only_agent(tmp_path: Path, model_file: Path, capsys) -> None:
+    pytest.importorskip("litert_torch", reason="the tflite extra (litert-torch) is not installed")
+    from controller.local_agent import LocalAgent
+
+    with LocalAgent(tmp_path / "cache", ["--backend", "litert"]) as litert:
+        assert main(["profile", str(model_file), "--agent", litert.address, "--insecure", "--protocol", "fixed",
+                     "--param", "count=5", "--json"]) == 0
+    captured = capsys.readouterr()
+    record = json.loads(captured.out)
+    assert record["backend"] == "litert" and record["model_format"] == "tflite" and record["stats"]["count"] == 5
+    assert "converted tiny.onnx to tflite for backend litert" in captured.err
