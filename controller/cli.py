@@ -434,7 +434,7 @@ def cmd_predictor_bench(args: argparse.Namespace) -> int:
             raise ValueError(f"--seeds must be >= 1, got {args.seeds}")
         if not data.is_file():
             raise FileNotFoundError(f"no such file: {data}")
-        table = read_nb201_table(data, args.target)
+        table = read_nb201_table(data, args.target, args.device)
         samples = nb201_samples(table.encodings, table.y, flops="flops" in kinds, graphs="kgnn" in kinds,
                                 cell_graph=args.cell_graph)
         configs = {"gcn": {"epochs": args.gcn_epochs}} if args.gcn_epochs else {}
@@ -533,10 +533,10 @@ def cmd_predictor_train(args: argparse.Namespace) -> int:
                                                sources=[k for k in args.sources.split(",") if k])
     except ValueError as exc:
         return fail("predictor train", exc)
+    from controller.predictor_jobs import held_out_summary
+
     print(f"saved {args.kind} predictor for {args.device} to {folder}")
-    print(f"held-out ({metrics['held_out']} measurements): within ±10% (BRP-NAS) "
-          f"{metrics['brpnas_within_10pct'] * 100:.1f}%, MAPE {metrics['mape'] * 100:.1f}%, "
-          f"Spearman {metrics['spearman']:.3f}")
+    print(held_out_summary(metrics))
     return 0
 
 
@@ -696,8 +696,11 @@ def build_parser() -> argparse.ArgumentParser:
                                           "validation), test on the rest, for several seeds; print the accuracy "
                                           "table. Unconnected NB-201 cells are left out.")
     pb.add_argument("--data", type=Path, default=None,
-                    help="CSV (or .csv.gz) with arch_str or nb201_index and the target column "
+                    help="CSV (or .csv.gz) with arch_str or nb201_index and the target column, or this project's "
+                         "export (hwnas latbench export: CSV or Parquet, column arch; --target latency_ms) "
                          "(default: the packaged NB-201 table)")
+    pb.add_argument("--device", default=None, metavar="KEY",
+                    help="with an export holding several device keys: the one to read")
     pb.add_argument("--target", required=True, metavar="COLUMN", help="e.g. lat_ms_latbench_desktop_cpu_i7_7820x")
     pb.add_argument("--kinds", default="ridge,svr,stacked,flops,gcn",
                     help="comma-separated predictors (default %(default)s; ridge is the additive baseline)")

@@ -38,7 +38,7 @@ def run_demo(out: Path, protocol: str = "fixed", sample: int = 80, evals: int = 
     from controller import campaign
     from controller.cli import main as hwnas
     from controller.data import nb201_table_path
-    from controller.predictor_jobs import train_from_store
+    from controller.predictor_jobs import held_out_summary, train_from_store
     from controller.spaces import get_space
     from controller.spaces.catalog import sample as sample_space
     from controller.store import Store
@@ -72,8 +72,7 @@ def run_demo(out: Path, protocol: str = "fixed", sample: int = 80, evals: int = 
             for key in ("local-cpu-ort", "pixel3-replay"):
                 # A quarter held out: with a demo-sized campaign a tenth is a handful of points, too few to rank.
                 folder, metrics = train_from_store(store, db, key, "svr", valid_share=0.25)
-                print(f"4. {key} latency predictor (svr) -> {folder}: MAPE {metrics['mape'] * 100:.1f}%, "
-                      f"Spearman {metrics['spearman']:.3f} on {metrics['held_out']} held-out measurements")
+                print(f"4. {key} latency predictor (svr) -> {folder}: {held_out_summary(metrics)}")
         print(f"5. LINAS on pixel3-replay, {evals} evaluations:")
         search_out = out / "search"
         code = hwnas(["search", "--device", "pixel3-replay", "--agent", replayed.address, "--backend", "replay",

@@ -15,6 +15,7 @@ import gzip
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -159,29 +160,55 @@ class Table:
     dropped_missing: int
 
 
-def read_nb201_table(path: Path, target: str) -> Table:
-    """A CSV (plain or .gz) with ``arch_str`` or ``nb201_index`` and the ``target`` column.
+def _table_rows(path: Path) -> tuple[list[str], list[dict[str, Any]]]:
+    """Columns and rows of a CSV (plain or .gz) or a Parquet file (this project's export)."""
+    try:
+        if path.suffix == ".parquet":
+            import pyarrow.parquet as pq
+
+            table = pq.read_table(path)
+            return table.column_names, table.to_pylist()
+        opener = gzip.open if path.suffix == ".gz" else open
+        with opener(path, "rt", newline="") as handle:
+            reader = csv.DictReader(handle)
+            return list(reader.fieldnames or []), list(reader)
+    except (OSError, UnicodeDecodeError, csv.Error, ValueError) as exc:
+        raise ValueError(f"cannot read {path}: {exc}") from None
+
+
+def read_nb201_table(path: Path, target: str, device_key: str | None = None) -> Table:
+    """A table with NB-201 architectures and the ``target`` column: a public CSV (``arch_str`` or
+    ``nb201_index``), or this project's export (CSV or Parquet; ``arch`` with ``space`` nb201, one device key
+    or ``device_key`` naming which).
 
     Unconnected cells (no input->output path: no network) and rows without a numeric target are left out.
     """
     space = NasBench201()
-    opener = gzip.open if path.suffix == ".gz" else open
-    try:
-        with opener(path, "rt", newline="") as handle:
-            reader = csv.DictReader(handle)
-            columns = reader.fieldnames or []
-            if target not in columns:
-                raise ValueError(f"{path} has no column {target!r}; columns: {', '.join(columns)}")
-            if "arch_str" not in columns and "nb201_index" not in columns:
-                raise ValueError(f"{path} needs an arch_str or nb201_index column to know the architectures")
-            rows = list(reader)
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise ValueError(f"cannot read {path}: {exc}") from None
+    columns, rows = _table_rows(path)
+    if target not in columns:
+        raise ValueError(f"{path} has no column {target!r}; columns: {', '.join(columns)}")
+    arch_column = next((c for c in ("arch_str", "nb201_index", "arch") if c in columns), None)
+    if arch_column is None:
+        raise ValueError(f"{path} needs an arch_str, nb201_index or arch column to know the architectures")
+    if "space" in columns:
+        other = sorted({str(r["space"]) for r in rows} - {"nb201"})
+        if other:
+            raise ValueError(f"{path} holds architectures of {other}; predictor bench reads NB-201 tables")
+    if "device_key" in columns:
+        keys = sorted({str(r["device_key"]) for r in rows})
+        if device_key is None and len(keys) > 1:
+            raise ValueError(f"{path} holds several device keys {keys}: choose one with --device")
+        if device_key is not None:
+            if device_key not in keys:
+                raise ValueError(f"{path} has no rows of device key {device_key!r}; it has {keys}")
+            rows = [r for r in rows if r["device_key"] == device_key]
+    elif device_key is not None:
+        raise ValueError(f"--device: {path} has no device_key column")
     encodings, ys, unconnected, missing = [], [], 0, 0
     for number, row in enumerate(rows, start=2):
         try:
-            x = (parse_arch_str(row["arch_str"]) if row.get("arch_str")
-                 else space.from_index(int(row["nb201_index"])))
+            text = row.get(arch_column) if arch_column != "nb201_index" else None
+            x = parse_arch_str(str(text)) if text not in (None, "") else space.from_index(int(row["nb201_index"]))
         except (ValueError, IndexError, KeyError) as exc:
             raise ValueError(f"{path}, line {number}: {exc}") from None
         if not space.is_connected(x):

@@ -22,6 +22,8 @@ from predictors import Predictor, Samples, get_predictor, load, predictor_class
 from predictors.evaluate import Result, summarise
 from predictors.metrics import BOUNDS
 
+MIN_HELD_OUT = 20  # fewer held-out measurements give figures that mean nothing (Spearman 1.000 from 2 points)
+
 DEFAULT_KINDS = ("ridge", "svr", "stacked", "flops", "gcn")
 
 
@@ -97,13 +99,25 @@ def train_from_store(store, db: str | Path, device_key: str, kind: str, valid_sh
             raise ValueError(f"--kind {kind} learns from other devices: give --sources KEY[,KEY...]")
         predictor.use_sources([_source_samples(store, key, space) for key in sources])
     predictor.fit(train, valid)
-    metrics = {**evaluate(predictor.predict(valid), valid.y), "held_out": len(valid)}
+    metrics: dict[str, float] = {"held_out": len(valid)}
+    if len(valid) >= MIN_HELD_OUT:
+        metrics.update(evaluate(predictor.predict(valid), valid.y))
     predictor.card.device_key = device_key
     predictor.card.target = "latency_ms"
     predictor.card.metrics = metrics
-    predictor.card.notes = (f"space {space}; {len(train)} train, {len(valid)} held-out measurements (metrics)"
+    predictor.card.notes = (f"space {space}; {len(train)} train, {held_out_summary(metrics)}"
                             + (f"; transferred from {', '.join(sources)}" if sources else ""))
     return predictor.save(artifact_dir(db, device_key, kind)), metrics
+
+
+def held_out_summary(metrics: dict[str, float]) -> str:
+    """The held-out scores in one phrase, or why there are none (Spearman over 2 points is 1.000 by chance)."""
+    n = int(metrics["held_out"])
+    if "spearman" not in metrics:
+        return (f"{n} held-out measurements: too few to score the predictor (at least {MIN_HELD_OUT}; measure "
+                f"more architectures)")
+    return (f"on {n} held-out measurements: within ±10% (BRP-NAS) {metrics['brpnas_within_10pct'] * 100:.1f}%, "
+            f"MAPE {metrics['mape'] * 100:.1f}%, Spearman {metrics['spearman']:.3f}")
 
 
 def _source_samples(store, device_key: str, space: str) -> Samples:

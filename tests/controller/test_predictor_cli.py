@@ -109,11 +109,11 @@ def test_bench_refuses_bad_input_naming_it(args, message, capsys) -> None:
 def test_train_from_the_store_saves_by_device_key_and_loads_back(tmp_path: Path, capsys) -> None:
     db = tmp_path / "lab.db"
     with Store(db) as store:
-        import_nb201_table(store, small_table(tmp_path, 120), "my_device_ms", "i7-ort")
+        import_nb201_table(store, small_table(tmp_path, 260), "my_device_ms", "i7-ort")
     assert main(["predictor", "train", "--db", str(db), "--device", "i7-ort", "--kind", "svr"]) == 0
     assert "saved svr predictor for i7-ort" in capsys.readouterr().out
     predictor = load_for_device(db, "i7-ort", "svr")
-    assert predictor.card.device_key == "i7-ort" and predictor.card.n_train > 90
+    assert predictor.card.device_key == "i7-ort" and predictor.card.n_train > 180
     assert 0 <= predictor.card.metrics["brpnas_within_10pct"] <= 1
     assert (artifact_dir(db, "i7-ort", "svr") / "weights.safetensors").exists()
     assert main(["predictor", "train", "--db", str(db), "--device", "pixel3", "--kind", "svr"]) == 2
@@ -166,3 +166,33 @@ def test_transfer_compares_a_warm_started_gcn_with_one_from_scratch(tmp_path: Pa
     assert "has no column 'lat_ms_nothing'" in capsys.readouterr().err
     assert main(["predictor", "transfer", "--target", TARGET, "--transfer-from", f":{TARGET}", "--pretrain", "0"]) == 2
     assert "--pretrain must be >= 10" in capsys.readouterr().err
+
+
+def test_a_card_from_too_few_held_out_points_gives_no_figure(tmp_path: Path, capsys) -> None:
+    """12 measurements hold out 2: their Spearman is +-1 by construction, and the card printed 1.000."""
+    db = tmp_path / "lab.db"
+    with Store(db) as store:
+        import_nb201_table(store, small_table(tmp_path, 12), "my_device_ms", "i7-ort")
+    assert main(["predictor", "train", "--db", str(db), "--device", "i7-ort", "--kind", "ridge"]) == 0
+    out = capsys.readouterr().out
+    assert "too few to score the predictor (at least 20" in out and "Spearman" not in out
+    card = load_for_device(db, "i7-ort", "ridge").card
+    assert "spearman" not in card.metrics and "too few to score" in card.notes
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_bench_reads_this_projects_own_export(tmp_path: Path, capsys, fmt: str) -> None:
+    from controller.store.export import export
+
+    db = tmp_path / "lab.db"
+    with Store(db) as store:
+        import_nb201_table(store, small_table(tmp_path, 240), "my_device_ms", "i7-ort")
+        import_nb201_table(store, small_table(tmp_path, 240), "my_device_ms", "other")
+        export(store, tmp_path / f"lab.{fmt}", fmt)
+    bench = ["predictor", "bench", "--data", str(tmp_path / f"lab.{fmt}"), "--target", "latency_ms",
+             "--kinds", "ridge", "--seeds", "1", "--train", "150", "--valid", "30", "--quiet"]
+    assert main(bench) == 2
+    assert "several device keys ['i7-ort', 'other']: choose one with --device" in capsys.readouterr().err
+    assert main([*bench, "--device", "i7-ort"]) == 0
+    out = capsys.readouterr().out
+    assert "150 train / 30 validation" in out and "ridge" in out
