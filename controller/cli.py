@@ -415,6 +415,31 @@ def cmd_fleet_ls(args: argparse.Namespace) -> int:
     return 0 if all(r.health in ("SERVING", "healthy") for r in rows) else 1
 
 
+def cmd_fleet_forget(args: argparse.Namespace) -> int:
+    import time
+
+    from controller.store import Store
+
+    if not args.agents and not args.stale:
+        return fail("fleet forget", ValueError("name the agents to forget (NAME or AGENT_ID), or give --stale"))
+    if not dataset_exists(args.db):
+        return fail("fleet forget", FileNotFoundError(f"no dataset at {args.db}"))
+    with Store(args.db) as store:
+        known = store.registered_agents()
+        now = time.time()
+        unknown = sorted(set(args.agents) - {a.name for a in known} - {a.agent_id for a in known})
+        if unknown:
+            return fail("fleet forget", ValueError(f"no registered agent named {unknown}; `hwnas fleet ls --db "
+                                                    f"{args.db}` lists them"))
+        chosen = [a for a in known if a.name in args.agents or a.agent_id in args.agents
+                  or (args.stale and not a.healthy(now))]
+        forgotten = store.forget_agents([a.agent_id for a in chosen])
+    for agent in chosen:
+        print(f"forgot {agent.name} ({agent.agent_id[:8]}, {agent.device_key})")
+    print(f"{forgotten} registration(s) forgotten")
+    return 0
+
+
 def cmd_predictor_bench(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
@@ -688,6 +713,11 @@ def build_parser() -> argparse.ArgumentParser:
                     help="dataset whose queue, leases and dialled-in agents to show")
     add_client_security(fl)
     fl.set_defaults(func=cmd_fleet_ls)
+    ff = fleet.add_parser("forget", help="drop registrations of agents that dialled in (stopped or replaced ones)")
+    ff.add_argument("agents", nargs="*", metavar="NAME|AGENT_ID", help="agents to forget, by name or agent id")
+    ff.add_argument("--stale", action="store_true", help="forget every stale agent (silent for 3 heartbeats)")
+    ff.add_argument("--db", type=db_target, required=True)
+    ff.set_defaults(func=cmd_fleet_forget)
 
     predictor = sub.add_parser("predictor", help="per-device latency predictors: bench, train").add_subparsers(
         dest="predictor_command", required=True, metavar="SUBCOMMAND")

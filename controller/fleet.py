@@ -60,7 +60,7 @@ def registered(store: Store, now: float | None = None) -> list[AgentStatus]:
     rows = []
     for agent in store.registered_agents():
         silent_s = now - agent.last_seen_at_unix_s
-        health = "healthy" if agent.healthy(now) else f"unhealthy (silent {silent_s:.0f} s)"
+        health = "healthy" if agent.healthy(now) else f"stale (silent {silent_s:.0f} s; hwnas fleet forget)"
         job = next((j for j in leased if j.lease_owner == agent.agent_id), None)
         rows.append(AgentStatus(
             device_key=agent.device_key, address=f"dial-in {agent.peer}", health=health, name=agent.name,

@@ -24,6 +24,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from controller.campaign import AGENT_DOWN, BUSY, PERMANENT, ModelKey, ModelSource, to_record
 from controller.client import CHUNK_BYTES, message_dict
 from controller.store import Job, RegisteredAgent, Store, StoreUnavailable
+from controller.store.records import heartbeat_interval_s
 from protos.auth import TlsFiles
 from protos.hwnas.v1 import agent_pb2, controller_pb2, controller_pb2_grpc
 from protos.listen import listen, new_server
@@ -100,7 +101,8 @@ class ControllerServicer(controller_pb2_grpc.ControllerServicer):
                 self._host_of[request.agent_id] = info.host_id
         log.info("agent %s (%s) registered for %s from %s", info.agent_name, request.agent_id[:8],
                  request.device_key, context.peer())
-        return controller_pb2.RegisterResponse(heartbeat_interval_s=self.lease_s / 4, lease_s=self.lease_s)
+        return controller_pb2.RegisterResponse(heartbeat_interval_s=heartbeat_interval_s(self.lease_s),
+                                               lease_s=self.lease_s)
 
     def Heartbeat(self, request, context):  # noqa: N802
         kept = self.store.heartbeat(request.agent_id, request.job_id) if _AGENT_ID.fullmatch(request.agent_id) else None

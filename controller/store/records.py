@@ -101,6 +101,18 @@ class MeasurementRecord:
     warnings: tuple[str, ...] = ()  # what the agent saw that may have disturbed the measurement
 
 
+HEARTBEAT_S = 5.0  # how often a dial-out agent heartbeats (more often only under a lease shorter than 20 s)
+MISSED_HEARTBEATS = 3  # an agent silent for this many heartbeat intervals is stale
+
+
+def heartbeat_interval_s(lease_s: float) -> float:
+    """The heartbeat interval the controller asks of dial-out agents: 5 s, or a quarter of a shorter lease.
+
+    Short so that a stopped agent is seen stale within seconds, whatever the lease (120 s by default).
+    """
+    return min(HEARTBEAT_S, lease_s / 4)
+
+
 @dataclass(frozen=True)
 class RegisteredAgent:
     """An agent that dialled in, as the store last saw it."""
@@ -116,4 +128,5 @@ class RegisteredAgent:
     lease_s: float
 
     def healthy(self, now: float) -> bool:
-        return now - self.last_seen_at_unix_s <= self.lease_s
+        """Heard from within the last few heartbeat intervals; otherwise stale (stopped, or cut off)."""
+        return now - self.last_seen_at_unix_s <= MISSED_HEARTBEATS * heartbeat_interval_s(self.lease_s) + 1.0

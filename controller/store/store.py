@@ -492,6 +492,12 @@ class Store:
             conn.execute(update(jobs).where(dropped).values(state="queued", **released))
             return kept
 
+    def forget_agents(self, agent_ids: Sequence[str]) -> int:
+        """Delete these registrations (an agent that comes back registers again); returns how many."""
+        a = schema.agents
+        with self._tx() as conn:
+            return conn.execute(delete(a).where(a.c.agent_id.in_(list(agent_ids)))).rowcount
+
     def registered_agents(self, device_key: str | None = None) -> list[RegisteredAgent]:
         a = schema.agents
         query = select(*(c for c in a.c if c.name != "device_info_json")).order_by(a.c.device_key, a.c.name)

@@ -16,7 +16,7 @@ from controller.cli import main
 from controller.gateway import Gateway
 from controller.local_agent import LocalAgent
 from controller.spaces.catalog import sample
-from controller.store import Store
+from controller.store import RegisteredAgent, Store
 from device_agent.dialout import ControllerLink
 from device_agent.server import AgentConfig, AgentServicer
 from protos.auth import TlsFiles, call_metadata
@@ -175,7 +175,7 @@ def test_missed_heartbeats_mark_an_agent_unhealthy_and_requeue_its_job(store: St
         assert health == {"beating": True, "silent": False}
         assert main(["fleet", "ls", "--db", str(store.url.removeprefix("sqlite:///"))]) == 1
         out = capsys.readouterr().out
-        assert "unhealthy (silent" in next(line for line in out.splitlines() if "silent" in line)
+        assert "stale (silent" in next(line for line in out.splitlines() if "silent" in line)
         assert "healthy" in next(line for line in out.splitlines() if "beating" in line)
         # The silent agent comes back: its registration is kept, but the job it held is no longer its.
         assert call("Heartbeat", controller_pb2.HeartbeatRequest(agent_id=silent, job_id=jobs[silent])).job_id == 0
@@ -350,3 +350,38 @@ def test_dial_out_agents_on_one_host_hold_one_job_at_a_time_unless_isolated(tmp_
         for _, thread in links:
             thread.join(30)
     assert (overlapping_pairs(rows) > 0) if isolated else (overlapping_pairs(rows) == 0)
+
+
+def test_a_stopped_dial_out_agent_is_stale_within_seconds_and_can_be_forgotten(tmp_path: Path, capsys) -> None:
+    """With the default 120 s lease, `fleet ls` showed a stopped agent healthy for ~100 s, and kept it forever."""
+    from controller.fleet import registered
+
+    db = tmp_path / "ds.db"
+    with Store(db) as store:
+        gateway = Gateway(store, "127.0.0.1:0", lease_s=120.0).start()
+        try:
+            with LocalAgent(tmp_path / "c", ["--controller", gateway.address, "--device-key", "k", "--name", "pi"],
+                            listen=False) as agent:
+                deadline = time.time() + 30
+                while not store.registered_agents() and time.time() < deadline:
+                    time.sleep(0.1)
+                assert registered(store)[0].health == "healthy"
+                assert agent.stop() == 0
+            last_seen = store.registered_agents()[0].last_seen_at_unix_s
+            assert registered(store, now=last_seen + 5)[0].health == "healthy"  # one heartbeat late: fine
+            assert registered(store, now=last_seen + 20)[0].health.startswith("stale (silent 20 s")
+        finally:
+            gateway.stop()
+    assert main(["fleet", "forget", "--db", str(db), "nobody"]) == 2
+    assert "no registered agent named ['nobody']" in capsys.readouterr().err
+    assert main(["fleet", "forget", "--db", str(db), "pi"]) == 0
+    assert "forgot pi" in capsys.readouterr().out
+    with Store(db) as store:
+        assert store.registered_agents() == []
+        for agent_id, seen in (("f" * 16, time.time()), ("o" * 16, time.time() - 60)):
+            store.register_agent(RegisteredAgent(agent_id, "k", agent_id[:4], "0", "peer", "onnxruntime", seen, seen,
+                                                 120.0), "{}")
+    assert main(["fleet", "forget", "--db", str(db), "--stale"]) == 0
+    assert "1 registration(s) forgotten" in capsys.readouterr().out
+    with Store(db) as store:
+        assert [a.agent_id for a in store.registered_agents()] == ["f" * 16]
