@@ -513,10 +513,10 @@ def wait_for_agents(endpoints: Sequence[AgentEndpoint], timeout_s: float = 10.0,
         with connect(ep.address) as client:
             try:
                 client.wait_ready(timeout_s)
-            except AgentCallError:
-                dead.append(f"{ep.device_key}={ep.address}")
+            except AgentCallError as exc:
+                dead.append(f"{ep.device_key}={ep.address} ({exc.details})")
     if dead:
-        raise ConnectionError(f"no answer within {timeout_s:g} s from: {', '.join(dead)}")
+        raise ConnectionError(f"no answer from: {'; '.join(dead)}")
 
 
 def summary_line(counts: Mapping[str, Mapping[str, int]]) -> str:

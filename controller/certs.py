@@ -4,7 +4,9 @@ Writes ``ca.pem``/``ca.key`` (keep the key offline once agents are issued), ``ag
 (server certificate for every agent, valid for the given host names and for localhost/loopback, usable
 as a client certificate too so a container health check can reuse it), ``controller.pem``/
 ``controller.key`` (client certificate for mutual TLS, and server certificate for agents that
-dial in) and ``token`` (a random bearer token). Keys and
+dial in) and ``token`` (a random bearer token). Each certificate's extended key usages also name its
+hwnas role (``protos.auth.ROLE_OIDS``): an agent requiring client certificates accepts only the
+controller's, the controller's gateway only agents'. Keys and
 the token are written with mode 0600. ECDSA P-256 keys: small and fast on Raspberry Pis.
 """
 
@@ -16,6 +18,8 @@ import os
 import secrets
 from collections.abc import Sequence
 from pathlib import Path
+
+from protos.auth import ROLE_OIDS
 
 FILES = ("ca.pem", "ca.key", "agent.pem", "agent.key", "controller.pem", "controller.key", "token")
 
@@ -67,11 +71,12 @@ def init_lab(out_dir: Path, hosts: Sequence[str] = (), days: int = 825, overwrit
             sans.append(x509.DNSName(name))
     sans += [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.IPAddress(ipaddress.ip_address("::1"))]
     agent_key = ec.generate_private_key(ec.SECP256R1())
+    both = (ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH)  # each serves and calls
     agent_cert = issue("hwnas agent", agent_key, ca_cert.subject, ca_key, ca=False, sans=sans,
-                       usages=(ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH))
+                       usages=(*both, x509.ObjectIdentifier(ROLE_OIDS["agent"])))
     controller_key = ec.generate_private_key(ec.SECP256R1())
     controller_cert = issue("hwnas controller", controller_key, ca_cert.subject, ca_key, ca=False, sans=sans,
-                            usages=(ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH))
+                            usages=(*both, x509.ObjectIdentifier(ROLE_OIDS["controller"])))
     pem = serialization.Encoding.PEM
     outputs = {
         "ca.pem": (ca_cert.public_bytes(pem), False), "ca.key": (key_pem(ca_key), True),

@@ -18,7 +18,7 @@ import grpc
 from google.protobuf.message import Message
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from protos.auth import ClientTls, call_metadata, open_channel
+from protos.auth import ClientTls, call_metadata, explain_connect_failure, open_channel
 from protos.hwnas.v1 import agent_pb2, agent_pb2_grpc
 
 CHUNK_BYTES = 1 << 20  # the contract's cap per upload chunk
@@ -91,6 +91,7 @@ class AgentClient:
                  token: str | None = None) -> None:
         self.address = address
         self.timeout_s = timeout_s
+        self.tls = tls
         self._channel = open_channel(address, tls)
         self._metadata = call_metadata(token)
         self._stub = agent_pb2_grpc.DeviceAgentStub(self._channel)
@@ -115,9 +116,17 @@ class AgentClient:
         try:
             grpc.channel_ready_future(self._channel).result(timeout=timeout_s)
         except grpc.FutureTimeoutError as exc:
-            raise AgentCallError(
-                self.address, "connect", grpc.StatusCode.UNAVAILABLE, f"no agent answered within {timeout_s:g} s"
-            ) from exc
+            raise AgentCallError(self.address, "connect", grpc.StatusCode.UNAVAILABLE,
+                                 f"no agent answered within {timeout_s:g} s: {self._why_not_connected()}") from exc
+
+    def _why_not_connected(self) -> str:
+        """One call that does not wait for the channel: its error names a TLS mismatch, a refusal, ..."""
+        try:
+            health_pb2_grpc.HealthStub(self._channel).Check(health_pb2.HealthCheckRequest(), timeout=3.0,
+                                                            wait_for_ready=False)
+        except grpc.RpcError as exc:
+            return explain_connect_failure(exc.details() or "", self.address, self.tls)
+        return "it answers now"
 
     def health(self, timeout_s: float = 3.0) -> str:
         """The agent's grpc.health.v1 status name (SERVING, NOT_SERVING), or 'unreachable (CODE)'."""

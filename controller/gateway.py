@@ -196,7 +196,8 @@ class Gateway:
                  isolated: Collection[str] = ()) -> None:
         self.store = store
         self.servicer = ControllerServicer(store, models or ModelSource(store), lease_s, on_done, isolated)
-        self.server = new_server(max_workers, "hwnas-gateway", token)
+        self.server = new_server(max_workers, "hwnas-gateway", token,
+                                 client_role="agent" if tls and tls.client_ca else None)
         controller_pb2_grpc.add_ControllerServicer_to_server(self.servicer, self.server)
         self.health = health.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)

@@ -21,7 +21,7 @@ import grpc
 from device_agent.errors import AgentError
 from device_agent.measure import StopToken
 from device_agent.server import AgentServicer
-from protos.auth import ClientTls, call_metadata, open_channel
+from protos.auth import ClientTls, call_metadata, explain_connect_failure, open_channel
 from protos.hwnas.v1 import controller_pb2, controller_pb2_grpc
 
 log = logging.getLogger("hwnas.agent.dialout")
@@ -40,6 +40,7 @@ class ControllerLink:
         self.device_key = device_key
         self.agent_id = uuid.uuid4().hex  # a restarted agent is a new registration
         self.call_timeout_s = call_timeout_s
+        self._tls = tls
         self._channel = open_channel(address, tls)
         self._metadata = call_metadata(token)
         self._stub = controller_pb2_grpc.ControllerStub(self._channel)
@@ -77,7 +78,7 @@ class ControllerLink:
                             grpc.StatusCode.NOT_FOUND, grpc.StatusCode.FAILED_PRECONDITION):
                     raise  # retrying cannot fix a wrong token, key or controller
                 log.warning("%s: %s from %s (%s); retrying in %.1f s", what, code.name, self.address,
-                            exc.details(), delay)
+                            explain_connect_failure(exc.details() or "", self.address, self._tls), delay)
                 pause.wait(delay)
                 delay = min(delay * 2, MAX_BACKOFF_S)
         return None
@@ -166,7 +167,8 @@ class ControllerLink:
             result = self.servicer.execute(request, token, deadline=FOREVER, cancelled=self._stop.is_set)
             outcome = {"result": result}
         except AgentError as exc:
-            outcome = {"failure": controller_pb2.JobFailure(code=exc.status_code, message=str(exc))}
+            message = self.servicer.public(str(exc))
+            outcome = {"failure": controller_pb2.JobFailure(code=exc.status_code, message=message)}
         except Exception as exc:  # a runtime failing mid-measurement
             log.exception("job %d failed", lease.job_id)
             outcome = {"failure": controller_pb2.JobFailure(

@@ -9,6 +9,7 @@ beforehand and the garbage collector off for the whole timed stretch.
 from __future__ import annotations
 
 import gc
+import math
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -16,7 +17,7 @@ from dataclasses import dataclass, field
 
 from device_agent.backends.base import InputSpec, LoadedModel
 from device_agent.errors import InvalidInput, MeasurementStopped
-from device_agent.host import HostState, read_state, state_warnings
+from device_agent.host import HostState, memory_total_bytes, read_state, state_warnings
 from device_agent.interference import RunWatch
 from device_agent.power.base import PowerSource
 from device_agent.protocols import get_protocol
@@ -184,6 +185,20 @@ def resolve_input_shapes(
     return shapes
 
 
+INPUT_MEMORY_SHARE = 8  # inputs may take at most 1/8 of the host's memory (they are built before timing)
+
+
+def check_input_size(specs: list[InputSpec], shapes: Mapping[str, tuple[int, ...]]) -> None:
+    """Refuse inputs too large for this host before allocating them (1x3x50000x50000 is 30 GB of floats)."""
+    import numpy as np
+
+    total = sum(math.prod(shapes[s.name]) * np.dtype(s.dtype).itemsize for s in specs)
+    limit = memory_total_bytes() // INPUT_MEMORY_SHARE
+    if limit and total > limit:
+        raise InvalidInput(f"inputs {dict(shapes)} take {total / 2**30:.1f} GiB; this agent accepts at most "
+                           f"{limit / 2**30:.1f} GiB of inputs (an eighth of its memory)")
+
+
 def measure(
     model: LoadedModel,
     options: MeasureOptions,
@@ -201,6 +216,7 @@ def measure(
     protocol = get_protocol(options.protocol)
     params = protocol.resolve(options.protocol_params)
     shapes = resolve_input_shapes(model.inputs, options.batch_size, options.input_shapes)
+    check_input_size(model.inputs, shapes)
     token = token or StopToken()
     token.arm_deadline(options.deadline_seconds)
     model.rearm()
@@ -219,6 +235,9 @@ def measure(
         if token.stopped:
             raise stopped_error()
         run_once = model.bind(shapes)
+    except MemoryError:
+        token.close()
+        raise InvalidInput(f"the model with inputs {dict(shapes)} does not fit in this agent's memory") from None
     except Exception as exc:
         token.close()
         if token.stopped and not isinstance(exc, MeasurementStopped):  # the runtime was interrupted on purpose

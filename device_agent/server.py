@@ -54,8 +54,6 @@ class AgentConfig:
     idle_baseline_s: float = 0.0  # > 0: measure idle power this long at start and subtract it
 
 
-def _abort(context: grpc.ServicerContext, error: AgentError) -> None:
-    context.abort(grpc.StatusCode[error.status_code], str(error))
 
 
 class AgentServicer(agent_pb2_grpc.DeviceAgentServicer):
@@ -91,6 +89,13 @@ class AgentServicer(agent_pb2_grpc.DeviceAgentServicer):
         self._idle.set()
         self._overrun = False
         self.on_health: Callable[[bool], None] = lambda serving: None  # the gRPC server sets its health here
+
+    def public(self, message: str) -> str:
+        """``message`` as a client may see it: runtimes name the cached file; clients get the model's hash."""
+        return message.replace(f"{self.cache.root}{os.sep}", "model ").replace(str(self.cache.root), "the cache")
+
+    def _abort(self, context: grpc.ServicerContext, error: AgentError) -> None:
+        context.abort(grpc.StatusCode[error.status_code], self.public(str(error)))
 
     # -- device info and cache ---------------------------------------------------------------------
     def GetDeviceInfo(self, request, context):  # noqa: N802 - gRPC method name
@@ -130,7 +135,7 @@ class AgentServicer(agent_pb2_grpc.DeviceAgentServicer):
         try:
             check_sha256(request.sha256)
         except AgentError as exc:
-            _abort(context, exc)
+            self._abort(context, exc)
         size = self.cache.size_of(request.sha256)
         return agent_pb2.HasModelResponse(present=size is not None, size_bytes=size or 0)
 
@@ -139,7 +144,7 @@ class AgentServicer(agent_pb2_grpc.DeviceAgentServicer):
             return self.store_model(request_iterator)
         except AgentError as exc:
             log.warning("upload refused: %s", exc)
-            _abort(context, exc)
+            self._abort(context, exc)
 
     def store_model(self, chunks: Iterable[agent_pb2.UploadModelChunk]) -> agent_pb2.UploadModelResponse:
         """Cache a model from a header chunk and data chunks (an upload, or a download from the controller)."""
@@ -234,10 +239,11 @@ class AgentServicer(agent_pb2_grpc.DeviceAgentServicer):
         try:
             return self.execute(request, token, deadline, lambda: not context.is_active())
         except AgentError as exc:
-            _abort(context, exc)
+            self._abort(context, exc)
         except Exception as exc:  # a runtime failing mid-measurement: say what it said, keep serving
             log.exception("profile of %s failed", request.model_sha256[:12])
-            context.abort(grpc.StatusCode.INTERNAL, f"measurement failed in {request.backend or 'onnxruntime'}: {exc}")
+            context.abort(grpc.StatusCode.INTERNAL,
+                          self.public(f"measurement failed in {request.backend or 'onnxruntime'}: {exc}"))
 
     def execute(self, request: agent_pb2.ProfileRequest, token: StopToken, deadline: float | None,
                 cancelled: Callable[[], bool]) -> agent_pb2.ProfileResult:
@@ -353,7 +359,8 @@ class AgentServer:
     def __init__(self, config: AgentConfig, host_addr: str = "127.0.0.1", port: int = 0,
                  tls: TlsFiles | None = None, token: str | None = None) -> None:
         self.servicer = AgentServicer(config)
-        self.server = new_server(config.max_workers, "hwnas-agent", token, maximum_concurrent_rpcs=config.max_workers)
+        self.server = new_server(config.max_workers, "hwnas-agent", token, maximum_concurrent_rpcs=config.max_workers,
+                                 client_role="controller" if tls and tls.client_ca else None)
         agent_pb2_grpc.add_DeviceAgentServicer_to_server(self.servicer, self.server)
         self.health = health.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)

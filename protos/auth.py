@@ -86,6 +86,81 @@ def _refusal(handler, message: str):
     return grpc.unary_unary_rpc_method_handler(refuse)
 
 
+# Extended key usages naming an hwnas role, beside serverAuth/clientAuth (UUID-based OIDs, ITU-T X.667).
+# Both kinds of certificate serve and call (agents dial out, the controller serves dial-out agents), so the
+# standard usages cannot tell them apart; these can.
+_ROLE_ARC = "2.25.267713882888880030011680122413570531288"
+ROLE_OIDS = {"controller": f"{_ROLE_ARC}.1", "agent": f"{_ROLE_ARC}.2"}
+
+
+def certificate_roles(pem: bytes) -> set[str]:
+    """The hwnas roles ("controller", "agent") a PEM certificate's extended key usages grant."""
+    from cryptography import x509  # only servers that require client certificates need it
+
+    try:
+        usages = x509.load_pem_x509_certificate(pem).extensions.get_extension_for_class(x509.ExtendedKeyUsage)
+    except (x509.ExtensionNotFound, ValueError):
+        return set()
+    granted = {oid.dotted_string for oid in usages.value}
+    return {role for role, oid in ROLE_OIDS.items() if oid in granted}
+
+
+class RoleInterceptor(grpc.ServerInterceptor):
+    """Mutual TLS proves a client certificate comes from the lab's CA; this checks it is the right *kind*.
+
+    Without it, an agent requiring client certificates accepted another agent's certificate as a controller.
+    Health checks stay open (a container's check presents the agent's own certificate).
+    """
+
+    def __init__(self, role: str) -> None:
+        if role not in ROLE_OIDS:
+            raise ValueError(f"unknown role {role!r}; known: {sorted(ROLE_OIDS)}")
+        self.role = role
+        self._verdicts: dict[bytes, str] = {}  # certificate -> "" (allowed) or why not
+
+    def _refusal(self, context: grpc.ServicerContext) -> str:
+        certs = context.auth_context().get("x509_pem_cert") or []
+        if not certs:
+            return f"this server requires a client certificate with the hwnas {self.role} role"
+        pem = certs[0]
+        if pem not in self._verdicts:
+            roles = certificate_roles(pem)
+            self._verdicts[pem] = "" if self.role in roles else (
+                f"the client certificate is not an hwnas {self.role} certificate (its roles: "
+                f"{sorted(roles) or 'none'}); issue the {self.role}'s own with hwnas certs init")
+        return self._verdicts[pem]
+
+    def intercept_service(self, continuation, handler_call_details):
+        handler = continuation(handler_call_details)
+        if handler is None or handler_call_details.method in OPEN_METHODS:
+            return handler
+        return _guarded(handler, self._refusal)
+
+
+def _guarded(handler, refusal):
+    """The same handler, refusing with PERMISSION_DENIED whenever ``refusal(context)`` names a reason."""
+
+    def wrap(behavior):
+        def guarded(request_or_iterator, context):
+            reason = refusal(context)
+            if reason:
+                context.abort(grpc.StatusCode.PERMISSION_DENIED, reason)
+            return behavior(request_or_iterator, context)
+
+        return guarded
+
+    kinds = (("unary_unary", grpc.unary_unary_rpc_method_handler),
+             ("unary_stream", grpc.unary_stream_rpc_method_handler),
+             ("stream_unary", grpc.stream_unary_rpc_method_handler),
+             ("stream_stream", grpc.stream_stream_rpc_method_handler))
+    for attribute, make in kinds:
+        behavior = getattr(handler, attribute)
+        if behavior is not None:
+            return make(wrap(behavior), request_deserializer=handler.request_deserializer,
+                        response_serializer=handler.response_serializer)
+    return handler
+
+
 @dataclass(frozen=True)
 class TlsFiles:
     """A server's certificate and key; ``client_ca`` set: clients must present a certificate it signed."""
@@ -129,3 +204,33 @@ def open_channel(address: str, tls: ClientTls | None) -> grpc.Channel:
 
 def call_metadata(token: str | None) -> tuple[tuple[str, str], ...] | None:
     return ((TOKEN_HEADER, bearer(token)),) if token else None
+
+
+# What gRPC's connection errors mean, in the order they are looked for: (needle in the error, explanation).
+# ``{side}`` is "TLS" or "plaintext": what this side spoke.
+_CONNECT_FAILURES = (
+    ("WRONG_VERSION_NUMBER", "TLS handshake failed: the server speaks plaintext (started with --insecure?) and this "
+                             "side TLS"),
+    ("Hostname Verification", "TLS handshake failed on this side: the server's certificate does not name {host} "
+                              "(pass the name it has with --tls-server-name, or re-issue it: hwnas certs init "
+                              "--host {host})"),
+    ("CERTIFICATE_EXPIRED", "TLS handshake failed: a certificate has expired (re-issue: hwnas certs init)"),
+    ("Tls handshake failed", "TLS handshake failed on this side: the server's certificate is not signed by the "
+                             "CA this side trusts (wrong --tls-ca / --controller-ca?)"),
+    ("Connection refused", "nothing listens at {address} (connection refused)"),
+)
+
+
+def explain_connect_failure(details: str, address: str, tls: ClientTls | None) -> str:
+    """Why a channel to ``address`` could not connect, from the gRPC error ``details``, for a person."""
+    host = (tls.server_name if tls is not None else None) or host_of(address)
+    for needle, meaning in _CONNECT_FAILURES:
+        if needle in details:
+            return meaning.format(host=host, address=address)
+    if "Socket closed" in details or "Connection reset" in details:
+        if tls is not None:
+            return ("TLS handshake refused by the server: it requires a client certificate signed by its CA "
+                    "(mutual TLS: give this lab's --tls-cert/--tls-key), or it is shutting down")
+        return ("the server closed the connection: it likely speaks TLS while this side used plaintext "
+                "(give --tls-ca / --controller-ca), or it is shutting down")
+    return details

@@ -11,7 +11,7 @@ from concurrent import futures
 
 import grpc
 
-from protos.auth import TlsFiles, TokenInterceptor
+from protos.auth import RoleInterceptor, TlsFiles, TokenInterceptor
 
 OWN_PORT = (("grpc.so_reuseport", 0),)
 
@@ -21,12 +21,16 @@ class PortInUse(OSError):
 
 
 def new_server(max_workers: int, thread_name_prefix: str, token: str | None,
-               maximum_concurrent_rpcs: int | None = None) -> grpc.Server:
-    """A gRPC server that owns its port, with the bearer-token check when a token is set."""
+               maximum_concurrent_rpcs: int | None = None, client_role: str | None = None) -> grpc.Server:
+    """A gRPC server that owns its port, with the bearer-token check when a token is set and, under mutual
+    TLS, the check that client certificates carry ``client_role`` ("controller" or "agent")."""
+    interceptors: list[grpc.ServerInterceptor] = [TokenInterceptor(token)] if token else []
+    if client_role:
+        interceptors.append(RoleInterceptor(client_role))
     return grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix=thread_name_prefix),
         maximum_concurrent_rpcs=maximum_concurrent_rpcs,
-        interceptors=[TokenInterceptor(token)] if token else None,
+        interceptors=interceptors or None,
         options=OWN_PORT,
     )
 

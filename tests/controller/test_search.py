@@ -236,7 +236,7 @@ def test_linas_on_ofa_mobilenetv3_with_graph_objectives(tmp_path: Path) -> None:
     (["--device", "d", "--agent", "127.0.0.1:1", "--algo", "brpnas"], "needs --latency-max"),
     (["--device", "d", "--agent", "127.0.0.1:1", "--algo", "brpnas", "--latency-max", "5", "--latency-predictor",
       "/no/such/folder"], "--latency-predictor /no/such/folder"),
-    (["--device", "d", "--agent", "127.0.0.1:1", "--connect-timeout", "0.5"], "no answer within"),
+    (["--device", "d", "--agent", "127.0.0.1:1", "--connect-timeout", "0.5"], "no agent answered within"),
 ])
 def test_search_cli_names_the_bad_field(tmp_path: Path, capsys: pytest.CaptureFixture, args: list[str],
                                         message: str) -> None:

@@ -242,3 +242,24 @@ def test_stalled_uploads_count_against_the_cache_cap_and_leave_nothing_behind(tm
     finally:
         release.set()
         server.stop()
+
+
+def test_an_input_larger_than_the_host_can_hold_is_invalid_argument(client: AgentClient, tiny_model: bytes) -> None:
+    """1x3x50000x50000 floats are 28 GiB: it answered INTERNAL (a MemoryError) where INVALID_ARGUMENT is promised."""
+    node = helper.make_node("Relu", ["x"], ["y"])
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, None, None])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, None, None])])
+    sha, _ = client.ensure_model(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+                                 .SerializeToString())
+    error = expect(grpc.StatusCode.INVALID_ARGUMENT, "this agent accepts at most", client.profile, sha,
+                   input_shapes={"x": (1, 3, 50000, 50000)})
+    assert "27.9 GiB" in error.details
+    still_serves(client, tiny_model)
+
+
+def test_errors_never_show_clients_the_agents_cache_path(agent, client: AgentClient, tiny_model: bytes) -> None:
+    sha, _ = client.ensure_model(b"this is not a model" * 10)
+    error = expect(grpc.StatusCode.INVALID_ARGUMENT, "not an ONNX model", client.profile, sha)
+    root = str(agent.servicer.cache.root)
+    assert root not in error.details and f"model {sha}" in error.details, error.details
+    still_serves(client, tiny_model)

@@ -131,3 +131,60 @@ def test_the_container_healthcheck_speaks_mutual_tls(tmp_path, lab) -> None:
         assert subprocess.run(probe, env=env, timeout=30).returncode == 0
         without_cert = {k: v for k, v in env.items() if k != "HWNAS_TLS_CLIENT_CA"}
         assert subprocess.run(probe, env=without_cert, timeout=30).returncode == 1
+
+
+def test_an_mtls_agent_refuses_another_agents_certificate_as_a_controller(tmp_path, lab, tiny_model) -> None:
+    """Both certificates come from the lab CA; only the controller's carries the controller role."""
+    from protos.auth import certificate_roles
+
+    assert certificate_roles((lab / "controller.pem").read_bytes()) == {"controller"}
+    assert certificate_roles((lab / "agent.pem").read_bytes()) == {"agent"}
+    server = serve(tmp_path, tls=TlsFiles(lab / "agent.pem", lab / "agent.key", client_ca=lab / "ca.pem"))
+    try:
+        with AgentClient(server.address, tls=ClientTls(lab / "ca.pem", lab / "agent.pem", lab / "agent.key")) as fake:
+            with pytest.raises(AgentCallError) as info:
+                fake.upload(tiny_model)
+            assert info.value.code == grpc.StatusCode.PERMISSION_DENIED
+            assert "not an hwnas controller certificate (its roles: ['agent'])" in info.value.details
+            assert fake.health() == "SERVING"  # the container health check presents the agent's certificate
+        with AgentClient(server.address, tls=ClientTls(lab / "ca.pem", lab / "controller.pem",
+                                                       lab / "controller.key")) as controller:
+            assert not controller.has_model("ab" * 32)  # nothing was stored by the refused upload
+            sha, _ = controller.ensure_model(tiny_model)
+            assert controller.profile(sha, protocol="fixed", protocol_params={"count": 2}).stats["count"] == 2
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize(("client_tls", "says"), [
+    ("wrong-ca", "the server's certificate is not signed by the CA this side trusts"),
+    ("no-client-cert", "TLS handshake refused by the server: it requires a client certificate"),
+    ("plaintext", "it likely speaks TLS while this side used plaintext"),
+    ("wrong-name", "the server's certificate does not name other.lab"),
+])
+def test_a_tls_failure_says_which_side_refused_and_why(tmp_path, lab, client_tls: str, says: str) -> None:
+    """It was reported as "no agent answered within 10 s"."""
+    other = tmp_path / "other-lab"
+    init_lab(other)
+    tls = {"wrong-ca": ClientTls(other / "ca.pem", lab / "controller.pem", lab / "controller.key"),
+           "no-client-cert": ClientTls(lab / "ca.pem"), "plaintext": None,
+           "wrong-name": ClientTls(lab / "ca.pem", lab / "controller.pem", lab / "controller.key", "other.lab")}
+    server = serve(tmp_path, tls=TlsFiles(lab / "agent.pem", lab / "agent.key", client_ca=lab / "ca.pem"))
+    try:
+        with AgentClient(server.address, tls=tls[client_tls]) as client:
+            with pytest.raises(AgentCallError) as info:
+                client.wait_ready(1)
+        assert "no agent answered within 1 s" in info.value.details and says in info.value.details
+    finally:
+        server.stop()
+
+
+def test_tls_to_a_plaintext_agent_says_the_agent_is_plaintext(tmp_path, lab) -> None:
+    server = serve(tmp_path)
+    try:
+        with AgentClient(server.address, tls=ClientTls(lab / "ca.pem")) as client:
+            with pytest.raises(AgentCallError) as info:
+                client.wait_ready(1)
+        assert "the server speaks plaintext (started with --insecure?)" in info.value.details
+    finally:
+        server.stop()
