@@ -794,9 +794,12 @@ def build_parser() -> argparse.ArgumentParser:
                                    "profiles small CNNs, runs a small LatBench campaign on both, trains a latency "
                                    "predictor per device and a short LINAS search, and writes its plots.")
     d.add_argument("--out", type=Path, default=Path("demo-output"), help="output folder (default %(default)s)")
-    d.add_argument("--protocol", default="fixed", help="timing protocol on the ORT agent (default %(default)s: "
-                                                       "100 inferences, quick)")
-    d.add_argument("--sample", type=int, default=80, help="NB-201 cells in the campaign (default %(default)s)")
+    d.add_argument("--protocol", default="latbench", choices=["latbench", "fixed", "adaptive"],
+                   help="timing protocol on the ORT agent (default %(default)s: 20 runs of 10, IQR-trimmed, robust "
+                        "to a busy machine; fixed: a plain mean of 100)")
+    d.add_argument("--sample", type=int, default=120,
+                   help="NB-201 cells in the campaign; a quarter is held out to score the predictors, which needs "
+                        "at least 20 (default %(default)s)")
     d.add_argument("--evals", type=int, default=100, help="LINAS evaluations (default %(default)s)")
     d.set_defaults(func=cmd_demo)
     return parser
