@@ -176,3 +176,18 @@ def test_garbage_truncated_and_escaping_models_get_one_line(tmp_path, capsys) ->
     entry.key, entry.value = "location", "../../etc/passwd"
     code, err = _graph_import(tmp_path, capsys, escaping.SerializeToString())
     assert code == 2 and "external data is refused" in err and "points outside" in err
+
+
+def test_running_out_of_memory_while_importing_is_one_line(tmp_path, capsys, monkeypatch) -> None:
+    """A stand-in for a model too large for this machine's memory: onnx.load raising MemoryError."""
+    import onnx
+
+    from controller.demo import small_cnn
+    from controller.graph.onnx_export import to_onnx_bytes
+
+    def out_of_memory(*args, **kwargs):
+        raise MemoryError
+
+    monkeypatch.setattr(onnx, "load", out_of_memory)
+    code, err = _graph_import(tmp_path, capsys, to_onnx_bytes(small_cnn(8, blocks=1)))
+    assert code == 2 and "not enough memory to load" in err and "Traceback" not in err
