@@ -277,7 +277,7 @@ def test_agent_warnings_are_stored_exported_excluded_and_remeasured(tmp_path: Pa
 
     db = tmp_path / "ds.db"
     build = ["latbench", "build", "--space", "nb201", "--devices", "k", "--sample", "2", "--seed", "3",
-             "--protocol", "fixed", "--param", "count=20000", "--db", str(db), "--quiet", "--insecure"]
+             "--protocol", "fixed", "--param", "count=4000", "--db", str(db), "--quiet", "--insecure"]
     agent = start_agent(tmp_path / "c")
     try:
         hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])

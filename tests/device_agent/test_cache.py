@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from device_agent.cache import ModelCache
-from device_agent.errors import CacheFull, IntegrityError, InvalidInput, ModelNotFound
+from device_agent.errors import CacheFull, IntegrityError, InvalidInput, ModelNotFound, ModelTooLarge
 
 
 def put(cache: ModelCache, data: bytes) -> str:
@@ -63,7 +63,7 @@ def test_pinned_models_are_never_evicted(tmp_path: Path) -> None:
 
 def test_a_model_larger_than_the_cap_is_refused_before_any_byte(tmp_path: Path) -> None:
     cache = ModelCache(tmp_path, 100)
-    with pytest.raises(CacheFull, match="exceeds the agent's cache capacity"):
+    with pytest.raises(ModelTooLarge, match="exceeds the agent's cache capacity"):
         with cache.receive("a" * 64, 101):
             pytest.fail("must not accept bytes")
 
