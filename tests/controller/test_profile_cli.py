@@ -54,10 +54,10 @@ def test_demo_runs_the_main_job_end_to_end(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     out = done.stdout
     assert "1. agents: ONNX Runtime on 127.0.0.1:" in out and "replayed Pixel 3" in out
-    assert len([line for line in out.splitlines() if line.startswith("cnn-w") and "fixed" in line]) == 3, out
+    assert len([line for line in out.splitlines() if line.startswith("cnn-w") and "latbench" in line]) == 3, out
     assert re.search(r"local-cpu-ort: \d+ done; pixel3-replay: \d+ done$", out, re.MULTILINE), out
     # 12 cells hold out 3: too few for a figure, and the demo says so rather than printing a Spearman.
-    assert len(re.findall(r"latency predictor \(svr\) .* 3 held-out measurements: too few to score", out)) == 2, out
+    assert len(re.findall(r"latency predictor \(ridge\) .* 3 held-out measurements: too few to score", out)) == 2, out
     assert "hwnas demo: done" in out and "outputs:" in out and str(tmp_path / "demo" / "demo.db") in out
     for name in ("pareto.png", "hypervolume.png"):
         assert (tmp_path / "demo" / "search" / name).stat().st_size > 1000
