@@ -120,27 +120,10 @@ def test_a_loop_over_constants_is_refused_not_evaluated(tmp_path, capsys) -> Non
     """Constant folding ran onnx.reference on a 10^9-iteration Loop of constants: the import never ended."""
     import time
 
-    from onnx import TensorProto, helper
+    from tests.device_agent.hostile_models import constant_loop_bomb
 
-    body = helper.make_graph(
-        [helper.make_node("Identity", ["c"], ["c_out"]), helper.make_node("Add", ["x", "one"], ["x_out"])], "body",
-        [helper.make_tensor_value_info("i", TensorProto.INT64, []),
-         helper.make_tensor_value_info("c", TensorProto.BOOL, []),
-         helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
-        [helper.make_tensor_value_info("c_out", TensorProto.BOOL, []),
-         helper.make_tensor_value_info("x_out", TensorProto.FLOAT, [1])],
-        initializer=[helper.make_tensor("one", TensorProto.FLOAT, [1], [1.0])])
-    graph = helper.make_graph(
-        [helper.make_node("Loop", ["trips", "cond", "x0"], ["bias"], body=body),
-         helper.make_node("Add", ["input", "bias"], ["y"])], "const_loop",
-        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 1])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1])],
-        initializer=[helper.make_tensor("trips", TensorProto.INT64, [], [10**9]),
-                     helper.make_tensor("cond", TensorProto.BOOL, [], [True]),
-                     helper.make_tensor("x0", TensorProto.FLOAT, [1], [0.0])])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     t0 = time.perf_counter()
-    code, err = _graph_import(tmp_path, capsys, model.SerializeToString())
+    code, err = _graph_import(tmp_path, capsys, constant_loop_bomb())
     assert time.perf_counter() - t0 < 30
     assert code == 2 and "unsupported ONNX ops: Loop x1" in err
 
