@@ -54,8 +54,6 @@ class AgentConfig:
     idle_baseline_s: float = 0.0  # > 0: measure idle power this long at start and subtract it
 
 
-
-
 class AgentServicer(agent_pb2_grpc.DeviceAgentServicer):
     def __init__(self, config: AgentConfig) -> None:
         self.config = config
