@@ -146,7 +146,8 @@ def test_heartbeats_renew_the_agents_leases_and_a_restart_replaces_its_silent_fo
     store.register_agent(agent_row("id-other", name="other-pi", seen=1100), "{}")  # another agent: both kept
     store.register_agent(agent_row("id-second", seen=1100), "{}")  # "pi" restarted; its old life was silent
     assert [a.agent_id for a in store.registered_agents()] == ["id-other", "id-second"]
-    assert store.agent("id-second").healthy(1120) and not store.agent("id-second").healthy(1140)
+    # stale after three missed heartbeats (every 5 s), not after a whole lease
+    assert store.agent("id-second").healthy(1115) and not store.agent("id-second").healthy(1117)
 
 
 def test_a_heartbeat_that_crosses_a_fresh_lease_does_not_drop_it(store: Store) -> None:
