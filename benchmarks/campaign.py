@@ -24,6 +24,7 @@ from benchmarks.common import machine_line
 
 def dispatch(jobs: int, agents: int, keys: int = 4) -> dict:
     from controller import campaign
+    from controller.fleet import run_campaign
     from controller.local_agent import LocalAgent
     from controller.spaces import get_space
     from controller.store import Store
@@ -43,7 +44,7 @@ def dispatch(jobs: int, agents: int, keys: int = 4) -> dict:
                 total = sum(sum(c.values()) for c in store.counts().values())
                 endpoints = [campaign.AgentEndpoint(device_keys[k % keys], a.address) for k, a in enumerate(fleet)]
                 t0 = time.perf_counter()
-                campaign.run_campaign(store, endpoints, lease_s=60, isolated=device_keys)  # instant: no timing
+                run_campaign(store, endpoints, lease_s=60, isolated=device_keys)  # instant: no timing
                 wall = time.perf_counter() - t0
                 done = sum(c["done"] for c in store.counts().values())
         finally:

@@ -27,9 +27,9 @@ import numpy as np
 
 from benchmarks.common import machine_line
 from benchmarks.search import table_bounds
+from controller.fleet import Outcome
 from controller.graph import ComputationGraph
 from controller.search.hypervolume import HvSpace
-from controller.search.measure import Outcome
 from predictors import Samples
 
 ACCURACY = "acc_cifar10_test"
@@ -64,7 +64,7 @@ class TableMeasurer:
         self.column = column
 
     def measure(self, items: Sequence[tuple[str, str, ComputationGraph]]) -> list[Outcome]:
-        return [Outcome({"latency_ms": float(_rows()[arch][self.column])}) for arch, _, _ in items]
+        return [Outcome(arch, {"latency_ms": float(_rows()[arch][self.column])}) for arch, _, _ in items]
 
 
 def search(column: str, algo: str, evals: int, seed: int, bounds: HvSpace, perfect: Sequence[str] = (),

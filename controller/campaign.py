@@ -269,6 +269,24 @@ class LeaseRenewer:
         self._thread.join()
 
 
+class WorkSignal:
+    """Wakes idle workers of a long-lived fleet when jobs are submitted, without polling the store."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self.generation = 0
+
+    def notify(self) -> None:
+        with self._cond:
+            self.generation += 1
+            self._cond.notify_all()
+
+    def wait(self, seen: int, timeout_s: float | None, stop: threading.Event) -> None:
+        """Return once a submission after generation ``seen`` happened, ``timeout_s`` passed, or ``stop``."""
+        with self._cond:
+            self._cond.wait_for(lambda: self.generation != seen or stop.is_set(), timeout_s)
+
+
 class HostGates:
     """One gate per machine: agents on one host measure one at a time, since each would disturb the others.
 
@@ -307,8 +325,12 @@ class AgentWorker:
     def __init__(self, store: Store, endpoint: AgentEndpoint, lease_s: float, stop: threading.Event,
                  on_done: Callable[[str, str], None], connect: Connect = AgentClient,
                  models: ModelSource | None = None, profile_timeout_s: float = 3600.0,
-                 hosts: HostGates | None = None) -> None:
+                 hosts: HostGates | None = None, work: WorkSignal | None = None,
+                 on_settled: Callable[[], None] = lambda: None) -> None:
+        """``work``: stay up when the queue is empty and wake when more is submitted (a long-lived fleet);
+        without it the worker returns once its key has nothing queued or in flight (a one-off campaign)."""
         self.store, self.endpoint, self.lease_s, self.stop = store, endpoint, lease_s, stop
+        self.work, self.on_settled = work, on_settled
         self.hosts = hosts or HostGates()
         self._gate: AbstractContextManager | None = None  # known once the agent has said which host it is on
         self.connect = connect
@@ -327,14 +349,21 @@ class AgentWorker:
         with self.connect(self.endpoint.address) as client:
             job = None
             while not self.stop.is_set():
+                seen = self.work.generation if self.work is not None else 0
                 job = job or self.store.lease(self.endpoint.device_key, self.owner, self.lease_s)
                 if job is None:
-                    if not self._work_left()[1]:
+                    in_flight = self._work_left()[1]
+                    if self.work is None and not in_flight:
                         return  # nothing queued and nothing in flight elsewhere that could come back
-                    self.store.requeue_expired()  # in-flight work elsewhere may have lost its worker
-                    self.stop.wait(min(1.0, self.lease_s / 4))
+                    if in_flight:
+                        self.store.requeue_expired()  # in-flight work elsewhere may have lost its worker
+                    if self.work is not None:  # until more is submitted (or a lease elsewhere may lapse)
+                        self.work.wait(seen, self.lease_s / 4 if in_flight else None, self.stop)
+                    else:
+                        self.stop.wait(min(1.0, self.lease_s / 4))
                     continue
                 done, job = self._run_job(client, job)
+                self.on_settled()
                 if not done:
                     self._wait_for_agent(client)
 
@@ -409,67 +438,7 @@ class AgentWorker:
         raise AssertionError("unreachable")
 
 
-def run_campaign(store: Store, endpoints: Sequence[AgentEndpoint], lease_s: float = 120.0,
-                 stop: threading.Event | None = None,
-                 on_done: Callable[[str, str], None] = lambda key, arch_id: None,
-                 connect: Connect = AgentClient, device_keys: Sequence[str] = (),
-                 dial_in: bool = False, isolated: Collection[str] = (),
-                 note: Callable[[str], None] = log.info) -> dict[str, dict[str, int]]:
-    """Run one worker per configured agent until every queued job of the keys is done or failed.
-
-    Agents on one host measure one at a time, except those of ``isolated`` device keys (see HostGates).
-
-    ``dial_in``: agents also dial in (a ``gateway.Gateway`` is serving this store), so the campaign is
-    finished only when ``device_keys`` have nothing queued or leased, whoever measures them.
-    A Ctrl-C sets ``stop``; workers finish or give back their current job and the command can be re-run.
-    """
-    stop = stop or threading.Event()
-    store.requeue_expired()  # leases of a controller that died before this one started
-    reclaim_from_dead_controllers(store)
-    models = ModelSource(store)
-    keys = set(device_keys) | {ep.device_key for ep in endpoints}
-    hosts = HostGates(isolated, note)
-    workers = [AgentWorker(store, ep, lease_s, stop, on_done, connect, models, hosts=hosts) for ep in endpoints]
-    renewer = LeaseRenewer(store, [w.owner for w in workers], lease_s)
-    failures: list[BaseException] = []
-
-    def work(worker: AgentWorker) -> None:
-        """A worker that cannot go on (the dataset is full, read-only, gone) stops the whole campaign."""
-        try:
-            worker.run()
-        except Exception as exc:
-            failures.append(exc)
-            stop.set()
-
-    threads = [threading.Thread(target=work, args=(w,), name=f"worker-{w.endpoint.address}", daemon=True)
-               for w in workers]
-    for t in threads:
-        t.start()
-
-    def unfinished() -> bool:
-        counts = store.counts()
-        return any(counts.get(k, {}).get("queued", 0) + counts.get(k, {}).get("leased", 0) for k in keys)
-
-    try:
-        while any(t.is_alive() for t in threads) or (dial_in and not stop.is_set() and unfinished()):
-            for t in threads:
-                t.join(0.2)
-            if not threads:
-                stop.wait(0.5)
-    except BaseException:
-        stop.set()
-        for t in threads:
-            t.join(30)
-        raise
-    finally:
-        renewer.stop()
-        _release(store, workers)
-    if failures:
-        raise failures[0]
-    return store.counts()
-
-
-def _release(store: Store, workers: Sequence[AgentWorker]) -> None:
+def release_leases(store: Store, workers: Sequence[AgentWorker]) -> None:
     """Give back the workers' leases; where the dataset cannot be written, the next run reclaims them."""
     try:
         for w in workers:

@@ -275,18 +275,14 @@ def cmd_latbench_build(args: argparse.Namespace) -> int:
                 if key in bars:
                     bars[key].update(1)
 
-        gateway = None
-        try:
-            if args.listen:
-                from controller.gateway import Gateway
+        from controller.fleet import Fleet, FleetConfig
 
-                gateway = Gateway(store, args.listen, listen_tls, token, args.lease_seconds, on_done=advance,
-                                  isolated=isolated).start()
-                print(f"listening for agents on {gateway.address} "
-                      f"({'TLS' if listen_tls else 'plaintext, loopback'}{' + token' if token else ''})", flush=True)
-            final = campaign.run_campaign(store, endpoints, lease_s=args.lease_seconds, on_done=advance,
-                                          connect=connect, device_keys=devices, dial_in=gateway is not None,
-                                          isolated=isolated, note=tqdm.write)
+        config = FleetConfig(endpoints=endpoints, connect=connect or campaign.AgentClient, lease_s=args.lease_seconds,
+                             listen=args.listen, listen_tls=listen_tls, token=token, isolated=isolated,
+                             note=tqdm.write, on_done=advance)
+        try:
+            with Fleet(store, config) as fleet:
+                final = fleet.drain(devices)
         except KeyboardInterrupt:
             for bar in bars.values():
                 bar.close()
@@ -294,9 +290,6 @@ def cmd_latbench_build(args: argparse.Namespace) -> int:
             return 130
         except OSError as exc:
             return fail("latbench build", exc)
-        finally:
-            if gateway is not None:
-                gateway.stop()
         for bar in bars.values():
             bar.close()
         causes = store.failure_causes(plan.campaign)

@@ -75,22 +75,15 @@ class Measurement:
 
     @contextlib.contextmanager
     def measurer(self, store, space_name: str, note: Callable[[str], None]) -> Iterator[Any]:
-        """A FleetMeasurer on the device's agents, serving dial-in agents while it is open."""
+        """A FleetMeasurer on the device's agents (and agents dialling in), the fleet open while it is."""
         from controller import campaign
+        from controller.fleet import Fleet, FleetConfig
         from controller.search.measure import FleetMeasurer
 
-        gateway = None
-        try:
-            if self.endpoints:
-                campaign.wait_for_agents(self.endpoints, self.args.connect_timeout, self.connect)
-            if self.args.listen:
-                from controller.gateway import Gateway
-
-                gateway = Gateway(store, self.args.listen, self.listen_tls, self.token,
-                                  self.args.lease_seconds).start()
-                note(f"listening for agents on {gateway.address}")
-            yield FleetMeasurer(store, space_name, self.plan, self.endpoints, self.args.lease_seconds,
-                                dial_in=gateway is not None, connect=self.connect or campaign.AgentClient)
-        finally:
-            if gateway is not None:
-                gateway.stop()
+        if self.endpoints:
+            campaign.wait_for_agents(self.endpoints, self.args.connect_timeout, self.connect)
+        config = FleetConfig(endpoints=self.endpoints, connect=self.connect or campaign.AgentClient,
+                             lease_s=self.args.lease_seconds, listen=self.args.listen, listen_tls=self.listen_tls,
+                             token=self.token, note=note)
+        with Fleet(store, config) as fleet:
+            yield FleetMeasurer(fleet, space_name, self.plan)

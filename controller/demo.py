@@ -46,6 +46,7 @@ def run_demo(out: Path, protocol: str = "latbench", sample: int = 120, evals: in
     from controller import campaign
     from controller.cli import main as hwnas
     from controller.data import nb201_table_path
+    from controller.fleet import run_campaign
     from controller.predictor_jobs import artifact_dir, held_out_summary, train_from_store
     from controller.spaces import get_space
     from controller.spaces.catalog import sample as sample_space
@@ -81,7 +82,7 @@ def run_demo(out: Path, protocol: str = "latbench", sample: int = 120, evals: in
                 plan = campaign.CampaignPlan("demo", [key], backend=backend, protocol=protocol,
                                              protocol_params=DEMO_PROTOCOLS[protocol])
                 campaign.enqueue(store, space, sample_space(space, sample, 0), plan)
-            counts = campaign.run_campaign(store, endpoints)
+            counts = run_campaign(store, endpoints)
             print(f"3. LatBench campaign of {sample} NB-201 cells into {db}: {campaign.summary_line(counts)}")
             summary.append(f"campaign: {campaign.summary_line(counts)}")
             for key in ("local-cpu-ort", "pixel3-replay"):

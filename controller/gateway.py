@@ -42,8 +42,9 @@ GIVE_BACK = {code.name for code in AGENT_DOWN | BUSY} | {"CANCELLED", "DEADLINE_
 class ControllerServicer(controller_pb2_grpc.ControllerServicer):
     def __init__(self, store: Store, models: ModelSource, lease_s: float = 30.0,
                  on_done: Callable[[str, str], None] = lambda key, arch_id: None,
-                 isolated: Collection[str] = ()) -> None:
+                 isolated: Collection[str] = (), on_settled: Callable[[], None] = lambda: None) -> None:
         self.store, self.models, self.lease_s, self.on_done = store, models, lease_s, on_done
+        self.on_settled = on_settled  # a job was recorded, failed or given back (a fleet's waiters recheck)
         self.isolated = set(isolated)  # device keys whose agents may measure beside others on their host
         self._host_of: dict[str, str] = {}  # agent id -> host id, from registrations
         self._host_locks: dict[str, threading.Lock] = {}
@@ -176,6 +177,7 @@ class ControllerServicer(controller_pb2_grpc.ControllerServicer):
             recorded = self.store.complete(to_record(job, message_dict(request.result)))
             if recorded:
                 self.on_done(job.device_key, job.arch_id)
+            self.on_settled()
             return controller_pb2.ReportJobResponse(recorded=recorded, job_state="done")
         failure = request.failure
         reason = f"{failure.code} from {agent.name} ({agent.agent_id[:8]}): {failure.message}"
@@ -184,6 +186,7 @@ class ControllerServicer(controller_pb2_grpc.ControllerServicer):
         else:
             state = self.store.fail(owned, reason, permanent=failure.code in {c.name for c in PERMANENT})
         log.warning("job %s: %s -> %s", job.arch_id[:12], reason, state)
+        self.on_settled()
         return controller_pb2.ReportJobResponse(recorded=False, job_state=state)
 
 
@@ -193,9 +196,10 @@ class Gateway:
     def __init__(self, store: Store, address: str, tls: TlsFiles | None = None, token: str | None = None,
                  lease_s: float = 30.0, models: ModelSource | None = None,
                  on_done: Callable[[str, str], None] = lambda key, arch_id: None, max_workers: int = 128,
-                 isolated: Collection[str] = ()) -> None:
+                 isolated: Collection[str] = (), on_settled: Callable[[], None] = lambda: None) -> None:
         self.store = store
-        self.servicer = ControllerServicer(store, models or ModelSource(store), lease_s, on_done, isolated)
+        self.servicer = ControllerServicer(store, models or ModelSource(store), lease_s, on_done, isolated,
+                                           on_settled)
         self.server = new_server(max_workers, "hwnas-gateway", token,
                                  client_role="agent" if tls and tls.client_ca else None)
         controller_pb2_grpc.add_ControllerServicer_to_server(self.servicer, self.server)

@@ -14,6 +14,7 @@ import pytest
 
 from controller import campaign
 from controller.campaign import AgentEndpoint, CampaignPlan
+from controller.fleet import run_campaign
 from controller.local_agent import LocalAgent
 from controller.spaces import get_space
 from controller.spaces.catalog import sample
@@ -54,7 +55,7 @@ def test_two_keys_two_agents_then_export(tmp_path: Path) -> None:
             assert campaign.enqueue(store, NB201, archs, plan(["cpu-a", "cpu-b"])) == 12
             assert campaign.enqueue(store, NB201, archs, plan(["cpu-a", "cpu-b"])) == 0  # resume adds nothing
             endpoints = [AgentEndpoint("cpu-a", agents[0].address), AgentEndpoint("cpu-b", agents[1].address)]
-            campaign.run_campaign(store, endpoints, lease_s=10)
+            run_campaign(store, endpoints, lease_s=10)
             rows = assert_exactly_one_row_per_job(store, 12)
             assert {r["agent_name"] for r in rows} == {"test-agent"}
             assert export(store, tmp_path / "ds.parquet", "parquet") == 12
@@ -77,7 +78,7 @@ def test_a_model_the_runtime_refuses_fails_permanently_and_the_rest_completes(tm
             campaign.enqueue(store, NB201, archs, plan(["k"], count=5))
             campaign.enqueue(store, NB201, archs[:1], CampaignPlan(
                 campaign="t", device_keys=["k"], protocol="fixed", protocol_params={"count": 0}))  # refused
-            campaign.run_campaign(store, [AgentEndpoint("k", agent.address)], lease_s=10)
+            run_campaign(store, [AgentEndpoint("k", agent.address)], lease_s=10)
             assert store.counts()["k"] == {"queued": 0, "leased": 0, "done": 3, "failed": 1}
     finally:
         agent.stop()
@@ -90,7 +91,7 @@ def test_sigkill_an_agent_mid_measurement_its_job_completes_on_the_other(tmp_pat
         # ~1-4 s per measurement, so the victim is surely mid-job when killed right after the check below.
         campaign.enqueue(store, NB201, distinct_archs(n, seed=5), plan(["k"], count=1500))
         endpoints = [AgentEndpoint("k", victim.address), AgentEndpoint("k", survivor.address)]
-        runner = threading.Thread(target=campaign.run_campaign, args=(store, endpoints), kwargs={"lease_s": 2})
+        runner = threading.Thread(target=run_campaign, args=(store, endpoints), kwargs={"lease_s": 2})
         runner.start()
         kill_victim_mid_job(store, victim, runner, n, lambda owner: owner.endswith(victim.address))
 
@@ -140,7 +141,7 @@ def test_an_agent_restarting_with_an_empty_cache_gets_the_model_again(tmp_path: 
     with Store(tmp_path / "ds.db") as store:
         for p in plans:
             campaign.enqueue(store, NB201, arch, p)
-        runner = threading.Thread(target=campaign.run_campaign, args=(store, [AgentEndpoint("k", f"127.0.0.1:{port}")]),
+        runner = threading.Thread(target=run_campaign, args=(store, [AgentEndpoint("k", f"127.0.0.1:{port}")]),
                                   kwargs={"lease_s": 5, "on_done": on_done})
         runner.start()
         assert done.wait(60)
@@ -169,7 +170,7 @@ def test_many_jobs_across_eight_agents_each_get_exactly_one_record(tmp_path: Pat
                              CampaignPlan(campaign="t", device_keys=keys, protocol="fixed",
                                           protocol_params={"count": 1}))
             endpoints = [AgentEndpoint(keys[k % 4], a.address) for k, a in enumerate(agents)]
-            campaign.run_campaign(store, endpoints, lease_s=30)
+            run_campaign(store, endpoints, lease_s=30)
             assert_exactly_one_row_per_job(store, total)
     finally:
         for a in agents:
@@ -237,7 +238,7 @@ def test_a_busy_agent_sends_jobs_back_to_the_queue_not_to_failed(tmp_path: Path,
             hog.start()  # holds the agent's only RPC slot for a few seconds
             time.sleep(0.3)
             campaign.enqueue(store, NB201, distinct_archs(3, seed=2), plan(["k"]))
-            campaign.run_campaign(store, [AgentEndpoint("k", agent.address)], lease_s=10)
+            run_campaign(store, [AgentEndpoint("k", agent.address)], lease_s=10)
             hog.join(60)
             assert store.counts()["k"] == {"queued": 0, "leased": 0, "done": 3, "failed": 0}
             assert_exactly_one_row_per_job(store, 3)
@@ -324,7 +325,7 @@ def test_agents_on_one_host_measure_one_at_a_time_unless_declared_isolated(tmp_p
         with Store(tmp_path / "ds.db") as store:
             campaign.enqueue(store, NB201, distinct_archs(8, seed=7), plan(["pc-ort", "pc-other"], count=300))
             endpoints = [AgentEndpoint("pc-ort", agents[0].address), AgentEndpoint("pc-other", agents[1].address)]
-            campaign.run_campaign(store, endpoints, lease_s=10, note=notes.append,
+            run_campaign(store, endpoints, lease_s=10, note=notes.append,
                                   isolated=["pc-ort", "pc-other"] if isolated else ())
             rows = assert_exactly_one_row_per_job(store, 16)
     finally:

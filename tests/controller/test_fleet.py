@@ -6,6 +6,7 @@ from pathlib import Path
 
 from controller import campaign
 from controller.cli import main
+from controller.fleet import run_campaign
 from controller.local_agent import LocalAgent
 from controller.spaces import get_space
 from controller.spaces.catalog import sample
@@ -36,7 +37,7 @@ def test_fleet_ls_shows_the_job_an_agent_is_measuring_and_the_queue(tmp_path: Pa
     with LocalAgent(tmp_path / "c") as agent, Store(tmp_path / "ds.db") as store:
         campaign.enqueue(store, space, sample(space, 4, seed=1), campaign.CampaignPlan(
             campaign="t", device_keys=["cpu"], protocol="fixed", protocol_params={"count": 2000}))
-        runner = threading.Thread(target=campaign.run_campaign,
+        runner = threading.Thread(target=run_campaign,
                                   args=(store, [campaign.AgentEndpoint("cpu", agent.address)]))
         runner.start()
         while not store.leased():

@@ -13,6 +13,7 @@ from controller import campaign
 from controller.campaign import ModelKey
 from controller.certs import init_lab
 from controller.cli import main
+from controller.fleet import run_campaign
 from controller.gateway import Gateway
 from controller.local_agent import LocalAgent
 from controller.spaces.catalog import sample
@@ -203,7 +204,7 @@ def test_dial_out_agents_and_a_dialled_agent_share_one_key(tmp_path: Path, store
     links = [in_process_agent(tmp_path, f"out{k}", gateway) for k in range(2)]
     dialled = start_agent(tmp_path / "in")
     try:
-        campaign.run_campaign(store, [campaign.AgentEndpoint("k", dialled.address)], lease_s=10,
+        run_campaign(store, [campaign.AgentEndpoint("k", dialled.address)], lease_s=10,
                               device_keys=["k"], dial_in=True)
         rows = assert_exactly_one_row_per_job(store, n)
         assert {r["agent_name"] for r in rows} <= {"out0", "out1", "test-agent"}
@@ -233,7 +234,7 @@ def test_sigkill_a_dial_out_agent_mid_measurement_its_job_completes_on_the_other
     try:
         with LocalAgent(tmp_path / "c1", [*dial, "--name", "victim"], listen=False) as victim, \
                 LocalAgent(tmp_path / "c2", [*dial, "--name", "survivor"], listen=False):
-            runner = threading.Thread(target=campaign.run_campaign, args=(store, []),
+            runner = threading.Thread(target=run_campaign, args=(store, []),
                                       kwargs={"device_keys": ["k"], "dial_in": True})
             runner.start()
             def is_victim(owner: str) -> bool:
@@ -285,7 +286,7 @@ def test_dial_out_over_mutual_tls_with_a_token_and_a_refused_token(tmp_path: Pat
             assert store.registered_agents() == []
             with LocalAgent(tmp_path / "c1", ["--controller", gateway.address, "--device-key", "k", *tls,
                                               "--token-file", str(lab / "token")], insecure=False, listen=False):
-                campaign.run_campaign(store, [], device_keys=["k"], dial_in=True)
+                run_campaign(store, [], device_keys=["k"], dial_in=True)
             assert_exactly_one_row_per_job(store, 2)
         finally:
             gateway.stop()

@@ -1,0 +1,217 @@
+"""One long-lived fleet: the store, the agents (dialled, and dialling in through the gateway), the workers.
+
+Opened once per command, a fleet keeps a worker per configured agent leasing jobs of its device key from the
+store's durable queue, and serves agents that dial in. ``submit`` queues candidates as jobs and wakes idle
+workers; ``results`` blocks until those jobs are settled (recorded or failed), woken by the workers and
+the gateway as each job settles, and returns each job's outcome. Nothing past the CLI sees its flags: it is
+opened from a typed ``FleetConfig``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from controller.campaign import (
+    AgentEndpoint,
+    AgentWorker,
+    CampaignPlan,
+    Connect,
+    HostGates,
+    LeaseRenewer,
+    ModelSource,
+    WorkSignal,
+    enqueue_graphs,
+    reclaim_from_dead_controllers,
+    release_leases,
+)
+from controller.client import AgentClient
+from controller.graph import ComputationGraph
+from controller.store import Store
+from protos.auth import TlsFiles
+
+log = logging.getLogger("hwnas.fleet")
+
+TERMINAL = ("done", "failed")
+
+
+@dataclass(frozen=True)
+class FleetConfig:
+    """Which agents, and how to reach them and be reached."""
+
+    endpoints: Sequence[AgentEndpoint] = ()
+    connect: Connect = AgentClient  # address -> client, with the lab's TLS and token
+    lease_s: float = 120.0
+    listen: str | None = None  # HOST:PORT to serve agents that dial in
+    listen_tls: TlsFiles | None = None
+    token: str | None = None
+    isolated: Collection[str] = ()  # device keys whose agents may measure beside others of their host
+    dial_in: bool = False  # agents also reach this store through a gateway, this fleet's (listen) or another's
+    note: Callable[[str], None] = log.info
+    on_done: Callable[[str, str], None] = field(default=lambda key, arch_id: None)  # progress: (key, arch_id)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One job's measurement: its record's row, or why there is none."""
+
+    job_key: str
+    record: dict[str, Any] | None
+    error: str = ""
+
+
+class Fleet:
+    """Use as a context manager: ``with Fleet(store, config) as fleet: fleet.results(fleet.submit(...))``."""
+
+    def __init__(self, store: Store, config: FleetConfig, stop: threading.Event | None = None) -> None:
+        self.store, self.config = store, config
+        self.stop = stop or threading.Event()  # set: workers finish or give back their job and stop
+        self.work = WorkSignal()
+        self._settled = threading.Condition()
+        self._settle_count = 0
+        self.failures: list[BaseException] = []
+        self.models = ModelSource(store)
+        self.gateway = None
+        self._threads: list[threading.Thread] = []
+        self._workers: list[AgentWorker] = []
+        self._renewer: LeaseRenewer | None = None
+
+    # -- lifetime --------------------------------------------------------------------------------------
+    def __enter__(self) -> Fleet:
+        self.open()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def open(self) -> Fleet:
+        """Take back leases of dead controllers, start the workers and the gateway (agents that are down
+        are waited for by their workers; ``wait_for_agents`` checks them up front)."""
+        c = self.config
+        self.store.requeue_expired()
+        reclaim_from_dead_controllers(self.store)
+        if c.listen:
+            from controller.gateway import Gateway
+
+            self.gateway = Gateway(self.store, c.listen, c.listen_tls, c.token, c.lease_s, self.models, c.on_done,
+                                   isolated=c.isolated, on_settled=self._on_settled).start()
+            c.note(f"listening for agents on {self.gateway.address} "
+                   f"({'TLS' if c.listen_tls else 'plaintext, loopback'}{' + token' if c.token else ''})")
+        hosts = HostGates(c.isolated, c.note)
+        self._workers = [AgentWorker(self.store, ep, c.lease_s, self.stop, c.on_done, c.connect, self.models,
+                                     hosts=hosts, work=self.work, on_settled=self._on_settled)
+                         for ep in c.endpoints]
+        self._renewer = LeaseRenewer(self.store, [w.owner for w in self._workers], c.lease_s)
+        self._threads = [threading.Thread(target=self._run_worker, args=(w,), name=f"worker-{w.endpoint.address}",
+                                          daemon=True) for w in self._workers]
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def close(self) -> None:
+        """Stop leasing; running jobs finish or go back; leases held are given back."""
+        self.stop.set()
+        self.work.notify()
+        for thread in self._threads:
+            thread.join(30)
+        if self._renewer is not None:
+            self._renewer.stop()
+        release_leases(self.store, self._workers)
+        if self.gateway is not None:
+            self.gateway.stop()
+            self.gateway = None
+
+    def _run_worker(self, worker: AgentWorker) -> None:
+        try:
+            worker.run()
+        except Exception as exc:  # the dataset is full or gone, or a bug: every waiter hears of it
+            self.failures.append(exc)
+            self._on_settled()
+
+    def _on_settled(self) -> None:
+        with self._settled:
+            self._settle_count += 1
+            self._settled.notify_all()
+
+    # -- work ------------------------------------------------------------------------------------------
+    def submit(self, space_name: str, items: Sequence[tuple[str, str, ComputationGraph]],
+               plan: CampaignPlan) -> list[str]:
+        """Queue (arch, encoding, graph) items on the plan's device keys; returns their job keys in order.
+
+        A job already recorded (this network, measured the same way before) is not measured again.
+        """
+        served = {ep.device_key for ep in self.config.endpoints}
+        unserved = sorted(set(plan.device_keys) - served)
+        if unserved and not (self.gateway is not None or self.config.dial_in):
+            raise ValueError(f"no agent serves device key(s) {unserved}: give agents for them, or listen for agents "
+                             "that dial in")
+        _, specs = enqueue_graphs(self.store, space_name, items, plan)
+        self.work.notify()
+        return [s.job_key for s in specs]
+
+    def _serving(self) -> bool:
+        """Whether anything can still settle jobs: a worker thread, or agents dialling in."""
+        return any(t.is_alive() for t in self._threads) or self.gateway is not None or self.config.dial_in
+
+    def _wait_for_settling(self, seen: int, timeout_s: float | None = None) -> bool:
+        """Sleep until a job settles after ``seen``; the timeout covers leases lapsing elsewhere and, where
+        another process's gateway serves the store, settlements this fleet does not hear of."""
+        if timeout_s is None:
+            timeout_s = 0.5 if self.config.dial_in and self.gateway is None else self.config.lease_s / 4
+        with self._settled:
+            return self._settled.wait_for(lambda: self._settle_count != seen or self.stop.is_set(), timeout_s)
+
+    def results(self, keys: Sequence[str], timeout_s: float | None = None) -> list[Outcome]:
+        """Each job's outcome, in order, once every one is settled; RuntimeError if none can settle them."""
+        while True:
+            with self._settled:
+                seen = self._settle_count
+            states = self.store.job_states(keys)
+            if all(state in TERMINAL for state, _ in states.values()):
+                break
+            if self.failures:
+                raise self.failures[0]
+            if not self._serving() or self.stop.is_set():
+                unfinished = sum(state not in TERMINAL for state, _ in states.values())
+                raise RuntimeError(f"{unfinished} measurement(s) are unfinished: no agent is left to run them")
+            if not self._wait_for_settling(seen, timeout_s) and timeout_s is not None:
+                raise TimeoutError(f"jobs unsettled after {timeout_s:g} s")
+        records = self.store.records(keys)
+        return [Outcome(k, records.get(k), "" if k in records else (states[k][1] or "not measured")) for k in keys]
+
+    def drain(self, device_keys: Collection[str]) -> dict[str, dict[str, int]]:
+        """Block until the keys have nothing queued or leased (a LatBench build); returns the store's counts."""
+        while True:
+            with self._settled:
+                seen = self._settle_count
+            counts = self.store.counts()
+            if not any(counts.get(k, {}).get("queued", 0) + counts.get(k, {}).get("leased", 0)
+                       for k in device_keys):
+                return counts
+            if self.failures:
+                raise self.failures[0]
+            if not self._serving() or self.stop.is_set():
+                return counts
+            self._wait_for_settling(seen)
+
+
+def run_campaign(store: Store, endpoints: Sequence[AgentEndpoint], lease_s: float = 120.0,
+                 stop: threading.Event | None = None,
+                 on_done: Callable[[str, str], None] = lambda key, arch_id: None,
+                 connect: Connect = AgentClient, device_keys: Sequence[str] = (),
+                 dial_in: bool = False, isolated: Collection[str] = (),
+                 note: Callable[[str], None] = log.info) -> dict[str, dict[str, int]]:
+    """A fleet over ``endpoints`` until every queued job of their keys (and ``device_keys``) is settled.
+
+    ``dial_in``: agents also dial in (a ``gateway.Gateway`` serves this store), so the campaign is finished
+    only when the keys have nothing queued or leased, whoever measures them. Agents on one host measure one
+    at a time, except those of ``isolated`` device keys (see ``campaign.HostGates``). Ctrl-C stops the
+    workers, which finish or give back their current job; running the same campaign again resumes it.
+    """
+    config = FleetConfig(endpoints=endpoints, connect=connect, lease_s=lease_s, isolated=isolated, note=note,
+                         on_done=on_done, dial_in=dial_in)
+    with Fleet(store, config, stop) as fleet:
+        return fleet.drain(set(device_keys) | {ep.device_key for ep in endpoints})
