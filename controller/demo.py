@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -44,7 +46,6 @@ def run_demo(out: Path, protocol: str = "latbench", sample: int = 120, evals: in
     Ends with a one-screen summary of what ran and where everything is.
     """
     from controller import campaign
-    from controller.cli import main as hwnas
     from controller.data import nb201_table_path
     from controller.fleet import run_campaign
     from controller.predictor_jobs import artifact_dir, held_out_summary, train_from_store
@@ -95,9 +96,11 @@ def run_demo(out: Path, protocol: str = "latbench", sample: int = 120, evals: in
                            "docs/benchmarks.md)")
         print(f"5. LINAS on pixel3-replay, {evals} evaluations:")
         search_out = out / "search"
-        code = hwnas(["search", "--device", "pixel3-replay", "--agent", replayed.address, "--backend", "replay",
-                      "--algo", "linas", "--evals", str(evals), "--population", "25", "--inner-evals", "5000",
-                      "--db", str(db), "--out", str(search_out), "--insecure"])
+        # The command a user would type, in its own process (the demo is a walk through the CLI).
+        code = subprocess.run([sys.executable, "-m", "controller.cli", "search", "--device", "pixel3-replay",
+                               "--agent", replayed.address, "--backend", "replay", "--algo", "linas", "--evals",
+                               str(evals), "--population", "25", "--inner-evals", "5000", "--db", str(db), "--out",
+                               str(search_out), "--insecure"]).returncode
         if code != 0:
             raise RuntimeError("the demo's search failed")
     files = {name: search_out / name for name in ("pareto.png", "hypervolume.png", "pareto.csv", "measured.csv")}

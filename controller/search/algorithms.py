@@ -12,6 +12,7 @@ their hypervolume bounds.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -127,28 +128,20 @@ def nsga2_search(ctx: SearchContext) -> None:
         ctx.note(f"NSGA-II produced no new architecture for {STALE_GENERATIONS} generations; stopped early")
 
 
-def linas_search(ctx: SearchContext) -> None:
-    from controller.search.linas import run_linas
-
-    run_linas(ctx)
-
-
-def brpnas_search(ctx: SearchContext) -> None:
-    from controller.search.brpnas import run_brpnas
-
-    run_brpnas(ctx)
-
-
-ALGORITHMS: dict[str, Callable[[SearchContext], None]] = {
-    "brpnas": brpnas_search,
-    "linas": linas_search,
-    "nsga2": nsga2_search,
-    "random": random_search,
+# name -> "module:function". LINAS and BRP-NAS build on this module's helpers, so they are named, not
+# imported: the registry resolves them on first use and no import runs back from here to them.
+ALGORITHMS: dict[str, str] = {
+    "brpnas": "controller.search.brpnas:run_brpnas",
+    "linas": "controller.search.linas:run_linas",
+    "nsga2": f"{__name__}:nsga2_search",
+    "random": f"{__name__}:random_search",
 }
 
 
 def get_algorithm(name: str) -> Callable[[SearchContext], None]:
     try:
-        return ALGORITHMS[name]
+        target = ALGORITHMS[name]
     except KeyError:
         raise ValueError(f"--algo {name!r} is not known; known: {', '.join(ALGORITHMS)}") from None
+    module_name, _, function = target.partition(":")
+    return getattr(importlib.import_module(module_name), function)
