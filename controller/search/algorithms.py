@@ -68,15 +68,18 @@ class SearchContext:
 
 
 def sample_new(ctx: SearchContext, n: int, exclude: set[tuple[int, ...]] = frozenset()) -> list[list[int]]:
-    """Up to ``n`` distinct random architectures with a network, none evaluated or excluded yet."""
+    """Up to ``n`` random architectures with a network, of distinct networks none evaluated or excluded yet
+    (``exclude``: network keys)."""
     out: list[list[int]] = []
     chosen = set(exclude)
     for _ in range(max(100 * n, 1000)):
         if len(out) >= n:
             break
         x = ctx.space.sample(ctx.rng)
-        key = tuple(x)
-        if key in chosen or not ctx.space.has_network(x) or ctx.evaluator.seen(x):
+        if not ctx.space.has_network(x):
+            continue
+        key = ctx.space.network_key(x)
+        if key in chosen or ctx.evaluator.seen(x):
             continue
         chosen.add(key)
         out.append(x)

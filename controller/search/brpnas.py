@@ -54,7 +54,12 @@ def run_brpnas(ctx: SearchContext) -> None:
         n = min(per_iteration, ctx.evaluator.remaining)
         if n <= 0:
             break
-        fresh = [x for x in ranked if not ctx.evaluator.seen(x)]
+        fresh, networks = [], set()  # one encoding per network not yet evaluated, in rank order
+        for x in ranked:
+            key = ctx.space.network_key(x)
+            if key not in networks and not ctx.evaluator.seen(x):
+                networks.add(key)
+                fresh.append(x)
         top = fresh[:round(ctx.alpha * n)] if i > 1 else []
         window = [x for x in fresh[:max(n, len(ranked) // 2 ** i)] if x not in top]
         picks = top + [window[k] for k in ctx.rng.permutation(len(window))[:n - len(top)]]

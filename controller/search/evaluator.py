@@ -1,9 +1,10 @@
 """The one door every search algorithm evaluates through: budget, cache, objectives, history.
 
-An *evaluation* is one distinct architecture (by canonical encoding) whose objectives were obtained —
-measured on the device for latency/energy/power, computed from the CG or looked up for the rest. Asking
-again for an architecture already evaluated costs nothing; an architecture without a network (NB-201's
-unconnected cells) is never evaluated. The budget counts evaluations, the figure LINAS is judged by.
+An *evaluation* is one distinct network (by the space's ``network_key``, NB-201 twins collapsed) whose
+objectives were obtained — measured on the device for latency/energy/power, computed from the CG or looked
+up for the rest. Asking again for a network already evaluated, under any of its encodings, costs nothing;
+an architecture without a network (NB-201's unconnected cells) is never evaluated. The budget counts
+evaluations, the figure LINAS is judged by, so it is spent on distinct networks only.
 """
 
 from __future__ import annotations
@@ -50,7 +51,8 @@ class Evaluator:
         self.space, self.objectives, self.budget = space, list(objectives), budget
         self.measurer, self.accuracy, self.on_evaluated = measurer, accuracy, on_evaluated
         self.history: list[Evaluation] = []
-        self._by_encoding: dict[tuple[int, ...], Evaluation] = {}
+        self._by_network: dict[tuple[int, ...], Evaluation] = {}
+        self._by_arch_id: dict[str, Evaluation] = {}
         self.iteration = 0
 
     @property
@@ -66,26 +68,37 @@ class Evaluator:
         return self.budget - len(self.history)
 
     def seen(self, x: Sequence[int]) -> bool:
-        return tuple(self.space.canonical(x)) in self._by_encoding
+        return self.space.network_key(x) in self._by_network
 
     def evaluate(self, encodings: Sequence[Sequence[int]]) -> list[Evaluation | None]:
         """Each architecture's evaluation; None where it has no network or the budget ran out first."""
-        wanted = [tuple(self.space.canonical(x)) if self.space.has_network(x) else None for x in encodings]
-        new: list[tuple[int, ...]] = []
-        for x in wanted:
-            if x is not None and x not in self._by_encoding and x not in new and len(new) < self.remaining:
-                new.append(x)
-        if new:
-            self._evaluate_new(new)
-        return [self._by_encoding.get(x) if x is not None else None for x in wanted]
+        wanted = [self.space.network_key(x) if self.space.has_network(x) else None for x in encodings]
+        first: dict[tuple[int, ...], tuple[int, ...]] = {}  # network key -> the canonical encoding asked first
+        for x, key in zip(encodings, wanted, strict=True):
+            if key is not None and key not in self._by_network and key not in first and len(first) < self.remaining:
+                first[key] = tuple(self.space.canonical(x))
+        if first:
+            self._evaluate_new(list(first.values()), list(first))
+        return [self._by_network.get(key) if key is not None else None for key in wanted]
 
-    def _evaluate_new(self, encodings: list[tuple[int, ...]]) -> None:
-        graphs = [self.space.to_graph(x) for x in encodings]
-        candidates = [Candidate(self.space.name, x, self.space.to_string(x), g) for x, g in zip(encodings, graphs,
-                                                                                             strict=True)]
-        static = evaluate_static(self.objectives, candidates, self.accuracy)
+    def _evaluate_new(self, encodings: list[tuple[int, ...]], keys: list[tuple[int, ...]]) -> None:
+        """Evaluate the networks of ``encodings`` (``keys``: their network keys). Keys whose CGs hash alike (a
+        duplicate the space's key misses) are one network: later ones share the first one's evaluation."""
+        candidates: list[Candidate] = []
+        fresh_keys: list[tuple[int, ...]] = []
+        aliases: list[tuple[tuple[int, ...], str]] = []  # (network key, arch_id of the evaluation it shares)
+        batch_ids: set[str] = set()
+        for x, key in zip(encodings, keys, strict=True):
+            graph = self.space.to_graph(x)
+            if graph.arch_id in self._by_arch_id or graph.arch_id in batch_ids:
+                aliases.append((key, graph.arch_id))
+                continue
+            batch_ids.add(graph.arch_id)
+            candidates.append(Candidate(self.space.name, x, self.space.to_string(x), graph))
+            fresh_keys.append(key)
+        static = evaluate_static(self.objectives, candidates, self.accuracy) if candidates else {}
         measured = self.measurer.measure([(c.arch, " ".join(map(str, c.encoding)), c.graph)
-                                          for c in candidates]) if self.measurer else []
+                                          for c in candidates]) if self.measurer and candidates else []
         batch = []
         for k, c in enumerate(candidates):
             values = {name: float(v[k]) for name, v in static.items()}
@@ -101,9 +114,12 @@ class Evaluator:
             evaluation = Evaluation(len(self.history) + 1, self.iteration, c.encoding, c.arch, c.graph.arch_id,
                                     values if not error else {}, error)
             self.history.append(evaluation)
-            self._by_encoding[c.encoding] = evaluation
+            self._by_network[fresh_keys[k]] = self._by_arch_id[c.graph.arch_id] = evaluation
             batch.append(evaluation)
-        self.on_evaluated(batch)
+        for key, arch_id in aliases:
+            self._by_network[key] = self._by_arch_id[arch_id]
+        if batch:
+            self.on_evaluated(batch)
 
     def minimised(self, evaluations: Sequence[Evaluation]) -> np.ndarray:
         """(n, m) objective values in minimisation form."""

@@ -59,7 +59,7 @@ def predicted_search(ctx: SearchContext, models: list[Predicts]) -> dict[tuple[i
             F[alive] = np.column_stack([m.predict(samples) for m in models]) * signs
         for x, f, ok in zip(X.tolist(), F, alive, strict=True):
             if ok:
-                archive[tuple(ctx.space.canonical(x))] = f
+                archive[ctx.space.network_key(x)] = f  # one entry per network: twins are one candidate
         return F
 
     algorithm = inner_algorithm(ctx.inner, ctx.population, len(models), ctx.crossover, ctx.mutation)
@@ -95,7 +95,7 @@ def run_linas(ctx: SearchContext) -> None:
         archive = predicted_search(ctx, models)
         n = min(ctx.population, ctx.evaluator.remaining)
         picks = best_unique(ctx, archive, n)
-        picks += sample_new(ctx, n - len(picks), exclude={tuple(p) for p in picks})
+        picks += sample_new(ctx, n - len(picks), exclude={ctx.space.network_key(p) for p in picks})
         ctx.iteration_seconds.append(time.perf_counter() - started)
         front_keys = list(archive)
         F = np.array([archive[x] for x in front_keys])

@@ -62,6 +62,14 @@ class SearchSpace(abc.ABC):
         """The representative encoding: spaces with masked variables zero the inactive ones."""
         return self.validate(x)
 
+    def network_key(self, x: Sequence[int]) -> tuple[int, ...]:
+        """The network ``x`` describes, as a hashable key: encodings with one key build one network.
+
+        A search spends its budget on distinct keys. The default is the canonical encoding; spaces whose
+        encodings can describe one network in several ways (NB-201's dead edges) collapse them here.
+        """
+        return tuple(self.canonical(x))
+
     def sample(self, rng: np.random.Generator) -> list[int]:
         low, high = self.bounds()
         return self.canonical(rng.integers(low, high + 1).tolist())

@@ -185,7 +185,8 @@ def test_every_inner_algorithm_drives_linas(tmp_path: Path, inner: str, objectiv
                  "--evals", "16", "--population", "8", "--inner-evals", "160", "--db", str(tmp_path / "s.db"),
                  "--out", str(tmp_path / inner), "--quiet"]) == 0
     measured = rows(tmp_path / inner / "measured.csv")
-    assert len(measured) == 16 and {r["iteration"] for r in measured} == {"0", "1"}
+    assert len(measured) == 16 and len({r["arch_id"] for r in measured}) == 16
+    assert {"0", "1"} <= {r["iteration"] for r in measured}  # a population of twins' repeats takes another round
     assert len((tmp_path / inner / "predicted_front.csv").read_text().splitlines()) > 1
 
 
@@ -309,3 +310,25 @@ def test_a_search_whose_every_evaluation_failed_exits_non_zero_with_the_cause(tm
     assert not (tmp_path / "run" / "pareto.png").exists() and not (tmp_path / "run" / "hypervolume.png").exists()
     summary = json.loads((tmp_path / "run" / "run.json").read_text())
     assert summary["failed"] == 6 and sum(summary["failure_causes"].values()) == 6
+
+
+def test_twin_cells_are_one_network_and_cost_one_evaluation() -> None:
+    """NB-201 cells that prune to the same network: 28-42 % of a search's evaluations were such repeats."""
+    from controller.search.evaluator import Evaluator
+
+    space = get_space("nb201")
+    cell = space.from_string("|nor_conv_3x3~0|+|nor_conv_1x1~0|none~1|+|skip_connect~0|none~1|none~2|")
+    twin = space.from_string("|nor_conv_3x3~0|+|nor_conv_1x1~0|avg_pool_3x3~1|+|skip_connect~0|none~1|none~2|")
+    assert space.to_graph(cell).arch_id == space.to_graph(twin).arch_id  # node 2 leads nowhere: pruned
+    assert space.network_key(cell) == space.network_key(twin)
+    evaluator = Evaluator(space, get_objectives("flops,params"), budget=5, measurer=None, accuracy=None)
+    first, again = evaluator.evaluate([cell, twin])
+    assert first is again and len(evaluator.history) == 1 and evaluator.remaining == 4
+    assert evaluator.seen(twin) and evaluator.evaluate([twin]) == [first]
+
+
+def test_a_search_spends_its_budget_on_distinct_networks(tmp_path: Path, replay_agent: LocalAgent) -> None:
+    for algo in ("random", "linas", "nsga2"):
+        out = search(tmp_path, replay_agent, algo, "--evals", "60", name=f"distinct-{algo}")
+        ids = [r["arch_id"] for r in rows(out / "measured.csv")]
+        assert len(ids) == 60 and len(set(ids)) == 60, algo
