@@ -26,7 +26,7 @@ import tomllib
 
 from controller.client import AgentCallError, AgentClient, ProfileRecord, sha256_hex
 from controller.graph import ComputationGraph
-from controller.model_formats import format_for, model_format
+from controller.model_formats import format_for, identity, model_format
 from controller.spaces import SearchSpace
 from controller.store import ArchRecord, Job, JobSpec, MeasurementRecord, Store, StoreUnavailable
 
@@ -161,7 +161,8 @@ def model_bytes(arch: ArchRecord, fmt: str = "onnx", batch: int = 1) -> bytes:
     table (``--backend replay``) knows which row to answer.
     """
     return model_format(fmt).export(ComputationGraph.from_json(arch.cg_json).with_batch(batch),
-                                    {"hwnas.space": arch.space, "hwnas.arch": arch.arch, "hwnas.arch_id": arch.arch_id})
+                                    identity(arch.space, arch.arch, arch.arch_id))
+
 
 
 class ModelKey(NamedTuple):
@@ -184,9 +185,12 @@ class ModelSource:
     Export is deterministic, so a re-export has the same hash.
     """
 
+    OFFERED_KEPT = 1024  # in-memory graphs of recently submitted candidates
+
     def __init__(self, store: Store, budget_bytes: int = 256 << 20) -> None:
         self.store = store
         self.budget_bytes = budget_bytes
+        self._offered: OrderedDict[str, tuple[str, str, ComputationGraph]] = OrderedDict()
         self._sha: dict[ModelKey, str] = {}
         self._arch_of: dict[str, ModelKey] = {}
         self._bytes: OrderedDict[str, bytes] = OrderedDict()
@@ -204,7 +208,14 @@ class ModelSource:
             if sha is not None and sha in self._bytes:
                 self._bytes.move_to_end(sha)
                 return self._bytes[sha]
-        data = model_bytes(self.store.architecture(key.arch_id), key.model_format, key.batch_size)
+        with self._lock:
+            offered = self._offered.get(key.arch_id)
+        if offered is not None:  # the candidate's graph as submitted: no round trip through the store's JSON
+            space, arch, graph = offered
+            data = model_format(key.model_format).export(
+                graph.with_batch(key.batch_size), identity(space, arch, key.arch_id))
+        else:
+            data = model_bytes(self.store.architecture(key.arch_id), key.model_format, key.batch_size)
         sha = sha256_hex(data)
         with self._lock:
             self._sha[key] = sha
@@ -215,6 +226,18 @@ class ModelSource:
             while self._held_bytes > self.budget_bytes and len(self._bytes) > 1:
                 self._held_bytes -= len(self._bytes.popitem(last=False)[1])
         return data
+
+    def offer(self, space: str, arch: str, graph: ComputationGraph) -> None:
+        """Keep a submitted candidate's graph, so its model is exported from it rather than from the store.
+
+        Export is deterministic and the store's JSON is the graph's canonical form, so the bytes (and hash)
+        are the same either way; a restarted controller exports from the store.
+        """
+        with self._lock:
+            self._offered[graph.arch_id] = (space, arch, graph)
+            self._offered.move_to_end(graph.arch_id)
+            while len(self._offered) > self.OFFERED_KEPT:
+                self._offered.popitem(last=False)
 
     def by_sha256(self, sha: str) -> bytes:
         """The bytes of a model this source has handed out; KeyError for any other hash."""

@@ -28,6 +28,11 @@ from controller.graph.onnx_export import to_onnx_bytes
 Metadata = Mapping[str, str]
 
 
+def identity(space: str, arch: str, arch_id: str) -> dict[str, str]:
+    """The metadata every exported model carries: which architecture it is (the replay backend reads it)."""
+    return {"hwnas.space": space, "hwnas.arch": arch, "hwnas.arch_id": arch_id}
+
+
 @dataclass(frozen=True)
 class ModelFormat:
     name: str

@@ -148,6 +148,8 @@ class Fleet:
         if unserved and not (self.gateway is not None or self.config.dial_in):
             raise ValueError(f"no agent serves device key(s) {unserved}: give agents for them, or listen for agents "
                              "that dial in")
+        for arch, _, graph in items:
+            self.models.offer(space_name, arch, graph)
         _, specs = enqueue_graphs(self.store, space_name, items, plan)
         self.work.notify()
         return [s.job_key for s in specs]

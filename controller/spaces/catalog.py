@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from controller.graph.onnx_export import to_onnx_bytes
+from controller.model_formats import identity
 from controller.spaces import SPACES, SearchSpace, get_space
 from controller.spaces.nb201 import NasBench201
 
@@ -80,8 +81,8 @@ def export(space: SearchSpace, archs: Iterable[Sequence[int]], out_dir: Path,
         graph = space.to_graph(x)
         arch_id = graph.arch_id
         # The identity travels in the model, as in every model a campaign sends (the replay backend reads it).
-        metadata = {"hwnas.space": space.name, "hwnas.arch": space.to_string(x), "hwnas.arch_id": arch_id}
-        (out_dir / f"{arch_id}.onnx").write_bytes(to_onnx_bytes(graph, metadata=metadata))
+        (out_dir / f"{arch_id}.onnx").write_bytes(to_onnx_bytes(graph, metadata=identity(space.name,
+                                                                                         space.to_string(x), arch_id)))
         (out_dir / f"{arch_id}.json").write_text(graph.to_json(indent=1))
         rows.append({"arch_id": arch_id, "space": space.name, "arch": space.to_string(x),
                      "encoding": " ".join(map(str, x)), "macs": graph.macs(), "params": graph.params(),
