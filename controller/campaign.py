@@ -349,11 +349,11 @@ class AgentWorker:
                  on_done: Callable[[str, str], None], connect: Connect = AgentClient,
                  models: ModelSource | None = None, profile_timeout_s: float = 3600.0,
                  hosts: HostGates | None = None, work: WorkSignal | None = None,
-                 on_settled: Callable[[], None] = lambda: None) -> None:
+                 on_settled: Callable[[], None] = lambda: None, on_idle: Callable[[], None] = lambda: None) -> None:
         """``work``: stay up when the queue is empty and wake when more is submitted (a long-lived fleet);
         without it the worker returns once its key has nothing queued or in flight (a one-off campaign)."""
         self.store, self.endpoint, self.lease_s, self.stop = store, endpoint, lease_s, stop
-        self.work, self.on_settled = work, on_settled
+        self.work, self.on_settled, self.on_idle = work, on_settled, on_idle  # a job settled; nothing to lease
         self.hosts = hosts or HostGates()
         self._gate: AbstractContextManager | None = None  # known once the agent has said which host it is on
         self.connect = connect
@@ -375,6 +375,7 @@ class AgentWorker:
                 seen = self.work.generation if self.work is not None else 0
                 job = job or self.store.lease(self.endpoint.device_key, self.owner, self.lease_s)
                 if job is None:
+                    self.on_idle()
                     in_flight = self._work_left()[1]
                     if self.work is None and not in_flight:
                         return  # nothing queued and nothing in flight elsewhere that could come back

@@ -71,7 +71,8 @@ class Fleet:
         self.stop = stop or threading.Event()  # set: workers finish or give back their job and stop
         self.work = WorkSignal()
         self._settled = threading.Condition()
-        self._settle_count = 0
+        self._settle_count = 0  # jobs settled: what results() waits for
+        self._idle_count = 0  # times a worker found nothing to lease: what drain() waits for
         self.failures: list[BaseException] = []
         self.models = ModelSource(store)
         self.gateway = None
@@ -102,7 +103,8 @@ class Fleet:
                    f"({'TLS' if c.listen_tls else 'plaintext, loopback'}{' + token' if c.token else ''})")
         hosts = HostGates(c.isolated, c.note)
         self._workers = [AgentWorker(self.store, ep, c.lease_s, self.stop, c.on_done, c.connect, self.models,
-                                     hosts=hosts, work=self.work, on_settled=self._on_settled)
+                                     hosts=hosts, work=self.work, on_settled=self._on_settled,
+                                     on_idle=self._on_idle)
                          for ep in c.endpoints]
         self._renewer = LeaseRenewer(self.store, [w.owner for w in self._workers], c.lease_s)
         self._threads = [threading.Thread(target=self._run_worker, args=(w,), name=f"worker-{w.endpoint.address}",
@@ -130,10 +132,16 @@ class Fleet:
         except Exception as exc:  # the dataset is full or gone, or a bug: every waiter hears of it
             self.failures.append(exc)
             self._on_settled()
+            self._on_idle()
 
     def _on_settled(self) -> None:
         with self._settled:
             self._settle_count += 1
+            self._settled.notify_all()
+
+    def _on_idle(self) -> None:
+        with self._settled:
+            self._idle_count += 1
             self._settled.notify_all()
 
     # -- work ------------------------------------------------------------------------------------------
@@ -185,10 +193,16 @@ class Fleet:
         return [Outcome(k, records.get(k), "" if k in records else (states[k][1] or "not measured")) for k in keys]
 
     def drain(self, device_keys: Collection[str]) -> dict[str, dict[str, int]]:
-        """Block until the keys have nothing queued or leased (a LatBench build); returns the store's counts."""
+        """Block until the keys have nothing queued or leased (a LatBench build); returns the store's counts.
+
+        Woken when a worker finds nothing to lease (its key may be done) and, with agents dialling in, as
+        their jobs settle: not on every job a dialled worker records, which would count the store hundreds
+        of times a second.
+        """
+        dial_in = self.gateway is not None or self.config.dial_in
         while True:
             with self._settled:
-                seen = self._settle_count
+                seen = (self._idle_count, self._settle_count if dial_in else 0)
             counts = self.store.counts()
             if not any(counts.get(k, {}).get("queued", 0) + counts.get(k, {}).get("leased", 0)
                        for k in device_keys):
@@ -197,7 +211,10 @@ class Fleet:
                 raise self.failures[0]
             if not self._serving() or self.stop.is_set():
                 return counts
-            self._wait_for_settling(seen)
+            timeout_s = 0.5 if self.config.dial_in and self.gateway is None else self.config.lease_s / 4
+            with self._settled:
+                self._settled.wait_for(lambda then=seen: self.stop.is_set() or then != (
+                    self._idle_count, self._settle_count if dial_in else 0), timeout_s)
 
 
 def run_campaign(store: Store, endpoints: Sequence[AgentEndpoint], lease_s: float = 120.0,

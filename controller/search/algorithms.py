@@ -13,7 +13,7 @@ their hypervolume bounds.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -84,6 +84,22 @@ def sample_new(ctx: SearchContext, n: int, exclude: set[tuple[int, ...]] = froze
         chosen.add(key)
         out.append(x)
     return out
+
+
+def evaluate_n(ctx: SearchContext, ordered: Sequence[Sequence[int]], n: int) -> int:
+    """Evaluate candidates in order until ``n`` new networks are evaluated or ``ordered`` runs out.
+
+    A candidate whose CG equals one already evaluated costs nothing (the evaluator hands back that
+    evaluation), so the next ones in order take its place in the same iteration. Returns how many were new.
+    """
+    done, start = 0, 0
+    while done < n and start < len(ordered) and ctx.evaluator.remaining > 0:
+        chunk = list(ordered[start:start + n - done])
+        start += len(chunk)
+        before = len(ctx.evaluator.history)
+        ctx.evaluator.evaluate(chunk)
+        done += len(ctx.evaluator.history) - before
+    return done
 
 
 def first_population(ctx: SearchContext) -> list[list[int]]:

@@ -18,7 +18,7 @@ import math
 import numpy as np
 
 from controller.predictor_data import space_samples
-from controller.search.algorithms import SearchContext
+from controller.search.algorithms import SearchContext, evaluate_n
 from predictors import Predictor, get_predictor
 
 
@@ -62,9 +62,9 @@ def run_brpnas(ctx: SearchContext) -> None:
                 fresh.append(x)
         top = fresh[:round(ctx.alpha * n)] if i > 1 else []
         window = [x for x in fresh[:max(n, len(ranked) // 2 ** i)] if x not in top]
-        picks = top + [window[k] for k in ctx.rng.permutation(len(window))[:n - len(top)]]
+        ordered = top + [window[k] for k in ctx.rng.permutation(len(window))]  # the rest: stand-ins for repeats
         ctx.evaluator.iteration = i
-        ctx.evaluator.evaluate(picks)
+        evaluate_n(ctx, ordered, n)
         if ctx.evaluator.remaining > 0 and i < iterations:
             scores = train_brp(ctx).predict(space_samples(ctx.space, pool))
             ranked = [pool[k] for k in np.argsort(-scores, kind="stable")]

@@ -18,12 +18,15 @@ import time
 import numpy as np
 
 from controller.predictor_data import space_samples
-from controller.search.algorithms import Predicts, SearchContext, first_population, sample_new
+from controller.search.algorithms import Predicts, SearchContext, evaluate_n, sample_new
 from controller.search.evolution import PENALTY, inner_algorithm, integer_problem
 from controller.search.hypervolume import pareto_mask
 from predictors import get_predictor, predictor_class
 
 DEFAULT_PREDICTOR = "ridge"  # LINAS Table 5 (MobileNetV3, ResNet50): ridge for accuracy and latency
+
+
+SPARE_SHARE = 10  # a tenth more candidates than a population, in case some repeat an evaluated network
 
 
 def train_predictors(ctx: SearchContext) -> list[Predicts]:
@@ -87,23 +90,25 @@ def best_unique(ctx: SearchContext, archive: dict[tuple[int, ...], np.ndarray], 
 
 
 def run_linas(ctx: SearchContext) -> None:
-    ctx.evaluator.evaluate(first_population(ctx))
+    n = min(ctx.population, ctx.evaluator.remaining)
+    evaluate_n(ctx, sample_new(ctx, n + n // SPARE_SHARE + 1), n)
     while ctx.evaluator.remaining > 0:
         ctx.evaluator.iteration += 1
         started = time.perf_counter()
         models = train_predictors(ctx)
         archive = predicted_search(ctx, models)
         n = min(ctx.population, ctx.evaluator.remaining)
-        picks = best_unique(ctx, archive, n)
-        picks += sample_new(ctx, n - len(picks), exclude={ctx.space.network_key(p) for p in picks})
+        wanted = n + n // SPARE_SHARE + 1  # spares stand in for picks whose CG was already evaluated
+        picks = best_unique(ctx, archive, wanted)
+        picks += sample_new(ctx, wanted - len(picks), exclude={ctx.space.network_key(p) for p in picks})
         ctx.iteration_seconds.append(time.perf_counter() - started)
         front_keys = list(archive)
         F = np.array([archive[x] for x in front_keys])
         ctx.predicted_front = [(front_keys[i], (F[i] * ctx.evaluator.signs).tolist())
                                for i in np.flatnonzero(pareto_mask(F))]
         ctx.note(f"iteration {ctx.evaluator.iteration}: predictors + {ctx.inner_evals} predicted evaluations in "
-                 f"{ctx.iteration_seconds[-1]:.1f} s; measuring {len(picks)}")
+                 f"{ctx.iteration_seconds[-1]:.1f} s; measuring {min(n, len(picks))}")
         if not picks:
             ctx.note("the space has no architecture left to evaluate")
             return
-        ctx.evaluator.evaluate(picks)
+        evaluate_n(ctx, picks, n)
