@@ -279,3 +279,39 @@ def test_complete_and_lease_records_and_hands_out_the_next_job_in_one_go(store: 
     assert {j.lease_expires_at_unix_s for j in store.leased()} == {140.0}
     assert store.complete_and_lease(record(second, agent="a"), "rpi4", "w1", 30)[1] is None  # queue empty
     assert store.counts()["rpi4"] == {"queued": 0, "leased": 1, "done": 2, "failed": 0}
+
+
+def test_records_with_power_and_energy_export_to_csv_and_parquet_with_the_documented_types(store: Store,
+                                                                                           tmp_path: Path) -> None:
+    """`latbench export --format parquet` crashed (ArrowTypeError) on any record with a power sampling period
+    or an idle baseline: the export typed them as strings. One record per source of power figures."""
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    from controller.store.export import export
+
+    powers = [  # an energy counter (RAPL), a sampled source with an idle baseline (NVML), a simulator's model
+        {"available": True, "source": "rapl", "mean_power_w": 11.5, "energy_per_inference_mj": 3.2,
+         "sampling_period_s": 0.0, "idle_power_w": 0.0},
+        {"available": True, "source": "nvml:0", "mean_power_w": 80.0, "energy_per_inference_mj": 40.0,
+         "sampling_period_s": 0.1, "idle_power_w": 22.5},
+        {"available": True, "source": "simulator:zigzag tpu_like", "mean_power_w": 1.5,
+         "energy_per_inference_mj": 0.25, "sampling_period_s": 0.0, "idle_power_w": 0.0},
+        {"available": False, "unavailable_reason": "rapl: no powercap driver"},
+    ]
+    store.enqueue(specs(len(powers)))
+    for power in powers:
+        leased = store.lease("rpi4", "w", 10)
+        assert store.complete(MeasurementRecord(**{**vars(record(leased)), "power": power,
+                                                   "warnings": ("the CPU throttled",)}))
+    assert export(store, tmp_path / "x.parquet", "parquet") == export(store, tmp_path / "x.csv", "csv") == 4
+    schema = pq.read_schema(tmp_path / "x.parquet")
+    for column in ("mean_power_w", "energy_per_inference_mj", "power_sampling_period_s", "idle_power_w"):
+        assert str(schema.field(column).type) == "double", column
+    assert str(schema.field("power_available").type) == "bool"
+    for frame in (pd.read_parquet(tmp_path / "x.parquet"), pd.read_csv(tmp_path / "x.csv")):
+        frame = frame.sort_values("power_source", na_position="last").reset_index(drop=True)
+        assert frame["idle_power_w"].tolist()[:3] == [22.5, 0.0, 0.0]
+        assert frame["power_sampling_period_s"].dtype == "float64" and frame["idle_power_w"].dtype == "float64"
+        assert frame["power_available"].tolist() == [True, True, True, False]
+        assert frame["warnings_json"].str.contains("throttled").all()
