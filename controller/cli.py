@@ -17,9 +17,9 @@ from controller.cli_common import (
     db_target,
     fail,
     param,
-    server_tls,
     space_options,
 )
+from controller.cli_fleet import add_fleet_options, check_agents, fleet_config
 from controller.cli_layers import add_layers_parser
 from controller.cli_search import add_search_parser
 
@@ -218,26 +218,11 @@ def cmd_latbench_build(args: argparse.Namespace) -> int:
     from controller.spaces import get_space
     from controller.spaces.catalog import sample
     from controller.store import Store
-    from protos.auth import read_token
 
     try:
         space = get_space(args.space, **space_options(args))
         devices = [d for d in args.devices.split(",") if d]
-        endpoints = [campaign.parse_agent(a) for a in args.agent or []]
-        if args.agents:
-            endpoints += campaign.load_agents(args.agents)
-        missing = sorted(set(devices) - {ep.device_key for ep in endpoints})
-        if missing and not args.listen:
-            raise ValueError(f"no agent given for device key(s) {missing}; use --agent KEY=HOST:PORT, --agents FILE, "
-                             "or --listen HOST:PORT for agents that dial in")
-        endpoints = [ep for ep in endpoints if ep.device_key in devices]
-        isolated = [k for value in args.isolated or [] for k in value.split(",") if k]
-        unknown = sorted(set(isolated) - set(devices))
-        if unknown:
-            raise ValueError(f"--isolated names {unknown}, which are not in --devices {devices}")
-        connect = connector(args) if endpoints else None
-        listen_tls = server_tls(args) if args.listen else None
-        token = read_token(args.token_file)
+        config = fleet_config(args, devices, note=tqdm.write)
         if args.all:
             archs = [x for x in space.enumerate() if space.has_network(x)]
         else:
@@ -260,8 +245,7 @@ def cmd_latbench_build(args: argparse.Namespace) -> int:
             print(f"{store.remeasure_warned(plan.campaign, devices)} job(s) with warned records queued again",
                   flush=True)
         try:
-            if endpoints:
-                campaign.wait_for_agents(endpoints, args.connect_timeout, connect)
+            check_agents(config, args.connect_timeout)
         except ConnectionError as exc:
             return fail("latbench build", exc)
         counts = store.counts(plan.campaign)
@@ -275,13 +259,12 @@ def cmd_latbench_build(args: argparse.Namespace) -> int:
                 if key in bars:
                     bars[key].update(1)
 
-        from controller.fleet import Fleet, FleetConfig
+        from dataclasses import replace
 
-        config = FleetConfig(endpoints=endpoints, connect=connect or campaign.AgentClient, lease_s=args.lease_seconds,
-                             listen=args.listen, listen_tls=listen_tls, token=token, isolated=isolated,
-                             note=tqdm.write, on_done=advance)
+        from controller.fleet import Fleet
+
         try:
-            with Fleet(store, config) as fleet:
+            with Fleet(store, replace(config, on_done=advance)) as fleet:
                 final = fleet.drain(devices)
         except KeyboardInterrupt:
             for bar in bars.values():
@@ -650,22 +633,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="model sent: onnx, tflite, tflite-int8, tflite-int8-full, edgetpu (default: what the "
                          "backend runs first); repeatable")
     lb.add_argument("--db", type=db_target, required=True, metavar="PATH", help="SQLite file (or a SQLAlchemy URL)")
-    lb.add_argument("--agent", action="append", metavar="KEY=HOST:PORT", help="an agent serving KEY; repeatable")
-    lb.add_argument("--agents", type=Path, metavar="FILE", help="TOML file of [[agents]] key/address tables")
-    lb.add_argument("--listen", metavar="HOST:PORT",
-                    help="also serve agents that dial in (hwnas-agent serve --controller HOST:PORT --device-key KEY)")
-    lb.add_argument("--require-client-cert", action="store_true",
-                    help="with --listen: agents must present a certificate signed by --tls-ca (mutual TLS)")
     lb.add_argument("--priority", type=int, default=0,
                     help="higher runs first within each device key's queue (default %(default)s)")
     lb.add_argument("--campaign", default=None, help="campaign name (default: SPACE-PROTOCOL)")
-    lb.add_argument("--lease-seconds", type=float, default=120.0,
-                    help="a job whose agent stops answering (or heartbeating) for this long goes back to the "
-                         "queue (default %(default)s)")
-    lb.add_argument("--connect-timeout", type=float, default=10.0, metavar="SECONDS")
-    lb.add_argument("--isolated", action="append", metavar="KEY[,KEY...]",
-                    help="device keys whose agents do not disturb others on their host (e.g. each on its own GPU); "
-                         "by default agents on one host measure one at a time")
     lb.add_argument("--remeasure-warned", action="store_true",
                     help="measure again the jobs whose record carries agent warnings (other processes busy, "
                          "throttling); the new record replaces the warned one")
@@ -674,7 +644,7 @@ def build_parser() -> argparse.ArgumentParser:
                          "queued and interrupted jobs)")
     lb.add_argument("--quiet", action="store_true", help="no progress bars")
     add_space_options(lb)
-    add_client_security(lb)
+    add_fleet_options(lb)
     lb.set_defaults(func=cmd_latbench_build)
     ls = latbench.add_parser("status", help="jobs per device key and state")
     ls.add_argument("--db", type=db_target, required=True)

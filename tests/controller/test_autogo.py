@@ -225,7 +225,7 @@ def test_autogo_run_measures_children_on_a_real_onnxruntime_agent(trained: tuple
     (["--zoo", "resnet50", "--input", "x.onnx", "--metric", "flops"], "give exactly one network"),
     (["--zoo", "resnet50", "--metric", "accuracy"], "--metric must be one of"),
     (["--zoo", "resnet50", "--metric", "latency"], "give --device KEY"),
-    (["--zoo", "resnet50", "--metric", "latency", "--device", "d"], "no agent for device key 'd'"),
+    (["--zoo", "resnet50", "--metric", "latency", "--device", "d"], "no agent given for device key(s) ['d']"),
     (["--zoo", "resnet50", "--metric", "flops", "--parents", "0"], "--parents must be >= 1"),
     (["--zoo", "resnet50", "--metric", "flops", "--segments", "nowhere"], "hwnas autogo build-db"),
     (["--space", "nb201", "--arch", "nonsense", "--metric", "flops"], "cannot read 'nonsense'"),

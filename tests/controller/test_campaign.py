@@ -337,3 +337,21 @@ def test_agents_on_one_host_measure_one_at_a_time_unless_declared_isolated(tmp_p
     else:
         assert overlapping_pairs(rows) == 0
         assert any("measure one at a time" in n and "pc-ort" in n and "pc-other" in n for n in notes), notes
+
+
+def test_latbench_build_takes_the_same_agent_flags_as_search(tmp_path: Path, capsys) -> None:
+    """--agent HOST:PORT (no KEY=) was refused by latbench build while search took it: one flag set now."""
+    from controller.cli import main
+
+    agent = start_agent(tmp_path / "c")
+    db = str(tmp_path / "ds.db")
+    base = ["latbench", "build", "--space", "nb201", "--sample", "2", "--protocol", "fixed", "--param", "count=3",
+            "--db", db, "--quiet", "--insecure"]
+    try:
+        assert main([*base, "--devices", "a,b", "--agent", agent.address]) == 2
+        assert f"--agent KEY={agent.address}" in capsys.readouterr().err  # two keys: it must say which
+        assert main([*base, "--devices", "k", "--agent", agent.address]) == 0
+        with Store(db) as store:
+            assert store.counts()["k"]["done"] == 2
+    finally:
+        agent.stop()

@@ -224,7 +224,7 @@ def test_linas_on_ofa_mobilenetv3_with_graph_objectives(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("args", "message"), [
     (["--agent", "127.0.0.1:1"], "--device KEY is required"),
-    (["--device", "d"], "no agent for device key 'd'"),
+    (["--device", "d"], "no agent given for device key(s) ['d']"),
     (["--device", "d", "--agent", "127.0.0.1:1", "--objectives", "latency,speed"], "unknown 'speed'"),
     (["--device", "d", "--agent", "127.0.0.1:1", "--objectives", "latency"], "two or more distinct"),
     (["--device", "d", "--agent", "127.0.0.1:1", "--accuracy", "no_such_module:f"], "cannot import it"),

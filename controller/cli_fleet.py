@@ -1,0 +1,83 @@
+"""The fleet flags every measuring command shares (latbench build, search, autogo run, predictor layers).
+
+One set of flags, one syntax: ``--agent [KEY=]HOST:PORT`` (a bare address serves the command's only device
+key), ``--agents FILE``, ``--listen HOST:PORT`` for agents that dial in, ``--isolated``, the lease and the
+TLS/token flags. ``fleet_config`` turns them into the typed ``FleetConfig`` a ``Fleet`` opens from; nothing
+past this module sees the argparse namespace.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from controller import cli_common as common
+
+
+def add_fleet_options(parser: argparse.ArgumentParser) -> None:
+    f = parser.add_argument_group("fleet", "the agents that measure, and how to reach them")
+    f.add_argument("--agent", action="append", metavar="[KEY=]HOST:PORT",
+                   help="an agent serving device key KEY (a bare HOST:PORT serves the only device key); repeatable")
+    f.add_argument("--agents", type=Path, metavar="FILE", help="TOML file of [[agents]] key/address tables")
+    f.add_argument("--listen", metavar="HOST:PORT",
+                   help="also serve agents that dial in (hwnas-agent serve --controller HOST:PORT --device-key KEY)")
+    f.add_argument("--require-client-cert", action="store_true",
+                   help="with --listen: agents must present a certificate signed by --tls-ca (mutual TLS)")
+    f.add_argument("--isolated", action="append", metavar="KEY[,KEY...]",
+                   help="device keys whose agents do not disturb others on their host (e.g. each on its own GPU); "
+                        "by default agents on one host measure one at a time")
+    f.add_argument("--lease-seconds", type=float, default=120.0,
+                   help="a job whose agent stops answering (or heartbeating) for this long goes back to the "
+                        "queue (default %(default)s)")
+    f.add_argument("--connect-timeout", type=float, default=10.0, metavar="SECONDS",
+                   help="how long configured agents have to answer at start (default %(default)s)")
+    common.add_client_security(parser)
+
+
+def endpoints_from_args(args: argparse.Namespace, devices: Sequence[str]) -> list:
+    """The configured agents of ``devices``; ValueError naming the flag when one is malformed or missing."""
+    from controller import campaign
+
+    endpoints = []
+    for text in args.agent or []:
+        if "=" in text:
+            endpoints.append(campaign.parse_agent(text))
+        elif len(devices) == 1:
+            endpoints.append(campaign.AgentEndpoint(devices[0], text))
+        else:
+            raise ValueError(f"--agent {text!r}: with several device keys {list(devices)}, say which one it serves: "
+                             f"--agent KEY={text}")
+    if args.agents:
+        endpoints += campaign.load_agents(args.agents)
+    missing = sorted(set(devices) - {ep.device_key for ep in endpoints})
+    if missing and not args.listen:
+        raise ValueError(f"no agent given for device key(s) {missing}; use --agent KEY=HOST:PORT, --agents FILE, "
+                         "or --listen HOST:PORT for agents that dial in")
+    return [ep for ep in endpoints if ep.device_key in devices]
+
+
+def fleet_config(args: argparse.Namespace, devices: Sequence[str], note: Callable[[str], None],
+                 on_done: Callable[[str, str], None] = lambda key, arch_id: None):
+    """The typed FleetConfig the flags describe, checked before anything starts."""
+    from controller.client import AgentClient
+    from controller.fleet import FleetConfig
+    from protos.auth import read_token
+
+    endpoints = endpoints_from_args(args, devices)
+    isolated = [k for value in args.isolated or [] for k in value.split(",") if k]
+    unknown = sorted(set(isolated) - set(devices))
+    if unknown:
+        raise ValueError(f"--isolated names {unknown}, which are not device keys of this command ({list(devices)})")
+    connect = common.connector(args) if endpoints else AgentClient
+    return FleetConfig(endpoints=endpoints, connect=connect, lease_s=args.lease_seconds, listen=args.listen,
+                       listen_tls=common.server_tls(args) if args.listen else None, token=read_token(args.token_file),
+                       isolated=isolated, note=note, on_done=on_done)
+
+
+def check_agents(config, timeout_s: float) -> None:
+    """Fail early, naming the configured agents that do not answer and why (ConnectionError)."""
+    from controller import campaign
+
+    if config.endpoints:
+        campaign.wait_for_agents(config.endpoints, timeout_s, config.connect)
