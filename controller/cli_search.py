@@ -71,7 +71,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         space = get_space(args.space, **common.space_options(args))
         objectives = get_objectives(args.objectives)
         names = [o.name for o in objectives]
-        spec = args.accuracy or ("nb201" if space.name == "nb201" else "")
+        spec = args.accuracy or space.accuracy_table
         accuracy = accuracy_evaluator(spec, space) if "accuracy" in names else None
         bounds = parse_bounds(args.hv_bounds, names, [o.sign for o in objectives]) if args.hv_bounds else None
         from controller.search.linas import DEFAULT_PREDICTOR

@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 import functools
 import gzip
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -230,13 +230,32 @@ def read_nb201_table(path: Path, target: str, device_key: str | None = None) -> 
 
 def space_samples(space: SearchSpace, encodings: Sequence[Sequence[int]], y: Sequence[float] | None = None
                   ) -> Samples:
-    """The views a search's predictors get: NB-201 cells get the cell graph too (so the GCN works); any
-    other space gets the one-hot of each variable (what LINAS's ridge and SVR use)."""
-    if space.name == "nb201":
-        return nb201_samples(encodings, y, flops=False)
+    """The views a search's predictors get, as the space declares (``SearchSpace.predictor_features``)."""
+    try:
+        features = SPACE_FEATURES[space.predictor_features]
+    except KeyError:
+        raise ValueError(f"space {space.name!r} declares predictor features {space.predictor_features!r}; known: "
+                         f"{sorted(SPACE_FEATURES)}") from None
+    return features(space, encodings, y)
+
+
+def _one_hot_samples(space: SearchSpace, encodings: Sequence[Sequence[int]], y: Sequence[float] | None) -> Samples:
+    """The one-hot of each variable (what LINAS's ridge and SVR use)."""
     low, high = space.bounds()
     offsets = np.concatenate([[0], np.cumsum(high - low + 1)])
     x = np.asarray(encodings, dtype=np.int64).reshape(len(encodings), space.n_var)
     encoding = np.zeros((len(x), int(offsets[-1])), dtype=np.float32)
     encoding[np.arange(len(x))[:, None], offsets[:-1] + x - low] = 1.0
     return Samples(encoding=encoding, y=None if y is None else np.asarray(y, dtype=np.float64))
+
+
+def _nb201_cell_samples(space: SearchSpace, encodings: Sequence[Sequence[int]], y: Sequence[float] | None
+                        ) -> Samples:
+    """NB-201 cells: the one-hot and the cell graph too, so the GCN works."""
+    return nb201_samples(encodings, y, flops=False)
+
+
+SPACE_FEATURES: dict[str, Callable[[SearchSpace, Sequence[Sequence[int]], Sequence[float] | None], Samples]] = {
+    "one-hot": _one_hot_samples,
+    "nb201-cell": _nb201_cell_samples,
+}

@@ -14,3 +14,36 @@ def test_import_contracts_hold() -> None:
     done = subprocess.run([lint, "--no-cache"], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
     assert "0 broken" in done.stdout
+
+
+def test_no_code_outside_the_spaces_checks_a_space_by_name() -> None:
+    """Spaces declare what they offer (predictor_features, accuracy_table, network_key); callers ask them."""
+    import re
+
+    pattern = re.compile(r"space\.name\s*[!=]=")
+    offenders = [f"{path.relative_to(ROOT)}:{n}" for path in (ROOT / "controller").rglob("*.py")
+                 if "spaces" not in path.parts
+                 for n, line in enumerate(path.read_text().splitlines(), 1) if pattern.search(line)]
+    assert offenders == [], offenders
+
+
+def test_spaces_declare_their_predictor_features() -> None:
+    import numpy as np
+    import pytest
+
+    from controller.predictor_data import space_samples
+    from controller.spaces import get_space
+    from controller.spaces.catalog import sample
+
+    nb201, mbv3 = get_space("nb201"), get_space("ofa-mbv3")
+    cells = space_samples(nb201, sample(nb201, 3, 0), [1.0, 2.0, 3.0])
+    assert cells.adjacency is not None and nb201.accuracy_table == "nb201"  # the cell graph, for the GCN
+    onehot = space_samples(mbv3, sample(mbv3, 3, 0))
+    assert onehot.encoding.shape[0] == 3 and set(np.unique(onehot.encoding)) <= {0.0, 1.0}
+    assert onehot.adjacency is None and mbv3.accuracy_table == ""
+
+    class Odd(type(mbv3)):
+        predictor_features = "no-such-view"
+
+    with pytest.raises(ValueError, match="declares predictor features 'no-such-view'"):
+        space_samples(Odd(), sample(mbv3, 1, 0))

@@ -78,6 +78,8 @@ def _index_of() -> dict[str, int]:
 class NasBench201(SearchSpace):
     name = "nb201"
     description = "NAS-Bench-201 cells (15,625) in the CIFAR skeleton; 32x32 input"
+    predictor_features = "nb201-cell"
+    accuracy_table = "nb201"
 
     def __init__(self, num_classes: int = 10, resolution: int = 32, batch_size: int = 1) -> None:
         if num_classes not in (10, 100, 120):
