@@ -350,8 +350,9 @@ class AgentWorker:
                  models: ModelSource | None = None, profile_timeout_s: float = 3600.0,
                  hosts: HostGates | None = None, work: WorkSignal | None = None,
                  on_settled: Callable[[], None] = lambda: None, on_idle: Callable[[], None] = lambda: None) -> None:
-        """``work``: stay up when the queue is empty and wake when more is submitted (a long-lived fleet);
-        without it the worker returns once its key has nothing queued or in flight (a one-off campaign)."""
+        """A worker of a long-lived fleet: it stays up when the queue is empty and wakes when ``work`` is
+        signalled (more was submitted); it stops when ``stop`` is set."""
+        work = work or WorkSignal()
         self.store, self.endpoint, self.lease_s, self.stop = store, endpoint, lease_s, stop
         self.work, self.on_settled, self.on_idle = work, on_settled, on_idle  # a job settled; nothing to lease
         self.hosts = hosts or HostGates()
@@ -372,19 +373,15 @@ class AgentWorker:
         with self.connect(self.endpoint.address) as client:
             job = None
             while not self.stop.is_set():
-                seen = self.work.generation if self.work is not None else 0
+                seen = self.work.generation
                 job = job or self.store.lease(self.endpoint.device_key, self.owner, self.lease_s)
                 if job is None:
                     self.on_idle()
                     in_flight = self._work_left()[1]
-                    if self.work is None and not in_flight:
-                        return  # nothing queued and nothing in flight elsewhere that could come back
                     if in_flight:
                         self.store.requeue_expired()  # in-flight work elsewhere may have lost its worker
-                    if self.work is not None:  # until more is submitted (or a lease elsewhere may lapse)
-                        self.work.wait(seen, self.lease_s / 4 if in_flight else None, self.stop)
-                    else:
-                        self.stop.wait(min(1.0, self.lease_s / 4))
+                    # until more is submitted (or, with work in flight elsewhere, until its lease may lapse)
+                    self.work.wait(seen, self.lease_s / 4 if in_flight else None, self.stop)
                     continue
                 done, job = self._run_job(client, job)
                 self.on_settled()

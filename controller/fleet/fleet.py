@@ -166,15 +166,13 @@ class Fleet:
         """Whether anything can still settle jobs: a worker thread, or agents dialling in."""
         return any(t.is_alive() for t in self._threads) or self.gateway is not None or self.config.dial_in
 
-    def _wait_for_settling(self, seen: int, timeout_s: float | None = None) -> bool:
-        """Sleep until a job settles after ``seen``; the timeout covers leases lapsing elsewhere and, where
-        another process's gateway serves the store, settlements this fleet does not hear of."""
-        if timeout_s is None:
-            timeout_s = 0.5 if self.config.dial_in and self.gateway is None else self.config.lease_s / 4
-        with self._settled:
-            return self._settled.wait_for(lambda: self._settle_count != seen or self.stop.is_set(), timeout_s)
+    @property
+    def _recheck_s(self) -> float:
+        """How long a waiter sleeps without news: leases may lapse elsewhere, and where another process's
+        gateway serves the store this fleet hears nothing of the jobs it settles."""
+        return 0.5 if self.config.dial_in and self.gateway is None else self.config.lease_s / 4
 
-    def results(self, keys: Sequence[str], timeout_s: float | None = None) -> list[Outcome]:
+    def results(self, keys: Sequence[str]) -> list[Outcome]:
         """Each job's outcome, in order, once every one is settled; RuntimeError if none can settle them."""
         while True:
             with self._settled:
@@ -187,8 +185,9 @@ class Fleet:
             if not self._serving() or self.stop.is_set():
                 unfinished = sum(state not in TERMINAL for state, _ in states.values())
                 raise RuntimeError(f"{unfinished} measurement(s) are unfinished: no agent is left to run them")
-            if not self._wait_for_settling(seen, timeout_s) and timeout_s is not None:
-                raise TimeoutError(f"jobs unsettled after {timeout_s:g} s")
+            with self._settled:  # woken as each job settles
+                self._settled.wait_for(lambda then=seen: self._settle_count != then or self.stop.is_set(),
+                                       self._recheck_s)
         records = self.store.records(keys)
         return [Outcome(k, records.get(k), "" if k in records else (states[k][1] or "not measured")) for k in keys]
 
@@ -211,10 +210,9 @@ class Fleet:
                 raise self.failures[0]
             if not self._serving() or self.stop.is_set():
                 return counts
-            timeout_s = 0.5 if self.config.dial_in and self.gateway is None else self.config.lease_s / 4
             with self._settled:
                 self._settled.wait_for(lambda then=seen: self.stop.is_set() or then != (
-                    self._idle_count, self._settle_count if dial_in else 0), timeout_s)
+                    self._idle_count, self._settle_count if dial_in else 0), self._recheck_s)
 
 
 def run_campaign(store: Store, endpoints: Sequence[AgentEndpoint], lease_s: float = 120.0,
