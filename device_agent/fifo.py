@@ -68,6 +68,8 @@ class FifoGate:
                             "DEADLINE_EXCEEDED",
                         )
                     self._cond.wait(_POLL_S)
+                if self._closed_reason:  # the holder left after the gate closed: no new turn begins
+                    raise MeasurementStopped(self._closed_reason, "UNAVAILABLE")
             except BaseException:
                 self._queue.remove(ticket)
                 self._cond.notify_all()

@@ -96,3 +96,32 @@ def test_sigkill_mid_upload_loses_nothing_and_leaves_no_partial_model(tmp_path: 
         assert not any((cache / "incoming").iterdir())
         record = client.profile(kept, protocol="fixed", protocol_params={"count": 3})
         assert record.stats["count"] == 3
+
+
+def test_a_call_queued_when_the_gate_closes_never_starts_even_if_the_holder_leaves_first() -> None:
+    """SIGTERM closes the gate, then the running measurement ends: the call queued behind it must get
+    UNAVAILABLE. It ran instead when the holder released its turn before the waiter woke (seen in CI)."""
+    from device_agent.errors import MeasurementStopped
+    from device_agent.fifo import FifoGate
+
+    gate = FifoGate()
+    holder = gate.turn(None, lambda: False)
+    holder.__enter__()
+    outcome: dict = {}
+
+    def wait_turn() -> None:
+        try:
+            with gate.turn(None, lambda: False):
+                outcome["ran"] = True
+        except MeasurementStopped as exc:
+            outcome["stopped"] = exc
+
+    waiter = threading.Thread(target=wait_turn)
+    waiter.start()
+    while gate.depth < 2:
+        time.sleep(0.01)
+    with gate._cond:  # close and release the turn before the waiter can look (the lock is reentrant)
+        gate.close("the agent is shutting down")
+        holder.__exit__(None, None, None)
+    waiter.join(10)
+    assert "ran" not in outcome and outcome["stopped"].status_code == "UNAVAILABLE"
