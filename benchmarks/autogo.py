@@ -22,10 +22,10 @@ from benchmarks.common import machine_line
 from controller.autogo.database import SegmentDatabase
 from controller.autogo.mutation import Mutator, op_classes
 from controller.autogo.search import PscScorer
-from controller.cli import main as hwnas
+from controller.cli.main import main as hwnas
+from controller.fleet.local_agent import LocalAgent
 from controller.graph.ir import ComputationGraph
 from controller.graph.zoo import resnet50
-from controller.local_agent import LocalAgent
 from predictors import load
 
 

@@ -23,9 +23,8 @@ from benchmarks.common import machine_line
 
 
 def dispatch(jobs: int, agents: int, keys: int = 4) -> dict:
-    from controller import campaign
-    from controller.fleet import run_campaign
-    from controller.local_agent import LocalAgent
+    from controller.fleet import campaign, run_campaign
+    from controller.fleet.local_agent import LocalAgent
     from controller.spaces import get_space
     from controller.store import Store
 
@@ -55,7 +54,7 @@ def dispatch(jobs: int, agents: int, keys: int = 4) -> dict:
 
 def memory_child() -> None:
     """Runs in a fresh process so its peak RSS is the campaign's alone."""
-    from controller import campaign
+    from controller.fleet import campaign
     from controller.spaces import get_space
     from controller.store import Store
 

@@ -19,10 +19,10 @@ import tempfile
 from pathlib import Path
 
 from benchmarks.common import machine_line
-from controller.client import AgentClient
-from controller.demo import small_cnn
+from controller.cli.demo import small_cnn
+from controller.fleet.client import AgentClient
+from controller.fleet.local_agent import LocalAgent
 from controller.graph.onnx_export import to_onnx_bytes
-from controller.local_agent import LocalAgent
 from device_agent.backends.onnxruntime_backend import OnnxRuntimeBackend
 from device_agent.measure import MeasureOptions, measure
 

@@ -64,7 +64,7 @@ def main() -> None:
     parser.add_argument("--agents", type=int, default=16)
     args = parser.parse_args()
     from controller.data import nb201_table_path
-    from controller.local_agent import LocalAgent
+    from controller.fleet.local_agent import LocalAgent
 
     checkouts = {"before": args.before.resolve(), "after": HERE}
     walls: dict[str, list[float]] = {k: [] for k in checkouts}

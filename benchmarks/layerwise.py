@@ -23,8 +23,8 @@ KEY = "this-cpu-ort"
 
 def measure(db: Path, cache: Path, networks: int, count: int) -> tuple[float, float]:
     """Networks, then their layers, measured by one agent process; wall seconds of each step."""
-    from controller.cli import main
-    from controller.local_agent import LocalAgent
+    from controller.cli.main import main
+    from controller.fleet.local_agent import LocalAgent
 
     job = ["--protocol", "fixed", "--param", f"count={count}", "--insecure"]
     with LocalAgent(cache) as agent:
@@ -42,7 +42,7 @@ def measure(db: Path, cache: Path, networks: int, count: int) -> tuple[float, fl
 def bench(db: Path, kinds: list[str], seeds: int, n_train: int, n_valid: int,
           configs: dict | None = None) -> tuple[list, int]:
     """Each predictor's results on random splits of the measured networks, and how many networks there are."""
-    from controller.predictor_jobs import samples_from_store
+    from controller.learning.jobs import samples_from_store
     from controller.store import Store
     from predictors.evaluate import bench as bench_kinds
 
@@ -52,8 +52,8 @@ def bench(db: Path, kinds: list[str], seeds: int, n_train: int, n_valid: int,
 
 
 def main() -> None:
-    from controller.predictor_jobs import bench_table
-    from controller.report import text_table
+    from controller.fleet.report import text_table
+    from controller.learning.jobs import bench_table
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--networks", type=int, default=500, help="NB-201 cells sampled (twins collapse)")

@@ -70,9 +70,9 @@ class TableMeasurer:
 def search(column: str, algo: str, evals: int, seed: int, bounds: HvSpace, perfect: Sequence[str] = (),
            population: int = 50, inner_evals: int = 20_000) -> np.ndarray:
     """One search; the hypervolume after each evaluation."""
-    from controller.objectives import accuracy_evaluator, get_objectives
     from controller.search.algorithms import SearchContext, get_algorithm
     from controller.search.evaluator import Evaluator
+    from controller.search.objectives import accuracy_evaluator, get_objectives
     from controller.search.run import HypervolumeLog
     from controller.spaces import get_space
 

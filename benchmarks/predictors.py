@@ -21,7 +21,7 @@ def run(target: str, kinds: list[str], seeds: int, n_train: int = 900, n_valid: 
     import numpy as np
 
     from controller.data import nb201_table_path
-    from controller.predictor_data import nb201_samples, read_nb201_table
+    from controller.learning.data import nb201_samples, read_nb201_table
     from predictors.evaluate import bench
 
     table = read_nb201_table(nb201_table_path(), target)
@@ -42,7 +42,7 @@ def noise_ceiling(target: str) -> dict[str, float]:
     import numpy as np
 
     from controller.data import nb201_table_path
-    from controller.predictor_data import read_nb201_table
+    from controller.learning.data import read_nb201_table
     from controller.spaces.nb201 import live_edges
     from predictors.metrics import evaluate
 
@@ -83,7 +83,7 @@ def repeatability(target: str, kinds: list[str], seeds: int, n_train: int = 900,
     from scipy import stats
 
     from controller.data import nb201_table_path
-    from controller.predictor_data import nb201_samples, read_nb201_table
+    from controller.learning.data import nb201_samples, read_nb201_table
     from predictors import get_predictor, predictor_class
     from predictors.evaluate import split
 
@@ -111,8 +111,8 @@ def repeatability(target: str, kinds: list[str], seeds: int, n_train: int = 900,
 
 
 def main() -> None:
-    from controller.predictor_jobs import bench_table
-    from controller.report import text_table
+    from controller.fleet.report import text_table
+    from controller.learning.jobs import bench_table
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--target", default="lat_ms_latbench_desktop_cpu_i7_7820x")

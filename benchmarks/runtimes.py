@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.common import machine_line
-from controller.model_formats import model_format
+from controller.graph.model_formats import model_format
 from controller.spaces import get_space
 from device_agent.backends import backend_class
 from device_agent.measure import MeasureOptions, measure

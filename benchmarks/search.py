@@ -26,7 +26,7 @@ from benchmarks.common import machine_line
 
 
 def _run(agent_address: str, device: str, algo: str, evals: int, seed: int, work: Path, extra: list[str]) -> Path:
-    from controller.cli import main
+    from controller.cli.main import main
 
     out = work / f"{device}-{algo}-s{seed}"
     code = main(["search", "--device", device, "--agent", agent_address, "--algo", algo, "--evals", str(evals),
@@ -56,7 +56,7 @@ def table_bounds(column: str):
 def replay(devices: list[str], seeds: int, nsga2_evals: int, linas_evals: int, random_evals: int,
            population: int = 50, inner_evals: int = 20_000, work: Path | None = None) -> dict:
     from controller.data import nb201_table_path
-    from controller.local_agent import LocalAgent
+    from controller.fleet.local_agent import LocalAgent
     from controller.search.report import evaluations_to_reach, load_traces
 
     work = work or Path(tempfile.mkdtemp(prefix="hwnas-search-bench-"))
@@ -89,7 +89,7 @@ def replay(devices: list[str], seeds: int, nsga2_evals: int, linas_evals: int, r
 
 
 def live(evals: int, seeds: int = 1, work: Path | None = None) -> dict:
-    from controller.local_agent import LocalAgent
+    from controller.fleet.local_agent import LocalAgent
     from controller.search.report import load_traces
 
     work = work or Path(tempfile.mkdtemp(prefix="hwnas-search-live-"))

@@ -24,7 +24,7 @@ def run(target: str, methods: list[str], sizes: list[int], seeds: int, n_test: i
     import numpy as np
 
     from controller.data import nb201_table_path
-    from controller.predictor_data import nb201_samples, read_nb201_table
+    from controller.learning.data import nb201_samples, read_nb201_table
     from predictors.transfer import curve
 
     tables = {c: read_nb201_table(nb201_table_path(), c) for c in COLUMNS}
@@ -38,7 +38,7 @@ def run(target: str, methods: list[str], sizes: list[int], seeds: int, n_test: i
 
 
 def main() -> None:
-    from controller.report import text_table
+    from controller.fleet.report import text_table
     from predictors.transfer import as_rows
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

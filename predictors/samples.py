@@ -1,6 +1,6 @@
 """What predictors eat: numeric views of a set of architectures, one row (or graph) per architecture.
 
-The controller turns architectures into these arrays (``controller/predictor_data.py``); predictors only
+The controller turns architectures into these arrays (``controller/learning/data.py``); predictors only
 see numbers. Each view is optional, and each predictor names the views it needs, so a space without a
 cell graph can still use the encoding-based predictors.
 """

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from controller.client import AgentClient
-from controller.demo import small_cnn
+from controller.cli.demo import small_cnn
+from controller.fleet.client import AgentClient
 from controller.graph.onnx_export import to_onnx_bytes
 from device_agent.server import AgentConfig, AgentServer
 

@@ -31,7 +31,7 @@ def test_spaces_declare_their_predictor_features() -> None:
     import numpy as np
     import pytest
 
-    from controller.predictor_data import space_samples
+    from controller.learning.data import space_samples
     from controller.spaces import get_space
     from controller.spaces.catalog import sample
 
@@ -47,3 +47,17 @@ def test_spaces_declare_their_predictor_features() -> None:
 
     with pytest.raises(ValueError, match="declares predictor features 'no-such-view'"):
         space_samples(Odd(), sample(mbv3, 1, 0))
+
+
+def test_controller_top_level_holds_only_rooms() -> None:
+    """Every controller module lives in a room (package) named for what it does."""
+    loose = sorted(p.name for p in (ROOT / "controller").glob("*.py") if p.name != "__init__.py")
+    assert loose == []
+
+
+def test_every_command_group_has_help() -> None:
+    for argv in (["--help"], *([group, "--help"] for group in ("profile", "space", "graph", "latbench", "fleet",
+                                                                 "predictor", "search", "autogo", "certs", "demo"))):
+        done = subprocess.run([sys.executable, "-m", "controller.cli", *argv], cwd=ROOT, capture_output=True,
+                              text=True, timeout=120)
+        assert done.returncode == 0 and "usage: hwnas" in done.stdout, (argv, done.stderr[-2000:])

@@ -14,7 +14,7 @@ import numpy as np
 
 from controller.autogo.database import SegmentDatabase
 from controller.graph.ir import ComputationGraph
-from controller.predictor_data import cg_graph
+from controller.learning.data import cg_graph
 from predictors import Samples
 from predictors.samples import graph_array
 

@@ -21,8 +21,8 @@ from controller.autogo.database import SegmentDatabase
 from controller.autogo.mutation import Mutation, Mutator
 from controller.autogo.psc_data import decompositions, partitioned
 from controller.graph.ir import ComputationGraph
-from controller.objectives import Objective
 from controller.search.hypervolume import pareto_mask
+from controller.search.objectives import Objective
 from predictors import Predictor, Samples
 from predictors.samples import graph_array
 

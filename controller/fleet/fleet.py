@@ -15,7 +15,7 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from controller.campaign import (
+from controller.fleet.campaign import (
     AgentEndpoint,
     AgentWorker,
     CampaignPlan,
@@ -28,7 +28,7 @@ from controller.campaign import (
     reclaim_from_dead_controllers,
     release_leases,
 )
-from controller.client import AgentClient
+from controller.fleet.client import AgentClient
 from controller.graph import ComputationGraph
 from controller.store import Store
 from protos.auth import TlsFiles
@@ -95,7 +95,7 @@ class Fleet:
         self.store.requeue_expired()
         reclaim_from_dead_controllers(self.store)
         if c.listen:
-            from controller.gateway import Gateway
+            from controller.fleet.gateway import Gateway
 
             self.gateway = Gateway(self.store, c.listen, c.listen_tls, c.token, c.lease_s, self.models, c.on_done,
                                    isolated=c.isolated, on_settled=self._on_settled).start()

@@ -10,8 +10,8 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from controller.campaign import AgentEndpoint, Connect
-from controller.client import AgentCallError
+from controller.fleet.campaign import AgentEndpoint, Connect
+from controller.fleet.client import AgentCallError
 from controller.store import Store
 
 

@@ -17,7 +17,7 @@ import math
 
 import numpy as np
 
-from controller.predictor_data import space_samples
+from controller.learning.data import space_samples
 from controller.search.algorithms import SearchContext, evaluate_n
 from predictors import Predictor, get_predictor
 

@@ -16,8 +16,8 @@ from typing import Protocol
 import numpy as np
 
 from controller.graph import ComputationGraph
-from controller.objectives import AccuracyFn, Candidate, Objective, evaluate_static
 from controller.search.measure import Outcome, value_of
+from controller.search.objectives import AccuracyFn, Candidate, Objective, evaluate_static
 from controller.spaces import SearchSpace
 
 

@@ -17,7 +17,7 @@ import time
 
 import numpy as np
 
-from controller.predictor_data import space_samples
+from controller.learning.data import space_samples
 from controller.search.algorithms import Predicts, SearchContext, evaluate_n, sample_new
 from controller.search.evolution import PENALTY, inner_algorithm, integer_problem
 from controller.search.hypervolume import pareto_mask

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from controller.campaign import CampaignPlan
 from controller.fleet import Fleet, Outcome
+from controller.fleet.campaign import CampaignPlan
 from controller.graph import ComputationGraph
 
 

@@ -21,7 +21,7 @@ class SearchSpace(abc.ABC):
     """A family of architectures. Besides encoding and building networks, a space declares what it offers,
     so that callers ask it instead of checking its name:
 
-    - ``predictor_features``: the light predictors' view of an encoding (``controller.predictor_data``'s
+    - ``predictor_features``: the light predictors' view of an encoding (``controller.learning.data``'s
       registry): "one-hot" of each variable, or "nb201-cell" (the one-hot plus NB-201's cell graph);
     - ``accuracy_table``: the packaged accuracy table a search may look accuracies up in ("" if none);
     - ``network_key``: one key per distinct network; ``mutate``/``crossover``: the variation operators.

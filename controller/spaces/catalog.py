@@ -9,8 +9,8 @@ from typing import Any
 
 import numpy as np
 
+from controller.graph.model_formats import identity
 from controller.graph.onnx_export import to_onnx_bytes
-from controller.model_formats import identity
 from controller.spaces import SPACES, SearchSpace, get_space
 from controller.spaces.nb201 import NasBench201
 

@@ -2,7 +2,7 @@
 
 from benchmarks.linas_ablation import VARIANTS, TablePredictor, ablation
 from controller.data import nb201_table
-from controller.predictor_data import nb201_samples
+from controller.learning.data import nb201_samples
 from controller.spaces import get_space
 
 

@@ -17,11 +17,11 @@ from controller.autogo.mutation import Mutator, op_classes
 from controller.autogo.psc_data import decompositions, partitioned, psc_samples
 from controller.autogo.resolution import resolve
 from controller.autogo.segment import Segment, TemplateNode
-from controller.cli import main
+from controller.cli.main import main
+from controller.fleet.local_agent import LocalAgent
 from controller.graph import GraphBuilder
 from controller.graph.onnx_export import to_onnx_bytes
 from controller.graph.zoo import edsr, resnet50, vgg16
-from controller.local_agent import LocalAgent
 from controller.spaces import get_space
 from controller.store import Store
 from predictors import get_predictor, load
@@ -241,7 +241,7 @@ def test_autogo_cli_names_the_bad_field(tmp_path: Path, capsys: pytest.CaptureFi
 def test_autogo_cli_refuses_a_predictor_of_another_kind(tmp_path: Path, capsys: pytest.CaptureFixture,
                                                         trained: tuple[Path, Path]) -> None:
     segments, _ = trained
-    from controller.predictor_data import nb201_samples
+    from controller.learning.data import nb201_samples
 
     ridge = get_predictor("ridge").fit(nb201_samples([[0, 1, 2, 3, 1, 2]] * 4, [1.0, 2.0, 3.0, 4.0], flops=False))
     ridge.save(tmp_path / "ridge")

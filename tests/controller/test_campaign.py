@@ -12,10 +12,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from controller import campaign
-from controller.campaign import AgentEndpoint, CampaignPlan
-from controller.fleet import run_campaign
-from controller.local_agent import LocalAgent
+from controller.fleet import campaign, run_campaign
+from controller.fleet.campaign import AgentEndpoint, CampaignPlan
+from controller.fleet.local_agent import LocalAgent
 from controller.spaces import get_space
 from controller.spaces.catalog import sample
 from controller.store import Store
@@ -227,7 +226,7 @@ def test_leases_of_a_dead_controller_on_this_host_come_back_at_once(tmp_path: Pa
 
 def test_a_busy_agent_sends_jobs_back_to_the_queue_not_to_failed(tmp_path: Path, medium_model: bytes) -> None:
     """RESOURCE_EXHAUSTED ('Concurrent RPC limit exceeded') is transient: the job is retried after a backoff."""
-    from controller.client import AgentClient
+    from controller.fleet.client import AgentClient
 
     agent = start_agent(tmp_path / "c", max_workers=1)
     try:
@@ -274,7 +273,7 @@ def test_failed_jobs_make_build_exit_non_zero_and_retry_failed_requeues_them(tmp
 
 def test_agent_warnings_are_stored_exported_excluded_and_remeasured(tmp_path: Path) -> None:
     """A busy neighbour process during the timed window: the warning reaches the dataset and the flags act on it."""
-    from controller.cli import main
+    from controller.cli.main import main
 
     db = tmp_path / "ds.db"
     build = ["latbench", "build", "--space", "nb201", "--devices", "k", "--sample", "2", "--seed", "3",
@@ -341,7 +340,7 @@ def test_agents_on_one_host_measure_one_at_a_time_unless_declared_isolated(tmp_p
 
 def test_latbench_build_takes_the_same_agent_flags_as_search(tmp_path: Path, capsys) -> None:
     """--agent HOST:PORT (no KEY=) was refused by latbench build while search took it: one flag set now."""
-    from controller.cli import main
+    from controller.cli.main import main
 
     agent = start_agent(tmp_path / "c")
     db = str(tmp_path / "ds.db")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from controller import campaign
+from controller.fleet import campaign
 from controller.spaces.catalog import sample
 from controller.store import Store
 

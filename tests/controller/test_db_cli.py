@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from controller.cli import main
-from controller.local_agent import LocalAgent
+from controller.cli.main import main
+from controller.fleet.local_agent import LocalAgent
 
 
 def test_the_cli_builds_trains_and_reports_on_a_postgresql_dataset(postgres_url: str, tmp_path: Path,

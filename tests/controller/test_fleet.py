@@ -4,10 +4,9 @@ import threading
 import time
 from pathlib import Path
 
-from controller import campaign
-from controller.cli import main
-from controller.fleet import run_campaign
-from controller.local_agent import LocalAgent
+from controller.cli.main import main
+from controller.fleet import campaign, run_campaign
+from controller.fleet.local_agent import LocalAgent
 from controller.spaces import get_space
 from controller.spaces.catalog import sample
 from controller.store import Store

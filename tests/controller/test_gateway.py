@@ -9,13 +9,12 @@ from pathlib import Path
 import grpc
 import pytest
 
-from controller import campaign
-from controller.campaign import ModelKey
-from controller.certs import init_lab
-from controller.cli import main
-from controller.fleet import run_campaign
-from controller.gateway import Gateway
-from controller.local_agent import LocalAgent
+from controller.cli.main import main
+from controller.fleet import campaign, run_campaign
+from controller.fleet.campaign import ModelKey
+from controller.fleet.certs import init_lab
+from controller.fleet.gateway import Gateway
+from controller.fleet.local_agent import LocalAgent
 from controller.spaces.catalog import sample
 from controller.store import RegisteredAgent, Store
 from device_agent.dialout import ControllerLink

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from controller.cli import main
+from controller.cli.main import main
 from controller.data import nb201_table
 from controller.spaces.nb201 import NasBench201
 from controller.store import Store

@@ -5,10 +5,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from controller.cli import main
+from controller.cli.main import main
 from controller.graph.zoo import zoo_graph
-from controller.layer_latency import LAYER_SPACE, Layer, distinct_layers, layer_sums, layers_of, measured_layers
-from controller.predictor_jobs import load_for_device, samples_from_store
+from controller.learning.jobs import load_for_device, samples_from_store
+from controller.learning.layer_latency import (
+    LAYER_SPACE,
+    Layer,
+    distinct_layers,
+    layer_sums,
+    layers_of,
+    measured_layers,
+)
 from controller.spaces import get_space
 from controller.store import Store
 from predictors import Samples, get_predictor

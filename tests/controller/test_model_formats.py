@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from controller.cli import main
+from controller.cli.main import main
 from controller.graph import GraphBuilder
+from controller.graph.model_formats import FORMATS, FormatUnavailable, check_exportable, format_for, model_format
 from controller.graph.torch_module import UnsupportedForTorch, to_torch
-from controller.model_formats import FORMATS, FormatUnavailable, check_exportable, format_for, model_format
 from controller.spaces import get_space
 
 from .test_graph_ir import every_op_graph, small_graph

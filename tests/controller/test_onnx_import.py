@@ -108,7 +108,7 @@ def test_dynamic_shapes_need_an_input_shape() -> None:
 
 
 def _graph_import(tmp_path, capsys, data: bytes, *extra: str) -> tuple[int, str]:
-    from controller.cli import main
+    from controller.cli.main import main
 
     path = tmp_path / "model.onnx"
     path.write_bytes(data)
@@ -144,7 +144,7 @@ def test_garbage_truncated_and_escaping_models_get_one_line(tmp_path, capsys) ->
     import onnx
     from onnx import TensorProto
 
-    from controller.demo import small_cnn
+    from controller.cli.demo import small_cnn
     from controller.graph.onnx_export import to_onnx_bytes
 
     good = to_onnx_bytes(small_cnn(8, blocks=1))
@@ -165,7 +165,7 @@ def test_running_out_of_memory_while_importing_is_one_line(tmp_path, capsys, mon
     """A stand-in for a model too large for this machine's memory: onnx.load raising MemoryError."""
     import onnx
 
-    from controller.demo import small_cnn
+    from controller.cli.demo import small_cnn
     from controller.graph.onnx_export import to_onnx_bytes
 
     def out_of_memory(*args, **kwargs):

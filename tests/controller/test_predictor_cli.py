@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 import controller.data
-from controller.cli import main
-from controller.predictor_data import (
+from controller.cli.main import main
+from controller.learning.data import (
     FULL_NODE_TYPES,
     GLOBAL,
     NODE_TYPES,
@@ -18,7 +18,7 @@ from controller.predictor_data import (
     nb201_full_cell_graph,
     nb201_samples,
 )
-from controller.predictor_jobs import artifact_dir, load_for_device, samples_from_store
+from controller.learning.jobs import artifact_dir, load_for_device, samples_from_store
 from controller.spaces.nb201 import parse_arch_str
 from controller.store import Store
 from controller.store.importers import import_nb201_table

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from controller.cli import main
+from controller.cli.main import main
 
 
 @pytest.fixture
@@ -71,7 +71,7 @@ def test_space_export_models_carry_their_identity_and_a_replay_agent_answers_the
     import onnx
 
     from controller.data import nb201_table, nb201_table_path
-    from controller.local_agent import LocalAgent
+    from controller.fleet.local_agent import LocalAgent
 
     assert main(["space", "export", "--space", "nb201", "-n", "2", "--seed", "4", "--out", str(tmp_path / "m"),
                  "--quiet"]) == 0
@@ -92,7 +92,7 @@ def test_space_export_models_carry_their_identity_and_a_replay_agent_answers_the
 
 def test_profile_converts_onnx_for_a_litert_only_agent(tmp_path: Path, model_file: Path, capsys) -> None:
     pytest.importorskip("litert_torch", reason="the tflite extra (litert-torch) is not installed")
-    from controller.local_agent import LocalAgent
+    from controller.fleet.local_agent import LocalAgent
 
     with LocalAgent(tmp_path / "cache", ["--backend", "litert"]) as litert:
         assert main(["profile", str(model_file), "--agent", litert.address, "--insecure", "--protocol", "fixed",

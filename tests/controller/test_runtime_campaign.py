@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from controller.campaign import CampaignPlan, plans_by_runtime
-from controller.cli import main
-from controller.local_agent import LocalAgent
+from controller.cli.main import main
+from controller.fleet.campaign import CampaignPlan, plans_by_runtime
+from controller.fleet.local_agent import LocalAgent
 from controller.store import Store
 
 pytest.importorskip("litert_torch", reason="the tflite extra (litert-torch) is not installed")

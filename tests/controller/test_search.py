@@ -17,11 +17,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from controller.cli import main
+from controller.cli.main import main
 from controller.data import nb201_table, nb201_table_path
-from controller.local_agent import LocalAgent
-from controller.objectives import Candidate, accuracy_evaluator, get_objectives
+from controller.fleet.local_agent import LocalAgent
 from controller.search.hypervolume import HvSpace, pareto_mask, parse_bounds
+from controller.search.objectives import Candidate, accuracy_evaluator, get_objectives
 from controller.spaces import get_space
 from controller.store import Store
 
@@ -191,7 +191,7 @@ def test_every_inner_algorithm_drives_linas(tmp_path: Path, inner: str, objectiv
 
 
 def test_accuracy_from_a_saved_predictor(tmp_path: Path) -> None:
-    from controller.predictor_data import space_samples
+    from controller.learning.data import space_samples
     from predictors import get_predictor
 
     space = get_space("nb201")

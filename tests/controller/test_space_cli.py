@@ -6,7 +6,7 @@ from pathlib import Path
 
 import onnxruntime as ort
 
-from controller.cli import main
+from controller.cli.main import main
 from controller.graph import ComputationGraph
 
 from .reference_models import EDSR, export_onnx, mobilenet_v3_large

@@ -11,7 +11,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from controller.client import AgentCallError, AgentClient
+from controller.fleet.client import AgentCallError, AgentClient
 from device_agent.backends import BACKENDS
 from protos.hwnas.v1 import agent_pb2, agent_pb2_grpc
 
@@ -205,7 +205,7 @@ def test_stalled_uploads_count_against_the_cache_cap_and_leave_nothing_behind(tm
     """Six stalled 15 MB uploads left 88 MB in incoming/ against a 20 MB cap."""
     import threading
 
-    from controller.client import CHUNK_BYTES
+    from controller.fleet.client import CHUNK_BYTES
 
     cap, size = 20 << 20, 15 << 20
     server = start_agent(tmp_path / "cache", cache_capacity_bytes=cap)

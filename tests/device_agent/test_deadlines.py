@@ -15,8 +15,8 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from controller.client import AgentCallError, AgentClient
-from controller.local_agent import LocalAgent
+from controller.fleet.client import AgentCallError, AgentClient
+from controller.fleet.local_agent import LocalAgent
 from device_agent import server as agent_server
 from device_agent.backends import BACKENDS
 from device_agent.backends.base import Backend, InputSpec, LoadedModel

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from controller.client import AgentClient
+from controller.fleet.client import AgentClient
 from device_agent import gpu
 from device_agent.host import read_state
 from device_agent.interference import RunWatch

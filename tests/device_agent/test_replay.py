@@ -10,7 +10,7 @@ import grpc
 import onnx
 import pytest
 
-from controller.client import AgentClient
+from controller.fleet.client import AgentClient
 from controller.graph.onnx_export import to_onnx_bytes
 from controller.spaces import get_space
 from device_agent.errors import InvalidInput

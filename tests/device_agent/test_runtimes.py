@@ -14,7 +14,7 @@ import pytest
 import torch
 from onnx import TensorProto, helper
 
-from controller.client import AgentClient
+from controller.fleet.client import AgentClient
 from controller.graph.onnx_export import to_onnx_bytes
 from controller.spaces import get_space
 from device_agent.backends import probe_backend
@@ -77,7 +77,7 @@ def runtimes_client(tmp_path: Path) -> Iterator[AgentClient]:
 @pytest.fixture(scope="module")
 def tflite_model() -> bytes:
     pytest.importorskip("litert_torch", reason="the tflite extra (litert-torch) is not installed")
-    from controller.model_formats import model_format
+    from controller.graph.model_formats import model_format
 
     return model_format("tflite").export(small_graph(), {})  # NB-201 networks run in LiteRT in the campaign tests
 

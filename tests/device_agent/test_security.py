@@ -8,10 +8,10 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from controller.certs import init_lab
-from controller.cli import main
-from controller.client import AgentCallError, AgentClient
-from controller.local_agent import LocalAgent
+from controller.cli.main import main
+from controller.fleet.certs import init_lab
+from controller.fleet.client import AgentCallError, AgentClient
+from controller.fleet.local_agent import LocalAgent
 from device_agent.server import AgentConfig, AgentServer
 from protos.auth import ClientTls, TlsFiles
 

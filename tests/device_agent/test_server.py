@@ -10,7 +10,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from controller.client import AgentClient
+from controller.fleet.client import AgentClient
 from controller.graph import GraphBuilder
 from controller.graph.onnx_export import to_onnx_bytes
 from device_agent.power import POWER_SOURCES
@@ -120,7 +120,7 @@ def test_a_second_agent_on_a_port_in_use_refuses_to_start_naming_the_port(tmp_pa
     import subprocess
     import sys
 
-    from controller.local_agent import LocalAgent
+    from controller.fleet.local_agent import LocalAgent
 
     with LocalAgent(tmp_path / "a") as first:
         port = first.address.rsplit(":", 1)[1]

@@ -9,8 +9,8 @@ from pathlib import Path
 import grpc
 import pytest
 
-from controller.client import CHUNK_BYTES, AgentCallError, AgentClient
-from controller.local_agent import LocalAgent
+from controller.fleet.client import CHUNK_BYTES, AgentCallError, AgentClient
+from controller.fleet.local_agent import LocalAgent
 from protos.hwnas.v1 import agent_pb2, agent_pb2_grpc
 
 

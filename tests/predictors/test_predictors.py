@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from controller.predictor_data import nb201_samples, read_nb201_table
+from controller.learning.data import nb201_samples, read_nb201_table
 from predictors import KINDS, Samples, get_predictor, load
 from predictors.evaluate import bench, split, summarise
 from predictors.metrics import evaluate, within_brpnas, within_nnmeter
@@ -169,7 +169,7 @@ def test_the_binary_relation_predictor_ranks_accuracy_from_few_models() -> None:
 
 def test_the_kgnn_learns_on_whole_graphs_of_different_families() -> None:
     """OFA-MobileNetV3 subnets (other sizes, depthwise convs) go through the same k-GNN as NB-201 networks."""
-    from controller.predictor_data import cg_graph
+    from controller.learning.data import cg_graph
     from controller.spaces import get_space
     from predictors.samples import graph_array
 

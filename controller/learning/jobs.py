@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from controller.layer_latency import LAYER_SPACE, layer_sums, measured_layers
-from controller.predictor_data import space_samples
+from controller.learning.data import space_samples
+from controller.learning.layer_latency import LAYER_SPACE, layer_sums, measured_layers
 from controller.spaces import get_space
 from predictors import Predictor, Samples, get_predictor, load, predictor_class
 from predictors.evaluate import Result, summarise

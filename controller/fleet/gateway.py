@@ -21,8 +21,8 @@ import grpc
 from google.protobuf.json_format import MessageToDict
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from controller.campaign import AGENT_DOWN, BUSY, PERMANENT, ModelKey, ModelSource, to_record
-from controller.client import CHUNK_BYTES, message_dict
+from controller.fleet.campaign import AGENT_DOWN, BUSY, PERMANENT, ModelKey, ModelSource, to_record
+from controller.fleet.client import CHUNK_BYTES, message_dict
 from controller.store import Job, RegisteredAgent, Store, StoreUnavailable
 from controller.store.records import heartbeat_interval_s
 from protos.auth import TlsFiles

@@ -13,8 +13,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
-from controller import cli_common as common
-from controller.cli_fleet import add_fleet_options, check_agents, fleet_config
+from controller.cli import common
+from controller.cli.fleet_flags import add_fleet_options, check_agents, fleet_config
 
 
 def add_measurement_options(parser: argparse.ArgumentParser) -> None:
@@ -43,8 +43,8 @@ class Measurement:
     @classmethod
     def from_args(cls, args: argparse.Namespace, device: str, campaign_name: str) -> Measurement:
         """Raises ValueError naming the flag when the agents or the job shape cannot work."""
-        from controller import campaign
-        from controller.model_formats import check_exportable
+        from controller.fleet import campaign
+        from controller.graph.model_formats import check_exportable
 
         plan = campaign.CampaignPlan(campaign=campaign_name, device_keys=[device], backend=args.backend,
                                      model_format=args.model_format or "", protocol=args.protocol,

@@ -24,9 +24,9 @@ from typing import Any, NamedTuple
 import grpc
 import tomllib
 
-from controller.client import AgentCallError, AgentClient, ProfileRecord, sha256_hex
+from controller.fleet.client import AgentCallError, AgentClient, ProfileRecord, sha256_hex
 from controller.graph import ComputationGraph
-from controller.model_formats import format_for, identity, model_format
+from controller.graph.model_formats import format_for, identity, model_format
 from controller.spaces import SearchSpace
 from controller.store import ArchRecord, Job, JobSpec, MeasurementRecord, Store, StoreUnavailable
 
@@ -79,7 +79,7 @@ class CampaignPlan:
     campaign: str
     device_keys: Sequence[str]
     backend: str = "onnxruntime"
-    model_format: str = ""  # empty: what the backend runs first (controller.model_formats.format_for)
+    model_format: str = ""  # empty: what the backend runs first (controller.graph.model_formats.format_for)
     protocol: str = "latbench"
     protocol_params: Mapping[str, float] = field(default_factory=dict)
     batch_size: int = 1

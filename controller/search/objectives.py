@@ -115,7 +115,7 @@ def callable_accuracy(target: str) -> AccuracyFn:
 
 def predictor_accuracy(path: str, space: SearchSpace) -> AccuracyFn:
     """A saved predictor (``hwnas predictor train`` artifact folder) that predicts accuracy from the encoding."""
-    from controller.predictor_data import space_samples
+    from controller.learning.data import space_samples
     from predictors import load as load_predictor
 
     try:

@@ -7,8 +7,8 @@ import contextlib
 import sys
 from pathlib import Path
 
-from controller import cli_common as common
-from controller.cli_measure import add_measurement_options
+from controller.cli import common
+from controller.cli.measure import add_measurement_options
 
 
 def _predictors(text: str) -> dict[str, str]:
@@ -28,7 +28,7 @@ def _predictors(text: str) -> dict[str, str]:
 
 def _latency_predictor(args: argparse.Namespace):
     """BRP-NAS's candidate filter: a saved predictor folder, the device's own beside --db, or none."""
-    from controller.predictor_jobs import artifact_dir
+    from controller.learning.jobs import artifact_dir
     from predictors import load
 
     if args.latency_max is None or args.latency_max <= 0:
@@ -52,11 +52,11 @@ def cmd_search(args: argparse.Namespace) -> int:
         return cmd_search_report(args)
     from tqdm import tqdm
 
-    from controller.cli_measure import Measurement
-    from controller.model_formats import FormatUnavailable
-    from controller.objectives import accuracy_evaluator, get_objectives
+    from controller.cli.measure import Measurement
+    from controller.graph.model_formats import FormatUnavailable
     from controller.search.evaluator import Evaluator
     from controller.search.hypervolume import parse_bounds
+    from controller.search.objectives import accuracy_evaluator, get_objectives
     from controller.search.run import SearchConfig, SearchFailed, SearchRun, failure_causes
     from controller.spaces import get_space
     from controller.store import Store
@@ -130,7 +130,7 @@ def cmd_search(args: argparse.Namespace) -> int:
           f"pareto.png, hypervolume.png)")
     causes = failure_causes(run.evaluator.history)
     if causes:
-        from controller.report import failure_summary
+        from controller.fleet.report import failure_summary
 
         print(f"hwnas search: of {len(run.evaluator.history)} evaluations, {failure_summary(causes)}",
               file=sys.stderr)
@@ -138,7 +138,7 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 def cmd_search_report(args: argparse.Namespace) -> int:
-    from controller.report import text_table
+    from controller.fleet.report import text_table
     from controller.search.hypervolume import parse_bounds
     from controller.search.report import load_traces, write_report
     from controller.search.run import read_run
@@ -161,7 +161,7 @@ def cmd_search_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_search_parser(sub) -> None:
+def add_parser(sub: argparse._SubParsersAction) -> None:
     from controller.search.algorithms import ALGORITHMS
     from controller.search.evolution import INNER
 
@@ -180,7 +180,7 @@ def add_search_parser(sub) -> None:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--accuracy", default=None, metavar="SPEC",
                    help="accuracy evaluator: nb201[:COLUMN] (the packaged table; default on nb201), "
-                        "predictor:PATH, or module:function taking a controller.objectives.Candidate")
+                        "predictor:PATH, or module:function taking a controller.search.objectives.Candidate")
     s.add_argument("--db", type=common.db_target, default=Path("hwnas.db"),
                    help="store (SQLite file or SQLAlchemy URL)")
     s.add_argument("--out", type=Path, default=None, help="output folder (default runs/SPACE-DEVICE-ALGO-sSEED)")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from controller.client import ProfileRecord
+from controller.fleet.client import ProfileRecord
 
 
 def text_table(rows: Sequence[Sequence[str]], numbers_right: bool = True) -> str:

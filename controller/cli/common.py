@@ -31,7 +31,7 @@ def connector(args: argparse.Namespace):
     """An address -> AgentClient factory with the TLS and token the flags ask for."""
     import functools
 
-    from controller.client import AgentClient
+    from controller.fleet.client import AgentClient
     from protos.auth import ClientTls
 
     if not args.tls_ca and not args.insecure:

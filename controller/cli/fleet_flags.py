@@ -12,7 +12,7 @@ import argparse
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from controller import cli_common as common
+from controller.cli import common
 
 
 def add_fleet_options(parser: argparse.ArgumentParser) -> None:
@@ -37,7 +37,7 @@ def add_fleet_options(parser: argparse.ArgumentParser) -> None:
 
 def endpoints_from_args(args: argparse.Namespace, devices: Sequence[str]) -> list:
     """The configured agents of ``devices``; ValueError naming the flag when one is malformed or missing."""
-    from controller import campaign
+    from controller.fleet import campaign
 
     endpoints = []
     for text in args.agent or []:
@@ -60,8 +60,8 @@ def endpoints_from_args(args: argparse.Namespace, devices: Sequence[str]) -> lis
 def fleet_config(args: argparse.Namespace, devices: Sequence[str], note: Callable[[str], None],
                  on_done: Callable[[str, str], None] = lambda key, arch_id: None):
     """The typed FleetConfig the flags describe, checked before anything starts."""
-    from controller.client import AgentClient
     from controller.fleet import FleetConfig
+    from controller.fleet.client import AgentClient
     from protos.auth import read_token
 
     endpoints = endpoints_from_args(args, devices)
@@ -77,7 +77,7 @@ def fleet_config(args: argparse.Namespace, devices: Sequence[str], note: Callabl
 
 def check_agents(config, timeout_s: float) -> None:
     """Fail early, naming the configured agents that do not answer and why (ConnectionError)."""
-    from controller import campaign
+    from controller.fleet import campaign
 
     if config.endpoints:
         campaign.wait_for_agents(config.endpoints, timeout_s, config.connect)

@@ -7,8 +7,8 @@ import contextlib
 import sys
 from pathlib import Path
 
-from controller import cli_common as common
-from controller.cli_measure import add_measurement_options
+from controller.cli import common
+from controller.cli.measure import add_measurement_options
 
 DEFAULT_SEGMENTS = Path("autogo/segments")
 DEFAULT_PSC = Path("autogo/psc")
@@ -106,10 +106,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     from controller.autogo.mutation import op_classes
     from controller.autogo.outputs import write_outputs
     from controller.autogo.search import AutoGO, PscScorer
-    from controller.cli_measure import Measurement
-    from controller.model_formats import FormatUnavailable
-    from controller.objectives import OBJECTIVES
+    from controller.cli.measure import Measurement
+    from controller.graph.model_formats import FormatUnavailable
     from controller.search.measure import value_of
+    from controller.search.objectives import OBJECTIVES
     from controller.store import Store
     from predictors import load
 
@@ -165,7 +165,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                     return [value_of(o, metric.record_field, metric.column) for o in outcomes]
             else:
                 def measure(graphs):
-                    from controller.objectives import graph_value
+                    from controller.search.objectives import graph_value
 
                     return [(graph_value(metric, g), "") for g in graphs]
 
@@ -191,7 +191,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_autogo_parser(sub) -> None:
+def add_parser(sub: argparse._SubParsersAction) -> None:
     from controller.graph.zoo import ZOO
 
     a = sub.add_parser("autogo", help="AutoGO: evolve a network's computation graph against a device metric",

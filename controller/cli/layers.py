@@ -10,8 +10,8 @@ import argparse
 import contextlib
 import sys
 
-from controller import cli_common as common
-from controller.cli_measure import add_measurement_options
+from controller.cli import common
+from controller.cli.measure import add_measurement_options
 
 
 def add_layers_parser(predictor: argparse._SubParsersAction) -> None:
@@ -33,13 +33,13 @@ def add_layers_parser(predictor: argparse._SubParsersAction) -> None:
 def cmd_layers(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from controller.layer_latency import LAYER_SPACE, distinct_layers, layer_jobs
+    from controller.learning.layer_latency import LAYER_SPACE, distinct_layers, layer_jobs
     from controller.store import Store
 
     if not common.dataset_exists(args.db) and not args.space:
         return common.fail("predictor layers", FileNotFoundError(f"no dataset at {args.db}"))
     try:
-        from controller.cli_measure import Measurement
+        from controller.cli.measure import Measurement
 
         measurement = Measurement.from_args(args, args.device, f"layers:{args.device}")
     except (ValueError, OSError) as exc:
@@ -74,7 +74,7 @@ def cmd_layers(args: argparse.Namespace) -> int:
 
 def _graphs(store, device_key: str, space_name: str | None) -> list:
     """The networks whose layers to measure: a whole space, or what the device measured end to end."""
-    from controller.layer_latency import LAYER_SPACE
+    from controller.learning.layer_latency import LAYER_SPACE
     from controller.spaces import get_space
 
     if space_name:

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-from controller.client import AgentClient
+from controller.cli.common import fail
+from controller.fleet.client import AgentClient
+from controller.fleet.local_agent import LocalAgent
+from controller.fleet.report import profile_table
 from controller.graph import ComputationGraph, GraphBuilder
 from controller.graph.onnx_export import to_onnx_bytes
-from controller.local_agent import LocalAgent
-from controller.report import profile_table
 
 
 def small_cnn(width: int, blocks: int = 2, resolution: int = 32, classes: int = 10) -> ComputationGraph:
@@ -45,10 +47,9 @@ def run_demo(out: Path, protocol: str = "latbench", sample: int = 120, evals: in
     5. A short LINAS search on the replayed device (latency vs CIFAR-10 accuracy), with its plots.
     Ends with a one-screen summary of what ran and where everything is.
     """
-    from controller import campaign
     from controller.data import nb201_table_path
-    from controller.fleet import run_campaign
-    from controller.predictor_jobs import artifact_dir, held_out_summary, train_from_store
+    from controller.fleet import campaign, run_campaign
+    from controller.learning.jobs import artifact_dir, held_out_summary, train_from_store
     from controller.spaces import get_space
     from controller.spaces.catalog import sample as sample_space
     from controller.store import Store
@@ -127,3 +128,27 @@ def demo_summary(lines: list[str], outputs: dict[str, Path], db: Path) -> str:
         "  hwnas predictor bench --data demo.csv --device local-cpu-ort --target latency_ms --train 60 --valid 20",
         "  docs/dataset.md, docs/predictors.md, docs/search.md",
     ])
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    d = sub.add_parser("demo", help="the main job end to end: local agents, a campaign, a predictor, a LINAS search",
+                       description="Starts an ONNX Runtime agent and a replay of a public device on 127.0.0.1, "
+                                   "profiles small CNNs, runs a small LatBench campaign on both, trains a latency "
+                                   "predictor per device and a short LINAS search, and writes its plots.")
+    d.add_argument("--out", type=Path, default=Path("demo-output"), help="output folder (default %(default)s)")
+    d.add_argument("--protocol", default="latbench", choices=["latbench", "fixed", "adaptive"],
+                   help="timing protocol on the ORT agent (default %(default)s: 20 runs of 10, IQR-trimmed, robust "
+                        "to a busy machine; fixed: a plain mean of 100)")
+    d.add_argument("--sample", type=int, default=120,
+                   help="NB-201 cells in the campaign; a quarter is held out to score the predictors, which needs "
+                        "at least 20 (default %(default)s)")
+    d.add_argument("--evals", type=int, default=100, help="LINAS evaluations (default %(default)s)")
+    d.set_defaults(func=cmd_demo)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    try:
+        run_demo(args.out, args.protocol, args.sample, args.evals)
+    except (RuntimeError, ValueError, OSError) as exc:
+        return fail("demo", exc)
+    return 0

@@ -1,0 +1,206 @@
+"""``hwnas latbench``: build (through the fleet), inspect, export and import LatBench-style datasets."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from controller.cli.common import (
+    add_space_options,
+    dataset_exists,
+    db_target,
+    fail,
+    param,
+    space_options,
+)
+from controller.cli.fleet_flags import add_fleet_options, check_agents, fleet_config
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    latbench = sub.add_parser("latbench", help="LatBench-style datasets: build, status, export").add_subparsers(
+        dest="latbench_command", required=True, metavar="SUBCOMMAND")
+    lb = latbench.add_parser("build", help="measure a space's architectures on device keys (resumable)")
+    lb.add_argument("--space", required=True)
+    lb.add_argument("--devices", required=True, metavar="KEY[,KEY...]")
+    which = lb.add_mutually_exclusive_group(required=True)
+    which.add_argument("--all", action="store_true", help="every architecture (NB-201: the 15,284 connected)")
+    which.add_argument("--sample", type=int, metavar="N", help="N random architectures")
+    lb.add_argument("--seed", type=int, default=0)
+    lb.add_argument("--protocol", default="latbench", choices=["latbench", "adaptive", "fixed"])
+    lb.add_argument("--param", type=param, action="append", metavar="KEY=VALUE", help="protocol parameter")
+    lb.add_argument("--batch-size", type=int, default=1)
+    lb.add_argument("--backend", action="append", metavar="[KEY=]NAME",
+                    help="agent runtime: onnxruntime (default), litert, torch, simulator, replay; KEY=NAME for one "
+                         "device key; repeatable")
+    lb.add_argument("--model-format", action="append", metavar="[KEY=]NAME",
+                    help="model sent: onnx, tflite, tflite-int8, tflite-int8-full, edgetpu (default: what the "
+                         "backend runs first); repeatable")
+    lb.add_argument("--db", type=db_target, required=True, metavar="PATH", help="SQLite file (or a SQLAlchemy URL)")
+    lb.add_argument("--priority", type=int, default=0,
+                    help="higher runs first within each device key's queue (default %(default)s)")
+    lb.add_argument("--campaign", default=None, help="campaign name (default: SPACE-PROTOCOL)")
+    lb.add_argument("--remeasure-warned", action="store_true",
+                    help="measure again the jobs whose record carries agent warnings (other processes busy, "
+                         "throttling); the new record replaces the warned one")
+    lb.add_argument("--retry-failed", action="store_true",
+                    help="queue this campaign's failed jobs again with fresh attempts (a plain re-run resumes only "
+                         "queued and interrupted jobs)")
+    lb.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_space_options(lb)
+    add_fleet_options(lb)
+    lb.set_defaults(func=cmd_latbench_build)
+    ls = latbench.add_parser("status", help="jobs per device key and state")
+    ls.add_argument("--db", type=db_target, required=True)
+    ls.add_argument("--campaign", default=None)
+    ls.set_defaults(func=cmd_latbench_status)
+    le = latbench.add_parser("export", help="one row per architecture x device key (see docs/dataset.md)")
+    le.add_argument("--db", type=db_target, required=True)
+    le.add_argument("--format", choices=["csv", "parquet"], default="parquet")
+    le.add_argument("--out", type=Path, required=True)
+    le.add_argument("--device", default=None, help="only this device key")
+    le.add_argument("--exclude-warned", action="store_true",
+                    help="leave out records the agent attached warnings to (column warnings_json)")
+    le.set_defaults(func=cmd_latbench_export)
+    li = latbench.add_parser("import", help="add a public table or one of our exports to the dataset")
+    li.add_argument("file", type=Path, metavar="FILE")
+    li.add_argument("--db", type=db_target, required=True)
+    li.add_argument("--format", required=True, choices=["nb201-table", "eagle-pickle", "hwnas"])
+    li.add_argument("--device", help="device key the table's latencies belong to (nb201-table, eagle-pickle)")
+    li.add_argument("--column", help="latency column of an nb201-table, e.g. lat_ms_pixel3")
+    li.add_argument("--source", help="name recorded as protocol 'imported:<source>' (default: the file name)")
+    li.add_argument("--classes", type=int, default=10, help="NB-201 classifier outputs the table was timed with")
+    li.set_defaults(func=cmd_latbench_import)
+
+
+def cmd_latbench_build(args: argparse.Namespace) -> int:
+    import threading
+
+    from tqdm import tqdm
+
+    from controller.fleet import campaign
+    from controller.graph.model_formats import FormatUnavailable, check_exportable
+    from controller.spaces import get_space
+    from controller.spaces.catalog import sample
+    from controller.store import Store
+
+    try:
+        space = get_space(args.space, **space_options(args))
+        devices = [d for d in args.devices.split(",") if d]
+        config = fleet_config(args, devices, note=tqdm.write)
+        if args.all:
+            archs = [x for x in space.enumerate() if space.has_network(x)]
+        else:
+            archs = sample(space, args.sample, args.seed)
+        plan = campaign.CampaignPlan(campaign=args.campaign or f"{space.name}-{args.protocol}", device_keys=devices,
+                                     protocol=args.protocol, protocol_params=dict(args.param or []),
+                                     batch_size=args.batch_size, priority=args.priority)
+        plans = campaign.plans_by_runtime(plan, args.backend or [], args.model_format or [])
+        for p in plans:
+            check_exportable(p.model_format)
+    except (ValueError, NotImplementedError, OSError, FormatUnavailable) as exc:
+        return fail("latbench build", exc)
+    with Store(args.db) as store:
+        added = sum(campaign.enqueue(store, space, archs, p) for p in plans)
+        print(f"campaign {plan.campaign!r}: {len(archs)} architectures x {len(devices)} device key(s); "
+              f"{added} new job(s) queued in {args.db}", flush=True)
+        if args.retry_failed:
+            print(f"{store.retry_failed(plan.campaign, devices)} failed job(s) queued again", flush=True)
+        if args.remeasure_warned:
+            print(f"{store.remeasure_warned(plan.campaign, devices)} job(s) with warned records queued again",
+                  flush=True)
+        try:
+            check_agents(config, args.connect_timeout)
+        except ConnectionError as exc:
+            return fail("latbench build", exc)
+        counts = store.counts(plan.campaign)
+        bars = {key: tqdm(total=sum(counts.get(key, {}).values()), initial=counts.get(key, {}).get("done", 0),
+                          desc=key, unit="model", position=k, disable=args.quiet)
+                for k, key in enumerate(devices)}
+        lock = threading.Lock()
+
+        def advance(key: str, _arch_id: str) -> None:
+            with lock:
+                if key in bars:
+                    bars[key].update(1)
+
+        from dataclasses import replace
+
+        from controller.fleet import Fleet
+
+        try:
+            with Fleet(store, replace(config, on_done=advance)) as fleet:
+                final = fleet.drain(devices)
+        except KeyboardInterrupt:
+            for bar in bars.values():
+                bar.close()
+            print("\nstopped; run the same command again to resume", file=sys.stderr)
+            return 130
+        except OSError as exc:
+            return fail("latbench build", exc)
+        for bar in bars.values():
+            bar.close()
+        causes = store.failure_causes(plan.campaign)
+    print(campaign.summary_line({k: v for k, v in final.items() if k in devices}))
+    if causes:
+        from controller.fleet.report import failure_summary
+
+        print(f"hwnas latbench build: {failure_summary(causes)}\n(fix the cause, then run again with --retry-failed)",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_latbench_status(args: argparse.Namespace) -> int:
+    from controller.store import Store
+
+    if not dataset_exists(args.db):
+        return fail("latbench status", FileNotFoundError(f"no dataset at {args.db}"))
+    with Store(args.db, read_only=True) as store:
+        counts = store.counts(args.campaign)
+    print(f"{'device key':24} {'queued':>8} {'leased':>8} {'done':>8} {'failed':>8}")
+    for key, states in sorted(counts.items()):
+        print(f"{key:24} {states['queued']:>8} {states['leased']:>8} {states['done']:>8} {states['failed']:>8}")
+    return 0
+
+
+def cmd_latbench_export(args: argparse.Namespace) -> int:
+    from controller.store import Store
+    from controller.store.export import export
+
+    if not dataset_exists(args.db):
+        return fail("latbench export", FileNotFoundError(f"no dataset at {args.db}"))
+    try:
+        with Store(args.db, read_only=True) as store:
+            n = export(store, args.out, args.format, args.device, args.exclude_warned)
+    except ValueError as exc:
+        return fail("latbench export", exc)
+    print(f"wrote {n} rows to {args.out}")
+    return 0
+
+
+def cmd_latbench_import(args: argparse.Namespace) -> int:
+    import pickle
+
+    from controller.store import Store, importers
+
+    if not args.file.is_file():
+        return fail("latbench import", FileNotFoundError(f"no such file: {args.file}"))
+    needs_device = args.format in ("nb201-table", "eagle-pickle")
+    if needs_device and not args.device:
+        return fail("latbench import", ValueError(f"--device KEY is required for --format {args.format}"))
+    if args.format == "nb201-table" and not args.column:
+        return fail("latbench import", ValueError("--column (e.g. lat_ms_pixel3) is required for nb201-table"))
+    try:
+        with Store(args.db) as store:
+            if args.format == "nb201-table":
+                report = importers.import_nb201_table(store, args.file, args.column, args.device, args.source,
+                                                      args.classes)
+            elif args.format == "eagle-pickle":
+                report = importers.import_eagle_pickle(store, args.file, args.device, args.source, args.classes)
+            else:
+                report = importers.import_hwnas_export(store, args.file)
+    except (ValueError, pickle.UnpicklingError, OSError) as exc:
+        return fail("latbench import", exc)
+    print(f"{args.file.name}: {report}")
+    return 0

@@ -1,0 +1,198 @@
+"""``hwnas predictor``: bench, transfer and train latency predictors (``layers`` lives in ``cli.layers``)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from controller.cli.common import (
+    dataset_exists,
+    db_target,
+    fail,
+)
+from controller.cli.layers import add_layers_parser
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    predictor = sub.add_parser("predictor", help="per-device latency predictors: bench, train").add_subparsers(
+        dest="predictor_command", required=True, metavar="SUBCOMMAND")
+    pb = predictor.add_parser("bench", help="BRP-NAS evaluation protocol on an NB-201 latency table",
+                              description="Fit each predictor on random 900 architectures (100 more for "
+                                          "validation), test on the rest, for several seeds; print the accuracy "
+                                          "table. Unconnected NB-201 cells are left out.")
+    pb.add_argument("--data", type=Path, default=None,
+                    help="CSV (or .csv.gz) with arch_str or nb201_index and the target column, or this project's "
+                         "export (hwnas latbench export: CSV or Parquet, column arch; --target latency_ms) "
+                         "(default: the packaged NB-201 table)")
+    pb.add_argument("--device", default=None, metavar="KEY",
+                    help="with an export holding several device keys: the one to read")
+    pb.add_argument("--target", required=True, metavar="COLUMN", help="e.g. lat_ms_latbench_desktop_cpu_i7_7820x")
+    pb.add_argument("--kinds", default="ridge,svr,stacked,flops,gcn",
+                    help="comma-separated predictors (default %(default)s; ridge is the additive baseline)")
+    pb.add_argument("--seeds", type=int, default=5)
+    pb.add_argument("--train", type=int, default=900)
+    pb.add_argument("--valid", type=int, default=100)
+    pb.add_argument("--gcn-epochs", type=int, default=None, help="cap the GCN's epochs (default: 250, as BRP-NAS)")
+    pb.add_argument("--cell-graph", default="pruned", choices=["pruned", "full"],
+                    help="the GCN's NB-201 cell graph: pruned (BRP-NAS, default) or full (every edge op, as "
+                         "NB-201's reference code runs it and HW-NAS-Bench timed it)")
+    pb.add_argument("--json", type=Path, default=None, metavar="FILE", help="also write per-seed metrics here")
+    pb.add_argument("--plot", type=Path, default=None, metavar="PNG",
+                    help="predicted vs measured scatter with the ±10%% band, first seed (as BRP-NAS Figure 1)")
+    pb.add_argument("--quiet", action="store_true", help="no progress bar")
+    pb.set_defaults(func=cmd_predictor_bench)
+    px = predictor.add_parser("transfer", help="few-shot: predictors transferred from other devices vs from scratch",
+                              description="Learning curves on a new device: Spearman and ±10% vs the number of its "
+                                          "measurements n, for predictors that transfer from the source devices "
+                                          "(sources: their ridges recombined; gcn-transfer: a GCN pretrained on "
+                                          "them) and the same models from scratch (ridge, gcn).")
+    px.add_argument("--data", type=Path, default=None, help="target table (default: the packaged NB-201 table)")
+    px.add_argument("--target", required=True, metavar="COLUMN")
+    px.add_argument("--transfer-from", required=True, metavar="FILE:COLUMN[,FILE:COLUMN...]",
+                    type=lambda text: [_source(part) for part in text.split(",") if part],
+                    help="source devices' tables; an empty FILE (:lat_ms_1080ti_1) is the packaged NB-201 table")
+    px.add_argument("--samples", default="10,20,50,100,900", help="target sample sizes n (default %(default)s)")
+    px.add_argument("--seeds", type=int, default=5)
+    px.add_argument("--test", type=int, default=2000, help="held-out test architectures per seed")
+    px.add_argument("--methods", default="ridge,sources",
+                    help="comma-separated: ridge, sources, gcn, gcn-transfer (default %(default)s; the GCNs take "
+                         "minutes per fit)")
+    px.add_argument("--pretrain", type=int, default=2000, metavar="N",
+                    help="architectures of each source device the transfer learns from (default %(default)s)")
+    px.add_argument("--gcn-epochs", type=int, default=None)
+    px.set_defaults(func=cmd_predictor_transfer)
+    pt = predictor.add_parser("train", help="train a device's predictor on what its agents measured")
+    pt.add_argument("--db", type=db_target, required=True)
+    pt.add_argument("--device", required=True, metavar="KEY")
+    pt.add_argument("--kind", default="gcn", help="predictor kind (default %(default)s)")
+    pt.add_argument("--seed", type=int, default=0)
+    pt.add_argument("--sources", default="", metavar="KEY[,KEY...]",
+                    help="with --kind sources: other device keys of the dataset to transfer from (few-shot)")
+    pt.set_defaults(func=cmd_predictor_train)
+    add_layers_parser(predictor)
+
+
+def cmd_predictor_bench(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from controller.data import nb201_table_path
+    from controller.fleet.report import text_table
+    from controller.learning.data import nb201_samples, read_nb201_table
+    from controller.learning.jobs import bench_table, results_json
+    from predictors import predictor_class
+    from predictors.evaluate import bench
+
+    data = args.data or nb201_table_path()
+    try:
+        kinds = [k for k in args.kinds.split(",") if k]
+        for kind in kinds:
+            predictor_class(kind)
+        if args.seeds < 1:
+            raise ValueError(f"--seeds must be >= 1, got {args.seeds}")
+        if not data.is_file():
+            raise FileNotFoundError(f"no such file: {data}")
+        table = read_nb201_table(data, args.target, args.device)
+        samples = nb201_samples(table.encodings, table.y, flops="flops" in kinds, graphs="kgnn" in kinds,
+                                cell_graph=args.cell_graph)
+        configs = {"gcn": {"epochs": args.gcn_epochs}} if args.gcn_epochs else {}
+        print(f"{data.name}: {len(samples)} connected architectures with {args.target} "
+              f"({table.dropped_unconnected} unconnected and {table.dropped_missing} without a value left out); "
+              f"{args.train} train / {args.valid} validation / {len(samples) - args.train - args.valid} test, "
+              f"{args.seeds} seed(s)", flush=True)
+        bar = tqdm(total=len(kinds) * args.seeds, unit="fit", disable=args.quiet)
+
+        def fitted(kind: str, seed: int) -> None:
+            bar.set_description(f"{kind} seed {seed}")
+            bar.update(1)
+
+        results = bench(samples, kinds, range(args.seeds), args.train, args.valid, configs, fitted,
+                        keep_predictions=args.plot is not None)
+        bar.close()
+    except (ValueError, FileNotFoundError) as exc:
+        return fail("predictor bench", exc)
+    print(text_table(bench_table(results)))
+    print("BRP: measured within ±k of the prediction (BRP-NAS); nnM: |prediction − measured| ≤ k·measured "
+          "(nn-Meter); mean±std over seeds")
+    if args.json:
+        args.json.write_text(results_json(results))
+        print(f"per-seed metrics: {args.json}")
+    if args.plot:
+        from controller.learning.plots import scatter
+
+        try:
+            print(f"plot: {scatter(results, args.plot, args.target)}")
+        except ValueError as exc:
+            return fail("predictor bench", exc)
+    return 0
+
+
+def _source(text: str) -> tuple[Path, str]:
+    """'FILE:COLUMN'; an empty FILE (':lat_ms_pixel3') means the packaged NB-201 table."""
+    from controller.data import nb201_table_path
+
+    path, sep, column = text.rpartition(":")
+    if not sep or not column:
+        raise argparse.ArgumentTypeError(f"a transfer source must look like FILE:COLUMN, got {text!r}")
+    return (Path(path) if path else nb201_table_path()), column
+
+
+def cmd_predictor_transfer(args: argparse.Namespace) -> int:
+    from controller.data import nb201_table_path
+    from controller.fleet.report import text_table
+    from controller.learning.data import nb201_samples, read_nb201_table
+    from predictors.transfer import as_rows, curve
+
+    data = args.data or nb201_table_path()
+    try:
+        sizes = [int(n) for n in args.samples.split(",")]
+        if not sizes or min(sizes) < 2:
+            raise ValueError(f"--samples must be sizes >= 2, got {args.samples!r}")
+        if args.pretrain < 10:
+            raise ValueError(f"--pretrain must be >= 10 architectures per source, got {args.pretrain}")
+        target = read_nb201_table(data, args.target)
+        tables = [read_nb201_table(path, column) for path, column in args.transfer_from]
+        index = {tuple(x): k for k, x in enumerate(target.encodings)}
+        common = [tuple(x) for x in target.encodings]
+        for table, (path, column) in zip(tables, args.transfer_from, strict=True):
+            known = {tuple(x) for x in table.encodings}
+            common = [x for x in common if x in known]
+            if not common:
+                raise ValueError(f"{path}:{column} shares no architecture with the target")
+        rows = [index[x] for x in common]
+        samples = nb201_samples([target.encodings[k] for k in rows], target.y[rows], flops=False)
+        sources = []
+        for table in tables:
+            value = {tuple(x): y for x, y in zip(table.encodings, table.y, strict=True)}
+            sources.append(samples.with_y([value[x] for x in common]))
+        config = {"epochs": args.gcn_epochs} if args.gcn_epochs else {}
+        points = curve(samples, sources, sizes, range(args.seeds), methods=args.methods.split(","), n_test=args.test,
+                       pretrain_samples=args.pretrain, config=config,
+                       progress=lambda what: print(f"  {what}", file=sys.stderr, flush=True))
+    except (ValueError, FileNotFoundError) as exc:
+        return fail("predictor transfer", exc)
+    print(f"{args.target} from {', '.join(f'{p.name}:{c}' for p, c in args.transfer_from)}; "
+          f"{len(samples)} shared architectures, {args.test} test per seed, {args.seeds} seed(s)")
+    print(text_table(as_rows(points)))
+    return 0
+
+
+def cmd_predictor_train(args: argparse.Namespace) -> int:
+    from controller.learning.jobs import train_from_store
+    from controller.store import Store
+    from predictors import predictor_class
+
+    if not dataset_exists(args.db):
+        return fail("predictor train", FileNotFoundError(f"no dataset at {args.db}"))
+    try:
+        predictor_class(args.kind)
+        with Store(args.db) as store:
+            folder, metrics = train_from_store(store, args.db, args.device, args.kind, seed=args.seed,
+                                               sources=[k for k in args.sources.split(",") if k])
+    except ValueError as exc:
+        return fail("predictor train", exc)
+    from controller.learning.jobs import held_out_summary
+
+    print(f"saved {args.kind} predictor for {args.device} to {folder}")
+    print(held_out_summary(metrics))
+    return 0

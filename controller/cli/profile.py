@@ -1,0 +1,124 @@
+"""``hwnas profile``: one model on one agent, converted on the controller when the backend runs another format."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from controller.cli.common import (
+    add_client_security,
+    connector,
+    fail,
+    param,
+)
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("profile", help="upload a model to an agent (if needed) and profile it")
+    p.add_argument("model", type=Path, metavar="MODEL", help="model file (.onnx, or .tflite for a LiteRT agent)")
+    p.add_argument("--agent", required=True, metavar="HOST:PORT", help="agent address, e.g. 127.0.0.1:50151")
+    p.add_argument("--backend", default=None,
+                   help="runtime on the agent (default: onnxruntime for ONNX if the agent has it, else the agent's "
+                        "backend that runs the file's format, else its first backend)")
+    p.add_argument("--model-format", default=None,
+                   help="send the model as onnx, tflite, tflite-int8, tflite-int8-full or edgetpu (default: what "
+                        "the backend runs first); an ONNX file is converted on the controller (pip install "
+                        "'hwnas[tflite]')")
+    p.add_argument("--protocol", default="latbench", help="latbench | fixed | adaptive (default %(default)s)")
+    p.add_argument("--param", type=param, action="append", metavar="KEY=VALUE",
+                   help="protocol parameter override, e.g. --param runs=20; repeatable")
+    p.add_argument("--batch-size", type=int, default=0, help="batch for a dynamic batch dimension")
+    p.add_argument("--input-shape", type=_input_shape, action="append", metavar="[NAME=]D0,D1,...",
+                   help="explicit input shape; repeat per input")
+    p.add_argument("--threads", type=int, default=0, help="intra-op threads (0: runtime default)")
+    p.add_argument("--warmup-runs", type=int, default=None, help="warm-up inferences (default: protocol's)")
+    p.add_argument("--deadline", type=float, default=0.0, metavar="SECONDS", help="stop the measurement after this")
+    p.add_argument("--samples", action="store_true", help="include raw per-inference samples (with --json)")
+    p.add_argument("--connect-timeout", type=float, default=10.0, metavar="SECONDS")
+    p.add_argument("--json", action="store_true", help="print the full result as JSON")
+    add_client_security(p)
+    p.set_defaults(func=cmd_profile)
+
+
+def _input_shape(text: str) -> tuple[str, tuple[int, ...]]:
+    """'1,3,224,224' or 'name=1,3,224,224'."""
+    name, _, dims = text.rpartition("=")
+    try:
+        shape = tuple(int(d) for d in dims.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"input shape must look like 1,3,224,224 or x=1,3,224,224: {text!r}") from None
+    return name, shape
+
+
+def _profile_backend(requested: str | None, enabled: list[str], suffix: str) -> str:
+    """The backend to profile on: the one asked for, else onnxruntime for ONNX if enabled, else what runs the
+    file's format, else the agent's first backend (a LiteRT-only Raspberry Pi gets litert)."""
+    from controller.graph.model_formats import BACKEND_FORMATS
+
+    if requested:
+        return requested
+    wire = "tflite" if suffix == ".tflite" else "onnx"
+    if wire == "onnx" and "onnxruntime" in enabled:
+        return "onnxruntime"
+    for name in enabled:
+        if any(fmt == wire or fmt.startswith(wire) for fmt in BACKEND_FORMATS.get(name, ())):
+            return name
+    if not enabled:
+        raise ValueError("the agent reports no enabled backend")
+    return enabled[0]
+
+
+def _profile_model(path: Path, backend: str, requested_format: str | None, input_shape) -> tuple[bytes, str, str]:
+    """(bytes, wire format, model format) to send: the file as is when the backend runs its format, else the
+    ONNX file converted on the controller (ONNX -> CG -> e.g. TFLite), as campaigns do."""
+    from controller.graph.model_formats import check_exportable, format_for, model_format
+
+    data = path.read_bytes()
+    own = "tflite" if path.suffix == ".tflite" else "onnx"
+    wanted = format_for(backend, requested_format)
+    if wanted == own:
+        return data, own, own
+    if own != "onnx":
+        raise ValueError(f"backend {backend!r} runs {wanted}; only ONNX files can be converted (this is {own})")
+    check_exportable(wanted)
+    from controller.graph.onnx_import import from_onnx
+
+    shape = next((dims for _, dims in input_shape or []), None)
+    graph = from_onnx(data, input_shape=shape)
+    return model_format(wanted).export(graph, {}), model_format(wanted).wire_format, wanted
+
+
+def cmd_profile(args: argparse.Namespace) -> int:
+    from controller.fleet.client import AgentCallError
+    from controller.fleet.report import profile_table
+    from controller.graph.model_formats import FormatUnavailable
+
+    if not args.model.is_file():
+        return fail("profile", FileNotFoundError(f"cannot read MODEL {args.model}: no such file"))
+    try:
+        connect = connector(args)
+        with connect(args.agent) as client:
+            client.wait_ready(args.connect_timeout)
+            backend = _profile_backend(args.backend, list(client.device_info().backends), args.model.suffix)
+            model, wire, fmt = _profile_model(args.model, backend, args.model_format, args.input_shape)
+            if fmt != ("tflite" if args.model.suffix == ".tflite" else "onnx"):
+                print(f"converted {args.model.name} to {fmt} for backend {backend}", file=sys.stderr)
+            sha, uploaded = client.ensure_model(model, wire)
+            record = client.profile(
+                sha, backend=backend, protocol=args.protocol, protocol_params=dict(args.param or []),
+                batch_size=args.batch_size, input_shapes=dict(args.input_shape or []), threads=args.threads,
+                warmup_runs=args.warmup_runs, return_samples=args.samples, deadline_seconds=args.deadline,
+            )
+    except (ValueError, OSError, FormatUnavailable) as exc:
+        return fail("profile", exc)
+    except AgentCallError as exc:
+        print(f"hwnas profile: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps({"model": str(args.model), "uploaded": uploaded, "model_format": fmt, **record.to_dict()},
+                         indent=2))
+    else:
+        print(profile_table([(args.model.name, record)]))
+    return 0
