@@ -13,7 +13,6 @@ import logging
 import threading
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from controller.fleet.campaign import (
     AgentEndpoint,
@@ -30,7 +29,7 @@ from controller.fleet.campaign import (
 )
 from controller.fleet.client import AgentClient
 from controller.graph import ComputationGraph
-from controller.store import Store
+from controller.store import MeasurementRecord, Store
 from protos.auth import TlsFiles
 
 log = logging.getLogger("hwnas.fleet")
@@ -56,10 +55,10 @@ class FleetConfig:
 
 @dataclass(frozen=True)
 class Outcome:
-    """One job's measurement: its record's row, or why there is none."""
+    """One job's measurement: its record, or why there is none."""
 
     job_key: str
-    record: dict[str, Any] | None
+    record: MeasurementRecord | None
     error: str = ""
 
 

@@ -21,9 +21,9 @@ def value_of(outcome: Outcome, field: str, column: str) -> tuple[float | None, s
     """A measured objective's value from an outcome, or None and why (the job failed, or no such figure)."""
     if outcome.record is None:
         return None, outcome.error
-    value = outcome.record.get(field)
+    value = outcome.record.value(field)
     if value is None:
-        why = outcome.record.get("power_unavailable_reason") or "not measured"
+        why = outcome.record.power.get("unavailable_reason") or "not measured"
         return None, f"the device gave no {column} ({why})"
     return float(value), ""
 

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from controller.store import schema
 from controller.store.store import Store
 
 COLUMNS = (
@@ -20,6 +21,7 @@ COLUMNS = (
     "warnings_json", "job_key",
 )
 FORMATS = ("csv", "parquet")
+ARCH_COLUMNS = ("arch_id", "space", "arch", "encoding", "macs", "params")  # the architecture each row is of
 
 
 def rows(store: Store, device_key: str | None = None, exclude_warned: bool = False) -> Iterator[dict[str, Any]]:
@@ -48,11 +50,13 @@ def export(store: Store, path: Path, fmt: str, device_key: str | None = None, ex
     return len(data)
 
 
+def column_type(column: str) -> type:
+    """The Python type of an export column: the store table's own column type (measurements first, then
+    architectures), so the export cannot drift from the table it is read from."""
+    table = schema.measurements if column in schema.measurements.c else schema.architectures
+    return table.c[column].type.python_type
+
+
 def _arrow_schema(pa):
-    ints = {"macs", "params", "batch_size", "count", "started_unix_ns", "finished_unix_ns"}
-    floats = {"latency_ms", "min_ms", "mean_ms", "median_ms", "p90_ms", "p99_ms", "max_ms", "std_ms",
-              "mean_power_w", "energy_per_inference_mj", "power_sampling_period_s", "idle_power_w", "queue_wait_ms",
-              "recorded_at_unix_s"}
-    bools = {"power_available", "replayed"}
-    return pa.schema([(c, pa.int64() if c in ints else pa.float64() if c in floats else pa.bool_() if c in bools
-                       else pa.string()) for c in COLUMNS])
+    arrow = {int: pa.int64(), float: pa.float64(), bool: pa.bool_(), str: pa.string()}
+    return pa.schema([(c, arrow[column_type(c)]) for c in COLUMNS])

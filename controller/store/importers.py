@@ -28,6 +28,8 @@ from typing import Any
 
 from controller.spaces import get_space
 from controller.spaces.nb201 import NasBench201
+from controller.store import schema
+from controller.store.export import column_type
 from controller.store.records import ArchRecord, MeasurementRecord, make_job_key
 from controller.store.store import Store
 
@@ -212,23 +214,23 @@ def _number(value: Any, cast=float):
     return cast(value)
 
 
+# Columns later schema versions added, and what an export written before them means.
+_EXPORT_DEFAULTS = {"model_format": "onnx", "power_sampling_period_s": None, "idle_power_w": None,
+                    "warnings_json": "[]"}
+
+
 def _from_export_row(row: dict[str, Any]) -> MeasurementRecord:
-    stats = {k: _number(row[k], int if k == "count" else float)
-             for k in ("count", "min_ms", "mean_ms", "median_ms", "p90_ms", "p99_ms", "max_ms", "std_ms")}
-    flag = str(row["power_available"]).lower() in ("true", "1")
-    power = {"available": flag, "source": row["power_source"] or "", "mean_power_w": _number(row["mean_power_w"]),
-             "energy_per_inference_mj": _number(row["energy_per_inference_mj"]),
-             "unavailable_reason": row["power_unavailable_reason"] or "",
-             "sampling_period_s": _number(row.get("power_sampling_period_s")),  # exports before v3 lack these
-             "idle_power_w": _number(row.get("idle_power_w"))}
-    return MeasurementRecord(
-        job_key=row["job_key"], arch_id=row["arch_id"], device_key=row["device_key"], backend=row["backend"],
-        protocol=row["protocol"], protocol_params=json.loads(row["protocol_params_json"]),
-        batch_size=int(row["batch_size"]), input_shape=json.loads(row["input_shape_json"]),
-        latency_ms=float(row["latency_ms"]), stats=stats, agent_name=row["agent_name"],
-        agent_version=row["agent_version"] or "", started_unix_ns=int(row["started_unix_ns"]),
-        finished_unix_ns=int(row["finished_unix_ns"]), queue_wait_ms=float(row["queue_wait_ms"]),
-        protocol_details=json.loads(row["protocol_details_json"]), power=power,
-        environment=json.loads(row["environment_json"]), replayed=str(row["replayed"]).lower() in ("true", "1"),
-        model_format=row.get("model_format") or "onnx",  # exports before v3 have no model_format column
-        warnings=tuple(json.loads(row.get("warnings_json") or "[]")))  # nor before v4 warnings
+    """An export row (CSV text or Parquet values) typed by the store's own column types, read as a record."""
+    typed: dict[str, Any] = {}
+    for column in schema.measurements.c.keys():
+        if column in ("id", "recorded_at_unix_s"):
+            continue
+        value = row.get(column, _EXPORT_DEFAULTS.get(column))
+        kind = column_type(column)
+        if kind is bool:
+            typed[column] = str(value).lower() in ("true", "1")
+        elif kind is str:
+            typed[column] = "" if _number(value, str) is None else str(value)
+        else:
+            typed[column] = _number(value, kind)
+    return MeasurementRecord.from_row({**typed, "recorded_at_unix_s": None})

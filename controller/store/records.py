@@ -74,9 +74,32 @@ class Job:
     model_format: str = "onnx"
 
 
+STAT_COLUMNS = ("count", "min_ms", "mean_ms", "median_ms", "p90_ms", "p99_ms", "max_ms", "std_ms")
+# The agent's PowerReport field -> its column. Fields with a unit in their name keep it; the others say "power".
+POWER_COLUMNS = {"available": "power_available", "source": "power_source", "mean_power_w": "mean_power_w",
+                 "energy_per_inference_mj": "energy_per_inference_mj", "unavailable_reason": "power_unavailable_reason",
+                 "sampling_period_s": "power_sampling_period_s", "idle_power_w": "idle_power_w"}
+# What the agent reports and the dataset leaves out, and why (a test holds the wire contract to this list).
+NOT_STORED = {
+    "ProfileResult.model_sha256": "the job's arch_id and model format name the model",
+    "ProfileResult.samples_ms": "raw samples are on request for one profile, not kept per record",
+    "ProfileResult.measurement_wall_ms": "started/finished_unix_ns bound the measurement",
+    "ProfileResult.warmup_runs_done": "the protocol parameters say how many warm-up runs were asked",
+    "ProfileResult.input_shapes": "kept as input_shape_json: the first input's dimensions",
+    "PowerReport.window_s": "the timed window; energy_per_inference_mj is normalised by it",
+    "PowerReport.energy_j": "the window's total; energy_per_inference_mj is what compares across records",
+}
+
+
 @dataclass(frozen=True)
 class MeasurementRecord:
-    """One measurement, long-form. Built from an agent's ProfileResult by the campaign runner."""
+    """One measurement, long-form: the one definition the dataset is built from.
+
+    Built from an agent's ProfileResult by the fleet (``campaign.to_record``) or by an importer. ``to_row``
+    gives the store's ``measurements`` row and ``from_row`` reads one back; the export's column types come
+    from that table, and measured objectives name one of its columns (``value``). A test checks each of
+    these, and the wire contract's fields, against this class.
+    """
 
     job_key: str
     arch_id: str
@@ -87,18 +110,66 @@ class MeasurementRecord:
     batch_size: int
     input_shape: list[int]
     latency_ms: float
-    stats: Mapping[str, float]  # count, min_ms, mean_ms, median_ms, p90_ms, p99_ms, max_ms, std_ms
+    stats: Mapping[str, float]  # STAT_COLUMNS; empty for imported tables that publish only the headline
     agent_name: str
     agent_version: str
     started_unix_ns: int
     finished_unix_ns: int
     queue_wait_ms: float = 0.0
     protocol_details: Mapping[str, float] = field(default_factory=dict)
-    power: Mapping[str, Any] = field(default_factory=lambda: {"available": False})
+    power: Mapping[str, Any] = field(default_factory=lambda: {"available": False})  # PowerReport's fields
     environment: Mapping[str, Any] = field(default_factory=dict)
     replayed: bool = False
     model_format: str = "onnx"
     warnings: tuple[str, ...] = ()  # what the agent saw that may have disturbed the measurement
+    recorded_at_unix_s: float | None = None  # set by the store when the record is written
+
+    def to_row(self, now: float) -> dict[str, Any]:
+        """The ``measurements`` row (without its id); power figures only where power was available."""
+        power = self.power
+        available = bool(power.get("available"))
+        power_row = {column: (power.get(name) if available else None) for name, column in POWER_COLUMNS.items()}
+        power_row.update(power_available=available, power_source=power.get("source") or None,
+                         power_unavailable_reason=power.get("unavailable_reason") or None)
+        return {
+            "job_key": self.job_key, "arch_id": self.arch_id, "device_key": self.device_key, "backend": self.backend,
+            "model_format": self.model_format, "protocol": self.protocol,
+            "protocol_params_json": params_json(self.protocol_params),
+            "protocol_details_json": json.dumps(dict(self.protocol_details), sort_keys=True),
+            "batch_size": self.batch_size, "input_shape_json": json.dumps(list(self.input_shape)),
+            "latency_ms": self.latency_ms, **{k: self.stats.get(k) for k in STAT_COLUMNS}, **power_row,
+            "environment_json": json.dumps(dict(self.environment), sort_keys=True),
+            "agent_name": self.agent_name, "agent_version": self.agent_version, "queue_wait_ms": self.queue_wait_ms,
+            "started_unix_ns": self.started_unix_ns, "finished_unix_ns": self.finished_unix_ns,
+            "recorded_at_unix_s": self.recorded_at_unix_s if self.recorded_at_unix_s is not None else now,
+            "replayed": self.replayed, "warnings_json": json.dumps(list(self.warnings)),
+        }
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> MeasurementRecord:
+        """A record from a ``measurements`` row with typed values (the store's, or an export's once typed)."""
+        available = bool(row["power_available"])
+        power: dict[str, Any] = {"available": available, "source": row["power_source"] or "",
+                                 "unavailable_reason": row["power_unavailable_reason"] or ""}
+        if available:
+            power.update({name: row[column] for name, column in POWER_COLUMNS.items() if name not in power})
+        return cls(
+            job_key=row["job_key"], arch_id=row["arch_id"], device_key=row["device_key"], backend=row["backend"],
+            protocol=row["protocol"], protocol_params=json.loads(row["protocol_params_json"]),
+            batch_size=row["batch_size"], input_shape=json.loads(row["input_shape_json"]),
+            latency_ms=row["latency_ms"], stats={k: row[k] for k in STAT_COLUMNS if row[k] is not None},
+            agent_name=row["agent_name"], agent_version=row["agent_version"],
+            started_unix_ns=row["started_unix_ns"], finished_unix_ns=row["finished_unix_ns"],
+            queue_wait_ms=row["queue_wait_ms"], protocol_details=json.loads(row["protocol_details_json"]),
+            power=power, environment=json.loads(row["environment_json"]), replayed=bool(row["replayed"]),
+            model_format=row["model_format"], warnings=tuple(json.loads(row["warnings_json"])),
+            recorded_at_unix_s=row["recorded_at_unix_s"],
+        )
+
+    def value(self, column: str) -> float | None:
+        """A figure by its column name (a measured objective's ``record_field``); None if not measured."""
+        value = self.to_row(0.0)[column]
+        return None if value is None else float(value)
 
 
 HEARTBEAT_S = 5.0  # how often a dial-out agent heartbeats (more often only under a lease shorter than 20 s)

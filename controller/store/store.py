@@ -319,7 +319,7 @@ class Store:
         for both halves the commits per job.
         """
         now = time.time() if now is None else now
-        row = _measurement_row(record, now)
+        row = record.to_row(now)
         done = {"p_key": record.job_key, "p_now": now}
         lease = {"p_key": device_key, "p_owner": owner, "p_expires": now + lease_s, "p_now": now}
         added = True
@@ -346,7 +346,7 @@ class Store:
     def add_records(self, records: Iterable[MeasurementRecord], now: float | None = None) -> tuple[int, int]:
         """Insert records that have no job (imported tables); returns (added, duplicates skipped)."""
         now = time.time() if now is None else now
-        rows = [_measurement_row(r, now) for r in records]
+        rows = [r.to_row(now) for r in records]
         with self._tx() as conn:
             known: set[str] = set()
             keys = [row["job_key"] for row in rows]
@@ -541,13 +541,13 @@ class Store:
                 out.update({key: (state, error) for key, state, error in conn.execute(query)})
         return out
 
-    def records(self, job_keys: Sequence[str]) -> dict[str, dict[str, Any]]:
-        """{job_key: measurement row} of the given jobs that have a record."""
+    def records(self, job_keys: Sequence[str]) -> dict[str, MeasurementRecord]:
+        """{job_key: record} of the given jobs that have one."""
         m, out = schema.measurements, {}
         with self.engine.connect() as conn:
             for start in range(0, len(job_keys), 500):
                 rows = conn.execute(select(m).where(m.c.job_key.in_(list(job_keys[start:start + 500])))).mappings()
-                out.update({row["job_key"]: dict(row) for row in rows})
+                out.update({row["job_key"]: MeasurementRecord.from_row(row) for row in rows})
         return out
 
     def leased(self) -> list[Job]:
@@ -605,26 +605,3 @@ def _job(row) -> Job:
                attempts=row["attempts"], lease_owner=row["lease_owner"],
                lease_expires_at_unix_s=row["lease_expires_at_unix_s"], state=row["state"],
                model_format=row["model_format"])
-
-
-def _measurement_row(r: MeasurementRecord, now: float) -> dict[str, Any]:
-    power = r.power
-    return {
-        "job_key": r.job_key, "arch_id": r.arch_id, "device_key": r.device_key, "backend": r.backend,
-        "model_format": r.model_format, "protocol": r.protocol, "protocol_params_json": params_json(r.protocol_params),
-        "protocol_details_json": json.dumps(dict(r.protocol_details), sort_keys=True),
-        "batch_size": r.batch_size, "input_shape_json": json.dumps(list(r.input_shape)),
-        "latency_ms": r.latency_ms, **{k: r.stats.get(k) for k in
-                                       ("count", "min_ms", "mean_ms", "median_ms", "p90_ms", "p99_ms", "max_ms",
-                                        "std_ms")},
-        "power_available": bool(power.get("available")), "power_source": power.get("source") or None,
-        "mean_power_w": power.get("mean_power_w") if power.get("available") else None,
-        "energy_per_inference_mj": power.get("energy_per_inference_mj") if power.get("available") else None,
-        "power_unavailable_reason": power.get("unavailable_reason") or None,
-        "power_sampling_period_s": power.get("sampling_period_s") if power.get("available") else None,
-        "idle_power_w": power.get("idle_power_w") if power.get("available") else None,
-        "environment_json": json.dumps(dict(r.environment), sort_keys=True),
-        "agent_name": r.agent_name, "agent_version": r.agent_version, "queue_wait_ms": r.queue_wait_ms,
-        "started_unix_ns": r.started_unix_ns, "finished_unix_ns": r.finished_unix_ns,
-        "recorded_at_unix_s": now, "replayed": r.replayed, "warnings_json": json.dumps(list(r.warnings)),
-    }
