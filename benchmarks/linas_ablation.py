@@ -28,8 +28,9 @@ import numpy as np
 from benchmarks.common import machine_line
 from benchmarks.search import table_bounds
 from controller.fleet import Outcome
-from controller.graph import ComputationGraph
 from controller.search.hypervolume import HvSpace
+from controller.spaces import Candidate
+from controller.store import MeasurementRecord
 from predictors import Samples
 
 ACCURACY = "acc_cifar10_test"
@@ -63,16 +64,24 @@ class TableMeasurer:
     def __init__(self, column: str) -> None:
         self.column = column
 
-    def measure(self, items: Sequence[tuple[str, str, ComputationGraph]]) -> list[Outcome]:
-        return [Outcome(arch, {"latency_ms": float(_rows()[arch][self.column])}) for arch, _, _ in items]
+    def measure(self, candidates: Sequence[Candidate]) -> list[Outcome]:
+        return [Outcome(c.arch_id, self.record(c)) for c in candidates]
+
+    def record(self, candidate: Candidate) -> MeasurementRecord:
+        return MeasurementRecord(
+            job_key=candidate.arch_id, arch_id=candidate.arch_id, device_key=self.column, backend="table",
+            protocol="table", protocol_params={}, batch_size=1, input_shape=[], stats={}, agent_name="table",
+            latency_ms=float(_rows()[candidate.arch][self.column]), agent_version="", started_unix_ns=0,
+            finished_unix_ns=0)
 
 
 def search(column: str, algo: str, evals: int, seed: int, bounds: HvSpace, perfect: Sequence[str] = (),
            population: int = 50, inner_evals: int = 20_000) -> np.ndarray:
     """One search; the hypervolume after each evaluation."""
-    from controller.search.algorithms import SearchContext, get_algorithm
+    from controller.search.algorithms import make_algorithm
     from controller.search.evaluator import Evaluator
     from controller.search.objectives import accuracy_evaluator, get_objectives
+    from controller.search.problem import SearchProblem
     from controller.search.run import HypervolumeLog
     from controller.spaces import get_space
 
@@ -82,9 +91,9 @@ def search(column: str, algo: str, evals: int, seed: int, bounds: HvSpace, perfe
     evaluator = Evaluator(space, get_objectives("latency,accuracy"), evals, TableMeasurer(column),
                           accuracy_evaluator(f"nb201:{ACCURACY}", space), lambda batch: log.add(batch))
     log = HypervolumeLog(evaluator, bounds)
-    ctx = SearchContext(space, evaluator, population, seed, inner_evals=inner_evals,
-                        fixed_predictors={name: truth[name] for name in perfect})
-    get_algorithm(algo)(ctx)
+    algorithm = make_algorithm(algo, {"population": population, "inner_evals": inner_evals,
+                                      "fixed_predictors": {name: truth[name] for name in perfect}})
+    algorithm.run(SearchProblem(space, evaluator, seed))
     return np.array(log.values)
 
 

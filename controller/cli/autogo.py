@@ -110,6 +110,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from controller.graph.model_formats import FormatUnavailable
     from controller.search.measure import value_of
     from controller.search.objectives import OBJECTIVES
+    from controller.spaces import Candidate
     from controller.store import Store
     from predictors import load
 
@@ -158,10 +159,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     with Store(args.db) as store, contextlib.ExitStack() as stack:
         try:
             if measurement is not None:
-                measurer = stack.enter_context(measurement.measurer(store, "autogo", bar.write))
+                measurer = stack.enter_context(measurement.measurer(store, bar.write))
 
                 def measure(graphs):
-                    outcomes = measurer.measure([(f"{name}~{g.arch_id[:12]}", "", g) for g in graphs])
+                    outcomes = measurer.measure([Candidate.of_graph("autogo", f"{name}~{g.arch_id[:12]}", g)
+                                                 for g in graphs])
                     return [value_of(o, metric.record_field, metric.column) for o in outcomes]
             else:
                 def measure(graphs):

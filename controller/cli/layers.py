@@ -33,7 +33,7 @@ def add_layers_parser(predictor: argparse._SubParsersAction) -> None:
 def cmd_layers(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from controller.learning.layer_latency import LAYER_SPACE, distinct_layers, layer_jobs
+    from controller.learning.layer_latency import distinct_layers, layer_jobs
     from controller.store import Store
 
     if not common.dataset_exists(args.db) and not args.space:
@@ -50,7 +50,7 @@ def cmd_layers(args: argparse.Namespace) -> int:
             layers = distinct_layers(graphs)
             bar = stack.enter_context(tqdm(total=len(layers), desc=f"layers on {args.device}", unit="layer",
                                            disable=args.quiet))
-            measurer = stack.enter_context(measurement.measurer(store, LAYER_SPACE, bar.write))
+            measurer = stack.enter_context(measurement.measurer(store, bar.write))
             failed = []
             for start in range(0, len(layers), 32):  # batches, so the bar moves and a kill loses little
                 chunk = layers[start:start + 32]

@@ -54,11 +54,11 @@ class Measurement:
         return cls(plan, fleet_config(args, [device], note=print), args.connect_timeout)
 
     @contextlib.contextmanager
-    def measurer(self, store, space_name: str, note: Callable[[str], None]) -> Iterator[Any]:
+    def measurer(self, store, note: Callable[[str], None]) -> Iterator[Any]:
         """A FleetMeasurer on the device's agents (and agents dialling in), the fleet open while it is."""
         from controller.fleet import Fleet
         from controller.search.measure import FleetMeasurer
 
         check_agents(self.fleet, self.connect_timeout_s)
         with Fleet(store, replace(self.fleet, note=note)) as fleet:
-            yield FleetMeasurer(fleet, space_name, self.plan)
+            yield FleetMeasurer(fleet, self.plan)

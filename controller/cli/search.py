@@ -26,15 +26,18 @@ def _predictors(text: str) -> dict[str, str]:
     return out
 
 
+# An algorithm setting -> the flag that sets it, so a SettingError reads in the user's terms.
+SETTING_FLAGS = {"population": "--population", "crossover": "--crossover", "mutation": "--mutation",
+                 "inner": "--inner", "inner_evals": "--inner-evals", "predictors": "--predictor",
+                 "latency_max_ms": "--latency-max", "iterations": "--iterations", "alpha": "--alpha",
+                 "brp_config": "--brp-epochs", "objectives": "--objectives"}
+
+
 def _latency_predictor(args: argparse.Namespace):
     """BRP-NAS's candidate filter: a saved predictor folder, the device's own beside --db, or none."""
     from controller.learning.jobs import artifact_dir
     from predictors import load
 
-    if args.latency_max is None or args.latency_max <= 0:
-        raise ValueError("--algo brpnas needs --latency-max MS (> 0)")
-    if not 0 <= args.alpha <= 1 or args.iterations < 1:
-        raise ValueError(f"--alpha must be in [0, 1] and --iterations >= 1, got {args.alpha} and {args.iterations}")
     if args.latency_predictor == "none":
         return None
     if args.latency_predictor == "auto":
@@ -45,6 +48,28 @@ def _latency_predictor(args: argparse.Namespace):
         return load(Path(args.latency_predictor))
     except (OSError, ValueError, KeyError) as exc:
         raise ValueError(f"--latency-predictor {args.latency_predictor}: {exc}") from None
+
+
+def _algorithm(args: argparse.Namespace, objectives: list[str]):
+    """The --algo's algorithm from its flags; a bad setting is a ValueError naming its flag."""
+    from controller.search.algorithms import make_algorithm, setting_names
+    from controller.search.linas import DEFAULT_PREDICTOR
+    from controller.search.settings import SettingError
+
+    kinds = args.predictor or {}
+    settings = {"population": args.population, "crossover": args.crossover, "mutation": args.mutation,
+                "inner": args.inner, "inner_evals": args.inner_evals,
+                "predictors": {n: kinds.get(n, kinds.get("*", DEFAULT_PREDICTOR)) for n in objectives},
+                "latency_max_ms": args.latency_max, "iterations": args.iterations, "alpha": args.alpha,
+                "brp_config": {"epochs": args.brp_epochs} if args.brp_epochs else {}}
+    try:
+        algorithm = make_algorithm(args.algo, settings)
+        algorithm.check_objectives(objectives)
+    except SettingError as exc:
+        raise ValueError(f"{SETTING_FLAGS.get(exc.setting, exc.setting)} {exc.problem}") from None
+    if "latency_predictor" in setting_names(args.algo):
+        algorithm.latency_predictor = _latency_predictor(args)
+    return algorithm
 
 
 def cmd_search(args: argparse.Namespace) -> int:
@@ -64,30 +89,16 @@ def cmd_search(args: argparse.Namespace) -> int:
     try:
         if not args.device:
             raise ValueError("--device KEY is required (the device key whose agents measure)")
-        for flag, value, least in (("--evals", args.evals, 1), ("--population", args.population, 2),
-                                   ("--inner-evals", args.inner_evals, args.population)):
-            if value < least:
-                raise ValueError(f"{flag} must be >= {least}, got {value}")
+        if args.evals < 1:
+            raise ValueError(f"--evals must be >= 1, got {args.evals}")
         space = get_space(args.space, **common.space_options(args))
         objectives = get_objectives(args.objectives)
         names = [o.name for o in objectives]
         spec = args.accuracy or space.accuracy_table
         accuracy = accuracy_evaluator(spec, space) if "accuracy" in names else None
         bounds = parse_bounds(args.hv_bounds, names, [o.sign for o in objectives]) if args.hv_bounds else None
-        from controller.search.linas import DEFAULT_PREDICTOR
-
-        kinds = args.predictor or {}
-        predictors = {n: kinds.get(n, kinds.get("*", DEFAULT_PREDICTOR)) for n in names}
-        config = SearchConfig(space.name, args.device, names, args.algo, args.evals, args.population, args.seed,
-                              spec, args.inner, args.inner_evals, predictors, args.crossover, args.mutation,
-                              args.latency_max, args.iterations, args.alpha)
-        latency_predictor = _latency_predictor(args) if args.algo == "brpnas" else None
-        from controller.search.algorithms import get_algorithm
-        from controller.search.evolution import inner_algorithm
-
-        get_algorithm(args.algo)
-        if args.algo == "linas":
-            inner_algorithm(args.inner, args.population, len(names), args.crossover, args.mutation)
+        config = SearchConfig(space.name, args.device, names, args.algo, args.evals, args.seed, spec)
+        algorithm = _algorithm(args, names)
         out = args.out or Path("runs") / f"{space.name}-{args.device}-{args.algo}-s{args.seed}"
         measured = any(o.source == "measured" for o in objectives)
         measurement = Measurement.from_args(args, args.device, f"search:{out.name}") if measured else None
@@ -105,11 +116,11 @@ def cmd_search(args: argparse.Namespace) -> int:
 
     with Store(args.db) as store, contextlib.ExitStack() as stack:
         try:
-            measurer = stack.enter_context(measurement.measurer(store, space.name, note)) if measurement else None
-            run = SearchRun(config, lambda on_evaluated: Evaluator(space, objectives, args.evals, measurer, accuracy,
-                                                                   on_evaluated),
-                            out, space, bounds, note=note, progress=progress, latency_predictor=latency_predictor,
-                            brp_config={"epochs": args.brp_epochs} if args.brp_epochs else {})
+            measurer = stack.enter_context(measurement.measurer(store, note)) if measurement else None
+            run = SearchRun(config, algorithm,
+                            lambda on_evaluated: Evaluator(space, objectives, args.evals, measurer, accuracy,
+                                                           on_evaluated),
+                            out, space, bounds, note=note, progress=progress)
             run.run()
         except KeyboardInterrupt:
             bar.close()
@@ -180,7 +191,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--accuracy", default=None, metavar="SPEC",
                    help="accuracy evaluator: nb201[:COLUMN] (the packaged table; default on nb201), "
-                        "predictor:PATH, or module:function taking a controller.search.objectives.Candidate")
+                        "predictor:PATH, or module:function taking a controller.spaces.Candidate")
     s.add_argument("--db", type=common.db_target, default=Path("hwnas.db"),
                    help="store (SQLite file or SQLAlchemy URL)")
     s.add_argument("--out", type=Path, default=None, help="output folder (default runs/SPACE-DEVICE-ALGO-sSEED)")

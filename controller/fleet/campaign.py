@@ -27,7 +27,7 @@ import tomllib
 from controller.fleet.client import AgentCallError, AgentClient, ProfileRecord, sha256_hex
 from controller.graph import ComputationGraph
 from controller.graph.model_formats import format_for, identity, model_format
-from controller.spaces import SearchSpace
+from controller.spaces import Candidate, SearchSpace
 from controller.store import ArchRecord, Job, JobSpec, MeasurementRecord, Store, StoreUnavailable
 
 log = logging.getLogger("hwnas.campaign")
@@ -133,23 +133,22 @@ def enqueue(store: Store, space: SearchSpace, archs: Sequence[Sequence[int]], pl
     added = 0
     for start in range(0, len(archs), ENQUEUE_CHUNK):
         chunk = archs[start:start + ENQUEUE_CHUNK]
-        added += enqueue_graphs(store, space.name, [(space.to_string(x), " ".join(map(str, x)), space.to_graph(x))
-                                                    for x in chunk], plan)[0]
+        added += enqueue_candidates(store, [space.candidate(x) for x in chunk], plan)[0]
         progress(len(chunk))
     store.set_priority(plan.campaign, plan.priority)  # a re-run with another --priority re-orders what is left
     return added
 
 
-def enqueue_graphs(store: Store, space_name: str, items: Sequence[tuple[str, str, ComputationGraph]],
-                   plan: CampaignPlan) -> tuple[int, list[JobSpec]]:
-    """``enqueue`` for (arch, encoding, CG) triples the caller already built; returns (new jobs, every spec)."""
-    records = [ArchRecord(arch_id=graph.arch_id, space=space_name, arch=arch, encoding=encoding,
-                          macs=graph.macs(), params=graph.params(), cg_json=graph.to_json())
-               for arch, encoding, graph in items]
-    specs = [JobSpec(campaign=plan.campaign, arch_id=graph.arch_id, device_key=key, backend=plan.backend,
+def enqueue_candidates(store: Store, candidates: Sequence[Candidate], plan: CampaignPlan
+                       ) -> tuple[int, list[JobSpec]]:
+    """``enqueue`` for candidates the caller already built; returns (new jobs, every spec, in order)."""
+    records = [ArchRecord(arch_id=c.arch_id, space=c.space, arch=c.arch, encoding=c.encoding_text,
+                          macs=c.graph.macs(), params=c.graph.params(), cg_json=c.graph.to_json())
+               for c in candidates]
+    specs = [JobSpec(campaign=plan.campaign, arch_id=c.arch_id, device_key=key, backend=plan.backend,
                      protocol=plan.protocol, protocol_params=plan.protocol_params, batch_size=plan.batch_size,
                      max_attempts=plan.max_attempts, priority=plan.priority, model_format=plan.model_format)
-             for _, _, graph in items for key in plan.device_keys]
+             for c in candidates for key in plan.device_keys]
     store.add_architectures(records)
     return store.enqueue(specs), specs
 
@@ -190,7 +189,7 @@ class ModelSource:
     def __init__(self, store: Store, budget_bytes: int = 256 << 20) -> None:
         self.store = store
         self.budget_bytes = budget_bytes
-        self._offered: OrderedDict[str, tuple[str, str, ComputationGraph]] = OrderedDict()
+        self._offered: OrderedDict[str, Candidate] = OrderedDict()
         self._sha: dict[ModelKey, str] = {}
         self._arch_of: dict[str, ModelKey] = {}
         self._bytes: OrderedDict[str, bytes] = OrderedDict()
@@ -211,9 +210,8 @@ class ModelSource:
         with self._lock:
             offered = self._offered.get(key.arch_id)
         if offered is not None:  # the candidate's graph as submitted: no round trip through the store's JSON
-            space, arch, graph = offered
             data = model_format(key.model_format).export(
-                graph.with_batch(key.batch_size), identity(space, arch, key.arch_id))
+                offered.graph.with_batch(key.batch_size), identity(offered.space, offered.arch, key.arch_id))
         else:
             data = model_bytes(self.store.architecture(key.arch_id), key.model_format, key.batch_size)
         sha = sha256_hex(data)
@@ -227,15 +225,15 @@ class ModelSource:
                 self._held_bytes -= len(self._bytes.popitem(last=False)[1])
         return data
 
-    def offer(self, space: str, arch: str, graph: ComputationGraph) -> None:
+    def offer(self, candidate: Candidate) -> None:
         """Keep a submitted candidate's graph, so its model is exported from it rather than from the store.
 
         Export is deterministic and the store's JSON is the graph's canonical form, so the bytes (and hash)
         are the same either way; a restarted controller exports from the store.
         """
         with self._lock:
-            self._offered[graph.arch_id] = (space, arch, graph)
-            self._offered.move_to_end(graph.arch_id)
+            self._offered[candidate.arch_id] = candidate
+            self._offered.move_to_end(candidate.arch_id)
             while len(self._offered) > self.OFFERED_KEPT:
                 self._offered.popitem(last=False)
 

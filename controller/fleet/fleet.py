@@ -23,12 +23,12 @@ from controller.fleet.campaign import (
     LeaseRenewer,
     ModelSource,
     WorkSignal,
-    enqueue_graphs,
+    enqueue_candidates,
     reclaim_from_dead_controllers,
     release_leases,
 )
 from controller.fleet.client import AgentClient
-from controller.graph import ComputationGraph
+from controller.spaces import Candidate
 from controller.store import MeasurementRecord, Store
 from protos.auth import TlsFiles
 
@@ -144,9 +144,8 @@ class Fleet:
             self._settled.notify_all()
 
     # -- work ------------------------------------------------------------------------------------------
-    def submit(self, space_name: str, items: Sequence[tuple[str, str, ComputationGraph]],
-               plan: CampaignPlan) -> list[str]:
-        """Queue (arch, encoding, graph) items on the plan's device keys; returns their job keys in order.
+    def submit(self, candidates: Sequence[Candidate], plan: CampaignPlan) -> list[str]:
+        """Queue the candidates on the plan's device keys; returns their job keys in order.
 
         A job already recorded (this network, measured the same way before) is not measured again.
         """
@@ -155,9 +154,9 @@ class Fleet:
         if unserved and not (self.gateway is not None or self.config.dial_in):
             raise ValueError(f"no agent serves device key(s) {unserved}: give agents for them, or listen for agents "
                              "that dial in")
-        for arch, _, graph in items:
-            self.models.offer(space_name, arch, graph)
-        _, specs = enqueue_graphs(self.store, space_name, items, plan)
+        for candidate in candidates:
+            self.models.offer(candidate)
+        _, specs = enqueue_candidates(self.store, candidates, plan)
         self.work.notify()
         return [s.job_key for s in specs]
 

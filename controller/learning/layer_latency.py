@@ -21,6 +21,7 @@ import numpy as np
 from controller.graph import ComputationGraph
 from controller.graph.ir import GraphBuilder
 from controller.graph.ops import Shape
+from controller.spaces import Candidate
 
 LAYER_SPACE = "layers"  # the store's space name for single-layer graphs
 NOT_LAYERS = ("input",)  # nodes that run nothing on the device
@@ -125,6 +126,6 @@ def measured_layers(store, device_key: str) -> dict[str, float]:
     return {r["arch"]: float(r["latency_ms"]) for r in store.measurements(device_key) if r["space"] == LAYER_SPACE}
 
 
-def layer_jobs(layers: Sequence[Layer]) -> list[tuple[str, str, ComputationGraph]]:
-    """(arch, encoding, graph) items for ``FleetMeasurer.measure``: the layer key names the graph."""
-    return [(layer.key, "", layer.graph()[0]) for layer in layers]
+def layer_jobs(layers: Sequence[Layer]) -> list[Candidate]:
+    """Candidates for ``FleetMeasurer.measure``: the layer key names the graph."""
+    return [Candidate.of_graph(LAYER_SPACE, layer.key, layer.graph()[0]) for layer in layers]

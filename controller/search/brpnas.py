@@ -14,66 +14,96 @@ is ``--evals``.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 import numpy as np
 
 from controller.learning.data import space_samples
-from controller.search.algorithms import SearchContext, evaluate_n
+from controller.search.evaluator import Evaluation, Evaluator
+from controller.search.problem import SearchAlgorithm, SearchProblem
+from controller.search.settings import SettingError
 from predictors import Predictor, get_predictor
 
-
-def candidates(ctx: SearchContext) -> list[list[int]]:
-    if ctx.space.size() > 200_000:
-        raise ValueError(f"brpnas ranks every architecture of the space; {ctx.space.name} has "
-                         f"{ctx.space.size():.3g} (use nb201)")
-    pool = [x for x in ctx.space.enumerate() if ctx.space.has_network(x)]
-    if ctx.latency_predictor is not None and ctx.latency_max_ms is not None:
-        latency = ctx.latency_predictor.predict(space_samples(ctx.space, pool))
-        pool = [x for x, ms in zip(pool, latency, strict=True) if ms <= ctx.latency_max_ms]
-        ctx.note(f"{len(pool)} candidates predicted within {ctx.latency_max_ms:g} ms")
-    if not pool:
-        raise ValueError("no candidate is predicted to meet --latency-max")
-    return pool
+MAX_CANDIDATES = 200_000  # BRP-NAS ranks every architecture of the space
 
 
-def train_brp(ctx: SearchContext) -> Predictor:
-    done = ctx.evaluator.successful()
-    y = np.array([e.values["accuracy"] for e in done])
-    config = {"seed": ctx.seed, **ctx.brp_config}
-    return get_predictor("brp", **config).fit(space_samples(ctx.space, [e.encoding for e in done], y))
+@dataclass
+class BrpNas(SearchAlgorithm):
+    """BRP-NAS's settings: the latency limit, I (``iterations``), alpha, the device's latency predictor that
+    filters the candidates (None: no filter) and the binary relation predictor's settings (``brp_config``)."""
 
+    name: ClassVar[str] = "brpnas"
+    latency_max_ms: float | None = None
+    iterations: int = 5
+    alpha: float = 0.5
+    latency_predictor: Predictor | None = field(default=None, metadata={"recorded": False})
+    brp_config: dict[str, Any] = field(default_factory=dict)
 
-def run_brpnas(ctx: SearchContext) -> None:
-    if "accuracy" not in ctx.evaluator.names:
-        raise ValueError("brpnas searches for accuracy: --objectives must include accuracy")
-    pool = candidates(ctx)
-    iterations = max(1, min(ctx.iterations, ctx.evaluator.budget))
-    per_iteration = math.ceil(ctx.evaluator.budget / iterations)
-    ranked = [pool[k] for k in ctx.rng.permutation(len(pool))]  # no predictor yet: a random order
-    for i in range(1, iterations + 1):
-        n = min(per_iteration, ctx.evaluator.remaining)
-        if n <= 0:
-            break
-        fresh, networks = [], set()  # one encoding per network not yet evaluated, in rank order
-        for x in ranked:
-            key = ctx.space.network_key(x)
-            if key not in networks and not ctx.evaluator.seen(x):
-                networks.add(key)
-                fresh.append(x)
-        top = fresh[:round(ctx.alpha * n)] if i > 1 else []
-        window = [x for x in fresh[:max(n, len(ranked) // 2 ** i)] if x not in top]
-        ordered = top + [window[k] for k in ctx.rng.permutation(len(window))]  # the rest: stand-ins for repeats
-        ctx.evaluator.iteration = i
-        evaluate_n(ctx, ordered, n)
-        if ctx.evaluator.remaining > 0 and i < iterations:
-            scores = train_brp(ctx).predict(space_samples(ctx.space, pool))
-            ranked = [pool[k] for k in np.argsort(-scores, kind="stable")]
-    best = best_within(ctx)
-    ctx.note(f"best within {ctx.latency_max_ms:g} ms: " + (f"{best.arch} ({best.values})" if best else "none found"))
+    def check(self) -> None:
+        super().check()
+        if self.latency_max_ms is None or self.latency_max_ms <= 0:
+            raise SettingError("latency_max_ms", "is required (> 0): brpnas searches within a latency limit")
+        if not 0 <= self.alpha <= 1:
+            raise SettingError("alpha", f"must be in [0, 1], got {self.alpha}")
+        if self.iterations < 1:
+            raise SettingError("iterations", f"must be >= 1, got {self.iterations}")
 
+    def check_objectives(self, names: Sequence[str]) -> None:
+        if "accuracy" not in names:
+            raise SettingError("objectives", "must include accuracy: brpnas searches for accuracy")
 
-def best_within(ctx: SearchContext):
-    """The most accurate evaluated architecture whose measured latency meets the limit, or None."""
-    feasible = [e for e in ctx.evaluator.successful()
-                if ctx.latency_max_ms is None or e.values.get("latency", 0.0) <= ctx.latency_max_ms]
-    return max(feasible, key=lambda e: e.values["accuracy"], default=None)
+    def candidates(self, problem: SearchProblem) -> list[list[int]]:
+        space = problem.space
+        if space.size() > MAX_CANDIDATES:
+            raise ValueError(f"brpnas ranks every architecture of the space; {space.name} has "
+                             f"{space.size():.3g} (use nb201)")
+        pool = [x for x in space.enumerate() if space.has_network(x)]
+        if self.latency_predictor is not None:
+            latency = self.latency_predictor.predict(space_samples(space, pool))
+            pool = [x for x, ms in zip(pool, latency, strict=True) if ms <= self.latency_max_ms]
+            problem.note(f"{len(pool)} candidates predicted within {self.latency_max_ms:g} ms")
+        if not pool:
+            raise ValueError(f"no candidate is predicted to meet the latency limit of {self.latency_max_ms:g} ms")
+        return pool
+
+    def train_brp(self, problem: SearchProblem) -> Predictor:
+        done = problem.evaluator.successful()
+        y = np.array([e.values["accuracy"] for e in done])
+        config = {"seed": problem.seed, **self.brp_config}
+        return get_predictor("brp", **config).fit(space_samples(problem.space, [e.encoding for e in done], y))
+
+    def run(self, problem: SearchProblem) -> None:
+        self.check_objectives(problem.evaluator.names)
+        evaluator, space, rng = problem.evaluator, problem.space, problem.rng
+        pool = self.candidates(problem)
+        iterations = max(1, min(self.iterations, evaluator.budget))
+        per_iteration = math.ceil(evaluator.budget / iterations)
+        ranked = [pool[k] for k in rng.permutation(len(pool))]  # no predictor yet: a random order
+        for i in range(1, iterations + 1):
+            n = min(per_iteration, evaluator.remaining)
+            if n <= 0:
+                break
+            fresh, networks = [], set()  # one encoding per network not yet evaluated, in rank order
+            for x in ranked:
+                key = space.network_key(x)
+                if key not in networks and not evaluator.seen(x):
+                    networks.add(key)
+                    fresh.append(x)
+            top = fresh[:round(self.alpha * n)] if i > 1 else []
+            window = [x for x in fresh[:max(n, len(ranked) // 2 ** i)] if x not in top]
+            ordered = top + [window[k] for k in rng.permutation(len(window))]  # the rest: stand-ins for repeats
+            evaluator.iteration = i
+            problem.evaluate_n(ordered, n)
+            if evaluator.remaining > 0 and i < iterations:
+                scores = self.train_brp(problem).predict(space_samples(space, pool))
+                ranked = [pool[k] for k in np.argsort(-scores, kind="stable")]
+        best = self.best(evaluator)
+        problem.note(f"best within {self.latency_max_ms:g} ms: "
+                     + (f"{best.arch} ({best.values})" if best else "none found"))
+
+    def best(self, evaluator: Evaluator) -> Evaluation | None:
+        """The most accurate evaluated architecture whose measured latency meets the limit, or None."""
+        feasible = [e for e in evaluator.successful() if e.values.get("latency", 0.0) <= self.latency_max_ms]
+        return max(feasible, key=lambda e: e.values["accuracy"], default=None)

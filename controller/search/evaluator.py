@@ -15,14 +15,13 @@ from typing import Protocol
 
 import numpy as np
 
-from controller.graph import ComputationGraph
 from controller.search.measure import Outcome, value_of
-from controller.search.objectives import AccuracyFn, Candidate, Objective, evaluate_static
-from controller.spaces import SearchSpace
+from controller.search.objectives import AccuracyFn, Objective, evaluate_static
+from controller.spaces import Candidate, SearchSpace
 
 
 class Measurer(Protocol):
-    def measure(self, items: Sequence[tuple[str, str, ComputationGraph]]) -> list[Outcome]: ...
+    def measure(self, candidates: Sequence[Candidate]) -> list[Outcome]: ...
 
 
 @dataclass
@@ -89,16 +88,15 @@ class Evaluator:
         aliases: list[tuple[tuple[int, ...], str]] = []  # (network key, arch_id of the evaluation it shares)
         batch_ids: set[str] = set()
         for x, key in zip(encodings, keys, strict=True):
-            graph = self.space.to_graph(x)
-            if graph.arch_id in self._by_arch_id or graph.arch_id in batch_ids:
-                aliases.append((key, graph.arch_id))
+            candidate = self.space.candidate(x)
+            if candidate.arch_id in self._by_arch_id or candidate.arch_id in batch_ids:
+                aliases.append((key, candidate.arch_id))
                 continue
-            batch_ids.add(graph.arch_id)
-            candidates.append(Candidate(self.space.name, x, self.space.to_string(x), graph))
+            batch_ids.add(candidate.arch_id)
+            candidates.append(candidate)
             fresh_keys.append(key)
         static = evaluate_static(self.objectives, candidates, self.accuracy) if candidates else {}
-        measured = self.measurer.measure([(c.arch, " ".join(map(str, c.encoding)), c.graph)
-                                          for c in candidates]) if self.measurer and candidates else []
+        measured = self.measurer.measure(candidates) if self.measurer and candidates else []
         batch = []
         for k, c in enumerate(candidates):
             values = {name: float(v[k]) for name, v in static.items()}

@@ -13,6 +13,7 @@ from math import comb
 
 import numpy as np
 
+from controller.search.settings import SettingError
 from controller.spaces import SearchSpace
 
 PENALTY = 1e12  # objective value of an encoding that is not a network: dominated by everything
@@ -67,14 +68,19 @@ INNER: dict[str, Callable] = {"nsga2": _nsga2, "agemoea": _agemoea, "unsga3": _u
                               "moead": _moead}
 
 
+def check_inner(name: str, n_obj: int) -> None:
+    """SettingError naming ``inner`` unless the pymoo algorithm is known and handles ``n_obj`` objectives."""
+    if name not in INNER:
+        raise SettingError("inner", f"{name!r} is not known; known: {', '.join(INNER)}")
+    if name in ("nsga2", "agemoea") and n_obj > 2:
+        raise SettingError("inner", f"{name} handles two objectives; use unsga3, ctaea or moead for {n_obj}")
+
+
 def inner_algorithm(name: str, pop: int, n_obj: int, crossover: float, mutation: float, sampling=None):
     """A pymoo algorithm by name; ``sampling`` is an initial population (array) or None for random."""
     from pymoo.operators.sampling.rnd import IntegerRandomSampling
 
-    if name not in INNER:
-        raise ValueError(f"--inner {name!r} is not known; known: {', '.join(INNER)}")
-    if name in ("nsga2", "agemoea") and n_obj > 2:
-        raise ValueError(f"--inner {name} handles two objectives; use unsga3, ctaea or moead for {n_obj}")
+    check_inner(name, n_obj)
     return INNER[name](pop, n_obj, integer_operators(crossover, mutation),
                        IntegerRandomSampling() if sampling is None else sampling)
 

@@ -7,20 +7,25 @@
    the most isolated first within a front (crowding distance) — as the next population; evaluate it.
 3. Stop when the evaluation budget is spent.
 
-Only steps that touch the device cost evaluations; ``SearchContext.iteration_seconds`` records the
+Only steps that touch the device cost evaluations; ``Linas.iteration_seconds`` records the
 controller's own time per iteration (training plus the inner search), which the benchmark reports.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 
 from controller.learning.data import space_samples
-from controller.search.algorithms import Predicts, SearchContext, evaluate_n, sample_new
-from controller.search.evolution import PENALTY, inner_algorithm, integer_problem
+from controller.search.baselines import check_evolution
+from controller.search.evolution import PENALTY, check_inner, inner_algorithm, integer_problem
 from controller.search.hypervolume import pareto_mask
+from controller.search.problem import Predicts, SearchAlgorithm, SearchProblem
+from controller.search.settings import SettingError
 from predictors import get_predictor, predictor_class
 
 DEFAULT_PREDICTOR = "ridge"  # LINAS Table 5 (MobileNetV3, ResNet50): ridge for accuracy and latency
@@ -29,54 +34,116 @@ DEFAULT_PREDICTOR = "ridge"  # LINAS Table 5 (MobileNetV3, ResNet50): ridge for 
 SPARE_SHARE = 10  # a tenth more candidates than a population, in case some repeat an evaluated network
 
 
-def train_predictors(ctx: SearchContext) -> list[Predicts]:
-    """One predictor per objective on every successful evaluation; each regresses its natural value.
-    An objective with a fixed predictor keeps it."""
-    done = ctx.evaluator.successful()
-    samples = space_samples(ctx.space, [e.encoding for e in done])
-    models: list[Predicts] = []
-    for objective in ctx.evaluator.objectives:
-        if objective.name in ctx.fixed_predictors:
-            models.append(ctx.fixed_predictors[objective.name])
-            continue
-        kind = ctx.predictors.get(objective.name, DEFAULT_PREDICTOR)
-        config = {"seed": ctx.seed} if "seed" in predictor_class(kind).defaults() else {}
-        y = np.array([e.values[objective.name] for e in done])
-        models.append(get_predictor(kind, **config).fit(samples.with_y(y)))
-    return models
+@dataclass
+class Linas(SearchAlgorithm):
+    """LINAS's settings: P (``population``), J (``inner_evals``), the inner pymoo algorithm and its variation,
+    and a predictor kind per objective (``predictors``; "*" for the rest; ridge by default).
+
+    ``fixed_predictors`` (objective -> a fitted predictor used as is, never retrained): a lab's own accuracy
+    predictor, or the perfect-predictor ablation of benchmarks/linas_ablation.py.
+    """
+
+    name: ClassVar[str] = "linas"
+    population: int = 50
+    crossover: float = 0.9
+    mutation: float = 0.02
+    inner: str = "nsga2"
+    inner_evals: int = 20_000
+    predictors: dict[str, str] = field(default_factory=dict)
+    fixed_predictors: dict[str, Predicts] = field(default_factory=dict, metadata={"recorded": False})
+
+    def check(self) -> None:
+        super().check()
+        check_evolution(self.population, self.crossover, self.mutation)
+        check_inner(self.inner, 2)
+        if self.inner_evals < self.population:
+            raise SettingError("inner_evals", f"must be >= population ({self.population}), got {self.inner_evals}")
+        for kind in self.predictors.values():
+            predictor_class(kind)
+
+    def check_objectives(self, names: Sequence[str]) -> None:
+        check_inner(self.inner, len(names))
+        unknown = sorted(set(self.fixed_predictors) - set(names))
+        if unknown:
+            raise SettingError("fixed_predictors", f"name {', '.join(unknown)}, which the search does not optimise "
+                                                   f"(its objectives: {', '.join(names)})")
+
+    def kind(self, objective: str) -> str:
+        return self.predictors.get(objective, self.predictors.get("*", DEFAULT_PREDICTOR))
+
+    def train_predictors(self, problem: SearchProblem) -> list[Predicts]:
+        """One predictor per objective on every successful evaluation; each regresses its natural value.
+        An objective with a fixed predictor keeps it."""
+        done = problem.evaluator.successful()
+        samples = space_samples(problem.space, [e.encoding for e in done])
+        models: list[Predicts] = []
+        for objective in problem.evaluator.objectives:
+            if objective.name in self.fixed_predictors:
+                models.append(self.fixed_predictors[objective.name])
+                continue
+            kind = self.kind(objective.name)
+            config = {"seed": problem.seed} if "seed" in predictor_class(kind).defaults() else {}
+            y = np.array([e.values[objective.name] for e in done])
+            models.append(get_predictor(kind, **config).fit(samples.with_y(y)))
+        return models
+
+    def predicted_search(self, problem: SearchProblem, models: list[Predicts]) -> dict[tuple[int, ...], np.ndarray]:
+        """Run the inner algorithm on the predictors; every architecture it visited with its predicted
+        objectives (minimisation form)."""
+        from pymoo.optimize import minimize
+
+        space, signs = problem.space, problem.evaluator.signs
+        archive: dict[tuple[int, ...], np.ndarray] = {}
+
+        def evaluate(X: np.ndarray) -> np.ndarray:
+            F = np.full((len(X), len(models)), PENALTY)
+            alive = np.array([space.has_network(x) for x in X.tolist()], dtype=bool)
+            if alive.any():
+                samples = space_samples(space, X[alive].tolist())
+                F[alive] = np.column_stack([m.predict(samples) for m in models]) * signs
+            for x, f, ok in zip(X.tolist(), F, alive, strict=True):
+                if ok:
+                    archive[space.network_key(x)] = f  # one entry per network: twins are one candidate
+            return F
+
+        algorithm = inner_algorithm(self.inner, self.population, len(models), self.crossover, self.mutation)
+        minimize(integer_problem(space, len(models), evaluate), algorithm, ("n_eval", self.inner_evals),
+                 seed=problem.seed + problem.evaluator.iteration, verbose=False)
+        return archive
+
+    def run(self, problem: SearchProblem) -> None:
+        self.check_objectives(problem.evaluator.names)
+        evaluator = problem.evaluator
+        n = min(self.population, evaluator.remaining)
+        problem.evaluate_n(problem.sample_new(n + n // SPARE_SHARE + 1), n)
+        while evaluator.remaining > 0:
+            evaluator.iteration += 1
+            started = time.perf_counter()
+            archive = self.predicted_search(problem, self.train_predictors(problem))
+            n = min(self.population, evaluator.remaining)
+            wanted = n + n // SPARE_SHARE + 1  # spares stand in for picks whose CG was already evaluated
+            picks = best_unique(problem, archive, wanted)
+            picks += problem.sample_new(wanted - len(picks),
+                                        exclude={problem.space.network_key(p) for p in picks})
+            self.iteration_seconds.append(time.perf_counter() - started)
+            front_keys = list(archive)
+            F = np.array([archive[x] for x in front_keys])
+            self.predicted_front = [(front_keys[i], (F[i] * evaluator.signs).tolist())
+                                    for i in np.flatnonzero(pareto_mask(F))]
+            problem.note(f"iteration {evaluator.iteration}: predictors + {self.inner_evals} predicted evaluations "
+                         f"in {self.iteration_seconds[-1]:.1f} s; measuring {min(n, len(picks))}")
+            if not picks:
+                problem.note("the space has no architecture left to evaluate")
+                return
+            problem.evaluate_n(picks, n)
 
 
-def predicted_search(ctx: SearchContext, models: list[Predicts]) -> dict[tuple[int, ...], np.ndarray]:
-    """Run the inner algorithm on the predictors; every architecture it visited with its predicted
-    objectives (minimisation form)."""
-    from pymoo.optimize import minimize
-
-    signs = ctx.evaluator.signs
-    archive: dict[tuple[int, ...], np.ndarray] = {}
-
-    def evaluate(X: np.ndarray) -> np.ndarray:
-        F = np.full((len(X), len(models)), PENALTY)
-        alive = np.array([ctx.space.has_network(x) for x in X.tolist()], dtype=bool)
-        if alive.any():
-            samples = space_samples(ctx.space, X[alive].tolist())
-            F[alive] = np.column_stack([m.predict(samples) for m in models]) * signs
-        for x, f, ok in zip(X.tolist(), F, alive, strict=True):
-            if ok:
-                archive[ctx.space.network_key(x)] = f  # one entry per network: twins are one candidate
-        return F
-
-    algorithm = inner_algorithm(ctx.inner, ctx.population, len(models), ctx.crossover, ctx.mutation)
-    minimize(integer_problem(ctx.space, len(models), evaluate), algorithm, ("n_eval", ctx.inner_evals),
-             seed=ctx.seed + ctx.evaluator.iteration, verbose=False)
-    return archive
-
-
-def best_unique(ctx: SearchContext, archive: dict[tuple[int, ...], np.ndarray], n: int) -> list[list[int]]:
+def best_unique(problem: SearchProblem, archive: dict[tuple[int, ...], np.ndarray], n: int) -> list[list[int]]:
     """The next population: fronts of the predicted objectives in turn, most isolated first, unseen only."""
     from pymoo.operators.survival.rank_and_crowding.metrics import calc_crowding_distance
     from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
 
-    keys = [x for x in archive if not ctx.evaluator.seen(x)]
+    keys = [x for x in archive if not problem.evaluator.seen(x)]
     if not keys:
         return []
     F = np.array([archive[x] for x in keys])
@@ -87,28 +154,3 @@ def best_unique(ctx: SearchContext, archive: dict[tuple[int, ...], np.ndarray], 
         if len(picks) >= n:
             break
     return picks[:n]
-
-
-def run_linas(ctx: SearchContext) -> None:
-    n = min(ctx.population, ctx.evaluator.remaining)
-    evaluate_n(ctx, sample_new(ctx, n + n // SPARE_SHARE + 1), n)
-    while ctx.evaluator.remaining > 0:
-        ctx.evaluator.iteration += 1
-        started = time.perf_counter()
-        models = train_predictors(ctx)
-        archive = predicted_search(ctx, models)
-        n = min(ctx.population, ctx.evaluator.remaining)
-        wanted = n + n // SPARE_SHARE + 1  # spares stand in for picks whose CG was already evaluated
-        picks = best_unique(ctx, archive, wanted)
-        picks += sample_new(ctx, wanted - len(picks), exclude={ctx.space.network_key(p) for p in picks})
-        ctx.iteration_seconds.append(time.perf_counter() - started)
-        front_keys = list(archive)
-        F = np.array([archive[x] for x in front_keys])
-        ctx.predicted_front = [(front_keys[i], (F[i] * ctx.evaluator.signs).tolist())
-                               for i in np.flatnonzero(pareto_mask(F))]
-        ctx.note(f"iteration {ctx.evaluator.iteration}: predictors + {ctx.inner_evals} predicted evaluations in "
-                 f"{ctx.iteration_seconds[-1]:.1f} s; measuring {min(n, len(picks))}")
-        if not picks:
-            ctx.note("the space has no architecture left to evaluate")
-            return
-        evaluate_n(ctx, picks, n)

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from controller.fleet import Fleet, Outcome
 from controller.fleet.campaign import CampaignPlan
-from controller.graph import ComputationGraph
+from controller.spaces import Candidate
 
 
 def value_of(outcome: Outcome, field: str, column: str) -> tuple[float | None, str]:
@@ -31,11 +31,11 @@ def value_of(outcome: Outcome, field: str, column: str) -> tuple[float | None, s
 class FleetMeasurer:
     """``measure`` a batch on ``plan.device_keys[0]`` through an open fleet."""
 
-    def __init__(self, fleet: Fleet, space_name: str, plan: CampaignPlan) -> None:
+    def __init__(self, fleet: Fleet, plan: CampaignPlan) -> None:
         if len(plan.device_keys) != 1:
             raise ValueError("a search measures on exactly one device key")
-        self.fleet, self.space_name, self.plan = fleet, space_name, plan
+        self.fleet, self.plan = fleet, plan
 
-    def measure(self, items: Sequence[tuple[str, str, ComputationGraph]]) -> list[Outcome]:
-        """Each (arch, encoding, graph)'s outcome, in order; arch and encoding are the names the store keeps."""
-        return self.fleet.results(self.fleet.submit(self.space_name, items, self.plan))
+    def measure(self, candidates: Sequence[Candidate]) -> list[Outcome]:
+        """Each candidate's outcome, in order."""
+        return self.fleet.results(self.fleet.submit(candidates, self.plan))

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from controller.graph import ComputationGraph
-from controller.spaces import SearchSpace
+from controller.spaces import Candidate, SearchSpace
 
 
 @dataclass(frozen=True)
@@ -59,16 +59,6 @@ def get_objectives(names: str | Sequence[str]) -> list[Objective]:
     if len(set(wanted)) != len(wanted) or len(wanted) < 2:
         raise ValueError(f"--objectives needs two or more distinct names, got {','.join(wanted)}")
     return [OBJECTIVES[n] for n in wanted]
-
-
-@dataclass(frozen=True)
-class Candidate:
-    """What an accuracy evaluator is given: the architecture in every form the controller knows."""
-
-    space: str
-    encoding: tuple[int, ...]
-    arch: str  # the space's string form
-    graph: ComputationGraph
 
 
 AccuracyFn = Callable[[Sequence[Candidate]], list[float]]

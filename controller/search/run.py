@@ -19,34 +19,28 @@ import json
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
-from controller.search.algorithms import SearchContext, get_algorithm
+from controller.search.brpnas import BrpNas
 from controller.search.evaluator import Evaluation, Evaluator
 from controller.search.hypervolume import HvSpace, pareto_mask
+from controller.search.problem import SearchAlgorithm, SearchProblem
 
 
 @dataclass(frozen=True)
 class SearchConfig:
+    """What a run searches, on what and for how long; the algorithm's own settings live in the algorithm."""
+
     space: str
     device: str
     objectives: list[str]
     algo: str
     evals: int
-    population: int
     seed: int
     accuracy: str = ""
-    inner: str = "nsga2"
-    inner_evals: int = 20_000
-    predictors: dict[str, str] = field(default_factory=dict)
-    crossover: float = 0.9
-    mutation: float = 0.02
-    latency_max_ms: float | None = None
-    iterations: int = 5
-    alpha: float = 0.5
 
 
 class SearchFailed(RuntimeError):
@@ -78,12 +72,12 @@ class HypervolumeLog:
 
 
 class SearchRun:
-    def __init__(self, config: SearchConfig, evaluator_factory: Callable[[Callable], Evaluator], out: Path,
-                 space, bounds: HvSpace | None = None, note: Callable[[str], None] = print,
-                 progress: Callable[[Evaluation, float], None] = lambda e, hv: None,
-                 latency_predictor=None, brp_config: dict | None = None) -> None:
-        self.config, self.out, self.space, self.note, self.progress = config, out, space, note, progress
-        self.latency_predictor, self.brp_config = latency_predictor, dict(brp_config or {})
+    def __init__(self, config: SearchConfig, algorithm: SearchAlgorithm,
+                 evaluator_factory: Callable[[Callable], Evaluator], out: Path, space,
+                 bounds: HvSpace | None = None, note: Callable[[str], None] = print,
+                 progress: Callable[[Evaluation, float], None] = lambda e, hv: None) -> None:
+        self.config, self.algorithm, self.out, self.space = config, algorithm, out, space
+        self.note, self.progress = note, progress
         out.mkdir(parents=True, exist_ok=True)
         self.evaluator = evaluator_factory(self._on_evaluated)
         self.hv = HypervolumeLog(self.evaluator, bounds)
@@ -100,27 +94,24 @@ class SearchRun:
             self.progress(e, hv)
         self._csv.flush()
 
-    def run(self) -> SearchContext:
-        c = self.config
-        ctx = SearchContext(self.space, self.evaluator, c.population, c.seed, c.crossover, c.mutation, c.inner,
-                            c.inner_evals, dict(c.predictors), note=self.note, latency_max_ms=c.latency_max_ms,
-                            latency_predictor=self.latency_predictor, iterations=c.iterations, alpha=c.alpha,
-                            brp_config=self.brp_config)
+    def run(self) -> SearchAlgorithm:
+        """Run the algorithm to the end of the budget and write the run's files; returns the algorithm."""
+        problem = SearchProblem(self.space, self.evaluator, self.config.seed, self.note)
         started = time.perf_counter()
         try:
-            get_algorithm(c.algo)(ctx)
+            self.algorithm.run(problem)
         finally:
             self._csv.close()
-        self._write_outputs(ctx, time.perf_counter() - started)
+        self._write_outputs(time.perf_counter() - started)
         if self.evaluator.history and not self.evaluator.successful():
             from controller.fleet.report import failure_summary
 
             raise SearchFailed(f"every evaluation failed ({self.out / 'measured.csv'} lists them): "
                                f"{failure_summary(failure_causes(self.evaluator.history))}")
-        return ctx
+        return self.algorithm
 
-    def _write_outputs(self, ctx: SearchContext, wall_s: float) -> None:
-        c = self.config
+    def _write_outputs(self, wall_s: float) -> None:
+        algorithm = self.algorithm
         ok = self.evaluator.successful()
         names, columns = self.evaluator.names, [o.column for o in self.evaluator.objectives]
         F = self.evaluator.minimised(ok)
@@ -130,14 +121,14 @@ class SearchRun:
             writer.writerow(["eval", "arch", "arch_id", *columns])
             for e in sorted(front, key=lambda e: e.values[names[0]]):
                 writer.writerow([e.index, e.arch, e.arch_id, *[e.values[n] for n in names]])
-        if ctx.predicted_front:
+        if algorithm.predicted_front:
             with (self.out / "predicted_front.csv").open("w", newline="") as handle:
                 writer = csv.writer(handle)
                 writer.writerow(["arch", *[f"predicted_{c}" for c in columns]])
-                for x, values in ctx.predicted_front:
+                for x, values in algorithm.predicted_front:
                     writer.writerow([self.space.to_string(x), *values])
         summary = {
-            "config": asdict(self.config),
+            "config": {**asdict(self.config), **algorithm.settings()},
             "objectives": [{"name": o.name, "column": o.column, "minimise": o.minimise, "source": o.source}
                            for o in self.evaluator.objectives],
             "hypervolume": {"bounds_minimisation_form": self.hv.bounds.to_dict() if self.hv.bounds else None,
@@ -146,12 +137,10 @@ class SearchRun:
             "failed": len(self.evaluator.history) - len(ok),
             "pareto_size": len(front),
             "wall_s": wall_s,
-            "controller_seconds_per_iteration": ctx.iteration_seconds,
+            "controller_seconds_per_iteration": algorithm.iteration_seconds,
         }
-        if c.latency_max_ms is not None:
-            from controller.search.brpnas import best_within
-
-            best = best_within(ctx)
+        if isinstance(algorithm, BrpNas):
+            best = algorithm.best(self.evaluator)
             summary["best_within_latency_max"] = None if best is None else {
                 "eval": best.index, "arch": best.arch, "arch_id": best.arch_id, **best.values}
         summary["failure_causes"] = dict(failure_causes(self.evaluator.history))
@@ -160,7 +149,7 @@ class SearchRun:
             return  # nothing measured: no front and no hypervolume to plot
         from controller.search.plots import hypervolume_png, pareto_png
 
-        pareto_png(self.out / "pareto.png", self.evaluator, ok, front, ctx.predicted_front, self.config)
+        pareto_png(self.out / "pareto.png", self.evaluator, ok, front, algorithm.predicted_front, self.config)
         hypervolume_png(self.out / "hypervolume.png", {self.config.algo: [self.hv.values]},
                         f"{self.config.space} on {self.config.device}")
 

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from controller.spaces.base import SearchSpace
+from controller.spaces.candidate import Candidate
 from controller.spaces.nb201 import NasBench201
 from controller.spaces.ofa_mbv3 import OfaMobileNetV3
 from controller.spaces.ofa_resnet50 import OfaResNet50
@@ -16,7 +17,7 @@ SPACES: dict[str, Callable[..., SearchSpace]] = {
     OfaResNet50.name: OfaResNet50,
 }
 
-__all__ = ["SPACES", "SearchSpace", "get_space"]
+__all__ = ["SPACES", "Candidate", "SearchSpace", "get_space"]
 
 
 def get_space(name: str, **options: Any) -> SearchSpace:

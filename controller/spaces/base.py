@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from controller.graph import ComputationGraph
+from controller.spaces.candidate import Candidate
 
 
 class SearchSpace(abc.ABC):
@@ -68,6 +69,10 @@ class SearchSpace(abc.ABC):
     def has_network(self, x: Sequence[int]) -> bool:
         """Whether ``x`` describes a network at all (NB-201: False for the 341 unconnected cells)."""
         return True
+
+    def candidate(self, x: Sequence[int]) -> Candidate:
+        """The architecture ``x`` as the value searches, campaigns and the fleet pass around."""
+        return Candidate(self.name, tuple(int(v) for v in x), self.to_string(x), self.to_graph(x))
 
     def canonical(self, x: Sequence[int]) -> list[int]:
         """The representative encoding: spaces with masked variables zero the inactive ones."""

@@ -21,8 +21,8 @@ from controller.cli.main import main
 from controller.data import nb201_table, nb201_table_path
 from controller.fleet.local_agent import LocalAgent
 from controller.search.hypervolume import HvSpace, pareto_mask, parse_bounds
-from controller.search.objectives import Candidate, accuracy_evaluator, get_objectives
-from controller.spaces import get_space
+from controller.search.objectives import accuracy_evaluator, get_objectives
+from controller.spaces import Candidate, get_space
 from controller.store import Store
 
 from .test_campaign import free_port
@@ -234,7 +234,7 @@ def test_linas_on_ofa_mobilenetv3_with_graph_objectives(tmp_path: Path) -> None:
      "handles two objectives"),
     (["--device", "d", "--agent", "127.0.0.1:1", "--space", "nope"], "unknown search space"),
     (["--device", "d", "--agent", "127.0.0.1:1", "--evals", "0"], "--evals must be >= 1"),
-    (["--device", "d", "--agent", "127.0.0.1:1", "--algo", "brpnas"], "needs --latency-max"),
+    (["--device", "d", "--agent", "127.0.0.1:1", "--algo", "brpnas"], "--latency-max is required"),
     (["--device", "d", "--agent", "127.0.0.1:1", "--algo", "brpnas", "--latency-max", "5", "--latency-predictor",
       "/no/such/folder"], "--latency-predictor /no/such/folder"),
     (["--device", "d", "--agent", "127.0.0.1:1", "--connect-timeout", "0.5"], "no agent answered within"),
@@ -266,14 +266,35 @@ def test_objectives_and_accuracy_evaluators() -> None:
 
 
 def test_a_fixed_predictor_must_name_an_objective_of_the_search() -> None:
-    from controller.search.algorithms import SearchContext
     from controller.search.evaluator import Evaluator
+    from controller.search.linas import Linas
+    from controller.search.problem import SearchProblem
 
     space = get_space("nb201")
     evaluator = Evaluator(space, get_objectives("flops,accuracy"), 10, None, accuracy_evaluator("nb201", space))
-    with pytest.raises(ValueError, match="fixed predictors for latency, which the search does not optimise "
+    with pytest.raises(ValueError, match="fixed_predictors name latency, which the search does not optimise "
                                          r"\(its objectives: flops, accuracy\)"):
-        SearchContext(space, evaluator, fixed_predictors={"latency": object()})
+        Linas(fixed_predictors={"latency": object()}).run(SearchProblem(space, evaluator))
+    assert evaluator.history == []  # refused before anything was evaluated
+
+
+@pytest.mark.parametrize(("algo", "settings", "message"), [
+    ("random", {"population": 1}, "population must be >= 2"),
+    ("nsga2", {"mutation": 1.5}, "mutation is a probability"),
+    ("linas", {"inner": "cmaes"}, "inner 'cmaes' is not known"),
+    ("linas", {"population": 50, "inner_evals": 10}, "inner_evals must be >= population"),
+    ("brpnas", {}, "latency_max_ms is required"),
+    ("brpnas", {"latency_max_ms": 5.0, "alpha": 2.0}, "alpha must be in"),
+])
+def test_each_algorithm_owns_and_checks_its_settings(algo: str, settings: dict, message: str) -> None:
+    from controller.search.algorithms import ALGORITHMS, make_algorithm
+    from controller.search.settings import SettingError
+
+    with pytest.raises(SettingError, match=message):
+        make_algorithm(algo, settings)
+    assert set(ALGORITHMS) == {"random", "nsga2", "linas", "brpnas"}
+    linas = make_algorithm("linas", {"population": 8, "latency_max_ms": 5.0})  # another algorithm's setting: not its
+    assert linas.population == 8 and "latency_max_ms" not in linas.settings()
 
 
 def constant_accuracy(candidate: Candidate) -> float:

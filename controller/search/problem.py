@@ -1,0 +1,122 @@
+"""What a search algorithm works on, and what it must be (pymoo's split of Problem and Algorithm).
+
+A ``SearchProblem`` is the space, the evaluator (objectives, budget, cache of distinct networks), the seed
+and a progress callback: the same for every algorithm. A ``SearchAlgorithm`` owns its settings: its
+constructor takes them and refuses a bad one with a ``SettingError`` naming it, before anything is measured.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Protocol
+
+import numpy as np
+
+from controller.search.evaluator import Evaluator
+from controller.search.evolution import PENALTY
+from controller.search.settings import SettingError
+from controller.spaces import SearchSpace
+from predictors import Samples
+
+
+class Predicts(Protocol):
+    """All LINAS's inner search asks of a predictor."""
+
+    def predict(self, samples: Samples) -> np.ndarray: ...
+
+
+@dataclass
+class SearchProblem:
+    space: SearchSpace
+    evaluator: Evaluator
+    seed: int = 0
+    note: Callable[[str], None] = lambda text: None  # progress lines
+
+    def __post_init__(self) -> None:
+        self.rng = np.random.default_rng(self.seed)
+
+    def sample_new(self, n: int, exclude: set[tuple[int, ...]] = frozenset()) -> list[list[int]]:
+        """Up to ``n`` random architectures with a network, of distinct networks none evaluated or excluded
+        yet (``exclude``: network keys)."""
+        out: list[list[int]] = []
+        chosen = set(exclude)
+        for _ in range(max(100 * n, 1000)):
+            if len(out) >= n:
+                break
+            x = self.space.sample(self.rng)
+            if not self.space.has_network(x):
+                continue
+            key = self.space.network_key(x)
+            if key in chosen or self.evaluator.seen(x):
+                continue
+            chosen.add(key)
+            out.append(x)
+        return out
+
+    def evaluate_n(self, ordered: Sequence[Sequence[int]], n: int) -> int:
+        """Evaluate candidates in order until ``n`` new networks are evaluated or ``ordered`` runs out.
+
+        A candidate whose CG equals one already evaluated costs nothing (the evaluator hands back that
+        evaluation), so the next ones in order take its place in the same iteration. Returns how many were new.
+        """
+        done, start = 0, 0
+        while done < n and start < len(ordered) and self.evaluator.remaining > 0:
+            chunk = list(ordered[start:start + n - done])
+            start += len(chunk)
+            before = len(self.evaluator.history)
+            self.evaluator.evaluate(chunk)
+            done += len(self.evaluator.history) - before
+        return done
+
+    def minimised_or_penalty(self, encodings: np.ndarray) -> np.ndarray:
+        """Objective rows (minimisation form) of evaluated architectures; PENALTY rows for the rest."""
+        evaluations = self.evaluator.evaluate(encodings.tolist())
+        F = np.full((len(encodings), len(self.evaluator.objectives)), PENALTY)
+        for k, e in enumerate(evaluations):
+            if e is not None and e.ok:
+                F[k] = self.evaluator.minimised([e])[0]
+        return F
+
+
+class SearchAlgorithm(abc.ABC):
+    """Subclasses are dataclasses whose fields are their settings; ``check`` validates them at construction.
+
+    Besides the evaluations, a run may leave ``predicted_front`` (architecture, predicted natural values)
+    and ``iteration_seconds`` (the controller's own time per iteration), which the run's files report.
+    Fields with ``metadata={"recorded": False}`` (live objects such as a fitted predictor) are not written
+    to ``run.json``.
+    """
+
+    name: ClassVar[str]
+
+    def __post_init__(self) -> None:
+        self.predicted_front: list[tuple[tuple[int, ...], list[float]]] = []
+        self.iteration_seconds: list[float] = []
+        self.check()
+
+    def check(self) -> None:
+        """Raise SettingError for a setting out of range."""
+        population = getattr(self, "population", None)
+        if population is not None and population < 2:
+            raise SettingError("population", f"must be >= 2, got {population}")
+
+    def check_objectives(self, names: Sequence[str]) -> None:
+        """Raise SettingError if the algorithm cannot search these objectives (checked before measuring).
+        Any algorithm searches any two or more objectives unless it says otherwise."""
+        return None
+
+    @abc.abstractmethod
+    def run(self, problem: SearchProblem) -> None:
+        """Spend ``problem.evaluator``'s budget."""
+
+    def settings(self) -> dict[str, Any]:
+        """The settings as run.json records them."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)  # type: ignore[arg-type]
+                if f.metadata.get("recorded", True)}
+
+    def first_population(self, problem: SearchProblem, population: int) -> list[list[int]]:
+        """The seeded random first population every algorithm starts from (runs of one seed share it)."""
+        return problem.sample_new(min(population, problem.evaluator.remaining))
