@@ -52,73 +52,33 @@ def _input_shape(text: str) -> tuple[str, tuple[int, ...]]:
     return name, shape
 
 
-def _profile_backend(requested: str | None, enabled: list[str], suffix: str) -> str:
-    """The backend to profile on: the one asked for, else onnxruntime for ONNX if enabled, else what runs the
-    file's format, else the agent's first backend (a LiteRT-only Raspberry Pi gets litert)."""
-    from controller.graph.model_formats import BACKEND_FORMATS
-
-    if requested:
-        return requested
-    wire = "tflite" if suffix == ".tflite" else "onnx"
-    if wire == "onnx" and "onnxruntime" in enabled:
-        return "onnxruntime"
-    for name in enabled:
-        if any(fmt == wire or fmt.startswith(wire) for fmt in BACKEND_FORMATS.get(name, ())):
-            return name
-    if not enabled:
-        raise ValueError("the agent reports no enabled backend")
-    return enabled[0]
-
-
-def _profile_model(path: Path, backend: str, requested_format: str | None, input_shape) -> tuple[bytes, str, str]:
-    """(bytes, wire format, model format) to send: the file as is when the backend runs its format, else the
-    ONNX file converted on the controller (ONNX -> CG -> e.g. TFLite), as campaigns do."""
-    from controller.graph.model_formats import check_exportable, format_for, model_format
-
-    data = path.read_bytes()
-    own = "tflite" if path.suffix == ".tflite" else "onnx"
-    wanted = format_for(backend, requested_format)
-    if wanted == own:
-        return data, own, own
-    if own != "onnx":
-        raise ValueError(f"backend {backend!r} runs {wanted}; only ONNX files can be converted (this is {own})")
-    check_exportable(wanted)
-    from controller.graph.onnx_import import from_onnx
-
-    shape = next((dims for _, dims in input_shape or []), None)
-    graph = from_onnx(data, input_shape=shape)
-    return model_format(wanted).export(graph, {}), model_format(wanted).wire_format, wanted
-
-
 def cmd_profile(args: argparse.Namespace) -> int:
-    from controller.fleet.client import AgentCallError
+    from controller.fleet.client import AgentCallError, ProfileSpec
+    from controller.fleet.profile import profile_file
     from controller.fleet.report import profile_table
     from controller.graph.model_formats import FormatUnavailable
 
     if not args.model.is_file():
         return fail("profile", FileNotFoundError(f"cannot read MODEL {args.model}: no such file"))
+    spec = ProfileSpec(protocol=args.protocol, protocol_params=dict(args.param or []), batch_size=args.batch_size,
+                       input_shapes=dict(args.input_shape or []), threads=args.threads,
+                       warmup_runs=args.warmup_runs, return_samples=args.samples, deadline_seconds=args.deadline)
     try:
         connect = connector(args)
         with connect(args.agent) as client:
             client.wait_ready(args.connect_timeout)
-            backend = _profile_backend(args.backend, list(client.device_info().backends), args.model.suffix)
-            model, wire, fmt = _profile_model(args.model, backend, args.model_format, args.input_shape)
-            if fmt != ("tflite" if args.model.suffix == ".tflite" else "onnx"):
-                print(f"converted {args.model.name} to {fmt} for backend {backend}", file=sys.stderr)
-            sha, uploaded = client.ensure_model(model, wire)
-            record = client.profile(
-                sha, backend=backend, protocol=args.protocol, protocol_params=dict(args.param or []),
-                batch_size=args.batch_size, input_shapes=dict(args.input_shape or []), threads=args.threads,
-                warmup_runs=args.warmup_runs, return_samples=args.samples, deadline_seconds=args.deadline,
-            )
+            done = profile_file(client, args.model, spec, args.backend, args.model_format)
     except (ValueError, OSError, FormatUnavailable) as exc:
         return fail("profile", exc)
     except AgentCallError as exc:
         print(f"hwnas profile: {exc}", file=sys.stderr)
         return 1
+    if done.converted:
+        print(f"converted {args.model.name} to {done.model_format} for backend {done.record.result['backend']}",
+              file=sys.stderr)
     if args.json:
-        print(json.dumps({"model": str(args.model), "uploaded": uploaded, "model_format": fmt, **record.to_dict()},
-                         indent=2))
+        print(json.dumps({"model": str(args.model), "uploaded": done.uploaded, "model_format": done.model_format,
+                          **done.record.to_dict()}, indent=2))
     else:
-        print(profile_table([(args.model.name, record)]))
+        print(profile_table([(args.model.name, done.record)]))
     return 0

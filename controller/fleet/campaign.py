@@ -24,7 +24,7 @@ from typing import Any, NamedTuple
 import grpc
 import tomllib
 
-from controller.fleet.client import AgentCallError, AgentClient, ProfileRecord, sha256_hex
+from controller.fleet.client import AgentCallError, AgentClient, ProfileRecord, ProfileSpec, sha256_hex
 from controller.graph import ComputationGraph
 from controller.graph.model_formats import format_for, identity, model_format
 from controller.spaces import Candidate, SearchSpace
@@ -249,6 +249,12 @@ class ModelSource:
             return model_format(self._arch_of[sha].model_format).wire_format
 
 
+def job_profile(job: Job) -> ProfileSpec:
+    """How a job's model is profiled, by a worker or by an agent that dials in."""
+    return ProfileSpec(backend=job.backend, protocol=job.protocol, protocol_params=job.protocol_params,
+                       batch_size=job.batch_size)
+
+
 def to_record(job: Job, r: Mapping[str, Any]) -> MeasurementRecord:
     """A job's measurement record from the agent's ProfileResult (as ``client.message_dict`` gives it)."""
     shape = r["input_shapes"][0]["dims"] if r["input_shapes"] else []
@@ -446,9 +452,7 @@ class AgentWorker:
                 self._gate = self.hosts.gate(self.endpoint, info.host_id, info.hostname)
             try:
                 with self._gate:
-                    return client.profile(sha, backend=job.backend, protocol=job.protocol,
-                                          protocol_params=job.protocol_params, batch_size=job.batch_size,
-                                          timeout_s=self.profile_timeout_s)
+                    return client.profile(sha, job_profile(job), timeout_s=self.profile_timeout_s)
             except AgentCallError as exc:
                 if exc.code == grpc.StatusCode.NOT_FOUND and attempt == 1:
                     self.uploaded.discard(sha)  # the agent restarted with an empty cache: upload again

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
@@ -33,6 +33,38 @@ class AgentCallError(Exception):
         self.method = method
         self.code = code
         self.details = details
+
+
+@dataclass(frozen=True)
+class ProfileSpec:
+    """How to profile a model: backend and protocol, shapes, threads, warm-up, samples, deadline.
+
+    The one place a ``ProfileRequest`` is built, whether a worker dials the agent or the agent dials in
+    (the gateway hands it the same request). ``None`` warm-up fields leave the protocol's default.
+    """
+
+    backend: str = "onnxruntime"
+    protocol: str = "latbench"
+    protocol_params: Mapping[str, float] = field(default_factory=dict)
+    batch_size: int = 0  # for a dynamic batch dimension; 0: the model's own
+    input_shapes: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
+    threads: int = 0
+    warmup_runs: int | None = None
+    warmup_seconds: float | None = None
+    return_samples: bool = False
+    deadline_seconds: float = 0.0
+
+    def request(self, model_sha256: str) -> agent_pb2.ProfileRequest:
+        options = agent_pb2.ProfileOptions(
+            batch_size=self.batch_size,
+            input_shapes=[agent_pb2.TensorShape(name=k, dims=list(v)) for k, v in self.input_shapes.items()],
+            threads=self.threads, protocol=self.protocol, protocol_params=dict(self.protocol_params),
+            return_samples=self.return_samples, deadline_seconds=self.deadline_seconds)
+        if self.warmup_runs is not None:
+            options.warmup_runs = self.warmup_runs
+        if self.warmup_seconds is not None:
+            options.warmup_seconds = self.warmup_seconds
+        return agent_pb2.ProfileRequest(model_sha256=model_sha256, backend=self.backend, options=options)
 
 
 def sha256_hex(data: bytes) -> str:
@@ -71,16 +103,16 @@ class ProfileRecord:
 def message_dict(message: Message) -> dict[str, Any]:
     """A message as plain Python values, every field present, int64 kept as int (unlike proto JSON)."""
     out: dict[str, Any] = {}
-    for field in message.DESCRIPTOR.fields:
-        value = getattr(message, field.name)
-        if field.message_type is not None and field.message_type.GetOptions().map_entry:
-            out[field.name] = dict(value)
-        elif field.is_repeated:
-            out[field.name] = [message_dict(v) if isinstance(v, Message) else v for v in value]
-        elif field.message_type is not None:
-            out[field.name] = message_dict(value)
+    for descriptor in message.DESCRIPTOR.fields:
+        value = getattr(message, descriptor.name)
+        if descriptor.message_type is not None and descriptor.message_type.GetOptions().map_entry:
+            out[descriptor.name] = dict(value)
+        elif descriptor.is_repeated:
+            out[descriptor.name] = [message_dict(v) if isinstance(v, Message) else v for v in value]
+        elif descriptor.message_type is not None:
+            out[descriptor.name] = message_dict(value)
         else:
-            out[field.name] = value
+            out[descriptor.name] = value
     return out
 
 
@@ -167,37 +199,13 @@ class AgentClient:
         self.upload(model, model_format, digest)
         return digest, True
 
-    def profile(
-        self,
-        model_sha256: str,
-        *,
-        backend: str = "onnxruntime",
-        protocol: str = "latbench",
-        protocol_params: Mapping[str, float] | None = None,
-        batch_size: int = 0,
-        input_shapes: Mapping[str, tuple[int, ...]] | None = None,
-        threads: int = 0,
-        warmup_runs: int | None = None,
-        warmup_seconds: float | None = None,
-        return_samples: bool = False,
-        deadline_seconds: float = 0.0,
-        timeout_s: float | None = None,
-    ) -> ProfileRecord:
-        """Profile a model the agent already holds (see ``ensure_model``)."""
-        options = agent_pb2.ProfileOptions(
-            batch_size=batch_size,
-            input_shapes=[agent_pb2.TensorShape(name=k, dims=list(v)) for k, v in (input_shapes or {}).items()],
-            threads=threads,
-            protocol=protocol,
-            protocol_params=dict(protocol_params or {}),
-            return_samples=return_samples,
-            deadline_seconds=deadline_seconds,
-        )
-        if warmup_runs is not None:
-            options.warmup_runs = warmup_runs
-        if warmup_seconds is not None:
-            options.warmup_seconds = warmup_seconds
-        request = agent_pb2.ProfileRequest(model_sha256=model_sha256, backend=backend, options=options)
+    def profile(self, model_sha256: str, spec: ProfileSpec | None = None, *, timeout_s: float | None = None,
+                **options: Any) -> ProfileRecord:
+        """Profile a model the agent already holds (see ``ensure_model``), as ``spec`` says, or as the
+        ``ProfileSpec`` fields given as keywords say (``client.profile(sha, protocol="fixed")``)."""
+        if spec is not None and options:
+            raise TypeError("give a ProfileSpec or its fields as keywords, not both")
+        request = (spec or ProfileSpec(**options)).request(model_sha256)
         t0 = time.perf_counter()
         result = self._call("Profile", request, timeout=timeout_s or max(self.timeout_s, 600.0))
         round_trip_ms = (time.perf_counter() - t0) * 1e3

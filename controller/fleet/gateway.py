@@ -21,7 +21,7 @@ import grpc
 from google.protobuf.json_format import MessageToDict
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from controller.fleet.campaign import AGENT_DOWN, BUSY, PERMANENT, ModelKey, ModelSource, to_record
+from controller.fleet.campaign import AGENT_DOWN, BUSY, PERMANENT, ModelKey, ModelSource, job_profile, to_record
 from controller.fleet.client import CHUNK_BYTES, message_dict
 from controller.store import Job, RegisteredAgent, Store, StoreUnavailable
 from controller.store.records import heartbeat_interval_s
@@ -75,11 +75,7 @@ class ControllerServicer(controller_pb2_grpc.ControllerServicer):
         return agent
 
     def _request(self, job: Job) -> agent_pb2.ProfileRequest:
-        options = agent_pb2.ProfileOptions(batch_size=job.batch_size, protocol=job.protocol,
-                                           protocol_params=dict(job.protocol_params))
-        return agent_pb2.ProfileRequest(model_sha256=self.models.sha256(ModelKey.of(job)),
-                                        backend=job.backend,
-                                        options=options)
+        return job_profile(job).request(self.models.sha256(ModelKey.of(job)))
 
     # -- RPCs --------------------------------------------------------------------------------------
     def Register(self, request, context):  # noqa: N802 - gRPC method name
