@@ -13,7 +13,7 @@ import threading
 from pathlib import Path
 
 from device_agent import __version__
-from protos.auth import ClientTls, TlsFiles, host_of, is_loopback, read_token
+from protos.auth import ClientTls, TlsFiles, check_plaintext, host_of, read_token
 
 _SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?i?B?)?\s*", re.IGNORECASE)
 _UNITS = {"": 1, "B": 1, "K": 1e3, "KB": 1e3, "KIB": 1024, "M": 1e6, "MB": 1e6, "MIB": 1 << 20,
@@ -137,8 +137,8 @@ def security_from_args(args: argparse.Namespace) -> tuple[TlsFiles | None, str |
     if tls is None and not args.insecure:
         raise ValueError("no TLS configured: pass --tls-cert/--tls-key (see `hwnas certs init`), "
                          "or --insecure to serve plaintext on a loopback address")
-    if tls is None and not is_loopback(args.host):
-        raise ValueError(f"--insecure serves plaintext, allowed on loopback addresses only, not on {args.host}")
+    if tls is None:
+        check_plaintext(args.host, f"serve on {args.host} (--insecure)")
     return tls, token
 
 
@@ -153,8 +153,7 @@ def controller_tls(args: argparse.Namespace) -> ClientTls | None:
     if not args.insecure:
         raise ValueError("no TLS to the controller: pass --controller-ca (see `hwnas certs init`), or --insecure "
                          "for plaintext to a loopback controller")
-    if not is_loopback(host_of(args.controller)):
-        raise ValueError(f"--insecure is allowed to a loopback controller only, not to {args.controller}")
+    check_plaintext(host_of(args.controller), f"dial the controller at {args.controller} (--insecure)")
     return None
 
 

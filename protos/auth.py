@@ -40,6 +40,15 @@ def is_loopback(host: str) -> bool:
     return bool(addresses) and all(ipaddress.ip_address(a.split("%")[0]).is_loopback for a in addresses)
 
 
+def check_plaintext(host: str, doing: str) -> None:
+    """The plaintext-on-loopback rule, its one home: without TLS, a process serves on, or dials, loopback
+    addresses only. ``doing`` says what was asked ("serve on 0.0.0.0", "dial 10.0.0.7:50151").
+    """
+    if not is_loopback(host):
+        raise ValueError(f"plaintext is allowed on loopback addresses only, not to {doing}; use TLS (certificates "
+                         "from `hwnas certs init`)")
+
+
 def host_of(address: str) -> str:
     """'10.0.0.7:50151' -> '10.0.0.7'; '[::1]:50151' -> '::1'."""
     return address.rsplit(":", 1)[0].strip("[]")
@@ -195,8 +204,7 @@ class ClientTls:
 def open_channel(address: str, tls: ClientTls | None) -> grpc.Channel:
     """A TLS channel, or plaintext when ``tls`` is None, which only a loopback address may use."""
     if tls is None:
-        if not is_loopback(host_of(address)):
-            raise ValueError(f"plaintext is allowed to loopback addresses only; give TLS (a CA) for {address}")
+        check_plaintext(host_of(address), f"dial {address}")
         return grpc.insecure_channel(address)
     options = [("grpc.ssl_target_name_override", tls.server_name)] if tls.server_name else []
     return grpc.secure_channel(address, tls.credentials(), options=options)

@@ -74,7 +74,7 @@ def fail(command: str, error: Exception) -> int:
 
 def server_tls(args: argparse.Namespace):
     """Server TLS for --listen: the controller's certificate, and the lab CA for mutual TLS."""
-    from protos.auth import TlsFiles, host_of, is_loopback
+    from protos.auth import TlsFiles, check_plaintext, host_of
 
     if args.tls_cert and args.tls_key:
         return TlsFiles(args.tls_cert, args.tls_key, args.tls_ca if args.require_client_cert else None)
@@ -83,8 +83,7 @@ def server_tls(args: argparse.Namespace):
     if not args.insecure:
         raise ValueError("--listen needs --tls-cert/--tls-key (the controller's certificate, see `hwnas certs "
                          "init`), or --insecure for plaintext on a loopback address")
-    if not is_loopback(host_of(args.listen)):
-        raise ValueError(f"--insecure serves plaintext, allowed on loopback addresses only, not on {args.listen}")
+    check_plaintext(host_of(args.listen), f"serve --listen {args.listen} (--insecure)")
     return None
 
 

@@ -74,7 +74,7 @@ def test_tls_and_mutual_tls(tmp_path, lab, tiny_model) -> None:
 
 
 def test_the_client_refuses_plaintext_off_loopback() -> None:
-    with pytest.raises(ValueError, match="plaintext is allowed to loopback addresses only"):
+    with pytest.raises(ValueError, match="plaintext is allowed on loopback addresses only"):
         AgentClient("10.1.2.3:50151")
     AgentClient("localhost:50151").close()
     AgentClient("[::1]:50151").close()
@@ -88,7 +88,7 @@ def test_the_agent_cli_requires_tls_or_insecure_on_loopback(tmp_path) -> None:
     done = serve_cli()
     assert done.returncode == 2 and "no TLS configured" in done.stderr
     done = serve_cli("--insecure", "--host", "0.0.0.0")
-    assert done.returncode == 2 and "loopback addresses only, not on 0.0.0.0" in done.stderr
+    assert done.returncode == 2 and "loopback addresses only, not to serve on 0.0.0.0" in done.stderr
     done = serve_cli("--tls-cert", str(tmp_path / "missing.pem"), "--tls-key", str(tmp_path / "missing.key"))
     assert done.returncode == 2 and "no such file" in done.stderr
 
