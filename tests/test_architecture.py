@@ -51,8 +51,29 @@ def test_spaces_declare_their_predictor_features() -> None:
 
 def test_controller_top_level_holds_only_rooms() -> None:
     """Every controller module lives in a room (package) named for what it does."""
-    loose = sorted(p.name for p in (ROOT / "controller").glob("*.py") if p.name != "__init__.py")
-    assert loose == []
+    loose = sorted(p.name for p in (ROOT / "controller").glob("*.py"))
+    assert loose == ["__init__.py", "errors.py"]  # errors.py: the SettingError every room raises
+
+
+def test_library_errors_name_settings_not_flags() -> None:
+    """Only the CLI knows its flags: an error raised below it names the setting (``SettingError``), and
+    ``cli.common.fail`` shows the flag. A whole command quoted as the fix (`hwnas ... --db X`) may name its flags."""
+    import ast
+    import re
+
+    flag = re.compile(r"(^|[\s(])--[a-z]")
+    offenders = []
+    for path in (ROOT / "controller").rglob("*.py"):
+        if "cli" in path.relative_to(ROOT / "controller").parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Raise) and node.exc is not None:
+                texts = [c.value for c in ast.walk(node.exc)
+                         if isinstance(c, ast.Constant) and isinstance(c.value, str)]
+                text = re.sub(r"`hwnas[^`]*`?", "", "".join(texts))  # a command to run, quoted, is a hint
+                if flag.search(text):
+                    offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert offenders == [], offenders
 
 
 def test_every_command_group_has_help() -> None:

@@ -20,6 +20,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from controller.autogo.segment import op_token
+from controller.errors import SettingError
 from controller.graph.ir import ComputationGraph
 
 SYMBOL_BASE = 0x4E00  # CJK Unified Ideographs: 20,992 code points, all one script, untouched by normalisation
@@ -60,7 +61,7 @@ def train_bpe(sequences: Sequence[str], vocab_size: int, threads: int = 2) -> tu
     import sentencepiece as spm
 
     if vocab_size < 2:
-        raise ValueError(f"--vocab-size must be >= 2, got {vocab_size}")
+        raise SettingError("vocab_size", f"must be >= 2, got {vocab_size}")
     symbols = len(set("".join(sequences)))
     buffer = io.BytesIO()
     spm.SentencePieceTrainer.train(

@@ -19,6 +19,7 @@ from scipy.stats import spearmanr
 
 from controller.autogo.database import SegmentDatabase
 from controller.autogo.psc_data import fold_samples, psc_samples, whole_graph_samples
+from controller.errors import SettingError
 from controller.graph.ir import ComputationGraph
 from predictors import get_predictor
 
@@ -33,7 +34,7 @@ def labelled_nb201(n: int, column: str, seed: int) -> tuple[list[ComputationGrap
 
     rows = nb201_table()
     if column not in rows[0]:
-        raise ValueError(f"--accuracy-column {column!r}: not in the NB-201 table; columns: {', '.join(rows[0])}")
+        raise SettingError("accuracy_column", f"{column!r}: not in the NB-201 table; columns: {', '.join(rows[0])}")
     space = get_space("nb201")
     graphs, labels = [], []
     for k in np.random.default_rng(seed).permutation(len(rows)):
@@ -52,10 +53,10 @@ def train_psc(database: SegmentDatabase, out: Path, n_train: int, n_valid: int, 
               epochs: int, column: str, seed: int, baseline: bool = False,
               progress: Progress = lambda it, desc: it) -> dict[str, Any]:
     """Fit, evaluate and save a PSC predictor; returns (and writes) its evaluation."""
-    for flag, value in (("--train", n_train), ("--valid", n_valid), ("--test", n_test), ("--per-graph", per_graph),
-                        ("--epochs", epochs)):
+    for setting, value in (("train", n_train), ("valid", n_valid), ("test", n_test), ("per_graph", per_graph),
+                           ("epochs", epochs)):
         if value < 1:
-            raise ValueError(f"{flag} must be >= 1, got {value}")
+            raise SettingError(setting, f"must be >= 1, got {value}")
     rng = np.random.default_rng(seed)
     graphs, y = labelled_nb201(n_train + n_valid + n_test, column, seed)
     train_g, valid_g, test_g = graphs[:n_train], graphs[n_train:n_train + n_valid], graphs[n_train + n_valid:]

@@ -20,6 +20,7 @@ import numpy as np
 from controller.autogo.database import SegmentDatabase
 from controller.autogo.mutation import Mutation, Mutator
 from controller.autogo.psc_data import decompositions, partitioned
+from controller.errors import SettingError
 from controller.graph.ir import ComputationGraph
 from controller.search.hypervolume import pareto_mask
 from controller.search.objectives import Objective
@@ -76,7 +77,8 @@ class AutoGO:
                  allowed_ops: set[str] | None = None,
                  on_iteration: Callable[[int, list[Individual]], None] = lambda it, batch: None) -> None:
         if parents < 1 or candidates < 1:
-            raise ValueError(f"--parents and --candidates must be >= 1, got {parents} and {candidates}")
+            raise SettingError("parents" if parents < 1 else "candidates",
+                               f"must be >= 1, got {parents if parents < 1 else candidates}")
         self.root = root.canonical()
         self.database, self.scorer, self.metric, self.measure = database, scorer, metric, measure
         self.rng, self.parents, self.candidates = rng, parents, candidates
@@ -165,7 +167,7 @@ class AutoGO:
 
     def run(self, iterations: int) -> list[Individual]:
         if iterations < 1:
-            raise ValueError(f"--iterations must be >= 1, got {iterations}")
+            raise SettingError("iterations", f"must be >= 1, got {iterations}")
         if not self.population:
             self.start()
         for iteration in range(1, iterations + 1):

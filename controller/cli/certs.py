@@ -27,7 +27,9 @@ def cmd_certs_init(args: argparse.Namespace) -> int:
 
     try:
         paths = init_lab(args.dir, args.host or [], args.days, args.force)
-    except (FileExistsError, ValueError, OSError) as exc:
+    except FileExistsError as exc:
+        return fail("certs init", FileExistsError(f"{exc} (--force replaces them)"))
+    except (ValueError, OSError) as exc:
         return fail("certs init", exc)
     for path in paths:
         print(f"wrote {path}")

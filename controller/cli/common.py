@@ -67,8 +67,21 @@ def space_options(args: argparse.Namespace) -> dict:
     return options
 
 
+# Settings whose flag is not "--" + the setting's name with dashes.
+FLAG_OF = {"latency_max_ms": "--latency-max", "predictors": "--predictor", "brp_config": "--brp-epochs",
+           "budget": "--evals"}
+
+
+def flag_of(setting: str) -> str:
+    return FLAG_OF.get(setting, "--" + setting.replace("_", "-"))
+
+
 def fail(command: str, error: Exception) -> int:
-    print(f"hwnas {command}: {error}", file=sys.stderr)
+    """Print the error as ``hwnas COMMAND: ...`` (a bad setting named by its flag) and return exit code 2."""
+    from controller.errors import SettingError
+
+    message = error.naming(flag_of(error.setting)) if isinstance(error, SettingError) else str(error)
+    print(f"hwnas {command}: {message}", file=sys.stderr)
     return 2
 
 

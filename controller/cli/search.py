@@ -26,13 +26,6 @@ def _predictors(text: str) -> dict[str, str]:
     return out
 
 
-# An algorithm setting -> the flag that sets it, so a SettingError reads in the user's terms.
-SETTING_FLAGS = {"population": "--population", "crossover": "--crossover", "mutation": "--mutation",
-                 "inner": "--inner", "inner_evals": "--inner-evals", "predictors": "--predictor",
-                 "latency_max_ms": "--latency-max", "iterations": "--iterations", "alpha": "--alpha",
-                 "brp_config": "--brp-epochs", "objectives": "--objectives"}
-
-
 def _latency_predictor(args: argparse.Namespace):
     """BRP-NAS's candidate filter: a saved predictor folder, the device's own beside --db, or none."""
     from controller.learning.jobs import artifact_dir
@@ -54,7 +47,6 @@ def _algorithm(args: argparse.Namespace, objectives: list[str]):
     """The --algo's algorithm from its flags; a bad setting is a ValueError naming its flag."""
     from controller.search.algorithms import make_algorithm, setting_names
     from controller.search.linas import DEFAULT_PREDICTOR
-    from controller.search.settings import SettingError
 
     kinds = args.predictor or {}
     settings = {"population": args.population, "crossover": args.crossover, "mutation": args.mutation,
@@ -62,11 +54,8 @@ def _algorithm(args: argparse.Namespace, objectives: list[str]):
                 "predictors": {n: kinds.get(n, kinds.get("*", DEFAULT_PREDICTOR)) for n in objectives},
                 "latency_max_ms": args.latency_max, "iterations": args.iterations, "alpha": args.alpha,
                 "brp_config": {"epochs": args.brp_epochs} if args.brp_epochs else {}}
-    try:
-        algorithm = make_algorithm(args.algo, settings)
-        algorithm.check_objectives(objectives)
-    except SettingError as exc:
-        raise ValueError(f"{SETTING_FLAGS.get(exc.setting, exc.setting)} {exc.problem}") from None
+    algorithm = make_algorithm(args.algo, settings)
+    algorithm.check_objectives(objectives)
     if "latency_predictor" in setting_names(args.algo):
         algorithm.latency_predictor = _latency_predictor(args)
     return algorithm

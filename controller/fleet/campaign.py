@@ -24,6 +24,7 @@ from typing import Any, NamedTuple
 import grpc
 import tomllib
 
+from controller.errors import SettingError
 from controller.fleet.client import AgentCallError, AgentClient, ProfileRecord, ProfileSpec, sha256_hex
 from controller.graph import ComputationGraph
 from controller.graph.model_formats import format_for, identity, model_format
@@ -96,9 +97,10 @@ def per_key(devices: Sequence[str], values: Sequence[str], default: str | None, 
     for value in values:
         key, sep, name = value.rpartition("=")
         if not name:
-            raise ValueError(f"{what} must look like NAME or KEY=NAME, got {value!r}")
+            raise SettingError(what, f"must look like NAME or KEY=NAME, got {value!r}")
         if sep and key not in chosen:
-            raise ValueError(f"{what} {value!r} names device key {key!r}, which is not in --devices {list(devices)}")
+            raise SettingError(what, f"{value!r} names device key {key!r}, which is not one of the campaign's "
+                                     f"device keys {list(devices)}")
         for k in ([key] if sep else devices):
             chosen[k] = name
     return chosen
@@ -111,8 +113,8 @@ def plans_by_runtime(base: CampaignPlan, backends: Sequence[str] = (), formats: 
     A device key is served by agents of one runtime, so a campaign over an ORT agent, a LiteRT agent and a
     PyTorch agent is one plan per runtime, each sending the model format its backend runs.
     """
-    backend_of = per_key(base.device_keys, backends, base.backend, "--backend")
-    format_of = per_key(base.device_keys, formats, None, "--model-format")
+    backend_of = per_key(base.device_keys, backends, base.backend, "backend")
+    format_of = per_key(base.device_keys, formats, None, "model_format")
     groups: dict[tuple[str, str], list[str]] = {}
     for key in base.device_keys:
         backend = backend_of[key] or base.backend

@@ -39,7 +39,7 @@ def init_lab(out_dir: Path, hosts: Sequence[str] = (), days: int = 825, overwrit
     out_dir.mkdir(parents=True, exist_ok=True)
     existing = [name for name in FILES if (out_dir / name).exists()]
     if existing and not overwrite:
-        raise FileExistsError(f"{out_dir} already holds {existing}; pass --force to replace them")
+        raise FileExistsError(f"{out_dir} already holds {existing}; refusing to overwrite them")
     now = datetime.datetime.now(datetime.timezone.utc)
 
     def key_pem(key) -> bytes:

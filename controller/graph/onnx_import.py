@@ -365,7 +365,7 @@ def _input_shape(graph: onnx.GraphProto, given: Sequence[int] | None) -> tuple[s
         return value.name, given
     if any(d is None for d in dims):
         raise ValueError(f"input {value.name!r} has dynamic dims {['?' if d is None else d for d in dims]}; "
-                         "give an input shape (e.g. --input-shape 1,3,224,224)")
+                         "give an input shape (e.g. 1,3,224,224)")
     return value.name, tuple(dims)  # type: ignore[arg-type]
 
 

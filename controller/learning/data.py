@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from controller.errors import SettingError
 from controller.graph import ComputationGraph
 from controller.graph.ops import OPS as GRAPH_OPS
 from controller.spaces import SearchSpace
@@ -197,13 +198,13 @@ def read_nb201_table(path: Path, target: str, device_key: str | None = None) -> 
     if "device_key" in columns:
         keys = sorted({str(r["device_key"]) for r in rows})
         if device_key is None and len(keys) > 1:
-            raise ValueError(f"{path} holds several device keys {keys}: choose one with --device")
+            raise SettingError("device", f"is needed: {path} holds several device keys {keys}")
         if device_key is not None:
             if device_key not in keys:
                 raise ValueError(f"{path} has no rows of device key {device_key!r}; it has {keys}")
             rows = [r for r in rows if r["device_key"] == device_key]
     elif device_key is not None:
-        raise ValueError(f"--device: {path} has no device_key column")
+        raise SettingError("device", f": {path} has no device_key column")
     encodings, ys, unconnected, missing = [], [], 0, 0
     for number, row in enumerate(rows, start=2):
         try:

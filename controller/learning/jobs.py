@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from controller.errors import SettingError
 from controller.learning.data import space_samples
 from controller.learning.layer_latency import LAYER_SPACE, layer_sums, measured_layers
 from controller.spaces import get_space
@@ -93,10 +94,10 @@ def train_from_store(store, db: str | Path, device_key: str, kind: str, valid_sh
     predictor = get_predictor(kind, **(config or {}))
     transfers = hasattr(predictor, "use_sources")
     if sources and not transfers:
-        raise ValueError(f"--sources: a {kind} predictor does not learn from other devices; use --kind sources")
+        raise SettingError("sources", f"are for a predictor that learns from other devices (kind sources), not {kind}")
     if transfers:
         if not sources:
-            raise ValueError(f"--kind {kind} learns from other devices: give --sources KEY[,KEY...]")
+            raise SettingError("sources", f"are needed: a {kind} predictor learns from other device keys")
         predictor.use_sources([_source_samples(store, key, space) for key in sources])
     predictor.fit(train, valid)
     metrics: dict[str, float] = {"held_out": len(valid)}

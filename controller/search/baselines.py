@@ -7,9 +7,9 @@ from typing import ClassVar
 
 import numpy as np
 
+from controller.errors import SettingError
 from controller.search.evolution import inner_algorithm
 from controller.search.problem import SearchAlgorithm, SearchProblem
-from controller.search.settings import SettingError
 
 STALE_GENERATIONS = 50  # NSGA-II generations without a new architecture before it stops early
 

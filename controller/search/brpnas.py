@@ -20,10 +20,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from controller.errors import SettingError
 from controller.learning.data import space_samples
 from controller.search.evaluator import Evaluation, Evaluator
 from controller.search.problem import SearchAlgorithm, SearchProblem
-from controller.search.settings import SettingError
 from predictors import Predictor, get_predictor
 
 MAX_CANDIDATES = 200_000  # BRP-NAS ranks every architecture of the space

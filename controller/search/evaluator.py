@@ -15,6 +15,7 @@ from typing import Protocol
 
 import numpy as np
 
+from controller.errors import SettingError
 from controller.search.measure import Outcome, value_of
 from controller.search.objectives import AccuracyFn, Objective, evaluate_static
 from controller.spaces import Candidate, SearchSpace
@@ -44,7 +45,7 @@ class Evaluator:
                  measurer: Measurer | None, accuracy: AccuracyFn | None,
                  on_evaluated: Callable[[list[Evaluation]], None] = lambda batch: None) -> None:
         if budget < 1:
-            raise ValueError(f"--evals must be >= 1, got {budget}")
+            raise SettingError("evals", f"must be >= 1, got {budget}")
         if measurer is None and any(o.source == "measured" for o in objectives):
             raise ValueError("measured objectives need agents to measure on")
         self.space, self.objectives, self.budget = space, list(objectives), budget

@@ -13,7 +13,7 @@ from math import comb
 
 import numpy as np
 
-from controller.search.settings import SettingError
+from controller.errors import SettingError
 from controller.spaces import SearchSpace
 
 PENALTY = 1e12  # objective value of an encoding that is not a network: dominated by everything

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from controller.errors import SettingError
+
 
 def pareto_mask(F: np.ndarray) -> np.ndarray:
     """True for the rows of F (minimisation) that no other row dominates."""
@@ -81,14 +83,14 @@ def parse_bounds(text: str, names: Sequence[str], signs: Sequence[float]) -> HvS
                 raise ValueError
             given[name] = (float(low), float(high))
         except ValueError:
-            raise ValueError(f"--hv-bounds: {part!r} must look like NAME=LOW:HIGH") from None
+            raise SettingError("hv_bounds", f": {part!r} must look like NAME=LOW:HIGH") from None
         if name not in names:
-            raise ValueError(f"--hv-bounds names {name!r}, which is not one of the objectives {', '.join(names)}")
+            raise SettingError("hv_bounds", f"names {name!r}, which is not one of the objectives {', '.join(names)}")
         if not given[name][0] < given[name][1]:
-            raise ValueError(f"--hv-bounds: {name} needs LOW < HIGH, got {span}")
+            raise SettingError("hv_bounds", f": {name} needs LOW < HIGH, got {span}")
     missing = [n for n in names if n not in given]
     if missing:
-        raise ValueError(f"--hv-bounds must bound every objective; missing {', '.join(missing)}")
+        raise SettingError("hv_bounds", f"must bound every objective; missing {', '.join(missing)}")
     low = np.array([min(given[n][0] * s, given[n][1] * s) for n, s in zip(names, signs, strict=True)])
     high = np.array([max(given[n][0] * s, given[n][1] * s) for n, s in zip(names, signs, strict=True)])
     return HvSpace(low, high, np.full(len(names), 1.1))

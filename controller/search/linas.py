@@ -20,12 +20,12 @@ from typing import ClassVar
 
 import numpy as np
 
+from controller.errors import SettingError
 from controller.learning.data import space_samples
 from controller.search.baselines import check_evolution
 from controller.search.evolution import PENALTY, check_inner, inner_algorithm, integer_problem
 from controller.search.hypervolume import pareto_mask
 from controller.search.problem import Predicts, SearchAlgorithm, SearchProblem
-from controller.search.settings import SettingError
 from predictors import get_predictor, predictor_class
 
 DEFAULT_PREDICTOR = "ridge"  # LINAS Table 5 (MobileNetV3, ResNet50): ridge for accuracy and latency

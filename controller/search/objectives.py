@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from controller.errors import SettingError
 from controller.graph import ComputationGraph
 from controller.spaces import Candidate, SearchSpace
 
@@ -55,9 +56,9 @@ def get_objectives(names: str | Sequence[str]) -> list[Objective]:
     wanted = [n.strip() for n in names.split(",")] if isinstance(names, str) else list(names)
     unknown = [n for n in wanted if n not in OBJECTIVES]
     if unknown:
-        raise ValueError(f"--objectives: unknown {', '.join(map(repr, unknown))}; known: {', '.join(OBJECTIVES)}")
+        raise SettingError("objectives", f": unknown {', '.join(map(repr, unknown))}; known: {', '.join(OBJECTIVES)}")
     if len(set(wanted)) != len(wanted) or len(wanted) < 2:
-        raise ValueError(f"--objectives needs two or more distinct names, got {','.join(wanted)}")
+        raise SettingError("objectives", f"needs two or more distinct names, got {','.join(wanted)}")
     return [OBJECTIVES[n] for n in wanted]
 
 
@@ -75,14 +76,14 @@ def nb201_accuracy(column: str = "acc_cifar10_test") -> AccuracyFn:
 
     rows = nb201_table()
     if column not in rows[0]:
-        raise ValueError(f"--accuracy nb201:{column}: no such column; columns: {', '.join(rows[0])}")
+        raise SettingError("accuracy", f"nb201:{column}: no such column; columns: {', '.join(rows[0])}")
     table = {row["arch_str"]: float(row[column]) for row in rows if row[column] not in ("", "nan")}
 
     def evaluate(candidates: Sequence[Candidate]) -> list[float]:
         out = []
         for c in candidates:
             if c.space != "nb201":
-                raise ValueError(f"--accuracy nb201 looks up NB-201 cells, not architectures of {c.space!r}")
+                raise SettingError("accuracy", f"nb201 looks up NB-201 cells, not architectures of {c.space!r}")
             if c.arch not in table:
                 raise ValueError(f"the NB-201 table has no {column} for {c.arch}")
             out.append(table[c.arch])
@@ -97,9 +98,9 @@ def callable_accuracy(target: str) -> AccuracyFn:
     try:
         function = getattr(importlib.import_module(module_name), function_name)
     except (ImportError, AttributeError) as exc:
-        raise ValueError(f"--accuracy {target}: cannot import it ({exc})") from None
+        raise SettingError("accuracy", f"{target}: cannot import it ({exc})") from None
     if not callable(function):
-        raise ValueError(f"--accuracy {target} is not callable")
+        raise SettingError("accuracy", f"{target} is not callable")
     return lambda candidates: [float(function(c)) for c in candidates]
 
 
@@ -111,7 +112,7 @@ def predictor_accuracy(path: str, space: SearchSpace) -> AccuracyFn:
     try:
         predictor = load_predictor(Path(path))
     except (OSError, ValueError, KeyError) as exc:
-        raise ValueError(f"--accuracy predictor:{path}: {exc}") from None
+        raise SettingError("accuracy", f"predictor:{path}: {exc}") from None
     return lambda candidates: predictor.predict(space_samples(space, [c.encoding for c in candidates])).tolist()
 
 
@@ -124,7 +125,7 @@ def accuracy_evaluator(spec: str, space: SearchSpace) -> AccuracyFn:
         return predictor_accuracy(rest, space)
     if rest:
         return callable_accuracy(spec)
-    raise ValueError(f"--accuracy {spec!r}: give nb201[:COLUMN], predictor:PATH or module:function")
+    raise SettingError("accuracy", f"{spec!r}: give nb201[:COLUMN], predictor:PATH or module:function")
 
 
 def evaluate_static(objectives: Sequence[Objective], candidates: Sequence[Candidate],
@@ -136,6 +137,6 @@ def evaluate_static(objectives: Sequence[Objective], candidates: Sequence[Candid
             out[objective.name] = [graph_value(objective, c.graph) for c in candidates]
         elif objective.source == "evaluator":
             if accuracy is None:
-                raise ValueError("the accuracy objective needs an evaluator (--accuracy)")
+                raise SettingError("accuracy", "is needed: the accuracy objective has no evaluator")
             out[objective.name] = accuracy(candidates)
     return out

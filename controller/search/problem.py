@@ -15,9 +15,9 @@ from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
+from controller.errors import SettingError
 from controller.search.evaluator import Evaluator
 from controller.search.evolution import PENALTY
-from controller.search.settings import SettingError
 from controller.spaces import SearchSpace
 from predictors import Samples
 

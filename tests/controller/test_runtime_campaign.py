@@ -55,11 +55,11 @@ def test_runtime_flags_name_what_is_wrong() -> None:
     assert [(p.device_keys, p.backend, p.model_format) for p in plans] == [
         (["a"], "onnxruntime", "onnx"), (["b"], "litert", "tflite-int8")]
     assert [p.backend for p in plans_by_runtime(base, ["torch"])] == ["torch"]
-    with pytest.raises(ValueError, match="names device key 'c', which is not in --devices"):
+    with pytest.raises(ValueError, match="names device key 'c', which is not one of the campaign's device keys"):
         plans_by_runtime(base, ["c=litert"])
     with pytest.raises(ValueError, match="backend 'onnxruntime' runs \\['onnx'\\], not 'tflite'"):
         plans_by_runtime(base, [], ["tflite"])
-    with pytest.raises(ValueError, match="--backend must look like NAME or KEY=NAME"):
+    with pytest.raises(ValueError, match="backend must look like NAME or KEY=NAME"):
         plans_by_runtime(base, ["a="])
 
 

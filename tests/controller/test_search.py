@@ -287,8 +287,8 @@ def test_a_fixed_predictor_must_name_an_objective_of_the_search() -> None:
     ("brpnas", {"latency_max_ms": 5.0, "alpha": 2.0}, "alpha must be in"),
 ])
 def test_each_algorithm_owns_and_checks_its_settings(algo: str, settings: dict, message: str) -> None:
+    from controller.errors import SettingError
     from controller.search.algorithms import ALGORITHMS, make_algorithm
-    from controller.search.settings import SettingError
 
     with pytest.raises(SettingError, match=message):
         make_algorithm(algo, settings)

@@ -113,7 +113,7 @@ def test_certs_init_refuses_to_overwrite_without_force(tmp_path, capsys) -> None
     assert main(["certs", "init", str(tmp_path / "lab"), "--host", "rpi4.lab"]) == 0
     assert (tmp_path / "lab" / "agent.key").stat().st_mode & 0o777 == 0o600
     assert main(["certs", "init", str(tmp_path / "lab")]) == 2
-    assert "pass --force" in capsys.readouterr().err
+    assert "refusing to overwrite them (--force replaces them)" in capsys.readouterr().err
     assert main(["certs", "init", str(tmp_path / "lab"), "--force"]) == 0
 
 
