@@ -2,7 +2,7 @@
 
 ``hwnas search``, ``hwnas autogo run`` and ``hwnas predictor layers`` measure candidates through the fleet;
 this is the part they share: how jobs are shaped (backend, format, protocol, batch, priority), the fleet flags
-of ``cli_fleet`` (the same as ``latbench build``'s), and the fleet open while they measure.
+of ``cli.fleet_flags`` (the same as ``latbench build``'s), and the fleet open while they measure.
 """
 
 from __future__ import annotations

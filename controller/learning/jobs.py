@@ -49,7 +49,7 @@ def load_for_device(db: str | Path, device_key: str, kind: str) -> Predictor:
 
 
 def store_samples(space_name: str, encodings: Sequence[Sequence[int]], y: np.ndarray, flops: np.ndarray) -> Samples:
-    """A space's predictor views (``predictor_data.space_samples``) with the stored FLOPs added."""
+    """A space's predictor views (``learning.data.space_samples``) with the stored FLOPs added."""
     return replace(space_samples(get_space(space_name), encodings, y), flops=np.asarray(flops, dtype=np.float64))
 
 
