@@ -179,7 +179,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--population", type=int, default=50, help="population per iteration (default %(default)s)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--accuracy", default=None, metavar="SPEC",
-                   help="accuracy evaluator: nb201[:COLUMN] (the packaged table; default on nb201), "
+                   help="accuracy evaluator: table[:COLUMN] (the space's packaged table: nb201, nas-bench-macro; "
+                        "the default where there is one), a table by name (nb201:acc_cifar100_test), "
                         "predictor:PATH, or module:function taking a controller.spaces.Candidate")
     s.add_argument("--db", type=common.db_target, default=Path("hwnas.db"),
                    help="store (SQLite file or SQLAlchemy URL)")

@@ -1,21 +1,59 @@
-"""Data shipped with the controller (see each folder's README for provenance and licences)."""
+"""Data shipped with the controller (see each folder's README for provenance and licences).
+
+Each packaged table is registered by name with the space its rows belong to, the column that names the
+architecture (the space's string form) and its default accuracy column, so a search or a predictor asks
+for "the table of this space" instead of knowing file names.
+"""
 
 from __future__ import annotations
 
 import csv
 import functools
 import gzip
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 
-def nb201_table_path() -> Path:
-    """The packaged NAS-Bench-201 accuracy/latency table (a .csv.gz; provenance in nb201/README.md)."""
-    return Path(str(resources.files("controller.data").joinpath("nb201/nb201_latency_accuracy.csv.gz")))
+@dataclass(frozen=True)
+class Table:
+    file: str  # under controller/data
+    space: str  # the space whose string form the key column holds
+    key: str  # the column naming the architecture
+    accuracy: str  # the default accuracy column [%]
+
+
+TABLES: dict[str, Table] = {
+    "nb201": Table("nb201/nb201_latency_accuracy.csv.gz", "nb201", "arch_str", "acc_cifar10_test"),
+    "nas-bench-macro": Table("nas_bench_macro/nas_bench_macro_cifar10.csv.gz", "nas-bench-macro", "arch",
+                             "mean_acc"),
+}
+
+
+def get_table(name: str) -> Table:
+    try:
+        return TABLES[name]
+    except KeyError:
+        raise ValueError(f"no packaged table {name!r}; packaged: {', '.join(TABLES)}") from None
+
+
+def table_path(name: str) -> Path:
+    """The packaged table's file (a .csv.gz)."""
+    return Path(str(resources.files("controller.data").joinpath(get_table(name).file)))
 
 
 @functools.cache
+def table_rows(name: str) -> list[dict[str, str]]:
+    """The table's rows as CSV strings, in file order."""
+    with gzip.open(table_path(name), "rt", newline="") as text:
+        return list(csv.DictReader(text))
+
+
+def nb201_table_path() -> Path:
+    """The packaged NAS-Bench-201 accuracy/latency table (a .csv.gz; provenance in nb201/README.md)."""
+    return table_path("nb201")
+
+
 def nb201_table() -> list[dict[str, str]]:
     """The NAS-Bench-201 table (15,625 rows, row order = NB-201 index) as CSV rows of strings."""
-    with gzip.open(nb201_table_path(), "rt", newline="") as text:
-        return list(csv.DictReader(text))
+    return table_rows("nb201")

@@ -70,23 +70,29 @@ def graph_value(objective: Objective, graph: ComputationGraph) -> float:
 
 
 # -- accuracy evaluators ------------------------------------------------------------------------------
-def nb201_accuracy(column: str = "acc_cifar10_test") -> AccuracyFn:
-    """Lookup in the packaged NB-201 table (test accuracy in %, CIFAR-10 unless another column is named)."""
-    from controller.data import nb201_table
+def table_accuracy(name: str, column: str = "") -> AccuracyFn:
+    """Lookup in a packaged table (``controller.data.TABLES``): accuracy in %, the table's default column
+    unless another is named. Only architectures of the table's space can be looked up."""
+    from controller.data import get_table, table_rows
 
-    rows = nb201_table()
+    try:
+        table = get_table(name)
+    except ValueError as exc:
+        raise SettingError("accuracy", f"{name}: {exc}") from None
+    column = column or table.accuracy
+    rows = table_rows(name)
     if column not in rows[0]:
-        raise SettingError("accuracy", f"nb201:{column}: no such column; columns: {', '.join(rows[0])}")
-    table = {row["arch_str"]: float(row[column]) for row in rows if row[column] not in ("", "nan")}
+        raise SettingError("accuracy", f"{name}:{column}: no such column; columns: {', '.join(rows[0])}")
+    values = {row[table.key]: float(row[column]) for row in rows if row[column] not in ("", "nan")}
 
     def evaluate(candidates: Sequence[Candidate]) -> list[float]:
         out = []
         for c in candidates:
-            if c.space != "nb201":
-                raise SettingError("accuracy", f"nb201 looks up NB-201 cells, not architectures of {c.space!r}")
-            if c.arch not in table:
-                raise ValueError(f"the NB-201 table has no {column} for {c.arch}")
-            out.append(table[c.arch])
+            if c.space != table.space:
+                raise SettingError("accuracy", f"{name} looks up architectures of {table.space!r}, not of {c.space!r}")
+            if c.arch not in values:
+                raise ValueError(f"the {name} table has no {column} for {c.arch}")
+            out.append(values[c.arch])
         return out
 
     return evaluate
@@ -117,15 +123,23 @@ def predictor_accuracy(path: str, space: SearchSpace) -> AccuracyFn:
 
 
 def accuracy_evaluator(spec: str, space: SearchSpace) -> AccuracyFn:
-    """``nb201[:COLUMN]``, ``predictor:PATH`` or ``module:function``."""
+    """``table[:COLUMN]`` (the space's packaged table), ``NAME[:COLUMN]`` (a packaged table by name, e.g.
+    ``nb201:acc_cifar100_test``), ``predictor:PATH`` or ``module:function``."""
+    from controller.data import TABLES
+
     kind, _, rest = spec.partition(":")
-    if kind == "nb201":
-        return nb201_accuracy(rest or "acc_cifar10_test")
+    if kind == "table":
+        if not space.accuracy_table:
+            raise SettingError("accuracy", f"table: {space.name} has no packaged accuracy table")
+        return table_accuracy(space.accuracy_table, rest)
+    if kind in TABLES:
+        return table_accuracy(kind, rest)
     if kind == "predictor":
         return predictor_accuracy(rest, space)
     if rest:
         return callable_accuracy(spec)
-    raise SettingError("accuracy", f"{spec!r}: give nb201[:COLUMN], predictor:PATH or module:function")
+    raise SettingError("accuracy", f"{spec!r}: give table[:COLUMN], a packaged table NAME[:COLUMN], "
+                                   "predictor:PATH or module:function")
 
 
 def evaluate_static(objectives: Sequence[Objective], candidates: Sequence[Candidate],

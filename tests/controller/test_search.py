@@ -260,7 +260,7 @@ def test_objectives_and_accuracy_evaluators() -> None:
         float(nb201_table()[5]["acc_cifar100_test"])]
     assert accuracy_evaluator("tests.controller.test_search:constant_accuracy", space)([candidate]) == [42.0]
     other = Candidate("ofa-mbv3", (0,), "x", candidate.graph)
-    with pytest.raises(ValueError, match="not architectures of 'ofa-mbv3'"):
+    with pytest.raises(ValueError, match="looks up architectures of 'nb201', not of 'ofa-mbv3'"):
         accuracy_evaluator("nb201", space)([other])
     assert [o.sign for o in get_objectives("latency,accuracy")] == [1.0, -1.0]
 

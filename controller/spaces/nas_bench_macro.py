@@ -1,0 +1,120 @@
+"""NAS-Bench-Macro (Su et al., CVPR 2021): 8 searchable MobileNetV2-style layers, 3 choices each (6,561 keys).
+
+Encoding: the 8 layer choices, each 0 ``id``, 1 ``ir_3x3_t3`` or 2 ``ir_5x5_t6`` (the benchmark's key
+``02012100`` is the string form). The network is ``train/model.py`` of the benchmark, rebuilt exactly
+(``controller/data/nas_bench_macro/README.md``): params and MACs equal the table's for all 6,561 keys.
+
+- Stem: conv 3x3 3->32 + BN + ReLU. Stages of 2, 3, 3 layers; each stage's first layer has stride 2 and
+  doubles the channels (32->64->128->256), the others keep them.
+- ``id`` is an identity where the shape stays, and a 1x1 stride-2 conv + BN (no activation) at a stage's
+  first layer; ``ir_k_t`` is conv 1x1 to round(in*t) + BN + ReLU, depthwise kxk + BN + ReLU, conv 1x1 + BN,
+  plus the input where stride is 1 and channels stay.
+- Head: conv 1x1 256->1280 + BN + ReLU, global average pool, linear 1280->10.
+
+An identity inside a stage can move to the stage's end without changing the network; the benchmark trained
+only that form (``trained_arch``) and so does ``network_key``: keys that differ by such a move are one network.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator, Mapping, Sequence
+
+import numpy as np
+
+from controller.graph import ComputationGraph, GraphBuilder
+from controller.spaces.base import SearchSpace
+
+OPS = ("id", "ir_3x3_t3", "ir_5x5_t6")
+BLOCKS = {1: (3, 3), 2: (5, 6)}  # choice -> (depthwise kernel, expansion)
+STAGES = (2, 3, 3)  # layers per stage
+STAGE_CHANNELS = (64, 128, 256)
+STEM_CHANNELS = 32
+HEAD_CHANNELS = 1280
+LAYERS = sum(STAGES)
+
+
+def _stage_of_layer() -> list[tuple[int, bool]]:
+    """(stage, first layer of its stage) for each of the 8 layers."""
+    return [(s, k == 0) for s, n in enumerate(STAGES) for k in range(n)]
+
+
+class NasBenchMacro(SearchSpace):
+    name = "nas-bench-macro"
+    description = "NAS-Bench-Macro: 8 layers of id / MBv2 k3 t3 / MBv2 k5 t6, CIFAR-10 (6,561 keys)"
+    accuracy_table = "nas-bench-macro"
+
+    def __init__(self, num_classes: int = 10, resolution: int = 32) -> None:
+        self.num_classes, self.resolution = num_classes, resolution
+
+    @property
+    def n_var(self) -> int:
+        return LAYERS
+
+    def bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        return np.zeros(LAYERS, dtype=int), np.full(LAYERS, len(OPS) - 1, dtype=int)
+
+    def variable_name(self, i: int) -> str:
+        return f"layer {i + 1}"
+
+    def validate(self, x: Sequence[int]) -> list[int]:
+        return self._check_length(x)
+
+    def decode(self, x: Sequence[int]) -> dict[str, list[str]]:
+        return {"layers": [OPS[v] for v in self.validate(x)]}
+
+    def encode(self, arch: Mapping[str, Sequence[str]]) -> list[int]:
+        layers = list(arch.get("layers", ()))
+        for i, op in enumerate(layers):
+            if op not in OPS:
+                raise ValueError(f"nas-bench-macro layer {i + 1}: unknown op {op!r}; allowed: {list(OPS)}")
+        return self.validate([OPS.index(op) for op in layers])
+
+    def to_string(self, x: Sequence[int]) -> str:
+        return "".join(str(v) for v in self.validate(x))
+
+    def from_string(self, text: str) -> list[int]:
+        text = text.strip()
+        if len(text) != LAYERS or any(c not in "012" for c in text):
+            raise ValueError(f"a nas-bench-macro key is {LAYERS} digits 0-2 (e.g. 02012100), got {text!r}")
+        return [int(c) for c in text]
+
+    def size(self) -> int:
+        return len(OPS) ** LAYERS
+
+    def enumerate(self) -> Iterator[list[int]]:
+        for x in itertools.product(range(len(OPS)), repeat=LAYERS):
+            yield list(x)
+
+    def network_key(self, x: Sequence[int]) -> tuple[int, ...]:
+        """The benchmark's ``get_real_arch``: identities after a stage's first layer moved to the stage's end."""
+        x = self.validate(x)
+        key: list[int] = []
+        start = 0
+        for n in STAGES:
+            first, rest = x[start], x[start + 1:start + n]
+            moved = [v for v in rest if v != 0]
+            key += [first, *moved, *[0] * (len(rest) - len(moved))]
+            start += n
+        return tuple(key)
+
+    def to_graph(self, x: Sequence[int]) -> ComputationGraph:
+        x = self.validate(x)
+        b = GraphBuilder((1, 3, self.resolution, self.resolution))
+        h = b.conv_bn_act(b.input, STEM_CHANNELS, 3)
+        channels = STEM_CHANNELS
+        for choice, (stage, first) in zip(x, _stage_of_layer(), strict=True):
+            out, stride = STAGE_CHANNELS[stage], 2 if first else 1
+            if choice == 0:
+                if stride != 1 or channels != out:  # the benchmark's "id" where the shape changes
+                    h = b.conv_bn_act(h, out, 1, stride, act=None)
+            else:
+                kernel, expand = BLOCKS[choice]
+                y = b.conv_bn_act(h, round(channels * expand), 1)
+                y = b.conv_bn_act(y, round(channels * expand), kernel, stride, groups=round(channels * expand))
+                y = b.conv_bn_act(y, out, 1, act=None)
+                h = b.op("add", h, y) if stride == 1 and channels == out else y
+            channels = out
+        h = b.conv_bn_act(h, HEAD_CHANNELS, 1)
+        h = b.op("flatten", b.op("global_avgpool", h))
+        return b.build(b.linear(h, self.num_classes))

@@ -1,0 +1,81 @@
+"""Architecture families beyond NB-201: each space rebuilds the benchmark's exact network (params and MACs
+equal its table's), exports ONNX that runs, and its table serves as labels and as an accuracy evaluator."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+from controller.cli.main import main
+from controller.data import table_rows
+from controller.graph.onnx_export import to_onnx_bytes
+from controller.search.objectives import accuracy_evaluator
+from controller.spaces import get_space
+
+MACRO = get_space("nas-bench-macro")
+
+
+def test_nas_bench_macro_worked_example_matches_the_readme() -> None:
+    x = MACRO.from_string("02012100")
+    graph = MACRO.to_graph(x)
+    assert (graph.params(), graph.macs()) == (890_666, 47_327_744)
+    assert MACRO.decode(x)["layers"][:3] == ["id", "ir_5x5_t6", "id"]
+    assert MACRO.to_string(MACRO.encode(MACRO.decode(x))) == "02012100"
+
+
+def test_nas_bench_macro_networks_have_the_tables_params_and_macs() -> None:
+    rows = table_rows("nas-bench-macro")
+    assert len(rows) == 6561
+    for row in rows:
+        graph = MACRO.to_graph(MACRO.from_string(row["arch"]))
+        assert (graph.params(), graph.macs()) == (int(row["params"]), int(row["flops"])), row["arch"]
+
+
+def test_nas_bench_macro_twins_are_one_network_as_the_benchmark_trained_them() -> None:
+    for row in table_rows("nas-bench-macro"):
+        x = MACRO.from_string(row["arch"])
+        assert "".join(map(str, MACRO.network_key(x))) == row["trained_arch"], row["arch"]
+    a, b = MACRO.from_string("00000001"), MACRO.from_string("00000010")
+    assert MACRO.to_graph(a).arch_id == MACRO.to_graph(b).arch_id  # the same function, the same CG
+
+
+def test_nas_bench_macro_exports_a_network_onnxruntime_runs() -> None:
+    graph = MACRO.to_graph(MACRO.from_string("12121212"))
+    session = ort.InferenceSession(to_onnx_bytes(graph), providers=["CPUExecutionProvider"])
+    (out,) = session.run(None, {session.get_inputs()[0].name: np.zeros((1, 3, 32, 32), np.float32)})
+    assert out.shape == (1, 10)
+
+
+@pytest.mark.parametrize("text", ["0201210", "02012103", "0201210x", ""])
+def test_a_bad_nas_bench_macro_key_names_the_format(text: str) -> None:
+    with pytest.raises(ValueError, match="8 digits 0-2"):
+        MACRO.from_string(text)
+
+
+def test_the_spaces_table_is_its_accuracy_evaluator() -> None:
+    row = next(r for r in table_rows("nas-bench-macro") if r["arch"] == "02012100")
+    candidate = MACRO.candidate(MACRO.from_string("02012100"))
+    assert accuracy_evaluator("table", MACRO)([candidate]) == [float(row["mean_acc"])]
+    assert accuracy_evaluator("table:test_acc_seed1", MACRO)([candidate]) == [float(row["test_acc_seed1"])]
+    with pytest.raises(ValueError, match="nas-bench-macro:acc_mnist: no such column"):
+        accuracy_evaluator("table:acc_mnist", MACRO)
+    with pytest.raises(ValueError, match="ofa-mbv3 has no packaged accuracy table"):
+        accuracy_evaluator("table", get_space("ofa-mbv3"))
+
+
+def test_space_commands_and_a_search_work_on_nas_bench_macro(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["space", "list"]) == 0
+    assert "nas-bench-macro" in capsys.readouterr().out
+    assert main(["space", "sample", "--space", "nas-bench-macro", "-n", "3", "--json"]) == 0
+    assert len(json.load(io.StringIO(capsys.readouterr().out))) == 3
+    out = tmp_path / "run"
+    assert main(["search", "--space", "nas-bench-macro", "--objectives", "flops,accuracy", "--device", "none",
+                 "--algo", "random", "--evals", "20", "--population", "10", "--quiet", "--db", str(tmp_path / "s.db"),
+                 "--out", str(out)]) == 0
+    summary = json.loads((out / "run.json").read_text())
+    assert summary["evaluations"] == 20 and summary["config"]["accuracy"] == "nas-bench-macro"
