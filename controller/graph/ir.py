@@ -351,6 +351,14 @@ class GraphBuilder:
     def pixel_shuffle(self, x: int, upscale: int) -> int:
         return self.add_node("pixel_shuffle", [x], upscale=upscale)
 
+    def channel_shuffle(self, x: int, groups: int) -> int:
+        """ShuffleNet's shuffle: reshape (N, g, C/g, H, W), swap the two channel axes, reshape back."""
+        n, c, h, w = self.shape(x)
+        if c % groups:
+            raise ValueError(f"channel shuffle: {c} channels do not split into {groups} groups")
+        y = self.reshape(x, (n, groups, c // groups, h, w))
+        return self.reshape(self.add_node("transpose", [y], perm=(0, 2, 1, 3, 4)), (n, c, h, w))
+
     def conv_bn_act(self, x: int, out_channels: int, kernel: int, stride: int = 1, groups: int = 1,
                     act: str | None = "relu") -> int:
         y = self.op("batchnorm", self.conv(x, out_channels, kernel, stride, groups=groups))

@@ -188,6 +188,7 @@ EMITTERS: dict[str, Callable[[_Emitter, int, Node, list[str]], None]] = {
     "linear": _linear,
     "flatten": _simple("Flatten", axis=1),
     "reshape": _reshape,
+    "transpose": lambda e, i, n, ins: e.emit("Transpose", ins, e.name(i), perm=list(n.attrs["perm"])),
     "upsample": _upsample,
     "pixel_shuffle": lambda e, i, n, ins: e.emit("DepthToSpace", ins, e.name(i), blocksize=n.attrs["upscale"],
                                                  mode="CRD"),

@@ -261,6 +261,14 @@ def _resize(ctx: _Ctx, node, a) -> int | None:
                                 mode="nearest" if mode == "nearest" else "bilinear")
 
 
+def _transpose(ctx: _Ctx, node, a) -> int | None:
+    perm = [int(p) for p in a.get("perm", [])] or list(reversed(range(len(ctx.shapes[node.input[0]]))))
+    if perm[0] != 0:
+        ctx.unsupported["Transpose(moving the batch axis)"] += 1
+        return None
+    return ctx.builder.add_node("transpose", [ctx.node_of(node.input[0])], perm=tuple(perm))
+
+
 def _depth_to_space(ctx: _Ctx, node, a) -> int | None:
     if _decode(a.get("mode", "DCR")) != "CRD":
         ctx.unsupported["DepthToSpace(mode=DCR)"] += 1
@@ -292,6 +300,7 @@ HANDLERS: dict[str, Handler] = {
     "MatMul": _matmul,
     "Flatten": _flatten,
     "Reshape": _reshape,
+    "Transpose": _transpose,
     "Resize": _resize,
     "Upsample": _resize,
     "DepthToSpace": _depth_to_space,

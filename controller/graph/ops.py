@@ -133,6 +133,16 @@ def _infer_reshape(ins: list[Shape], a: Attrs) -> Shape:
     return target
 
 
+def _infer_transpose(ins: list[Shape], a: Attrs) -> Shape:
+    """A permutation of the axes that keeps the batch first (a channel shuffle's middle step)."""
+    (x,) = ins
+    perm = tuple(a["perm"])
+    if sorted(perm) != list(range(len(x))) or perm[0] != 0:
+        raise ShapeError(f"transpose perm {list(perm)} must permute the {len(x)} axes of {list(x)} keeping axis 0 "
+                         "(the batch) first")
+    return tuple(x[p] for p in perm)
+
+
 def _infer_upsample(ins: list[Shape], a: Attrs) -> Shape:
     (x,) = ins
     _need_rank(x, 4, "upsample")
@@ -213,6 +223,7 @@ OPS: dict[str, OpSpec] = {
         OpSpec("linear", 1, ("out_features", "bias"), _infer_linear, _linear_macs, _linear_params),
         OpSpec("flatten", 1, (), _infer_flatten),
         OpSpec("reshape", 1, ("shape",), _infer_reshape),
+        OpSpec("transpose", 1, ("perm",), _infer_transpose),
         OpSpec("upsample", 1, ("scale", "mode"), _infer_upsample),
         OpSpec("pixel_shuffle", 1, ("upscale",), _infer_pixel_shuffle),
     )

@@ -83,6 +83,15 @@ class _Reshape(nn.Module):
         return x.reshape(self.shape)
 
 
+class _Permute(nn.Module):
+    def __init__(self, perm) -> None:
+        super().__init__()
+        self.perm = tuple(perm)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.permute(self.perm)
+
+
 def _upsample(n: Node, in_shapes) -> nn.Module:
     mode = "nearest" if n.attrs["mode"] == "nearest" else "bilinear"
     return nn.Upsample(scale_factor=n.attrs["scale"], mode=mode)
@@ -123,6 +132,7 @@ _LAYERS: dict[str, Callable[[Node, list], nn.Module]] = {
     "linear": lambda n, s: nn.Linear(s[0][1], n.attrs["out_features"], n.attrs["bias"]),
     "flatten": lambda n, s: nn.Flatten(1),
     "reshape": lambda n, s: _Reshape(n.attrs["shape"]),
+    "transpose": lambda n, s: _Permute(n.attrs["perm"]),
     "upsample": _upsample,
     "pixel_shuffle": lambda n, s: nn.PixelShuffle(n.attrs["upscale"]),
     "add": lambda n, s: _Add(),

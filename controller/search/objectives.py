@@ -80,10 +80,12 @@ def table_accuracy(name: str, column: str = "") -> AccuracyFn:
     except ValueError as exc:
         raise SettingError("accuracy", f"{name}: {exc}") from None
     column = column or table.accuracy
+    if not column:
+        raise SettingError("accuracy", f"{name} holds no accuracy (latency only); name a column: {name}:COLUMN")
     rows = table_rows(name)
     if column not in rows[0]:
         raise SettingError("accuracy", f"{name}:{column}: no such column; columns: {', '.join(rows[0])}")
-    values = {row[table.key]: float(row[column]) for row in rows if row[column] not in ("", "nan")}
+    values = {table.key_of(row): float(row[column]) for row in rows if row[column] not in ("", "nan")}
 
     def evaluate(candidates: Sequence[Candidate]) -> list[float]:
         out = []

@@ -18,6 +18,20 @@ from controller.graph import ComputationGraph
 from controller.spaces.candidate import Candidate
 
 
+def identities_last(x: Sequence[int], stages: Sequence[int], identity: int) -> tuple[int, ...]:
+    """Within each stage (``stages``: layers per stage), the ``identity`` choices after the stage's first
+    layer moved to the stage's end. Those layers keep the shape, so the move leaves the network unchanged:
+    the key of macro spaces whose skips are identities (NAS-Bench-Macro's ``get_real_arch``, FBNet)."""
+    key: list[int] = []
+    start = 0
+    for n in stages:
+        rest = list(x[start + 1:start + n])
+        kept = [v for v in rest if v != identity]
+        key += [x[start], *kept, *[identity] * (len(rest) - len(kept))]
+        start += n
+    return tuple(key)
+
+
 class SearchSpace(abc.ABC):
     """A family of architectures. Besides encoding and building networks, a space declares what it offers,
     so that callers ask it instead of checking its name:

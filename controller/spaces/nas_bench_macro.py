@@ -23,7 +23,7 @@ from collections.abc import Iterator, Mapping, Sequence
 import numpy as np
 
 from controller.graph import ComputationGraph, GraphBuilder
-from controller.spaces.base import SearchSpace
+from controller.spaces.base import SearchSpace, identities_last
 
 OPS = ("id", "ir_3x3_t3", "ir_5x5_t6")
 BLOCKS = {1: (3, 3), 2: (5, 6)}  # choice -> (depthwise kernel, expansion)
@@ -88,15 +88,7 @@ class NasBenchMacro(SearchSpace):
 
     def network_key(self, x: Sequence[int]) -> tuple[int, ...]:
         """The benchmark's ``get_real_arch``: identities after a stage's first layer moved to the stage's end."""
-        x = self.validate(x)
-        key: list[int] = []
-        start = 0
-        for n in STAGES:
-            first, rest = x[start], x[start + 1:start + n]
-            moved = [v for v in rest if v != 0]
-            key += [first, *moved, *[0] * (len(rest) - len(moved))]
-            start += n
-        return tuple(key)
+        return identities_last(self.validate(x), STAGES, identity=0)
 
     def to_graph(self, x: Sequence[int]) -> ComputationGraph:
         x = self.validate(x)

@@ -79,3 +79,43 @@ def test_space_commands_and_a_search_work_on_nas_bench_macro(tmp_path: Path, cap
                  "--out", str(out)]) == 0
     summary = json.loads((out / "run.json").read_text())
     assert summary["evaluations"] == 20 and summary["config"]["accuracy"] == "nas-bench-macro"
+
+
+FBNET = get_space("fbnet")
+
+
+def test_fbnet_worked_example_decodes_as_the_readme_says() -> None:
+    x = FBNET.from_string("7,8,1,8,4,8,8,8,7,4,1,4,7,3,2,7,3,2,4,2,4,5")
+    assert FBNET.decode(x)["layers"][:3] == ["k5_e6", "skip", "k3_e1_g2"]
+    graph = FBNET.to_graph(x)
+    ops = graph.op_counts()
+    assert ops["transpose"] == 3  # k3_e1_g2 at l03 and l11, k5_e1_g2 at l22: one channel shuffle each
+    assert graph.nodes[-1].out_shape == (1, 100)
+    # l07 and l08 are identities: moving them behind l09 leaves the network unchanged
+    assert FBNET.network_key(x)[5:9] == (8, 7, 8, 8)
+
+
+def test_every_row_of_the_help_fbnet_table_is_an_fbnet_network() -> None:
+    from controller.data import get_table
+
+    table = get_table("help-fbnet")
+    rows = table_rows("help-fbnet")
+    assert len(rows) == 5000
+    keys = {FBNET.network_key(FBNET.from_string(table.key_of(row))) for row in rows}
+    assert len(keys) == 5000  # no two rows are one network
+
+
+def test_fbnet_exports_onnx_that_runs_and_imports_back_to_the_same_graph() -> None:
+    from controller.graph.onnx_import import from_onnx
+    from controller.graph.torch_module import to_torch
+
+    graph = FBNET.to_graph(FBNET.from_string(",".join(["1"] * 11 + ["5"] * 11)))
+    data = to_onnx_bytes(graph)
+    session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(0).standard_normal((1, 3, 32, 32)).astype(np.float32)
+    (out,) = session.run(None, {session.get_inputs()[0].name: x})
+    assert out.shape == (1, 100)
+    assert from_onnx(data).arch_id == graph.arch_id  # the channel shuffle survives the round trip
+    import torch
+
+    assert to_torch(graph)(torch.from_numpy(x)).shape == (1, 100)
