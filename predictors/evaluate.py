@@ -43,7 +43,7 @@ class Result:
 def bench(samples: Samples, kinds: Sequence[str], seeds: Iterable[int], n_train: int = 900, n_valid: int = 100,
           configs: dict[str, dict] | None = None,
           progress: Callable[[str, int], None] = lambda kind, seed: None,
-          keep_predictions: bool = False) -> list[Result]:
+          keep_predictions: bool = False, higher_is_better: bool = False) -> list[Result]:
     """Fit every predictor kind on every seed's split; metrics on that split's test set.
 
     ``progress(kind, seed)`` is called after each fit.
@@ -60,7 +60,7 @@ def bench(samples: Samples, kinds: Sequence[str], seeds: Iterable[int], n_train:
             predictor = get_predictor(kind, **config).fit(train, valid)
             predicted = predictor.predict(test)
             kept = (predicted, test.y) if keep_predictions else (None, None)
-            results.append(Result(kind, seed, evaluate(predicted, test.y), *kept))
+            results.append(Result(kind, seed, evaluate(predicted, test.y, higher_is_better), *kept))
             progress(kind, seed)
     return results
 

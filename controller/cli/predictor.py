@@ -17,19 +17,32 @@ from controller.cli.layers import add_layers_parser
 def add_parser(sub: argparse._SubParsersAction) -> None:
     predictor = sub.add_parser("predictor", help="per-device latency predictors: bench, train").add_subparsers(
         dest="predictor_command", required=True, metavar="SUBCOMMAND")
-    pb = predictor.add_parser("bench", help="BRP-NAS evaluation protocol on an NB-201 latency table",
+    pb = predictor.add_parser("bench", help="BRP-NAS evaluation protocol on a space's latency or accuracy table",
                               description="Fit each predictor on random 900 architectures (100 more for "
-                                          "validation), test on the rest, for several seeds; print the accuracy "
-                                          "table. Unconnected NB-201 cells are left out.")
+                                          "validation), test on the rest, for several seeds; print the metrics "
+                                          "table. Architectures without a network (NB-201's unconnected cells) are "
+                                          "left out; a table that copies one network's numbers to several keys "
+                                          "(nas-bench-macro) is read one row per network.")
+    pb.add_argument("--space", default="nb201", help="the table's space (default %(default)s): nb201, "
+                                                    "nas-bench-macro, fbnet, ...")
     pb.add_argument("--data", type=Path, default=None,
-                    help="CSV (or .csv.gz) with arch_str or nb201_index and the target column, or this project's "
-                         "export (hwnas latbench export: CSV or Parquet, column arch; --target latency_ms) "
-                         "(default: the packaged NB-201 table)")
+                    help="CSV (or .csv.gz) of the space's architectures and the target column (NB-201: arch_str or "
+                         "nb201_index), or this project's export (hwnas latbench export: CSV or Parquet, column "
+                         "arch; --target latency_ms) (default: the space's packaged table)")
     pb.add_argument("--device", default=None, metavar="KEY",
                     help="with an export holding several device keys: the one to read")
-    pb.add_argument("--target", required=True, metavar="COLUMN", help="e.g. lat_ms_latbench_desktop_cpu_i7_7820x")
-    pb.add_argument("--kinds", default="ridge,svr,stacked,flops,gcn",
-                    help="comma-separated predictors (default %(default)s; ridge is the additive baseline)")
+    pb.add_argument("--target", required=True, metavar="COLUMN",
+                    help="e.g. lat_ms_latbench_desktop_cpu_i7_7820x (nb201), mean_acc (nas-bench-macro), "
+                         "lat_ms_raspi4 (fbnet)")
+    pb.add_argument("--better", choices=["lower", "higher"], default=None,
+                    help="whether a lower or higher target is better, for NDCG@10 (default: higher for columns "
+                         "naming an accuracy, lower otherwise)")
+    pb.add_argument("--one-per-network", action="store_true",
+                    help="keep one row per network (the packaged tables that need it do so by themselves)")
+    pb.add_argument("--kinds", default=None,
+                    help="comma-separated predictors (default: ridge,svr,stacked,flops plus gcn where the space "
+                         "has a cell graph (nb201); kgnn reads the whole CG of any space; ridge is the additive "
+                         "baseline)")
     pb.add_argument("--seeds", type=int, default=5)
     pb.add_argument("--train", type=int, default=900)
     pb.add_argument("--valid", type=int, default=100)
@@ -73,31 +86,53 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_layers_parser(predictor)
 
 
+def _bench_data(args: argparse.Namespace, space) -> tuple[Path, bool]:
+    """The table to bench on, and whether to read it one row per network."""
+    from controller.data import TABLES, table_path
+
+    if args.data is not None:
+        return args.data, args.one_per_network
+    if not space.label_table:
+        raise ValueError(f"{space.name} has no packaged table of labels; give --data FILE")
+    return table_path(space.label_table), args.one_per_network or TABLES[space.label_table].copies
+
+
 def cmd_predictor_bench(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from controller.data import nb201_table_path
     from controller.fleet.report import text_table
-    from controller.learning.data import nb201_samples, read_nb201_table
+    from controller.learning.data import nb201_samples, read_space_table, table_samples
     from controller.learning.jobs import bench_table, results_json
+    from controller.spaces import get_space
     from predictors import predictor_class
     from predictors.evaluate import bench
 
-    data = args.data or nb201_table_path()
     try:
-        kinds = [k for k in args.kinds.split(",") if k]
+        space = get_space(args.space)
+        data, one_per_network = _bench_data(args, space)
+        cell_graph = space.predictor_features == "nb201-cell"
+        default_kinds = "ridge,svr,stacked,flops" + (",gcn" if cell_graph else "")
+        kinds = [k for k in (args.kinds or default_kinds).split(",") if k]
         for kind in kinds:
             predictor_class(kind)
         if args.seeds < 1:
             raise ValueError(f"--seeds must be >= 1, got {args.seeds}")
         if not data.is_file():
             raise FileNotFoundError(f"no such file: {data}")
-        table = read_nb201_table(data, args.target, args.device)
-        samples = nb201_samples(table.encodings, table.y, flops="flops" in kinds, graphs="kgnn" in kinds,
-                                cell_graph=args.cell_graph)
+        table = read_space_table(data, args.target, space, args.device, one_per_network)
+        if cell_graph:
+            samples = nb201_samples(table.encodings, table.y, flops="flops" in kinds, graphs="kgnn" in kinds,
+                                    cell_graph=args.cell_graph)
+        else:
+            samples = table_samples(space, table.encodings, table.y, flops="flops" in kinds, graphs="kgnn" in kinds)
+        if args.train + args.valid >= len(samples):
+            raise ValueError(f"--train {args.train} + --valid {args.valid} leave no test architecture of "
+                             f"{len(samples)}")
+        higher = args.better == "higher" if args.better else "acc" in args.target.lower()
         configs = {"gcn": {"epochs": args.gcn_epochs}} if args.gcn_epochs else {}
-        print(f"{data.name}: {len(samples)} connected architectures with {args.target} "
-              f"({table.dropped_unconnected} unconnected and {table.dropped_missing} without a value left out); "
+        left_out = (f"{table.dropped_unconnected} without a network, {table.dropped_missing} without a value"
+                    + (f", {table.dropped_copies} copies of a network" if one_per_network else ""))
+        print(f"{data.name}: {len(samples)} {space.name} architectures with {args.target} ({left_out} left out); "
               f"{args.train} train / {args.valid} validation / {len(samples) - args.train - args.valid} test, "
               f"{args.seeds} seed(s)", flush=True)
         bar = tqdm(total=len(kinds) * args.seeds, unit="fit", disable=args.quiet)
@@ -107,13 +142,13 @@ def cmd_predictor_bench(args: argparse.Namespace) -> int:
             bar.update(1)
 
         results = bench(samples, kinds, range(args.seeds), args.train, args.valid, configs, fitted,
-                        keep_predictions=args.plot is not None)
+                        keep_predictions=args.plot is not None, higher_is_better=higher)
         bar.close()
     except (ValueError, FileNotFoundError) as exc:
         return fail("predictor bench", exc)
     print(text_table(bench_table(results)))
     print("BRP: measured within ±k of the prediction (BRP-NAS); nnM: |prediction − measured| ≤ k·measured "
-          "(nn-Meter); mean±std over seeds")
+          f"(nn-Meter); NDCG@10 with {'higher' if higher else 'lower'} {args.target} better; mean±std over seeds")
     if args.json:
         args.json.write_text(results_json(results))
         print(f"per-seed metrics: {args.json}")

@@ -21,6 +21,7 @@ class Table:
     space: str  # the space whose string form the key column holds
     key: tuple[str, ...]  # the column(s) naming the architecture; several are joined by ","
     accuracy: str = ""  # the default accuracy column [%]; "" for a latency-only table
+    copies: bool = False  # rows repeat one network's numbers under several keys: bench one row per network
 
     def key_of(self, row: dict[str, str]) -> str:
         """The architecture a row is of, in its space's string form."""
@@ -30,7 +31,7 @@ class Table:
 TABLES: dict[str, Table] = {
     "nb201": Table("nb201/nb201_latency_accuracy.csv.gz", "nb201", ("arch_str",), "acc_cifar10_test"),
     "nas-bench-macro": Table("nas_bench_macro/nas_bench_macro_cifar10.csv.gz", "nas-bench-macro", ("arch",),
-                             "mean_acc"),
+                             "mean_acc", copies=True),
     "help-fbnet": Table("help_latency/fbnet_latency.csv.gz", "fbnet", tuple(f"l{i:02d}" for i in range(1, 23))),
 }
 

@@ -10,6 +10,7 @@ feature vector. Every node has a self loop and feeds the global node.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import functools
 import gzip
 from collections.abc import Callable, Sequence
@@ -23,7 +24,7 @@ from controller.errors import SettingError
 from controller.graph import ComputationGraph
 from controller.graph.ops import OPS as GRAPH_OPS
 from controller.spaces import SearchSpace
-from controller.spaces.nb201 import EDGES, OPS, NasBench201, parse_arch_str
+from controller.spaces.nb201 import EDGES, OPS, NasBench201
 from predictors import Samples
 from predictors.samples import graph_array
 
@@ -152,13 +153,14 @@ def nb201_samples(encodings: Sequence[Sequence[int]], y: Sequence[float] | None 
 
 @dataclass(frozen=True)
 class Table:
-    """Connected NB-201 cells of a CSV with their target; what was left out, and why, is counted."""
+    """Architectures of a table with their target; what was left out, and why, is counted."""
 
     encodings: list[list[int]]
     y: np.ndarray
     target: str
-    dropped_unconnected: int
-    dropped_missing: int
+    dropped_unconnected: int  # encodings with no network (NB-201's unconnected cells)
+    dropped_missing: int  # rows without a numeric target
+    dropped_copies: int = 0  # rows of a network an earlier row already gave (one_per_network)
 
 
 def _table_rows(path: Path) -> tuple[list[str], list[dict[str, Any]]]:
@@ -178,23 +180,47 @@ def _table_rows(path: Path) -> tuple[list[str], list[dict[str, Any]]]:
 
 
 def read_nb201_table(path: Path, target: str, device_key: str | None = None) -> Table:
-    """A table with NB-201 architectures and the ``target`` column: a public CSV (``arch_str`` or
-    ``nb201_index``), or this project's export (CSV or Parquet; ``arch`` with ``space`` nb201, one device key
-    or ``device_key`` naming which).
+    """``read_space_table`` for NB-201, which also reads a public table's ``nb201_index`` column."""
+    return read_space_table(path, target, NasBench201(), device_key)
 
-    Unconnected cells (no input->output path: no network) and rows without a numeric target are left out.
+
+def _arch_columns(space: SearchSpace, columns: Sequence[str]) -> tuple[str, ...] | None:
+    """The column(s) naming the architecture: this project's export (``arch``), else a packaged table's key."""
+    from controller.data import TABLES
+
+    if "arch" in columns and "space" in columns:
+        return ("arch",)
+    for table in TABLES.values():
+        if table.space == space.name and all(c in columns for c in table.key):
+            return table.key
+    if "arch" in columns:
+        return ("arch",)
+    if "nb201_index" in columns and hasattr(space, "from_index"):
+        return ("nb201_index",)
+    return None
+
+
+def read_space_table(path: Path, target: str, space: SearchSpace, device_key: str | None = None,
+                     one_per_network: bool = False) -> Table:
+    """A table of ``space``'s architectures with the ``target`` column: a packaged or public table (its
+    architecture column(s) as ``controller.data.TABLES`` registers them), or this project's export (CSV or
+    Parquet; ``arch`` with ``space``, one device key or ``device_key`` naming which).
+
+    Architectures with no network and rows without a numeric target are left out; ``one_per_network`` keeps
+    only the first row of each network (``space.network_key``), for tables that copy one network's numbers
+    to several keys (a random split of them would leak). A row that does not decode names its line.
     """
-    space = NasBench201()
     columns, rows = _table_rows(path)
     if target not in columns:
         raise ValueError(f"{path} has no column {target!r}; columns: {', '.join(columns)}")
-    arch_column = next((c for c in ("arch_str", "nb201_index", "arch") if c in columns), None)
-    if arch_column is None:
-        raise ValueError(f"{path} needs an arch_str, nb201_index or arch column to know the architectures")
+    arch_columns = _arch_columns(space, columns)
+    if arch_columns is None:
+        raise ValueError(f"{path} has no column naming {space.name} architectures (arch, or the packaged table's "
+                         "key columns)")
     if "space" in columns:
-        other = sorted({str(r["space"]) for r in rows} - {"nb201"})
+        other = sorted({str(r["space"]) for r in rows} - {space.name})
         if other:
-            raise ValueError(f"{path} holds architectures of {other}; predictor bench reads NB-201 tables")
+            raise ValueError(f"{path} holds architectures of {other}, not only of {space.name!r}")
     if "device_key" in columns:
         keys = sorted({str(r["device_key"]) for r in rows})
         if device_key is None and len(keys) > 1:
@@ -205,14 +231,17 @@ def read_nb201_table(path: Path, target: str, device_key: str | None = None) -> 
             rows = [r for r in rows if r["device_key"] == device_key]
     elif device_key is not None:
         raise SettingError("device", f": {path} has no device_key column")
-    encodings, ys, unconnected, missing = [], [], 0, 0
+    encodings, ys, unconnected, missing, copies = [], [], 0, 0, 0
+    seen: set[tuple[int, ...]] = set()
     for number, row in enumerate(rows, start=2):
         try:
-            text = row.get(arch_column) if arch_column != "nb201_index" else None
-            x = parse_arch_str(str(text)) if text not in (None, "") else space.from_index(int(row["nb201_index"]))
-        except (ValueError, IndexError, KeyError) as exc:
-            raise ValueError(f"{path}, line {number}: {exc}") from None
-        if not space.is_connected(x):
+            if arch_columns == ("nb201_index",):
+                x = space.from_index(int(row["nb201_index"]))  # type: ignore[attr-defined]
+            else:
+                x = space.from_string(",".join(str(row[c]) for c in arch_columns))
+        except (ValueError, IndexError, KeyError, TypeError) as exc:
+            raise ValueError(f"{path}, line {number}: not a {space.name} architecture: {exc}") from None
+        if not space.has_network(x):
             unconnected += 1
             continue
         try:
@@ -222,11 +251,31 @@ def read_nb201_table(path: Path, target: str, device_key: str | None = None) -> 
         if not np.isfinite(value):
             missing += 1
             continue
+        if one_per_network:
+            key = space.network_key(x)
+            if key in seen:
+                copies += 1
+                continue
+            seen.add(key)
         encodings.append(x)
         ys.append(value)
     if not encodings:
-        raise ValueError(f"{path}: no connected architecture has a numeric {target!r}")
-    return Table(encodings, np.array(ys), target, unconnected, missing)
+        raise ValueError(f"{path}: no {space.name} architecture has a numeric {target!r}")
+    return Table(encodings, np.array(ys), target, unconnected, missing, copies)
+
+
+def table_samples(space: SearchSpace, encodings: Sequence[Sequence[int]], y: Sequence[float] | None = None,
+                  flops: bool = False, graphs: bool = False) -> Samples:
+    """The space's predictor views (``space_samples``) plus, on request, FLOPs and the whole CG of each
+    architecture (``cg_graph``, for the k-GNN): those build each network's CG."""
+    base = space_samples(space, encodings, y)
+    built = [space.to_graph(x) for x in encodings] if flops or graphs else []
+    extra: dict[str, Any] = {}
+    if flops:
+        extra["flops"] = np.array([g.macs() for g in built], dtype=np.float64)
+    if graphs:
+        extra["graphs"] = graph_array([cg_graph(g) for g in built])
+    return dataclasses.replace(base, **extra)
 
 
 def space_samples(space: SearchSpace, encodings: Sequence[Sequence[int]], y: Sequence[float] | None = None

@@ -131,16 +131,18 @@ def _source_samples(store, device_key: str, space: str) -> Samples:
 def bench_table(results: Sequence[Result]) -> list[tuple[str, ...]]:
     """Rows for report.text_table: accuracy within +-1/5/10 % in both definitions, MAPE, RMSE, rank correlations."""
     header = ("predictor", *(f"BRP ±{round(k * 100)}%" for k in BOUNDS), *(f"nnM ±{round(k * 100)}%" for k in BOUNDS),
-              "MAPE %", "RMSE", "Spearman", "Kendall τ")
+              "MAPE %", "MAE", "RMSE", "Spearman", "Kendall τ", "NDCG@10")
     rows = [header]
     for kind, metrics in summarise(results).items():
         if predictor_class(kind).ranks_only:  # scores, not latencies: only the rank correlations mean anything
-            rows.append((kind, *["n/a"] * 8, *(_cell(metrics[m], 1, 3) for m in ("spearman", "kendall_tau"))))
+            rows.append((kind, *["n/a"] * 9, *(_cell(metrics[m], 1, 3) for m in ("spearman", "kendall_tau",
+                                                                                   "ndcg_at_10"))))
             continue
         rows.append((kind,
                      *(_cell(metrics[f"brpnas_within_{round(k * 100)}pct"]) for k in BOUNDS),
                      *(_cell(metrics[f"nnmeter_within_{round(k * 100)}pct"]) for k in BOUNDS),
-                     _cell(metrics["mape"]), *(_cell(metrics[m], 1, 3) for m in ("rmse", "spearman", "kendall_tau"))))
+                     _cell(metrics["mape"]),
+                     *(_cell(metrics[m], 1, 3) for m in ("mae", "rmse", "spearman", "kendall_tau", "ndcg_at_10"))))
     return rows
 
 

@@ -39,6 +39,7 @@ class SearchSpace(abc.ABC):
     - ``predictor_features``: the light predictors' view of an encoding (``controller.learning.data``'s
       registry): "one-hot" of each variable, or "nb201-cell" (the one-hot plus NB-201's cell graph);
     - ``accuracy_table``: the packaged accuracy table a search may look accuracies up in ("" if none);
+    - ``label_table``: the packaged table of labels (accuracy or latency) predictors are benched on ("" if none);
     - ``network_key``: one key per distinct network; ``mutate``/``crossover``: the variation operators.
     """
 
@@ -46,6 +47,7 @@ class SearchSpace(abc.ABC):
     description: str
     predictor_features: str = "one-hot"
     accuracy_table: str = ""
+    label_table: str = ""
 
     @property
     @abc.abstractmethod

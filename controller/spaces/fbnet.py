@@ -40,6 +40,7 @@ def block(op: str) -> tuple[int, int, int]:
 class FBNet(SearchSpace):
     name = "fbnet"
     description = "FBNet (HW-NAS-Bench/HELP): 22 layers x 9 blocks (k3/k5, e1/e3/e6, groups 2, skip), CIFAR-100"
+    label_table = "help-fbnet"
 
     def __init__(self, num_classes: int = 100, resolution: int = 32) -> None:
         self.num_classes, self.resolution = num_classes, resolution

@@ -43,6 +43,7 @@ class NasBenchMacro(SearchSpace):
     name = "nas-bench-macro"
     description = "NAS-Bench-Macro: 8 layers of id / MBv2 k3 t3 / MBv2 k5 t6, CIFAR-10 (6,561 keys)"
     accuracy_table = "nas-bench-macro"
+    label_table = "nas-bench-macro"
 
     def __init__(self, num_classes: int = 10, resolution: int = 32) -> None:
         self.num_classes, self.resolution = num_classes, resolution

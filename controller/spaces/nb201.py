@@ -80,6 +80,7 @@ class NasBench201(SearchSpace):
     description = "NAS-Bench-201 cells (15,625) in the CIFAR skeleton; 32x32 input"
     predictor_features = "nb201-cell"
     accuracy_table = "nb201"
+    label_table = "nb201"
 
     def __init__(self, num_classes: int = 10, resolution: int = 32, batch_size: int = 1) -> None:
         if num_classes not in (10, 100, 120):

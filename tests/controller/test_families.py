@@ -119,3 +119,41 @@ def test_fbnet_exports_onnx_that_runs_and_imports_back_to_the_same_graph() -> No
     import torch
 
     assert to_torch(graph)(torch.from_numpy(x)).shape == (1, 100)
+
+
+@pytest.mark.parametrize(("space", "target", "better"), [("nas-bench-macro", "mean_acc", "higher"),
+                                                           ("fbnet", "lat_ms_raspi4", "lower")])
+def test_predictor_bench_runs_on_each_familys_packaged_table(space: str, target: str, better: str,
+                                                             capsys: pytest.CaptureFixture, tmp_path: Path) -> None:
+    assert main(["predictor", "bench", "--space", space, "--target", target, "--kinds", "ridge,flops", "--seeds", "1",
+                 "--train", "200", "--valid", "50", "--quiet", "--json", str(tmp_path / "m.json")]) == 0
+    out = capsys.readouterr().out
+    assert f"NDCG@10 with {better} {target} better" in out
+    metrics = {r["kind"]: r for r in json.loads((tmp_path / "m.json").read_text())}
+    assert metrics["ridge"]["spearman"] > 0.9 and 0 < metrics["ridge"]["ndcg_at_10"] <= 1
+    assert {"mae", "kendall_tau", "ndcg_at_10"} <= set(metrics["flops"])
+    if space == "nas-bench-macro":  # 2,592 keys copy another key's network: benched once, or the split leaks
+        assert "3969 nas-bench-macro architectures" in out and "2592 copies of a network left out" in out
+
+
+def test_a_table_row_that_is_not_an_architecture_names_its_line(tmp_path: Path, capsys: pytest.CaptureFixture
+                                                                ) -> None:
+    bad = tmp_path / "macro.csv"
+    bad.write_text("arch,mean_acc\n02012100,89.2\n0201210,88.0\n")
+    assert main(["predictor", "bench", "--space", "nas-bench-macro", "--data", str(bad), "--target", "mean_acc",
+                 "--kinds", "ridge", "--quiet"]) == 2
+    assert "macro.csv, line 3: not a nas-bench-macro architecture" in capsys.readouterr().err
+    assert main(["predictor", "bench", "--space", "nas-bench-macro", "--target", "acc_mnist", "--quiet"]) == 2
+    assert "has no column 'acc_mnist'" in capsys.readouterr().err
+    assert main(["predictor", "bench", "--space", "ofa-mbv3", "--target", "x", "--quiet"]) == 2
+    assert "ofa-mbv3 has no packaged table of labels; give --data FILE" in capsys.readouterr().err
+
+
+def test_ndcg_rewards_a_predictor_whose_top_ten_are_the_best() -> None:
+    from predictors.metrics import ndcg_at
+
+    true = np.arange(100, dtype=float)
+    assert ndcg_at(true, true, 10, higher_is_better=True) == pytest.approx(1.0)
+    assert ndcg_at(-true, true, 10, higher_is_better=True) < 0.2  # ranks the worst first
+    assert ndcg_at(true, true, 10, higher_is_better=False) == pytest.approx(1.0)  # a perfect ranking either way
+    assert ndcg_at(true[::-1].copy(), true, 10, higher_is_better=False) < 0.2  # a latency: the smallest are best

@@ -88,7 +88,7 @@ def test_bench_prints_the_table_for_any_csv_with_arch_strings(tmp_path: Path, ca
                  "--json", str(tmp_path / "m.json"), "--plot", str(tmp_path / "scatter.png")])
     out = capsys.readouterr().out
     assert code == 0
-    assert "unconnected" in out and "150 train / 30 validation" in out
+    assert "without a network" in out and "150 train / 30 validation" in out
     lines = {line.split()[0]: line for line in out.splitlines() if line.split()}
     assert {"ridge", "svr", "gcn"} <= set(lines) and "BRP ±1%" in out and "Kendall" in out
     assert len(__import__("json").loads((tmp_path / "m.json").read_text())) == 6
