@@ -95,7 +95,8 @@ class Predictor(ABC):
 PREDICTORS: dict[str, type[Predictor]] = {}  # filled by @register as the modules below are imported
 # kind -> module defining it, imported on first use, so asking for "ridge" never loads torch.
 KINDS = {"flops": "predictors.linear", "layerwise": "predictors.linear", "ridge": "predictors.linear",
-         "svr": "predictors.linear", "stacked": "predictors.linear", "gcn": "predictors.gcn", "kgnn": "predictors.kgnn",
+         "svr": "predictors.linear", "stacked": "predictors.linear", "gcn": "predictors.gcn", "kgnn": "predictors.gnn",
+         "gcn-cg": "predictors.gnn", "gin": "predictors.gnn", "gatv2": "predictors.gnn",
          "brp": "predictors.brp", "psc": "predictors.psc", "sources": "predictors.source_transfer"}
 
 

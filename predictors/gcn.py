@@ -96,13 +96,15 @@ Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 def train_regressor(net: nn.Module, n_train: int, batch_of: Batcher, target: np.ndarray, valid_inputs: tuple,
-                    valid_target: np.ndarray, config: Mapping, loss: Loss = nn.functional.mse_loss) -> nn.Module:
+                    valid_target: np.ndarray, config: Mapping, loss: Loss = nn.functional.mse_loss,
+                    device: torch.device | None = None) -> nn.Module:
     """Minibatch ``loss`` (MSE as BRP-NAS) with AdamW, plateau halving and early stopping on the validation
-    loss (BRP-NAS S1). Keeps the weights of the best validation epoch.
+    loss (BRP-NAS S1). Keeps the weights of the best validation epoch. With ``device``, the targets live
+    there too (the net and ``batch_of``'s inputs are the caller's to place).
     """
     generator = torch.Generator().manual_seed(int(config["seed"]))
-    t = torch.as_tensor(target, dtype=torch.float32)
-    vt = torch.as_tensor(valid_target, dtype=torch.float32)
+    t = torch.as_tensor(target, dtype=torch.float32, device=device)
+    vt = torch.as_tensor(valid_target, dtype=torch.float32, device=device)
     # fused: one kernel for all parameters instead of a loop over them; a third of the step on CPU otherwise
     optimizer = torch.optim.AdamW(net.parameters(), lr=config["lr"], weight_decay=config["weight_decay"], fused=True)
     schedule = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=config["lr_patience"])

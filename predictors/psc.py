@@ -3,57 +3,56 @@
 The three embeddings (sum and mean readout of each part) are concatenated and an MLP predicts the
 network's performance, so the prediction is sensitive to which segment sits where: the predictor that
 ranks AutoGO's mutations. Encoding the three parts separately with shared weights is message passing on the
-whole graph with the edges between parts removed, then pooling per part: that is what ``_forward`` does.
+whole graph with the edges between parts removed (the ``partitioned`` view has none), then pooling per part:
+the torch-geometric GraphConv net of ``predictors/gnn.py`` with a per-part readout.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
 import torch
 from torch import nn
+from torch_geometric.data import Batch, Data
+from torch_geometric.nn import global_add_pool, global_mean_pool
 
 from predictors.base import register
-from predictors.kgnn import KGnnNet, KGnnPredictor
+from predictors.gnn import GnnNet, GnnPredictor, to_data
 
 PARTS = 3
 
 
-class PscNet(KGnnNet):
+class PscNet(GnnNet):
     def __init__(self, n_features: int, hidden: int, layers: int, dropout: float) -> None:
-        super().__init__(n_features, hidden, layers, dropout)
+        super().__init__("graphconv", n_features, hidden, layers, dropout)
         self.head = nn.Sequential(nn.Linear(2 * PARTS * hidden, hidden), nn.ReLU(), nn.Linear(hidden, 1))
 
-    def forward(self, x: torch.Tensor, edges: torch.Tensor, group_of: torch.Tensor, n_graphs: int) -> torch.Tensor:
-        pooled = self.pool(x, edges, group_of, n_graphs * PARTS).reshape(n_graphs, -1)
-        return self.head(pooled).squeeze(-1)
+    def forward(self, batch: Batch) -> torch.Tensor:
+        h = self.embed_nodes(batch)
+        group, groups = batch.batch * PARTS + batch.part, batch.num_graphs * PARTS
+        pooled = torch.cat([global_add_pool(h, group, size=groups), global_mean_pool(h, group, size=groups)], dim=1)
+        return self.head(pooled.reshape(batch.num_graphs, -1)).squeeze(-1)
 
 
-def collate(graphs: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]]
-            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
-    """Partitioned graphs as one disjoint graph; each node's pooling group is ``3 * graph + part``."""
-    offsets = np.cumsum([0] + [len(x) for x, _, _ in graphs])
-    x = torch.as_tensor(np.concatenate([x for x, _, _ in graphs]), dtype=torch.float32)
-    edges = torch.as_tensor(np.concatenate([e + offsets[k] for k, (_, e, _) in enumerate(graphs)], axis=1),
-                            dtype=torch.long)
-    group = np.concatenate([PARTS * k + part for k, (_, _, part) in enumerate(graphs)])
-    return x, edges, torch.as_tensor(group, dtype=torch.long), len(graphs)
+def to_part_data(graph: tuple[np.ndarray, np.ndarray, np.ndarray]) -> Data:
+    data = to_data(graph[:2])
+    data.part = torch.as_tensor(np.asarray(graph[2]), dtype=torch.long)
+    return data
 
 
 @register
-class PscPredictor(KGnnPredictor):
+class PscPredictor(GnnPredictor):
     kind = "psc"
+    conv = "graphconv"
     needs = ("partitioned",)
-    description = "AutoGO PSC: shared k-GNN over Predecessor, Segment, suCcessor, concatenated, then an MLP"
     view = "partitioned"
-    collate = staticmethod(collate)
+    to_data = staticmethod(to_part_data)
+    description = "AutoGO PSC: shared k-GNN over Predecessor, Segment, suCcessor, concatenated, then an MLP"
 
     @classmethod
     def defaults(cls) -> dict:
-        return {"hidden": 64, "layers": 3, "dropout": 0.0, "lr": 1e-3, "weight_decay": 1e-4, "batch_size": 32,
-                "epochs": 40, "patience": 8, "lr_patience": 4, "seed": 0}
+        return {**super().defaults(), "hidden": 64, "layers": 3, "weight_decay": 1e-4, "batch_size": 32,
+                "epochs": 40, "patience": 8, "lr_patience": 4, "loss": "mse"}
 
     def _net(self, n_features: int) -> PscNet:
         c = self.config
-        return PscNet(n_features, c["hidden"], c["layers"], c["dropout"])
+        return PscNet(int(c["n_features"]) or n_features, c["hidden"], c["layers"], c["dropout"])

@@ -99,20 +99,26 @@ def nb201_full_cell_graph(encoding: Sequence[int]) -> tuple[np.ndarray, np.ndarr
     return adjacency, features
 
 
-CG_OPS = tuple(sorted(GRAPH_OPS))  # the k-GNN's op one-hot; a new op changes FEATURE_VERSION's meaning
-CG_NUMERIC = ("log2_channels", "log2_height", "log2_width", "kernel", "stride", "log2_groups")
+CG_OPS = tuple(sorted(GRAPH_OPS))  # the op one-hot of every GNN's nodes; a new op changes FEATURE_VERSION's meaning
+CG_NUMERIC = ("log2_channels_in", "log2_channels_out", "log2_height", "log2_width", "kernel", "stride",
+              "log2_groups", "log10_macs", "log10_params")
 
 
 def cg_graph(graph: ComputationGraph) -> tuple[np.ndarray, np.ndarray]:
-    """Node features (op one-hot, then ``CG_NUMERIC``) and data edges (2, e) of a whole CG, for the k-GNN."""
+    """The featurisation every GNN reads, for any CG (a space's network or an ONNX import): one node per
+    primitive op with its op one-hot, then ``CG_NUMERIC`` (channels in and out, spatial size of its output,
+    kernel, stride, groups, its MACs and parameters, log-scaled), and data edges (2, e) in forward order."""
     x = np.zeros((len(graph.nodes), len(CG_OPS) + len(CG_NUMERIC)), dtype=np.float32)
     sources, targets = [], []
     for i, node in enumerate(graph.nodes):
         x[i, CG_OPS.index(node.op)] = 1.0
-        shape = list(node.out_shape[1:]) + [1, 1, 1]
+        out = list(node.out_shape[1:]) + [1, 1]
+        ins = graph.in_shapes(i)
+        c_in = ins[0][1] if ins and len(ins[0]) > 1 else out[0]
         kernel, stride = node.attrs.get("kernel", (0, 0)), node.attrs.get("stride", (0, 0))
-        x[i, len(CG_OPS):] = (np.log2(shape[0]), np.log2(shape[1]), np.log2(shape[2]), kernel[0], stride[0],
-                              np.log2(node.attrs.get("groups", 1)))
+        x[i, len(CG_OPS):] = (np.log2(c_in), np.log2(out[0]), np.log2(out[1]), np.log2(out[2]), kernel[0],
+                              stride[0], np.log2(node.attrs.get("groups", 1)), np.log10(1 + graph.node_macs(i)),
+                              np.log10(1 + GRAPH_OPS[node.op].params(ins, node.out_shape, node.attrs)))
         sources += list(node.inputs)
         targets += [i] * len(node.inputs)
     return x, np.array([sources, targets], dtype=np.int64).reshape(2, -1)
