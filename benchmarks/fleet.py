@@ -5,8 +5,9 @@ both alike: ``--before DIR`` is a checkout of the earlier code (``git worktree a
 is this one. Each round runs, from each checkout:
 
 - ``hwnas search`` (LINAS, ``--evals`` evaluations, population 50) against one replay agent of the packaged
-  NB-201 table's Pixel 3 column, into a fresh dataset: wall time of the command, and LINAS's controller
-  seconds per iteration from its ``run.json``;
+  NB-201 table's Pixel 3 column, into a fresh dataset: wall time of the command, the networks it measured
+  (the dataset's records: before the fleet, NB-201 twins counted as evaluations without a measurement), and
+  LINAS's controller seconds per iteration from its ``run.json``;
 - ``python -m benchmarks.campaign --skip-memory``: dispatch throughput of instant-backend agents.
 
 Every command is a fresh process; the replay agent is shared (it is the same code in both checkouts).
@@ -18,6 +19,7 @@ import argparse
 import json
 import os
 import re
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -30,8 +32,8 @@ from benchmarks.common import machine_line
 HERE = Path(__file__).resolve().parent.parent
 
 
-def search_once(checkout: Path, agent: str, evals: int, seed: int, work: Path) -> tuple[float, float]:
-    """(wall s of the command, mean controller s per LINAS iteration)."""
+def search_once(checkout: Path, agent: str, evals: int, seed: int, work: Path) -> tuple[float, float, int]:
+    """(wall s of the command, mean controller s per LINAS iteration, networks measured)."""
     out = work / f"run-{checkout.name}-{seed}"
     cmd = [sys.executable, "-m", "controller.cli", "search", "--device", "pixel3", "--agent", agent, "--backend",
            "replay", "--algo", "linas", "--evals", str(evals), "--population", "50", "--inner-evals", "5000",
@@ -41,7 +43,9 @@ def search_once(checkout: Path, agent: str, evals: int, seed: int, work: Path) -
                    capture_output=True, text=True)
     wall = time.perf_counter() - t0
     per_iteration = json.loads((out / "run.json").read_text())["controller_seconds_per_iteration"]
-    return wall, statistics.mean(per_iteration) if per_iteration else float("nan")
+    with sqlite3.connect(out / "store.db") as db:
+        measured = db.execute("SELECT count(*) FROM measurements").fetchone()[0]
+    return wall, statistics.mean(per_iteration) if per_iteration else float("nan"), measured
 
 
 def dispatch_once(checkout: Path, jobs: int, agents: int) -> float:
@@ -70,6 +74,7 @@ def main() -> None:
     walls: dict[str, list[float]] = {k: [] for k in checkouts}
     iters: dict[str, list[float]] = {k: [] for k in checkouts}
     rates: dict[str, list[float]] = {k: [] for k in checkouts}
+    per_network: dict[str, list[float]] = {k: [] for k in checkouts}
     print(f"machine: {machine_line()}\n")
     with tempfile.TemporaryDirectory() as tmp, \
             LocalAgent(Path(tmp) / "cache", ["--backend", "replay", "--table", str(nb201_table_path()),
@@ -77,18 +82,23 @@ def main() -> None:
         for r in range(args.rounds):
             order = list(checkouts) if r % 2 == 0 else list(reversed(checkouts))
             for label in order:
-                wall, per_it = search_once(checkouts[label], agent.address, args.evals, r, Path(tmp))
+                wall, per_it, measured = search_once(checkouts[label], agent.address, args.evals, r, Path(tmp))
                 walls[label].append(wall)
+                per_network[label].append(wall / measured)
                 iters[label].append(per_it)
                 rates[label].append(dispatch_once(checkouts[label], args.jobs, args.agents))
-                print(f"round {r + 1} {label:6}: search {wall:.1f} s ({per_it:.2f} s/iteration), "
+                print(f"round {r + 1} {label:6}: search {wall:.1f} s, {measured} networks measured "
+                      f"({per_it:.2f} s/iteration), "
                       f"dispatch {rates[label][-1]:.0f} jobs/s", flush=True)
     print()
     for label in checkouts:
-        print(f"{label:6}: search {summary(walls[label])} s, LINAS {summary(iters[label])} s/iteration, "
-              f"dispatch {summary(rates[label])} jobs/s")
+        print(f"{label:6}: search {summary(walls[label])} s, {summary(per_network[label])} s per measured network, "
+              f"LINAS {summary(iters[label])} s/iteration, dispatch {summary(rates[label])} jobs/s")
     ratio = [a / b for a, b in zip(walls["after"], walls["before"], strict=True)]
     print(f"after/before search wall time, per round: {', '.join(f'{x:.3f}' for x in ratio)} "
+          f"(mean {statistics.mean(ratio):.3f})")
+    ratio = [a / b for a, b in zip(per_network["after"], per_network["before"], strict=True)]
+    print(f"after/before search wall time per measured network: {', '.join(f'{x:.3f}' for x in ratio)} "
           f"(mean {statistics.mean(ratio):.3f})")
 
 
