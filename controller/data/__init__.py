@@ -22,6 +22,7 @@ class Table:
     key: tuple[str, ...]  # the column(s) naming the architecture; several are joined by ","
     accuracy: str = ""  # the default accuracy column [%]; "" for a latency-only table
     copies: bool = False  # rows repeat one network's numbers under several keys: bench one row per network
+    input_size: int = 0  # the image size the labels hold at (0: the space's default); other sizes are refused
 
     def key_of(self, row: dict[str, str]) -> str:
         """The architecture a row is of, in its space's string form."""
@@ -32,6 +33,11 @@ TABLES: dict[str, Table] = {
     "nb201": Table("nb201/nb201_latency_accuracy.csv.gz", "nb201", ("arch_str",), "acc_cifar10_test"),
     "nas-bench-macro": Table("nas_bench_macro/nas_bench_macro_cifar10.csv.gz", "nas-bench-macro", ("arch",),
                              "mean_acc", copies=True),
+    "ofa-mbv3-accuracy": Table("ofa_mbv3_accuracy/ofa_mbv3_w1.0_dynast_accuracy.csv.gz", "ofa-mbv3",
+                               (*(f"d_s{s}" for s in range(1, 6)),
+                                *(f"ks_s{s}_b{b}" for s in range(1, 6) for b in range(1, 5)),
+                                *(f"e_s{s}_b{b}" for s in range(1, 6) for b in range(1, 5))), "top1_acc",
+                               input_size=224),
     "help-fbnet": Table("help_latency/fbnet_latency.csv.gz", "fbnet", tuple(f"l{i:02d}" for i in range(1, 23))),
 }
 

@@ -70,31 +70,39 @@ def graph_value(objective: Objective, graph: ComputationGraph) -> float:
 
 
 # -- accuracy evaluators ------------------------------------------------------------------------------
-def table_accuracy(name: str, column: str = "") -> AccuracyFn:
+def table_accuracy(name: str, space: SearchSpace, column: str = "") -> AccuracyFn:
     """Lookup in a packaged table (``controller.data.TABLES``): accuracy in %, the table's default column
-    unless another is named. Only architectures of the table's space can be looked up."""
+    unless another is named. Rows and candidates meet by canonical encoding (``space.canonical``: masked
+    variables do not matter); only the table's space, at the table's input size, can be looked up."""
     from controller.data import get_table, table_rows
 
     try:
         table = get_table(name)
     except ValueError as exc:
         raise SettingError("accuracy", f"{name}: {exc}") from None
+    if table.space != space.name:
+        raise SettingError("accuracy", f"{name} looks up architectures of {table.space!r}, not of {space.name!r}")
     column = column or table.accuracy
     if not column:
         raise SettingError("accuracy", f"{name} holds no accuracy (latency only); name a column: {name}:COLUMN")
     rows = table_rows(name)
     if column not in rows[0]:
         raise SettingError("accuracy", f"{name}:{column}: no such column; columns: {', '.join(rows[0])}")
-    values = {table.key_of(row): float(row[column]) for row in rows if row[column] not in ("", "nan")}
+    values = {tuple(space.canonical(space.from_string(table.key_of(row)))): float(row[column])
+              for row in rows if row[column] not in ("", "nan")}
 
     def evaluate(candidates: Sequence[Candidate]) -> list[float]:
         out = []
         for c in candidates:
             if c.space != table.space:
                 raise SettingError("accuracy", f"{name} looks up architectures of {table.space!r}, not of {c.space!r}")
-            if c.arch not in values:
+            if table.input_size and c.graph.input_shape[-1] != table.input_size:
+                raise ValueError(f"the {name} table holds accuracies at {table.input_size} px, not at "
+                                 f"{c.graph.input_shape[-1]} px")
+            key = tuple(space.canonical(c.encoding))
+            if key not in values:
                 raise ValueError(f"the {name} table has no {column} for {c.arch}")
-            out.append(values[c.arch])
+            out.append(values[key])
         return out
 
     return evaluate
@@ -133,9 +141,9 @@ def accuracy_evaluator(spec: str, space: SearchSpace) -> AccuracyFn:
     if kind == "table":
         if not space.accuracy_table:
             raise SettingError("accuracy", f"table: {space.name} has no packaged accuracy table")
-        return table_accuracy(space.accuracy_table, rest)
+        return table_accuracy(space.accuracy_table, space, rest)
     if kind in TABLES:
-        return table_accuracy(kind, rest)
+        return table_accuracy(kind, space, rest)
     if kind == "predictor":
         return predictor_accuracy(rest, space)
     if rest:

@@ -31,6 +31,8 @@ SE = (False, True, False, True, True)
 class OfaMobileNetV3(OfaSpace):
     name = "ofa-mbv3"
     description = "once-for-all MobileNetV3 w1.0: depth {2,3,4}, kernel {3,5,7}, expand {3,4,6} (DyNAS-T encoding)"
+    accuracy_table = "ofa-mbv3-accuracy"
+    label_table = "ofa-mbv3-accuracy"
 
     @property
     def n_var(self) -> int:
@@ -74,6 +76,18 @@ class OfaMobileNetV3(OfaSpace):
                 x[STAGES + layer] = x[STAGES + 20 + layer] = 0
         return x
 
+    def _from_values(self, values: list[str]) -> list[int]:
+        if not all(v.isdigit() for v in values):
+            raise ValueError(f"ofa-mbv3 values must be integers, got {','.join(values)!r}")
+        numbers = [int(v) for v in values]
+        d, ks, e = numbers[:STAGES], numbers[STAGES:STAGES + 20], numbers[STAGES + 20:]
+        for layer in range(20):
+            active = layer % MAX_DEPTH < d[layer // MAX_DEPTH] if d[layer // MAX_DEPTH] in DEPTHS else True
+            if active and (ks[layer] not in KERNELS or e[layer] not in EXPANDS):
+                raise ValueError(f"ofa-mbv3 stage {layer // MAX_DEPTH} layer {layer % MAX_DEPTH}: kernel must be in "
+                                 f"{KERNELS} and expand in {EXPANDS}, got {ks[layer]} and {e[layer]}")
+        return self.encode({"d": d, "ks": ks, "e": e})
+
     def size(self) -> int:
         per_layer = len(KERNELS) * len(EXPANDS)
         return sum(per_layer**d for d in DEPTHS) ** STAGES
@@ -88,6 +102,10 @@ class OfaMobileNetV3(OfaSpace):
         return "|".join(stages)
 
     def from_string(self, text: str) -> list[int]:
+        """The ``to_string`` form, or the 45 values of the DyNAS-T and HELP tables' columns in order: 5 depths,
+        20 kernels, 20 expansions, inactive layers 0 (``2,3,2,4,3,5,7,0,0,...``)."""
+        if "|" not in text and text.count(",") == STAGES + 2 * STAGES * MAX_DEPTH - 1:
+            return self._from_values([v.strip() for v in text.split(",")])
         stages = text.strip().split("|")
         if len(stages) != STAGES:
             raise ValueError(f"ofa-mbv3 string must have {STAGES} '|'-separated stages, got {len(stages)}")

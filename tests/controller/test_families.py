@@ -64,8 +64,8 @@ def test_the_spaces_table_is_its_accuracy_evaluator() -> None:
     assert accuracy_evaluator("table:test_acc_seed1", MACRO)([candidate]) == [float(row["test_acc_seed1"])]
     with pytest.raises(ValueError, match="nas-bench-macro:acc_mnist: no such column"):
         accuracy_evaluator("table:acc_mnist", MACRO)
-    with pytest.raises(ValueError, match="ofa-mbv3 has no packaged accuracy table"):
-        accuracy_evaluator("table", get_space("ofa-mbv3"))
+    with pytest.raises(ValueError, match="ofa-resnet50 has no packaged accuracy table"):
+        accuracy_evaluator("table", get_space("ofa-resnet50"))
 
 
 def test_space_commands_and_a_search_work_on_nas_bench_macro(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -145,8 +145,8 @@ def test_a_table_row_that_is_not_an_architecture_names_its_line(tmp_path: Path, 
     assert "macro.csv, line 3: not a nas-bench-macro architecture" in capsys.readouterr().err
     assert main(["predictor", "bench", "--space", "nas-bench-macro", "--target", "acc_mnist", "--quiet"]) == 2
     assert "has no column 'acc_mnist'" in capsys.readouterr().err
-    assert main(["predictor", "bench", "--space", "ofa-mbv3", "--target", "x", "--quiet"]) == 2
-    assert "ofa-mbv3 has no packaged table of labels; give --data FILE" in capsys.readouterr().err
+    assert main(["predictor", "bench", "--space", "ofa-resnet50", "--target", "x", "--quiet"]) == 2
+    assert "ofa-resnet50 has no packaged table of labels; give --data FILE" in capsys.readouterr().err
 
 
 def test_ndcg_rewards_a_predictor_whose_top_ten_are_the_best() -> None:
@@ -157,3 +157,20 @@ def test_ndcg_rewards_a_predictor_whose_top_ten_are_the_best() -> None:
     assert ndcg_at(-true, true, 10, higher_is_better=True) < 0.2  # ranks the worst first
     assert ndcg_at(true, true, 10, higher_is_better=False) == pytest.approx(1.0)  # a perfect ranking either way
     assert ndcg_at(true[::-1].copy(), true, 10, higher_is_better=False) < 0.2  # a latency: the smallest are best
+
+
+def test_ofa_mbv3_subnets_of_the_dynast_table_have_its_params_and_macs() -> None:
+    from controller.data import get_table
+
+    space, table = get_space("ofa-mbv3"), get_table("ofa-mbv3-accuracy")
+    rows = table_rows("ofa-mbv3-accuracy")
+    assert len(rows) == 2162
+    for row in rows[::20]:  # all 2,162 match (checked once by hand); every 20th keeps the suite short
+        graph = space.to_graph(space.from_string(table.key_of(row)))
+        assert (graph.params(), graph.macs()) == (int(row["params"]), int(row["macs"])), row["subnet_id"]
+    first = space.candidate(space.from_string(table.key_of(rows[0])))
+    assert first.arch.startswith("d2:k5e4,k7e3|d3:")  # the README's worked example, subnet 0
+    assert accuracy_evaluator("table", space)([first]) == [75.462]
+    small = get_space("ofa-mbv3", resolution=160)
+    with pytest.raises(ValueError, match="accuracies at 224 px, not at 160 px"):
+        accuracy_evaluator("table", small)([small.candidate(first.encoding)])
