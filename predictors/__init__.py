@@ -5,8 +5,17 @@ ones, is imported on first use); ``load(folder)`` reads a saved one (JSON card +
 never a pickle).
 """
 
-from predictors.base import KINDS, ModelCard, Predictor, get_predictor, load, predictor_class, register
+from predictors.base import (
+    KINDS,
+    ModelCard,
+    OutsideDomainWarning,
+    Predictor,
+    get_predictor,
+    load,
+    predictor_class,
+    register,
+)
 from predictors.samples import FEATURE_VERSION, Samples
 
-__all__ = ["FEATURE_VERSION", "KINDS", "ModelCard", "Predictor", "Samples", "get_predictor", "load",
-           "predictor_class", "register"]
+__all__ = ["FEATURE_VERSION", "KINDS", "ModelCard", "OutsideDomainWarning", "Predictor", "Samples", "get_predictor",
+           "load", "predictor_class", "register"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime
 import importlib
 import json
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
@@ -19,6 +20,7 @@ from typing import Any, ClassVar
 import numpy as np
 from safetensors.numpy import load_file, save_file
 
+from predictors.domain import learn, outside
 from predictors.samples import FEATURE_VERSION, Samples
 
 CARD = "card.json"
@@ -37,6 +39,12 @@ class ModelCard:
     metrics: dict[str, float] = field(default_factory=dict)
     created_utc: str = ""
     notes: str = ""
+    domain: dict[str, Any] = field(default_factory=dict)  # what it was trained on (predictors.domain.learn)
+    bounds: list[float] | None = None  # predictions are clipped to [low, high] (accuracy: [0, 100])
+
+
+class OutsideDomainWarning(UserWarning):
+    """Some architectures lie outside what the predictor was trained on; their predictions are unvouched for."""
 
 
 class Predictor(ABC):
@@ -63,14 +71,29 @@ class Predictor(ABC):
         if valid is not None:
             valid.require(*self.needs, "y")
         self._fit(train, valid)
+        self.card.domain = learn(train, self.needs)
         self.card.data_sha256 = train.fingerprint()
         self.card.n_train = len(train)
         self.card.created_utc = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
         return self
 
     def predict(self, samples: Samples) -> np.ndarray:
+        """Predictions in the target's units, clipped to the card's bounds; an ``OutsideDomainWarning`` says
+        how many architectures lie outside the training domain (``predict_flagged`` says which and why)."""
+        predicted, reasons = self.predict_flagged(samples)
+        flagged = [r for r in reasons if r]
+        if flagged:
+            warnings.warn(f"{self.kind} predictor: {len(flagged)} of {len(reasons)} architecture(s) lie outside "
+                          f"what it was trained on, e.g. {flagged[0]}", OutsideDomainWarning, stacklevel=2)
+        return predicted
+
+    def predict_flagged(self, samples: Samples) -> tuple[np.ndarray, list[str]]:
+        """Predictions and, for each architecture, why it lies outside the training domain ("" if inside)."""
         samples.require(*self.needs)
-        return np.asarray(self._predict(samples), dtype=np.float64)
+        predicted = np.asarray(self._predict(samples), dtype=np.float64)
+        if self.card.bounds is not None:
+            predicted = np.clip(predicted, *self.card.bounds)
+        return predicted, outside(self.card.domain, samples) if self.card.domain else [""] * len(samples)
 
     @abstractmethod
     def _fit(self, train: Samples, valid: Samples | None) -> None: ...

@@ -25,7 +25,9 @@ class Samples:
     ``(node_features (n_i, f) float32, edges (2, e_i) int64 rows source, target)``. ``partitioned``: (N,)
     object array of computation graphs split in three, AutoGO's Predecessor / Segment / suCcessor, each a
     triple ``(node_features, edges, part (n_i,) int64 in {0, 1, 2})`` whose edges stay within a part.
-    ``y``: (N,) the target, e.g. latency in ms; None when only predicting."""
+    ``y``: (N,) the target, e.g. latency in ms; None when only predicting. ``family``: (N,) object array naming
+    each architecture's family (its space, or where an imported graph came from): what a predictor's card
+    records as trained on, so a prediction for another family is flagged."""
 
     encoding: np.ndarray | None = None
     flops: np.ndarray | None = None
@@ -35,6 +37,7 @@ class Samples:
     graphs: np.ndarray | None = None
     partitioned: np.ndarray | None = None
     y: np.ndarray | None = None
+    family: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         sizes = {f.name: len(getattr(self, f.name)) for f in fields(self) if getattr(self, f.name) is not None}
@@ -70,6 +73,9 @@ class Samples:
             if value is None:
                 continue
             digest.update(f.name.encode())
+            if f.name == "family":
+                digest.update("\n".join(map(str, value)).encode())
+                continue
             parts = [a for graph in value for a in graph] if value.dtype == object else [value]
             for part in parts:
                 digest.update(np.ascontiguousarray(part, dtype=np.float64).tobytes())

@@ -26,7 +26,8 @@ def rows(search: AutoGO, individuals: Sequence[Individual]) -> list[dict[str, An
              metric: "" if i.metric is None else i.metric, "macs": i.macs, "params": i.graph.params(),
              "macs_change_pct": round(100 * (i.macs / root_macs - 1), 2), "nodes": len(i.graph.nodes),
              "segment": "" if i.mutation is None else i.mutation.segment,
-             "changes": "" if i.mutation is None else i.mutation.changes, "error": i.error}
+             "changes": "" if i.mutation is None else i.mutation.changes, "error": i.error,
+             "outside_training": i.outside}
             for i in individuals]
 
 

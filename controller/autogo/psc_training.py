@@ -8,6 +8,7 @@ whole-graph k-GNN trained on the same networks is the baseline of its Table 1.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections.abc import Callable, Iterable
@@ -62,6 +63,7 @@ def train_psc(database: SegmentDatabase, out: Path, n_train: int, n_valid: int, 
     train_g, valid_g, test_g = graphs[:n_train], graphs[n_train:n_train + n_valid], graphs[n_train + n_valid:]
     train_y, valid_y, test_y = y[:n_train], y[n_train:n_train + n_valid], y[n_train + n_valid:]
     train = psc_samples(database, train_g, train_y, per_graph, rng, lambda it: progress(it, "decompose"))
+    train = dataclasses.replace(train, family=np.full(len(train), "nb201", dtype=object))  # what the card records
     valid = psc_samples(database, valid_g, valid_y, per_graph, rng)
     folds = fold_samples(database, test_g)
     started = time.perf_counter()
@@ -79,6 +81,7 @@ def train_psc(database: SegmentDatabase, out: Path, n_train: int, n_valid: int, 
         report["gnn_fit_s"] = time.perf_counter() - started
         report["gnn_srcc"] = float(spearmanr(gnn.predict(whole_graph_samples(test_g)), test_y).statistic)
     psc.card.target = column
+    psc.card.bounds = [0.0, 100.0]  # an accuracy in %: never predicted outside it
     psc.card.metrics = {"fold_spearman": report["psc_fold_srcc"]}
     psc.card.notes = f"AutoGO PSC on NB-201 ({n_train} networks x {per_graph} decompositions)"
     psc.save(out)

@@ -41,6 +41,7 @@ class Individual:
     parent: int | None = None
     mutation: Mutation | None = field(default=None, repr=False)
     error: str = ""
+    outside: str = ""  # why the PSC's prediction is unvouched for: the network lies outside what it learned
 
     @property
     def macs(self) -> int:
@@ -59,15 +60,17 @@ class PscScorer:
     def __init__(self, predictor: Predictor, database: SegmentDatabase) -> None:
         self.predictor, self.database = predictor, database
 
-    def children(self, mutations: Sequence[Mutation]) -> np.ndarray:
+    def children(self, mutations: Sequence[Mutation]) -> tuple[np.ndarray, list[str]]:
+        """Predicted accuracy of each child, and why it lies outside the PSC's training domain ("" inside)."""
         if not mutations:
-            return np.zeros(0)
+            return np.zeros(0), []
         views = graph_array([partitioned(m.child, m.parts()) for m in mutations])
-        return self.predictor.predict(Samples(partitioned=views))
+        return self.predictor.predict_flagged(Samples(partitioned=views))
 
-    def network(self, graph: ComputationGraph) -> float:
+    def network(self, graph: ComputationGraph) -> tuple[float, str]:
         views = graph_array([partitioned(graph, part) for part in decompositions(self.database, graph)])
-        return float(np.mean(self.predictor.predict(Samples(partitioned=views))))
+        predicted, reasons = self.predictor.predict_flagged(Samples(partitioned=views))
+        return float(np.mean(predicted)), next((r for r in reasons if r), "")
 
 
 class AutoGO:
@@ -118,7 +121,8 @@ class AutoGO:
     # -- one iteration -------------------------------------------------------------------------------
     def start(self) -> Individual:
         value, error = self.measure([self.root])[0]
-        root = Individual(0, self.root, 0, self.scorer.network(self.root), value, error=error)
+        predicted, outside = self.scorer.network(self.root)
+        root = Individual(0, self.root, 0, predicted, value, error=error, outside=outside)
         if value is None:
             raise RuntimeError(f"the input network could not be measured: {error}")
         self.population.append(root)
@@ -146,20 +150,20 @@ class AutoGO:
 
     def step(self, iteration: int) -> list[Individual]:
         """One iteration: mutate each parent, pick children, measure them in one batch, grow the population."""
-        picked: list[tuple[Individual, Mutation, float]] = []
+        picked: list[tuple[Individual, Mutation, float, str]] = []
         for parent in self.select_parents():
             mutations = [m for m in self.mutator.mutate(parent.graph, self.candidates)
                          if m.child.arch_id not in self._seen and self._within_bounds(m)]
-            accuracy = self.scorer.children(mutations)
+            accuracy, outside = self.scorer.children(mutations)
             for k in self._choose(mutations, accuracy):
                 if mutations[k].child.arch_id not in self._seen:
                     self._seen.add(mutations[k].child.arch_id)
-                    picked.append((parent, mutations[k], float(accuracy[k])))
-        measured = self.measure([m.child for _, m, _ in picked]) if picked else []
+                    picked.append((parent, mutations[k], float(accuracy[k]), outside[k]))
+        measured = self.measure([m.child for _, m, _, _ in picked]) if picked else []
         batch = []
-        for (parent, mutation, accuracy), (value, error) in zip(picked, measured, strict=True):
+        for (parent, mutation, accuracy, outside), (value, error) in zip(picked, measured, strict=True):
             individual = Individual(len(self.population), mutation.child, iteration, accuracy, value, parent.id,
-                                    mutation, error)
+                                    mutation, error, outside)
             self.population.append(individual)
             batch.append(individual)
         self.on_iteration(iteration, batch)

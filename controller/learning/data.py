@@ -154,6 +154,7 @@ def nb201_samples(encodings: Sequence[Sequence[int]], y: Sequence[float] | None 
         node_features=np.stack([f for _, f in cells]),
         graphs=graph_array([cg_graph(space.to_graph(x)) for x in encodings]) if graphs else None,
         y=None if y is None else np.asarray(y, dtype=np.float64),
+        family=np.full(len(encodings), space.name, dtype=object),
     )
 
 
@@ -292,7 +293,7 @@ def space_samples(space: SearchSpace, encodings: Sequence[Sequence[int]], y: Seq
     except KeyError:
         raise ValueError(f"space {space.name!r} declares predictor features {space.predictor_features!r}; known: "
                          f"{sorted(SPACE_FEATURES)}") from None
-    return features(space, encodings, y)
+    return dataclasses.replace(features(space, encodings, y), family=np.full(len(encodings), space.name, dtype=object))
 
 
 def _one_hot_samples(space: SearchSpace, encodings: Sequence[Sequence[int]], y: Sequence[float] | None) -> Samples:

@@ -14,6 +14,7 @@ is ``--evals``.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -24,7 +25,7 @@ from controller.errors import SettingError
 from controller.learning.data import space_samples
 from controller.search.evaluator import Evaluation, Evaluator
 from controller.search.problem import SearchAlgorithm, SearchProblem
-from predictors import Predictor, get_predictor
+from predictors import OutsideDomainWarning, Predictor, get_predictor
 
 MAX_CANDIDATES = 200_000  # BRP-NAS ranks every architecture of the space
 
@@ -97,7 +98,9 @@ class BrpNas(SearchAlgorithm):
             evaluator.iteration = i
             problem.evaluate_n(ordered, n)
             if evaluator.remaining > 0 and i < iterations:
-                scores = self.train_brp(problem).predict(space_samples(space, pool))
+                with warnings.catch_warnings():  # ranking the whole space beyond what was evaluated: by design
+                    warnings.simplefilter("ignore", OutsideDomainWarning)
+                    scores = self.train_brp(problem).predict(space_samples(space, pool))
                 ranked = [pool[k] for k in np.argsort(-scores, kind="stable")]
         best = self.best(evaluator)
         problem.note(f"best within {self.latency_max_ms:g} ms: "

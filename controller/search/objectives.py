@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from controller.errors import SettingError
 from controller.graph import ComputationGraph
 from controller.spaces import Candidate, SearchSpace
@@ -129,7 +131,9 @@ def predictor_accuracy(path: str, space: SearchSpace) -> AccuracyFn:
         predictor = load_predictor(Path(path))
     except (OSError, ValueError, KeyError) as exc:
         raise SettingError("accuracy", f"predictor:{path}: {exc}") from None
-    return lambda candidates: predictor.predict(space_samples(space, [c.encoding for c in candidates])).tolist()
+    # an accuracy in %: never outside 0-100, whatever the predictor extrapolates to
+    return lambda candidates: np.clip(predictor.predict(space_samples(space, [c.encoding for c in candidates])),
+                                      0.0, 100.0).tolist()
 
 
 def accuracy_evaluator(spec: str, space: SearchSpace) -> AccuracyFn:

@@ -195,3 +195,38 @@ def test_the_library_never_imports_the_controller() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_a_predictor_flags_architectures_outside_what_it_was_trained_on() -> None:
+    """Trained on NB-201 networks, a k-GNN flags OFA-MobileNetV3 subnets (other family, ops never seen) and
+    warns; an accuracy predictor's card bounds keep predictions within 0-100 %."""
+    import warnings
+
+    from controller.learning.data import cg_graph
+    from controller.spaces import get_space
+    from predictors import OutsideDomainWarning
+    from predictors.samples import graph_array
+
+    def samples(space_name: str, n: int, seed: int, **options) -> Samples:
+        space = get_space(space_name, **options)
+        rng = np.random.default_rng(seed)
+        xs = [x for x in (space.sample(rng) for _ in range(3 * n)) if space.has_network(x)][:n]
+        return Samples(graphs=graph_array([cg_graph(space.to_graph(x)) for x in xs]), y=np.linspace(10, 90, n),
+                       family=np.full(n, space_name, dtype=object))
+
+    train, same, other = samples("nb201", 40, 0), samples("nb201", 10, 1), samples("ofa-mbv3", 3, 2, resolution=64)
+    predictor = get_predictor("kgnn", hidden=8, epochs=2).fit(train)
+    assert predictor.card.domain["families"] == ["nb201"] and predictor.card.domain["y"] == [10.0, 90.0]
+    _, inside = predictor.predict_flagged(same)
+    assert inside == [""] * 10
+    with pytest.warns(OutsideDomainWarning, match="3 of 3 architecture"):
+        predictor.predict(other)
+    _, reasons = predictor.predict_flagged(other)
+    assert all("family 'ofa-mbv3' (trained on nb201)" in r for r in reasons)
+    unlabelled = Samples(graphs=other.graphs)  # no family given: the features alone still tell
+    assert all(predictor.predict_flagged(unlabelled)[1])
+    predictor.card.bounds = [0.0, 100.0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", OutsideDomainWarning)
+        predictor.net.head[-1].bias.data += 1e3  # a net that extrapolates wildly
+        assert predictor.predict(other).max() <= 100.0
