@@ -115,6 +115,7 @@ OPS: dict[str, Callable[[Args, Attrs], torch.Tensor]] = {
     "Gemm": _gemm,
     "Flatten": lambda a, t: torch.flatten(a[0], t.get("axis", 1)),
     "Reshape": _reshape,
+    "Transpose": lambda a, t: a[0].permute(*(t.get("perm") or reversed(range(a[0].dim())))),
     "Resize": _resize,
     "DepthToSpace": lambda a, t: F.pixel_shuffle(a[0], t["blocksize"]),
 }
