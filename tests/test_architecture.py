@@ -35,12 +35,12 @@ def test_spaces_declare_their_predictor_features() -> None:
     from controller.spaces import get_space
     from controller.spaces.catalog import sample
 
-    nb201, mbv3 = get_space("nb201"), get_space("ofa-mbv3")
+    nb201, mbv3, resnet = get_space("nb201"), get_space("ofa-mbv3"), get_space("ofa-resnet50")
     cells = space_samples(nb201, sample(nb201, 3, 0), [1.0, 2.0, 3.0])
     assert cells.adjacency is not None and nb201.accuracy_table == "nb201"  # the cell graph, for the GCN
     onehot = space_samples(mbv3, sample(mbv3, 3, 0))
     assert onehot.encoding.shape[0] == 3 and set(np.unique(onehot.encoding)) <= {0.0, 1.0}
-    assert onehot.adjacency is None and mbv3.accuracy_table == ""
+    assert onehot.adjacency is None and mbv3.accuracy_table == "ofa-mbv3-accuracy" and resnet.accuracy_table == ""
 
     class Odd(type(mbv3)):
         predictor_features = "no-such-view"

@@ -38,6 +38,8 @@ TABLES: dict[str, Table] = {
                                 *(f"ks_s{s}_b{b}" for s in range(1, 6) for b in range(1, 5)),
                                 *(f"e_s{s}_b{b}" for s in range(1, 6) for b in range(1, 5))), "top1_acc",
                                input_size=224),
+    "naslib-nb101": Table("naslib_zc/nb101_zc_cifar10.csv.gz", "nb101", ("adjacency", "ops"), "val_accuracy",
+                          copies=True),
     "help-fbnet": Table("help_latency/fbnet_latency.csv.gz", "fbnet", tuple(f"l{i:02d}" for i in range(1, 23))),
 }
 

@@ -351,6 +351,10 @@ class GraphBuilder:
     def pixel_shuffle(self, x: int, upscale: int) -> int:
         return self.add_node("pixel_shuffle", [x], upscale=upscale)
 
+    def slice_channels(self, x: int, channels: int) -> int:
+        """The first ``channels`` channels of ``x``."""
+        return self.add_node("channel_slice", [x], channels=channels)
+
     def channel_shuffle(self, x: int, groups: int) -> int:
         """ShuffleNet's shuffle: reshape (N, g, C/g, H, W), swap the two channel axes, reshape back."""
         n, c, h, w = self.shape(x)

@@ -160,6 +160,12 @@ def _reshape(e: _Emitter, i: int, n: Node, ins: list[str]) -> None:
     e.emit("Reshape", [ins[0], e.const(f"n{i}.shape", n.attrs["shape"], np.int64)], e.name(i))
 
 
+def _channel_slice(e: _Emitter, i: int, n: Node, ins: list[str]) -> None:
+    bounds = [e.const(f"n{i}.{name}", [value], np.int64) for name, value in
+              (("starts", 0), ("ends", n.attrs["channels"]), ("axes", 1))]
+    e.emit("Slice", [ins[0], *bounds], e.name(i))
+
+
 def _upsample(e: _Emitter, i: int, n: Node, ins: list[str]) -> None:
     s = float(n.attrs["scale"])
     mode = "nearest" if n.attrs["mode"] == "nearest" else "linear"
@@ -188,6 +194,7 @@ EMITTERS: dict[str, Callable[[_Emitter, int, Node, list[str]], None]] = {
     "linear": _linear,
     "flatten": _simple("Flatten", axis=1),
     "reshape": _reshape,
+    "channel_slice": _channel_slice,
     "transpose": lambda e, i, n, ins: e.emit("Transpose", ins, e.name(i), perm=list(n.attrs["perm"])),
     "upsample": _upsample,
     "pixel_shuffle": lambda e, i, n, ins: e.emit("DepthToSpace", ins, e.name(i), blocksize=n.attrs["upscale"],

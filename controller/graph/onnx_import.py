@@ -261,6 +261,21 @@ def _resize(ctx: _Ctx, node, a) -> int | None:
                                 mode="nearest" if mode == "nearest" else "bilinear")
 
 
+def _slice(ctx: _Ctx, node, a) -> int | None:
+    """A Slice keeping the first channels (axis 1, from 0, step 1); anything else is reported unsupported."""
+    values = [ctx.consts.get(name) for name in node.input[1:]]
+    if len(values) < 3 or any(v is None for v in values[:3]) or (len(values) > 3 and values[3] is None):
+        ctx.unsupported["Slice(dynamic bounds)"] += 1
+        return None
+    starts, ends, axes = (np.asarray(v).ravel().tolist() for v in values[:3])
+    steps = np.asarray(values[3]).ravel().tolist() if len(values) > 3 else [1]
+    in_channels = ctx.shapes[node.input[0]][1]
+    if axes not in ([1], [-3]) or starts != [0] or steps != [1]:
+        ctx.unsupported["Slice(other than the first channels)"] += 1
+        return None
+    return ctx.builder.add_node("channel_slice", [ctx.node_of(node.input[0])], channels=min(ends[0], in_channels))
+
+
 def _transpose(ctx: _Ctx, node, a) -> int | None:
     perm = [int(p) for p in a.get("perm", [])] or list(reversed(range(len(ctx.shapes[node.input[0]]))))
     if perm[0] != 0:
@@ -301,6 +316,7 @@ HANDLERS: dict[str, Handler] = {
     "Flatten": _flatten,
     "Reshape": _reshape,
     "Transpose": _transpose,
+    "Slice": _slice,
     "Resize": _resize,
     "Upsample": _resize,
     "DepthToSpace": _depth_to_space,

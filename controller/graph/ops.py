@@ -143,6 +143,15 @@ def _infer_transpose(ins: list[Shape], a: Attrs) -> Shape:
     return tuple(x[p] for p in perm)
 
 
+def _infer_channel_slice(ins: list[Shape], a: Attrs) -> Shape:
+    """The first ``channels`` channels (NB-101 truncates a wider vertex output this way)."""
+    (x,) = ins
+    if len(x) < 2 or not 0 < a["channels"] <= x[1]:
+        raise ShapeError(f"channel_slice keeps 1 to {x[1] if len(x) > 1 else 0} channels of {list(x)}, "
+                         f"not {a['channels']}")
+    return (x[0], a["channels"], *x[2:])
+
+
 def _infer_upsample(ins: list[Shape], a: Attrs) -> Shape:
     (x,) = ins
     _need_rank(x, 4, "upsample")
@@ -224,6 +233,7 @@ OPS: dict[str, OpSpec] = {
         OpSpec("flatten", 1, (), _infer_flatten),
         OpSpec("reshape", 1, ("shape",), _infer_reshape),
         OpSpec("transpose", 1, ("perm",), _infer_transpose),
+        OpSpec("channel_slice", 1, ("channels",), _infer_channel_slice),
         OpSpec("upsample", 1, ("scale", "mode"), _infer_upsample),
         OpSpec("pixel_shuffle", 1, ("upscale",), _infer_pixel_shuffle),
     )

@@ -83,6 +83,15 @@ class _Reshape(nn.Module):
         return x.reshape(self.shape)
 
 
+class _ChannelSlice(nn.Module):
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.channels = channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x[:, :self.channels]
+
+
 class _Permute(nn.Module):
     def __init__(self, perm) -> None:
         super().__init__()
@@ -133,6 +142,7 @@ _LAYERS: dict[str, Callable[[Node, list], nn.Module]] = {
     "flatten": lambda n, s: nn.Flatten(1),
     "reshape": lambda n, s: _Reshape(n.attrs["shape"]),
     "transpose": lambda n, s: _Permute(n.attrs["perm"]),
+    "channel_slice": lambda n, s: _ChannelSlice(n.attrs["channels"]),
     "upsample": _upsample,
     "pixel_shuffle": lambda n, s: nn.PixelShuffle(n.attrs["upscale"]),
     "add": lambda n, s: _Add(),

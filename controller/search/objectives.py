@@ -75,7 +75,8 @@ def graph_value(objective: Objective, graph: ComputationGraph) -> float:
 def table_accuracy(name: str, space: SearchSpace, column: str = "") -> AccuracyFn:
     """Lookup in a packaged table (``controller.data.TABLES``): accuracy in %, the table's default column
     unless another is named. Rows and candidates meet by canonical encoding (``space.canonical``: masked
-    variables do not matter); only the table's space, at the table's input size, can be looked up."""
+    variables do not matter), or by network where the table copies networks under several keys (the first
+    row of a network answers for it); only the table's space, at the table's input size, can be looked up."""
     from controller.data import get_table, table_rows
 
     try:
@@ -90,8 +91,13 @@ def table_accuracy(name: str, space: SearchSpace, column: str = "") -> AccuracyF
     rows = table_rows(name)
     if column not in rows[0]:
         raise SettingError("accuracy", f"{name}:{column}: no such column; columns: {', '.join(rows[0])}")
-    values = {tuple(space.canonical(space.from_string(table.key_of(row)))): float(row[column])
-              for row in rows if row[column] not in ("", "nan")}
+    def key(x: Sequence[int]) -> tuple[int, ...]:
+        return space.network_key(x) if table.copies else tuple(space.canonical(x))
+
+    values: dict[tuple[int, ...], float] = {}
+    for row in rows:
+        if row[column] not in ("", "nan"):
+            values.setdefault(key(space.from_string(table.key_of(row))), float(row[column]))
 
     def evaluate(candidates: Sequence[Candidate]) -> list[float]:
         out = []
@@ -101,10 +107,10 @@ def table_accuracy(name: str, space: SearchSpace, column: str = "") -> AccuracyF
             if table.input_size and c.graph.input_shape[-1] != table.input_size:
                 raise ValueError(f"the {name} table holds accuracies at {table.input_size} px, not at "
                                  f"{c.graph.input_shape[-1]} px")
-            key = tuple(space.canonical(c.encoding))
-            if key not in values:
+            found = values.get(key(c.encoding))
+            if found is None:
                 raise ValueError(f"the {name} table has no {column} for {c.arch}")
-            out.append(values[key])
+            out.append(found)
         return out
 
     return evaluate

@@ -9,12 +9,14 @@ from controller.spaces.base import SearchSpace
 from controller.spaces.candidate import Candidate
 from controller.spaces.fbnet import FBNet
 from controller.spaces.nas_bench_macro import NasBenchMacro
+from controller.spaces.nb101 import NasBench101
 from controller.spaces.nb201 import NasBench201
 from controller.spaces.ofa_mbv3 import OfaMobileNetV3
 from controller.spaces.ofa_resnet50 import OfaResNet50
 
 SPACES: dict[str, Callable[..., SearchSpace]] = {
     FBNet.name: FBNet,
+    NasBench101.name: NasBench101,
     NasBench201.name: NasBench201,
     NasBenchMacro.name: NasBenchMacro,
     OfaMobileNetV3.name: OfaMobileNetV3,

@@ -88,6 +88,17 @@ def _clip(a: Args, attrs: Attrs) -> torch.Tensor:
     return torch.clamp(a[0], low, high)
 
 
+def _slice(a: Args, attrs: Attrs) -> torch.Tensor:
+    x = a[0]
+    starts, ends = a[1].tolist(), a[2].tolist()
+    axes = a[3].tolist() if len(a) > 3 and a[3] is not None else list(range(len(starts)))
+    steps = a[4].tolist() if len(a) > 4 and a[4] is not None else [1] * len(starts)
+    index = [slice(None)] * x.dim()
+    for start, end, axis, step in zip(starts, ends, axes, steps, strict=True):
+        index[axis] = slice(start, end, step)
+    return x[tuple(index)]
+
+
 def _reshape(a: Args, attrs: Attrs) -> torch.Tensor:
     x = a[0]
     shape = [x.shape[k] if d == 0 else d for k, d in enumerate(a[1].tolist())]
@@ -115,6 +126,7 @@ OPS: dict[str, Callable[[Args, Attrs], torch.Tensor]] = {
     "Gemm": _gemm,
     "Flatten": lambda a, t: torch.flatten(a[0], t.get("axis", 1)),
     "Reshape": _reshape,
+    "Slice": _slice,
     "Transpose": lambda a, t: a[0].permute(*(t.get("perm") or reversed(range(a[0].dim())))),
     "Resize": _resize,
     "DepthToSpace": lambda a, t: F.pixel_shuffle(a[0], t["blocksize"]),

@@ -174,3 +174,41 @@ def test_ofa_mbv3_subnets_of_the_dynast_table_have_its_params_and_macs() -> None
     small = get_space("ofa-mbv3", resolution=160)
     with pytest.raises(ValueError, match="accuracies at 224 px, not at 160 px"):
         accuracy_evaluator("table", small)([small.candidate(first.encoding)])
+
+
+def test_nb101_cells_of_the_naslib_table_hash_and_count_as_nb101_does() -> None:
+    from controller.data import get_table
+    from controller.spaces.nb101 import cell_hash
+
+    space, table = get_space("nb101"), get_table("naslib-nb101")
+    rows = table_rows("naslib-nb101")
+    networks = set()
+    for row in rows:
+        x = space.from_string(table.key_of(row))
+        matrix, ops = space.pruned(x)
+        assert cell_hash(matrix, ops) == row["nb101_hash"]  # NB-101's own isomorphism-invariant hash
+        assert (len(ops), int(matrix.sum())) == (int(row["pruned_vertices"]), int(row["pruned_edges"]))
+        networks.add(space.network_key(x))
+        if int(row["row"]) % 25 == 0:  # params equal NASLib's model for every row; a sample keeps this short
+            assert space.to_graph(x).params() == round(float(row["params"]) * 1e6), row["row"]
+    assert len(networks) == 292  # 500 rows, 292 networks (the README's count)
+    first = space.to_graph(space.from_string(table.key_of(rows[0])))
+    assert first.params() == 4_095_778  # the README's worked example
+    session = ort.InferenceSession(to_onnx_bytes(first), providers=["CPUExecutionProvider"])
+    (out,) = session.run(None, {session.get_inputs()[0].name: np.zeros((1, 3, 32, 32), np.float32)})
+    assert out.shape == (1, 10)
+
+
+def test_nb101_bad_cells_are_named() -> None:
+    space = get_space("nb101")
+    with pytest.raises(ValueError, match="7 rows of 7 bits"):
+        space.from_string("0111101/0000011,input|output")
+    with pytest.raises(ValueError, match="upper-triangular"):
+        space.from_string("0000000/1000000/0000000/0000000/0000000/0000000/0000000,"
+                          "input|conv3x3-bn-relu|conv3x3-bn-relu|conv3x3-bn-relu|conv3x3-bn-relu|conv3x3-bn-relu|output")
+    unconnected = space.from_string("0100000/0000000/0000000/0000000/0000000/0000000/0000000,"
+                                    "input|conv3x3-bn-relu|conv3x3-bn-relu|conv3x3-bn-relu|conv3x3-bn-relu|"
+                                    "conv3x3-bn-relu|output")
+    assert not space.has_network(unconnected)
+    with pytest.raises(ValueError, match="no input->output path"):
+        space.to_graph(unconnected)

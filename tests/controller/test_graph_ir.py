@@ -22,6 +22,7 @@ def every_op_graph() -> ComputationGraph:
     gate = b.op("hardsigmoid", b.op("global_avgpool", y))
     y = b.op("mul", y, gate)
     y = b.op("add", y, b.op("identity", y))
+    y = b.op("concat", b.slice_channels(y, 12), b.slice_channels(y, 4))  # NB-101's truncation
     y = b.pool("avgpool", y, 3, 1, 1, count_include_pad=False)
     y = b.pool("maxpool", y, 3, 2, 1, ceil_mode=True)
     up = b.pixel_shuffle(b.conv(y, 64, 1), 2)

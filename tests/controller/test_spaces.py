@@ -15,9 +15,10 @@ from controller.spaces.nb201 import NasBench201
 LONG = os.environ.get("HWNAS_LONG") == "1"
 
 
-def test_registry_lists_the_three_spaces_and_refuses_unknown_names() -> None:
-    assert set(SPACES) == {"nb201", "ofa-mbv3", "ofa-resnet50"}
-    with pytest.raises(ValueError, match=r"unknown search space 'nb-201'; known: \['nb201'"):
+def test_registry_lists_the_spaces_and_refuses_unknown_names() -> None:
+    assert set(SPACES) == {"nb201", "nb101", "nas-bench-macro", "fbnet", "ofa-mbv3", "ofa-resnet50"}
+    known = r"\['fbnet', 'nas-bench-macro', 'nb101', 'nb201'"
+    with pytest.raises(ValueError, match=rf"unknown search space 'nb-201'; known: {known}"):
         get_space("nb-201")
 
 
@@ -155,7 +156,8 @@ def test_ofa_resnet50_contains_resnet50d() -> None:
 
 
 # -- property test: random samples run in onnxruntime ----------------------------------------------------
-PROPERTY_SAMPLES = {"nb201": (200, 300), "ofa-mbv3": (70, 300), "ofa-resnet50": (25, 300)}
+PROPERTY_SAMPLES = {"nb201": (200, 300), "ofa-mbv3": (70, 300), "ofa-resnet50": (25, 300), "nb101": (15, 300),
+                    "nas-bench-macro": (30, 300), "fbnet": (15, 300)}
 
 
 @pytest.mark.slow
@@ -163,12 +165,14 @@ PROPERTY_SAMPLES = {"nb201": (200, 300), "ofa-mbv3": (70, 300), "ofa-resnet50": 
 def test_random_samples_export_and_run_in_onnxruntime(name: str) -> None:
     """Default suite: a short form (NB-201: 200 samples; OFA: fewer at 64 px). HWNAS_LONG=1: 300 at full size."""
     short, long_ = PROPERTY_SAMPLES[name]
-    options = {} if name == "nb201" or LONG else {"resolution": 64}
+    options = {"resolution": 64} if name.startswith("ofa") and not LONG else {}
     space = get_space(name, **options)
     rng = np.random.default_rng(7)
     seen = set()
     for _ in range(long_ if LONG else short):
         x = space.sample(rng)
+        if not space.has_network(x):
+            continue
         graph = space.to_graph(x)
         seen.add(graph.arch_id)
         session = ort.InferenceSession(to_onnx_bytes(graph, check=True), providers=["CPUExecutionProvider"])
