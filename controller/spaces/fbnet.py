@@ -14,12 +14,11 @@ packaged HELP latency table's ``l01``..``l22``). The network is HW-NAS-Bench's `
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-
-import numpy as np
+from collections.abc import Sequence
 
 from controller.graph import ComputationGraph, GraphBuilder
-from controller.spaces.base import SearchSpace, identities_last
+from controller.spaces.base import identities_last
+from controller.spaces.layer_choice import LayerChoiceSpace
 
 OPS = ("k3_e1", "k3_e1_g2", "k3_e3", "k3_e6", "k5_e1", "k5_e1_g2", "k5_e3", "k5_e6", "skip")
 SKIP = OPS.index("skip")
@@ -37,36 +36,11 @@ def block(op: str) -> tuple[int, int, int]:
     return int(parts[0][1:]), int(parts[1][1:]), int(parts[2][1:]) if len(parts) > 2 else 1
 
 
-class FBNet(SearchSpace):
+class FBNet(LayerChoiceSpace):
     name = "fbnet"
     description = "FBNet (HW-NAS-Bench/HELP): 22 layers x 9 blocks (k3/k5, e1/e3/e6, groups 2, skip), CIFAR-100"
     label_table = "help-fbnet"
-
-    def __init__(self, num_classes: int = 100, resolution: int = 32) -> None:
-        self.num_classes, self.resolution = num_classes, resolution
-
-    @property
-    def n_var(self) -> int:
-        return LAYERS
-
-    def bounds(self) -> tuple[np.ndarray, np.ndarray]:
-        return np.zeros(LAYERS, dtype=int), np.full(LAYERS, len(OPS) - 1, dtype=int)
-
-    def variable_name(self, i: int) -> str:
-        return f"layer {i + 1}"
-
-    def validate(self, x: Sequence[int]) -> list[int]:
-        return self._check_length(x)
-
-    def decode(self, x: Sequence[int]) -> dict[str, list[str]]:
-        return {"layers": [OPS[v] for v in self.validate(x)]}
-
-    def encode(self, arch: Mapping[str, Sequence[str]]) -> list[int]:
-        layers = list(arch.get("layers", ()))
-        for i, op in enumerate(layers):
-            if op not in OPS:
-                raise ValueError(f"fbnet layer {i + 1}: unknown op {op!r}; allowed: {list(OPS)}")
-        return self.validate([OPS.index(op) for op in layers])
+    ops, layers, default_classes = OPS, LAYERS, 100
 
     def to_string(self, x: Sequence[int]) -> str:
         return ",".join(str(v) for v in self.validate(x))
@@ -77,9 +51,6 @@ class FBNet(SearchSpace):
             raise ValueError(f"an fbnet architecture is {LAYERS} comma-separated op indices 0-{len(OPS) - 1} "
                              f"(e.g. 7,8,1,...), got {text!r}")
         return self.validate([int(p) for p in parts])
-
-    def size(self) -> int:
-        return len(OPS) ** LAYERS
 
     def network_key(self, x: Sequence[int]) -> tuple[int, ...]:
         """A ``skip`` after a stage's first layer is an identity and can move to the stage's end."""

@@ -18,12 +18,11 @@ only that form (``trained_arch``) and so does ``network_key``: keys that differ 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator, Mapping, Sequence
-
-import numpy as np
+from collections.abc import Iterator, Sequence
 
 from controller.graph import ComputationGraph, GraphBuilder
-from controller.spaces.base import SearchSpace, identities_last
+from controller.spaces.base import identities_last
+from controller.spaces.layer_choice import LayerChoiceSpace
 
 OPS = ("id", "ir_3x3_t3", "ir_5x5_t6")
 BLOCKS = {1: (3, 3), 2: (5, 6)}  # choice -> (depthwise kernel, expansion)
@@ -39,37 +38,12 @@ def _stage_of_layer() -> list[tuple[int, bool]]:
     return [(s, k == 0) for s, n in enumerate(STAGES) for k in range(n)]
 
 
-class NasBenchMacro(SearchSpace):
+class NasBenchMacro(LayerChoiceSpace):
     name = "nas-bench-macro"
     description = "NAS-Bench-Macro: 8 layers of id / MBv2 k3 t3 / MBv2 k5 t6, CIFAR-10 (6,561 keys)"
     accuracy_table = "nas-bench-macro"
     label_table = "nas-bench-macro"
-
-    def __init__(self, num_classes: int = 10, resolution: int = 32) -> None:
-        self.num_classes, self.resolution = num_classes, resolution
-
-    @property
-    def n_var(self) -> int:
-        return LAYERS
-
-    def bounds(self) -> tuple[np.ndarray, np.ndarray]:
-        return np.zeros(LAYERS, dtype=int), np.full(LAYERS, len(OPS) - 1, dtype=int)
-
-    def variable_name(self, i: int) -> str:
-        return f"layer {i + 1}"
-
-    def validate(self, x: Sequence[int]) -> list[int]:
-        return self._check_length(x)
-
-    def decode(self, x: Sequence[int]) -> dict[str, list[str]]:
-        return {"layers": [OPS[v] for v in self.validate(x)]}
-
-    def encode(self, arch: Mapping[str, Sequence[str]]) -> list[int]:
-        layers = list(arch.get("layers", ()))
-        for i, op in enumerate(layers):
-            if op not in OPS:
-                raise ValueError(f"nas-bench-macro layer {i + 1}: unknown op {op!r}; allowed: {list(OPS)}")
-        return self.validate([OPS.index(op) for op in layers])
+    ops, layers, default_classes = OPS, LAYERS, 10
 
     def to_string(self, x: Sequence[int]) -> str:
         return "".join(str(v) for v in self.validate(x))
@@ -79,9 +53,6 @@ class NasBenchMacro(SearchSpace):
         if len(text) != LAYERS or any(c not in "012" for c in text):
             raise ValueError(f"a nas-bench-macro key is {LAYERS} digits 0-2 (e.g. 02012100), got {text!r}")
         return [int(c) for c in text]
-
-    def size(self) -> int:
-        return len(OPS) ** LAYERS
 
     def enumerate(self) -> Iterator[list[int]]:
         for x in itertools.product(range(len(OPS)), repeat=LAYERS):
