@@ -51,7 +51,7 @@ def _fit_scores(samples, kinds: list[str], n_train: int, seeds: int, higher: boo
             t0 = time.perf_counter()
             predictor = get_predictor(kind, **config).fit(train, valid)
             out[kind]["fit_s"].append(time.perf_counter() - t0)
-            metrics = evaluate(predictor.predict(test), test.y, higher_is_better=higher)
+            metrics = evaluate(predictor.predict_flagged(test)[0], test.y, higher_is_better=higher)
             out[kind]["spearman"].append(metrics["spearman"])
             out[kind]["ndcg_at_10"].append(metrics["ndcg_at_10"])
     return out

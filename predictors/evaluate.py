@@ -58,9 +58,11 @@ def bench(samples: Samples, kinds: Sequence[str], seeds: Iterable[int], n_train:
             if "seed" in predictor_class(kind).defaults():
                 config.setdefault("seed", seed)
             predictor = get_predictor(kind, **config).fit(train, valid)
-            predicted = predictor.predict(test)
+            predicted, outside = predictor.predict_flagged(test)  # a bench reports the share, it does not warn
             kept = (predicted, test.y) if keep_predictions else (None, None)
-            results.append(Result(kind, seed, evaluate(predicted, test.y, higher_is_better), *kept))
+            metrics = {**evaluate(predicted, test.y, higher_is_better),
+                       "outside_share": float(np.mean([bool(r) for r in outside]))}
+            results.append(Result(kind, seed, metrics, *kept))
             progress(kind, seed)
     return results
 
