@@ -17,6 +17,7 @@ import numpy as np
 
 from controller.autogo.bpe import make_alphabet, node_labels, segment_string, to_string, train_bpe
 from controller.autogo.segment import Region, Segment, extract, region
+from controller.errors import SettingError
 from controller.graph.ir import ComputationGraph
 
 DB_FORMAT = "hwnas.autogo.segments/1"
@@ -132,14 +133,20 @@ def unique(segments: Sequence[Segment]) -> list[Segment]:
     return out
 
 
-def standard_corpus(samples_per_space: int, seed: int = 0) -> list[tuple[str, ComputationGraph]]:
-    """Random samples of every registered space plus the zoo's networks (ResNet-50, VGG-16, EDSR)."""
+def standard_corpus(samples_per_space: int, seed: int = 0, spaces: Sequence[str] | None = None
+                    ) -> list[tuple[str, ComputationGraph]]:
+    """Random samples of the spaces (default: every registered one) plus the zoo's networks (ResNet-50,
+    VGG-16, EDSR). Each family takes a share of the BPE vocabulary: a database for one kind of network
+    (EDSR's conv/ReLU/pixel-shuffle) finds more of its segments when built from fewer, closer families."""
     from controller.graph.zoo import ZOO
     from controller.spaces import SPACES, get_space
     from controller.spaces.catalog import sample
 
     corpus = []
-    for name in sorted(SPACES):
+    unknown = sorted(set(spaces or ()) - set(SPACES))
+    if unknown:
+        raise SettingError("spaces", f"{unknown} are not registered spaces; known: {sorted(SPACES)}")
+    for name in sorted(spaces or SPACES):
         space = get_space(name)
         corpus += [(name, space.to_graph(x)) for x in sample(space, samples_per_space, seed)
                    if space.has_network(x)]

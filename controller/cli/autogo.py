@@ -39,7 +39,8 @@ def cmd_build_db(args: argparse.Namespace) -> int:
     try:
         if args.samples_per_space < 1:
             raise ValueError(f"--samples-per-space must be >= 1, got {args.samples_per_space}")
-        corpus = standard_corpus(args.samples_per_space, args.seed)
+        corpus = standard_corpus(args.samples_per_space, args.seed,
+                                 [s for s in args.spaces.split(",") if s] if args.spaces else None)
         for path in args.onnx or []:
             if not path.is_file():
                 raise ValueError(f"--onnx {path}: no such file")
@@ -204,7 +205,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--out", type=Path, default=DEFAULT_SEGMENTS, help="folder to write (default %(default)s)")
     b.add_argument("--vocab-size", type=int, default=2000, help="BPE vocabulary size (default %(default)s)")
     b.add_argument("--samples-per-space", type=int, default=300,
-                   help="random networks of each registered space in the corpus (default %(default)s)")
+                   help="random networks of each space in the corpus (default %(default)s)")
+    b.add_argument("--spaces", default=None, metavar="SPACE[,SPACE...]",
+                   help="the spaces to sample (default: every registered one)")
     b.add_argument("--onnx", type=Path, action="append", metavar="FILE", help="add an ONNX CNN to the corpus")
     b.add_argument("--seed", type=int, default=0)
     b.add_argument("--quiet", action="store_true")

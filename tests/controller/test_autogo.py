@@ -31,7 +31,8 @@ LONG = os.environ.get("HWNAS_LONG") == "1"
 
 @pytest.fixture(scope="module")
 def database() -> SegmentDatabase:
-    return build_database(standard_corpus(12, seed=1), vocab_size=500)
+    # the families these tests were written against; every registered space shares the vocabulary otherwise
+    return build_database(standard_corpus(12, seed=1, spaces=("nb201", "ofa-mbv3", "ofa-resnet50")), vocab_size=500)
 
 
 def nb201_graphs(n: int, seed: int = 0) -> list:
@@ -262,3 +263,8 @@ def test_the_zoo_matches_the_onnx_import_of_the_same_networks_in_torch() -> None
     assert from_onnx(export_onnx(torch_resnet50(), (1, 3, 224, 224))).arch_id == resnet50().arch_id
     assert from_onnx(export_onnx(EDSR(blocks=4, channels=32), (1, 3, 48, 48))).arch_id == \
         edsr(blocks=4, channels=32).arch_id
+
+
+def test_build_db_names_an_unknown_space(tmp_path, capsys) -> None:
+    assert main(["autogo", "build-db", "--spaces", "nb201,nope", "--out", str(tmp_path / "db"), "--quiet"]) == 2
+    assert "--spaces ['nope'] are not registered spaces" in capsys.readouterr().err
