@@ -173,12 +173,13 @@ class StackedPredictor(Predictor):
         for fit_index, held_index in folds.split(train.encoding):
             for column, model in enumerate(self._base()):
                 model.fit(train.take(fit_index))
-                out_of_fold[held_index, column] = model.predict(train.take(held_index))
+                out_of_fold[held_index, column] = model._predict(train.take(held_index))  # no domain check: internal
         self.ridge, self.svr = (model.fit(train) for model in self._base())
         self.top = RidgeModel(1e-6).fit(out_of_fold, train.y)
 
     def _predict(self, samples: Samples) -> np.ndarray:
-        return self.top.predict(np.column_stack([self.ridge.predict(samples), self.svr.predict(samples)]))
+        # the stacked predictor checks its domain once, in ``predict``; its parts see the same samples
+        return self.top.predict(np.column_stack([self.ridge._predict(samples), self.svr._predict(samples)]))
 
     def state(self) -> dict[str, np.ndarray]:
         return {**{f"ridge.{k}": v for k, v in self.ridge.state().items()},
