@@ -47,6 +47,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     pb.add_argument("--train", type=int, default=900)
     pb.add_argument("--valid", type=int, default=100)
     pb.add_argument("--gcn-epochs", type=int, default=None, help="cap the GCN's epochs (default: 250, as BRP-NAS)")
+    add_torch_device(pb)
     pb.add_argument("--cell-graph", default="pruned", choices=["pruned", "full"],
                     help="the GCN's NB-201 cell graph: pruned (BRP-NAS, default) or full (every edge op, as "
                          "NB-201's reference code runs it and HW-NAS-Bench timed it)")
@@ -80,10 +81,31 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     pt.add_argument("--device", required=True, metavar="KEY")
     pt.add_argument("--kind", default="gcn", help="predictor kind (default %(default)s)")
     pt.add_argument("--seed", type=int, default=0)
+    add_torch_device(pt)
     pt.add_argument("--sources", default="", metavar="KEY[,KEY...]",
                     help="with --kind sources: other device keys of the dataset to transfer from (few-shot)")
     pt.set_defaults(func=cmd_predictor_train)
     add_layers_parser(predictor)
+
+
+def add_torch_device(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--torch-device", choices=["auto", "cpu", "cuda"], default="auto",
+                        help="where the graph predictors train (gcn-cg, gin, gatv2, kgnn, psc): auto is CUDA when "
+                             "torch sees one, else the CPU (default %(default)s)")
+
+
+def torch_device_config(kinds: list[str], device: str) -> dict[str, dict[str, str]]:
+    """{kind: {"device": ...}} for the kinds that train on a torch device; ValueError if CUDA is asked for and
+    absent (before anything trains)."""
+    from predictors import predictor_class
+
+    chosen = {kind: {"device": device} for kind in kinds if "device" in predictor_class(kind).defaults()}
+    if chosen and device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ValueError("--torch-device cuda: torch sees no CUDA device here; use cpu or auto")
+    return chosen
 
 
 def _bench_data(args: argparse.Namespace, space) -> tuple[Path, bool]:
@@ -130,6 +152,8 @@ def cmd_predictor_bench(args: argparse.Namespace) -> int:
                              f"{len(samples)}")
         higher = args.better == "higher" if args.better else "acc" in args.target.lower()
         configs = {"gcn": {"epochs": args.gcn_epochs}} if args.gcn_epochs else {}
+        for kind, options in torch_device_config(kinds, args.torch_device).items():
+            configs[kind] = {**configs.get(kind, {}), **options}
         left_out = (f"{table.dropped_unconnected} without a network, {table.dropped_missing} without a value"
                     + (f", {table.dropped_copies} copies of a network" if one_per_network else ""))
         print(f"{data.name}: {len(samples)} {space.name} architectures with {args.target} ({left_out} left out); "
@@ -223,6 +247,8 @@ def cmd_predictor_train(args: argparse.Namespace) -> int:
         predictor_class(args.kind)
         with Store(args.db) as store:
             folder, metrics = train_from_store(store, args.db, args.device, args.kind, seed=args.seed,
+                                               config=torch_device_config([args.kind], args.torch_device).get(
+                                                   args.kind),
                                                sources=[k for k in args.sources.split(",") if k])
     except ValueError as exc:
         return fail("predictor train", exc)
