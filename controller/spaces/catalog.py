@@ -60,15 +60,18 @@ def parse_arch(text: str, space_name: str | None = None, **options: Any) -> tupl
 
 
 def sample(space: SearchSpace, n: int, seed: int) -> list[list[int]]:
-    """``n`` distinct random architectures (fewer only if the space is smaller)."""
+    """``n`` distinct random architectures that are networks (fewer only if the space is smaller); encodings
+    with no network (NB-201's unconnected cells, NB-101's cells without a path) are drawn again."""
     if n <= 0:
         raise ValueError(f"n must be positive, got {n}")
     rng = np.random.default_rng(seed)
     seen: dict[tuple[int, ...], None] = {}
     attempts = 0
     while len(seen) < n and attempts < 50 * n:
-        seen.setdefault(tuple(space.sample(rng)), None)
+        x = space.sample(rng)
         attempts += 1
+        if space.has_network(x):
+            seen.setdefault(tuple(x), None)
     return [list(x) for x in seen]
 
 

@@ -225,3 +225,10 @@ def test_graph_predictors_train_where_asked(capsys: pytest.CaptureFixture, tmp_p
     assert main(["predictor", "bench", "--space", "nas-bench-macro", "--target", "mean_acc", "--kinds", "ridge",
                  "--torch-device", "cuda", "--seeds", "1", "--train", "40", "--valid", "10", "--quiet"]) == 0
     capsys.readouterr()  # ridge trains on no torch device: the flag does not matter to it
+
+
+def test_space_sample_gives_only_networks(capsys: pytest.CaptureFixture) -> None:
+    """A quarter of random NB-101 encodings are no network (no input->output path, or > 9 edges): sample,
+    export and latbench build (all through catalog.sample) must not hand them on."""
+    assert main(["space", "sample", "--space", "nb101", "-n", "40", "--seed", "3", "--json"]) == 0
+    assert len(json.load(io.StringIO(capsys.readouterr().out))) == 40
