@@ -120,7 +120,8 @@ PREDICTORS: dict[str, type[Predictor]] = {}  # filled by @register as the module
 KINDS = {"flops": "predictors.linear", "layerwise": "predictors.linear", "ridge": "predictors.linear",
          "svr": "predictors.linear", "stacked": "predictors.linear", "gcn": "predictors.gcn", "kgnn": "predictors.gnn",
          "gcn-cg": "predictors.gnn", "gin": "predictors.gnn", "gatv2": "predictors.gnn",
-         "brp": "predictors.brp", "psc": "predictors.psc", "sources": "predictors.source_transfer"}
+         "brp": "predictors.brp", "gennape": "predictors.gennape.model", "psc": "predictors.psc",
+         "sources": "predictors.source_transfer"}
 
 
 def register(cls: type[Predictor]) -> type[Predictor]:

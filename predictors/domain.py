@@ -79,3 +79,20 @@ def _graph_reason(view: str, rows: np.ndarray, low: np.ndarray, high: np.ndarray
         return f"{len(rows)} graph nodes (trained on {sizes[0]}-{sizes[1]})"
     off = np.flatnonzero((rows < low).any(axis=0) | (rows > high).any(axis=0))
     return f"{view} feature(s) {off[:5].tolist()} outside the trained range" if len(off) else ""
+
+
+def merge(first: dict[str, Any], second: dict[str, Any]) -> dict[str, Any]:
+    """A domain covering both (a predictor fine-tuned on a second family vouches for both): families united,
+    every range widened to hold both."""
+    out: dict[str, Any] = {"families": sorted(set(first.get("families", [])) | set(second.get("families", [])))}
+    ys = [d["y"] for d in (first, second) if d.get("y")]
+    out["y"] = [min(y[0] for y in ys), max(y[1] for y in ys)] if ys else None
+    for view in (set(first) | set(second)) - {"y", "families"}:
+        boxes = [d[view] for d in (first, second) if view in d]
+        if len(boxes) == 1 or len(boxes[0]["low"]) != len(boxes[1]["low"]):
+            out[view] = boxes[-1]
+            continue
+        out[view] = {"low": np.minimum(boxes[0]["low"], boxes[1]["low"]).tolist(),
+                     "high": np.maximum(boxes[0]["high"], boxes[1]["high"]).tolist(),
+                     "rows": [min(b["rows"][0] for b in boxes), max(b["rows"][1] for b in boxes)]}
+    return out

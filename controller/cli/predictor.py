@@ -11,11 +11,12 @@ from controller.cli.common import (
     db_target,
     fail,
 )
+from controller.cli.gennape import add_gennape_parser
 from controller.cli.layers import add_layers_parser
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    predictor = sub.add_parser("predictor", help="per-device latency predictors: bench, train").add_subparsers(
+    predictor = sub.add_parser("predictor", help="latency and accuracy predictors").add_subparsers(
         dest="predictor_command", required=True, metavar="SUBCOMMAND")
     pb = predictor.add_parser("bench", help="BRP-NAS evaluation protocol on a space's latency or accuracy table",
                               description="Fit each predictor on random 900 architectures (100 more for "
@@ -86,6 +87,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                     help="with --kind sources: other device keys of the dataset to transfer from (few-shot)")
     pt.set_defaults(func=cmd_predictor_train)
     add_layers_parser(predictor)
+    add_gennape_parser(predictor)
 
 
 def add_torch_device(parser: argparse.ArgumentParser) -> None:

@@ -23,6 +23,7 @@ class Table:
     accuracy: str = ""  # the default accuracy column [%]; "" for a latency-only table
     copies: bool = False  # rows repeat one network's numbers under several keys: bench one row per network
     input_size: int = 0  # the image size the labels hold at (0: the space's default); other sizes are refused
+    proxies: tuple[str, ...] = ()  # zero-cost proxy columns (a score per network, higher ranks higher)
 
     def key_of(self, row: dict[str, str]) -> str:
         """The architecture a row is of, in its space's string form."""
@@ -39,7 +40,8 @@ TABLES: dict[str, Table] = {
                                 *(f"e_s{s}_b{b}" for s in range(1, 6) for b in range(1, 5))), "top1_acc",
                                input_size=224),
     "naslib-nb101": Table("naslib_zc/nb101_zc_cifar10.csv.gz", "nb101", ("adjacency", "ops"), "val_accuracy",
-                          copies=True),
+                          copies=True, proxies=("epe_nas", "fisher", "grad_norm", "grasp", "jacov", "l2_norm",
+                                                "plain", "snip", "synflow")),
     "help-fbnet": Table("help_latency/fbnet_latency.csv.gz", "fbnet", tuple(f"l{i:02d}" for i in range(1, 23))),
 }
 
