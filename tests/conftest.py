@@ -44,3 +44,18 @@ def client(agent: AgentServer) -> Iterator[AgentClient]:
     with AgentClient(agent.address, timeout_s=60) as c:
         c.wait_ready()
         yield c
+
+
+SMALL_GENNAPE = {"cl_epochs": 1, "width": 16, "hidden": 32, "head_layers": 2, "epochs": 10, "pairs_per_epoch": 1024,
+                 "kgnn_hidden": 16, "kgnn_layers": 2, "kgnn_epochs": 10, "references": 48, "finetune_epochs": 20,
+                 "min_accuracy": 0.0}
+
+
+@pytest.fixture(scope="session")
+def small_gennape(tmp_path_factory) -> Path:
+    """A GENNAPE pretrained for seconds on 120 NB-201 networks, saved: small, but every part of it is real."""
+    from controller.learning.families import load_family
+    from predictors import get_predictor
+
+    folder = tmp_path_factory.mktemp("gennape") / "nb201"
+    return get_predictor("gennape", **SMALL_GENNAPE).fit(load_family("nb201", 120).samples).save(folder)

@@ -22,6 +22,7 @@ from controller.autogo.mutation import Mutation, Mutator
 from controller.autogo.psc_data import decompositions, partitioned
 from controller.errors import SettingError
 from controller.graph.ir import ComputationGraph
+from controller.learning.families import graph_samples
 from controller.search.hypervolume import pareto_mask
 from controller.search.objectives import Objective
 from predictors import Predictor, Samples
@@ -73,8 +74,36 @@ class PscScorer:
         return float(np.mean(predicted)), next((r for r in reasons if r), "")
 
 
+class GraphScorer:
+    """Predicted accuracy from the whole computation graph (GENNAPE, or any predictor of the ``graphs`` view):
+    the alternative to the PSC that needs no segment decomposition, so the input network is scored as it is."""
+
+    def __init__(self, predictor: Predictor) -> None:
+        self.predictor = predictor
+
+    def children(self, mutations: Sequence[Mutation]) -> tuple[np.ndarray, list[str]]:
+        if not mutations:
+            return np.zeros(0), []
+        return self.predictor.predict_flagged(graph_samples([m.child for m in mutations], None))
+
+    def network(self, graph: ComputationGraph) -> tuple[float, str]:
+        predicted, reasons = self.predictor.predict_flagged(graph_samples([graph], None))
+        return float(predicted[0]), reasons[0]
+
+
+def scorer_for(predictor: Predictor, database: SegmentDatabase) -> PscScorer | GraphScorer:
+    """The scorer a predictor's inputs call for: segment-partitioned graphs (PSC) or whole graphs (GENNAPE)."""
+    if "partitioned" in predictor.needs:
+        return PscScorer(predictor, database)
+    if "graphs" in predictor.needs:
+        return GraphScorer(predictor)
+    raise ValueError(f"a {predictor.kind!r} predictor reads {', '.join(predictor.needs)}, not computation graphs: "
+                     "AutoGO needs PSC (hwnas autogo train-psc) or GENNAPE (hwnas predictor gennape pretrain)")
+
+
 class AutoGO:
-    def __init__(self, root: ComputationGraph, database: SegmentDatabase, scorer: PscScorer, metric: Objective,
+    def __init__(self, root: ComputationGraph, database: SegmentDatabase, scorer: PscScorer | GraphScorer,
+                 metric: Objective,
                  measure: MeasureFn, rng: np.random.Generator, parents: int = 10, candidates: int = 100,
                  measure_per_parent: int | None = 8, flops_bounds: tuple[float, float] | None = (-0.2, 0.1),
                  allowed_ops: set[str] | None = None,

@@ -106,7 +106,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from controller.autogo.database import SegmentDatabase
     from controller.autogo.mutation import op_classes
     from controller.autogo.outputs import write_outputs
-    from controller.autogo.search import AutoGO, PscScorer
+    from controller.autogo.search import AutoGO, scorer_for
     from controller.cli.measure import Measurement
     from controller.graph.model_formats import FormatUnavailable
     from controller.search.measure import value_of
@@ -128,11 +128,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         name, graph = _input_network(args)
         database = SegmentDatabase.load(args.segments)
         if not (args.predictor / "card.json").is_file():
-            raise ValueError(f"--predictor {args.predictor}: no trained PSC predictor there; train one with "
-                             "`hwnas autogo train-psc --segments DIR --out DIR`")
+            raise ValueError(f"--predictor {args.predictor}: no trained predictor there; train PSC with "
+                             "`hwnas autogo train-psc --segments DIR --out DIR` or GENNAPE with `hwnas predictor "
+                             "gennape pretrain`")
         predictor = load(args.predictor)
-        if predictor.card.kind != "psc":
-            raise ValueError(f"--predictor {args.predictor} is a {predictor.card.kind!r} predictor, not 'psc'")
+        scorer = scorer_for(predictor, database)
         allowed = set(args.ops.split(",")) if args.ops else op_classes(graph)
         out = args.out or Path("runs") / f"autogo-{name.replace('/', '_').replace(':', '-')[:40]}-{args.metric}"
         measurement = None
@@ -172,7 +172,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
                     return [(graph_value(metric, g), "") for g in graphs]
 
-            search = AutoGO(graph, database, PscScorer(predictor, database), metric, measure,
+            search = AutoGO(graph, database, scorer, metric, measure,
                             np.random.default_rng(args.seed), args.parents, args.candidates,
                             None if metric.source == "graph" else args.measure_per_parent, args.flops_bounds,
                             allowed, on_iteration)
@@ -247,7 +247,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--ops", default=None, help="op whitelist for replacements, e.g. conv,batchnorm,relu,add "
                                                "(dwconv: depthwise); default: the input network's ops")
     r.add_argument("--segments", type=Path, default=DEFAULT_SEGMENTS, help="segment database (default %(default)s)")
-    r.add_argument("--predictor", type=Path, default=DEFAULT_PSC, help="PSC predictor (default %(default)s)")
+    r.add_argument("--predictor", type=Path, default=DEFAULT_PSC,
+                   help="accuracy predictor: PSC (hwnas autogo train-psc) or GENNAPE (hwnas predictor gennape "
+                        "pretrain or finetune) (default %(default)s)")
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--db", type=common.db_target, default=Path("hwnas.db"),
                    help="store (SQLite file or SQLAlchemy URL)")

@@ -181,7 +181,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--accuracy", default=None, metavar="SPEC",
                    help="accuracy evaluator: table[:COLUMN] (the space's packaged table: nb201, nas-bench-macro; "
                         "the default where there is one), a table by name (nb201:acc_cifar100_test), "
-                        "predictor:PATH, or module:function taking a controller.spaces.Candidate")
+                        "predictor:PATH, gennape:PATH (hwnas predictor gennape pretrain/finetune), or "
+                        "module:function taking a controller.spaces.Candidate")
     s.add_argument("--db", type=common.db_target, default=Path("hwnas.db"),
                    help="store (SQLite file or SQLAlchemy URL)")
     s.add_argument("--out", type=Path, default=None, help="output folder (default runs/SPACE-DEVICE-ALGO-sSEED)")

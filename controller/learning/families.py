@@ -9,6 +9,7 @@ that repeats a network under several keys would leak it between fine-tuning and 
 from __future__ import annotations
 
 import csv
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,12 +30,14 @@ class Family:
     dropped: int = 0  # table rows left out (no network, no accuracy, a copy of an earlier network)
 
 
-def graph_samples(graphs: list[ComputationGraph], family: str, y: np.ndarray | None = None) -> Samples:
-    """The views GENNAPE and the whole-graph GNNs read, for any CGs."""
+def graph_samples(graphs: Sequence[ComputationGraph], family: str | None, y: np.ndarray | None = None) -> Samples:
+    """The views GENNAPE and the whole-graph GNNs read, for any CGs. ``family`` None: the graphs belong to
+    no named family (AutoGO's mutants), so only their features say whether they lie outside a predictor's
+    training domain."""
     return Samples(graphs=graph_array([cg_graph(g) for g in graphs]),
                    flops=np.array([g.macs() for g in graphs], dtype=np.float64),
                    y=None if y is None else np.asarray(y, dtype=np.float64),
-                   family=np.full(len(graphs), family, dtype=object))
+                   family=None if family is None else np.full(len(graphs), family, dtype=object))
 
 
 def load_family(spec: str, max_networks: int = 0, seed: int = 0) -> Family:

@@ -128,23 +128,35 @@ def callable_accuracy(target: str) -> AccuracyFn:
     return lambda candidates: [float(function(c)) for c in candidates]
 
 
-def predictor_accuracy(path: str, space: SearchSpace) -> AccuracyFn:
-    """A saved predictor (``hwnas predictor train`` artifact folder) that predicts accuracy from the encoding."""
+def predictor_accuracy(path: str, space: SearchSpace, kind: str = "") -> AccuracyFn:
+    """A saved accuracy predictor (``hwnas predictor train`` or ``hwnas predictor gennape`` folder). One that
+    reads whole computation graphs (GENNAPE, the GNNs) gets each candidate's graph; the others its encoding.
+    ``kind``: the predictor must be of this kind."""
     from controller.learning.data import space_samples
+    from controller.learning.families import graph_samples
     from predictors import load as load_predictor
 
+    flag = f"{kind or 'predictor'}:{path}"
     try:
         predictor = load_predictor(Path(path))
     except (OSError, ValueError, KeyError) as exc:
-        raise SettingError("accuracy", f"predictor:{path}: {exc}") from None
+        raise SettingError("accuracy", f"{flag}: {exc}") from None
+    if kind and predictor.kind != kind:
+        raise SettingError("accuracy", f"{flag} holds a {predictor.kind!r} predictor, not {kind!r}")
+    if "graphs" in predictor.needs:
+        def samples(candidates: Sequence[Candidate]):
+            return graph_samples([c.graph for c in candidates], space.name)
+    else:
+        def samples(candidates: Sequence[Candidate]):
+            return space_samples(space, [c.encoding for c in candidates])
     # an accuracy in %: never outside 0-100, whatever the predictor extrapolates to
-    return lambda candidates: np.clip(predictor.predict(space_samples(space, [c.encoding for c in candidates])),
-                                      0.0, 100.0).tolist()
+    return lambda candidates: np.clip(predictor.predict(samples(candidates)), 0.0, 100.0).tolist()
 
 
 def accuracy_evaluator(spec: str, space: SearchSpace) -> AccuracyFn:
     """``table[:COLUMN]`` (the space's packaged table), ``NAME[:COLUMN]`` (a packaged table by name, e.g.
-    ``nb201:acc_cifar100_test``), ``predictor:PATH`` or ``module:function``."""
+    ``nb201:acc_cifar100_test``), ``predictor:PATH``, ``gennape:PATH`` (a GENNAPE folder: it reads each
+    candidate's computation graph) or ``module:function``."""
     from controller.data import TABLES
 
     kind, _, rest = spec.partition(":")
@@ -156,10 +168,12 @@ def accuracy_evaluator(spec: str, space: SearchSpace) -> AccuracyFn:
         return table_accuracy(kind, space, rest)
     if kind == "predictor":
         return predictor_accuracy(rest, space)
+    if kind == "gennape":
+        return predictor_accuracy(rest, space, kind="gennape")
     if rest:
         return callable_accuracy(spec)
     raise SettingError("accuracy", f"{spec!r}: give table[:COLUMN], a packaged table NAME[:COLUMN], "
-                                   "predictor:PATH or module:function")
+                                   "predictor:PATH, gennape:PATH or module:function")
 
 
 def evaluate_static(objectives: Sequence[Objective], candidates: Sequence[Candidate],

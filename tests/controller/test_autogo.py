@@ -248,7 +248,7 @@ def test_autogo_cli_refuses_a_predictor_of_another_kind(tmp_path: Path, capsys: 
     ridge.save(tmp_path / "ridge")
     assert main(["autogo", "run", "--zoo", "resnet50", "--metric", "flops", "--segments", str(segments),
                  "--predictor", str(tmp_path / "ridge"), "--quiet"]) == 2
-    assert "is a 'ridge' predictor, not 'psc'" in capsys.readouterr().err
+    assert "a 'ridge' predictor reads encoding, not computation graphs" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["autogo", "run", "--zoo", "resnet50", "--flops-bounds", "5:10"])
     assert "must include 0" in capsys.readouterr().err

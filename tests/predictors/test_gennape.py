@@ -15,6 +15,7 @@ from predictors.gennape.contrastive import positive_weights, weighted_contrastiv
 from predictors.gennape.heads import HeadStack
 from predictors.gennape.spectral import laplacian_spectrum
 from predictors.samples import Samples, graph_array
+from tests.conftest import SMALL_GENNAPE
 
 
 def _path(n: int) -> np.ndarray:
@@ -107,11 +108,6 @@ def test_stacked_heads_are_independent_mlps() -> None:
 
 
 # ---- the predictor on real computation graphs -----------------------------------------------------------------
-SMALL = {"cl_epochs": 1, "width": 16, "hidden": 32, "head_layers": 2, "epochs": 10, "pairs_per_epoch": 1024,
-         "kgnn_hidden": 16, "kgnn_layers": 2, "kgnn_epochs": 10, "references": 48, "finetune_epochs": 20,
-         "min_accuracy": 0.0}
-
-
 def _family(space_name: str, n: int, seed: int = 0) -> Samples:
     from controller.learning.families import load_family
 
@@ -119,8 +115,8 @@ def _family(space_name: str, n: int, seed: int = 0) -> Samples:
 
 
 @pytest.fixture(scope="module")
-def pretrained():
-    return get_predictor("gennape", **SMALL).fit(_family("nb201", 120))
+def pretrained(small_gennape):
+    return load(small_gennape)
 
 
 def test_a_saved_gennape_predicts_exactly_as_before(pretrained, tmp_path) -> None:
@@ -160,6 +156,6 @@ def test_fine_tuning_vouches_for_the_new_family_and_ranks_it_better(pretrained) 
 
 def test_gennape_needs_graphs_and_flops() -> None:
     with pytest.raises(ValueError, match="flops"):
-        get_predictor("gennape", **SMALL).fit(Samples(graphs=graph_array([(np.ones((2, 3), np.float32),
+        get_predictor("gennape", **SMALL_GENNAPE).fit(Samples(graphs=graph_array([(np.ones((2, 3), np.float32),
                                                                             np.array([[0], [1]]))] * 3),
                                                       y=np.ones(3)))
