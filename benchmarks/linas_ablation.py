@@ -31,7 +31,6 @@ from controller.fleet import Outcome
 from controller.search.hypervolume import HvSpace
 from controller.spaces import Candidate
 from controller.store import MeasurementRecord
-from predictors import Samples
 
 ACCURACY = "acc_cifar10_test"
 VARIANTS = {"linas": (), "perfect accuracy": ("accuracy",), "perfect latency": ("latency",),
@@ -51,11 +50,10 @@ class TablePredictor:
     def __init__(self, column: str) -> None:
         self.column = column
 
-    def predict(self, samples: Samples) -> np.ndarray:
-        from controller.spaces.nb201 import EDGES, OPS, format_arch_str
+    def predict_encodings(self, encodings) -> np.ndarray:
+        from controller.spaces.nb201 import format_arch_str
 
-        encodings = samples.encoding.reshape(len(samples.encoding), len(EDGES), len(OPS)).argmax(axis=2)
-        return np.array([float(_rows()[format_arch_str(x)][self.column]) for x in encodings.tolist()])
+        return np.array([float(_rows()[format_arch_str(x)][self.column]) for x in encodings])
 
 
 class TableMeasurer:

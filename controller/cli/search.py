@@ -68,9 +68,10 @@ def cmd_search(args: argparse.Namespace) -> int:
 
     from controller.cli.measure import Measurement
     from controller.graph.model_formats import FormatUnavailable
+    from controller.search.algorithms import setting_names
     from controller.search.evaluator import Evaluator
     from controller.search.hypervolume import parse_bounds
-    from controller.search.objectives import accuracy_evaluator, get_objectives
+    from controller.search.objectives import PredictorAccuracy, accuracy_evaluator, get_objectives
     from controller.search.run import SearchConfig, SearchFailed, SearchRun, failure_causes
     from controller.spaces import get_space
     from controller.store import Store
@@ -88,6 +89,8 @@ def cmd_search(args: argparse.Namespace) -> int:
         bounds = parse_bounds(args.hv_bounds, names, [o.sign for o in objectives]) if args.hv_bounds else None
         config = SearchConfig(space.name, args.device, names, args.algo, args.evals, args.seed, spec)
         algorithm = _algorithm(args, names)
+        if isinstance(accuracy, PredictorAccuracy) and "fixed_predictors" in setting_names(args.algo):
+            algorithm.fixed_predictors["accuracy"] = accuracy  # LINAS ranks by the lab's predictor itself
         out = args.out or Path("runs") / f"{space.name}-{args.device}-{args.algo}-s{args.seed}"
         measured = any(o.source == "measured" for o in objectives)
         measurement = Measurement.from_args(args, args.device, f"search:{out.name}") if measured else None

@@ -26,13 +26,29 @@ from controller.learning.data import space_samples
 from controller.search.baselines import check_evolution
 from controller.search.evolution import PENALTY, check_inner, inner_algorithm, integer_problem
 from controller.search.hypervolume import pareto_mask
-from controller.search.problem import Predicts, SearchAlgorithm, SearchProblem
+from controller.search.problem import Predicts, PredictsArchitectures, SearchAlgorithm, SearchProblem
 from predictors import OutsideDomainWarning, get_predictor, predictor_class
 
 DEFAULT_PREDICTOR = "ridge"  # LINAS Table 5 (MobileNetV3, ResNet50): ridge for accuracy and latency
 
 
 SPARE_SHARE = 10  # a tenth more candidates than a population, in case some repeat an evaluated network
+
+
+def predict_all(models: Sequence[Predicts | PredictsArchitectures], space, encodings: list[list[int]]
+                ) -> np.ndarray:
+    """(N, objectives): a predictor of architectures reads the encodings, the others the space's predictor
+    views (built once for all of them)."""
+    samples = None
+    columns = []
+    for model in models:
+        if isinstance(model, PredictsArchitectures):
+            columns.append(model.predict_encodings(encodings))
+            continue
+        if samples is None:
+            samples = space_samples(space, encodings)
+        columns.append(model.predict(samples))
+    return np.column_stack(columns)
 
 
 @dataclass
@@ -51,7 +67,7 @@ class Linas(SearchAlgorithm):
     inner: str = "nsga2"
     inner_evals: int = 20_000
     predictors: dict[str, str] = field(default_factory=dict)
-    fixed_predictors: dict[str, Predicts] = field(default_factory=dict, metadata={"recorded": False})
+    fixed_predictors: dict[str, PredictsArchitectures] = field(default_factory=dict, metadata={"recorded": False})
 
     def check(self) -> None:
         super().check()
@@ -72,12 +88,12 @@ class Linas(SearchAlgorithm):
     def kind(self, objective: str) -> str:
         return self.predictors.get(objective, self.predictors.get("*", DEFAULT_PREDICTOR))
 
-    def train_predictors(self, problem: SearchProblem) -> list[Predicts]:
+    def train_predictors(self, problem: SearchProblem) -> list[Predicts | PredictsArchitectures]:
         """One predictor per objective on every successful evaluation; each regresses its natural value.
         An objective with a fixed predictor keeps it."""
         done = problem.evaluator.successful()
         samples = space_samples(problem.space, [e.encoding for e in done])
-        models: list[Predicts] = []
+        models: list[Predicts | PredictsArchitectures] = []
         for objective in problem.evaluator.objectives:
             if objective.name in self.fixed_predictors:
                 models.append(self.fixed_predictors[objective.name])
@@ -88,7 +104,8 @@ class Linas(SearchAlgorithm):
             models.append(get_predictor(kind, **config).fit(samples.with_y(y)))
         return models
 
-    def predicted_search(self, problem: SearchProblem, models: list[Predicts]) -> dict[tuple[int, ...], np.ndarray]:
+    def predicted_search(self, problem: SearchProblem, models: list[Predicts | PredictsArchitectures]
+                         ) -> dict[tuple[int, ...], np.ndarray]:
         """Run the inner algorithm on the predictors; every architecture it visited with its predicted
         objectives (minimisation form)."""
         from pymoo.optimize import minimize
@@ -100,10 +117,9 @@ class Linas(SearchAlgorithm):
             F = np.full((len(X), len(models)), PENALTY)
             alive = np.array([space.has_network(x) for x in X.tolist()], dtype=bool)
             if alive.any():
-                samples = space_samples(space, X[alive].tolist())
                 with warnings.catch_warnings():  # the inner search explores beyond what was measured: by design
                     warnings.simplefilter("ignore", OutsideDomainWarning)
-                    F[alive] = np.column_stack([m.predict(samples) for m in models]) * signs
+                    F[alive] = predict_all(models, space, X[alive].tolist()) * signs
             for x, f, ok in zip(X.tolist(), F, alive, strict=True):
                 if ok:
                     archive[space.network_key(x)] = f  # one entry per network: twins are one candidate

@@ -128,12 +128,49 @@ def callable_accuracy(target: str) -> AccuracyFn:
     return lambda candidates: [float(function(c)) for c in candidates]
 
 
-def predictor_accuracy(path: str, space: SearchSpace, kind: str = "") -> AccuracyFn:
-    """A saved accuracy predictor (``hwnas predictor train`` or ``hwnas predictor gennape`` folder). One that
-    reads whole computation graphs (GENNAPE, the GNNs) gets each candidate's graph; the others its encoding.
-    ``kind``: the predictor must be of this kind."""
-    from controller.learning.data import space_samples
-    from controller.learning.families import graph_samples
+class PredictorAccuracy:
+    """A saved accuracy predictor over a space's architectures: the search's accuracy evaluator (called with
+    candidates) and, through ``predict_encodings``, LINAS's accuracy predictor for its inner search, so LINAS
+    ranks by the lab's predictor instead of a ridge fitted to that predictor's outputs. A predictor that reads
+    whole computation graphs (GENNAPE, the GNNs) gets each network's graph, one that reads encodings the
+    space's encoding. Predictions are cached per network (``space.network_key``): an inner search asks for
+    thousands of architectures per iteration, most of them again, and building a graph costs milliseconds.
+    """
+
+    def __init__(self, predictor: Any, space: SearchSpace) -> None:
+        self.predictor, self.space = predictor, space
+        self.reads_graphs = "graphs" in predictor.needs
+        self.cache: dict[tuple[int, ...], float] = {}
+
+    def __call__(self, candidates: Sequence[Candidate]) -> list[float]:
+        return self._values([c.encoding for c in candidates], {self.space.network_key(c.encoding): c.graph
+                                                                for c in candidates}).tolist()
+
+    def predict_encodings(self, encodings: Sequence[Sequence[int]]) -> np.ndarray:
+        return self._values(encodings, {})
+
+    def _values(self, encodings: Sequence[Sequence[int]], graphs: dict) -> np.ndarray:
+        from controller.learning.data import space_samples
+        from controller.learning.families import graph_samples
+
+        keys = [self.space.network_key(x) for x in encodings]
+        missing = {k: x for k, x in zip(keys, encodings, strict=True) if k not in self.cache}
+        if missing:
+            new = list(missing)
+            if self.reads_graphs:
+                built = [graphs.get(k) or self.space.to_graph(missing[k]) for k in new]
+                samples = graph_samples(built, self.space.name)
+            else:
+                samples = space_samples(self.space, [missing[k] for k in new])
+            # an accuracy in %: never outside 0-100, whatever the predictor extrapolates to
+            values = np.clip(self.predictor.predict(samples), 0.0, 100.0)
+            self.cache.update(zip(new, values.tolist(), strict=True))
+        return np.array([self.cache[k] for k in keys])
+
+
+def predictor_accuracy(path: str, space: SearchSpace, kind: str = "") -> PredictorAccuracy:
+    """A saved predictor (``hwnas predictor train`` or ``hwnas predictor gennape`` folder) as the accuracy
+    evaluator; ``kind``: the predictor must be of this kind."""
     from predictors import load as load_predictor
 
     flag = f"{kind or 'predictor'}:{path}"
@@ -143,14 +180,7 @@ def predictor_accuracy(path: str, space: SearchSpace, kind: str = "") -> Accurac
         raise SettingError("accuracy", f"{flag}: {exc}") from None
     if kind and predictor.kind != kind:
         raise SettingError("accuracy", f"{flag} holds a {predictor.kind!r} predictor, not {kind!r}")
-    if "graphs" in predictor.needs:
-        def samples(candidates: Sequence[Candidate]):
-            return graph_samples([c.graph for c in candidates], space.name)
-    else:
-        def samples(candidates: Sequence[Candidate]):
-            return space_samples(space, [c.encoding for c in candidates])
-    # an accuracy in %: never outside 0-100, whatever the predictor extrapolates to
-    return lambda candidates: np.clip(predictor.predict(samples(candidates)), 0.0, 100.0).tolist()
+    return PredictorAccuracy(predictor, space)
 
 
 def accuracy_evaluator(spec: str, space: SearchSpace) -> AccuracyFn:

@@ -11,7 +11,7 @@ import abc
 import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -23,9 +23,17 @@ from predictors import Samples
 
 
 class Predicts(Protocol):
-    """All LINAS's inner search asks of a predictor."""
+    """All LINAS's inner search asks of a predictor it trains: values from the space's predictor views."""
 
     def predict(self, samples: Samples) -> np.ndarray: ...
+
+
+@runtime_checkable
+class PredictsArchitectures(Protocol):
+    """A predictor LINAS is given that reads architectures itself (a saved accuracy predictor that builds each
+    network's graph, the table of the perfect-predictor ablation)."""
+
+    def predict_encodings(self, encodings: Sequence[Sequence[int]]) -> np.ndarray: ...
 
 
 @dataclass

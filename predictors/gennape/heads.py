@@ -80,7 +80,7 @@ def train_regressor(model: Regressor, h: np.ndarray, memberships: np.ndarray, y:
     """MSE on the transformed target with Adam, a fixed number of epochs (the paper's 40; fine-tuning 100)."""
     generator = torch.Generator().manual_seed(seed)
     h_t, u_t, y_t = _tensor(h), _tensor(memberships), _tensor(y)
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr, fused=True)  # one kernel for all weights
     model.train()
     for _ in range(epochs):
         order = torch.randperm(len(h_t), generator=generator)
@@ -98,7 +98,7 @@ def train_pairwise(model: Pairwise, h: np.ndarray, memberships: np.ndarray, accu
     """Binary cross-entropy on random ordered pairs of networks of different accuracy (label: first wins)."""
     generator = torch.Generator().manual_seed(seed)
     h_t, u_t, acc = _tensor(h), _tensor(memberships), torch.as_tensor(np.asarray(accuracy), dtype=torch.float64)
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr, fused=True)  # one kernel for all weights
     model.train()
     for _ in range(epochs):
         first = torch.randint(len(h_t), (pairs_per_epoch,), generator=generator)

@@ -137,3 +137,37 @@ def test_autogo_runs_with_gennape_in_place_of_psc(small_gennape: Path, tmp_path:
     assert len(everything) > 1
     assert all(0 <= float(r["predicted_accuracy"]) <= 100 for r in everything)
     assert len({r["predicted_accuracy"] for r in everything}) > 1  # it tells the children apart
+
+
+def test_linas_ranks_by_gennape_itself_and_each_network_is_predicted_once(small_gennape: Path, tmp_path: Path,
+                                                                          monkeypatch) -> None:
+    from controller.search.objectives import PredictorAccuracy
+
+    calls: list[int] = []
+    original = PredictorAccuracy.predict_encodings
+
+    def counting(self, encodings):
+        calls.append(len(encodings))
+        return original(self, encodings)
+
+    monkeypatch.setattr(PredictorAccuracy, "predict_encodings", counting)
+    assert main(["search", "--objectives", "flops,accuracy", "--accuracy", f"gennape:{small_gennape}", "--device",
+                 "none", "--algo", "linas", "--evals", "12", "--population", "6", "--inner-evals", "60",
+                 "--db", str(tmp_path / "s.db"), "--out", str(tmp_path / "out"), "--quiet"]) == 0
+    assert calls and sum(calls) >= 60  # the inner search asked GENNAPE, not a ridge fitted to its outputs
+
+
+def test_predictor_accuracy_builds_each_networks_graph_once(small_gennape: Path, monkeypatch) -> None:
+    from controller.search.objectives import predictor_accuracy
+    from controller.spaces import get_space
+
+    space = get_space("nb201")
+    accuracy = predictor_accuracy(str(small_gennape), space, kind="gennape")
+    cells = [[1, 2, 3, 1, 2, 3], [3, 3, 3, 3, 3, 3], [1, 2, 3, 1, 2, 3]]
+    built: list = []
+    to_graph = space.to_graph
+    monkeypatch.setattr(space, "to_graph", lambda x: built.append(x) or to_graph(x))
+    first = accuracy.predict_encodings(cells)
+    again = accuracy.predict_encodings(cells)
+    assert np.array_equal(first, again) and first[0] == first[2]
+    assert len(built) == 2  # two distinct networks, each built and predicted once
