@@ -74,7 +74,7 @@ class TableMeasurer:
 
 
 def search(column: str, algo: str, evals: int, seed: int, bounds: HvSpace, perfect: Sequence[str] = (),
-           population: int = 50, inner_evals: int = 20_000) -> np.ndarray:
+           population: int = 50, inner_evals: int = 20_000, accuracy_predictor=None) -> np.ndarray:
     """One search; the hypervolume after each evaluation."""
     from controller.search.algorithms import make_algorithm
     from controller.search.evaluator import Evaluator
@@ -89,16 +89,30 @@ def search(column: str, algo: str, evals: int, seed: int, bounds: HvSpace, perfe
     evaluator = Evaluator(space, get_objectives("latency,accuracy"), evals, TableMeasurer(column),
                           accuracy_evaluator(f"nb201:{ACCURACY}", space), lambda batch: log.add(batch))
     log = HypervolumeLog(evaluator, bounds)
+    fixed = {name: truth[name] for name in perfect}
+    if accuracy_predictor is not None:
+        fixed["accuracy"] = accuracy_predictor
     algorithm = make_algorithm(algo, {"population": population, "inner_evals": inner_evals,
-                                      "fixed_predictors": {name: truth[name] for name in perfect}})
+                                      "fixed_predictors": fixed})
     algorithm.run(SearchProblem(space, evaluator, seed))
     return np.array(log.values)
 
 
 def ablation(devices: Sequence[str], seeds: int, nsga2_evals: int, linas_evals: int, population: int = 50,
-             inner_evals: int = 20_000) -> dict:
+             inner_evals: int = 20_000, gennape: str = "") -> dict:
+    """``gennape``: a saved GENNAPE folder; adds the variant "gennape", LINAS with it as accuracy predictor."""
     from controller.search.report import evaluations_to_reach
 
+    variants = {name: (perfect, None) for name, perfect in VARIANTS.items()}
+    if gennape:
+        from pathlib import Path
+
+        from controller.search.objectives import PredictorAccuracy
+        from controller.spaces import get_space
+        from predictors import load
+
+        # one cache of GENNAPE's predictions for every run: each NB-201 network is predicted once
+        variants["gennape"] = ((), PredictorAccuracy(load(Path(gennape)), get_space("nb201")))
     out: dict = {}
     for device in devices:
         column = f"lat_ms_{device}"
@@ -107,8 +121,9 @@ def ablation(devices: Sequence[str], seeds: int, nsga2_evals: int, linas_evals: 
         for seed in range(seeds):
             target = search(column, "nsga2", nsga2_evals, seed, bounds, population=population)[-1]
             row: dict = {"seed": seed, "nsga2_hv": float(target)}
-            for name, perfect in VARIANTS.items():
-                hv = search(column, "linas", linas_evals, seed, bounds, perfect, population, inner_evals)
+            for name, (perfect, accuracy_predictor) in variants.items():
+                hv = search(column, "linas", linas_evals, seed, bounds, perfect, population, inner_evals,
+                            accuracy_predictor)
                 row[name] = {"evals_to_reach": evaluations_to_reach(hv, target), "final_hv": float(hv[-1]),
                              "hv_at_200": float(hv[min(199, len(hv) - 1)])}
             rows.append(row)
@@ -122,17 +137,20 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--nsga2-evals", type=int, default=500)
     parser.add_argument("--linas-evals", type=int, default=300)
+    parser.add_argument("--gennape", default="", metavar="DIR",
+                        help="also run LINAS with this saved GENNAPE as its accuracy predictor")
     args = parser.parse_args()
     print(f"machine: {machine_line()}\n", flush=True)
-    result = ablation(args.devices.split(","), args.seeds, args.nsga2_evals, args.linas_evals)
+    result = ablation(args.devices.split(","), args.seeds, args.nsga2_evals, args.linas_evals, gennape=args.gennape)
+    names = list(next(iter(result.values()))[0])[2:]
     print(f"| device | seed | NSGA-II hv@{args.nsga2_evals} | " + " | ".join(
-        f"{name}: evals to reach (hv@200)" for name in VARIANTS) + " |")
-    print("|---|---|---|" + "---|" * len(VARIANTS))
+        f"{name}: evals to reach (hv@200)" for name in names) + " |")
+    print("|---|---|---|" + "---|" * len(names))
     for device, rows in result.items():
         for row in rows:
-            cells = [f"{row[n]['evals_to_reach'] or 'never'} ({row[n]['hv_at_200']:.4f})" for n in VARIANTS]
+            cells = [f"{row[n]['evals_to_reach'] or 'never'} ({row[n]['hv_at_200']:.4f})" for n in names]
             print(f"| {device} | {row['seed']} | {row['nsga2_hv']:.4f} | " + " | ".join(cells) + " |")
-    for name in VARIANTS:
+    for name in names:
         reached = [row[name]["evals_to_reach"] for rows in result.values() for row in rows]
         within = sum(1 for r in reached if r is not None and r <= 0.4 * args.nsga2_evals)
         hit = [r for r in reached if r is not None]
