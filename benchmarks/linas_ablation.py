@@ -99,11 +99,12 @@ def search(column: str, algo: str, evals: int, seed: int, bounds: HvSpace, perfe
 
 
 def ablation(devices: Sequence[str], seeds: int, nsga2_evals: int, linas_evals: int, population: int = 50,
-             inner_evals: int = 20_000, gennape: str = "") -> dict:
-    """``gennape``: a saved GENNAPE folder; adds the variant "gennape", LINAS with it as accuracy predictor."""
+             inner_evals: int = 20_000, gennape: str = "", only: Sequence[str] = ()) -> dict:
+    """``gennape``: a saved GENNAPE folder; adds the variant "gennape", LINAS with it as accuracy predictor.
+    ``only``: run just these variants (NSGA-II runs always: it sets the target)."""
     from controller.search.report import evaluations_to_reach
 
-    variants = {name: (perfect, None) for name, perfect in VARIANTS.items()}
+    variants = {name: (perfect, None) for name, perfect in VARIANTS.items() if not only or name in only}
     if gennape:
         from pathlib import Path
 
@@ -112,7 +113,8 @@ def ablation(devices: Sequence[str], seeds: int, nsga2_evals: int, linas_evals: 
         from predictors import load
 
         # one cache of GENNAPE's predictions for every run: each NB-201 network is predicted once
-        variants["gennape"] = ((), PredictorAccuracy(load(Path(gennape)), get_space("nb201")))
+        if not only or "gennape" in only:
+            variants["gennape"] = ((), PredictorAccuracy(load(Path(gennape)), get_space("nb201")))
     out: dict = {}
     for device in devices:
         column = f"lat_ms_{device}"
@@ -139,9 +141,12 @@ def main() -> None:
     parser.add_argument("--linas-evals", type=int, default=300)
     parser.add_argument("--gennape", default="", metavar="DIR",
                         help="also run LINAS with this saved GENNAPE as its accuracy predictor")
+    parser.add_argument("--only", default="", metavar="NAME[,NAME]",
+                        help=f"run only these variants ({', '.join(VARIANTS)}, gennape); default all")
     args = parser.parse_args()
     print(f"machine: {machine_line()}\n", flush=True)
-    result = ablation(args.devices.split(","), args.seeds, args.nsga2_evals, args.linas_evals, gennape=args.gennape)
+    result = ablation(args.devices.split(","), args.seeds, args.nsga2_evals, args.linas_evals, gennape=args.gennape,
+                      only=[name for name in args.only.split(",") if name])
     names = list(next(iter(result.values()))[0])[2:]
     print(f"| device | seed | NSGA-II hv@{args.nsga2_evals} | " + " | ".join(
         f"{name}: evals to reach (hv@200)" for name in names) + " |")
