@@ -36,7 +36,7 @@ from predictors.domain import learn, merge
 from predictors.gcn import train_regressor as train_graph_regressor
 from predictors.gennape.clusters import FlopsTransform, SoftClusters
 from predictors.gennape.contrastive import GraphEncoder, embed, train_encoder
-from predictors.gennape.heads import Pairwise, Regressor, train_pairwise, train_regressor
+from predictors.gennape.heads import Pairwise, Regressor, shift_output, train_pairwise, train_regressor
 from predictors.gennape.spectral import spectra
 from predictors.gnn import GnnNet, batches, to_data
 from predictors.samples import Samples
@@ -225,7 +225,9 @@ class GennapePredictor(Predictor):
     # ---- fine-tuning ----------------------------------------------------------------------------------------------
     def finetune(self, samples: Samples, epochs: int | None = None) -> GennapePredictor:
         """Train the heads and the k-GNN further on a few labelled networks of a new family (in place); they
-        become the references, and the members' weights the softmax of their Kendall tau on them."""
+        become the references, and the members' weights the softmax of their Kendall tau on them. Each
+        regressor's output is first shifted to the new targets' mean (``heads.shift_output``), so training
+        refines its ranking instead of chasing the family's offset."""
         samples.require(*self.needs, "y")
         if len(samples) < 2:
             raise ValueError("fine-tuning needs at least 2 labelled networks")
@@ -238,12 +240,18 @@ class GennapePredictor(Predictor):
         macs = np.asarray(samples.flops, dtype=np.float64)
         seen = self._seen_of(self._standard(raw), macs, data, raw)
         target = self.transform.forward(samples.y, macs)
-        train_regressor(self.cl_fcm_t, seen.h, seen.u_reg, target, *schedule, seed)
-        train_regressor(self.cl_t, seen.h, np.ones((len(samples), 1)), target, *schedule, seed)
+        h = torch.as_tensor(seen.h, dtype=torch.float32)
+        for net, memberships in ((self.cl_fcm_t, seen.u_reg), (self.cl_t, np.ones((len(samples), 1)))):
+            with torch.no_grad():
+                predicted = net(h, torch.as_tensor(memberships, dtype=torch.float32)).numpy()
+            shift_output(net.heads.biases[-1], predicted, target)
+            train_regressor(net, seen.h, memberships, target, *schedule, seed)
         # every ordered pair once an epoch, in batches of pair_batch pairs
         pair_schedule = (epochs, float(c["finetune_lr"]), int(c["pair_batch"]), seed, len(samples) * (len(samples) - 1))
         train_pairwise(self.pairwise_fcm, seen.h, seen.u_pair, samples.y, *pair_schedule)
         train_pairwise(self.pairwise, seen.h, np.ones((len(samples), 1)), samples.y, *pair_schedule)
+        standard_y = (samples.y - self.kgnn_scale[0]) / self.kgnn_scale[1]
+        shift_output(self.kgnn.head[-1].bias, (seen.kgnn - self.kgnn_scale[0]) / self.kgnn_scale[1], standard_y)
         self._train_kgnn(data, samples.y, data, samples.y,
                          {"epochs": epochs, "lr": float(c["finetune_lr"]) * 10, "batch_size": int(c["finetune_batch"]),
                           "patience": epochs, "lr_patience": epochs})

@@ -12,7 +12,7 @@ import torch
 from predictors import OutsideDomainWarning, get_predictor, load
 from predictors.gennape.clusters import FlopsTransform, SoftClusters
 from predictors.gennape.contrastive import positive_weights, weighted_contrastive_loss
-from predictors.gennape.heads import HeadStack
+from predictors.gennape.heads import HeadStack, Regressor, shift_output
 from predictors.gennape.spectral import laplacian_spectrum
 from predictors.samples import Samples, graph_array
 from tests.conftest import SMALL_GENNAPE
@@ -105,6 +105,20 @@ def test_stacked_heads_are_independent_mlps() -> None:
             x = x @ w[j] + b[j, 0]
             x = torch.relu(x) if k < 2 else x
         assert torch.allclose(out[:, j], x, atol=1e-6)
+
+
+def test_the_fine_tuning_shift_moves_the_mean_and_keeps_the_order() -> None:
+    torch.manual_seed(0)
+    regressor = Regressor(4, 6, 8, 2)
+    h, u = torch.randn(20, 6), torch.softmax(torch.randn(20, 4), dim=1)
+    with torch.no_grad():
+        before = regressor(h, u).numpy()
+    target = np.linspace(-7, -5, 20)
+    shift_output(regressor.heads.biases[-1], before, target)
+    with torch.no_grad():
+        after = regressor(h, u).numpy()
+    assert after.mean() == pytest.approx(target.mean(), abs=1e-5)
+    assert np.allclose(after - before, target.mean() - before.mean(), atol=1e-5)
 
 
 # ---- the predictor on real computation graphs -----------------------------------------------------------------
