@@ -28,7 +28,7 @@ def add_gennape_parser(predictor: argparse._SubParsersAction) -> None:
                      help="a random N distinct networks of each family (default %(default)s; 0: all)")
     pre.add_argument("--cl-epochs", type=int, default=None, help="contrastive epochs (default: the predictor's, 8)")
     pre.add_argument("--epochs", type=int, default=None, help="head epochs (default: the predictor's, 40)")
-    pre.add_argument("--seed", type=int, default=0)
+    pre.add_argument("--seed", type=int, default=0, help="picks the networks and initialises the nets")
     pre.add_argument("--quiet", action="store_true", help="no progress lines")
     pre.set_defaults(func=cmd_gennape_pretrain)
     ev = group.add_parser("eval", help="zero-shot and fine-tuned transfer to a family: SRCC, Kendall tau, NDCG@10, "
@@ -38,10 +38,11 @@ def add_gennape_parser(predictor: argparse._SubParsersAction) -> None:
     ev.add_argument("--finetune", type=int, default=50, metavar="N",
                     help="networks to fine-tune on per seed, the same for every method (default %(default)s; 0: "
                          "zero-shot only)")
-    ev.add_argument("--seeds", type=int, default=5)
+    ev.add_argument("--seeds", type=int, default=5, help="fine-tuning repeats, each on other networks (default "
+                                                         "%(default)s)")
     ev.add_argument("--max-networks", type=int, default=0, metavar="N", help="a random N networks (default: all)")
     ev.add_argument("--json", type=Path, default=None, metavar="FILE", help="also write per-seed metrics here")
-    ev.add_argument("--quiet", action="store_true")
+    ev.add_argument("--quiet", action="store_true", help="no progress lines")
     ev.set_defaults(func=cmd_gennape_eval)
     ft = group.add_parser("finetune", help="fine-tune a pretrained GENNAPE on a family's labelled networks and save "
                                            "it (for hwnas search --accuracy gennape:DIR)")
@@ -49,7 +50,7 @@ def add_gennape_parser(predictor: argparse._SubParsersAction) -> None:
     ft.add_argument("--family", required=True, metavar="FAMILY", help=FAMILY_HELP)
     ft.add_argument("--samples", type=int, default=50, metavar="N",
                     help="a random N of the family's networks (default %(default)s; 0: all)")
-    ft.add_argument("--seed", type=int, default=0)
+    ft.add_argument("--seed", type=int, default=0, help="picks the --samples networks")
     ft.add_argument("--out", type=Path, required=True, metavar="DIR")
     ft.set_defaults(func=cmd_gennape_finetune)
 
