@@ -47,7 +47,7 @@ def client(agent: AgentServer) -> Iterator[AgentClient]:
 
 
 SMALL_GENNAPE = {"cl_epochs": 1, "width": 16, "hidden": 32, "head_layers": 2, "epochs": 10, "pairs_per_epoch": 1024,
-                 "kgnn_hidden": 16, "kgnn_layers": 2, "kgnn_epochs": 10, "references": 48, "finetune_epochs": 20,
+                 "kgnn_hidden": 16, "kgnn_layers": 2, "kgnn_epochs": 5, "references": 48, "finetune_epochs": 10,
                  "min_accuracy": 0.0}
 
 
