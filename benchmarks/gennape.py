@@ -37,17 +37,13 @@ def main() -> None:
 
     import numpy as np
 
-    from controller.learning.families import load_family
+    from controller.learning.families import load_family, pooled
     from predictors import get_predictor
     from predictors.gennape.protocol import LABELS, summary, transfer
-    from predictors.samples import Samples
 
     print(f"machine: {machine_line()}")
     config = {k: float(v) if "." in v else int(v) for k, v in (p.split("=") for p in args.config.split(",") if p)}
-    parts = [load_family(name, args.max_networks).samples for name in args.pretrain.split(",")]
-    pretrain = Samples(graphs=np.concatenate([p.graphs for p in parts]),
-                       flops=np.concatenate([p.flops for p in parts]), y=np.concatenate([p.y for p in parts]),
-                       family=np.concatenate([p.family for p in parts]))
+    pretrain = pooled([load_family(name, args.max_networks) for name in args.pretrain.split(",")])
     started = time.perf_counter()
     predictor = get_predictor("gennape", **config).fit(pretrain)
     pretrain_s = time.perf_counter() - started

@@ -73,11 +73,8 @@ def load_gennape(folder: Path):
 
 
 def cmd_gennape_pretrain(args: argparse.Namespace) -> int:
-    import numpy as np
-
-    from controller.learning.families import load_family
+    from controller.learning.families import load_family, pooled
     from predictors import get_predictor
-    from predictors.samples import Samples
 
     say = _say(args.quiet)
     try:
@@ -87,10 +84,7 @@ def cmd_gennape_pretrain(args: argparse.Namespace) -> int:
         for family in families:
             say(f"{family.name}: {len(family.samples)} networks, accuracy {family.samples.y.min():.2f}-"
                 f"{family.samples.y.max():.2f} %")
-        parts = [f.samples for f in families]
-        merged = Samples(graphs=np.concatenate([p.graphs for p in parts]),
-                         flops=np.concatenate([p.flops for p in parts]), y=np.concatenate([p.y for p in parts]),
-                         family=np.concatenate([p.family for p in parts]))
+        merged = pooled(families)
         options = {"seed": args.seed, **({"cl_epochs": args.cl_epochs} if args.cl_epochs is not None else {}),
                    **({"epochs": args.epochs} if args.epochs is not None else {})}
         predictor = get_predictor("gennape", **options)

@@ -40,6 +40,13 @@ def graph_samples(graphs: Sequence[ComputationGraph], family: str | None, y: np.
                    family=None if family is None else np.full(len(graphs), family, dtype=object))
 
 
+def pooled(families: Sequence[Family]) -> Samples:
+    """Several families' networks as one training set (each keeps its family name)."""
+    parts = [f.samples for f in families]
+    return Samples(graphs=np.concatenate([p.graphs for p in parts]), flops=np.concatenate([p.flops for p in parts]),
+                   y=np.concatenate([p.y for p in parts]), family=np.concatenate([p.family for p in parts]))
+
+
 def load_family(spec: str, max_networks: int = 0, seed: int = 0) -> Family:
     """``spec``: a folder, a packaged table name or a space name; ``max_networks`` > 0 keeps a random subset."""
     from controller.data import TABLES

@@ -186,15 +186,20 @@ class GennapePredictor(Predictor):
         instead of the stored ones, labels not needed), and ``gennape``, their weighted mean."""
         samples.require(*self.needs)
         scores = self._raw_scores(self._seen(samples))
-        ref = self._raw_scores(self._seen(reference)) if reference is not None else self.reference
+        return self._against(scores, self._raw_scores(self._seen(reference)) if reference is not None
+                             else self.reference)
+
+    def _against(self, scores: dict, reference: dict) -> dict[str, np.ndarray]:
+        """``member_scores`` from raw scores (``_raw_scores``) and the references' raw scores."""
         out = {}
         with torch.no_grad():
             for member in MEMBERS:
                 if member.startswith("pairwise"):
-                    out[member] = getattr(self, member).win_rate(scores[member], ref[member]).numpy().astype(float)
+                    out[member] = getattr(self, member).win_rate(scores[member], reference[member]).numpy()
+                    out[member] = out[member].astype(float)
                 else:
-                    spread = float(np.std(ref[member])) or 1.0
-                    out[member] = stats.norm.cdf((scores[member] - np.mean(ref[member])) / spread)
+                    spread = float(np.std(reference[member])) or 1.0
+                    out[member] = stats.norm.cdf((scores[member] - np.mean(reference[member])) / spread)
         out["gennape"] = sum(w * out[m] for w, m in zip(self.weights, MEMBERS, strict=True))
         return out
 
@@ -207,16 +212,7 @@ class GennapePredictor(Predictor):
         self.card.bounds = [0.0, 100.0]
 
     def _reference_ensemble(self) -> np.ndarray:
-        out = np.zeros(len(self.reference_accuracy))
-        with torch.no_grad():
-            for weight, member in zip(self.weights, MEMBERS, strict=True):
-                values = self.reference[member]
-                if member.startswith("pairwise"):
-                    score = getattr(self, member).win_rate(values, values).numpy()
-                else:
-                    score = stats.norm.cdf((values - np.mean(values)) / (float(np.std(values)) or 1.0))
-                out += weight * score
-        return out
+        return self._against(self.reference, self.reference)["gennape"]
 
     def _predict(self, samples: Samples) -> np.ndarray:
         score = self.member_scores(samples)["gennape"]
