@@ -10,7 +10,6 @@ import tempfile
 from pathlib import Path
 
 from controller.cli.common import fail
-from controller.fleet.client import AgentClient
 from controller.fleet.local_agent import LocalAgent
 from controller.fleet.report import profile_table
 from controller.graph import ComputationGraph, GraphBuilder
@@ -40,15 +39,16 @@ def run_demo(out: Path, protocol: str = "latbench", sample: int = 120, evals: in
 
     1. Two local agents: ONNX Runtime on this CPU (``local-cpu-ort``), and a replay of a public device
        (``pixel3-replay``: the packaged NB-201 table's Pixel 3 column, every record marked replayed).
-    2. Small CNNs profiled through the ORT agent.
-    3. A small LatBench campaign: ``sample`` NB-201 cells on both device keys, into ``out/demo.db``.
+    2. Small CNNs profiled on the ORT agent, then 3. a small LatBench campaign of ``sample`` NB-201 cells on
+       both device keys into ``out/demo.db``: both through one ``Fleet``.
     4. A per-device latency predictor (ridge) trained from what the agents measured, scored on a quarter
        held out (enough cells for the score to mean something from about 80 cells on).
     5. A short LINAS search on the replayed device (latency vs CIFAR-10 accuracy), with its plots.
     Ends with a one-screen summary of what ran and where everything is.
     """
     from controller.data import nb201_table_path
-    from controller.fleet import campaign, run_campaign
+    from controller.fleet import AgentEndpoint, Fleet, FleetConfig, campaign
+    from controller.fleet.client import ProfileSpec
     from controller.learning.jobs import artifact_dir, held_out_summary, train_from_store
     from controller.spaces import get_space
     from controller.spaces.catalog import sample as sample_space
@@ -64,29 +64,26 @@ def run_demo(out: Path, protocol: str = "latbench", sample: int = 120, evals: in
             LocalAgent(Path(tmp) / "ort") as ort, LocalAgent(Path(tmp) / "replay", replay) as replayed:
         print(f"1. agents: ONNX Runtime on {ort.address} (local-cpu-ort), "
               f"a replayed Pixel 3 on {replayed.address} (pixel3-replay)")
-        rows = []
-        with AgentClient(ort.address) as client:
-            client.wait_ready()
-            for width in (16, 32, 64):
-                graph = small_cnn(width)
-                sha, _ = client.ensure_model(to_onnx_bytes(graph))
-                rows.append((f"cnn-w{width} ({graph.macs() / 1e6:.1f} MMACs)",
-                             client.profile(sha, protocol=protocol, protocol_params=DEMO_PROTOCOLS[protocol])))
-        print("2. small CNNs on the ORT agent:\n" + profile_table(rows))
-        summary.append(f"profiled 3 small CNNs on this CPU ({protocol}): "
-                       + ", ".join(f"{r.latency_ms:.3f} ms" for _, r in rows))
-
         space = get_space("nb201")
-        endpoints = [campaign.AgentEndpoint("local-cpu-ort", ort.address),
-                     campaign.AgentEndpoint("pixel3-replay", replayed.address)]
+        endpoints = [AgentEndpoint("local-cpu-ort", ort.address), AgentEndpoint("pixel3-replay", replayed.address)]
         with Store(db) as store:
-            for key, backend in (("local-cpu-ort", "onnxruntime"), ("pixel3-replay", "replay")):
-                plan = campaign.CampaignPlan("demo", [key], backend=backend, protocol=protocol,
-                                             protocol_params=DEMO_PROTOCOLS[protocol])
-                campaign.enqueue(store, space, sample_space(space, sample, 0), plan)
-            counts = run_campaign(store, endpoints)
-            print(f"3. LatBench campaign of {sample} NB-201 cells into {db}: {campaign.summary_line(counts)}")
-            summary.append(f"campaign: {campaign.summary_line(counts)}")
+            with Fleet(store, FleetConfig(endpoints=endpoints)) as fleet:
+                spec = ProfileSpec(protocol=protocol, protocol_params=DEMO_PROTOCOLS[protocol])
+                rows = []
+                for width in (16, 32, 64):
+                    graph = small_cnn(width)
+                    done = fleet.profile(endpoints[0], to_onnx_bytes(graph), "onnx", spec)
+                    rows.append((f"cnn-w{width} ({graph.macs() / 1e6:.1f} MMACs)", done.record))
+                print("2. small CNNs on the ORT agent:\n" + profile_table(rows))
+                summary.append(f"profiled 3 small CNNs on this CPU ({protocol}): "
+                               + ", ".join(f"{r.latency_ms:.3f} ms" for _, r in rows))
+                for key, backend in (("local-cpu-ort", "onnxruntime"), ("pixel3-replay", "replay")):
+                    plan = campaign.CampaignPlan("demo", [key], backend=backend, protocol=protocol,
+                                                 protocol_params=DEMO_PROTOCOLS[protocol])
+                    fleet.submit([space.candidate(x) for x in sample_space(space, sample, 0)], plan)
+                counts = fleet.drain([ep.device_key for ep in endpoints])
+                print(f"3. LatBench campaign of {sample} NB-201 cells into {db}: {campaign.summary_line(counts)}")
+                summary.append(f"campaign: {campaign.summary_line(counts)}")
             for key in ("local-cpu-ort", "pixel3-replay"):
                 # A quarter held out: with a demo-sized campaign a tenth is a handful of points, too few to rank.
                 folder, metrics = train_from_store(store, db, key, "ridge", valid_share=0.25)

@@ -53,10 +53,12 @@ def _input_shape(text: str) -> tuple[str, tuple[int, ...]]:
 
 
 def cmd_profile(args: argparse.Namespace) -> int:
+    from controller.fleet import AgentEndpoint, Fleet, FleetConfig
     from controller.fleet.client import AgentCallError, ProfileSpec
-    from controller.fleet.profile import profile_file
+    from controller.fleet.profile import file_format
     from controller.fleet.report import profile_table
     from controller.graph.model_formats import FormatUnavailable
+    from controller.store import Store
 
     if not args.model.is_file():
         return fail("profile", FileNotFoundError(f"cannot read MODEL {args.model}: no such file"))
@@ -64,10 +66,12 @@ def cmd_profile(args: argparse.Namespace) -> int:
                        input_shapes=dict(args.input_shape or []), threads=args.threads,
                        warmup_runs=args.warmup_runs, return_samples=args.samples, deadline_seconds=args.deadline)
     try:
-        connect = connector(args)
-        with connect(args.agent) as client:
-            client.wait_ready(args.connect_timeout)
-            done = profile_file(client, args.model, spec, args.backend, args.model_format)
+        config = FleetConfig(connect=connector(args))
+        # One model outside any campaign: the fleet dials, converts and measures it; nothing is kept.
+        with Store(":memory:") as store, Fleet(store, config) as fleet:
+            done = fleet.profile(AgentEndpoint("profile", args.agent), args.model.read_bytes(),
+                                 file_format(args.model), spec, args.backend, args.model_format,
+                                 ready_timeout_s=args.connect_timeout)
     except (ValueError, OSError, FormatUnavailable) as exc:
         return fail("profile", exc)
     except AgentCallError as exc:

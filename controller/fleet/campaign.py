@@ -341,7 +341,10 @@ class HostGates:
         with self._lock:
             gate = self._gates.setdefault(host, threading.Lock())
             sharing = self._agents.setdefault(host, [])
-            sharing.append(f"{endpoint.device_key}={endpoint.address}")
+            agent = f"{endpoint.device_key}={endpoint.address}"
+            if agent in sharing:  # asked again (the fleet profiling outside the queue): said already
+                return gate
+            sharing.append(agent)
             if len(sharing) > 1:
                 self.note(f"host {host_name} runs agents {', '.join(sharing)}: they measure one at a time "
                           f"(--isolated KEY lets a key measure concurrently, e.g. on its own GPU)")

@@ -3,8 +3,8 @@
 Opened once per command, a fleet keeps a worker per configured agent leasing jobs of its device key from the
 store's durable queue, and serves agents that dial in. ``submit`` queues candidates as jobs and wakes idle
 workers; ``results`` blocks until those jobs are settled (recorded or failed), woken by the workers and
-the gateway as each job settles, and returns each job's outcome. Nothing past the CLI sees its flags: it is
-opened from a typed ``FleetConfig``.
+the gateway as each job settles, and returns each job's outcome; ``profile`` measures one model on one agent
+outside the queue. Nothing past the CLI sees its flags: it is opened from a typed ``FleetConfig``.
 """
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ from controller.fleet.campaign import (
     reclaim_from_dead_controllers,
     release_leases,
 )
-from controller.fleet.client import AgentClient
+from controller.fleet.client import AgentClient, ProfileSpec
+from controller.fleet.profile import Profiled, profile_model
 from controller.spaces import Candidate
 from controller.store import MeasurementRecord, Store
 from protos.auth import TlsFiles
@@ -78,6 +79,7 @@ class Fleet:
         self._threads: list[threading.Thread] = []
         self._workers: list[AgentWorker] = []
         self._renewer: LeaseRenewer | None = None
+        self.hosts = HostGates(config.isolated, config.note)
 
     # -- lifetime --------------------------------------------------------------------------------------
     def __enter__(self) -> Fleet:
@@ -100,9 +102,8 @@ class Fleet:
                                    isolated=c.isolated, on_settled=self._on_settled).start()
             c.note(f"listening for agents on {self.gateway.address} "
                    f"({'TLS' if c.listen_tls else 'plaintext, loopback'}{' + token' if c.token else ''})")
-        hosts = HostGates(c.isolated, c.note)
         self._workers = [AgentWorker(self.store, ep, c.lease_s, self.stop, c.on_done, c.connect, self.models,
-                                     hosts=hosts, work=self.work, on_settled=self._on_settled,
+                                     hosts=self.hosts, work=self.work, on_settled=self._on_settled,
                                      on_idle=self._on_idle)
                          for ep in c.endpoints]
         self._renewer = LeaseRenewer(self.store, [w.owner for w in self._workers], c.lease_s)
@@ -169,6 +170,19 @@ class Fleet:
         """How long a waiter sleeps without news: leases may lapse elsewhere, and where another process's
         gateway serves the store this fleet hears nothing of the jobs it settles."""
         return 0.5 if self.config.dial_in and self.gateway is None else self.config.lease_s / 4
+
+    def profile(self, endpoint: AgentEndpoint, model: bytes, own_format: str, spec: ProfileSpec,
+                backend: str | None = None, send_format: str | None = None, ready_timeout_s: float = 10.0) -> Profiled:
+        """One model on one agent, outside the queue and the dataset (``hwnas profile``, the demo's first step).
+
+        Dialled with the fleet's TLS and token, converted by the fleet when the backend runs another format,
+        and measured under the agent's host gate, so it never overlaps a worker measuring on the same machine.
+        """
+        with self.config.connect(endpoint.address) as client:
+            client.wait_ready(ready_timeout_s)
+            info = client.device_info()
+            with self.hosts.gate(endpoint, info.host_id, info.hostname):
+                return profile_model(client, info, model, own_format, spec, backend, send_format)
 
     def results(self, keys: Sequence[str]) -> list[Outcome]:
         """Each job's outcome, in order, once every one is settled; RuntimeError if none can settle them."""

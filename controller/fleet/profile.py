@@ -1,7 +1,7 @@
-"""One model file on one agent (``hwnas profile``, the demo's first step).
+"""One model on one agent, outside the queue (``Fleet.profile``: ``hwnas profile``, the demo's first step).
 
-The backend is the one asked for or the best the agent runs for the file's format; when it runs another
-format, the ONNX file is converted on the controller (ONNX -> CG -> e.g. TFLite) as campaigns convert their
+The backend is the one asked for or the best the agent runs for the model's format; when it runs another
+format, the ONNX model is converted on the controller (ONNX -> CG -> e.g. TFLite) as campaigns convert their
 candidates; the model is uploaded only if the agent lacks it, then profiled as the ``ProfileSpec`` says.
 """
 
@@ -13,6 +13,7 @@ from pathlib import Path
 
 from controller.fleet.client import AgentClient, ProfileRecord, ProfileSpec
 from controller.graph.model_formats import BACKEND_FORMATS, check_exportable, format_for, model_format
+from protos.hwnas.v1.agent_pb2 import DeviceInfo
 
 
 @dataclass(frozen=True)
@@ -44,17 +45,15 @@ def choose_backend(requested: str | None, enabled: list[str], own_format: str) -
     return enabled[0]
 
 
-def model_for(path: Path, backend: str, requested_format: str | None,
+def model_for(data: bytes, own: str, backend: str, requested_format: str | None,
               input_shape: tuple[int, ...] | None) -> tuple[bytes, str, str]:
-    """(bytes, wire format, model format) to send: the file as is when the backend runs its format, else the
-    ONNX file converted on the controller."""
-    data = path.read_bytes()
-    own = file_format(path)
+    """(bytes, wire format, model format) to send: the model as is when the backend runs its format ``own``,
+    else the ONNX model converted on the controller."""
     wanted = format_for(backend, requested_format)
     if wanted == own:
         return data, own, own
     if own != "onnx":
-        raise ValueError(f"backend {backend!r} runs {wanted}; only ONNX files can be converted (this is {own})")
+        raise ValueError(f"backend {backend!r} runs {wanted}; only ONNX models can be converted (this is {own})")
     check_exportable(wanted)
     from controller.graph.onnx_import import from_onnx
 
@@ -62,12 +61,13 @@ def model_for(path: Path, backend: str, requested_format: str | None,
     return model_format(wanted).export(graph, {}), model_format(wanted).wire_format, wanted
 
 
-def profile_file(client: AgentClient, path: Path, spec: ProfileSpec, backend: str | None = None,
-                 requested_format: str | None = None) -> Profiled:
-    """Profile the file on the client's agent; ``spec.backend`` is replaced by the backend chosen."""
-    chosen = choose_backend(backend, list(client.device_info().backends), file_format(path))
+def profile_model(client: AgentClient, info: DeviceInfo, data: bytes, own_format: str, spec: ProfileSpec,
+                  backend: str | None = None, requested_format: str | None = None) -> Profiled:
+    """Profile the model (bytes in ``own_format``) on the client's agent, whose ``DeviceInfo`` is ``info``;
+    ``spec.backend`` is replaced by the backend chosen."""
+    chosen = choose_backend(backend, list(info.backends), own_format)
     shape = next(iter(spec.input_shapes.values()), None)
-    data, wire, fmt = model_for(path, chosen, requested_format, shape)
-    sha, uploaded = client.ensure_model(data, wire)
+    sent, wire, fmt = model_for(data, own_format, chosen, requested_format, shape)
+    sha, uploaded = client.ensure_model(sent, wire)
     record = client.profile(sha, dataclasses.replace(spec, backend=chosen))
-    return Profiled(record, uploaded, fmt, fmt != file_format(path))
+    return Profiled(record, uploaded, fmt, fmt != own_format)

@@ -354,3 +354,31 @@ def test_latbench_build_takes_the_same_agent_flags_as_search(tmp_path: Path, cap
             assert store.counts()["k"]["done"] == 2
     finally:
         agent.stop()
+
+
+def test_a_model_profiled_through_the_fleet_waits_for_workers_measuring_on_its_host(tmp_path: Path,
+                                                                                     tiny_model: bytes) -> None:
+    """`hwnas profile` and the demo profile outside the queue; on a host where a worker measures, one at a time."""
+    from controller.fleet import Fleet, FleetConfig
+    from controller.fleet.client import ProfileSpec
+
+    agents = [start_agent(tmp_path / f"c{k}") for k in range(2)]
+    spec = ProfileSpec(protocol="fixed", protocol_params={"count": 300})
+    try:
+        with Store(tmp_path / "ds.db") as store:
+            campaign.enqueue(store, NB201, distinct_archs(6, seed=3), plan(["pc-ort"], count=200))
+            with Fleet(store, FleetConfig(endpoints=[AgentEndpoint("pc-ort", agents[0].address)])) as fleet:
+                while not store.counts().get("pc-ort", {}).get("done"):  # the worker is measuring
+                    time.sleep(0.01)
+                profiled = [fleet.profile(AgentEndpoint("pc-other", agents[1].address), tiny_model, "onnx", spec)
+                            for _ in range(6)]
+                fleet.drain(["pc-ort"])
+            rows = assert_exactly_one_row_per_job(store, 6)
+    finally:
+        for a in agents:
+            a.stop()
+    assert {p.record.result["backend"] for p in profiled} == {"onnxruntime"}
+    assert [p.uploaded for p in profiled] == [True] + [False] * 5
+    windows = [{"started_unix_ns": p.record.result["started_unix_ns"],
+                "finished_unix_ns": p.record.result["finished_unix_ns"], "device_key": "pc-other"} for p in profiled]
+    assert overlapping_pairs(rows + windows) == 0
