@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 from pathlib import Path
 
 from controller.cli.common import (
@@ -67,8 +68,9 @@ def cmd_profile(args: argparse.Namespace) -> int:
                        warmup_runs=args.warmup_runs, return_samples=args.samples, deadline_seconds=args.deadline)
     try:
         config = FleetConfig(connect=connector(args))
-        # One model outside any campaign: the fleet dials, converts and measures it; nothing is kept.
-        with Store(":memory:") as store, Fleet(store, config) as fleet:
+        # One model outside any campaign: the fleet dials, converts and measures it; no dataset is kept.
+        with tempfile.TemporaryDirectory(prefix="hwnas-profile-") as tmp, \
+                Store(Path(tmp) / "profile.db") as store, Fleet(store, config) as fleet:
             done = fleet.profile(AgentEndpoint("profile", args.agent), args.model.read_bytes(),
                                  file_format(args.model), spec, args.backend, args.model_format,
                                  ready_timeout_s=args.connect_timeout)
