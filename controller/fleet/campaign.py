@@ -14,7 +14,7 @@ import logging
 import os
 import socket
 import threading
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Collection, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
@@ -183,10 +183,12 @@ class ModelSource:
 
     The sha256 of every model seen is kept (64 bytes each); the bytes only for recently used models, up to
     ``budget_bytes`` (an OFA-ResNet50 subnet is up to ~190 MB), and are re-exported when needed again.
-    Export is deterministic, so a re-export has the same hash.
+    Export is deterministic, so a re-export has the same hash. Submitted models are exported ahead of the
+    workers by one thread (``prepare``), so exporting the next model overlaps the agent measuring this one.
     """
 
     OFFERED_KEPT = 1024  # in-memory graphs of recently submitted candidates
+    AHEAD = 8  # models exported ahead and not yet taken by a worker, at most
 
     def __init__(self, store: Store, budget_bytes: int = 256 << 20) -> None:
         self.store = store
@@ -197,18 +199,41 @@ class ModelSource:
         self._bytes: OrderedDict[str, bytes] = OrderedDict()
         self._held_bytes = 0
         self._lock = threading.Lock()
+        self._ahead_wanted: deque[ModelKey] = deque()  # prepared, in the order the workers will want them
+        self._ahead_ready: dict[ModelKey, int] = {}  # exported ahead, not yet taken: their sizes
+        self._exporting: dict[ModelKey, threading.Event] = {}  # set when the export ahead ends
+        self._ahead_wake = threading.Condition(self._lock)
+        self._ahead_thread: threading.Thread | None = None
+        self._closed = False
 
     def sha256(self, key: ModelKey) -> str:
         with self._lock:
             sha = self._sha.get(key)
+            self._taken(key)
         return sha if sha is not None else sha256_hex(self.model(key))
 
     def model(self, key: ModelKey) -> bytes:
-        with self._lock:
-            sha = self._sha.get(key)
-            if sha is not None and sha in self._bytes:
-                self._bytes.move_to_end(sha)
-                return self._bytes[sha]
+        """The model's bytes: held, being exported ahead (waited for), or exported now."""
+        while True:
+            with self._lock:
+                self._taken(key)
+                sha = self._sha.get(key)
+                if sha is not None and sha in self._bytes:
+                    self._bytes.move_to_end(sha)
+                    return self._bytes[sha]
+                exporting = self._exporting.get(key)
+                if exporting is None:  # ours to export: the exporter ahead skips it meanwhile
+                    exporting = self._exporting[key] = threading.Event()
+                    break
+            exporting.wait()
+        try:
+            return self._export(key)
+        finally:
+            with self._lock:
+                del self._exporting[key]
+            exporting.set()
+
+    def _export(self, key: ModelKey) -> bytes:
         with self._lock:
             offered = self._offered.get(key.arch_id)
         if offered is not None:  # the candidate's graph as submitted: no round trip through the store's JSON
@@ -226,6 +251,57 @@ class ModelSource:
             while self._held_bytes > self.budget_bytes and len(self._bytes) > 1:
                 self._held_bytes -= len(self._bytes.popitem(last=False)[1])
         return data
+
+    # -- export ahead ----------------------------------------------------------------------------------
+    def prepare(self, keys: Sequence[ModelKey]) -> None:
+        """Export these models ahead of the workers, in order, at most ``AHEAD`` (and half the byte budget)
+        not yet taken; a worker that wants one before its turn exports it itself."""
+        with self._lock:
+            if self._closed:
+                return
+            self._ahead_wanted.extend(k for k in keys if k not in self._sha)
+            if self._ahead_thread is None:
+                self._ahead_thread = threading.Thread(target=self._export_ahead, name="export-ahead", daemon=True)
+                self._ahead_thread.start()
+            self._ahead_wake.notify()
+
+    def close(self) -> None:
+        """Stop exporting ahead (what is being exported finishes)."""
+        with self._lock:
+            self._closed = True
+            self._ahead_wanted.clear()
+            self._ahead_wake.notify()
+        if self._ahead_thread is not None:
+            self._ahead_thread.join(60)
+
+    def _room_ahead(self) -> bool:
+        return (len(self._ahead_ready) < self.AHEAD
+                and sum(self._ahead_ready.values()) < self.budget_bytes // 2)
+
+    def _export_ahead(self) -> None:
+        while True:
+            with self._lock:
+                self._ahead_wake.wait_for(lambda: self._closed or (self._ahead_wanted and self._room_ahead()))
+                if self._closed:
+                    return
+                key = self._ahead_wanted.popleft()
+                if key in self._sha or key in self._exporting:
+                    continue
+                done = self._exporting[key] = threading.Event()
+            try:
+                size = len(self._export(key))
+            except Exception:  # the worker that wants it exports it again and records why it failed
+                size = -1
+            with self._lock:
+                del self._exporting[key]
+                if size >= 0:
+                    self._ahead_ready[key] = size
+            done.set()
+
+    def _taken(self, key: ModelKey) -> None:
+        """A worker took a model exported ahead: room for the next (called with the lock held)."""
+        if self._ahead_ready.pop(key, None) is not None:
+            self._ahead_wake.notify()
 
     def offer(self, candidate: Candidate) -> None:
         """Keep a submitted candidate's graph, so its model is exported from it rather than from the store.

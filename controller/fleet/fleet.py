@@ -21,6 +21,7 @@ from controller.fleet.campaign import (
     Connect,
     HostGates,
     LeaseRenewer,
+    ModelKey,
     ModelSource,
     WorkSignal,
     enqueue_candidates,
@@ -122,6 +123,7 @@ class Fleet:
         if self._renewer is not None:
             self._renewer.stop()
         release_leases(self.store, self._workers)
+        self.models.close()
         if self.gateway is not None:
             self.gateway.stop()
             self.gateway = None
@@ -158,6 +160,9 @@ class Fleet:
         for candidate in candidates:
             self.models.offer(candidate)
         _, specs = enqueue_candidates(self.store, candidates, plan)
+        states = self.store.job_states([s.job_key for s in specs])
+        self.models.prepare(list(dict.fromkeys(ModelKey(s.arch_id, s.model_format, s.batch_size) for s in specs
+                                               if states[s.job_key][0] == "queued")))
         self.work.notify()
         return [s.job_key for s in specs]
 
@@ -190,16 +195,16 @@ class Fleet:
             with self._settled:
                 seen = self._settle_count
             states = self.store.job_states(keys)
-            if all(state in TERMINAL for state, _ in states.values()):
+            unfinished = sum(state not in TERMINAL for state, _ in states.values())
+            if not unfinished:
                 break
             if self.failures:
                 raise self.failures[0]
             if not self._serving() or self.stop.is_set():
-                unfinished = sum(state not in TERMINAL for state, _ in states.values())
                 raise RuntimeError(f"{unfinished} measurement(s) are unfinished: no agent is left to run them")
-            with self._settled:  # woken as each job settles
-                self._settled.wait_for(lambda then=seen: self._settle_count != then or self.stop.is_set(),
-                                       self._recheck_s)
+            with self._settled:  # each settled job is counted: the store is read again once enough have settled
+                self._settled.wait_for(lambda then=seen, need=unfinished: self._settle_count - then >= need
+                                       or self.stop.is_set() or bool(self.failures), self._recheck_s)
         records = self.store.records(keys)
         return [Outcome(k, records.get(k), "" if k in records else (states[k][1] or "not measured")) for k in keys]
 

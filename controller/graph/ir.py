@@ -129,7 +129,15 @@ class ComputationGraph:
         return sigs
 
     def canonical(self) -> ComputationGraph:
-        """The same graph with nodes in canonical order (topological, ties broken by signature)."""
+        """The same graph with nodes in canonical order (topological, ties broken by signature).
+
+        Computed once per graph (graphs are immutable; its arch_id and every export ask for it), and a
+        canonical graph is its own canonical form: signatures do not depend on the order of the nodes.
+        """
+        return self._canonical
+
+    @functools.cached_property
+    def _canonical(self) -> ComputationGraph:
         sigs = self._signatures()
         users = self.consumers()
         pending = [len(n.inputs) for n in self.nodes]
@@ -151,7 +159,9 @@ class ComputationGraph:
             if OPS[node.op].commutative:
                 inputs.sort(key=lambda i: sigs[order[i]])
             nodes.append(Node(node.op, tuple(inputs), node.out_shape, node.attrs))
-        return ComputationGraph(nodes, [new_index[o] for o in self.outputs])
+        graph = ComputationGraph(nodes, [new_index[o] for o in self.outputs])
+        graph.__dict__["_canonical"] = graph
+        return graph
 
     def with_batch(self, batch: int) -> ComputationGraph:
         """The same network taking ``batch`` samples at once: the leading axis of every shape changes.

@@ -382,3 +382,36 @@ def test_a_model_profiled_through_the_fleet_waits_for_workers_measuring_on_its_h
     windows = [{"started_unix_ns": p.record.result["started_unix_ns"],
                 "finished_unix_ns": p.record.result["finished_unix_ns"], "device_key": "pc-other"} for p in profiled]
     assert overlapping_pairs(rows + windows) == 0
+
+
+def test_submitted_models_are_exported_ahead_of_the_workers_each_once_and_a_bounded_number_at_a_time(
+        tmp_path: Path) -> None:
+    """Export of the next model overlaps the agent measuring this one; never more than AHEAD wait untaken."""
+    from controller.fleet.campaign import ModelKey, ModelSource
+
+    with Store(tmp_path / "ds.db") as store:
+        source = ModelSource(store)
+        candidates = [NB201.candidate(x) for x in distinct_archs(ModelSource.AHEAD + 4, seed=5)]
+        keys = [ModelKey(c.arch_id) for c in candidates]
+        for c in candidates:
+            source.offer(c)
+        exported: list[ModelKey] = []
+        export = source._export
+        source._export = lambda key: exported.append(key) or export(key)
+
+        def settles_at(count: int) -> None:
+            deadline = time.monotonic() + 30
+            while len(exported) < count and time.monotonic() < deadline:
+                time.sleep(0.01)
+            time.sleep(0.2)  # had it not stopped, it would have gone on
+            assert len(exported) == count
+
+        source.prepare(keys)
+        settles_at(ModelSource.AHEAD)
+        assert exported == keys[:ModelSource.AHEAD]
+        first = source.model(keys[0])  # a worker takes one: room for one more
+        settles_at(ModelSource.AHEAD + 1)
+        assert [source.model(k) for k in keys][0] == first
+        assert sorted(exported) == sorted(keys)  # each model exported once, ahead or by the worker
+        source.close()
+        assert not source._ahead_thread.is_alive()

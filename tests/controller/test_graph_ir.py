@@ -171,3 +171,16 @@ def test_with_batch_changes_every_leading_axis_and_runs_at_that_batch() -> None:
     assert big.with_batch(1).to_json() == graph.to_json()
     with pytest.raises(ValueError, match="batch must be >= 1"):
         graph.with_batch(0)
+
+
+def test_the_canonical_form_is_computed_once_and_is_its_own_canonical_form() -> None:
+    """Exports and arch_id share one canonical graph, cached on the graph as its own canonical form: that is
+    only right if canonicalising the canonical nodes afresh (no cache) gives them back unchanged."""
+    from controller.spaces import get_space
+
+    graph = get_space("nb201").to_graph([0, 1, 2, 3, 4, 1])
+    canonical = graph.canonical()
+    assert graph.canonical() is canonical and canonical.canonical() is canonical
+    recomputed = ComputationGraph(canonical.nodes, canonical.outputs).canonical()
+    assert recomputed.nodes == canonical.nodes and recomputed.outputs == canonical.outputs
+    assert recomputed.arch_id == graph.arch_id
