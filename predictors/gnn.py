@@ -23,7 +23,15 @@ import numpy as np
 import torch
 from torch import nn
 from torch_geometric.data import Batch, Data
-from torch_geometric.nn import GATv2Conv, GCNConv, GINConv, GraphConv, global_add_pool, global_mean_pool
+from torch_geometric.nn import (
+    GATv2Conv,
+    GCNConv,
+    GINConv,
+    GraphConv,
+    global_add_pool,
+    global_max_pool,
+    global_mean_pool,
+)
 
 from predictors.base import Predictor, register
 from predictors.gcn import LogScale, NetState, log_target_loss, train_regressor
@@ -42,16 +50,29 @@ CONVS = {
 }
 
 
+READOUTS = ("pool", "additive")
+
+
 class GnnNet(nn.Module):
-    def __init__(self, conv: str, n_features: int, hidden: int, layers: int, dropout: float) -> None:
+    """``readout``: ``pool`` (an MLP on the sum and mean of node embeddings: any target) or ``additive`` (each
+    node's log cost from its embedding and own features, the graph's value their log-sum-exp: a network's
+    latency as the sum of what its ops cost in their context; ``scale`` maps it to the standardised log)."""
+
+    def __init__(self, conv: str, n_features: int, hidden: int, layers: int, dropout: float,
+                 readout: str = "pool", scale: tuple[float, float] = (0.0, 1.0)) -> None:
         super().__init__()
         if conv not in CONVS:
             raise ValueError(f"conv must be one of {', '.join(CONVS)}, got {conv!r}")
+        if readout not in READOUTS:
+            raise ValueError(f"readout must be one of {', '.join(READOUTS)}, got {readout!r}")
         dims = [n_features] + [hidden] * layers
         self.convs = nn.ModuleList(CONVS[conv](a, b) for a, b in zip(dims[:-1], dims[1:], strict=True))
         self.norms = nn.ModuleList(nn.LayerNorm(hidden) for _ in range(layers))
         self.dropout = nn.Dropout(dropout)
-        self.head = nn.Sequential(nn.Linear(2 * hidden, hidden), nn.ReLU(), nn.Linear(hidden, 1))
+        self.readout = readout
+        width = 2 * hidden if readout == "pool" else hidden + n_features
+        self.head = nn.Sequential(nn.Linear(width, hidden), nn.ReLU(), nn.Linear(hidden, 1))
+        self.register_buffer("scale", torch.tensor(scale, dtype=torch.float32), persistent=False)
 
     def embed_nodes(self, batch: Batch) -> torch.Tensor:
         h, edges = batch.x, batch.edge_index
@@ -63,8 +84,13 @@ class GnnNet(nn.Module):
 
     def forward(self, batch: Batch) -> torch.Tensor:
         h = self.embed_nodes(batch)
-        pooled = torch.cat([global_add_pool(h, batch.batch), global_mean_pool(h, batch.batch)], dim=1)
-        return self.head(pooled).squeeze(-1)
+        if self.readout == "pool":
+            pooled = torch.cat([global_add_pool(h, batch.batch), global_mean_pool(h, batch.batch)], dim=1)
+            return self.head(pooled).squeeze(-1)
+        log_cost = self.head(torch.cat([h, batch.x], dim=1))  # (nodes, 1)
+        top = global_max_pool(log_cost, batch.batch).detach()  # log-sum-exp without overflow
+        total = torch.log(global_add_pool(torch.exp(log_cost - top[batch.batch]), batch.batch)) + top
+        return (total.squeeze(-1) - self.scale[0]) / self.scale[1]
 
 
 def to_data(graph: tuple[np.ndarray, np.ndarray]) -> Data:
@@ -99,11 +125,12 @@ class GnnPredictor(NetState, Predictor):
     def defaults(cls) -> dict:
         return {"hidden": 128, "layers": 4, "dropout": 0.0, "lr": 1e-3, "weight_decay": 5e-4, "batch_size": 16,
                 "epochs": 150, "patience": 25, "lr_patience": 10, "seed": 0, "loss": "huber", "huber_delta": 0.015,
-                "device": "auto", "n_features": 0}
+                "device": "auto", "n_features": 0, "readout": "pool"}
 
     def _net(self, n_features: int) -> GnnNet:
         c = self.config
-        return GnnNet(self.conv, int(c["n_features"]) or n_features, c["hidden"], c["layers"], c["dropout"])
+        return GnnNet(self.conv, int(c["n_features"]) or n_features, c["hidden"], c["layers"], c["dropout"],
+                      c.get("readout", "pool"), tuple(self.log.scale))
 
     def _fit(self, train: Samples, valid: Samples | None) -> None:
         torch.manual_seed(int(self.config["seed"]))

@@ -230,3 +230,50 @@ def test_a_predictor_flags_architectures_outside_what_it_was_trained_on() -> Non
         warnings.simplefilter("ignore", OutsideDomainWarning)
         predictor.net.head[-1].bias.data += 1e3  # a net that extrapolates wildly
         assert predictor.predict(other).max() <= 100.0
+
+
+@pytest.mark.parametrize("aggregate", ["mean", "sum"])
+def test_the_brpnas_gcn_on_torch_geometric_computes_the_papers_dense_graph_convolution(samples: Samples,
+                                                                                      aggregate: str) -> None:
+    """BRP-NAS writes each layer as ReLU(LN(Â H W)) on a dense adjacency; the torch-geometric net must give the
+    same global-node outputs, batch by batch, with the same weights."""
+    import torch
+
+    from predictors.gcn import GcnNet
+
+    torch.manual_seed(0)
+    x = torch.as_tensor(samples.node_features[:37], dtype=torch.float32)
+    a = torch.as_tensor(samples.adjacency[:37], dtype=torch.float32)
+    net = GcnNet(x.shape[-1], 24, 4, 0.0, -1, aggregate).eval()
+    norm = a / a.sum(-1, keepdim=True).clamp(min=1.0) if aggregate == "mean" else a
+    h = x
+    for conv, layer_norm in zip(net.convs, net.norms, strict=True):
+        h = torch.relu(layer_norm(norm @ conv.linear(h)))
+    with torch.no_grad():
+        torch.testing.assert_close(net(x, a), net.head(h[:, -1]).squeeze(-1), rtol=1e-5, atol=1e-5)
+
+
+def test_a_gnn_with_the_additive_readout_predicts_sums_of_node_costs_and_round_trips(samples: Samples,
+                                                                                     tmp_path: Path) -> None:
+    """The additive readout's scale lives in the net but is not saved twice: a loaded model must restore it."""
+    import torch
+
+    train, test = samples.take(np.arange(300)), samples.take(np.arange(300, 400))
+    predictor = get_predictor("kgnn", hidden=16, epochs=3, readout="additive").fit(train, test)
+    before = predictor.predict(test)
+    assert np.all(np.isfinite(before)) and np.all(before > 0)
+    again = load(predictor.save(tmp_path / "additive"))
+    np.testing.assert_allclose(again.predict(test), before, rtol=1e-6)
+    # the graph's log value is the log-sum-exp of its nodes' log costs: a graph's value grows with its nodes
+    from torch_geometric.data import Batch
+
+    from predictors.gnn import to_data
+
+    net = again.net
+    one = to_data(test.graphs[0])
+    with torch.no_grad():
+        log_costs = net.head(torch.cat([net.embed_nodes(Batch.from_data_list([one])), one.x], dim=1)).squeeze(-1)
+        expected = (torch.logsumexp(log_costs, 0) - net.scale[0]) / net.scale[1]
+        torch.testing.assert_close(net(Batch.from_data_list([one])), expected.reshape(1), rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="readout must be one of pool, additive"):
+        get_predictor("kgnn", readout="mean").fit(train, test)
