@@ -22,12 +22,14 @@ def run(target: str, kinds: list[str], seeds: int, n_train: int = 900, n_valid: 
 
     from controller.data import nb201_table_path
     from controller.learning.data import nb201_samples, read_nb201_table
+    from predictors import predictor_class
     from predictors.evaluate import bench
 
     table = read_nb201_table(nb201_table_path(), target)
     keep = np.arange(len(table.encodings)) if rows is None else np.arange(rows)
+    whole_cg = any("graphs" in predictor_class(kind).needs for kind in kinds)
     samples = nb201_samples([table.encodings[k] for k in keep], table.y[keep], flops="flops" in kinds,
-                            graphs="kgnn" in kinds, cell_graph=cell_graph)
+                            graphs=whole_cg, cell_graph=cell_graph)
     t0 = time.perf_counter()
     results = bench(samples, kinds, range(seeds), n_train, n_valid, configs)
     return results, time.perf_counter() - t0
@@ -110,6 +112,24 @@ def repeatability(target: str, kinds: list[str], seeds: int, n_train: int = 900,
             **{kind: float(np.mean(v)) for kind, v in scores.items()}}
 
 
+def configs(settings: list[str]) -> dict[str, dict]:
+    """{kind: {key: value}} from KIND.KEY=VALUE settings; a value is read as JSON where it is JSON."""
+    import json
+
+    out: dict[str, dict] = {}
+    for text in settings:
+        name, sep, value = text.partition("=")
+        kind, dot, key = name.partition(".")
+        if not sep or not dot:
+            raise SystemExit(f"--config {text!r}: write KIND.KEY=VALUE, e.g. kgnn.readout=additive")
+        try:
+            parsed = json.loads(value)
+        except json.JSONDecodeError:
+            parsed = value
+        out.setdefault(kind, {})[key] = parsed
+    return out
+
+
 def main() -> None:
     from controller.fleet.report import text_table
     from controller.learning.jobs import bench_table
@@ -119,6 +139,9 @@ def main() -> None:
     parser.add_argument("--kinds", default="ridge,svr,stacked,flops,gcn")
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--cell-graph", default="pruned", choices=["pruned", "full"])
+    parser.add_argument("--config", action="append", default=[], metavar="KIND.KEY=VALUE",
+                        help="a predictor setting, e.g. kgnn.readout=additive or kgnn.epochs=60; repeatable")
+    parser.add_argument("--rows", type=int, help="use the table's first ROWS cells (train, validation and test)")
     parser.add_argument("--repeatability", metavar="COLUMNS",
                         help="instead of the bench: the twin-cell repeatability of these comma-separated columns "
                              "against --kinds (light kinds only make sense here)")
@@ -134,9 +157,11 @@ def main() -> None:
             print(f"| `{column}` | {rep['pairs']} | {rep['twins']:.3f} | {rep['ceiling']:.3f} | "
                   + " | ".join(f"{rep[k]:.3f}" for k in kinds) + " |", flush=True)
         return
-    print(f"machine: {machine_line()}\ntarget: {args.target}, 900 train / 100 validation / rest test, "
-          f"{args.seeds} seeds\n", flush=True)
-    results, wall = run(args.target, args.kinds.split(","), args.seeds, cell_graph=args.cell_graph)
+    print(f"machine: {machine_line()}\ntarget: {args.target}, 900 train / 100 validation / rest test"
+          f"{f' of the first {args.rows} cells' if args.rows else ''}, {args.seeds} seeds"
+          f"{f', settings {args.config}' if args.config else ''}\n", flush=True)
+    results, wall = run(args.target, args.kinds.split(","), args.seeds, rows=args.rows,
+                        configs=configs(args.config), cell_graph=args.cell_graph)
     print(text_table(bench_table(results)))
     print(f"\n{wall:.0f} s for {len(results)} fits")
     ceiling = noise_ceiling(args.target)
