@@ -112,25 +112,8 @@ def repeatability(target: str, kinds: list[str], seeds: int, n_train: int = 900,
             **{kind: float(np.mean(v)) for kind, v in scores.items()}}
 
 
-def configs(settings: list[str]) -> dict[str, dict]:
-    """{kind: {key: value}} from KIND.KEY=VALUE settings; a value is read as JSON where it is JSON."""
-    import json
-
-    out: dict[str, dict] = {}
-    for text in settings:
-        name, sep, value = text.partition("=")
-        kind, dot, key = name.partition(".")
-        if not sep or not dot:
-            raise SystemExit(f"--config {text!r}: write KIND.KEY=VALUE, e.g. kgnn.readout=additive")
-        try:
-            parsed = json.loads(value)
-        except json.JSONDecodeError:
-            parsed = value
-        out.setdefault(kind, {})[key] = parsed
-    return out
-
-
 def main() -> None:
+    from controller.cli.predictor import predictor_settings
     from controller.fleet.report import text_table
     from controller.learning.jobs import bench_table
 
@@ -139,8 +122,8 @@ def main() -> None:
     parser.add_argument("--kinds", default="ridge,svr,stacked,flops,gcn")
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--cell-graph", default="pruned", choices=["pruned", "full"])
-    parser.add_argument("--config", action="append", default=[], metavar="KIND.KEY=VALUE",
-                        help="a predictor setting, e.g. kgnn.readout=additive or kgnn.epochs=60; repeatable")
+    parser.add_argument("--set", action="append", default=[], metavar="[KIND.]KEY=VALUE", dest="settings",
+                        help="a predictor setting, as hwnas predictor bench --set (e.g. kgnn.readout=additive)")
     parser.add_argument("--rows", type=int, help="use the table's first ROWS cells (train, validation and test)")
     parser.add_argument("--repeatability", metavar="COLUMNS",
                         help="instead of the bench: the twin-cell repeatability of these comma-separated columns "
@@ -159,9 +142,10 @@ def main() -> None:
         return
     print(f"machine: {machine_line()}\ntarget: {args.target}, 900 train / 100 validation / rest test"
           f"{f' of the first {args.rows} cells' if args.rows else ''}, {args.seeds} seeds"
-          f"{f', settings {args.config}' if args.config else ''}\n", flush=True)
-    results, wall = run(args.target, args.kinds.split(","), args.seeds, rows=args.rows,
-                        configs=configs(args.config), cell_graph=args.cell_graph)
+          f"{f', settings {args.settings}' if args.settings else ''}\n", flush=True)
+    kinds = args.kinds.split(",")
+    results, wall = run(args.target, kinds, args.seeds, rows=args.rows,
+                        configs=predictor_settings(args.settings, kinds), cell_graph=args.cell_graph)
     print(text_table(bench_table(results)))
     print(f"\n{wall:.0f} s for {len(results)} fits")
     ceiling = noise_ceiling(args.target)

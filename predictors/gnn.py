@@ -121,6 +121,12 @@ class GnnPredictor(NetState, Predictor):
     to_data = staticmethod(to_data)  # one entry of that view -> a PyG Data
     conv: str
 
+    def __init__(self, **config) -> None:
+        super().__init__(**config)
+        readout = self.config["readout"]
+        if readout not in READOUTS:  # said at once, not after the data is read
+            raise ValueError(f"{self.kind}: readout must be one of {', '.join(READOUTS)}, got {readout!r}")
+
     @classmethod
     def defaults(cls) -> dict:
         return {"hidden": 128, "layers": 4, "dropout": 0.0, "lr": 1e-3, "weight_decay": 5e-4, "batch_size": 16,

@@ -49,6 +49,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     pb.add_argument("--valid", type=int, default=100)
     pb.add_argument("--gcn-epochs", type=int, default=None, help="cap the GCN's epochs (default: 250, as BRP-NAS)")
     add_torch_device(pb)
+    add_settings(pb)
     pb.add_argument("--cell-graph", default="pruned", choices=["pruned", "full"],
                     help="the GCN's NB-201 cell graph: pruned (BRP-NAS, default) or full (every edge op, as "
                          "NB-201's reference code runs it and HW-NAS-Bench timed it)")
@@ -83,6 +84,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     pt.add_argument("--kind", default="gcn", help="predictor kind (default %(default)s)")
     pt.add_argument("--seed", type=int, default=0)
     add_torch_device(pt)
+    add_settings(pt)
     pt.add_argument("--sources", default="", metavar="KEY[,KEY...]",
                     help="with --kind sources: other device keys of the dataset to transfer from (few-shot)")
     pt.set_defaults(func=cmd_predictor_train)
@@ -94,6 +96,48 @@ def add_torch_device(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--torch-device", choices=["auto", "cpu", "cuda"], default="auto",
                         help="where the graph predictors train (gcn-cg, gin, gatv2, kgnn, psc): auto is CUDA when "
                              "torch sees one, else the CPU (default %(default)s)")
+
+
+def add_settings(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--set", action="append", default=[], metavar="[KIND.]KEY=VALUE", dest="settings",
+                        help="a predictor setting, e.g. --set gcn-cg.readout=additive, or --set epochs=60 for every "
+                             "kind that has it; repeatable (settings: docs/predictors.md)")
+
+
+def predictor_settings(texts: list[str], kinds: list[str]) -> dict[str, dict]:
+    """{kind: {key: value}} from ``[KIND.]KEY=VALUE`` texts (a value is read as JSON where it is JSON); a bare
+    KEY applies to every kind that has it. ValueError naming the text when it fits none of ``kinds``."""
+    import json
+
+    from predictors import predictor_class
+
+    out: dict[str, dict] = {}
+    for text in texts:
+        name, sep, value = text.partition("=")
+        if not sep or not name:
+            raise ValueError(f"--set {text!r}: write KEY=VALUE or KIND.KEY=VALUE, e.g. --set gcn-cg.readout=additive")
+        kind, dot, key = name.rpartition(".")
+        targets = [kind] if dot else [k for k in kinds if key in predictor_class(k).defaults()]
+        if dot and kind not in kinds:
+            raise ValueError(f"--set {text!r}: {kind} is not among the kinds asked for ({', '.join(kinds)})")
+        if not targets or key not in predictor_class(targets[0]).defaults():
+            raise ValueError(f"--set {text!r}: no kind asked for has a setting {key!r}")
+        try:
+            parsed = json.loads(value)
+        except json.JSONDecodeError:
+            parsed = value
+        for target in targets:
+            out.setdefault(target, {})[key] = parsed
+    return out
+
+
+def merged(*configs: dict[str, dict]) -> dict[str, dict]:
+    """Per-kind settings, later ones winning."""
+    out: dict[str, dict] = {}
+    for config in configs:
+        for kind, options in config.items():
+            out[kind] = {**out.get(kind, {}), **options}
+    return out
 
 
 def torch_device_config(kinds: list[str], device: str) -> dict[str, dict[str, str]]:
@@ -128,7 +172,7 @@ def cmd_predictor_bench(args: argparse.Namespace) -> int:
     from controller.learning.data import nb201_samples, read_space_table, table_samples
     from controller.learning.jobs import bench_table, results_json
     from controller.spaces import get_space
-    from predictors import predictor_class
+    from predictors import get_predictor, predictor_class
     from predictors.evaluate import bench
 
     try:
@@ -137,25 +181,25 @@ def cmd_predictor_bench(args: argparse.Namespace) -> int:
         cell_graph = space.predictor_features == "nb201-cell"
         default_kinds = "ridge,svr,stacked,flops" + (",gcn" if cell_graph else "")
         kinds = [k for k in (args.kinds or default_kinds).split(",") if k]
-        for kind in kinds:
-            predictor_class(kind)
+        configs = merged({"gcn": {"epochs": args.gcn_epochs}} if args.gcn_epochs else {},
+                         torch_device_config(kinds, args.torch_device), predictor_settings(args.settings, kinds))
+        for kind in kinds:  # kinds and settings are checked before the table is read
+            get_predictor(kind, **configs.get(kind, {}))
         if args.seeds < 1:
             raise ValueError(f"--seeds must be >= 1, got {args.seeds}")
         if not data.is_file():
             raise FileNotFoundError(f"no such file: {data}")
         table = read_space_table(data, args.target, space, args.device, one_per_network)
+        whole_cg = any("graphs" in predictor_class(kind).needs for kind in kinds)
         if cell_graph:
-            samples = nb201_samples(table.encodings, table.y, flops="flops" in kinds, graphs="kgnn" in kinds,
+            samples = nb201_samples(table.encodings, table.y, flops="flops" in kinds, graphs=whole_cg,
                                     cell_graph=args.cell_graph)
         else:
-            samples = table_samples(space, table.encodings, table.y, flops="flops" in kinds, graphs="kgnn" in kinds)
+            samples = table_samples(space, table.encodings, table.y, flops="flops" in kinds, graphs=whole_cg)
         if args.train + args.valid >= len(samples):
             raise ValueError(f"--train {args.train} + --valid {args.valid} leave no test architecture of "
                              f"{len(samples)}")
         higher = args.better == "higher" if args.better else "acc" in args.target.lower()
-        configs = {"gcn": {"epochs": args.gcn_epochs}} if args.gcn_epochs else {}
-        for kind, options in torch_device_config(kinds, args.torch_device).items():
-            configs[kind] = {**configs.get(kind, {}), **options}
         left_out = (f"{table.dropped_unconnected} without a network, {table.dropped_missing} without a value"
                     + (f", {table.dropped_copies} copies of a network" if one_per_network else ""))
         print(f"{data.name}: {len(samples)} {space.name} architectures with {args.target} ({left_out} left out); "
@@ -248,9 +292,9 @@ def cmd_predictor_train(args: argparse.Namespace) -> int:
     try:
         predictor_class(args.kind)
         with Store(args.db) as store:
-            folder, metrics = train_from_store(store, args.db, args.device, args.kind, seed=args.seed,
-                                               config=torch_device_config([args.kind], args.torch_device).get(
-                                                   args.kind),
+            config = merged(torch_device_config([args.kind], args.torch_device),
+                            predictor_settings(args.settings, [args.kind])).get(args.kind)
+            folder, metrics = train_from_store(store, args.db, args.device, args.kind, seed=args.seed, config=config,
                                                sources=[k for k in args.sources.split(",") if k])
     except ValueError as exc:
         return fail("predictor train", exc)

@@ -4,7 +4,7 @@ import itertools
 
 import pytest
 
-from benchmarks.predictors import configs, noise_ceiling, repeatability, run, swapped_twin
+from benchmarks.predictors import noise_ceiling, repeatability, run, swapped_twin
 from controller.spaces.nb201 import EDGES
 
 
@@ -15,15 +15,11 @@ def test_predictor_benchmark_short_form() -> None:
     assert all(0 <= r.metrics["brpnas_within_10pct"] <= 1 for r in results)
 
 
-def test_a_whole_cg_gnn_with_settings_from_the_command_line_short_form() -> None:
+def test_a_whole_cg_gnn_short_form() -> None:
     """gcn-cg reads whole CGs: the benchmark builds them for any such kind, not only for kgnn."""
-    settings = configs(["gcn-cg.readout=additive", "gcn-cg.hidden=16", "gcn-cg.epochs=2"])
-    assert settings == {"gcn-cg": {"readout": "additive", "hidden": 16, "epochs": 2}}
     results, _ = run("lat_ms_latbench_desktop_cpu_i7_7820x", ["gcn-cg"], seeds=1, n_train=60, n_valid=20, rows=120,
-                     configs=settings)
+                     configs={"gcn-cg": {"readout": "additive", "hidden": 16, "epochs": 2}})
     assert results[0].metrics["spearman"] == results[0].metrics["spearman"]  # a number: the fit ran
-    with pytest.raises(SystemExit, match="KIND.KEY=VALUE"):
-        configs(["readout=additive"])
 
 
 def test_noise_ceiling_of_the_i7_column() -> None:

@@ -95,6 +95,23 @@ def test_bench_prints_the_table_for_any_csv_with_arch_strings(tmp_path: Path, ca
     assert (tmp_path / "scatter.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_bench_runs_every_whole_cg_gnn_with_settings_from_the_command_line(tmp_path: Path, capsys) -> None:
+    """gin, gatv2 and gcn-cg read whole CGs too: bench built them only when kgnn was asked for."""
+    data = small_table(tmp_path, 120)
+    code = main(["predictor", "bench", "--data", str(data), "--target", "my_device_ms", "--kinds", "gin,gatv2,gcn-cg",
+                 "--seeds", "1", "--train", "60", "--valid", "20", "--quiet", "--set", "epochs=2",
+                 "--set", "gcn-cg.readout=additive", "--set", "hidden=8"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert {"gin", "gatv2", "gcn-cg"} <= {line.split()[0] for line in out.splitlines() if line.split()}
+    assert main(["predictor", "bench", "--data", str(data), "--target", "my_device_ms", "--kinds", "gin",
+                 "--quiet", "--set", "gin.readout=mean"]) == 2
+    assert "readout must be one of pool, additive" in capsys.readouterr().err
+    assert main(["predictor", "bench", "--data", str(data), "--target", "my_device_ms", "--kinds", "ridge",
+                 "--quiet", "--set", "readout"]) == 2
+    assert "--set 'readout': write KEY=VALUE or KIND.KEY=VALUE" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (["--target", "no_such_column"], "has no column 'no_such_column'"),
     (["--target", TARGET, "--kinds", "ridge,xgb"], "unknown predictor 'xgb'"),
