@@ -140,19 +140,21 @@ CELL_GRAPHS = {"pruned": nb201_cell_graph, "full": nb201_full_cell_graph}
 
 def nb201_samples(encodings: Sequence[Sequence[int]], y: Sequence[float] | None = None,
                   flops: bool = True, graphs: bool = False, cell_graph: str = "pruned") -> Samples:
-    """Views of connected NB-201 cells. ``flops`` and ``graphs`` (the whole CG, for the k-GNN) need each
+    """Views of connected NB-201 cells. ``flops`` and ``graphs`` (the whole CG, for the GNNs) need each
     cell's CG, ~3 ms to build; the encoding and the cell graph (``pruned``: BRP-NAS's, the default;
-    ``full``: as NB-201's reference code runs the cell) are immediate."""
+    ``full``: as NB-201's reference code runs the cell) are immediate. With ``full`` the whole CG is the
+    reference network too (``NasBench201.reference_graph``); FLOPs stay the network's."""
     if cell_graph not in CELL_GRAPHS:
         raise ValueError(f"cell graph must be one of {', '.join(CELL_GRAPHS)}, got {cell_graph!r}")
     cells = [CELL_GRAPHS[cell_graph](x) for x in encodings]
     space = NasBench201()
+    network = space.reference_graph if cell_graph == "full" else space.to_graph  # the whole CG, likewise
     return Samples(
         encoding=np.stack([one_hot(x) for x in encodings]),
         flops=np.array([_macs(tuple(x)) for x in encodings], dtype=np.float64) if flops else None,
         adjacency=np.stack([a for a, _ in cells]),
         node_features=np.stack([f for _, f in cells]),
-        graphs=graph_array([cg_graph(space.to_graph(x)) for x in encodings]) if graphs else None,
+        graphs=graph_array([cg_graph(network(x)) for x in encodings]) if graphs else None,
         y=None if y is None else np.asarray(y, dtype=np.float64),
         family=np.full(len(encodings), space.name, dtype=object),
     )

@@ -155,14 +155,18 @@ class NasBench201(SearchSpace):
         return self.validate(vector)
 
     # -- CG ----------------------------------------------------------------------------------------
-    def _cell(self, b: GraphBuilder, x: int, channels: int, edges: list[tuple[int, int, str]]) -> int:
+    def _cell(self, b: GraphBuilder, x: int, channels: int, edges: list[tuple[int, int, str]],
+              dead_ends: list[int] | None = None) -> int:
+        """The cell's output node. ``edges`` are live ones for the network; all non-``none`` ones for the
+        reference network, where a node nothing feeds holds zeros of the input's shape (its ops read ``x``
+        here) and, with ``dead_ends``, nodes whose result feeds nothing are collected there."""
         nodes = {0: x}
         for target in (1, 2, 3):
             terms = []
             for to, src, op in edges:
                 if to != target:
                     continue
-                inp = nodes[src]
+                inp = nodes.get(src, x)
                 if op == "skip_connect":
                     terms.append(b.op("identity", inp))
                 elif op == "avg_pool_3x3":
@@ -175,6 +179,9 @@ class NasBench201(SearchSpace):
                 for term in terms[1:]:
                     total = b.op("add", total, term)
                 nodes[target] = total
+        if dead_ends is not None:
+            read = {src for _, src, _ in edges}
+            dead_ends += [nodes[n] for n in (1, 2) if n in nodes and n not in read]
         return nodes[3]
 
     def _reduction(self, b: GraphBuilder, x: int, cin: int, cout: int) -> int:
@@ -193,8 +200,21 @@ class NasBench201(SearchSpace):
 
     def to_graph(self, x: Sequence[int]) -> ComputationGraph:
         x = self.validate(x)
-        edges = live_edges(x)
-        if not edges:
+        return self._network(x, live_edges(x), None)
+
+    def reference_graph(self, x: Sequence[int]) -> ComputationGraph:
+        """The network as NB-201's reference code runs it, to featurise what devices timed that way
+        (HW-NAS-Bench's columns): every non-``none`` edge op, also those off every input-output path (on a
+        node nothing feeds, which holds zeros, they read the cell input: the same shapes, the same work),
+        nodes whose result feeds nothing kept as extra outputs. A featurisation only; the network a campaign
+        exports and names is ``to_graph``'s, with those ops pruned."""
+        x = self.validate(x)
+        edges = [(to, src, OPS[op]) for (to, src), op in zip(EDGES, x, strict=True) if OPS[op] != "none"]
+        return self._network(x, edges, [])
+
+    def _network(self, x: list[int], edges: list[tuple[int, int, str]], dead_ends: list[int] | None
+                 ) -> ComputationGraph:
+        if not live_edges(x):
             raise ValueError(f"NB-201 cell {format_arch_str(x)} has no path from input to output: it computes "
                              "nothing (one of the 341 unconnected cells LatBench leaves out)")
         b = GraphBuilder((self.batch_size, 3, self.resolution, self.resolution))
@@ -203,8 +223,8 @@ class NasBench201(SearchSpace):
             if stage:
                 h = self._reduction(b, h, STAGE_CHANNELS[stage - 1], channels)
             for _ in range(CELLS_PER_STAGE):
-                h = self._cell(b, h, channels, edges)
+                h = self._cell(b, h, channels, edges, dead_ends)
         h = b.op("relu", b.op("batchnorm", h))
         h = b.op("flatten", b.op("global_avgpool", h))
-        b.linear(h, self.num_classes)
-        return b.build()
+        logits = b.linear(h, self.num_classes)
+        return b.build(logits, *(dead_ends or ()))

@@ -179,3 +179,21 @@ def test_random_samples_export_and_run_in_onnxruntime(name: str) -> None:
         (out,) = session.run(None, {"input": np.ones(graph.input_shape, np.float32)})
         assert out.shape == graph.nodes[graph.outputs[0]].out_shape and np.isfinite(out).all()
     assert len(seen) > 1
+
+
+def test_the_nb201_reference_network_runs_the_ops_pruning_drops_and_only_those() -> None:
+    """HW-NAS-Bench timed NB-201's reference code, which runs every edge op; its GNN features must see them."""
+    from controller.spaces.nb201 import NasBench201
+
+    space = NasBench201()
+    live = [3, 0, 3, 0, 0, 3]  # the chain 0->1->2->3 of 3x3 convs, every other edge none: nothing to prune
+    assert space.reference_graph(live).arch_id == space.to_graph(live).arch_id  # nothing to prune: one network
+    dead_in = [0, 3, 3, 2, 2, 3]  # node 1 fed by nothing (0->1 none): 1->2 and 1->3 run on zeros in the reference
+    dead_out = [3, 3, 0, 3, 0, 0]  # nodes 1 and 2 feed nothing: 0->1 and 0->2 run for nothing
+    for x, extra_convs in ((dead_in, 2), (dead_out, 2)):
+        pruned, reference = space.to_graph(x), space.reference_graph(x)
+        convs = [sum(n.op == "conv" for n in g.nodes) for g in (pruned, reference)]
+        assert convs[1] - convs[0] == extra_convs * 15, (x, convs)  # the dead edges' convs, in each of 15 cells
+        assert reference.macs() > pruned.macs()
+    with pytest.raises(ValueError, match="no path from input to output"):
+        space.reference_graph([0, 3, 3, 0, 3, 0])
