@@ -51,8 +51,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_torch_device(pb)
     add_settings(pb)
     pb.add_argument("--cell-graph", default="pruned", choices=["pruned", "full"],
-                    help="the GCN's NB-201 cell graph: pruned (BRP-NAS, default) or full (every edge op, as "
-                         "NB-201's reference code runs it and HW-NAS-Bench timed it)")
+                    help="the NB-201 network the graph predictors read: pruned (BRP-NAS, default) or full (every "
+                         "edge op, as NB-201's reference code runs it and HW-NAS-Bench timed it), for the GCN's "
+                         "cell graph and the whole-CG GNNs alike")
     pb.add_argument("--json", type=Path, default=None, metavar="FILE", help="also write per-seed metrics here")
     pb.add_argument("--plot", type=Path, default=None, metavar="PNG",
                     help="predicted vs measured scatter with the ±10%% band, first seed (as BRP-NAS Figure 1)")
