@@ -67,6 +67,10 @@ def test_the_full_cell_graph_keeps_every_edge_op_as_the_reference_code_runs_it()
     assert features.sum(axis=1).tolist() == [1] * 9
     with pytest.raises(ValueError, match="cell graph must be one of pruned, full"):
         nb201_samples([parse_arch_str(arch)], cell_graph="unpruned")
+    # the whole CG the GNNs read follows: with "full", the reference network, its dead convs included
+    dead = parse_arch_str("|nor_conv_3x3~0|+|nor_conv_3x3~0|none~1|+|nor_conv_3x3~0|none~1|none~2|")
+    pruned, full = (nb201_samples([dead], graphs=True, cell_graph=kind).graphs[0] for kind in ("pruned", "full"))
+    assert len(full[0]) > len(pruned[0]) and full[1].shape[1] > pruned[1].shape[1]
 
 
 def small_table(tmp_path: Path, rows: int = 400) -> Path:
