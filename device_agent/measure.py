@@ -219,8 +219,7 @@ def measure(
     check_input_size(model.inputs, shapes)
     token = token or StopToken()
     token.arm_deadline(options.deadline_seconds)
-    model.rearm()
-    token.on_stop(model.abort)  # from here on a stop interrupts the runtime, binding's first inference included
+    token.on_stop(model.rearm())  # from here on a stop interrupts the runtime, binding's first inference included
     timed = 0
     phase = "binding"
 

@@ -53,15 +53,15 @@ class LoadedModel(abc.ABC):
         inference's duration in nanoseconds as the device measured it (CUDA events around the kernels).
         """
 
-    def abort(self) -> None:  # noqa: B027 - optional capability, default is "cannot interrupt"
-        """Interrupt an inference in flight, where the runtime allows it."""
-
-    def rearm(self) -> None:  # noqa: B027 - optional capability, pairs with abort
-        """Clear an earlier abort before a new measurement wires ``abort`` to its stop token.
+    def rearm(self) -> Callable[[], None]:
+        """Fresh runtime state for a new measurement, and the abort that interrupts its inferences in
+        flight (where the runtime allows it; by default it cannot).
 
         Called before binding, so that an abort arriving during binding's first inference reaches the
-        runtime state that inference runs under.
+        runtime state that inference runs under. The abort is tied to this measurement: a stop that reaches
+        it late, after the next measurement re-armed, must not interrupt that one.
         """
+        return lambda: None
 
 
 class AnsweredModel(LoadedModel):

@@ -61,11 +61,13 @@ class OrtLoadedModel(LoadedModel):
 
         return run_once
 
-    def abort(self) -> None:
-        self._run_options.terminate = True
+    def rearm(self) -> Callable[[], None]:
+        options = self._run_options = self._ort.RunOptions()  # an earlier abort left terminate set on the old one
 
-    def rearm(self) -> None:
-        self._run_options = self._ort.RunOptions()  # a previous abort() leaves terminate set on the old one
+        def abort() -> None:
+            options.terminate = True  # this measurement's runs only
+
+        return abort
 
 
 class OrtCudaLoadedModel(OrtLoadedModel):

@@ -72,7 +72,7 @@ def test_sigterm_stops_an_agent_busy_with_a_loop_bomb(tmp_path: Path) -> None:
 
 
 class StubbornModel(LoadedModel):
-    """A runtime that cannot be interrupted (as LiteRT and eager PyTorch cannot): abort() does nothing.
+    """A runtime that cannot be interrupted (as LiteRT and eager PyTorch cannot): its abort does nothing.
 
     A stand-in for such a runtime stuck in a hostile model, so the test needs no TFLite conversion.
     """
@@ -144,3 +144,34 @@ def test_health_is_not_serving_while_a_measurement_overruns_its_deadline(tmp_pat
     finally:
         StubbornModel.release.set()
         server.stop()
+
+
+def test_a_stop_that_reaches_the_runtime_after_its_measurement_ended_leaves_the_next_one_alone(
+        tmp_path: Path, medium_model: bytes) -> None:
+    """A deadline's stop runs its callbacks outside the token's lock; on a busy host they can run after that
+    measurement ended and the next one began. The late abort used to set ONNX Runtime's terminate flag on the
+    next measurement's run options ("Exiting due to terminate flag being set to true", seen in CI)."""
+    from device_agent.backends.onnxruntime_backend import OnnxRuntimeBackend
+    from device_agent.measure import MeasureOptions, StopToken, measure
+
+    path = tmp_path / "m.onnx"
+    path.write_bytes(medium_model)
+    model = OnnxRuntimeBackend().load(path, 1)
+    options = MeasureOptions(protocol="fixed", protocol_params={"count": 3})
+
+    class Recording(StopToken):
+        aborts: list[Callable[[], None]] = []
+
+        def on_stop(self, callback: Callable[[], None]) -> None:
+            Recording.aborts.append(callback)
+            super().on_stop(callback)
+
+    measure(model, options, None, token=Recording())  # the first measurement; its abort is kept
+
+    class LateAbort(StopToken):
+        def on_stop(self, callback: Callable[[], None]) -> None:  # the second one has just re-armed the runtime
+            Recording.aborts[0]()  # the first one's stop arrives now
+            super().on_stop(callback)
+
+    second = measure(model, options, None, token=LateAbort())
+    assert len(second.samples_ns) == 3
