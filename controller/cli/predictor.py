@@ -128,8 +128,24 @@ def predictor_settings(texts: list[str], kinds: list[str]) -> dict[str, dict]:
         except json.JSONDecodeError:
             parsed = value
         for target in targets:
+            default = predictor_class(target).defaults()[key]
+            if not _same_kind(parsed, default):
+                raise ValueError(f"--set {text!r}: {target}'s {key} must be {type(default).__name__} like its "
+                                 f"default {json.dumps(default)}, not {value!r}")
             out.setdefault(target, {})[key] = parsed
     return out
+
+
+def _same_kind(value: object, default: object) -> bool:
+    """Whether a setting's value has its default's type (an int where a float is wanted is fine; a default of
+    None takes anything)."""
+    if default is None:
+        return True
+    if isinstance(default, bool) or isinstance(value, bool):
+        return type(value) is type(default)
+    if isinstance(default, float):
+        return isinstance(value, int | float)
+    return isinstance(value, type(default))
 
 
 def merged(*configs: dict[str, dict]) -> dict[str, dict]:

@@ -114,6 +114,9 @@ def test_bench_runs_every_whole_cg_gnn_with_settings_from_the_command_line(tmp_p
     assert main(["predictor", "bench", "--data", str(data), "--target", "my_device_ms", "--kinds", "ridge",
                  "--quiet", "--set", "readout"]) == 2
     assert "--set 'readout': write KEY=VALUE or KIND.KEY=VALUE" in capsys.readouterr().err
+    assert main(["predictor", "bench", "--data", str(data), "--target", "my_device_ms", "--kinds", "gin",
+                 "--quiet", "--set", "gin.hidden=abc"]) == 2  # was a TypeError traceback from torch
+    assert "gin's hidden must be int like its default 128, not 'abc'" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(("args", "message"), [
