@@ -121,7 +121,7 @@ KINDS = {"flops": "predictors.linear", "layerwise": "predictors.linear", "ridge"
          "svr": "predictors.linear", "stacked": "predictors.linear", "gcn": "predictors.gcn", "kgnn": "predictors.gnn",
          "gcn-cg": "predictors.gnn", "gin": "predictors.gnn", "gatv2": "predictors.gnn",
          "brp": "predictors.brp", "gennape": "predictors.gennape.model", "psc": "predictors.psc",
-         "sources": "predictors.source_transfer"}
+         "sources": "predictors.source_transfer", "autobuild": "predictors.autobuild.predictor"}
 
 
 def register(cls: type[Predictor]) -> type[Predictor]:

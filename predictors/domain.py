@@ -24,7 +24,7 @@ TOLERANCE = 1e-6  # float noise on recorded feature bounds
 def _rows(samples: Samples, view: str) -> list[np.ndarray]:
     """Each architecture's feature rows of a view: (n_i, f) for graph views, (1, f) for vectors."""
     value = getattr(samples, view)
-    if view in ("graphs", "partitioned"):
+    if view in ("graphs", "partitioned", "sequence"):
         return [np.asarray(graph[0], dtype=np.float64) for graph in value]
     if view == "node_features":
         return [np.asarray(v, dtype=np.float64) for v in value]
@@ -57,7 +57,7 @@ def outside(domain: dict[str, Any], samples: Samples) -> list[str]:
         if view in ("y", "families") or getattr(samples, view, None) is None:
             continue
         low, high = np.asarray(box["low"]) - TOLERANCE, np.asarray(box["high"]) + TOLERANCE
-        if view in ("graphs", "partitioned", "node_features"):
+        if view in ("graphs", "partitioned", "sequence", "node_features"):
             for k, rows in enumerate(_rows(samples, view)):
                 if not reasons[k]:
                     reasons[k] = _graph_reason(view, rows, low, high, box["rows"])

@@ -25,6 +25,9 @@ class Samples:
     ``(node_features (n_i, f) float32, edges (2, e_i) int64 rows source, target)``. ``partitioned``: (N,)
     object array of computation graphs split in three, AutoGO's Predecessor / Segment / suCcessor, each a
     triple ``(node_features, edges, part (n_i,) int64 in {0, 1, 2})`` whose edges stay within a part.
+    ``sequence``: (N,) object array of layer-sequence graphs (AutoBuild), each a pair ``(codes (n_i, c) int64,
+    edges (2, e_i) int64)``: one node per layer, one column per feature category (an index into its values),
+    edges forward along the network.
     ``y``: (N,) the target, e.g. latency in ms; None when only predicting. ``family``: (N,) object array naming
     each architecture's family (its space, or where an imported graph came from): what a predictor's card
     records as trained on, so a prediction for another family is flagged."""
@@ -36,6 +39,7 @@ class Samples:
     node_features: np.ndarray | None = None
     graphs: np.ndarray | None = None
     partitioned: np.ndarray | None = None
+    sequence: np.ndarray | None = None
     y: np.ndarray | None = None
     family: np.ndarray | None = None
 

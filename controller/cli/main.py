@@ -7,10 +7,10 @@ import argparse
 import sys
 
 from controller import __version__
-from controller.cli import autogo, certs, demo, fleet, graph, latbench, predictor, profile, search, space
+from controller.cli import autobuild, autogo, certs, demo, fleet, graph, latbench, predictor, profile, search, space
 from controller.cli.common import fail
 
-COMMAND_GROUPS = (profile, space, graph, latbench, fleet, predictor, search, autogo, certs, demo)
+COMMAND_GROUPS = (profile, space, graph, latbench, fleet, predictor, search, autogo, autobuild, certs, demo)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,135 @@
+"""The objectives AutoBuild learns from: one value per network, from a table or from what agents measured.
+
+An objective is written ``NAME=SOURCE``:
+
+- ``acc=table`` — the space's packaged accuracy table (its default column), ``acc=table:COLUMN`` another of
+  its columns;
+- ``lat=db:KEY`` — the median latency the store holds for device key KEY (``--db``), i.e. real agents;
+- ``lat=file:PATH:COLUMN`` — a column of a CSV/Parquet file of the space's architectures (e.g. HELP's).
+
+Values are kept per distinct network (``space.network_key``): a table that copies one network under several
+keys, or a device measured twice, gives one value.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from controller.errors import SettingError
+from controller.spaces.base import SearchSpace
+
+NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
+
+
+@dataclass(frozen=True)
+class Objective:
+    name: str
+    source: str  # "table", "table:COLUMN", "db:KEY" or "file:PATH:COLUMN"
+
+    @property
+    def device_key(self) -> str | None:
+        """The device key a ``db:`` objective is measured on (its networks can be measured through the fleet)."""
+        kind, _, rest = self.source.partition(":")
+        return rest if kind == "db" else None
+
+    def text(self) -> str:
+        return f"{self.name}={self.source}"
+
+
+def parse_objective(text: str) -> Objective:
+    name, sep, source = text.partition("=")
+    name, source = name.strip(), source.strip()
+    if not sep or not name or not source:
+        raise SettingError("objective", f"{text!r} must look like NAME=SOURCE, e.g. acc=table or lat=db:pi4-ort")
+    if not set(name) <= NAME_CHARS or name[0].isdigit():
+        raise SettingError("objective", f"{text!r}: a name is letters, digits and _ (not first a digit)")
+    kind, _, rest = source.partition(":")
+    if kind == "table" or (kind == "db" and rest) or (kind == "file" and rest.count(":") >= 1 and
+                                                       all(rest.rpartition(":")[::2])):
+        return Objective(name, source)
+    raise SettingError("objective", f"{text!r}: the source must be table, table:COLUMN, db:KEY or file:PATH:COLUMN")
+
+
+@dataclass
+class Labelled:
+    """Networks with a value of every objective: encodings (one per distinct network) and (networks,
+    objectives) values."""
+
+    space: str
+    encodings: list[list[int]]
+    names: list[str]
+    values: np.ndarray
+
+    def column(self, name: str) -> np.ndarray:
+        return self.values[:, self.names.index(name)]
+
+
+def _table_values(space: SearchSpace, path: Path, column: str, device_key: str | None = None
+                  ) -> dict[tuple[int, ...], tuple[list[int], float]]:
+    from controller.learning.data import read_space_table
+
+    table = read_space_table(path, column, space, device_key, one_per_network=True)
+    return {space.network_key(x): (x, float(v)) for x, v in zip(table.encodings, table.y, strict=True)}
+
+
+def _store_values(space: SearchSpace, store, device_key: str) -> dict[tuple[int, ...], tuple[list[int], float]]:
+    """Median measured latency per network of ``space`` at the space's input size, on ``device_key``."""
+    found: dict[tuple[int, ...], tuple[list[int], list[float]]] = {}
+    for row in store.measurements(device_key):
+        if row["space"] != space.name:
+            continue
+        shape = json.loads(row["input_shape_json"] or "[]")
+        if shape and shape[-1] != space.resolution:
+            continue
+        x = [int(v) for v in row["encoding"].split()]
+        found.setdefault(space.network_key(x), (x, []))[1].append(float(row["latency_ms"]))
+    return {key: (x, float(np.median(v))) for key, (x, v) in found.items()}
+
+
+def objective_values(objective: Objective, space: SearchSpace, store=None
+                     ) -> dict[tuple[int, ...], tuple[list[int], float]]:
+    """{network key: (encoding, value)} of one objective."""
+    from controller.data import TABLES, table_path
+
+    kind, _, rest = objective.source.partition(":")
+    if kind == "table":
+        name = space.accuracy_table or space.label_table
+        if not name:
+            raise SettingError("objective", f"{objective.text()}: space {space.name} has no packaged table; use "
+                                            "file:PATH:COLUMN or db:KEY")
+        return _table_values(space, table_path(name), rest or TABLES[name].accuracy)
+    if kind == "db":
+        if store is None:
+            raise SettingError("db", f"is needed for objective {objective.text()} (the store its agents wrote)")
+        return _store_values(space, store, rest)
+    path, _, column = rest.rpartition(":")
+    if not Path(path).is_file():
+        raise SettingError("objective", f"{objective.text()}: no such file {path}")
+    return _table_values(space, Path(path), column)
+
+
+def labelled(space: SearchSpace, objectives: Sequence[Objective], store=None, minimum: int = 0) -> Labelled:
+    """The networks every objective has a value for. SettingError naming the objective with too few when
+    fewer than ``minimum`` remain."""
+    if len({o.name for o in objectives}) < len(objectives):
+        raise SettingError("objective", f"names must differ: {[o.name for o in objectives]}")
+    tables = [objective_values(o, space, store) for o in objectives]
+    for objective, table in zip(objectives, tables, strict=True):
+        if len(table) < minimum:
+            raise SettingError("objective", f"{objective.text()} has values for {len(table)} {space.name} network(s); "
+                                            f"AutoBuild needs at least {minimum}"
+                               + (f": measure {minimum - len(table)} more on {objective.device_key} "
+                                  f"(hwnas latbench build --space {space.name} --devices {objective.device_key})"
+                                  if objective.device_key else ""))
+    keys = [k for k in tables[0] if all(k in t for t in tables[1:])]
+    if len(keys) < minimum:
+        raise SettingError("objective", f"only {len(keys)} network(s) have a value of every objective "
+                                        f"({', '.join(o.text() for o in objectives)}); AutoBuild needs at least "
+                                        f"{minimum}")
+    return Labelled(space.name, [tables[0][k][0] for k in keys], [o.name for o in objectives],
+                    np.array([[t[k][1] for t in tables] for k in keys], dtype=np.float64).reshape(len(keys), -1))

@@ -1,0 +1,112 @@
+"""Fit one AutoBuild predictor per target equation and keep them with what they were trained on.
+
+A trained set is a folder: ``autobuild.json`` (space, input size, objectives, equations, the training
+networks and their objective values, held-out correlations) and one predictor folder per equation (model
+card + safetensors, as every hwnas predictor). ``build`` and ``explain`` read nothing else.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from scipy import stats
+
+from controller.autobuild.equations import Equation, parse_equation
+from controller.autobuild.labels import Labelled
+from controller.autobuild.sequences import SequenceFamily, sequence_family
+from controller.spaces import get_space
+from predictors import get_predictor, load
+from predictors.samples import Samples, graph_array
+
+MANIFEST = "autobuild.json"
+MIN_NETWORKS = 50  # below this a rank loss on batches and a held-out tenth say nothing
+
+
+def sequence_samples(family: SequenceFamily, encodings: Sequence[Sequence[int]], resolution: int | None,
+                     y: np.ndarray | None = None) -> Samples:
+    return Samples(sequence=graph_array([family.sequence(x, resolution) for x in encodings]),
+                   y=None if y is None else np.asarray(y, dtype=np.float64),
+                   family=np.full(len(encodings), family.space, dtype=object))
+
+
+@dataclass
+class TrainedSet:
+    folder: Path
+    manifest: dict
+
+    @property
+    def space(self):
+        return get_space(self.manifest["space"], resolution=self.manifest["resolution"])
+
+    @property
+    def family(self) -> SequenceFamily:
+        return sequence_family(self.manifest["space"])
+
+    @property
+    def resolution(self) -> int | None:
+        """The family's resolution category value (None where the family has none)."""
+        return self.manifest["resolution"] if self.family.resolutions else None
+
+    @property
+    def labelled(self) -> Labelled:
+        space = self.space
+        return Labelled(space.name, [space.from_string(s) for s in self.manifest["networks"]],
+                        self.manifest["objectives_names"], np.array(self.manifest["values"], dtype=np.float64))
+
+    def equations(self) -> list[Equation]:
+        return [parse_equation(e["text"], self.manifest["objectives_names"]) for e in self.manifest["equations"]]
+
+    def predictor(self, equation: Equation):
+        entry = next(e for e in self.manifest["equations"] if e["text"] == equation.text)
+        return load(self.folder / entry["folder"])
+
+
+def open_trained(folder: Path) -> TrainedSet:
+    path = folder / MANIFEST
+    if not path.is_file():
+        raise FileNotFoundError(f"{folder} is not an AutoBuild training folder (no {MANIFEST}); make one with "
+                                "hwnas autobuild train --out FOLDER")
+    return TrainedSet(folder, json.loads(path.read_text()))
+
+
+def train(labelled: Labelled, objectives: Sequence[str], equations: Sequence[Equation], out: Path,
+          resolution: int, config: dict | None = None, seed: int = 0, valid_share: float = 0.1,
+          progress: Callable[[str], None] = lambda _: None) -> TrainedSet:
+    """One predictor per equation on the labelled networks; a random ``valid_share`` is held out to choose
+    the epoch and to report each hop level's Spearman correlation."""
+    space = get_space(labelled.space, resolution=resolution)
+    family = sequence_family(space.name)
+    n = len(labelled.encodings)
+    if n < MIN_NETWORKS:
+        raise ValueError(f"AutoBuild needs at least {MIN_NETWORKS} labelled networks, has {n}")
+    order = np.random.default_rng(seed).permutation(n)
+    held = max(5, int(round(valid_share * n)))
+    valid_index, train_index = np.sort(order[:held]), np.sort(order[held:])
+    samples = sequence_samples(family, labelled.encodings, family.resolutions and resolution)
+    out.mkdir(parents=True, exist_ok=True)
+    entries = []
+    for k, equation in enumerate(equations):
+        y = equation.values(labelled.names, labelled.values, labelled.values[train_index])
+        predictor = get_predictor("autobuild", categories=family.categories, values=family.values,
+                                  **{"seed": seed, **(config or {})})
+        progress(f"equation {k + 1}/{len(equations)} {equation.text!r}: training on {len(train_index)} networks "
+                 f"({predictor.epochs(len(train_index))} epochs)")
+        predictor.fit(samples.with_y(y).take(train_index), samples.with_y(y).take(valid_index))
+        levels = predictor.level_scores(samples.take(valid_index))
+        rho = [float(stats.spearmanr(levels[:, m], y[valid_index]).statistic) for m in range(levels.shape[1])]
+        predictor.card.target = equation.text
+        predictor.card.metrics.update({f"valid_spearman_hop{m}": r for m, r in enumerate(rho)})
+        folder = f"{k:02d}-{equation.slug()}"[:80]
+        predictor.save(out / folder)
+        entries.append({"text": equation.text, "folder": folder, "valid_spearman": rho})
+        progress(f"  held-out Spearman by hop level: {', '.join(f'{r:.3f}' for r in rho)}")
+    manifest = {"space": space.name, "resolution": resolution, "objectives": list(objectives),
+                "objectives_names": labelled.names, "equations": entries,
+                "networks": [space.to_string(x) for x in labelled.encodings], "values": labelled.values.tolist(),
+                "held_out": [space.to_string(labelled.encodings[i]) for i in valid_index]}
+    (out / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
+    return TrainedSet(out, manifest)
