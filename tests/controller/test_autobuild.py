@@ -1,0 +1,145 @@
+"""``hwnas autobuild`` on NAS-Bench-Macro: train from the table and from a store, explain, build, and measure
+the built networks on a real ONNX Runtime agent through the fleet."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from controller.autobuild.equations import parse_equation
+from controller.autobuild.labels import labelled, parse_objective
+from controller.autobuild.sequences import sequence_family
+from controller.cli.main import main
+from controller.data import table_path
+from controller.errors import SettingError
+from controller.learning.data import read_space_table
+from controller.spaces import get_space
+from controller.store import Store
+from controller.store.records import ArchRecord, MeasurementRecord, make_job_key
+from tests.conftest import start_agent
+
+FAST = ["--set", "epochs=15", "--set", "lr=0.003", "--torch-device", "cpu"]
+
+
+@pytest.mark.parametrize("space_name", ["nas-bench-macro", "ofa-mbv3"])
+def test_a_network_is_its_stage_modules(space_name: str) -> None:
+    space, family = get_space(space_name), sequence_family(space_name)
+    rng = np.random.default_rng(0)
+    for _ in range(100):
+        x = space.canonical(space.sample(rng))
+        modules = family.modules(x)
+        assert family.assemble(modules) == x
+        codes, edges = family.sequence(x, 224 if family.resolutions else None)
+        assert len(codes) == sum(len(m) for m in modules) and edges.shape == (2, len(codes) - 1)
+    assert [s.count() for s in family.stages] == ([9, 27, 27] if space_name == "nas-bench-macro" else [7371] * 5)
+
+
+def test_bad_objectives_equations_and_families_say_what_is_wrong() -> None:
+    with pytest.raises(SettingError, match="NAME=SOURCE"):
+        parse_objective("acc")
+    with pytest.raises(SettingError, match="table, table:COLUMN, db:KEY or file:PATH:COLUMN"):
+        parse_objective("lat=pi4")
+    with pytest.raises(SettingError, match="names 'latency', which is not an objective; objectives: acc, lat"):
+        parse_equation("acc - 0.5*latency", ["acc", "lat"])
+    equation = parse_equation("acc - 0.5*lat", ["acc", "lat"])
+    values = np.array([[90.0, 1.0], [92.0, 3.0], [94.0, 2.0]])
+    assert equation.values(["acc", "lat"], values) == pytest.approx([-0.6124, -0.6124, 1.2247], abs=1e-3)
+    with pytest.raises(ValueError, match="'nb201' is not one: use one of nas-bench-macro, ofa-mbv3"):
+        sequence_family("nb201")
+
+
+def _store_with_latency(db: Path, device: str, n: int) -> list[list[int]]:
+    """``n`` NAS-Bench-Macro networks with a latency recorded for ``device`` (as an import would)."""
+    space = get_space("nas-bench-macro")
+    encodings = read_space_table(table_path("nas-bench-macro"), "mean_acc", space, one_per_network=True).encodings[:n]
+    with Store(db) as store:
+        graphs = [space.to_graph(x) for x in encodings]
+        store.add_architectures(ArchRecord(g.arch_id, space.name, space.to_string(x), " ".join(map(str, x)), g.macs(),
+                                           g.params(), g.to_json()) for x, g in zip(encodings, graphs, strict=True))
+        store.add_records(MeasurementRecord(
+            job_key=make_job_key(g.arch_id, device, "imported", "imported:test", {}, 1), arch_id=g.arch_id,
+            device_key=device, backend="imported", protocol="imported:test", protocol_params={}, batch_size=1,
+            input_shape=list(g.input_shape), latency_ms=1e-6 * g.macs(), stats={}, agent_name="test",
+            agent_version="", started_unix_ns=0, finished_unix_ns=0) for g in graphs)
+    return encodings
+
+
+def test_too_few_measurements_name_how_many_are_needed(tmp_path: Path, capsys) -> None:
+    db = tmp_path / "lab.db"
+    _store_with_latency(db, "pi4-ort", 20)
+    few = r"lat=db:pi4-ort has values for 20 nas-bench-macro network\(s\); AutoBuild needs at least 50: measure 30"
+    with Store(db) as store, pytest.raises(SettingError, match=few):
+        labelled(get_space("nas-bench-macro"), [parse_objective("acc=table"), parse_objective("lat=db:pi4-ort")],
+                 store, minimum=50)
+    code = main(["autobuild", "train", "--space", "nas-bench-macro", "--objective", "acc=table", "--objective",
+                 "lat=db:pi4-ort", "--db", str(db), "--out", str(tmp_path / "t")])
+    assert code == 2 and "hwnas latbench build --space nas-bench-macro --devices pi4-ort" in capsys.readouterr().err
+    code = main(["autobuild", "train", "--space", "nas-bench-macro", "--objective", "acc=table", "--equation",
+                 "acc - lat", "--out", str(tmp_path / "t")])
+    assert code == 2 and "--equation 'acc - lat' names 'lat'" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def table_trained(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("ab") / "macro"
+    assert main(["autobuild", "train", "--space", "nas-bench-macro", "--objective", "acc=table", "--objective",
+                 "params=table:params", "--equation", "acc", "--equation", "acc - 0.5*params", "--max-networks",
+                 "200", "--out", str(out), *FAST]) == 0
+    return out
+
+
+def test_explain_writes_scores_modules_and_pictures(table_trained: Path, capsys) -> None:
+    assert main(["autobuild", "explain", str(table_trained), "--top-modules", "3"]) == 0
+    printed = capsys.readouterr().out
+    assert "kernel" in printed and "expand" in printed
+    folder = table_trained / "explain"
+    with open(folder / "feature_scores.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert {(r["category"], r["value"]) for r in rows} >= {("kernel", "3"), ("kernel", "5"), ("stage", "3")}
+    with open(folder / "modules.csv") as handle:
+        modules = list(csv.DictReader(handle))
+    assert len(modules) == 2 * 3 * 3  # equations x stages x top
+    assert {int(r["layers"]) for r in modules if r["stage"] == "1"} == {2}
+    for name in ("feature_scores.png", "subgraphs.png"):
+        assert (folder / name).stat().st_size > 10_000
+
+
+def test_build_checks_built_networks_against_the_table_and_the_front(table_trained: Path, capsys) -> None:
+    assert main(["autobuild", "build", str(table_trained), "--networks", "3", "--top-k", "3"]) == 0
+    printed = capsys.readouterr().out
+    assert "of 3 judged network(s) on or beyond the front of 200 training networks" in printed
+    with open(table_trained / "built" / "built.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert {(r["method"], r["equation"]) for r in rows} == {(m, e) for m in ("autobuild", "exhaustive")
+                                                           for e in ("acc", "acc - 0.5*params")}
+    space = get_space("nas-bench-macro")
+    table = read_space_table(table_path("nas-bench-macro"), "mean_acc", space)
+    truth = {space.to_string(x): y for x, y in zip(table.encodings, table.y, strict=True)}
+    for row in rows:
+        assert float(row["acc"]) == pytest.approx(truth[row["network"]])
+        assert row["beyond_training_front"] in ("yes", "no")
+    assert (table_trained / "built" / "front_acc_params.png").is_file()
+
+
+def test_labels_from_the_store_and_built_networks_measured_by_a_real_agent(tmp_path: Path, capsys) -> None:
+    db, out = tmp_path / "lab.db", tmp_path / "trained"
+    _store_with_latency(db, "cpu-test", 60)
+    assert main(["autobuild", "train", "--space", "nas-bench-macro", "--objective", "acc=table", "--objective",
+                 "lat=db:cpu-test", "--equation", "acc - 0.5*lat", "--db", str(db), "--out", str(out), *FAST]) == 0
+    agent = start_agent(tmp_path / "cache")
+    try:
+        code = main(["autobuild", "build", str(out), "--db", str(db), "--networks", "2", "--top-k", "2",
+                     "--no-exhaustive", "--agent", f"cpu-test={agent.address}", "--insecure", "--protocol", "fixed",
+                     "--param", "count=5"])
+    finally:
+        agent.stop()
+    assert code == 0, capsys.readouterr().err
+    with open(out / "built" / "built.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 2 and all(float(r["lat"]) > 0 for r in rows)
+    with Store(db, read_only=True) as store:
+        measured = {r["arch"] for r in store.measurements("cpu-test") if r["backend"] == "onnxruntime"}
+    assert {r["network"] for r in rows} <= measured
