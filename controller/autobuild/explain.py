@@ -84,9 +84,10 @@ def plot_subgraphs(trained: TrainedSet, path: Path) -> Path:
     fig, axes = plt.subplots(len(equations), 1, figsize=(12, 1.9 * len(equations)), squeeze=False)
     for ax, equation in zip(axes[:, 0], equations, strict=True):
         predictor = trained.predictor(equation)
-        samples = sequence_samples(family, labelled.encodings, trained.resolution)
-        x = labelled.encodings[int(np.argmax(predictor.predict(samples)))]
-        (scores,) = predictor.node_scores([family.sequence(x, trained.resolution)])
+        samples = sequence_samples(family, labelled.encodings, labelled.resolutions)
+        best_network = int(np.argmax(predictor.predict(samples)))
+        x = labelled.encodings[best_network]
+        (scores,) = predictor.node_scores([samples.sequence[best_network]])
         best = scores.max(axis=1)
         root, hop = np.unravel_index(int(np.argmax(scores)), scores.shape)
         names = [family.stages[u].choices[c] for u, module in enumerate(family.modules(x)) for c in module]

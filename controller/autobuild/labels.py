@@ -3,11 +3,13 @@
 An objective is written ``NAME=SOURCE``:
 
 - ``acc=table`` — the space's packaged accuracy table (its default column), ``acc=table:COLUMN`` another of
-  its columns;
+  its columns, ``lat=table:TABLE:COLUMN`` a column of another packaged table of the space (e.g.
+  ``help-ofa-mbv3:lat_ms_v100_1``);
 - ``lat=db:KEY`` — the median latency the store holds for device key KEY (``--db``), i.e. real agents;
 - ``lat=file:PATH:COLUMN`` — a column of a CSV/Parquet file of the space's architectures (e.g. HELP's).
 
-Values are kept per distinct network (``space.network_key``): a table that copies one network under several
+Values are kept per distinct network and input size (``space.network_key``, the table's ``resolution``
+column or the measured input shape, else the space's size): a table that copies one network under several
 keys, or a device measured twice, gives one value.
 """
 
@@ -37,6 +39,11 @@ class Objective:
         kind, _, rest = self.source.partition(":")
         return rest if kind == "db" else None
 
+    @property
+    def lower_is_better(self) -> bool:
+        """Measured objectives (latency) and latency columns: a target maximises their negation."""
+        return self.device_key is not None or "lat" in self.source.rpartition(":")[2].lower()
+
     def text(self) -> str:
         return f"{self.name}={self.source}"
 
@@ -55,54 +62,79 @@ def parse_objective(text: str) -> Objective:
     raise SettingError("objective", f"{text!r}: the source must be table, table:COLUMN, db:KEY or file:PATH:COLUMN")
 
 
+Key = tuple[int, tuple[int, ...]]  # (input size, network key)
+Values = dict[Key, tuple[list[int], float]]  # key -> (encoding, value)
+
+
 @dataclass
 class Labelled:
-    """Networks with a value of every objective: encodings (one per distinct network) and (networks,
-    objectives) values."""
+    """Networks with a value of every objective: encodings (one per distinct network and input size), their
+    input sizes, and (networks, objectives) values."""
 
     space: str
     encodings: list[list[int]]
+    resolutions: list[int]
     names: list[str]
     values: np.ndarray
+
+    def take(self, index: np.ndarray) -> Labelled:
+        return Labelled(self.space, [self.encodings[i] for i in index], [self.resolutions[i] for i in index],
+                        self.names, self.values[index])
 
     def column(self, name: str) -> np.ndarray:
         return self.values[:, self.names.index(name)]
 
 
-def _table_values(space: SearchSpace, path: Path, column: str, device_key: str | None = None
-                  ) -> dict[tuple[int, ...], tuple[list[int], float]]:
+def _table_values(space: SearchSpace, path: Path, column: str) -> Values:
     from controller.learning.data import read_space_table
 
-    table = read_space_table(path, column, space, device_key, one_per_network=True)
-    return {space.network_key(x): (x, float(v)) for x, v in zip(table.encodings, table.y, strict=True)}
+    table = read_space_table(path, column, space, one_per_network=True)
+    sizes = table.resolutions or [space.resolution] * len(table.encodings)
+    return {(size, space.network_key(x)): (x, float(v))
+            for x, v, size in zip(table.encodings, table.y, sizes, strict=True)}
 
 
-def _store_values(space: SearchSpace, store, device_key: str) -> dict[tuple[int, ...], tuple[list[int], float]]:
-    """Median measured latency per network of ``space`` at the space's input size, on ``device_key``."""
-    found: dict[tuple[int, ...], tuple[list[int], list[float]]] = {}
+def _store_values(space: SearchSpace, store, device_key: str) -> Values:
+    """Median measured latency per network of ``space`` and input size on ``device_key``."""
+    found: dict[Key, tuple[list[int], list[float]]] = {}
     for row in store.measurements(device_key):
         if row["space"] != space.name:
             continue
         shape = json.loads(row["input_shape_json"] or "[]")
-        if shape and shape[-1] != space.resolution:
-            continue
         x = [int(v) for v in row["encoding"].split()]
-        found.setdefault(space.network_key(x), (x, []))[1].append(float(row["latency_ms"]))
+        key = (int(shape[-1]) if shape else space.resolution, space.network_key(x))
+        found.setdefault(key, (x, []))[1].append(float(row["latency_ms"]))
     return {key: (x, float(np.median(v))) for key, (x, v) in found.items()}
 
 
-def objective_values(objective: Objective, space: SearchSpace, store=None
-                     ) -> dict[tuple[int, ...], tuple[list[int], float]]:
-    """{network key: (encoding, value)} of one objective."""
-    from controller.data import TABLES, table_path
+def _packaged_table(objective: Objective, space: SearchSpace, rest: str) -> tuple[str, str]:
+    """(table name, column) of a ``table[:TABLE]:COLUMN`` source."""
+    from controller.data import TABLES
 
-    kind, _, rest = objective.source.partition(":")
-    if kind == "table":
+    name, _, column = rest.rpartition(":")
+    if not name:
         name = space.accuracy_table or space.label_table
         if not name:
             raise SettingError("objective", f"{objective.text()}: space {space.name} has no packaged table; use "
                                             "file:PATH:COLUMN or db:KEY")
-        return _table_values(space, table_path(name), rest or TABLES[name].accuracy)
+    mine = sorted(n for n, t in TABLES.items() if t.space == space.name)
+    if name not in mine:
+        raise SettingError("objective", f"{objective.text()}: {name!r} is not a packaged table of {space.name}; "
+                                        f"its tables: {', '.join(mine) or 'none'}")
+    return name, column or TABLES[name].accuracy
+
+
+def objective_values(objective: Objective, space: SearchSpace, store=None) -> Values:
+    """{(input size, network key): (encoding, value)} of one objective."""
+    from controller.data import table_path
+
+    kind, _, rest = objective.source.partition(":")
+    if kind == "table":
+        name, column = _packaged_table(objective, space, rest)
+        if not column:
+            raise SettingError("objective", f"{objective.text()}: table {name} has no default column; name one "
+                                            f"(table:{name}:COLUMN)")
+        return _table_values(space, table_path(name), column)
     if kind == "db":
         if store is None:
             raise SettingError("db", f"is needed for objective {objective.text()} (the store its agents wrote)")
@@ -131,5 +163,5 @@ def labelled(space: SearchSpace, objectives: Sequence[Objective], store=None, mi
         raise SettingError("objective", f"only {len(keys)} network(s) have a value of every objective "
                                         f"({', '.join(o.text() for o in objectives)}); AutoBuild needs at least "
                                         f"{minimum}")
-    return Labelled(space.name, [tables[0][k][0] for k in keys], [o.name for o in objectives],
+    return Labelled(space.name, [tables[0][k][0] for k in keys], [k[0] for k in keys], [o.name for o in objectives],
                     np.array([[t[k][1] for t in tables] for k in keys], dtype=np.float64).reshape(len(keys), -1))

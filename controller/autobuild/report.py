@@ -38,7 +38,7 @@ def _values(trained: TrainedSet, archs: list[list[int]], store) -> np.ndarray:
             continue
         known = objective_values(objective, space, store)
         for i, x in enumerate(archs):
-            hit = known.get(space.network_key(x))
+            hit = known.get((trained.resolution, space.network_key(x)))
             if hit is not None:
                 out[i, k] = hit[1]
     return out

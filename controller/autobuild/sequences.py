@@ -69,7 +69,7 @@ class SequenceFamily(ABC):
         longest = max(max(s.lengths) for s in self.stages)
         out = [list(v) for _, v in self.layer_categories]
         out += [[str(u + 1) for u in range(len(self.stages))], [str(p + 1) for p in range(longest)]]
-        return out + ([str(r) for r in self.resolutions] if self.resolutions else [])
+        return out + ([[str(r) for r in self.resolutions]] if self.resolutions else [])
 
     def _codes(self, stage: int, module: Module, resolution: int | None) -> list[list[int]]:
         rows = []

@@ -26,9 +26,13 @@ MANIFEST = "autobuild.json"
 MIN_NETWORKS = 50  # below this a rank loss on batches and a held-out tenth say nothing
 
 
-def sequence_samples(family: SequenceFamily, encodings: Sequence[Sequence[int]], resolution: int | None,
-                     y: np.ndarray | None = None) -> Samples:
-    return Samples(sequence=graph_array([family.sequence(x, resolution) for x in encodings]),
+def sequence_samples(family: SequenceFamily, encodings: Sequence[Sequence[int]],
+                     resolutions: Sequence[int] | int | None, y: np.ndarray | None = None) -> Samples:
+    """The ``sequence`` view; ``resolutions``: one input size per network, or one for all (families without
+    a resolution category ignore it)."""
+    sizes = resolutions if isinstance(resolutions, Sequence) else [resolutions] * len(encodings)
+    return Samples(sequence=graph_array([family.sequence(x, size if family.resolutions else None)
+                                         for x, size in zip(encodings, sizes, strict=True)]),
                    y=None if y is None else np.asarray(y, dtype=np.float64),
                    family=np.full(len(encodings), family.space, dtype=object))
 
@@ -47,15 +51,16 @@ class TrainedSet:
         return sequence_family(self.manifest["space"])
 
     @property
-    def resolution(self) -> int | None:
-        """The family's resolution category value (None where the family has none)."""
-        return self.manifest["resolution"] if self.family.resolutions else None
+    def resolution(self) -> int:
+        """The input size networks are built and measured at (the space's)."""
+        return self.manifest["resolution"]
 
     @property
     def labelled(self) -> Labelled:
         space = self.space
         return Labelled(space.name, [space.from_string(s) for s in self.manifest["networks"]],
-                        self.manifest["objectives_names"], np.array(self.manifest["values"], dtype=np.float64))
+                        self.manifest["resolutions"], self.manifest["objectives_names"],
+                        np.array(self.manifest["values"], dtype=np.float64))
 
     def equations(self) -> list[Equation]:
         return [parse_equation(e["text"], self.manifest["objectives_names"]) for e in self.manifest["equations"]]
@@ -77,7 +82,8 @@ def train(labelled: Labelled, objectives: Sequence[str], equations: Sequence[Equ
           resolution: int, config: dict | None = None, seed: int = 0, valid_share: float = 0.1,
           progress: Callable[[str], None] = lambda _: None) -> TrainedSet:
     """One predictor per equation on the labelled networks; a random ``valid_share`` is held out to choose
-    the epoch and to report each hop level's Spearman correlation."""
+    the epoch and to report each hop level's Spearman correlation. ``resolution``: the input size networks
+    are built at."""
     space = get_space(labelled.space, resolution=resolution)
     family = sequence_family(space.name)
     n = len(labelled.encodings)
@@ -86,7 +92,7 @@ def train(labelled: Labelled, objectives: Sequence[str], equations: Sequence[Equ
     order = np.random.default_rng(seed).permutation(n)
     held = max(5, int(round(valid_share * n)))
     valid_index, train_index = np.sort(order[:held]), np.sort(order[held:])
-    samples = sequence_samples(family, labelled.encodings, family.resolutions and resolution)
+    samples = sequence_samples(family, labelled.encodings, labelled.resolutions)
     out.mkdir(parents=True, exist_ok=True)
     entries = []
     for k, equation in enumerate(equations):
@@ -106,7 +112,8 @@ def train(labelled: Labelled, objectives: Sequence[str], equations: Sequence[Equ
         progress(f"  held-out Spearman by hop level: {', '.join(f'{r:.3f}' for r in rho)}")
     manifest = {"space": space.name, "resolution": resolution, "objectives": list(objectives),
                 "objectives_names": labelled.names, "equations": entries,
-                "networks": [space.to_string(x) for x in labelled.encodings], "values": labelled.values.tolist(),
+                "networks": [space.to_string(x) for x in labelled.encodings], "resolutions": labelled.resolutions,
+                "values": labelled.values.tolist(),
                 "held_out": [space.to_string(labelled.encodings[i]) for i in valid_index]}
     (out / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
     return TrainedSet(out, manifest)

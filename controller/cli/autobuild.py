@@ -26,7 +26,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     tr.add_argument("--objective", action="append", required=True, metavar="NAME=SOURCE", help=OBJECTIVE_HELP)
     tr.add_argument("--equation", action="append", metavar="EXPR",
                     help="a target to maximise over standardised objectives, e.g. 'acc - 0.5*lat'; repeatable "
-                         "(default: each objective alone, latency-like ones negated)")
+                         "(default: each objective alone, negated where lower is better: measured or latency columns)")
     tr.add_argument("--db", type=db_target, default=None, help="the store db:KEY objectives read")
     tr.add_argument("--max-networks", type=int, default=0, metavar="N",
                     help="train on a random N of the labelled networks (default: all)")
@@ -85,7 +85,7 @@ def cmd_autobuild_train(args: argparse.Namespace) -> int:
         sequence_family(space.name)
         objectives = [parse_objective(t) for t in args.objective]
         names = [o.name for o in objectives]
-        texts = args.equation or [("-" if o.device_key or "lat" in o.name else "") + o.name for o in objectives]
+        texts = args.equation or [("-" if o.lower_is_better else "") + o.name for o in objectives]
         equations = [parse_equation(t, names) for t in texts]
         settings = {}
         for text in args.settings:
@@ -119,8 +119,8 @@ def cmd_autobuild_train(args: argparse.Namespace) -> int:
             if store is not None:
                 store.close()
         if 0 < args.max_networks < len(data.encodings):
-            keep = np.sort(np.random.default_rng(args.seed).permutation(len(data.encodings))[:args.max_networks])
-            data.encodings, data.values = [data.encodings[i] for i in keep], data.values[keep]
+            data = data.take(np.sort(np.random.default_rng(args.seed).permutation(len(data.encodings))
+                                      [:args.max_networks]))
         _note(f"{len(data.encodings)} {space.name} networks with {', '.join(names)}")
         trained = train(data, [o.text() for o in objectives], equations, args.out, space.resolution, settings,
                         args.seed, progress=_note)

@@ -30,19 +30,21 @@ class Table:
         return ",".join(row[column] for column in self.key)
 
 
+_OFA_KEY = (*(f"d_s{s}" for s in range(1, 6)), *(f"ks_s{s}_b{b}" for s in range(1, 6) for b in range(1, 5)),
+            *(f"e_s{s}_b{b}" for s in range(1, 6) for b in range(1, 5)))  # the 45 values, in the space's order
+
 TABLES: dict[str, Table] = {
     "nb201": Table("nb201/nb201_latency_accuracy.csv.gz", "nb201", ("arch_str",), "acc_cifar10_test"),
     "nas-bench-macro": Table("nas_bench_macro/nas_bench_macro_cifar10.csv.gz", "nas-bench-macro", ("arch",),
                              "mean_acc", copies=True),
-    "ofa-mbv3-accuracy": Table("ofa_mbv3_accuracy/ofa_mbv3_w1.0_dynast_accuracy.csv.gz", "ofa-mbv3",
-                               (*(f"d_s{s}" for s in range(1, 6)),
-                                *(f"ks_s{s}_b{b}" for s in range(1, 6) for b in range(1, 5)),
-                                *(f"e_s{s}_b{b}" for s in range(1, 6) for b in range(1, 5))), "top1_acc",
-                               input_size=224),
+    "ofa-mbv3-accuracy": Table("ofa_mbv3_accuracy/ofa_mbv3_w1.0_dynast_accuracy.csv.gz", "ofa-mbv3", _OFA_KEY,
+                               "top1_acc", input_size=224),
     "naslib-nb101": Table("naslib_zc/nb101_zc_cifar10.csv.gz", "nb101", ("adjacency", "ops"), "val_accuracy",
                           copies=True, proxies=("epe_nas", "fisher", "grad_norm", "grasp", "jacov", "l2_norm",
                                                 "plain", "snip", "synflow")),
     "help-fbnet": Table("help_latency/fbnet_latency.csv.gz", "fbnet", tuple(f"l{i:02d}" for i in range(1, 23))),
+    # Rows at 25 input sizes (column ``resolution``); width multiplier unstated: read as layer sequences only.
+    "help-ofa-mbv3": Table("help_latency/ofa_mbv3_latency.csv.gz", "ofa-mbv3", _OFA_KEY),
 }
 
 

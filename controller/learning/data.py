@@ -170,6 +170,7 @@ class Table:
     dropped_unconnected: int  # encodings with no network (NB-201's unconnected cells)
     dropped_missing: int  # rows without a numeric target
     dropped_copies: int = 0  # rows of a network an earlier row already gave (one_per_network)
+    resolutions: list[int] | None = None  # each row's input size, where the table has a resolution column
 
 
 def _table_rows(path: Path) -> tuple[list[str], list[dict[str, Any]]]:
@@ -217,7 +218,8 @@ def read_space_table(path: Path, target: str, space: SearchSpace, device_key: st
 
     Architectures with no network and rows without a numeric target are left out; ``one_per_network`` keeps
     only the first row of each network (``space.network_key``), for tables that copy one network's numbers
-    to several keys (a random split of them would leak). A row that does not decode names its line.
+    to several keys (a random split of them would leak); a table with a ``resolution`` column (HELP's OFA
+    latencies) keeps one row per network and resolution. A row that does not decode names its line.
     """
     columns, rows = _table_rows(path)
     if target not in columns:
@@ -241,7 +243,8 @@ def read_space_table(path: Path, target: str, space: SearchSpace, device_key: st
     elif device_key is not None:
         raise SettingError("device", f": {path} has no device_key column")
     encodings, ys, unconnected, missing, copies = [], [], 0, 0, 0
-    seen: set[tuple[int, ...]] = set()
+    sizes: list[int] | None = [] if "resolution" in columns else None
+    seen: set[tuple] = set()
     for number, row in enumerate(rows, start=2):
         try:
             if arch_columns == ("nb201_index",):
@@ -260,17 +263,25 @@ def read_space_table(path: Path, target: str, space: SearchSpace, device_key: st
         if not np.isfinite(value):
             missing += 1
             continue
+        size = None
+        if sizes is not None:
+            try:
+                size = int(row["resolution"])
+            except (TypeError, ValueError):
+                raise ValueError(f"{path}, line {number}: resolution {row['resolution']!r} is not an integer") from None
         if one_per_network:
-            key = space.network_key(x)
+            key = (size, space.network_key(x))
             if key in seen:
                 copies += 1
                 continue
             seen.add(key)
         encodings.append(x)
         ys.append(value)
+        if sizes is not None:
+            sizes.append(size)
     if not encodings:
         raise ValueError(f"{path}: no {space.name} architecture has a numeric {target!r}")
-    return Table(encodings, np.array(ys), target, unconnected, missing, copies)
+    return Table(encodings, np.array(ys), target, unconnected, missing, copies, sizes)
 
 
 def table_samples(space: SearchSpace, encodings: Sequence[Sequence[int]], y: Sequence[float] | None = None,

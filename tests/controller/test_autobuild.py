@@ -143,3 +143,32 @@ def test_labels_from_the_store_and_built_networks_measured_by_a_real_agent(tmp_p
     with Store(db, read_only=True) as store:
         measured = {r["arch"] for r in store.measurements("cpu-test") if r["backend"] == "onnxruntime"}
     assert {r["network"] for r in rows} <= measured
+
+
+def test_ofa_latency_at_many_input_sizes_scores_each_size(tmp_path: Path, capsys) -> None:
+    """HELP's OFA-MBv3 table times networks at 25 input sizes: each (network, size) is one labelled network and
+    the resolution category gets a score per size."""
+    out = tmp_path / "ofa"
+    assert main(["autobuild", "train", "--space", "ofa-mbv3", "--objective",
+                 "v100=table:help-ofa-mbv3:lat_ms_v100_1", "--max-networks", "300", "--out", str(out), *FAST]) == 0
+    assert main(["autobuild", "explain", str(out), "--top-modules", "2"]) == 0
+    with open(out / "explain" / "feature_scores.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert {r["value"] for r in rows if r["category"] == "resolution"} == {str(r) for r in range(128, 225, 4)}
+    assert {r["equation"] for r in rows} == {"-v100"}
+    with open(out / "explain" / "modules.csv") as handle:
+        assert {r["layers"] for r in csv.DictReader(handle)} <= {"2", "3", "4"}
+
+
+def test_a_table_with_a_resolution_column_keeps_each_size_of_a_network(tmp_path: Path) -> None:
+    space = get_space("ofa-mbv3")
+    x = space.canonical(space.sample(np.random.default_rng(0)))
+    arch = space.decode(x)
+    header = [*(f"d_s{s}" for s in range(1, 6)), *(f"ks_s{s}_b{b}" for s in range(1, 6) for b in range(1, 5)),
+              *(f"e_s{s}_b{b}" for s in range(1, 6) for b in range(1, 5)), "resolution", "lat"]
+    values = [*arch["d"], *arch["ks"], *arch["e"]]
+    path = tmp_path / "t.csv"
+    path.write_text(",".join(header) + "\n" + "\n".join(",".join(map(str, [*values, r, r / 10])) for r in
+                                                        (160, 224, 160)) + "\n")
+    table = read_space_table(path, "lat", space, one_per_network=True)
+    assert table.resolutions == [160, 224] and table.dropped_copies == 1 and list(table.y) == [16.0, 22.4]
