@@ -38,7 +38,8 @@ def module_rows(trained: TrainedSet, top: int = 10) -> list[dict]:
     return rows
 
 
-def _write_csv(path: Path, rows: list[dict]) -> Path:
+def write_csv(path: Path, rows: list[dict]) -> Path:
+    """Rows of one shape as a CSV with a header."""
     with open(path, "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
@@ -116,6 +117,6 @@ def plot_subgraphs(trained: TrainedSet, path: Path) -> Path:
 def explain(trained: TrainedSet, out: Path, top_modules: int = 10) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     features = feature_rows(trained)
-    return [_write_csv(out / "feature_scores.csv", features), plot_features(features, out / "feature_scores.png"),
-            _write_csv(out / "modules.csv", module_rows(trained, top_modules)),
+    return [write_csv(out / "feature_scores.csv", features), plot_features(features, out / "feature_scores.png"),
+            write_csv(out / "modules.csv", module_rows(trained, top_modules)),
             plot_subgraphs(trained, out / "subgraphs.png")]

@@ -8,7 +8,6 @@ every objective of its equation (directions from the weights' signs) and better 
 
 from __future__ import annotations
 
-import csv
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from controller.autobuild.building import build, dominated, exhaustive, front, stage_modules
+from controller.autobuild.explain import write_csv
 from controller.autobuild.labels import objective_values, parse_objective
 from controller.autobuild.training import TrainedSet
 
@@ -92,20 +92,12 @@ def build_report(trained: TrainedSet, top_k: int, networks: int, with_exhaustive
                                         round(float(equation.values(names, v[None], labelled.values)[0]), 4)),
                      "beyond_training_front": beyond})
     out.mkdir(parents=True, exist_ok=True)
-    paths = [_csv(out / "built.csv", rows)]
+    paths = [write_csv(out / "built.csv", rows)]
     (out / "reduced_space.json").write_text(json.dumps({"space": space.name, "top_k": top_k, "modules": reduced},
                                                        indent=1) + "\n")
     paths.append(out / "reduced_space.json")
     paths += _plots(trained, rows, out)
     return Report(_summary(trained, rows), paths, rows)
-
-
-def _csv(path: Path, rows: list[dict]) -> Path:
-    with open(path, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    return path
 
 
 def _summary(trained: TrainedSet, rows: list[dict]) -> str:
