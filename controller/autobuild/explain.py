@@ -82,7 +82,9 @@ def plot_subgraphs(trained: TrainedSet, path: Path) -> Path:
 
     family, space, labelled = trained.family, trained.space, trained.labelled
     equations = trained.equations()
-    fig, axes = plt.subplots(len(equations), 1, figsize=(12, 1.9 * len(equations)), squeeze=False)
+    longest = max(sum(len(m) for m in family.modules(x)) for x in labelled.encodings)  # layers
+    fig, axes = plt.subplots(len(equations), 1, figsize=(max(8.0, 0.8 * longest), 2.1 * len(equations)),
+                             squeeze=False)
     for ax, equation in zip(axes[:, 0], equations, strict=True):
         predictor = trained.predictor(equation)
         samples = sequence_samples(family, labelled.encodings, labelled.resolutions)
@@ -106,8 +108,8 @@ def plot_subgraphs(trained: TrainedSet, path: Path) -> Path:
         ax.set_xlim(-0.3, len(names) * 1.2)
         ax.set_ylim(-0.3, 1.5)
         ax.axis("off")
-        ax.set_title(f"{equation.text}: {space.to_string(x)}; red: top subgraph ({int(hop)}-hop, rooted at layer "
-                     f"{int(root) + 1}, score {scores[root, hop]:.2f})", fontsize=9)
+        ax.set_title(f"{equation.text}: red, the top subgraph ({int(hop)}-hop, rooted at layer {int(root) + 1}, score "
+                     f"{scores[root, hop]:.2f})\n{space.to_string(x)}", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
