@@ -1,7 +1,9 @@
 """What a trained AutoBuild set says, as tables and plots: feature-value scores, module tables, subgraphs.
 
 - ``feature_scores.csv`` / ``.png``: the FE-MLP score of every value of every feature category (kernel 3/5/7,
-  expansion, stage, layer position, resolution), one bar per target equation (the paper's Figs. 9-10);
+  expansion, stage, layer position, resolution), one bar per target equation (the paper's Figs. 9-10), and
+  how many training nodes had the value (the plot leaves out values no training network had: their score
+  is still the initial one);
 - ``modules.csv``: each stage's best modules per equation with their scores;
 - ``subgraphs.png``: for each equation, the training network it ranks highest drawn as its layer sequence,
   each layer coloured by the score of the best subgraph rooted there, the top-scored subgraph outlined.
@@ -18,12 +20,21 @@ from controller.autobuild.building import stage_modules
 from controller.autobuild.training import TrainedSet, sequence_samples
 
 
+def value_counts(trained: TrainedSet) -> list[np.ndarray]:
+    """Per category, how many training nodes have each value: a value no node had kept its initial score."""
+    family, labelled = trained.family, trained.labelled
+    codes = np.concatenate([g[0] for g in sequence_samples(family, labelled.encodings, labelled.resolutions).sequence])
+    return [np.bincount(codes[:, c], minlength=len(values)) for c, values in enumerate(family.values)]
+
+
 def feature_rows(trained: TrainedSet) -> list[dict]:
-    rows = []
+    """One row per equation, category and value: its FE-MLP score and how many training nodes had it."""
+    rows, counts = [], value_counts(trained)
     for equation in trained.equations():
-        for category, values in trained.predictor(equation).value_scores().items():
-            rows += [{"equation": equation.text, "category": category, "value": v, "score": round(s, 6)}
-                     for v, s in values.items()]
+        scores = trained.predictor(equation).value_scores()
+        for (category, values), seen in zip(scores.items(), counts, strict=True):
+            rows += [{"equation": equation.text, "category": category, "value": v, "score": round(s, 6),
+                      "training_nodes": int(n)} for (v, s), n in zip(values.items(), seen, strict=True)]
     return rows
 
 
@@ -58,7 +69,7 @@ def plot_features(rows: list[dict], path: Path) -> Path:
     fig, axes = plt.subplots(1, len(categories), figsize=(3.2 * len(categories), 3.4), squeeze=False)
     width = 0.8 / len(equations)
     for ax, category in zip(axes[0], categories, strict=True):
-        values = list(dict.fromkeys(r["value"] for r in rows if r["category"] == category))
+        values = list(dict.fromkeys(r["value"] for r in rows if r["category"] == category and r["training_nodes"]))
         for k, equation in enumerate(equations):
             score = {r["value"]: r["score"] for r in rows if r["category"] == category and r["equation"] == equation}
             ax.bar(np.arange(len(values)) + k * width, [score[v] for v in values], width, label=equation)

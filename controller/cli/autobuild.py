@@ -148,8 +148,9 @@ def cmd_autobuild_explain(args: argparse.Namespace) -> int:
     from controller.fleet.report import text_table
 
     rows = feature_rows(trained)
-    print(text_table([("equation", "category", "value", "FE-MLP score")]
-                     + [(r["equation"], r["category"], r["value"], f"{r['score']:.3f}") for r in rows]))
+    print(text_table([("equation", "category", "value", "FE-MLP score", "training nodes")]
+                     + [(r["equation"], r["category"], r["value"], f"{r['score']:.3f}" if r["training_nodes"] else
+                         "(unseen)", str(r["training_nodes"])) for r in rows]))
     for path in paths:
         print(f"wrote {path}")
     return 0

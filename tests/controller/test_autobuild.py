@@ -172,3 +172,17 @@ def test_a_table_with_a_resolution_column_keeps_each_size_of_a_network(tmp_path:
                                                         (160, 224, 160)) + "\n")
     table = read_space_table(path, "lat", space, one_per_network=True)
     assert table.resolutions == [160, 224] and table.dropped_copies == 1 and list(table.y) == [16.0, 22.4]
+
+
+def test_values_no_training_network_had_are_marked_unseen(tmp_path: Path, capsys) -> None:
+    """The OFA accuracy table is all 224 px: the other 24 resolutions keep their initial FE-MLP score, so the
+    table says so and the plot leaves them out."""
+    out = tmp_path / "ofa-acc"
+    assert main(["autobuild", "train", "--space", "ofa-mbv3", "--objective", "acc=table", "--max-networks", "60",
+                 "--out", str(out), *FAST]) == 0
+    assert main(["autobuild", "explain", str(out), "--top-modules", "1"]) == 0
+    assert "(unseen)" in capsys.readouterr().out
+    with open(out / "explain" / "feature_scores.csv") as handle:
+        seen = {r["value"] for r in csv.DictReader(handle) if r["category"] == "resolution" and
+                int(r["training_nodes"])}
+    assert seen == {"224"}
