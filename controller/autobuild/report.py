@@ -3,7 +3,8 @@
 For every target equation the built networks (and the exhaustive baseline's) get each objective's value:
 accuracy from the table where it has the network, latency from the store after the device's agents measured
 them (``measure``). A built network is *beyond the front* when no training network is at least as good in
-every objective of its equation (directions from the weights' signs) and better in one.
+every objective of its equation (directions from the weights' signs) and better in one; the training
+networks it is set against are those at the input size it is built at.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ def _values(trained: TrainedSet, archs: list[list[int]], store) -> np.ndarray:
 
 def build_report(trained: TrainedSet, top_k: int, networks: int, with_exhaustive: bool, db,
                  measure: Callable | None, out: Path, progress: Callable[[str], None] = lambda _: None) -> Report:
-    space, family, labelled = trained.space, trained.family, trained.labelled
+    space, family, labelled = trained.space, trained.family, trained.front_networks()
     names = labelled.names
     picks: list[tuple[str, str, int, list[int], float]] = []  # equation, method, rank, arch, score
     reduced = {}
@@ -89,7 +90,7 @@ def build_report(trained: TrainedSet, top_k: int, networks: int, with_exhaustive
                      "score": round(score, 4), **{n: (None if np.isnan(v[i]) else float(v[i]))
                                                   for i, n in enumerate(names)},
                      "equation_value": (None if not np.all(np.isfinite(v[k])) else
-                                        round(float(equation.values(names, v[None], labelled.values)[0]), 4)),
+                                        round(float(equation.values(names, v[None], trained.labelled.values)[0]), 4)),
                      "beyond_training_front": beyond})
     out.mkdir(parents=True, exist_ok=True)
     paths = [write_csv(out / "built.csv", rows)]
@@ -116,7 +117,7 @@ def _summary(trained: TrainedSet, rows: list[dict]) -> str:
             if mine:
                 lines.append(f"{equation.text} [{method}]: {sum(r['beyond_training_front'] == 'yes' for r in judged)}"
                              f" of {len(judged)} judged network(s) on or beyond the front of "
-                             f"{len(trained.labelled.encodings)} training networks"
+                             f"{len(trained.front_networks().encodings)} training networks at {trained.resolution} px"
                              + (f" ({len(mine) - len(judged)} without every objective's value)"
                                 if len(judged) < len(mine) else ""))
     return "\n".join(lines)
@@ -130,7 +131,7 @@ def _plots(trained: TrainedSet, rows: list[dict], out: Path) -> list[Path]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    labelled, paths = trained.labelled, []
+    labelled, paths = trained.front_networks(), []
     pairs = sorted({(good, bad) for e in trained.equations() for wg, good in e.terms for wb, bad in e.terms
                     if wg > 0 > wb})
     for good, bad in pairs:

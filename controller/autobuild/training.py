@@ -62,6 +62,13 @@ class TrainedSet:
                         self.manifest["resolutions"], self.manifest["objectives_names"],
                         np.array(self.manifest["values"], dtype=np.float64))
 
+    def front_networks(self) -> Labelled:
+        """The training networks built networks compete with: those at the input size networks are built at
+        (HELP's and live OFA labels mix sizes; a 160 px network is no rival for a 224 px one)."""
+        labelled = self.labelled
+        same = np.flatnonzero(np.array(labelled.resolutions) == self.resolution)
+        return labelled.take(same) if len(same) else labelled
+
     def equations(self) -> list[Equation]:
         return [parse_equation(e["text"], self.manifest["objectives_names"]) for e in self.manifest["equations"]]
 

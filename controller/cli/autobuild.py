@@ -60,6 +60,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     m.add_argument("--model-format", action="append", metavar="[KEY=]NAME", help="model sent (default: the backend's)")
     m.add_argument("--protocol", default="latbench", choices=["latbench", "adaptive", "fixed"])
     m.add_argument("--param", type=param, action="append", metavar="KEY=VALUE", help="protocol parameter")
+    m.add_argument("--remeasure-warned", action="store_true",
+                   help="measure again the built networks whose record the agent warned about (a busy host)")
     add_fleet_options(bu)
     bu.set_defaults(func=cmd_autobuild_build)
 
@@ -199,7 +201,9 @@ def _measurer(args: argparse.Namespace, trained):
 
         check_agents(config, args.connect_timeout)
         added = sum(campaign.enqueue(store, space, archs, p) for p in plans)
-        _note(f"measuring {len(archs)} built network(s) on {', '.join(devices)} ({added} new job(s))")
+        again = store.remeasure_warned(plan.campaign, devices) if args.remeasure_warned else 0
+        _note(f"measuring {len(archs)} built network(s) on {', '.join(devices)} ({added} new job(s)"
+              + (f", {again} warned record(s) again" if again else "") + ")")
         with Fleet(store, config) as fleet:
             fleet.drain(devices)
 

@@ -110,7 +110,7 @@ def test_explain_writes_scores_modules_and_pictures(table_trained: Path, capsys)
 def test_build_checks_built_networks_against_the_table_and_the_front(table_trained: Path, capsys) -> None:
     assert main(["autobuild", "build", str(table_trained), "--networks", "3", "--top-k", "3"]) == 0
     printed = capsys.readouterr().out
-    assert "of 3 judged network(s) on or beyond the front of 200 training networks" in printed
+    assert "of 3 judged network(s) on or beyond the front of 200 training networks at 32 px" in printed
     with open(table_trained / "built" / "built.csv") as handle:
         rows = list(csv.DictReader(handle))
     assert {(r["method"], r["equation"]) for r in rows} == {(m, e) for m in ("autobuild", "exhaustive")
