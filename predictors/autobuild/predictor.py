@@ -108,7 +108,8 @@ class AutoBuildPredictor(Predictor):
 
         self._check_codes(train)
         c = self.config
-        torch.manual_seed(int(c["seed"]))
+        torch.manual_seed(int(c["seed"]))  # the initial weights follow the seed, not what ran before
+        self.net = AutoBuildNet([len(v) for v in c["values"]], int(c["hidden"]), int(c["layers"]))
         rng = np.random.default_rng(int(c["seed"]))
         device = pick_device(c["device"])
         net = self.net.to(device)
