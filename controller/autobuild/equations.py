@@ -55,7 +55,7 @@ def parse_equation(text: str, known: Sequence[str]) -> Equation:
         name = match.group(3)
         if name not in known:
             raise SettingError("equation", f"{text!r} names {name!r}, which is not an objective; objectives: "
-                                           f"{', '.join(known) or 'none given (--objective NAME=SOURCE)'}")
+                                           f"{', '.join(known) or 'none given (an objective is NAME=SOURCE)'}")
         terms.append((sign * weight, name))
         position = match.end()
     if not terms:

@@ -156,7 +156,7 @@ def labelled(space: SearchSpace, objectives: Sequence[Objective], store=None, mi
             raise SettingError("objective", f"{objective.text()} has values for {len(table)} {space.name} network(s); "
                                             f"AutoBuild needs at least {minimum}"
                                + (f": measure {minimum - len(table)} more on {objective.device_key} "
-                                  f"(hwnas latbench build --space {space.name} --devices {objective.device_key})"
+                                  f"(`hwnas latbench build --space {space.name} --devices {objective.device_key}`)"
                                   if objective.device_key else ""))
     keys = [k for k in tables[0] if all(k in t for t in tables[1:])]
     if len(keys) < minimum:

@@ -81,7 +81,7 @@ def open_trained(folder: Path) -> TrainedSet:
     path = folder / MANIFEST
     if not path.is_file():
         raise FileNotFoundError(f"{folder} is not an AutoBuild training folder (no {MANIFEST}); make one with "
-                                "hwnas autobuild train --out FOLDER")
+                                "`hwnas autobuild train --out FOLDER`")
     return TrainedSet(folder, json.loads(path.read_text()))
 
 
