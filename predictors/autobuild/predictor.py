@@ -40,7 +40,8 @@ STEPS = 4000  # optimiser steps when epochs is 0: about the paper's 200 epochs o
 def torch_threads(threads: int) -> Iterator[None]:
     """torch's intra-op threads for a block, restored after. Batches of 8-20-node graphs are too small to split:
     on this 2-core machine 100 epochs on 450 NAS-Bench-Macro networks took 3.7 s with 1 thread and 64-68 s
-    with 2 while another process was busy (the threads spin-wait for each other). 0: torch's own choice."""
+    with 2 while another process was busy (the threads spin-wait for each other); alone, 3.7 s and 3.8 s.
+    0: torch's own choice."""
     before = torch.get_num_threads()
     torch.set_num_threads(threads or before)
     try:
