@@ -16,10 +16,10 @@ OBJECTIVE_HELP = ("NAME=SOURCE: acc=table (the space's accuracy table), acc=tabl
 def add_parser(sub: argparse._SubParsersAction) -> None:
     group = sub.add_parser(
         "autobuild", help="AutoBuild: interpretable module scores per device, networks built from the best",
-        description="AutoBuild (the shared paper 002): a GATv2 predictor with a feature-embedding MLP ranks "
-                    "networks by target equations of accuracy and device latency; its scores say which feature "
-                    "values and which stage modules make a network good, and networks are built from the best "
-                    "modules."
+        description="AutoBuild (\"Building Optimal Neural Architectures using Interpretable Knowledge\"): a "
+                    "GATv2 predictor with a feature-embedding MLP ranks networks by target equations of accuracy "
+                    "and device latency; its scores say which feature values and which stage modules make a "
+                    "network good, and networks are built from the best modules."
     ).add_subparsers(dest="autobuild_command", required=True, metavar="SUBCOMMAND")
     tr = group.add_parser("train", help="fit one predictor per target equation on labelled networks")
     tr.add_argument("--space", required=True, help="a sequence family: nas-bench-macro, ofa-mbv3")
