@@ -36,8 +36,7 @@ def main() -> None:
     from scipy import stats
 
     from controller.autobuild.labels import labelled, parse_objective
-    from controller.autobuild.sequences import sequence_family
-    from controller.autobuild.training import sequence_samples
+    from controller.autobuild.sequences import sequence_family, sequence_samples
     from controller.spaces import get_space
     from predictors import get_predictor
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from controller.autobuild.sequences import Module, SequenceFamily
+from controller.autobuild.sequences import Module, SequenceFamily, sequence_samples
 from controller.spaces.base import SearchSpace
 
 EXHAUSTIVE_LIMIT = 200_000  # networks the exhaustive baseline scores at most
@@ -61,8 +61,6 @@ def exhaustive(predictor, family: SequenceFamily, space: SearchSpace, resolution
                networks: int) -> list[tuple[list[int], float]] | None:
     """The best ``networks`` distinct networks of the whole space by the predictor's score; None when the
     space has more than ``EXHAUSTIVE_LIMIT`` networks."""
-    from controller.autobuild.training import sequence_samples
-
     if space.size() > EXHAUSTIVE_LIMIT:
         return None
     seen, encodings = set(), []

@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from controller.autobuild.building import stage_modules
-from controller.autobuild.training import TrainedSet, sequence_samples
+from controller.autobuild.sequences import sequence_samples
+from controller.autobuild.training import TrainedSet
 
 
 def value_counts(trained: TrainedSet) -> list[np.ndarray]:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from controller.spaces import get_space
+from predictors.samples import Samples, graph_array
 
 
 @dataclass(frozen=True)
@@ -91,18 +92,13 @@ class SequenceFamily(ABC):
 
     def sequence(self, x: Sequence[int], resolution: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """The network's sequence graph: (codes (layers, categories), forward edges (2, layers - 1))."""
-        codes = [row for stage, module in enumerate(self.modules(x)) for row in self._codes(stage, module, resolution)]
-        n = len(codes)
-        return (np.array(codes, dtype=np.int64),
-                np.array([np.arange(n - 1), np.arange(1, n)], dtype=np.int64).reshape(2, -1))
+        return _chain([row for stage, module in enumerate(self.modules(x))
+                       for row in self._codes(stage, module, resolution)])
 
     def module_graph(self, stage: int, module: Module, resolution: int | None = None
                      ) -> tuple[np.ndarray, np.ndarray]:
         """One stage's layers alone: its last node at hop ``len(module) - 1`` scores the module."""
-        codes = self._codes(stage, module, resolution)
-        n = len(codes)
-        return (np.array(codes, dtype=np.int64),
-                np.array([np.arange(n - 1), np.arange(1, n)], dtype=np.int64).reshape(2, -1))
+        return _chain(self._codes(stage, module, resolution))
 
     def stage_spans(self, x: Sequence[int]) -> list[tuple[int, int]]:
         """(first node, last node) of each stage in ``sequence(x)``."""
@@ -114,6 +110,24 @@ class SequenceFamily(ABC):
 
     def describe(self, stage: int, module: Module) -> str:
         return ",".join(self.stages[stage].choices[c] for c in module)
+
+
+def _chain(codes: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
+    """Layers in order: their codes, and an edge from each to the next."""
+    n = len(codes)
+    return (np.array(codes, dtype=np.int64),
+            np.array([np.arange(n - 1), np.arange(1, n)], dtype=np.int64).reshape(2, -1))
+
+
+def sequence_samples(family: SequenceFamily, encodings: Sequence[Sequence[int]],
+                     resolutions: Sequence[int] | int | None, y: np.ndarray | None = None) -> Samples:
+    """The ``sequence`` view; ``resolutions``: one input size per network, or one for all (families without
+    a resolution category ignore it)."""
+    sizes = resolutions if isinstance(resolutions, Sequence) else [resolutions] * len(encodings)
+    return Samples(sequence=graph_array([family.sequence(x, size if family.resolutions else None)
+                                         for x, size in zip(encodings, sizes, strict=True)]),
+                   y=None if y is None else np.asarray(y, dtype=np.float64),
+                   family=np.full(len(encodings), family.space, dtype=object))
 
 
 class MacroSequences(SequenceFamily):

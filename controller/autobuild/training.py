@@ -17,24 +17,12 @@ from scipy import stats
 
 from controller.autobuild.equations import Equation, parse_equation
 from controller.autobuild.labels import Labelled
-from controller.autobuild.sequences import SequenceFamily, sequence_family
+from controller.autobuild.sequences import SequenceFamily, sequence_family, sequence_samples
 from controller.spaces import get_space
 from predictors import get_predictor, load
-from predictors.samples import Samples, graph_array
 
 MANIFEST = "autobuild.json"
 MIN_NETWORKS = 50  # below this a rank loss on batches and a held-out tenth say nothing
-
-
-def sequence_samples(family: SequenceFamily, encodings: Sequence[Sequence[int]],
-                     resolutions: Sequence[int] | int | None, y: np.ndarray | None = None) -> Samples:
-    """The ``sequence`` view; ``resolutions``: one input size per network, or one for all (families without
-    a resolution category ignore it)."""
-    sizes = resolutions if isinstance(resolutions, Sequence) else [resolutions] * len(encodings)
-    return Samples(sequence=graph_array([family.sequence(x, size if family.resolutions else None)
-                                         for x, size in zip(encodings, sizes, strict=True)]),
-                   y=None if y is None else np.asarray(y, dtype=np.float64),
-                   family=np.full(len(encodings), family.space, dtype=object))
 
 
 @dataclass

@@ -71,8 +71,6 @@ def _note(text: str) -> None:
 
 
 def cmd_autobuild_train(args: argparse.Namespace) -> int:
-    import json
-
     import numpy as np
 
     from controller.autobuild.equations import parse_equation
@@ -80,6 +78,7 @@ def cmd_autobuild_train(args: argparse.Namespace) -> int:
     from controller.autobuild.sequences import sequence_family
     from controller.autobuild.training import MIN_NETWORKS, train
     from controller.cli.common import dataset_exists
+    from controller.cli.predictor import predictor_settings
     from controller.spaces import get_space
 
     try:
@@ -89,21 +88,10 @@ def cmd_autobuild_train(args: argparse.Namespace) -> int:
         names = [o.name for o in objectives]
         texts = args.equation or [("-" if o.lower_is_better else "") + o.name for o in objectives]
         equations = [parse_equation(t, names) for t in texts]
-        settings = {}
-        for text in args.settings:
-            key, sep, value = text.partition("=")
-            if not sep:
-                raise ValueError(f"--set {text!r}: write KEY=VALUE, e.g. --set epochs=300")
-            try:
-                settings[key] = json.loads(value)
-            except json.JSONDecodeError:
-                settings[key] = value
-        from predictors import predictor_class
-
-        known = set(predictor_class("autobuild").defaults()) - {"categories", "values", "seed", "device"}
-        unknown = sorted(set(settings) - known)
-        if unknown:
-            raise ValueError(f"--set: unknown setting(s) {unknown}; AutoBuild's: {', '.join(sorted(known))}")
+        settings = predictor_settings(args.settings, ["autobuild"]).get("autobuild", {})
+        fixed = sorted({"categories", "values", "seed", "device"} & set(settings))
+        if fixed:
+            raise ValueError(f"--set {', '.join(fixed)}: set by the space, --seed and --torch-device instead")
         settings["device"] = args.torch_device
         store = None
         if any(o.device_key for o in objectives):

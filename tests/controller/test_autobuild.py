@@ -80,6 +80,11 @@ def test_too_few_measurements_name_how_many_are_needed(tmp_path: Path, capsys) -
     code = main(["autobuild", "train", "--space", "nas-bench-macro", "--objective", "acc=table", "--equation",
                  "acc - lat", "--out", str(tmp_path / "t")])
     assert code == 2 and "--equation 'acc - lat' names 'lat'" in capsys.readouterr().err
+    for setting, said in (("epochs=abc", "epochs must be int"), ("seed=3", "--set seed: set by the space"),
+                          ("nope=1", "no kind asked for has a setting 'nope'")):
+        code = main(["autobuild", "train", "--space", "nas-bench-macro", "--objective", "acc=table", "--set", setting,
+                     "--out", str(tmp_path / "t")])
+        assert code == 2 and said in capsys.readouterr().err
 
 
 @pytest.fixture(scope="module")
