@@ -94,7 +94,8 @@ def build_report(trained: TrainedSet, top_k: int, networks: int, with_exhaustive
                      "beyond_training_front": beyond})
     out.mkdir(parents=True, exist_ok=True)
     paths = [write_csv(out / "built.csv", rows)]
-    (out / "reduced_space.json").write_text(json.dumps({"space": space.name, "top_k": top_k, "modules": reduced},
+    (out / "reduced_space.json").write_text(json.dumps({"space": space.name, "resolution": trained.resolution,
+                                                        "top_k": top_k, "modules": reduced},
                                                        indent=1) + "\n")
     paths.append(out / "reduced_space.json")
     paths += _plots(trained, rows, out)

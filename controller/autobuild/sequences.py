@@ -111,6 +111,17 @@ class SequenceFamily(ABC):
     def describe(self, stage: int, module: Module) -> str:
         return ",".join(self.stages[stage].choices[c] for c in module)
 
+    def parse(self, stage: int, text: str, where: str = "") -> Module:
+        """Inverse of ``describe``; a ValueError naming the stage, the text and what it may hold."""
+        allowed = self.stages[stage]
+        names = text.split(",")
+        unknown = [n for n in names if n not in allowed.choices]
+        if unknown or len(names) not in allowed.lengths:
+            lengths = "/".join(map(str, allowed.lengths))
+            raise ValueError(f"{where + ': ' if where else ''}stage {stage + 1} module {text!r} is not {lengths} "
+                             f"comma-separated layers of {', '.join(allowed.choices)}")
+        return tuple(allowed.choices.index(n) for n in names)
+
 
 def _chain(codes: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
     """Layers in order: their codes, and an edge from each to the next."""

@@ -61,6 +61,17 @@ def _algorithm(args: argparse.Namespace, objectives: list[str]):
     return algorithm
 
 
+def _space(args: argparse.Namespace):
+    """The space searched: ``--space`` with its options, confined to ``--restrict``'s modules if given."""
+    if args.restrict:
+        from controller.autobuild.restricted import restricted_space
+
+        return restricted_space(args.restrict, args.space, common.space_options(args))
+    from controller.spaces import get_space
+
+    return get_space(args.space, **common.space_options(args))
+
+
 def cmd_search(args: argparse.Namespace) -> int:
     if args.search_command == "report":
         return cmd_search_report(args)
@@ -73,7 +84,6 @@ def cmd_search(args: argparse.Namespace) -> int:
     from controller.search.hypervolume import parse_bounds
     from controller.search.objectives import PredictorAccuracy, accuracy_evaluator, get_objectives
     from controller.search.run import SearchConfig, SearchFailed, SearchRun, failure_causes
-    from controller.spaces import get_space
     from controller.store import Store
 
     try:
@@ -81,13 +91,14 @@ def cmd_search(args: argparse.Namespace) -> int:
             raise ValueError("--device KEY is required (the device key whose agents measure)")
         if args.evals < 1:
             raise ValueError(f"--evals must be >= 1, got {args.evals}")
-        space = get_space(args.space, **common.space_options(args))
+        space = _space(args)
         objectives = get_objectives(args.objectives)
         names = [o.name for o in objectives]
         spec = args.accuracy or space.accuracy_table
         accuracy = accuracy_evaluator(spec, space) if "accuracy" in names else None
         bounds = parse_bounds(args.hv_bounds, names, [o.sign for o in objectives]) if args.hv_bounds else None
-        config = SearchConfig(space.name, args.device, names, args.algo, args.evals, args.seed, spec)
+        config = SearchConfig(space.name, args.device, names, args.algo, args.evals, args.seed, spec,
+                              str(args.restrict or ""))
         algorithm = _algorithm(args, names)
         if isinstance(accuracy, PredictorAccuracy) and "fixed_predictors" in setting_names(args.algo):
             algorithm.fixed_predictors["accuracy"] = accuracy  # LINAS ranks by the lab's predictor itself
@@ -186,6 +197,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "the default where there is one), a table by name (nb201:acc_cifar100_test), "
                         "predictor:PATH, gennape:PATH (hwnas predictor gennape pretrain/finetune), or "
                         "module:function taking a controller.spaces.Candidate")
+    s.add_argument("--restrict", type=Path, default=None, metavar="REDUCED_SPACE_JSON",
+                   help="AutoBuild-NAS: search only networks whose every stage is one of the modules `hwnas "
+                        "autobuild build` ranked best (its reduced_space.json; the union over its equations); "
+                        "evolution then changes whole stages")
     s.add_argument("--db", type=common.db_target, default=Path("hwnas.db"),
                    help="store (SQLite file or SQLAlchemy URL)")
     s.add_argument("--out", type=Path, default=None, help="output folder (default runs/SPACE-DEVICE-ALGO-sSEED)")

@@ -57,7 +57,7 @@ class Nsga2Search(SearchAlgorithm):
         first = np.array(self.first_population(problem, self.population), dtype=np.int64)
         low, high = problem.space.bounds()
         algorithm = inner_algorithm("nsga2", len(first), len(evaluator.objectives), self.crossover, self.mutation,
-                                    sampling=first)
+                                    sampling=first, space=problem.space)
         pymoo_problem = Problem(n_var=problem.space.n_var, n_obj=len(evaluator.objectives), xl=low, xu=high,
                                 vtype=int)
         algorithm.setup(pymoo_problem, termination=NoTermination(), seed=problem.seed, verbose=False)

@@ -28,6 +28,45 @@ def integer_operators(crossover: float, mutation: float) -> dict:
             "mutation": PM(prob=1.0, prob_var=mutation, eta=20, vtype=float, repair=RoundingRepair())}
 
 
+def space_operators(space: SearchSpace, crossover: float) -> tuple[dict, object, object]:
+    """(crossover and mutation, sampling, repair) for a space that varies its own encodings
+    (``variation == "space"``): pymoo operators that call the space's ``crossover``, ``mutate``, ``sample``
+    and ``repair``, so every individual the algorithm makes is an encoding of the search."""
+    from pymoo.core.crossover import Crossover
+    from pymoo.core.mutation import Mutation
+    from pymoo.core.repair import Repair
+    from pymoo.core.sampling import Sampling
+
+    low, high = space.bounds()
+
+    def rows(X: np.ndarray) -> list[list[int]]:
+        return np.clip(np.round(X), low, high).astype(np.int64).tolist()
+
+    class SpaceRepair(Repair):
+        def _do(self, problem, X, **kwargs):
+            return np.array([space.repair(x) for x in rows(X)], dtype=np.int64)
+
+    class SpaceSampling(Sampling):
+        def _do(self, problem, n_samples, *args, random_state=None, **kwargs):
+            return np.array([space.sample(random_state) for _ in range(n_samples)], dtype=np.int64)
+
+    class SpaceCrossover(Crossover):
+        def __init__(self) -> None:
+            super().__init__(2, 2, prob=crossover)
+
+        def _do(self, problem, X, *args, random_state=None, **kwargs):
+            out = np.empty_like(X, dtype=np.int64)
+            for k, (a, b) in enumerate(zip(rows(X[0]), rows(X[1]), strict=True)):
+                out[0, k], out[1, k] = space.crossover(a, b, random_state)
+            return out
+
+    class SpaceMutation(Mutation):
+        def _do(self, problem, X, *args, random_state=None, **kwargs):
+            return np.array([space.mutate(x, random_state) for x in rows(X)], dtype=np.int64)
+
+    return {"crossover": SpaceCrossover(), "mutation": SpaceMutation()}, SpaceSampling(), SpaceRepair()
+
+
 def reference_directions(n_obj: int, partitions: int = 20) -> np.ndarray:
     from pymoo.util.ref_dirs import get_reference_directions
 
@@ -76,13 +115,20 @@ def check_inner(name: str, n_obj: int) -> None:
         raise SettingError("inner", f"{name} handles two objectives; use unsga3, ctaea or moead for {n_obj}")
 
 
-def inner_algorithm(name: str, pop: int, n_obj: int, crossover: float, mutation: float, sampling=None):
-    """A pymoo algorithm by name; ``sampling`` is an initial population (array) or None for random."""
+def inner_algorithm(name: str, pop: int, n_obj: int, crossover: float, mutation: float, sampling=None,
+                    space: SearchSpace | None = None):
+    """A pymoo algorithm by name; ``sampling`` is an initial population (array) or None for random. A
+    ``space`` that varies its own encodings gets its operators (``mutation``, a rate per integer, is then
+    the space's own: one stage per child for AutoBuild-NAS)."""
     from pymoo.operators.sampling.rnd import IntegerRandomSampling
 
     check_inner(name, n_obj)
-    return INNER[name](pop, n_obj, integer_operators(crossover, mutation),
-                       IntegerRandomSampling() if sampling is None else sampling)
+    if space is not None and space.variation == "space":
+        ops, random_sampling, repair = space_operators(space, crossover)
+        ops = {**ops, "repair": repair}
+    else:
+        ops, random_sampling = integer_operators(crossover, mutation), IntegerRandomSampling()
+    return INNER[name](pop, n_obj, ops, random_sampling if sampling is None else sampling)
 
 
 def integer_problem(space: SearchSpace, n_obj: int, evaluate: Callable[[np.ndarray], np.ndarray]):

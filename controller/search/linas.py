@@ -125,7 +125,8 @@ class Linas(SearchAlgorithm):
                     archive[space.network_key(x)] = f  # one entry per network: twins are one candidate
             return F
 
-        algorithm = inner_algorithm(self.inner, self.population, len(models), self.crossover, self.mutation)
+        algorithm = inner_algorithm(self.inner, self.population, len(models), self.crossover, self.mutation,
+                                    space=space)
         minimize(integer_problem(space, len(models), evaluate), algorithm, ("n_eval", self.inner_evals),
                  seed=problem.seed + problem.evaluator.iteration, verbose=False)
         return archive

@@ -41,6 +41,7 @@ class SearchConfig:
     evals: int
     seed: int
     accuracy: str = ""
+    restrict: str = ""  # the reduced space (AutoBuild-NAS) the search is confined to, if any
 
 
 class SearchFailed(RuntimeError):

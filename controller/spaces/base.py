@@ -40,7 +40,10 @@ class SearchSpace(abc.ABC):
       registry): "one-hot" of each variable, or "nb201-cell" (the one-hot plus NB-201's cell graph);
     - ``accuracy_table``: the packaged accuracy table a search may look accuracies up in ("" if none);
     - ``label_table``: the packaged table of labels (accuracy or latency) predictors are benched on ("" if none);
-    - ``network_key``: one key per distinct network; ``mutate``/``crossover``: the variation operators.
+    - ``network_key``: one key per distinct network; ``mutate``/``crossover``: the variation operators;
+    - ``variation``: how evolutionary searches vary encodings: "integer" (pymoo's SBX and polynomial mutation
+      on the integers, as LINAS) or "space" (the space's own ``sample``/``mutate``/``crossover``/``repair``,
+      for spaces whose encodings are not all networks of the search, such as AutoBuild-NAS's).
     """
 
     name: str
@@ -48,6 +51,7 @@ class SearchSpace(abc.ABC):
     predictor_features: str = "one-hot"
     accuracy_table: str = ""
     label_table: str = ""
+    variation: str = "integer"
 
     @property
     @abc.abstractmethod
@@ -119,6 +123,18 @@ class SearchSpace(abc.ABC):
             child = self.canonical(child)
             if child != self.canonical(x):
                 return child
+
+    def crossover(self, a: Sequence[int], b: Sequence[int], rng: np.random.Generator
+                  ) -> tuple[list[int], list[int]]:
+        """Two children that take each variable from one parent or the other (uniform crossover)."""
+        a, b = self.validate(a), self.validate(b)
+        swap = rng.random(self.n_var) < 0.5
+        return (self.canonical([y if s else x for x, y, s in zip(a, b, swap, strict=True)]),
+                self.canonical([x if s else y for x, y, s in zip(a, b, swap, strict=True)]))
+
+    def repair(self, x: Sequence[int]) -> list[int]:
+        """The encoding of the search nearest ``x`` (in bounds); every encoding is one by default."""
+        return self.canonical(x)
 
     def enumerate(self) -> Iterator[list[int]]:
         raise NotImplementedError(f"{self.name} has {self.size():.3g} architectures: too many to enumerate")

@@ -4,6 +4,7 @@ the built networks on a real ONNX Runtime agent through the fleet."""
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,7 @@ import pytest
 
 from controller.autobuild.equations import parse_equation
 from controller.autobuild.labels import labelled, parse_objective
+from controller.autobuild.restricted import RestrictedSpace, restricted_space
 from controller.autobuild.sequences import sequence_family
 from controller.cli.main import main
 from controller.data import table_path
@@ -191,3 +193,84 @@ def test_values_no_training_network_had_are_marked_unseen(tmp_path: Path, capsys
         seen = {r["value"] for r in csv.DictReader(handle) if r["category"] == "resolution" and
                 int(r["training_nodes"])}
     assert seen == {"224"}
+
+
+def _reduced(path: Path, space: str, modules: dict, resolution: int = 224) -> Path:
+    path.write_text(json.dumps({"space": space, "resolution": resolution, "top_k": 2, "modules": modules}))
+    return path
+
+
+def test_a_restricted_space_keeps_the_base_encodings_and_varies_whole_stages(tmp_path: Path) -> None:
+    path = _reduced(tmp_path / "r.json", "nas-bench-macro", {
+        "a": [["id,ir_3x3_t3"], ["ir_5x5_t6,ir_5x5_t6,id", "id,id,id"], ["ir_3x3_t3,ir_3x3_t3,ir_3x3_t3"]],
+        "b": [["ir_5x5_t6,ir_5x5_t6"], ["id,id,id"], ["ir_5x5_t6,id,id"]]})
+    space = restricted_space(path, "nas-bench-macro")
+    base = get_space("nas-bench-macro")
+    assert space.name == base.name and space.n_var == base.n_var and space.size() == 2 * 2 * 2
+    assert space.allowed[1] == [(2, 2, 0), (0, 0, 0)]  # rank order, equations taking turns, no repeats
+    members = {tuple(x) for x in space.enumerate()}
+    assert len(members) == 8 and all(space.has_network(list(x)) for x in members)
+    assert not space.has_network(base.from_string("01001111"))
+    assert space.to_string(space.from_string("01220111")) == "01220111"  # strings and graphs are the base's
+    assert space.repair(base.from_string("01220112")) == base.from_string("01220111")  # one layer from a module
+    assert space.repair(base.from_string("12000110")) == base.from_string("22000111")
+    assert space.repair(base.from_string("02000111")) == base.from_string("01000111")  # a tie: the better rank
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        x = space.sample(rng)
+        child = space.mutate(x, rng)
+        a, b = space.crossover(x, child, rng)
+        assert {tuple(x), tuple(child), tuple(a), tuple(b)} <= members and child != x
+        changed = [m != n for m, n in zip(space.family.modules(x), space.family.modules(child), strict=True)]
+        assert any(changed)
+
+
+def test_evolution_on_a_restricted_space_makes_only_its_networks() -> None:
+    from pymoo.optimize import minimize
+
+    from controller.search.evolution import inner_algorithm, integer_problem
+
+    family = sequence_family("ofa-mbv3")
+    rng = np.random.default_rng(1)
+    allowed = [[m for k, m in enumerate(stage.modules()) if k % 997 == 0] for stage in family.stages]
+    space = RestrictedSpace(get_space("ofa-mbv3"), family, allowed)
+    made: list[list[int]] = []
+
+    def evaluate(X: np.ndarray) -> np.ndarray:
+        made.extend(X.tolist())
+        return np.stack([X.sum(axis=1), -X[:, :5].sum(axis=1)], axis=1).astype(float)
+
+    for inner in ("nsga2", "moead"):
+        minimize(integer_problem(space, 2, evaluate), inner_algorithm(inner, 20, 2, 0.9, 0.02, space=space),
+                 ("n_eval", 300), seed=int(rng.integers(100)), verbose=False)
+    assert len(made) >= 600 and all(space.has_network(x) for x in made)
+    assert len({tuple(x) for x in made}) > 100
+
+
+def test_hwnas_search_on_the_space_autobuild_built(table_trained: Path, tmp_path: Path, capsys) -> None:
+    """AutoBuild-NAS: `autobuild build` ranks modules, `search --restrict` searches only networks made of them."""
+    built = tmp_path / "built"
+    assert main(["autobuild", "build", str(table_trained), "--networks", "2", "--top-k", "2", "--no-exhaustive",
+                 "--out", str(built)]) == 0
+    reduced = built / "reduced_space.json"
+    space = restricted_space(reduced, "nas-bench-macro")
+    members = {get_space("nas-bench-macro").to_string(x) for x in space.enumerate()}
+    for algo in ("linas", "nsga2"):
+        out = tmp_path / algo
+        assert main(["search", "--space", "nas-bench-macro", "--restrict", str(reduced), "--objectives",
+                     "params,accuracy", "--device", "none", "--algo", algo, "--evals", "12", "--population", "6",
+                     "--inner-evals", "120", "--db", str(tmp_path / "s.db"), "--out", str(out), "--quiet"]) == 0
+        with open(out / "measured.csv") as handle:
+            measured = list(csv.DictReader(handle))
+        assert len(measured) == 12 and {r["arch"] for r in measured} <= members
+        assert json.loads((out / "run.json").read_text())["config"]["restrict"] == str(reduced)
+    capsys.readouterr()
+    other = _reduced(tmp_path / "other.json", "ofa-mbv3", {"a": [["k3e3,k3e3"]] * 5})
+    assert main(["search", "--space", "nas-bench-macro", "--restrict", str(other), "--device", "none",
+                 "--objectives", "params,accuracy", "--out", str(tmp_path / "x")]) == 2
+    assert "restricts the ofa-mbv3 space, not nas-bench-macro" in capsys.readouterr().err
+    bad = _reduced(tmp_path / "bad.json", "nas-bench-macro", {"a": [["id,k9"], ["id,id,id"], ["id,id,id"]]})
+    assert main(["search", "--space", "nas-bench-macro", "--restrict", str(bad), "--device", "none",
+                 "--objectives", "params,accuracy", "--out", str(tmp_path / "x")]) == 2
+    assert "stage 1 module 'id,k9' is not 2 comma-separated layers of id, ir_3x3_t3, ir_5x5_t6" in \
+        capsys.readouterr().err
