@@ -57,8 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="TCP port, 0 picks a free one (default 50151; with --controller: no listening port "
                             "unless given)")
     serve.add_argument("--backend", action="append", dest="backends", metavar="NAME",
-                       help="runtime backend to enable: onnxruntime, onnxruntime-cuda, litert, edgetpu, torch, "
-                            "simulator, replay, instant; "
+                       help="runtime backend to enable: onnxruntime, onnxruntime-cuda, openvino, litert, edgetpu, "
+                            "torch, simulator, replay, instant; "
                             "repeat for several (default: onnxruntime)")
     replay = serve.add_argument_group("replay backend", "--backend replay answers latency from a recorded table")
     replay.add_argument("--table", type=Path, default=None,
@@ -69,6 +69,15 @@ def build_parser() -> argparse.ArgumentParser:
     torch_group = serve.add_argument_group("torch backend", "--backend torch rebuilds each ONNX model in PyTorch")
     torch_group.add_argument("--torch-device", default=None, metavar="DEVICE", help="cpu (default), cuda or cuda:N")
     torch_group.add_argument("--torch-compile", action="store_true", help="run the model under torch.compile")
+    ov = serve.add_argument_group("openvino backend", "--backend openvino compiles each ONNX model with OpenVINO")
+    ov.add_argument("--ov-device", default=None, metavar="DEVICE",
+                    help="CPU (default), GPU, NPU or GPU.1: one OpenVINO reports on this host (hwnas-agent info)")
+    ov.add_argument("--ov-hint", default=None, choices=["latency", "throughput"],
+                    help="performance hint (default latency: one inference at a time, as the protocols time it)")
+    ov.add_argument("--ov-streams", type=int, default=None, metavar="N", help="inference streams (default 1)")
+    ov.add_argument("--ov-precision", default=None, choices=["f32", "bf16", "f16"],
+                    help="inference precision (default: the device's own, e.g. bf16 on CPUs with AMX or "
+                         "AVX512-BF16; every record says which)")
     sim = serve.add_argument_group("simulator backend", "--backend simulator: ZigZag estimates cycles and energy")
     sim.add_argument("--sim-accelerator", default=None, metavar="NAME|FILE.yaml",
                      help="a ZigZag hardware YAML or a shipped one: tpu_like (default), edge_tpu_like, "
@@ -170,6 +179,11 @@ def backend_options(args: argparse.Namespace) -> dict[str, dict[str, str]]:
         if "torch" not in enabled:
             raise ValueError("--torch-device/--torch-compile configure the torch backend; add --backend torch")
         options["torch"] = {"device": args.torch_device or "cpu", "compile": str(args.torch_compile)}
+    ov = {"device": args.ov_device, "hint": args.ov_hint, "streams": args.ov_streams, "precision": args.ov_precision}
+    if any(v is not None for v in ov.values()) or "openvino" in enabled:
+        if "openvino" not in enabled:
+            raise ValueError("--ov-* flags configure the openvino backend; add --backend openvino")
+        options["openvino"] = {k: str(v) for k, v in ov.items() if v is not None}
     sim = {"accelerator": args.sim_accelerator, "mapping": args.sim_mapping, "clock_mhz": args.sim_clock_mhz,
            "effort": args.sim_effort}
     if any(v is not None for v in sim.values()) or "simulator" in enabled:

@@ -83,6 +83,7 @@ class Measurement:
     started_unix_ns: int
     finished_unix_ns: int
     warnings: list[str]
+    runtime_settings: dict[str, str] = field(default_factory=dict)
 
 
 class StopToken:
@@ -328,6 +329,7 @@ def measure(
         started_unix_ns=started_unix_ns,
         finished_unix_ns=time.time_ns(),
         warnings=[*state_warnings(host), *run_warnings],
+        runtime_settings=dict(model.runtime_settings),
     )
 
 

@@ -282,6 +282,7 @@ class AgentServicer(agent_pb2_grpc.DeviceAgentServicer):
                 threads=m.threads,
                 runtime=backend.runtime_name,
                 runtime_version=backend.runtime_version(),
+                runtime_settings=m.runtime_settings,
                 **vars(m.host),
             ),
             queue_wait_ms=waited_s * 1e3,

@@ -167,6 +167,7 @@ BACKEND_FORMATS: dict[str, tuple[str, ...]] = {
     "replay": ("onnx",),
     "simulator": ("onnx",),
     "instant": ("onnx",),
+    "openvino": ("onnx",),
     "litert": ("tflite", "tflite-int8", "tflite-int8-full"),
     "edgetpu": ("edgetpu",),
 }

@@ -21,6 +21,7 @@ BACKENDS: dict[str, str] = {
     "edgetpu": "device_agent.backends.litert_backend:EdgeTpuBackend",
     "torch": "device_agent.backends.torch_backend:TorchBackend",
     "simulator": "device_agent.backends.simulator_backend:SimulatorBackend",
+    "openvino": "device_agent.backends.openvino_backend:OpenVinoBackend",
 }
 
 __all__ = ["BACKENDS", "Backend", "InputSpec", "LoadedModel", "backend_class", "probe_backend"]

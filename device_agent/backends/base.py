@@ -9,9 +9,10 @@ nothing of protocols, queues or gRPC.
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 
 from device_agent.power.base import Availability
 
@@ -40,6 +41,9 @@ class LoadedModel(abc.ABC):
     answer: Answer | None = None  # set by backends that answer instead of timing
     note: str = ""  # said in every result of this model (e.g. that the value was replayed)
     watch_host: bool = True  # look for busy processes and throttling during the timed window
+    # How the runtime was set up for this model, as it reports it (OpenVINO: device, hint, streams, precision);
+    # every record carries it in environment.runtime_settings.
+    runtime_settings: Mapping[str, str] = MappingProxyType({})
 
     @property
     @abc.abstractmethod

@@ -26,7 +26,8 @@ def _fill(message, seed: list[int]) -> None:
         n = seed[0]
         is_map = f.message_type is not None and f.message_type.GetOptions().map_entry
         if is_map:
-            getattr(message, f.name)[f"k{n}"] = n + 0.5
+            text = f.message_type.fields_by_name["value"].type == FieldDescriptor.TYPE_STRING
+            getattr(message, f.name)[f"k{n}"] = f"v{n}" if text else n + 0.5
         elif f.type == FieldDescriptor.TYPE_MESSAGE:
             _fill(getattr(message, f.name).add() if f.is_repeated else getattr(message, f.name), seed)
         elif f.is_repeated:

@@ -202,7 +202,14 @@ class PowerReport(_message.Message):
     def __init__(self, available: _Optional[bool] = ..., source: _Optional[str] = ..., unavailable_reason: _Optional[str] = ..., window_s: _Optional[float] = ..., energy_j: _Optional[float] = ..., mean_power_w: _Optional[float] = ..., energy_per_inference_mj: _Optional[float] = ..., sampling_period_s: _Optional[float] = ..., idle_power_w: _Optional[float] = ...) -> None: ...
 
 class EnvironmentSnapshot(_message.Message):
-    __slots__ = ("threads", "cpu_governor", "cpu_freq_mhz", "load_avg_1m", "load_avg_5m", "load_avg_15m", "runtime", "runtime_version", "gpu_name", "gpu_sm_clock_mhz", "gpu_temperature_c")
+    __slots__ = ("threads", "cpu_governor", "cpu_freq_mhz", "load_avg_1m", "load_avg_5m", "load_avg_15m", "runtime", "runtime_version", "gpu_name", "gpu_sm_clock_mhz", "gpu_temperature_c", "runtime_settings")
+    class RuntimeSettingsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     THREADS_FIELD_NUMBER: _ClassVar[int]
     CPU_GOVERNOR_FIELD_NUMBER: _ClassVar[int]
     CPU_FREQ_MHZ_FIELD_NUMBER: _ClassVar[int]
@@ -214,6 +221,7 @@ class EnvironmentSnapshot(_message.Message):
     GPU_NAME_FIELD_NUMBER: _ClassVar[int]
     GPU_SM_CLOCK_MHZ_FIELD_NUMBER: _ClassVar[int]
     GPU_TEMPERATURE_C_FIELD_NUMBER: _ClassVar[int]
+    RUNTIME_SETTINGS_FIELD_NUMBER: _ClassVar[int]
     threads: int
     cpu_governor: str
     cpu_freq_mhz: float
@@ -225,7 +233,8 @@ class EnvironmentSnapshot(_message.Message):
     gpu_name: str
     gpu_sm_clock_mhz: float
     gpu_temperature_c: float
-    def __init__(self, threads: _Optional[int] = ..., cpu_governor: _Optional[str] = ..., cpu_freq_mhz: _Optional[float] = ..., load_avg_1m: _Optional[float] = ..., load_avg_5m: _Optional[float] = ..., load_avg_15m: _Optional[float] = ..., runtime: _Optional[str] = ..., runtime_version: _Optional[str] = ..., gpu_name: _Optional[str] = ..., gpu_sm_clock_mhz: _Optional[float] = ..., gpu_temperature_c: _Optional[float] = ...) -> None: ...
+    runtime_settings: _containers.ScalarMap[str, str]
+    def __init__(self, threads: _Optional[int] = ..., cpu_governor: _Optional[str] = ..., cpu_freq_mhz: _Optional[float] = ..., load_avg_1m: _Optional[float] = ..., load_avg_5m: _Optional[float] = ..., load_avg_15m: _Optional[float] = ..., runtime: _Optional[str] = ..., runtime_version: _Optional[str] = ..., gpu_name: _Optional[str] = ..., gpu_sm_clock_mhz: _Optional[float] = ..., gpu_temperature_c: _Optional[float] = ..., runtime_settings: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class ProfileResult(_message.Message):
     __slots__ = ("model_sha256", "backend", "protocol", "protocol_params", "latency_ms", "stats", "samples_ms", "power", "environment", "queue_wait_ms", "measurement_wall_ms", "warmup_runs_done", "batch_size", "input_shapes", "agent_name", "agent_version", "started_unix_ns", "finished_unix_ns", "warnings", "protocol_details")
