@@ -50,7 +50,8 @@ def load_traces(folders: Sequence[Path], bounds: HvSpace | None = None) -> tuple
             last = next(it) if good else last
             trace.append(last)
         config = summary["config"]
-        traces.append(RunTrace(folder, config["algo"], config["seed"], config["device"], trace))
+        label = config["algo"] + (" (restricted)" if config.get("restrict") else "")  # AutoBuild-NAS apart
+        traces.append(RunTrace(folder, label, config["seed"], config["device"], trace))
     return traces, bounds
 
 

@@ -265,6 +265,11 @@ def test_hwnas_search_on_the_space_autobuild_built(table_trained: Path, tmp_path
         assert len(measured) == 12 and {r["arch"] for r in measured} <= members
         assert json.loads((out / "run.json").read_text())["config"]["restrict"] == str(reduced)
     capsys.readouterr()
+    assert main(["search", "report", str(tmp_path / "linas"), str(tmp_path / "nsga2"), "--out",
+                 str(tmp_path / "report")]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert any(line.startswith("linas (restricted) ") for line in printed)
+    assert any(line.startswith("nsga2 (restricted) ") for line in printed)
     other = _reduced(tmp_path / "other.json", "ofa-mbv3", {"a": [["k3e3,k3e3"]] * 5})
     assert main(["search", "--space", "nas-bench-macro", "--restrict", str(other), "--device", "none",
                  "--objectives", "params,accuracy", "--out", str(tmp_path / "x")]) == 2
