@@ -88,10 +88,12 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--sim-effort", type=int, default=None,
                      help="ZigZag's lpf_limit: temporal mappings tried per layer (default 6; lower is faster)")
     power = serve.add_argument_group("power", "energy over each timed window (hwnas-agent info lists the sources)")
-    power.add_argument("--power-source", default="", metavar="NAME",
-                       help="rapl, nvml or zeus (default: the first available of rapl and nvml; zeus - NVML, "
-                            "RAPL and Jetson rails through the Zeus library - only when named; the agent refuses "
-                            "to start if the named one is unavailable)")
+    power.add_argument("--power-source", default="", metavar="NAME[:ARG]",
+                       help="rapl, nvml, ina2xx[:HWMON] (an INA219/226/260 under Linux's hwmon), zeus, or "
+                            "serial:PORT (an RDTech UM24C/UM25C/UM34C USB meter); default: the first available "
+                            "of rapl, nvml and ina2xx. zeus (NVML, RAPL and Jetson rails through the Zeus library) "
+                            "and serial only when named; the agent refuses to start if the named one is "
+                            "unavailable")
     power.add_argument("--idle-baseline-seconds", type=float, default=0.0, metavar="S",
                        help="measure idle power for S seconds at start and report power and energy net of it")
     serve.add_argument("--name", default=None, help="agent name reported to the controller (default: hostname)")
@@ -124,8 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
     security.add_argument("--insecure", action="store_true", help="plaintext; allowed on loopback addresses only")
 
     info = sub.add_parser("info", help="print what this host offers (backends, power sources) as JSON and exit")
-    info.add_argument("--power-source", default="", metavar="NAME",
-                      help="also probe this opt-in power source (zeus)")
+    info.add_argument("--power-source", default="", metavar="NAME[:ARG]",
+                      help="also probe this opt-in power source (zeus, serial:PORT), or a named ina2xx:HWMON")
     return parser
 
 
@@ -280,10 +282,15 @@ def _info(args: argparse.Namespace) -> int:
     from device_agent.backends import BACKENDS, probe_backend
     from device_agent.power import probe_all
 
+    try:
+        power = probe_all(args.power_source)
+    except ValueError as exc:
+        print(f"hwnas-agent info: --power-source: {exc}", file=sys.stderr)
+        return 2
     report = {
         "agent_version": __version__,
         "backends": {name: vars(probe_backend(name)) for name in BACKENDS},
-        "power_sources": {name: vars(avail) for name, (_, avail) in probe_all(args.power_source).items()},
+        "power_sources": {name: vars(avail) for name, (_, avail) in power.items()},
     }
     print(json.dumps(report, indent=2))
     return 0

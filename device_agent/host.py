@@ -1,8 +1,9 @@
-"""What the agent can read about its host: static facts and the state at run time.
+"""What the agent can read about its host: static facts and the state at run time, on Linux, macOS and Windows.
 
-Everything here reads /proc and /sys directly (no psutil) so the agent stays
-installable on small boards; a file that is missing or unreadable yields an
-empty value, never a guess.
+Portable facts (cores, frequency, memory, load) come from psutil. The CPU's model name comes from where each
+OS keeps it (/proc/cpuinfo, macOS's sysctl, the platform's processor string), and the frequency governor
+from Linux's /sys. Anything that is missing or unreadable yields an empty value, never a guess, and no host
+fact ever stops a measurement: an agent on a host without /proc starts and measures.
 """
 
 from __future__ import annotations
@@ -11,13 +12,32 @@ import hashlib
 import os
 import platform
 import socket
+import subprocess
+import sys
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
+
+import psutil
 
 from device_agent.gpu import gpu_state
 
+_PROC = Path("/proc")
 _CPUFREQ = Path("/sys/devices/system/cpu/cpu0/cpufreq")
+# What psutil raises where the OS does not expose a fact (no /proc, no permission, not implemented here).
+PSUTIL_ERRORS = (psutil.Error, OSError, RuntimeError, NotImplementedError, AttributeError)
+T = TypeVar("T")
+
+
+def ask_psutil(read: Callable[[], T], default: T) -> T:
+    """``read()``, or ``default`` where the host does not tell."""
+    try:
+        value = read()
+    except PSUTIL_ERRORS:
+        return default
+    return default if value is None else value
 
 
 def _read_text(path: Path) -> str:
@@ -29,7 +49,7 @@ def _read_text(path: Path) -> str:
 
 def _cpuinfo_fields() -> list[tuple[str, str]]:
     fields = []
-    for line in _read_text(Path("/proc/cpuinfo")).splitlines():
+    for line in _read_text(_PROC / "cpuinfo").splitlines():
         key, sep, value = line.partition(":")
         if sep:
             fields.append((key.strip(), value.strip()))
@@ -37,12 +57,21 @@ def _cpuinfo_fields() -> list[tuple[str, str]]:
 
 
 def cpu_model() -> str:
-    """'model name' on x86, 'Model'/'Hardware' on ARM boards such as the Raspberry Pi."""
+    """'model name' on x86 Linux, 'Model'/'Hardware' on ARM boards such as the Raspberry Pi, the brand string on
+    macOS; elsewhere (Windows) what the platform says."""
     fields = _cpuinfo_fields()
     for wanted in ("model name", "Model", "Hardware", "cpu model"):
         for key, value in fields:
             if key == wanted and value:
                 return value
+    if sys.platform == "darwin":
+        try:
+            brand = subprocess.run(["sysctl", "-n", "machdep.cpu.brand_string"], capture_output=True, text=True,
+                                   timeout=5).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            brand = ""
+        if brand:
+            return brand
     return platform.processor() or platform.machine()
 
 
@@ -60,24 +89,12 @@ def host_id() -> str:
 
 
 def physical_cores() -> int:
-    """Distinct (physical id, core id) pairs; falls back to the logical count."""
-    pairs, physical = set(), "0"
-    for key, value in _cpuinfo_fields():
-        if key == "physical id":
-            physical = value
-        elif key == "core id":
-            pairs.add((physical, value))
-    return len(pairs) or (os.cpu_count() or 1)
+    """Physical cores (psutil); the logical count where the host does not say."""
+    return ask_psutil(lambda: psutil.cpu_count(logical=False), 0) or os.cpu_count() or 1
 
 
 def memory_total_bytes() -> int:
-    for line in _read_text(Path("/proc/meminfo")).splitlines():
-        if line.startswith("MemTotal:"):
-            return int(line.split()[1]) * 1024
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError):
-        return 0
+    return ask_psutil(lambda: psutil.virtual_memory().total, 0)
 
 
 def hostname() -> str:
@@ -99,15 +116,12 @@ class HostState:
 
 
 def read_state() -> HostState:
-    freq_khz = _read_text(_CPUFREQ / "scaling_cur_freq")
-    try:
-        load = os.getloadavg()
-    except OSError:
-        load = (0.0, 0.0, 0.0)
+    frequency = ask_psutil(psutil.cpu_freq, None)
+    load = ask_psutil(psutil.getloadavg, (0.0, 0.0, 0.0))
     gpu_name, gpu_clock, gpu_temperature = gpu_state()
     return HostState(
-        cpu_governor=_read_text(_CPUFREQ / "scaling_governor"),
-        cpu_freq_mhz=int(freq_khz) / 1000 if freq_khz.isdigit() else 0.0,
+        cpu_governor=_read_text(_CPUFREQ / "scaling_governor"),  # Linux only
+        cpu_freq_mhz=float(frequency.current) if frequency is not None else 0.0,
         load_avg_1m=load[0],
         load_avg_5m=load[1],
         load_avg_15m=load[2],

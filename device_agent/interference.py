@@ -1,19 +1,23 @@
 """What happened on the host while a measurement ran: other busy processes, thermal throttling.
 
 A latency taken while another process held a core, or while the CPU throttled, is not the device's
-latency. ``RunWatch`` snapshots /proc and /sys when the timed window opens and again when it closes, and
-turns the differences into warnings for the record. It reads files only (no psutil), so the agent stays
-light; a host without those files gets no warning rather than a guessed one.
+latency. ``RunWatch`` snapshots every process's CPU time (psutil: Linux, macOS, Windows) and the Linux
+throttle counters in /sys when the timed window opens and again when it closes, and turns the differences
+into warnings for the record. A host that does not tell gets no warning rather than a guessed one.
 """
 
 from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psutil
+
 from device_agent.gpu import violation_ns
+from device_agent.host import PSUTIL_ERRORS
 
 OTHER_PROCESS_CPU_SHARE = 0.10  # of one CPU over the timed window: above this, the record warns
 
@@ -31,20 +35,17 @@ def _read(path: Path) -> str:
         return ""
 
 
-def process_cpu_ticks(proc: Path = Path("/proc")) -> dict[int, tuple[str, int]]:
-    """pid -> (command name, user + system clock ticks so far), for every readable process."""
-    ticks: dict[int, tuple[str, int]] = {}
-    for entry in proc.iterdir() if proc.is_dir() else ():
-        if not entry.name.isdigit():
-            continue
-        text = _read(entry / "stat")
-        # "pid (comm) state ppid ...": comm may hold spaces and parentheses, so split at the last ')'.
-        head, sep, rest = text.rpartition(")")
-        fields = rest.split()
-        if not sep or len(fields) < 13:
-            continue
-        ticks[int(entry.name)] = (head.partition("(")[2], int(fields[11]) + int(fields[12]))
-    return ticks
+def process_cpu_seconds() -> dict[int, tuple[str, float]]:
+    """pid -> (name, user + system CPU seconds so far), for every process the agent may read."""
+    seconds: dict[int, tuple[str, float]] = {}
+    try:
+        for process in psutil.process_iter(["name", "cpu_times"]):
+            times = process.info["cpu_times"]  # None where access is denied
+            if times is not None:
+                seconds[process.pid] = (process.info["name"] or "?", times.user + times.system)
+    except PSUTIL_ERRORS:
+        return seconds
+    return seconds
 
 
 def throttle_counts(sys_root: Path = Path("/sys")) -> dict[str, int]:
@@ -69,17 +70,17 @@ def rpi_throttled_now(sys_root: Path = Path("/sys")) -> bool:
 class RunWatch:
     """Open at the start of the timed window, ``close`` at its end for the warnings."""
 
-    proc: Path = Path("/proc")
+    processes: Callable[[], dict[int, tuple[str, float]]] = process_cpu_seconds
     sys_root: Path = Path("/sys")
     own_pid: int = field(default_factory=os.getpid)
-    _ticks: dict[int, tuple[str, int]] = field(default_factory=dict, init=False)
+    _seconds: dict[int, tuple[str, float]] = field(default_factory=dict, init=False)
     _throttles: dict[str, int] = field(default_factory=dict, init=False)
     _rpi_throttled: bool = field(default=False, init=False)
     _gpu_violations: dict[str, int] = field(default_factory=dict, init=False)
     _t0: float = field(default=0.0, init=False)
 
     def start(self) -> None:
-        self._ticks = process_cpu_ticks(self.proc)
+        self._seconds = self.processes()
         self._throttles = throttle_counts(self.sys_root)
         self._rpi_throttled = rpi_throttled_now(self.sys_root)
         self._gpu_violations = violation_ns()
@@ -105,14 +106,13 @@ class RunWatch:
         return warnings
 
     def _busy_others(self, window_s: float) -> list[tuple[int, str, float]]:
-        if window_s <= 0 or not self._ticks:
+        if window_s <= 0 or not self._seconds:
             return []
-        hz = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
         busy = []
-        for pid, (name, ticks) in process_cpu_ticks(self.proc).items():
-            if pid == self.own_pid or pid not in self._ticks:
+        for pid, (name, seconds) in self.processes().items():
+            if pid == self.own_pid or pid not in self._seconds:
                 continue
-            share = (ticks - self._ticks[pid][1]) / hz / window_s
+            share = (seconds - self._seconds[pid][1]) / window_s
             if share > OTHER_PROCESS_CPU_SHARE:
                 busy.append((pid, name, share))
         return sorted(busy, key=lambda b: -b[2])

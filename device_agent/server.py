@@ -28,7 +28,7 @@ from device_agent.cache import ModelCache, check_sha256
 from device_agent.errors import AgentError, InvalidInput, MeasurementStopped, ModelNotFound
 from device_agent.fifo import FifoGate
 from device_agent.measure import Measurement, MeasureOptions, StopToken, measure
-from device_agent.power import POWER_SOURCES, PowerSource, idle_power_w, probe_all
+from device_agent.power import PowerSource, idle_power_w, parse_power_source, probe_all
 from device_agent.protocols import PROTOCOLS
 from protos.auth import TlsFiles
 from protos.hwnas.v1 import agent_pb2, agent_pb2_grpc
@@ -50,7 +50,7 @@ class AgentConfig:
     backends: list[str] = field(default_factory=lambda: ["onnxruntime"])
     max_workers: int = 32
     backend_options: dict[str, dict[str, str]] = field(default_factory=dict)  # e.g. replay: table, column
-    power_source: str = ""  # a name from POWER_SOURCES; empty: the first available one
+    power_source: str = ""  # NAME[:ARG] of a registered source (device_agent.power); empty: the first available
     idle_baseline_s: float = 0.0  # > 0: measure idle power this long at start and subtract it
 
 
@@ -189,9 +189,7 @@ class AgentServicer(agent_pb2_grpc.DeviceAgentServicer):
     def _pick_power_source(self, wanted: str) -> tuple[PowerSource | None, str]:
         """The configured source (it must be available), else the first available; and why none is."""
         if wanted:
-            if wanted not in POWER_SOURCES:
-                raise RuntimeError(f"unknown power source {wanted!r}; known: {sorted(POWER_SOURCES)}")
-            source, availability = self.power_probes[wanted]
+            source, availability = self.power_probes[parse_power_source(wanted)[0]]
             if not availability.available:
                 raise RuntimeError(f"power source {wanted!r} is not available: {availability.detail}")
             return source, ""

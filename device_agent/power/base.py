@@ -43,6 +43,7 @@ class PowerMeter(abc.ABC):
 class PowerSource(abc.ABC):
     name: str
     opt_in: bool = False  # probed only when asked for by name (a heavy import or helper processes)
+    argument: str = ""  # what ``--power-source NAME:ARG`` names (e.g. "PORT"); empty: the source takes none
 
     @abc.abstractmethod
     def probe(self) -> Availability: ...

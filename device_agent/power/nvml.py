@@ -9,12 +9,11 @@ says at what period. The GPU is ``HWNAS_NVML_DEVICE`` (index, default 0).
 from __future__ import annotations
 
 import importlib.util
-import itertools
 import os
-import threading
 import time
 
 from device_agent.power.base import Availability, EnergyReading, PowerMeter, PowerSource
+from device_agent.power.sampling import SampledMeter
 
 SAMPLE_PERIOD_S = 0.02
 
@@ -42,40 +41,6 @@ class _CounterMeter(PowerMeter):
         e1_mj = self._nvml.nvmlDeviceGetTotalEnergyConsumption(self._handle)
         return EnergyReading(source=f"nvml:{self._label}", window_s=time.perf_counter() - self._t0,
                              energy_j=(e1_mj - self._e0_mj) / 1e3)
-
-
-class _SampledMeter(PowerMeter):
-    def __init__(self, nvml, handle, label: str) -> None:
-        self._nvml, self._handle, self._label = nvml, handle, label
-        self._stop = threading.Event()
-        self._samples: list[tuple[float, float]] = []  # (perf_counter s, W)
-        self._thread: threading.Thread | None = None
-
-    def _sample(self) -> None:
-        self._samples.append((time.perf_counter(), self._nvml.nvmlDeviceGetPowerUsage(self._handle) / 1e3))
-
-    def _run(self) -> None:
-        while not self._stop.wait(SAMPLE_PERIOD_S):
-            self._sample()
-
-    def start(self) -> None:
-        self._samples = []
-        self._sample()
-        self._thread = threading.Thread(target=self._run, daemon=True, name="nvml-sampler")
-        self._thread.start()
-
-    def poll(self) -> None:
-        """The sampler thread does the reading."""
-
-    def stop(self) -> EnergyReading:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-        self._sample()
-        energy = sum((t1 - t0) * (p0 + p1) / 2 for (t0, p0), (t1, p1) in itertools.pairwise(self._samples))
-        window = self._samples[-1][0] - self._samples[0][0]
-        return EnergyReading(source=f"nvml:{self._label}", window_s=window, energy_j=energy,
-                             sampling_period_s=SAMPLE_PERIOD_S)
 
 
 class NvmlSource(PowerSource):
@@ -111,5 +76,8 @@ class NvmlSource(PowerSource):
         return Availability(True, f"GPU {self._label}, {how}")
 
     def open(self) -> PowerMeter:
-        meter = _CounterMeter if self._counter else _SampledMeter
-        return meter(_nvml(), self._handle, self._label)
+        nvml, handle = _nvml(), self._handle
+        if self._counter:
+            return _CounterMeter(nvml, handle, self._label)
+        return SampledMeter(lambda: nvml.nvmlDeviceGetPowerUsage(handle) / 1e3, f"nvml:{self._label}",
+                            SAMPLE_PERIOD_S)

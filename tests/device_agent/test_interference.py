@@ -21,7 +21,7 @@ def test_a_busy_process_during_the_timed_window_is_named_in_the_warnings(tmp_pat
     hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
     try:
         time.sleep(0.3)  # let it get going
-        # About a second of timing: long enough for /proc's 10 ms ticks to see a busy neighbour.
+        # About a second of timing: long enough for the OS's 10 ms CPU-time ticks to see a busy neighbour.
         m = measure(model, MeasureOptions(protocol="fixed", protocol_params={"count": 50000.0}), None)
     finally:
         hog.kill()
@@ -31,34 +31,42 @@ def test_a_busy_process_during_the_timed_window_is_named_in_the_warnings(tmp_pat
     assert busy and f"pid {hog.pid}" in busy[0], m.warnings
 
 
-def fake_proc(root: Path, ticks: dict[int, int]) -> None:
-    for pid, t in ticks.items():
-        (root / str(pid)).mkdir(parents=True, exist_ok=True)
-        # utime is field 14, stime field 15 of /proc/PID/stat; "(my proc)" has a space, as comm may.
-        (root / str(pid) / "stat").write_text(f"{pid} (my proc) S 1 1 1 0 -1 0 0 0 0 0 {t} 0 0 0 20 0 1 0\n")
+def fake_processes(seconds: dict[int, float]):
+    """A stand-in for psutil's process table: pid -> CPU seconds, the dict changed in place by the test."""
+    return lambda: {pid: ("my proc", t) for pid, t in seconds.items()}
 
 
 def test_quiet_neighbours_and_steady_throttle_counters_give_no_warning(tmp_path: Path) -> None:
-    """A fake /proc and /sys (this VM has no throttle counters): nothing grows, nothing is said."""
-    proc, sys_root = tmp_path / "proc", tmp_path / "sys"
-    fake_proc(proc, {100: 50, 200: 7})
+    """A fake process table and /sys (this VM has no throttle counters): nothing grows, nothing is said."""
+    sys_root = tmp_path / "sys"
+    seconds = {100: 0.5, 200: 0.07}
     counter = sys_root / "devices/system/cpu/cpu0/thermal_throttle/core_throttle_count"
     counter.parent.mkdir(parents=True)
     counter.write_text("3\n")
-    watch = RunWatch(proc=proc, sys_root=sys_root, own_pid=100)
+    watch = RunWatch(processes=fake_processes(seconds), sys_root=sys_root, own_pid=100)
     watch.start()
     time.sleep(0.2)
-    fake_proc(proc, {100: 500, 200: 8})  # our own process may be busy; pid 200 used 1 tick of 20
+    seconds.update({100: 5.0, 200: 0.08})  # our own process may be busy; pid 200 used 10 ms of 200
     assert watch.close() == []
 
 
+def test_a_busy_neighbour_in_the_process_table_is_named(tmp_path: Path) -> None:
+    seconds = {100: 0.5, 200: 0.07}
+    watch = RunWatch(processes=fake_processes(seconds), sys_root=tmp_path / "none", own_pid=100)
+    watch.start()
+    time.sleep(0.2)
+    seconds[200] += 0.1  # about half a CPU over the window
+    [warning] = watch.close()
+    assert warning.startswith("other processes used more than 10% of a CPU during the timed window: my proc "
+                              "(pid 200, ")
+
+
 def test_a_throttle_counter_that_grows_during_the_window_is_a_warning(tmp_path: Path) -> None:
-    proc, sys_root = tmp_path / "proc", tmp_path / "sys"
-    fake_proc(proc, {1: 0})
+    sys_root = tmp_path / "sys"
     counter = sys_root / "devices/system/cpu/cpu1/thermal_throttle/package_throttle_count"
     counter.parent.mkdir(parents=True)
     counter.write_text("3\n")
-    watch = RunWatch(proc=proc, sys_root=sys_root)
+    watch = RunWatch(processes=fake_processes({1: 0.0}), sys_root=sys_root)
     watch.start()
     counter.write_text("4\n")
     assert watch.close() == ["the CPU throttled thermally during the timed window "
@@ -72,6 +80,6 @@ def test_a_raspberry_pi_throttling_now_is_a_warning(tmp_path: Path, value: str, 
     flag = sys_root / "devices/platform/soc/soc:firmware/get_throttled"
     flag.parent.mkdir(parents=True)
     flag.write_text(value)
-    watch = RunWatch(proc=tmp_path / "none", sys_root=sys_root)
+    watch = RunWatch(processes=dict, sys_root=sys_root)
     watch.start()
     assert bool(watch.close()) == warned
