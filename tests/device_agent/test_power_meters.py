@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from controller.fleet.client import AgentClient
-from device_agent.power import probe_all
+from device_agent.power import EnergyReading, PowerSource, probe_all
 from device_agent.power.ina2xx import Ina2xxSource
 from device_agent.power.serial_meter import SNAPSHOT_BYTES, SerialMeterSource, parse_snapshot
 
@@ -39,15 +39,19 @@ def hwmon(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return root
 
 
-def test_an_ina219_reporting_power_is_found_and_integrated(hwmon: Path) -> None:
-    fake_hwmon(hwmon, "hwmon1", "ina219", {"power1_input": "2500000", "update_interval": "4"})  # 2.5 W
-    source = Ina2xxSource()
+def probe_and_read(source: PowerSource, expected_detail: str, seconds: float) -> EnergyReading:
+    """Probe ``source`` (it must say ``expected_detail``) and read one window of ``seconds``."""
     availability = source.probe()
-    assert availability.available and availability.detail == f"ina219 at {hwmon / 'hwmon1'}, sampled every 4 ms"
+    assert availability.available and availability.detail == expected_detail
     meter = source.open()
     meter.start()
-    time.sleep(0.3)
-    reading = meter.stop()
+    time.sleep(seconds)
+    return meter.stop()
+
+
+def test_an_ina219_reporting_power_is_found_and_integrated(hwmon: Path) -> None:
+    fake_hwmon(hwmon, "hwmon1", "ina219", {"power1_input": "2500000", "update_interval": "4"})  # 2.5 W
+    reading = probe_and_read(Ina2xxSource(), f"ina219 at {hwmon / 'hwmon1'}, sampled every 4 ms", 0.3)
     assert reading.source == "ina2xx:hwmon1" and reading.energy_j / reading.window_s == pytest.approx(2.5)
     assert reading.sampling_period_s == pytest.approx(0.004, rel=0.5)
 
@@ -134,13 +138,7 @@ def meter() -> Iterator[FakeUmMeter]:
 
 
 def test_a_um34c_on_a_serial_port_is_sampled_over_the_window(meter: FakeUmMeter) -> None:
-    source = SerialMeterSource(meter.port)
-    availability = source.probe()
-    assert availability.available and availability.detail == f"RDTech UM34C on {meter.port} (reads 1.800 W now)"
-    reading_meter = source.open()
-    reading_meter.start()
-    time.sleep(0.4)
-    reading = reading_meter.stop()
+    reading = probe_and_read(SerialMeterSource(meter.port), f"RDTech UM34C on {meter.port} (reads 1.800 W now)", 0.4)
     assert reading.source == f"serial:{meter.port}" and reading.energy_j / reading.window_s == pytest.approx(1.8)
     assert meter.requests >= 4 and reading.sampling_period_s > 0.03  # asked every 50 ms; the last at stop
 
