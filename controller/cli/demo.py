@@ -120,6 +120,7 @@ def demo_summary(lines: list[str], outputs: dict[str, Path], db: Path) -> str:
         *[f"- {line}" for line in lines],
         "", "outputs:", *[f"  {name:<{width}}  {path}" for name, path in outputs.items()],
         "", "next:",
+        f"  hwnas dashboard --db {db}    # the fleet, campaigns and dataset in a browser (http://127.0.0.1:8080/)",
         f"  hwnas latbench status --db {db}",
         f"  hwnas latbench export --db {db} --format csv --out demo.csv",
         "  hwnas predictor bench --data demo.csv --device local-cpu-ort --target latency_ms --train 60 --valid 20",

@@ -7,10 +7,24 @@ import argparse
 import sys
 
 from controller import __version__
-from controller.cli import autobuild, autogo, certs, demo, fleet, graph, latbench, predictor, profile, search, space
+from controller.cli import (
+    autobuild,
+    autogo,
+    certs,
+    dashboard,
+    demo,
+    fleet,
+    graph,
+    latbench,
+    predictor,
+    profile,
+    search,
+    space,
+)
 from controller.cli.common import fail
 
-COMMAND_GROUPS = (profile, space, graph, latbench, fleet, predictor, search, autogo, autobuild, certs, demo)
+COMMAND_GROUPS = (profile, space, graph, latbench, fleet, predictor, search, autogo, autobuild, dashboard, certs,
+                  demo)
 
 
 def build_parser() -> argparse.ArgumentParser:

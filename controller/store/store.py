@@ -17,7 +17,20 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, bindparam, create_engine, delete, event, func, insert, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    and_,
+    bindparam,
+    case,
+    create_engine,
+    delete,
+    event,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, OperationalError
 
@@ -556,17 +569,49 @@ class Store:
             rows = conn.execute(select(schema.jobs).where(schema.jobs.c.state == "leased")).mappings()
             return [_job(row) for row in rows]
 
-    def measurements(self, device_key: str | None = None, exclude_warned: bool = False) -> Iterator[dict[str, Any]]:
+    def measurements(self, device_key: str | None = None, exclude_warned: bool = False,
+                     arch_id: str | None = None) -> Iterator[dict[str, Any]]:
         """Measurement rows joined with their architecture, oldest first; ``exclude_warned`` drops warned ones."""
         m, a = schema.measurements, schema.architectures
         query = (select(m, a.c.space, a.c.arch, a.c.encoding, a.c.macs, a.c.params)
                  .join(a, a.c.arch_id == m.c.arch_id).order_by(m.c.id))
         if device_key is not None:
             query = query.where(m.c.device_key == device_key)
+        if arch_id is not None:
+            query = query.where(m.c.arch_id == arch_id)
         if exclude_warned:
             query = query.where(~_WARNED)
         with self.engine.connect() as conn:
             yield from (dict(row) for row in conn.execute(query).mappings())
+
+    def campaign_progress(self, since_unix_s: float) -> list[dict[str, Any]]:
+        """Per (campaign, device key, state): how many jobs, how many of them changed state since
+        ``since_unix_s`` (for a done state: the recent completion rate), and when the first was queued."""
+        jobs = schema.jobs
+        recent = func.sum(case((jobs.c.updated_at_unix_s >= since_unix_s, 1), else_=0))
+        query = (select(jobs.c.campaign, jobs.c.device_key, jobs.c.state, func.count().label("n"),
+                        recent.label("recent"), func.min(jobs.c.created_at_unix_s).label("first_queued"))
+                 .group_by(jobs.c.campaign, jobs.c.device_key, jobs.c.state)
+                 .order_by(jobs.c.campaign, jobs.c.device_key))
+        with self.engine.connect() as conn:
+            return [dict(row) for row in conn.execute(query).mappings()]
+
+    def failures(self, campaign: str) -> list[tuple[str, str, str]]:
+        """(device key, architecture string, last error) of the campaign's failed jobs."""
+        jobs, a = schema.jobs, schema.architectures
+        query = (select(jobs.c.device_key, a.c.arch, jobs.c.last_error).join(a, a.c.arch_id == jobs.c.arch_id)
+                 .where(and_(jobs.c.campaign == campaign, jobs.c.state == "failed")).order_by(jobs.c.id))
+        with self.engine.connect() as conn:
+            return [(key, arch, error or "no error recorded") for key, arch, error in conn.execute(query)]
+
+    def latency_rows(self) -> list[tuple[str, str, str, str, str, float, int]]:
+        """(device key, arch id, space, protocol, backend, latency ms, MACs) of every measurement: the narrow
+        read a dashboard plots from (100,000 rows in well under a second)."""
+        m, a = schema.measurements, schema.architectures
+        query = (select(m.c.device_key, m.c.arch_id, a.c.space, m.c.protocol, m.c.backend, m.c.latency_ms, a.c.macs)
+                 .join(a, a.c.arch_id == m.c.arch_id))
+        with self.engine.connect() as conn:
+            return [tuple(row) for row in conn.execute(query)]
 
     def architecture(self, arch_id: str) -> ArchRecord:
         with self.engine.connect() as conn:

@@ -59,6 +59,7 @@ def test_demo_runs_the_main_job_end_to_end(tmp_path: Path) -> None:
     # 12 cells hold out 3: too few for a figure, and the demo says so rather than printing a Spearman.
     assert len(re.findall(r"latency predictor \(ridge\) .* 3 held-out measurements: too few to score", out)) == 2, out
     assert "hwnas demo: done" in out and "outputs:" in out and str(tmp_path / "demo" / "demo.db") in out
+    assert f"hwnas dashboard --db {tmp_path / 'demo' / 'demo.db'}" in out  # where to look at it next
     for name in ("pareto.png", "hypervolume.png"):
         assert (tmp_path / "demo" / "search" / name).stat().st_size > 1000
     assert len((tmp_path / "demo" / "search" / "measured.csv").read_text().splitlines()) == 31

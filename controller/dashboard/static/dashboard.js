@@ -1,0 +1,125 @@
+// Fills a dashboard page from its JSON API and, for live pages, polls it every 2 s. No framework, no CDN.
+"use strict";
+
+const content = document.getElementById("content");
+const statusLine = document.getElementById("status");
+const POLL_MS = 2000;
+
+function cell(value, cls) {
+  const td = document.createElement("td");
+  td.textContent = value === null || value === undefined ? "–" : String(value);
+  if (cls) td.className = cls;
+  return td;
+}
+
+function table(id, headers, rows) {
+  const t = document.createElement("table");
+  t.id = id;
+  const head = document.createElement("tr");
+  for (const h of headers) {
+    const th = document.createElement("th");
+    th.textContent = h;
+    head.appendChild(th);
+  }
+  t.appendChild(head);
+  for (const cells of rows) {
+    const tr = document.createElement("tr");
+    for (const td of cells) tr.appendChild(td);
+    t.appendChild(tr);
+  }
+  return t;
+}
+
+const RENDER = {
+  fleet(agents) {
+    if (!agents.length) return document.createTextNode("No agent has dialled in and no job is leased.");
+    return table("fleet", ["name", "device key", "kind", "backends", "host", "version", "health",
+                           "last heartbeat (s ago)", "current job", "queued for key"],
+      agents.map(a => [cell(a.name), cell(a.device_key), cell(a.kind), cell(a.backends), cell(a.host),
+                       cell(a.version), cell(a.health, a.health), cell(a.last_heartbeat_s_ago, "num"),
+                       cell(a.current_job), cell(a.queued_for_key, "num")]));
+  },
+  campaigns(cells) {
+    if (!cells.length) return document.createTextNode("The store holds no campaign.");
+    const out = document.createElement("div");
+    out.appendChild(table("campaigns", ["campaign", "device key", "done", "queued", "leased", "failed", "total",
+                                        "rate (jobs/min)", "ETA (min)"],
+      cells.map(c => [cell(c.campaign), cell(c.device_key), cell(c.done, "num"), cell(c.queued, "num"),
+                      cell(c.leased, "num"), cell(c.failed, "num"), cell(c.total, "num"),
+                      cell(c.rate_per_min, "num"), cell(c.eta_min, "num")])));
+    for (const c of cells.filter(c => c.failures.length)) {
+      const p = document.createElement("div");
+      p.className = "failures";
+      p.textContent = `${c.campaign} on ${c.device_key}: ` +
+        c.failures.map(f => `${f.arch}: ${f.error}`).join("; ");
+      out.appendChild(p);
+    }
+    return out;
+  },
+  dataset(data) {
+    filters(data.choices);
+    const rows = data.devices.map(d => [cell(d.device_key), cell(d.measurements, "num"),
+                                        cell(d.architectures, "num"), cell(d.median_ms.toFixed(4), "num"),
+                                        cell(d.p90_ms.toFixed(4), "num")]);
+    plots(data);
+    return table("devices", ["device key", "measurements", "architectures", "median ms", "p90 ms"], rows);
+  },
+};
+
+function filters(choices) {
+  const form = document.getElementById("filters");
+  if (form.childElementCount) return;
+  const current = new URLSearchParams(window.location.search);
+  for (const [name, values] of Object.entries(choices)) {
+    const select = document.createElement("select");
+    select.name = name;
+    select.id = `filter-${name}`;
+    for (const v of ["", ...values]) {
+      const o = document.createElement("option");
+      o.value = v;
+      o.textContent = v || `any ${name}`;
+      o.selected = current.get(name) === v;
+      select.appendChild(o);
+    }
+    select.onchange = () => form.submit();
+    form.appendChild(select);
+  }
+}
+
+function plots(data) {
+  if (typeof Plotly === "undefined") return;
+  const layout = (title, x, y) => ({title: {text: title}, xaxis: {title: {text: x}}, yaxis: {title: {text: y}},
+                                    margin: {t: 40}});
+  Plotly.react("distribution", data.devices.map(d => ({type: "box", name: d.device_key, y: d.latency_ms,
+                                                       boxpoints: false})),
+               layout("Latency per device", "device key", "latency (ms)"));
+  Plotly.react("scatter", data.devices.map(d => ({type: "scattergl", mode: "markers", name: d.device_key,
+                                                  x: d.scatter.macs, y: d.scatter.latency_ms,
+                                                  text: d.scatter.arch_id, marker: {size: 4}})),
+               layout("Latency vs MACs (median per architecture)", "MACs", "latency (ms)"));
+  document.getElementById("scatter").on("plotly_click", ev => {
+    const id = ev.points[0].text;
+    if (id) window.location.href = `/arch/${id}`;
+  });
+  Plotly.react("heatmap", [{type: "heatmap", z: data.spearman, x: data.device_keys, y: data.device_keys,
+                            zmin: -1, zmax: 1, colorscale: "RdBu", customdata: data.common,
+                            hovertemplate: "%{y} vs %{x}: ρ %{z} over %{customdata} architectures<extra></extra>"}],
+               layout("Spearman rank correlation between devices", "", ""));
+}
+
+async function refresh() {
+  try {
+    const response = await fetch(content.dataset.api, {credentials: "same-origin"});
+    const data = await response.json();
+    if (!response.ok) throw new Error(data.error || response.statusText);
+    content.replaceChildren(RENDER[content.dataset.page](data));
+    statusLine.textContent = `updated ${new Date().toLocaleTimeString()}`;
+    statusLine.className = "status";
+  } catch (err) {
+    statusLine.textContent = `could not update: ${err.message}`;
+    statusLine.className = "status error";
+  }
+}
+
+refresh();
+if (content.dataset.page !== "dataset") setInterval(refresh, POLL_MS);

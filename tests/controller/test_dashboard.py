@@ -1,0 +1,211 @@
+"""``hwnas dashboard`` in a real browser (Debian's headless Chromium through Selenium) against a real agent
+and a live campaign, and its refusals over plain HTTP."""
+
+from __future__ import annotations
+
+import shutil
+import statistics
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import uvicorn
+
+from controller.cli.main import main
+from controller.dashboard.app import create_app
+from controller.fleet import campaign, run_campaign
+from controller.fleet.gateway import Gateway
+from controller.fleet.local_agent import LocalAgent
+from controller.store import Store
+
+from .test_campaign import NB201, distinct_archs, free_port, plan
+
+TOKEN = "t" * 32
+
+
+class Served:
+    """The dashboard app served by uvicorn on 127.0.0.1 in a thread."""
+
+    def __init__(self, db: Path | str, token: str | None = TOKEN) -> None:
+        self.port = free_port()
+        self.server = uvicorn.Server(uvicorn.Config(create_app(db, str(db), token), host="127.0.0.1", port=self.port,
+                                                    log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        deadline = time.time() + 20
+        while not self.server.started and time.time() < deadline:
+            time.sleep(0.05)
+        assert self.server.started
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def get(self, path: str, token: str | None = TOKEN) -> tuple[int, bytes]:
+        request = urllib.request.Request(self.url + path,
+                                         headers={"Authorization": f"Bearer {token}"} if token else {})
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status, response.read()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read()
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator:
+    chromium, driver_path = shutil.which("chromium"), shutil.which("chromedriver")
+    if not (chromium and driver_path):
+        pytest.skip("Debian's chromium and chromium-driver are not installed (.ci/run installs them)")
+    from selenium import webdriver
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1000"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=driver_path))
+    driver.set_page_load_timeout(30)
+    yield driver
+    driver.quit()
+
+
+def text_of(driver, element_id: str, timeout: float = 15.0) -> str:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(driver, timeout).until(expected_conditions.presence_of_element_located((By.ID, element_id)))
+    return driver.find_element(By.ID, element_id).text
+
+
+def table_rows(driver, element_id: str, timeout: float = 15.0) -> list[list[str]]:
+    """The table's cells, read in one script call: live pages replace their tables every poll."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    script = ("const t = document.getElementById(arguments[0]); return t && "
+              "[...t.rows].slice(1).map(r => [...r.cells].map(c => c.textContent));")
+    return WebDriverWait(driver, timeout).until(lambda d: d.execute_script(script, element_id))
+
+
+def test_the_pages_follow_a_live_campaign_of_a_real_agent(tmp_path: Path, browser) -> None:
+    db = tmp_path / "lab.db"
+    n = 6
+    with Store(db) as store:
+        campaign.enqueue(store, NB201, distinct_archs(n, seed=3), plan(["cpu-k"], count=3000))
+    dashboard = Served(db)
+    gateway_store = Store(db)
+    gateway = Gateway(gateway_store, "127.0.0.1:0", lease_s=5.0).start()
+    try:
+        browser.get(f"{dashboard.url}/campaigns?token={TOKEN}")  # the token once; a cookie after
+        assert table_rows(browser, "campaigns")[0][:4] == ["t", "cpu-k", "0", str(n)]
+        with LocalAgent(tmp_path / "c", ["--controller", gateway.address, "--device-key", "cpu-k",
+                                         "--name", "lab-pc"], listen=False):
+            runner = threading.Thread(target=run_campaign, args=(gateway_store, []),
+                                      kwargs={"device_keys": ["cpu-k"], "dial_in": True})
+            runner.start()
+            seen_done, fleet_seen = set(), False
+            deadline = time.time() + 120
+            while runner.is_alive() and time.time() < deadline:
+                row = table_rows(browser, "campaigns")[0]
+                seen_done.add(int(row[2]))
+                if not fleet_seen and 0 < int(row[2]) < n:
+                    browser.save_screenshot(str(tmp_path / "campaigns.png"))
+                    browser.get(f"{dashboard.url}/fleet")
+                    agent = table_rows(browser, "fleet")[0]
+                    assert agent[:3] == ["lab-pc", "cpu-k", "dialled in"] and agent[6] == "healthy"
+                    browser.save_screenshot(str(tmp_path / "fleet.png"))
+                    fleet_seen = True
+                    browser.get(f"{dashboard.url}/campaigns")
+                time.sleep(0.5)
+            runner.join(60)
+        assert fleet_seen and len(seen_done) >= 3, seen_done  # the page advanced while jobs finished
+        time.sleep(2.5)  # one more poll
+        assert table_rows(browser, "campaigns")[0][:6] == ["t", "cpu-k", str(n), "0", "0", "0"]
+
+        browser.get(f"{dashboard.url}/dataset")
+        [device] = table_rows(browser, "devices")
+        with Store(db, read_only=True) as store:
+            latencies = [r["latency_ms"] for r in store.measurements()]
+            arch_id = next(store.measurements())["arch_id"]
+        assert device[:3] == ["cpu-k", str(n), str(n)]
+        assert float(device[3]) == pytest.approx(statistics.median(latencies), abs=1e-4)
+        from selenium.webdriver.common.by import By
+
+        assert len(browser.find_elements(By.CSS_SELECTOR, "#heatmap .main-svg")) >= 1  # Plotly drew it
+        browser.save_screenshot(str(tmp_path / "dataset.png"))
+
+        browser.get(f"{dashboard.url}/arch/{arch_id}")
+        assert text_of(browser, "arch-id") == arch_id
+        assert len(table_rows(browser, "records")) == 1
+        status, onnx = dashboard.get(f"/arch/{arch_id}/model.onnx")
+        assert status == 200 and len(onnx) > 1000
+        browser.save_screenshot(str(tmp_path / "arch.png"))
+    finally:
+        gateway.stop()
+        gateway_store.close()
+        dashboard.stop()
+    for name in ("campaigns", "fleet", "dataset", "arch"):
+        assert (tmp_path / f"{name}.png").stat().st_size > 10_000
+
+
+def test_a_wrong_token_an_unknown_architecture_and_a_broken_store_get_a_clear_status(tmp_path: Path) -> None:
+    db = tmp_path / "lab.db"
+    Store(db).close()
+    good = Served(db)
+    try:
+        assert good.get("/api/fleet")[0] == 200
+        status, body = good.get("/fleet", token="x" * 32)
+        assert status == 401 and b"Wrong or missing token" in body
+        assert good.get("/fleet", token=None)[0] == 401
+        status, body = good.get("/arch/" + "0" * 64)
+        assert status == 404 and b"the store holds no architecture" in body
+        assert good.get("/api/campaigns") == (200, b"[]")
+    finally:
+        good.stop()
+    broken = tmp_path / "broken.db"
+    broken.write_bytes(b"this is not a database" * 100)
+    served = Served(broken, token=None)
+    try:
+        for _ in range(2):  # the server keeps serving
+            status, body = served.get("/api/fleet")
+            assert status == 503 and b"the store cannot be read" in body
+        assert served.get("/arch/" + "0" * 64)[0] == 503
+        assert served.get("/static-vendor/plotly.min.js")[0] == 200  # shipped with the install: no CDN
+    finally:
+        served.stop()
+
+
+def test_the_command_refuses_what_would_expose_the_store(tmp_path: Path, capsys) -> None:
+    db = tmp_path / "lab.db"
+    Store(db).close()
+    assert main(["dashboard", "--db", str(db), "--host", "0.0.0.0"]) == 2
+    assert "serving on 0.0.0.0 needs --token-file" in capsys.readouterr().err
+    assert main(["dashboard", "--db", str(tmp_path / "none.db")]) == 2
+    assert "no store at" in capsys.readouterr().err
+    assert main(["dashboard", "--db", str(db), "--tls-cert", str(db)]) == 2
+    assert "--tls-cert and --tls-key go together" in capsys.readouterr().err
+    from controller.cli.dashboard import shown_store
+
+    assert shown_store("postgresql+psycopg://lab:s3cret@db.lab/hwnas") == "postgresql+psycopg://lab:***@db.lab/hwnas"
+
+
+def test_a_young_campaigns_rate_is_over_its_age_not_the_whole_window(tmp_path: Path) -> None:
+    """2 jobs done within a campaign's first minute is 2 jobs/min (not 2 per 10-minute window), ETA 1 min."""
+    from controller.dashboard import views
+    from controller.store.records import MeasurementRecord
+
+    with Store(tmp_path / "lab.db") as store:
+        campaign.enqueue(store, NB201, distinct_archs(4, seed=1), plan(["k"]))
+        now = time.time() + 60
+        for _ in range(2):
+            job = store.lease("k", "w", 30, now=now - 30)
+            store.complete(MeasurementRecord(
+                job_key=job.job_key, arch_id=job.arch_id, device_key="k", backend=job.backend, protocol="fixed",
+                protocol_params={}, batch_size=1, input_shape=[1, 3, 32, 32], latency_ms=1.0, stats={},
+                agent_name="a", agent_version="", started_unix_ns=0, finished_unix_ns=0), now=now - 30)
+        [cell] = views.campaigns(store, now=now)
+    assert (cell["done"], cell["queued"], cell["rate_per_min"], cell["eta_min"]) == (2, 2, 2.0, 1.0)
