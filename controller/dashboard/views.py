@@ -15,7 +15,7 @@ from scipy import stats
 from controller.store import Store
 
 RATE_WINDOW_S = 600.0  # completions over the last ten minutes give a campaign's rate
-SCATTER_POINTS = 5000  # per device: enough to see the cloud, few enough to render fast
+SCATTER_POINTS = 1500  # per device: enough to see the cloud, few enough to send and draw fast
 
 
 def fleet(store: Store, now: float | None = None) -> list[dict[str, Any]]:
@@ -34,7 +34,7 @@ def fleet(store: Store, now: float | None = None) -> list[dict[str, Any]]:
                      "host": agent.peer, "version": agent.version, "kind": "dialled in",
                      "health": "healthy" if agent.healthy(now) else "stale",
                      "last_heartbeat_s_ago": round(now - agent.last_seen_at_unix_s, 1),
-                     "current_job": jobs[0].job_key if jobs else "",
+                     "current_job": _job_text(jobs[0]) if jobs else "",
                      "queued_for_key": counts.get(agent.device_key, {}).get("queued", 0)})
     for owner, jobs in sorted(leases.items()):
         if owner in registered:
@@ -42,8 +42,13 @@ def fleet(store: Store, now: float | None = None) -> list[dict[str, Any]]:
         key = jobs[0].device_key
         rows.append({"name": owner, "device_key": key, "backends": jobs[0].backend, "host": owner,
                      "version": "", "kind": "configured", "health": "leasing", "last_heartbeat_s_ago": None,
-                     "current_job": jobs[0].job_key, "queued_for_key": counts.get(key, {}).get("queued", 0)})
+                     "current_job": _job_text(jobs[0]), "queued_for_key": counts.get(key, {}).get("queued", 0)})
     return rows
+
+
+def _job_text(job) -> str:
+    """A leased job as a person reads it: campaign, architecture (short id), backend and protocol."""
+    return f"{job.campaign}: {job.arch_id[:12]} on {job.backend} ({job.protocol})"
 
 
 def campaigns(store: Store, now: float | None = None) -> list[dict[str, Any]]:
@@ -75,45 +80,74 @@ def campaigns(store: Store, now: float | None = None) -> list[dict[str, Any]]:
 
 
 def dataset(store: Store, space: str = "", protocol: str = "", backend: str = "") -> dict[str, Any]:
-    """Per device: latency distribution and latency vs MACs; the device x device Spearman correlation over the
-    architectures both measured (median latency per architecture); the filter values there are."""
+    """Per device: latency distribution (box statistics) and latency vs MACs; the device x device Spearman
+    correlation over the architectures both measured (median latency per architecture); the filter values.
+
+    Vectorised: a page over 100,000 measurements must answer in well under 2 s (``benchmarks/dashboard.py``).
+    """
     rows = store.latency_rows()
     choices = {"space": sorted({r[2] for r in rows}), "protocol": sorted({r[3] for r in rows}),
                "backend": sorted({r[4] for r in rows})}
     rows = [r for r in rows if (not space or r[2] == space) and (not protocol or r[3] == protocol)
             and (not backend or r[4] == backend)]
-    by_device: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
-    macs: dict[str, int] = {}
-    for device, arch_id, _, _, _, latency, m in rows:
-        by_device[device][arch_id].append(latency)
-        macs[arch_id] = m
-    devices = sorted(by_device)
-    medians = {d: {a: float(np.median(v)) for a, v in archs.items()} for d, archs in by_device.items()}
-    per_device = []
+    if not rows:
+        return {"devices": [], "device_keys": [], "choices": choices, "rows": 0, "spearman": [], "common": []}
+    devices, device_of = np.unique(np.array([r[0] for r in rows], dtype=object).astype(str), return_inverse=True)
+    arch_ids, arch_of = np.unique(np.array([r[1] for r in rows], dtype=object).astype(str), return_inverse=True)
+    latency = np.array([r[5] for r in rows], dtype=np.float64)
+    macs = np.zeros(len(arch_ids), dtype=np.float64)
+    macs[arch_of] = [r[6] for r in rows]
+    medians = _group_medians(device_of, arch_of, latency, (len(devices), len(arch_ids)))
     rng = np.random.default_rng(0)
-    for d in devices:
-        latencies = np.array([r[5] for r in rows if r[0] == d])
-        archs = list(medians[d])
-        shown = archs if len(archs) <= SCATTER_POINTS else [archs[i] for i in rng.choice(len(archs), SCATTER_POINTS,
-                                                                                         replace=False)]
-        per_device.append({"device_key": d, "measurements": len(latencies), "architectures": len(archs),
-                           "median_ms": float(np.median(latencies)), "p90_ms": float(np.percentile(latencies, 90)),
-                           "latency_ms": latencies.tolist() if len(latencies) <= 20_000 else
-                           rng.choice(latencies, 20_000, replace=False).tolist(),
-                           "scatter": {"macs": [macs[a] for a in shown], "latency_ms": [medians[d][a] for a in shown],
-                                       "arch_id": shown}})
-    correlation = np.full((len(devices), len(devices)), np.nan)
-    common = np.zeros((len(devices), len(devices)), dtype=int)
-    for i, a in enumerate(devices):
-        for j, b in enumerate(devices):
-            shared = sorted(set(medians[a]) & set(medians[b]))
-            common[i, j] = len(shared)
-            if len(shared) >= 3:
-                rho = stats.spearmanr([medians[a][k] for k in shared], [medians[b][k] for k in shared]).statistic
-                correlation[i, j] = float(rho)
-    return {"devices": per_device, "device_keys": devices, "choices": choices, "rows": len(rows),
+    per_device = []
+    for d, key in enumerate(devices):
+        values = latency[device_of == d]
+        measured = np.flatnonzero(~np.isnan(medians[d]))
+        shown = measured if len(measured) <= SCATTER_POINTS else np.sort(rng.choice(measured, SCATTER_POINTS,
+                                                                                     replace=False))
+        q1, median, q3 = np.percentile(values, [25, 50, 75])
+        inside = values[(values >= q1 - 1.5 * (q3 - q1)) & (values <= q3 + 1.5 * (q3 - q1))]
+        per_device.append({"device_key": str(key), "measurements": int(len(values)),
+                           "architectures": int(len(measured)), "median_ms": float(median),
+                           "p90_ms": float(np.percentile(values, 90)),
+                           "box": {"q1": float(q1), "median": float(median), "q3": float(q3),
+                                   "lowerfence": float(inside.min()), "upperfence": float(inside.max())},
+                           "scatter": {"macs": macs[shown].tolist(), "latency_ms": medians[d, shown].tolist(),
+                                       "arch_id": arch_ids[shown].tolist()}})
+    correlation, common = _rank_correlations(medians)
+    return {"devices": per_device, "device_keys": [str(k) for k in devices], "choices": choices, "rows": len(rows),
             "spearman": [[None if np.isnan(v) else round(float(v), 4) for v in line] for line in correlation],
             "common": common.tolist()}
+
+
+def _group_medians(device_of: np.ndarray, arch_of: np.ndarray, latency: np.ndarray, shape: tuple[int, int]
+                   ) -> np.ndarray:
+    """(devices, archs) median latency of each pair's measurements; NaN where a device has none."""
+    out = np.full(shape, np.nan)
+    cell = device_of * shape[1] + arch_of
+    order = np.argsort(cell, kind="stable")
+    cells, starts, sizes = np.unique(cell[order], return_index=True, return_counts=True)
+    single = sizes == 1
+    out.flat[cells[single]] = latency[order[starts[single]]]
+    for c, start, size in zip(cells[~single], starts[~single], sizes[~single], strict=True):
+        out.flat[c] = np.median(latency[order[start:start + size]])
+    return out
+
+
+def _rank_correlations(medians: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Spearman's ρ between every two devices over the architectures both measured (NaN below 3), and how many
+    architectures that was."""
+    n = len(medians)
+    correlation, common = np.full((n, n), np.nan), np.zeros((n, n), dtype=int)
+    present = ~np.isnan(medians)
+    for i in range(n):
+        for j in range(i, n):
+            both = present[i] & present[j]
+            common[i, j] = common[j, i] = int(both.sum())
+            if common[i, j] >= 3:
+                rho = stats.spearmanr(medians[i, both], medians[j, both]).statistic
+                correlation[i, j] = correlation[j, i] = rho
+    return correlation, common
 
 
 def architecture(store: Store, arch_id: str) -> dict[str, Any]:

@@ -90,8 +90,10 @@ function plots(data) {
   if (typeof Plotly === "undefined") return;
   const layout = (title, x, y) => ({title: {text: title}, xaxis: {title: {text: x}}, yaxis: {title: {text: y}},
                                     margin: {t: 40}});
-  Plotly.react("distribution", data.devices.map(d => ({type: "box", name: d.device_key, y: d.latency_ms,
-                                                       boxpoints: false})),
+  Plotly.react("distribution", data.devices.map(d => ({type: "box", name: d.device_key, x: [d.device_key],
+                                                       q1: [d.box.q1], median: [d.box.median], q3: [d.box.q3],
+                                                       lowerfence: [d.box.lowerfence],
+                                                       upperfence: [d.box.upperfence]})),
                layout("Latency per device", "device key", "latency (ms)"));
   Plotly.react("scatter", data.devices.map(d => ({type: "scattergl", mode: "markers", name: d.device_key,
                                                   x: d.scatter.macs, y: d.scatter.latency_ms,
