@@ -26,6 +26,9 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
         for path in (args.tls_cert, args.tls_key, args.token_file):
             if path is not None and not path.is_file():
                 raise ValueError(f"no such file: {path}")
+        for folder in args.runs:
+            if not folder.is_dir():
+                raise ValueError(f"--runs {folder}: no such folder")
         if isinstance(args.db, Path) and not args.db.is_file():
             raise ValueError(f"no store at {args.db} (a SQLite file made by `hwnas latbench build`, or a URL)")
         token = read_token(args.token_file)
@@ -38,7 +41,7 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
 
     from controller.dashboard.app import create_app
 
-    app = create_app(args.db, shown_store(args.db), token)
+    app = create_app(args.db, shown_store(args.db), token, runs=args.runs)
     scheme = "https" if args.tls_cert else "http"
     print(f"hwnas dashboard of {shown_store(args.db)} on {scheme}://{args.host}:{args.port}/"
           + (" (token required: open it with ?token=...)" if token else ""), flush=True)
@@ -58,6 +61,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="store (SQLite file or SQLAlchemy URL; default %(default)s)")
     d.add_argument("--host", default="127.0.0.1", help="address to serve on (default %(default)s)")
     d.add_argument("--port", type=int, default=8080, help="TCP port (default %(default)s)")
+    d.add_argument("--runs", type=Path, action="append", default=[], metavar="DIR",
+                   help="a search run folder (hwnas search --out), or a folder of them, for the Searches page; "
+                        "repeat for several")
     d.add_argument("--token-file", type=Path, default=None,
                    help="require this bearer token on every request (needed to serve beyond loopback)")
     d.add_argument("--tls-cert", type=Path, default=None, help="serve HTTPS with this certificate (PEM)")

@@ -10,6 +10,7 @@ read-only, and every route is a GET. With a token, every request needs it (``Aut
 from __future__ import annotations
 
 import hmac
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,12 +20,12 @@ from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy.exc import SQLAlchemyError
 
-from controller.dashboard import views
+from controller.dashboard import searches, views
 from controller.store import Store
 
 HERE = Path(__file__).parent
 COOKIE = "hwnas_dashboard_token"
-PAGES = {"fleet": "Fleet", "campaigns": "Campaigns", "dataset": "Dataset"}
+PAGES = {"fleet": "Fleet", "campaigns": "Campaigns", "dataset": "Dataset", "searches": "Searches"}
 STORE_ERRORS = (SQLAlchemyError, OSError, ValueError)
 
 
@@ -34,9 +35,10 @@ def plotly_script() -> Path:
     return Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
 
 
-def create_app(store_target: str | Path, shown_as: str, token: str | None = None) -> FastAPI:
+def create_app(store_target: str | Path, shown_as: str, token: str | None = None,
+               runs: Sequence[Path] = ()) -> FastAPI:
     """The app over the store at ``store_target`` (a path or a SQLAlchemy URL), named ``shown_as`` in pages
-    (a URL with its password hidden)."""
+    (a URL with its password hidden); ``runs``: folders of search runs for the Searches page."""
     app = FastAPI(title="hwnas dashboard", docs_url=None, redoc_url=None, openapi_url=None)
     templates = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape())
     state: dict[str, Any] = {"store": None}
@@ -122,6 +124,32 @@ def create_app(store_target: str | Path, shown_as: str, token: str | None = None
             return JSONResponse({"error": str(exc)}, status_code=503)
         return Response(to_onnx_bytes(ComputationGraph.from_json(record.cg_json)), media_type="application/onnx",
                         headers={"content-disposition": f'attachment; filename="{arch_id}.onnx"'})
+
+    @app.get("/searches", response_class=HTMLResponse)
+    def searches_page() -> HTMLResponse:
+        return page("plots", current="searches", title="Searches", api="/api/searches", kind="searches",
+                    note="" if runs else "No run folders were given: start the dashboard with --runs DIR.")
+
+    @app.get("/searches/{name:path}", response_class=HTMLResponse)
+    def search_run_page(name: str) -> HTMLResponse:
+        if name not in searches.run_folders(runs):
+            return page("error", 404, current="searches", title="No such run",
+                        detail=f"no search run {name!r} under {', '.join(map(str, runs)) or 'any --runs folder'}")
+        return page("plots", current="searches", title=f"Search run {name}", api=f"/api/search-run/{name}",
+                    kind="search-run", note="")
+
+    @app.get("/api/searches")
+    def searches_api() -> JSONResponse:
+        return JSONResponse(searches.searches(runs))
+
+    @app.get("/api/search-run/{name:path}")
+    def search_run_api(name: str) -> JSONResponse:
+        try:
+            return JSONResponse(searches.search_run(runs, name))
+        except KeyError:
+            return JSONResponse({"error": f"no search run {name!r}"}, status_code=404)
+        except ValueError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=503)
 
     def api(read) -> JSONResponse:
         try:

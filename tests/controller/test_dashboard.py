@@ -30,10 +30,10 @@ TOKEN = "t" * 32
 class Served:
     """The dashboard app served by uvicorn on 127.0.0.1 in a thread."""
 
-    def __init__(self, db: Path | str, token: str | None = TOKEN) -> None:
+    def __init__(self, db: Path | str, token: str | None = TOKEN, runs: tuple[Path, ...] | list[Path] = ()) -> None:
         self.port = free_port()
-        self.server = uvicorn.Server(uvicorn.Config(create_app(db, str(db), token), host="127.0.0.1", port=self.port,
-                                                    log_level="warning"))
+        self.server = uvicorn.Server(uvicorn.Config(create_app(db, str(db), token, runs), host="127.0.0.1",
+                                                    port=self.port, log_level="warning"))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.thread.start()
         deadline = time.time() + 20
@@ -209,3 +209,34 @@ def test_a_young_campaigns_rate_is_over_its_age_not_the_whole_window(tmp_path: P
                 agent_name="a", agent_version="", started_unix_ns=0, finished_unix_ns=0), now=now - 30)
         [cell] = views.campaigns(store, now=now)
     assert (cell["done"], cell["queued"], cell["rate_per_min"], cell["eta_min"]) == (2, 2, 2.0, 1.0)
+
+
+def test_the_searches_pages_show_runs_their_curves_and_fronts(tmp_path: Path, browser) -> None:
+    runs = tmp_path / "runs"
+    for algo in ("linas", "nsga2"):
+        assert main(["search", "--objectives", "flops,accuracy", "--device", "none", "--algo", algo, "--evals", "16",
+                     "--population", "8", "--inner-evals", "160", "--db", str(tmp_path / "s.db"), "--out",
+                     str(runs / algo), "--quiet"]) == 0
+    (runs / "broken").mkdir()
+    (runs / "broken" / "run.json").write_text("{not json")
+    db = tmp_path / "lab.db"
+    Store(db).close()
+    dashboard = Served(db, token=None, runs=[runs])
+    try:
+        browser.get(f"{dashboard.url}/searches")
+        listed = table_rows(browser, "runs")
+        assert sorted(r[0] for r in listed) == ["linas", "nsga2"] and {r[5] for r in listed} == {"16"}
+        assert "broken" in text_of(browser, "content")  # a run that cannot be read is named, not skipped
+        from selenium.webdriver.common.by import By
+
+        assert browser.find_elements(By.CSS_SELECTOR, "#plot-a .main-svg")  # the hypervolume curves
+        browser.save_screenshot(str(tmp_path / "searches.png"))
+        browser.get(f"{dashboard.url}/searches/linas")
+        front = table_rows(browser, "front")
+        assert len(front) == len((runs / "linas" / "pareto.csv").read_text().splitlines()) - 1 > 0
+        assert browser.find_elements(By.CSS_SELECTOR, "#plot-b .main-svg")  # controller time per iteration
+        browser.save_screenshot(str(tmp_path / "search-run.png"))
+        status, body = dashboard.get("/searches/nothing-here", token=None)
+        assert status == 404 and b"No such run" in body and b"nothing-here" in body
+    finally:
+        dashboard.stop()

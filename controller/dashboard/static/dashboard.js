@@ -7,7 +7,8 @@ const POLL_MS = 2000;
 
 function cell(value, cls) {
   const td = document.createElement("td");
-  td.textContent = value === null || value === undefined ? "–" : String(value);
+  const shown = typeof value === "number" && !Number.isInteger(value) ? Number(value.toPrecision(6)) : value;
+  td.textContent = shown === null || shown === undefined ? "–" : String(shown);
   if (cls) td.className = cls;
   return td;
 }
@@ -63,6 +64,55 @@ const RENDER = {
                                         cell(d.p90_ms.toFixed(4), "num")]);
     plots(data);
     return table("devices", ["device key", "measurements", "architectures", "median ms", "p90 ms"], rows);
+  },
+  searches(data) {
+    const out = document.createElement("div");
+    out.appendChild(table("runs", ["run", "algorithm", "space", "device", "seed", "evaluations", "failed",
+                                   "on the front", "wall s"],
+      data.runs.map(r => {
+        const name = cell("");
+        const link = document.createElement("a");
+        link.href = `/searches/${r.run}`;
+        link.textContent = r.run;
+        name.appendChild(link);
+        return [name, cell(r.algo), cell(r.space), cell(r.device), cell(r.seed, "num"), cell(r.evaluations, "num"),
+                cell(r.failed, "num"), cell(r.pareto_size, "num"), cell(r.wall_s, "num")];
+      })));
+    for (const p of data.problems) {
+      const line = document.createElement("div");
+      line.className = "failures";
+      line.textContent = `${p.run}: ${p.error}`;
+      out.appendChild(line);
+    }
+    if (typeof Plotly !== "undefined" && data.curves.length) {
+      Plotly.react("plot-a", data.curves.map(c => ({type: "scatter", mode: "lines", name: c.run,
+                                                    x: c.hypervolume.map((_, i) => i + 1), y: c.hypervolume})),
+                   {title: {text: "Hypervolume vs evaluations (one normalisation per set of objectives)"},
+                    xaxis: {title: {text: "evaluations"}}, yaxis: {title: {text: "hypervolume"}}, margin: {t: 40}});
+    }
+    return out;
+  },
+  "search-run"(data) {
+    const [a, b] = data.objectives.map(o => o.column);
+    const point = rows => ({x: rows.map(r => r[a]), y: rows.map(r => r[b]), text: rows.map(r => r.arch)});
+    if (typeof Plotly !== "undefined") {
+      const front = [...data.front].sort((p, q) => p[a] - q[a]);
+      const predicted = [...data.predicted].sort((p, q) => p[a] - q[a]);
+      Plotly.react("plot-a", [
+        {type: "scatter", mode: "markers", name: "measured", marker: {size: 5, color: "#9aa7b3"},
+         ...point(data.measured)},
+        {type: "scatter", mode: "lines+markers", name: "measured front", ...point(front)},
+        ...(predicted.length ? [{type: "scatter", mode: "lines+markers", name: "predicted front",
+                                 line: {dash: "dot"}, ...point(predicted)}] : []),
+      ], {title: {text: "Measured and predicted fronts (hover: the architecture)"},
+          xaxis: {title: {text: a}}, yaxis: {title: {text: b}}, margin: {t: 40}});
+      const seconds = data.controller_seconds_per_iteration;
+      Plotly.react("plot-b", [{type: "bar", x: seconds.map((_, i) => i + 1), y: seconds}],
+                   {title: {text: "Controller time per iteration"}, xaxis: {title: {text: "iteration"}},
+                    yaxis: {title: {text: "seconds"}}, margin: {t: 40}});
+    }
+    return table("front", ["architecture", a, b], data.front.map(r => [cell(r.arch), cell(r[a], "num"),
+                                                                      cell(r[b], "num")]));
   },
 };
 
@@ -124,4 +174,4 @@ async function refresh() {
 }
 
 refresh();
-if (content.dataset.page !== "dataset") setInterval(refresh, POLL_MS);
+if (["fleet", "campaigns"].includes(content.dataset.page)) setInterval(refresh, POLL_MS);

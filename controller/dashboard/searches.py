@@ -1,0 +1,88 @@
+"""What the Searches page shows: search runs found in folders (``hwnas search`` outputs), their hypervolume
+curves in one common normalisation per set of objectives, and one run's measured and predicted fronts.
+
+Runs live in folders, not in the store, so the dashboard is told where (``--runs DIR``): a run folder itself
+or a folder of run folders. Folders without a finished run are listed with the reason, not skipped silently.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from controller.search.report import load_traces
+from controller.search.run import read_run
+
+
+def run_folders(roots: Sequence[Path]) -> dict[str, Path]:
+    """Every folder holding a ``run.json`` under ``roots`` (one level down), by a unique name."""
+    found: list[Path] = []
+    for root in roots:
+        candidates = [root] if (root / "run.json").is_file() else sorted(p for p in root.iterdir() if p.is_dir()) \
+            if root.is_dir() else []
+        found += [p for p in candidates if (p / "run.json").is_file()]
+    names: dict[str, Path] = {}
+    for folder in found:
+        name = folder.name if folder.name not in names else f"{folder.parent.name}/{folder.name}"
+        names[name] = folder
+    return names
+
+
+def searches(roots: Sequence[Path]) -> dict[str, Any]:
+    """The runs with their summary, and every run's hypervolume trace normalised with the runs that share its
+    objectives (so curves on one plot compare)."""
+    runs, problems, groups = [], [], defaultdict(list)
+    for name, folder in run_folders(roots).items():
+        try:
+            summary, _ = read_run(folder)
+        except ValueError as exc:
+            problems.append({"run": name, "error": str(exc)})
+            continue
+        config = summary["config"]
+        objectives = tuple(o["name"] for o in summary["objectives"])
+        groups[objectives].append((name, folder))
+        runs.append({"run": name, "algo": config["algo"] + (" (restricted)" if config.get("restrict") else ""),
+                     "space": config["space"], "device": config["device"], "seed": config["seed"],
+                     "objectives": list(objectives), "evaluations": summary["evaluations"],
+                     "failed": summary["failed"], "pareto_size": summary["pareto_size"],
+                     "wall_s": round(summary["wall_s"], 1),
+                     "controller_seconds_per_iteration": summary.get("controller_seconds_per_iteration", [])})
+    curves = []
+    for objectives, members in groups.items():
+        try:
+            traces, _ = load_traces([folder for _, folder in members])
+        except ValueError as exc:
+            problems += [{"run": name, "error": str(exc)} for name, _ in members]
+            continue
+        curves += [{"run": name, "objectives": list(objectives), "hypervolume": trace.hypervolume}
+                   for (name, _), trace in zip(members, traces, strict=True)]
+    return {"runs": runs, "curves": curves, "problems": problems}
+
+
+def search_run(roots: Sequence[Path], name: str) -> dict[str, Any]:
+    """One run: its measured points, measured front and predicted front (where the algorithm has one), by
+    objective column, each point with its architecture; KeyError for an unknown run."""
+    folder = run_folders(roots)[name]
+    summary, rows = read_run(folder)
+    columns = [o["column"] for o in summary["objectives"]]
+    measured = [{"arch": r["arch"], "arch_id": r["arch_id"], **{c: float(r[c]) for c in columns}}
+                for r in rows if not r["error"] and all(r[c] for c in columns)]
+    front = _read_csv(folder / "pareto.csv")
+    predicted = _read_csv(folder / "predicted_front.csv")
+    return {"run": name, "config": summary["config"], "objectives": summary["objectives"], "measured": measured,
+            "front": [{"arch": r["arch"], "arch_id": r.get("arch_id", ""), **{c: float(r[c]) for c in columns}}
+                      for r in front],
+            "predicted": [{"arch": r["arch"], **{c: float(r[f"predicted_{c}"]) for c in columns
+                                                 if f"predicted_{c}" in r}} for r in predicted],
+            "controller_seconds_per_iteration": summary.get("controller_seconds_per_iteration", []),
+            "hypervolume": summary.get("hypervolume", {})}
+
+
+def _read_csv(path: Path) -> list[dict[str, str]]:
+    if not path.is_file():
+        return []
+    with path.open(newline="") as handle:
+        return list(csv.DictReader(handle))
