@@ -18,12 +18,25 @@ from ..conftest import start_agent
 
 def test_this_linux_hosts_facts() -> None:
     assert host.cpu_model()
-    assert 1 <= host.physical_cores() <= (os.cpu_count() or 1)
+    assert host.physical_cores() == (_cpuinfo_cores() or psutil.cpu_count(logical=False))
     assert host.memory_total_bytes() == psutil.virtual_memory().total > 0
     state = host.read_state()
     assert state.load_avg_1m >= 0 and state.cpu_freq_mhz >= 0
     table = interference.process_cpu_seconds()
     assert os.getpid() in table and table[os.getpid()][1] > 0
+
+
+def _cpuinfo_cores() -> int:
+    """Distinct (physical id, core id) pairs of /proc/cpuinfo: a reading independent of psutil (0 on boards
+    whose cpuinfo has no such fields)."""
+    pairs, physical = set(), "0"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        key, _, value = (part.strip() for part in line.partition(":"))
+        if key == "physical id":
+            physical = value
+        elif key == "core id":
+            pairs.add((physical, value))
+    return len(pairs)
 
 
 @pytest.fixture
