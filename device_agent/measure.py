@@ -289,7 +289,12 @@ def measure(
             meter.start()
             last_poll = time.perf_counter_ns()
         outcome = protocol.run(time_one, params)
-        reading = meter.stop() if meter is not None else None
+        reading = None
+        if meter is not None:
+            try:
+                reading = meter.stop()
+            except OSError as exc:  # a meter unplugged mid-window: the latency stands, the power figure does not
+                power_unavailable_reason = str(exc)
         run_warnings = watch.close() if watch is not None else []
     finally:
         token.close()

@@ -191,3 +191,34 @@ def test_a_snapshot_is_read_by_its_documented_offsets() -> None:
     assert parse_snapshot(snapshot(0x09C9, 12345)) == ("UM25C", 12.345)
     with pytest.raises(ValueError, match="not a 130-byte snapshot"):
         parse_snapshot(b"\x09\xc9")
+
+
+def test_a_meter_that_stops_answering_mid_window_costs_the_power_figure_not_the_latency(
+        tmp_path: Path, tiny_model: bytes) -> None:
+    from device_agent.backends.onnxruntime_backend import OnnxRuntimeBackend
+    from device_agent.measure import MeasureOptions, measure
+    from device_agent.power.sampling import SampledMeter
+
+    class UnpluggedMidWindow(PowerSource):
+        name = "fake-unplugged"
+
+        def probe(self):
+            raise AssertionError("not probed here")
+
+        def open(self):
+            answers = iter([1.5])
+
+            def read() -> float:
+                try:
+                    return next(answers)
+                except StopIteration:
+                    raise OSError("no answer within 2 s") from None
+
+            return SampledMeter(read, "serial:/dev/fake", 0.01)
+
+    path = tmp_path / "m.onnx"
+    path.write_bytes(tiny_model)
+    m = measure(OnnxRuntimeBackend().load(path, threads=1),
+                MeasureOptions(protocol="fixed", protocol_params={"count": 3000.0}), UnpluggedMidWindow())
+    assert m.latency_ms > 0 and not m.power.available
+    assert "serial:/dev/fake stopped answering during the window: no answer within 2 s" in m.power.unavailable_reason
