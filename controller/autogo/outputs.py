@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from controller.autogo.mutation import Mutation
+from controller.autogo.run_folder import KIND
 from controller.autogo.search import AutoGO, Individual
 from controller.graph.ir import ComputationGraph
 from controller.graph.onnx_export import to_onnx_bytes
@@ -39,8 +41,9 @@ def write_csv(path: Path, table: list[dict[str, Any]]) -> None:
 
 
 def write_outputs(search: AutoGO, out: Path, settings: dict[str, Any]) -> dict[str, Any]:
-    """all.csv, networks/<arch_id>.json (every CG), pareto.csv, front/<arch_id>.onnx + .json, mutation.png,
-    run.json; returns the summary."""
+    """all.csv, networks/<arch_id>.json (every CG), pareto.csv, front/<arch_id>.onnx + .json, and .png (the
+    mutation that made each front network), mutation.png (the first of them), run.json; returns the summary.
+    ``controller.autogo.run_folder`` reads them back."""
     out.mkdir(parents=True, exist_ok=True)
     front = sorted(search.front(), key=lambda i: -i.predicted_accuracy)
     write_csv(out / "all.csv", rows(search, search.population))
@@ -51,11 +54,15 @@ def write_outputs(search: AutoGO, out: Path, settings: dict[str, Any]) -> dict[s
             (out / folder / f"{individual.graph.arch_id}.json").write_text(individual.graph.to_json())
     for individual in front:
         (out / "front" / f"{individual.graph.arch_id}.onnx").write_bytes(to_onnx_bytes(individual.graph))
+        if individual.mutation is not None:
+            plot_mutation(individual.mutation, out / "front" / f"{individual.graph.arch_id}.png",
+                          search.database.segments[individual.mutation.segment].source)
     shown = next((i for i in front if i.mutation is not None), None)
     if shown is not None:
-        plot_mutation(shown.mutation, out / "mutation.png", search.database.segments[shown.mutation.segment].source)
+        shutil.copyfile(out / "front" / f"{shown.graph.arch_id}.png", out / "mutation.png")
     root = search.population[0]
-    summary = {**settings, "evaluated": len(search.population), "front": len(front),
+    summary = {"kind": KIND, **settings, "input_name": settings["input"], "metric_column": search.metric.column,
+               "minimise": search.metric.minimise, "evaluated": len(search.population), "front": len(front),
                "input": {"arch_id": root.graph.arch_id, "predicted_accuracy": root.predicted_accuracy,
                          search.metric.column: root.metric, "macs": root.macs},
                "milp_solves": len(search.mutator.solve_seconds),

@@ -130,11 +130,27 @@ def create_app(store_target: str | Path, shown_as: str, token: str | None = None
         return page("plots", current="searches", title="Searches", api="/api/searches", kind="searches",
                     note="" if runs else "No run folders were given: start the dashboard with --runs DIR.")
 
+    def no_run(name: str) -> HTMLResponse:
+        return page("error", 404, current="searches", title="No such run",
+                    detail=f"no search run {name!r} under {', '.join(map(str, runs)) or 'any --runs folder'}")
+
+    @app.get("/searches/{name:path}/front/{file}")
+    def autogo_front_file(name: str, file: str) -> Response:
+        found = searches.run_file(runs, name, file)
+        if found is None:
+            return page("error", 404, current="searches", title="No such file",
+                        detail=f"no AutoGO run {name!r} with a front file {file!r}")
+        path, media_type = found
+        return Response(path.read_bytes(), media_type=media_type)
+
     @app.get("/searches/{name:path}", response_class=HTMLResponse)
     def search_run_page(name: str) -> HTMLResponse:
-        if name not in searches.run_folders(runs):
-            return page("error", 404, current="searches", title="No such run",
-                        detail=f"no search run {name!r} under {', '.join(map(str, runs)) or 'any --runs folder'}")
+        folder = searches.run_folders(runs).get(name)
+        if folder is None:
+            return no_run(name)
+        if searches.is_autogo_run(folder):
+            return page("plots", current="searches", title=f"AutoGO run {name}", api=f"/api/autogo-run/{name}",
+                        kind="autogo-run", note="")
         return page("plots", current="searches", title=f"Search run {name}", api=f"/api/search-run/{name}",
                     kind="search-run", note="")
 
@@ -142,14 +158,21 @@ def create_app(store_target: str | Path, shown_as: str, token: str | None = None
     def searches_api() -> JSONResponse:
         return JSONResponse(searches.searches(runs))
 
-    @app.get("/api/search-run/{name:path}")
-    def search_run_api(name: str) -> JSONResponse:
+    def run_api(read, kind: str, name: str) -> JSONResponse:
         try:
-            return JSONResponse(searches.search_run(runs, name))
+            return JSONResponse(read(runs, name))
         except KeyError:
-            return JSONResponse({"error": f"no search run {name!r}"}, status_code=404)
+            return JSONResponse({"error": f"no {kind} {name!r}"}, status_code=404)
         except ValueError as exc:
             return JSONResponse({"error": str(exc)}, status_code=503)
+
+    @app.get("/api/search-run/{name:path}")
+    def search_run_api(name: str) -> JSONResponse:
+        return run_api(searches.search_run, "search run", name)
+
+    @app.get("/api/autogo-run/{name:path}")
+    def autogo_run_api(name: str) -> JSONResponse:
+        return run_api(searches.autogo_run, "AutoGO run", name)
 
     def api(read) -> JSONResponse:
         try:

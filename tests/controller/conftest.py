@@ -1,6 +1,8 @@
 """Fixtures of the controller's tests."""
 
+import json
 import os
+from pathlib import Path
 
 import pytest
 import sqlalchemy
@@ -17,3 +19,19 @@ def postgres_url() -> str:
         conn.execute(sqlalchemy.text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
     engine.dispose()
     return url
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory) -> tuple[Path, Path]:
+    """A small AutoGO segment database and PSC predictor made through the CLI (shared by the AutoGO and
+    dashboard tests)."""
+    from controller.cli.main import main
+
+    root = tmp_path_factory.mktemp("autogo")
+    assert main(["autogo", "build-db", "--out", str(root / "seg"), "--samples-per-space", "8", "--vocab-size",
+                 "400", "--quiet"]) == 0
+    assert main(["autogo", "train-psc", "--segments", str(root / "seg"), "--out", str(root / "psc"), "--train", "40",
+                 "--valid", "10", "--test", "20", "--per-graph", "3", "--epochs", "2", "--quiet"]) == 0
+    report = json.loads((root / "psc" / "evaluation.json").read_text())
+    assert report["train_samples"] == 120 and report["test"] == 20 and -1 <= report["psc_fold_srcc"] <= 1
+    return root / "seg", root / "psc"

@@ -168,19 +168,6 @@ def test_psc_samples_split_each_network_and_the_predictor_round_trips(database: 
     np.testing.assert_allclose(again.predict(test), before, rtol=1e-6)
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory, database: SegmentDatabase) -> tuple[Path, Path]:
-    """A segment database and a small PSC predictor made through the CLI."""
-    root = tmp_path_factory.mktemp("autogo")
-    assert main(["autogo", "build-db", "--out", str(root / "seg"), "--samples-per-space", "8", "--vocab-size",
-                 "400", "--quiet"]) == 0
-    assert main(["autogo", "train-psc", "--segments", str(root / "seg"), "--out", str(root / "psc"), "--train", "40",
-                 "--valid", "10", "--test", "20", "--per-graph", "3", "--epochs", "2", "--quiet"]) == 0
-    report = json.loads((root / "psc" / "evaluation.json").read_text())
-    assert report["train_samples"] == 120 and report["test"] == 20 and -1 <= report["psc_fold_srcc"] <= 1
-    return root / "seg", root / "psc"
-
-
 def rows(path: Path) -> list[dict[str, str]]:
     with path.open(newline="") as handle:
         return list(csv.DictReader(handle))
@@ -200,8 +187,11 @@ def test_autogo_run_on_flops_writes_a_front_of_runnable_networks(trained: tuple[
                                        providers=["CPUExecutionProvider"])
         session.run(None, {session.get_inputs()[0].name: np.zeros((1, 3, 64, 64), np.float32)})
     assert (out / "mutation.png").stat().st_size > 10_000
+    pictured = {r["arch_id"] for r in front if r["segment"] != ""}  # every front network a mutation made
+    assert pictured and {p.stem for p in (out / "front").glob("*.png")} == pictured
     summary = json.loads((out / "run.json").read_text())
     assert summary["evaluated"] == len(everything) and summary["front"] == len(front)
+    assert (summary["kind"], summary["input_name"], summary["metric_column"]) == ("autogo", "resnet50", "macs")
 
 
 def test_autogo_run_measures_children_on_a_real_onnxruntime_agent(trained: tuple[Path, Path], tmp_path: Path) -> None:

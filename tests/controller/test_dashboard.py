@@ -3,6 +3,8 @@ and a live campaign, and its refusals over plain HTTP."""
 
 from __future__ import annotations
 
+import csv
+import json
 import shutil
 import statistics
 import threading
@@ -238,5 +240,53 @@ def test_the_searches_pages_show_runs_their_curves_and_fronts(tmp_path: Path, br
         browser.save_screenshot(str(tmp_path / "search-run.png"))
         status, body = dashboard.get("/searches/nothing-here", token=None)
         assert status == 404 and b"No such run" in body and b"nothing-here" in body
+    finally:
+        dashboard.stop()
+
+
+def test_an_autogo_run_shows_its_front_and_the_mutation_behind_each_network(tmp_path: Path, trained,
+                                                                             browser) -> None:
+    segments, psc = trained
+    runs = tmp_path / "runs"
+    assert main(["autogo", "run", "--zoo", "resnet50", "--resolution", "64", "--metric", "flops", "--iterations", "2",
+                 "--parents", "2", "--candidates", "12", "--segments", str(segments), "--predictor", str(psc),
+                 "--db", str(tmp_path / "s.db"), "--out", str(runs / "ag"), "--quiet"]) == 0
+    with (runs / "ag" / "pareto.csv").open(newline="") as handle:
+        front = list(csv.DictReader(handle))
+    pictured = [r["arch_id"] for r in front if r["segment"]]
+    # a run written before run.json named its kind and columns is still recognised
+    shutil.copytree(runs / "ag", runs / "ag-old")
+    summary = json.loads((runs / "ag-old" / "run.json").read_text())
+    for key in ("kind", "input_name", "metric_column", "minimise"):
+        del summary[key]
+    (runs / "ag-old" / "run.json").write_text(json.dumps(summary))
+    db = tmp_path / "lab.db"
+    Store(db).close()
+    dashboard = Served(db, token=None, runs=[runs])
+    try:
+        browser.get(f"{dashboard.url}/searches")
+        listed = {r[0]: r for r in table_rows(browser, "autogo-runs")}
+        assert set(listed) == {"ag", "ag-old"} and listed["ag"][2] == listed["ag-old"][2] == "macs"
+        assert listed["ag"][1] == "resnet50" and listed["ag"][6] == str(len(front))
+        browser.get(f"{dashboard.url}/searches/ag")
+        shown = table_rows(browser, "front")
+        assert sorted(r[0] for r in shown) == sorted(r["arch_id"][:12] for r in front)
+        from selenium.webdriver.common.by import By
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        assert browser.find_elements(By.CSS_SELECTOR, "#plot-a .main-svg")  # the front of the run
+        loaded = ("return [...document.querySelectorAll('figure.mutation img')]"
+                  ".filter(i => i.complete && i.naturalWidth > 0).length")
+        assert WebDriverWait(browser, 15).until(lambda d: d.execute_script(loaded) == len(pictured) or None)
+        browser.save_screenshot(str(tmp_path / "autogo-run.png"))
+        status, body = dashboard.get(f"/searches/ag/front/{pictured[0]}.png", token=None)
+        assert status == 200 and body == (runs / "ag" / "front" / f"{pictured[0]}.png").read_bytes()
+        status, body = dashboard.get(f"/searches/ag/front/{front[0]['arch_id']}.onnx", token=None)
+        assert status == 200 and body == (runs / "ag" / "front" / f"{front[0]['arch_id']}.onnx").read_bytes()
+        status, old = dashboard.get("/api/autogo-run/ag-old", token=None)
+        assert status == 200 and len(json.loads(old)["front"]) == len(front)
+        for bad in ("run.json", "..%2Frun.json", f"{pictured[0]}.json", "ffffffffffff.png"):
+            status, body = dashboard.get(f"/searches/ag/front/{bad}", token=None)
+            assert status == 404 and b"No such" in body, bad  # no path outside front/ is served
     finally:
         dashboard.stop()

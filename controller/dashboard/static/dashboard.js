@@ -69,15 +69,19 @@ const RENDER = {
     const out = document.createElement("div");
     out.appendChild(table("runs", ["run", "algorithm", "space", "device", "seed", "evaluations", "failed",
                                    "on the front", "wall s"],
-      data.runs.map(r => {
-        const name = cell("");
-        const link = document.createElement("a");
-        link.href = `/searches/${r.run}`;
-        link.textContent = r.run;
-        name.appendChild(link);
-        return [name, cell(r.algo), cell(r.space), cell(r.device), cell(r.seed, "num"), cell(r.evaluations, "num"),
-                cell(r.failed, "num"), cell(r.pareto_size, "num"), cell(r.wall_s, "num")];
-      })));
+      data.runs.map(r => [linked(r.run, `/searches/${r.run}`), cell(r.algo), cell(r.space), cell(r.device),
+                          cell(r.seed, "num"), cell(r.evaluations, "num"), cell(r.failed, "num"),
+                          cell(r.pareto_size, "num"), cell(r.wall_s, "num")])));
+    if (data.autogo.length) {
+      const heading = document.createElement("h2");
+      heading.textContent = "AutoGO runs";
+      out.appendChild(heading);
+      out.appendChild(table("autogo-runs", ["run", "input", "metric", "device", "iterations", "evaluated",
+                                            "on the front", "input's metric", "best on the front"],
+        data.autogo.map(r => [linked(r.run, `/searches/${r.run}`), cell(r.input), cell(r.metric), cell(r.device),
+                              cell(r.iterations, "num"), cell(r.evaluated, "num"), cell(r.front, "num"),
+                              cell(r.input_metric, "num"), cell(r.best_on_front, "num")])));
+    }
     for (const p of data.problems) {
       const line = document.createElement("div");
       line.className = "failures";
@@ -114,7 +118,64 @@ const RENDER = {
     return table("front", ["architecture", a, b], data.front.map(r => [cell(r.arch), cell(r[a], "num"),
                                                                       cell(r[b], "num")]));
   },
+  "autogo-run"(data) {
+    const m = data.metric;
+    const label = r => `#${r.id} ${r.arch_id.slice(0, 12)} (iteration ${r.iteration}` +
+      (r.segment === "" ? ", the input" : `, segment ${r.segment}, ${r.changes} resolution change(s)`) + ")";
+    const measured = data.evaluated.filter(r => typeof r[m] === "number");
+    const point = rows => ({x: rows.map(r => r[m]), y: rows.map(r => r.predicted_accuracy), text: rows.map(label),
+                            customdata: rows.map(r => r.arch_id)});
+    if (typeof Plotly !== "undefined") {
+      const front = [...data.front].filter(r => typeof r[m] === "number").sort((p, q) => p[m] - q[m]);
+      Plotly.react("plot-a", [
+        {type: "scatter", mode: "markers", name: "evaluated", marker: {size: 5, color: "#9aa7b3"}, ...point(measured)},
+        {type: "scatter", mode: "lines+markers", name: "front", ...point(front)},
+        {type: "scatter", mode: "markers", name: "input", marker: {size: 12, symbol: "star", color: "#c0392b"},
+         ...point(measured.slice(0, 1))},
+      ], {title: {text: `Predicted accuracy vs ${m}`},
+          xaxis: {title: {text: m}}, yaxis: {title: {text: "predicted accuracy (%)"}}, margin: {t: 40}});
+      document.getElementById("plot-a").on("plotly_click", ev => {
+        const target = document.getElementById(`mutation-${ev.points[0].customdata}`);
+        if (target) target.scrollIntoView();
+      });
+    }
+    const out = document.createElement("div");
+    const hint = document.createElement("p");
+    hint.className = "status";
+    hint.textContent = "The front of predicted accuracy vs the metric. In the plot, hover a point for its network " +
+      "and click a front network to see the mutation that made it (pictures below the plot).";
+    out.appendChild(hint);
+    out.appendChild(table("front", ["network", "iteration", "predicted accuracy", m, "MACs change %", "segment",
+                                    "resolution changes", "ONNX"],
+      data.front.map(r => [cell(r.arch_id.slice(0, 12)), cell(r.iteration, "num"), cell(r.predicted_accuracy, "num"),
+                           cell(r[m], "num"), cell(r.macs_change_pct, "num"), cell(r.segment), cell(r.changes, "num"),
+                           linked("download", r.onnx_url)])));
+    const gallery = document.getElementById("gallery");
+    gallery.replaceChildren();
+    for (const r of data.front.filter(r => r.picture_url)) {
+      const figure = document.createElement("figure");
+      figure.id = `mutation-${r.arch_id}`;
+      figure.className = "mutation";
+      const img = document.createElement("img");
+      img.src = r.picture_url;
+      img.alt = `the mutation that made ${r.arch_id}`;
+      const caption = document.createElement("figcaption");
+      caption.textContent = `${label(r)}: predicted ${r.predicted_accuracy} %, ${m} ${r[m]}`;
+      figure.append(caption, img);
+      gallery.appendChild(figure);
+    }
+    return out;
+  },
 };
+
+function linked(text, href) {
+  const td = cell("");
+  const link = document.createElement("a");
+  link.href = href;
+  link.textContent = text;
+  td.appendChild(link);
+  return td;
+}
 
 function filters(choices) {
   const form = document.getElementById("filters");
