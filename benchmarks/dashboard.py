@@ -2,14 +2,17 @@
 
 Builds a store of ``--archs`` NB-201 architectures measured on ``--devices`` device keys (latencies made up from
 MACs and noise: what is timed is the reading and the plotting data, not the numbers), serves the dashboard with
-uvicorn on 127.0.0.1 and times each API a page calls, end to end over HTTP, median of ``--repeats``.
+uvicorn on 127.0.0.1 and times each API a page calls, end to end over HTTP, median of ``--repeats``. With
+``--browser`` (Debian's chromium and chromium-driver), it also times each page in headless Chromium: from
+asking for the page until its table and every plot are drawn.
 
-    python -m benchmarks.dashboard [--archs 5000] [--devices 20] [--repeats 3]
+    python -m benchmarks.dashboard [--archs 5000] [--devices 20] [--repeats 3] [--browser]
 """
 
 from __future__ import annotations
 
 import argparse
+import sqlite3
 import statistics
 import tempfile
 import threading
@@ -23,6 +26,39 @@ from benchmarks.common import machine_line
 
 TARGET_S = 2.0
 APIS = ("/api/fleet", "/api/campaigns", "/api/dataset")
+# a page is drawn when these elements exist (a table and, on the Dataset page, its three Plotly figures)
+PAGES = {"/fleet": ("#content",), "/campaigns": ("#content",),
+         "/dataset": ("#devices", "#distribution .main-svg", "#scatter .main-svg", "#heatmap .main-svg")}
+
+
+def headless_chromium():
+    """A Selenium driver of Debian's headless Chromium; RuntimeError naming the packages when they are missing."""
+    import shutil
+
+    chromium, driver_path = shutil.which("chromium"), shutil.which("chromedriver")
+    if not (chromium and driver_path):
+        raise RuntimeError("Debian's chromium and chromium-driver are not installed "
+                           "(apt-get install chromium chromium-driver)")
+    from selenium import webdriver
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1000"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=driver_path))
+    driver.set_page_load_timeout(60)
+    return driver
+
+
+def page_seconds(driver, url: str, selectors: tuple[str, ...], timeout: float = 60.0) -> float:
+    """Seconds from asking for the page until every selector matches (checked every 10 ms in the page)."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    drawn = "return arguments[0].every(s => document.querySelector(s) !== null)"
+    t0 = time.perf_counter()
+    driver.get(url)
+    WebDriverWait(driver, timeout, poll_frequency=0.01).until(lambda d: d.execute_script(drawn, list(selectors)))
+    return time.perf_counter() - t0
 
 
 def build_store(db: Path, archs: int, devices: int, seed: int = 0) -> int:
@@ -50,16 +86,22 @@ def build_store(db: Path, archs: int, devices: int, seed: int = 0) -> int:
     return added
 
 
-def run(archs: int, devices: int, repeats: int) -> dict:
+def run(archs: int, devices: int, repeats: int, browser: bool = False, store: Path | None = None) -> dict:
+    """Timings over a store of ``archs`` x ``devices`` measurements, built in a temporary folder or at ``store``
+    (reused as it is when it exists)."""
     import uvicorn
 
     from benchmarks.common import free_port
     from controller.dashboard.app import create_app
 
     with tempfile.TemporaryDirectory() as tmp:
-        db = Path(tmp) / "big.db"
+        db = store or Path(tmp) / "big.db"
         t0 = time.perf_counter()
-        rows = build_store(db, archs, devices)
+        if db.exists():  # a store kept from an earlier run: the same data for a side-by-side comparison
+            with sqlite3.connect(db) as kept:
+                (rows,), = kept.execute("SELECT COUNT(*) FROM measurements")
+        else:
+            rows = build_store(db, archs, devices)
         built_s = time.perf_counter() - t0
         port = free_port()
         server = uvicorn.Server(uvicorn.Config(create_app(db, str(db)), host="127.0.0.1", port=port,
@@ -69,6 +111,8 @@ def run(archs: int, devices: int, repeats: int) -> dict:
         while not server.started:
             time.sleep(0.05)
         seconds: dict[str, list[float]] = {api: [] for api in APIS}
+        pages: dict[str, list[float]] = {page: [] for page in PAGES} if browser else {}
+        driver = headless_chromium() if browser else None
         try:
             for _ in range(repeats):
                 for api in APIS:  # interleaved, so drift hits all alike
@@ -76,10 +120,15 @@ def run(archs: int, devices: int, repeats: int) -> dict:
                     with urllib.request.urlopen(f"http://127.0.0.1:{port}{api}", timeout=60) as response:
                         response.read()
                     seconds[api].append(time.perf_counter() - t0)
+                for page in pages:
+                    pages[page].append(page_seconds(driver, f"http://127.0.0.1:{port}{page}", PAGES[page]))
         finally:
+            if driver is not None:
+                driver.quit()
             server.should_exit = True
             thread.join(10)
-    return {"measurements": rows, "build_s": built_s, "median_s": {k: statistics.median(v) for k, v in seconds.items()}}
+    return {"measurements": rows, "build_s": built_s, "median_s": {k: statistics.median(v) for k, v in seconds.items()},
+            "page_median_s": {k: statistics.median(v) for k, v in pages.items()}}
 
 
 def main() -> None:
@@ -87,12 +136,18 @@ def main() -> None:
     parser.add_argument("--archs", type=int, default=5000)
     parser.add_argument("--devices", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--browser", action="store_true", help="also time each page drawn in headless Chromium")
+    parser.add_argument("--store", type=Path, help="build the store here and keep it; reuse it when it exists")
     args = parser.parse_args()
-    r = run(args.archs, args.devices, args.repeats)
-    print(f"machine: {machine_line()}\n{r['measurements']} measurements (store built in {r['build_s']:.0f} s)\n")
+    r = run(args.archs, args.devices, args.repeats, args.browser, args.store)
+    print(f"machine: {machine_line()}\n{r['measurements']} measurements (store ready in {r['build_s']:.0f} s)\n")
     print("| API (page) | median s | target |\n|---|---|---|")
     for api, s in r["median_s"].items():
         print(f"| {api} | {s:.3f} | {'met' if s <= TARGET_S else 'NOT met'} (≤ {TARGET_S:g} s) |")
+    if r["page_median_s"]:
+        print("\n| page drawn in headless Chromium | median s | target |\n|---|---|---|")
+        for page, s in r["page_median_s"].items():
+            print(f"| {page} | {s:.3f} | {'met' if s <= TARGET_S else 'NOT met'} (≤ {TARGET_S:g} s) |")
 
 
 if __name__ == "__main__":

@@ -85,26 +85,33 @@ def dataset(store: Store, space: str = "", protocol: str = "", backend: str = ""
 
     Vectorised: a page over 100,000 measurements must answer in well under 2 s (``benchmarks/dashboard.py``).
     """
-    rows = store.latency_rows()
-    choices = {"space": sorted({r[2] for r in rows}), "protocol": sorted({r[3] for r in rows}),
-               "backend": sorted({r[4] for r in rows})}
-    rows = [r for r in rows if (not space or r[2] == space) and (not protocol or r[3] == protocol)
-            and (not backend or r[4] == backend)]
-    if not rows:
-        return {"devices": [], "device_keys": [], "choices": choices, "rows": 0, "spearman": [], "common": []}
-    devices, device_of = np.unique(np.array([r[0] for r in rows], dtype=object).astype(str), return_inverse=True)
-    arch_ids, arch_of = np.unique(np.array([r[1] for r in rows], dtype=object).astype(str), return_inverse=True)
-    latency = np.array([r[5] for r in rows], dtype=np.float64)
-    macs = np.zeros(len(arch_ids), dtype=np.float64)
-    macs[arch_of] = [r[6] for r in rows]
+    columns, archs = store.latency_columns()  # every measurement's architecture is in ``archs`` (a foreign key)
+    device_col, arch_col, protocol_col, backend_col = (np.array(columns[c], dtype=object).astype(str)
+                                                       for c in ("device_key", "arch_id", "protocol", "backend"))
+    arch_ids, arch_of = np.unique(arch_col, return_inverse=True)
+    space_col = np.array([archs[a][0] for a in arch_ids], dtype=object).astype(str)[arch_of]
+    choices = {name: sorted(set(column.tolist()))
+               for name, column in (("space", space_col), ("protocol", protocol_col), ("backend", backend_col))}
+    keep = np.ones(len(arch_col), dtype=bool)
+    for value, column in ((space, space_col), (protocol, protocol_col), (backend, backend_col)):
+        if value:
+            keep &= column == value
+    if not keep.any():
+        return {"devices": [], "device_keys": [], "choices": choices, "rows": 0, "spearman": [], "common": [],
+                "scatter_archs": {"arch_id": [], "macs": []}}
+    devices, device_of = np.unique(device_col[keep], return_inverse=True)
+    arch_ids, arch_of = np.unique(arch_col[keep], return_inverse=True)
+    latency = np.array(columns["latency_ms"], dtype=np.float64)[keep]
+    macs = np.array([archs[a][1] for a in arch_ids], dtype=np.float64)
     medians = _group_medians(device_of, arch_of, latency, (len(devices), len(arch_ids)))
-    rng = np.random.default_rng(0)
+    samples = _scatter_samples(~np.isnan(medians))
+    scattered = np.unique(np.concatenate(samples))
+    position = np.searchsorted(scattered, np.arange(len(arch_ids)))
     per_device = []
     for d, key in enumerate(devices):
         values = latency[device_of == d]
         measured = np.flatnonzero(~np.isnan(medians[d]))
-        shown = measured if len(measured) <= SCATTER_POINTS else np.sort(rng.choice(measured, SCATTER_POINTS,
-                                                                                     replace=False))
+        shown = samples[d]
         q1, median, q3 = np.percentile(values, [25, 50, 75])
         inside = values[(values >= q1 - 1.5 * (q3 - q1)) & (values <= q3 + 1.5 * (q3 - q1))]
         per_device.append({"device_key": str(key), "measurements": int(len(values)),
@@ -112,12 +119,22 @@ def dataset(store: Store, space: str = "", protocol: str = "", backend: str = ""
                            "p90_ms": float(np.percentile(values, 90)),
                            "box": {"q1": float(q1), "median": float(median), "q3": float(q3),
                                    "lowerfence": float(inside.min()), "upperfence": float(inside.max())},
-                           "scatter": {"macs": macs[shown].tolist(), "latency_ms": medians[d, shown].tolist(),
-                                       "arch_id": arch_ids[shown].tolist()}})
+                           "scatter": {"index": position[shown].tolist(),
+                                       "latency_ms": np.round(medians[d, shown], 6).tolist()}})
     correlation, common = _rank_correlations(medians)
-    return {"devices": per_device, "device_keys": [str(k) for k in devices], "choices": choices, "rows": len(rows),
+    return {"devices": per_device, "device_keys": [str(k) for k in devices], "choices": choices,
+            "rows": int(keep.sum()),
+            "scatter_archs": {"arch_id": arch_ids[scattered].tolist(), "macs": macs[scattered].tolist()},
             "spearman": [[None if np.isnan(v) else round(float(v), 4) for v in line] for line in correlation],
             "common": common.tolist()}
+
+
+def _scatter_samples(present: np.ndarray, seed: int = 0) -> list[np.ndarray]:
+    """Per device, at most ``SCATTER_POINTS`` of the architectures it measured (sorted indices). One random
+    order serves every device, so devices that measured the same architectures show the same ones: the
+    scatter compares them network for network, and each architecture's id and MACs are sent once."""
+    order = np.random.default_rng(seed).permutation(present.shape[1])
+    return [np.sort(order[present[d, order]][:SCATTER_POINTS]) for d in range(len(present))]
 
 
 def _group_medians(device_of: np.ndarray, arch_of: np.ndarray, latency: np.ndarray, shape: tuple[int, int]
@@ -136,17 +153,30 @@ def _group_medians(device_of: np.ndarray, arch_of: np.ndarray, latency: np.ndarr
 
 def _rank_correlations(medians: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Spearman's ρ between every two devices over the architectures both measured (NaN below 3), and how many
-    architectures that was."""
+    architectures that was.
+
+    Devices that measured the same architectures (a LatBench campaign's usual shape) are ranked once each and
+    correlated as one matrix: Spearman's ρ is Pearson's r of the (average-tie) ranks. Other pairs are ranked
+    over what they share.
+    """
     n = len(medians)
-    correlation, common = np.full((n, n), np.nan), np.zeros((n, n), dtype=int)
+    correlation = np.full((n, n), np.nan)
     present = ~np.isnan(medians)
+    common = present.astype(np.int64) @ present.T.astype(np.int64)
+    groups: dict[bytes, list[int]] = {}
     for i in range(n):
-        for j in range(i, n):
+        groups.setdefault(np.packbits(present[i]).tobytes(), []).append(i)
+    for members in groups.values():
+        shared = present[members[0]]
+        if shared.sum() >= 3:
+            ranks = stats.rankdata(medians[np.ix_(members, np.flatnonzero(shared))], axis=1)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                correlation[np.ix_(members, members)] = np.corrcoef(ranks).reshape(len(members), len(members))
+    for i in range(n):
+        for j in range(i + 1, n):
             both = present[i] & present[j]
-            common[i, j] = common[j, i] = int(both.sum())
-            if common[i, j] >= 3:
-                rho = stats.spearmanr(medians[i, both], medians[j, both]).statistic
-                correlation[i, j] = correlation[j, i] = rho
+            if common[i, j] >= 3 and not (np.array_equal(both, present[i]) and np.array_equal(both, present[j])):
+                correlation[i, j] = correlation[j, i] = stats.spearmanr(medians[i, both], medians[j, both]).statistic
     return correlation, common
 
 

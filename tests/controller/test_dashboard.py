@@ -14,9 +14,11 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 import uvicorn
 
+from benchmarks.dashboard import headless_chromium
 from controller.cli.main import main
 from controller.dashboard.app import create_app
 from controller.fleet import campaign, run_campaign
@@ -60,16 +62,10 @@ class Served:
 
 @pytest.fixture
 def browser(tmp_path: Path) -> Iterator:
-    chromium, driver_path = shutil.which("chromium"), shutil.which("chromedriver")
-    if not (chromium and driver_path):
-        pytest.skip("Debian's chromium and chromium-driver are not installed (.ci/run installs them)")
-    from selenium import webdriver
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1000"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=driver_path))
+    try:
+        driver = headless_chromium()
+    except RuntimeError as exc:
+        pytest.skip(f"{exc}; .ci/run installs them")
     driver.set_page_load_timeout(30)
     yield driver
     driver.quit()
@@ -290,3 +286,48 @@ def test_an_autogo_run_shows_its_front_and_the_mutation_behind_each_network(tmp_
             assert status == 404 and b"No such" in body, bad  # no path outside front/ is served
     finally:
         dashboard.stop()
+
+
+def test_device_rank_correlations_equal_scipys_spearman_over_each_pairs_shared_architectures() -> None:
+    from scipy import stats
+
+    from controller.dashboard.views import _rank_correlations
+
+    rng = np.random.default_rng(0)
+    medians = np.round(rng.lognormal(0, 1, (7, 60)), 1)  # rounded: ties, as whole-millisecond phones give
+    medians[1] = medians[0] * 2 + 0.1  # one group of devices over the same architectures, monotone in each other
+    medians[4, ::3] = np.nan  # and devices that measured other sets
+    medians[5, 10:] = np.nan
+    medians[6, :58] = np.nan  # two in common with the rest: too few
+    medians[3] = 1.0  # a constant device: no correlation defined
+    correlation, common = _rank_correlations(medians)
+    for i in range(7):
+        for j in range(7):
+            both = ~np.isnan(medians[i]) & ~np.isnan(medians[j])
+            assert common[i, j] == both.sum()
+            expected = stats.spearmanr(medians[i, both], medians[j, both]).statistic if both.sum() >= 3 else np.nan
+            np.testing.assert_allclose(correlation[i, j], expected, atol=1e-12, err_msg=f"{i}, {j}")
+    assert correlation[0, 1] == pytest.approx(1.0) and np.isnan(correlation[3, 0]) and np.isnan(correlation[6, 0])
+
+
+def test_the_dataset_scatter_shows_the_same_sampled_networks_on_every_device_with_their_median(
+        tmp_path: Path, monkeypatch) -> None:
+    from benchmarks.dashboard import build_store
+    from controller.dashboard import views
+
+    build_store(tmp_path / "s.db", archs=40, devices=3)
+    with Store(tmp_path / "s.db") as store:
+        columns, archs = store.latency_columns()  # one record per (device, network) here
+        truth = {(key, arch): (latency, archs[arch][1]) for key, arch, latency
+                 in zip(columns["device_key"], columns["arch_id"], columns["latency_ms"], strict=True)}
+        monkeypatch.setattr(views, "SCATTER_POINTS", 10)
+        data = views.dataset(store)
+    archs = data["scatter_archs"]
+    assert len(archs["arch_id"]) == 10  # every device measured the same networks: one sample serves all
+    for device in data["devices"]:
+        shown = [(archs["arch_id"][i], archs["macs"][i], y)
+                 for i, y in zip(device["scatter"]["index"], device["scatter"]["latency_ms"], strict=True)]
+        assert len(shown) == 10 and device["architectures"] == len({a for d, a in truth if d == device["device_key"]})
+        for arch_id, macs, latency in shown:
+            assert (latency, macs) == (pytest.approx(truth[device["device_key"], arch_id][0], abs=1e-6),
+                                       truth[device["device_key"], arch_id][1])

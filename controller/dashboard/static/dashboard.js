@@ -206,9 +206,11 @@ function plots(data) {
                                                        lowerfence: [d.box.lowerfence],
                                                        upperfence: [d.box.upperfence]})),
                layout("Latency per device", "device key", "latency (ms)"));
+  const archs = data.scatter_archs;
   Plotly.react("scatter", data.devices.map(d => ({type: "scattergl", mode: "markers", name: d.device_key,
-                                                  x: d.scatter.macs, y: d.scatter.latency_ms,
-                                                  text: d.scatter.arch_id, marker: {size: 4}})),
+                                                  x: d.scatter.index.map(i => archs.macs[i]), y: d.scatter.latency_ms,
+                                                  text: d.scatter.index.map(i => archs.arch_id[i]),
+                                                  marker: {size: 4}})),
                layout("Latency vs MACs (median per architecture)", "MACs", "latency (ms)"));
   document.getElementById("scatter").on("plotly_click", ev => {
     const id = ev.points[0].text;
@@ -222,7 +224,9 @@ function plots(data) {
 
 async function refresh() {
   try {
-    const response = await fetch(content.dataset.api, {credentials: "same-origin"});
+    // the first answer was asked for in the page's head, so the server worked while Plotly loaded
+    const response = await (window.hwnasFirst || fetch(content.dataset.api, {credentials: "same-origin"}));
+    window.hwnasFirst = null;
     const data = await response.json();
     if (!response.ok) throw new Error(data.error || response.statusText);
     content.replaceChildren(RENDER[content.dataset.page](data));
