@@ -90,39 +90,44 @@ def test_sigkill_an_agent_mid_measurement_its_job_completes_on_the_other(tmp_pat
         # ~1-4 s per measurement, so the victim is surely mid-job when killed right after the check below.
         campaign.enqueue(store, NB201, distinct_archs(n, seed=5), plan(["k"], count=1500))
         endpoints = [AgentEndpoint("k", victim.address), AgentEndpoint("k", survivor.address)]
-        runner = threading.Thread(target=run_campaign, args=(store, endpoints), kwargs={"lease_s": 2})
-        runner.start()
+        runner = threading.Thread(target=run_campaign, args=(store, endpoints),
+                                  kwargs={"lease_s": 2, "isolated": ["k"]}, daemon=True)
         kill_victim_mid_job(store, victim, runner, n, lambda owner: owner.endswith(victim.address))
 
 
 def kill_victim_mid_job(store: Store, victim: LocalAgent, runner: threading.Thread, n: int,
                         is_victim: Callable[[str], bool]) -> None:
-    """Once one job is done, SIGKILL the victim right after it leases a new job; the survivor must measure it.
+    """Start ``runner`` (the campaign), SIGKILL the victim 0.3 s into the first job it leases; the survivor must
+    measure that job.
 
-    The kill follows a lease first seen in the last poll, so the victim is at the start of a 1-4 s measurement
-    (a job seen leased in the first poll may be nearly finished, so it never counts).
+    The two agents share a host, so the callers declare their key isolated: otherwise the host's gate lets one
+    agent measure at a time, and the survivor may win every lease (it did in CI, leaving the victim one job,
+    done before the check). Polling starts before the campaign, so a lease seen is at most a poll old, and the
+    victim is then at the start of a 1-4 s measurement.
     """
+    assert not store.leased()
     start = time.time()
-    seen: set[str] | None = None
-    fresh: set[str] = set()
     timeline: list[str] = []  # each change of (victim's leases, counts), for the failure message
-    # No fixed deadline short of the campaign's end: on a loaded CI host one measurement took over a minute.
-    while runner.is_alive() and time.time() < start + 240 and not fresh:
-        held = {j.job_key for j in store.leased() if is_victim(j.lease_owner)}
-        counts = store.counts()["k"]
-        if seen is not None and counts["done"] >= 1:
-            fresh = held - seen
-        seen = held | (seen or set())
-        state = f"{sorted(held)} {counts}"
+
+    def held() -> set[str]:
+        leases = {j.job_key for j in store.leased() if is_victim(j.lease_owner)}
+        state = f"{sorted(leases)} {store.counts().get('k', {})}"
         if not timeline or not timeline[-1].endswith(state):
             timeline.append(f"{time.time() - start:.1f}s {state}")
+        return leases
+
+    runner.start()
+    # No fixed deadline short of the campaign's end: on a loaded CI host one measurement took over a minute.
+    while runner.is_alive() and time.time() < start + 240 and not (first := held()):
         time.sleep(0.01)
-    assert len(fresh) == 1, "the victim never leased a second job:\n" + "\n".join(timeline)
+    assert first, "the victim never leased a job:\n" + "\n".join(timeline)
+    time.sleep(0.3)
+    assert held() == first, "the victim's first job ended within 0.3 s:\n" + "\n".join(timeline)
     victim.process.send_signal(signal.SIGKILL)
     runner.join(180)
     assert not runner.is_alive() and victim.process.wait(10) == -signal.SIGKILL
     rows = assert_exactly_one_row_per_job(store, n)
-    assert {r["job_key"]: r["agent_name"] for r in rows}[fresh.pop()] == "survivor"
+    assert {r["job_key"]: r["agent_name"] for r in rows}[first.pop()] == "survivor"
 
 
 def free_port() -> int:

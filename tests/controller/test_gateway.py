@@ -227,15 +227,18 @@ def test_dial_out_agents_and_a_dialled_agent_share_one_key(tmp_path: Path, store
 def test_sigkill_a_dial_out_agent_mid_measurement_its_job_completes_on_the_other(tmp_path: Path,
                                                                                   store: Store) -> None:
     n = 6
-    campaign.enqueue(store, NB201, distinct_archs(n, seed=5), plan(["k"], count=1500))
-    gateway = start_gateway(store, lease_s=2.0)
+    gateway = start_gateway(store, lease_s=2.0, isolated=["k"])
     dial = ["--controller", gateway.address, "--device-key", "k"]
+
+    def enqueue_and_run() -> None:  # queued once both agents poll, so the helper sees the first leases happen
+        campaign.enqueue(store, NB201, distinct_archs(n, seed=5), plan(["k"], count=1500))
+        run_campaign(store, [], device_keys=["k"], dial_in=True, isolated=["k"])
+
     try:
         with LocalAgent(tmp_path / "c1", [*dial, "--name", "victim"], listen=False) as victim, \
                 LocalAgent(tmp_path / "c2", [*dial, "--name", "survivor"], listen=False):
-            runner = threading.Thread(target=run_campaign, args=(store, []),
-                                      kwargs={"device_keys": ["k"], "dial_in": True})
-            runner.start()
+            runner = threading.Thread(target=enqueue_and_run, daemon=True)  # a failed check must not hang pytest
+
             def is_victim(owner: str) -> bool:
                 return owner in {a.agent_id for a in store.registered_agents() if a.name == "victim"}
 
