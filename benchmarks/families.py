@@ -7,9 +7,10 @@
 - OFA-MobileNetV3 ImageNet top-1 (DyNAS-T, 2,162 subnets): the same at 50 / 200 / 1,000.
 
 Seeds are random splits; mean ± std over them. ``--kinds`` picks the predictors (the whole-CG GNNs, e.g.
-kgnn, take minutes per fit on a CPU).
+kgnn, take minutes per fit on a CPU); ``--set`` changes their settings as ``hwnas predictor bench --set`` does.
 
     python -m benchmarks.families [--seeds 5] [--kinds ridge,svr,stacked,flops] [--fbnet-columns all|COL,...]
+        [--only fbnet|macro|ofa] [--sizes 50,200,1000] [--set [KIND.]KEY=VALUE ...]
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ def _samples(space_name: str, table_name: str, target: str, kinds: list[str]):
                          graphs=any(k in kinds for k in ("kgnn", "gcn-cg", "gin", "gatv2")))
 
 
-def _fit_scores(samples, kinds: list[str], n_train: int, seeds: int, higher: bool) -> dict[str, dict[str, list]]:
+def _fit_scores(samples, kinds: list[str], n_train: int, seeds: int, higher: bool,
+                configs: dict[str, dict]) -> dict[str, dict[str, list]]:
     """{kind: {"spearman": [...], "ndcg_at_10": [...], "fit_s": [...]}} over seeds; 10 % of the training size
     (at least 10) is split off for validation, the rest of the table is the test set."""
     import numpy as np
@@ -47,7 +49,7 @@ def _fit_scores(samples, kinds: list[str], n_train: int, seeds: int, higher: boo
         train, valid = samples.take(order[:n_train]), samples.take(order[n_train:n_train + n_valid])
         test = samples.take(order[n_train + n_valid:])
         for kind in kinds:
-            config = {"seed": seed} if "seed" in predictor_class(kind).defaults() else {}
+            config = {**configs.get(kind, {}), **({"seed": seed} if "seed" in predictor_class(kind).defaults() else {})}
             t0 = time.perf_counter()
             predictor = get_predictor(kind, **config).fit(train, valid)
             out[kind]["fit_s"].append(time.perf_counter() - t0)
@@ -61,7 +63,7 @@ def _cell(values: list[float]) -> str:
     return f"{statistics.mean(values):.3f} ± {statistics.pstdev(values):.3f}"
 
 
-def fbnet(kinds: list[str], seeds: int, n_train: int, columns: list[str]) -> None:
+def fbnet(kinds: list[str], seeds: int, n_train: int, columns: list[str], configs: dict[str, dict]) -> None:
     from controller.data import table_rows
 
     names = columns or [c for c in table_rows("help-fbnet")[0] if c.startswith("lat_ms_")]
@@ -69,20 +71,22 @@ def fbnet(kinds: list[str], seeds: int, n_train: int, columns: list[str]) -> Non
     print("| column | " + " | ".join(kinds) + " |")
     print("|---|" + "---|" * len(kinds))
     for column in names:
-        scores = _fit_scores(_samples("fbnet", "help-fbnet", column, kinds), kinds, n_train, seeds, higher=False)
+        scores = _fit_scores(_samples("fbnet", "help-fbnet", column, kinds), kinds, n_train, seeds, False, configs)
         print(f"| {column} | " + " | ".join(_cell(scores[k]["spearman"]) for k in kinds) + " |", flush=True)
 
 
 def accuracy_family(label: str, space: str, table: str, target: str, kinds: list[str], seeds: int,
-                    sizes: list[int]) -> None:
+                    sizes: list[int], configs: dict[str, dict]) -> None:
     samples = _samples(space, table, target, kinds)
     print(f"\n{label} ({len(samples)} networks), Spearman / NDCG@10 (mean ± std over {seeds} seeds)")
     print("| training networks | " + " | ".join(kinds) + " |")
     print("|---|" + "---|" * len(kinds))
     for n in sizes:
-        scores = _fit_scores(samples, kinds, n, seeds, higher=True)
+        scores = _fit_scores(samples, kinds, n, seeds, True, configs)
         print(f"| {n} | " + " | ".join(f"{_cell(scores[k]['spearman'])} / {_cell(scores[k]['ndcg_at_10'])}"
                                        for k in kinds) + " |", flush=True)
+        fits = [f"{k} {statistics.mean(scores[k]['fit_s']):.1f} s" for k in kinds]
+        print(f"  (mean fit at {n}: {', '.join(fits)})", flush=True)
 
 
 def main() -> None:
@@ -93,19 +97,24 @@ def main() -> None:
     parser.add_argument("--fbnet-columns", default="all", help="all, or comma-separated lat_ms_* columns")
     parser.add_argument("--sizes", default="50,200,1000", help="training sizes for the accuracy tables")
     parser.add_argument("--only", choices=["fbnet", "macro", "ofa"], default=None)
+    parser.add_argument("--set", action="append", default=[], metavar="[KIND.]KEY=VALUE", dest="settings",
+                        help="a predictor setting, as hwnas predictor bench --set (e.g. kgnn.epochs=60)")
     args = parser.parse_args()
     kinds = [k for k in args.kinds.split(",") if k]
+    from controller.cli.predictor import predictor_settings
+
+    configs = predictor_settings(args.settings, kinds)
     sizes = [int(n) for n in args.sizes.split(",")]
-    print(f"machine: {machine_line()}")
+    print(f"machine: {machine_line()}" + (f"; settings {args.settings}" if args.settings else ""))
     if args.only in (None, "fbnet"):
         columns = [] if args.fbnet_columns == "all" else args.fbnet_columns.split(",")
-        fbnet(kinds, args.seeds, args.train, columns)
+        fbnet(kinds, args.seeds, args.train, columns, configs)
     if args.only in (None, "macro"):
         accuracy_family("NAS-Bench-Macro CIFAR-10 mean_acc", "nas-bench-macro", "nas-bench-macro", "mean_acc",
-                        kinds, args.seeds, sizes)
+                        kinds, args.seeds, sizes, configs)
     if args.only in (None, "ofa"):
         accuracy_family("OFA-MobileNetV3 w1.0 ImageNet top1_acc (DyNAS-T, search-biased)", "ofa-mbv3",
-                        "ofa-mbv3-accuracy", "top1_acc", kinds, args.seeds, sizes)
+                        "ofa-mbv3-accuracy", "top1_acc", kinds, args.seeds, sizes, configs)
 
 
 if __name__ == "__main__":
