@@ -62,8 +62,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     d.add_argument("--host", default="127.0.0.1", help="address to serve on (default %(default)s)")
     d.add_argument("--port", type=int, default=8080, help="TCP port (default %(default)s)")
     d.add_argument("--runs", type=Path, action="append", default=[], metavar="DIR",
-                   help="a search run folder (hwnas search --out), or a folder of them, for the Searches page; "
-                        "repeat for several")
+                   help="a run folder (hwnas search --out or hwnas autogo run --out), or a folder of them, for "
+                        "the Searches page; repeat for several")
     d.add_argument("--token-file", type=Path, default=None,
                    help="require this bearer token on every request (needed to serve beyond loopback)")
     d.add_argument("--tls-cert", type=Path, default=None, help="serve HTTPS with this certificate (PEM)")
