@@ -130,10 +130,6 @@ def create_app(store_target: str | Path, shown_as: str, token: str | None = None
         return page("plots", current="searches", title="Searches", api="/api/searches", kind="searches",
                     note="" if runs else "No run folders were given: start the dashboard with --runs DIR.")
 
-    def no_run(name: str) -> HTMLResponse:
-        return page("error", 404, current="searches", title="No such run",
-                    detail=f"no search run {name!r} under {', '.join(map(str, runs)) or 'any --runs folder'}")
-
     @app.get("/searches/{name:path}/front/{file}")
     def autogo_front_file(name: str, file: str) -> Response:
         found = searches.run_file(runs, name, file)
@@ -147,7 +143,8 @@ def create_app(store_target: str | Path, shown_as: str, token: str | None = None
     def search_run_page(name: str) -> HTMLResponse:
         folder = searches.run_folders(runs).get(name)
         if folder is None:
-            return no_run(name)
+            return page("error", 404, current="searches", title="No such run",
+                        detail=f"no search run {name!r} under {', '.join(map(str, runs)) or 'any --runs folder'}")
         if searches.is_autogo_run(folder):
             return page("plots", current="searches", title=f"AutoGO run {name}", api=f"/api/autogo-run/{name}",
                         kind="autogo-run", note="")

@@ -109,8 +109,11 @@ def search_run(roots: Sequence[Path], name: str) -> dict[str, Any]:
 
 def autogo_run(roots: Sequence[Path], name: str) -> dict[str, Any]:
     """One AutoGO run: every evaluated network and the front by predicted accuracy and the metric, the input
-    network (the first row), and the front networks' picture and ONNX addresses; KeyError for an unknown run."""
+    network (the first row), and the front networks' picture and ONNX addresses; KeyError for an unknown run
+    (or one that is a search run)."""
     folder = run_folders(roots)[name]
+    if not is_autogo_run(folder):
+        raise KeyError(name)
     run = read_autogo_run(folder)
     for row in run["front"]:
         row["picture_url"] = f"/searches/{name}/front/{row['arch_id']}.png" if row.pop("picture") else ""

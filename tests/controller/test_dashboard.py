@@ -281,6 +281,10 @@ def test_an_autogo_run_shows_its_front_and_the_mutation_behind_each_network(tmp_
         assert status == 200 and body == (runs / "ag" / "front" / f"{front[0]['arch_id']}.onnx").read_bytes()
         status, old = dashboard.get("/api/autogo-run/ag-old", token=None)
         assert status == 200 and len(json.loads(old)["front"]) == len(front)
+        (runs / "a-search").mkdir()
+        (runs / "a-search" / "run.json").write_text(json.dumps({"config": {}, "objectives": []}))
+        status, body = dashboard.get("/api/autogo-run/a-search", token=None)  # a search run is no AutoGO run
+        assert status == 404 and b"no AutoGO run 'a-search'" in body
         for bad in ("run.json", "..%2Frun.json", f"{pictured[0]}.json", "ffffffffffff.png"):
             status, body = dashboard.get(f"/searches/ag/front/{bad}", token=None)
             assert status == 404 and b"No such" in body, bad  # no path outside front/ is served
