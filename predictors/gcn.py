@@ -29,6 +29,7 @@ from torch_geometric.nn import SimpleConv
 from torch_geometric.utils import degree, dense_to_sparse
 
 from predictors.base import Predictor, register
+from predictors.progress import report_epoch
 from predictors.samples import Samples
 
 
@@ -127,7 +128,8 @@ def train_regressor(net: nn.Module, n_train: int, batch_of: Batcher, target: np.
     schedule = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=config["lr_patience"])
     best, best_state, since_best = float("inf"), copy.deepcopy(net.state_dict()), 0
     batch = int(config["batch_size"])
-    for _epoch in range(int(config["epochs"])):
+    epochs = int(config["epochs"])
+    for epoch in range(epochs):
         net.train()
         order = torch.randperm(n_train, generator=generator)
         for start in range(0, n_train, batch):
@@ -138,6 +140,7 @@ def train_regressor(net: nn.Module, n_train: int, batch_of: Batcher, target: np.
         net.eval()
         with torch.no_grad():
             valid_loss = float(loss(net(*valid_inputs), vt))
+        report_epoch(epoch + 1, epochs, valid_loss)
         schedule.step(valid_loss)
         if valid_loss < best - 1e-7:
             best, best_state, since_best = valid_loss, copy.deepcopy(net.state_dict()), 0

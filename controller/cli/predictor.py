@@ -88,6 +88,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_settings(pt)
     pt.add_argument("--sources", default="", metavar="KEY[,KEY...]",
                     help="with --kind sources: other device keys of the dataset to transfer from (few-shot)")
+    pt.add_argument("--quiet", action="store_true", help="no progress bar for the epochs of a GCN/GNN fit")
     pt.set_defaults(func=cmd_predictor_train)
     add_layers_parser(predictor)
     add_gennape_parser(predictor)
@@ -191,6 +192,7 @@ def cmd_predictor_bench(args: argparse.Namespace) -> int:
     from controller.spaces import get_space
     from predictors import get_predictor, predictor_class
     from predictors.evaluate import bench
+    from predictors.progress import epochs_reported_to
 
     try:
         space = get_space(args.space)
@@ -225,11 +227,16 @@ def cmd_predictor_bench(args: argparse.Namespace) -> int:
         bar = tqdm(total=len(kinds) * args.seeds, unit="fit", disable=args.quiet)
 
         def fitted(kind: str, seed: int) -> None:
-            bar.set_description(f"{kind} seed {seed}")
+            bar.set_description(f"{kind} seed {seed} done")
+            bar.set_postfix_str("")
             bar.update(1)
 
-        results = bench(samples, kinds, range(args.seeds), args.train, args.valid, configs, fitted,
-                        keep_predictions=args.plot is not None, higher_is_better=higher)
+        def trained(done: int, epochs: int, valid_loss: float) -> None:  # a GNN's fit takes minutes
+            bar.set_postfix_str(f"epoch {done}/{epochs}, validation loss {valid_loss:.4g}")
+
+        with epochs_reported_to(trained):
+            results = bench(samples, kinds, range(args.seeds), args.train, args.valid, configs, fitted,
+                            keep_predictions=args.plot is not None, higher_is_better=higher)
         bar.close()
     except (ValueError, FileNotFoundError) as exc:
         return fail("predictor bench", exc)
@@ -300,9 +307,12 @@ def cmd_predictor_transfer(args: argparse.Namespace) -> int:
 
 
 def cmd_predictor_train(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
     from controller.learning.jobs import train_from_store
     from controller.store import Store
     from predictors import predictor_class
+    from predictors.progress import epochs_reported_to
 
     if not dataset_exists(args.db):
         return fail("predictor train", FileNotFoundError(f"no dataset at {args.db}"))
@@ -311,8 +321,16 @@ def cmd_predictor_train(args: argparse.Namespace) -> int:
         with Store(args.db) as store:
             config = merged(torch_device_config([args.kind], args.torch_device),
                             predictor_settings(args.settings, [args.kind])).get(args.kind)
-            folder, metrics = train_from_store(store, args.db, args.device, args.kind, seed=args.seed, config=config,
-                                               sources=[k for k in args.sources.split(",") if k])
+            bar = tqdm(unit="epoch", desc=f"{args.kind} for {args.device}", disable=args.quiet, leave=False)
+
+            def trained(done: int, epochs: int, valid_loss: float) -> None:  # a GCN's fit takes minutes
+                bar.total, bar.n = epochs, done
+                bar.set_postfix_str(f"validation loss {valid_loss:.4g}")
+
+            with epochs_reported_to(trained):
+                folder, metrics = train_from_store(store, args.db, args.device, args.kind, seed=args.seed,
+                                                   config=config, sources=[k for k in args.sources.split(",") if k])
+            bar.close()
     except ValueError as exc:
         return fail("predictor train", exc)
     from controller.learning.jobs import held_out_summary

@@ -99,6 +99,16 @@ def test_bench_prints_the_table_for_any_csv_with_arch_strings(tmp_path: Path, ca
     assert (tmp_path / "scatter.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_bench_shows_each_epoch_of_a_gnn_fit_on_its_bar(tmp_path: Path, capsys) -> None:
+    """A GNN fit takes minutes: the bar says which epoch it is at, not just which fit."""
+    data = small_table(tmp_path, 100)
+    assert main(["predictor", "bench", "--data", str(data), "--target", "my_device_ms", "--kinds", "kgnn",
+                 "--seeds", "1", "--train", "60", "--valid", "20", "--set", "epochs=2", "--set", "patience=2",
+                 "--set", "hidden=8"]) == 0
+    err = capsys.readouterr().err
+    assert "epoch 1/2, validation loss" in err and "epoch 2/2, validation loss" in err and "kgnn seed 0 done" in err
+
+
 def test_bench_runs_every_whole_cg_gnn_with_settings_from_the_command_line(tmp_path: Path, capsys) -> None:
     """gin, gatv2 and gcn-cg read whole CGs too: bench built them only when kgnn was asked for."""
     data = small_table(tmp_path, 120)
@@ -144,6 +154,10 @@ def test_train_from_the_store_saves_by_device_key_and_loads_back(tmp_path: Path,
     assert "no measurements for device key 'pixel3'" in capsys.readouterr().err
     with pytest.raises(FileNotFoundError, match="hwnas predictor train"):
         load_for_device(db, "i7-ort", "gcn")
+    assert main(["predictor", "train", "--db", str(db), "--device", "i7-ort", "--kind", "gcn", "--set", "epochs=2",
+                 "--set", "hidden=16"]) == 0  # the default kind's fit takes minutes: its bar counts the epochs
+    assert "gcn for i7-ort" in (err := capsys.readouterr().err) and "2/2" in err and "validation loss" in err
+    assert load_for_device(db, "i7-ort", "gcn").config["epochs"] == 2
 
 
 def test_a_new_device_with_few_measurements_trains_by_transfer_from_other_keys(tmp_path: Path, capsys) -> None:

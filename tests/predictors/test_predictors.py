@@ -279,3 +279,21 @@ def test_a_gnn_with_the_additive_readout_predicts_sums_of_node_costs_and_round_t
         torch.testing.assert_close(net(Batch.from_data_list([one])), expected.reshape(1), rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError, match="readout must be one of pool, additive"):
         get_predictor("kgnn", readout="mean").fit(train, test)
+
+
+def test_a_fit_reports_each_epoch_to_the_listener_of_its_block_only(samples: Samples) -> None:
+    """What lets a CLI's bar move during a minutes-long GNN fit; a fit outside the block reports to nobody."""
+    import threading
+
+    from predictors.progress import epochs_reported_to
+
+    train, valid = samples.take(np.arange(100)), samples.take(np.arange(100, 130))
+    seen: list[tuple[int, int, float]] = []
+    with epochs_reported_to(lambda done, epochs, loss: seen.append((done, epochs, loss))):
+        get_predictor("kgnn", hidden=16, layers=2, epochs=3, patience=3).fit(train, valid)
+        other = threading.Thread(target=lambda: get_predictor("kgnn", hidden=16, epochs=2).fit(train, valid))
+        other.start()
+        other.join()
+    get_predictor("gcn", hidden=16, epochs=2).fit(train, valid)
+    assert [(done, epochs) for done, epochs, _ in seen] == [(1, 3), (2, 3), (3, 3)]
+    assert all(np.isfinite(loss) and loss > 0 for *_, loss in seen)
