@@ -69,6 +69,8 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="settings",
                         help="a predictor setting, as hwnas predictor bench --set (e.g. hidden=64)")
     args = parser.parse_args()
+    if args.epochs < 2:
+        parser.error("--epochs must be >= 2 (one epoch is the fixed-cost baseline)")
     import numpy as np
     import torch
 
@@ -76,9 +78,6 @@ def main() -> None:
     from controller.data import nb201_table_path
     from controller.learning.data import nb201_samples, read_nb201_table
     from predictors import predictor_class
-
-    if args.epochs < 2:
-        parser.error("--epochs must be >= 2 (one epoch is the fixed-cost baseline)")
     from predictors.gnn import GnnPredictor
 
     if not issubclass(predictor_class(args.kind), GnnPredictor):

@@ -321,16 +321,16 @@ def cmd_predictor_train(args: argparse.Namespace) -> int:
         with Store(args.db) as store:
             config = merged(torch_device_config([args.kind], args.torch_device),
                             predictor_settings(args.settings, [args.kind])).get(args.kind)
-            bar = tqdm(unit="epoch", desc=f"{args.kind} for {args.device}", disable=args.quiet, leave=False)
+            with tqdm(unit="epoch", desc=f"{args.kind} for {args.device}", disable=args.quiet, leave=False) as bar:
 
-            def trained(done: int, epochs: int, valid_loss: float) -> None:  # a GCN's fit takes minutes
-                bar.total, bar.n = epochs, done
-                bar.set_postfix_str(f"validation loss {valid_loss:.4g}")
+                def trained(done: int, epochs: int, valid_loss: float) -> None:  # a GCN's fit takes minutes
+                    bar.total, bar.n = epochs, done
+                    bar.set_postfix_str(f"validation loss {valid_loss:.4g}")
 
-            with epochs_reported_to(trained):
-                folder, metrics = train_from_store(store, args.db, args.device, args.kind, seed=args.seed,
-                                                   config=config, sources=[k for k in args.sources.split(",") if k])
-            bar.close()
+                with epochs_reported_to(trained):
+                    folder, metrics = train_from_store(store, args.db, args.device, args.kind, seed=args.seed,
+                                                       config=config,
+                                                       sources=[k for k in args.sources.split(",") if k])
     except ValueError as exc:
         return fail("predictor train", exc)
     from controller.learning.jobs import held_out_summary
