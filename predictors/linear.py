@@ -1,7 +1,9 @@
 """Light predictors on fixed-length views: FLOPs proxy, layer-wise sum, ridge, RBF SVR and their stack (LINAS).
 
-Fitting uses scikit-learn; the fitted state is a few arrays (coefficients, support vectors), and predict
-is plain numpy on them, so a loaded predictor needs no pickled estimator.
+Ridge is fitted in closed form with numpy; SVR and the stack's folds use scikit-learn, imported when they fit
+(it takes over a second to import, and LINAS's default ridge should not pay it). The fitted state is a few
+arrays (coefficients, support vectors), and predict is plain numpy on them, so a loaded predictor needs no
+pickled estimator.
 """
 
 from __future__ import annotations
@@ -9,9 +11,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import numpy as np
-from sklearn.linear_model import Ridge
-from sklearn.model_selection import KFold
-from sklearn.svm import SVR
 
 from predictors.base import Predictor, register
 from predictors.samples import Samples
@@ -69,14 +68,25 @@ class LayerwisePredictor(Predictor):
 
 
 class RidgeModel:
-    """y ~ X w + b, fitted by sklearn's Ridge; predicts with numpy."""
+    """y ~ X w + b minimising |y - X w - b|^2 + alpha |w|^2 (the intercept unpenalised), as scikit-learn's
+    Ridge: centre X and y, solve (Xc' Xc + alpha I) w = Xc' yc, b = mean(y) - mean(X) w; in float64."""
 
     def __init__(self, alpha: float) -> None:
         self.alpha = alpha
 
     def fit(self, x: np.ndarray, y: np.ndarray) -> RidgeModel:
-        model = Ridge(alpha=self.alpha).fit(x, y)
-        self.coef, self.intercept = model.coef_.astype(np.float64), np.array([model.intercept_], dtype=np.float64)
+        x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+        x_mean, y_mean = x.mean(axis=0), y.mean()
+        xc = x - x_mean
+        if xc.shape[1] > xc.shape[0]:  # fewer samples than features: the dual system is the smaller one
+            gram = xc @ xc.T
+            gram[np.diag_indices_from(gram)] += self.alpha
+            coef = xc.T @ np.linalg.solve(gram, y - y_mean)
+        else:
+            gram = xc.T @ xc
+            gram[np.diag_indices_from(gram)] += self.alpha
+            coef = np.linalg.solve(gram, xc.T @ (y - y_mean))
+        self.coef, self.intercept = coef, np.array([y_mean - x_mean @ coef], dtype=np.float64)
         return self
 
     def predict(self, x: np.ndarray) -> np.ndarray:
@@ -90,6 +100,8 @@ class _SvrModel:
         self.c, self.epsilon = c, epsilon
 
     def fit(self, x: np.ndarray, y: np.ndarray) -> _SvrModel:
+        from sklearn.svm import SVR
+
         self.y_mean, self.y_std = float(np.mean(y)), float(np.std(y) or 1.0)
         model = SVR(kernel="rbf", C=self.c, epsilon=self.epsilon, gamma="scale")
         model.fit(x, (y - self.y_mean) / self.y_std)
@@ -168,6 +180,8 @@ class StackedPredictor(Predictor):
         return RidgePredictor(alpha=c["alpha"]), SvrPredictor(C=c["C"], epsilon=c["epsilon"])
 
     def _fit(self, train: Samples, valid: Samples | None) -> None:
+        from sklearn.model_selection import KFold
+
         folds = KFold(self.config["folds"], shuffle=True, random_state=self.config["seed"])
         out_of_fold = np.zeros((len(train), 2))
         for fit_index, held_index in folds.split(train.encoding):

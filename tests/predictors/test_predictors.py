@@ -199,6 +199,31 @@ def test_the_library_never_imports_the_controller() -> None:
     assert out.stdout.strip() == "[]"
 
 
+@pytest.mark.parametrize("shape", [(200, 30), (12, 30)])  # the primal and the dual system
+def test_the_numpy_ridge_matches_scikit_learns(shape: tuple[int, int]) -> None:
+    from sklearn.linear_model import Ridge
+
+    from predictors.linear import RidgeModel
+
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=shape) + 3.0
+    y = x @ rng.normal(size=shape[1]) + 5.0 + rng.normal(size=shape[0])
+    ours, theirs = RidgeModel(0.7).fit(x, y), Ridge(alpha=0.7).fit(x, y)
+    np.testing.assert_allclose(ours.coef, theirs.coef_, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(ours.intercept[0], theirs.intercept_, rtol=1e-9)
+    np.testing.assert_allclose(ours.predict(x), theirs.predict(x), rtol=1e-9)
+
+
+def test_a_ridge_fit_does_not_import_scikit_learn() -> None:
+    """LINAS's default predictor: scikit-learn takes over a second to import, paid by every search."""
+    code = ("import sys, numpy as np\nfrom predictors import Samples, get_predictor\n"
+            "s = Samples(encoding=np.eye(12), y=np.arange(1.0, 13.0))\nget_predictor('ridge').fit(s).predict(s)\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('sklearn', 'pandas')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+
+
 def test_a_predictor_flags_architectures_outside_what_it_was_trained_on() -> None:
     """Trained on NB-201 networks, a k-GNN flags OFA-MobileNetV3 subnets (other family, ops never seen) and
     warns; an accuracy predictor's card bounds keep predictions within 0-100 %."""
