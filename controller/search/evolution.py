@@ -67,6 +67,31 @@ def space_operators(space: SearchSpace, crossover: float) -> tuple[dict, object,
     return {"crossover": SpaceCrossover(), "mutation": SpaceMutation()}, SpaceSampling(), SpaceRepair()
 
 
+def exact_duplicates():
+    """pymoo's duplicate elimination for integer encodings: a row equal to an earlier row of the offspring, or
+    to any row of the populations given, is a duplicate. pymoo's default computes Euclidean distances
+    (scipy's cdist) and calls a distance <= 1e-16 a duplicate, the same rows on integers; NSGA-II re-mates
+    until its offspring are new, a dozen rounds a generation on NB-201, so the comparison is done as one
+    numpy equality instead."""
+    from pymoo.core.duplicate import DuplicateElimination
+
+    def rows(pop) -> np.ndarray:  # pop.get("X"), without its per-individual attribute lookups
+        return np.array([individual.X for individual in pop], dtype=np.float64)
+
+    class ExactDuplicates(DuplicateElimination):
+        def _do(self, pop, other, is_duplicate):
+            X = rows(pop)
+            if other is None:
+                equal = (X[:, None, :] == X[None, :, :]).all(axis=2)
+                is_duplicate |= np.tril(equal, k=-1).any(axis=1)
+            else:
+                Y = rows(other)
+                is_duplicate |= (X[:, None, :] == Y[None, :, :]).all(axis=2).any(axis=1)
+            return is_duplicate
+
+    return ExactDuplicates()
+
+
 def reference_directions(n_obj: int, partitions: int = 20) -> np.ndarray:
     from pymoo.util.ref_dirs import get_reference_directions
 
@@ -76,25 +101,26 @@ def reference_directions(n_obj: int, partitions: int = 20) -> np.ndarray:
 def _nsga2(pop: int, n_obj: int, ops: dict, sampling):
     from pymoo.algorithms.moo.nsga2 import NSGA2
 
-    return NSGA2(pop_size=pop, sampling=sampling, eliminate_duplicates=True, **ops)
+    return NSGA2(pop_size=pop, sampling=sampling, eliminate_duplicates=exact_duplicates(), **ops)
 
 
 def _agemoea(pop: int, n_obj: int, ops: dict, sampling):
     from pymoo.algorithms.moo.age import AGEMOEA
 
-    return AGEMOEA(pop_size=pop, sampling=sampling, eliminate_duplicates=True, **ops)
+    return AGEMOEA(pop_size=pop, sampling=sampling, eliminate_duplicates=exact_duplicates(), **ops)
 
 
 def _unsga3(pop: int, n_obj: int, ops: dict, sampling):
     from pymoo.algorithms.moo.unsga3 import UNSGA3
 
-    return UNSGA3(reference_directions(n_obj), pop_size=pop, sampling=sampling, eliminate_duplicates=True, **ops)
+    return UNSGA3(reference_directions(n_obj), pop_size=pop, sampling=sampling,
+                  eliminate_duplicates=exact_duplicates(), **ops)
 
 
 def _ctaea(pop: int, n_obj: int, ops: dict, sampling):
     from pymoo.algorithms.moo.ctaea import CTAEA
 
-    return CTAEA(reference_directions(n_obj), sampling=sampling, eliminate_duplicates=True, **ops)
+    return CTAEA(reference_directions(n_obj), sampling=sampling, eliminate_duplicates=exact_duplicates(), **ops)
 
 
 def _moead(pop: int, n_obj: int, ops: dict, sampling):

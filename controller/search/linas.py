@@ -112,17 +112,28 @@ class Linas(SearchAlgorithm):
 
         space, signs = problem.space, problem.evaluator.signs
         archive: dict[tuple[int, ...], np.ndarray] = {}
+        # encoding -> (objectives, network key or None): the inner search proposes the same encodings again
+        # and again (NB-201 has 15,625), and the predictors do not change within one inner search
+        known: dict[tuple[int, ...], tuple[np.ndarray, tuple[int, ...] | None]] = {}
 
-        def evaluate(X: np.ndarray) -> np.ndarray:
-            F = np.full((len(X), len(models)), PENALTY)
-            alive = np.array([space.has_network(x) for x in X.tolist()], dtype=bool)
-            if alive.any():
+        def learn(rows: list[tuple[int, ...]]) -> None:
+            alive = [x for x in rows if space.has_network(x)]
+            if alive:
                 with warnings.catch_warnings():  # the inner search explores beyond what was measured: by design
                     warnings.simplefilter("ignore", OutsideDomainWarning)
-                    F[alive] = predict_all(models, space, X[alive].tolist()) * signs
-            for x, f, ok in zip(X.tolist(), F, alive, strict=True):
-                if ok:
-                    archive[space.network_key(x)] = f  # one entry per network: twins are one candidate
+                    F = predict_all(models, space, [list(x) for x in alive]) * signs
+                known.update((x, (f, space.network_key(x))) for x, f in zip(alive, F, strict=True))
+            dead = np.full(len(models), PENALTY)
+            known.update((x, (dead, None)) for x in rows if x not in known)
+
+        def evaluate(X: np.ndarray) -> np.ndarray:
+            rows = [tuple(x) for x in X.tolist()]
+            learn(list(dict.fromkeys(x for x in rows if x not in known)))
+            F = np.empty((len(X), len(models)))
+            for k, x in enumerate(rows):
+                F[k], key = known[x]
+                if key is not None:
+                    archive[key] = F[k]  # one entry per network: twins are one candidate
             return F
 
         algorithm = inner_algorithm(self.inner, self.population, len(models), self.crossover, self.mutation,

@@ -353,3 +353,40 @@ def test_a_search_spends_its_budget_on_distinct_networks(tmp_path: Path, replay_
         out = search(tmp_path, replay_agent, algo, "--evals", "60", name=f"distinct-{algo}")
         ids = [r["arch_id"] for r in rows(out / "measured.csv")]
         assert len(ids) == 60 and len(set(ids)) == 60, algo
+
+
+def test_exact_duplicate_elimination_agrees_with_pymoos_default() -> None:
+    """The inner searches' duplicate check (numpy equality) marks the rows pymoo's distance-based one does."""
+    from pymoo.core.duplicate import DefaultDuplicateElimination
+    from pymoo.core.population import Population
+
+    from controller.search.evolution import exact_duplicates
+
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        offspring = Population.new(X=rng.integers(0, 3, size=(30, 4)).astype(float))
+        parents = Population.new(X=rng.integers(0, 3, size=(20, 4)).astype(float))
+        ours = exact_duplicates().do(offspring, parents, return_indices=True)[1:]
+        theirs = DefaultDuplicateElimination().do(offspring, parents, return_indices=True)[1:]
+        assert ours == theirs and 0 < len(ours[0]) < 30
+
+
+def test_linas_predicts_each_encoding_once_per_inner_search() -> None:
+    """The inner search proposes the same encodings many times; the predictors do not change within it."""
+    from controller.search.evaluator import Evaluator
+    from controller.search.linas import Linas
+    from controller.search.problem import SearchProblem
+
+    asked: list[tuple[int, ...]] = []
+
+    class Counting:
+        def predict_encodings(self, encodings):
+            asked.extend(tuple(x) for x in encodings)
+            return np.array([float(sum(x)) for x in encodings])
+
+    space = get_space("nb201")
+    evaluator = Evaluator(space, get_objectives("flops,params"), 60, None, None)
+    problem = SearchProblem(space, evaluator, seed=0)
+    archive = Linas(population=20, inner_evals=2000).predicted_search(problem, [Counting(), Counting()])
+    assert len(asked) == len(set(asked)) * 2  # two predictors, each asked once per encoding
+    assert len(set(asked)) >= len(archive) > 20
