@@ -159,8 +159,15 @@ class ComputationGraph:
             if OPS[node.op].commutative:
                 inputs.sort(key=lambda i: sigs[order[i]])
             nodes.append(Node(node.op, tuple(inputs), node.out_shape, node.attrs))
-        graph = ComputationGraph(nodes, [new_index[o] for o in self.outputs])
+        graph = ComputationGraph._unchecked(nodes, [new_index[o] for o in self.outputs])
         graph.__dict__["_canonical"] = graph
+        return graph
+
+    @classmethod
+    def _unchecked(cls, nodes: Sequence[Node], outputs: Sequence[int]) -> ComputationGraph:
+        """A graph not validated again: a topological renumbering of one that was (its canonical form)."""
+        graph = cls.__new__(cls)
+        graph.nodes, graph.outputs = tuple(nodes), tuple(outputs)
         return graph
 
     def with_batch(self, batch: int) -> ComputationGraph:
@@ -259,7 +266,21 @@ def prune(nodes: Sequence[Node], outputs: Sequence[int]) -> ComputationGraph:
 
 
 def _attrs_json(attrs: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: _norm_attr(v) for k, v in sorted(attrs.items())}
+    """The attributes, sorted and normalised; read-only (shared between nodes with equal attributes).
+
+    A network repeats a few attribute sets hundreds of times and its arch_id normalises each twice (node
+    signatures, canonical JSON), so equal sets are normalised once; unhashable values are normalised afresh.
+    """
+    items = tuple(sorted(attrs.items()))
+    try:
+        return _normalised_attrs(items)
+    except TypeError:
+        return {k: _norm_attr(v) for k, v in items}
+
+
+@functools.lru_cache(maxsize=4096)
+def _normalised_attrs(items: tuple[tuple[str, Any], ...]) -> dict[str, Any]:
+    return {k: _norm_attr(v) for k, v in items}
 
 
 def _plain(value: Any) -> Any:

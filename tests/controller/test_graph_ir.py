@@ -184,3 +184,13 @@ def test_the_canonical_form_is_computed_once_and_is_its_own_canonical_form() -> 
     recomputed = ComputationGraph(canonical.nodes, canonical.outputs).canonical()
     assert recomputed.nodes == canonical.nodes and recomputed.outputs == canonical.outputs
     assert recomputed.arch_id == graph.arch_id
+
+
+def test_an_arch_id_stays_what_datasets_already_store() -> None:
+    """Stores key every measurement by arch_id: a change of the canonical form would orphan them all.
+    The value is the one the code computed on 2026-12-02 (a row of a search's measured.csv)."""
+    from controller.spaces import get_space
+
+    space = get_space("nb201")
+    x = space.from_string("|avg_pool_3x3~0|+|nor_conv_3x3~0|nor_conv_1x1~1|+|skip_connect~0|skip_connect~1|none~2|")
+    assert space.to_graph(x).arch_id == "dad1662a3f7c1fef19a65d4977ab9893d7ece45ccdd2ff799d5bdaa409c6e734"
