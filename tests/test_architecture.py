@@ -40,6 +40,8 @@ def test_spaces_declare_their_predictor_features() -> None:
     nb201, mbv3, resnet = get_space("nb201"), get_space("ofa-mbv3"), get_space("ofa-resnet50")
     cells = space_samples(nb201, sample(nb201, 3, 0), [1.0, 2.0, 3.0])
     assert cells.adjacency is not None and nb201.accuracy_table == "nb201"  # the cell graph, for the GCN
+    ridge_only = space_samples(nb201, sample(nb201, 3, 0), views={"encoding"})  # built only where read
+    assert ridge_only.adjacency is None and np.array_equal(ridge_only.encoding, cells.encoding)
     onehot = space_samples(mbv3, sample(mbv3, 3, 0))
     assert onehot.encoding.shape[0] == 3 and set(np.unique(onehot.encoding)) <= {0.0, 1.0}
     assert onehot.adjacency is None and mbv3.accuracy_table == "ofa-mbv3-accuracy" and resnet.accuracy_table == ""

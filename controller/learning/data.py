@@ -13,7 +13,7 @@ import csv
 import dataclasses
 import functools
 import gzip
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -139,21 +139,22 @@ CELL_GRAPHS = {"pruned": nb201_cell_graph, "full": nb201_full_cell_graph}
 
 
 def nb201_samples(encodings: Sequence[Sequence[int]], y: Sequence[float] | None = None,
-                  flops: bool = True, graphs: bool = False, cell_graph: str = "pruned") -> Samples:
+                  flops: bool = True, graphs: bool = False, cell_graph: str = "pruned", cells: bool = True
+                  ) -> Samples:
     """Views of connected NB-201 cells. ``flops`` and ``graphs`` (the whole CG, for the GNNs) need each
-    cell's CG, ~3 ms to build; the encoding and the cell graph (``pruned``: BRP-NAS's, the default;
-    ``full``: as NB-201's reference code runs the cell) are immediate. With ``full`` the whole CG is the
-    reference network too (``NasBench201.reference_graph``); FLOPs stay the network's."""
+    cell's CG, ~3 ms to build; the encoding and (``cells``) the cell graph (``pruned``: BRP-NAS's, the
+    default; ``full``: as NB-201's reference code runs the cell) take well under a millisecond. With ``full``
+    the whole CG is the reference network too (``NasBench201.reference_graph``); FLOPs stay the network's."""
     if cell_graph not in CELL_GRAPHS:
         raise ValueError(f"cell graph must be one of {', '.join(CELL_GRAPHS)}, got {cell_graph!r}")
-    cells = [CELL_GRAPHS[cell_graph](x) for x in encodings]
+    built = [CELL_GRAPHS[cell_graph](x) for x in encodings] if cells else []
     space = NasBench201()
     network = space.reference_graph if cell_graph == "full" else space.to_graph  # the whole CG, likewise
     return Samples(
         encoding=np.stack([one_hot(x) for x in encodings]),
         flops=np.array([_macs(tuple(x)) for x in encodings], dtype=np.float64) if flops else None,
-        adjacency=np.stack([a for a, _ in cells]),
-        node_features=np.stack([f for _, f in cells]),
+        adjacency=np.stack([a for a, _ in built]) if cells else None,
+        node_features=np.stack([f for _, f in built]) if cells else None,
         graphs=graph_array([cg_graph(network(x)) for x in encodings]) if graphs else None,
         y=None if y is None else np.asarray(y, dtype=np.float64),
         family=np.full(len(encodings), space.name, dtype=object),
@@ -298,18 +299,24 @@ def table_samples(space: SearchSpace, encodings: Sequence[Sequence[int]], y: Seq
     return dataclasses.replace(base, **extra)
 
 
-def space_samples(space: SearchSpace, encodings: Sequence[Sequence[int]], y: Sequence[float] | None = None
-                  ) -> Samples:
-    """The views a search's predictors get, as the space declares (``SearchSpace.predictor_features``)."""
+def space_samples(space: SearchSpace, encodings: Sequence[Sequence[int]], y: Sequence[float] | None = None,
+                  views: Collection[str] | None = None) -> Samples:
+    """The views a search's predictors get, as the space declares (``SearchSpace.predictor_features``).
+
+    ``views`` (the predictors' ``needs``), where given, limits the work to what they read: LINAS's inner
+    search asks for thousands of encodings, and its ridge reads only the encoding.
+    """
     try:
         features = SPACE_FEATURES[space.predictor_features]
     except KeyError:
         raise ValueError(f"space {space.name!r} declares predictor features {space.predictor_features!r}; known: "
                          f"{sorted(SPACE_FEATURES)}") from None
-    return dataclasses.replace(features(space, encodings, y), family=np.full(len(encodings), space.name, dtype=object))
+    return dataclasses.replace(features(space, encodings, y, views),
+                               family=np.full(len(encodings), space.name, dtype=object))
 
 
-def _one_hot_samples(space: SearchSpace, encodings: Sequence[Sequence[int]], y: Sequence[float] | None) -> Samples:
+def _one_hot_samples(space: SearchSpace, encodings: Sequence[Sequence[int]], y: Sequence[float] | None,
+                     views: Collection[str] | None) -> Samples:
     """The one-hot of each variable (what LINAS's ridge and SVR use)."""
     low, high = space.bounds()
     offsets = np.concatenate([[0], np.cumsum(high - low + 1)])
@@ -319,13 +326,15 @@ def _one_hot_samples(space: SearchSpace, encodings: Sequence[Sequence[int]], y: 
     return Samples(encoding=encoding, y=None if y is None else np.asarray(y, dtype=np.float64))
 
 
-def _nb201_cell_samples(space: SearchSpace, encodings: Sequence[Sequence[int]], y: Sequence[float] | None
-                        ) -> Samples:
-    """NB-201 cells: the one-hot and the cell graph too, so the GCN works."""
-    return nb201_samples(encodings, y, flops=False)
+def _nb201_cell_samples(space: SearchSpace, encodings: Sequence[Sequence[int]], y: Sequence[float] | None,
+                        views: Collection[str] | None) -> Samples:
+    """NB-201 cells: the one-hot and, unless no predictor reads it, the cell graph too, so the GCN works."""
+    cells = views is None or not {"adjacency", "node_features"}.isdisjoint(views)
+    return nb201_samples(encodings, y, flops=False, cells=cells)
 
 
-SPACE_FEATURES: dict[str, Callable[[SearchSpace, Sequence[Sequence[int]], Sequence[float] | None], Samples]] = {
+SPACE_FEATURES: dict[str, Callable[[SearchSpace, Sequence[Sequence[int]], Sequence[float] | None,
+                                    Collection[str] | None], Samples]] = {
     "one-hot": _one_hot_samples,
     "nb201-cell": _nb201_cell_samples,
 }

@@ -46,7 +46,8 @@ def predict_all(models: Sequence[Predicts | PredictsArchitectures], space, encod
             columns.append(model.predict_encodings(encodings))
             continue
         if samples is None:
-            samples = space_samples(space, encodings)
+            views = {view for m in models if not isinstance(m, PredictsArchitectures) for view in m.needs}
+            samples = space_samples(space, encodings, views=views)
         columns.append(model.predict(samples))
     return np.column_stack(columns)
 
@@ -92,7 +93,9 @@ class Linas(SearchAlgorithm):
         """One predictor per objective on every successful evaluation; each regresses its natural value.
         An objective with a fixed predictor keeps it."""
         done = problem.evaluator.successful()
-        samples = space_samples(problem.space, [e.encoding for e in done])
+        trained = [self.kind(o.name) for o in problem.evaluator.objectives if o.name not in self.fixed_predictors]
+        samples = space_samples(problem.space, [e.encoding for e in done],
+                                views={view for kind in trained for view in predictor_class(kind).needs})
         models: list[Predicts | PredictsArchitectures] = []
         for objective in problem.evaluator.objectives:
             if objective.name in self.fixed_predictors:

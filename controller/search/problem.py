@@ -23,7 +23,10 @@ from predictors import Samples
 
 
 class Predicts(Protocol):
-    """All LINAS's inner search asks of a predictor it trains: values from the space's predictor views."""
+    """All LINAS's inner search asks of a predictor it trains: values from the space's predictor views, of
+    which it reads ``needs``."""
+
+    needs: tuple[str, ...]
 
     def predict(self, samples: Samples) -> np.ndarray: ...
 

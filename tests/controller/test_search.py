@@ -390,3 +390,16 @@ def test_linas_predicts_each_encoding_once_per_inner_search() -> None:
     archive = Linas(population=20, inner_evals=2000).predicted_search(problem, [Counting(), Counting()])
     assert len(asked) == len(set(asked)) * 2  # two predictors, each asked once per encoding
     assert len(set(asked)) >= len(archive) > 20
+
+
+def test_linas_trains_and_searches_with_a_graph_predictor() -> None:
+    """The inner search builds only the views its predictors read: a GCN still gets its cell graphs."""
+    from controller.search.evaluator import Evaluator
+    from controller.search.linas import Linas
+    from controller.search.problem import SearchProblem
+
+    space = get_space("nb201")
+    evaluator = Evaluator(space, get_objectives("flops,params"), 24, None, None)
+    linas = Linas(population=12, inner_evals=120, predictors={"flops": "gcn", "*": "ridge"})
+    linas.run(SearchProblem(space, evaluator, seed=0))
+    assert len(evaluator.history) == 24 and linas.predicted_front
