@@ -13,8 +13,10 @@ import sys
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-PROTO_FILES = ("protos/hwnas/v1/agent.proto", "protos/hwnas/v1/controller.proto")
-GENERATED_SUFFIXES = ("_pb2.py", "_pb2.pyi", "_pb2_grpc.py")
+SERVICE_FILES = ("protos/hwnas/v1/agent.proto", "protos/hwnas/v1/controller.proto")  # gRPC services + messages
+MESSAGE_FILES = ("protos/onnx_format/onnx_ml.proto",)  # messages only: the ONNX model format
+MESSAGE_SUFFIXES = ("_pb2.py", "_pb2.pyi")
+SERVICE_SUFFIXES = (*MESSAGE_SUFFIXES, "_pb2_grpc.py")
 
 
 def generate(out_dir: Path) -> list[Path]:
@@ -30,23 +32,23 @@ def generate(out_dir: Path) -> list[Path]:
         raise RuntimeError("grpcio-tools is not installed: pip install -e '.[dev]'")
     include = str(Path(next(iter(spec.submodule_search_locations))) / "_proto")
     out_dir.mkdir(parents=True, exist_ok=True)
-    args = [
-        sys.executable, "-m", "grpc_tools.protoc",
-        f"-I{REPO_ROOT}",
-        f"-I{include}",
-        f"--python_out={out_dir}",
-        f"--pyi_out={out_dir}",
-        f"--grpc_python_out={out_dir}",
-        *(str(REPO_ROOT / proto) for proto in PROTO_FILES),
-    ]
-    done = subprocess.run(args, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise RuntimeError(f"protoc failed with exit code {done.returncode}: {done.stderr.strip()}")
-    return [
-        out_dir / proto.replace(".proto", suffix)
-        for proto in PROTO_FILES
-        for suffix in GENERATED_SUFFIXES
-    ]
+    written: list[Path] = []
+    for files, services in ((SERVICE_FILES, True), (MESSAGE_FILES, False)):
+        args = [
+            sys.executable, "-m", "grpc_tools.protoc",
+            f"-I{REPO_ROOT}",
+            f"-I{include}",
+            f"--python_out={out_dir}",
+            f"--pyi_out={out_dir}",
+            *([f"--grpc_python_out={out_dir}"] if services else []),
+            *(str(REPO_ROOT / proto) for proto in files),
+        ]
+        done = subprocess.run(args, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise RuntimeError(f"protoc failed with exit code {done.returncode}: {done.stderr.strip()}")
+        written += [out_dir / proto.replace(".proto", suffix) for proto in files
+                    for suffix in (SERVICE_SUFFIXES if services else MESSAGE_SUFFIXES)]
+    return written
 
 
 def main() -> int:

@@ -11,14 +11,17 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable, Mapping
+import numbers
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import onnx
-from onnx import TensorProto, helper
 
 from controller.graph.ir import ComputationGraph, Node
-from controller.graph.onnx_weights import split_weights
+from protos.onnx_format.onnx_ml_pb2 import AttributeProto, ModelProto, NodeProto, TensorProto, ValueInfoProto
+
+if TYPE_CHECKING:
+    import onnx
 
 OPSET = 20
 INPUT_NAME = "input"
@@ -47,7 +50,7 @@ class _Emitter:
         self.graph = graph
         self.pool = _random_pool(seed)
         self.offset = 0
-        self.model = onnx.ModelProto()
+        self.model = ModelProto()
         multi = len(graph.outputs) > 1
         self.output_names = {index: f"output{k}" if multi else "output" for k, index in enumerate(graph.outputs)}
 
@@ -72,13 +75,54 @@ class _Emitter:
         """Written straight into the model: building lists and copying them in cost more than the weights."""
         tensor = self.model.graph.initializer.add()
         tensor.name = name
-        tensor.data_type = helper.np_dtype_to_tensor_dtype(data.dtype)
+        tensor.data_type = _TENSOR_TYPES[data.dtype]
         tensor.dims.extend(data.shape)
         tensor.raw_data = data.tobytes()
         return name
 
     def emit(self, op_type: str, inputs: list[str], output: str, **attrs) -> None:
-        self.model.graph.node.append(helper.make_node(op_type, inputs, [output], name=output, **attrs))
+        node: NodeProto = self.model.graph.node.add()
+        node.op_type = op_type
+        node.input.extend(inputs)
+        node.output.append(output)
+        node.name = output
+        node.attribute.extend(_attribute(key, value) for key, value in sorted(attrs.items()))
+
+
+_TENSOR_TYPES = {np.dtype(np.float32): TensorProto.FLOAT, np.dtype(np.int64): TensorProto.INT64}
+
+
+def _attribute(name: str, value: Any) -> AttributeProto:
+    """An ONNX attribute typed by its value, as ``onnx.helper.make_attribute`` types the ones we write."""
+    attr = AttributeProto(name=name)
+    if isinstance(value, numbers.Integral):
+        attr.i, attr.type = int(value), AttributeProto.INT
+    elif isinstance(value, numbers.Real):
+        attr.f, attr.type = float(value), AttributeProto.FLOAT
+    elif isinstance(value, str):
+        attr.s, attr.type = value.encode(), AttributeProto.STRING
+    elif isinstance(value, Iterable) and (values := list(value)) and \
+            all(isinstance(v, numbers.Real) for v in values):
+        if all(isinstance(v, numbers.Integral) for v in values):
+            attr.ints.extend(int(v) for v in values)
+            attr.type = AttributeProto.INTS
+        else:
+            attr.floats.extend(float(v) for v in values)
+            attr.type = AttributeProto.FLOATS
+    else:
+        raise TypeError(f"attribute {name}: {value!r} is not a number, a string or a non-empty list of numbers")
+    return attr
+
+
+def _tensor_value_info(name: str, shape: Iterable[int]) -> ValueInfoProto:
+    """A float32 tensor of a fixed shape (every CG input and output)."""
+    info = ValueInfoProto(name=name)
+    tensor_type = info.type.tensor_type
+    tensor_type.elem_type = TensorProto.FLOAT
+    tensor_type.shape.SetInParent()
+    for d in shape:
+        tensor_type.shape.dim.add().dim_value = int(d)
+    return info
 
 
 def _conv(e: _Emitter, i: int, n: Node, ins: list[str]) -> None:
@@ -206,9 +250,32 @@ def to_onnx(graph: ComputationGraph, seed: int = 0, name: str = "hwnas_cg", chec
             metadata: Mapping[str, str] | None = None) -> onnx.ModelProto:
     """An ONNX model computing ``graph`` with seeded random weights; ``metadata`` goes to metadata_props.
 
+    The onnx package's model, for tools that read one; the fleet ships ``to_onnx_bytes``.
+    """
+    import onnx
+
+    return onnx.load_from_string(to_onnx_bytes(graph, seed, check, name, metadata))
+
+
+def to_onnx_bytes(graph: ComputationGraph, seed: int = 0, check: bool = False, name: str = "hwnas_cg",
+                  metadata: Mapping[str, str] | None = None) -> bytes:
+    """The serialised model of ``to_onnx``, written with hwnas's copy of the ONNX schema: exporting needs no
+    onnx package, whose import takes over half a second of every search's start.
+
     ``check`` runs the ONNX checker on the structure. The tests check every op and hundreds of sampled
     architectures, so campaigns exporting thousands of models skip it (it costs ~30% of an NB-201 export).
     """
+    data = _export(graph, seed, name, metadata)
+    if check:  # the structure only: copying the weights into the checker is what would cost
+        import onnx
+
+        from controller.graph.onnx_weights import split_weights
+
+        onnx.checker.check_model(split_weights(onnx.load_from_string(data), values=False)[1])
+    return data
+
+
+def _export(graph: ComputationGraph, seed: int, name: str, metadata: Mapping[str, str] | None) -> bytes:
     graph = graph.canonical()
     e = _Emitter(graph, seed)
     for index, node in enumerate(graph.nodes):
@@ -217,21 +284,13 @@ def to_onnx(graph: ComputationGraph, seed: int = 0, name: str = "hwnas_cg", chec
         EMITTERS[node.op](e, index, node, [e.name(j) for j in node.inputs])
     model = e.model
     model.graph.name = name
-    model.graph.input.append(helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, list(graph.input_shape)))
-    model.graph.output.extend(
-        helper.make_tensor_value_info(e.name(i), TensorProto.FLOAT, list(graph.nodes[i].out_shape))
-        for i in graph.outputs
-    )
-    model.opset_import.append(helper.make_opsetid("", OPSET))
+    model.graph.input.append(_tensor_value_info(INPUT_NAME, graph.input_shape))
+    model.graph.output.extend(_tensor_value_info(e.name(i), graph.nodes[i].out_shape) for i in graph.outputs)
+    opset = model.opset_import.add()
+    opset.domain, opset.version = "", OPSET
     model.producer_name, model.producer_version = "hwnas", "cg/1"
     model.ir_version = 9  # readable by onnxruntime >= 1.15
-    if metadata:
-        helper.set_model_props(model, dict(metadata))
-    if check:  # the structure only: copying the weights into the checker is what would cost
-        onnx.checker.check_model(split_weights(model, values=False)[1])
-    return model
-
-
-def to_onnx_bytes(graph: ComputationGraph, seed: int = 0, check: bool = False,
-                  metadata: Mapping[str, str] | None = None) -> bytes:
-    return to_onnx(graph, seed, check=check, metadata=metadata).SerializeToString()
+    for key, value in (metadata or {}).items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value
+    return model.SerializeToString()

@@ -194,3 +194,37 @@ def test_an_arch_id_stays_what_datasets_already_store() -> None:
     space = get_space("nb201")
     x = space.from_string("|avg_pool_3x3~0|+|nor_conv_3x3~0|nor_conv_1x1~1|+|skip_connect~0|skip_connect~1|none~2|")
     assert space.to_graph(x).arch_id == "dad1662a3f7c1fef19a65d4977ab9893d7ece45ccdd2ff799d5bdaa409c6e734"
+
+
+def test_exported_bytes_stay_what_agents_and_datasets_already_hold() -> None:
+    """Agents cache models and records name them by the sha256 of these bytes; the values are those the
+    onnx package's helpers wrote on 2026-12-02, before the exporter wrote through hwnas's copy of the schema."""
+    import hashlib
+
+    from controller.graph.onnx_export import to_onnx_bytes
+    from controller.spaces import get_space
+
+    def digest(data: bytes) -> str:
+        return hashlib.sha256(data).hexdigest()
+
+    graph = every_op_graph()
+    assert digest(to_onnx_bytes(graph)) == "179509f89a6861265353061ac8a8696311d566beeaf95630bcf831b4f1e9dee2"
+    assert digest(to_onnx_bytes(graph, seed=3, metadata={"b": "1", "a": "x"})) == \
+        "bb5bceeec577b431b2d49c4f283fb461d80f59bc99783d73b0ac10304023c01d"
+    nb201 = get_space("nb201")
+    assert digest(to_onnx_bytes(nb201.to_graph([4, 3, 2, 1, 1, 0]))) == \
+        "84ee5b9dd82a9baf681f38a13b254140b6bf9290ddea5b74d68ef6c957683c35"
+
+
+def test_exporting_needs_no_onnx_package() -> None:
+    """Importing onnx (and its ml_dtypes) took over half a second of every search's start."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom controller.graph.onnx_export import to_onnx_bytes\n"
+            "from controller.spaces import get_space\nimport controller.cli.main\n"
+            "to_onnx_bytes(get_space('nb201').to_graph([4, 3, 2, 1, 1, 0]))\n"
+            "print(sorted(m for m in ('onnx', 'ml_dtypes') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
