@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -35,6 +35,11 @@ DEFAULT_PREDICTOR = "ridge"  # LINAS Table 5 (MobileNetV3, ResNet50): ridge for 
 SPARE_SHARE = 10  # a tenth more candidates than a population, in case some repeat an evaluated network
 
 
+def views_read(predictors: Iterable) -> set[str]:
+    """The Samples views these predictors (classes or fitted ones) read: all the inner search builds."""
+    return {view for predictor in predictors for view in predictor.needs}
+
+
 def predict_all(models: Sequence[Predicts | PredictsArchitectures], space, encodings: list[list[int]]
                 ) -> np.ndarray:
     """(N, objectives): a predictor of architectures reads the encodings, the others the space's predictor
@@ -46,8 +51,8 @@ def predict_all(models: Sequence[Predicts | PredictsArchitectures], space, encod
             columns.append(model.predict_encodings(encodings))
             continue
         if samples is None:
-            views = {view for m in models if not isinstance(m, PredictsArchitectures) for view in m.needs}
-            samples = space_samples(space, encodings, views=views)
+            readers = [m for m in models if not isinstance(m, PredictsArchitectures)]
+            samples = space_samples(space, encodings, views=views_read(readers))
         columns.append(model.predict(samples))
     return np.column_stack(columns)
 
@@ -95,7 +100,7 @@ class Linas(SearchAlgorithm):
         done = problem.evaluator.successful()
         trained = [self.kind(o.name) for o in problem.evaluator.objectives if o.name not in self.fixed_predictors]
         samples = space_samples(problem.space, [e.encoding for e in done],
-                                views={view for kind in trained for view in predictor_class(kind).needs})
+                                views=views_read(predictor_class(kind) for kind in trained))
         models: list[Predicts | PredictsArchitectures] = []
         for objective in problem.evaluator.objectives:
             if objective.name in self.fixed_predictors:
