@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import subprocess
+import sys
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pytest
@@ -23,6 +25,15 @@ def tiny_model() -> bytes:
 def medium_model() -> bytes:
     """A ~1-2 ms CNN: long enough that concurrent calls overlap."""
     return to_onnx_bytes(small_cnn(64, blocks=2))
+
+
+def modules_loaded_by(code: str, names: Iterable[str]) -> list[str]:
+    """Which of the top-level modules ``names`` a fresh interpreter holds after running ``code``: the light
+    import paths (agent, predictors, export, ridge) are promises about what is never imported."""
+    script = f"{code}\nimport sys\nprint(' '.join(sorted(n for n in {sorted(names)!r} if n in sys.modules)))"
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.split()
 
 
 def start_agent(cache_dir: Path, **config) -> AgentServer:

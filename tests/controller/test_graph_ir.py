@@ -218,13 +218,9 @@ def test_exported_bytes_stay_what_agents_and_datasets_already_hold() -> None:
 
 def test_exporting_needs_no_onnx_package() -> None:
     """Importing onnx (and its ml_dtypes) took over half a second of every search's start."""
-    import subprocess
-    import sys
+    from tests.conftest import modules_loaded_by
 
-    code = ("import sys\nfrom controller.graph.onnx_export import to_onnx_bytes\n"
+    code = ("from controller.graph.onnx_export import to_onnx_bytes\n"
             "from controller.spaces import get_space\nimport controller.cli.main\n"
-            "to_onnx_bytes(get_space('nb201').to_graph([4, 3, 2, 1, 1, 0]))\n"
-            "print(sorted(m for m in ('onnx', 'ml_dtypes') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "[]"
+            "to_onnx_bytes(get_space('nb201').to_graph([4, 3, 2, 1, 1, 0]))")
+    assert modules_loaded_by(code, ("onnx", "ml_dtypes")) == []

@@ -8,8 +8,6 @@ check. Zeus's discovery, its helper processes and window arithmetic, and everyth
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +16,7 @@ import pytest
 
 from device_agent.power import PowerMeter, probe_all
 from device_agent.power.zeus import JETSON_POLL_S, ZeusSource
+from tests.conftest import modules_loaded_by
 
 from .test_rapl import set_energy
 
@@ -119,8 +118,5 @@ def test_jetson_input_rail_through_zeus(no_zeus_devices: None, tmp_path: Path,
 
 def test_zeus_is_opt_in_and_never_imported_unless_named() -> None:
     assert probe_all()["zeus"][1].detail == "opt-in: start the agent with --power-source zeus"
-    script = ("import sys; from device_agent.power import probe_all; probe_all(); "
-              "print(sorted(m for m in ('zeus', 'pandas', 'sklearn') if m in sys.modules))")
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "[]"
+    code = "from device_agent.power import probe_all; probe_all()"
+    assert modules_loaded_by(code, ("zeus", "pandas", "sklearn")) == []
