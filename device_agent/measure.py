@@ -8,6 +8,7 @@ beforehand and the garbage collector off for the whole timed stretch.
 
 from __future__ import annotations
 
+import abc
 import gc
 import math
 import threading
@@ -35,6 +36,7 @@ class MeasureOptions:
     warmup_runs: int | None = None
     warmup_seconds: float | None = None
     deadline_seconds: float = 0.0
+    op_profile: bool = False  # keep the runtime's per-op profile (tool backends)
 
     def validate(self) -> None:
         """Refuse nonsense before the request waits in the queue."""
@@ -84,6 +86,23 @@ class Measurement:
     finished_unix_ns: int
     warnings: list[str]
     runtime_settings: dict[str, str] = field(default_factory=dict)
+    # Cold start and memory, where the runtime or tool reports them (0 and "" where not).
+    load_ms: float = 0.0
+    first_inference_ms: float = 0.0
+    peak_memory_bytes: int = 0
+    memory_source: str = ""
+    op_profile: list[tuple[str, str, float]] = field(default_factory=list)  # (name, op type, ms per inference)
+    tool: ToolProvenance | None = None
+
+
+@dataclass(frozen=True)
+class ToolProvenance:
+    """Which vendor tool measured, as the record's environment names it."""
+
+    name: str
+    version: str
+    command: str  # the exact command line, as the device ran it
+    transport: str  # "local", "adb:SERIAL", "ssh://USER@HOST:PORT"
 
 
 class StopToken:
@@ -140,6 +159,26 @@ class StopToken:
             callbacks = list(self._on_stop)
         for callback in callbacks:
             callback()
+
+
+class SelfMeasuredModel(LoadedModel):
+    """A model an external tool measures whole: the tool loads it, warms up and times it by itself (a vendor
+    benchmark tool on a phone or a board), so there is nothing to bind and time here."""
+
+    threads = 0
+    watch_host = False
+
+    @property
+    def inputs(self) -> list[InputSpec]:
+        return []  # the tool reads them from the model
+
+    def bind(self, shapes: dict[str, tuple[int, ...]]) -> Callable[[], None]:
+        raise TypeError("a self-measured model is measured by measure_itself, never bound")
+
+    @abc.abstractmethod
+    def measure_itself(self, options: MeasureOptions, power_source: PowerSource | None, power_unavailable_reason: str,
+                       token: StopToken, idle_power_w: float) -> Measurement:
+        """Run the tool by ``options`` and turn what it printed into a Measurement."""
 
 
 def resolve_input_shapes(
@@ -214,11 +253,13 @@ def measure(
     """
     if model.answer is not None:
         return answered(model, options)
+    token = token or StopToken()
+    if isinstance(model, SelfMeasuredModel):
+        return model.measure_itself(options, power_source, power_unavailable_reason, token, idle_power_w)
     protocol = get_protocol(options.protocol)
     params = protocol.resolve(options.protocol_params)
     shapes = resolve_input_shapes(model.inputs, options.batch_size, options.input_shapes)
     check_input_size(model.inputs, shapes)
-    token = token or StopToken()
     token.arm_deadline(options.deadline_seconds)
     token.on_stop(model.rearm())  # from here on a stop interrupts the runtime, binding's first inference included
     timed = 0

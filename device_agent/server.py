@@ -23,13 +23,14 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from device_agent import __version__, host
-from device_agent.backends import Backend, LoadedModel, backend_class
+from device_agent.backends import TOOL_BACKENDS, Backend, LoadedModel, backend_class
 from device_agent.cache import ModelCache, check_sha256
 from device_agent.errors import AgentError, InvalidInput, MeasurementStopped, ModelNotFound
 from device_agent.fifo import FifoGate
 from device_agent.measure import Measurement, MeasureOptions, StopToken, measure
 from device_agent.power import PowerSource, idle_power_w, parse_power_source, probe_all
 from device_agent.protocols import PROTOCOLS
+from device_agent.transports import DeviceFacts, Transport, TransportError, open_transport
 from protos.auth import TlsFiles
 from protos.hwnas.v1 import agent_pb2, agent_pb2_grpc
 from protos.listen import listen, new_server
@@ -52,12 +53,15 @@ class AgentConfig:
     backend_options: dict[str, dict[str, str]] = field(default_factory=dict)  # e.g. replay: table, column
     power_source: str = ""  # NAME[:ARG] of a registered source (device_agent.power); empty: the first available
     idle_baseline_s: float = 0.0  # > 0: measure idle power this long at start and subtract it
+    via: str = "local"  # where tool backends run: local, adb[:SERIAL], ssh://USER@HOST[:PORT] (device_agent.transports)
+    transport_options: dict[str, str] = field(default_factory=dict)  # adb, cpu_mask, key_file, known_hosts, ...
 
 
 class AgentServicer(agent_pb2_grpc.DeviceAgentServicer):
     def __init__(self, config: AgentConfig) -> None:
         self.config = config
         self.cache = ModelCache(config.cache_dir, config.cache_capacity_bytes)
+        self.transport, self.device_facts = self._open_transport(config)
         self.backends: dict[str, Backend] = {}
         for name in config.backends:
             try:
@@ -67,10 +71,19 @@ class AgentServicer(agent_pb2_grpc.DeviceAgentServicer):
             availability = cls.probe()
             if not availability.available:
                 raise RuntimeError(f"backend {name!r} cannot run on this host: {availability.detail}")
+            options: dict = dict(self.config.backend_options.get(name, {}))
+            if getattr(cls, "needs_transport", False):  # a vendor tool: it runs where the transport reaches
+                options["transport"] = self.transport
+                if name.startswith("tool:"):
+                    options["file"] = name.removeprefix("tool:")
             try:
-                self.backends[name] = cls(**self.config.backend_options.get(name, {}))
-            except ValueError as exc:
+                backend = cls(**options)
+            except (ValueError, TransportError) as exc:
                 raise RuntimeError(f"backend {name!r}: {exc}") from None
+            key = backend.name if getattr(cls, "needs_transport", False) else name
+            if key in self.backends:
+                raise RuntimeError(f"backend {key!r} is enabled twice")
+            self.backends[key] = backend
         self.power_probes = probe_all(config.power_source)
         self.power_source, self.power_unavailable_reason = self._pick_power_source(config.power_source)
         self.idle_power_w = 0.0
@@ -88,6 +101,31 @@ class AgentServicer(agent_pb2_grpc.DeviceAgentServicer):
         self._overrun = False
         self.on_health: Callable[[bool], None] = lambda serving: None  # the gRPC server sets its health here
 
+    @staticmethod
+    def _open_transport(config: AgentConfig) -> tuple[Transport | None, DeviceFacts | None]:
+        """The transport tool backends run through, reached once at start; the device's facts where it is
+        not this host. None where the agent has no tool backend."""
+        tools = [n for n in config.backends if n.partition(":")[0] in TOOL_BACKENDS]
+        if not tools:
+            if config.via != "local" or config.transport_options:
+                raise RuntimeError(f"--via {config.via} runs vendor tool backends ({', '.join(TOOL_BACKENDS)}); "
+                                   "none is enabled")
+            return None, None
+        if config.via != "local" and len(tools) != len(config.backends):
+            others = sorted(set(config.backends) - set(tools))
+            raise RuntimeError(f"--via {config.via} reaches another device; {', '.join(others)} run(s) in this "
+                               "process on this host: start them in an agent of their own")
+        try:
+            transport = open_transport(config.via, config.name, config.transport_options)
+            transport.connect()
+            transport.sweep()  # what an earlier life of this agent left on the device
+            facts = transport.facts() if transport.kind != "local" else None
+        except (ValueError, TransportError) as exc:
+            raise RuntimeError(f"--via {config.via}: {exc}") from None
+        log.info("tool backends run through %s%s", transport.name,
+                 f" ({facts.hostname}, {facts.os})" if facts else "")
+        return transport, facts
+
     def public(self, message: str) -> str:
         """``message`` as a client may see it: runtimes name the cached file; clients get the model's hash."""
         return message.replace(f"{self.cache.root}{os.sep}", "model ").replace(str(self.cache.root), "the cache")
@@ -101,18 +139,21 @@ class AgentServicer(agent_pb2_grpc.DeviceAgentServicer):
 
     def device_info(self) -> agent_pb2.DeviceInfo:
         usage = self.cache.usage()
+        facts = self.device_facts  # a device reached over ADB or SSH is described, not the agent's host
         return agent_pb2.DeviceInfo(
             agent_name=self.config.name,
             agent_version=__version__,
-            hostname=host.hostname(),
-            host_id=host.host_id(),
-            cpu_model=host.cpu_model(),
-            cpu_cores_logical=os.cpu_count() or 1,
-            cpu_cores_physical=host.physical_cores(),
-            memory_total_bytes=host.memory_total_bytes(),
-            os=platform.platform(),
-            machine=platform.machine(),
+            hostname=facts.hostname if facts else host.hostname(),
+            host_id=self.transport.host_identity if self.transport else host.host_id(),
+            cpu_model=facts.cpu_model if facts else host.cpu_model(),
+            cpu_cores_logical=facts.cores_logical if facts else os.cpu_count() or 1,
+            cpu_cores_physical=facts.cores_physical if facts else host.physical_cores(),
+            memory_total_bytes=facts.memory_total_bytes if facts else host.memory_total_bytes(),
+            os=facts.os if facts else platform.platform(),
+            machine=facts.machine if facts else platform.machine(),
             python_version=platform.python_version(),
+            transport=self.transport.name if self.transport else "",
+            device_properties=facts.properties if facts else {},
             runtimes=[
                 agent_pb2.RuntimeVersion(name=b.runtime_name, version=b.runtime_version())
                 for b in self.backends.values()
@@ -182,6 +223,7 @@ class AgentServicer(agent_pb2_grpc.DeviceAgentServicer):
             warmup_runs=opts.warmup_runs if opts.HasField("warmup_runs") else None,
             warmup_seconds=opts.warmup_seconds if opts.HasField("warmup_seconds") else None,
             deadline_seconds=opts.deadline_seconds,
+            op_profile=opts.op_profile,
         )
         options.validate()
         return options
@@ -216,7 +258,7 @@ class AgentServicer(agent_pb2_grpc.DeviceAgentServicer):
             raise InvalidInput(
                 f"backend {backend_name!r} is not enabled on this agent; enabled: {sorted(self.backends)}"
             )
-        cores = os.cpu_count() or 1
+        cores = (self.device_facts.cores_logical if self.device_facts else 0) or os.cpu_count() or 1
         if not 0 <= request.options.threads <= cores:  # thousands of threads crash or wedge the runtime
             raise InvalidInput(f"threads must be 0 (the runtime's default) to {cores} (this host's logical cores), "
                                f"got {request.options.threads}")
@@ -279,10 +321,19 @@ class AgentServicer(agent_pb2_grpc.DeviceAgentServicer):
             environment=agent_pb2.EnvironmentSnapshot(
                 threads=m.threads,
                 runtime=backend.runtime_name,
-                runtime_version=backend.runtime_version(),
+                runtime_version=m.tool.version if m.tool else backend.runtime_version(),
                 runtime_settings=m.runtime_settings,
+                tool=m.tool.name if m.tool else "",
+                tool_version=m.tool.version if m.tool else "",
+                tool_command=m.tool.command if m.tool else "",
+                transport=m.tool.transport if m.tool else "",
                 **vars(m.host),
             ),
+            load_ms=m.load_ms,
+            first_inference_ms=m.first_inference_ms,
+            peak_memory_bytes=m.peak_memory_bytes,
+            memory_source=m.memory_source,
+            op_profile=[agent_pb2.OpTime(name=n, op_type=t, time_ms=ms) for n, t, ms in m.op_profile],
             queue_wait_ms=waited_s * 1e3,
             measurement_wall_ms=m.wall_ms,
             warmup_runs_done=m.warmup_runs_done,
@@ -333,7 +384,14 @@ class AgentServicer(agent_pb2_grpc.DeviceAgentServicer):
 
     # -- shutdown ----------------------------------------------------------------------------------
     def shut_down(self, drain_seconds: float) -> str:
-        """Refuse queued calls, let the running measurement finish for ``drain_seconds``, then abort it."""
+        """Refuse queued calls, let the running measurement finish for ``drain_seconds``, then abort it; the
+        transport's connection (SSH) is released."""
+        outcome = self._drain(drain_seconds)
+        if self.transport is not None:
+            self.transport.close()
+        return outcome
+
+    def _drain(self, drain_seconds: float) -> str:
         self.gate.close("the agent is shutting down")
         if self._idle.wait(drain_seconds):
             return "no measurement was running" if drain_seconds == 0 else "the current measurement finished"

@@ -22,15 +22,22 @@ BACKENDS: dict[str, str] = {
     "torch": "device_agent.backends.torch_backend:TorchBackend",
     "simulator": "device_agent.backends.simulator_backend:SimulatorBackend",
     "openvino": "device_agent.backends.openvino_backend:OpenVinoBackend",
+    # Vendor benchmark tools, on this host or on a device reached with --via (device_agent.tools).
+    "benchmark-model": "device_agent.tools.registry:BenchmarkModelBackend",
+    "trtexec": "device_agent.tools.registry:TrtExecBackend",
+    "benchmark-app": "device_agent.tools.registry:BenchmarkAppBackend",
+    "tool": "device_agent.tools.registry:CustomToolBackend",  # --backend tool:FILE.toml
 }
+TOOL_BACKENDS = ("benchmark-model", "trtexec", "benchmark-app", "tool")
 
-__all__ = ["BACKENDS", "Backend", "InputSpec", "LoadedModel", "backend_class", "probe_backend"]
+__all__ = ["BACKENDS", "TOOL_BACKENDS", "Backend", "InputSpec", "LoadedModel", "backend_class", "probe_backend"]
 
 
 def backend_class(name: str) -> type[Backend]:
-    """The class registered under ``name``; an unknown name is refused naming the known ones."""
+    """The class registered under ``name`` (``tool:FILE.toml`` is the ``tool`` backend); an unknown name is
+    refused naming the known ones."""
     try:
-        target = BACKENDS[name]
+        target = BACKENDS["tool" if name.startswith("tool:") else name]
     except KeyError:
         raise InvalidInput(f"unknown backend {name!r}; known: {sorted(BACKENDS)}") from None
     module_name, _, class_name = target.partition(":")

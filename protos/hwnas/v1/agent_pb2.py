@@ -24,13 +24,15 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bprotos/hwnas/v1/agent.proto\x12\x08hwnas.v1\"\x16\n\x14GetDeviceInfoRequest\"/\n\x0eRuntimeVersion\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\"B\n\x0fPowerSourceInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\tavailable\x18\x02 \x01(\x08\x12\x0e\n\x06\x64\x65tail\x18\x03 \x01(\t\"\xe1\x03\n\nDeviceInfo\x12\x12\n\nagent_name\x18\x01 \x01(\t\x12\x15\n\ragent_version\x18\x02 \x01(\t\x12\x10\n\x08hostname\x18\x03 \x01(\t\x12\x11\n\tcpu_model\x18\x04 \x01(\t\x12\x19\n\x11\x63pu_cores_logical\x18\x05 \x01(\x05\x12\x1a\n\x12\x63pu_cores_physical\x18\x06 \x01(\x05\x12\x1a\n\x12memory_total_bytes\x18\x07 \x01(\x03\x12\n\n\x02os\x18\x08 \x01(\t\x12\x0f\n\x07machine\x18\t \x01(\t\x12\x16\n\x0epython_version\x18\n \x01(\t\x12*\n\x08runtimes\x18\x0b \x03(\x0b\x32\x18.hwnas.v1.RuntimeVersion\x12\x10\n\x08\x62\x61\x63kends\x18\x0c \x03(\t\x12\x30\n\rpower_sources\x18\r \x03(\x0b\x32\x19.hwnas.v1.PowerSourceInfo\x12\x11\n\tprotocols\x18\x0e \x03(\t\x12\x1c\n\x14\x63\x61\x63he_capacity_bytes\x18\x0f \x01(\x03\x12\x18\n\x10\x63\x61\x63he_used_bytes\x18\x10 \x01(\x03\x12\x18\n\x10\x63\x61\x63he_free_bytes\x18\x11 \x01(\x03\x12\x15\n\rcached_models\x18\x12 \x01(\x05\x12\x0f\n\x07host_id\x18\x13 \x01(\t\"!\n\x0fHasModelRequest\x12\x0e\n\x06sha256\x18\x01 \x01(\t\"7\n\x10HasModelResponse\x12\x0f\n\x07present\x18\x01 \x01(\x08\x12\x12\n\nsize_bytes\x18\x02 \x01(\x03\"B\n\x0cUploadHeader\x12\x0e\n\x06sha256\x18\x01 \x01(\t\x12\x12\n\nsize_bytes\x18\x02 \x01(\x03\x12\x0e\n\x06\x66ormat\x18\x03 \x01(\t\"T\n\x10UploadModelChunk\x12(\n\x06header\x18\x01 \x01(\x0b\x32\x16.hwnas.v1.UploadHeaderH\x00\x12\x0e\n\x04\x64\x61ta\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\"R\n\x13UploadModelResponse\x12\x0e\n\x06sha256\x18\x01 \x01(\t\x12\x12\n\nsize_bytes\x18\x02 \x01(\x03\x12\x17\n\x0f\x61lready_present\x18\x03 \x01(\x08\")\n\x0bTensorShape\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04\x64ims\x18\x02 \x03(\x03\"\xfe\x02\n\x0eProfileOptions\x12\x12\n\nbatch_size\x18\x01 \x01(\x05\x12+\n\x0cinput_shapes\x18\x02 \x03(\x0b\x32\x15.hwnas.v1.TensorShape\x12\x0f\n\x07threads\x18\x03 \x01(\x05\x12\x18\n\x0bwarmup_runs\x18\x04 \x01(\x05H\x00\x88\x01\x01\x12\x1b\n\x0ewarmup_seconds\x18\x05 \x01(\x01H\x01\x88\x01\x01\x12\x10\n\x08protocol\x18\x06 \x01(\t\x12\x45\n\x0fprotocol_params\x18\x07 \x03(\x0b\x32,.hwnas.v1.ProfileOptions.ProtocolParamsEntry\x12\x16\n\x0ereturn_samples\x18\x08 \x01(\x08\x12\x18\n\x10\x64\x65\x61\x64line_seconds\x18\t \x01(\x01\x1a\x35\n\x13ProtocolParamsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\x42\x0e\n\x0c_warmup_runsB\x11\n\x0f_warmup_seconds\"b\n\x0eProfileRequest\x12\x14\n\x0cmodel_sha256\x18\x01 \x01(\t\x12\x0f\n\x07\x62\x61\x63kend\x18\x02 \x01(\t\x12)\n\x07options\x18\x03 \x01(\x0b\x32\x18.hwnas.v1.ProfileOptions\"\x91\x01\n\x0cLatencyStats\x12\r\n\x05\x63ount\x18\x01 \x01(\x03\x12\x0e\n\x06min_ms\x18\x02 \x01(\x01\x12\x0f\n\x07mean_ms\x18\x03 \x01(\x01\x12\x11\n\tmedian_ms\x18\x04 \x01(\x01\x12\x0e\n\x06p90_ms\x18\x05 \x01(\x01\x12\x0e\n\x06p99_ms\x18\x06 \x01(\x01\x12\x0e\n\x06max_ms\x18\x07 \x01(\x01\x12\x0e\n\x06std_ms\x18\x08 \x01(\x01\"\xd8\x01\n\x0bPowerReport\x12\x11\n\tavailable\x18\x01 \x01(\x08\x12\x0e\n\x06source\x18\x02 \x01(\t\x12\x1a\n\x12unavailable_reason\x18\x03 \x01(\t\x12\x10\n\x08window_s\x18\x04 \x01(\x01\x12\x10\n\x08\x65nergy_j\x18\x05 \x01(\x01\x12\x14\n\x0cmean_power_w\x18\x06 \x01(\x01\x12\x1f\n\x17\x65nergy_per_inference_mj\x18\x07 \x01(\x01\x12\x19\n\x11sampling_period_s\x18\x08 \x01(\x01\x12\x14\n\x0cidle_power_w\x18\t \x01(\x01\"\x89\x03\n\x13\x45nvironmentSnapshot\x12\x0f\n\x07threads\x18\x01 \x01(\x05\x12\x14\n\x0c\x63pu_governor\x18\x02 \x01(\t\x12\x14\n\x0c\x63pu_freq_mhz\x18\x03 \x01(\x01\x12\x13\n\x0bload_avg_1m\x18\x04 \x01(\x01\x12\x13\n\x0bload_avg_5m\x18\x05 \x01(\x01\x12\x14\n\x0cload_avg_15m\x18\x06 \x01(\x01\x12\x0f\n\x07runtime\x18\x07 \x01(\t\x12\x17\n\x0fruntime_version\x18\x08 \x01(\t\x12\x10\n\x08gpu_name\x18\t \x01(\t\x12\x18\n\x10gpu_sm_clock_mhz\x18\n \x01(\x01\x12\x19\n\x11gpu_temperature_c\x18\x0b \x01(\x01\x12L\n\x10runtime_settings\x18\x0c \x03(\x0b\x32\x32.hwnas.v1.EnvironmentSnapshot.RuntimeSettingsEntry\x1a\x36\n\x14RuntimeSettingsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xed\x05\n\rProfileResult\x12\x14\n\x0cmodel_sha256\x18\x01 \x01(\t\x12\x0f\n\x07\x62\x61\x63kend\x18\x02 \x01(\t\x12\x10\n\x08protocol\x18\x03 \x01(\t\x12\x44\n\x0fprotocol_params\x18\x04 \x03(\x0b\x32+.hwnas.v1.ProfileResult.ProtocolParamsEntry\x12\x12\n\nlatency_ms\x18\x05 \x01(\x01\x12%\n\x05stats\x18\x06 \x01(\x0b\x32\x16.hwnas.v1.LatencyStats\x12\x12\n\nsamples_ms\x18\x07 \x03(\x01\x12$\n\x05power\x18\x08 \x01(\x0b\x32\x15.hwnas.v1.PowerReport\x12\x32\n\x0b\x65nvironment\x18\t \x01(\x0b\x32\x1d.hwnas.v1.EnvironmentSnapshot\x12\x15\n\rqueue_wait_ms\x18\n \x01(\x01\x12\x1b\n\x13measurement_wall_ms\x18\x0b \x01(\x01\x12\x18\n\x10warmup_runs_done\x18\x0c \x01(\x05\x12\x12\n\nbatch_size\x18\r \x01(\x05\x12+\n\x0cinput_shapes\x18\x0e \x03(\x0b\x32\x15.hwnas.v1.TensorShape\x12\x12\n\nagent_name\x18\x0f \x01(\t\x12\x15\n\ragent_version\x18\x10 \x01(\t\x12\x17\n\x0fstarted_unix_ns\x18\x11 \x01(\x03\x12\x18\n\x10\x66inished_unix_ns\x18\x12 \x01(\x03\x12\x10\n\x08warnings\x18\x13 \x03(\t\x12\x46\n\x10protocol_details\x18\x14 \x03(\x0b\x32,.hwnas.v1.ProfileResult.ProtocolDetailsEntry\x1a\x35\n\x13ProtocolParamsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\x1a\x36\n\x14ProtocolDetailsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\x32\xa1\x02\n\x0b\x44\x65viceAgent\x12\x45\n\rGetDeviceInfo\x12\x1e.hwnas.v1.GetDeviceInfoRequest\x1a\x14.hwnas.v1.DeviceInfo\x12\x41\n\x08HasModel\x12\x19.hwnas.v1.HasModelRequest\x1a\x1a.hwnas.v1.HasModelResponse\x12J\n\x0bUploadModel\x12\x1a.hwnas.v1.UploadModelChunk\x1a\x1d.hwnas.v1.UploadModelResponse(\x01\x12<\n\x07Profile\x12\x18.hwnas.v1.ProfileRequest\x1a\x17.hwnas.v1.ProfileResultb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bprotos/hwnas/v1/agent.proto\x12\x08hwnas.v1\"\x16\n\x14GetDeviceInfoRequest\"/\n\x0eRuntimeVersion\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\"B\n\x0fPowerSourceInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\tavailable\x18\x02 \x01(\x08\x12\x0e\n\x06\x64\x65tail\x18\x03 \x01(\t\"\xf4\x04\n\nDeviceInfo\x12\x12\n\nagent_name\x18\x01 \x01(\t\x12\x15\n\ragent_version\x18\x02 \x01(\t\x12\x10\n\x08hostname\x18\x03 \x01(\t\x12\x11\n\tcpu_model\x18\x04 \x01(\t\x12\x19\n\x11\x63pu_cores_logical\x18\x05 \x01(\x05\x12\x1a\n\x12\x63pu_cores_physical\x18\x06 \x01(\x05\x12\x1a\n\x12memory_total_bytes\x18\x07 \x01(\x03\x12\n\n\x02os\x18\x08 \x01(\t\x12\x0f\n\x07machine\x18\t \x01(\t\x12\x16\n\x0epython_version\x18\n \x01(\t\x12*\n\x08runtimes\x18\x0b \x03(\x0b\x32\x18.hwnas.v1.RuntimeVersion\x12\x10\n\x08\x62\x61\x63kends\x18\x0c \x03(\t\x12\x30\n\rpower_sources\x18\r \x03(\x0b\x32\x19.hwnas.v1.PowerSourceInfo\x12\x11\n\tprotocols\x18\x0e \x03(\t\x12\x1c\n\x14\x63\x61\x63he_capacity_bytes\x18\x0f \x01(\x03\x12\x18\n\x10\x63\x61\x63he_used_bytes\x18\x10 \x01(\x03\x12\x18\n\x10\x63\x61\x63he_free_bytes\x18\x11 \x01(\x03\x12\x15\n\rcached_models\x18\x12 \x01(\x05\x12\x0f\n\x07host_id\x18\x13 \x01(\t\x12\x11\n\ttransport\x18\x14 \x01(\t\x12\x45\n\x11\x64\x65vice_properties\x18\x15 \x03(\x0b\x32*.hwnas.v1.DeviceInfo.DevicePropertiesEntry\x1a\x37\n\x15\x44\x65vicePropertiesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"!\n\x0fHasModelRequest\x12\x0e\n\x06sha256\x18\x01 \x01(\t\"7\n\x10HasModelResponse\x12\x0f\n\x07present\x18\x01 \x01(\x08\x12\x12\n\nsize_bytes\x18\x02 \x01(\x03\"B\n\x0cUploadHeader\x12\x0e\n\x06sha256\x18\x01 \x01(\t\x12\x12\n\nsize_bytes\x18\x02 \x01(\x03\x12\x0e\n\x06\x66ormat\x18\x03 \x01(\t\"T\n\x10UploadModelChunk\x12(\n\x06header\x18\x01 \x01(\x0b\x32\x16.hwnas.v1.UploadHeaderH\x00\x12\x0e\n\x04\x64\x61ta\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\"R\n\x13UploadModelResponse\x12\x0e\n\x06sha256\x18\x01 \x01(\t\x12\x12\n\nsize_bytes\x18\x02 \x01(\x03\x12\x17\n\x0f\x61lready_present\x18\x03 \x01(\x08\")\n\x0bTensorShape\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04\x64ims\x18\x02 \x03(\x03\"\x92\x03\n\x0eProfileOptions\x12\x12\n\nbatch_size\x18\x01 \x01(\x05\x12+\n\x0cinput_shapes\x18\x02 \x03(\x0b\x32\x15.hwnas.v1.TensorShape\x12\x0f\n\x07threads\x18\x03 \x01(\x05\x12\x18\n\x0bwarmup_runs\x18\x04 \x01(\x05H\x00\x88\x01\x01\x12\x1b\n\x0ewarmup_seconds\x18\x05 \x01(\x01H\x01\x88\x01\x01\x12\x10\n\x08protocol\x18\x06 \x01(\t\x12\x45\n\x0fprotocol_params\x18\x07 \x03(\x0b\x32,.hwnas.v1.ProfileOptions.ProtocolParamsEntry\x12\x16\n\x0ereturn_samples\x18\x08 \x01(\x08\x12\x18\n\x10\x64\x65\x61\x64line_seconds\x18\t \x01(\x01\x12\x12\n\nop_profile\x18\n \x01(\x08\x1a\x35\n\x13ProtocolParamsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\x42\x0e\n\x0c_warmup_runsB\x11\n\x0f_warmup_seconds\"b\n\x0eProfileRequest\x12\x14\n\x0cmodel_sha256\x18\x01 \x01(\t\x12\x0f\n\x07\x62\x61\x63kend\x18\x02 \x01(\t\x12)\n\x07options\x18\x03 \x01(\x0b\x32\x18.hwnas.v1.ProfileOptions\"\x91\x01\n\x0cLatencyStats\x12\r\n\x05\x63ount\x18\x01 \x01(\x03\x12\x0e\n\x06min_ms\x18\x02 \x01(\x01\x12\x0f\n\x07mean_ms\x18\x03 \x01(\x01\x12\x11\n\tmedian_ms\x18\x04 \x01(\x01\x12\x0e\n\x06p90_ms\x18\x05 \x01(\x01\x12\x0e\n\x06p99_ms\x18\x06 \x01(\x01\x12\x0e\n\x06max_ms\x18\x07 \x01(\x01\x12\x0e\n\x06std_ms\x18\x08 \x01(\x01\"\xd8\x01\n\x0bPowerReport\x12\x11\n\tavailable\x18\x01 \x01(\x08\x12\x0e\n\x06source\x18\x02 \x01(\t\x12\x1a\n\x12unavailable_reason\x18\x03 \x01(\t\x12\x10\n\x08window_s\x18\x04 \x01(\x01\x12\x10\n\x08\x65nergy_j\x18\x05 \x01(\x01\x12\x14\n\x0cmean_power_w\x18\x06 \x01(\x01\x12\x1f\n\x17\x65nergy_per_inference_mj\x18\x07 \x01(\x01\x12\x19\n\x11sampling_period_s\x18\x08 \x01(\x01\x12\x14\n\x0cidle_power_w\x18\t \x01(\x01\"\xd6\x03\n\x13\x45nvironmentSnapshot\x12\x0f\n\x07threads\x18\x01 \x01(\x05\x12\x14\n\x0c\x63pu_governor\x18\x02 \x01(\t\x12\x14\n\x0c\x63pu_freq_mhz\x18\x03 \x01(\x01\x12\x13\n\x0bload_avg_1m\x18\x04 \x01(\x01\x12\x13\n\x0bload_avg_5m\x18\x05 \x01(\x01\x12\x14\n\x0cload_avg_15m\x18\x06 \x01(\x01\x12\x0f\n\x07runtime\x18\x07 \x01(\t\x12\x17\n\x0fruntime_version\x18\x08 \x01(\t\x12\x10\n\x08gpu_name\x18\t \x01(\t\x12\x18\n\x10gpu_sm_clock_mhz\x18\n \x01(\x01\x12\x19\n\x11gpu_temperature_c\x18\x0b \x01(\x01\x12L\n\x10runtime_settings\x18\x0c \x03(\x0b\x32\x32.hwnas.v1.EnvironmentSnapshot.RuntimeSettingsEntry\x12\x0c\n\x04tool\x18\r \x01(\t\x12\x14\n\x0ctool_version\x18\x0e \x01(\t\x12\x14\n\x0ctool_command\x18\x0f \x01(\t\x12\x11\n\ttransport\x18\x10 \x01(\t\x1a\x36\n\x14RuntimeSettingsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xf2\x06\n\rProfileResult\x12\x14\n\x0cmodel_sha256\x18\x01 \x01(\t\x12\x0f\n\x07\x62\x61\x63kend\x18\x02 \x01(\t\x12\x10\n\x08protocol\x18\x03 \x01(\t\x12\x44\n\x0fprotocol_params\x18\x04 \x03(\x0b\x32+.hwnas.v1.ProfileResult.ProtocolParamsEntry\x12\x12\n\nlatency_ms\x18\x05 \x01(\x01\x12%\n\x05stats\x18\x06 \x01(\x0b\x32\x16.hwnas.v1.LatencyStats\x12\x12\n\nsamples_ms\x18\x07 \x03(\x01\x12$\n\x05power\x18\x08 \x01(\x0b\x32\x15.hwnas.v1.PowerReport\x12\x32\n\x0b\x65nvironment\x18\t \x01(\x0b\x32\x1d.hwnas.v1.EnvironmentSnapshot\x12\x15\n\rqueue_wait_ms\x18\n \x01(\x01\x12\x1b\n\x13measurement_wall_ms\x18\x0b \x01(\x01\x12\x18\n\x10warmup_runs_done\x18\x0c \x01(\x05\x12\x12\n\nbatch_size\x18\r \x01(\x05\x12+\n\x0cinput_shapes\x18\x0e \x03(\x0b\x32\x15.hwnas.v1.TensorShape\x12\x12\n\nagent_name\x18\x0f \x01(\t\x12\x15\n\ragent_version\x18\x10 \x01(\t\x12\x17\n\x0fstarted_unix_ns\x18\x11 \x01(\x03\x12\x18\n\x10\x66inished_unix_ns\x18\x12 \x01(\x03\x12\x10\n\x08warnings\x18\x13 \x03(\t\x12\x46\n\x10protocol_details\x18\x14 \x03(\x0b\x32,.hwnas.v1.ProfileResult.ProtocolDetailsEntry\x12\x0f\n\x07load_ms\x18\x15 \x01(\x01\x12\x1a\n\x12\x66irst_inference_ms\x18\x16 \x01(\x01\x12\x19\n\x11peak_memory_bytes\x18\x17 \x01(\x03\x12\x15\n\rmemory_source\x18\x18 \x01(\t\x12$\n\nop_profile\x18\x19 \x03(\x0b\x32\x10.hwnas.v1.OpTime\x1a\x35\n\x13ProtocolParamsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\x1a\x36\n\x14ProtocolDetailsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"8\n\x06OpTime\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07op_type\x18\x02 \x01(\t\x12\x0f\n\x07time_ms\x18\x03 \x01(\x01\x32\xa1\x02\n\x0b\x44\x65viceAgent\x12\x45\n\rGetDeviceInfo\x12\x1e.hwnas.v1.GetDeviceInfoRequest\x1a\x14.hwnas.v1.DeviceInfo\x12\x41\n\x08HasModel\x12\x19.hwnas.v1.HasModelRequest\x1a\x1a.hwnas.v1.HasModelResponse\x12J\n\x0bUploadModel\x12\x1a.hwnas.v1.UploadModelChunk\x1a\x1d.hwnas.v1.UploadModelResponse(\x01\x12<\n\x07Profile\x12\x18.hwnas.v1.ProfileRequest\x1a\x17.hwnas.v1.ProfileResultb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'protos.hwnas.v1.agent_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_DEVICEINFO_DEVICEPROPERTIESENTRY']._loaded_options = None
+  _globals['_DEVICEINFO_DEVICEPROPERTIESENTRY']._serialized_options = b'8\001'
   _globals['_PROFILEOPTIONS_PROTOCOLPARAMSENTRY']._loaded_options = None
   _globals['_PROFILEOPTIONS_PROTOCOLPARAMSENTRY']._serialized_options = b'8\001'
   _globals['_ENVIRONMENTSNAPSHOT_RUNTIMESETTINGSENTRY']._loaded_options = None
@@ -46,39 +48,43 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_POWERSOURCEINFO']._serialized_start=114
   _globals['_POWERSOURCEINFO']._serialized_end=180
   _globals['_DEVICEINFO']._serialized_start=183
-  _globals['_DEVICEINFO']._serialized_end=664
-  _globals['_HASMODELREQUEST']._serialized_start=666
-  _globals['_HASMODELREQUEST']._serialized_end=699
-  _globals['_HASMODELRESPONSE']._serialized_start=701
-  _globals['_HASMODELRESPONSE']._serialized_end=756
-  _globals['_UPLOADHEADER']._serialized_start=758
-  _globals['_UPLOADHEADER']._serialized_end=824
-  _globals['_UPLOADMODELCHUNK']._serialized_start=826
-  _globals['_UPLOADMODELCHUNK']._serialized_end=910
-  _globals['_UPLOADMODELRESPONSE']._serialized_start=912
-  _globals['_UPLOADMODELRESPONSE']._serialized_end=994
-  _globals['_TENSORSHAPE']._serialized_start=996
-  _globals['_TENSORSHAPE']._serialized_end=1037
-  _globals['_PROFILEOPTIONS']._serialized_start=1040
-  _globals['_PROFILEOPTIONS']._serialized_end=1422
-  _globals['_PROFILEOPTIONS_PROTOCOLPARAMSENTRY']._serialized_start=1334
-  _globals['_PROFILEOPTIONS_PROTOCOLPARAMSENTRY']._serialized_end=1387
-  _globals['_PROFILEREQUEST']._serialized_start=1424
-  _globals['_PROFILEREQUEST']._serialized_end=1522
-  _globals['_LATENCYSTATS']._serialized_start=1525
-  _globals['_LATENCYSTATS']._serialized_end=1670
-  _globals['_POWERREPORT']._serialized_start=1673
-  _globals['_POWERREPORT']._serialized_end=1889
-  _globals['_ENVIRONMENTSNAPSHOT']._serialized_start=1892
-  _globals['_ENVIRONMENTSNAPSHOT']._serialized_end=2285
-  _globals['_ENVIRONMENTSNAPSHOT_RUNTIMESETTINGSENTRY']._serialized_start=2231
-  _globals['_ENVIRONMENTSNAPSHOT_RUNTIMESETTINGSENTRY']._serialized_end=2285
-  _globals['_PROFILERESULT']._serialized_start=2288
-  _globals['_PROFILERESULT']._serialized_end=3037
-  _globals['_PROFILERESULT_PROTOCOLPARAMSENTRY']._serialized_start=1334
-  _globals['_PROFILERESULT_PROTOCOLPARAMSENTRY']._serialized_end=1387
-  _globals['_PROFILERESULT_PROTOCOLDETAILSENTRY']._serialized_start=2983
-  _globals['_PROFILERESULT_PROTOCOLDETAILSENTRY']._serialized_end=3037
-  _globals['_DEVICEAGENT']._serialized_start=3040
-  _globals['_DEVICEAGENT']._serialized_end=3329
+  _globals['_DEVICEINFO']._serialized_end=811
+  _globals['_DEVICEINFO_DEVICEPROPERTIESENTRY']._serialized_start=756
+  _globals['_DEVICEINFO_DEVICEPROPERTIESENTRY']._serialized_end=811
+  _globals['_HASMODELREQUEST']._serialized_start=813
+  _globals['_HASMODELREQUEST']._serialized_end=846
+  _globals['_HASMODELRESPONSE']._serialized_start=848
+  _globals['_HASMODELRESPONSE']._serialized_end=903
+  _globals['_UPLOADHEADER']._serialized_start=905
+  _globals['_UPLOADHEADER']._serialized_end=971
+  _globals['_UPLOADMODELCHUNK']._serialized_start=973
+  _globals['_UPLOADMODELCHUNK']._serialized_end=1057
+  _globals['_UPLOADMODELRESPONSE']._serialized_start=1059
+  _globals['_UPLOADMODELRESPONSE']._serialized_end=1141
+  _globals['_TENSORSHAPE']._serialized_start=1143
+  _globals['_TENSORSHAPE']._serialized_end=1184
+  _globals['_PROFILEOPTIONS']._serialized_start=1187
+  _globals['_PROFILEOPTIONS']._serialized_end=1589
+  _globals['_PROFILEOPTIONS_PROTOCOLPARAMSENTRY']._serialized_start=1501
+  _globals['_PROFILEOPTIONS_PROTOCOLPARAMSENTRY']._serialized_end=1554
+  _globals['_PROFILEREQUEST']._serialized_start=1591
+  _globals['_PROFILEREQUEST']._serialized_end=1689
+  _globals['_LATENCYSTATS']._serialized_start=1692
+  _globals['_LATENCYSTATS']._serialized_end=1837
+  _globals['_POWERREPORT']._serialized_start=1840
+  _globals['_POWERREPORT']._serialized_end=2056
+  _globals['_ENVIRONMENTSNAPSHOT']._serialized_start=2059
+  _globals['_ENVIRONMENTSNAPSHOT']._serialized_end=2529
+  _globals['_ENVIRONMENTSNAPSHOT_RUNTIMESETTINGSENTRY']._serialized_start=2475
+  _globals['_ENVIRONMENTSNAPSHOT_RUNTIMESETTINGSENTRY']._serialized_end=2529
+  _globals['_PROFILERESULT']._serialized_start=2532
+  _globals['_PROFILERESULT']._serialized_end=3414
+  _globals['_PROFILERESULT_PROTOCOLPARAMSENTRY']._serialized_start=1501
+  _globals['_PROFILERESULT_PROTOCOLPARAMSENTRY']._serialized_end=1554
+  _globals['_PROFILERESULT_PROTOCOLDETAILSENTRY']._serialized_start=3360
+  _globals['_PROFILERESULT_PROTOCOLDETAILSENTRY']._serialized_end=3414
+  _globals['_OPTIME']._serialized_start=3416
+  _globals['_OPTIME']._serialized_end=3472
+  _globals['_DEVICEAGENT']._serialized_start=3475
+  _globals['_DEVICEAGENT']._serialized_end=3764
 # @@protoc_insertion_point(module_scope)

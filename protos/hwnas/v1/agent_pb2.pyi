@@ -29,7 +29,14 @@ class PowerSourceInfo(_message.Message):
     def __init__(self, name: _Optional[str] = ..., available: _Optional[bool] = ..., detail: _Optional[str] = ...) -> None: ...
 
 class DeviceInfo(_message.Message):
-    __slots__ = ("agent_name", "agent_version", "hostname", "cpu_model", "cpu_cores_logical", "cpu_cores_physical", "memory_total_bytes", "os", "machine", "python_version", "runtimes", "backends", "power_sources", "protocols", "cache_capacity_bytes", "cache_used_bytes", "cache_free_bytes", "cached_models", "host_id")
+    __slots__ = ("agent_name", "agent_version", "hostname", "cpu_model", "cpu_cores_logical", "cpu_cores_physical", "memory_total_bytes", "os", "machine", "python_version", "runtimes", "backends", "power_sources", "protocols", "cache_capacity_bytes", "cache_used_bytes", "cache_free_bytes", "cached_models", "host_id", "transport", "device_properties")
+    class DevicePropertiesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     AGENT_NAME_FIELD_NUMBER: _ClassVar[int]
     AGENT_VERSION_FIELD_NUMBER: _ClassVar[int]
     HOSTNAME_FIELD_NUMBER: _ClassVar[int]
@@ -49,6 +56,8 @@ class DeviceInfo(_message.Message):
     CACHE_FREE_BYTES_FIELD_NUMBER: _ClassVar[int]
     CACHED_MODELS_FIELD_NUMBER: _ClassVar[int]
     HOST_ID_FIELD_NUMBER: _ClassVar[int]
+    TRANSPORT_FIELD_NUMBER: _ClassVar[int]
+    DEVICE_PROPERTIES_FIELD_NUMBER: _ClassVar[int]
     agent_name: str
     agent_version: str
     hostname: str
@@ -68,7 +77,9 @@ class DeviceInfo(_message.Message):
     cache_free_bytes: int
     cached_models: int
     host_id: str
-    def __init__(self, agent_name: _Optional[str] = ..., agent_version: _Optional[str] = ..., hostname: _Optional[str] = ..., cpu_model: _Optional[str] = ..., cpu_cores_logical: _Optional[int] = ..., cpu_cores_physical: _Optional[int] = ..., memory_total_bytes: _Optional[int] = ..., os: _Optional[str] = ..., machine: _Optional[str] = ..., python_version: _Optional[str] = ..., runtimes: _Optional[_Iterable[_Union[RuntimeVersion, _Mapping]]] = ..., backends: _Optional[_Iterable[str]] = ..., power_sources: _Optional[_Iterable[_Union[PowerSourceInfo, _Mapping]]] = ..., protocols: _Optional[_Iterable[str]] = ..., cache_capacity_bytes: _Optional[int] = ..., cache_used_bytes: _Optional[int] = ..., cache_free_bytes: _Optional[int] = ..., cached_models: _Optional[int] = ..., host_id: _Optional[str] = ...) -> None: ...
+    transport: str
+    device_properties: _containers.ScalarMap[str, str]
+    def __init__(self, agent_name: _Optional[str] = ..., agent_version: _Optional[str] = ..., hostname: _Optional[str] = ..., cpu_model: _Optional[str] = ..., cpu_cores_logical: _Optional[int] = ..., cpu_cores_physical: _Optional[int] = ..., memory_total_bytes: _Optional[int] = ..., os: _Optional[str] = ..., machine: _Optional[str] = ..., python_version: _Optional[str] = ..., runtimes: _Optional[_Iterable[_Union[RuntimeVersion, _Mapping]]] = ..., backends: _Optional[_Iterable[str]] = ..., power_sources: _Optional[_Iterable[_Union[PowerSourceInfo, _Mapping]]] = ..., protocols: _Optional[_Iterable[str]] = ..., cache_capacity_bytes: _Optional[int] = ..., cache_used_bytes: _Optional[int] = ..., cache_free_bytes: _Optional[int] = ..., cached_models: _Optional[int] = ..., host_id: _Optional[str] = ..., transport: _Optional[str] = ..., device_properties: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class HasModelRequest(_message.Message):
     __slots__ = ("sha256",)
@@ -121,7 +132,7 @@ class TensorShape(_message.Message):
     def __init__(self, name: _Optional[str] = ..., dims: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class ProfileOptions(_message.Message):
-    __slots__ = ("batch_size", "input_shapes", "threads", "warmup_runs", "warmup_seconds", "protocol", "protocol_params", "return_samples", "deadline_seconds")
+    __slots__ = ("batch_size", "input_shapes", "threads", "warmup_runs", "warmup_seconds", "protocol", "protocol_params", "return_samples", "deadline_seconds", "op_profile")
     class ProtocolParamsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -138,6 +149,7 @@ class ProfileOptions(_message.Message):
     PROTOCOL_PARAMS_FIELD_NUMBER: _ClassVar[int]
     RETURN_SAMPLES_FIELD_NUMBER: _ClassVar[int]
     DEADLINE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    OP_PROFILE_FIELD_NUMBER: _ClassVar[int]
     batch_size: int
     input_shapes: _containers.RepeatedCompositeFieldContainer[TensorShape]
     threads: int
@@ -147,7 +159,8 @@ class ProfileOptions(_message.Message):
     protocol_params: _containers.ScalarMap[str, float]
     return_samples: bool
     deadline_seconds: float
-    def __init__(self, batch_size: _Optional[int] = ..., input_shapes: _Optional[_Iterable[_Union[TensorShape, _Mapping]]] = ..., threads: _Optional[int] = ..., warmup_runs: _Optional[int] = ..., warmup_seconds: _Optional[float] = ..., protocol: _Optional[str] = ..., protocol_params: _Optional[_Mapping[str, float]] = ..., return_samples: _Optional[bool] = ..., deadline_seconds: _Optional[float] = ...) -> None: ...
+    op_profile: bool
+    def __init__(self, batch_size: _Optional[int] = ..., input_shapes: _Optional[_Iterable[_Union[TensorShape, _Mapping]]] = ..., threads: _Optional[int] = ..., warmup_runs: _Optional[int] = ..., warmup_seconds: _Optional[float] = ..., protocol: _Optional[str] = ..., protocol_params: _Optional[_Mapping[str, float]] = ..., return_samples: _Optional[bool] = ..., deadline_seconds: _Optional[float] = ..., op_profile: _Optional[bool] = ...) -> None: ...
 
 class ProfileRequest(_message.Message):
     __slots__ = ("model_sha256", "backend", "options")
@@ -202,7 +215,7 @@ class PowerReport(_message.Message):
     def __init__(self, available: _Optional[bool] = ..., source: _Optional[str] = ..., unavailable_reason: _Optional[str] = ..., window_s: _Optional[float] = ..., energy_j: _Optional[float] = ..., mean_power_w: _Optional[float] = ..., energy_per_inference_mj: _Optional[float] = ..., sampling_period_s: _Optional[float] = ..., idle_power_w: _Optional[float] = ...) -> None: ...
 
 class EnvironmentSnapshot(_message.Message):
-    __slots__ = ("threads", "cpu_governor", "cpu_freq_mhz", "load_avg_1m", "load_avg_5m", "load_avg_15m", "runtime", "runtime_version", "gpu_name", "gpu_sm_clock_mhz", "gpu_temperature_c", "runtime_settings")
+    __slots__ = ("threads", "cpu_governor", "cpu_freq_mhz", "load_avg_1m", "load_avg_5m", "load_avg_15m", "runtime", "runtime_version", "gpu_name", "gpu_sm_clock_mhz", "gpu_temperature_c", "runtime_settings", "tool", "tool_version", "tool_command", "transport")
     class RuntimeSettingsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -222,6 +235,10 @@ class EnvironmentSnapshot(_message.Message):
     GPU_SM_CLOCK_MHZ_FIELD_NUMBER: _ClassVar[int]
     GPU_TEMPERATURE_C_FIELD_NUMBER: _ClassVar[int]
     RUNTIME_SETTINGS_FIELD_NUMBER: _ClassVar[int]
+    TOOL_FIELD_NUMBER: _ClassVar[int]
+    TOOL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    TOOL_COMMAND_FIELD_NUMBER: _ClassVar[int]
+    TRANSPORT_FIELD_NUMBER: _ClassVar[int]
     threads: int
     cpu_governor: str
     cpu_freq_mhz: float
@@ -234,10 +251,14 @@ class EnvironmentSnapshot(_message.Message):
     gpu_sm_clock_mhz: float
     gpu_temperature_c: float
     runtime_settings: _containers.ScalarMap[str, str]
-    def __init__(self, threads: _Optional[int] = ..., cpu_governor: _Optional[str] = ..., cpu_freq_mhz: _Optional[float] = ..., load_avg_1m: _Optional[float] = ..., load_avg_5m: _Optional[float] = ..., load_avg_15m: _Optional[float] = ..., runtime: _Optional[str] = ..., runtime_version: _Optional[str] = ..., gpu_name: _Optional[str] = ..., gpu_sm_clock_mhz: _Optional[float] = ..., gpu_temperature_c: _Optional[float] = ..., runtime_settings: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    tool: str
+    tool_version: str
+    tool_command: str
+    transport: str
+    def __init__(self, threads: _Optional[int] = ..., cpu_governor: _Optional[str] = ..., cpu_freq_mhz: _Optional[float] = ..., load_avg_1m: _Optional[float] = ..., load_avg_5m: _Optional[float] = ..., load_avg_15m: _Optional[float] = ..., runtime: _Optional[str] = ..., runtime_version: _Optional[str] = ..., gpu_name: _Optional[str] = ..., gpu_sm_clock_mhz: _Optional[float] = ..., gpu_temperature_c: _Optional[float] = ..., runtime_settings: _Optional[_Mapping[str, str]] = ..., tool: _Optional[str] = ..., tool_version: _Optional[str] = ..., tool_command: _Optional[str] = ..., transport: _Optional[str] = ...) -> None: ...
 
 class ProfileResult(_message.Message):
-    __slots__ = ("model_sha256", "backend", "protocol", "protocol_params", "latency_ms", "stats", "samples_ms", "power", "environment", "queue_wait_ms", "measurement_wall_ms", "warmup_runs_done", "batch_size", "input_shapes", "agent_name", "agent_version", "started_unix_ns", "finished_unix_ns", "warnings", "protocol_details")
+    __slots__ = ("model_sha256", "backend", "protocol", "protocol_params", "latency_ms", "stats", "samples_ms", "power", "environment", "queue_wait_ms", "measurement_wall_ms", "warmup_runs_done", "batch_size", "input_shapes", "agent_name", "agent_version", "started_unix_ns", "finished_unix_ns", "warnings", "protocol_details", "load_ms", "first_inference_ms", "peak_memory_bytes", "memory_source", "op_profile")
     class ProtocolParamsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -272,6 +293,11 @@ class ProfileResult(_message.Message):
     FINISHED_UNIX_NS_FIELD_NUMBER: _ClassVar[int]
     WARNINGS_FIELD_NUMBER: _ClassVar[int]
     PROTOCOL_DETAILS_FIELD_NUMBER: _ClassVar[int]
+    LOAD_MS_FIELD_NUMBER: _ClassVar[int]
+    FIRST_INFERENCE_MS_FIELD_NUMBER: _ClassVar[int]
+    PEAK_MEMORY_BYTES_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_SOURCE_FIELD_NUMBER: _ClassVar[int]
+    OP_PROFILE_FIELD_NUMBER: _ClassVar[int]
     model_sha256: str
     backend: str
     protocol: str
@@ -292,4 +318,19 @@ class ProfileResult(_message.Message):
     finished_unix_ns: int
     warnings: _containers.RepeatedScalarFieldContainer[str]
     protocol_details: _containers.ScalarMap[str, float]
-    def __init__(self, model_sha256: _Optional[str] = ..., backend: _Optional[str] = ..., protocol: _Optional[str] = ..., protocol_params: _Optional[_Mapping[str, float]] = ..., latency_ms: _Optional[float] = ..., stats: _Optional[_Union[LatencyStats, _Mapping]] = ..., samples_ms: _Optional[_Iterable[float]] = ..., power: _Optional[_Union[PowerReport, _Mapping]] = ..., environment: _Optional[_Union[EnvironmentSnapshot, _Mapping]] = ..., queue_wait_ms: _Optional[float] = ..., measurement_wall_ms: _Optional[float] = ..., warmup_runs_done: _Optional[int] = ..., batch_size: _Optional[int] = ..., input_shapes: _Optional[_Iterable[_Union[TensorShape, _Mapping]]] = ..., agent_name: _Optional[str] = ..., agent_version: _Optional[str] = ..., started_unix_ns: _Optional[int] = ..., finished_unix_ns: _Optional[int] = ..., warnings: _Optional[_Iterable[str]] = ..., protocol_details: _Optional[_Mapping[str, float]] = ...) -> None: ...
+    load_ms: float
+    first_inference_ms: float
+    peak_memory_bytes: int
+    memory_source: str
+    op_profile: _containers.RepeatedCompositeFieldContainer[OpTime]
+    def __init__(self, model_sha256: _Optional[str] = ..., backend: _Optional[str] = ..., protocol: _Optional[str] = ..., protocol_params: _Optional[_Mapping[str, float]] = ..., latency_ms: _Optional[float] = ..., stats: _Optional[_Union[LatencyStats, _Mapping]] = ..., samples_ms: _Optional[_Iterable[float]] = ..., power: _Optional[_Union[PowerReport, _Mapping]] = ..., environment: _Optional[_Union[EnvironmentSnapshot, _Mapping]] = ..., queue_wait_ms: _Optional[float] = ..., measurement_wall_ms: _Optional[float] = ..., warmup_runs_done: _Optional[int] = ..., batch_size: _Optional[int] = ..., input_shapes: _Optional[_Iterable[_Union[TensorShape, _Mapping]]] = ..., agent_name: _Optional[str] = ..., agent_version: _Optional[str] = ..., started_unix_ns: _Optional[int] = ..., finished_unix_ns: _Optional[int] = ..., warnings: _Optional[_Iterable[str]] = ..., protocol_details: _Optional[_Mapping[str, float]] = ..., load_ms: _Optional[float] = ..., first_inference_ms: _Optional[float] = ..., peak_memory_bytes: _Optional[int] = ..., memory_source: _Optional[str] = ..., op_profile: _Optional[_Iterable[_Union[OpTime, _Mapping]]] = ...) -> None: ...
+
+class OpTime(_message.Message):
+    __slots__ = ("name", "op_type", "time_ms")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    OP_TYPE_FIELD_NUMBER: _ClassVar[int]
+    TIME_MS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    op_type: str
+    time_ms: float
+    def __init__(self, name: _Optional[str] = ..., op_type: _Optional[str] = ..., time_ms: _Optional[float] = ...) -> None: ...

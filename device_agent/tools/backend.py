@@ -1,0 +1,280 @@
+"""Tool backends: a vendor benchmark tool, run through a transport, as an hwnas backend like any other.
+
+For each measurement the model is copied to a fresh scratch folder on the device, the tool runs there by the
+request's protocol (its run and warm-up counts), its output and files are read back and the folder is
+removed, whatever happened. The record's environment names the tool, its version, the exact command line
+and the transport.
+
+How the hwnas protocols map onto a tool: ``fixed`` asks the tool for ``count`` runs, ``latbench`` for
+``runs x per_run``. Where the tool hands back every inference's time (trtexec), the protocol's own
+reduction runs over them and the record carries the protocol's name; where it prints only statistics, the
+headline is the tool's mean and the protocol is recorded as ``NAME/tool-mean``. ``adaptive`` needs to decide
+after each block, which a tool run cannot do, so it is refused.
+
+Faults: a transport fault (device offline or unauthorised, connection refused, host key changed) is retried
+here a few times; if it persists the job goes back to the queue (UNAVAILABLE) without spending an attempt.
+A model fault ends the job with its cause: the tool is missing (FAILED_PRECONDITION), it refused the model
+(INVALID_ARGUMENT), it crashed or printed nothing parseable (INTERNAL, retried by the controller).
+"""
+
+from __future__ import annotations
+
+import logging
+import shlex
+import signal
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from device_agent.backends.base import Backend
+from device_agent.errors import InvalidInput, MeasurementStopped
+from device_agent.host import read_state, state_warnings
+from device_agent.measure import (
+    Measurement,
+    MeasureOptions,
+    PowerOutcome,
+    SelfMeasuredModel,
+    StopToken,
+    ToolProvenance,
+)
+from device_agent.power.base import Availability, PowerSource
+from device_agent.protocols import ProtocolOutcome, get_protocol
+from device_agent.stats import LatencyStats, summarize
+from device_agent.tools.base import BenchmarkTool, ModelRejected, ToolCrashed, ToolMissing, ToolRun
+from device_agent.transports import Transport, TransportError
+from device_agent.transports.base import CommandResult
+
+log = logging.getLogger("hwnas.agent.tools")
+
+TRANSPORT_TRIES = 3  # a transport fault is tried this often within one measurement
+RETRY_WAIT_S = (1.0, 3.0)  # waits between those tries
+TOOL_TIMEOUT_S = 1800.0  # a tool run with no deadline still ends (an engine build can take minutes)
+TAIL_LINES = 6  # lines of a crashed tool's output kept in its error
+
+
+def run_counts(options: MeasureOptions) -> tuple[str, dict[str, float], int, int]:
+    """(protocol name, resolved parameters, timed runs, warm-up runs) a tool is asked for."""
+    protocol = get_protocol(options.protocol)
+    params = protocol.resolve(options.protocol_params)
+    if protocol.name == "fixed":
+        runs = int(params["count"])
+    elif protocol.name == "latbench":
+        runs = int(params["runs"] * params["per_run"])
+    else:
+        raise InvalidInput(f"protocol {protocol.name!r} decides after each block of inferences, which a vendor "
+                           "tool's single run cannot; tool backends take latbench or fixed")
+    warmup = options.warmup_runs if options.warmup_runs is not None else protocol.default_warmup_runs
+    return protocol.name, params, runs, warmup
+
+
+def reduce(protocol_name: str, params: dict[str, float], samples_ms: list[float], runs: int,
+           mean_ms: float) -> tuple[str, ProtocolOutcome]:
+    """The protocol's own headline over the tool's samples where it gave one per run; else the tool's mean."""
+    if len(samples_ms) == runs:
+        samples_ns = iter([round(s * 1e6) for s in samples_ms])
+        return protocol_name, get_protocol(protocol_name).run(lambda: next(samples_ns), params)
+    return f"{protocol_name}/tool-mean", ProtocolOutcome(latency_ms=mean_ms, samples_ns=[round(s * 1e6)
+                                                                                         for s in samples_ms])
+
+
+def signal_name(code: int) -> str:
+    """'SIGSEGV' for a shell's exit status 139 (128 + the signal), else ''."""
+    try:
+        return signal.Signals(code - 128).name if 128 < code < 160 else ""
+    except ValueError:
+        return ""
+
+
+class ToolBackend(Backend):
+    """One vendor tool on one transport. Subclasses (in the backend registry) name the tool."""
+
+    needs_transport = True
+    make_tool: Callable[..., BenchmarkTool]
+
+    def __init__(self, transport: Transport, tool: str = "", **options: str) -> None:
+        self.transport = transport
+        self.tool = self.make_tool(executable=tool, options=options)
+        self.name = self.tool.name
+        self.runtime_name = self.tool.name
+        self._version = ""
+        self._version_lock = threading.Lock()
+        found = transport.which(self.tool.executable_path)
+        if found is None:
+            raise ValueError(f"{self.tool.executable_path} is not on {transport.name}: install it there, or name "
+                             "its path with --tool PATH")
+        self.tool.executable_path = found
+
+    @classmethod
+    def probe(cls) -> Availability:
+        return Availability(True, "a vendor benchmark tool, run on this host or on a device through --via")
+
+    def runtime_version(self) -> str:  # type: ignore[override] - an instance knows its tool
+        return self._version
+
+    def version(self, printed: str) -> str:
+        """The tool's version: its version command, what its output said, else its binary's sha256."""
+        with self._version_lock:
+            if self._version:
+                return self._version
+            command = self.tool.version_command()
+            text = ""
+            if command:
+                done = self.transport.run(command, timeout_s=60)
+                text = done.stdout.strip().splitlines()[0] if done.returncode == 0 and done.stdout.strip() else ""
+            if not text and printed:
+                text = printed
+            if not text:
+                done = self.transport.run(f"sha256sum {shlex.quote(self.tool.executable_path)}", timeout_s=60)
+                digest = done.stdout.split()[0] if done.returncode == 0 and done.stdout.split() else ""
+                text = f"sha256:{digest[:16]}" if digest else "unknown"
+            self._version = text
+            return text
+
+    def load(self, model_path: Path, threads: int) -> ToolModel:
+        return ToolModel(self, model_path, threads)
+
+    def power_source(self) -> PowerSource | None:
+        """The device's own power source, where its transport has one (a phone's battery)."""
+        source = getattr(self.transport, "battery_source", None)
+        return source() if source is not None else None
+
+
+class ToolModel(SelfMeasuredModel):
+    def __init__(self, backend: ToolBackend, model_path: Path, threads: int) -> None:
+        self.backend = backend
+        self.model_path = model_path
+        self.threads = threads
+        self.runtime_settings = {**backend.tool.settings, "transport": backend.transport.name}
+
+    def measure_itself(self, options: MeasureOptions, power_source: PowerSource | None, power_unavailable_reason: str,
+                       token: StopToken, idle_power_w: float) -> Measurement:
+        protocol_name, params, runs, warmup = run_counts(options)
+        token.arm_deadline(options.deadline_seconds)
+        backend, transport = self.backend, self.backend.transport
+        device_power = backend.power_source()
+        if device_power is not None:  # a phone: its battery, never the agent host's meter
+            availability = device_power.probe()
+            power_source = device_power if availability.available else None
+            power_unavailable_reason = availability.detail
+        host = read_state()
+        t0, started_unix_ns = time.perf_counter(), time.time_ns()
+        try:
+            done, files, warnings, reading = self._run_with_retries(runs, warmup, options.op_profile, power_source,
+                                                                    token)
+        finally:
+            token.close()
+        wall_ms = (time.perf_counter() - t0) * 1e3
+        output = done.stdout + done.stderr
+        figures = backend.tool.parse(output, files)
+        protocol, outcome = reduce(protocol_name, params, figures.samples_ms, runs, figures.mean_ms)
+        stats = summarize(outcome.samples_ns) if outcome.samples_ns else LatencyStats(
+            count=int(figures.stats.get("count", runs)), min_ms=figures.stats.get("min_ms", 0.0),
+            mean_ms=figures.stats.get("mean_ms", figures.mean_ms), median_ms=figures.stats.get("median_ms", 0.0),
+            p90_ms=figures.stats.get("p90_ms", 0.0), p99_ms=figures.stats.get("p99_ms", 0.0),
+            max_ms=figures.stats.get("max_ms", 0.0), std_ms=figures.stats.get("std_ms", 0.0))
+        power = self._power(reading, power_unavailable_reason, stats.mean_ms or figures.mean_ms, idle_power_w)
+        provenance = ToolProvenance(backend.tool.name, backend.version(figures.version), done.command, transport.name)
+        return Measurement(
+            protocol=protocol, protocol_params=params, protocol_details={**outcome.details, **figures.details},
+            latency_ms=outcome.latency_ms, stats=stats, samples_ns=outcome.samples_ns, power=power, host=host,
+            threads=self.threads, batch_size=options.batch_size or 1, input_shapes={}, warmup_runs_done=warmup,
+            wall_ms=wall_ms, started_unix_ns=started_unix_ns, finished_unix_ns=time.time_ns(),
+            warnings=[*state_warnings(host), *warnings] if transport.kind == "local" else warnings,
+            runtime_settings=dict(self.runtime_settings), load_ms=figures.load_ms,
+            first_inference_ms=figures.first_inference_ms, peak_memory_bytes=figures.peak_memory_bytes,
+            memory_source=figures.memory_source,
+            op_profile=[(op.name, op.op_type, op.time_ms) for op in figures.op_profile], tool=provenance)
+
+    def _run_with_retries(self, runs: int, warmup: int, op_profile: bool, power_source: PowerSource | None,
+                          token: StopToken):
+        transport = self.backend.transport
+        for attempt in range(1, TRANSPORT_TRIES + 1):
+            try:
+                return self._run_once(runs, warmup, op_profile, power_source, token)
+            except TransportError as exc:
+                if token.stopped:
+                    raise MeasurementStopped(f"{token.reason} (and {exc})", token.status_code) from None
+                if attempt == TRANSPORT_TRIES:
+                    log.warning("%s: giving the job back after %d tries: %s", transport.name, attempt, exc)
+                    raise TransportError(f"{exc} (tried {attempt} times)") from None
+                log.warning("%s: %s; trying again (%d of %d)", transport.name, exc, attempt + 1, TRANSPORT_TRIES)
+                self._wait(RETRY_WAIT_S[min(attempt - 1, len(RETRY_WAIT_S) - 1)], token)
+        raise AssertionError("unreachable")
+
+    def _run_once(self, runs: int, warmup: int, op_profile: bool, power_source: PowerSource | None,
+                  token: StopToken):
+        """Copy, run, read back and clean up once; TransportError where the device failed us."""
+        _backend, transport, tool = self.backend, self.backend.transport, self.backend.tool
+        transport.connect()
+        warnings = transport.thermal_warnings() if hasattr(transport, "thermal_warnings") else []
+        if hasattr(transport, "cpu_mask") and transport.cpu_mask:
+            self.runtime_settings["cpu_mask"] = transport.cpu_mask
+        scratch = transport.make_scratch()
+        try:
+            model = f"{scratch}/model.{tool.model_format}"
+            transport.push(self.model_path, model)
+            run = ToolRun(tool.executable_path, model, scratch, self.threads, runs, warmup, op_profile)
+            command = shlex.join(tool.command(run))
+            if hasattr(transport, "pinned"):
+                command = transport.pinned(command)
+            meter = power_source.open() if power_source is not None else None
+            if token.stopped:
+                raise MeasurementStopped(f"{token.reason}; stopped before the tool started", token.status_code)
+            running = transport.start(command)
+            token.on_stop(running.kill)
+            token.on_stop(lambda: transport.stop_matching(scratch))
+            if meter is not None:
+                meter.start()
+            done = running.wait(TOOL_TIMEOUT_S)  # the token's deadline kills it sooner
+            reading = None
+            if meter is not None:
+                try:
+                    reading = meter.stop()
+                except OSError as exc:
+                    log.warning("%s: power reading failed: %s", transport.name, exc)
+            if done.killed or token.stopped:
+                transport.stop_matching(scratch)
+                raise MeasurementStopped(token.reason or f"the tool ran past {TOOL_TIMEOUT_S:g} s and was stopped",
+                                         token.status_code or "DEADLINE_EXCEEDED")
+            self._judge(done)
+            files = {name: transport.read_text(path) or "" for name, path in tool.output_files(run).items()}
+            return done, files, warnings, reading
+        finally:
+            transport.remove_scratch(scratch)
+
+    def _judge(self, done: CommandResult) -> None:
+        """A finished run's verdict: nothing, or the model fault it shows."""
+        transport, tool = self.backend.transport, self.backend.tool
+        if done.returncode == 0:
+            return
+        output = done.stdout + done.stderr
+        where = f"{tool.name} on {transport.name}"
+        rejected = tool.rejection(output)
+        if rejected:
+            raise ModelRejected(f"{where} refused the model: {rejected}")
+        if done.returncode in (126, 127):  # the shell's "command not found" and "not executable"
+            raise ToolMissing(f"{where}: the tool is missing ({tool.executable_path}): {done.stderr.strip()[-200:]}")
+        tail = " | ".join(line.strip() for line in output.strip().splitlines()[-TAIL_LINES:])
+        sig = signal_name(done.returncode) or (signal.Signals(-done.returncode).name if done.returncode < 0 else "")
+        how = f"was killed by {sig}" if sig else f"exited with status {done.returncode}"
+        raise ToolCrashed(f"{where} {how}: {tail or 'no output'}")
+
+    @staticmethod
+    def _wait(seconds: float, token: StopToken) -> None:
+        stopped = threading.Event()
+        token.on_stop(stopped.set)
+        stopped.wait(seconds)
+
+    @staticmethod
+    def _power(reading, unavailable_reason: str, latency_ms: float, idle_power_w: float) -> PowerOutcome:
+        """Mean power over the tool's run (warm-up and loading included: a tool's timed stretch cannot be
+        told apart from outside), and energy per inference as that power times the mean latency."""
+        if reading is None or reading.window_s <= 0:
+            return PowerOutcome(available=False, unavailable_reason=unavailable_reason or "no power source")
+        mean_w = reading.energy_j / reading.window_s - idle_power_w
+        return PowerOutcome(available=True, source=reading.source, window_s=reading.window_s,
+                            energy_j=reading.energy_j, mean_power_w=mean_w,
+                            energy_per_inference_mj=mean_w * latency_ms, sampling_period_s=reading.sampling_period_s,
+                            idle_power_w=idle_power_w)
+

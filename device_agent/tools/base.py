@@ -1,0 +1,135 @@
+"""The contract every vendor benchmark tool implements, and the figures a tool run yields.
+
+A tool turns one run request (model path on the device, runs, warm-up, threads, op profiling, its own
+options) into a command line, names the files it writes that the agent should read back, and parses what
+it printed into ``ToolFigures``. It knows nothing of transports, retries, power or records.
+"""
+
+from __future__ import annotations
+
+import abc
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from device_agent.errors import AgentError, InvalidInput
+
+
+class ToolOutputError(AgentError):
+    """The tool finished but said nothing this parser understands (a new version, a truncated log)."""
+
+    status_code = "INTERNAL"
+
+
+class ToolMissing(AgentError):
+    """The tool is not on the device (any more): no retry helps until a person installs it."""
+
+    status_code = "FAILED_PRECONDITION"
+
+
+class ToolCrashed(AgentError):
+    """The tool died (a signal, a non-zero exit without a verdict on the model): retried, then failed."""
+
+    status_code = "INTERNAL"
+
+
+class ModelRejected(InvalidInput):
+    """The tool refused the model (unsupported op, not a model of its format): retrying cannot help."""
+
+
+@dataclass(frozen=True)
+class ToolRun:
+    """What the agent asks of one tool run. Paths are on the device."""
+
+    executable: str
+    model: str
+    scratch: str
+    threads: int
+    runs: int
+    warmup_runs: int
+    op_profile: bool
+
+
+@dataclass(frozen=True)
+class OpTiming:
+    name: str
+    op_type: str
+    time_ms: float
+
+
+@dataclass
+class ToolFigures:
+    """What a tool printed, in milliseconds and bytes; a figure the tool did not print stays at its default."""
+
+    mean_ms: float
+    stats: dict[str, float] = field(default_factory=dict)  # any of count, min_ms, max_ms, median_ms, p90_ms, ...
+    samples_ms: list[float] = field(default_factory=list)  # per inference, where the tool gives them
+    load_ms: float = 0.0
+    first_inference_ms: float = 0.0
+    peak_memory_bytes: int = 0
+    memory_source: str = ""
+    op_profile: list[OpTiming] = field(default_factory=list)
+    details: dict[str, float] = field(default_factory=dict)  # tool-specific figures, e.g. trtexec's GPU compute
+    version: str = ""  # where the output says it
+
+
+def number(text: str) -> float:
+    """A number as tools print it (1.24027e+06, 0.25)."""
+    return float(text)
+
+
+NUMBER = r"[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?"
+
+
+def find(pattern: str, text: str, flags: int = 0) -> re.Match | None:
+    """The last match of ``pattern``: tools print warm-up figures before the timed ones."""
+    matches = list(re.finditer(pattern, text, flags))
+    return matches[-1] if matches else None
+
+
+class BenchmarkTool(abc.ABC):
+    name: str  # the backend name jobs ask for, e.g. "benchmark-model"
+    executable: str  # the binary looked up on the device when --tool is not given
+    model_format: str  # what the controller sends: "onnx" or "tflite" (the file's suffix on the device)
+    # Options a lab sets with --tool-option KEY=VALUE, with their help; each tool checks its values.
+    OPTIONS: Mapping[str, str] = {}
+    # Output that means "this model will not run here": a verdict on the model, not a failure of the tool.
+    REJECTIONS: tuple[str, ...] = ()
+
+    def __init__(self, executable: str = "", options: Mapping[str, str] | None = None) -> None:
+        self.executable_path = executable or self.executable
+        options = dict(options or {})
+        unknown = sorted(set(options) - set(self.OPTIONS))
+        if unknown:
+            allowed = ", ".join(f"{k} ({v})" for k, v in self.OPTIONS.items()) or "none"
+            raise ValueError(f"{self.name} has no option(s) {unknown}; --tool-option takes: {allowed}")
+        self.options = options
+
+    @abc.abstractmethod
+    def command(self, run: ToolRun) -> list[str]:
+        """The command line (argv) for ``run``."""
+
+    def output_files(self, run: ToolRun) -> dict[str, str]:
+        """Files the tool writes (name -> path on the device) that ``parse`` reads."""
+        return {}
+
+    @abc.abstractmethod
+    def parse(self, output: str, files: Mapping[str, str]) -> ToolFigures:
+        """Figures from the tool's stdout and stderr (together) and its files; ToolOutputError if none."""
+
+    def version_command(self) -> str | None:
+        """A shell command printing the tool's version, or None to take it from the run's own output (or,
+        failing that, the executable's sha256)."""
+        return None
+
+    def rejection(self, output: str) -> str | None:
+        """The line saying the tool refused the model, if it did."""
+        for line in output.splitlines():
+            if any(marker in line for marker in self.REJECTIONS):
+                return line.strip()
+        return None
+
+    @property
+    def settings(self) -> dict[str, str]:
+        """How the tool was set up, for every record's runtime_settings."""
+        return dict(self.options)

@@ -1,0 +1,136 @@
+"""NVIDIA TensorRT ``trtexec``: builds an engine from the ONNX model and times it (Jetsons, GPU servers).
+
+Precision is fp32 (default), fp16, int8 (calibrated on random data, so latency only) or best. Each
+inference's times come back through ``--exportTimes``, so the hwnas protocol reduces trtexec's own
+samples; the headline is trtexec's "Latency" (host to device copy, compute, device to host), and its GPU
+compute time is kept in the details. ``--dumpProfile --separateProfileRun`` gives the per-layer profile
+without disturbing the timed run. trtexec warms up by time, not by count: ``--warmUp`` is 200 ms unless
+the request's warm-up seconds say otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+
+from device_agent.tools.base import NUMBER, BenchmarkTool, OpTiming, ToolFigures, ToolOutputError, ToolRun, find
+
+PRECISIONS = ("fp32", "fp16", "int8", "best")
+_SUMMARY = re.compile(rf"(?P<what>Latency|GPU Compute Time|Enqueue Time|H2D Latency|D2H Latency): "
+                      rf"min = (?P<min>{NUMBER}) ms, max = (?P<max>{NUMBER}) ms, mean = (?P<mean>{NUMBER}) ms, "
+                      rf"median = (?P<median>{NUMBER}) ms(?P<rest>.*)")
+_PERCENTILE = re.compile(rf"percentile\((?P<p>\d+(?:\.\d+)?)%\) = (?P<v>{NUMBER}) ms")
+_LINE_PREFIX = re.compile(r"^\[[^\]]*\] \[[IWEV]\] ?")
+_VERSION = re.compile(r"TensorRT version: (\S+)|\[TensorRT v(\d+)\]")
+
+
+class TrtExecTool(BenchmarkTool):
+    name = "trtexec"
+    executable = "trtexec"
+    model_format = "onnx"
+    OPTIONS = {"precision": f"one of {', '.join(PRECISIONS)} (default fp32)",
+               "warmup_ms": "warm-up time in ms (default 200)"}
+    REJECTIONS = ("Failed to parse onnx file", "ModelImporter", "Network must have at least one output",
+                  "Engine could not be created", "Unsupported ONNX data type", "No importer registered for op")
+
+    def __init__(self, executable: str = "", options: Mapping[str, str] | None = None) -> None:
+        super().__init__(executable, options)
+        self.precision = self.options.get("precision", "fp32")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"--tool-option precision must be one of {', '.join(PRECISIONS)}, "
+                             f"got {self.precision!r}")
+        warmup = self.options.get("warmup_ms", "200")
+        if not warmup.isdigit():
+            raise ValueError(f"--tool-option warmup_ms must be a whole number of ms, got {warmup!r}")
+        self.warmup_ms = int(warmup)
+
+    def command(self, run: ToolRun) -> list[str]:
+        argv = [self.executable_path, f"--onnx={run.model}", f"--iterations={run.runs}", "--duration=0",
+                f"--warmUp={self.warmup_ms}", "--avgRuns=1", f"--exportTimes={self.output_files(run)['times']}"]
+        if self.precision != "fp32":
+            argv.append(f"--{self.precision}")
+        if run.op_profile:
+            argv += ["--dumpProfile", "--separateProfileRun"]
+        return argv
+
+    def output_files(self, run: ToolRun) -> dict[str, str]:
+        return {"times": f"{run.scratch}/times.json"}
+
+    def parse(self, output: str, files: Mapping[str, str]) -> ToolFigures:
+        summary = {m["what"]: m for m in _SUMMARY.finditer(output)}
+        samples = exported_latencies(files.get("times") or "")
+        latency = summary.get("Latency")
+        if latency is None and not samples:
+            raise ToolOutputError("trtexec printed no performance summary ('Latency: min = ...') and exported "
+                                  "no times")
+        if latency is not None:
+            stats = {"min_ms": float(latency["min"]), "max_ms": float(latency["max"]),
+                     "mean_ms": float(latency["mean"]), "median_ms": float(latency["median"])}
+            for p in _PERCENTILE.finditer(latency["rest"]):
+                if p["p"] in ("90", "99"):
+                    stats[f"p{p['p']}_ms"] = float(p["v"])
+            mean = float(latency["mean"])
+        else:
+            stats, mean = {}, sum(samples) / len(samples)
+        figures = ToolFigures(mean_ms=mean, stats=stats, samples_ms=samples)
+        compute = summary.get("GPU Compute Time")
+        if compute is not None:
+            figures.details.update(gpu_compute_mean_ms=float(compute["mean"]),
+                                   gpu_compute_median_ms=float(compute["median"]))
+        built = find(rf"Engine built in ({NUMBER}) sec", output)
+        loaded = find(rf"Engine deserialized in ({NUMBER}) sec", output)
+        if built:
+            figures.details["engine_build_s"] = float(built.group(1))
+        figures.load_ms = (float(loaded.group(1)) * 1e3 if loaded else 0.0)
+        memory = find(r"\[MemUsageChange\].*now: CPU \d+, GPU (\d+) \(MiB\)", output)
+        if memory:
+            figures.peak_memory_bytes = int(memory.group(1)) * 2**20
+            figures.memory_source = "trtexec: TensorRT-managed GPU memory after creating the execution context (MiB)"
+        version = _VERSION.search(output)
+        if version:
+            figures.version = version.group(1) or version.group(2)
+        figures.op_profile = layer_profile(output)
+        return figures
+
+
+def exported_latencies(text: str) -> list[float]:
+    """Per-inference latency (ms) from ``--exportTimes`` JSON: host-side latency, as the summary's."""
+    if not text.strip():
+        return []
+    try:
+        entries = json.loads(text)
+        return [float(e["latencyMs"]) if "latencyMs" in e else float(e["endOutMs"]) - float(e["startInMs"])
+                for e in entries]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ToolOutputError(f"trtexec's --exportTimes file is not what it should be ({exc})") from None
+
+
+def layer_profile(output: str) -> list[OpTiming]:
+    """The ``=== Profile (N iterations ) ===`` table, in either layout trtexec has printed: numbers first and
+    the layer last (TensorRT 8.6+), or the layer first and the numbers last (earlier)."""
+    lines = [_LINE_PREFIX.sub("", line) for line in output.splitlines()]
+    start = next((i for i, line in enumerate(lines) if line.startswith("=== Profile (")), None)
+    if start is None or start + 1 >= len(lines):
+        return []
+    header = lines[start + 1]
+    numbers_first = header.strip().startswith("Time")
+    columns = 4 if "Median" in header else 3  # total time, average, [median,] share
+    ops = []
+    for line in lines[start + 2:]:
+        text = line.strip()
+        if not text or text.startswith("==="):
+            break
+        if numbers_first:
+            cells = text.split(None, columns)
+            if len(cells) <= columns:
+                continue
+            name, avg = cells[columns], cells[1]
+        else:
+            cells = text.rsplit(None, columns)
+            if len(cells) <= columns:
+                continue
+            name, avg = cells[0], cells[2]
+        if name != "Total":
+            ops.append(OpTiming(name=name, op_type="", time_ms=float(avg)))
+    return ops
