@@ -13,6 +13,7 @@ import threading
 from pathlib import Path
 
 from device_agent import __version__
+from device_agent.backends import TOOL_BACKENDS
 from protos.auth import ClientTls, TlsFiles, check_plaintext, host_of, read_token
 
 _SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?i?B?)?\s*", re.IGNORECASE)
@@ -58,8 +59,29 @@ def build_parser() -> argparse.ArgumentParser:
                             "unless given)")
     serve.add_argument("--backend", action="append", dest="backends", metavar="NAME",
                        help="runtime backend to enable: onnxruntime, onnxruntime-cuda, openvino, litert, edgetpu, "
-                            "torch, simulator, replay, instant; "
-                            "repeat for several (default: onnxruntime)")
+                            "torch, simulator, replay, instant; or a vendor benchmark tool: benchmark-model (LiteRT's "
+                            "benchmark_model or litert-benchmark), trtexec, benchmark-app (OpenVINO), "
+                            "tool:FILE.toml (a lab's own tool); repeat for several (default: onnxruntime)")
+    tools = serve.add_argument_group(
+        "tool backends", "vendor benchmark tools, run on this host or on a device (docs/devices.md)")
+    tools.add_argument("--via", default="local", metavar="WHERE",
+                       help="where tool backends run: local (default), adb[:SERIAL] (an Android device), or "
+                            "ssh://USER@HOST[:PORT] (a board; key authentication, host key from known_hosts)")
+    tools.add_argument("--tool", action="append", default=[], metavar="[BACKEND=]PATH",
+                       help="the tool's path on the device (default: its usual name looked up there, e.g. "
+                            "benchmark_model); BACKEND=PATH when several tool backends are enabled")
+    tools.add_argument("--tool-option", action="append", default=[], metavar="[BACKEND:]KEY=VALUE",
+                       help="a tool setting, e.g. delegate=gpu (benchmark-model: cpu, xnnpack, gpu, nnapi, hexagon), "
+                            "precision=fp16 (trtexec: fp32, fp16, int8, best), device=GPU (benchmark-app); "
+                            "hwnas-agent info lists each tool's options")
+    tools.add_argument("--ssh-key", default="", metavar="FILE", help="private key for --via ssh://...")
+    tools.add_argument("--ssh-known-hosts", default="", metavar="FILE",
+                       help="known_hosts holding the board's host key (default ~/.ssh/known_hosts)")
+    tools.add_argument("--remote-dir", default="", metavar="DIR",
+                       help="where scratch folders go on an SSH board (default /tmp)")
+    tools.add_argument("--adb", default="", metavar="PATH", help="the adb client (default: adb on PATH, or $HWNAS_ADB)")
+    tools.add_argument("--cpu-mask", default="", metavar="HEX",
+                       help="taskset mask on an Android device (default: its fastest cores), e.g. f0")
     replay = serve.add_argument_group("replay backend", "--backend replay answers latency from a recorded table")
     replay.add_argument("--table", type=Path, default=None,
                         help="CSV (or .csv.gz) with an arch_str or arch column, e.g. the NB-201 latency table")
@@ -192,7 +214,39 @@ def backend_options(args: argparse.Namespace) -> dict[str, dict[str, str]]:
         if "simulator" not in enabled:
             raise ValueError("--sim-* flags configure the simulator backend; add --backend simulator")
         options["simulator"] = {k: str(v) for k, v in sim.items() if v is not None}
+    options.update(tool_options(args, enabled))
     return options
+
+
+def tool_options(args: argparse.Namespace, enabled: list[str]) -> dict[str, dict[str, str]]:
+    """Each enabled tool backend's --tool path and --tool-option settings."""
+    tools = [name for name in enabled if name.partition(":")[0] in TOOL_BACKENDS]
+
+    def target(text: str, flag: str, separator: str) -> tuple[str, str]:
+        head, sep, rest = text.partition(separator)
+        if sep and (head in tools or f"tool:{head}" in tools):
+            return (head if head in tools else f"tool:{head}"), rest
+        if len(tools) != 1:
+            raise ValueError(f"{flag} {text}: name the backend ({'BACKEND' + separator + '...'}) "
+                             f"when {'several' if tools else 'no'} tool backends are enabled")
+        return tools[0], text
+
+    options: dict[str, dict[str, str]] = {name: {} for name in tools}
+    for text in args.tool:
+        name, path = target(text, "--tool", "=")
+        options[name]["tool"] = path
+    for text in args.tool_option:
+        name, setting = target(text, "--tool-option", ":")
+        key, sep, value = setting.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--tool-option must look like KEY=VALUE, got {text!r}")
+        options[name][key] = value
+    return {name: opts for name, opts in options.items() if opts}
+
+
+def transport_options(args: argparse.Namespace) -> dict[str, str]:
+    return {"key_file": args.ssh_key, "known_hosts": args.ssh_known_hosts, "remote_dir": args.remote_dir,
+            "adb": args.adb, "cpu_mask": args.cpu_mask}
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -213,6 +267,8 @@ def _serve(args: argparse.Namespace) -> int:
             backend_options=backend_options(args),
             power_source=args.power_source,
             idle_baseline_s=args.idle_baseline_seconds,
+            via=args.via,
+            transport_options={k: v for k, v in transport_options(args).items() if v},
         )
         tls, token = security_from_args(args)
         link_tls = controller_tls(args) if args.controller else None
@@ -287,9 +343,13 @@ def _info(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"hwnas-agent info: --power-source: {exc}", file=sys.stderr)
         return 2
+    from device_agent.tools.survey import survey_tools, survey_transports
+
     report = {
         "agent_version": __version__,
-        "backends": {name: vars(probe_backend(name)) for name in BACKENDS},
+        "backends": {name: vars(probe_backend(name)) for name in BACKENDS if name not in TOOL_BACKENDS},
+        "tool_backends": survey_tools(),
+        "transports": survey_transports(),
         "power_sources": {name: vars(avail) for name, (_, avail) in power.items()},
     }
     print(json.dumps(report, indent=2))

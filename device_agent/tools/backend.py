@@ -91,6 +91,7 @@ class ToolBackend(Backend):
 
     needs_transport = True
     make_tool: Callable[..., BenchmarkTool]
+    fallbacks: tuple[str, ...] = ()  # other executables that do the same job, tried when --tool is not given
 
     def __init__(self, transport: Transport, tool: str = "", **options: str) -> None:
         self.transport = transport
@@ -100,6 +101,10 @@ class ToolBackend(Backend):
         self._version = ""
         self._version_lock = threading.Lock()
         found = transport.which(self.tool.executable_path)
+        for other in () if tool else self.fallbacks:
+            if found is None and transport.which(other) is not None:
+                self.tool = self.make_tool(executable=other, options=options)
+                found = transport.which(other)
         if found is None:
             raise ValueError(f"{self.tool.executable_path} is not on {transport.name}: install it there, or name "
                              "its path with --tool PATH")

@@ -15,6 +15,7 @@ from device_agent.transports import Transport
 class BenchmarkModelBackend(ToolBackend):
     name = runtime_name = "benchmark-model"
     make_tool = staticmethod(benchmark_model_tool)
+    fallbacks = ("litert-benchmark",)  # the ai-edge-litert wheel's tool, where a board has Python
 
 
 class TrtExecBackend(ToolBackend):

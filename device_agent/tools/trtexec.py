@@ -22,7 +22,7 @@ _SUMMARY = re.compile(rf"(?P<what>Latency|GPU Compute Time|Enqueue Time|H2D Late
                       rf"median = (?P<median>{NUMBER}) ms(?P<rest>.*)")
 _PERCENTILE = re.compile(rf"percentile\((?P<p>\d+(?:\.\d+)?)%\) = (?P<v>{NUMBER}) ms")
 _LINE_PREFIX = re.compile(r"^\[[^\]]*\] \[[IWEV]\] ?")
-_VERSION = re.compile(r"TensorRT version: (\S+)|\[TensorRT v(\d+)\]")
+_VERSIONS = (re.compile(r"TensorRT version: (\S+)"), re.compile(r"\[TensorRT v(\d+)\]"))  # best first
 
 
 class TrtExecTool(BenchmarkTool):
@@ -87,9 +87,9 @@ class TrtExecTool(BenchmarkTool):
         if memory:
             figures.peak_memory_bytes = int(memory.group(1)) * 2**20
             figures.memory_source = "trtexec: TensorRT-managed GPU memory after creating the execution context (MiB)"
-        version = _VERSION.search(output)
+        version = next((m for m in (v.search(output) for v in _VERSIONS) if m), None)
         if version:
-            figures.version = version.group(1) or version.group(2)
+            figures.version = f"TensorRT {version.group(1)}"
         figures.op_profile = layer_profile(output)
         return figures
 
