@@ -170,6 +170,10 @@ BACKEND_FORMATS: dict[str, tuple[str, ...]] = {
     "openvino": ("onnx",),
     "litert": ("tflite", "tflite-int8", "tflite-int8-full"),
     "edgetpu": ("edgetpu",),
+    # Vendor benchmark tools (device_agent.tools): LiteRT's benchmark_model runs TFLite, the others ONNX.
+    "benchmark-model": ("tflite", "tflite-int8", "tflite-int8-full"),
+    "trtexec": ("onnx",),
+    "benchmark-app": ("onnx",),
 }
 
 

@@ -1,0 +1,296 @@
+"""Vendor benchmark tools behind a real agent: run here, on a board over real SSH (Debian's sshd on
+127.0.0.1), and on a phone through a FAKE adb (tests/device_agent/fake_adb.py; no phone is attached here).
+The tools are the real OpenVINO ``benchmark_app`` and LiteRT ``litert-benchmark``; every failure is made
+with a real process (sshd killed, a tool that dies by a signal, bytes the tool refuses)."""
+
+from __future__ import annotations
+
+import os
+import stat
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+
+from controller.fleet.client import AgentClient
+from device_agent.server import AgentConfig, AgentServer
+
+from ..conftest import start_agent
+from .lab_devices import BENCHMARK_APP, LITERT_BENCHMARK, FakePhone, SshServer
+from .test_bad_input import expect
+
+pytest.importorskip("openvino", reason="the agent-openvino extra is not installed")
+pytest.importorskip("ai_edge_litert", reason="the agent-litert extra is not installed")
+pytest.importorskip("paramiko", reason="the agent-ssh extra is not installed")
+FIXED = {"protocol": "fixed", "protocol_params": {"count": 20}}
+
+
+@pytest.fixture(scope="module")
+def models() -> dict[str, bytes]:
+    """A ~1 ms CNN as ONNX and as TFLite (the TFLite made by the controller's own export)."""
+    pytest.importorskip("litert_torch", reason="the tflite extra (litert-torch) is not installed")
+    from controller.cli.demo import small_cnn
+    from controller.graph.model_formats import model_format
+    from controller.graph.onnx_export import to_onnx_bytes
+
+    graph = small_cnn(16, blocks=2)
+    return {"onnx": to_onnx_bytes(graph), "tflite": model_format("tflite").export(graph, {})}
+
+
+def tool_agent(cache: Path, backends: list[str], via: str = "local", tools: dict[str, dict[str, str]] | None = None,
+               **transport_options: str) -> AgentServer:
+    return start_agent(cache, backends=backends, via=via, backend_options=tools or {},
+                       transport_options={k: v for k, v in transport_options.items() if v})
+
+
+def client_of(server: AgentServer) -> AgentClient:
+    client = AgentClient(server.address, timeout_s=120)
+    client.wait_ready()
+    return client
+
+
+def local_scratch(server: AgentServer) -> list[str]:
+    prefix = server.servicer.transport.scratch_prefix
+    return sorted(p.name for p in Path(tempfile.gettempdir()).glob(f"{prefix}*"))
+
+
+def executable(path: Path, body: str) -> str:
+    path.write_text(f"#!/bin/sh\n{body}\n")
+    path.chmod(path.stat().st_mode | stat.S_IXUSR)
+    return str(path)
+
+
+# -- on this host -------------------------------------------------------------------------------------------
+def test_benchmark_app_and_litert_benchmark_measure_here_and_the_record_names_tool_version_and_command(
+        tmp_path: Path, models: dict[str, bytes]) -> None:
+    server = tool_agent(tmp_path / "c", ["benchmark-app", "benchmark-model"],
+                        tools={"benchmark-app": {"tool": str(BENCHMARK_APP)},
+                               "benchmark-model": {"tool": str(LITERT_BENCHMARK)}})
+    try:
+        with client_of(server) as client:
+            onnx, _ = client.ensure_model(models["onnx"])
+            tfl, _ = client.ensure_model(models["tflite"], "tflite")
+            ov = client.profile(onnx, backend="benchmark-app", op_profile=True, **FIXED).result
+            lt = client.profile(tfl, backend="benchmark-model", threads=1, **FIXED).result
+    finally:
+        server.stop()
+    for result, tool, version in ((ov, "benchmark-app", "2"), (lt, "benchmark-model", "ai-edge-litert ")):
+        env = result["environment"]
+        assert env["tool"] == tool and env["transport"] == "local" and env["tool_version"].startswith(version)
+        assert result["protocol"] == "fixed/tool-mean" and result["stats"]["count"] == 20
+        assert result["latency_ms"] > 0 and result["load_ms"] > 0 and result["first_inference_ms"] > 0
+    assert ov["environment"]["tool_command"].startswith(f"{BENCHMARK_APP} -m ")
+    assert "-niter 20" in ov["environment"]["tool_command"] and "-api sync" in ov["environment"]["tool_command"]
+    assert ov["peak_memory_bytes"] > 0 and "benchmark_app" in ov["memory_source"]
+    assert ov["op_profile"] and all(op["time_ms"] >= 0 and op["op_type"] for op in ov["op_profile"])
+    assert "--num_runs 20" in lt["environment"]["tool_command"] and "--num_threads 1" in lt["environment"]["tool_command"]
+    assert local_scratch(server) == []  # every scratch folder was removed
+
+
+def test_a_labs_own_tool_file_drives_a_real_tool(tmp_path: Path, models: dict[str, bytes]) -> None:
+    """The TOML path end to end: a file describing litert-benchmark by its JSON report, no code."""
+    file = tmp_path / "litert.toml"
+    file.write_text(f'''name = "my-litert"
+format = "tflite"
+executable = "{LITERT_BENCHMARK}"
+command = "{{executable}} --model {{model}} --num_runs {{runs}} --warmup_runs {{warmup}} --result_json {{scratch}}/r.json"
+rejects = ["Failed to load model"]
+[files]
+report = "{{scratch}}/r.json"
+[figures]
+mean_ms = {{ json = "report", key = "latency.avg_ms" }}
+min_ms = {{ json = "report", key = "latency.min_ms" }}
+count = {{ json = "report", key = "latency.num_runs" }}
+load_ms = {{ json = "report", key = "latency.init_ms" }}
+''')
+    server = tool_agent(tmp_path / "c", [f"tool:{file}"])
+    try:
+        with client_of(server) as client:
+            assert client.device_info().backends == ["my-litert"]
+            sha, _ = client.ensure_model(models["tflite"], "tflite")
+            result = client.profile(sha, backend="my-litert", **FIXED).result
+            bad, _ = client.ensure_model(b"TFL3 not a model" * 64, "tflite")
+            expect(grpc.StatusCode.INVALID_ARGUMENT, "my-litert on local refused the model: RuntimeError: Failed to "
+                   "load model", client.profile, bad, backend="my-litert", **FIXED)
+    finally:
+        server.stop()
+    assert result["stats"]["count"] == 20 and result["latency_ms"] > 0 and result["load_ms"] > 0
+    assert result["environment"]["tool_version"].startswith("sha256:")  # no version command: the binary's hash
+    assert local_scratch(server) == []
+
+
+def test_model_faults_end_in_one_line_and_the_agent_keeps_serving(tmp_path: Path, models: dict[str, bytes]) -> None:
+    crash = executable(tmp_path / "crashing_tool", f'exec {os.sys.executable} -c "import os, signal; '
+                                                   'os.kill(os.getpid(), signal.SIGSEGV)"')
+    mute = executable(tmp_path / "mute_tool", "echo the tool says nothing useful")
+    gone = executable(tmp_path / "vanishing_tool", "exit 0")
+    server = tool_agent(tmp_path / "c", ["benchmark-app"], tools={"benchmark-app": {"tool": crash}})
+    try:
+        with client_of(server) as client:
+            sha, _ = client.ensure_model(models["onnx"])
+            expect(grpc.StatusCode.INTERNAL, "benchmark-app on local was killed by SIGSEGV", client.profile, sha,
+                   backend="benchmark-app", **FIXED)
+            server.servicer.backends["benchmark-app"].tool.executable_path = mute
+            expect(grpc.StatusCode.INTERNAL, "benchmark_app wrote no readable statistics report", client.profile,
+                   sha, backend="benchmark-app", **FIXED)
+            server.servicer.backends["benchmark-app"].tool.executable_path = gone
+            os.unlink(gone)
+            expect(grpc.StatusCode.FAILED_PRECONDITION, "the tool is missing", client.profile, sha,
+                   backend="benchmark-app", **FIXED)
+            server.servicer.backends["benchmark-app"].tool.executable_path = str(BENCHMARK_APP)
+            bad, _ = client.ensure_model(b"\x08\x07 not onnx" * 100)
+            expect(grpc.StatusCode.INVALID_ARGUMENT, "refused the model: Unable to read the model", client.profile,
+                   bad, backend="benchmark-app", **FIXED)
+            assert client.profile(sha, backend="benchmark-app", **FIXED).result["latency_ms"] > 0  # still serving
+            expect(grpc.StatusCode.INVALID_ARGUMENT, "tool backends take latbench or fixed", client.profile, sha,
+                   backend="benchmark-app", protocol="adaptive")
+    finally:
+        server.stop()
+    assert local_scratch(server) == []
+
+
+def test_the_agent_refuses_a_tool_it_cannot_find_at_start(tmp_path: Path) -> None:
+    with pytest.raises(RuntimeError, match="trtexec is not on local: install it there, or name its path"):
+        AgentServer(AgentConfig(name="t", cache_dir=tmp_path, backends=["trtexec"]), "127.0.0.1", 0)
+    with pytest.raises(RuntimeError, match="--via adb:X reaches another device; onnxruntime run"):
+        AgentServer(AgentConfig(name="t", cache_dir=tmp_path, backends=["benchmark-model", "onnxruntime"],
+                                via="adb:X"), "127.0.0.1", 0)
+    with pytest.raises(RuntimeError, match="benchmark-model has no option"):
+        AgentServer(AgentConfig(name="t", cache_dir=tmp_path, backends=["benchmark-model"],
+                                backend_options={"benchmark-model": {"tool": str(LITERT_BENCHMARK),
+                                                                     "precision": "fp16"}}), "127.0.0.1", 0)
+
+
+# -- a board over SSH ---------------------------------------------------------------------------------------
+@pytest.fixture
+def board(tmp_path: Path) -> Iterator[SshServer]:
+    server = SshServer(tmp_path / "sshd").start()
+    yield server
+    server.kill()
+
+
+def ssh_agent(tmp_path: Path, board: SshServer, tool: Path | str = BENCHMARK_APP) -> AgentServer:
+    remote = tmp_path / "board-scratch"
+    remote.mkdir(exist_ok=True)
+    return tool_agent(tmp_path / "c", ["benchmark-app"], via=board.target,
+                      tools={"benchmark-app": {"tool": str(tool)}}, key_file=str(board.client_key),
+                      known_hosts=str(board.known_hosts), remote_dir=str(remote))
+
+
+def test_a_board_over_ssh_measures_through_one_reused_connection(tmp_path: Path, board: SshServer,
+                                                                 models: dict[str, bytes]) -> None:
+    server = ssh_agent(tmp_path, board)
+    try:
+        with client_of(server) as client:
+            info = client.device_info()
+            sha, _ = client.ensure_model(models["onnx"])
+            results = [client.profile(sha, backend="benchmark-app", **FIXED).result for _ in range(3)]
+    finally:
+        server.stop()
+    assert info.transport == board.target and info.device_properties["uname"].startswith("Linux")
+    assert info.cpu_cores_logical == os.cpu_count() and info.memory_total_bytes > 0
+    assert server.servicer.transport.connections_opened == 1  # start-up, three measurements: one connection
+    for result in results:
+        env = result["environment"]
+        assert env["transport"] == board.target and env["tool"] == "benchmark-app" and result["latency_ms"] > 0
+        assert env["tool_command"].startswith(f"{BENCHMARK_APP} -m {tmp_path / 'board-scratch'}/hwnas-")
+    assert list((tmp_path / "board-scratch").iterdir()) == []  # nothing left on the board
+
+
+def test_ssh_refused_and_a_changed_host_key_give_the_job_back_and_the_agent_keeps_serving(
+        tmp_path: Path, board: SshServer, models: dict[str, bytes]) -> None:
+    server = ssh_agent(tmp_path, board)
+    try:
+        with client_of(server) as client:
+            sha, _ = client.ensure_model(models["onnx"])
+            board.kill()  # the board drops off the network
+            expect(grpc.StatusCode.UNAVAILABLE, f"{board.target}: connection refused (tried 3 times)",
+                   client.profile, sha, backend="benchmark-app", **FIXED)
+            board.start()  # back: the next job measures
+            assert client.profile(sha, backend="benchmark-app", **FIXED).result["latency_ms"] > 0
+            board.kill()
+            board.new_host_key()  # reinstalled, or someone in the middle: refused, never accepted
+            board.start()
+            expect(grpc.StatusCode.UNAVAILABLE, f"{board.target}: host key changed: the board presented "
+                   "ssh-ed25519", client.profile, sha, backend="benchmark-app", **FIXED)
+    finally:
+        server.stop()
+    assert list((tmp_path / "board-scratch").iterdir()) == []
+
+
+# -- a phone over (fake) ADB --------------------------------------------------------------------------------
+@pytest.fixture
+def phone(tmp_path: Path) -> FakePhone:
+    return FakePhone(tmp_path / "phone")
+
+
+def adb_agent(tmp_path: Path, phone: FakePhone, name: str = "phone-agent") -> AgentServer:
+    server = AgentServer(AgentConfig(
+        name=name, cache_dir=tmp_path / f"cache-{name}", backends=["benchmark-model"], via=f"adb:{phone.serial}",
+        backend_options={"benchmark-model": {"tool": "/data/local/tmp/litert-benchmark"}},
+        transport_options={"adb": str(phone.adb)}), "127.0.0.1", 0)
+    server.start()
+    return server
+
+
+def test_a_phone_over_adb_is_described_by_getprop_pinned_and_metered_by_its_battery(
+        tmp_path: Path, phone: FakePhone, models: dict[str, bytes]) -> None:
+    phone.battery(current_ua=-500_000, voltage_uv=4_000_000, temp_decic=452)  # 2.0 W, a warm battery
+    (phone.device / "thermal_status").write_text("2")
+    server = adb_agent(tmp_path, phone)
+    try:
+        with client_of(server) as client:
+            info = client.device_info()
+            sha, _ = client.ensure_model(models["tflite"], "tflite")
+            result = client.profile(sha, backend="benchmark-model", **FIXED).result
+    finally:
+        server.stop()
+    assert (info.hostname, info.cpu_model, info.os, info.machine) == ("Google Pixel 7", "GS201", "Android 14 (SDK 34)",
+                                                                      "arm64-v8a")
+    assert info.transport == "adb:FAKE0PHONE" and info.memory_total_bytes == 7812345 * 1024
+    assert info.cpu_cores_logical == 2 and info.device_properties["soc"] == "GS201"
+    env = result["environment"]
+    assert env["transport"] == "adb:FAKE0PHONE" and env["runtime_settings"]["cpu_mask"] == "2"  # the big core
+    assert env["tool_command"].startswith("taskset 2 /data/local/tmp/litert-benchmark --model "
+                                          "/data/local/tmp/hwnas-")
+    power = result["power"]
+    assert power["available"] and power["mean_power_w"] == pytest.approx(2.0)
+    assert "USB power must be off" in power["source"] and "current_now" in power["source"]
+    assert power["energy_per_inference_mj"] == pytest.approx(2.0 * result["stats"]["mean_ms"])
+    assert any("battery at 45.2 °C" in w for w in result["warnings"])
+    assert any("thermal status 2 (moderate)" in w for w in result["warnings"])
+    assert phone.scratch_left() == []
+
+
+def test_a_phone_going_offline_mid_run_gives_the_job_back_and_nothing_stays_on_it(
+        tmp_path: Path, phone: FakePhone, models: dict[str, bytes]) -> None:
+    server = adb_agent(tmp_path, phone)
+    try:
+        with client_of(server) as client:
+            sha, _ = client.ensure_model(models["tflite"], "tflite")
+            phone.offline_when("litert-benchmark --model")  # the model is pushed, then the phone drops away
+            expect(grpc.StatusCode.UNAVAILABLE, "adb:FAKE0PHONE: device offline", client.profile, sha,
+                   backend="benchmark-model", **FIXED)
+            assert phone.scratch_left()  # the phone vanished before the folder could go ...
+            phone.offline_when(None)
+            phone.set_state("unauthorized")
+            expect(grpc.StatusCode.UNAVAILABLE, "adb:FAKE0PHONE: device unauthorized", client.profile, sha,
+                   backend="benchmark-model", **FIXED)
+            phone.set_state("device")
+            assert client.profile(sha, backend="benchmark-model", **FIXED).result["latency_ms"] > 0
+    finally:
+        server.stop()
+    assert phone.scratch_left() == []  # ... and goes at the next chance
+
+
+def test_two_agents_on_one_phone_are_one_host_for_the_gate(tmp_path: Path, phone: FakePhone) -> None:
+    other = FakePhone(tmp_path / "other", serial="FAKE1PHONE")
+    servers = [adb_agent(tmp_path, phone, "a"), adb_agent(tmp_path, phone, "b"), adb_agent(tmp_path, other, "c")]
+    try:
+        ids = [s.servicer.device_info().host_id for s in servers]
+    finally:
+        for s in servers:
+            s.stop()
+    assert ids[0] == ids[1] != ids[2]
