@@ -23,7 +23,8 @@ class BenchmarkAppTool(BenchmarkTool):
     model_format = "onnx"
     OPTIONS = {"device": "CPU (default), GPU, NPU, ... as OpenVINO names it",
                "precision": "inference precision hint, e.g. f32, bf16, f16 (default: the device's)"}
-    REJECTIONS = ("Unable to read the model", "Cannot create", "Error reading network", "is not supported", "Unsupported operation",
+    REJECTIONS = ("Unable to read the model", "Cannot create",
+                  "Error reading network", "is not supported", "Unsupported operation",
                   "Check 'error_message.empty()' failed", "OpConversionFailure", "Failed to read model")
 
     def __init__(self, executable: str = "", options: Mapping[str, str] | None = None) -> None:
