@@ -343,7 +343,10 @@ def to_record(job: Job, r: Mapping[str, Any]) -> MeasurementRecord:
         agent_version=r["agent_version"], started_unix_ns=r["started_unix_ns"], finished_unix_ns=r["finished_unix_ns"],
         queue_wait_ms=r["queue_wait_ms"], protocol_details=r["protocol_details"], power=r["power"],
         environment=r["environment"], replayed=r["backend"] == "replay", model_format=job.model_format,
-        warnings=tuple(r.get("warnings", ())),
+        warnings=tuple(r.get("warnings", ())), load_ms=r.get("load_ms") or None,
+        first_inference_ms=r.get("first_inference_ms") or None,
+        peak_memory_bytes=int(r["peak_memory_bytes"]) if r.get("peak_memory_bytes") else None,
+        memory_source=r.get("memory_source") or None, op_profile=tuple(r.get("op_profile", ())),
     )
 
 

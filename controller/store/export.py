@@ -18,7 +18,8 @@ COLUMNS = (
     "mean_power_w", "energy_per_inference_mj", "power_unavailable_reason", "power_sampling_period_s",
     "idle_power_w", "environment_json", "agent_name",
     "agent_version", "queue_wait_ms", "started_unix_ns", "finished_unix_ns", "recorded_at_unix_s", "replayed",
-    "warnings_json", "job_key",
+    "warnings_json", "load_ms", "first_inference_ms", "peak_memory_bytes", "memory_source", "op_profile_json",
+    "job_key",
 )
 FORMATS = ("csv", "parquet")
 ARCH_COLUMNS = ("arch_id", "space", "arch", "encoding", "macs", "params")  # the architecture each row is of

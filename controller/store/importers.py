@@ -52,7 +52,7 @@ class ImportReport:
 
 
 # Columns an hwnas export must have to be imported (later versions added model_format, the power
-# sampling period and idle baseline, and warnings_json; they are optional).
+# sampling period and idle baseline, warnings_json, cold start, memory and op profiles; they are optional).
 EXPORT_REQUIRED = (
     "arch_id", "space", "encoding", "device_key", "backend", "protocol", "protocol_params_json",
     "protocol_details_json", "batch_size", "input_shape_json", "latency_ms", "count", "min_ms", "mean_ms",
@@ -216,7 +216,8 @@ def _number(value: Any, cast=float):
 
 # Columns later schema versions added, and what an export written before them means.
 _EXPORT_DEFAULTS = {"model_format": "onnx", "power_sampling_period_s": None, "idle_power_w": None,
-                    "warnings_json": "[]"}
+                    "warnings_json": "[]", "load_ms": None, "first_inference_ms": None, "peak_memory_bytes": None,
+                    "memory_source": None, "op_profile_json": "[]"}
 
 
 def _from_export_row(row: dict[str, Any]) -> MeasurementRecord:

@@ -122,6 +122,12 @@ class MeasurementRecord:
     replayed: bool = False
     model_format: str = "onnx"
     warnings: tuple[str, ...] = ()  # what the agent saw that may have disturbed the measurement
+    # Cold start and memory as the runtime or tool reports them; None where it does not.
+    load_ms: float | None = None
+    first_inference_ms: float | None = None
+    peak_memory_bytes: int | None = None
+    memory_source: str | None = None
+    op_profile: tuple[Mapping[str, Any], ...] = ()  # {name, op_type, time_ms} per op, when asked for
     recorded_at_unix_s: float | None = None  # set by the store when the record is written
 
     def to_row(self, now: float) -> dict[str, Any]:
@@ -143,6 +149,9 @@ class MeasurementRecord:
             "started_unix_ns": self.started_unix_ns, "finished_unix_ns": self.finished_unix_ns,
             "recorded_at_unix_s": self.recorded_at_unix_s if self.recorded_at_unix_s is not None else now,
             "replayed": self.replayed, "warnings_json": json.dumps(list(self.warnings)),
+            "load_ms": self.load_ms, "first_inference_ms": self.first_inference_ms,
+            "peak_memory_bytes": self.peak_memory_bytes, "memory_source": self.memory_source,
+            "op_profile_json": json.dumps([dict(op) for op in self.op_profile]),
         }
 
     @classmethod
@@ -163,7 +172,9 @@ class MeasurementRecord:
             queue_wait_ms=row["queue_wait_ms"], protocol_details=json.loads(row["protocol_details_json"]),
             power=power, environment=json.loads(row["environment_json"]), replayed=bool(row["replayed"]),
             model_format=row["model_format"], warnings=tuple(json.loads(row["warnings_json"])),
-            recorded_at_unix_s=row["recorded_at_unix_s"],
+            load_ms=row["load_ms"], first_inference_ms=row["first_inference_ms"],
+            peak_memory_bytes=row["peak_memory_bytes"], memory_source=row["memory_source"] or None,
+            op_profile=tuple(json.loads(row["op_profile_json"])), recorded_at_unix_s=row["recorded_at_unix_s"],
         )
 
     def value(self, column: str) -> float | None:

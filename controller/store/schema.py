@@ -24,7 +24,7 @@ from sqlalchemy import (
     Text,
 )
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 metadata = MetaData()
 
 schema_version = Table(
@@ -106,6 +106,12 @@ measurements = Table(
     Column("recorded_at_unix_s", Float, nullable=False),
     Column("replayed", Boolean, nullable=False, default=False),
     Column("warnings_json", Text, nullable=False, server_default="[]"),  # v4: the agent's warnings (interference...)
+    # v5: cold start and memory where the runtime or tool reports them (null where not), and its per-op profile.
+    Column("load_ms", Float),
+    Column("first_inference_ms", Float),
+    Column("peak_memory_bytes", BigInteger),
+    Column("memory_source", Text),
+    Column("op_profile_json", Text, nullable=False, server_default="[]"),
     Index("ix_measurements_device", "device_key", "arch_id"),
 )
 
@@ -143,5 +149,15 @@ def _v3_to_v4(conn: Connection) -> None:
     conn.exec_driver_sql("ALTER TABLE measurements ADD COLUMN warnings_json TEXT NOT NULL DEFAULT '[]'")
 
 
+def _v4_to_v5(conn: Connection) -> None:
+    """v5 keeps cold start (load, first inference), peak memory with its source, and per-op profiles, which
+    the vendor tool backends report."""
+    for column, kind in (("load_ms", "FLOAT"), ("first_inference_ms", "FLOAT"), ("peak_memory_bytes", "BIGINT"),
+                         ("memory_source", "TEXT")):
+        conn.exec_driver_sql(f"ALTER TABLE measurements ADD COLUMN {column} {kind}")
+    conn.exec_driver_sql("ALTER TABLE measurements ADD COLUMN op_profile_json TEXT NOT NULL DEFAULT '[]'")
+
+
 # MIGRATIONS[v] upgrades a database at version v to v + 1. Append only; never edit a released step.
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4}
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4,
+                                                      4: _v4_to_v5}
