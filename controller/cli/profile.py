@@ -37,6 +37,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--warmup-runs", type=int, default=None, help="warm-up inferences (default: protocol's)")
     p.add_argument("--deadline", type=float, default=0.0, metavar="SECONDS", help="stop the measurement after this")
     p.add_argument("--samples", action="store_true", help="include raw per-inference samples (with --json)")
+    p.add_argument("--op-profile", action="store_true",
+                   help="keep the runtime's per-op profile (tool backends: benchmark_model, trtexec, benchmark_app); "
+                        "--json prints it as op_profile")
     p.add_argument("--connect-timeout", type=float, default=10.0, metavar="SECONDS")
     p.add_argument("--json", action="store_true", help="print the full result as JSON")
     add_client_security(p)
@@ -65,7 +68,8 @@ def cmd_profile(args: argparse.Namespace) -> int:
         return fail("profile", FileNotFoundError(f"cannot read MODEL {args.model}: no such file"))
     spec = ProfileSpec(protocol=args.protocol, protocol_params=dict(args.param or []), batch_size=args.batch_size,
                        input_shapes=dict(args.input_shape or []), threads=args.threads,
-                       warmup_runs=args.warmup_runs, return_samples=args.samples, deadline_seconds=args.deadline)
+                       warmup_runs=args.warmup_runs, return_samples=args.samples, deadline_seconds=args.deadline,
+                       op_profile=args.op_profile)
     try:
         config = FleetConfig(connect=connector(args))
         # One model outside any campaign: the fleet dials, converts and measures it; no dataset is kept.

@@ -41,6 +41,16 @@ def profile_table(records: Sequence[tuple[str, ProfileRecord]]) -> str:
             no_power.setdefault(rec.power["unavailable_reason"], []).append(label)
     notes = [f"power for {', '.join(labels)}: unavailable: {reason}" for reason, labels in no_power.items()]
     notes += [f"warning for {label}: {w}" for label, rec in records for w in rec.result.get("warnings", [])]
+    for label, rec in records:
+        env, r = rec.result.get("environment", {}), rec.result
+        if env.get("tool"):
+            notes.append(f"{label}: measured by {env['tool']} {env['tool_version']} on {env['transport']}: "
+                         f"{env['tool_command']}")
+        if r.get("load_ms") or r.get("first_inference_ms"):
+            notes.append(f"{label}: cold start: load {r.get('load_ms', 0):.2f} ms, first inference "
+                         f"{r.get('first_inference_ms', 0):.2f} ms")
+        if r.get("peak_memory_bytes"):
+            notes.append(f"{label}: peak memory {r['peak_memory_bytes'] / 2**20:.1f} MiB ({r['memory_source']})")
     return "\n".join([text_table(rows), *notes])
 
 
