@@ -183,7 +183,8 @@ class ToolModel(SelfMeasuredModel):
         return Measurement(
             protocol=protocol, protocol_params=params, protocol_details={**outcome.details, **figures.details},
             latency_ms=outcome.latency_ms, stats=stats, samples_ns=outcome.samples_ns, power=power, host=host,
-            threads=self.threads, batch_size=options.batch_size or 1, input_shapes={}, warmup_runs_done=warmup,
+            threads=self.threads, batch_size=options.batch_size or 1, input_shapes={},
+            warmup_runs_done=warmup if figures.warmup_runs is None else figures.warmup_runs,
             wall_ms=wall_ms, started_unix_ns=started_unix_ns, finished_unix_ns=time.time_ns(),
             warnings=[*state_warnings(host), *warnings] if transport.kind == "local" else warnings,
             runtime_settings=dict(self.runtime_settings), load_ms=figures.load_ms,

@@ -71,6 +71,7 @@ class ToolFigures:
     op_profile: list[OpTiming] = field(default_factory=list)
     details: dict[str, float] = field(default_factory=dict)  # tool-specific figures, e.g. trtexec's GPU compute
     version: str = ""  # where the output says it
+    warmup_runs: int | None = None  # where the tool warms up its own way, how many untimed runs it made
 
 
 def number(text: str) -> float:

@@ -3,9 +3,9 @@
 It runs synchronously (``-api sync``, one inference at a time, as hwnas protocols time) for exactly the
 requested count (``-niter``). With a thread count it must be told ``-hint none -nstreams 1 -nthreads N``
 (its own rule); without one, ``-hint latency``. Its figures come from the JSON statistics report
-(``-json_stats``), which rounds to 0.01 ms: keep it for networks of a millisecond or more. It runs one
-untimed first inference, whose time it reports. Per-node counters come from ``-report_type
-detailed_counters``.
+(``-json_stats``), which rounds to 0.01 ms, refined by its console summary, which keeps microseconds
+below 1 ms. It has no warm-up count: it runs one untimed first inference, whose time it reports, and the
+record says one warm-up run was made. Per-node counters come from ``-report_type detailed_counters``.
 """
 
 from __future__ import annotations
@@ -66,6 +66,13 @@ class BenchmarkAppTool(BenchmarkTool):
                 details={"throughput_fps": float(results["throughput"])})
         except (ValueError, KeyError, TypeError) as exc:
             raise ToolOutputError(f"benchmark_app wrote no readable statistics report ({exc})") from None
+        figures.warmup_runs = 1  # benchmark_app's one untimed first inference; it has no warm-up count
+        # Its console keeps microseconds below 1 ms, where the JSON report rounds to 0.01 ms: prefer it.
+        for label, stat in (("Average", "mean_ms"), ("Median", "median_ms"), ("Min", "min_ms"), ("Max", "max_ms")):
+            line = find(rf"\b{label}:\s+({NUMBER}) (ms|us)\b", output)
+            if line:
+                figures.stats[stat] = float(line.group(1)) * (1e-3 if line.group(2) == "us" else 1.0)
+        figures.mean_ms = figures.stats["mean_ms"]
         memory = find(r"Compile model ram used (\d+) KB", output)
         if memory:
             figures.peak_memory_bytes = int(memory.group(1)) * 1024
