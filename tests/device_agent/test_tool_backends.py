@@ -5,8 +5,11 @@ with a real process (sshd killed, a tool that dies by a signal, bytes the tool r
 
 from __future__ import annotations
 
+import json
 import os
 import stat
+import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -123,7 +126,7 @@ load_ms = {{ json = "report", key = "latency.init_ms" }}
 
 
 def test_model_faults_end_in_one_line_and_the_agent_keeps_serving(tmp_path: Path, models: dict[str, bytes]) -> None:
-    crash = executable(tmp_path / "crashing_tool", f'exec {os.sys.executable} -c "import os, signal; '
+    crash = executable(tmp_path / "crashing_tool", f'exec {sys.executable} -c "import os, signal; '
                                                    'os.kill(os.getpid(), signal.SIGSEGV)"')
     mute = executable(tmp_path / "mute_tool", "echo the tool says nothing useful")
     gone = executable(tmp_path / "vanishing_tool", "exit 0")
@@ -295,3 +298,58 @@ def test_two_agents_on_one_phone_are_one_host_for_the_gate(tmp_path: Path, phone
         for s in servers:
             s.stop()
     assert ids[0] == ids[1] != ids[2]
+
+
+# -- the command lines --------------------------------------------------------------------------------------
+def test_agent_info_lists_tool_backends_transports_and_why_any_is_missing(tmp_path: Path, phone: FakePhone) -> None:
+    env = {**os.environ, "HWNAS_ADB": str(phone.adb), "PATH": "/usr/bin:/bin"}
+    done = subprocess.run([sys.executable, "-m", "device_agent", "info"], capture_output=True, text=True, env=env,
+                          timeout=120)
+    report = json.loads(done.stdout)
+    tools, transports = report["tool_backends"], report["transports"]
+    assert set(tools) == {"benchmark-model", "trtexec", "benchmark-app", "tool:FILE.toml"}
+    assert not tools["trtexec"]["available"] and "trtexec is not on this host's PATH" in tools["trtexec"]["detail"]
+    assert tools["benchmark-model"]["options"]["benchmark_model"]["delegate"].startswith("one of cpu, xnnpack")
+    assert transports["adb"]["available"] and "FAKE0PHONE device" in transports["adb"]["detail"]
+    assert transports["ssh"]["available"] and transports["local"]["available"]
+
+
+def test_serve_flags_name_the_tool_backend_they_configure(tmp_path: Path) -> None:
+    from device_agent.cli import backend_options, build_parser
+
+    def options(*argv: str) -> dict:
+        return backend_options(build_parser().parse_args(["serve", *argv]))
+
+    assert options("--backend", "trtexec", "--tool", "/opt/trtexec", "--tool-option", "precision=fp16") == {
+        "trtexec": {"tool": "/opt/trtexec", "precision": "fp16"}}
+    assert options("--backend", "trtexec", "--backend", "benchmark-app", "--tool", "trtexec=/opt/t",
+                   "--tool-option", "benchmark-app:device=GPU") == {"trtexec": {"tool": "/opt/t"},
+                                                                    "benchmark-app": {"device": "GPU"}}
+    with pytest.raises(ValueError, match="name the backend"):
+        options("--backend", "trtexec", "--backend", "benchmark-app", "--tool", "/opt/t")
+    with pytest.raises(ValueError, match="must look like KEY=VALUE"):
+        options("--backend", "trtexec", "--tool-option", "fp16")
+    code = subprocess.run([sys.executable, "-m", "device_agent", "serve", "--backend", "onnxruntime", "--via",
+                           "ftp://x", "--port", "0", "--insecure", "--cache-dir", str(tmp_path)],
+                          capture_output=True, text=True, timeout=60)
+    assert code.returncode == 2 and code.stderr.strip().splitlines()[-1].startswith("hwnas-agent: --via ftp://x")
+
+
+def test_hwnas_profile_prints_the_tools_figures_and_op_profile(tmp_path: Path, models: dict[str, bytes]) -> None:
+    model = tmp_path / "net.onnx"
+    model.write_bytes(models["onnx"])
+    server = tool_agent(tmp_path / "c", ["benchmark-app"], tools={"benchmark-app": {"tool": str(BENCHMARK_APP)}})
+    try:
+        done = subprocess.run([sys.executable, "-m", "controller.cli.main", "profile", str(model), "--agent",
+                               server.address, "--insecure", "--protocol", "fixed", "--param", "count=10",
+                               "--op-profile", "--json"], capture_output=True, text=True, timeout=300)
+        table = subprocess.run([sys.executable, "-m", "controller.cli.main", "profile", str(model), "--agent",
+                                server.address, "--insecure", "--protocol", "fixed", "--param", "count=10"],
+                               capture_output=True, text=True, timeout=300)
+    finally:
+        server.stop()
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["backend"] == "benchmark-app" and result["load_ms"] > 0 and result["first_inference_ms"] > 0
+    assert result["op_profile"] and {"name", "op_type", "time_ms"} == set(result["op_profile"][0])
+    assert "measured by benchmark-app 2" in table.stdout and "cold start: load" in table.stdout
