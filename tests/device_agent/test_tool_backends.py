@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
+import psutil
 import pytest
 
 from controller.fleet.client import AgentClient
@@ -153,6 +154,21 @@ def test_model_faults_end_in_one_line_and_the_agent_keeps_serving(tmp_path: Path
     finally:
         server.stop()
     assert local_scratch(server) == []
+
+
+def test_a_tool_past_its_deadline_is_killed_with_its_children(tmp_path: Path, models: dict[str, bytes]) -> None:
+    slow = executable(tmp_path / "slow_tool", "sleep 987 & wait")  # a tool whose child would outlive it
+    server = tool_agent(tmp_path / "c", ["benchmark-app"], tools={"benchmark-app": {"tool": slow}})
+    try:
+        with client_of(server) as client:
+            sha, _ = client.ensure_model(models["onnx"])
+            expect(grpc.StatusCode.DEADLINE_EXCEEDED, "passed its deadline of 1 s", client.profile, sha,
+                   backend="benchmark-app", deadline_seconds=1, **FIXED)
+    finally:
+        server.stop()
+    survivors = [p for p in psutil.process_iter(["cmdline", "status"])
+                 if p.info["cmdline"] == ["sleep", "987"] and p.info["status"] != psutil.STATUS_ZOMBIE]
+    assert survivors == [] and local_scratch(server) == []
 
 
 def test_the_agent_refuses_a_tool_it_cannot_find_at_start(tmp_path: Path) -> None:
