@@ -12,6 +12,7 @@ import pytest
 
 from controller.cli.main import main
 from controller.fleet.local_agent import LocalAgent
+from controller.store import Store
 
 from ..device_agent.lab_devices import BENCHMARK_APP, FakePhone, SshServer
 
@@ -64,3 +65,23 @@ def test_a_campaign_over_ssh_adb_and_local_keys_builds_one_dataset_naming_each_t
         env = json.loads(row["environment_json"])
         assert row["backend"] == "onnxruntime" and row["protocol"] == "fixed" and env["tool"] == ""
     assert list((tmp_path / "board").iterdir()) == [] and phone.scratch_left() == []
+
+
+def test_two_agents_on_one_phone_never_measure_at_once(tmp_path: Path) -> None:
+    """An ADB serial is one host for the host gate: the CPU and the GPU-delegate keys of one phone take turns
+    (read from the records' own start and end times, not from timing)."""
+    phone = FakePhone(tmp_path / "phone")
+    db = tmp_path / "lab.db"
+    with LocalAgent(tmp_path / "c1", ["--backend", "benchmark-model", *phone.agent_args(), "--name", "cpu"]) as a, \
+            LocalAgent(tmp_path / "c2", ["--backend", "benchmark-model", *phone.agent_args(), "--name", "cpu2"]) as b:
+        code = main(["latbench", "build", "--space", "nb201", "--devices", "pixel-a,pixel-b", "--sample", "3",
+                     "--seed", "6", "--protocol", "fixed", "--param", "count=30", "--db", str(db), "--insecure",
+                     "--quiet", "--backend", "benchmark-model", "--agent", f"pixel-a={a.address}",
+                     "--agent", f"pixel-b={b.address}"])
+    assert code == 0
+    with Store(db) as store:
+        windows = sorted((r["started_unix_ns"], r["finished_unix_ns"], r["device_key"])
+                         for r in store.measurements())
+    assert len(windows) == 6 and {key for _, _, key in windows} == {"pixel-a", "pixel-b"}
+    for (_, end, _), (start, _, _) in zip(windows, windows[1:]):
+        assert end <= start  # each measurement ended before the next began
