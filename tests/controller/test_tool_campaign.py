@@ -5,6 +5,7 @@ litert-benchmark) and this host's ONNX Runtime; the export says which tool, vers
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 from pathlib import Path
 
@@ -83,5 +84,5 @@ def test_two_agents_on_one_phone_never_measure_at_once(tmp_path: Path) -> None:
         windows = sorted((r["started_unix_ns"], r["finished_unix_ns"], r["device_key"])
                          for r in store.measurements())
     assert len(windows) == 6 and {key for _, _, key in windows} == {"pixel-a", "pixel-b"}
-    for (_, end, _), (start, _, _) in zip(windows, windows[1:]):
+    for (_, end, _), (start, _, _) in itertools.pairwise(windows):
         assert end <= start  # each measurement ended before the next began
