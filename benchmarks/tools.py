@@ -44,21 +44,22 @@ def tool_path(name: str) -> str:
     return found
 
 
-def networks(per_family: int, seed: int) -> list[tuple[str, object]]:
+def networks(per_family: int, seed: int, families: tuple[str, ...] = FAMILIES) -> list[tuple[str, object]]:
     rng = np.random.default_rng(seed)
     found = []
-    for family in FAMILIES:
+    for family in families:
         space = get_space(family)
         found += [(family, space.to_graph(space.sample(rng))) for _ in range(per_family)]
     return found
 
 
-def run(per_family: int = 2, rounds: int = 3, count: int = 100, seed: int = 0, pairs=PAIRS) -> dict:
+def run(per_family: int = 2, rounds: int = 3, count: int = 100, seed: int = 0, pairs=PAIRS,
+        families: tuple[str, ...] = FAMILIES) -> dict:
     options = MeasureOptions(protocol="fixed", protocol_params={"count": float(count)})
     transport = LocalTransport("benchmark-tools")
     results: dict[str, dict] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        nets = networks(per_family, seed)
+        nets = networks(per_family, seed, families)
         for label, tool_backend, executable, inproc_backend, fmt in pairs:
             tool = backend_class(tool_backend)(transport=transport, tool=tool_path(executable))
             inproc = backend_class(inproc_backend)()
@@ -85,7 +86,7 @@ def run(per_family: int = 2, rounds: int = 3, count: int = 100, seed: int = 0, p
                               "tool_overhead_s": statistics.median(tool_overhead),
                               "inproc_overhead_s": statistics.median(inproc_overhead)}
     return {"pairs": results, "per_family": per_family, "rounds": rounds, "count": count,
-            "families": list(FAMILIES)}
+            "families": list(families)}
 
 
 def main() -> None:
@@ -106,7 +107,7 @@ def main() -> None:
     for label, p in r["pairs"].items():
         print(f"{label}: " + ", ".join(f"{n['family']} {n['inproc_ms']:.2f}->{n['tool_ms']:.2f} ms "
                                        f"({n['ratio']:.3f})" for n in p["networks"]))
-    print(f"\n{3 * r['per_family']} networks ({', '.join(r['families'])}), {r['rounds']} interleaved rounds, "
+    print(f"\n{len(r['families']) * r['per_family']} networks ({', '.join(r['families'])}), {r['rounds']} interleaved rounds, "
           f"fixed protocol, {r['count']} inferences, 1 thread")
 
 

@@ -14,13 +14,11 @@ import os
 import re
 import shutil
 import subprocess
-import threading
-import time
 from pathlib import Path
 
 from device_agent.power.base import Availability, PowerMeter, PowerSource
 from device_agent.power.sampling import SampledMeter
-from device_agent.transports.base import CommandResult, DeviceFacts, RunningCommand, Transport, TransportError
+from device_agent.transports.base import CommandResult, DeviceFacts, ProcessCommand, Transport, TransportError
 
 SCRATCH_ROOT = "/data/local/tmp"
 BATTERY = "/sys/class/power_supply/battery"
@@ -37,28 +35,6 @@ PROPERTIES = {"model": "ro.product.model", "manufacturer": "ro.product.manufactu
               "serialno": "ro.serialno"}
 HOT_BATTERY_C = 40.0  # LiteRT and MLPerf Mobile both warn of throttling above about this
 THERMAL_STATUS = {0: "none", 1: "light", 2: "moderate", 3: "severe", 4: "critical", 5: "emergency", 6: "shutdown"}
-
-
-class AdbCommand(RunningCommand):
-    def __init__(self, argv: list[str], command: str) -> None:
-        self.command = command
-        self._t0 = time.perf_counter()
-        self._process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                         errors="replace", start_new_session=True)
-        self._killed = threading.Event()
-
-    def kill(self) -> None:
-        self._killed.set()
-        self._process.kill()
-
-    def wait(self, timeout_s: float | None) -> CommandResult:
-        try:
-            out, err = self._process.communicate(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            out, err = self._process.communicate()
-        return CommandResult(self.command, self._process.returncode, out, err, time.perf_counter() - self._t0,
-                             killed=self._killed.is_set())
 
 
 def adb_fault(stderr: str) -> str | None:
@@ -166,8 +142,8 @@ class AdbTransport(Transport):
         if done.returncode != 0:
             raise TransportError(f"{self.name}: adb push failed: {done.stderr.strip() or done.stdout.strip()}")
 
-    def start(self, command: str) -> AdbCommand:
-        return AdbCommand(self._adb("shell", command), command)
+    def start(self, command: str) -> ProcessCommand:
+        return ProcessCommand(self._adb("shell", command), command)
 
     def run(self, command: str, timeout_s: float | None = 60.0) -> CommandResult:
         return self._checked(self.start(command).wait(timeout_s), f"running {command.split()[0]}")

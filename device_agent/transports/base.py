@@ -14,9 +14,13 @@ from __future__ import annotations
 
 import abc
 import hashlib
+import os
 import secrets
 import shlex
+import signal
+import subprocess
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -62,6 +66,37 @@ class RunningCommand(abc.ABC):
 
     @abc.abstractmethod
     def kill(self) -> None: ...
+
+
+class ProcessCommand(RunningCommand):
+    """A command run by a local process (the tool itself, or the ``adb`` client carrying it), in its own
+    session so that a kill reaches its children too (a shell pipeline, a Python launcher)."""
+
+    def __init__(self, argv: str | list[str], command: str) -> None:
+        self.command = command
+        self._t0 = time.perf_counter()
+        self._process = subprocess.Popen(argv, shell=isinstance(argv, str), stdout=subprocess.PIPE,
+                                         stderr=subprocess.PIPE, text=True, errors="replace", start_new_session=True)
+        self._killed = threading.Event()
+
+    def kill(self) -> None:
+        self._killed.set()
+        if not hasattr(os, "killpg"):  # Windows: no process groups to signal
+            self._process.kill()
+            return
+        try:
+            os.killpg(self._process.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def wait(self, timeout_s: float | None) -> CommandResult:
+        try:
+            out, err = self._process.communicate(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            out, err = self._process.communicate()
+        return CommandResult(self.command, self._process.returncode, out, err, time.perf_counter() - self._t0,
+                             killed=self._killed.is_set())
 
 
 class Transport(abc.ABC):

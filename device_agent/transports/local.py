@@ -5,41 +5,11 @@ from __future__ import annotations
 import os
 import platform
 import shutil
-import signal
-import subprocess
 import tempfile
-import threading
-import time
 from pathlib import Path
 
 from device_agent import host
-from device_agent.transports.base import CommandResult, DeviceFacts, RunningCommand, Transport
-
-
-class LocalCommand(RunningCommand):
-    def __init__(self, command: str) -> None:
-        self.command = command
-        self._t0 = time.perf_counter()
-        # Its own session, so a kill reaches the tool's children too (a shell pipeline, a Python launcher).
-        self._process = subprocess.Popen(command, shell=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                         text=True, errors="replace", start_new_session=True)
-        self._killed = threading.Event()
-
-    def kill(self) -> None:
-        self._killed.set()
-        try:
-            os.killpg(self._process.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-
-    def wait(self, timeout_s: float | None) -> CommandResult:
-        try:
-            out, err = self._process.communicate(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            out, err = self._process.communicate()
-        return CommandResult(self.command, self._process.returncode, out, err, time.perf_counter() - self._t0,
-                             killed=self._killed.is_set())
+from device_agent.transports.base import DeviceFacts, ProcessCommand, Transport
 
 
 class LocalTransport(Transport):
@@ -67,8 +37,8 @@ class LocalTransport(Transport):
     def push(self, local: Path, remote: str) -> None:
         shutil.copyfile(local, remote)
 
-    def start(self, command: str) -> LocalCommand:
-        return LocalCommand(command)
+    def start(self, command: str) -> ProcessCommand:
+        return ProcessCommand(command, command)
 
     def which(self, tool: str) -> str | None:
         return shutil.which(tool)
