@@ -107,8 +107,8 @@ def main() -> None:
     for label, p in r["pairs"].items():
         print(f"{label}: " + ", ".join(f"{n['family']} {n['inproc_ms']:.2f}->{n['tool_ms']:.2f} ms "
                                        f"({n['ratio']:.3f})" for n in p["networks"]))
-    print(f"\n{len(r['families']) * r['per_family']} networks ({', '.join(r['families'])}), {r['rounds']} interleaved rounds, "
-          f"fixed protocol, {r['count']} inferences, 1 thread")
+    print(f"\n{len(r['families']) * r['per_family']} networks ({', '.join(r['families'])}), {r['rounds']} "
+          f"interleaved rounds, fixed protocol, {r['count']} inferences, 1 thread")
 
 
 if __name__ == "__main__":
