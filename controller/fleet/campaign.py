@@ -40,6 +40,7 @@ AGENT_DOWN = {grpc.StatusCode.UNAVAILABLE}
 # The agent is busy (its RPC slots or cache are full): give the job back and back off before the next lease.
 BUSY = {grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.ABORTED}
 BACKOFF_S = (0.5, 30.0)  # first and longest wait after a busy answer; doubles in between
+TOOL_MEAN = "/tool-mean"  # the protocol suffix of a vendor tool's record that carries the tool's own statistics
 
 
 Connect = Callable[[str], AgentClient]  # address -> client, with whatever TLS and token the lab uses
@@ -336,10 +337,13 @@ def job_profile(job: Job) -> ProfileSpec:
 def to_record(job: Job, r: Mapping[str, Any]) -> MeasurementRecord:
     """A job's measurement record from the agent's ProfileResult (as ``client.message_dict`` gives it)."""
     shape = r["input_shapes"][0]["dims"] if r["input_shapes"] else []
+    stats = r["stats"]
+    if r["protocol"].endswith(TOOL_MEAN):  # a vendor tool printed only some statistics: the rest are unknown, not 0
+        stats = {k: v for k, v in stats.items() if v or k == "count"}
     return MeasurementRecord(
         job_key=job.job_key, arch_id=job.arch_id, device_key=job.device_key, backend=r["backend"],
         protocol=r["protocol"], protocol_params=r["protocol_params"], batch_size=r["batch_size"],
-        input_shape=list(shape), latency_ms=r["latency_ms"], stats=r["stats"], agent_name=r["agent_name"],
+        input_shape=list(shape), latency_ms=r["latency_ms"], stats=stats, agent_name=r["agent_name"],
         agent_version=r["agent_version"], started_unix_ns=r["started_unix_ns"], finished_unix_ns=r["finished_unix_ns"],
         queue_wait_ms=r["queue_wait_ms"], protocol_details=r["protocol_details"], power=r["power"],
         environment=r["environment"], replayed=r["backend"] == "replay", model_format=job.model_format,

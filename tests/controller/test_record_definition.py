@@ -107,3 +107,11 @@ def test_measured_objectives_name_a_numeric_column_of_the_record() -> None:
     assert measured
     for objective in measured:
         assert objective.record_field in TABLE and column_type(objective.record_field) is float, objective.name
+
+
+def test_a_tool_mean_record_leaves_the_statistics_the_tool_did_not_print_empty() -> None:
+    result = _full_result()
+    result.protocol = "fixed/tool-mean"
+    result.stats.p90_ms = result.stats.p99_ms = 0.0  # benchmark_model prints no percentiles
+    row = to_record(JOB, message_dict(result)).to_row(now=1.0)
+    assert row["p90_ms"] is None and row["p99_ms"] is None and row["mean_ms"] == pytest.approx(result.stats.mean_ms)
