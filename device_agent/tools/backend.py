@@ -139,25 +139,20 @@ class ToolBackend(Backend):
     def load(self, model_path: Path, threads: int) -> ToolModel:
         return ToolModel(self, model_path, threads)
 
-    def power_source(self) -> PowerSource | None:
-        """The device's own power source, where its transport has one (a phone's battery)."""
-        source = getattr(self.transport, "battery_source", None)
-        return source() if source is not None else None
-
 
 class ToolModel(SelfMeasuredModel):
     def __init__(self, backend: ToolBackend, model_path: Path, threads: int) -> None:
         self.backend = backend
         self.model_path = model_path
         self.threads = threads
-        self.runtime_settings = {**backend.tool.settings, "transport": backend.transport.name}
+        self.runtime_settings = dict(backend.tool.settings)
 
     def measure_itself(self, options: MeasureOptions, power_source: PowerSource | None, power_unavailable_reason: str,
                        token: StopToken, idle_power_w: float) -> Measurement:
         protocol_name, params, runs, warmup = run_counts(options)
         token.arm_deadline(options.deadline_seconds)
         backend, transport = self.backend, self.backend.transport
-        device_power = backend.power_source()
+        device_power = transport.power_source()
         if device_power is not None:  # a phone: its battery, never the agent host's meter
             availability = device_power.probe()
             power_source = device_power if availability.available else None
@@ -213,17 +208,14 @@ class ToolModel(SelfMeasuredModel):
         """Copy, run, read back and clean up once; TransportError where the device failed us."""
         _backend, transport, tool = self.backend, self.backend.transport, self.backend.tool
         transport.connect()
-        warnings = transport.thermal_warnings() if hasattr(transport, "thermal_warnings") else []
-        if hasattr(transport, "cpu_mask") and transport.cpu_mask:
-            self.runtime_settings["cpu_mask"] = transport.cpu_mask
+        warnings = transport.thermal_warnings()
+        self.runtime_settings.update(transport.settings())
         scratch = transport.make_scratch()
         try:
             model = f"{scratch}/model.{tool.model_format}"
             transport.push(self.model_path, model)
             run = ToolRun(tool.executable_path, model, scratch, self.threads, runs, warmup, op_profile)
-            command = shlex.join(tool.command(run))
-            if hasattr(transport, "pinned"):
-                command = transport.pinned(command)
+            command = transport.pinned(shlex.join(tool.command(run)))
             meter = power_source.open() if power_source is not None else None
             if token.stopped:
                 raise MeasurementStopped(f"{token.reason}; stopped before the tool started", token.status_code)

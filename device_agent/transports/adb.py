@@ -167,7 +167,10 @@ class AdbTransport(Transport):
                             "the phone is throttling")
         return warnings
 
-    def battery_source(self) -> PowerSource:
+    def settings(self) -> dict[str, str]:
+        return {**super().settings(), "cpu_mask": self.cpu_mask} if self.cpu_mask else super().settings()
+
+    def power_source(self) -> PowerSource:
         return AndroidBatterySource(self)
 
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from device_agent.errors import AgentError
+from device_agent.power.base import PowerSource
 
 
 class TransportError(AgentError):
@@ -190,6 +191,23 @@ class Transport(abc.ABC):
     def leftovers(self) -> list[str]:
         with self._lock:
             return list(self._leftovers)
+
+    def pinned(self, command: str) -> str:
+        """``command`` as the device should run it for a measurement (an Android phone pins it to its big
+        cores); as is by default."""
+        return command
+
+    def settings(self) -> dict[str, str]:
+        """How the transport sets up a measurement, for the record's runtime_settings."""
+        return {"transport": self.name}
+
+    def thermal_warnings(self) -> list[str]:
+        """What the device says of its heat before a run that may make the figure untrustworthy."""
+        return []
+
+    def power_source(self) -> PowerSource | None:
+        """The device's own power source (a phone's battery), or None to use the agent host's."""
+        return None
 
     def stop_matching(self, pattern: str) -> None:
         """End every process on the device whose command line holds ``pattern`` (a scratch path, unique to
