@@ -191,27 +191,34 @@ def board(tmp_path: Path) -> Iterator[SshServer]:
     server.kill()
 
 
-def ssh_agent(tmp_path: Path, board: SshServer, tool: Path | str = BENCHMARK_APP) -> AgentServer:
+def ssh_agent(tmp_path: Path, board: SshServer, tool: Path | str = BENCHMARK_APP,
+              litert: bool = False) -> AgentServer:
     remote = tmp_path / "board-scratch"
     remote.mkdir(exist_ok=True)
-    return tool_agent(tmp_path / "c", ["benchmark-app"], via=board.target,
-                      tools={"benchmark-app": {"tool": str(tool)}}, key_file=str(board.client_key),
+    tools = {"benchmark-app": {"tool": str(tool)}}
+    if litert:
+        tools["benchmark-model"] = {"tool": str(LITERT_BENCHMARK)}
+    return tool_agent(tmp_path / "c", list(tools), via=board.target, tools=tools, key_file=str(board.client_key),
                       known_hosts=str(board.known_hosts), remote_dir=str(remote))
 
 
 def test_a_board_over_ssh_measures_through_one_reused_connection(tmp_path: Path, board: SshServer,
                                                                  models: dict[str, bytes]) -> None:
-    server = ssh_agent(tmp_path, board)
+    server = ssh_agent(tmp_path, board, litert=True)
     try:
         with client_of(server) as client:
             info = client.device_info()
             sha, _ = client.ensure_model(models["onnx"])
-            results = [client.profile(sha, backend="benchmark-app", **FIXED).result for _ in range(3)]
+            results = [client.profile(sha, backend="benchmark-app", **FIXED).result for _ in range(2)]
+            tfl, _ = client.ensure_model(models["tflite"], "tflite")
+            lite = client.profile(tfl, backend="benchmark-model", **FIXED).result
     finally:
         server.stop()
     assert info.transport == board.target and info.device_properties["uname"].startswith("Linux")
     assert info.cpu_cores_logical == os.cpu_count() and info.memory_total_bytes > 0
     assert server.servicer.transport.connections_opened == 1  # start-up, three measurements: one connection
+    assert lite["environment"]["tool_version"].startswith("ai-edge-litert ") and lite["stats"]["count"] == 20
+    assert lite["environment"]["tool_command"].startswith(f"{LITERT_BENCHMARK} --model {tmp_path / 'board-scratch'}/")
     for result in results:
         env = result["environment"]
         assert env["transport"] == board.target and env["tool"] == "benchmark-app" and result["latency_ms"] > 0
