@@ -29,7 +29,7 @@ from pathlib import Path
 
 from device_agent.backends.base import Backend
 from device_agent.errors import InvalidInput, MeasurementStopped
-from device_agent.host import read_state, state_warnings
+from device_agent.host import HostState, read_state, state_warnings
 from device_agent.measure import (
     Measurement,
     MeasureOptions,
@@ -79,9 +79,10 @@ def reduce(protocol_name: str, params: dict[str, float], samples_ms: list[float]
 
 
 def signal_name(code: int) -> str:
-    """'SIGSEGV' for a shell's exit status 139 (128 + the signal), else ''."""
+    """'SIGSEGV' for a shell's exit status 139 (128 + the signal) or a process's -11, else ''."""
+    number = code - 128 if 128 < code < 160 else -code if code < 0 else 0
     try:
-        return signal.Signals(code - 128).name if 128 < code < 160 else ""
+        return signal.Signals(number).name if number else ""
     except ValueError:
         return ""
 
@@ -157,7 +158,8 @@ class ToolModel(SelfMeasuredModel):
             availability = device_power.probe()
             power_source = device_power if availability.available else None
             power_unavailable_reason = availability.detail
-        host = read_state()
+        # The agent host's governor, clock and load describe a local tool's run, not a phone's or a board's.
+        host = read_state() if transport.kind == "local" else HostState("", 0.0, 0.0, 0.0, 0.0)
         t0, started_unix_ns = time.perf_counter(), time.time_ns()
         try:
             done, files, warnings, reading = self._run_with_retries(runs, warmup, options.op_profile, power_source,
@@ -181,7 +183,7 @@ class ToolModel(SelfMeasuredModel):
             threads=self.threads, batch_size=options.batch_size or 1, input_shapes={},
             warmup_runs_done=warmup if figures.warmup_runs is None else figures.warmup_runs,
             wall_ms=wall_ms, started_unix_ns=started_unix_ns, finished_unix_ns=time.time_ns(),
-            warnings=[*state_warnings(host), *warnings] if transport.kind == "local" else warnings,
+            warnings=[*state_warnings(host), *warnings],
             runtime_settings=dict(self.runtime_settings), load_ms=figures.load_ms,
             first_inference_ms=figures.first_inference_ms, peak_memory_bytes=figures.peak_memory_bytes,
             memory_source=figures.memory_source,
@@ -206,7 +208,7 @@ class ToolModel(SelfMeasuredModel):
     def _run_once(self, runs: int, warmup: int, op_profile: bool, power_source: PowerSource | None,
                   token: StopToken):
         """Copy, run, read back and clean up once; TransportError where the device failed us."""
-        _backend, transport, tool = self.backend, self.backend.transport, self.backend.tool
+        transport, tool = self.backend.transport, self.backend.tool
         transport.connect()
         warnings = transport.thermal_warnings()
         self.runtime_settings.update(transport.settings())
@@ -232,7 +234,8 @@ class ToolModel(SelfMeasuredModel):
                 except OSError as exc:
                     log.warning("%s: power reading failed: %s", transport.name, exc)
             if done.killed or token.stopped:
-                transport.stop_matching(scratch)
+                if not token.stopped:  # our own time limit, not the token's: end what runs on the device too
+                    transport.stop_matching(scratch)
                 raise MeasurementStopped(token.reason or f"the tool ran past {TOOL_TIMEOUT_S:g} s and was stopped",
                                          token.status_code or "DEADLINE_EXCEEDED")
             self._judge(done)
@@ -254,7 +257,7 @@ class ToolModel(SelfMeasuredModel):
         if done.returncode in (126, 127):  # the shell's "command not found" and "not executable"
             raise ToolMissing(f"{where}: the tool is missing ({tool.executable_path}): {done.stderr.strip()[-200:]}")
         tail = " | ".join(line.strip() for line in output.strip().splitlines()[-TAIL_LINES:])
-        sig = signal_name(done.returncode) or (signal.Signals(-done.returncode).name if done.returncode < 0 else "")
+        sig = signal_name(done.returncode)
         how = f"was killed by {sig}" if sig else f"exited with status {done.returncode}"
         raise ToolCrashed(f"{where} {how}: {tail or 'no output'}")
 

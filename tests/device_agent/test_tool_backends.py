@@ -280,6 +280,7 @@ def test_a_phone_over_adb_is_described_by_getprop_pinned_and_metered_by_its_batt
     assert info.cpu_cores_logical == 2 and info.device_properties["soc"] == "GS201"
     env = result["environment"]
     assert env["transport"] == "adb:FAKE0PHONE" and env["runtime_settings"]["cpu_mask"] == "2"  # the big core
+    assert env["cpu_freq_mhz"] == 0 and env["load_avg_1m"] == 0  # the agent host's clock and load are not the phone's
     assert env["tool_command"].startswith("taskset 2 /data/local/tmp/litert-benchmark --model "
                                           "/data/local/tmp/hwnas-")
     power = result["power"]

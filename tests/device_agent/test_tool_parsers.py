@@ -156,4 +156,4 @@ def test_protocols_map_onto_a_tools_run_counts_and_its_samples() -> None:
     assert name == "fixed" and outcome.latency_ms == pytest.approx(26.5)  # the protocol's mean of the samples
     name, outcome = reduce("fixed", {"count": 4.0}, [], 4, 9.9)
     assert name == "fixed/tool-mean" and outcome.latency_ms == 9.9
-    assert signal_name(139) == "SIGSEGV" and signal_name(1) == ""
+    assert signal_name(139) == "SIGSEGV" and signal_name(-9) == "SIGKILL" and signal_name(1) == ""
