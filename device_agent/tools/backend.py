@@ -101,14 +101,16 @@ class ToolBackend(Backend):
         self.runtime_name = self.tool.name
         self._version = ""
         self._version_lock = threading.Lock()
-        found = transport.which(self.tool.executable_path)
-        for other in () if tool else self.fallbacks:
-            if found is None and transport.which(other) is not None:
-                self.tool = self.make_tool(executable=other, options=options)
-                found = transport.which(other)
-        if found is None:
-            raise ValueError(f"{self.tool.executable_path} is not on {transport.name}: install it there, or name "
-                             "its path with --tool PATH")
+        wanted = self.tool.executable_path
+        for candidate in (wanted, *(() if tool else self.fallbacks)):
+            found = transport.which(candidate)
+            if found is not None:
+                break
+        else:
+            raise ValueError(f"{wanted} is not on {transport.name}: install it there, or name its path with "
+                             "--tool PATH")
+        if candidate != wanted:  # another executable doing the same job (litert-benchmark for benchmark_model)
+            self.tool = self.make_tool(executable=candidate, options=options)
         self.tool.executable_path = found
 
     @classmethod
@@ -255,7 +257,8 @@ class ToolModel(SelfMeasuredModel):
         if rejected:
             raise ModelRejected(f"{where} refused the model: {rejected}")
         if done.returncode in (126, 127):  # the shell's "command not found" and "not executable"
-            raise ToolMissing(f"{where}: the tool is missing ({tool.executable_path}): {done.stderr.strip()[-200:]}")
+            said = done.stderr.strip().splitlines()[-1:] or ["no output"]
+            raise ToolMissing(f"{where}: the tool is missing ({tool.executable_path}): {said[0][-200:]}")
         tail = " | ".join(line.strip() for line in output.strip().splitlines()[-TAIL_LINES:])
         sig = signal_name(done.returncode)
         how = f"was killed by {sig}" if sig else f"exited with status {done.returncode}"

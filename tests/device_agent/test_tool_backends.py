@@ -377,3 +377,17 @@ def test_hwnas_profile_prints_the_tools_figures_and_op_profile(tmp_path: Path, m
     assert result["backend"] == "benchmark-app" and result["load_ms"] > 0 and result["first_inference_ms"] > 0
     assert result["op_profile"] and {"name", "op_type", "time_ms"} == set(result["op_profile"][0])
     assert "measured by benchmark-app 2" in table.stdout and "cold start: load" in table.stdout
+
+
+def test_benchmark_model_falls_back_to_the_wheels_litert_benchmark(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from device_agent.tools.registry import BenchmarkModelBackend
+    from device_agent.transports.local import LocalTransport
+
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(ValueError, match="benchmark_model is not on local: install it there"):
+        BenchmarkModelBackend(transport=LocalTransport("t"))
+    (tmp_path / "litert-benchmark").symlink_to(LITERT_BENCHMARK)
+    backend = BenchmarkModelBackend(transport=LocalTransport("t"))
+    assert type(backend.tool).__name__ == "LiteRtBenchmarkTool"
+    assert backend.tool.executable_path == str(tmp_path / "litert-benchmark")
