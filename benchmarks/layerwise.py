@@ -52,7 +52,7 @@ def bench(db: Path, kinds: list[str], seeds: int, n_train: int, n_valid: int,
 
 
 def main() -> None:
-    from controller.fleet.report import text_table
+    from controller.tables import text_table
     from controller.learning.jobs import bench_table
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -114,7 +114,7 @@ def repeatability(target: str, kinds: list[str], seeds: int, n_train: int = 900,
 
 def main() -> None:
     from controller.cli.predictor import predictor_settings
-    from controller.fleet.report import text_table
+    from controller.tables import text_table
     from controller.learning.jobs import bench_table
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

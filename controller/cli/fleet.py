@@ -32,7 +32,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def cmd_fleet_ls(args: argparse.Namespace) -> int:
     from controller.fleet import campaign, registered, survey
-    from controller.fleet.report import text_table
+    from controller.tables import text_table
     from controller.store import Store
 
     if not args.agents and not args.db:

@@ -101,7 +101,7 @@ def cmd_gennape_pretrain(args: argparse.Namespace) -> int:
 
 
 def cmd_gennape_eval(args: argparse.Namespace) -> int:
-    from controller.fleet.report import text_table
+    from controller.tables import text_table
     from controller.learning.families import load_family
     from predictors.gennape.protocol import LABELS, summary, transfer
 

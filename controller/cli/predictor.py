@@ -186,7 +186,7 @@ def _bench_data(args: argparse.Namespace, space) -> tuple[Path, bool]:
 def cmd_predictor_bench(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from controller.fleet.report import text_table
+    from controller.tables import text_table
     from controller.learning.data import nb201_samples, read_space_table, table_samples
     from controller.learning.jobs import bench_table, results_json
     from controller.spaces import get_space
@@ -268,7 +268,7 @@ def _source(text: str) -> tuple[Path, str]:
 
 def cmd_predictor_transfer(args: argparse.Namespace) -> int:
     from controller.data import nb201_table_path
-    from controller.fleet.report import text_table
+    from controller.tables import text_table
     from controller.learning.data import nb201_samples, read_nb201_table
     from predictors.transfer import as_rows, curve
 

@@ -5,21 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from controller.fleet.client import ProfileRecord
-
-
-def text_table(rows: Sequence[Sequence[str]], numbers_right: bool = True) -> str:
-    """Rows (the first is the header) in aligned columns, a rule under the header.
-
-    ``numbers_right`` right-aligns every column but the first, as for tables of figures.
-    """
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = [
-        "  ".join(cell.rjust(w) if j and numbers_right else cell.ljust(w)
-                  for j, (cell, w) in enumerate(zip(row, widths, strict=True))).rstrip()
-        for row in rows
-    ]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+from controller.tables import text_table
 
 
 def profile_table(records: Sequence[tuple[str, ProfileRecord]]) -> str:
@@ -52,15 +38,3 @@ def profile_table(records: Sequence[tuple[str, ProfileRecord]]) -> str:
         if r.get("peak_memory_bytes"):
             notes.append(f"{label}: peak memory {r['peak_memory_bytes'] / 2**20:.1f} MiB ({r['memory_source']})")
     return "\n".join([text_table(rows), *notes])
-
-
-def failure_summary(causes: Sequence[tuple[str, int]], limit: int = 5) -> str:
-    """'N failed:' and the ``limit`` most frequent causes, one per line, each cut to one screen line."""
-    total = sum(n for _, n in causes)
-    lines = [f"{total} failed; causes, most frequent first:"]
-    for cause, n in causes[:limit]:
-        first = cause.strip().splitlines()[0] if cause.strip() else "no error recorded"
-        lines.append(f"  {n:>6} x {first[:200]}")
-    if len(causes) > limit:
-        lines.append(f"  ... and {len(causes) - limit} other cause(s)")
-    return "\n".join(lines)

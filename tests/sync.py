@@ -1,0 +1,24 @@
+"""Explicit synchronisation for tests: wait for a condition the code under test makes true, never for time.
+
+A sleep guesses how long another thread needs; on a loaded machine the guess is wrong and the test
+reorders. ``wait_for`` re-checks a predicate until it holds and fails loudly, naming what it waited for,
+if it never does within a generous bound (the bound only ends a hung test; it decides no outcome).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+HANG_S = 120.0  # long enough for any loaded CI machine; reaching it means the condition never came
+
+
+def wait_for(condition: Callable[[], bool], what: str, timeout_s: float = HANG_S) -> None:
+    """Return once ``condition()`` is true; AssertionError naming ``what`` if it stays false ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    pause = threading.Event()
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"waited {timeout_s:.0f} s for {what}")
+        pause.wait(0.005)
