@@ -90,6 +90,12 @@ class SearchSpace(abc.ABC):
         """Whether ``x`` describes a network at all (NB-201: False for the 341 unconnected cells)."""
         return True
 
+    def options_for_input(self, input_shape: Sequence[int]) -> dict[str, Any]:
+        """The constructor options that rebuild this space's networks for ``input_shape`` (NCHW): what an
+        exported record's input shape says about the space it came from. Every space here takes its input's
+        side as ``resolution``; a space whose networks take another input says so by overriding this."""
+        return {"resolution": int(input_shape[-1])}
+
     def candidate(self, x: Sequence[int]) -> Candidate:
         """The architecture ``x`` as the value searches, campaigns and the fleet pass around."""
         return Candidate(self.name, tuple(int(v) for v in x), self.to_string(x), self.to_graph(x))

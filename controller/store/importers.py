@@ -177,7 +177,7 @@ def import_hwnas_export(store: Store, path: Path) -> ImportReport:
     report = ImportReport()
     archs: dict[str, ArchRecord] = {}
     records = []
-    spaces: dict[tuple[str, int], Any] = {}
+    spaces: dict[tuple[str, tuple[int, ...]], Any] = {}
     for number, row in enumerate(rows, start=2):  # CSV line numbers: the header is line 1
         report.rows += 1
         try:
@@ -196,13 +196,12 @@ def import_hwnas_export(store: Store, path: Path) -> ImportReport:
     return report
 
 
-def _export_row_graph(row: dict[str, Any], spaces: dict[tuple[str, int], Any]):
+def _export_row_graph(row: dict[str, Any], spaces: dict[tuple[str, tuple[int, ...]], Any]):
     """The CG an export row's space and encoding rebuild to, with the space and the encoding."""
     shape = json.loads(row["input_shape_json"])
-    key = (row["space"], shape[-1])
+    key = (row["space"], tuple(shape))
     if key not in spaces:
-        spaces[key] = get_space(row["space"]) if row["space"] == "nb201" else \
-            get_space(row["space"], resolution=shape[-1])
+        spaces[key] = get_space(row["space"], **get_space(row["space"]).options_for_input(shape))
     space = spaces[key]
     x = [int(v) for v in str(row["encoding"]).split()]
     return space.to_graph(x), space, x

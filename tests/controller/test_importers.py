@@ -15,7 +15,13 @@ from controller.data import nb201_table
 from controller.spaces.nb201 import NasBench201
 from controller.store import Store
 from controller.store.export import export
-from controller.store.importers import import_eagle_pickle, import_hwnas_export, import_nb201_table
+from controller.store.importers import (
+    ImportReport,
+    _nb201_records,
+    import_eagle_pickle,
+    import_hwnas_export,
+    import_nb201_table,
+)
 
 SPACE = NasBench201()
 
@@ -133,3 +139,17 @@ def test_a_pickle_calling_an_allowed_class_with_bad_arguments_is_refused(tmp_pat
                  "--device", "x"]) == 2
     err = capsys.readouterr().err
     assert "is not a measurement pickle: TypeError" in err and "Traceback" not in err
+
+
+def test_an_export_of_a_space_at_another_resolution_imports_back(tmp_path: Path) -> None:
+    """The input shape of an exported row says how to rebuild its network, for every space alike."""
+    space = NasBench201(resolution=16)
+    x = space.from_index(123)
+    with Store(tmp_path / "a.db") as store:
+        _nb201_records(store, space, [(x, 2.5)], "gold", "t", ImportReport())
+        export(store, tmp_path / "a.csv", "csv")
+    with Store(tmp_path / "b.db") as other:
+        report = import_hwnas_export(other, tmp_path / "a.csv")
+        assert report.added == 1
+        [record] = other.measurements()
+        assert record["arch_id"] == space.to_graph(x).arch_id and record["input_shape_json"] == "[1, 3, 16, 16]"
