@@ -23,7 +23,7 @@ from benchmarks.common import machine_line
 
 
 def dispatch(jobs: int, agents: int, keys: int = 4) -> dict:
-    from controller.fleet import campaign, run_campaign
+    from controller.fleet import AgentEndpoint, campaign, run_campaign
     from controller.fleet.local_agent import LocalAgent
     from controller.spaces import get_space
     from controller.store import Store
@@ -41,7 +41,7 @@ def dispatch(jobs: int, agents: int, keys: int = 4) -> dict:
                         campaign="bench", device_keys=device_keys, backend="instant", protocol="fixed",
                         protocol_params={"count": 1 + v}))
                 total = sum(sum(c.values()) for c in store.counts().values())
-                endpoints = [campaign.AgentEndpoint(device_keys[k % keys], a.address) for k, a in enumerate(fleet)]
+                endpoints = [AgentEndpoint(device_keys[k % keys], a.address) for k, a in enumerate(fleet)]
                 t0 = time.perf_counter()
                 run_campaign(store, endpoints, lease_s=60, isolated=device_keys)  # instant: no timing
                 wall = time.perf_counter() - t0

@@ -52,8 +52,8 @@ def bench(db: Path, kinds: list[str], seeds: int, n_train: int, n_valid: int,
 
 
 def main() -> None:
-    from controller.tables import text_table
     from controller.learning.jobs import bench_table
+    from controller.reporting.tables import text_table
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--networks", type=int, default=500, help="NB-201 cells sampled (twins collapse)")

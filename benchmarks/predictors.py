@@ -114,8 +114,8 @@ def repeatability(target: str, kinds: list[str], seeds: int, n_train: int = 900,
 
 def main() -> None:
     from controller.cli.predictor import predictor_settings
-    from controller.tables import text_table
     from controller.learning.jobs import bench_table
+    from controller.reporting.tables import text_table
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--target", default="lat_ms_latbench_desktop_cpu_i7_7820x")

@@ -38,7 +38,7 @@ def run(target: str, methods: list[str], sizes: list[int], seeds: int, n_test: i
 
 
 def main() -> None:
-    from controller.tables import text_table
+    from controller.reporting.tables import text_table
     from predictors.transfer import as_rows
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -103,7 +103,7 @@ def build_report(trained: TrainedSet, top_k: int, networks: int, with_exhaustive
 
 
 def _summary(trained: TrainedSet, rows: list[dict]) -> str:
-    from controller.tables import text_table
+    from controller.reporting.tables import text_table
 
     names = trained.labelled.names
     table = [("equation", "method", "#", "network", *names, "beyond front")]

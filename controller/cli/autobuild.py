@@ -135,7 +135,7 @@ def cmd_autobuild_explain(args: argparse.Namespace) -> int:
     except (ValueError, FileNotFoundError) as exc:
         return fail("autobuild explain", exc)
     from controller.autobuild.explain import feature_rows
-    from controller.tables import text_table
+    from controller.reporting.tables import text_table
 
     rows = feature_rows(trained)
     print(text_table([("equation", "category", "value", "FE-MLP score", "training nodes")]

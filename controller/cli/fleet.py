@@ -31,8 +31,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_fleet_ls(args: argparse.Namespace) -> int:
-    from controller.fleet import campaign, registered, survey
-    from controller.tables import text_table
+    from controller.fleet import registered, survey
+    from controller.fleet.agents import load_agents
+    from controller.reporting.tables import text_table
     from controller.store import Store
 
     if not args.agents and not args.db:
@@ -41,7 +42,7 @@ def cmd_fleet_ls(args: argparse.Namespace) -> int:
     if args.db and not dataset_exists(args.db):
         return fail("fleet ls", FileNotFoundError(f"no dataset at {args.db}"))
     try:
-        endpoints = campaign.load_agents(args.agents) if args.agents else []
+        endpoints = load_agents(args.agents) if args.agents else []
         connect = connector(args) if endpoints else None
     except (ValueError, OSError) as exc:
         return fail("fleet ls", exc)

@@ -37,19 +37,19 @@ def add_fleet_options(parser: argparse.ArgumentParser) -> None:
 
 def endpoints_from_args(args: argparse.Namespace, devices: Sequence[str]) -> list:
     """The configured agents of ``devices``; ValueError naming the flag when one is malformed or missing."""
-    from controller.fleet import campaign
+    from controller.fleet import agents
 
     endpoints = []
     for text in args.agent or []:
         if "=" in text:
-            endpoints.append(campaign.parse_agent(text))
+            endpoints.append(agents.parse_agent(text))
         elif len(devices) == 1:
-            endpoints.append(campaign.AgentEndpoint(devices[0], text))
+            endpoints.append(agents.AgentEndpoint(devices[0], text))
         else:
             raise ValueError(f"--agent {text!r}: with several device keys {list(devices)}, say which one it serves: "
                              f"--agent KEY={text}")
     if args.agents:
-        endpoints += campaign.load_agents(args.agents)
+        endpoints += agents.load_agents(args.agents)
     missing = sorted(set(devices) - {ep.device_key for ep in endpoints})
     if missing and not args.listen:
         raise ValueError(f"no agent given for device key(s) {missing}; use --agent KEY=HOST:PORT, --agents FILE, "
@@ -77,7 +77,7 @@ def fleet_config(args: argparse.Namespace, devices: Sequence[str], note: Callabl
 
 def check_agents(config, timeout_s: float) -> None:
     """Fail early, naming the configured agents that do not answer and why (ConnectionError)."""
-    from controller.fleet import campaign
+    from controller.fleet import agents
 
     if config.endpoints:
-        campaign.wait_for_agents(config.endpoints, timeout_s, config.connect)
+        agents.wait_for_agents(config.endpoints, timeout_s, config.connect)

@@ -101,8 +101,8 @@ def cmd_gennape_pretrain(args: argparse.Namespace) -> int:
 
 
 def cmd_gennape_eval(args: argparse.Namespace) -> int:
-    from controller.tables import text_table
     from controller.learning.families import load_family
+    from controller.reporting.tables import text_table
     from predictors.gennape.protocol import LABELS, summary, transfer
 
     say = _say(args.quiet)

@@ -143,7 +143,7 @@ def cmd_latbench_build(args: argparse.Namespace) -> int:
         causes = store.failure_causes(plan.campaign)
     print(campaign.summary_line({k: v for k, v in final.items() if k in devices}))
     if causes:
-        from controller.tables import failure_summary
+        from controller.reporting.tables import failure_summary
 
         print(f"hwnas latbench build: {failure_summary(causes)}\n(fix the cause, then run again with --retry-failed)",
               file=sys.stderr)

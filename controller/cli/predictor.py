@@ -186,9 +186,9 @@ def _bench_data(args: argparse.Namespace, space) -> tuple[Path, bool]:
 def cmd_predictor_bench(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from controller.tables import text_table
     from controller.learning.data import nb201_samples, read_space_table, table_samples
     from controller.learning.jobs import bench_table, results_json
+    from controller.reporting.tables import text_table
     from controller.spaces import get_space
     from predictors import get_predictor, predictor_class
     from predictors.evaluate import bench
@@ -268,8 +268,8 @@ def _source(text: str) -> tuple[Path, str]:
 
 def cmd_predictor_transfer(args: argparse.Namespace) -> int:
     from controller.data import nb201_table_path
-    from controller.tables import text_table
     from controller.learning.data import nb201_samples, read_nb201_table
+    from controller.reporting.tables import text_table
     from predictors.transfer import as_rows, curve
 
     data = args.data or nb201_table_path()

@@ -144,7 +144,7 @@ def cmd_search(args: argparse.Namespace) -> int:
           f"pareto.png, hypervolume.png)")
     causes = failure_causes(run.evaluator.history)
     if causes:
-        from controller.tables import failure_summary
+        from controller.reporting.tables import failure_summary
 
         print(f"hwnas search: of {len(run.evaluator.history)} evaluations, {failure_summary(causes)}",
               file=sys.stderr)
@@ -152,7 +152,7 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 def cmd_search_report(args: argparse.Namespace) -> int:
-    from controller.tables import text_table
+    from controller.reporting.tables import text_table
     from controller.search.hypervolume import parse_bounds
     from controller.search.report import load_traces, write_report
     from controller.search.run import read_run

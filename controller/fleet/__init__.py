@@ -1,6 +1,6 @@
 """The lab's agents as one long-lived object (``Fleet``), and what they look like right now (``survey``)."""
 
-from controller.fleet.campaign import AgentEndpoint
+from controller.fleet.agents import AgentEndpoint
 from controller.fleet.fleet import Fleet, FleetConfig, Outcome, run_campaign
 from controller.fleet.survey import AgentStatus, registered, survey
 

@@ -14,22 +14,20 @@ import threading
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 
-from controller.fleet.campaign import (
-    AgentEndpoint,
+from controller.fleet.agents import AgentEndpoint, Connect
+from controller.fleet.campaign import CampaignPlan, enqueue_candidates
+from controller.fleet.client import AgentClient, ProfileSpec
+from controller.fleet.models import ModelKey, ModelSource
+from controller.fleet.profile import Profiled, profile_model
+from controller.fleet.scheduler import Scheduler
+from controller.fleet.worker import (
     AgentWorker,
-    CampaignPlan,
-    Connect,
-    HostGates,
     LeaseRenewer,
-    ModelKey,
-    ModelSource,
     WorkSignal,
-    enqueue_candidates,
     reclaim_from_dead_controllers,
     release_leases,
+    worker_owner,
 )
-from controller.fleet.client import AgentClient, ProfileSpec
-from controller.fleet.profile import Profiled, profile_model
 from controller.spaces import Candidate
 from controller.store import MeasurementRecord, Store
 from protos.auth import TlsFiles
@@ -80,7 +78,7 @@ class Fleet:
         self._threads: list[threading.Thread] = []
         self._workers: list[AgentWorker] = []
         self._renewer: LeaseRenewer | None = None
-        self.hosts = HostGates(config.isolated, config.note)
+        self.scheduler = Scheduler(store, config.isolated, config.note)  # one per fleet: workers and gateway
 
     # -- lifetime --------------------------------------------------------------------------------------
     def __enter__(self) -> Fleet:
@@ -100,11 +98,11 @@ class Fleet:
             from controller.fleet.gateway import Gateway
 
             self.gateway = Gateway(self.store, c.listen, c.listen_tls, c.token, c.lease_s, self.models, c.on_done,
-                                   isolated=c.isolated, on_settled=self._on_settled).start()
+                                   scheduler=self.scheduler, on_settled=self._on_settled).start()
             c.note(f"listening for agents on {self.gateway.address} "
                    f"({'TLS' if c.listen_tls else 'plaintext, loopback'}{' + token' if c.token else ''})")
         self._workers = [AgentWorker(self.store, ep, c.lease_s, self.stop, c.on_done, c.connect, self.models,
-                                     hosts=self.hosts, work=self.work, on_settled=self._on_settled,
+                                     scheduler=self.scheduler, work=self.work, on_settled=self._on_settled,
                                      on_idle=self._on_idle)
                          for ep in c.endpoints]
         self._renewer = LeaseRenewer(self.store, [w.owner for w in self._workers], c.lease_s)
@@ -186,7 +184,9 @@ class Fleet:
         with self.config.connect(endpoint.address) as client:
             client.wait_ready(ready_timeout_s)
             info = client.device_info()
-            with self.hosts.gate(endpoint, info.host_id, info.hostname):
+            schedule, owner = self.scheduler.for_key(endpoint.device_key), worker_owner(endpoint.address)
+            schedule.place(owner, f"{endpoint.device_key}={endpoint.address}", info.host_id, info.hostname)
+            with schedule.measuring(owner):
                 return profile_model(client, info, model, own_format, spec, backend, send_format)
 
     def results(self, keys: Sequence[str]) -> list[Outcome]:
@@ -242,7 +242,7 @@ def run_campaign(store: Store, endpoints: Sequence[AgentEndpoint], lease_s: floa
 
     ``dial_in``: agents also dial in (a ``gateway.Gateway`` serves this store), so the campaign is finished
     only when the keys have nothing queued or leased, whoever measures them. Agents on one host measure one
-    at a time, except those of ``isolated`` device keys (see ``campaign.HostGates``). Ctrl-C stops the
+    at a time, except those of ``isolated`` device keys (see ``fleet.scheduler``). Ctrl-C stops the
     workers, which finish or give back their current job; running the same campaign again resumes it.
     """
     config = FleetConfig(endpoints=endpoints, connect=connect, lease_s=lease_s, isolated=isolated, note=note,

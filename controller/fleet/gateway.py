@@ -2,27 +2,30 @@
 
 An agent behind NAT cannot be called, so it calls: it registers its device key, heartbeats, long-polls
 for jobs of its key, downloads models it lacks and reports each outcome. The gateway is a thin skin
-over the store's queue, so dialled agents (``campaign.AgentWorker``) and dialling agents share one
-queue per device key, one lease per job and one record per job key. An agent that misses heartbeats
+over the store's queue, so dialled agents (``worker.AgentWorker``) and dialling agents share one
+queue per device key, one lease per job and one record per job key, and the same scheduler
+(``fleet.scheduler``) decides their leases, host turns and backoff. An agent that misses heartbeats
 for ``lease_s`` stops renewing its job's lease; the reaper returns the job to the queue.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import re
 import threading
 import time
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Iterator
 
 import grpc
 from google.protobuf.json_format import MessageToDict
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from controller.fleet.campaign import AGENT_DOWN, BUSY, PERMANENT, ModelKey, ModelSource, job_profile, to_record
+from controller.fleet.campaign import job_profile, to_record
 from controller.fleet.client import CHUNK_BYTES, message_dict
+from controller.fleet.models import ModelKey, ModelSource
+from controller.fleet.scheduler import Scheduler
+from controller.fleet.worker import AGENT_DOWN, BUSY, PERMANENT
 from controller.store import Job, RegisteredAgent, Store, StoreUnavailable
 from controller.store.records import heartbeat_interval_s
 from protos.auth import TlsFiles
@@ -40,31 +43,12 @@ GIVE_BACK = {code.name for code in AGENT_DOWN | BUSY} | {"CANCELLED", "DEADLINE_
 
 
 class ControllerServicer(controller_pb2_grpc.ControllerServicer):
-    def __init__(self, store: Store, models: ModelSource, lease_s: float = 30.0,
+    def __init__(self, store: Store, models: ModelSource, scheduler: Scheduler, lease_s: float = 30.0,
                  on_done: Callable[[str, str], None] = lambda key, arch_id: None,
-                 isolated: Collection[str] = (), on_settled: Callable[[], None] = lambda: None) -> None:
+                 on_settled: Callable[[], None] = lambda: None) -> None:
         self.store, self.models, self.lease_s, self.on_done = store, models, lease_s, on_done
         self.on_settled = on_settled  # a job was recorded, failed or given back (a fleet's waiters recheck)
-        self.isolated = set(isolated)  # device keys whose agents may measure beside others on their host
-        self._host_of: dict[str, str] = {}  # agent id -> host id, from registrations
-        self._host_locks: dict[str, threading.Lock] = {}
-        self._hosts_lock = threading.Lock()
-
-    def _host_busy(self, agent: RegisteredAgent) -> bool:
-        """Whether another agent of this agent's host holds a job.
-
-        Agents on one host disturb each other's measurements, so only one of them holds a job at a time,
-        unless its device key is isolated. The caller checks and leases under the host's lock.
-        """
-        host = self._host_of.get(agent.agent_id)
-        if not host or agent.device_key in self.isolated:
-            return False
-        neighbours = {a for a, h in self._host_of.items() if h == host and a != agent.agent_id}
-        return bool(neighbours) and any(job.lease_owner in neighbours for job in self.store.leased())
-
-    def _host_lock(self, host: str) -> threading.Lock:
-        with self._hosts_lock:
-            return self._host_locks.setdefault(host, threading.Lock())
+        self.scheduler = scheduler  # who gets which job: shared with the fleet's own workers
 
     # -- helpers -----------------------------------------------------------------------------------
     def _agent(self, agent_id: str, context: grpc.ServicerContext) -> RegisteredAgent:
@@ -93,9 +77,8 @@ class ControllerServicer(controller_pb2_grpc.ControllerServicer):
             version=info.agent_version, peer=context.peer(), backends=",".join(info.backends),
             registered_at_unix_s=now, last_seen_at_unix_s=now, lease_s=self.lease_s,
         ), json.dumps(MessageToDict(info), sort_keys=True))
-        if info.host_id:
-            with self._hosts_lock:
-                self._host_of[request.agent_id] = info.host_id
+        self.scheduler.for_key(request.device_key).place(request.agent_id, f"{request.device_key}={info.agent_name}",
+                                                          info.host_id, info.hostname)
         log.info("agent %s (%s) registered for %s from %s", info.agent_name, request.agent_id[:8],
                  request.device_key, context.peer())
         return controller_pb2.RegisterResponse(heartbeat_interval_s=heartbeat_interval_s(self.lease_s),
@@ -114,12 +97,11 @@ class ControllerServicer(controller_pb2_grpc.ControllerServicer):
             context.abort(grpc.StatusCode.INVALID_ARGUMENT,
                           f"wait_seconds must be within 0..60, got {request.wait_seconds:g}")
         give_up = time.monotonic() + request.wait_seconds
-        host = self._host_of.get(agent.agent_id, "")
-        gate = self._host_lock(host) if host and agent.device_key not in self.isolated else contextlib.nullcontext()
+        schedule = self.scheduler.for_key(agent.device_key)
         while context.is_active():
-            with gate:  # check and lease as one step, so two agents of a host never both get a job
-                job = None if self._host_busy(agent) else self.store.lease(agent.device_key, agent.agent_id,
-                                                                            self.lease_s)
+            # the controller cannot hold a host's turn over a measurement the agent runs: a job goes to an
+            # agent only while no other agent of its host holds one
+            job = schedule.lease(agent.agent_id, self.lease_s, gate_on_leases=True)
             if job is not None:
                 try:
                     profile_request = self._request(job)
@@ -177,6 +159,8 @@ class ControllerServicer(controller_pb2_grpc.ControllerServicer):
             return controller_pb2.ReportJobResponse(recorded=recorded, job_state="done")
         failure = request.failure
         reason = f"{failure.code} from {agent.name} ({agent.agent_id[:8]}): {failure.message}"
+        if failure.code in {code.name for code in BUSY}:
+            self.scheduler.for_key(agent.device_key).busy(agent.agent_id)
         if failure.code in GIVE_BACK:
             state = "queued" if self.store.give_back(owned, reason) else (self.store.job(job.id) or job).state
         else:
@@ -192,10 +176,11 @@ class Gateway:
     def __init__(self, store: Store, address: str, tls: TlsFiles | None = None, token: str | None = None,
                  lease_s: float = 30.0, models: ModelSource | None = None,
                  on_done: Callable[[str, str], None] = lambda key, arch_id: None, max_workers: int = 128,
-                 isolated: Collection[str] = (), on_settled: Callable[[], None] = lambda: None) -> None:
+                 scheduler: Scheduler | None = None, on_settled: Callable[[], None] = lambda: None) -> None:
+        """``scheduler``: the fleet's, when its own workers share the store (a default one decides alone)."""
         self.store = store
-        self.servicer = ControllerServicer(store, models or ModelSource(store), lease_s, on_done, isolated,
-                                           on_settled)
+        self.servicer = ControllerServicer(store, models or ModelSource(store), scheduler or Scheduler(store),
+                                           lease_s, on_done, on_settled)
         self.server = new_server(max_workers, "hwnas-gateway", token,
                                  client_role="agent" if tls and tls.client_ca else None)
         controller_pb2_grpc.add_ControllerServicer_to_server(self.servicer, self.server)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from controller.fleet.client import ProfileRecord
-from controller.tables import text_table
+from controller.reporting.tables import text_table
 
 
 def profile_table(records: Sequence[tuple[str, ProfileRecord]]) -> str:

@@ -10,7 +10,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from controller.fleet.campaign import AgentEndpoint, Connect
+from controller.fleet.agents import AgentEndpoint, Connect
 from controller.fleet.client import AgentCallError
 from controller.store import Store
 

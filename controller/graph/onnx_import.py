@@ -21,10 +21,10 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-from google.protobuf.message import DecodeError
 from onnx import numpy_helper, shape_inference
 
 from controller.graph.ir import ComputationGraph, GraphBuilder
+from controller.graph.onnx_reading import GROWING, MAX_FOLDED_ELEMENTS, evaluate_constant, foldable, load_model
 from controller.graph.onnx_weights import split_weights
 
 
@@ -323,57 +323,6 @@ HANDLERS: dict[str, Handler] = {
 }
 
 
-MAX_MODEL_BYTES = 2 << 30  # protobuf's own limit for one message
-MAX_FOLDED_ELEMENTS = 1 << 26  # a constant the import computes: 64 M elements (256 MB of float32)
-# Ops whose output can be far larger than their inputs: folded only when the output size is known and bounded.
-_GROWING = {"ConstantOfShape", "Expand", "Tile", "Range"}
-
-
-def _load(model: onnx.ModelProto | bytes | str | Path) -> onnx.ModelProto:
-    """The model, or ValueError saying why these bytes or this file are not one (external data included)."""
-    if isinstance(model, onnx.ModelProto):
-        return model
-    size = len(model) if isinstance(model, bytes) else Path(model).stat().st_size
-    if size > MAX_MODEL_BYTES:
-        raise ValueError(f"the model is {size / 2**30:.1f} GiB; ONNX protobufs stop at 2 GiB (store the weights as "
-                         "external data beside the model)")
-    try:
-        return onnx.load_from_string(model) if isinstance(model, bytes) else onnx.load(str(model))
-    except DecodeError as exc:
-        raise ValueError(f"not an ONNX model (garbage or truncated bytes): {exc}") from None
-    except onnx.checker.ValidationError as exc:  # e.g. external data that points outside the model's folder
-        raise ValueError(f"the model's external data is refused: {exc}") from None
-    except MemoryError:
-        raise ValueError(f"not enough memory to load a {size / 2**20:.0f} MB model") from None
-    except OSError as exc:  # external data files that are missing or unreadable
-        raise ValueError(f"cannot read the model or its external data: {exc}") from None
-
-
-def _foldable(node: onnx.NodeProto, consts: dict[str, np.ndarray]) -> bool:
-    """Whether the import may compute this constant node now: no control flow, a bounded output size.
-
-    A Loop of 10^9 iterations over constants (or a ConstantOfShape of 10^12 elements) must never run here.
-    """
-    if any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for a in node.attribute):
-        return False
-    if node.op_type not in _GROWING:
-        return True
-    inputs = [consts[v] for v in node.input if v]
-    try:
-        if node.op_type == "ConstantOfShape":
-            size = int(np.prod(inputs[0]))
-        elif node.op_type == "Expand":
-            size = int(np.prod(np.broadcast_shapes(inputs[0].shape, tuple(int(d) for d in inputs[1]))))
-        elif node.op_type == "Tile":
-            size = int(inputs[0].size * np.prod(inputs[1]))
-        else:  # Range
-            start, limit, delta = (float(np.asarray(v).reshape(-1)[0]) for v in inputs)
-            size = int(np.ceil((limit - start) / delta)) if delta else -1
-    except (ValueError, IndexError, OverflowError):
-        return False
-    return 0 <= size <= MAX_FOLDED_ELEMENTS
-
-
 def _input_shape(graph: onnx.GraphProto, given: Sequence[int] | None) -> tuple[str, tuple[int, ...]]:
     inits = {i.name for i in graph.initializer}
     inputs = [i for i in graph.input if i.name not in inits]
@@ -394,17 +343,10 @@ def _input_shape(graph: onnx.GraphProto, given: Sequence[int] | None) -> tuple[s
     return value.name, tuple(dims)  # type: ignore[arg-type]
 
 
-def _evaluate_constant(node: onnx.NodeProto, consts: dict[str, np.ndarray], opset: int) -> list[np.ndarray]:
-    from onnx.reference import ReferenceEvaluator
-
-    evaluator = ReferenceEvaluator(node, opsets={"": opset})
-    return list(evaluator.run(None, {v: consts[v] for v in node.input if v}))
-
-
 def from_onnx(model: onnx.ModelProto | bytes | str | Path,
               input_shape: Sequence[int] | None = None) -> ComputationGraph:
     """Import a CNN; raises UnsupportedOpsError naming every op the IR lacks."""
-    model = _load(model)
+    model = load_model(model)
     input_name, shape = _input_shape(model.graph, input_shape)
     consts, skeleton = split_weights(model)
     for value in skeleton.graph.input:
@@ -429,14 +371,14 @@ def from_onnx(model: onnx.ModelProto | bytes | str | Path,
         if node.op_type == "Constant":
             continue
         if node.input and all(v in consts for v in node.input if v):
-            if not _foldable(node, consts):
-                if node.op_type in HANDLERS or node.op_type in _GROWING:
+            if not foldable(node, consts):
+                if node.op_type in HANDLERS or node.op_type in GROWING:
                     raise ValueError(f"{node.op_type} {node.name!r} computes a constant of more than "
                                      f"{MAX_FOLDED_ELEMENTS} elements (or of an unknown size); not imported")
                 ctx.unsupported[node.op_type] += 1  # control flow (Loop, If, Scan) over constants
                 continue
             # Exporters reshape or pass weights through small ops (Identity, Unsqueeze): fold them.
-            for name, value in zip(node.output, _evaluate_constant(node, consts, opset), strict=True):
+            for name, value in zip(node.output, evaluate_constant(node, consts, opset), strict=True):
                 consts[name] = value
             continue
         handler = HANDLERS.get(node.op_type)

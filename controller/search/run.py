@@ -105,7 +105,7 @@ class SearchRun:
             self._csv.close()
         self._write_outputs(time.perf_counter() - started)
         if self.evaluator.history and not self.evaluator.successful():
-            from controller.tables import failure_summary
+            from controller.reporting.tables import failure_summary
 
             raise SearchFailed(f"every evaluation failed ({self.out / 'measured.csv'} lists them): "
                                f"{failure_summary(failure_causes(self.evaluator.history))}")

@@ -12,8 +12,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from controller.fleet import campaign, run_campaign
-from controller.fleet.campaign import AgentEndpoint, CampaignPlan
+from controller.fleet import campaign, run_campaign, worker
+from controller.fleet.agents import AgentEndpoint
+from controller.fleet.campaign import CampaignPlan
 from controller.fleet.local_agent import LocalAgent
 from controller.spaces import get_space
 from controller.spaces.catalog import sample
@@ -21,6 +22,7 @@ from controller.store import Store
 from controller.store.export import export
 
 from ..conftest import start_agent
+from ..sync import wait_for
 
 NB201 = get_space("nb201")
 
@@ -226,16 +228,17 @@ def test_leases_of_a_dead_controller_on_this_host_come_back_at_once(tmp_path: Pa
         dead = subprocess.Popen([sys.executable, "-c", "pass"])
         dead.wait()
         owners = [f"{socket.gethostname()}:{dead.pid}:127.0.0.1:1",  # this host, a process that is gone
-                  campaign.worker_owner("127.0.0.1:2"),  # this very process: alive
+                  worker.worker_owner("127.0.0.1:2"),  # this very process: alive
                   f"some-other-host:{dead.pid}:10.0.0.9:1",  # another host: cannot tell, let it expire
                   "dialout-agent-0123456789"]  # a dial-out agent's lease
         jobs = [store.lease("k", owner, lease_s=3600) for owner in owners]
-        assert campaign.reclaim_from_dead_controllers(store) == 1
+        assert worker.reclaim_from_dead_controllers(store) == 1
         assert {job.lease_owner for job in store.leased()} == set(owners[1:])
         assert store.counts()["k"]["queued"] == 1 and jobs[0] is not None
 
 
-def test_a_busy_agent_sends_jobs_back_to_the_queue_not_to_failed(tmp_path: Path, medium_model: bytes) -> None:
+def test_a_busy_agent_sends_jobs_back_to_the_queue_not_to_failed(tmp_path: Path, medium_model: bytes,
+                                                                  caplog) -> None:
     """RESOURCE_EXHAUSTED ('Concurrent RPC limit exceeded') is transient: the job is retried after a backoff."""
     from controller.fleet.client import AgentClient
 
@@ -246,10 +249,12 @@ def test_a_busy_agent_sends_jobs_back_to_the_queue_not_to_failed(tmp_path: Path,
             hog = threading.Thread(target=other.profile, args=(sha,),
                                    kwargs={"protocol": "fixed", "protocol_params": {"count": 1500}})
             hog.start()  # holds the agent's only RPC slot for a few seconds
-            time.sleep(0.3)
+            wait_for(lambda: agent.servicer.gate.depth == 1, "the hog's measurement to hold the agent")
             campaign.enqueue(store, NB201, distinct_archs(3, seed=2), plan(["k"]))
-            run_campaign(store, [AgentEndpoint("k", agent.address)], lease_s=10)
+            with caplog.at_level("WARNING", logger="hwnas.worker"):
+                run_campaign(store, [AgentEndpoint("k", agent.address)], lease_s=10)
             hog.join(60)
+            assert any("is busy" in r.getMessage() for r in caplog.records), "the agent was never busy"
             assert store.counts()["k"] == {"queued": 0, "leased": 0, "done": 3, "failed": 0}
             assert_exactly_one_row_per_job(store, 3)
     finally:
@@ -398,7 +403,7 @@ def test_a_model_profiled_through_the_fleet_waits_for_workers_measuring_on_its_h
 def test_submitted_models_are_exported_ahead_of_the_workers_each_once_and_a_bounded_number_at_a_time(
         tmp_path: Path) -> None:
     """Export of the next model overlaps the agent measuring this one; never more than AHEAD wait untaken."""
-    from controller.fleet.campaign import ModelKey, ModelSource
+    from controller.fleet.models import ModelKey, ModelSource
 
     with Store(tmp_path / "ds.db") as store:
         source = ModelSource(store)

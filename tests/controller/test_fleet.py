@@ -5,7 +5,7 @@ import time
 from pathlib import Path
 
 from controller.cli.main import main
-from controller.fleet import campaign, run_campaign
+from controller.fleet import AgentEndpoint, campaign, run_campaign
 from controller.fleet.local_agent import LocalAgent
 from controller.spaces import get_space
 from controller.spaces.catalog import sample
@@ -37,7 +37,7 @@ def test_fleet_ls_shows_the_job_an_agent_is_measuring_and_the_queue(tmp_path: Pa
         campaign.enqueue(store, space, sample(space, 4, seed=1), campaign.CampaignPlan(
             campaign="t", device_keys=["cpu"], protocol="fixed", protocol_params={"count": 2000}))
         runner = threading.Thread(target=run_campaign,
-                                  args=(store, [campaign.AgentEndpoint("cpu", agent.address)]))
+                                  args=(store, [AgentEndpoint("cpu", agent.address)]))
         runner.start()
         while not store.leased():
             time.sleep(0.02)

@@ -11,10 +11,12 @@ import pytest
 
 from controller.cli.main import main
 from controller.fleet import campaign, run_campaign
-from controller.fleet.campaign import ModelKey
+from controller.fleet.agents import AgentEndpoint
 from controller.fleet.certs import init_lab
 from controller.fleet.gateway import Gateway
 from controller.fleet.local_agent import LocalAgent
+from controller.fleet.models import ModelKey
+from controller.fleet.scheduler import Scheduler
 from controller.spaces.catalog import sample
 from controller.store import RegisteredAgent, Store
 from device_agent.dialout import ControllerLink
@@ -203,7 +205,7 @@ def test_dial_out_agents_and_a_dialled_agent_share_one_key(tmp_path: Path, store
     links = [in_process_agent(tmp_path, f"out{k}", gateway) for k in range(2)]
     dialled = start_agent(tmp_path / "in")
     try:
-        run_campaign(store, [campaign.AgentEndpoint("k", dialled.address)], lease_s=10,
+        run_campaign(store, [AgentEndpoint("k", dialled.address)], lease_s=10,
                               device_keys=["k"], dial_in=True)
         rows = assert_exactly_one_row_per_job(store, n)
         assert {r["agent_name"] for r in rows} <= {"out0", "out1", "test-agent"}
@@ -227,7 +229,7 @@ def test_dial_out_agents_and_a_dialled_agent_share_one_key(tmp_path: Path, store
 def test_sigkill_a_dial_out_agent_mid_measurement_its_job_completes_on_the_other(tmp_path: Path,
                                                                                   store: Store) -> None:
     n = 6
-    gateway = start_gateway(store, lease_s=2.0, isolated=["k"])
+    gateway = start_gateway(store, lease_s=2.0, scheduler=Scheduler(store, isolated=["k"]))
     dial = ["--controller", gateway.address, "--device-key", "k"]
 
     def enqueue_and_run() -> None:  # queued once both agents poll, so the helper sees the first leases happen
@@ -339,7 +341,8 @@ def test_dial_out_agents_on_one_host_hold_one_job_at_a_time_unless_isolated(tmp_
     from .test_campaign import overlapping_pairs
 
     campaign.enqueue(store, NB201, distinct_archs(6, seed=7), plan(["pc-ort", "pc-other"], count=300))
-    gateway = Gateway(store, "127.0.0.1:0", lease_s=10, isolated=["pc-ort", "pc-other"] if isolated else ()).start()
+    gateway = Gateway(store, "127.0.0.1:0", lease_s=10,
+                      scheduler=Scheduler(store, isolated=["pc-ort", "pc-other"] if isolated else ())).start()
     links = [in_process_agent(tmp_path, name, gateway, key=name) for name in ("pc-ort", "pc-other")]
     try:
         deadline = time.time() + 120

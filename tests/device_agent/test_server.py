@@ -2,7 +2,6 @@
 
 import hashlib
 import threading
-import time
 
 import grpc
 import numpy as np

@@ -1,0 +1,1 @@
+"""Text for terminals: tables of figures and failure summaries, shared by every room that prints results."""
