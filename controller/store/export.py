@@ -9,20 +9,13 @@ from pathlib import Path
 from typing import Any
 
 from controller.store import schema
+from controller.store.records import RECORD_COLUMNS
 from controller.store.store import Store
 
-COLUMNS = (
-    "arch_id", "space", "arch", "encoding", "macs", "params", "device_key", "backend", "model_format", "protocol",
-    "protocol_params_json", "protocol_details_json", "batch_size", "input_shape_json", "latency_ms", "count",
-    "min_ms", "mean_ms", "median_ms", "p90_ms", "p99_ms", "max_ms", "std_ms", "power_available", "power_source",
-    "mean_power_w", "energy_per_inference_mj", "power_unavailable_reason", "power_sampling_period_s",
-    "idle_power_w", "environment_json", "agent_name",
-    "agent_version", "queue_wait_ms", "started_unix_ns", "finished_unix_ns", "recorded_at_unix_s", "replayed",
-    "warnings_json", "load_ms", "first_inference_ms", "peak_memory_bytes", "memory_source", "op_profile_json",
-    "job_key",
-)
-FORMATS = ("csv", "parquet")
 ARCH_COLUMNS = ("arch_id", "space", "arch", "encoding", "macs", "params")  # the architecture each row is of
+# The architecture, then the record's columns (RECORD_COLUMNS), its job_key last as the row's identity.
+COLUMNS = (*ARCH_COLUMNS, *(c.name for c in RECORD_COLUMNS if c.name not in ("job_key", "arch_id")), "job_key")
+FORMATS = ("csv", "parquet")
 
 
 def rows(store: Store, device_key: str | None = None, exclude_warned: bool = False) -> Iterator[dict[str, Any]]:

@@ -28,9 +28,7 @@ from typing import Any
 
 from controller.spaces import get_space
 from controller.spaces.nb201 import NasBench201
-from controller.store import schema
-from controller.store.export import column_type
-from controller.store.records import ArchRecord, MeasurementRecord, make_job_key
+from controller.store.records import RECORD_COLUMNS, ArchRecord, MeasurementRecord, make_job_key
 from controller.store.store import Store
 
 FORMATS = ("nb201-table", "eagle-pickle", "hwnas")
@@ -213,24 +211,21 @@ def _number(value: Any, cast=float):
     return cast(value)
 
 
-# Columns later schema versions added, and what an export written before them means.
-_EXPORT_DEFAULTS = {"model_format": "onnx", "power_sampling_period_s": None, "idle_power_w": None,
-                    "warnings_json": "[]", "load_ms": None, "first_inference_ms": None, "peak_memory_bytes": None,
-                    "memory_source": None, "op_profile_json": "[]"}
+# What an export written before a column existed means for it: the value older rows took.
+_EXPORT_DEFAULTS = {c.name: c.before for c in RECORD_COLUMNS if c.since > 1}
 
 
 def _from_export_row(row: dict[str, Any]) -> MeasurementRecord:
     """An export row (CSV text or Parquet values) typed by the store's own column types, read as a record."""
     typed: dict[str, Any] = {}
-    for column in schema.measurements.c.keys():
-        if column in ("id", "recorded_at_unix_s"):
+    for column in RECORD_COLUMNS:
+        if column.name == "recorded_at_unix_s":
             continue
-        value = row.get(column, _EXPORT_DEFAULTS.get(column))
-        kind = column_type(column)
-        if kind is bool:
-            typed[column] = str(value).lower() in ("true", "1")
-        elif kind is str:
-            typed[column] = "" if _number(value, str) is None else str(value)
+        value = row.get(column.name, _EXPORT_DEFAULTS.get(column.name))
+        if column.kind is bool:
+            typed[column.name] = str(value).lower() in ("true", "1")
+        elif column.kind is str:
+            typed[column.name] = "" if _number(value, str) is None else str(value)
         else:
-            typed[column] = _number(value, kind)
+            typed[column.name] = _number(value, column.kind)
     return MeasurementRecord.from_row({**typed, "recorded_at_unix_s": None})

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 
@@ -74,11 +74,70 @@ class Job:
     model_format: str = "onnx"
 
 
+@dataclass(frozen=True)
+class RecordColumn:
+    """One column of a measurement record: the one place its name, type and history are written down.
+
+    The store's ``measurements`` table, the export's columns and types, what an older export means, and
+    ``MeasurementRecord.to_row``/``from_row`` are all derived from ``RECORD_COLUMNS``.
+    """
+
+    name: str
+    kind: type  # the value's Python type: int, float, str or bool
+    nullable: bool = False
+    size: int | None = None  # a string's length limit in the table; None stores it as unbounded text
+    wide: bool = False  # a 64-bit integer (nanosecond clocks, MACs)
+    since: int = 1  # the schema version that added the column
+    before: Any = None  # what a row written before ``since`` holds (the migration's default; older exports)
+
+    @property
+    def attribute(self) -> str:
+        """The record's attribute this column stores: ``x_json`` holds ``x`` as JSON, the others ``x`` itself."""
+        return self.name.removesuffix("_json")
+
+
 STAT_COLUMNS = ("count", "min_ms", "mean_ms", "median_ms", "p90_ms", "p99_ms", "max_ms", "std_ms")
 # The agent's PowerReport field -> its column. Fields with a unit in their name keep it; the others say "power".
 POWER_COLUMNS = {"available": "power_available", "source": "power_source", "mean_power_w": "mean_power_w",
                  "energy_per_inference_mj": "energy_per_inference_mj", "unavailable_reason": "power_unavailable_reason",
                  "sampling_period_s": "power_sampling_period_s", "idle_power_w": "idle_power_w"}
+RECORD_COLUMNS: tuple[RecordColumn, ...] = (
+    RecordColumn("job_key", str, size=200),  # exactly one record per job
+    RecordColumn("arch_id", str, size=64),
+    RecordColumn("device_key", str, size=200),
+    RecordColumn("backend", str, size=64),
+    RecordColumn("model_format", str, size=32, since=3, before="onnx"),  # onnx, tflite, tflite-int8
+    RecordColumn("protocol", str, size=64),
+    RecordColumn("protocol_params_json", str),
+    RecordColumn("protocol_details_json", str),
+    RecordColumn("batch_size", int),
+    RecordColumn("input_shape_json", str),
+    RecordColumn("latency_ms", float),
+    RecordColumn("count", int, nullable=True),  # the statistics: null for tables that publish only the headline
+    *(RecordColumn(name, float, nullable=True) for name in STAT_COLUMNS[1:]),
+    RecordColumn("power_available", bool),
+    RecordColumn("power_source", str, nullable=True, size=200),
+    RecordColumn("mean_power_w", float, nullable=True),
+    RecordColumn("energy_per_inference_mj", float, nullable=True),
+    RecordColumn("power_unavailable_reason", str, nullable=True),
+    RecordColumn("power_sampling_period_s", float, nullable=True, since=3),  # 0 for an energy counter
+    RecordColumn("idle_power_w", float, nullable=True, since=3),  # the idle baseline subtracted, if any
+    RecordColumn("environment_json", str),
+    RecordColumn("agent_name", str, size=200),  # importers write "imported:<source>"
+    RecordColumn("agent_version", str, size=64),
+    RecordColumn("queue_wait_ms", float),
+    RecordColumn("started_unix_ns", int, wide=True),
+    RecordColumn("finished_unix_ns", int, wide=True),
+    RecordColumn("recorded_at_unix_s", float),
+    RecordColumn("replayed", bool),
+    RecordColumn("warnings_json", str, since=4, before="[]"),  # interference, throttling, power
+    # Cold start and memory where the runtime or tool reports them (null where not), and its per-op profile.
+    RecordColumn("load_ms", float, nullable=True, since=5),
+    RecordColumn("first_inference_ms", float, nullable=True, since=5),
+    RecordColumn("peak_memory_bytes", int, nullable=True, wide=True, since=5),
+    RecordColumn("memory_source", str, nullable=True, since=5),
+    RecordColumn("op_profile_json", str, since=5, before="[]"),
+)
 # What the agent reports and the dataset leaves out, and why (a test holds the wire contract to this list).
 NOT_STORED = {
     "ProfileResult.model_sha256": "the job's arch_id and model format name the model",
@@ -89,16 +148,23 @@ NOT_STORED = {
     "PowerReport.window_s": "the timed window; energy_per_inference_mj is normalised by it",
     "PowerReport.energy_j": "the window's total; energy_per_inference_mj is what compares across records",
 }
+_POWER_FIELD = {column: name for name, column in POWER_COLUMNS.items()}
+
+
+def _to_json(value: Any) -> str:
+    """A mapping with sorted keys; a sequence as a list (of plain dicts where it holds mappings)."""
+    if isinstance(value, Mapping):
+        return json.dumps(dict(value), sort_keys=True)
+    return json.dumps([dict(v) if isinstance(v, Mapping) else v for v in value])
 
 
 @dataclass(frozen=True)
 class MeasurementRecord:
-    """One measurement, long-form: the one definition the dataset is built from.
+    """One measurement, long-form: what the dataset is built from, stored as one row of ``RECORD_COLUMNS``.
 
     Built from an agent's ProfileResult by the fleet (``campaign.to_record``) or by an importer. ``to_row``
-    gives the store's ``measurements`` row and ``from_row`` reads one back; the export's column types come
-    from that table, and measured objectives name one of its columns (``value``). A test checks each of
-    these, and the wire contract's fields, against this class.
+    gives the store's ``measurements`` row and ``from_row`` reads one back; measured objectives name one of
+    its columns (``value``). A test checks each of these, and the wire contract's fields, against this class.
     """
 
     job_key: str
@@ -131,28 +197,24 @@ class MeasurementRecord:
     recorded_at_unix_s: float | None = None  # set by the store when the record is written
 
     def to_row(self, now: float) -> dict[str, Any]:
-        """The ``measurements`` row (without its id); power figures only where power was available."""
-        power = self.power
-        available = bool(power.get("available"))
-        power_row = {column: (power.get(name) if available else None) for name, column in POWER_COLUMNS.items()}
-        power_row.update(power_available=available, power_source=power.get("source") or None,
-                         power_unavailable_reason=power.get("unavailable_reason") or None)
-        return {
-            "job_key": self.job_key, "arch_id": self.arch_id, "device_key": self.device_key, "backend": self.backend,
-            "model_format": self.model_format, "protocol": self.protocol,
-            "protocol_params_json": params_json(self.protocol_params),
-            "protocol_details_json": json.dumps(dict(self.protocol_details), sort_keys=True),
-            "batch_size": self.batch_size, "input_shape_json": json.dumps(list(self.input_shape)),
-            "latency_ms": self.latency_ms, **{k: self.stats.get(k) for k in STAT_COLUMNS}, **power_row,
-            "environment_json": json.dumps(dict(self.environment), sort_keys=True),
-            "agent_name": self.agent_name, "agent_version": self.agent_version, "queue_wait_ms": self.queue_wait_ms,
-            "started_unix_ns": self.started_unix_ns, "finished_unix_ns": self.finished_unix_ns,
-            "recorded_at_unix_s": self.recorded_at_unix_s if self.recorded_at_unix_s is not None else now,
-            "replayed": self.replayed, "warnings_json": json.dumps(list(self.warnings)),
-            "load_ms": self.load_ms, "first_inference_ms": self.first_inference_ms,
-            "peak_memory_bytes": self.peak_memory_bytes, "memory_source": self.memory_source,
-            "op_profile_json": json.dumps([dict(op) for op in self.op_profile]),
-        }
+        """The ``measurements`` row (without its id), in ``RECORD_COLUMNS`` order; power figures only where
+        power was available, and ``now`` as the time recorded unless the record already has one."""
+        available = bool(self.power.get("available"))
+        parts = {name: self.stats.get(name) for name in STAT_COLUMNS}
+        parts.update({column: self.power.get(name) if available else None for column, name in _POWER_FIELD.items()})
+        parts.update(power_available=available, power_source=self.power.get("source") or None,
+                     power_unavailable_reason=self.power.get("unavailable_reason") or None,
+                     protocol_params_json=params_json(self.protocol_params),
+                     recorded_at_unix_s=self.recorded_at_unix_s if self.recorded_at_unix_s is not None else now)
+        row = {}
+        for column in RECORD_COLUMNS:
+            if column.name in parts:
+                row[column.name] = parts[column.name]
+            elif column.name.endswith("_json"):
+                row[column.name] = _to_json(getattr(self, column.attribute))
+            else:
+                row[column.name] = getattr(self, column.name)
+        return row
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> MeasurementRecord:
@@ -161,21 +223,23 @@ class MeasurementRecord:
         power: dict[str, Any] = {"available": available, "source": row["power_source"] or "",
                                  "unavailable_reason": row["power_unavailable_reason"] or ""}
         if available:
-            power.update({name: row[column] for name, column in POWER_COLUMNS.items() if name not in power})
-        return cls(
-            job_key=row["job_key"], arch_id=row["arch_id"], device_key=row["device_key"], backend=row["backend"],
-            protocol=row["protocol"], protocol_params=json.loads(row["protocol_params_json"]),
-            batch_size=row["batch_size"], input_shape=json.loads(row["input_shape_json"]),
-            latency_ms=row["latency_ms"], stats={k: row[k] for k in STAT_COLUMNS if row[k] is not None},
-            agent_name=row["agent_name"], agent_version=row["agent_version"],
-            started_unix_ns=row["started_unix_ns"], finished_unix_ns=row["finished_unix_ns"],
-            queue_wait_ms=row["queue_wait_ms"], protocol_details=json.loads(row["protocol_details_json"]),
-            power=power, environment=json.loads(row["environment_json"]), replayed=bool(row["replayed"]),
-            model_format=row["model_format"], warnings=tuple(json.loads(row["warnings_json"])),
-            load_ms=row["load_ms"], first_inference_ms=row["first_inference_ms"],
-            peak_memory_bytes=row["peak_memory_bytes"], memory_source=row["memory_source"] or None,
-            op_profile=tuple(json.loads(row["op_profile_json"])), recorded_at_unix_s=row["recorded_at_unix_s"],
-        )
+            power.update({name: row[column] for column, name in _POWER_FIELD.items() if name not in power})
+        values: dict[str, Any] = {"stats": {k: row[k] for k in STAT_COLUMNS if row[k] is not None}, "power": power}
+        sequences = {f.name for f in fields(cls) if str(f.type).startswith("tuple")}
+        for column in RECORD_COLUMNS:
+            if column.name in STAT_COLUMNS or column.name in _POWER_FIELD:
+                continue
+            value = row[column.name]
+            if column.name.endswith("_json"):
+                value = json.loads(value)
+            if column.attribute in sequences:
+                value = tuple(value)
+            elif column.kind is bool:
+                value = bool(value)
+            elif column.kind is str and column.nullable:
+                value = value or None
+            values[column.attribute] = value
+        return cls(**values)
 
     def value(self, column: str) -> float | None:
         """A figure by its column name (a measured objective's ``record_field``); None if not measured."""

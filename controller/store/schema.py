@@ -24,6 +24,8 @@ from sqlalchemy import (
     Text,
 )
 
+from controller.store.records import RECORD_COLUMNS, RecordColumn
+
 SCHEMA_VERSION = 5
 metadata = MetaData()
 
@@ -68,50 +70,25 @@ jobs = Table(
     Index("ix_jobs_campaign", "campaign", "state"),
 )
 
-measurements = Table(
+
+def _column(column: RecordColumn) -> Column:
+    """The table column of one record column: its type, nullability, and the default older rows took."""
+    if column.kind is str:
+        kind = String(column.size) if column.size else Text
+    elif column.kind is int:
+        kind = BigInteger if column.wide else Integer
+    else:
+        kind = {float: Float, bool: Boolean}[column.kind]
+    keys = {"job_key": {"unique": True}}.get(column.name, {})
+    links = [ForeignKey("architectures.arch_id")] if column.name == "arch_id" else []
+    default = {"server_default": column.before} if column.before is not None else {}
+    return Column(column.name, kind, *links, nullable=column.nullable, **keys, **default)
+
+
+measurements = Table(  # one row per record: the columns are RECORD_COLUMNS (records.py)
     "measurements", metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("job_key", String(200), nullable=False, unique=True),  # exactly one record per job
-    Column("arch_id", String(64), ForeignKey("architectures.arch_id"), nullable=False),
-    Column("device_key", String(200), nullable=False),
-    Column("backend", String(64), nullable=False),
-    Column("model_format", String(32), nullable=False, server_default="onnx"),  # v3: onnx, tflite, tflite-int8
-    Column("protocol", String(64), nullable=False),
-    Column("protocol_params_json", Text, nullable=False),
-    Column("protocol_details_json", Text, nullable=False),
-    Column("batch_size", Integer, nullable=False),
-    Column("input_shape_json", Text, nullable=False),
-    Column("latency_ms", Float, nullable=False),
-    Column("count", Integer),  # null for imported tables that publish only the headline
-    Column("min_ms", Float),
-    Column("mean_ms", Float),
-    Column("median_ms", Float),
-    Column("p90_ms", Float),
-    Column("p99_ms", Float),
-    Column("max_ms", Float),
-    Column("std_ms", Float),
-    Column("power_available", Boolean, nullable=False),
-    Column("power_source", String(200)),
-    Column("mean_power_w", Float),
-    Column("energy_per_inference_mj", Float),
-    Column("power_unavailable_reason", Text),
-    Column("power_sampling_period_s", Float),  # v3: 0 for an energy counter, else the sampling period
-    Column("idle_power_w", Float),  # v3: the idle baseline subtracted from mean power and energy, if any
-    Column("environment_json", Text, nullable=False),
-    Column("agent_name", String(200), nullable=False),  # importers write "imported:<source>"
-    Column("agent_version", String(64), nullable=False),
-    Column("queue_wait_ms", Float, nullable=False),
-    Column("started_unix_ns", BigInteger, nullable=False),
-    Column("finished_unix_ns", BigInteger, nullable=False),
-    Column("recorded_at_unix_s", Float, nullable=False),
-    Column("replayed", Boolean, nullable=False, default=False),
-    Column("warnings_json", Text, nullable=False, server_default="[]"),  # v4: the agent's warnings (interference...)
-    # v5: cold start and memory where the runtime or tool reports them (null where not), and its per-op profile.
-    Column("load_ms", Float),
-    Column("first_inference_ms", Float),
-    Column("peak_memory_bytes", BigInteger),
-    Column("memory_source", Text),
-    Column("op_profile_json", Text, nullable=False, server_default="[]"),
+    *(_column(column) for column in RECORD_COLUMNS),
     Index("ix_measurements_device", "device_key", "arch_id"),
 )
 

@@ -14,6 +14,15 @@ def postgres_url() -> str:
     url = os.environ.get("HWNAS_TEST_POSTGRES_URL")
     if not url:
         pytest.skip("HWNAS_TEST_POSTGRES_URL is not set (.ci/run sets it when .ci/postgres.sh can start a server)")
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker:  # each pytest-xdist worker empties a database of its own, never another worker's
+        server = sqlalchemy.create_engine(url, isolation_level="AUTOCOMMIT")
+        name = f"hwnas_test_{worker}"
+        with server.connect() as conn:
+            if conn.execute(sqlalchemy.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).first() is None:
+                conn.execute(sqlalchemy.text(f'CREATE DATABASE "{name}"'))
+        server.dispose()
+        url = sqlalchemy.engine.make_url(url).set(database=name).render_as_string(hide_password=False)
     engine = sqlalchemy.create_engine(url)
     with engine.begin() as conn:
         conn.execute(sqlalchemy.text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))

@@ -115,3 +115,21 @@ def test_a_tool_mean_record_leaves_the_statistics_the_tool_did_not_print_empty()
     result.stats.p90_ms = result.stats.p99_ms = 0.0  # benchmark_model prints no percentiles
     row = to_record(JOB, message_dict(result)).to_row(now=1.0)
     assert row["p90_ms"] is None and row["p99_ms"] is None and row["mean_ms"] == pytest.approx(result.stats.mean_ms)
+
+
+def test_the_table_and_the_export_follow_the_one_list_of_record_columns() -> None:
+    """RECORD_COLUMNS is the one definition: the table's columns, their nullability, the export's order and what
+    an export written before a column existed means all come from it."""
+    from controller.store.importers import _EXPORT_DEFAULTS
+    from controller.store.records import RECORD_COLUMNS
+
+    assert [c.name for c in RECORD_COLUMNS] == TABLE
+    for column in RECORD_COLUMNS:
+        assert schema.measurements.c[column.name].nullable == column.nullable, column.name
+        assert column_type(column.name) is column.kind, column.name
+    assert COLUMNS[:len(ARCH_COLUMNS)] == ARCH_COLUMNS and COLUMNS[-1] == "job_key"
+    assert _EXPORT_DEFAULTS == {"model_format": "onnx", "power_sampling_period_s": None, "idle_power_w": None,
+                                "warnings_json": "[]", "load_ms": None, "first_inference_ms": None,
+                                "peak_memory_bytes": None, "memory_source": None, "op_profile_json": "[]"}
+    # a required column added later needs the value older rows take
+    assert all(c.before is not None for c in RECORD_COLUMNS if c.since > 1 and not c.nullable)
