@@ -6,6 +6,9 @@ BIN := $(VENV)/bin
 # On a machine without a local CPU wheel, use: make TORCH_PIP_ARGS="--index-url https://download.pytorch.org/whl/cpu"
 TORCH_PIP_ARGS ?=
 PYTEST_ARGS ?=
+# The suite runs on 2 pytest-xdist workers, a test file per worker at a time (most tests wait on agents and
+# subprocesses); PYTEST_WORKERS=0 runs it in one process.
+PYTEST_WORKERS ?= 2
 
 .PHONY: demo test test-long lint protos bench clean
 
@@ -20,7 +23,7 @@ demo: $(BIN)/.installed
 	$(BIN)/hwnas demo --out demo-output
 
 test: $(BIN)/.installed
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 # The full-length forms of the tests marked slow (the default suite runs them short).
 test-long: $(BIN)/.installed

@@ -61,9 +61,14 @@ class TableMeasurer:
 
     def __init__(self, column: str) -> None:
         self.column = column
+        self._sent: list[Candidate] = []
 
-    def measure(self, candidates: Sequence[Candidate]) -> list[Outcome]:
-        return [Outcome(c.arch_id, self.record(c)) for c in candidates]
+    def send(self, candidates: Sequence[Candidate]) -> None:
+        self._sent += candidates
+
+    def fetch_all(self) -> list[Outcome]:
+        sent, self._sent = self._sent, []
+        return [Outcome(c.arch_id, self.record(c)) for c in sent]
 
     def record(self, candidate: Candidate) -> MeasurementRecord:
         return MeasurementRecord(
@@ -79,7 +84,7 @@ def search(column: str, algo: str, evals: int, seed: int, bounds: HvSpace, perfe
     from controller.search.algorithms import make_algorithm
     from controller.search.evaluator import Evaluator
     from controller.search.objectives import accuracy_evaluator, get_objectives
-    from controller.search.problem import SearchProblem
+    from controller.search.problem import SearchProblem, drive
     from controller.search.run import HypervolumeLog
     from controller.spaces import get_space
 
@@ -94,7 +99,7 @@ def search(column: str, algo: str, evals: int, seed: int, bounds: HvSpace, perfe
         fixed["accuracy"] = accuracy_predictor
     algorithm = make_algorithm(algo, {"population": population, "inner_evals": inner_evals,
                                       "fixed_predictors": fixed})
-    algorithm.run(SearchProblem(space, evaluator, seed))
+    drive(algorithm, SearchProblem(space, evaluator, seed))
     return np.array(log.values)
 
 

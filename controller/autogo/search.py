@@ -7,7 +7,8 @@ bounds (relative to the input network) are dropped; the PSC predictor scores the
 hundred children per parent on a device would take hours, so the children worth measuring are chosen
 first: those non-dominated in (predicted accuracy, FLOPs), at most ``measure_per_parent`` of them, best
 predicted accuracy first. With ``--metric flops`` every valid child is kept (FLOPs cost nothing).
-All the iteration's chosen children are measured in one batch through the fleet's queue.
+All the iteration's chosen children are evaluated in one batch through the one evaluator (``send`` and
+``fetch_all``: the fleet's queue for a measured metric, the CG for FLOPs or parameters).
 """
 
 from __future__ import annotations
@@ -23,26 +24,37 @@ from controller.autogo.psc_data import decompositions, partitioned
 from controller.errors import SettingError
 from controller.graph.ir import ComputationGraph
 from controller.learning.families import graph_samples
+from controller.search.evaluator import Evaluation, Evaluator
 from controller.search.hypervolume import pareto_mask
-from controller.search.objectives import Objective
+from controller.spaces import Candidate
 from predictors import Predictor, Samples
 from predictors.samples import graph_array
-
-# graphs -> one (value, error) per graph, the value in the metric's natural unit
-MeasureFn = Callable[[Sequence[ComputationGraph]], list[tuple[float | None, str]]]
 
 
 @dataclass
 class Individual:
+    """A network of the population: its evaluation (of AutoGO's one metric) and where it came from."""
+
     id: int
-    graph: ComputationGraph
+    evaluation: Evaluation
     iteration: int
     predicted_accuracy: float
-    metric: float | None  # the hardware metric, natural unit; None when its measurement failed
     parent: int | None = None
     mutation: Mutation | None = field(default=None, repr=False)
-    error: str = ""
     outside: str = ""  # why the PSC's prediction is unvouched for: the network lies outside what it learned
+
+    @property
+    def graph(self) -> ComputationGraph:
+        return self.evaluation.candidate.graph
+
+    @property
+    def metric(self) -> float | None:
+        """The hardware metric in its natural unit; None when its measurement failed."""
+        return next(iter(self.evaluation.values.values()), None)
+
+    @property
+    def error(self) -> str:
+        return self.evaluation.error
 
     @property
     def macs(self) -> int:
@@ -102,17 +114,23 @@ def scorer_for(predictor: Predictor, database: SegmentDatabase) -> PscScorer | G
 
 
 class AutoGO:
-    def __init__(self, root: ComputationGraph, database: SegmentDatabase, scorer: PscScorer | GraphScorer,
-                 metric: Objective,
-                 measure: MeasureFn, rng: np.random.Generator, parents: int = 10, candidates: int = 100,
+    """``evaluator`` evaluates the one metric (its only objective); ``name`` names the input network, and each
+    network evaluated is ``name~<arch_id prefix>``."""
+
+    def __init__(self, root: ComputationGraph, name: str, database: SegmentDatabase,
+                 scorer: PscScorer | GraphScorer, evaluator: Evaluator,
+                 rng: np.random.Generator, parents: int = 10, candidates: int = 100,
                  measure_per_parent: int | None = 8, flops_bounds: tuple[float, float] | None = (-0.2, 0.1),
                  allowed_ops: set[str] | None = None,
                  on_iteration: Callable[[int, list[Individual]], None] = lambda it, batch: None) -> None:
         if parents < 1 or candidates < 1:
             raise SettingError("parents" if parents < 1 else "candidates",
                                f"must be >= 1, got {parents if parents < 1 else candidates}")
-        self.root = root.canonical()
-        self.database, self.scorer, self.metric, self.measure = database, scorer, metric, measure
+        if len(evaluator.objectives) != 1:
+            raise SettingError("metric", f"AutoGO evolves against one metric, got {evaluator.names}")
+        self.root, self.name = root.canonical(), name
+        self.database, self.scorer, self.evaluator = database, scorer, evaluator
+        self.metric = evaluator.objectives[0]
         self.rng, self.parents, self.candidates = rng, parents, candidates
         self.measure_per_parent, self.flops_bounds = measure_per_parent, flops_bounds
         self.mutator = Mutator(database, rng, allowed_ops)
@@ -148,12 +166,18 @@ class AutoGO:
         return front
 
     # -- one iteration -------------------------------------------------------------------------------
+    def evaluate(self, graphs: Sequence[ComputationGraph]) -> list[Evaluation]:
+        """Each network's evaluation, in one batch through the evaluator."""
+        evaluations = self.evaluator.evaluate_candidates(
+            [Candidate.of_graph("autogo", f"{self.name}~{g.arch_id[:12]}", g) for g in graphs])
+        return [e for e in evaluations if e is not None]  # no budget: every network is evaluated
+
     def start(self) -> Individual:
-        value, error = self.measure([self.root])[0]
+        evaluation = self.evaluate([self.root])[0]
         predicted, outside = self.scorer.network(self.root)
-        root = Individual(0, self.root, 0, predicted, value, error=error, outside=outside)
-        if value is None:
-            raise RuntimeError(f"the input network could not be measured: {error}")
+        root = Individual(0, evaluation, 0, predicted, outside=outside)
+        if root.metric is None:
+            raise RuntimeError(f"the input network could not be measured: {root.error}")
         self.population.append(root)
         self._seen.add(self.root.arch_id)
         self.on_iteration(0, [root])
@@ -188,11 +212,11 @@ class AutoGO:
                 if mutations[k].child.arch_id not in self._seen:
                     self._seen.add(mutations[k].child.arch_id)
                     picked.append((parent, mutations[k], float(accuracy[k]), outside[k]))
-        measured = self.measure([m.child for _, m, _, _ in picked]) if picked else []
+        evaluated = self.evaluate([m.child for _, m, _, _ in picked]) if picked else []
         batch = []
-        for (parent, mutation, accuracy, outside), (value, error) in zip(picked, measured, strict=True):
-            individual = Individual(len(self.population), mutation.child, iteration, accuracy, value, parent.id,
-                                    mutation, error, outside)
+        for (parent, mutation, accuracy, outside), evaluation in zip(picked, evaluated, strict=True):
+            individual = Individual(len(self.population), evaluation, iteration, accuracy, parent.id, mutation,
+                                    outside)
             self.population.append(individual)
             batch.append(individual)
         self.on_iteration(iteration, batch)

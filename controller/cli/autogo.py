@@ -109,9 +109,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from controller.autogo.search import AutoGO, scorer_for
     from controller.cli.measure import Measurement
     from controller.graph.model_formats import FormatUnavailable
-    from controller.search.measure import value_of
+    from controller.search.evaluator import Evaluator
     from controller.search.objectives import OBJECTIVES
-    from controller.spaces import Candidate
     from controller.store import Store
     from predictors import load
 
@@ -159,23 +158,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     with Store(args.db) as store, contextlib.ExitStack() as stack:
         try:
-            if measurement is not None:
-                measurer = stack.enter_context(measurement.measurer(store, bar.write))
-
-                def measure(graphs):
-                    outcomes = measurer.measure([Candidate.of_graph("autogo", f"{name}~{g.arch_id[:12]}", g)
-                                                 for g in graphs])
-                    return [value_of(o, metric.record_field, metric.column) for o in outcomes]
-            else:
-                def measure(graphs):
-                    from controller.search.objectives import graph_value
-
-                    return [(graph_value(metric, g), "") for g in graphs]
-
-            search = AutoGO(graph, database, scorer, metric, measure,
-                            np.random.default_rng(args.seed), args.parents, args.candidates,
-                            None if metric.source == "graph" else args.measure_per_parent, args.flops_bounds,
-                            allowed, on_iteration)
+            measurer = stack.enter_context(measurement.measurer(store, bar.write)) if measurement else None
+            evaluator = Evaluator(None, [metric], None, measurer, None)
+            search = AutoGO(graph, name, database, scorer, evaluator, np.random.default_rng(args.seed), args.parents,
+                            args.candidates, None if metric.source == "graph" else args.measure_per_parent,
+                            args.flops_bounds, allowed, on_iteration)
             search.run(args.iterations)
         except KeyboardInterrupt:
             bar.close()

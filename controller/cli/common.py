@@ -68,8 +68,7 @@ def space_options(args: argparse.Namespace) -> dict:
 
 
 # Settings whose flag is not "--" + the setting's name with dashes.
-FLAG_OF = {"latency_max_ms": "--latency-max", "predictors": "--predictor", "brp_config": "--brp-epochs",
-           "budget": "--evals"}
+FLAG_OF = {"latency_max_ms": "--latency-max", "predictors": "--predictor", "budget": "--evals"}
 
 
 def flag_of(setting: str) -> str:

@@ -34,6 +34,8 @@ def cmd_layers(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from controller.learning.layer_latency import distinct_layers, layer_jobs
+    from controller.search.evaluator import Evaluator
+    from controller.search.objectives import OBJECTIVES
     from controller.store import Store
 
     if not common.dataset_exists(args.db) and not args.space:
@@ -50,12 +52,14 @@ def cmd_layers(args: argparse.Namespace) -> int:
             layers = distinct_layers(graphs)
             bar = stack.enter_context(tqdm(total=len(layers), desc=f"layers on {args.device}", unit="layer",
                                            disable=args.quiet))
-            measurer = stack.enter_context(measurement.measurer(store, bar.write))
+            evaluator = Evaluator(None, [OBJECTIVES["latency"]], None,
+                                  stack.enter_context(measurement.measurer(store, bar.write)), None)
             failed = []
             for start in range(0, len(layers), 32):  # batches, so the bar moves and a kill loses little
                 chunk = layers[start:start + 32]
-                outcomes = measurer.measure(layer_jobs(chunk))
-                failed += [(layer.key, o.error) for layer, o in zip(chunk, outcomes, strict=True) if o.record is None]
+                evaluations = evaluator.evaluate_candidates(layer_jobs(chunk))
+                failed += [(layer.key, e.error) for layer, e in zip(chunk, evaluations, strict=True)
+                           if e is not None and not e.ok]
                 bar.update(len(chunk))
         except KeyboardInterrupt:
             print("\nstopped; the layers measured so far are in the store", file=sys.stderr)

@@ -43,21 +43,18 @@ def _latency_predictor(args: argparse.Namespace):
         raise ValueError(f"--latency-predictor {args.latency_predictor}: {exc}") from None
 
 
-def _algorithm(args: argparse.Namespace, objectives: list[str]):
-    """The --algo's algorithm from its flags; a bad setting is a ValueError naming its flag."""
+def _algorithm(args: argparse.Namespace, objectives: list[str], accuracy):
+    """The --algo's algorithm, built from its own settings: each takes the flags named as its fields, and the
+    predictors it is given ready-made (BRP-NAS's latency filter, LINAS's fixed accuracy predictor)."""
     from controller.search.algorithms import make_algorithm, setting_names
-    from controller.search.linas import DEFAULT_PREDICTOR
+    from controller.search.objectives import PredictorAccuracy
 
-    kinds = args.predictor or {}
-    settings = {"population": args.population, "crossover": args.crossover, "mutation": args.mutation,
-                "inner": args.inner, "inner_evals": args.inner_evals,
-                "predictors": {n: kinds.get(n, kinds.get("*", DEFAULT_PREDICTOR)) for n in objectives},
-                "latency_max_ms": args.latency_max, "iterations": args.iterations, "alpha": args.alpha,
-                "brp_config": {"epochs": args.brp_epochs} if args.brp_epochs else {}}
-    algorithm = make_algorithm(args.algo, settings)
+    own = setting_names(args.algo)
+    ready = {"fixed_predictors": {"accuracy": accuracy} if isinstance(accuracy, PredictorAccuracy) else {}}
+    if "latency_predictor" in own:
+        ready["latency_predictor"] = _latency_predictor(args)
+    algorithm = make_algorithm(args.algo, {**vars(args), **ready})
     algorithm.check_objectives(objectives)
-    if "latency_predictor" in setting_names(args.algo):
-        algorithm.latency_predictor = _latency_predictor(args)
     return algorithm
 
 
@@ -79,10 +76,9 @@ def cmd_search(args: argparse.Namespace) -> int:
 
     from controller.cli.measure import Measurement
     from controller.graph.model_formats import FormatUnavailable
-    from controller.search.algorithms import setting_names
     from controller.search.evaluator import Evaluator
     from controller.search.hypervolume import parse_bounds
-    from controller.search.objectives import PredictorAccuracy, accuracy_evaluator, get_objectives
+    from controller.search.objectives import accuracy_evaluator, get_objectives
     from controller.search.run import SearchConfig, SearchFailed, SearchRun, failure_causes
     from controller.store import Store
 
@@ -99,9 +95,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         bounds = parse_bounds(args.hv_bounds, names, [o.sign for o in objectives]) if args.hv_bounds else None
         config = SearchConfig(space.name, args.device, names, args.algo, args.evals, args.seed, spec,
                               str(args.restrict or ""))
-        algorithm = _algorithm(args, names)
-        if isinstance(accuracy, PredictorAccuracy) and "fixed_predictors" in setting_names(args.algo):
-            algorithm.fixed_predictors["accuracy"] = accuracy  # LINAS ranks by the lab's predictor itself
+        algorithm = _algorithm(args, names, accuracy)  # LINAS ranks by a lab's accuracy predictor itself
         out = args.out or Path("runs") / f"{space.name}-{args.device}-{args.algo}-s{args.seed}"
         measured = any(o.source == "measured" for o in objectives)
         measurement = Measurement.from_args(args, args.device, f"search:{out.name}") if measured else None
@@ -205,12 +199,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="store (SQLite file or SQLAlchemy URL)")
     s.add_argument("--out", type=Path, default=None, help="output folder (default runs/SPACE-DEVICE-ALGO-sSEED)")
     linas = s.add_argument_group("LINAS")
-    linas.add_argument("--predictor", type=_predictors, default=None, metavar="KIND|OBJ=KIND,...",
+    linas.add_argument("--predictor", dest="predictors", type=_predictors, default={}, metavar="KIND|OBJ=KIND,...",
                        help="predictor per objective (ridge, svr, stacked, gcn, ...; default ridge as LINAS)")
     linas.add_argument("--inner", default="nsga2", choices=sorted(INNER), help="pymoo algorithm on the predictors")
     linas.add_argument("--inner-evals", type=int, default=20_000, help="predictor evaluations per iteration")
     brp = s.add_argument_group("BRP-NAS", "latency-constrained accuracy search (--algo brpnas; nb201)")
-    brp.add_argument("--latency-max", type=float, default=None, metavar="MS", help="the latency limit (required)")
+    brp.add_argument("--latency-max", dest="latency_max_ms", type=float, default=None, metavar="MS",
+                     help="the latency limit (required)")
     brp.add_argument("--iterations", type=int, default=5, help="iterations I of data selection (default 5)")
     brp.add_argument("--alpha", type=float, default=0.5, help="share taken from the ranking's top (default 0.5)")
     brp.add_argument("--latency-predictor", default="auto", metavar="auto|none|PATH",

@@ -127,5 +127,5 @@ def measured_layers(store, device_key: str) -> dict[str, float]:
 
 
 def layer_jobs(layers: Sequence[Layer]) -> list[Candidate]:
-    """Candidates for ``FleetMeasurer.measure``: the layer key names the graph."""
+    """Candidates for the evaluator (``hwnas predictor layers``): the layer key names the graph."""
     return [Candidate.of_graph(LAYER_SPACE, layer.key, layer.graph()[0]) for layer in layers]

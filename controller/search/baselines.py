@@ -9,7 +9,7 @@ import numpy as np
 
 from controller.errors import SettingError
 from controller.search.evolution import inner_algorithm
-from controller.search.problem import SearchAlgorithm, SearchProblem
+from controller.search.problem import Ask, SearchAlgorithm, SearchProblem, Steps
 
 STALE_GENERATIONS = 50  # NSGA-II generations without a new architecture before it stops early
 
@@ -21,11 +21,12 @@ class RandomSearch(SearchAlgorithm):
     name: ClassVar[str] = "random"
     population: int = 50
 
-    def run(self, problem: SearchProblem) -> None:
+    def steps(self, problem: SearchProblem) -> Steps:
         batch = self.first_population(problem, self.population)
+        iteration = 0
         while batch:
-            problem.evaluator.evaluate(batch)
-            problem.evaluator.iteration += 1
+            yield Ask(batch, iteration)
+            iteration += 1
             batch = problem.sample_new(min(self.population, problem.evaluator.remaining))
 
 
@@ -49,7 +50,7 @@ class Nsga2Search(SearchAlgorithm):
         super().check()
         check_evolution(self.population, self.crossover, self.mutation)
 
-    def run(self, problem: SearchProblem) -> None:
+    def steps(self, problem: SearchProblem) -> Steps:
         from pymoo.core.problem import Problem
         from pymoo.core.termination import NoTermination
 
@@ -61,13 +62,14 @@ class Nsga2Search(SearchAlgorithm):
         pymoo_problem = Problem(n_var=problem.space.n_var, n_obj=len(evaluator.objectives), xl=low, xu=high,
                                 vtype=int)
         algorithm.setup(pymoo_problem, termination=NoTermination(), seed=problem.seed, verbose=False)
-        stale = 0
+        stale = generation = 0
         while evaluator.remaining > 0 and stale < STALE_GENERATIONS:
             population = algorithm.ask()
             before = len(evaluator.history)
-            population.set("F", problem.minimised_or_penalty(np.round(population.get("X")).astype(np.int64)))
+            evaluations = yield Ask(np.round(population.get("X")).astype(np.int64).tolist(), generation)
+            population.set("F", problem.minimised_or_penalty(evaluations))
             algorithm.tell(infills=population)
-            evaluator.iteration += 1
+            generation += 1
             stale = stale + 1 if len(evaluator.history) == before else 0
         if stale >= STALE_GENERATIONS:
             problem.note(f"NSGA-II produced no new architecture for {STALE_GENERATIONS} generations; stopped early")

@@ -17,14 +17,14 @@ import math
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 
 from controller.errors import SettingError
 from controller.learning.data import space_samples
 from controller.search.evaluator import Evaluation, Evaluator
-from controller.search.problem import SearchAlgorithm, SearchProblem
+from controller.search.problem import Ask, SearchAlgorithm, SearchProblem, Steps
 from predictors import OutsideDomainWarning, Predictor, get_predictor
 
 MAX_CANDIDATES = 200_000  # BRP-NAS ranks every architecture of the space
@@ -33,14 +33,14 @@ MAX_CANDIDATES = 200_000  # BRP-NAS ranks every architecture of the space
 @dataclass
 class BrpNas(SearchAlgorithm):
     """BRP-NAS's settings: the latency limit, I (``iterations``), alpha, the device's latency predictor that
-    filters the candidates (None: no filter) and the binary relation predictor's settings (``brp_config``)."""
+    filters the candidates (None: no filter) and the binary relation predictor's epochs (None: its default)."""
 
     name: ClassVar[str] = "brpnas"
     latency_max_ms: float | None = None
     iterations: int = 5
     alpha: float = 0.5
     latency_predictor: Predictor | None = field(default=None, metadata={"recorded": False})
-    brp_config: dict[str, Any] = field(default_factory=dict)
+    brp_epochs: int | None = None
 
     def check(self) -> None:
         super().check()
@@ -72,10 +72,10 @@ class BrpNas(SearchAlgorithm):
     def train_brp(self, problem: SearchProblem) -> Predictor:
         done = problem.evaluator.successful()
         y = np.array([e.values["accuracy"] for e in done])
-        config = {"seed": problem.seed, **self.brp_config}
+        config = {"seed": problem.seed, **({"epochs": self.brp_epochs} if self.brp_epochs else {})}
         return get_predictor("brp", **config).fit(space_samples(problem.space, [e.encoding for e in done], y))
 
-    def run(self, problem: SearchProblem) -> None:
+    def steps(self, problem: SearchProblem) -> Steps:
         self.check_objectives(problem.evaluator.names)
         evaluator, space, rng = problem.evaluator, problem.space, problem.rng
         pool = self.candidates(problem)
@@ -95,8 +95,7 @@ class BrpNas(SearchAlgorithm):
             top = fresh[:round(self.alpha * n)] if i > 1 else []
             window = [x for x in fresh[:max(n, len(ranked) // 2 ** i)] if x not in top]
             ordered = top + [window[k] for k in rng.permutation(len(window))]  # the rest: stand-ins for repeats
-            evaluator.iteration = i
-            problem.evaluate_n(ordered, n)
+            yield Ask(ordered, i, want=n)
             if evaluator.remaining > 0 and i < iterations:
                 with warnings.catch_warnings():  # ranking the whole space beyond what was evaluated: by design
                     warnings.simplefilter("ignore", OutsideDomainWarning)

@@ -1,10 +1,15 @@
-"""The one door every search algorithm evaluates through: budget, cache, objectives, history.
+"""The one door every caller evaluates networks through: budget, cache, objectives, failures, history.
 
-An *evaluation* is one distinct network (by the space's ``network_key``, NB-201 twins collapsed) whose
-objectives were obtained — measured on the device for latency/energy/power, computed from the CG or looked
-up for the rest. Asking again for a network already evaluated, under any of its encodings, costs nothing;
-an architecture without a network (NB-201's unconnected cells) is never evaluated. The budget counts
-evaluations, the figure LINAS is judged by, so it is spent on distinct networks only.
+The contract is archai's, asynchronous and batched: ``send`` candidates, then ``fetch_all`` their
+evaluations. Objectives that need no device (FLOPs, parameters, accuracy) are computed at ``send``;
+measured ones (latency, energy, power) are sent on to a ``Measurer`` (the fleet) and come back at
+``fetch_all``. A network (by ``arch_id``, its CG's hash) is evaluated once: sending it again, under any
+name, costs nothing and gives back the first evaluation. The budget counts evaluations of distinct networks.
+
+Searches work in encodings of a space: ``evaluate`` maps them to networks (the space's ``network_key``,
+NB-201's twins collapsed), skips architectures without a network (NB-201's unconnected cells) and sends
+the rest through the same door. AutoGO, AutoBuild ``build`` and ``predictor layers`` send candidates born
+as graphs.
 """
 
 from __future__ import annotations
@@ -22,38 +27,61 @@ from controller.spaces import Candidate, SearchSpace
 
 
 class Measurer(Protocol):
-    def measure(self, candidates: Sequence[Candidate]) -> list[Outcome]: ...
+    """The device's side of the door."""
+
+    def send(self, candidates: Sequence[Candidate]) -> None:
+        """Start measuring the candidates; returns at once."""
+
+    def fetch_all(self) -> list[Outcome]:
+        """The outcome of every candidate sent since the last fetch, in order, once each has settled."""
 
 
 @dataclass
 class Evaluation:
-    index: int  # 1-based order of evaluation within the run
+    """One distinct network's objective values, or why it has none."""
+
+    index: int  # 1-based order of evaluation within the evaluator
     iteration: int
-    encoding: tuple[int, ...]
-    arch: str
-    arch_id: str
+    candidate: Candidate
     values: dict[str, float] = field(default_factory=dict)  # natural units, by objective name
-    error: str = ""  # why the architecture has no values (a measurement failed permanently)
+    error: str = ""  # why the network has no values (a measurement failed permanently)
+    outcome: Outcome | None = None  # the device's outcome, where an objective was measured
 
     @property
     def ok(self) -> bool:
         return not self.error
 
+    @property
+    def encoding(self) -> tuple[int, ...]:
+        return self.candidate.encoding
+
+    @property
+    def arch(self) -> str:
+        return self.candidate.arch
+
+    @property
+    def arch_id(self) -> str:
+        return self.candidate.arch_id
+
 
 class Evaluator:
-    def __init__(self, space: SearchSpace, objectives: Sequence[Objective], budget: int,
+    """``budget`` None: no limit (callers that evaluate a fixed list of networks)."""
+
+    def __init__(self, space: SearchSpace | None, objectives: Sequence[Objective], budget: int | None,
                  measurer: Measurer | None, accuracy: AccuracyFn | None,
                  on_evaluated: Callable[[list[Evaluation]], None] = lambda batch: None) -> None:
-        if budget < 1:
+        if budget is not None and budget < 1:
             raise SettingError("evals", f"must be >= 1, got {budget}")
         if measurer is None and any(o.source == "measured" for o in objectives):
             raise ValueError("measured objectives need agents to measure on")
         self.space, self.objectives, self.budget = space, list(objectives), budget
         self.measurer, self.accuracy, self.on_evaluated = measurer, accuracy, on_evaluated
         self.history: list[Evaluation] = []
+        self.iteration = 0
         self._by_network: dict[tuple[int, ...], Evaluation] = {}
         self._by_arch_id: dict[str, Evaluation] = {}
-        self.iteration = 0
+        self._sent: list[str | None] = []  # arch_id of each candidate sent since the last fetch; None: over budget
+        self._pending: list[tuple[Candidate, dict[str, float]]] = []  # sent on, with the values known already
 
     @property
     def names(self) -> list[str]:
@@ -65,61 +93,88 @@ class Evaluator:
 
     @property
     def remaining(self) -> int:
-        return self.budget - len(self.history)
+        """Evaluations the budget still allows, counting those sent and not yet fetched."""
+        if self.budget is None:
+            return 2**62
+        return self.budget - len(self.history) - len(self._pending)
 
+    # -- the door: candidates -----------------------------------------------------------------------------
+    def send(self, candidates: Sequence[Candidate]) -> None:
+        """Queue candidates: a network evaluated or queued already is not sent again, nor any beyond the budget."""
+        queued = {c.arch_id for c, _ in self._pending}
+        fresh: list[Candidate] = []
+        for candidate in candidates:
+            arch_id = candidate.arch_id
+            known = arch_id in self._by_arch_id or arch_id in queued
+            if not known and self.remaining - len(fresh) <= 0:
+                self._sent.append(None)
+                continue
+            self._sent.append(arch_id)
+            if not known:
+                queued.add(arch_id)
+                fresh.append(candidate)
+        if not fresh:
+            return
+        static = evaluate_static(self.objectives, fresh, self.accuracy)
+        self._pending += [(c, {name: float(v[k]) for name, v in static.items()}) for k, c in enumerate(fresh)]
+        if self.measurer is not None and any(o.source == "measured" for o in self.objectives):
+            self.measurer.send(fresh)
+
+    def fetch_all(self) -> list[Evaluation | None]:
+        """The evaluation of each candidate sent since the last fetch, in order (None: over budget)."""
+        pending, self._pending = self._pending, []
+        measured = any(o.source == "measured" for o in self.objectives)
+        outcomes = self.measurer.fetch_all() if pending and measured and self.measurer is not None else []
+        batch = []
+        for k, (candidate, values) in enumerate(pending):
+            outcome = outcomes[k] if outcomes else None
+            error = ""
+            for o in self.objectives:
+                if o.source == "measured" and outcome is not None:
+                    value, why = value_of(outcome, o.record_field, o.column)
+                    if value is None:
+                        error = error or why
+                    else:
+                        values[o.name] = value
+            evaluation = Evaluation(len(self.history) + 1, self.iteration, candidate, values if not error else {},
+                                    error, outcome)
+            self.history.append(evaluation)
+            self._by_arch_id[candidate.arch_id] = evaluation
+            batch.append(evaluation)
+        if batch:
+            self.on_evaluated(batch)
+        sent, self._sent = self._sent, []
+        return [self._by_arch_id[a] if a is not None else None for a in sent]
+
+    def evaluate_candidates(self, candidates: Sequence[Candidate]) -> list[Evaluation | None]:
+        """``send`` then ``fetch_all``."""
+        self.send(candidates)
+        return self.fetch_all()
+
+    # -- searches: encodings of the space -----------------------------------------------------------------
     def seen(self, x: Sequence[int]) -> bool:
-        return self.space.network_key(x) in self._by_network
+        return self._space().network_key(x) in self._by_network
 
     def evaluate(self, encodings: Sequence[Sequence[int]]) -> list[Evaluation | None]:
         """Each architecture's evaluation; None where it has no network or the budget ran out first."""
-        wanted = [self.space.network_key(x) if self.space.has_network(x) else None for x in encodings]
+        space = self._space()
+        wanted = [space.network_key(x) if space.has_network(x) else None for x in encodings]
         first: dict[tuple[int, ...], tuple[int, ...]] = {}  # network key -> the canonical encoding asked first
         for x, key in zip(encodings, wanted, strict=True):
             if key is not None and key not in self._by_network and key not in first and len(first) < self.remaining:
-                first[key] = tuple(self.space.canonical(x))
+                first[key] = tuple(space.canonical(x))
         if first:
-            self._evaluate_new(list(first.values()), list(first))
+            # keys whose CGs hash alike (a duplicate the space's key misses) share the first one's evaluation
+            evaluations = self.evaluate_candidates([space.candidate(x) for x in first.values()])
+            self._by_network.update((key, e) for key, e in zip(first, evaluations, strict=True) if e is not None)
         return [self._by_network.get(key) if key is not None else None for key in wanted]
 
-    def _evaluate_new(self, encodings: list[tuple[int, ...]], keys: list[tuple[int, ...]]) -> None:
-        """Evaluate the networks of ``encodings`` (``keys``: their network keys). Keys whose CGs hash alike (a
-        duplicate the space's key misses) are one network: later ones share the first one's evaluation."""
-        candidates: list[Candidate] = []
-        fresh_keys: list[tuple[int, ...]] = []
-        aliases: list[tuple[tuple[int, ...], str]] = []  # (network key, arch_id of the evaluation it shares)
-        batch_ids: set[str] = set()
-        for x, key in zip(encodings, keys, strict=True):
-            candidate = self.space.candidate(x)
-            if candidate.arch_id in self._by_arch_id or candidate.arch_id in batch_ids:
-                aliases.append((key, candidate.arch_id))
-                continue
-            batch_ids.add(candidate.arch_id)
-            candidates.append(candidate)
-            fresh_keys.append(key)
-        static = evaluate_static(self.objectives, candidates, self.accuracy) if candidates else {}
-        measured = self.measurer.measure(candidates) if self.measurer and candidates else []
-        batch = []
-        for k, c in enumerate(candidates):
-            values = {name: float(v[k]) for name, v in static.items()}
-            error = ""
-            if measured:
-                for o in self.objectives:
-                    if o.source == "measured":
-                        value, why = value_of(measured[k], o.record_field, o.column)
-                        if value is None:
-                            error = error or why
-                        else:
-                            values[o.name] = value
-            evaluation = Evaluation(len(self.history) + 1, self.iteration, c.encoding, c.arch, c.graph.arch_id,
-                                    values if not error else {}, error)
-            self.history.append(evaluation)
-            self._by_network[fresh_keys[k]] = self._by_arch_id[c.graph.arch_id] = evaluation
-            batch.append(evaluation)
-        for key, arch_id in aliases:
-            self._by_network[key] = self._by_arch_id[arch_id]
-        if batch:
-            self.on_evaluated(batch)
+    def _space(self) -> SearchSpace:
+        if self.space is None:
+            raise TypeError("this evaluator has no space: send candidates, not encodings")
+        return self.space
 
+    # -- reading the results ------------------------------------------------------------------------------
     def minimised(self, evaluations: Sequence[Evaluation]) -> np.ndarray:
         """(n, m) objective values in minimisation form."""
         return np.array([[e.values[n] for n in self.names] for e in evaluations], dtype=np.float64

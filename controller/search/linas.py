@@ -26,7 +26,7 @@ from controller.learning.data import space_samples
 from controller.search.baselines import check_evolution
 from controller.search.evolution import PENALTY, check_inner, inner_algorithm, integer_problem
 from controller.search.hypervolume import pareto_mask
-from controller.search.problem import Predicts, PredictsArchitectures, SearchAlgorithm, SearchProblem
+from controller.search.problem import Ask, Predicts, PredictsArchitectures, SearchAlgorithm, SearchProblem, Steps
 from predictors import OutsideDomainWarning, get_predictor, predictor_class
 
 DEFAULT_PREDICTOR = "ridge"  # LINAS Table 5 (MobileNetV3, ResNet50): ridge for accuracy and latency
@@ -112,10 +112,10 @@ class Linas(SearchAlgorithm):
             models.append(get_predictor(kind, **config).fit(samples.with_y(y)))
         return models
 
-    def predicted_search(self, problem: SearchProblem, models: list[Predicts | PredictsArchitectures]
-                         ) -> dict[tuple[int, ...], np.ndarray]:
-        """Run the inner algorithm on the predictors; every architecture it visited with its predicted
-        objectives (minimisation form)."""
+    def predicted_search(self, problem: SearchProblem, models: list[Predicts | PredictsArchitectures],
+                         iteration: int) -> dict[tuple[int, ...], np.ndarray]:
+        """Run the inner algorithm on the predictors (seeded by the run's seed and the iteration); every
+        architecture it visited with its predicted objectives (minimisation form)."""
         from pymoo.optimize import minimize
 
         space, signs = problem.space, problem.evaluator.signs
@@ -147,18 +147,19 @@ class Linas(SearchAlgorithm):
         algorithm = inner_algorithm(self.inner, self.population, len(models), self.crossover, self.mutation,
                                     space=space)
         minimize(integer_problem(space, len(models), evaluate), algorithm, ("n_eval", self.inner_evals),
-                 seed=problem.seed + problem.evaluator.iteration, verbose=False)
+                 seed=problem.seed + iteration, verbose=False)
         return archive
 
-    def run(self, problem: SearchProblem) -> None:
+    def steps(self, problem: SearchProblem) -> Steps:
         self.check_objectives(problem.evaluator.names)
         evaluator = problem.evaluator
         n = min(self.population, evaluator.remaining)
-        problem.evaluate_n(problem.sample_new(n + n // SPARE_SHARE + 1), n)
+        yield Ask(problem.sample_new(n + n // SPARE_SHARE + 1), 0, want=n)
+        iteration = 0
         while evaluator.remaining > 0:
-            evaluator.iteration += 1
+            iteration += 1
             started = time.perf_counter()
-            archive = self.predicted_search(problem, self.train_predictors(problem))
+            archive = self.predicted_search(problem, self.train_predictors(problem), iteration)
             n = min(self.population, evaluator.remaining)
             wanted = n + n // SPARE_SHARE + 1  # spares stand in for picks whose CG was already evaluated
             picks = best_unique(problem, archive, wanted)
@@ -169,12 +170,12 @@ class Linas(SearchAlgorithm):
             F = np.array([archive[x] for x in front_keys])
             self.predicted_front = [(front_keys[i], (F[i] * evaluator.signs).tolist())
                                     for i in np.flatnonzero(pareto_mask(F))]
-            problem.note(f"iteration {evaluator.iteration}: predictors + {self.inner_evals} predicted evaluations "
+            problem.note(f"iteration {iteration}: predictors + {self.inner_evals} predicted evaluations "
                          f"in {self.iteration_seconds[-1]:.1f} s; measuring {min(n, len(picks))}")
             if not picks:
                 problem.note("the space has no architecture left to evaluate")
                 return
-            problem.evaluate_n(picks, n)
+            yield Ask(picks, iteration, want=n)
 
 
 def best_unique(problem: SearchProblem, archive: dict[tuple[int, ...], np.ndarray], n: int) -> list[list[int]]:

@@ -29,13 +29,18 @@ def value_of(outcome: Outcome, field: str, column: str) -> tuple[float | None, s
 
 
 class FleetMeasurer:
-    """``measure`` a batch on ``plan.device_keys[0]`` through an open fleet."""
+    """The evaluator's ``Measurer`` on ``plan.device_keys[0]`` through an open fleet: ``send`` queues the jobs
+    (the fleet's workers start on them at once), ``fetch_all`` waits for them to settle."""
 
     def __init__(self, fleet: Fleet, plan: CampaignPlan) -> None:
         if len(plan.device_keys) != 1:
             raise ValueError("a search measures on exactly one device key")
         self.fleet, self.plan = fleet, plan
+        self._keys: list[str] = []
 
-    def measure(self, candidates: Sequence[Candidate]) -> list[Outcome]:
-        """Each candidate's outcome, in order."""
-        return self.fleet.results(self.fleet.submit(candidates, self.plan))
+    def send(self, candidates: Sequence[Candidate]) -> None:
+        self._keys += self.fleet.submit(candidates, self.plan)
+
+    def fetch_all(self) -> list[Outcome]:
+        keys, self._keys = self._keys, []
+        return self.fleet.results(keys) if keys else []

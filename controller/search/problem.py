@@ -3,20 +3,24 @@
 A ``SearchProblem`` is the space, the evaluator (objectives, budget, cache of distinct networks), the seed
 and a progress callback: the same for every algorithm. A ``SearchAlgorithm`` owns its settings: its
 constructor takes them and refuses a bad one with a ``SettingError`` naming it, before anything is measured.
+
+pymoo's ask and tell: the driver (``drive``) owns the loop. An algorithm ``ask``s for a batch (an ``Ask``) and
+is ``tell``-ed its evaluations; it reads what was evaluated from the evaluator but never evaluates itself, so
+a driver may pause a search between batches, or hand each batch to the fleet, without the algorithm knowing.
 """
 
 from __future__ import annotations
 
 import abc
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
 from controller.errors import SettingError
-from controller.search.evaluator import Evaluator
+from controller.search.evaluator import Evaluation, Evaluator
 from controller.search.evolution import PENALTY
 from controller.spaces import SearchSpace
 from predictors import Samples
@@ -67,29 +71,41 @@ class SearchProblem:
             out.append(x)
         return out
 
-    def evaluate_n(self, ordered: Sequence[Sequence[int]], n: int) -> int:
-        """Evaluate candidates in order until ``n`` new networks are evaluated or ``ordered`` runs out.
-
-        A candidate whose CG equals one already evaluated costs nothing (the evaluator hands back that
-        evaluation), so the next ones in order take its place in the same iteration. Returns how many were new.
-        """
-        done, start = 0, 0
-        while done < n and start < len(ordered) and self.evaluator.remaining > 0:
-            chunk = list(ordered[start:start + n - done])
-            start += len(chunk)
+    def evaluate(self, ask: Ask) -> list[Evaluation | None]:
+        """Evaluate what an algorithm asked for: every encoding, or (``ask.want``) in order until that many new
+        networks are evaluated. A candidate whose CG equals one already evaluated costs nothing (the evaluator
+        hands back that evaluation), so the next ones in order take its place. None where not evaluated."""
+        self.evaluator.iteration = ask.iteration
+        if ask.want is None:
+            return self.evaluator.evaluate(ask.encodings)
+        out: list[Evaluation | None] = []
+        done = 0
+        while done < ask.want and len(out) < len(ask.encodings) and self.evaluator.remaining > 0:
+            chunk = ask.encodings[len(out):len(out) + ask.want - done]
             before = len(self.evaluator.history)
-            self.evaluator.evaluate(chunk)
+            out += self.evaluator.evaluate(chunk)
             done += len(self.evaluator.history) - before
-        return done
+        return out + [None] * (len(ask.encodings) - len(out))
 
-    def minimised_or_penalty(self, encodings: np.ndarray) -> np.ndarray:
-        """Objective rows (minimisation form) of evaluated architectures; PENALTY rows for the rest."""
-        evaluations = self.evaluator.evaluate(encodings.tolist())
-        F = np.full((len(encodings), len(self.evaluator.objectives)), PENALTY)
+    def minimised_or_penalty(self, evaluations: Sequence[Evaluation | None]) -> np.ndarray:
+        """Objective rows (minimisation form) of successful evaluations; PENALTY rows for the rest."""
+        F = np.full((len(evaluations), len(self.evaluator.objectives)), PENALTY)
         for k, e in enumerate(evaluations):
             if e is not None and e.ok:
                 F[k] = self.evaluator.minimised([e])[0]
         return F
+
+
+@dataclass(frozen=True)
+class Ask:
+    """A batch an algorithm asks to have evaluated."""
+
+    encodings: list[list[int]]
+    iteration: int
+    want: int | None = None  # evaluate in order until this many new networks are; None: every encoding
+
+
+Steps = Generator[Ask, list[Evaluation | None], None]
 
 
 class SearchAlgorithm(abc.ABC):
@@ -120,8 +136,25 @@ class SearchAlgorithm(abc.ABC):
         return None
 
     @abc.abstractmethod
-    def run(self, problem: SearchProblem) -> None:
-        """Spend ``problem.evaluator``'s budget."""
+    def steps(self, problem: SearchProblem) -> Steps:
+        """The algorithm as a coroutine: yields each ``Ask`` and receives its evaluations, until the budget
+        (``problem.evaluator.remaining``) is spent or the algorithm has nothing left to ask."""
+
+    def setup(self, problem: SearchProblem) -> None:
+        """Start the search on ``problem``; ``ask`` then gives its first batch."""
+        self._steps = self.steps(problem)
+        self._asked: Ask | None = next(self._steps, None)
+
+    def ask(self) -> Ask | None:
+        """The batch to evaluate next; None once the search is over."""
+        return self._asked
+
+    def tell(self, evaluations: list[Evaluation | None]) -> None:
+        """The evaluations of the last ``ask``, one per encoding, in order."""
+        try:
+            self._asked = self._steps.send(evaluations)
+        except StopIteration:
+            self._asked = None
 
     def settings(self) -> dict[str, Any]:
         """The settings as run.json records them."""
@@ -131,3 +164,10 @@ class SearchAlgorithm(abc.ABC):
     def first_population(self, problem: SearchProblem, population: int) -> list[list[int]]:
         """The seeded random first population every algorithm starts from (runs of one seed share it)."""
         return problem.sample_new(min(population, problem.evaluator.remaining))
+
+
+def drive(algorithm: SearchAlgorithm, problem: SearchProblem) -> None:
+    """Ask, evaluate, tell, until the algorithm asks for nothing more."""
+    algorithm.setup(problem)
+    while (ask := algorithm.ask()) is not None:
+        algorithm.tell(problem.evaluate(ask))

@@ -27,7 +27,7 @@ import numpy as np
 from controller.search.brpnas import BrpNas
 from controller.search.evaluator import Evaluation, Evaluator
 from controller.search.hypervolume import HvSpace, pareto_mask
-from controller.search.problem import SearchAlgorithm, SearchProblem
+from controller.search.problem import SearchAlgorithm, SearchProblem, drive
 
 
 @dataclass(frozen=True)
@@ -100,7 +100,7 @@ class SearchRun:
         problem = SearchProblem(self.space, self.evaluator, self.config.seed, self.note)
         started = time.perf_counter()
         try:
-            self.algorithm.run(problem)
+            drive(self.algorithm, problem)
         finally:
             self._csv.close()
         self._write_outputs(time.perf_counter() - started)

@@ -19,7 +19,8 @@ def postgres_url() -> str:
         server = sqlalchemy.create_engine(url, isolation_level="AUTOCOMMIT")
         name = f"hwnas_test_{worker}"
         with server.connect() as conn:
-            if conn.execute(sqlalchemy.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).first() is None:
+            found = conn.execute(sqlalchemy.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name})
+            if found.first() is None:
                 conn.execute(sqlalchemy.text(f'CREATE DATABASE "{name}"'))
         server.dispose()
         url = sqlalchemy.engine.make_url(url).set(database=name).render_as_string(hide_password=False)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import sqlalchemy
 
 from controller.cli.main import main
 from controller.fleet.local_agent import LocalAgent
@@ -23,7 +24,8 @@ def test_the_cli_builds_trains_and_reports_on_a_postgresql_dataset(postgres_url:
     assert main(["predictor", "train", "--db", postgres_url, "--device", "k", "--kind", "ridge"]) == 0
     out = capsys.readouterr().out
     folders = [p.name for p in tmp_path.iterdir() if p.name.endswith(".predictors")]
-    assert folders == ["hwnas_test@127.0.0.1.predictors"], folders  # named by database and host
+    url = sqlalchemy.engine.make_url(postgres_url)
+    assert folders == [f"{url.database}@{url.host}.predictors"], folders  # named by database and host
     assert (tmp_path / folders[0] / "k" / "ridge" / "card.json").exists() and folders[0] in out
     assert not list(tmp_path.glob("postgresql*"))  # no SQLite file named after a folded URL
 

@@ -272,13 +272,13 @@ def test_objectives_and_accuracy_evaluators() -> None:
 def test_a_fixed_predictor_must_name_an_objective_of_the_search() -> None:
     from controller.search.evaluator import Evaluator
     from controller.search.linas import Linas
-    from controller.search.problem import SearchProblem
+    from controller.search.problem import SearchProblem, drive
 
     space = get_space("nb201")
     evaluator = Evaluator(space, get_objectives("flops,accuracy"), 10, None, accuracy_evaluator("nb201", space))
     with pytest.raises(ValueError, match="fixed_predictors name latency, which the search does not optimise "
                                          r"\(its objectives: flops, accuracy\)"):
-        Linas(fixed_predictors={"latency": object()}).run(SearchProblem(space, evaluator))
+        drive(Linas(fixed_predictors={"latency": object()}), SearchProblem(space, evaluator))
     assert evaluator.history == []  # refused before anything was evaluated
 
 
@@ -391,7 +391,7 @@ def test_linas_predicts_each_encoding_once_per_inner_search() -> None:
     space = get_space("nb201")
     evaluator = Evaluator(space, get_objectives("flops,params"), 60, None, None)
     problem = SearchProblem(space, evaluator, seed=0)
-    archive = Linas(population=20, inner_evals=2000).predicted_search(problem, [Counting(), Counting()])
+    archive = Linas(population=20, inner_evals=2000).predicted_search(problem, [Counting(), Counting()], 1)
     assert len(asked) == len(set(asked)) * 2  # two predictors, each asked once per encoding
     assert len(set(asked)) >= len(archive) > 20
 
@@ -400,10 +400,10 @@ def test_linas_trains_and_searches_with_a_graph_predictor() -> None:
     """The inner search builds only the views its predictors read: a GCN still gets its cell graphs."""
     from controller.search.evaluator import Evaluator
     from controller.search.linas import Linas
-    from controller.search.problem import SearchProblem
+    from controller.search.problem import SearchProblem, drive
 
     space = get_space("nb201")
     evaluator = Evaluator(space, get_objectives("flops,params"), 24, None, None)
     linas = Linas(population=12, inner_evals=120, predictors={"flops": "gcn", "*": "ridge"})
-    linas.run(SearchProblem(space, evaluator, seed=0))
+    drive(linas, SearchProblem(space, evaluator, seed=0))
     assert len(evaluator.history) == 24 and linas.predicted_front
