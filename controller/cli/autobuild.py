@@ -185,14 +185,31 @@ def _measurer(args: argparse.Namespace, trained):
         check_exportable(p.model_format)
 
     def measure(store, space, archs) -> None:
+        """Through the one door: an evaluator per device key, all sent before any is fetched, so every key's
+        agents measure at once; a network measured before (by any campaign) is not measured again."""
+        from dataclasses import replace
+
         from controller.fleet import Fleet
+        from controller.reporting.tables import failure_summary
+        from controller.search.evaluator import Evaluator
+        from controller.search.measure import FleetMeasurer
+        from controller.search.objectives import OBJECTIVES
 
         check_agents(config, args.connect_timeout)
-        added = sum(campaign.enqueue(store, space, archs, p) for p in plans)
         again = store.remeasure_warned(plan.campaign, devices) if args.remeasure_warned else 0
-        _note(f"measuring {len(archs)} built network(s) on {', '.join(devices)} ({added} new job(s)"
-              + (f", {again} warned record(s) again" if again else "") + ")")
+        candidates = list({c.arch_id: c for c in (space.candidate(x) for x in archs if space.has_network(x))
+                           }.values())
+        _note(f"measuring {len(candidates)} built network(s) on {', '.join(devices)}"
+              + (f" ({again} warned record(s) again)" if again else ""))
         with Fleet(store, config) as fleet:
-            fleet.drain(devices)
+            doors = {key: Evaluator(space, [OBJECTIVES["latency"]], None,
+                                    FleetMeasurer(fleet, replace(p, device_keys=[key])), None)
+                     for p in plans for key in p.device_keys}
+            for door in doors.values():
+                door.send(candidates)
+            for key, door in doors.items():
+                door.fetch_all()
+                if door.failure_causes():
+                    _note(f"{key}: {failure_summary(door.failure_causes())}")
 
     return measure

@@ -79,7 +79,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     from controller.search.evaluator import Evaluator
     from controller.search.hypervolume import parse_bounds
     from controller.search.objectives import accuracy_evaluator, get_objectives
-    from controller.search.run import SearchConfig, SearchFailed, SearchRun, failure_causes
+    from controller.search.run import SearchConfig, SearchFailed, SearchRun
     from controller.store import Store
 
     try:
@@ -136,7 +136,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     print(f"{len(run.evaluator.history)} evaluations, final hypervolume {run.hv.values[-1]:.4f}, "
           f"{front} architectures on the measured front; wrote {out}/ (run.json, measured.csv, pareto.csv, "
           f"pareto.png, hypervolume.png)")
-    causes = failure_causes(run.evaluator.history)
+    causes = run.evaluator.failure_causes()
     if causes:
         from controller.reporting.tables import failure_summary
 

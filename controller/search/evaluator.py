@@ -14,6 +14,7 @@ as graphs.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -182,3 +183,7 @@ class Evaluator:
 
     def successful(self) -> list[Evaluation]:
         return [e for e in self.history if e.ok]
+
+    def failure_causes(self) -> list[tuple[str, int]]:
+        """(error, count) of the failed evaluations, most frequent first: every caller's failure report."""
+        return Counter(e.error for e in self.history if not e.ok).most_common()

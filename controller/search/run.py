@@ -17,7 +17,6 @@ from __future__ import annotations
 import csv
 import json
 import time
-from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -46,11 +45,6 @@ class SearchConfig:
 
 class SearchFailed(RuntimeError):
     """No evaluation of the run succeeded: there is no front, no hypervolume and nothing to plot."""
-
-
-def failure_causes(evaluations: Sequence[Evaluation]) -> list[tuple[str, int]]:
-    """(error, count) of the failed evaluations, most frequent first."""
-    return Counter(e.error for e in evaluations if not e.ok).most_common()
 
 
 class HypervolumeLog:
@@ -108,7 +102,7 @@ class SearchRun:
             from controller.reporting.tables import failure_summary
 
             raise SearchFailed(f"every evaluation failed ({self.out / 'measured.csv'} lists them): "
-                               f"{failure_summary(failure_causes(self.evaluator.history))}")
+                               f"{failure_summary(self.evaluator.failure_causes())}")
         return self.algorithm
 
     def _write_outputs(self, wall_s: float) -> None:
@@ -144,7 +138,7 @@ class SearchRun:
             best = algorithm.best(self.evaluator)
             summary["best_within_latency_max"] = None if best is None else {
                 "eval": best.index, "arch": best.arch, "arch_id": best.arch_id, **best.values}
-        summary["failure_causes"] = dict(failure_causes(self.evaluator.history))
+        summary["failure_causes"] = dict(self.evaluator.failure_causes())
         (self.out / "run.json").write_text(json.dumps(summary, indent=2) + "\n")
         if not ok:
             return  # nothing measured: no front and no hypervolume to plot
