@@ -73,6 +73,7 @@ class RunWatch:
     processes: Callable[[], dict[int, tuple[str, float]]] = process_cpu_seconds
     sys_root: Path = Path("/sys")
     own_pid: int = field(default_factory=os.getpid)
+    clock: Callable[[], float] = time.monotonic  # the window's length; tests step a clock of their own
     _seconds: dict[int, tuple[str, float]] = field(default_factory=dict, init=False)
     _throttles: dict[str, int] = field(default_factory=dict, init=False)
     _rpi_throttled: bool = field(default=False, init=False)
@@ -84,10 +85,10 @@ class RunWatch:
         self._throttles = throttle_counts(self.sys_root)
         self._rpi_throttled = rpi_throttled_now(self.sys_root)
         self._gpu_violations = violation_ns()
-        self._t0 = time.monotonic()
+        self._t0 = self.clock()
 
     def close(self) -> list[str]:
-        window_s = time.monotonic() - self._t0
+        window_s = self.clock() - self._t0
         warnings = []
         busy = self._busy_others(window_s)
         if busy:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import abc
 import gc
+import logging
 import math
 import threading
 import time
@@ -23,6 +24,8 @@ from device_agent.interference import RunWatch
 from device_agent.power.base import PowerSource
 from device_agent.protocols import get_protocol
 from device_agent.stats import LatencyStats, summarize
+
+log = logging.getLogger("hwnas.agent.measure")
 
 POWER_POLL_NS = 5_000_000_000  # fold energy counters every 5 s so a wrap is never missed
 
@@ -323,6 +326,7 @@ def measure(
             time_one()
             warm += 1
         timed, phase = 0, "timed"
+        log.debug("the timed window opens after %d warm-up inference(s)", warm)
         watch = RunWatch() if model.watch_host else None
         if watch is not None:
             watch.start()

@@ -290,8 +290,11 @@ class AgentServicer(agent_pb2_grpc.DeviceAgentServicer):
         Shared by the DeviceAgent service and the dial-out link, so both measure exactly alike.
         """
         backend_name, options = self.check(request)
+        log.debug("profile of %s arrives; %d call(s) hold or wait for the gate", request.model_sha256[:12],
+                  self.gate.depth)
         try:
             with self.gate.turn(deadline, cancelled) as waited_s, self._running(token):
+                log.debug("measuring %s on %s", request.model_sha256[:12], backend_name)
                 token.arm_deadline(options.deadline_seconds)  # covers loading and binding, not just timing
                 with self.cache.pinned(request.model_sha256) as path:
                     loaded = self._load(request.model_sha256, backend_name, path, request.options.threads)

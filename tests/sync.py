@@ -22,3 +22,12 @@ def wait_for(condition: Callable[[], bool], what: str, timeout_s: float = HANG_S
         if time.monotonic() > deadline:
             raise AssertionError(f"waited {timeout_s:.0f} s for {what}")
         pause.wait(0.005)
+
+
+AGENT_DEBUG = ["--log-level", "DEBUG"]  # a LocalAgent's flags: it logs each call's arrival and measurement start
+
+
+def logged(agent, text: str, times: int = 1) -> None:
+    """Wait until a LocalAgent started with ``AGENT_DEBUG`` has logged ``text`` ``times`` times (stderr)."""
+    wait_for(lambda: sum(text in line for line in agent.stderr_text().splitlines()) >= times,
+             f"the agent to log {text!r} {times} time(s)")

@@ -26,6 +26,7 @@ from controller.fleet.gateway import Gateway
 from controller.fleet.local_agent import LocalAgent
 from controller.store import Store
 
+from ..sync import wait_for
 from .test_campaign import NB201, distinct_archs, free_port, plan
 
 TOKEN = "t" * 32
@@ -121,8 +122,8 @@ def test_the_pages_follow_a_live_campaign_of_a_real_agent(tmp_path: Path, browse
                 time.sleep(0.5)
             runner.join(60)
         assert fleet_seen and len(seen_done) >= 3, seen_done  # the page advanced while jobs finished
-        time.sleep(2.5)  # one more poll
-        assert table_rows(browser, "campaigns")[0][:6] == ["t", "cpu-k", str(n), "0", "0", "0"]
+        final = ["t", "cpu-k", str(n), "0", "0", "0"]
+        wait_for(lambda: table_rows(browser, "campaigns")[0][:6] == final, "the next poll to show every job done")
 
         browser.get(f"{dashboard.url}/dataset")
         [device] = table_rows(browser, "devices")

@@ -24,6 +24,7 @@ from device_agent.server import AgentConfig, AgentServicer
 from protos.auth import TlsFiles, call_metadata
 from protos.hwnas.v1 import agent_pb2, controller_pb2, controller_pb2_grpc
 
+from ..sync import wait_for
 from .test_campaign import (
     NB201,
     assert_exactly_one_row_per_job,
@@ -166,10 +167,15 @@ def test_missed_heartbeats_mark_an_agent_unhealthy_and_requeue_its_job(store: St
         jobs = {who: call("LeaseJob", controller_pb2.LeaseJobRequest(agent_id=who)).job_id
                 for who in (beating, silent)}
         assert all(jobs.values())
-        for _ in range(12):  # 3 s: three lease lengths
+
+        def beat_until_the_silent_one_is_stale_and_its_job_requeued() -> bool:
             beat = controller_pb2.HeartbeatRequest(agent_id=beating, job_id=jobs[beating])
             assert call("Heartbeat", beat).job_id == jobs[beating]
-            time.sleep(0.25)
+            silent_agent = next(a for a in store.registered_agents() if a.name == "silent")
+            return store.job(jobs[silent]).state == "queued" and not silent_agent.healthy(time.time())
+
+        wait_for(beat_until_the_silent_one_is_stale_and_its_job_requeued,
+                 "the silent agent to go stale and the reaper to requeue its job")
         assert store.job(jobs[beating]).state == "leased"  # heartbeats kept its lease
         requeued = store.job(jobs[silent])
         assert requeued.state == "queued" and requeued.lease_owner is None

@@ -14,6 +14,7 @@ from onnx import TensorProto, helper
 from controller.fleet.client import AgentCallError, AgentClient
 from device_agent.backends import BACKENDS
 from protos.hwnas.v1 import agent_pb2, agent_pb2_grpc
+from tests.sync import wait_for
 
 from ..conftest import start_agent
 
@@ -78,18 +79,21 @@ def test_a_measurement_past_its_deadline_is_stopped(client: AgentClient, medium_
                    protocol="fixed", protocol_params={"count": 1_000_000}, deadline_seconds=0.5)
     assert time.perf_counter() - t0 < 5
     assert "stopped after" in error.details
-    # The run was stopped, not left running: the next call does not queue behind it.
-    record = client.profile(sha, protocol="fixed", protocol_params={"count": 3})
-    assert record.result["queue_wait_ms"] < 100
+    assert_the_run_was_stopped(client, sha)
 
 
 def test_the_callers_grpc_deadline_stops_the_run(client: AgentClient, medium_model: bytes) -> None:
     sha, _ = client.ensure_model(medium_model)
     expect(grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline", client.profile, sha,
            protocol="fixed", protocol_params={"count": 1_000_000}, timeout_s=0.5)
-    time.sleep(0.2)
+    assert_the_run_was_stopped(client, sha)
+
+
+def assert_the_run_was_stopped(client: AgentClient, sha: str) -> None:
+    """The next call does not queue behind the stopped 1,000,000-run measurement (minutes had it gone on);
+    it waits at most for the runtime to notice the stop, a bound far from the margin on any loaded machine."""
     record = client.profile(sha, protocol="fixed", protocol_params={"count": 3})
-    assert record.result["queue_wait_ms"] < 100
+    assert record.result["queue_wait_ms"] < 10_000
 
 
 @pytest.mark.parametrize("shapes, match", [
@@ -223,10 +227,7 @@ def test_stalled_uploads_count_against_the_cache_cap_and_leave_nothing_behind(tm
         stub = agent_pb2_grpc.DeviceAgentStub(channel)
         future = stub.UploadModel.future(stalled(), timeout=60)
         incoming = tmp_path / "cache" / "incoming"
-        for _ in range(100):
-            if any(incoming.iterdir()):
-                break
-            time.sleep(0.05)
+        wait_for(lambda: any(incoming.iterdir()), "the stalled upload to start its partial file")
         with AgentClient(server.address) as client:
             assert client.device_info().cache_free_bytes <= cap - size
             other = bytes(range(256)) * (size // 256)

@@ -21,6 +21,7 @@ from device_agent import server as agent_server
 from device_agent.backends import BACKENDS
 from device_agent.backends.base import Backend, InputSpec, LoadedModel
 from device_agent.power.base import Availability
+from tests.sync import AGENT_DEBUG, logged, wait_for
 
 from ..conftest import start_agent
 from .hostile_models import loop_bomb
@@ -49,7 +50,7 @@ def test_a_cancelled_call_stops_a_loop_bomb(client: AgentClient, tiny_model: byt
 
 
 def test_sigterm_stops_an_agent_busy_with_a_loop_bomb(tmp_path: Path) -> None:
-    with LocalAgent(tmp_path / "cache") as agent, AgentClient(agent.address) as client:
+    with LocalAgent(tmp_path / "cache", AGENT_DEBUG) as agent, AgentClient(agent.address) as client:
         client.wait_ready()
         sha, _ = client.ensure_model(loop_bomb())
         outcome: dict = {}
@@ -62,7 +63,7 @@ def test_sigterm_stops_an_agent_busy_with_a_loop_bomb(tmp_path: Path) -> None:
 
         caller = threading.Thread(target=run)
         caller.start()
-        time.sleep(1.5)
+        logged(agent, f"measuring {sha[:12]}")
         t0 = time.perf_counter()
         assert agent.stop(signal.SIGTERM, timeout_s=30) == 0
         assert time.perf_counter() - t0 < 15
@@ -132,9 +133,7 @@ def test_health_is_not_serving_while_a_measurement_overruns_its_deadline(tmp_pat
             caller.start()
             serving = health_pb2.HealthCheckResponse.SERVING
             assert _health(server.address) == serving
-            deadline = time.monotonic() + 10
-            while _health(server.address) == serving and time.monotonic() < deadline:
-                time.sleep(0.1)
+            wait_for(lambda: _health(server.address) != serving, "the agent to stop serving health")
             assert _health(server.address) == health_pb2.HealthCheckResponse.NOT_SERVING
             StubbornModel.release.set()
             caller.join(30)

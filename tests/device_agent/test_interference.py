@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from device_agent.backends.onnxruntime_backend import OnnxRuntimeBackend
 from device_agent.interference import RunWatch
 from device_agent.measure import MeasureOptions, measure
+from tests.sync import wait_for
 
 
 def test_a_busy_process_during_the_timed_window_is_named_in_the_warnings(tmp_path: Path, tiny_model: bytes) -> None:
@@ -20,7 +21,7 @@ def test_a_busy_process_during_the_timed_window_is_named_in_the_warnings(tmp_pat
     model = OnnxRuntimeBackend().load(path, threads=1)
     hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
     try:
-        time.sleep(0.3)  # let it get going
+        wait_for(lambda: psutil.Process(hog.pid).cpu_times().user > 0.05, "the busy neighbour to get going")
         # About a second of timing: long enough for the OS's 10 ms CPU-time ticks to see a busy neighbour.
         m = measure(model, MeasureOptions(protocol="fixed", protocol_params={"count": 50000.0}), None)
     finally:
@@ -43,19 +44,22 @@ def test_quiet_neighbours_and_steady_throttle_counters_give_no_warning(tmp_path:
     counter = sys_root / "devices/system/cpu/cpu0/thermal_throttle/core_throttle_count"
     counter.parent.mkdir(parents=True)
     counter.write_text("3\n")
-    watch = RunWatch(processes=fake_processes(seconds), sys_root=sys_root, own_pid=100)
+    clock = [0.0]
+    watch = RunWatch(processes=fake_processes(seconds), sys_root=sys_root, own_pid=100, clock=lambda: clock[0])
     watch.start()
-    time.sleep(0.2)
+    clock[0] += 0.2
     seconds.update({100: 5.0, 200: 0.08})  # our own process may be busy; pid 200 used 10 ms of 200
     assert watch.close() == []
 
 
 def test_a_busy_neighbour_in_the_process_table_is_named(tmp_path: Path) -> None:
     seconds = {100: 0.5, 200: 0.07}
-    watch = RunWatch(processes=fake_processes(seconds), sys_root=tmp_path / "none", own_pid=100)
+    clock = [0.0]
+    watch = RunWatch(processes=fake_processes(seconds), sys_root=tmp_path / "none", own_pid=100,
+                     clock=lambda: clock[0])
     watch.start()
-    time.sleep(0.2)
-    seconds[200] += 0.1  # about half a CPU over the window
+    clock[0] += 0.2
+    seconds[200] += 0.1  # half a CPU over the window
     [warning] = watch.close()
     assert warning.startswith("other processes used more than 10% of a CPU during the timed window: my proc "
                               "(pid 200, ")

@@ -12,6 +12,8 @@ import pytest
 from controller.fleet.client import CHUNK_BYTES, AgentCallError, AgentClient
 from controller.fleet.local_agent import LocalAgent
 from protos.hwnas.v1 import agent_pb2, agent_pb2_grpc
+from tests.sync import AGENT_DEBUG as DEBUG
+from tests.sync import logged, wait_for
 
 
 def profile_in_background(address: str, sha: str, count: int) -> tuple[threading.Thread, dict]:
@@ -30,13 +32,13 @@ def profile_in_background(address: str, sha: str, count: int) -> tuple[threading
 
 
 def test_sigterm_aborts_the_running_measurement_and_reports_it(tmp_path: Path, medium_model: bytes) -> None:
-    with LocalAgent(tmp_path / "cache") as agent, AgentClient(agent.address) as client:
+    with LocalAgent(tmp_path / "cache", DEBUG) as agent, AgentClient(agent.address) as client:
         client.wait_ready()
         sha, _ = client.ensure_model(medium_model)
         running, first = profile_in_background(agent.address, sha, 1_000_000)
-        time.sleep(1.0)
+        logged(agent, "the timed window opens")
         queued, second = profile_in_background(agent.address, sha, 10)
-        time.sleep(1.5)  # time for the second call to connect and queue behind the first on a loaded machine
+        logged(agent, "1 call(s) hold or wait for the gate")  # the second call reached the agent
         t0 = time.perf_counter()
         assert agent.stop(signal.SIGTERM) == 0
         assert time.perf_counter() - t0 < 15
@@ -50,11 +52,12 @@ def test_sigterm_aborts_the_running_measurement_and_reports_it(tmp_path: Path, m
 
 
 def test_sigterm_with_drain_lets_the_running_measurement_finish(tmp_path: Path, medium_model: bytes) -> None:
-    with LocalAgent(tmp_path / "cache", ["--drain-seconds", "60"]) as agent, AgentClient(agent.address) as client:
+    with LocalAgent(tmp_path / "cache", ["--drain-seconds", "60", *DEBUG]) as agent, \
+            AgentClient(agent.address) as client:
         client.wait_ready()
         sha, _ = client.ensure_model(medium_model)
         running, outcome = profile_in_background(agent.address, sha, 600)
-        time.sleep(0.5)
+        logged(agent, f"measuring {sha[:12]}")
         assert agent.stop(signal.SIGTERM) == 0
         running.join(10)
     assert "error" not in outcome, outcome.get("error")
@@ -118,8 +121,7 @@ def test_a_call_queued_when_the_gate_closes_never_starts_even_if_the_holder_leav
 
     waiter = threading.Thread(target=wait_turn)
     waiter.start()
-    while gate.depth < 2:
-        time.sleep(0.01)
+    wait_for(lambda: gate.depth == 2, "the second call to queue behind the holder")
     with gate._cond:  # close and release the turn before the waiter can look (the lock is reentrant)
         gate.close("the agent is shutting down")
         holder.__exit__(None, None, None)
