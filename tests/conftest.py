@@ -13,6 +13,7 @@ from controller.cli.demo import small_cnn
 from controller.fleet.client import AgentClient
 from controller.graph.onnx_export import to_onnx_bytes
 from device_agent.server import AgentConfig, AgentServer
+from tests.built_once import built_once
 
 
 @pytest.fixture(scope="session")
@@ -68,5 +69,7 @@ def small_gennape(tmp_path_factory) -> Path:
     from controller.learning.families import load_family
     from predictors import get_predictor
 
-    folder = tmp_path_factory.mktemp("gennape") / "nb201"
-    return get_predictor("gennape", **SMALL_GENNAPE).fit(load_family("nb201", 120).samples).save(folder)
+    def build(folder: Path) -> None:
+        get_predictor("gennape", **SMALL_GENNAPE).fit(load_family("nb201", 120).samples).save(folder / "nb201")
+
+    return built_once(tmp_path_factory, "gennape", build) / "nb201"

@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy
 
+from tests.built_once import built_once
+
 
 @pytest.fixture
 def postgres_url() -> str:
@@ -37,11 +39,13 @@ def trained(tmp_path_factory) -> tuple[Path, Path]:
     dashboard tests)."""
     from controller.cli.main import main
 
-    root = tmp_path_factory.mktemp("autogo")
-    assert main(["autogo", "build-db", "--out", str(root / "seg"), "--samples-per-space", "8", "--vocab-size",
-                 "400", "--quiet"]) == 0
-    assert main(["autogo", "train-psc", "--segments", str(root / "seg"), "--out", str(root / "psc"), "--train", "40",
-                 "--valid", "10", "--test", "20", "--per-graph", "3", "--epochs", "2", "--quiet"]) == 0
+    def build(root: Path) -> None:
+        assert main(["autogo", "build-db", "--out", str(root / "seg"), "--samples-per-space", "8", "--vocab-size",
+                     "400", "--quiet"]) == 0
+        assert main(["autogo", "train-psc", "--segments", str(root / "seg"), "--out", str(root / "psc"), "--train",
+                     "40", "--valid", "10", "--test", "20", "--per-graph", "3", "--epochs", "2", "--quiet"]) == 0
+
+    root = built_once(tmp_path_factory, "autogo", build)
     report = json.loads((root / "psc" / "evaluation.json").read_text())
     assert report["train_samples"] == 120 and report["test"] == 20 and -1 <= report["psc_fold_srcc"] <= 1
     return root / "seg", root / "psc"
