@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from controller.cli.common import add_space_options, db_target, fail, param, space_options
+from controller.cli.common import add_space_options, db_target, fail, param, report_failures, space_options
 from controller.cli.fleet_flags import add_fleet_options
 
 OBJECTIVE_HELP = ("NAME=SOURCE: acc=table (the space's accuracy table), acc=table:COLUMN, lat=db:KEY (what the "
@@ -190,7 +190,6 @@ def _measurer(args: argparse.Namespace, trained):
         from dataclasses import replace
 
         from controller.fleet import Fleet
-        from controller.reporting.tables import failure_summary
         from controller.search.evaluator import Evaluator
         from controller.search.measure import FleetMeasurer
         from controller.search.objectives import OBJECTIVES
@@ -209,7 +208,6 @@ def _measurer(args: argparse.Namespace, trained):
                 door.send(candidates)
             for key, door in doors.items():
                 door.fetch_all()
-                if door.failure_causes():
-                    _note(f"{key}: {failure_summary(door.failure_causes())}")
+                report_failures(f"autobuild build ({key})", door)
 
     return measure

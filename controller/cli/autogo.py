@@ -178,6 +178,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"{summary['evaluated']} networks evaluated, {summary['front']} on the front of predicted accuracy vs "
           f"{metric.column}; input: {root.predicted_accuracy:.2f} predicted, {metric.column} {root.metric:.4g}")
     print(f"wrote {out}/ (all.csv, networks/*.json, pareto.csv, front/*.onnx + CG JSON, mutation.png, run.json)")
+    common.report_failures("autogo run", evaluator)
     return 0
 
 

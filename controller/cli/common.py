@@ -84,6 +84,17 @@ def fail(command: str, error: Exception) -> int:
     return 2
 
 
+def report_failures(command: str, evaluator) -> bool:
+    """The one failure report of every caller of the evaluator (search, AutoGO, AutoBuild build, predictor
+    layers): how many of its evaluations failed and the most frequent causes, on stderr. Whether any failed."""
+    causes = evaluator.failure_causes()
+    if causes:
+        from controller.reporting.tables import failure_summary
+
+        print(f"hwnas {command}: of {len(evaluator.history)} evaluations, {failure_summary(causes)}", file=sys.stderr)
+    return bool(causes)
+
+
 def server_tls(args: argparse.Namespace):
     """Server TLS for --listen: the controller's certificate, and the lab CA for mutual TLS."""
     from protos.auth import TlsFiles, check_plaintext, host_of

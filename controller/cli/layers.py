@@ -54,23 +54,18 @@ def cmd_layers(args: argparse.Namespace) -> int:
                                            disable=args.quiet))
             evaluator = Evaluator(None, [OBJECTIVES["latency"]], None,
                                   stack.enter_context(measurement.measurer(store, bar.write)), None)
-            failed = []
             for start in range(0, len(layers), 32):  # batches, so the bar moves and a kill loses little
                 chunk = layers[start:start + 32]
-                evaluations = evaluator.evaluate_candidates(layer_jobs(chunk))
-                failed += [(layer.key, e.error) for layer, e in zip(chunk, evaluations, strict=True)
-                           if e is not None and not e.ok]
+                evaluator.evaluate_candidates(layer_jobs(chunk))
                 bar.update(len(chunk))
         except KeyboardInterrupt:
             print("\nstopped; the layers measured so far are in the store", file=sys.stderr)
             return 130
         except (ValueError, ConnectionError, RuntimeError, OSError) as exc:
             return common.fail("predictor layers", exc)
-    print(f"{len(layers) - len(failed)} of {len(layers)} distinct layers of {len(graphs)} networks measured on "
+    print(f"{len(evaluator.successful())} of {len(layers)} distinct layers of {len(graphs)} networks measured on "
           f"{args.device}")
-    for key, error in failed[:10]:
-        print(f"  failed: {key}: {error}", file=sys.stderr)
-    if failed:
+    if common.report_failures("predictor layers", evaluator):
         return 1
     print(f"next: hwnas predictor train --db {args.db} --device {args.device} --kind layerwise")
     return 0

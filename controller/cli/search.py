@@ -136,12 +136,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     print(f"{len(run.evaluator.history)} evaluations, final hypervolume {run.hv.values[-1]:.4f}, "
           f"{front} architectures on the measured front; wrote {out}/ (run.json, measured.csv, pareto.csv, "
           f"pareto.png, hypervolume.png)")
-    causes = run.evaluator.failure_causes()
-    if causes:
-        from controller.reporting.tables import failure_summary
-
-        print(f"hwnas search: of {len(run.evaluator.history)} evaluations, {failure_summary(causes)}",
-              file=sys.stderr)
+    common.report_failures("search", run.evaluator)
     return 0
 
 

@@ -55,18 +55,32 @@ class LocalAgent:
                 self.errors.append(line.rstrip("\n"))
 
         threading.Thread(target=pump, daemon=True).start()
-        drainer = threading.Thread(target=drain, daemon=True)
-        drainer.start()
+        self._drainer = threading.Thread(target=drain, daemon=True)
+        self._drainer.start()
         if not found.wait(start_timeout_s) or not started:
             self.kill()
-            drainer.join(5)
+            self._drainer.join(5)
             raise RuntimeError(f"agent did not start: {self.stderr_text().strip() or 'no output'}")
 
     def stop(self, sig: int = signal.SIGTERM, timeout_s: float = 30.0) -> int:
-        """Send ``sig`` and wait for the process; returns its exit code."""
+        """Send ``sig`` and wait for the process; returns its exit code.
+
+        An agent still running after ``timeout_s`` is asked for its threads' stacks (SIGUSR1), killed, and
+        reported with its stderr, so a hang says where it hung.
+        """
         if self.process.poll() is None:
             self.process.send_signal(sig)
-        return self.process.wait(timeout_s)
+        try:
+            return self.process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            self.process.send_signal(signal.SIGUSR1)
+            try:
+                self.process.wait(2)
+            except subprocess.TimeoutExpired:
+                self.kill()
+            self._drainer.join(5)  # the stacks, read to the end of the pipe
+            raise RuntimeError(f"the agent did not stop within {timeout_s:.0f} s of {signal.Signals(sig).name}; its stderr:\n"
+                               f"{self.stderr_text()[-8000:]}") from None
 
     def kill(self) -> None:
         if self.process.poll() is None:

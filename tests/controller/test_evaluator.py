@@ -79,6 +79,21 @@ def test_a_failed_measurement_is_an_evaluation_with_its_error_and_no_values() ->
     assert evaluator.successful() == [first] and second.outcome.record is None
 
 
+def test_every_caller_reports_failures_alike(capsys: pytest.CaptureFixture) -> None:
+    """Search, AutoGO, AutoBuild build and predictor layers print the evaluator's causes through one function."""
+    from controller.cli.common import report_failures
+
+    evaluator = Evaluator(None, [OBJECTIVES["latency"]], None, RecordingMeasurer(), None)
+    assert not report_failures("x", evaluator)
+    a, b, c = _candidates(3, seed=2)
+    evaluator.evaluate_candidates([a, dataclasses.replace(b, arch="bad b"), dataclasses.replace(c, arch="bad c")])
+    assert evaluator.failure_causes() == [("bad b failed", 1), ("bad c failed", 1)]
+    assert report_failures("x", evaluator)
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == "hwnas x: of 3 evaluations, 2 failed; causes, most frequent first:"
+    assert [line.split(" x ", 1)[1] for line in err[1:]] == ["bad b failed", "bad c failed"]
+
+
 def test_measured_objectives_without_a_measurer_are_refused() -> None:
     with pytest.raises(ValueError, match="measured objectives need agents"):
         Evaluator(None, [OBJECTIVES["latency"]], 5, None, None)

@@ -127,3 +127,19 @@ def test_a_call_queued_when_the_gate_closes_never_starts_even_if_the_holder_leav
         holder.__exit__(None, None, None)
     waiter.join(10)
     assert "ran" not in outcome and outcome["stopped"].status_code == "UNAVAILABLE"
+
+
+def test_sigusr1_prints_every_threads_stack_and_the_agent_keeps_serving(tmp_path: Path) -> None:
+    with LocalAgent(tmp_path / "cache") as agent, AgentClient(agent.address) as client:
+        client.wait_ready()
+        agent.process.send_signal(signal.SIGUSR1)
+        wait_for(lambda: "most recent call first" in agent.stderr_text(), "the agent's stack dump")
+        assert client.device_info().cached_models == 0
+
+
+def test_an_agent_that_does_not_stop_is_killed_and_reported_with_its_stderr(tmp_path: Path) -> None:
+    agent = LocalAgent(tmp_path / "cache")
+    agent.process.send_signal(signal.SIGSTOP)  # a hung agent: it handles no signal but SIGKILL
+    with pytest.raises(RuntimeError, match="did not stop within 1 s of SIGTERM; its stderr"):
+        agent.stop(timeout_s=1)
+    assert agent.process.returncode == -signal.SIGKILL
