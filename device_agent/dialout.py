@@ -50,6 +50,8 @@ class ControllerLink:
         self.heartbeat_interval_s = 5.0
         self.jobs_done = 0
         self._job_id = 0  # the job being fetched, measured or reported; its lease rides on the heartbeats
+        self._lease_lock = threading.Lock()
+        self._lease_call: grpc.Future | None = None  # the long poll in flight, cancelled by stop()
 
     # -- plumbing ------------------------------------------------------------------------------------
     def _call(self, method: str, request, timeout_s: float | None = None):
@@ -123,9 +125,7 @@ class ControllerLink:
                 if not self._registered.is_set():
                     self._register()
                     continue
-                reply = self._retry("lease", lambda: self._call(
-                    "LeaseJob", controller_pb2.LeaseJobRequest(agent_id=self.agent_id, wait_seconds=LEASE_WAIT_S),
-                    timeout_s=LEASE_WAIT_S + self.call_timeout_s))
+                reply = self._retry("lease", self._lease)
                 if reply is not None and reply.job_id:
                     self._job_id = reply.job_id
                     try:
@@ -137,9 +137,34 @@ class ControllerLink:
             beat.join()
             self._channel.close()
 
+    def _lease(self) -> controller_pb2.LeaseJobResponse | None:
+        """One long poll for a job; None when ``stop`` cancelled it."""
+        call = self._stub.LeaseJob.future(
+            controller_pb2.LeaseJobRequest(agent_id=self.agent_id, wait_seconds=LEASE_WAIT_S),
+            timeout=LEASE_WAIT_S + self.call_timeout_s, metadata=self._metadata)
+        with self._lease_lock:
+            self._lease_call = call
+        if self._stop.is_set():  # stopped between the loop's check and the call
+            call.cancel()
+        try:
+            return call.result()
+        except grpc.FutureCancelledError:
+            return None
+        except grpc.RpcError as exc:
+            if exc.code() == grpc.StatusCode.CANCELLED and self._stop.is_set():
+                return None
+            raise
+        finally:
+            with self._lease_lock:
+                self._lease_call = None
+
     def stop(self) -> None:
-        """Stop asking for work; a running measurement is aborted by the servicer's shutdown, not here."""
+        """Stop asking for work, ending a long poll in flight (an idle agent exits at once, not when the poll
+        runs out); a running measurement is aborted by the servicer's shutdown, not here."""
         self._stop.set()
+        with self._lease_lock:
+            if self._lease_call is not None:
+                self._lease_call.cancel()
 
     # -- one job -------------------------------------------------------------------------------------
     def _fetch(self, sha: str) -> None:

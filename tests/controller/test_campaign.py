@@ -87,7 +87,7 @@ def test_a_model_the_runtime_refuses_fails_permanently_and_the_rest_completes(tm
 
 
 def test_sigkill_an_agent_mid_measurement_its_job_completes_on_the_other(tmp_path: Path) -> None:
-    n = 6
+    n = 4
     with LocalAgent(tmp_path / "c1", ["--name", "victim"]) as victim, \
             LocalAgent(tmp_path / "c2", ["--name", "survivor"]) as survivor, Store(tmp_path / "ds.db") as store:
         # ~1-4 s per measurement, so the victim is surely mid-job when killed right after the check below.

@@ -94,7 +94,7 @@ def test_the_pages_follow_a_live_campaign_of_a_real_agent(tmp_path: Path, browse
     db = tmp_path / "lab.db"
     n = 6
     with Store(db) as store:
-        campaign.enqueue(store, NB201, distinct_archs(n, seed=3), plan(["cpu-k"], count=3000))
+        campaign.enqueue(store, NB201, distinct_archs(n, seed=3), plan(["cpu-k"], count=1200))
     dashboard = Served(db)
     gateway_store = Store(db)
     gateway = Gateway(gateway_store, "127.0.0.1:0", lease_s=5.0).start()

@@ -234,7 +234,7 @@ def test_dial_out_agents_and_a_dialled_agent_share_one_key(tmp_path: Path, store
 
 def test_sigkill_a_dial_out_agent_mid_measurement_its_job_completes_on_the_other(tmp_path: Path,
                                                                                   store: Store) -> None:
-    n = 6
+    n = 4
     gateway = start_gateway(store, lease_s=2.0, scheduler=Scheduler(store, isolated=["k"]))
     dial = ["--controller", gateway.address, "--device-key", "k"]
 
@@ -397,3 +397,30 @@ def test_a_stopped_dial_out_agent_is_stale_within_seconds_and_can_be_forgotten(t
     assert "1 registration(s) forgotten" in capsys.readouterr().out
     with Store(db) as store:
         assert [a.agent_id for a in store.registered_agents()] == ["f" * 16]
+
+
+def test_stopping_an_idle_dial_out_agent_ends_its_long_poll_at_once(tmp_path: Path, store: Store,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """An idle agent waits in LeaseJob's long poll; SIGTERM waited for the poll to run out (10 s) before the
+    agent could exit. With the longest poll the gateway allows (60 s), the link must stop when told."""
+    from controller.fleet.gateway import ControllerServicer
+    from device_agent import dialout
+
+    polling = threading.Event()
+    lease_job = ControllerServicer.LeaseJob
+
+    def entered(self, request, context):
+        polling.set()
+        return lease_job(self, request, context)
+
+    monkeypatch.setattr(ControllerServicer, "LeaseJob", entered)
+    monkeypatch.setattr(dialout, "LEASE_WAIT_S", 60.0)
+    gateway = start_gateway(store)
+    try:
+        link, thread = in_process_agent(tmp_path, "idle", gateway)
+        assert polling.wait(60), "the agent never asked for a job"
+        link.stop()
+        thread.join(30)  # bounds a hang only: without the fix the link waits out the 60 s poll
+        assert not thread.is_alive(), "the link waited for its long poll to run out"
+    finally:
+        gateway.stop(grace_s=0)
