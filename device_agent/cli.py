@@ -21,6 +21,8 @@ _SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?i?B?)?\s*", re.IGNORECASE)
 _UNITS = {"": 1, "B": 1, "K": 1e3, "KB": 1e3, "KIB": 1024, "M": 1e6, "MB": 1e6, "MIB": 1 << 20,
           "G": 1e9, "GB": 1e9, "GIB": 1 << 30, "T": 1e12, "TB": 1e12, "TIB": 1 << 40}
 
+SIGNAL_CHECK_S = 0.25  # how soon the main thread notices a signal another thread received
+
 
 def parse_size(text: str) -> int:
     """'2GiB', '500MB', '1048576' -> bytes."""
@@ -319,7 +321,10 @@ def _serve(args: argparse.Namespace) -> int:
               f"{mode}", flush=True)
         dialer = threading.Thread(target=dial_out, name="hwnas-dialout", daemon=True)
         dialer.start()
-    stop.wait()
+    # In slices: a signal the kernel hands to another thread runs its handler only when the main thread next
+    # runs Python code, and an untimed wait never would (SIGTERM given to a gRPC thread was lost).
+    while not stop.wait(SIGNAL_CHECK_S):
+        pass
     if failure:
         print(f"hwnas-agent: the controller refused this agent: {failure[0]}", file=sys.stderr)
     log.info("%s: shutting down (drain %.1f s)", received[0] if received else "link closed", args.drain_seconds)

@@ -2,13 +2,13 @@
 
 import hashlib
 import os
-import time
 from pathlib import Path
 
 import pytest
 
 from device_agent.cache import ModelCache
 from device_agent.errors import CacheFull, IntegrityError, InvalidInput, ModelNotFound, ModelTooLarge
+from tests.sync import wait_for
 
 
 def put(cache: ModelCache, data: bytes) -> str:
@@ -42,7 +42,13 @@ def test_short_and_long_uploads_are_refused(tmp_path: Path) -> None:
 def test_least_recently_used_is_evicted_first_and_order_survives_restart(tmp_path: Path) -> None:
     cache = ModelCache(tmp_path, 300)
     a, b = put(cache, b"a" * 100), put(cache, b"b" * 100)
-    time.sleep(0.01)
+    probe, written = tmp_path.parent / f"{tmp_path.name}.clock", (tmp_path / b).stat().st_mtime_ns
+
+    def file_clock_moved() -> bool:  # file times tick coarsely (a few ms): a touch now must read later than b
+        probe.touch()
+        return probe.stat().st_mtime_ns > written
+
+    wait_for(file_clock_moved, "the file system's clock to move past b's write")
     with cache.pinned(a):  # a becomes most recently used
         pass
     restarted = ModelCache(tmp_path, 300)

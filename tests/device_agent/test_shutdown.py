@@ -143,3 +143,22 @@ def test_an_agent_that_does_not_stop_is_killed_and_reported_with_its_stderr(tmp_
     with pytest.raises(RuntimeError, match="did not stop within 1 s of SIGTERM; its stderr"):
         agent.stop(timeout_s=1)
     assert agent.process.returncode == -signal.SIGKILL
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="threads are listed in /proc on Linux only")
+def test_sigterm_delivered_to_any_thread_of_the_agent_stops_it(tmp_path: Path) -> None:
+    """The kernel hands a process's signal to any thread that does not block it. Python runs the handler in
+    the main thread only when that thread next runs Python code, and the agent's main thread sat in an
+    untimed wait: given to a gRPC thread, SIGTERM was never handled (seen under load in the suite)."""
+    import ctypes
+    import os
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    if not hasattr(libc, "tgkill"):
+        pytest.skip("this C library has no tgkill")
+    with LocalAgent(tmp_path / "cache") as agent, AgentClient(agent.address) as client:
+        client.wait_ready()
+        pid = agent.process.pid
+        other = next(int(t) for t in os.listdir(f"/proc/{pid}/task") if int(t) != pid)
+        assert libc.tgkill(pid, other, signal.SIGTERM) == 0, ctypes.get_errno()
+        assert agent.process.wait(60) == 0
