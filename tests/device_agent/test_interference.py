@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -21,15 +22,22 @@ def test_a_busy_process_during_the_timed_window_is_named_in_the_warnings(tmp_pat
     model = OnnxRuntimeBackend().load(path, threads=1)
     hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
     try:
-        wait_for(lambda: psutil.Process(hog.pid).cpu_times().user > 0.05, "the busy neighbour to get going")
+        neighbour = psutil.Process(hog.pid)
+        wait_for(lambda: neighbour.cpu_times().user > 0.05, "the busy neighbour to get going")
+        before = sum(neighbour.cpu_times()[:2])
         # About a second of timing: long enough for the OS's 10 ms CPU-time ticks to see a busy neighbour.
         m = measure(model, MeasureOptions(protocol="fixed", protocol_params={"count": 50000.0}), None)
+        share = (sum(neighbour.cpu_times()[:2]) - before) / (m.wall_ms / 1e3)
     finally:
         hog.kill()
         hog.wait()
     assert m.wall_ms > 300
     busy = [w for w in m.warnings if "other processes used more than 10% of a CPU" in w]
-    assert busy and f"pid {hog.pid}" in busy[0], m.warnings
+    assert busy, m.warnings
+    named = {int(pid): int(pct) for pid, pct in re.findall(r"\(pid (\d+), (\d+)%\)", busy[0])}
+    # The warning names the three busiest others: the neighbour, unless a loaded machine has three others at
+    # least as busy (its share over the whole call, a little longer than the timed window: 10 points' slack).
+    assert hog.pid in named or (len(named) == 3 and min(named.values()) >= 100 * share - 10), (busy[0], share)
 
 
 def fake_processes(seconds: dict[int, float]):
