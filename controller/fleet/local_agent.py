@@ -79,8 +79,8 @@ class LocalAgent:
             except subprocess.TimeoutExpired:
                 self.kill()
             self._drainer.join(5)  # the stacks, read to the end of the pipe
-            raise RuntimeError(f"the agent did not stop within {timeout_s:.0f} s of {signal.Signals(sig).name}; its stderr:\n"
-                               f"{self.stderr_text()[-8000:]}") from None
+            raise RuntimeError(f"the agent did not stop within {timeout_s:.0f} s of {signal.Signals(sig).name}; "
+                               f"its stderr:\n{self.stderr_text()[-8000:]}") from None
 
     def kill(self) -> None:
         if self.process.poll() is None:
