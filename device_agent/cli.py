@@ -288,12 +288,6 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"hwnas-agent: {exc}", file=sys.stderr)
         return 2
     summary = f"as {config.name!r} (backends: {', '.join(config.backends)}; cache: {config.cache_dir})"
-    if server is not None:
-        server.start()
-        mode = ("mutual TLS" if tls and tls.client_ca else "TLS" if tls else "plaintext (loopback)") + \
-            (" + token" if token else "")
-        print(f"hwnas-agent {__version__} listening on {server.address} {summary}; {mode}", flush=True)
-
     stop = threading.Event()
     received: list[str] = []
     failure: list[str] = []
@@ -311,8 +305,14 @@ def _serve(args: argparse.Namespace) -> int:
             failure.append(f"{exc.code().name}: {exc.details()}")
         stop.set()
 
+    # before the agent says it is ready: a SIGTERM right after "listening" drains like any other
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    if server is not None:
+        server.start()
+        mode = ("mutual TLS" if tls and tls.client_ca else "TLS" if tls else "plaintext (loopback)") + \
+            (" + token" if token else "")
+        print(f"hwnas-agent {__version__} listening on {server.address} {summary}; {mode}", flush=True)
     dialer = None
     if link is not None:
         mode = ("mutual TLS" if link_tls and link_tls.cert else "TLS" if link_tls else "plaintext (loopback)") + \

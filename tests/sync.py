@@ -7,9 +7,14 @@ if it never does within a generous bound (the bound only ends a hung test; it de
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import psutil
 
 HANG_S = 120.0  # long enough for any loaded CI machine; reaching it means the condition never came
 
@@ -31,3 +36,16 @@ def logged(agent, text: str, times: int = 1) -> None:
     """Wait until a LocalAgent started with ``AGENT_DEBUG`` has logged ``text`` ``times`` times (stderr)."""
     wait_for(lambda: sum(text in line for line in agent.stderr_text().splitlines()) >= times,
              f"the agent to log {text!r} {times} time(s)")
+
+
+@contextmanager
+def busy_neighbour() -> Iterator[psutil.Process]:
+    """A process spinning on a CPU, yielded once it has run (its CPU time grew), killed on exit."""
+    hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        neighbour = psutil.Process(hog.pid)
+        wait_for(lambda: neighbour.cpu_times().user > 0.05, "the busy neighbour to get going")
+        yield neighbour
+    finally:
+        hog.kill()
+        hog.wait()

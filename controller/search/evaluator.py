@@ -93,6 +93,11 @@ class Evaluator:
         return np.array([o.sign for o in self.objectives])
 
     @property
+    def measures(self) -> bool:
+        """Whether an objective is measured on the device (the measurer is asked at all)."""
+        return any(o.source == "measured" for o in self.objectives)
+
+    @property
     def remaining(self) -> int:
         """Evaluations the budget still allows, counting those sent and not yet fetched."""
         if self.budget is None:
@@ -118,14 +123,13 @@ class Evaluator:
             return
         static = evaluate_static(self.objectives, fresh, self.accuracy)
         self._pending += [(c, {name: float(v[k]) for name, v in static.items()}) for k, c in enumerate(fresh)]
-        if self.measurer is not None and any(o.source == "measured" for o in self.objectives):
+        if self.measurer is not None and self.measures:
             self.measurer.send(fresh)
 
     def fetch_all(self) -> list[Evaluation | None]:
         """The evaluation of each candidate sent since the last fetch, in order (None: over budget)."""
         pending, self._pending = self._pending, []
-        measured = any(o.source == "measured" for o in self.objectives)
-        outcomes = self.measurer.fetch_all() if pending and measured and self.measurer is not None else []
+        outcomes = self.measurer.fetch_all() if pending and self.measures and self.measurer is not None else []
         batch = []
         for k, (candidate, values) in enumerate(pending):
             outcome = outcomes[k] if outcomes else None

@@ -10,7 +10,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
-import psutil
 import pytest
 
 from controller.fleet import campaign, run_campaign, worker
@@ -23,7 +22,7 @@ from controller.store import Store
 from controller.store.export import export
 
 from ..conftest import start_agent
-from ..sync import wait_for
+from ..sync import busy_neighbour, wait_for
 
 NB201 = get_space("nb201")
 
@@ -295,13 +294,8 @@ def test_agent_warnings_are_stored_exported_excluded_and_remeasured(tmp_path: Pa
              "--protocol", "fixed", "--param", "count=4000", "--db", str(db), "--quiet", "--insecure"]
     agent = start_agent(tmp_path / "c")
     try:
-        hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
-        try:
-            wait_for(lambda: psutil.Process(hog.pid).cpu_times().user > 0.05, "the busy neighbour to get going")
+        with busy_neighbour() as hog:
             assert main([*build, "--agent", f"k={agent.address}"]) == 0
-        finally:
-            hog.kill()
-            hog.wait()
         with Store(db) as store:
             first = {r["job_key"]: r for r in store.measurements()}
         assert len(first) == 2

@@ -3,34 +3,25 @@
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from pathlib import Path
 
-import psutil
 import pytest
 
 from device_agent.backends.onnxruntime_backend import OnnxRuntimeBackend
 from device_agent.interference import RunWatch
 from device_agent.measure import MeasureOptions, measure
-from tests.sync import wait_for
+from tests.sync import busy_neighbour
 
 
 def test_a_busy_process_during_the_timed_window_is_named_in_the_warnings(tmp_path: Path, tiny_model: bytes) -> None:
     path = tmp_path / "m.onnx"
     path.write_bytes(tiny_model)
     model = OnnxRuntimeBackend().load(path, threads=1)
-    hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
-    try:
-        neighbour = psutil.Process(hog.pid)
-        wait_for(lambda: neighbour.cpu_times().user > 0.05, "the busy neighbour to get going")
-        before = sum(neighbour.cpu_times()[:2])
+    with busy_neighbour() as hog:
+        before = sum(hog.cpu_times()[:2])
         # About a second of timing: long enough for the OS's 10 ms CPU-time ticks to see a busy neighbour.
         m = measure(model, MeasureOptions(protocol="fixed", protocol_params={"count": 50000.0}), None)
-        share = (sum(neighbour.cpu_times()[:2]) - before) / (m.wall_ms / 1e3)
-    finally:
-        hog.kill()
-        hog.wait()
+        share = (sum(hog.cpu_times()[:2]) - before) / (m.wall_ms / 1e3)
     assert m.wall_ms > 300
     busy = [w for w in m.warnings if "other processes used more than 10% of a CPU" in w]
     assert busy, m.warnings
