@@ -15,7 +15,9 @@ from pathlib import Path
 
 from device_agent import __version__
 from device_agent.backends import TOOL_BACKENDS
+from protos import names
 from protos.auth import ClientTls, TlsFiles, check_plaintext, host_of, read_token
+from protos.listen import port_arg
 
 _SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?i?B?)?\s*", re.IGNORECASE)
 _UNITS = {"": 1, "B": 1, "K": 1e3, "KB": 1e3, "KIB": 1024, "M": 1e6, "MB": 1e6, "MIB": 1 << 20,
@@ -57,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "out to the controller (for agents behind NAT or firewalls), or both.")
     serve.add_argument("--host", default="127.0.0.1",
                        help="address to listen on (0.0.0.0 for all; default %(default)s)")
-    serve.add_argument("--port", type=int, default=None,
+    serve.add_argument("--port", type=port_arg, default=None,
                        help="TCP port, 0 picks a free one (default 50151; with --controller: no listening port "
                             "unless given)")
     serve.add_argument("--backend", action="append", dest="backends", metavar="NAME",
@@ -121,7 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
                             "unavailable")
     power.add_argument("--idle-baseline-seconds", type=float, default=0.0, metavar="S",
                        help="measure idle power for S seconds at start and report power and energy net of it")
-    serve.add_argument("--name", default=None, help="agent name reported to the controller (default: hostname)")
+    serve.add_argument("--name", default=None, type=names.arg_type(names.agent_name),
+                       help="agent name reported to the controller (default: hostname)")
     serve.add_argument("--cache-dir", type=Path, default=None,
                        help="model cache folder (default: $XDG_CACHE_HOME/hwnas-agent/models)")
     serve.add_argument("--cache-size", type=parse_size, default=parse_size("2GiB"),
@@ -133,6 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     dial.add_argument("--controller", metavar="HOST:PORT", default=os.environ.get("HWNAS_CONTROLLER"),
                       help="controller to register with (hwnas latbench build --listen ...)")
     dial.add_argument("--device-key", metavar="KEY", default=os.environ.get("HWNAS_DEVICE_KEY"),
+                      type=names.arg_type(names.device_key),
                       help="the queue this agent serves, e.g. rpi4-cpu-ort (required with --controller)")
     dial.add_argument("--controller-ca", type=Path, default=env_path("HWNAS_CONTROLLER_CA"),
                       help="CA that signed the controller's certificate; --tls-cert/--tls-key, if given, are "

@@ -7,6 +7,7 @@ measurements from two runtimes. Every hwnas server turns it off and refuses a po
 
 from __future__ import annotations
 
+import argparse
 from concurrent import futures
 
 import grpc
@@ -35,8 +36,34 @@ def new_server(max_workers: int, thread_name_prefix: str, token: str | None,
     )
 
 
+MAX_PORT = 65535
+
+
+def port_number(text: str) -> int:
+    """A TCP port as a flag gives it: 0 (pick a free one) to 65535; gRPC would take 70000 as 70000 - 65536."""
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= MAX_PORT:
+        raise ValueError(f"a port must be a whole number within 0..{MAX_PORT} (0 picks a free one), got {text!r}")
+    return port
+
+
+def port_arg(text: str) -> int:
+    """``port_number`` as an argparse ``type``: one usage line naming the flag."""
+    try:
+        return port_number(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def listen(server: grpc.Server, address: str, tls: TlsFiles | None) -> int:
     """Bind ``address`` ('HOST:PORT', port 0 picks a free one) and return the port; PortInUse names it."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not host:
+        raise ValueError(f"a listening address must look like HOST:PORT (e.g. 0.0.0.0:50051), got {address!r}")
+    port_number(port)
     try:
         port = server.add_secure_port(address, tls.server_credentials()) if tls else server.add_insecure_port(address)
     except RuntimeError:  # grpcio >= 1.5x raises where older releases returned 0

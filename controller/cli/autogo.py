@@ -223,7 +223,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--zoo", choices=sorted(ZOO), help="a network of the built-in zoo")
     r.add_argument("--space", default=None, help="with --arch: the space of the architecture")
     r.add_argument("--arch", help="an architecture of --space (string form, encoding or NB-201 index)")
-    r.add_argument("--device", metavar="KEY", help="device key whose agents measure (for measured metrics)")
+    r.add_argument("--device", metavar="KEY", type=common.DEVICE_KEY,
+                   help="device key whose agents measure (for measured metrics)")
     r.add_argument("--metric", default="latency", help="latency, power, energy (measured) or flops, params")
     r.add_argument("--iterations", type=int, default=5)
     r.add_argument("--parents", type=int, default=10, help="parents per iteration (default %(default)s)")

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
+
+from protos import names
 
 
 def db_target(text: str) -> str | Path:
@@ -17,14 +20,36 @@ def dataset_exists(db: str | Path) -> bool:
     return not isinstance(db, Path) or db.exists()
 
 
+DEVICE_KEY = names.arg_type(names.device_key)
+DEVICE_KEYS = names.arg_type(names.device_keys)
+CAMPAIGN = names.arg_type(names.campaign_name)
+
+
+def whole(minimum: int):
+    """An argparse ``type``: a whole number >= ``minimum``, or one usage line naming the flag."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = minimum - 1
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be a whole number >= {minimum}, got {text!r}")
+        return value
+
+    parse.__name__ = f"whole number >= {minimum}"
+    return parse
+
+
 def param(text: str) -> tuple[str, float]:
     key, sep, value = text.partition("=")
     try:
-        if not (key and sep):
+        if not (key and sep) or not math.isfinite(float(value)):
             raise ValueError
         return key, float(value)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"protocol parameter must look like runs=20: {text!r}") from None
+        raise argparse.ArgumentTypeError(f"protocol parameter must look like runs=20 (a finite number): "
+                                         f"{text!r}") from None
 
 
 def connector(args: argparse.Namespace):

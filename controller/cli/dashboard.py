@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from controller.cli import common
+from protos.listen import port_arg
 
 
 def shown_store(target: str | Path) -> str:
@@ -60,7 +61,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     d.add_argument("--db", type=common.db_target, default=Path("hwnas.db"),
                    help="store (SQLite file or SQLAlchemy URL; default %(default)s)")
     d.add_argument("--host", default="127.0.0.1", help="address to serve on (default %(default)s)")
-    d.add_argument("--port", type=int, default=8080, help="TCP port (default %(default)s)")
+    d.add_argument("--port", type=port_arg, default=8080, help="TCP port (default %(default)s)")
     d.add_argument("--runs", type=Path, action="append", default=[], metavar="DIR",
                    help="a run folder (hwnas search --out or hwnas autogo run --out), or a folder of them, for "
                         "the Searches page; repeat for several")

@@ -24,7 +24,7 @@ def add_fleet_options(parser: argparse.ArgumentParser) -> None:
                    help="also serve agents that dial in (hwnas-agent serve --controller HOST:PORT --device-key KEY)")
     f.add_argument("--require-client-cert", action="store_true",
                    help="with --listen: agents must present a certificate signed by --tls-ca (mutual TLS)")
-    f.add_argument("--isolated", action="append", metavar="KEY[,KEY...]",
+    f.add_argument("--isolated", action="append", metavar="KEY[,KEY...]", type=common.DEVICE_KEYS,
                    help="device keys whose agents do not disturb others on their host (e.g. each on its own GPU); "
                         "by default agents on one host measure one at a time")
     f.add_argument("--lease-seconds", type=float, default=120.0,
@@ -65,7 +65,7 @@ def fleet_config(args: argparse.Namespace, devices: Sequence[str], note: Callabl
     from protos.auth import read_token
 
     endpoints = endpoints_from_args(args, devices)
-    isolated = [k for value in args.isolated or [] for k in value.split(",") if k]
+    isolated = [k for keys in args.isolated or [] for k in keys]
     unknown = sorted(set(isolated) - set(devices))
     if unknown:
         raise ValueError(f"--isolated names {unknown}, which are not device keys of this command ({list(devices)})")

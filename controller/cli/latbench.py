@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from controller.cli import common
 from controller.cli.common import (
     add_space_options,
     dataset_exists,
@@ -22,14 +23,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         dest="latbench_command", required=True, metavar="SUBCOMMAND")
     lb = latbench.add_parser("build", help="measure a space's architectures on device keys (resumable)")
     lb.add_argument("--space", required=True)
-    lb.add_argument("--devices", required=True, metavar="KEY[,KEY...]")
+    lb.add_argument("--devices", required=True, metavar="KEY[,KEY...]", type=common.DEVICE_KEYS)
     which = lb.add_mutually_exclusive_group(required=True)
     which.add_argument("--all", action="store_true", help="every architecture (NB-201: the 15,284 connected)")
     which.add_argument("--sample", type=int, metavar="N", help="N random architectures")
     lb.add_argument("--seed", type=int, default=0)
     lb.add_argument("--protocol", default="latbench", choices=["latbench", "adaptive", "fixed"])
     lb.add_argument("--param", type=param, action="append", metavar="KEY=VALUE", help="protocol parameter")
-    lb.add_argument("--batch-size", type=int, default=1)
+    lb.add_argument("--batch-size", type=common.whole(1), default=1)
     lb.add_argument("--backend", action="append", metavar="[KEY=]NAME",
                     help="agent runtime: onnxruntime (default), litert, torch, simulator, replay; KEY=NAME for one "
                          "device key; repeatable")
@@ -39,7 +40,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     lb.add_argument("--db", type=db_target, required=True, metavar="PATH", help="SQLite file (or a SQLAlchemy URL)")
     lb.add_argument("--priority", type=int, default=0,
                     help="higher runs first within each device key's queue (default %(default)s)")
-    lb.add_argument("--campaign", default=None, help="campaign name (default: SPACE-PROTOCOL)")
+    lb.add_argument("--campaign", default=None, type=common.CAMPAIGN, help="campaign name (default: SPACE-PROTOCOL)")
     lb.add_argument("--remeasure-warned", action="store_true",
                     help="measure again the jobs whose record carries agent warnings (other processes busy, "
                          "throttling); the new record replaces the warned one")
@@ -52,13 +53,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     lb.set_defaults(func=cmd_latbench_build)
     ls = latbench.add_parser("status", help="jobs per device key and state")
     ls.add_argument("--db", type=db_target, required=True)
-    ls.add_argument("--campaign", default=None)
+    ls.add_argument("--campaign", default=None, type=common.CAMPAIGN)
     ls.set_defaults(func=cmd_latbench_status)
     le = latbench.add_parser("export", help="one row per architecture x device key (see docs/dataset.md)")
     le.add_argument("--db", type=db_target, required=True)
     le.add_argument("--format", choices=["csv", "parquet"], default="parquet")
     le.add_argument("--out", type=Path, required=True)
-    le.add_argument("--device", default=None, help="only this device key")
+    le.add_argument("--device", default=None, type=common.DEVICE_KEY, help="only this device key")
     le.add_argument("--exclude-warned", action="store_true",
                     help="leave out records the agent attached warnings to (column warnings_json)")
     le.set_defaults(func=cmd_latbench_export)
@@ -66,7 +67,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     li.add_argument("file", type=Path, metavar="FILE")
     li.add_argument("--db", type=db_target, required=True)
     li.add_argument("--format", required=True, choices=["nb201-table", "eagle-pickle", "hwnas"])
-    li.add_argument("--device", help="device key the table's latencies belong to (nb201-table, eagle-pickle)")
+    li.add_argument("--device", type=common.DEVICE_KEY,
+                    help="device key the table's latencies belong to (nb201-table, eagle-pickle)")
     li.add_argument("--column", help="latency column of an nb201-table, e.g. lat_ms_pixel3")
     li.add_argument("--source", help="name recorded as protocol 'imported:<source>' (default: the file name)")
     li.add_argument("--classes", type=int, default=10, help="NB-201 classifier outputs the table was timed with")
@@ -86,7 +88,7 @@ def cmd_latbench_build(args: argparse.Namespace) -> int:
 
     try:
         space = get_space(args.space, **space_options(args))
-        devices = [d for d in args.devices.split(",") if d]
+        devices = args.devices
         config = fleet_config(args, devices, note=tqdm.write)
         if args.all:
             archs = [x for x in space.enumerate() if space.has_network(x)]

@@ -22,7 +22,7 @@ def add_layers_parser(predictor: argparse._SubParsersAction) -> None:
                     "agents; the results go to the store, space 'layers'. Layers measured before are not measured "
                     "again.")
     p.add_argument("--db", type=common.db_target, required=True)
-    p.add_argument("--device", required=True, metavar="KEY")
+    p.add_argument("--device", required=True, metavar="KEY", type=common.DEVICE_KEY)
     p.add_argument("--space", default=None,
                    help="take the layers of every architecture of this space instead of the device's measured ones")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

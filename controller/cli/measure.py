@@ -15,6 +15,7 @@ from typing import Any
 
 from controller.cli import common
 from controller.cli.fleet_flags import add_fleet_options, check_agents, fleet_config
+from protos import names
 
 
 def add_measurement_options(parser: argparse.ArgumentParser) -> None:
@@ -26,7 +27,7 @@ def add_measurement_options(parser: argparse.ArgumentParser) -> None:
                         "the backend runs first)")
     m.add_argument("--protocol", default="latbench", choices=["latbench", "adaptive", "fixed"])
     m.add_argument("--param", type=common.param, action="append", metavar="KEY=VALUE", help="protocol parameter")
-    m.add_argument("--batch-size", type=int, default=1)
+    m.add_argument("--batch-size", type=common.whole(1), default=1)
     m.add_argument("--priority", type=int, default=100, help="queue priority of the search's jobs (default "
                                                              "%(default)s: ahead of LatBench builds)")
     add_fleet_options(parser)
@@ -46,7 +47,8 @@ class Measurement:
         from controller.fleet import campaign
         from controller.graph.model_formats import check_exportable
 
-        plan = campaign.CampaignPlan(campaign=campaign_name, device_keys=[device], backend=args.backend,
+        plan = campaign.CampaignPlan(campaign=names.label_from(campaign_name), device_keys=[device],
+                                     backend=args.backend,
                                      model_format=args.model_format or "", protocol=args.protocol,
                                      protocol_params=dict(args.param or []), batch_size=args.batch_size,
                                      priority=args.priority)

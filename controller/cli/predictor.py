@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from controller.cli import common
 from controller.cli.common import (
     dataset_exists,
     db_target,
@@ -30,7 +31,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                     help="CSV (or .csv.gz) of the space's architectures and the target column (NB-201: arch_str or "
                          "nb201_index), or this project's export (hwnas latbench export: CSV or Parquet, column "
                          "arch; --target latency_ms) (default: the space's packaged table)")
-    pb.add_argument("--device", default=None, metavar="KEY",
+    pb.add_argument("--device", default=None, metavar="KEY", type=common.DEVICE_KEY,
                     help="with an export holding several device keys: the one to read")
     pb.add_argument("--target", required=True, metavar="COLUMN",
                     help="e.g. lat_ms_latbench_desktop_cpu_i7_7820x (nb201), mean_acc (nas-bench-macro), "
@@ -81,12 +82,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     px.set_defaults(func=cmd_predictor_transfer)
     pt = predictor.add_parser("train", help="train a device's predictor on what its agents measured")
     pt.add_argument("--db", type=db_target, required=True)
-    pt.add_argument("--device", required=True, metavar="KEY")
+    pt.add_argument("--device", required=True, metavar="KEY", type=common.DEVICE_KEY)
     pt.add_argument("--kind", default="gcn", help="predictor kind (default %(default)s)")
     pt.add_argument("--seed", type=int, default=0)
     add_torch_device(pt)
     add_settings(pt)
-    pt.add_argument("--sources", default="", metavar="KEY[,KEY...]",
+    pt.add_argument("--sources", default=[], metavar="KEY[,KEY...]", type=common.DEVICE_KEYS,
                     help="with --kind sources: other device keys of the dataset to transfer from (few-shot)")
     pt.add_argument("--quiet", action="store_true", help="no progress bar for the epochs of a GCN/GNN fit")
     pt.set_defaults(func=cmd_predictor_train)
@@ -330,7 +331,7 @@ def cmd_predictor_train(args: argparse.Namespace) -> int:
                 with epochs_reported_to(trained):
                     folder, metrics = train_from_store(store, args.db, args.device, args.kind, seed=args.seed,
                                                        config=config,
-                                                       sources=[k for k in args.sources.split(",") if k])
+                                                       sources=args.sources)
     except ValueError as exc:
         return fail("predictor train", exc)
     from controller.learning.jobs import held_out_summary

@@ -13,6 +13,7 @@ from controller.cli.common import (
     connector,
     fail,
     param,
+    whole,
 )
 
 
@@ -30,7 +31,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--protocol", default="latbench", help="latbench | fixed | adaptive (default %(default)s)")
     p.add_argument("--param", type=param, action="append", metavar="KEY=VALUE",
                    help="protocol parameter override, e.g. --param runs=20; repeatable")
-    p.add_argument("--batch-size", type=int, default=0, help="batch for a dynamic batch dimension")
+    p.add_argument("--batch-size", type=whole(0), default=0,
+                   help="batch for a dynamic batch dimension (default: the model's own, else 1)")
     p.add_argument("--input-shape", type=_input_shape, action="append", metavar="[NAME=]D0,D1,...",
                    help="explicit input shape; repeat per input")
     p.add_argument("--threads", type=int, default=0, help="intra-op threads (0: runtime default)")

@@ -174,7 +174,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                     "through the device's agents. Re-running a stopped search replays its measurements from "
                     "the store. `hwnas search report RUN_DIR...` plots hypervolume over several runs.")
     s.add_argument("--space", default="nb201", help="search space (default %(default)s)")
-    s.add_argument("--device", metavar="KEY", help="device key whose agents measure (required)")
+    s.add_argument("--device", metavar="KEY", type=common.DEVICE_KEY, help="device key whose agents measure (required)")
     s.add_argument("--objectives", default="latency,accuracy",
                    help="two or more of latency, energy, power, flops, params, accuracy (default %(default)s)")
     s.add_argument("--algo", default="linas", choices=sorted(ALGORITHMS))

@@ -9,6 +9,7 @@ from pathlib import Path
 import tomllib
 
 from controller.fleet.client import AgentCallError, AgentClient
+from protos import names
 
 Connect = Callable[[str], AgentClient]  # address -> client, with whatever TLS and token the lab uses
 
@@ -24,7 +25,7 @@ def parse_agent(text: str) -> AgentEndpoint:
     key, sep, address = text.partition("=")
     if not sep or not key or ":" not in address:
         raise ValueError(f"agent must look like KEY=HOST:PORT (e.g. rpi4-cpu-ort=10.0.0.7:50151), got {text!r}")
-    return AgentEndpoint(key, address)
+    return AgentEndpoint(names.device_key(key), address)
 
 
 def load_agents(path: Path) -> list[AgentEndpoint]:
@@ -37,7 +38,11 @@ def load_agents(path: Path) -> list[AgentEndpoint]:
     for k, entry in enumerate(data.get("agents", [])):
         if not isinstance(entry, dict) or not {"key", "address"} <= set(entry):
             raise ValueError(f"{path}: agents[{k}] needs 'key' and 'address'")
-        endpoints.append(AgentEndpoint(str(entry["key"]), str(entry["address"])))
+        try:
+            key = names.device_key(entry["key"])
+        except names.InvalidName as exc:
+            raise ValueError(f"{path}: agents[{k}].key: {exc}") from None
+        endpoints.append(AgentEndpoint(key, str(entry["address"])))
     if not endpoints:
         raise ValueError(f"{path} lists no [[agents]]")
     return endpoints

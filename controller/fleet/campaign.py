@@ -18,6 +18,7 @@ from controller.fleet.client import ProfileSpec
 from controller.graph.model_formats import format_for
 from controller.spaces import Candidate, SearchSpace
 from controller.store import ArchRecord, Job, JobSpec, MeasurementRecord, Store
+from protos import names
 
 TOOL_MEAN = "/tool-mean"  # the protocol suffix of a vendor tool's record that carries the tool's own statistics
 
@@ -35,6 +36,20 @@ class CampaignPlan:
     priority: int = 0  # higher first, within each device key's queue
 
     def __post_init__(self) -> None:
+        """Names are checked (``protos.names``) and counts bounded before any job exists."""
+        for setting, check, values in (("campaign", names.campaign_name, [self.campaign]),
+                                       ("device_keys", names.device_key, self.device_keys)):
+            try:
+                for value in values:
+                    check(value)
+            except names.InvalidName as exc:
+                raise SettingError(setting, f": {exc}") from None
+        if not self.device_keys:
+            raise SettingError("device_keys", "must name at least one device key")
+        for name in ("batch_size", "max_attempts"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise SettingError(name, f"must be a whole number >= 1, got {value!r}")
         object.__setattr__(self, "model_format", format_for(self.backend, self.model_format or None))
 
 

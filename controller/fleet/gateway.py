@@ -26,8 +26,9 @@ from controller.fleet.client import CHUNK_BYTES, message_dict
 from controller.fleet.models import ModelKey, ModelSource
 from controller.fleet.scheduler import Scheduler
 from controller.fleet.worker import AGENT_DOWN, BUSY, PERMANENT
-from controller.store import Job, RegisteredAgent, Store, StoreUnavailable
+from controller.store import InvalidRecord, Job, RegisteredAgent, Store, StoreUnavailable
 from controller.store.records import heartbeat_interval_s
+from protos import names
 from protos.auth import TlsFiles
 from protos.hwnas.v1 import agent_pb2, controller_pb2, controller_pb2_grpc
 from protos.listen import listen, new_server
@@ -36,7 +37,6 @@ log = logging.getLogger("hwnas.gateway")
 
 SERVICE_NAME = controller_pb2.DESCRIPTOR.services_by_name["Controller"].full_name
 _AGENT_ID = re.compile(r"[A-Za-z0-9_.:-]{8,64}")
-_DEVICE_KEY = re.compile(r"[A-Za-z0-9_.-]{1,200}")
 POLL_S = 0.2  # how often a long-polling LeaseJob looks at the queue
 # The agent was stopping or its measurement was cut off: the job is fine, give it back without an attempt.
 GIVE_BACK = {code.name for code in AGENT_DOWN | BUSY} | {"CANCELLED", "DEADLINE_EXCEEDED"}
@@ -66,11 +66,13 @@ class ControllerServicer(controller_pb2_grpc.ControllerServicer):
         if not _AGENT_ID.fullmatch(request.agent_id):
             context.abort(grpc.StatusCode.INVALID_ARGUMENT,
                           "agent_id must be 8-64 characters of letters, digits and _.:-")
-        if not _DEVICE_KEY.fullmatch(request.device_key):
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                          f"device_key must be 1-200 characters of letters, digits and _.- (e.g. rpi4-cpu-ort), "
-                          f"got {request.device_key!r}")
         info = request.device_info
+        for field, check, value in (("device_key", names.device_key, request.device_key),
+                                    ("device_info.agent_name", names.agent_name, info.agent_name or info.hostname)):
+            try:
+                check(value)
+            except names.InvalidName as exc:
+                context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"{field}: {exc}")
         now = time.time()
         self.store.register_agent(RegisteredAgent(
             agent_id=request.agent_id, device_key=request.device_key, name=info.agent_name or info.hostname,
@@ -152,7 +154,15 @@ class ControllerServicer(controller_pb2_grpc.ControllerServicer):
                 context.abort(grpc.StatusCode.INVALID_ARGUMENT,
                               f"result is for model {request.result.model_sha256[:12]}, job {job.id} measures "
                               f"{expected[:12]}")
-            recorded = self.store.complete(to_record(job, message_dict(request.result)))
+            try:
+                record = to_record(job, message_dict(request.result))
+            except InvalidRecord as exc:  # the attempt failed; the job is measured again, nothing is stored
+                state = self.store.fail(owned, f"invalid result from {agent.name} ({agent.agent_id[:8]}): {exc}",
+                                        permanent=False)
+                log.warning("job %s: invalid result (%s) -> %s", job.arch_id[:12], exc, state)
+                self.on_settled()
+                context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"invalid result: {exc}; job {job.id} is {state}")
+            recorded = self.store.complete(record)
             if recorded:
                 self.on_done(job.device_key, job.arch_id)
             self.on_settled()

@@ -17,7 +17,7 @@ from controller.fleet.client import AgentCallError, AgentClient, ProfileRecord
 from controller.fleet.models import ModelKey, ModelSource
 from controller.fleet.scheduler import DeviceScheduler, Scheduler
 from controller.graph.model_formats import model_format
-from controller.store import Job, Store, StoreUnavailable
+from controller.store import InvalidRecord, Job, Store, StoreUnavailable
 
 log = logging.getLogger("hwnas.worker")
 
@@ -166,7 +166,13 @@ class AgentWorker:
             log.exception("job %s failed in the controller", job.job_key)
             self.store.fail(job, f"{type(exc).__name__}: {exc}", permanent=True)
             return True, None
-        next_job = self.schedule.complete_and_lease(to_record(job, profile.result), self.owner, self.lease_s,
+        try:
+            record = to_record(job, profile.result)
+        except InvalidRecord as exc:  # the agent's figures cannot be true: that attempt failed, nothing is stored
+            state = self.store.fail(job, f"invalid result from {self.endpoint.address}: {exc}", permanent=False)
+            log.warning("%s on %s: invalid result (%s) -> %s", job.arch_id[:12], self.endpoint.address, exc, state)
+            return True, None
+        next_job = self.schedule.complete_and_lease(record, self.owner, self.lease_s,
                                                     follow=not self.stop.is_set())
         self.on_done(job.device_key, job.arch_id)
         return True, next_job

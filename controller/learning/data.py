@@ -13,6 +13,7 @@ import csv
 import dataclasses
 import functools
 import gzip
+import re
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -211,6 +212,15 @@ def _arch_columns(space: SearchSpace, columns: Sequence[str]) -> tuple[str, ...]
     return None
 
 
+_COST = re.compile(r"(^|_)(lat|latency|energy|power)(_|$)|_(ms|us|s|mj|j|w)$")
+
+
+def is_measured_cost(column: str) -> bool:
+    """A column of latencies, energies or powers (``lat_ms_pixel3``, ``energy_per_inference_mj``): a figure a
+    meter gives, so it is > 0; accuracies and zero-cost scores may be anything finite."""
+    return bool(_COST.search(column.lower()))
+
+
 def read_space_table(path: Path, target: str, space: SearchSpace, device_key: str | None = None,
                      one_per_network: bool = False) -> Table:
     """A table of ``space``'s architectures with the ``target`` column: a packaged or public table (its
@@ -264,6 +274,9 @@ def read_space_table(path: Path, target: str, space: SearchSpace, device_key: st
         if not np.isfinite(value):
             missing += 1
             continue
+        if value <= 0 and is_measured_cost(target):
+            raise ValueError(f"{path}, line {number}: {target} {value:g} cannot be measured (a latency, energy or "
+                             "power is > 0); fix or remove that row")
         size = None
         if sizes is not None:
             try:

@@ -22,6 +22,7 @@ from controller.spaces import get_space
 from predictors import Predictor, Samples, get_predictor, load, predictor_class
 from predictors.evaluate import Result, summarise
 from predictors.metrics import BOUNDS
+from protos import names
 
 MIN_HELD_OUT = 20  # fewer held-out measurements give figures that mean nothing (Spearman 1.000 from 2 points)
 
@@ -31,6 +32,7 @@ DEFAULT_KINDS = ("ridge", "svr", "stacked", "flops", "gcn")
 def artifact_dir(db: str | Path, device_key: str, kind: str) -> Path:
     """Beside a SQLite dataset; for a server's (a URL), a local folder named after its database and host,
     never after its credentials."""
+    names.device_key(device_key)  # the one place a key becomes a folder: it must not climb out of it
     text = str(db)
     if "://" not in text:
         return Path(f"{text}.predictors") / device_key / kind

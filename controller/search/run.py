@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from controller.reporting.spreadsheet import spreadsheet_safe
 from controller.search.brpnas import BrpNas
 from controller.search.evaluator import Evaluation, Evaluator
 from controller.search.hypervolume import HvSpace, pareto_mask
@@ -85,7 +86,8 @@ class SearchRun:
         self.hv.add(batch)
         for e, hv in zip(batch, self.hv.values[-len(batch):], strict=True):
             self._writer.writerow([e.index, e.iteration, e.arch, " ".join(map(str, e.encoding)), e.arch_id,
-                                   *[e.values.get(n, "") for n in self.evaluator.names], f"{hv:.6f}", e.error])
+                                   *[e.values.get(n, "") for n in self.evaluator.names], f"{hv:.6f}",
+                                   spreadsheet_safe(e.error)])
             self.progress(e, hv)
         self._csv.flush()
 

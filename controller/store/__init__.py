@@ -2,6 +2,7 @@
 
 from controller.store.records import (
     ArchRecord,
+    InvalidRecord,
     Job,
     JobSpec,
     MeasurementRecord,
@@ -10,5 +11,6 @@ from controller.store.records import (
 )
 from controller.store.store import SchemaError, Store, StoreOpenError, StoreUnavailable, database_url
 
-__all__ = ["ArchRecord", "Job", "JobSpec", "MeasurementRecord", "RegisteredAgent", "SchemaError", "Store",
+__all__ = ["ArchRecord", "InvalidRecord", "Job", "JobSpec", "MeasurementRecord", "RegisteredAgent", "SchemaError",
+           "Store",
            "StoreOpenError", "StoreUnavailable", "database_url", "make_job_key"]

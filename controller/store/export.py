@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from controller.reporting.spreadsheet import spreadsheet_safe
 from controller.store import schema
 from controller.store.records import RECORD_COLUMNS
 from controller.store.store import Store
@@ -16,8 +17,6 @@ ARCH_COLUMNS = ("arch_id", "space", "arch", "encoding", "macs", "params")  # the
 # The architecture, then the record's columns (RECORD_COLUMNS), its job_key last as the row's identity.
 COLUMNS = (*ARCH_COLUMNS, *(c.name for c in RECORD_COLUMNS if c.name not in ("job_key", "arch_id")), "job_key")
 FORMATS = ("csv", "parquet")
-
-
 def rows(store: Store, device_key: str | None = None, exclude_warned: bool = False) -> Iterator[dict[str, Any]]:
     for row in store.measurements(device_key, exclude_warned):
         yield {column: row[column] for column in COLUMNS}
@@ -33,7 +32,7 @@ def export(store: Store, path: Path, fmt: str, device_key: str | None = None, ex
         with path.open("w", newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=COLUMNS)
             writer.writeheader()
-            writer.writerows(data)
+            writer.writerows({k: spreadsheet_safe(v) for k, v in row.items()} for row in data)
         return len(data)
     import pyarrow as pa
     import pyarrow.parquet as pq

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from controller.reporting.spreadsheet import from_spreadsheet_safe
 from controller.spaces import get_space
 from controller.spaces.nb201 import NasBench201
 from controller.store.records import RECORD_COLUMNS, ArchRecord, MeasurementRecord, make_job_key
@@ -168,7 +169,8 @@ def import_hwnas_export(store: Store, path: Path) -> ImportReport:
 
         rows = pq.read_table(path).to_pylist()
     else:
-        rows = list(csv.DictReader(io.StringIO(path.read_text())))
+        rows = [{k: from_spreadsheet_safe(v) for k, v in row.items()}
+                for row in csv.DictReader(io.StringIO(path.read_text()))]
     missing = [c for c in EXPORT_REQUIRED if rows and c not in rows[0]]
     if missing:
         raise ValueError(f"{path} is not an hwnas export: it lacks the column(s) {missing} (see docs/dataset.md)")

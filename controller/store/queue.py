@@ -142,6 +142,9 @@ class JobQueue(Database):
         except IntegrityError:
             added = False
             with self._tx() as conn:  # a duplicate delivery: make sure the job reads done
+                m = schema.measurements
+                if conn.execute(select(m.c.id).where(m.c.job_key == record.job_key)).first() is None:
+                    raise  # not a duplicate: the row was refused, and the job must not read done without it
                 conn.execute(_DONE, done)
                 following = conn.execute(_LEASES[order], lease).mappings().first() if device_key is not None else None
         return added, _job(following) if following is not None else None

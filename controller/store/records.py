@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
+
+from protos import names
 
 
 def params_json(params: Mapping[str, float]) -> str:
@@ -149,6 +152,31 @@ NOT_STORED = {
     "PowerReport.energy_j": "the window's total; energy_per_inference_mj is what compares across records",
 }
 _POWER_FIELD = {column: name for name, column in POWER_COLUMNS.items()}
+_POWER_FIGURES = ("mean_power_w", "energy_per_inference_mj", "sampling_period_s", "idle_power_w")
+
+
+class InvalidRecord(ValueError):
+    """A measurement that cannot be true (a negative, infinite or NaN figure, a name that is not a name).
+
+    Raised when the record is made, so nothing that enters the store (from an agent, an import or a
+    table) can hold it: a job whose agent reported it fails that attempt with this message instead.
+    """
+
+
+def _figure(name: str, value: Any, positive: bool = False, optional: bool = False) -> None:
+    """``value`` is a finite number, >= 0 (> 0 where ``positive``), or None where ``optional``."""
+    if value is None and optional:
+        return
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or value < 0 or (positive and value == 0):
+        bound = "> 0" if positive else ">= 0"
+        raise InvalidRecord(f"{name} must be a finite number {bound}, got {value!r}")
+
+
+def _finite_values(name: str, values: Mapping[str, Any]) -> None:
+    for key, value in values.items():
+        if not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise InvalidRecord(f"{name}[{key!r}] must be a finite number, got {value!r}")
 
 
 def _to_json(value: Any) -> str:
@@ -195,6 +223,33 @@ class MeasurementRecord:
     memory_source: str | None = None
     op_profile: tuple[Mapping[str, Any], ...] = ()  # {name, op_type, time_ms} per op, when asked for
     recorded_at_unix_s: float | None = None  # set by the store when the record is written
+
+    def __post_init__(self) -> None:
+        """Refuse what cannot be a measurement, naming the field (``InvalidRecord``)."""
+        try:
+            names.device_key(self.device_key)
+            names.agent_name(self.agent_name)
+        except names.InvalidName as exc:
+            raise InvalidRecord(str(exc)) from None
+        _figure("latency_ms", self.latency_ms, positive=True)
+        for stat, value in self.stats.items():
+            _figure(f"stats.{stat}", value)
+        for name in ("queue_wait_ms", "started_unix_ns", "finished_unix_ns"):
+            _figure(name, getattr(self, name))
+        if self.finished_unix_ns < self.started_unix_ns:
+            raise InvalidRecord(f"finished_unix_ns ({self.finished_unix_ns}) is before started_unix_ns "
+                                f"({self.started_unix_ns})")
+        if not isinstance(self.batch_size, int) or self.batch_size < 1:
+            raise InvalidRecord(f"batch_size must be a whole number >= 1, got {self.batch_size!r}")
+        for name in ("load_ms", "first_inference_ms", "peak_memory_bytes"):
+            _figure(name, getattr(self, name), optional=True)
+        if self.power.get("available"):
+            for name in _POWER_FIGURES:
+                _figure(f"power.{name}", self.power.get(name), optional=True)
+        _finite_values("protocol_params", self.protocol_params)
+        _finite_values("protocol_details", self.protocol_details)
+        for k, op in enumerate(self.op_profile):
+            _figure(f"op_profile[{k}].time_ms", op.get("time_ms"))
 
     def to_row(self, now: float) -> dict[str, Any]:
         """The ``measurements`` row (without its id), in ``RECORD_COLUMNS`` order; power figures only where

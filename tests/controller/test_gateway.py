@@ -424,3 +424,29 @@ def test_stopping_an_idle_dial_out_agent_ends_its_long_poll_at_once(tmp_path: Pa
         assert not thread.is_alive(), "the link waited for its long poll to run out"
     finally:
         gateway.stop(grace_s=0)
+
+
+@pytest.mark.parametrize("latency_ms", [-5.0, float("inf"), float("nan")])
+def test_a_reported_figure_that_cannot_be_true_is_refused_and_its_job_measured_again(store: Store,
+                                                                                     latency_ms: float) -> None:
+    """ReportJob with latency -5 or inf was stored and exported; NaN marked the job done with no record."""
+    campaign.enqueue(store, NB201, distinct_archs(1, seed=8), plan(["k"]))
+    gateway = start_gateway(store)
+    channel, call = stub_for(gateway)
+    try:
+        register(call)
+        lease = call("LeaseJob", controller_pb2.LeaseJobRequest(agent_id=AGENT_ID))
+        bad = agent_pb2.ProfileResult(model_sha256=lease.request.model_sha256, latency_ms=latency_ms,
+                                      batch_size=1, agent_name="probe")
+        code, msg = status_of(lambda: call("ReportJob", controller_pb2.ReportJobRequest(
+            agent_id=AGENT_ID, job_id=lease.job_id, result=bad)))
+        assert code == grpc.StatusCode.INVALID_ARGUMENT and "latency_ms" in msg, msg
+        job = store.job(lease.job_id)
+        assert (job.state, job.attempts) == ("queued", 1)  # the attempt counts; the job is measured again
+        assert "invalid result from probe" in store.job_states([job.job_key])[job.job_key][1]
+        assert list(store.measurements()) == []
+        again = call("LeaseJob", controller_pb2.LeaseJobRequest(agent_id=AGENT_ID))
+        assert again.job_id == lease.job_id
+    finally:
+        channel.close()
+        gateway.stop()

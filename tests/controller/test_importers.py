@@ -153,3 +153,22 @@ def test_an_export_of_a_space_at_another_resolution_imports_back(tmp_path: Path)
         assert report.added == 1
         [record] = other.measurements()
         assert record["arch_id"] == space.to_graph(x).arch_id and record["input_shape_json"] == "[1, 3, 16, 16]"
+
+
+@pytest.mark.parametrize("latency", ["nan", "-1", "inf"])
+def test_an_export_row_with_an_impossible_latency_is_refused_in_one_line(tmp_path: Path, capsys,
+                                                                          latency: str) -> None:
+    """`latbench import` took -1 and inf, and nan with a 48-line traceback."""
+    with Store(tmp_path / "a.db") as store:
+        import_nb201_table(store, write_table(tmp_path / "t.csv.gz", nb201_table()[:3]), "lat_ms_gold_6226", "gold")
+        export(store, tmp_path / "a.csv", "csv")
+    frame = pd.read_csv(tmp_path / "a.csv")
+    frame["latency_ms"] = frame["latency_ms"].astype(object)
+    frame.loc[1, "latency_ms"] = latency
+    frame.to_csv(tmp_path / "bad.csv", index=False)
+    db = str(tmp_path / "b.db")
+    assert main(["latbench", "import", str(tmp_path / "bad.csv"), "--db", db, "--format", "hwnas"]) == 2
+    err = capsys.readouterr().err
+    assert "row 3" in err and "latency_ms must be a finite number > 0" in err and len(err.splitlines()) == 1, err
+    with Store(db) as store:
+        assert list(store.measurements()) == []

@@ -236,3 +236,16 @@ def test_bench_reads_this_projects_own_export(tmp_path: Path, capsys, fmt: str) 
     assert main([*bench, "--device", "i7-ort"]) == 0
     out = capsys.readouterr().out
     assert "150 train / 30 validation" in out and "ridge" in out
+
+
+def test_bench_refuses_a_table_with_a_negative_latency_naming_its_line(tmp_path: Path, capsys) -> None:
+    """`predictor bench --data` took negative latencies and fitted predictors to them."""
+    data = small_table(tmp_path, 60)
+    lines = data.read_text().splitlines()
+    arch, _ = lines[5].rsplit(",", 1)
+    lines[5] = f"{arch},-3.5"
+    data.write_text("\n".join(lines) + "\n")
+    assert main(["predictor", "bench", "--data", str(data), "--target", "my_device_ms", "--kinds", "ridge",
+                 "--seeds", "1", "--train", "30", "--valid", "10", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "line 6: my_device_ms -3.5 cannot be measured" in err and "Traceback" not in err, err
