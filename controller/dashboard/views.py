@@ -92,7 +92,9 @@ def dataset(store: Store, space: str = "", protocol: str = "", backend: str = ""
     space_col = np.array([archs[a][0] for a in arch_ids], dtype=object).astype(str)[arch_of]
     choices = {name: sorted(set(column.tolist()))
                for name, column in (("space", space_col), ("protocol", protocol_col), ("backend", backend_col))}
-    keep = np.ones(len(arch_col), dtype=bool)
+    all_latency = np.array(columns["latency_ms"], dtype=np.float64)
+    # a store written before records refused impossible figures may hold inf or -5: they are left out
+    keep = np.isfinite(all_latency) & (all_latency > 0)
     for value, column in ((space, space_col), (protocol, protocol_col), (backend, backend_col)):
         if value:
             keep &= column == value
@@ -101,7 +103,7 @@ def dataset(store: Store, space: str = "", protocol: str = "", backend: str = ""
                 "scatter_archs": {"arch_id": [], "macs": []}}
     devices, device_of = np.unique(device_col[keep], return_inverse=True)
     arch_ids, arch_of = np.unique(arch_col[keep], return_inverse=True)
-    latency = np.array(columns["latency_ms"], dtype=np.float64)[keep]
+    latency = all_latency[keep]
     macs = np.array([archs[a][1] for a in arch_ids], dtype=np.float64)
     medians = _group_medians(device_of, arch_of, latency, (len(devices), len(arch_ids)))
     samples = _scatter_samples(~np.isnan(medians))

@@ -336,3 +336,26 @@ def test_the_dataset_scatter_shows_the_same_sampled_networks_on_every_device_wit
         for arch_id, macs, latency in shown:
             assert (latency, macs) == (pytest.approx(truth[device["device_key"], arch_id][0], abs=1e-6),
                                        truth[device["device_key"], arch_id][1])
+
+
+def test_a_store_holding_an_infinite_or_negative_latency_from_before_still_shows_its_dataset(tmp_path: Path) -> None:
+    """One inf record (stored before records refused them) made the Dataset page answer 503."""
+    import sqlite3
+
+    from benchmarks.dashboard import build_store
+    from controller.dashboard import views
+
+    build_store(tmp_path / "s.db", archs=10, devices=2)
+    with sqlite3.connect(tmp_path / "s.db") as conn:
+        ids = [row[0] for row in conn.execute("SELECT id FROM measurements ORDER BY id")]
+        conn.execute("UPDATE measurements SET latency_ms = ? WHERE id = ?", (float("inf"), ids[0]))
+        conn.execute("UPDATE measurements SET latency_ms = -5 WHERE id = ?", (ids[1],))
+    served = Served(tmp_path / "s.db")
+    try:
+        status, body = served.get("/api/dataset")
+    finally:
+        served.stop()
+    assert status == 200, body[:300]
+    assert json.loads(body)["rows"] == len(ids) - 2  # the two impossible records are left out
+    with Store(tmp_path / "s.db") as store:
+        assert sum(d["measurements"] for d in views.dataset(store)["devices"]) == len(ids) - 2
