@@ -9,6 +9,7 @@ beforehand and the garbage collector off for the whole timed stretch.
 from __future__ import annotations
 
 import abc
+import functools
 import gc
 import logging
 import math
@@ -16,7 +17,10 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
+from device_agent import activation_memory
+from device_agent.activation_memory import ActivationEstimate
 from device_agent.backends.base import InputSpec, LoadedModel
 from device_agent.errors import InvalidInput, MeasurementStopped
 from device_agent.host import HostState, memory_total_bytes, read_state, state_warnings
@@ -229,6 +233,7 @@ def resolve_input_shapes(
 
 
 INPUT_MEMORY_SHARE = 8  # inputs may take at most 1/8 of the host's memory (they are built before timing)
+ACTIVATION_MEMORY_SHARE = 2  # activations (inputs included) may take at most half of it
 
 
 def check_input_size(specs: list[InputSpec], shapes: Mapping[str, tuple[int, ...]]) -> None:
@@ -240,6 +245,26 @@ def check_input_size(specs: list[InputSpec], shapes: Mapping[str, tuple[int, ...
     if limit and total > limit:
         raise InvalidInput(f"inputs {dict(shapes)} take {total / 2**30:.1f} GiB; this agent accepts at most "
                            f"{limit / 2**30:.1f} GiB of inputs (an eighth of its memory)")
+
+
+@functools.lru_cache(maxsize=64)
+def _activations(path: Path, shapes: tuple[tuple[str, tuple[int, ...]], ...]) -> ActivationEstimate | None:
+    return activation_memory.estimate(path, dict(shapes))  # cache files are named by content: a path is a model
+
+
+def check_activation_memory(model: LoadedModel, shapes: Mapping[str, tuple[int, ...]], batch_size: int) -> None:
+    """Refuse a run whose activations cannot fit in this host's memory, before the runtime allocates them."""
+    if model.onnx_path is None:
+        return
+    found = _activations(model.onnx_path, tuple(sorted(shapes.items())))
+    limit = memory_total_bytes() // ACTIVATION_MEMORY_SHARE
+    if found is None or not limit or found.peak_bytes <= limit:
+        return
+    batch = batch_size or next(iter(shapes.values()), (1,))[0] or 1
+    fits = max(1, int(batch * limit / found.peak_bytes))
+    raise InvalidInput(f"at inputs {dict(shapes)} the model's activations need at least "
+                       f"{found.peak_bytes / 2**30:.1f} GiB (estimated from its tensor shapes); this agent runs "
+                       f"at most {limit / 2**30:.1f} GiB (half its memory): use a batch size of at most about {fits}")
 
 
 def measure(
@@ -263,6 +288,7 @@ def measure(
     params = protocol.resolve(options.protocol_params)
     shapes = resolve_input_shapes(model.inputs, options.batch_size, options.input_shapes)
     check_input_size(model.inputs, shapes)
+    check_activation_memory(model, shapes, options.batch_size)
     token.arm_deadline(options.deadline_seconds)
     token.on_stop(model.rearm())  # from here on a stop interrupts the runtime, binding's first inference included
     timed = 0

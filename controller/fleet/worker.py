@@ -25,8 +25,20 @@ log = logging.getLogger("hwnas.worker")
 PERMANENT = {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.OUT_OF_RANGE}
 
 
-# The agent, not the job, is the problem: give the job back without spending an attempt.
+# The agent, not the job, is the problem: give the job back without spending an attempt, unless the agent
+# went away during the job's measurement (``died_measuring``).
 AGENT_DOWN = {grpc.StatusCode.UNAVAILABLE}
+# How gRPC says that no connection could be opened, as opposed to one that broke while a call was in it.
+_NEVER_CONNECTED = ("failed to connect", "connection refused", "name resolution")
+
+
+def died_measuring(exc: AgentCallError) -> bool:
+    """The agent went away while it was measuring the job (killed, out of memory): the job may be why, so
+    that attempt counts. An agent that could not be reached at all, or failed during an upload, is the
+    agent's problem alone."""
+    details = exc.details.lower()
+    return (exc.code in AGENT_DOWN and exc.method == "Profile"
+            and not any(text in details for text in _NEVER_CONNECTED))
 
 
 # The agent is busy (its RPC slots or cache are full): give the job back and back off before the next lease.
@@ -148,6 +160,11 @@ class AgentWorker:
             profile = self._profile(client, job)
         except AgentCallError as exc:
             reason = f"{exc.code.name} from {self.endpoint.address}: {exc.details}"
+            if died_measuring(exc):
+                state = self.store.fail(job, f"the agent died during this measurement ({reason})", permanent=False)
+                log.warning("agent %s went away measuring %s; the attempt counts -> %s", self.endpoint.address,
+                            job.arch_id[:12], state)
+                return False, None
             if exc.code in AGENT_DOWN:
                 self.store.give_back(job, reason)
                 log.warning("agent %s is unreachable; job %s goes back to the queue", self.endpoint.address,

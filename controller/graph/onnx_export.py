@@ -286,6 +286,9 @@ def _export(graph: ComputationGraph, seed: int, name: str, metadata: Mapping[str
     model.graph.name = name
     model.graph.input.append(_tensor_value_info(INPUT_NAME, graph.input_shape))
     model.graph.output.extend(_tensor_value_info(e.name(i), graph.nodes[i].out_shape) for i in graph.outputs)
+    # every tensor's shape, declared: an agent estimates the activations of a batch from them before running it
+    model.graph.value_info.extend(_tensor_value_info(e.name(i), node.out_shape) for i, node in enumerate(graph.nodes)
+                                  if i and i not in graph.outputs)
     opset = model.opset_import.add()
     opset.domain, opset.version = "", OPSET
     model.producer_name, model.producer_version = "hwnas", "cg/1"

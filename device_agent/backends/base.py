@@ -44,6 +44,9 @@ class LoadedModel(abc.ABC):
     # How the runtime was set up for this model, as it reports it (OpenVINO: device, hint, streams, precision);
     # every record carries it in environment.runtime_settings.
     runtime_settings: Mapping[str, str] = MappingProxyType({})
+    # The ONNX file the runtime runs, where it runs one: its activations are estimated before binding, so a
+    # batch that cannot fit is refused instead of growing the agent until the kernel kills it.
+    onnx_path: Path | None = None
 
     @property
     @abc.abstractmethod

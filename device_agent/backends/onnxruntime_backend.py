@@ -128,7 +128,9 @@ class OnnxRuntimeBackend(Backend):
         except Exception as exc:
             raise InvalidInput(f"onnxruntime refused the model: {first_line(exc)}") from exc
         # onnxruntime's default intra-op pool has one thread per physical core.
-        return self.loaded_model(session, threads or physical_cores())
+        loaded = self.loaded_model(session, threads or physical_cores())
+        loaded.onnx_path = model_path
+        return loaded
 
 
 class OnnxRuntimeCudaBackend(OnnxRuntimeBackend):

@@ -22,7 +22,7 @@ from controller.store import Store
 from controller.store.export import export
 
 from ..conftest import start_agent
-from ..sync import busy_neighbour, wait_for
+from ..sync import AGENT_DEBUG, busy_neighbour, logged, wait_for
 
 NB201 = get_space("nb201")
 
@@ -95,6 +95,28 @@ def test_sigkill_an_agent_mid_measurement_its_job_completes_on_the_other(tmp_pat
         runner = threading.Thread(target=run_campaign, args=(store, endpoints),
                                   kwargs={"lease_s": 2, "isolated": ["k"]}, daemon=True)
         kill_victim_mid_job(store, victim, runner, n, lambda owner: owner.endswith(victim.address))
+
+
+def test_a_job_whose_agent_dies_measuring_it_spends_that_attempt_and_fails_with_that_cause(tmp_path: Path) -> None:
+    """An agent OOM-killed by a job got the job back with 0 attempts spent, so under systemd's Restart=always it
+    crash-looped on that job for ever. Dying mid-measurement now spends the attempt (here the only one)."""
+    n = 3
+    with LocalAgent(tmp_path / "c1", ["--name", "victim", *AGENT_DEBUG]) as victim, \
+            LocalAgent(tmp_path / "c2", ["--name", "survivor"]) as survivor, Store(tmp_path / "ds.db") as store:
+        campaign.enqueue(store, NB201, distinct_archs(n, seed=5), plan(["k"], count=3000, max_attempts=1))
+        endpoints = [AgentEndpoint("k", victim.address), AgentEndpoint("k", survivor.address)]
+        runner = threading.Thread(target=run_campaign, args=(store, endpoints),
+                                  kwargs={"lease_s": 30, "isolated": ["k"]}, daemon=True)
+        runner.start()
+        logged(victim, "the timed window opens")  # the victim is measuring: its Profile call is in flight
+        held = [j for j in store.leased() if j.lease_owner.endswith(victim.address)]
+        victim.process.send_signal(signal.SIGKILL)
+        runner.join(180)
+        assert not runner.is_alive() and len(held) == 1
+        state, error = store.job_states([held[0].job_key])[held[0].job_key]
+        assert state == "failed" and "the agent died during this measurement (UNAVAILABLE" in error, error
+        assert store.counts()["k"] == {"queued": 0, "leased": 0, "done": n - 1, "failed": 1}
+        assert {r["agent_name"] for r in store.measurements()} == {"survivor"}
 
 
 def kill_victim_mid_job(store: Store, victim: LocalAgent, runner: threading.Thread, n: int,

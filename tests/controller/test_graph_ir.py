@@ -197,8 +197,9 @@ def test_an_arch_id_stays_what_datasets_already_store() -> None:
 
 
 def test_exported_bytes_stay_what_agents_and_datasets_already_hold() -> None:
-    """Agents cache models and records name them by the sha256 of these bytes; the values are those the
-    onnx package's helpers wrote on 2026-12-02, before the exporter wrote through hwnas's copy of the schema."""
+    """Agents cache models by the sha256 of these bytes, so a change makes every agent take each model once more;
+    it must be deliberate. Changed on 2026-12-06: models declare every tensor's shape (value_info), from which
+    agents estimate a batch's activation memory."""
     import hashlib
 
     from controller.graph.onnx_export import to_onnx_bytes
@@ -208,12 +209,12 @@ def test_exported_bytes_stay_what_agents_and_datasets_already_hold() -> None:
         return hashlib.sha256(data).hexdigest()
 
     graph = every_op_graph()
-    assert digest(to_onnx_bytes(graph)) == "179509f89a6861265353061ac8a8696311d566beeaf95630bcf831b4f1e9dee2"
+    assert digest(to_onnx_bytes(graph)) == "9374362d6bf9f55054c5b86d7e8a1ec4c54f559a46b13acdb0ff7b7fa2386032"
     assert digest(to_onnx_bytes(graph, seed=3, metadata={"b": "1", "a": "x"})) == \
-        "bb5bceeec577b431b2d49c4f283fb461d80f59bc99783d73b0ac10304023c01d"
+        "14e8cc5ddc63a23361d83b1d578fc31484dd79a87a478eaf0d3c8fc50045e6c8"
     nb201 = get_space("nb201")
     assert digest(to_onnx_bytes(nb201.to_graph([4, 3, 2, 1, 1, 0]))) == \
-        "84ee5b9dd82a9baf681f38a13b254140b6bf9290ddea5b74d68ef6c957683c35"
+        "5adb5d6141c356d87a4eedbc3085533a60eef095433a6e45ff304d3d0dcb0781"
 
 
 def test_exporting_needs_no_onnx_package() -> None:
