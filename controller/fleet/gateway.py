@@ -38,6 +38,7 @@ log = logging.getLogger("hwnas.gateway")
 SERVICE_NAME = controller_pb2.DESCRIPTOR.services_by_name["Controller"].full_name
 _AGENT_ID = re.compile(r"[A-Za-z0-9_.:-]{8,64}")
 POLL_S = 0.2  # how often a long-polling LeaseJob looks at the queue
+MAX_AGENTS = 1024  # healthy registrations one controller serves; more are refused until some go stale
 # The agent was stopping or its measurement was cut off: the job is fine, give it back without an attempt.
 GIVE_BACK = {code.name for code in AGENT_DOWN | BUSY} | {"CANCELLED", "DEADLINE_EXCEEDED"}
 
@@ -45,10 +46,13 @@ GIVE_BACK = {code.name for code in AGENT_DOWN | BUSY} | {"CANCELLED", "DEADLINE_
 class ControllerServicer(controller_pb2_grpc.ControllerServicer):
     def __init__(self, store: Store, models: ModelSource, scheduler: Scheduler, lease_s: float = 30.0,
                  on_done: Callable[[str, str], None] = lambda key, arch_id: None,
-                 on_settled: Callable[[], None] = lambda: None) -> None:
+                 on_settled: Callable[[], None] = lambda: None, max_agents: int = MAX_AGENTS) -> None:
         self.store, self.models, self.lease_s, self.on_done = store, models, lease_s, on_done
         self.on_settled = on_settled  # a job was recorded, failed or given back (a fleet's waiters recheck)
         self.scheduler = scheduler  # who gets which job: shared with the fleet's own workers
+        self.max_agents = max_agents
+        self._leasing: set[str] = set()  # agents with a LeaseJob in flight: one at a time each
+        self._leasing_lock = threading.Lock()
 
     # -- helpers -----------------------------------------------------------------------------------
     def _agent(self, agent_id: str, context: grpc.ServicerContext) -> RegisteredAgent:
@@ -67,13 +71,19 @@ class ControllerServicer(controller_pb2_grpc.ControllerServicer):
             context.abort(grpc.StatusCode.INVALID_ARGUMENT,
                           "agent_id must be 8-64 characters of letters, digits and _.:-")
         info = request.device_info
+        now = time.time()
+        if self.store.agent(request.agent_id) is None:
+            healthy = sum(agent.healthy(now) for agent in self.store.registered_agents())
+            if healthy >= self.max_agents:
+                context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                              f"this controller serves at most {self.max_agents} agents and {healthy} are healthy; "
+                              "try again when some stop (`hwnas fleet forget --stale` drops stopped ones)")
         for field, check, value in (("device_key", names.device_key, request.device_key),
                                     ("device_info.agent_name", names.agent_name, info.agent_name or info.hostname)):
             try:
                 check(value)
             except names.InvalidName as exc:
                 context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"{field}: {exc}")
-        now = time.time()
         self.store.register_agent(RegisteredAgent(
             agent_id=request.agent_id, device_key=request.device_key, name=info.agent_name or info.hostname,
             version=info.agent_version, peer=context.peer(), backends=",".join(info.backends),
@@ -98,26 +108,50 @@ class ControllerServicer(controller_pb2_grpc.ControllerServicer):
         if not 0 <= request.wait_seconds <= 60:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT,
                           f"wait_seconds must be within 0..60, got {request.wait_seconds:g}")
-        give_up = time.monotonic() + request.wait_seconds
+        with self._leasing_lock:
+            if agent.agent_id in self._leasing:
+                context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                              f"agent {agent.agent_id[:8]} already has a LeaseJob in flight; one at a time")
+            self._leasing.add(agent.agent_id)
+        try:
+            return self._lease_for(agent, request.wait_seconds, context)
+        finally:
+            with self._leasing_lock:
+                self._leasing.discard(agent.agent_id)
+
+    def _lease_for(self, agent: RegisteredAgent, wait_seconds: float, context) -> controller_pb2.LeaseJobResponse:
+        """The agent's next job, long-polling up to ``wait_seconds``. An agent holds one lease: asking again
+        while it holds one (its reply was lost) gives that job again rather than a second."""
+        for job in self.store.leased(owner=agent.agent_id):
+            reply = self._lease_reply(job)
+            if reply is not None:
+                return reply
+        give_up = time.monotonic() + wait_seconds
         schedule = self.scheduler.for_key(agent.device_key)
         while context.is_active():
             # the controller cannot hold a host's turn over a measurement the agent runs: a job goes to an
             # agent only while no other agent of its host holds one
             job = schedule.lease(agent.agent_id, self.lease_s, gate_on_leases=True)
             if job is not None:
-                try:
-                    profile_request = self._request(job)
-                except Exception as exc:  # the CG does not export: no agent could ever run it
-                    log.exception("job %s cannot be built", job.job_key)
-                    self.store.fail(job, f"model export failed: {type(exc).__name__}: {exc}", permanent=True)
-                    continue
-                return controller_pb2.LeaseJobResponse(
-                    job_id=job.id, request=profile_request,
-                    model_size_bytes=len(self.models.model(ModelKey.of(job))))
+                reply = self._lease_reply(job)
+                if reply is not None:
+                    return reply
+                continue  # that job's model cannot be built and it failed; the next one may
             if time.monotonic() >= give_up:
                 break
             time.sleep(POLL_S)
         return controller_pb2.LeaseJobResponse()
+
+    def _lease_reply(self, job: Job) -> controller_pb2.LeaseJobResponse | None:
+        """The reply that hands ``job`` to its agent; None (the job failed) when its model cannot be built."""
+        try:
+            profile_request = self._request(job)
+        except Exception as exc:  # the CG does not export: no agent could ever run it
+            log.exception("job %s cannot be built", job.job_key)
+            self.store.fail(job, f"model export failed: {type(exc).__name__}: {exc}", permanent=True)
+            return None
+        return controller_pb2.LeaseJobResponse(job_id=job.id, request=profile_request,
+                                               model_size_bytes=len(self.models.model(ModelKey.of(job))))
 
     def FetchModel(self, request, context) -> Iterator[agent_pb2.UploadModelChunk]:  # noqa: N802
         agent = self._agent(request.agent_id, context)
@@ -186,11 +220,12 @@ class Gateway:
     def __init__(self, store: Store, address: str, tls: TlsFiles | None = None, token: str | None = None,
                  lease_s: float = 30.0, models: ModelSource | None = None,
                  on_done: Callable[[str, str], None] = lambda key, arch_id: None, max_workers: int = 128,
-                 scheduler: Scheduler | None = None, on_settled: Callable[[], None] = lambda: None) -> None:
+                 scheduler: Scheduler | None = None, on_settled: Callable[[], None] = lambda: None,
+                 max_agents: int = MAX_AGENTS) -> None:
         """``scheduler``: the fleet's, when its own workers share the store (a default one decides alone)."""
         self.store = store
         self.servicer = ControllerServicer(store, models or ModelSource(store), scheduler or Scheduler(store),
-                                           lease_s, on_done, on_settled)
+                                           lease_s, on_done, on_settled, max_agents)
         self.server = new_server(max_workers, "hwnas-gateway", token,
                                  client_role="agent" if tls and tls.client_ca else None)
         controller_pb2_grpc.add_ControllerServicer_to_server(self.servicer, self.server)

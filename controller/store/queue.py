@@ -274,11 +274,13 @@ class JobQueue(Database):
                 out.update({key: (state, error) for key, state, error in conn.execute(query)})
         return out
 
-    def leased(self) -> list[Job]:
-        """Jobs currently leased, with their owners (who is measuring what)."""
+    def leased(self, owner: str | None = None) -> list[Job]:
+        """Jobs currently leased, with their owners (who is measuring what); only ``owner``'s if given."""
+        query = select(schema.jobs).where(schema.jobs.c.state == "leased")
+        if owner is not None:
+            query = query.where(schema.jobs.c.lease_owner == owner)
         with self.engine.connect() as conn:
-            rows = conn.execute(select(schema.jobs).where(schema.jobs.c.state == "leased")).mappings()
-            return [_job(row) for row in rows]
+            return [_job(row) for row in conn.execute(query).mappings()]
 
     def campaign_progress(self, since_unix_s: float) -> list[dict[str, Any]]:
         """Per (campaign, device key, state): how many jobs, how many of them changed state since

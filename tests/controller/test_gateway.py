@@ -450,3 +450,47 @@ def test_a_reported_figure_that_cannot_be_true_is_refused_and_its_job_measured_a
     finally:
         channel.close()
         gateway.stop()
+
+
+def test_one_agent_holds_one_lease_however_many_lease_calls_it_makes_at_once(store: Store) -> None:
+    """Six concurrent LeaseJob calls of one agent got it six leases."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    campaign.enqueue(store, NB201, distinct_archs(6, seed=9), plan(["k"]))
+    gateway = start_gateway(store, lease_s=30.0)
+    channel, call = stub_for(gateway)
+    try:
+        register(call)
+
+        def lease():
+            try:
+                return call("LeaseJob", controller_pb2.LeaseJobRequest(agent_id=AGENT_ID, wait_seconds=1)).job_id
+            except grpc.RpcError as exc:
+                return exc.code()
+
+        with ThreadPoolExecutor(6) as pool:
+            answers = list(pool.map(lambda _: lease(), range(6)))
+        assert len(store.leased()) == 1, answers
+        held = store.leased()[0].id
+        assert set(answers) <= {held, grpc.StatusCode.RESOURCE_EXHAUSTED} and held in answers
+        # asked again (its reply lost), the agent gets the job it holds, not a second one
+        assert lease() == held and len(store.leased()) == 1
+    finally:
+        channel.close()
+        gateway.stop()
+
+
+def test_registrations_beyond_the_cap_are_refused_until_one_goes_stale(store: Store) -> None:
+    """500 registrations were accepted without limit."""
+    gateway = start_gateway(store, max_agents=3)
+    channel, call = stub_for(gateway)
+    try:
+        for k in range(3):
+            register(call, agent_id=f"agent-{k:04d}", name=f"a{k}")
+        code, msg = status_of(lambda: register(call, agent_id="agent-9999", name="late"))
+        assert code == grpc.StatusCode.RESOURCE_EXHAUSTED and "at most 3 agents" in msg
+        register(call, agent_id="agent-0001", name="a1")  # one already registered may register again
+        assert len(store.registered_agents()) == 3
+    finally:
+        channel.close()
+        gateway.stop()
