@@ -53,8 +53,8 @@ class MeasureOptions:
             raise InvalidInput(f"warmup_runs must be >= 0, got {self.warmup_runs}")
         if self.warmup_seconds is not None and not 0 <= self.warmup_seconds < 3600:
             raise InvalidInput(f"warmup_seconds must be in [0, 3600), got {self.warmup_seconds}")
-        if self.deadline_seconds < 0:
-            raise InvalidInput(f"deadline_seconds must be >= 0, got {self.deadline_seconds}")
+        if not (math.isfinite(self.deadline_seconds) and self.deadline_seconds >= 0):  # NaN passed a "< 0" check
+            raise InvalidInput(f"deadline_seconds must be a finite number >= 0, got {self.deadline_seconds}")
         for name, dims in self.input_shapes.items():
             if not dims or any(d <= 0 for d in dims):
                 raise InvalidInput(f"input_shapes[{name!r}] must be positive dims, got {list(dims)}")

@@ -41,6 +41,17 @@ def whole(minimum: int):
     return parse
 
 
+def seconds(text: str) -> float:
+    """An argparse ``type``: a finite number of seconds >= 0 (NaN and inf are refused, not waited on)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number of seconds >= 0, got {text!r}")
+    return value
+
+
 def param(text: str) -> tuple[str, float]:
     key, sep, value = text.partition("=")
     try:

@@ -13,6 +13,7 @@ from controller.cli.common import (
     connector,
     fail,
     param,
+    seconds,
     whole,
 )
 
@@ -37,7 +38,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="explicit input shape; repeat per input")
     p.add_argument("--threads", type=int, default=0, help="intra-op threads (0: runtime default)")
     p.add_argument("--warmup-runs", type=int, default=None, help="warm-up inferences (default: protocol's)")
-    p.add_argument("--deadline", type=float, default=0.0, metavar="SECONDS", help="stop the measurement after this")
+    p.add_argument("--deadline", type=seconds, default=0.0, metavar="SECONDS",
+                   help="stop the measurement after this; the controller stops waiting 5 s later in any case")
     p.add_argument("--samples", action="store_true", help="include raw per-inference samples (with --json)")
     p.add_argument("--op-profile", action="store_true",
                    help="keep the runtime's per-op profile (tool backends: benchmark_model, trtexec, benchmark_app); "

@@ -24,6 +24,9 @@ from protos.hwnas.v1 import agent_pb2, agent_pb2_grpc
 CHUNK_BYTES = 1 << 20  # the contract's cap per upload chunk
 
 
+DEADLINE_GRACE_S = 5.0  # how long past a profile's deadline the controller waits for the agent's own answer
+
+
 class AgentCallError(Exception):
     """An RPC to an agent failed; ``code`` is the gRPC status code."""
 
@@ -206,8 +209,21 @@ class AgentClient:
         ``ProfileSpec`` fields given as keywords say (``client.profile(sha, protocol="fixed")``)."""
         if spec is not None and options:
             raise TypeError("give a ProfileSpec or its fields as keywords, not both")
-        request = (spec or ProfileSpec(**options)).request(model_sha256)
+        spec = spec or ProfileSpec(**options)
+        request = spec.request(model_sha256)
+        deadline_s = spec.deadline_seconds
+        if timeout_s is None and deadline_s > 0:  # the controller's own deadline, for runtimes that ignore theirs
+            timeout_s = deadline_s + DEADLINE_GRACE_S
         t0 = time.perf_counter()
-        result = self._call("Profile", request, timeout=timeout_s or max(self.timeout_s, 600.0))
+        try:
+            result = self._call("Profile", request, timeout=timeout_s or max(self.timeout_s, 600.0))
+        except AgentCallError as exc:
+            if exc.code == grpc.StatusCode.DEADLINE_EXCEEDED and deadline_s > 0 and not exc.details.startswith(
+                    "measurement passed its deadline"):
+                raise AgentCallError(self.address, "Profile", exc.code,
+                                     f"no answer within the {deadline_s:g} s deadline and {DEADLINE_GRACE_S:g} s of "
+                                     "grace: the controller stopped waiting (the agent's runtime may not be "
+                                     "interruptible, and the agent may still be busy with it)") from exc
+            raise
         round_trip_ms = (time.perf_counter() - t0) * 1e3
         return ProfileRecord(agent_address=self.address, result=message_dict(result), round_trip_ms=round_trip_ms)

@@ -174,3 +174,36 @@ def test_a_stop_that_reaches_the_runtime_after_its_measurement_ended_leaves_the_
 
     second = measure(model, options, None, token=LateAbort())
     assert len(second.samples_ns) == 3
+
+
+def test_the_controller_ends_a_profile_whose_runtime_ignores_its_deadline_and_says_so(
+        tmp_path: Path, tiny_model: bytes, monkeypatch) -> None:
+    """`hwnas profile --deadline 5` waited for ever (600 s) on a runtime that cannot be interrupted."""
+    from controller.fleet import client as fleet_client
+
+    monkeypatch.setitem(BACKENDS, "stubborn", f"{__name__}:StubbornBackend")
+    monkeypatch.setattr(fleet_client, "DEADLINE_GRACE_S", 1.0)
+    StubbornModel.release.clear()
+    server = start_agent(tmp_path / "cache", backends=["onnxruntime", "stubborn"])
+    try:
+        with AgentClient(server.address) as client:
+            sha, _ = client.ensure_model(tiny_model)
+            t0 = time.perf_counter()
+            with pytest.raises(AgentCallError) as info:
+                client.profile(sha, backend="stubborn", deadline_seconds=1)
+            waited = time.perf_counter() - t0
+        assert info.value.code == grpc.StatusCode.DEADLINE_EXCEEDED
+        assert "no answer within the 1 s deadline and 1 s of grace" in info.value.details
+        assert waited < 30  # the stand-in holds for 60 s; the controller stopped at about 2 s
+    finally:
+        StubbornModel.release.set()
+        server.stop()
+
+
+def test_a_nan_deadline_is_invalid_argument(client: AgentClient, tiny_model: bytes) -> None:
+    """deadline_seconds NaN gave DEADLINE_EXCEEDED (the deadline passed at once) instead of INVALID_ARGUMENT."""
+    sha, _ = client.ensure_model(tiny_model)
+    with pytest.raises(AgentCallError) as info:
+        client.profile(sha, deadline_seconds=float("nan"), timeout_s=30)
+    assert info.value.code == grpc.StatusCode.INVALID_ARGUMENT and "deadline_seconds" in info.value.details
+    still_serves(client, tiny_model)
