@@ -117,8 +117,8 @@ class ModelCache:
         The declared size is reserved for the whole upload; a failed or cut-off upload leaves no file.
         """
         check_sha256(sha256)
-        if size_bytes < 0:
-            raise InvalidInput(f"size_bytes must be >= 0, got {size_bytes}")
+        if size_bytes <= 0:  # an empty file is no model in any format
+            raise InvalidInput(f"size_bytes must be > 0 (a model has bytes), got {size_bytes}")
         if size_bytes > self.capacity_bytes:
             raise ModelTooLarge(
                 f"model of {size_bytes} bytes exceeds the agent's cache capacity of {self.capacity_bytes} bytes "

@@ -25,9 +25,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def _shape(text: str) -> tuple[int, ...]:
     try:
-        return tuple(int(d) for d in text.split(","))
+        dims = tuple(int(d) for d in text.split(","))
+        if any(d <= 0 for d in dims):
+            raise ValueError
+        return dims
     except ValueError:
-        raise argparse.ArgumentTypeError(f"shape must look like 1,3,224,224: {text!r}") from None
+        raise argparse.ArgumentTypeError(f"shape must look like 1,3,224,224 (positive dims): {text!r}") from None
 
 
 def cmd_graph_import(args: argparse.Namespace) -> int:

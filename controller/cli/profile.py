@@ -60,6 +60,19 @@ def _input_shape(text: str) -> tuple[str, tuple[int, ...]]:
     return name, shape
 
 
+def model_file_problem(path: Path) -> str:
+    """Why ``path`` cannot be a model file, or "" when it can be read as one."""
+    if path.is_dir():
+        return "it is a folder; give a .onnx or .tflite file"
+    if not path.exists():
+        return "no such file"
+    if not path.is_file():
+        return "it is not a regular file"
+    if path.stat().st_size == 0:
+        return "the file is empty"
+    return ""
+
+
 def cmd_profile(args: argparse.Namespace) -> int:
     from controller.fleet import AgentEndpoint, Fleet, FleetConfig
     from controller.fleet.client import AgentCallError, ProfileSpec
@@ -68,8 +81,9 @@ def cmd_profile(args: argparse.Namespace) -> int:
     from controller.graph.model_formats import FormatUnavailable
     from controller.store import Store
 
-    if not args.model.is_file():
-        return fail("profile", FileNotFoundError(f"cannot read MODEL {args.model}: no such file"))
+    problem = model_file_problem(args.model)
+    if problem:
+        return fail("profile", ValueError(f"cannot read MODEL {args.model}: {problem}"))
     spec = ProfileSpec(protocol=args.protocol, protocol_params=dict(args.param or []), batch_size=args.batch_size,
                        input_shapes=dict(args.input_shape or []), threads=args.threads,
                        warmup_runs=args.warmup_runs, return_samples=args.samples, deadline_seconds=args.deadline,

@@ -18,6 +18,7 @@ import grpc
 from google.protobuf.message import Message
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from controller.reporting.tables import clip
 from protos.auth import ClientTls, call_metadata, explain_connect_failure, open_channel
 from protos.hwnas.v1 import agent_pb2, agent_pb2_grpc
 
@@ -31,6 +32,7 @@ class AgentCallError(Exception):
     """An RPC to an agent failed; ``code`` is the gRPC status code."""
 
     def __init__(self, address: str, method: str, code: grpc.StatusCode, details: str) -> None:
+        details = clip(details)
         super().__init__(f"{method} on {address} failed: {code.name}: {details}")
         self.address = address
         self.method = method

@@ -26,6 +26,7 @@ from controller.fleet.client import CHUNK_BYTES, message_dict
 from controller.fleet.models import ModelKey, ModelSource
 from controller.fleet.scheduler import Scheduler
 from controller.fleet.worker import AGENT_DOWN, BUSY, PERMANENT
+from controller.reporting.tables import clip
 from controller.store import InvalidRecord, Job, RegisteredAgent, Store, StoreUnavailable
 from controller.store.records import heartbeat_interval_s
 from protos import names
@@ -202,7 +203,7 @@ class ControllerServicer(controller_pb2_grpc.ControllerServicer):
             self.on_settled()
             return controller_pb2.ReportJobResponse(recorded=recorded, job_state="done")
         failure = request.failure
-        reason = f"{failure.code} from {agent.name} ({agent.agent_id[:8]}): {failure.message}"
+        reason = f"{clip(failure.code, 40)} from {agent.name} ({agent.agent_id[:8]}): {clip(failure.message)}"
         if failure.code in {code.name for code in BUSY}:
             self.scheduler.for_key(agent.device_key).busy(agent.agent_id)
         if failure.code in GIVE_BACK:

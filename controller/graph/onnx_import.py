@@ -329,10 +329,15 @@ def _input_shape(graph: onnx.GraphProto, given: Sequence[int] | None) -> tuple[s
     if len(inputs) != 1:
         raise ValueError(f"only single-input models import; this one has inputs {[i.name for i in inputs]}")
     value = inputs[0]
-    dims = [d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None
-            for d in value.type.tensor_type.shape.dim]
+    declared = value.type.tensor_type.shape.dim
+    negative = [d.dim_value for d in declared if d.HasField("dim_value") and d.dim_value < 0]
+    if negative:
+        raise ValueError(f"input {value.name!r} declares negative dims {negative}: not a valid ONNX shape")
+    dims = [d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None for d in declared]
     if given is not None:
         given = tuple(int(d) for d in given)
+        if any(g <= 0 for g in given):
+            raise ValueError(f"the input shape {list(given)} must be positive dims (e.g. 1,3,224,224)")
         if len(given) != len(dims) or any(d is not None and d != g for d, g in zip(dims, given, strict=False)):
             raise ValueError(f"input {value.name!r} has shape {['?' if d is None else d for d in dims]}; "
                              f"the given input shape {list(given)} does not fit it")
@@ -347,6 +352,11 @@ def from_onnx(model: onnx.ModelProto | bytes | str | Path,
               input_shape: Sequence[int] | None = None) -> ComputationGraph:
     """Import a CNN; raises UnsupportedOpsError naming every op the IR lacks."""
     model = load_model(model)
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 17)
+    newest = onnx.defs.onnx_opset_version()
+    if not 1 <= opset <= newest:
+        raise ValueError(f"the model imports ONNX opset {opset}; this onnx knows opsets 1 to {newest} "
+                         "(re-export it at a known opset)")
     input_name, shape = _input_shape(model.graph, input_shape)
     consts, skeleton = split_weights(model)
     for value in skeleton.graph.input:

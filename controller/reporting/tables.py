@@ -21,6 +21,14 @@ def text_table(rows: Sequence[Sequence[str]], numbers_right: bool = True) -> str
     return "\n".join(lines)
 
 
+MESSAGE_CHARS = 1000  # the most of one foreign message (an agent's error, a tool's output) shown or kept
+
+
+def clip(text: str, limit: int = MESSAGE_CHARS) -> str:
+    """``text`` cut to ``limit`` characters, saying how much was left out (an agent may send a megabyte)."""
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text) - limit} more characters)"
+
+
 def failure_summary(causes: Sequence[tuple[str, int]], limit: int = 5) -> str:
     """'N failed:' and the ``limit`` most frequent causes, one per line, each cut to one screen line."""
     total = sum(n for _, n in causes)

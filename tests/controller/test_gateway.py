@@ -494,3 +494,27 @@ def test_registrations_beyond_the_cap_are_refused_until_one_goes_stale(store: St
     finally:
         channel.close()
         gateway.stop()
+
+
+def test_a_megabyte_failure_message_is_kept_and_shown_cut_short(store: Store) -> None:
+    """A 1 MB failure message from an agent was printed (and logged) in full."""
+    from controller.fleet.client import AgentCallError
+    from controller.reporting.tables import MESSAGE_CHARS
+
+    campaign.enqueue(store, NB201, distinct_archs(1, seed=10), plan(["k"]))
+    gateway = start_gateway(store)
+    channel, call = stub_for(gateway)
+    try:
+        register(call)
+        lease = call("LeaseJob", controller_pb2.LeaseJobRequest(agent_id=AGENT_ID))
+        call("ReportJob", controller_pb2.ReportJobRequest(agent_id=AGENT_ID, job_id=lease.job_id,
+                                                          failure=controller_pb2.JobFailure(code="INTERNAL",
+                                                                                            message="x" * 2**20)))
+        error = store.job_states([store.job(lease.job_id).job_key])
+        (_, last_error), = error.values()
+        assert len(last_error) < MESSAGE_CHARS + 200 and "more characters" in last_error
+    finally:
+        channel.close()
+        gateway.stop()
+    shown = str(AgentCallError("127.0.0.1:1", "Profile", grpc.StatusCode.INTERNAL, "y" * 2**20))
+    assert len(shown) < MESSAGE_CHARS + 200 and shown.endswith(f"({2**20 - MESSAGE_CHARS} more characters)")

@@ -174,3 +174,26 @@ def test_running_out_of_memory_while_importing_is_one_line(tmp_path, capsys, mon
     monkeypatch.setattr(onnx, "load", out_of_memory)
     code, err = _graph_import(tmp_path, capsys, to_onnx_bytes(small_cnn(8, blocks=1)))
     assert code == 2 and "not enough memory to load" in err and "Traceback" not in err
+
+
+def test_negative_dims_and_an_unknown_opset_are_refused_in_one_line(tmp_path, capsys) -> None:
+    """`graph import` accepted negative dims and opset 99."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    def relu(dims, opset: int = 17) -> bytes:
+        graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g",
+                                  [helper.make_tensor_value_info("x", TensorProto.FLOAT, dims)],
+                                  [helper.make_tensor_value_info("y", TensorProto.FLOAT, dims)])
+        return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)]).SerializeToString()
+
+    code, err = _graph_import(tmp_path, capsys, relu([1, -3, 8, 8]))
+    assert code == 2 and "declares negative dims [-3]" in err and len(err.splitlines()) == 1, err
+    code, err = _graph_import(tmp_path, capsys, relu([1, 3, 8, 8], opset=99))
+    newest = onnx.defs.onnx_opset_version()
+    assert code == 2 and f"imports ONNX opset 99; this onnx knows opsets 1 to {newest}" in err, err
+    with pytest.raises(SystemExit):
+        _graph_import(tmp_path, capsys, relu(["n", 3, 8, 8]), "--input-shape", "1,-3,8,8")
+    assert "positive dims" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="must be positive dims"):
+        from_onnx(relu(["n", 3, 8, 8]), input_shape=(0, 3, 8, 8))

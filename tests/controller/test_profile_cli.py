@@ -102,3 +102,15 @@ def test_profile_converts_onnx_for_a_litert_only_agent(tmp_path: Path, model_fil
     record = json.loads(captured.out)
     assert record["backend"] == "litert" and record["model_format"] == "tflite" and record["stats"]["count"] == 5
     assert "converted tiny.onnx to tflite for backend litert" in captured.err
+
+
+def test_profile_names_what_is_wrong_with_a_folder_or_an_empty_file(tmp_path, capsys) -> None:
+    """`profile /etc` said "no such file"; an empty file went to the agent."""
+    from controller.cli.main import main
+
+    (tmp_path / "empty.onnx").write_bytes(b"")
+    for target, expected in ((tmp_path, "it is a folder"), (tmp_path / "empty.onnx", "the file is empty"),
+                             (tmp_path / "gone.onnx", "no such file")):
+        assert main(["profile", str(target), "--agent", "127.0.0.1:1", "--insecure"]) == 2
+        err = capsys.readouterr().err
+        assert expected in err and len(err.splitlines()) == 1, err

@@ -264,3 +264,11 @@ def test_errors_never_show_clients_the_agents_cache_path(agent, client: AgentCli
     root = str(agent.servicer.cache.root)
     assert root not in error.details and f"model {sha}" in error.details, error.details
     still_serves(client, tiny_model)
+
+
+def test_an_empty_upload_is_refused(client: AgentClient, tiny_model: bytes) -> None:
+    """A 0-byte upload was accepted and cached."""
+    empty = hashlib.sha256(b"").hexdigest()
+    expect(grpc.StatusCode.INVALID_ARGUMENT, "size_bytes must be > 0", client.upload, b"", sha256=empty)
+    assert not client.has_model(empty)
+    still_serves(client, tiny_model)
