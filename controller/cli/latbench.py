@@ -175,7 +175,7 @@ def cmd_latbench_export(args: argparse.Namespace) -> int:
     try:
         with Store(args.db, read_only=True) as store:
             n = export(store, args.out, args.format, args.device, args.exclude_warned)
-    except ValueError as exc:
+    except (ValueError, OSError) as exc:
         return fail("latbench export", exc)
     print(f"wrote {n} rows to {args.out}")
     return 0

@@ -16,13 +16,16 @@ from typing import TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event, func, insert, select
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import ArgumentError, DatabaseError, OperationalError
 
 from controller.store import schema
 
 
 class SchemaError(RuntimeError):
     """The database was written by a newer hwnas, or is not an hwnas store."""
+
+
+DIALECTS = ("sqlite", "postgresql")  # the servers the store is tested on (CI starts a PostgreSQL)
 
 
 class StoreOpenError(RuntimeError):
@@ -117,7 +120,15 @@ class Database:
     def __init__(self, target: str | Path, read_only: bool = False) -> None:
         self.url = database_url(target)
         self.read_only = read_only
-        self.where = make_url(self.url).render_as_string(hide_password=True)
+        try:
+            url = make_url(self.url)
+        except ArgumentError:
+            raise StoreOpenError(f"{target!r} is neither a dataset file nor a database URL "
+                                 "(e.g. postgresql://user@host/hwnas)") from None
+        self.where = url.render_as_string(hide_password=True)
+        if url.get_backend_name() not in DIALECTS:
+            raise StoreOpenError(f"hwnas keeps datasets in SQLite (a file path) or PostgreSQL (postgresql://...), "
+                                 f"not {url.get_backend_name()} ({self.where})")
         path = sqlite_path(self.url)
         if path is not None and not read_only:
             try:  # a new dataset may name a folder that does not exist yet, as --out does
@@ -142,6 +153,10 @@ class Database:
         except OperationalError as exc:
             self.engine.dispose()
             raise StoreOpenError(f"cannot open the dataset at {self.where}: {explain(exc, path)}") from None
+        except DatabaseError as exc:  # e.g. a file that is not SQLite at all
+            self.engine.dispose()
+            raise StoreOpenError(f"cannot open the dataset at {self.where}: {str(exc.orig).splitlines()[0]} "
+                                 "(is it an hwnas dataset?)") from None
         event.listen(self.engine, "handle_error", self._unavailable)
 
     def _open_read_only(self, path: Path) -> Engine:

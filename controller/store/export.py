@@ -26,8 +26,19 @@ def export(store: Store, path: Path, fmt: str, device_key: str | None = None, ex
     """Write the dataset; returns the number of rows. ``exclude_warned`` leaves out records with warnings."""
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {list(FORMATS)}, got {fmt!r}")
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder; name the file to write, e.g. {path / f'dataset.{fmt}'}")
     data = list(rows(store, device_key, exclude_warned))
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return _write(data, path, fmt)
+    except OSError as exc:
+        if path.is_file():  # a half-written export must not pass for a whole one
+            path.unlink()
+        raise OSError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def _write(data: list[dict[str, Any]], path: Path, fmt: str) -> int:
     if fmt == "csv":
         with path.open("w", newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=COLUMNS)

@@ -47,3 +47,36 @@ def test_a_dataset_in_a_new_folder_is_created_and_one_under_a_file_is_refused(tm
     (tmp_path / "file").write_text("")
     assert main([*search, "--db", str(tmp_path / "file" / "runs.db"), "--out", str(tmp_path / "o2")]) == 2
     assert "hwnas search: cannot create the folder of the dataset" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("db", ["not-sqlite", "mysql://user:secret@localhost/hwnas", "nosuchdb://host/x"])
+def test_a_db_that_is_not_a_dataset_is_one_line(db: str, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """A file that is not SQLite, or a mysql:// URL, gave a raw traceback."""
+    if db == "not-sqlite":
+        db = str(tmp_path / "notes.db")
+        Path(db).write_text("these are my notes, not a dataset\n" * 10)
+    assert main(["latbench", "status", "--db", db]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("hwnas latbench") and len(err.strip().splitlines()) == 1 and "secret" not in err, err
+    assert any(text in err for text in ("is it an hwnas dataset", "not mysql", "not nosuchdb")), err
+
+
+def test_an_export_to_a_full_device_or_a_folder_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """`export --out /dev/full` and an --out that is a folder gave raw tracebacks."""
+    from controller.data import nb201_table
+
+    from .test_importers import write_table
+
+    db = str(tmp_path / "ds.db")
+    table = write_table(tmp_path / "t.csv.gz", nb201_table()[:4])
+    assert main(["latbench", "import", str(table), "--db", db, "--format", "nb201-table", "--device", "k",
+                 "--column", "lat_ms_pixel3"]) == 0
+    capsys.readouterr()
+    targets = [(tmp_path, "is a folder; name the file to write")]
+    if Path("/dev/full").exists():
+        targets.append((Path("/dev/full"), "No space left on device"))
+    for out, expected in targets:
+        for fmt in ("csv", "parquet"):
+            assert main(["latbench", "export", "--db", db, "--out", str(out), "--format", fmt]) == 2
+            err = capsys.readouterr().err
+            assert expected in err and len(err.strip().splitlines()) == 1, err
