@@ -52,6 +52,17 @@ def seconds(text: str) -> float:
     return value
 
 
+def sampled(space, n: int, seed: int) -> list[list[int]]:
+    """``catalog.sample``, saying on stderr when the space has fewer networks than asked for."""
+    from controller.spaces.catalog import sample, sample_note
+
+    archs = sample(space, n, seed)
+    note = sample_note(space, n, len(archs))
+    if note:
+        print(f"note: {note}", file=sys.stderr)
+    return archs
+
+
 def param(text: str) -> tuple[str, float]:
     key, sep, value = text.partition("=")
     try:

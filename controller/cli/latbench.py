@@ -83,7 +83,6 @@ def cmd_latbench_build(args: argparse.Namespace) -> int:
     from controller.fleet import campaign
     from controller.graph.model_formats import FormatUnavailable, check_exportable
     from controller.spaces import get_space
-    from controller.spaces.catalog import sample
     from controller.store import Store
 
     try:
@@ -93,7 +92,7 @@ def cmd_latbench_build(args: argparse.Namespace) -> int:
         if args.all:
             archs = [x for x in space.enumerate() if space.has_network(x)]
         else:
-            archs = sample(space, args.sample, args.seed)
+            archs = common.sampled(space, args.sample, args.seed)
         plan = campaign.CampaignPlan(campaign=args.campaign or f"{space.name}-{args.protocol}", device_keys=devices,
                                      protocol=args.protocol, protocol_params=dict(args.param or []),
                                      batch_size=args.batch_size, priority=args.priority)

@@ -9,6 +9,7 @@ from pathlib import Path
 from controller.cli.common import (
     add_space_options,
     fail,
+    sampled,
     space_options,
 )
 
@@ -52,12 +53,16 @@ def cmd_space_list(args: argparse.Namespace) -> int:
 
 
 def cmd_space_sample(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
     from controller.spaces import get_space
-    from controller.spaces.catalog import describe, sample
+    from controller.spaces.catalog import describe
 
     try:
         space = get_space(args.space, **space_options(args))
-        rows = [describe(space, x) for x in sample(space, args.n, args.seed)]
+        archs = sampled(space, args.n, args.seed)
+        rows = [describe(space, x) for x in tqdm(archs, desc=f"describe {space.name}", unit="network",
+                                                 disable=None if len(archs) > 500 else True)]
     except ValueError as exc:
         return fail("space sample", exc)
     if args.json:
@@ -93,11 +98,11 @@ def cmd_space_export(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from controller.spaces import get_space
-    from controller.spaces.catalog import export, sample
+    from controller.spaces.catalog import export
 
     try:
         space = get_space(args.space, **space_options(args))
-        archs = sample(space, args.n, args.seed)
+        archs = sampled(space, args.n, args.seed)
     except ValueError as exc:
         return fail("space export", exc)
     rows = export(space, archs, args.out,

@@ -60,11 +60,23 @@ def parse_arch(text: str, space_name: str | None = None, **options: Any) -> tupl
 
 
 def sample(space: SearchSpace, n: int, seed: int) -> list[list[int]]:
-    """``n`` distinct random architectures that are networks (fewer only if the space is smaller); encodings
-    with no network (NB-201's unconnected cells, NB-101's cells without a path) are drawn again."""
+    """``n`` distinct random architectures that are networks (fewer only if the space is smaller: the caller
+    says so, see ``sample_note``); encodings with no network (NB-201's unconnected cells, NB-101's cells
+    without a path) are drawn again.
+
+    Asked for more than half of a space it can list, it lists the networks and shuffles them: drawing at
+    random until all but a few are found (a coupon collector) took minutes, silently, for NB-201's 15,284.
+    """
     if n <= 0:
         raise ValueError(f"n must be positive, got {n}")
     rng = np.random.default_rng(seed)
+    if 2 * n > space.size():
+        try:
+            networks = [x for x in space.enumerate() if space.has_network(x)]
+        except NotImplementedError:  # too many to list: such a space is never mostly sampled
+            networks = None
+        if networks is not None:
+            return [networks[i] for i in rng.permutation(len(networks))[:n]]
     seen: dict[tuple[int, ...], None] = {}
     attempts = 0
     while len(seen) < n and attempts < 50 * n:
@@ -73,6 +85,14 @@ def sample(space: SearchSpace, n: int, seed: int) -> list[list[int]]:
         if space.has_network(x):
             seen.setdefault(tuple(x), None)
     return [list(x) for x in seen]
+
+
+def sample_note(space: SearchSpace, asked: int, got: int) -> str:
+    """What to tell a user who asked for ``asked`` architectures and got ``got`` ("" when they got them)."""
+    if got >= asked:
+        return ""
+    return (f"{space.name} has only {got:,} distinct networks (of {space.size():,} encodings); "
+            f"sampling all {got:,} of them instead of {asked:,}")
 
 
 def export(space: SearchSpace, archs: Iterable[Sequence[int]], out_dir: Path,

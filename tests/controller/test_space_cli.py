@@ -81,3 +81,21 @@ def test_graph_import_asks_for_a_shape_when_the_model_is_dynamic(tmp_path: Path,
     assert json.loads(capsys.readouterr().out)["input_shape"] == [2, 3, 24, 24]
     assert main(["graph", "import", str(tmp_path / "nope.onnx")]) == 2
     assert "no such model file" in capsys.readouterr().err
+
+
+def test_asking_for_more_networks_than_a_space_has_ends_at_once_and_says_so(capsys) -> None:
+    """`--sample 16000` on nb201 (15,284 networks) drew at random for minutes and said nothing."""
+    import time
+
+    from controller.cli.common import sampled
+    from controller.spaces import get_space
+
+    space = get_space("nb201")
+    t0 = time.perf_counter()
+    archs = sampled(space, 16000, seed=1)
+    assert time.perf_counter() - t0 < 20  # listing and shuffling, not a coupon collector (109 s before)
+    assert len(archs) == len({tuple(x) for x in archs}) == 15284 and all(space.has_network(x) for x in archs)
+    assert "nb201 has only 15,284 distinct networks (of 15,625 encodings); sampling all 15,284 of them instead " \
+           "of 16,000" in capsys.readouterr().err
+    assert sampled(space, 9000, seed=2)[:5] == sampled(space, 9000, seed=2)[:5]  # still seeded
+    assert capsys.readouterr().err == ""
