@@ -42,7 +42,8 @@ class Measurement:
     connect_timeout_s: float
 
     @classmethod
-    def from_args(cls, args: argparse.Namespace, device: str, campaign_name: str) -> Measurement:
+    def from_args(cls, args: argparse.Namespace, device: str, campaign_name: str,
+                  on_done: Callable[[str, str], None] = lambda key, arch_id: None) -> Measurement:
         """Raises ValueError naming the flag when the agents or the job shape cannot work."""
         from controller.fleet import campaign
         from controller.graph.model_formats import check_exportable
@@ -53,7 +54,7 @@ class Measurement:
                                      protocol_params=dict(args.param or []), batch_size=args.batch_size,
                                      priority=args.priority)
         check_exportable(plan.model_format)
-        return cls(plan, fleet_config(args, [device], note=print), args.connect_timeout)
+        return cls(plan, fleet_config(args, [device], note=print, on_done=on_done), args.connect_timeout)
 
     @contextlib.contextmanager
     def measurer(self, store, note: Callable[[str], None]) -> Iterator[Any]:

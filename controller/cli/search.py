@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
+import threading
 from pathlib import Path
 
 from controller.cli import common
@@ -82,6 +83,13 @@ def cmd_search(args: argparse.Namespace) -> int:
     from controller.search.run import SearchConfig, SearchFailed, SearchRun
     from controller.store import Store
 
+    ahead = threading.Semaphore(0)  # measurements the bar counted as they returned, before their batch settled
+
+    def measured_one(device_key: str, arch_id: str) -> None:
+        """A worker thread's: the bar moves as each measurement returns, not when its whole batch has."""
+        bar.update(1)
+        ahead.release()
+
     try:
         if not args.device:
             raise ValueError("--device KEY is required (the device key whose agents measure)")
@@ -98,13 +106,15 @@ def cmd_search(args: argparse.Namespace) -> int:
         algorithm = _algorithm(args, names, accuracy)  # LINAS ranks by a lab's accuracy predictor itself
         out = args.out or Path("runs") / f"{space.name}-{args.device}-{args.algo}-s{args.seed}"
         measured = any(o.source == "measured" for o in objectives)
-        measurement = Measurement.from_args(args, args.device, f"search:{out.name}") if measured else None
+        measurement = (Measurement.from_args(args, args.device, f"search:{out.name}", on_done=measured_one)
+                       if measured else None)
     except (ValueError, KeyError, OSError, FormatUnavailable) as exc:
         return common.fail("search", exc)
     bar = tqdm(total=args.evals, desc=f"{args.algo} on {args.device}", unit="eval", disable=args.quiet)
 
     def progress(evaluation, hv: float) -> None:
-        bar.update(1)
+        if not ahead.acquire(blocking=False):  # not counted yet: cached, failed, or a twin of a measured one
+            bar.update(1)
         best = ", ".join(f"{n}={v:.4g}" for n, v in evaluation.values.items()) or evaluation.error[:40]
         bar.set_postfix_str(f"it {evaluation.iteration} hv {hv:.4f} last {best}", refresh=False)
 

@@ -42,6 +42,7 @@ class Nsga2Search(SearchAlgorithm):
     """NSGA-II on measurements only ("validation only" in LINAS's terms), by pymoo's ask and tell."""
 
     name: ClassVar[str] = "nsga2"
+    iterates: ClassVar[bool] = True
     population: int = 50
     crossover: float = 0.9
     mutation: float = 0.02

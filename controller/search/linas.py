@@ -67,6 +67,7 @@ class Linas(SearchAlgorithm):
     """
 
     name: ClassVar[str] = "linas"
+    iterates: ClassVar[bool] = True
     population: int = 50
     crossover: float = 0.9
     mutation: float = 0.02

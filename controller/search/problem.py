@@ -118,6 +118,9 @@ class SearchAlgorithm(abc.ABC):
     """
 
     name: ClassVar[str]
+    # An algorithm that learns from one population to make the next: with fewer than two populations of
+    # evaluations it is only random search, so ``fit_budget`` shrinks the population.
+    iterates: ClassVar[bool] = False
 
     def __post_init__(self) -> None:
         self.predicted_front: list[tuple[tuple[int, ...], list[float]]] = []
@@ -129,6 +132,21 @@ class SearchAlgorithm(abc.ABC):
         population = getattr(self, "population", None)
         if population is not None and population < 2:
             raise SettingError("population", f"must be >= 2, got {population}")
+
+    def fit_budget(self, evals: int) -> str:
+        """Fit the settings to a budget of ``evals`` evaluations; says what changed and why ("" if nothing).
+
+        ``search --algo linas --evals 40`` with its population of 50 measured the random first population and
+        nothing else, silently: a population is now at most half the budget, so at least one iteration runs.
+        """
+        population = getattr(self, "population", None)
+        if not self.iterates or population is None or evals >= 2 * population:
+            return ""
+        if evals < 4:
+            raise SettingError("evals", f"must be >= 4 for {self.name}: two populations of at least 2")
+        self.population = evals // 2  # type: ignore[attr-defined]
+        return (f"{self.name}: {evals} evaluations leave no iteration after a first population of {population} "
+                f"(only random networks would be measured); using a population of {self.population} instead")
 
     def check_objectives(self, names: Sequence[str]) -> None:
         """Raise SettingError if the algorithm cannot search these objectives (checked before measuring).

@@ -74,6 +74,9 @@ class SearchRun:
                  progress: Callable[[Evaluation, float], None] = lambda e, hv: None) -> None:
         self.config, self.algorithm, self.out, self.space = config, algorithm, out, space
         self.note, self.progress = note, progress
+        fitted = algorithm.fit_budget(config.evals)
+        if fitted:
+            note(fitted)
         out.mkdir(parents=True, exist_ok=True)
         self.evaluator = evaluator_factory(self._on_evaluated)
         self.hv = HypervolumeLog(self.evaluator, bounds)

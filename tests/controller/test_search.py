@@ -407,3 +407,32 @@ def test_linas_trains_and_searches_with_a_graph_predictor() -> None:
     linas = Linas(population=12, inner_evals=120, predictors={"flops": "gcn", "*": "ridge"})
     drive(linas, SearchProblem(space, evaluator, seed=0))
     assert len(evaluator.history) == 24 and linas.predicted_front
+
+
+def test_linas_on_fewer_evaluations_than_two_populations_still_iterates_and_says_so(
+        tmp_path: Path, replay_agent: LocalAgent, capsys, monkeypatch) -> None:
+    """`--algo linas --evals 40` with a population of 50 measured only random networks and said nothing;
+    its bar sat at 0/40, then jumped to 40/40."""
+    import threading
+
+    import tqdm
+
+    updates: list[str] = []
+
+    class Recorded(tqdm.tqdm):
+        def update(self, n=1):
+            updates.append(threading.current_thread().name)
+            return super().update(n)
+
+    monkeypatch.setattr(tqdm, "tqdm", Recorded)
+    out = tmp_path / "small"
+    quick = [a for a in QUICK if a != "--quiet"]
+    assert main(["search", "--device", "pixel3", "--agent", replay_agent.address, "--algo", "linas", "--db",
+                 str(tmp_path / "store.db"), "--out", str(out), *quick, "--evals", "12"]) == 0
+    assert ("linas: 12 evaluations leave no iteration after a first population of 10 (only random networks would "
+            "be measured); using a population of 6 instead") in capsys.readouterr().out
+    measured = rows(out / "measured.csv")
+    assert len(measured) == 12 and {r["iteration"] for r in measured} >= {"0", "1"}
+    assert json.loads((out / "run.json").read_text())["config"]["population"] == 6
+    assert len(updates) == 12
+    assert sum(name != "MainThread" for name in updates) >= 10  # moved by each returning measurement
