@@ -86,7 +86,7 @@ def run_demo(out: Path, protocol: str = "latbench", sample: int = 120, evals: in
                 summary.append(f"campaign: {campaign.summary_line(counts)}")
             for key in ("local-cpu-ort", "pixel3-replay"):
                 # A quarter held out: with a demo-sized campaign a tenth is a handful of points, too few to rank.
-                folder, metrics = train_from_store(store, db, key, "ridge", valid_share=0.25)
+                folder, metrics, _ = train_from_store(store, db, key, "ridge", valid_share=0.25)
                 print(f"4. {key} latency predictor (ridge) -> {folder}: {held_out_summary(metrics)}")
                 summary.append(f"{key} predictor (ridge): {held_out_summary(metrics)}")
             summary.append("these predictors fit the ~75 networks of a demo campaign; trained on 900, as in BRP-NAS, "

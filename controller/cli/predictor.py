@@ -89,6 +89,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_settings(pt)
     pt.add_argument("--sources", default=[], metavar="KEY[,KEY...]", type=common.DEVICE_KEYS,
                     help="with --kind sources: other device keys of the dataset to transfer from (few-shot)")
+    pt.add_argument("--space", default=None, metavar="NAME",
+                    help="the space whose measurements to learn, when the key measured several (default: the only "
+                         "one, or the only search space with enough measurements)")
     pt.add_argument("--quiet", action="store_true", help="no progress bar for the epochs of a GCN/GNN fit")
     pt.set_defaults(func=cmd_predictor_train)
     add_layers_parser(predictor)
@@ -329,13 +332,13 @@ def cmd_predictor_train(args: argparse.Namespace) -> int:
                     bar.set_postfix_str(f"validation loss {valid_loss:.4g}")
 
                 with epochs_reported_to(trained):
-                    folder, metrics = train_from_store(store, args.db, args.device, args.kind, seed=args.seed,
-                                                       config=config,
-                                                       sources=args.sources)
+                    folder, metrics, space = train_from_store(store, args.db, args.device, args.kind,
+                                                              seed=args.seed, config=config, sources=args.sources,
+                                                              space=args.space)
     except ValueError as exc:
         return fail("predictor train", exc)
     from controller.learning.jobs import held_out_summary
 
-    print(f"saved {args.kind} predictor for {args.device} to {folder}")
+    print(f"saved {args.kind} predictor for {args.device} ({space} networks) to {folder}")
     print(held_out_summary(metrics))
     return 0

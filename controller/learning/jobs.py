@@ -9,7 +9,8 @@ path.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -18,12 +19,13 @@ import numpy as np
 from controller.errors import SettingError
 from controller.learning.data import space_samples
 from controller.learning.layer_latency import LAYER_SPACE, layer_sums, measured_layers
-from controller.spaces import get_space
+from controller.spaces import SPACES, get_space
 from predictors import Predictor, Samples, get_predictor, load, predictor_class
 from predictors.evaluate import Result, summarise
 from predictors.metrics import BOUNDS
 from protos import names
 
+MIN_SAMPLES = 10  # measurements of one space a device key needs before a predictor is fitted to them
 MIN_HELD_OUT = 20  # fewer held-out measurements give figures that mean nothing (Spearman 1.000 from 2 points)
 
 DEFAULT_KINDS = ("ridge", "svr", "stacked", "flops", "gcn")
@@ -55,8 +57,31 @@ def store_samples(space_name: str, encodings: Sequence[Sequence[int]], y: np.nda
     return replace(space_samples(get_space(space_name), encodings, y), flops=np.asarray(flops, dtype=np.float64))
 
 
-def samples_from_store(store, device_key: str, layer_sum: bool = False) -> tuple[str, Samples]:
-    """What the agents measured on one device key (latency_ms), as samples of one space.
+def pick_space(device_key: str, counts: Mapping[str, int], space: str | None = None) -> str:
+    """The space a device key's predictor learns: ``space`` if given (and measured), else the only one it
+    measured, else the only one a predictor can learn (a search space, with ``MIN_SAMPLES`` measurements);
+    AutoGO's mutants and a few stray networks of another space do not make a key ambiguous."""
+    if space is not None:
+        if space not in counts:
+            raise SettingError("space", f"{space!r} has no measurements on {device_key}; it measured "
+                                        f"{_listing(counts)}")
+        return space
+    if len(counts) == 1:
+        return next(iter(counts))
+    usable = [name for name, n in counts.items() if name in SPACES and n >= MIN_SAMPLES]
+    if len(usable) == 1:
+        return usable[0]
+    raise SettingError("space", f"is needed: {device_key} measured several spaces, {_listing(counts)}; a predictor "
+                                "learns one")
+
+
+def _listing(counts: Mapping[str, int]) -> str:
+    return ", ".join(f"{name} ({n})" for name, n in sorted(counts.items(), key=lambda item: -item[1]))
+
+
+def samples_from_store(store, device_key: str, layer_sum: bool = False,
+                       space: str | None = None) -> tuple[str, Samples]:
+    """What the agents measured on one device key (latency_ms), as samples of one space (``pick_space``).
 
     ``layer_sum``: add each architecture's sum of the key's measured layer latencies (``hwnas predictor
     layers``), the layer-wise predictor's input. The layer graphs themselves are not samples.
@@ -64,11 +89,8 @@ def samples_from_store(store, device_key: str, layer_sum: bool = False) -> tuple
     rows = [r for r in store.measurements(device_key) if r["space"] != LAYER_SPACE]
     if not rows:
         raise ValueError(f"the store has no measurements for device key {device_key!r}")
-    spaces = {r["space"] for r in rows}
-    if len(spaces) > 1:
-        raise ValueError(f"{device_key} has measurements of several spaces {sorted(spaces)}; a predictor is per "
-                         "space")
-    space = spaces.pop()
+    space = pick_space(device_key, Counter(r["space"] for r in rows), space)
+    rows = [r for r in rows if r["space"] == space]
     encodings = [[int(v) for v in r["encoding"].split()] for r in rows]
     samples = store_samples(space, encodings, np.array([r["latency_ms"] for r in rows]),
                             np.array([r["macs"] for r in rows], dtype=np.float64))
@@ -79,17 +101,21 @@ def samples_from_store(store, device_key: str, layer_sum: bool = False) -> tuple
 
 
 def train_from_store(store, db: str | Path, device_key: str, kind: str, valid_share: float = 0.1, seed: int = 0,
-                     config: dict | None = None, sources: Sequence[str] = ()) -> tuple[Path, dict[str, float]]:
-    """Fit on (1 - valid_share) of the device's measurements, report metrics on the rest, save by device key.
+                     config: dict | None = None, sources: Sequence[str] = (),
+                     space: str | None = None) -> tuple[Path, dict[str, float], str]:
+    """Fit on (1 - valid_share) of the device's measurements of one space (``pick_space``), report metrics on
+    the rest, save by device key; returns the folder, the metrics and the space learnt.
 
     ``sources``: other device keys of the store a transferring predictor (kind ``sources``) learns from;
     they must have measured the same space.
     """
     from predictors.metrics import evaluate
 
-    space, samples = samples_from_store(store, device_key, layer_sum="layer_sum" in predictor_class(kind).needs)
-    if len(samples) < 10:
-        raise ValueError(f"{device_key} has {len(samples)} measurements; a predictor needs at least 10")
+    space, samples = samples_from_store(store, device_key, layer_sum="layer_sum" in predictor_class(kind).needs,
+                                        space=space)
+    if len(samples) < MIN_SAMPLES:
+        raise ValueError(f"{device_key} has {len(samples)} measurements of {space}; a predictor needs at least "
+                         f"{MIN_SAMPLES}")
     order = np.random.default_rng(seed).permutation(len(samples))
     n_valid = max(2, int(round(valid_share * len(samples))))
     valid, train = samples.take(order[:n_valid]), samples.take(order[n_valid:])
@@ -110,7 +136,7 @@ def train_from_store(store, db: str | Path, device_key: str, kind: str, valid_sh
     predictor.card.metrics = metrics
     predictor.card.notes = (f"space {space}; {len(train)} train, {held_out_summary(metrics)}"
                             + (f"; transferred from {', '.join(sources)}" if sources else ""))
-    return predictor.save(artifact_dir(db, device_key, kind)), metrics
+    return predictor.save(artifact_dir(db, device_key, kind)), metrics, space
 
 
 def held_out_summary(metrics: dict[str, float]) -> str:
@@ -124,10 +150,10 @@ def held_out_summary(metrics: dict[str, float]) -> str:
 
 
 def _source_samples(store, device_key: str, space: str) -> Samples:
-    source_space, samples = samples_from_store(store, device_key)
-    if source_space != space:
-        raise ValueError(f"source device {device_key} measured the {source_space} space, not {space}")
-    return samples
+    rows = Counter(r["space"] for r in store.measurements(device_key))
+    if rows and space not in rows:
+        raise ValueError(f"source device {device_key} measured {_listing(rows)}, not {space}")
+    return samples_from_store(store, device_key, space=space)[1]
 
 
 def bench_table(results: Sequence[Result]) -> list[tuple[str, ...]]:

@@ -249,3 +249,42 @@ def test_bench_refuses_a_table_with_a_negative_latency_naming_its_line(tmp_path:
                  "--seeds", "1", "--train", "30", "--valid", "10", "--quiet"]) == 2
     err = capsys.readouterr().err
     assert "line 6: my_device_ms -3.5 cannot be measured" in err and "Traceback" not in err, err
+
+
+def test_a_key_measured_in_several_spaces_trains_on_the_one_it_can_or_the_one_named(tmp_path: Path, capsys) -> None:
+    """After `autogo run` or a nas-bench-macro build on pc-ort, `predictor train --device pc-ort` exited 2 with
+    "several spaces", although the README's own examples reuse one key that way."""
+    from controller.data import nb201_table
+    from controller.spaces import get_space
+    from controller.spaces.catalog import sample
+    from controller.store import ArchRecord, Store
+    from controller.store.importers import _imported, import_nb201_table
+
+    from .test_importers import write_table
+
+    db = tmp_path / "ds.db"
+
+    def add_macro(store: Store, n: int, seed: int) -> None:
+        space = get_space("nas-bench-macro")
+        graphs = [(x, space.to_graph(x)) for x in sample(space, n, seed)]
+        store.add_architectures([ArchRecord(g.arch_id, space.name, space.to_string(x), " ".join(map(str, x)),
+                                            g.macs(), g.params(), g.to_json()) for x, g in graphs])
+        store.add_records([_imported(g.arch_id, "pc-ort", f"test-{seed}", 1.0 + k, list(g.input_shape))
+                           for k, (_, g) in enumerate(graphs)])
+
+    with Store(db) as store:
+        import_nb201_table(store, write_table(tmp_path / "t.csv.gz", nb201_table()[:40]), "lat_ms_pixel3", "pc-ort")
+        add_macro(store, 5, seed=1)
+    assert main(["predictor", "train", "--db", str(db), "--device", "pc-ort", "--kind", "ridge"]) == 0
+    assert "saved ridge predictor for pc-ort (nb201 networks)" in capsys.readouterr().out
+    with Store(db) as store:
+        add_macro(store, 15, seed=2)
+    assert main(["predictor", "train", "--db", str(db), "--device", "pc-ort", "--kind", "ridge"]) == 2
+    err = capsys.readouterr().err
+    assert "--space is needed: pc-ort measured several spaces, nb201 (36), nas-bench-macro (20)" in err, err  # 40 rows, 36 networks
+    assert main(["predictor", "train", "--db", str(db), "--device", "pc-ort", "--kind", "ridge",
+                 "--space", "nas-bench-macro"]) == 0
+    assert "(nas-bench-macro networks)" in capsys.readouterr().out
+    assert main(["predictor", "train", "--db", str(db), "--device", "pc-ort", "--kind", "ridge",
+                 "--space", "fbnet"]) == 2
+    assert "--space 'fbnet' has no measurements on pc-ort" in capsys.readouterr().err
