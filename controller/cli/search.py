@@ -153,24 +153,35 @@ def cmd_search(args: argparse.Namespace) -> int:
 def cmd_search_report(args: argparse.Namespace) -> int:
     from controller.reporting.tables import text_table
     from controller.search.hypervolume import parse_bounds
-    from controller.search.report import load_traces, write_report
+    from controller.search.report import group_label, group_runs, load_traces, write_report
     from controller.search.run import read_run
 
     try:
+        groups = group_runs(args.runs)
+        if args.hv_bounds and len(groups) > 1:
+            raise ValueError(f"--hv-bounds fits one group of runs; these are {len(groups)}: "
+                             f"{'; '.join(map(group_label, groups))}")
         bounds = None
         if args.hv_bounds:
             summary, _ = read_run(args.runs[0])
             bounds = parse_bounds(args.hv_bounds, [o["name"] for o in summary["objectives"]],
                                   [1.0 if o["minimise"] else -1.0 for o in summary["objectives"]])
-        traces, bounds = load_traces(args.runs, bounds)
-        rows = write_report(traces, args.out, args.title or f"{len(traces)} runs")
+        traced = [(group, *load_traces(folders, bounds)) for group, folders in groups.items()]
+        rows = write_report([(group_label(group), traces) for group, traces, _ in traced], args.out,
+                            args.title or f"{len(args.runs)} runs")
     except ValueError as exc:
         return common.fail("search report", exc)
-    print(text_table([["algo", "runs", "evaluations", "final hypervolume (mean ± SE)"]] +
-                     [[r["algo"], str(r["runs"]), str(r["evaluations"]),
-                       f"{r['final_hv_mean']:.4f} ± {r['final_hv_se']:.4f}"] for r in rows]))
-    print(f"common normalisation (minimisation form): lower {bounds.lower.tolist()}, upper {bounds.upper.tolist()}")
-    print(f"wrote {args.out}/hypervolume.csv and hypervolume.png")
+    if len(groups) > 1:
+        print(f"{len(groups)} groups of runs that compare (one space, device key and set of objectives each); "
+              "each is normalised and summarised on its own")
+    print(text_table([["group", "algo", "runs", "evaluations", "final hypervolume (mean ± SE)"]] +
+                     [[r["group"], r["algo"], str(r["runs"]), str(r["evaluations"]),
+                       f"{r['final_hv_mean']:.4f} ± {r['final_hv_se']:.4f}"] for r in rows], numbers_right=False))
+    for group, _, bounds in traced:
+        print(f"{group_label(group)}: normalisation (minimisation form) lower {bounds.lower.tolist()}, "
+              f"upper {bounds.upper.tolist()}")
+    plots = "hypervolume.png" if len(groups) == 1 else f"hypervolume-1..{len(groups)}.png"
+    print(f"wrote {args.out}/hypervolume.csv and {plots}")
     return 0
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from controller.autogo.run_folder import front_file, is_autogo_summary, read_autogo_run
-from controller.search.report import load_traces
+from controller.search.report import group_label, group_of, load_traces
 from controller.search.run import read_run
 
 
@@ -58,7 +58,7 @@ def searches(roots: Sequence[Path]) -> dict[str, Any]:
             continue
         config = summary["config"]
         objectives = tuple(o["name"] for o in summary["objectives"])
-        groups[objectives].append((name, folder))
+        groups[group_of(summary)].append((name, folder))
         runs.append({"run": name, "algo": config["algo"] + (" (restricted)" if config.get("restrict") else ""),
                      "space": config["space"], "device": config["device"], "seed": config["seed"],
                      "objectives": list(objectives), "evaluations": summary["evaluations"],
@@ -66,14 +66,14 @@ def searches(roots: Sequence[Path]) -> dict[str, Any]:
                      "wall_s": round(summary["wall_s"], 1),
                      "controller_seconds_per_iteration": summary.get("controller_seconds_per_iteration", [])})
     curves = []
-    for objectives, members in groups.items():
+    for group, members in groups.items():  # one normalisation per space, device key and set of objectives
         try:
             traces, _ = load_traces([folder for _, folder in members])
         except ValueError as exc:
             problems += [{"run": name, "error": str(exc)} for name, _ in members]
             continue
-        curves += [{"run": name, "objectives": list(objectives), "hypervolume": trace.hypervolume}
-                   for (name, _), trace in zip(members, traces, strict=True)]
+        curves += [{"run": name, "objectives": list(group[2]), "group": group_label(group),
+                    "hypervolume": trace.hypervolume} for (name, _), trace in zip(members, traces, strict=True)]
     return {"runs": runs, "autogo": autogo, "curves": curves, "problems": problems}
 
 

@@ -281,7 +281,8 @@ def test_a_key_measured_in_several_spaces_trains_on_the_one_it_can_or_the_one_na
         add_macro(store, 15, seed=2)
     assert main(["predictor", "train", "--db", str(db), "--device", "pc-ort", "--kind", "ridge"]) == 2
     err = capsys.readouterr().err
-    assert "--space is needed: pc-ort measured several spaces, nb201 (36), nas-bench-macro (20)" in err, err  # 40 rows, 36 networks
+    # 40 table rows are 36 networks (pruned twins)
+    assert "--space is needed: pc-ort measured several spaces, nb201 (36), nas-bench-macro (20)" in err, err
     assert main(["predictor", "train", "--db", str(db), "--device", "pc-ort", "--kind", "ridge",
                  "--space", "nas-bench-macro"]) == 0
     assert "(nas-bench-macro networks)" in capsys.readouterr().out

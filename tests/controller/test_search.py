@@ -436,3 +436,24 @@ def test_linas_on_fewer_evaluations_than_two_populations_still_iterates_and_says
     assert json.loads((out / "run.json").read_text())["config"]["population"] == 6
     assert len(updates) == 12
     assert sum(name != "MainThread" for name in updates) >= 10  # moved by each returning measurement
+
+
+def test_report_keeps_runs_of_different_devices_apart(tmp_path: Path, replay_agent: LocalAgent,
+                                                      capsys: pytest.CaptureFixture) -> None:
+    """`search report` put runs of different devices (and objectives) into one normalisation and one mean ± SE."""
+    runs = [search(tmp_path, replay_agent, "random", "--seed", seed, "--evals", "12", name=f"pixel-{seed}")
+            for seed in ("0", "1")]
+    out = tmp_path / "other"
+    assert main(["search", "--device", "other-phone", "--agent", replay_agent.address, "--algo", "random", "--db",
+                 str(tmp_path / "store.db"), "--out", str(out), *QUICK, "--evals", "12"]) == 0
+    capsys.readouterr()
+    assert main(["search", "report", *map(str, [*runs, out]), "--out", str(tmp_path / "report")]) == 0
+    printed = capsys.readouterr().out
+    assert "2 groups of runs that compare" in printed
+    table = rows(tmp_path / "report" / "hypervolume.csv")
+    assert {(r["group"], r["runs"]) for r in table} == {("nb201 on pixel3: latency, accuracy", "2"),
+                                                        ("nb201 on other-phone: latency, accuracy", "1")}
+    assert all((tmp_path / "report" / f"hypervolume-{k}.png").stat().st_size > 1000 for k in (1, 2))
+    assert main(["search", "report", *map(str, [*runs, out]), "--out", str(tmp_path / "r2"),
+                 "--hv-bounds", "latency=1:30,accuracy=80:95"]) == 2
+    assert "--hv-bounds fits one group of runs" in capsys.readouterr().err

@@ -89,9 +89,10 @@ const RENDER = {
       out.appendChild(line);
     }
     if (typeof Plotly !== "undefined" && data.curves.length) {
-      Plotly.react("plot-a", data.curves.map(c => ({type: "scatter", mode: "lines", name: c.run,
+      Plotly.react("plot-a", data.curves.map(c => ({type: "scatter", mode: "lines", name: `${c.run} (${c.group})`,
+                                                    legendgroup: c.group,
                                                     x: c.hypervolume.map((_, i) => i + 1), y: c.hypervolume})),
-                   {title: {text: "Hypervolume vs evaluations (one normalisation per set of objectives)"},
+                   {title: {text: "Hypervolume vs evaluations (one normalisation per space, device and objectives)"},
                     xaxis: {title: {text: "evaluations"}}, yaxis: {title: {text: "hypervolume"}}, margin: {t: 40}});
     }
     return out;
