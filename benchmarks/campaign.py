@@ -62,7 +62,8 @@ def memory_child() -> None:
     archs = [x for x in space.enumerate() if space.is_connected(x)]
     with tempfile.TemporaryDirectory() as tmp, Store(Path(tmp) / "ds.db") as store:
         t0 = time.perf_counter()
-        added = campaign.enqueue(store, space, archs, campaign.CampaignPlan(campaign="mem", device_keys=["a", "b"]))
+        added = campaign.enqueue(store, space, archs,
+                                 campaign.CampaignPlan(campaign="mem", device_keys=["a", "b"])).added
         wall = time.perf_counter() - t0
         db_mb = (Path(tmp) / "ds.db").stat().st_size / 1e6
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -40,7 +40,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     lb.add_argument("--db", type=db_target, required=True, metavar="PATH", help="SQLite file (or a SQLAlchemy URL)")
     lb.add_argument("--priority", type=int, default=0,
                     help="higher runs first within each device key's queue (default %(default)s)")
-    lb.add_argument("--campaign", default=None, type=common.CAMPAIGN, help="campaign name (default: SPACE-PROTOCOL)")
+    lb.add_argument("--campaign", default=None, type=common.CAMPAIGN,
+                    help="campaign name (default: SPACE-PROTOCOL-nN-sSEED, or SPACE-PROTOCOL-all: one per build, "
+                         "the same when the same command runs again)")
     lb.add_argument("--remeasure-warned", action="store_true",
                     help="measure again the jobs whose record carries agent warnings (other processes busy, "
                          "throttling); the new record replaces the warned one")
@@ -93,7 +95,9 @@ def cmd_latbench_build(args: argparse.Namespace) -> int:
             archs = [x for x in space.enumerate() if space.has_network(x)]
         else:
             archs = common.sampled(space, args.sample, args.seed)
-        plan = campaign.CampaignPlan(campaign=args.campaign or f"{space.name}-{args.protocol}", device_keys=devices,
+        chosen = "all" if args.all else f"n{args.sample}-s{args.seed}"
+        plan = campaign.CampaignPlan(campaign=args.campaign or f"{space.name}-{args.protocol}-{chosen}",
+                                     device_keys=devices,
                                      protocol=args.protocol, protocol_params=dict(args.param or []),
                                      batch_size=args.batch_size, priority=args.priority)
         plans = campaign.plans_by_runtime(plan, args.backend or [], args.model_format or [])
@@ -102,7 +106,8 @@ def cmd_latbench_build(args: argparse.Namespace) -> int:
     except (ValueError, NotImplementedError, OSError, FormatUnavailable) as exc:
         return fail("latbench build", exc)
     with Store(args.db) as store:
-        added = sum(campaign.enqueue(store, space, archs, p) for p in plans)
+        queued = [campaign.enqueue(store, space, archs, p) for p in plans]
+        added, keys = sum(q.added for q in queued), [key for q in queued for key in q.job_keys]
         print(f"campaign {plan.campaign!r}: {len(archs)} architectures x {len(devices)} device key(s); "
               f"{added} new job(s) queued in {args.db}", flush=True)
         if args.retry_failed:
@@ -114,7 +119,7 @@ def cmd_latbench_build(args: argparse.Namespace) -> int:
             check_agents(config, args.connect_timeout)
         except ConnectionError as exc:
             return fail("latbench build", exc)
-        counts = store.counts(plan.campaign)
+        counts = store.counts_of(keys)  # this build's jobs, whichever campaign first queued them
         bars = {key: tqdm(total=sum(counts.get(key, {}).values()), initial=counts.get(key, {}).get("done", 0),
                           desc=key, unit="model", position=k, disable=args.quiet)
                 for k, key in enumerate(devices)}
@@ -131,7 +136,7 @@ def cmd_latbench_build(args: argparse.Namespace) -> int:
 
         try:
             with Fleet(store, replace(config, on_done=advance)) as fleet:
-                final = fleet.drain(devices)
+                fleet.drain(devices)
         except KeyboardInterrupt:
             for bar in bars.values():
                 bar.close()
@@ -142,7 +147,8 @@ def cmd_latbench_build(args: argparse.Namespace) -> int:
         for bar in bars.values():
             bar.close()
         causes = store.failure_causes(plan.campaign)
-    print(campaign.summary_line({k: v for k, v in final.items() if k in devices}))
+        final = store.counts_of(keys)
+    print(f"this build: {campaign.summary_line(final)}")
     if causes:
         from controller.reporting.tables import failure_summary
 

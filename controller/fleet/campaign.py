@@ -88,19 +88,29 @@ def plans_by_runtime(base: CampaignPlan, backends: Sequence[str] = (), formats: 
 ENQUEUE_CHUNK = 500  # architectures per transaction: bounded memory for whole-space campaigns
 
 
+@dataclass(frozen=True)
+class Enqueued:
+    """What ``enqueue`` did: how many jobs were new, and the key of every job the plan holds (new or not)."""
+
+    added: int
+    job_keys: list[str]
+
+
 def enqueue(store: Store, space: SearchSpace, archs: Sequence[Sequence[int]], plan: CampaignPlan,
-            progress: Callable[[int], None] = lambda n: None) -> int:
-    """Add the architectures and one job per (arch, device key); returns how many jobs were new.
+            progress: Callable[[int], None] = lambda n: None) -> Enqueued:
+    """Add the architectures and one job per (arch, device key).
 
     Works in chunks, so a 15,625-architecture plan never holds all the CGs (~40 kB each) at once.
     """
-    added = 0
+    added, keys = 0, []
     for start in range(0, len(archs), ENQUEUE_CHUNK):
         chunk = archs[start:start + ENQUEUE_CHUNK]
-        added += enqueue_candidates(store, [space.candidate(x) for x in chunk], plan)[0]
+        new, specs = enqueue_candidates(store, [space.candidate(x) for x in chunk], plan)
+        added += new
+        keys += [spec.job_key for spec in specs]
         progress(len(chunk))
     store.set_priority(plan.campaign, plan.priority)  # a re-run with another --priority re-orders what is left
-    return added
+    return Enqueued(added, keys)
 
 
 def enqueue_candidates(store: Store, candidates: Sequence[Candidate], plan: CampaignPlan

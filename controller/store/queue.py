@@ -264,6 +264,19 @@ class JobQueue(Database):
                 out.setdefault(device, dict.fromkeys(STATES, 0))[state] = n
         return out
 
+    def counts_of(self, job_keys: Sequence[str]) -> dict[str, dict[str, int]]:
+        """``counts`` of these jobs only (one build's, whatever campaign first queued each)."""
+        jobs, out = schema.jobs, {}
+        with self.engine.connect() as conn:
+            for start in range(0, len(job_keys), 500):
+                query = (select(jobs.c.device_key, jobs.c.state, func.count())
+                         .where(jobs.c.job_key.in_(list(job_keys[start:start + 500])))
+                         .group_by(jobs.c.device_key, jobs.c.state))
+                for device, state, n in conn.execute(query):
+                    states = out.setdefault(device, dict.fromkeys(STATES, 0))
+                    states[state] += n
+        return out
+
     def job_states(self, job_keys: Sequence[str]) -> dict[str, tuple[str, str | None]]:
         """{job_key: (state, last error)} of the given jobs that exist."""
         jobs, out = schema.jobs, {}

@@ -448,3 +448,29 @@ def test_submitted_models_are_exported_ahead_of_the_workers_each_once_and_a_boun
         assert sorted(exported) == sorted(keys)  # each model exported once, ahead or by the worker
         source.close()
         assert not source._ahead_thread.is_alive()
+
+
+def test_a_build_summarises_its_own_jobs_in_a_campaign_of_its_own(tmp_path: Path, capsys) -> None:
+    """"pc-ort: 346 done" after re-measuring 6: the summary counted the key's jobs of every campaign, and the
+    default campaign name SPACE-PROTOCOL merged unrelated builds."""
+    from controller.cli.main import main
+
+    db = tmp_path / "ds.db"
+    agent = start_agent(tmp_path / "c")
+    try:
+        def build(n: int, seed: int) -> str:
+            assert main(["latbench", "build", "--space", "nb201", "--devices", "k", "--sample", str(n), "--seed",
+                         str(seed), "--protocol", "fixed", "--param", "count=3", "--db", str(db), "--quiet",
+                         "--insecure", "--agent", f"k={agent.address}"]) == 0
+            return capsys.readouterr().out
+
+        first = build(8, seed=1)
+        assert "campaign 'nb201-fixed-n8-s1'" in first and "this build: k: 8 done" in first
+        second = build(3, seed=2)
+        assert "campaign 'nb201-fixed-n3-s2'" in second and "this build: k: 3 done" in second
+        again = build(8, seed=1)  # the same command: the same campaign, nothing new, its own 8 jobs
+        assert "0 new job(s)" in again and "this build: k: 8 done" in again
+        with Store(db) as store:
+            assert store.counts()["k"]["done"] == len(list(store.measurements())) <= 11
+    finally:
+        agent.stop()
