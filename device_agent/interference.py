@@ -20,6 +20,7 @@ from device_agent.gpu import violation_ns
 from device_agent.host import PSUTIL_ERRORS
 
 OTHER_PROCESS_CPU_SHARE = 0.10  # of one CPU over the timed window: above this, the record warns
+MIN_SPAN_S = 0.1  # ten of the OS's 10 ms CPU-time ticks: a shorter span cannot tell a share
 
 # Counters that grow each time the hardware throttles: Intel's per-core and package counters, and the
 # Raspberry Pi firmware's bit field (bits 0-3: throttling now, bits 16-19: since boot).
@@ -35,14 +36,19 @@ def _read(path: Path) -> str:
         return ""
 
 
-def process_cpu_seconds() -> dict[int, tuple[str, float]]:
-    """pid -> (name, user + system CPU seconds so far), for every process the agent may read."""
-    seconds: dict[int, tuple[str, float]] = {}
+ProcessTable = dict[int, tuple[str, float, float]]  # pid -> (name, CPU seconds so far, clock when read)
+
+
+def process_cpu_seconds(clock: Callable[[], float] = time.monotonic) -> ProcessTable:
+    """pid -> (name, user + system CPU seconds so far, ``clock()`` just after reading them), for every process
+    the agent may read. Reading the table takes tens of milliseconds; each process keeps its own time of
+    reading, so its share of a CPU is its CPU time over the time between its own two readings."""
+    seconds: ProcessTable = {}
     try:
         for process in psutil.process_iter(["name", "cpu_times"]):
             times = process.info["cpu_times"]  # None where access is denied
             if times is not None:
-                seconds[process.pid] = (process.info["name"] or "?", times.user + times.system)
+                seconds[process.pid] = (process.info["name"] or "?", times.user + times.system, clock())
     except PSUTIL_ERRORS:
         return seconds
     return seconds
@@ -70,18 +76,18 @@ def rpi_throttled_now(sys_root: Path = Path("/sys")) -> bool:
 class RunWatch:
     """Open at the start of the timed window, ``close`` at its end for the warnings."""
 
-    processes: Callable[[], dict[int, tuple[str, float]]] = process_cpu_seconds
+    processes: Callable[[Callable[[], float]], ProcessTable] = process_cpu_seconds
     sys_root: Path = Path("/sys")
     own_pid: int = field(default_factory=os.getpid)
     clock: Callable[[], float] = time.monotonic  # the window's length; tests step a clock of their own
-    _seconds: dict[int, tuple[str, float]] = field(default_factory=dict, init=False)
+    _seconds: ProcessTable = field(default_factory=dict, init=False)
     _throttles: dict[str, int] = field(default_factory=dict, init=False)
     _rpi_throttled: bool = field(default=False, init=False)
     _gpu_violations: dict[str, int] = field(default_factory=dict, init=False)
     _t0: float = field(default=0.0, init=False)
 
     def start(self) -> None:
-        self._seconds = self.processes()
+        self._seconds = self.processes(self.clock)
         self._throttles = throttle_counts(self.sys_root)
         self._rpi_throttled = rpi_throttled_now(self.sys_root)
         self._gpu_violations = violation_ns()
@@ -107,13 +113,20 @@ class RunWatch:
         return warnings
 
     def _busy_others(self, window_s: float) -> list[tuple[int, str, float]]:
+        """Other processes above the share, each over the span between its own two readings: dividing by the
+        timed window alone, a short window plus the table's reading time gave "1165%" on a 2-core host.
+        Spans shorter than ``MIN_SPAN_S`` say nothing (CPU time advances in 10 ms ticks)."""
         if window_s <= 0 or not self._seconds:
             return []
+        cpus = psutil.cpu_count() or 1
         busy = []
-        for pid, (name, seconds) in self.processes().items():
-            if pid == self.own_pid or pid not in self._seconds:
+        for pid, (name, seconds, at) in self.processes(self.clock).items():
+            if pid == self.own_pid or pid not in self._seconds or self._seconds[pid][0] != name:
+                continue  # our own, new since the start, or a reused pid
+            span = at - self._seconds[pid][2]
+            if span < MIN_SPAN_S:
                 continue
-            share = (seconds - self._seconds[pid][1]) / window_s
+            share = min((seconds - self._seconds[pid][1]) / span, cpus)
             if share > OTHER_PROCESS_CPU_SHARE:
                 busy.append((pid, name, share))
         return sorted(busy, key=lambda b: -b[2])

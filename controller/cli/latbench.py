@@ -180,9 +180,13 @@ def cmd_latbench_export(args: argparse.Namespace) -> int:
     try:
         with Store(args.db, read_only=True) as store:
             n = export(store, args.out, args.format, args.device, args.exclude_warned)
+            left_out = store.warned_count(args.device) if args.exclude_warned else 0
     except (ValueError, OSError) as exc:
         return fail("latbench export", exc)
-    print(f"wrote {n} rows to {args.out}")
+    print(f"wrote {n} rows to {args.out}" + (f"; --exclude-warned left out {left_out} record(s) with warnings "
+                                             "(a busy neighbour, throttling: see their warnings_json; "
+                                             "`latbench build --remeasure-warned` measures them again)"
+                                             if left_out else ""))
     return 0
 
 

@@ -7,7 +7,7 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-from sqlalchemy import and_, insert, select
+from sqlalchemy import and_, func, insert, select
 
 from controller.store import schema
 from controller.store.database import Database
@@ -80,6 +80,15 @@ class Dataset(Database):
             query = query.where(~_WARNED)
         with self.engine.connect() as conn:
             yield from (dict(row) for row in conn.execute(query).mappings())
+
+    def warned_count(self, device_key: str | None = None) -> int:
+        """How many records carry warnings (what ``exclude_warned`` leaves out)."""
+        m = schema.measurements
+        query = select(func.count()).select_from(m).where(_WARNED)
+        if device_key is not None:
+            query = query.where(m.c.device_key == device_key)
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar() or 0)
 
     def latency_columns(self) -> tuple[dict[str, tuple], dict[str, tuple[str, int]]]:
         """Every measurement as columns (``device_key``, ``arch_id``, ``protocol``, ``backend``, ``latency_ms``)

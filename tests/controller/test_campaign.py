@@ -307,7 +307,7 @@ def test_failed_jobs_make_build_exit_non_zero_and_retry_failed_requeues_them(tmp
         assert_exactly_one_row_per_job(store, 3)
 
 
-def test_agent_warnings_are_stored_exported_excluded_and_remeasured(tmp_path: Path) -> None:
+def test_agent_warnings_are_stored_exported_excluded_and_remeasured(tmp_path: Path, capsys) -> None:
     """A busy neighbour process during the timed window: the warning reaches the dataset and the flags act on it."""
     from controller.cli.main import main
 
@@ -325,9 +325,12 @@ def test_agent_warnings_are_stored_exported_excluded_and_remeasured(tmp_path: Pa
         assert main(["latbench", "export", "--db", str(db), "--format", "csv", "--out", str(tmp_path / "all.csv")]) == 0
         exported = pd.read_csv(tmp_path / "all.csv")
         assert exported["warnings_json"].str.contains("other processes used more than").all()
+        capsys.readouterr()
         assert main(["latbench", "export", "--db", str(db), "--format", "parquet", "--out", str(tmp_path / "ok.pq"),
                      "--exclude-warned"]) == 0
         assert len(pd.read_parquet(tmp_path / "ok.pq")) == 0
+        # 0 rows were written without saying why
+        assert "--exclude-warned left out 2 record(s) with warnings" in capsys.readouterr().out
         assert main([*build, "--agent", f"k={agent.address}", "--remeasure-warned"]) == 0
         with Store(db) as store:
             again = {r["job_key"]: r for r in store.measurements()}

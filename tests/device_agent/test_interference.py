@@ -33,7 +33,32 @@ def test_a_busy_process_during_the_timed_window_is_named_in_the_warnings(tmp_pat
 
 def fake_processes(seconds: dict[int, float]):
     """A stand-in for psutil's process table: pid -> CPU seconds, the dict changed in place by the test."""
-    return lambda: {pid: ("my proc", t) for pid, t in seconds.items()}
+    return lambda clock: {pid: ("my proc", t, clock()) for pid, t in seconds.items()}
+
+
+def test_a_short_window_and_a_slow_process_table_give_no_impossible_share(tmp_path: Path) -> None:
+    """"hwnas (pid 22672, 1165%)" on a 2-core host: a process's CPU time was divided by the timed window only,
+    though reading the process table itself takes tens of milliseconds at both ends."""
+    import psutil
+
+    clock = [0.0]
+    hog = {"seconds": 0.0}
+
+    def slow_table(read_clock):  # reading takes 50 ms; the hog runs flat out (100% of a CPU) all the while
+        table = {}
+        for pid in (100, 200):
+            clock[0] += 0.025
+            hog["seconds"] = clock[0]
+            table[pid] = ("hog" if pid == 200 else "agent", hog["seconds"] if pid == 200 else 0.0, read_clock())
+        return table
+
+    watch = RunWatch(processes=slow_table, sys_root=tmp_path / "none", own_pid=100, clock=lambda: clock[0])
+    watch.start()
+    clock[0] += 0.08  # an 80 ms timed window
+    warnings = watch.close()
+    shares = [int(p) for p in re.findall(r"\(pid 200, (\d+)%\)", " ".join(warnings))]
+    assert shares == [100], warnings  # (0.08 + 0.05) / 0.08 = 162% before; worse the shorter the window
+    assert max(shares) <= 100 * (psutil.cpu_count() or 1)
 
 
 def test_quiet_neighbours_and_steady_throttle_counters_give_no_warning(tmp_path: Path) -> None:
@@ -83,6 +108,6 @@ def test_a_raspberry_pi_throttling_now_is_a_warning(tmp_path: Path, value: str, 
     flag = sys_root / "devices/platform/soc/soc:firmware/get_throttled"
     flag.parent.mkdir(parents=True)
     flag.write_text(value)
-    watch = RunWatch(processes=dict, sys_root=sys_root)
+    watch = RunWatch(processes=lambda clock: {}, sys_root=sys_root)
     watch.start()
     assert bool(watch.close()) == warned

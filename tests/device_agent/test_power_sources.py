@@ -164,7 +164,7 @@ def test_records_carry_the_gpus_clock_and_temperature(gpu_host: types.ModuleType
 
 
 def test_gpu_throttling_during_the_window_is_a_warning(gpu_host: types.ModuleType, tmp_path: Path) -> None:
-    watch = RunWatch(processes=dict, sys_root=tmp_path / "none")
+    watch = RunWatch(processes=lambda clock: {}, sys_root=tmp_path / "none")
     watch.start()
     assert watch.close() == []  # the counters did not move
     watch.start()
