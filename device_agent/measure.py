@@ -32,6 +32,7 @@ from device_agent.stats import LatencyStats, summarize
 log = logging.getLogger("hwnas.agent.measure")
 
 POWER_POLL_NS = 5_000_000_000  # fold energy counters every 5 s so a wrap is never missed
+SLOW_STEP_S = 1.0  # a load or bind taking longer is logged at INFO with its duration (torch.compile: minutes)
 
 
 @dataclass(frozen=True)
@@ -304,7 +305,11 @@ def measure(
     try:
         if token.stopped:
             raise stopped_error()
+        bind_started = time.monotonic()
         run_once = model.bind(shapes)
+        if time.monotonic() - bind_started > SLOW_STEP_S:
+            log.info("binding (the first, untimed inference: compiling, where the runtime compiles) took %.1f s",
+                     time.monotonic() - bind_started)
     except MemoryError:
         token.close()
         raise InvalidInput(f"the model with inputs {dict(shapes)} does not fit in this agent's memory") from None

@@ -27,7 +27,7 @@ from device_agent.backends import TOOL_BACKENDS, Backend, LoadedModel, backend_c
 from device_agent.cache import ModelCache, check_sha256
 from device_agent.errors import AgentError, InvalidInput, MeasurementStopped, ModelNotFound
 from device_agent.fifo import FifoGate
-from device_agent.measure import Measurement, MeasureOptions, StopToken, measure
+from device_agent.measure import SLOW_STEP_S, Measurement, MeasureOptions, StopToken, measure
 from device_agent.power import PowerSource, idle_power_w, parse_power_source, probe_all
 from device_agent.protocols import PROTOCOLS
 from device_agent.transports import DeviceFacts, Transport, TransportError, open_transport
@@ -243,7 +243,11 @@ class AgentServicer(agent_pb2_grpc.DeviceAgentServicer):
         if key in self._loaded:
             self._loaded.move_to_end(key)
             return self._loaded[key]
+        started = time.monotonic()
         loaded = self.backends[backend_name].load(path, threads)
+        took = time.monotonic() - started
+        if took > SLOW_STEP_S:  # rebuilding a network for PyTorch, compiling for OpenVINO: said, not silent
+            log.info("loading %s for %s took %.1f s", sha256[:12], backend_name, took)
         self._loaded[key] = loaded
         while len(self._loaded) > LOADED_MODELS_KEPT:
             self._loaded.popitem(last=False)

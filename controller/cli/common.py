@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import sys
+import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from protos import names
@@ -61,6 +65,30 @@ def sampled(space, n: int, seed: int) -> list[list[int]]:
     if note:
         print(f"note: {note}", file=sys.stderr)
     return archs
+
+
+@contextlib.contextmanager
+def waiting(what: str) -> Iterator[None]:
+    """Say ``what`` is under way on stderr, and on a terminal how long it has taken, every second, until it
+    ends: a first measurement may spend minutes rebuilding or compiling a network on the agent, silently."""
+    print(f"{what} ...", file=sys.stderr, flush=True)
+    done = threading.Event()
+    started = time.monotonic()
+
+    def tick() -> None:
+        while not done.wait(1.0):
+            print(f"\r  {time.monotonic() - started:.0f} s", end="", file=sys.stderr, flush=True)
+
+    ticker = threading.Thread(target=tick, daemon=True) if sys.stderr.isatty() else None
+    if ticker:
+        ticker.start()
+    try:
+        yield
+    finally:
+        done.set()
+        if ticker:
+            ticker.join()
+            print(file=sys.stderr)
 
 
 def param(text: str) -> tuple[str, float]:

@@ -14,6 +14,7 @@ from controller.cli.common import (
     fail,
     param,
     seconds,
+    waiting,
     whole,
 )
 
@@ -93,9 +94,11 @@ def cmd_profile(args: argparse.Namespace) -> int:
         # One model outside any campaign: the fleet dials, converts and measures it; no dataset is kept.
         with tempfile.TemporaryDirectory(prefix="hwnas-profile-") as tmp, \
                 Store(Path(tmp) / "profile.db") as store, Fleet(store, config) as fleet:
-            done = fleet.profile(AgentEndpoint("profile", args.agent), args.model.read_bytes(),
-                                 file_format(args.model), spec, args.backend, args.model_format,
-                                 ready_timeout_s=args.connect_timeout)
+            with waiting(f"profiling {args.model.name} on {args.agent} ({args.backend or 'the agent’s backend'}, "
+                         f"{args.protocol})"):
+                done = fleet.profile(AgentEndpoint("profile", args.agent), args.model.read_bytes(),
+                                     file_format(args.model), spec, args.backend, args.model_format,
+                                     ready_timeout_s=args.connect_timeout)
     except (ValueError, OSError, FormatUnavailable) as exc:
         return fail("profile", exc)
     except AgentCallError as exc:

@@ -114,3 +114,25 @@ def test_profile_names_what_is_wrong_with_a_folder_or_an_empty_file(tmp_path, ca
         assert main(["profile", str(target), "--agent", "127.0.0.1:1", "--insecure"]) == 2
         err = capsys.readouterr().err
         assert expected in err and len(err.splitlines()) == 1, err
+
+
+def test_profile_says_what_it_waits_for(tmp_path, capsys) -> None:
+    """`hwnas profile` on the torch agent took 229 s without a word."""
+    import numpy as np
+
+    from controller.cli.main import main
+    from controller.graph.onnx_export import to_onnx_bytes
+    from controller.spaces import get_space
+
+    from ..conftest import start_agent
+
+    space = get_space("nb201")
+    model = tmp_path / "cell.onnx"
+    model.write_bytes(to_onnx_bytes(space.to_graph(space.sample(np.random.default_rng(0)))))
+    agent = start_agent(tmp_path / "cache")
+    try:
+        assert main(["profile", str(model), "--agent", agent.address, "--insecure", "--protocol", "fixed",
+                     "--param", "count=5"]) == 0
+    finally:
+        agent.stop()
+    assert f"profiling cell.onnx on {agent.address}" in capsys.readouterr().err
