@@ -16,6 +16,7 @@ from controller.cli.common import (
     space_options,
 )
 from controller.cli.fleet_flags import add_fleet_options, check_agents, fleet_config
+from controller.graph.backend_formats import backend_names
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -32,7 +33,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     lb.add_argument("--param", type=param, action="append", metavar="KEY=VALUE", help="protocol parameter")
     lb.add_argument("--batch-size", type=common.whole(1), default=1)
     lb.add_argument("--backend", action="append", metavar="[KEY=]NAME",
-                    help="agent runtime: onnxruntime (default), litert, torch, simulator, replay; KEY=NAME for one "
+                    help=f"agent runtime, one of {backend_names()} (default onnxruntime); KEY=NAME for one "
                          "device key; repeatable")
     lb.add_argument("--model-format", action="append", metavar="[KEY=]NAME",
                     help="model sent: onnx, tflite, tflite-int8, tflite-int8-full, edgetpu (default: what the "

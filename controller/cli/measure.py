@@ -15,13 +15,14 @@ from typing import Any
 
 from controller.cli import common
 from controller.cli.fleet_flags import add_fleet_options, check_agents, fleet_config
+from controller.graph.backend_formats import backend_names
 from protos import names
 
 
 def add_measurement_options(parser: argparse.ArgumentParser) -> None:
     m = parser.add_argument_group("measurement")
     m.add_argument("--backend", default="onnxruntime",
-                   help="agent backend: onnxruntime, litert, torch, simulator, replay (a recorded table), ...")
+                   help=f"agent backend, one of {backend_names()} (default %(default)s)")
     m.add_argument("--model-format", default=None,
                    help="model sent to the agent: onnx, tflite, tflite-int8, tflite-int8-full, edgetpu (default: what "
                         "the backend runs first)")

@@ -22,6 +22,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from controller.graph.backend_formats import BACKEND_FORMATS
 from controller.graph.ir import ComputationGraph
 from controller.graph.onnx_export import to_onnx_bytes
 
@@ -158,24 +159,6 @@ FORMATS: dict[str, ModelFormat] = {f.name: f for f in (
     ModelFormat("edgetpu", "tflite", _edgetpu, "tflite-int8-full compiled by edgetpu_compiler",
                 lambda: _no_litert_torch() or _no_edgetpu_compiler()),
 )}
-
-# What each agent backend runs; the first is the default when a plan names none.
-BACKEND_FORMATS: dict[str, tuple[str, ...]] = {
-    "onnxruntime": ("onnx",),
-    "onnxruntime-cuda": ("onnx",),
-    "torch": ("onnx",),
-    "replay": ("onnx",),
-    "simulator": ("onnx",),
-    "instant": ("onnx",),
-    "openvino": ("onnx",),
-    "litert": ("tflite", "tflite-int8", "tflite-int8-full"),
-    "edgetpu": ("edgetpu",),
-    # Vendor benchmark tools (device_agent.tools): LiteRT's benchmark_model runs TFLite, the others ONNX.
-    "benchmark-model": ("tflite", "tflite-int8", "tflite-int8-full"),
-    "trtexec": ("onnx",),
-    "benchmark-app": ("onnx",),
-}
-
 
 def model_format(name: str) -> ModelFormat:
     try:
