@@ -20,6 +20,7 @@ from controller.autobuild.labels import Labelled
 from controller.autobuild.sequences import SequenceFamily, sequence_family, sequence_samples
 from controller.spaces import get_space
 from predictors import get_predictor, load
+from predictors.metrics import MIN_HELD_OUT
 
 MANIFEST = "autobuild.json"
 MIN_NETWORKS = 50  # below this a rank loss on batches and a held-out tenth say nothing
@@ -97,14 +98,16 @@ def train(labelled: Labelled, objectives: Sequence[str], equations: Sequence[Equ
         progress(f"equation {k + 1}/{len(equations)} {equation.text!r}: training on {len(train_index)} networks "
                  f"({predictor.epochs(len(train_index))} epochs)")
         predictor.fit(samples.with_y(y).take(train_index), samples.with_y(y).take(valid_index))
-        levels = predictor.level_scores(samples.take(valid_index))
-        rho = [float(stats.spearmanr(levels[:, m], y[valid_index]).statistic) for m in range(levels.shape[1])]
+        rho: list[float] = []
+        if len(valid_index) >= MIN_HELD_OUT:  # as predictors do: a Spearman of 15 networks says little
+            levels = predictor.level_scores(samples.take(valid_index))
+            rho = [float(stats.spearmanr(levels[:, m], y[valid_index]).statistic) for m in range(levels.shape[1])]
         predictor.card.target = equation.text
         predictor.card.metrics.update({f"valid_spearman_hop{m}": r for m, r in enumerate(rho)})
         folder = f"{k:02d}-{equation.slug()}"[:80]
         predictor.save(out / folder)
-        entries.append({"text": equation.text, "folder": folder, "valid_spearman": rho})
-        progress(f"  held-out Spearman by hop level: {', '.join(f'{r:.3f}' for r in rho)}")
+        entries.append({"text": equation.text, "folder": folder, "valid_spearman": rho, "held_out": len(valid_index)})
+        progress(f"  {held_out_phrase(rho, len(valid_index))}")
     manifest = {"space": space.name, "resolution": resolution, "objectives": list(objectives),
                 "objectives_names": labelled.names, "equations": entries,
                 "networks": [space.to_string(x) for x in labelled.encodings], "resolutions": labelled.resolutions,
@@ -112,3 +115,11 @@ def train(labelled: Labelled, objectives: Sequence[str], equations: Sequence[Equ
                 "held_out": [space.to_string(labelled.encodings[i]) for i in valid_index]}
     (out / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
     return TrainedSet(out, manifest)
+
+
+def held_out_phrase(rho: Sequence[float], held_out: int) -> str:
+    """The held-out Spearman by hop level, or why there is none."""
+    if not rho:
+        return (f"{held_out} held-out networks: too few to score (at least {MIN_HELD_OUT} are needed; label more "
+                "networks)")
+    return f"held-out Spearman by hop level on {held_out} networks: {', '.join(f'{r:.3f}' for r in rho)}"

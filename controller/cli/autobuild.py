@@ -76,7 +76,7 @@ def cmd_autobuild_train(args: argparse.Namespace) -> int:
     from controller.autobuild.equations import parse_equation
     from controller.autobuild.labels import labelled, parse_objective
     from controller.autobuild.sequences import sequence_family
-    from controller.autobuild.training import MIN_NETWORKS, train
+    from controller.autobuild.training import MIN_NETWORKS, held_out_phrase, train
     from controller.cli.common import dataset_exists
     from controller.cli.predictor import predictor_settings
     from controller.spaces import get_space
@@ -119,7 +119,8 @@ def cmd_autobuild_train(args: argparse.Namespace) -> int:
     print(f"trained {len(equations)} AutoBuild predictor(s) on {len(data.encodings)} networks: {trained.folder}")
     for entry in trained.manifest["equations"]:
         rho = entry["valid_spearman"]
-        print(f"  {entry['text']}: held-out Spearman hop 0 {rho[0]:.3f}, best hop {max(rho):.3f}")
+        print(f"  {entry['text']}: " + (f"held-out Spearman hop 0 {rho[0]:.3f}, best hop {max(rho):.3f}" if rho
+                                         else held_out_phrase(rho, entry.get("held_out", 0))))
     return 0
 
 

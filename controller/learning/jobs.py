@@ -22,11 +22,10 @@ from controller.learning.layer_latency import LAYER_SPACE, layer_sums, measured_
 from controller.spaces import SPACES, get_space
 from predictors import Predictor, Samples, get_predictor, load, predictor_class
 from predictors.evaluate import Result, summarise
-from predictors.metrics import BOUNDS
+from predictors.metrics import BOUNDS, MIN_HELD_OUT
 from protos import names
 
 MIN_SAMPLES = 10  # measurements of one space a device key needs before a predictor is fitted to them
-MIN_HELD_OUT = 20  # fewer held-out measurements give figures that mean nothing (Spearman 1.000 from 2 points)
 
 DEFAULT_KINDS = ("ridge", "svr", "stacked", "flops", "gcn")
 
