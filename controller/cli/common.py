@@ -8,6 +8,7 @@ import math
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -89,6 +90,26 @@ def waiting(what: str) -> Iterator[None]:
         if ticker:
             ticker.join()
             print(file=sys.stderr)
+
+
+@contextlib.contextmanager
+def domain_warnings_summarised() -> Iterator[None]:
+    """Predictors' ``OutsideDomainWarning``s said once, as one line at the end, not one line (with the source
+    path of the warning) per prediction batch: `predictor transfer` printed 16 a run. Other warnings pass."""
+    from predictors import OutsideDomainWarning
+
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", OutsideDomainWarning)
+            yield
+    finally:  # outside the recording: a warning passed on now is not recorded again
+        ours = [w for w in caught if issubclass(w.category, OutsideDomainWarning)]
+        for other in caught:
+            if not issubclass(other.category, OutsideDomainWarning):
+                warnings.warn_explicit(other.message, other.category, other.filename, other.lineno)
+    if ours:
+        print(f"note: {len(ours)} prediction batch(es) included architectures outside what the predictor was "
+              f"trained on; their predictions are unvouched for (first: {ours[0].message})", file=sys.stderr)
 
 
 def param(text: str) -> tuple[str, float]:

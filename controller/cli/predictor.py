@@ -10,6 +10,7 @@ from controller.cli import common
 from controller.cli.common import (
     dataset_exists,
     db_target,
+    domain_warnings_summarised,
     fail,
 )
 from controller.cli.gennape import add_gennape_parser
@@ -299,9 +300,10 @@ def cmd_predictor_transfer(args: argparse.Namespace) -> int:
             value = {tuple(x): y for x, y in zip(table.encodings, table.y, strict=True)}
             sources.append(samples.with_y([value[x] for x in common]))
         config = {"epochs": args.gcn_epochs} if args.gcn_epochs else {}
-        points = curve(samples, sources, sizes, range(args.seeds), methods=args.methods.split(","), n_test=args.test,
-                       pretrain_samples=args.pretrain, config=config,
-                       progress=lambda what: print(f"  {what}", file=sys.stderr, flush=True))
+        with domain_warnings_summarised():
+            points = curve(samples, sources, sizes, range(args.seeds), methods=args.methods.split(","),
+                           n_test=args.test, pretrain_samples=args.pretrain, config=config,
+                           progress=lambda what: print(f"  {what}", file=sys.stderr, flush=True))
     except (ValueError, FileNotFoundError) as exc:
         return fail("predictor transfer", exc)
     print(f"{args.target} from {', '.join(f'{p.name}:{c}' for p, c in args.transfer_from)}; "
