@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import logging
 import os
 import shutil
 import subprocess
@@ -51,11 +52,30 @@ def _onnx(graph: ComputationGraph, metadata: Metadata) -> bytes:
     return to_onnx_bytes(graph, metadata=metadata)
 
 
+# Loggers that warn while litert-torch imports, about nothing a user can act on: torchao's optional CUDA
+# kernels that a CPU host cannot load, and torch's deprecation of an Enum registration torchao makes.
+_IMPORT_NOISE = ("torchao", "torch.utils._pytree")
+
+
+@contextlib.contextmanager
+def _quiet(logger_names: tuple[str, ...]):
+    loggers = [logging.getLogger(name) for name in logger_names]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
+
+
 def _litert_torch():
     # The converter's C++ logs an INFO line per model; a campaign converting thousands keeps WARNING and up.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
-        import litert_torch
+        with _quiet(_IMPORT_NOISE):
+            import litert_torch
     except ImportError as exc:
         raise FormatUnavailable(
             f"TFLite export needs litert-torch ({exc}); install it with: pip install 'hwnas[tflite]'") from None
