@@ -136,3 +136,22 @@ def test_profile_says_what_it_waits_for(tmp_path, capsys) -> None:
     finally:
         agent.stop()
     assert f"profiling cell.onnx on {agent.address}" in capsys.readouterr().err
+
+
+def test_the_demo_says_when_its_measurements_were_taken_on_a_busy_host(tmp_path) -> None:
+    """The demo's ridge reached 20 % within ±10 % on a busy machine (44-48 % when idle) and did not say why."""
+    from controller.cli.demo import busy_note
+    from controller.store import JobSpec, MeasurementRecord, Store
+
+    from .test_store import ARCH, record
+
+    with Store(tmp_path / "ds.db") as store:
+        store.add_architectures([ARCH])
+        store.enqueue([JobSpec(campaign="c", arch_id=ARCH.arch_id, device_key="k", protocol_params={"runs": n})
+                       for n in range(3)])
+        for n in range(3):
+            job = store.lease("k", "w", 10)
+            warned = ("other processes used more than 10% of a CPU during the timed window: yes (pid 1, 95%)",)
+            store.complete(MeasurementRecord(**{**vars(record(job)), "warnings": warned if n else ()}))
+        assert busy_note(store, "k").startswith("; 2 of its 3 measurements were taken while the host was busy")
+        assert busy_note(store, "other") == ""
