@@ -21,12 +21,12 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy.exc import SQLAlchemyError
 
 from controller.dashboard import searches, views
-from controller.store import Store
+from controller.store import Store, StoreOpenError
 
 HERE = Path(__file__).parent
 COOKIE = "hwnas_dashboard_token"
 PAGES = {"fleet": "Fleet", "campaigns": "Campaigns", "dataset": "Dataset", "searches": "Searches"}
-STORE_ERRORS = (SQLAlchemyError, OSError, ValueError)
+STORE_ERRORS = (SQLAlchemyError, StoreOpenError, OSError, ValueError)
 
 
 def plotly_script() -> Path:

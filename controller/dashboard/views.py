@@ -15,6 +15,7 @@ from scipy import stats
 from controller.store import Store
 
 RATE_WINDOW_S = 600.0  # completions over the last ten minutes give a campaign's rate
+OUTLIER_POINTS = 300  # per device: the box's outliers drawn as points; the most extreme kept beyond this
 SCATTER_POINTS = 1500  # per device: enough to see the cloud, few enough to send and draw fast
 
 
@@ -79,6 +80,14 @@ def campaigns(store: Store, now: float | None = None) -> list[dict[str, Any]]:
     return out
 
 
+def _extremes(ascending: np.ndarray, most: int) -> list[float]:
+    """Up to ``most`` of the sorted values, the most extreme at both ends first (a box's outliers to draw)."""
+    if len(ascending) <= most:
+        return np.round(ascending, 6).tolist()
+    low, high = most // 2, most - most // 2
+    return np.round(np.concatenate([ascending[:low], ascending[-high:]]), 6).tolist()
+
+
 def dataset(store: Store, space: str = "", protocol: str = "", backend: str = "") -> dict[str, Any]:
     """Per device: latency distribution (box statistics) and latency vs MACs; the device x device Spearman
     correlation over the architectures both measured (median latency per architecture); the filter values.
@@ -115,12 +124,14 @@ def dataset(store: Store, space: str = "", protocol: str = "", backend: str = ""
         measured = np.flatnonzero(~np.isnan(medians[d]))
         shown = samples[d]
         q1, median, q3 = np.percentile(values, [25, 50, 75])
-        inside = values[(values >= q1 - 1.5 * (q3 - q1)) & (values <= q3 + 1.5 * (q3 - q1))]
+        within = (values >= q1 - 1.5 * (q3 - q1)) & (values <= q3 + 1.5 * (q3 - q1))
+        inside, outside = values[within], np.sort(values[~within])
         per_device.append({"device_key": str(key), "measurements": int(len(values)),
                            "architectures": int(len(measured)), "median_ms": float(median),
                            "p90_ms": float(np.percentile(values, 90)),
                            "box": {"q1": float(q1), "median": float(median), "q3": float(q3),
-                                   "lowerfence": float(inside.min()), "upperfence": float(inside.max())},
+                                   "lowerfence": float(inside.min()), "upperfence": float(inside.max()),
+                                   "outliers": _extremes(outside, OUTLIER_POINTS), "outlier_count": len(outside)},
                            "scatter": {"index": position[shown].tolist(),
                                        "latency_ms": np.round(medians[d, shown], 6).tolist()}})
     correlation, common = _rank_correlations(medians)

@@ -359,3 +359,22 @@ def test_a_store_holding_an_infinite_or_negative_latency_from_before_still_shows
     assert json.loads(body)["rows"] == len(ids) - 2  # the two impossible records are left out
     with Store(tmp_path / "s.db") as store:
         assert sum(d["measurements"] for d in views.dataset(store)["devices"]) == len(ids) - 2
+
+
+def test_the_latency_boxes_carry_their_outliers(tmp_path: Path) -> None:
+    """The Dataset page's box plots were drawn from statistics alone and hid their outliers."""
+    import sqlite3
+
+    from benchmarks.dashboard import build_store
+    from controller.dashboard import views
+
+    build_store(tmp_path / "s.db", archs=30, devices=1)
+    with sqlite3.connect(tmp_path / "s.db") as conn:
+        first = conn.execute("SELECT id, latency_ms FROM measurements ORDER BY id LIMIT 1").fetchone()
+        conn.execute("UPDATE measurements SET latency_ms = ? WHERE id = ?", (first[1] * 1000, first[0]))
+    with Store(tmp_path / "s.db") as store:
+        (device,) = views.dataset(store)["devices"]
+    box = device["box"]
+    assert box["outlier_count"] >= 1 and max(box["outliers"]) == pytest.approx(first[1] * 1000, rel=1e-6)
+    assert all(v < box["lowerfence"] or v > box["upperfence"] for v in box["outliers"])
+    assert views._extremes(np.arange(10.0), 4) == [0.0, 1.0, 8.0, 9.0]

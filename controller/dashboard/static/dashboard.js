@@ -202,11 +202,16 @@ function plots(data) {
   if (typeof Plotly === "undefined") return;
   const layout = (title, x, y) => ({title: {text: title}, xaxis: {title: {text: x}}, yaxis: {title: {text: y}},
                                     margin: {t: 40}});
-  Plotly.react("distribution", data.devices.map(d => ({type: "box", name: d.device_key, x: [d.device_key],
-                                                       q1: [d.box.q1], median: [d.box.median], q3: [d.box.q3],
-                                                       lowerfence: [d.box.lowerfence],
-                                                       upperfence: [d.box.upperfence]})),
-               layout("Latency per device", "device key", "latency (ms)"));
+  const boxes = data.devices.map(d => ({type: "box", name: d.device_key, x: [d.device_key], legendgroup: d.device_key,
+                                        q1: [d.box.q1], median: [d.box.median], q3: [d.box.q3],
+                                        lowerfence: [d.box.lowerfence], upperfence: [d.box.upperfence]}));
+  // a box drawn from its statistics has no points: its outliers are a scatter of their own
+  const outliers = data.devices.map(d => ({type: "scatter", mode: "markers", name: `${d.device_key} outliers`,
+                                           legendgroup: d.device_key, showlegend: false,
+                                           x: d.box.outliers.map(() => d.device_key), y: d.box.outliers,
+                                           marker: {size: 4, symbol: "circle-open"}}));
+  Plotly.react("distribution", [...boxes, ...outliers],
+               layout("Latency per device (outliers beyond 1.5 IQR as points)", "device key", "latency (ms)"));
   const archs = data.scatter_archs;
   Plotly.react("scatter", data.devices.map(d => ({type: "scattergl", mode: "markers", name: d.device_key,
                                                   x: d.scatter.index.map(i => archs.macs[i]), y: d.scatter.latency_ms,
