@@ -17,7 +17,7 @@ from device_agent import __version__
 from device_agent.backends import TOOL_BACKENDS
 from protos import names
 from protos.auth import ClientTls, TlsFiles, check_plaintext, host_of, read_token
-from protos.listen import port_arg
+from protos.listen import address_arg, port_arg
 
 _SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?i?B?)?\s*", re.IGNORECASE)
 _UNITS = {"": 1, "B": 1, "K": 1e3, "KB": 1e3, "KIB": 1024, "M": 1e6, "MB": 1e6, "MIB": 1 << 20,
@@ -134,6 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     dial = serve.add_argument_group("dial out", "register with a controller and pull jobs from it")
     dial.add_argument("--controller", metavar="HOST:PORT", default=os.environ.get("HWNAS_CONTROLLER"),
+                      type=address_arg,
                       help="controller to register with (hwnas latbench build --listen ...)")
     dial.add_argument("--device-key", metavar="KEY", default=os.environ.get("HWNAS_DEVICE_KEY"),
                       type=names.arg_type(names.device_key),

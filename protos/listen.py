@@ -58,12 +58,26 @@ def port_arg(text: str) -> int:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def listen(server: grpc.Server, address: str, tls: TlsFiles | None) -> int:
-    """Bind ``address`` ('HOST:PORT', port 0 picks a free one) and return the port; PortInUse names it."""
+def host_port(address: str) -> str:
+    """``address`` if it is HOST:PORT with a port within 0..65535; ValueError saying what is wrong."""
     host, sep, port = address.rpartition(":")
     if not sep or not host:
-        raise ValueError(f"a listening address must look like HOST:PORT (e.g. 0.0.0.0:50051), got {address!r}")
+        raise ValueError(f"an address must look like HOST:PORT (e.g. 0.0.0.0:50051), got {address!r}")
     port_number(port)
+    return address
+
+
+def address_arg(text: str) -> str:
+    """``host_port`` as an argparse ``type``: one usage line naming the flag."""
+    try:
+        return host_port(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def listen(server: grpc.Server, address: str, tls: TlsFiles | None) -> int:
+    """Bind ``address`` ('HOST:PORT', port 0 picks a free one) and return the port; PortInUse names it."""
+    host_port(address)
     try:
         port = server.add_secure_port(address, tls.server_credentials()) if tls else server.add_insecure_port(address)
     except RuntimeError:  # grpcio >= 1.5x raises where older releases returned 0

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from controller.cli import common
+from protos.listen import address_arg
 
 
 def add_fleet_options(parser: argparse.ArgumentParser) -> None:
@@ -20,7 +21,7 @@ def add_fleet_options(parser: argparse.ArgumentParser) -> None:
     f.add_argument("--agent", action="append", metavar="[KEY=]HOST:PORT",
                    help="an agent serving device key KEY (a bare HOST:PORT serves the only device key); repeatable")
     f.add_argument("--agents", type=Path, metavar="FILE", help="TOML file of [[agents]] key/address tables")
-    f.add_argument("--listen", metavar="HOST:PORT",
+    f.add_argument("--listen", metavar="HOST:PORT", type=address_arg,
                    help="also serve agents that dial in (hwnas-agent serve --controller HOST:PORT --device-key KEY)")
     f.add_argument("--require-client-cert", action="store_true",
                    help="with --listen: agents must present a certificate signed by --tls-ca (mutual TLS)")

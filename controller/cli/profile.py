@@ -17,12 +17,14 @@ from controller.cli.common import (
     waiting,
     whole,
 )
+from protos.listen import address_arg
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("profile", help="upload a model to an agent (if needed) and profile it")
     p.add_argument("model", type=Path, metavar="MODEL", help="model file (.onnx, or .tflite for a LiteRT agent)")
-    p.add_argument("--agent", required=True, metavar="HOST:PORT", help="agent address, e.g. 127.0.0.1:50151")
+    p.add_argument("--agent", required=True, metavar="HOST:PORT", type=address_arg,
+                   help="agent address, e.g. 127.0.0.1:50151")
     p.add_argument("--backend", default=None,
                    help="runtime on the agent (default: onnxruntime for ONNX if the agent has it, else the agent's "
                         "backend that runs the file's format, else its first backend)")

@@ -53,8 +53,8 @@ def test_two_keys_two_agents_then_export(tmp_path: Path) -> None:
     try:
         with Store(tmp_path / "ds.db") as store:
             archs = distinct_archs(6, seed=3)
-            assert campaign.enqueue(store, NB201, archs, plan(["cpu-a", "cpu-b"])) == 12
-            assert campaign.enqueue(store, NB201, archs, plan(["cpu-a", "cpu-b"])) == 0  # resume adds nothing
+            assert campaign.enqueue(store, NB201, archs, plan(["cpu-a", "cpu-b"])).added == 12
+            assert campaign.enqueue(store, NB201, archs, plan(["cpu-a", "cpu-b"])).added == 0  # resume adds nothing
             endpoints = [AgentEndpoint("cpu-a", agents[0].address), AgentEndpoint("cpu-b", agents[1].address)]
             run_campaign(store, endpoints, lease_s=10)
             rows = assert_exactly_one_row_per_job(store, 12)

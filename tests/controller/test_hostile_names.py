@@ -96,6 +96,10 @@ def test_an_agent_with_a_formula_for_a_name_is_refused_on_the_wire_and_on_its_co
     err = capsys.readouterr().err
     assert "an agent name must be" in err and "a device key must be" in err
     assert "a port must be a whole number within 0..65535 (0 picks a free one), got '70000'" in err
+    with pytest.raises(SystemExit):  # the controller's listening address: a traceback before
+        main(["latbench", "build", "--db", str(tmp_path / "x.db"), "--space", "nb201", "--devices", "k",
+              "--sample", "2", "--listen", "127.0.0.1:70000", "--insecure"])
+    assert "argument --listen: a port must be a whole number within 0..65535" in capsys.readouterr().err
 
 
 def test_a_record_cannot_carry_a_climbing_key_or_a_formula_agent_name(tmp_path: Path) -> None:
