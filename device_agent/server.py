@@ -246,6 +246,7 @@ class AgentServicer(agent_pb2_grpc.DeviceAgentServicer):
         started = time.monotonic()
         loaded = self.backends[backend_name].load(path, threads)
         took = time.monotonic() - started
+        loaded.load_ms = took * 1e3
         if took > SLOW_STEP_S:  # rebuilding a network for PyTorch, compiling for OpenVINO: said, not silent
             log.info("loading %s for %s took %.1f s", sha256[:12], backend_name, took)
         self._loaded[key] = loaded
@@ -341,6 +342,7 @@ class AgentServicer(agent_pb2_grpc.DeviceAgentServicer):
             peak_memory_bytes=m.peak_memory_bytes,
             memory_source=m.memory_source,
             op_profile=[agent_pb2.OpTime(name=n, op_type=t, time_ms=ms) for n, t, ms in m.op_profile],
+            model_bytes=self.cache.size_of(request.model_sha256) or 0,
             queue_wait_ms=waited_s * 1e3,
             measurement_wall_ms=m.wall_ms,
             warmup_runs_done=m.warmup_runs_done,

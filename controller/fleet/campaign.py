@@ -150,6 +150,7 @@ def to_record(job: Job, r: Mapping[str, Any]) -> MeasurementRecord:
         first_inference_ms=r.get("first_inference_ms") or None,
         peak_memory_bytes=int(r["peak_memory_bytes"]) if r.get("peak_memory_bytes") else None,
         memory_source=r.get("memory_source") or None, op_profile=tuple(r.get("op_profile", ())),
+        model_bytes=int(r["model_bytes"]) if r.get("model_bytes") else None,
     )
 
 

@@ -140,6 +140,7 @@ RECORD_COLUMNS: tuple[RecordColumn, ...] = (
     RecordColumn("peak_memory_bytes", int, nullable=True, wide=True, since=5),
     RecordColumn("memory_source", str, nullable=True, since=5),
     RecordColumn("op_profile_json", str, since=5, before="[]"),
+    RecordColumn("model_bytes", int, nullable=True, wide=True, since=6),  # the model file the agent ran
 )
 # What the agent reports and the dataset leaves out, and why (a test holds the wire contract to this list).
 NOT_STORED = {
@@ -222,6 +223,7 @@ class MeasurementRecord:
     peak_memory_bytes: int | None = None
     memory_source: str | None = None
     op_profile: tuple[Mapping[str, Any], ...] = ()  # {name, op_type, time_ms} per op, when asked for
+    model_bytes: int | None = None  # the size of the model file the agent ran; None where not reported
     recorded_at_unix_s: float | None = None  # set by the store when the record is written
 
     def __post_init__(self) -> None:
@@ -241,7 +243,7 @@ class MeasurementRecord:
                                 f"({self.started_unix_ns})")
         if not isinstance(self.batch_size, int) or self.batch_size < 1:
             raise InvalidRecord(f"batch_size must be a whole number >= 1, got {self.batch_size!r}")
-        for name in ("load_ms", "first_inference_ms", "peak_memory_bytes"):
+        for name in ("load_ms", "first_inference_ms", "peak_memory_bytes", "model_bytes"):
             _figure(name, getattr(self, name), optional=True)
         if self.power.get("available"):
             for name in _POWER_FIGURES:

@@ -26,7 +26,7 @@ from sqlalchemy import (
 
 from controller.store.records import RECORD_COLUMNS, RecordColumn
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 metadata = MetaData()
 
 schema_version = Table(
@@ -135,6 +135,11 @@ def _v4_to_v5(conn: Connection) -> None:
     conn.exec_driver_sql("ALTER TABLE measurements ADD COLUMN op_profile_json TEXT NOT NULL DEFAULT '[]'")
 
 
+def _v5_to_v6(conn: Connection) -> None:
+    """v6 keeps the size of the model file the agent ran."""
+    conn.exec_driver_sql("ALTER TABLE measurements ADD COLUMN model_bytes BIGINT")
+
+
 # MIGRATIONS[v] upgrades a database at version v to v + 1. Append only; never edit a released step.
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4,
-                                                      4: _v4_to_v5}
+                                                      4: _v4_to_v5, 5: _v5_to_v6}

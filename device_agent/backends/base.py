@@ -47,6 +47,9 @@ class LoadedModel(abc.ABC):
     # The ONNX file the runtime runs, where it runs one: its activations are estimated before binding, so a
     # batch that cannot fit is refused instead of growing the agent until the kernel kills it.
     onnx_path: Path | None = None
+    # How long the backend took to load the model (session creation, compilation), set by the agent when it
+    # loaded it: a cached session keeps the figure of its load.
+    load_ms: float = 0.0
 
     @property
     @abc.abstractmethod

@@ -132,10 +132,14 @@ def test_profile_says_what_it_waits_for(tmp_path, capsys) -> None:
     agent = start_agent(tmp_path / "cache")
     try:
         assert main(["profile", str(model), "--agent", agent.address, "--insecure", "--protocol", "fixed",
-                     "--param", "count=5"]) == 0
+                     "--param", "count=5", "--json"]) == 0
     finally:
         agent.stop()
-    assert f"profiling cell.onnx on {agent.address}" in capsys.readouterr().err
+    out, err = capsys.readouterr()
+    assert f"profiling cell.onnx on {agent.address}" in err
+    printed = json.loads(out)  # the deployment engineer's figures: cold start and the model's size (#37)
+    assert printed["load_ms"] > 0 and printed["first_inference_ms"] > 0
+    assert printed["model_bytes"] == model.stat().st_size and "peak_memory_bytes" in printed
 
 
 def test_the_demo_says_when_its_measurements_were_taken_on_a_busy_host(tmp_path) -> None:

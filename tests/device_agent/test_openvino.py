@@ -77,6 +77,7 @@ def test_a_record_names_the_device_hint_streams_and_precision(tmp_path: Path) ->
         agent.stop()
     env = result["environment"]
     assert result["backend"] == "openvino" and env["runtime"] == "openvino" and result["latency_ms"] > 0
+    assert result["load_ms"] > 0 and result["first_inference_ms"] > 0 and result["model_bytes"] == len(data)
     settings = env["runtime_settings"]
     assert settings["device"] == "CPU" and settings["performance_hint"] == "LATENCY"
     assert settings["num_streams"] == "1" and settings["inference_precision_hint"] == "f32"

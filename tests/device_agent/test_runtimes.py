@@ -88,15 +88,19 @@ def test_one_agent_times_onnx_in_pytorch_and_tflite_in_litert(runtimes_client: A
     assert info.backends == ["onnxruntime", "litert", "torch"]
     runtimes = {r.name: r.version for r in info.runtimes}
     assert torch.__version__.startswith(runtimes["pytorch"]) and runtimes["litert"].startswith("ai-edge-litert")
-    onnx_sha, _ = runtimes_client.ensure_model(to_onnx_bytes(small_graph()))
+    onnx = to_onnx_bytes(small_graph())
+    onnx_sha, _ = runtimes_client.ensure_model(onnx)
     tfl_sha, _ = runtimes_client.ensure_model(tflite_model, "tflite")
-    for sha, backend, runtime in ((onnx_sha, "torch", "pytorch"), (tfl_sha, "litert", "litert"),
-                                  (onnx_sha, "onnxruntime", "onnxruntime")):
+    for sha, size, backend, runtime in ((onnx_sha, len(onnx), "torch", "pytorch"),
+                                        (tfl_sha, len(tflite_model), "litert", "litert"),
+                                        (onnx_sha, len(onnx), "onnxruntime", "onnxruntime")):
         result = runtimes_client.profile(sha, backend=backend, protocol="fixed",
                                          protocol_params={"count": 20}).result
         assert result["backend"] == backend and result["environment"]["runtime"] == runtime
         assert result["stats"]["count"] == 20 and result["latency_ms"] > 0
         assert result["input_shapes"][0]["dims"] == [1, 3, 16, 16]
+        # cold start apart from the timed statistics, and the model's size, on every in-process runtime
+        assert result["load_ms"] > 0 and result["first_inference_ms"] > 0 and result["model_bytes"] == size, result
 
 
 def test_each_runtime_refuses_the_others_bytes_and_the_agent_keeps_serving(runtimes_client: AgentClient,

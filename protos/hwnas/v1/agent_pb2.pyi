@@ -258,7 +258,7 @@ class EnvironmentSnapshot(_message.Message):
     def __init__(self, threads: _Optional[int] = ..., cpu_governor: _Optional[str] = ..., cpu_freq_mhz: _Optional[float] = ..., load_avg_1m: _Optional[float] = ..., load_avg_5m: _Optional[float] = ..., load_avg_15m: _Optional[float] = ..., runtime: _Optional[str] = ..., runtime_version: _Optional[str] = ..., gpu_name: _Optional[str] = ..., gpu_sm_clock_mhz: _Optional[float] = ..., gpu_temperature_c: _Optional[float] = ..., runtime_settings: _Optional[_Mapping[str, str]] = ..., tool: _Optional[str] = ..., tool_version: _Optional[str] = ..., tool_command: _Optional[str] = ..., transport: _Optional[str] = ...) -> None: ...
 
 class ProfileResult(_message.Message):
-    __slots__ = ("model_sha256", "backend", "protocol", "protocol_params", "latency_ms", "stats", "samples_ms", "power", "environment", "queue_wait_ms", "measurement_wall_ms", "warmup_runs_done", "batch_size", "input_shapes", "agent_name", "agent_version", "started_unix_ns", "finished_unix_ns", "warnings", "protocol_details", "load_ms", "first_inference_ms", "peak_memory_bytes", "memory_source", "op_profile")
+    __slots__ = ("model_sha256", "backend", "protocol", "protocol_params", "latency_ms", "stats", "samples_ms", "power", "environment", "queue_wait_ms", "measurement_wall_ms", "warmup_runs_done", "batch_size", "input_shapes", "agent_name", "agent_version", "started_unix_ns", "finished_unix_ns", "warnings", "protocol_details", "load_ms", "first_inference_ms", "peak_memory_bytes", "memory_source", "op_profile", "model_bytes")
     class ProtocolParamsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -298,6 +298,7 @@ class ProfileResult(_message.Message):
     PEAK_MEMORY_BYTES_FIELD_NUMBER: _ClassVar[int]
     MEMORY_SOURCE_FIELD_NUMBER: _ClassVar[int]
     OP_PROFILE_FIELD_NUMBER: _ClassVar[int]
+    MODEL_BYTES_FIELD_NUMBER: _ClassVar[int]
     model_sha256: str
     backend: str
     protocol: str
@@ -323,7 +324,8 @@ class ProfileResult(_message.Message):
     peak_memory_bytes: int
     memory_source: str
     op_profile: _containers.RepeatedCompositeFieldContainer[OpTime]
-    def __init__(self, model_sha256: _Optional[str] = ..., backend: _Optional[str] = ..., protocol: _Optional[str] = ..., protocol_params: _Optional[_Mapping[str, float]] = ..., latency_ms: _Optional[float] = ..., stats: _Optional[_Union[LatencyStats, _Mapping]] = ..., samples_ms: _Optional[_Iterable[float]] = ..., power: _Optional[_Union[PowerReport, _Mapping]] = ..., environment: _Optional[_Union[EnvironmentSnapshot, _Mapping]] = ..., queue_wait_ms: _Optional[float] = ..., measurement_wall_ms: _Optional[float] = ..., warmup_runs_done: _Optional[int] = ..., batch_size: _Optional[int] = ..., input_shapes: _Optional[_Iterable[_Union[TensorShape, _Mapping]]] = ..., agent_name: _Optional[str] = ..., agent_version: _Optional[str] = ..., started_unix_ns: _Optional[int] = ..., finished_unix_ns: _Optional[int] = ..., warnings: _Optional[_Iterable[str]] = ..., protocol_details: _Optional[_Mapping[str, float]] = ..., load_ms: _Optional[float] = ..., first_inference_ms: _Optional[float] = ..., peak_memory_bytes: _Optional[int] = ..., memory_source: _Optional[str] = ..., op_profile: _Optional[_Iterable[_Union[OpTime, _Mapping]]] = ...) -> None: ...
+    model_bytes: int
+    def __init__(self, model_sha256: _Optional[str] = ..., backend: _Optional[str] = ..., protocol: _Optional[str] = ..., protocol_params: _Optional[_Mapping[str, float]] = ..., latency_ms: _Optional[float] = ..., stats: _Optional[_Union[LatencyStats, _Mapping]] = ..., samples_ms: _Optional[_Iterable[float]] = ..., power: _Optional[_Union[PowerReport, _Mapping]] = ..., environment: _Optional[_Union[EnvironmentSnapshot, _Mapping]] = ..., queue_wait_ms: _Optional[float] = ..., measurement_wall_ms: _Optional[float] = ..., warmup_runs_done: _Optional[int] = ..., batch_size: _Optional[int] = ..., input_shapes: _Optional[_Iterable[_Union[TensorShape, _Mapping]]] = ..., agent_name: _Optional[str] = ..., agent_version: _Optional[str] = ..., started_unix_ns: _Optional[int] = ..., finished_unix_ns: _Optional[int] = ..., warnings: _Optional[_Iterable[str]] = ..., protocol_details: _Optional[_Mapping[str, float]] = ..., load_ms: _Optional[float] = ..., first_inference_ms: _Optional[float] = ..., peak_memory_bytes: _Optional[int] = ..., memory_source: _Optional[str] = ..., op_profile: _Optional[_Iterable[_Union[OpTime, _Mapping]]] = ..., model_bytes: _Optional[int] = ...) -> None: ...
 
 class OpTime(_message.Message):
     __slots__ = ("name", "op_type", "time_ms")
