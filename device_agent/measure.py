@@ -32,6 +32,7 @@ from device_agent.stats import LatencyStats, summarize
 log = logging.getLogger("hwnas.agent.measure")
 
 POWER_POLL_NS = 5_000_000_000  # fold energy counters every 5 s so a wrap is never missed
+OP_PROFILE_RUNS = 20  # inferences a per-op profile averages, after the timed window
 SLOW_STEP_S = 1.0  # a load or bind taking longer is logged at INFO with its duration (torch.compile: minutes)
 
 
@@ -44,7 +45,7 @@ class MeasureOptions:
     warmup_runs: int | None = None
     warmup_seconds: float | None = None
     deadline_seconds: float = 0.0
-    op_profile: bool = False  # keep the runtime's per-op profile (tool backends)
+    op_profile: bool = False  # keep the runtime's own per-op profile (onnxruntime, openvino, tool backends)
 
     def validate(self) -> None:
         """Refuse nonsense before the request waits in the queue."""
@@ -290,6 +291,9 @@ def measure(
     shapes = resolve_input_shapes(model.inputs, options.batch_size, options.input_shapes)
     check_input_size(model.inputs, shapes)
     check_activation_memory(model, shapes, options.batch_size)
+    if options.op_profile and type(model).op_times is LoadedModel.op_times:
+        raise InvalidInput("this runtime keeps no per-op profile the agent can read; op_profile works with "
+                           "onnxruntime, openvino and the tool backends (benchmark-model, trtexec, benchmark-app)")
     token.arm_deadline(options.deadline_seconds)
     token.on_stop(model.rearm())  # from here on a stop interrupts the runtime, binding's first inference included
     timed = 0
@@ -378,6 +382,7 @@ def measure(
         if gc_was_enabled:
             gc.enable()
     wall_ms = (time.perf_counter() - wall0) * 1e3
+    ops = (model.op_times(shapes, OP_PROFILE_RUNS) or []) if options.op_profile else []
 
     if reading is not None:
         inferences = len(outcome.samples_ns)
@@ -414,6 +419,7 @@ def measure(
         runtime_settings=dict(model.runtime_settings),
         load_ms=model.load_ms,
         first_inference_ms=first_inference_s * 1e3,
+        op_profile=ops,
     )
 
 

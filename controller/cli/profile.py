@@ -45,8 +45,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="stop the measurement after this; the controller stops waiting 5 s later in any case")
     p.add_argument("--samples", action="store_true", help="include raw per-inference samples (with --json)")
     p.add_argument("--op-profile", action="store_true",
-                   help="keep the runtime's per-op profile (tool backends: benchmark_model, trtexec, benchmark_app); "
-                        "--json prints it as op_profile")
+                   help="keep the runtime's own per-op profile (onnxruntime, openvino, and the tool backends "
+                        "benchmark_model, trtexec, benchmark_app); --json prints it as op_profile")
     p.add_argument("--connect-timeout", type=float, default=10.0, metavar="SECONDS")
     p.add_argument("--json", action="store_true", help="print the full result as JSON")
     add_client_security(p)

@@ -58,7 +58,7 @@ class ProfileSpec:
     warmup_seconds: float | None = None
     return_samples: bool = False
     deadline_seconds: float = 0.0
-    op_profile: bool = False  # the runtime's per-op profile (tool backends)
+    op_profile: bool = False  # the runtime's own per-op profile (onnxruntime, openvino, tool backends)
 
     def request(self, model_sha256: str) -> agent_pb2.ProfileRequest:
         options = agent_pb2.ProfileOptions(

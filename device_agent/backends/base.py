@@ -63,6 +63,12 @@ class LoadedModel(abc.ABC):
         inference's duration in nanoseconds as the device measured it (CUDA events around the kernels).
         """
 
+    def op_times(self, shapes: dict[str, tuple[int, ...]], runs: int) -> list[tuple[str, str, float]] | None:
+        """The runtime's own per-op profile over ``runs`` inferences at ``shapes``: (op name, op type, ms per
+        inference) in execution order; None where the runtime keeps none. Run outside the timed window, so
+        profiling never slows the figures it sits beside."""
+        return None
+
     def rearm(self) -> Callable[[], None]:
         """Fresh runtime state for a new measurement, and the abort that interrupts its inferences in
         flight (where the runtime allows it; by default it cannot).

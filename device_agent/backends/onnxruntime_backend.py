@@ -61,6 +61,37 @@ class OrtLoadedModel(LoadedModel):
 
         return run_once
 
+    def op_times(self, shapes: dict[str, tuple[int, ...]], runs: int) -> list[tuple[str, str, float]] | None:
+        """onnxruntime's profiler (``enable_profiling``) on a session of its own: each node's kernel time."""
+        if self.onnx_path is None:
+            return None
+        import json
+        import tempfile
+
+        ort = self._ort
+        options = ort.SessionOptions()
+        options.intra_op_num_threads, options.inter_op_num_threads = self.threads, 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.log_severity_level = 3
+        options.enable_profiling = True
+        rng = np.random.default_rng(0)
+        feed = {spec.name: random_input(shapes[spec.name], spec.dtype, rng) for spec in self._inputs}
+        with tempfile.TemporaryDirectory(prefix="hwnas-ort-profile-") as folder:
+            options.profile_file_prefix = str(Path(folder) / "ort")
+            session = ort.InferenceSession(str(self.onnx_path), options, providers=self._session.get_providers())
+            for _ in range(runs + 1):
+                session.run(self._outputs, feed)
+            events = json.loads(Path(session.end_profiling()).read_text())
+        times: dict[str, tuple[str, list[float]]] = {}
+        for event in events:
+            name = event.get("name", "")
+            if event.get("cat") == "Node" and name.endswith("_kernel_time"):
+                op = event.get("args", {}).get("op_name", "")
+                times.setdefault(name.removesuffix("_kernel_time"), (op, []))[1].append(event.get("dur", 0) / 1e3)
+        # each node's first run allocates: its mean over the later ones (microseconds -> ms)
+        return [(node, op, sum(ms[1:]) / len(ms[1:])) for node, (op, ms) in times.items() if len(ms) > 1]
+
     def rearm(self) -> Callable[[], None]:
         options = self._run_options = self._ort.RunOptions()  # an earlier abort left terminate set on the old one
 

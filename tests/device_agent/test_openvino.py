@@ -70,6 +70,11 @@ def test_a_record_names_the_device_hint_streams_and_precision(tmp_path: Path) ->
             sha, _ = client.ensure_model(data)
             result = client.profile(sha, ProfileSpec(backend="openvino", protocol="fixed",
                                                      protocol_params={"count": 20})).result
+            profiled = client.profile(sha, ProfileSpec(backend="openvino", protocol="fixed",
+                                                       protocol_params={"count": 5}, op_profile=True)).result
+            ops = profiled["op_profile"]  # OpenVINO's performance counters, per executed node (#37)
+            assert ops and all(op["time_ms"] >= 0 and op["op_type"] for op in ops)
+            assert "Convolution" in {op["op_type"] for op in ops}
             expect(grpc.StatusCode.INVALID_ARGUMENT, "OpenVINO refused the model",
                    client.profile, client.ensure_model(b"not a model at all" * 4)[0],
                    ProfileSpec(backend="openvino"))

@@ -14,7 +14,7 @@ import pytest
 import torch
 from onnx import TensorProto, helper
 
-from controller.fleet.client import AgentClient
+from controller.fleet.client import AgentCallError, AgentClient
 from controller.graph.onnx_export import to_onnx_bytes
 from controller.spaces import get_space
 from device_agent.backends import probe_backend
@@ -149,3 +149,20 @@ def test_onnxruntime_cuda_is_offered_only_where_the_cuda_provider_exists() -> No
         assert availability.available
     else:
         assert not availability.available and "no CUDAExecutionProvider" in availability.detail
+
+
+def test_onnxruntime_gives_its_own_per_op_profile_and_a_runtime_without_one_refuses(runtimes_client: AgentClient
+                                                                                     ) -> None:
+    """#37: the runtime's own profiler (onnxruntime's enable_profiling), outside the timed window."""
+    sha, _ = runtimes_client.ensure_model(to_onnx_bytes(small_graph()))
+    result = runtimes_client.profile(sha, backend="onnxruntime", protocol="fixed", protocol_params={"count": 20},
+                                     op_profile=True).result
+    ops = result["op_profile"]
+    assert ops and all(op["time_ms"] > 0 and op["name"] and op["op_type"] for op in ops), ops
+    assert "Conv" in {op["op_type"] for op in ops}
+    assert sum(op["time_ms"] for op in ops) < 20 * result["latency_ms"]  # per inference, not a total
+    plain = runtimes_client.profile(sha, backend="onnxruntime", protocol="fixed", protocol_params={"count": 5})
+    assert plain.result["op_profile"] == []  # opt-in
+    with pytest.raises(AgentCallError) as info:
+        runtimes_client.profile(sha, backend="torch", protocol="fixed", protocol_params={"count": 5}, op_profile=True)
+    assert info.value.code == grpc.StatusCode.INVALID_ARGUMENT and "no per-op profile" in info.value.details
