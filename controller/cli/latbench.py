@@ -32,6 +32,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     lb.add_argument("--protocol", default="latbench", choices=["latbench", "adaptive", "fixed"])
     lb.add_argument("--param", type=param, action="append", metavar="KEY=VALUE", help="protocol parameter")
     lb.add_argument("--batch-size", type=common.whole(1), default=1)
+    lb.add_argument("--op-profile", action="store_true",
+                    help="new jobs also keep the runtime's own per-op profile (onnxruntime, openvino, tool backends; "
+                         "exported as op_profile_json)")
     lb.add_argument("--backend", action="append", metavar="[KEY=]NAME",
                     help=f"agent runtime, one of {backend_names()} (default onnxruntime); KEY=NAME for one "
                          "device key; repeatable")
@@ -100,7 +103,7 @@ def cmd_latbench_build(args: argparse.Namespace) -> int:
         plan = campaign.CampaignPlan(campaign=args.campaign or f"{space.name}-{args.protocol}-{chosen}",
                                      device_keys=devices,
                                      protocol=args.protocol, protocol_params=dict(args.param or []),
-                                     batch_size=args.batch_size, priority=args.priority)
+                                     batch_size=args.batch_size, priority=args.priority, op_profile=args.op_profile)
         plans = campaign.plans_by_runtime(plan, args.backend or [], args.model_format or [])
         for p in plans:
             check_exportable(p.model_format)

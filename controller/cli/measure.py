@@ -29,6 +29,9 @@ def add_measurement_options(parser: argparse.ArgumentParser) -> None:
     m.add_argument("--protocol", default="latbench", choices=["latbench", "adaptive", "fixed"])
     m.add_argument("--param", type=common.param, action="append", metavar="KEY=VALUE", help="protocol parameter")
     m.add_argument("--batch-size", type=common.whole(1), default=1)
+    m.add_argument("--op-profile", action="store_true",
+                   help="measurements also keep the runtime's own per-op profile (onnxruntime, openvino, tool "
+                        "backends)")
     m.add_argument("--priority", type=int, default=100, help="queue priority of the search's jobs (default "
                                                              "%(default)s: ahead of LatBench builds)")
     add_fleet_options(parser)
@@ -53,7 +56,7 @@ class Measurement:
                                      backend=args.backend,
                                      model_format=args.model_format or "", protocol=args.protocol,
                                      protocol_params=dict(args.param or []), batch_size=args.batch_size,
-                                     priority=args.priority)
+                                     priority=args.priority, op_profile=args.op_profile)
         check_exportable(plan.model_format)
         return cls(plan, fleet_config(args, [device], note=print, on_done=on_done), args.connect_timeout)
 

@@ -34,6 +34,7 @@ class CampaignPlan:
     batch_size: int = 1
     max_attempts: int = 3
     priority: int = 0  # higher first, within each device key's queue
+    op_profile: bool = False  # new jobs ask the runtime for its per-op profile too (stored in op_profile_json)
 
     def __post_init__(self) -> None:
         """Names are checked (``protos.names``) and counts bounded before any job exists."""
@@ -121,7 +122,8 @@ def enqueue_candidates(store: Store, candidates: Sequence[Candidate], plan: Camp
                for c in candidates]
     specs = [JobSpec(campaign=plan.campaign, arch_id=c.arch_id, device_key=key, backend=plan.backend,
                      protocol=plan.protocol, protocol_params=plan.protocol_params, batch_size=plan.batch_size,
-                     max_attempts=plan.max_attempts, priority=plan.priority, model_format=plan.model_format)
+                     max_attempts=plan.max_attempts, priority=plan.priority, model_format=plan.model_format,
+                     op_profile=plan.op_profile)
              for c in candidates for key in plan.device_keys]
     store.add_architectures(records)
     return store.enqueue(specs), specs
@@ -130,7 +132,7 @@ def enqueue_candidates(store: Store, candidates: Sequence[Candidate], plan: Camp
 def job_profile(job: Job) -> ProfileSpec:
     """How a job's model is profiled, by a worker or by an agent that dials in."""
     return ProfileSpec(backend=job.backend, protocol=job.protocol, protocol_params=job.protocol_params,
-                       batch_size=job.batch_size)
+                       batch_size=job.batch_size, op_profile=job.op_profile)
 
 
 def to_record(job: Job, r: Mapping[str, Any]) -> MeasurementRecord:

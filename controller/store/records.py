@@ -50,6 +50,9 @@ class JobSpec:
     priority: int = 0
     max_attempts: int = 3
     model_format: str = "onnx"
+    # Ask the runtime for its per-op profile too. Not part of the job's identity: the same measurement, with
+    # more detail; a job already done keeps its record.
+    op_profile: bool = False
 
     @property
     def job_key(self) -> str:
@@ -75,6 +78,7 @@ class Job:
     lease_expires_at_unix_s: float | None
     state: str = "leased"
     model_format: str = "onnx"
+    op_profile: bool = False
 
 
 @dataclass(frozen=True)

@@ -477,3 +477,26 @@ def test_a_build_summarises_its_own_jobs_in_a_campaign_of_its_own(tmp_path: Path
             assert store.counts()["k"]["done"] == len(list(store.measurements())) <= 11
     finally:
         agent.stop()
+
+
+def test_a_build_asked_for_op_profiles_stores_and_exports_them(tmp_path: Path) -> None:
+    """#37: `latbench build --op-profile` keeps each runtime's own per-op profile with the record."""
+    import json
+
+    from controller.cli.main import main
+
+    db = tmp_path / "ds.db"
+    agent = start_agent(tmp_path / "c")
+    try:
+        for n, extra in ((2, ["--op-profile"]), (3, [])):  # the second build adds one network without profiles
+            assert main(["latbench", "build", "--space", "nb201", "--devices", "k", "--sample", str(n), "--seed",
+                         "4", "--protocol", "fixed", "--param", "count=5", "--db", str(db), "--quiet",
+                         "--insecure", "--agent", f"k={agent.address}", "--campaign", "ops", *extra]) == 0
+    finally:
+        agent.stop()
+    assert main(["latbench", "export", "--db", str(db), "--format", "csv", "--out", str(tmp_path / "x.csv")]) == 0
+    exported = pd.read_csv(tmp_path / "x.csv")
+    profiles = [json.loads(cell) for cell in exported["op_profile_json"]]
+    assert sorted(len(p) > 0 for p in profiles) == [False, True, True]  # the first two jobs asked for it
+    assert all(op["time_ms"] > 0 and op["op_type"] for p in profiles for op in p)
+    assert (exported["load_ms"] > 0).all() and (exported["model_bytes"] > 0).all()
