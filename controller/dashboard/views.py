@@ -5,6 +5,7 @@ Everything here only reads. The store is opened read-only by the app, so a bug h
 
 from __future__ import annotations
 
+import json
 import time
 from collections import defaultdict
 from typing import Any
@@ -197,5 +198,7 @@ def architecture(store: Store, arch_id: str) -> dict[str, Any]:
     """One architecture and every record of it; KeyError when the store has no such architecture."""
     arch = store.architecture(arch_id)
     records = list(store.measurements(arch_id=arch_id))
+    profiles = [{"device_key": r["device_key"], "backend": r["backend"], "ops": json.loads(r["op_profile_json"])}
+                for r in records if r["op_profile_json"] not in ("", "[]")]
     return {"arch_id": arch.arch_id, "space": arch.space, "arch": arch.arch, "encoding": arch.encoding,
-            "macs": arch.macs, "params": arch.params, "records": records}
+            "macs": arch.macs, "params": arch.params, "records": records, "op_profiles": profiles}

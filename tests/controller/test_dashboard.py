@@ -378,3 +378,22 @@ def test_the_latency_boxes_carry_their_outliers(tmp_path: Path) -> None:
     assert box["outlier_count"] >= 1 and max(box["outliers"]) == pytest.approx(first[1] * 1000, rel=1e-6)
     assert all(v < box["lowerfence"] or v > box["upperfence"] for v in box["outliers"])
     assert views._extremes(np.arange(10.0), 4) == [0.0, 1.0, 8.0, 9.0]
+
+
+def test_the_architecture_page_shows_cold_start_and_the_per_op_profile(tmp_path: Path) -> None:
+    """#37: what a deployment engineer reads beside the latency: load, first inference, size, per-op times."""
+    db = tmp_path / "ds.db"
+    with LocalAgent(tmp_path / "c") as agent:
+        assert main(["latbench", "build", "--space", "nb201", "--devices", "k", "--sample", "1", "--seed", "2",
+                     "--protocol", "fixed", "--param", "count=5", "--db", str(db), "--quiet", "--insecure",
+                     "--agent", f"k={agent.address}", "--op-profile"]) == 0
+    with Store(db) as store:
+        (record,) = store.measurements()
+    served = Served(db)
+    try:
+        status, body = served.get(f"/arch/{record['arch_id']}")
+    finally:
+        served.stop()
+    page = body.decode()
+    assert status == 200 and "Per-op profile: k (onnxruntime)" in page and "<td>Conv</td>" in page
+    assert f"<td>{record['model_bytes']}</td>" in page and f"{record['load_ms']:.1f}" in page
