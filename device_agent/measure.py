@@ -46,6 +46,7 @@ class MeasureOptions:
     warmup_seconds: float | None = None
     deadline_seconds: float = 0.0
     op_profile: bool = False  # keep the runtime's own per-op profile (onnxruntime, openvino, tool backends)
+    memory: bool = False  # measure the model's footprint in a fresh process where the runtime reports none
 
     def validate(self) -> None:
         """Refuse nonsense before the request waits in the queue."""

@@ -10,19 +10,20 @@ from __future__ import annotations
 import logging
 import os
 import platform
+import subprocess
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from device_agent import __version__, host
+from device_agent import __version__, host, memory_probe
 from device_agent.backends import TOOL_BACKENDS, Backend, LoadedModel, backend_class
 from device_agent.cache import ModelCache, check_sha256
 from device_agent.errors import AgentError, InvalidInput, MeasurementStopped, ModelNotFound
@@ -93,6 +94,7 @@ class AgentServicer(agent_pb2_grpc.DeviceAgentServicer):
             self.idle_power_w = idle_power_w(self.power_source, config.idle_baseline_s)
             log.info("idle power %.2f W over %.1f s; records subtract it", self.idle_power_w, config.idle_baseline_s)
         self.gate = FifoGate()
+        self._footprints: dict[tuple, int] = {}  # a model's memory footprint, measured once (memory_probe)
         self._loaded: OrderedDict[tuple[str, str, int], LoadedModel] = OrderedDict()
         self._current: StopToken | None = None
         self._current_lock = threading.Lock()
@@ -224,6 +226,7 @@ class AgentServicer(agent_pb2_grpc.DeviceAgentServicer):
             warmup_seconds=opts.warmup_seconds if opts.HasField("warmup_seconds") else None,
             deadline_seconds=opts.deadline_seconds,
             op_profile=opts.op_profile,
+            memory=opts.memory,
         )
         options.validate()
         return options
@@ -253,6 +256,28 @@ class AgentServicer(agent_pb2_grpc.DeviceAgentServicer):
         while len(self._loaded) > LOADED_MODELS_KEPT:
             self._loaded.popitem(last=False)
         return loaded
+
+    def _with_footprint(self, result: Measurement, request: agent_pb2.ProfileRequest, backend_name: str,
+                        path: Path) -> Measurement:
+        """``result`` with the model's own footprint (``memory_probe``), once per model, backend, threads and
+        shapes; a runtime that runs nothing here (replay, simulator) has none, and says nothing."""
+        backend = self.backends[backend_name]
+        if not backend.runtime_modules:
+            return result
+        key = (request.model_sha256, backend_name, request.options.threads, tuple(sorted(result.input_shapes.items())))
+        if key not in self._footprints:
+            started = time.monotonic()
+            try:
+                self._footprints[key] = memory_probe.footprint(
+                    backend_name, self.config.backend_options.get(backend_name, {}), path,
+                    request.options.threads, result.input_shapes)
+            except (RuntimeError, OSError, subprocess.TimeoutExpired) as exc:
+                log.warning("memory footprint of %s on %s: %s", request.model_sha256[:12], backend_name, exc)
+                return result
+            log.info("memory footprint of %s on %s: %.1f MiB (%.1f s)", request.model_sha256[:12], backend_name,
+                     self._footprints[key] / 2**20, time.monotonic() - started)
+        return replace(result, peak_memory_bytes=self._footprints[key],
+                                   memory_source=memory_probe.SOURCE)
 
     def check(self, request: agent_pb2.ProfileRequest) -> tuple[str, MeasureOptions]:
         """The backend name and options of a request this agent can run now; an AgentError saying why not."""
@@ -305,6 +330,8 @@ class AgentServicer(agent_pb2_grpc.DeviceAgentServicer):
                     loaded = self._load(request.model_sha256, backend_name, path, request.options.threads)
                     result = measure(loaded, options, self.power_source, self.power_unavailable_reason,
                                      token, idle_power_w=self.idle_power_w)
+                    if options.memory and not result.peak_memory_bytes:
+                        result = self._with_footprint(result, request, backend_name, path)
         except MeasurementStopped as exc:
             log.warning("profile of %s stopped: %s", request.model_sha256[:12], exc)
             raise

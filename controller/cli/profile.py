@@ -44,6 +44,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--deadline", type=seconds, default=0.0, metavar="SECONDS",
                    help="stop the measurement after this; the controller stops waiting 5 s later in any case")
     p.add_argument("--samples", action="store_true", help="include raw per-inference samples (with --json)")
+    p.add_argument("--no-memory", action="store_true",
+                   help="skip the memory footprint (measured in a fresh process on the agent, a few seconds, "
+                        "where the runtime reports none)")
     p.add_argument("--op-profile", action="store_true",
                    help="keep the runtime's own per-op profile (onnxruntime, openvino, and the tool backends "
                         "benchmark_model, trtexec, benchmark_app); --json prints it as op_profile")
@@ -90,7 +93,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
     spec = ProfileSpec(protocol=args.protocol, protocol_params=dict(args.param or []), batch_size=args.batch_size,
                        input_shapes=dict(args.input_shape or []), threads=args.threads,
                        warmup_runs=args.warmup_runs, return_samples=args.samples, deadline_seconds=args.deadline,
-                       op_profile=args.op_profile)
+                       op_profile=args.op_profile, memory=not args.no_memory)
     try:
         config = FleetConfig(connect=connector(args))
         # One model outside any campaign: the fleet dials, converts and measures it; no dataset is kept.

@@ -59,13 +59,15 @@ class ProfileSpec:
     return_samples: bool = False
     deadline_seconds: float = 0.0
     op_profile: bool = False  # the runtime's own per-op profile (onnxruntime, openvino, tool backends)
+    memory: bool = False  # the model's own footprint in a fresh process, where the runtime reports none
 
     def request(self, model_sha256: str) -> agent_pb2.ProfileRequest:
         options = agent_pb2.ProfileOptions(
             batch_size=self.batch_size,
             input_shapes=[agent_pb2.TensorShape(name=k, dims=list(v)) for k, v in self.input_shapes.items()],
             threads=self.threads, protocol=self.protocol, protocol_params=dict(self.protocol_params),
-            return_samples=self.return_samples, deadline_seconds=self.deadline_seconds, op_profile=self.op_profile)
+            return_samples=self.return_samples, deadline_seconds=self.deadline_seconds, op_profile=self.op_profile,
+            memory=self.memory)
         if self.warmup_runs is not None:
             options.warmup_runs = self.warmup_runs
         if self.warmup_seconds is not None:

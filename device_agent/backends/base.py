@@ -101,6 +101,9 @@ class AnsweredModel(LoadedModel):
 class Backend(abc.ABC):
     name: str
     runtime_name: str
+    # The modules an in-process runtime runs on; a memory probe imports them before its baseline, so a
+    # model's footprint leaves the runtime itself out. Empty for backends that run nothing here.
+    runtime_modules: tuple[str, ...] = ()
 
     @classmethod
     @abc.abstractmethod

@@ -75,6 +75,7 @@ class LiteRtModel(LoadedModel):
 class LiteRtBackend(Backend):
     name = "litert"
     runtime_name = "litert"
+    runtime_modules = ("ai_edge_litert.interpreter", "numpy")
 
     @classmethod
     def probe(cls) -> Availability:

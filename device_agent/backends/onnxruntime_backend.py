@@ -129,6 +129,7 @@ class OrtCudaLoadedModel(OrtLoadedModel):
 class OnnxRuntimeBackend(Backend):
     name = "onnxruntime"
     runtime_name = "onnxruntime"
+    runtime_modules = ("onnxruntime", "numpy")
     providers: tuple[str, ...] = ("CPUExecutionProvider",)
     loaded_model = OrtLoadedModel
 

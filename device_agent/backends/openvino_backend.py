@@ -117,6 +117,7 @@ def _tensor(array: np.ndarray):
 
 class OpenVinoBackend(Backend):
     name = "openvino"
+    runtime_modules = ("openvino", "numpy")
     runtime_name = "openvino"
 
     def __init__(self, device: str = "CPU", hint: str = "LATENCY", streams: str = "1", precision: str = "") -> None:

@@ -64,6 +64,7 @@ class TorchModel(LoadedModel):
 
 class TorchBackend(Backend):
     name = "torch"
+    runtime_modules = ("torch", "onnx", "numpy")
     runtime_name = "pytorch"
 
     def __init__(self, device: str = "cpu", compile: str = "false") -> None:  # noqa: A002 - the flag's name

@@ -159,3 +159,37 @@ def test_the_demo_says_when_its_measurements_were_taken_on_a_busy_host(tmp_path)
             store.complete(MeasurementRecord(**{**vars(record(job)), "warnings": warned if n else ()}))
         assert busy_note(store, "k").startswith("; 2 of its 3 measurements were taken while the host was busy")
         assert busy_note(store, "other") == ""
+
+
+def test_profile_reports_the_models_own_memory_footprint(tmp_path, capsys) -> None:
+    """#37: a peak-memory figure that means the model's own footprint, and how it was obtained (the peak RSS of
+    a long-lived agent is not one): here the RSS a fresh process adds loading and running the model."""
+    import numpy as np
+
+    from controller.graph.onnx_export import to_onnx_bytes
+    from controller.spaces import get_space
+
+    from ..conftest import start_agent
+
+    space = get_space("nb201")
+    graph = space.to_graph(space.sample(np.random.default_rng(0)))
+    small, large = tmp_path / "b1.onnx", tmp_path / "b256.onnx"
+    small.write_bytes(to_onnx_bytes(graph))
+    large.write_bytes(to_onnx_bytes(graph.with_batch(256)))
+    agent = start_agent(tmp_path / "cache")
+    figures = {}
+    try:
+        for model in (small, large):
+            assert main(["profile", str(model), "--agent", agent.address, "--insecure", "--protocol", "fixed",
+                         "--param", "count=3", "--json"]) == 0
+            figures[model.name] = json.loads(capsys.readouterr().out)
+        assert main(["profile", str(small), "--agent", agent.address, "--insecure", "--protocol", "fixed",
+                     "--param", "count=3", "--json", "--no-memory"]) == 0
+        skipped = json.loads(capsys.readouterr().out)
+    finally:
+        agent.stop()
+    one, many = figures["b1.onnx"], figures["b256.onnx"]
+    assert "fresh process" in one["memory_source"] and one["peak_memory_bytes"] > 0
+    # 256 inputs of 3x32x32 floats (3 MiB) and their activations: the footprint grows by more than that
+    assert many["peak_memory_bytes"] > one["peak_memory_bytes"] + 3 * 2**20
+    assert skipped["peak_memory_bytes"] == 0 and skipped["memory_source"] == ""

@@ -132,7 +132,7 @@ class TensorShape(_message.Message):
     def __init__(self, name: _Optional[str] = ..., dims: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class ProfileOptions(_message.Message):
-    __slots__ = ("batch_size", "input_shapes", "threads", "warmup_runs", "warmup_seconds", "protocol", "protocol_params", "return_samples", "deadline_seconds", "op_profile")
+    __slots__ = ("batch_size", "input_shapes", "threads", "warmup_runs", "warmup_seconds", "protocol", "protocol_params", "return_samples", "deadline_seconds", "op_profile", "memory")
     class ProtocolParamsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -150,6 +150,7 @@ class ProfileOptions(_message.Message):
     RETURN_SAMPLES_FIELD_NUMBER: _ClassVar[int]
     DEADLINE_SECONDS_FIELD_NUMBER: _ClassVar[int]
     OP_PROFILE_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_FIELD_NUMBER: _ClassVar[int]
     batch_size: int
     input_shapes: _containers.RepeatedCompositeFieldContainer[TensorShape]
     threads: int
@@ -160,7 +161,8 @@ class ProfileOptions(_message.Message):
     return_samples: bool
     deadline_seconds: float
     op_profile: bool
-    def __init__(self, batch_size: _Optional[int] = ..., input_shapes: _Optional[_Iterable[_Union[TensorShape, _Mapping]]] = ..., threads: _Optional[int] = ..., warmup_runs: _Optional[int] = ..., warmup_seconds: _Optional[float] = ..., protocol: _Optional[str] = ..., protocol_params: _Optional[_Mapping[str, float]] = ..., return_samples: _Optional[bool] = ..., deadline_seconds: _Optional[float] = ..., op_profile: _Optional[bool] = ...) -> None: ...
+    memory: bool
+    def __init__(self, batch_size: _Optional[int] = ..., input_shapes: _Optional[_Iterable[_Union[TensorShape, _Mapping]]] = ..., threads: _Optional[int] = ..., warmup_runs: _Optional[int] = ..., warmup_seconds: _Optional[float] = ..., protocol: _Optional[str] = ..., protocol_params: _Optional[_Mapping[str, float]] = ..., return_samples: _Optional[bool] = ..., deadline_seconds: _Optional[float] = ..., op_profile: _Optional[bool] = ..., memory: _Optional[bool] = ...) -> None: ...
 
 class ProfileRequest(_message.Message):
     __slots__ = ("model_sha256", "backend", "options")
