@@ -194,11 +194,18 @@ def _rank_correlations(medians: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return correlation, common
 
 
+def _cg_op(cg_ops: list[str], index: int | None) -> str:
+    """``conv (node 7)`` for a per-op entry mapped to the CG, "" for a runtime's own node."""
+    return f"{cg_ops[index]} (node {index})" if index is not None and 0 <= index < len(cg_ops) else ""
+
+
 def architecture(store: Store, arch_id: str) -> dict[str, Any]:
     """One architecture and every record of it; KeyError when the store has no such architecture."""
     arch = store.architecture(arch_id)
     records = list(store.measurements(arch_id=arch_id))
-    profiles = [{"device_key": r["device_key"], "backend": r["backend"], "ops": json.loads(r["op_profile_json"])}
+    cg_ops = [node["op"] for node in json.loads(arch.cg_json)["nodes"]]
+    profiles = [{"device_key": r["device_key"], "backend": r["backend"],
+                 "ops": [{**op, "cg_op": _cg_op(cg_ops, op.get("cg_node"))} for op in json.loads(r["op_profile_json"])]}
                 for r in records if r["op_profile_json"] not in ("", "[]")]
     return {"arch_id": arch.arch_id, "space": arch.space, "arch": arch.arch, "encoding": arch.encoding,
             "macs": arch.macs, "params": arch.params, "records": records, "op_profiles": profiles}

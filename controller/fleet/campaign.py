@@ -9,6 +9,7 @@ twice still has one row. Re-running the same command resumes.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -151,9 +152,21 @@ def to_record(job: Job, r: Mapping[str, Any]) -> MeasurementRecord:
         warnings=tuple(r.get("warnings", ())), load_ms=r.get("load_ms") or None,
         first_inference_ms=r.get("first_inference_ms") or None,
         peak_memory_bytes=int(r["peak_memory_bytes"]) if r.get("peak_memory_bytes") else None,
-        memory_source=r.get("memory_source") or None, op_profile=tuple(r.get("op_profile", ())),
+        memory_source=r.get("memory_source") or None, op_profile=tuple(map(with_cg_node, r.get("op_profile", ()))),
         model_bytes=int(r["model_bytes"]) if r.get("model_bytes") else None,
     )
+
+
+# The exporter names each ONNX node after its CG node ("n7"); runtimes keep that name, sometimes with a suffix
+# of their own (onnxruntime's "n7_nchwc"), for the node they run, fused ones under the name of one of them.
+_CG_NODE_NAME = re.compile(r"n(\d+)(?:_\w*)?")
+
+
+def with_cg_node(op: Mapping[str, Any]) -> dict[str, Any]:
+    """A per-op entry with ``cg_node``: the index of the CG node its name comes from, or None (a runtime's
+    own node, such as a layout reorder)."""
+    match = _CG_NODE_NAME.fullmatch(str(op.get("name", "")))
+    return {**op, "cg_node": int(match.group(1)) if match else None}
 
 
 def summary_line(counts: Mapping[str, Mapping[str, int]]) -> str:

@@ -499,4 +499,12 @@ def test_a_build_asked_for_op_profiles_stores_and_exports_them(tmp_path: Path) -
     profiles = [json.loads(cell) for cell in exported["op_profile_json"]]
     assert sorted(len(p) > 0 for p in profiles) == [False, True, True]  # the first two jobs asked for it
     assert all(op["time_ms"] > 0 and op["op_type"] for p in profiles for op in p)
+    # mapped to the CG's nodes by the exporter's names (n7, onnxruntime's n7_nchwc): most ops have one
+    with Store(db) as store:
+        sizes = {r["arch_id"]: len(json.loads(store.architecture(r["arch_id"]).cg_json)["nodes"])
+                 for r in store.measurements()}
+    for arch_id, profile in zip(exported["arch_id"], profiles, strict=True):
+        nodes = [op["cg_node"] for op in profile]
+        assert all(0 < n < sizes[arch_id] for n in nodes if n is not None)
+        assert sum(n is not None for n in nodes) >= len(nodes) / 2
     assert (exported["load_ms"] > 0).all() and (exported["model_bytes"] > 0).all()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import shutil
 import statistics
 import threading
@@ -396,4 +397,5 @@ def test_the_architecture_page_shows_cold_start_and_the_per_op_profile(tmp_path:
         served.stop()
     page = body.decode()
     assert status == 200 and "Per-op profile: k (onnxruntime)" in page and "<td>Conv</td>" in page
+    assert re.search(r"<td>conv \(node \d+\)</td>", page)  # mapped to the CG by the exporter's names
     assert f"<td>{record['model_bytes']}</td>" in page and f"{record['load_ms']:.1f}" in page
