@@ -35,6 +35,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     lb.add_argument("--op-profile", action="store_true",
                     help="new jobs also keep the runtime's own per-op profile (onnxruntime, openvino, tool backends; "
                          "exported as op_profile_json)")
+    lb.add_argument("--memory", action="store_true",
+                    help="new jobs also measure the model's own memory footprint where the runtime reports none (a "
+                         "fresh process on the agent, seconds per model)")
     lb.add_argument("--backend", action="append", metavar="[KEY=]NAME",
                     help=f"agent runtime, one of {backend_names()} (default onnxruntime); KEY=NAME for one "
                          "device key; repeatable")
@@ -103,7 +106,8 @@ def cmd_latbench_build(args: argparse.Namespace) -> int:
         plan = campaign.CampaignPlan(campaign=args.campaign or f"{space.name}-{args.protocol}-{chosen}",
                                      device_keys=devices,
                                      protocol=args.protocol, protocol_params=dict(args.param or []),
-                                     batch_size=args.batch_size, priority=args.priority, op_profile=args.op_profile)
+                                     batch_size=args.batch_size, priority=args.priority, op_profile=args.op_profile,
+                                     memory=args.memory)
         plans = campaign.plans_by_runtime(plan, args.backend or [], args.model_format or [])
         for p in plans:
             check_exportable(p.model_format)

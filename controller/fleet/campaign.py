@@ -36,6 +36,7 @@ class CampaignPlan:
     max_attempts: int = 3
     priority: int = 0  # higher first, within each device key's queue
     op_profile: bool = False  # new jobs ask the runtime for its per-op profile too (stored in op_profile_json)
+    memory: bool = False  # ... and for the model's own memory footprint (peak_memory_bytes, memory_source)
 
     def __post_init__(self) -> None:
         """Names are checked (``protos.names``) and counts bounded before any job exists."""
@@ -124,7 +125,7 @@ def enqueue_candidates(store: Store, candidates: Sequence[Candidate], plan: Camp
     specs = [JobSpec(campaign=plan.campaign, arch_id=c.arch_id, device_key=key, backend=plan.backend,
                      protocol=plan.protocol, protocol_params=plan.protocol_params, batch_size=plan.batch_size,
                      max_attempts=plan.max_attempts, priority=plan.priority, model_format=plan.model_format,
-                     op_profile=plan.op_profile)
+                     op_profile=plan.op_profile, memory=plan.memory)
              for c in candidates for key in plan.device_keys]
     store.add_architectures(records)
     return store.enqueue(specs), specs
@@ -133,7 +134,7 @@ def enqueue_candidates(store: Store, candidates: Sequence[Candidate], plan: Camp
 def job_profile(job: Job) -> ProfileSpec:
     """How a job's model is profiled, by a worker or by an agent that dials in."""
     return ProfileSpec(backend=job.backend, protocol=job.protocol, protocol_params=job.protocol_params,
-                       batch_size=job.batch_size, op_profile=job.op_profile)
+                       batch_size=job.batch_size, op_profile=job.op_profile, memory=job.memory)
 
 
 def to_record(job: Job, r: Mapping[str, Any]) -> MeasurementRecord:

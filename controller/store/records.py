@@ -53,6 +53,7 @@ class JobSpec:
     # Ask the runtime for its per-op profile too. Not part of the job's identity: the same measurement, with
     # more detail; a job already done keeps its record.
     op_profile: bool = False
+    memory: bool = False  # and for the model's own memory footprint (likewise not part of its identity)
 
     @property
     def job_key(self) -> str:
@@ -79,6 +80,7 @@ class Job:
     state: str = "leased"
     model_format: str = "onnx"
     op_profile: bool = False
+    memory: bool = False
 
 
 @dataclass(frozen=True)

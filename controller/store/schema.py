@@ -56,6 +56,7 @@ jobs = Table(
     Column("backend", String(64), nullable=False),
     Column("model_format", String(32), nullable=False, server_default="onnx"),  # v3
     Column("op_profile", Boolean, nullable=False, server_default=false()),  # v6: the job asks for per-op times
+    Column("memory", Boolean, nullable=False, server_default=false()),  # v6: ... and for the model's footprint
     Column("protocol", String(64), nullable=False),
     Column("protocol_params_json", Text, nullable=False),
     Column("batch_size", Integer, nullable=False),
@@ -138,9 +139,11 @@ def _v4_to_v5(conn: Connection) -> None:
 
 
 def _v5_to_v6(conn: Connection) -> None:
-    """v6 keeps the size of the model file the agent ran, and whether a job asks for a per-op profile."""
+    """v6 keeps the size of the model file the agent ran, and whether a job asks for a per-op profile and for
+    the model's memory footprint."""
     conn.exec_driver_sql("ALTER TABLE measurements ADD COLUMN model_bytes BIGINT")
-    conn.exec_driver_sql("ALTER TABLE jobs ADD COLUMN op_profile BOOLEAN NOT NULL DEFAULT FALSE")
+    for column in ("op_profile", "memory"):
+        conn.exec_driver_sql(f"ALTER TABLE jobs ADD COLUMN {column} BOOLEAN NOT NULL DEFAULT FALSE")
 
 
 # MIGRATIONS[v] upgrades a database at version v to v + 1. Append only; never edit a released step.

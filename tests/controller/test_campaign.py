@@ -480,7 +480,8 @@ def test_a_build_summarises_its_own_jobs_in_a_campaign_of_its_own(tmp_path: Path
 
 
 def test_a_build_asked_for_op_profiles_stores_and_exports_them(tmp_path: Path) -> None:
-    """#37: `latbench build --op-profile` keeps each runtime's own per-op profile with the record."""
+    """#37: `latbench build --op-profile --memory` keeps each runtime's own per-op profile and the model's own
+    memory footprint with the record."""
     import json
 
     from controller.cli.main import main
@@ -488,7 +489,7 @@ def test_a_build_asked_for_op_profiles_stores_and_exports_them(tmp_path: Path) -
     db = tmp_path / "ds.db"
     agent = start_agent(tmp_path / "c")
     try:
-        for n, extra in ((2, ["--op-profile"]), (3, [])):  # the second build adds one network without profiles
+        for n, extra in ((2, ["--op-profile", "--memory"]), (3, [])):  # the second adds one network without
             assert main(["latbench", "build", "--space", "nb201", "--devices", "k", "--sample", str(n), "--seed",
                          "4", "--protocol", "fixed", "--param", "count=5", "--db", str(db), "--quiet",
                          "--insecure", "--agent", f"k={agent.address}", "--campaign", "ops", *extra]) == 0
@@ -508,3 +509,6 @@ def test_a_build_asked_for_op_profiles_stores_and_exports_them(tmp_path: Path) -
         assert all(0 < n < sizes[arch_id] for n in nodes if n is not None)
         assert sum(n is not None for n in nodes) >= len(nodes) / 2
     assert (exported["load_ms"] > 0).all() and (exported["model_bytes"] > 0).all()
+    footprints = exported["peak_memory_bytes"].fillna(0).tolist()
+    assert sorted(f > 0 for f in footprints) == [False, True, True]  # the model's own, where asked (#37)
+    assert exported["memory_source"].fillna("").str.contains("fresh process").sum() == 2
