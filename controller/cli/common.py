@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import math
+import os
 import sys
 import threading
 import time
@@ -121,6 +122,30 @@ def param(text: str) -> tuple[str, float]:
     except ValueError:
         raise argparse.ArgumentTypeError(f"protocol parameter must look like runs=20 (a finite number): "
                                          f"{text!r}") from None
+
+
+def submitter(args: argparse.Namespace) -> str:
+    """Who submits a command's jobs, for the audit: the subject of the client certificate it shows agents, else
+    the name of the token file it holds, else the local user at this host."""
+    import getpass
+    import socket
+
+    cert = getattr(args, "tls_cert", None)
+    if cert:
+        try:
+            from cryptography import x509
+
+            return f"certificate {x509.load_pem_x509_certificate(Path(cert).read_bytes()).subject.rfc4514_string()}"
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"--tls-cert {cert}: cannot read the certificate: {exc}") from None
+    token = getattr(args, "token_file", None)
+    if token:
+        return f"token {Path(token).name}"
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid (a bare container)
+        user = f"uid {os.getuid()}" if hasattr(os, "getuid") else "unknown"
+    return f"{user}@{socket.gethostname()}"
 
 
 def connector(args: argparse.Namespace):

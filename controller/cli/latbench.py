@@ -107,7 +107,7 @@ def cmd_latbench_build(args: argparse.Namespace) -> int:
                                      device_keys=devices,
                                      protocol=args.protocol, protocol_params=dict(args.param or []),
                                      batch_size=args.batch_size, priority=args.priority, op_profile=args.op_profile,
-                                     memory=args.memory)
+                                     memory=args.memory, submitted_by=common.submitter(args))
         plans = campaign.plans_by_runtime(plan, args.backend or [], args.model_format or [])
         for p in plans:
             check_exportable(p.model_format)
@@ -173,9 +173,12 @@ def cmd_latbench_status(args: argparse.Namespace) -> int:
         return fail("latbench status", FileNotFoundError(f"no dataset at {args.db}"))
     with Store(args.db, read_only=True) as store:
         counts = store.counts(args.campaign)
+        submitters = store.submitters(args.campaign)
     print(f"{'device key':24} {'queued':>8} {'leased':>8} {'done':>8} {'failed':>8}")
     for key, states in sorted(counts.items()):
         print(f"{key:24} {states['queued']:>8} {states['leased']:>8} {states['done']:>8} {states['failed']:>8}")
+    if submitters:
+        print("submitted by: " + "; ".join(f"{who} ({n} job(s))" for who, n in submitters.items()))
     return 0
 
 

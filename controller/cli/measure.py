@@ -58,7 +58,8 @@ class Measurement:
                                      backend=args.backend,
                                      model_format=args.model_format or "", protocol=args.protocol,
                                      protocol_params=dict(args.param or []), batch_size=args.batch_size,
-                                     priority=args.priority, op_profile=args.op_profile, memory=args.memory)
+                                     priority=args.priority, op_profile=args.op_profile, memory=args.memory,
+                                     submitted_by=common.submitter(args))
         check_exportable(plan.model_format)
         return cls(plan, fleet_config(args, [device], note=print, on_done=on_done), args.connect_timeout)
 

@@ -37,6 +37,7 @@ class CampaignPlan:
     priority: int = 0  # higher first, within each device key's queue
     op_profile: bool = False  # new jobs ask the runtime for its per-op profile too (stored in op_profile_json)
     memory: bool = False  # ... and for the model's own memory footprint (peak_memory_bytes, memory_source)
+    submitted_by: str = ""  # who queues the jobs (``cli.common.submitter``): kept with each job for the audit
 
     def __post_init__(self) -> None:
         """Names are checked (``protos.names``) and counts bounded before any job exists."""
@@ -125,7 +126,7 @@ def enqueue_candidates(store: Store, candidates: Sequence[Candidate], plan: Camp
     specs = [JobSpec(campaign=plan.campaign, arch_id=c.arch_id, device_key=key, backend=plan.backend,
                      protocol=plan.protocol, protocol_params=plan.protocol_params, batch_size=plan.batch_size,
                      max_attempts=plan.max_attempts, priority=plan.priority, model_format=plan.model_format,
-                     op_profile=plan.op_profile, memory=plan.memory)
+                     op_profile=plan.op_profile, memory=plan.memory, submitted_by=plan.submitted_by)
              for c in candidates for key in plan.device_keys]
     store.add_architectures(records)
     return store.enqueue(specs), specs

@@ -80,7 +80,7 @@ class JobQueue(Database):
                 rows.append({
                     "job_key": spec.job_key, "campaign": spec.campaign, "arch_id": spec.arch_id,
                     "device_key": spec.device_key, "backend": spec.backend, "model_format": spec.model_format,
-                    "op_profile": spec.op_profile, "memory": spec.memory,
+                    "op_profile": spec.op_profile, "memory": spec.memory, "submitted_by": spec.submitted_by[:400],
                     "protocol": spec.protocol,
                     "protocol_params_json": params_json(spec.protocol_params), "batch_size": spec.batch_size,
                     "priority": spec.priority, "state": "queued", "attempts": 0,
@@ -277,6 +277,15 @@ class JobQueue(Database):
                     states = out.setdefault(device, dict.fromkeys(STATES, 0))
                     states[state] += n
         return out
+
+    def submitters(self, campaign: str | None = None) -> dict[str, int]:
+        """Who submitted the jobs (of a campaign): {submitter: jobs}, most first (the audit trail)."""
+        jobs = schema.jobs
+        query = select(jobs.c.submitted_by, func.count()).group_by(jobs.c.submitted_by).order_by(func.count().desc())
+        if campaign is not None:
+            query = query.where(jobs.c.campaign == campaign)
+        with self.engine.connect() as conn:
+            return {who or "(before audits)": n for who, n in conn.execute(query)}
 
     def job_states(self, job_keys: Sequence[str]) -> dict[str, tuple[str, str | None]]:
         """{job_key: (state, last error)} of the given jobs that exist."""

@@ -54,6 +54,7 @@ class JobSpec:
     # more detail; a job already done keeps its record.
     op_profile: bool = False
     memory: bool = False  # and for the model's own memory footprint (likewise not part of its identity)
+    submitted_by: str = ""  # who queued it: a client certificate's subject, a token's name, or user@host
 
     @property
     def job_key(self) -> str:

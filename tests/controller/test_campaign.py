@@ -512,3 +512,34 @@ def test_a_build_asked_for_op_profiles_stores_and_exports_them(tmp_path: Path) -
     footprints = exported["peak_memory_bytes"].fillna(0).tolist()
     assert sorted(f > 0 for f in footprints) == [False, True, True]  # the model's own, where asked (#37)
     assert exported["memory_source"].fillna("").str.contains("fresh process").sum() == 2
+
+
+def test_every_job_records_who_submitted_it(tmp_path: Path, capsys) -> None:
+    """#37 audit: the client certificate's subject a command shows agents, else its token's name, else the
+    local user at this host."""
+    import getpass
+    import socket
+
+    from controller.cli.common import submitter
+    from controller.cli.main import build_parser, main
+    from controller.fleet.certs import init_lab
+
+    db = tmp_path / "ds.db"
+    agent = start_agent(tmp_path / "c")
+    try:
+        assert main(["latbench", "build", "--space", "nb201", "--devices", "k", "--sample", "2", "--seed", "1",
+                     "--protocol", "fixed", "--param", "count=3", "--db", str(db), "--quiet", "--insecure",
+                     "--agent", f"k={agent.address}", "--campaign", "mine"]) == 0
+    finally:
+        agent.stop()
+    capsys.readouterr()
+    assert main(["latbench", "status", "--db", str(db), "--campaign", "mine"]) == 0
+    assert f"submitted by: {getpass.getuser()}@{socket.gethostname()} (2 job(s))" in capsys.readouterr().out
+    lab = tmp_path / "lab"
+    init_lab(lab, hosts=["127.0.0.1"])
+    args = ["latbench", "build", "--space", "nb201", "--devices", "k2", "--sample", "1", "--db", str(db)]
+    with_cert = build_parser().parse_args([*args, "--tls-ca", str(lab / "ca.pem"), "--tls-cert",
+                                           str(lab / "controller.pem"), "--tls-key", str(lab / "controller.key")])
+    assert submitter(with_cert).startswith("certificate CN=")
+    with_token = build_parser().parse_args([*args, "--insecure", "--token-file", str(lab / "token")])
+    assert submitter(with_token) == "token token"
