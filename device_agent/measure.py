@@ -28,6 +28,7 @@ from device_agent.interference import RunWatch
 from device_agent.power.base import PowerSource
 from device_agent.protocols import get_protocol
 from device_agent.stats import LatencyStats, summarize
+from protos import output_check
 
 log = logging.getLogger("hwnas.agent.measure")
 
@@ -47,6 +48,7 @@ class MeasureOptions:
     deadline_seconds: float = 0.0
     op_profile: bool = False  # keep the runtime's own per-op profile (onnxruntime, openvino, tool backends)
     memory: bool = False  # measure the model's footprint in a fresh process where the runtime reports none
+    output_check: bool = False  # run the check's seeded input once and return the outputs' sampled values
 
     def validate(self) -> None:
         """Refuse nonsense before the request waits in the queue."""
@@ -102,6 +104,7 @@ class Measurement:
     peak_memory_bytes: int = 0
     memory_source: str = ""
     op_profile: list[tuple[str, str, float]] = field(default_factory=list)  # (name, op type, ms per inference)
+    outputs: list[tuple[str, list[int], list[float]]] = field(default_factory=list)  # the output check's values
     tool: ToolProvenance | None = None
 
 
@@ -270,6 +273,16 @@ def check_activation_memory(model: LoadedModel, shapes: Mapping[str, tuple[int, 
                        f"at most {limit / 2**30:.1f} GiB (half its memory): use a batch size of at most about {fits}")
 
 
+def checked_outputs(model: LoadedModel, shapes: Mapping[str, tuple[int, ...]]) -> list:
+    """The outputs' values at the check's positions for the check's seeded input; [] where the runtime gives
+    no outputs or the model takes inputs that are not float32 (a quantised model's int8 inputs)."""
+    if any(spec.dtype != "float32" for spec in model.inputs):
+        return []
+    feed = {spec.name: output_check.check_input(shapes[spec.name], k) for k, spec in enumerate(model.inputs)}
+    produced = model.outputs(feed)
+    return output_check.sample(produced) if produced else []
+
+
 def measure(
     model: LoadedModel,
     options: MeasureOptions,
@@ -384,6 +397,7 @@ def measure(
             gc.enable()
     wall_ms = (time.perf_counter() - wall0) * 1e3
     ops = (model.op_times(shapes, OP_PROFILE_RUNS) or []) if options.op_profile else []
+    outputs = checked_outputs(model, shapes) if options.output_check else []
 
     if reading is not None:
         inferences = len(outcome.samples_ns)
@@ -421,6 +435,7 @@ def measure(
         load_ms=model.load_ms,
         first_inference_ms=first_inference_s * 1e3,
         op_profile=ops,
+        outputs=outputs,
     )
 
 

@@ -227,6 +227,7 @@ class AgentServicer(agent_pb2_grpc.DeviceAgentServicer):
             deadline_seconds=opts.deadline_seconds,
             op_profile=opts.op_profile,
             memory=opts.memory,
+            output_check=opts.output_check,
         )
         options.validate()
         return options
@@ -370,6 +371,7 @@ class AgentServicer(agent_pb2_grpc.DeviceAgentServicer):
             memory_source=m.memory_source,
             op_profile=[agent_pb2.OpTime(name=n, op_type=t, time_ms=ms) for n, t, ms in m.op_profile],
             model_bytes=self.cache.size_of(request.model_sha256) or 0,
+            outputs=[agent_pb2.OutputValues(name=n, dims=d, values=v) for n, d, v in m.outputs],
             queue_wait_ms=waited_s * 1e3,
             measurement_wall_ms=m.wall_ms,
             warmup_runs_done=m.warmup_runs_done,

@@ -47,6 +47,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-memory", action="store_true",
                    help="skip the memory footprint (measured in a fresh process on the agent, a few seconds, "
                         "where the runtime reports none)")
+    p.add_argument("--check-output", action="store_true",
+                   help="check the device's outputs on a seeded input against onnxruntime at fp32 (ONNX files): "
+                        "ok, wrong_answer or skipped, with the largest error")
     p.add_argument("--op-profile", action="store_true",
                    help="keep the runtime's own per-op profile (onnxruntime, openvino, and the tool backends "
                         "benchmark_model, trtexec, benchmark_app); --json prints it as op_profile")
@@ -93,7 +96,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
     spec = ProfileSpec(protocol=args.protocol, protocol_params=dict(args.param or []), batch_size=args.batch_size,
                        input_shapes=dict(args.input_shape or []), threads=args.threads,
                        warmup_runs=args.warmup_runs, return_samples=args.samples, deadline_seconds=args.deadline,
-                       op_profile=args.op_profile, memory=not args.no_memory)
+                       op_profile=args.op_profile, memory=not args.no_memory, output_check=args.check_output)
     try:
         config = FleetConfig(connect=connector(args))
         # One model outside any campaign: the fleet dials, converts and measures it; no dataset is kept.
@@ -112,9 +115,31 @@ def cmd_profile(args: argparse.Namespace) -> int:
     if done.converted:
         print(f"converted {args.model.name} to {done.model_format} for backend {done.record.result['backend']}",
               file=sys.stderr)
+    checked = {}
+    if args.check_output:
+        verdict = checked_output(args.model, done)
+        checked = {"output_check": {"status": verdict.status, "max_abs_error": verdict.max_abs_error,
+                                    "detail": verdict.detail}}
     if args.json:
         print(json.dumps({"model": str(args.model), "uploaded": done.uploaded, "model_format": done.model_format,
-                          **done.record.to_dict()}, indent=2))
+                          **done.record.to_dict(), **checked}, indent=2))
     else:
         print(profile_table([(args.model.name, done.record)]))
-    return 0
+        if checked:
+            check = checked["output_check"]
+            print(f"output check: {check['status']}" + (f", max abs error {check['max_abs_error']:.3g}"
+                                                        if check["max_abs_error"] is not None else "")
+                  + (f" ({check['detail']})" if check["detail"] else ""))
+    return 0 if checked.get("output_check", {}).get("status") != "wrong_answer" else 1
+
+
+def checked_output(model: Path, done):
+    """The device's outputs against onnxruntime at fp32 on the check's input (``fleet.output_check``)."""
+    from controller.fleet.output_check import OutputCheck, compare, reference
+    from controller.fleet.profile import file_format
+
+    if file_format(model) != "onnx":
+        return OutputCheck("skipped", detail="the reference runs ONNX files; this one is not")
+    result = done.record.result
+    shapes = [shape["dims"] for shape in result["input_shapes"]]
+    return compare(result["outputs"], reference(model.read_bytes(), shapes), done.model_format)

@@ -60,6 +60,7 @@ class ProfileSpec:
     deadline_seconds: float = 0.0
     op_profile: bool = False  # the runtime's own per-op profile (onnxruntime, openvino, tool backends)
     memory: bool = False  # the model's own footprint in a fresh process, where the runtime reports none
+    output_check: bool = False  # the outputs on the check's seeded input, for ``fleet.output_check``
 
     def request(self, model_sha256: str) -> agent_pb2.ProfileRequest:
         options = agent_pb2.ProfileOptions(
@@ -67,7 +68,7 @@ class ProfileSpec:
             input_shapes=[agent_pb2.TensorShape(name=k, dims=list(v)) for k, v in self.input_shapes.items()],
             threads=self.threads, protocol=self.protocol, protocol_params=dict(self.protocol_params),
             return_samples=self.return_samples, deadline_seconds=self.deadline_seconds, op_profile=self.op_profile,
-            memory=self.memory)
+            memory=self.memory, output_check=self.output_check)
         if self.warmup_runs is not None:
             options.warmup_runs = self.warmup_runs
         if self.warmup_seconds is not None:

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 
+import numpy as np
+
 from device_agent.power.base import Availability
 
 
@@ -67,6 +69,11 @@ class LoadedModel(abc.ABC):
         """The runtime's own per-op profile over ``runs`` inferences at ``shapes``: (op name, op type, ms per
         inference) in execution order; None where the runtime keeps none. Run outside the timed window, so
         profiling never slows the figures it sits beside."""
+        return None
+
+    def outputs(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray] | None:
+        """The model's outputs, by name and in order, for the inputs ``feed`` (after ``bind``): what the output
+        check compares with the controller's reference. None where the runtime cannot give them."""
         return None
 
     def rearm(self) -> Callable[[], None]:

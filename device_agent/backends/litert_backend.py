@@ -71,6 +71,13 @@ class LiteRtModel(LoadedModel):
             raise InvalidInput(f"LiteRT rejected the inputs {dict(shapes)}: {first_line(exc)}") from exc
         return interpreter.invoke  # inputs stay set between invocations
 
+    def outputs(self, feed):
+        interpreter = self._interpreter
+        for spec, detail in zip(self._inputs, self._details, strict=True):
+            interpreter.set_tensor(detail["index"], np.asarray(feed[spec.name], dtype=spec.dtype))
+        interpreter.invoke()
+        return {d["name"]: np.array(interpreter.get_tensor(d["index"])) for d in interpreter.get_output_details()}
+
 
 class LiteRtBackend(Backend):
     name = "litert"

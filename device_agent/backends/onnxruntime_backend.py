@@ -61,6 +61,9 @@ class OrtLoadedModel(LoadedModel):
 
         return run_once
 
+    def outputs(self, feed):
+        return dict(zip(self._outputs, self._session.run(self._outputs, dict(feed)), strict=True))
+
     def op_times(self, shapes: dict[str, tuple[int, ...]], runs: int) -> list[tuple[str, str, float]] | None:
         """onnxruntime's profiler (``enable_profiling``) on a session of its own: each node's kernel time."""
         if self.onnx_path is None:

@@ -58,6 +58,7 @@ class OpenVinoModel(LoadedModel):
             raise InvalidInput(f"OpenVINO could not compile the model for {self._device} with inputs "
                                f"{dict(shapes)}: {first_line(exc)}") from exc
         self._read_back(compiled)
+        self._compiled = compiled
         request = compiled.create_infer_request()
         rng = np.random.default_rng(0)
         for spec in self._inputs:
@@ -72,6 +73,11 @@ class OpenVinoModel(LoadedModel):
             request.infer()
 
         return run_once
+
+    def outputs(self, feed):
+        request = self._compiled.create_infer_request()
+        results = request.infer({name: _tensor(np.ascontiguousarray(value)) for name, value in feed.items()})
+        return {port.get_any_name(): np.asarray(results[port]) for port in self._compiled.outputs}
 
     def op_times(self, shapes: dict[str, tuple[int, ...]], runs: int) -> list[tuple[str, str, float]] | None:
         """OpenVINO's performance counters (``PERF_COUNT``) on a compilation of its own: each executed node's

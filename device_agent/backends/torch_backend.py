@@ -19,9 +19,11 @@ from device_agent.power.base import Availability
 
 
 class TorchModel(LoadedModel):
-    def __init__(self, module, inputs: list[InputSpec], device: str, threads: int) -> None:
+    def __init__(self, module, inputs: list[InputSpec], device: str, threads: int,
+                 output_names: list[str]) -> None:
         self._module = module
         self._inputs = inputs
+        self._output_names = output_names
         self._device = device
         self.threads = threads
 
@@ -61,6 +63,15 @@ class TorchModel(LoadedModel):
 
         return run_cuda
 
+    def outputs(self, feed):
+        import numpy as np
+        import torch
+
+        with torch.inference_mode():
+            out = self._module(*(torch.from_numpy(np.asarray(feed[s.name])).to(self._device) for s in self._inputs))
+        values = out if isinstance(out, tuple) else (out,)
+        return {name: value.detach().cpu().numpy() for name, value in zip(self._output_names, values, strict=True)}
+
 
 class TorchBackend(Backend):
     name = "torch"
@@ -92,10 +103,10 @@ class TorchBackend(Backend):
         from device_agent.backends.onnx_torch import load_onnx_module
 
         module = load_onnx_module(model_path.read_bytes())
-        inputs = module.input_specs
+        inputs, output_names = module.input_specs, list(module.output_names)
         threads = threads or physical_cores()
         torch.set_num_threads(threads)
         module = module.to(self.device)
         if self.compile:
             module = torch.compile(module)
-        return TorchModel(module, inputs, self.device, threads)
+        return TorchModel(module, inputs, self.device, threads, output_names)

@@ -193,3 +193,49 @@ def test_profile_reports_the_models_own_memory_footprint(tmp_path, capsys) -> No
     # 256 inputs of 3x32x32 floats (3 MiB) and their activations: the footprint grows by more than that
     assert many["peak_memory_bytes"] > one["peak_memory_bytes"] + 3 * 2**20
     assert skipped["peak_memory_bytes"] == 0 and skipped["memory_source"] == ""
+
+
+def test_the_output_check_passes_a_right_answer_and_catches_a_wrong_one(tmp_path, capsys) -> None:
+    """#37: an agent runs a seeded input and returns its outputs; the controller compares them with its own
+    onnxruntime fp32 run. A wrong answer for real: the agent's cached copy of the model had its weights
+    altered after it was uploaded (a corrupted cache), so the agent runs a network the controller did not."""
+    import hashlib
+
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper
+
+    from controller.fleet.client import AgentClient
+    from controller.graph.onnx_export import to_onnx_bytes
+    from controller.spaces import get_space
+
+    from ..conftest import start_agent
+
+    space = get_space("nb201")
+    data = to_onnx_bytes(space.to_graph(space.sample(np.random.default_rng(4))))
+    model = tmp_path / "cell.onnx"
+    model.write_bytes(data)
+    agent = start_agent(tmp_path / "cache", backends=["onnxruntime", "torch"])
+    base = ["profile", str(model), "--agent", agent.address, "--insecure", "--protocol", "fixed", "--param",
+            "count=3", "--no-memory", "--check-output", "--json"]
+    try:
+        for backend in ("onnxruntime", "torch"):
+            assert main([*base, "--backend", backend]) == 0
+            check = json.loads(capsys.readouterr().out)["output_check"]
+            assert check["status"] == "ok" and check["max_abs_error"] < 1e-3, (backend, check)
+        altered = onnx.load_from_string(data)
+        weights = altered.graph.initializer[0]
+        weights.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(weights) * 3.0, weights.name))
+        sha = hashlib.sha256(data).hexdigest()
+        (tmp_path / "cache" / sha).write_bytes(altered.SerializeToString())  # behind the agent's back
+        with AgentClient(agent.address) as client:
+            assert client.has_model(sha)
+        # a fresh agent process state for the altered file: the first agent cached the session it loaded
+        agent.stop()
+        agent = start_agent(tmp_path / "cache", backends=["onnxruntime"])
+        base[3] = agent.address
+        assert main(base) == 1
+        check = json.loads(capsys.readouterr().out)["output_check"]
+        assert check["status"] == "wrong_answer" and "max abs error" in check["detail"], check
+    finally:
+        agent.stop()

@@ -132,7 +132,7 @@ class TensorShape(_message.Message):
     def __init__(self, name: _Optional[str] = ..., dims: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class ProfileOptions(_message.Message):
-    __slots__ = ("batch_size", "input_shapes", "threads", "warmup_runs", "warmup_seconds", "protocol", "protocol_params", "return_samples", "deadline_seconds", "op_profile", "memory")
+    __slots__ = ("batch_size", "input_shapes", "threads", "warmup_runs", "warmup_seconds", "protocol", "protocol_params", "return_samples", "deadline_seconds", "op_profile", "memory", "output_check")
     class ProtocolParamsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -151,6 +151,7 @@ class ProfileOptions(_message.Message):
     DEADLINE_SECONDS_FIELD_NUMBER: _ClassVar[int]
     OP_PROFILE_FIELD_NUMBER: _ClassVar[int]
     MEMORY_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_CHECK_FIELD_NUMBER: _ClassVar[int]
     batch_size: int
     input_shapes: _containers.RepeatedCompositeFieldContainer[TensorShape]
     threads: int
@@ -162,7 +163,8 @@ class ProfileOptions(_message.Message):
     deadline_seconds: float
     op_profile: bool
     memory: bool
-    def __init__(self, batch_size: _Optional[int] = ..., input_shapes: _Optional[_Iterable[_Union[TensorShape, _Mapping]]] = ..., threads: _Optional[int] = ..., warmup_runs: _Optional[int] = ..., warmup_seconds: _Optional[float] = ..., protocol: _Optional[str] = ..., protocol_params: _Optional[_Mapping[str, float]] = ..., return_samples: _Optional[bool] = ..., deadline_seconds: _Optional[float] = ..., op_profile: _Optional[bool] = ..., memory: _Optional[bool] = ...) -> None: ...
+    output_check: bool
+    def __init__(self, batch_size: _Optional[int] = ..., input_shapes: _Optional[_Iterable[_Union[TensorShape, _Mapping]]] = ..., threads: _Optional[int] = ..., warmup_runs: _Optional[int] = ..., warmup_seconds: _Optional[float] = ..., protocol: _Optional[str] = ..., protocol_params: _Optional[_Mapping[str, float]] = ..., return_samples: _Optional[bool] = ..., deadline_seconds: _Optional[float] = ..., op_profile: _Optional[bool] = ..., memory: _Optional[bool] = ..., output_check: _Optional[bool] = ...) -> None: ...
 
 class ProfileRequest(_message.Message):
     __slots__ = ("model_sha256", "backend", "options")
@@ -260,7 +262,7 @@ class EnvironmentSnapshot(_message.Message):
     def __init__(self, threads: _Optional[int] = ..., cpu_governor: _Optional[str] = ..., cpu_freq_mhz: _Optional[float] = ..., load_avg_1m: _Optional[float] = ..., load_avg_5m: _Optional[float] = ..., load_avg_15m: _Optional[float] = ..., runtime: _Optional[str] = ..., runtime_version: _Optional[str] = ..., gpu_name: _Optional[str] = ..., gpu_sm_clock_mhz: _Optional[float] = ..., gpu_temperature_c: _Optional[float] = ..., runtime_settings: _Optional[_Mapping[str, str]] = ..., tool: _Optional[str] = ..., tool_version: _Optional[str] = ..., tool_command: _Optional[str] = ..., transport: _Optional[str] = ...) -> None: ...
 
 class ProfileResult(_message.Message):
-    __slots__ = ("model_sha256", "backend", "protocol", "protocol_params", "latency_ms", "stats", "samples_ms", "power", "environment", "queue_wait_ms", "measurement_wall_ms", "warmup_runs_done", "batch_size", "input_shapes", "agent_name", "agent_version", "started_unix_ns", "finished_unix_ns", "warnings", "protocol_details", "load_ms", "first_inference_ms", "peak_memory_bytes", "memory_source", "op_profile", "model_bytes")
+    __slots__ = ("model_sha256", "backend", "protocol", "protocol_params", "latency_ms", "stats", "samples_ms", "power", "environment", "queue_wait_ms", "measurement_wall_ms", "warmup_runs_done", "batch_size", "input_shapes", "agent_name", "agent_version", "started_unix_ns", "finished_unix_ns", "warnings", "protocol_details", "load_ms", "first_inference_ms", "peak_memory_bytes", "memory_source", "op_profile", "model_bytes", "outputs")
     class ProtocolParamsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -301,6 +303,7 @@ class ProfileResult(_message.Message):
     MEMORY_SOURCE_FIELD_NUMBER: _ClassVar[int]
     OP_PROFILE_FIELD_NUMBER: _ClassVar[int]
     MODEL_BYTES_FIELD_NUMBER: _ClassVar[int]
+    OUTPUTS_FIELD_NUMBER: _ClassVar[int]
     model_sha256: str
     backend: str
     protocol: str
@@ -327,7 +330,18 @@ class ProfileResult(_message.Message):
     memory_source: str
     op_profile: _containers.RepeatedCompositeFieldContainer[OpTime]
     model_bytes: int
-    def __init__(self, model_sha256: _Optional[str] = ..., backend: _Optional[str] = ..., protocol: _Optional[str] = ..., protocol_params: _Optional[_Mapping[str, float]] = ..., latency_ms: _Optional[float] = ..., stats: _Optional[_Union[LatencyStats, _Mapping]] = ..., samples_ms: _Optional[_Iterable[float]] = ..., power: _Optional[_Union[PowerReport, _Mapping]] = ..., environment: _Optional[_Union[EnvironmentSnapshot, _Mapping]] = ..., queue_wait_ms: _Optional[float] = ..., measurement_wall_ms: _Optional[float] = ..., warmup_runs_done: _Optional[int] = ..., batch_size: _Optional[int] = ..., input_shapes: _Optional[_Iterable[_Union[TensorShape, _Mapping]]] = ..., agent_name: _Optional[str] = ..., agent_version: _Optional[str] = ..., started_unix_ns: _Optional[int] = ..., finished_unix_ns: _Optional[int] = ..., warnings: _Optional[_Iterable[str]] = ..., protocol_details: _Optional[_Mapping[str, float]] = ..., load_ms: _Optional[float] = ..., first_inference_ms: _Optional[float] = ..., peak_memory_bytes: _Optional[int] = ..., memory_source: _Optional[str] = ..., op_profile: _Optional[_Iterable[_Union[OpTime, _Mapping]]] = ..., model_bytes: _Optional[int] = ...) -> None: ...
+    outputs: _containers.RepeatedCompositeFieldContainer[OutputValues]
+    def __init__(self, model_sha256: _Optional[str] = ..., backend: _Optional[str] = ..., protocol: _Optional[str] = ..., protocol_params: _Optional[_Mapping[str, float]] = ..., latency_ms: _Optional[float] = ..., stats: _Optional[_Union[LatencyStats, _Mapping]] = ..., samples_ms: _Optional[_Iterable[float]] = ..., power: _Optional[_Union[PowerReport, _Mapping]] = ..., environment: _Optional[_Union[EnvironmentSnapshot, _Mapping]] = ..., queue_wait_ms: _Optional[float] = ..., measurement_wall_ms: _Optional[float] = ..., warmup_runs_done: _Optional[int] = ..., batch_size: _Optional[int] = ..., input_shapes: _Optional[_Iterable[_Union[TensorShape, _Mapping]]] = ..., agent_name: _Optional[str] = ..., agent_version: _Optional[str] = ..., started_unix_ns: _Optional[int] = ..., finished_unix_ns: _Optional[int] = ..., warnings: _Optional[_Iterable[str]] = ..., protocol_details: _Optional[_Mapping[str, float]] = ..., load_ms: _Optional[float] = ..., first_inference_ms: _Optional[float] = ..., peak_memory_bytes: _Optional[int] = ..., memory_source: _Optional[str] = ..., op_profile: _Optional[_Iterable[_Union[OpTime, _Mapping]]] = ..., model_bytes: _Optional[int] = ..., outputs: _Optional[_Iterable[_Union[OutputValues, _Mapping]]] = ...) -> None: ...
+
+class OutputValues(_message.Message):
+    __slots__ = ("name", "dims", "values")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    DIMS_FIELD_NUMBER: _ClassVar[int]
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    dims: _containers.RepeatedScalarFieldContainer[int]
+    values: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, name: _Optional[str] = ..., dims: _Optional[_Iterable[int]] = ..., values: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class OpTime(_message.Message):
     __slots__ = ("name", "op_type", "time_ms")
