@@ -35,6 +35,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     lb.add_argument("--op-profile", action="store_true",
                     help="new jobs also keep the runtime's own per-op profile (onnxruntime, openvino, tool backends; "
                          "exported as op_profile_json)")
+    lb.add_argument("--check-output", action="store_true",
+                    help="new jobs also check the device's outputs against onnxruntime at fp32 (records say ok, "
+                         "wrong_answer or skipped; wrong answers are left out of predictors and searches)")
     lb.add_argument("--memory", action="store_true",
                     help="new jobs also measure the model's own memory footprint where the runtime reports none (a "
                          "fresh process on the agent, seconds per model)")
@@ -107,7 +110,8 @@ def cmd_latbench_build(args: argparse.Namespace) -> int:
                                      device_keys=devices,
                                      protocol=args.protocol, protocol_params=dict(args.param or []),
                                      batch_size=args.batch_size, priority=args.priority, op_profile=args.op_profile,
-                                     memory=args.memory, submitted_by=common.submitter(args))
+                                     memory=args.memory, submitted_by=common.submitter(args),
+                                     output_check=args.check_output)
         plans = campaign.plans_by_runtime(plan, args.backend or [], args.model_format or [])
         for p in plans:
             check_exportable(p.model_format)

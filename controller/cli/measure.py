@@ -32,6 +32,9 @@ def add_measurement_options(parser: argparse.ArgumentParser) -> None:
     m.add_argument("--op-profile", action="store_true",
                    help="measurements also keep the runtime's own per-op profile (onnxruntime, openvino, tool "
                         "backends)")
+    m.add_argument("--check-output", action="store_true",
+                   help="measurements also check the device's outputs against onnxruntime at fp32 (a wrong answer "
+                        "counts as a failed evaluation)")
     m.add_argument("--memory", action="store_true",
                    help="measurements also take the model's own memory footprint (a fresh process on the agent)")
     m.add_argument("--priority", type=int, default=100, help="queue priority of the search's jobs (default "
@@ -59,7 +62,7 @@ class Measurement:
                                      model_format=args.model_format or "", protocol=args.protocol,
                                      protocol_params=dict(args.param or []), batch_size=args.batch_size,
                                      priority=args.priority, op_profile=args.op_profile, memory=args.memory,
-                                     submitted_by=common.submitter(args))
+                                     submitted_by=common.submitter(args), output_check=args.check_output)
         check_exportable(plan.model_format)
         return cls(plan, fleet_config(args, [device], note=print, on_done=on_done), args.connect_timeout)
 

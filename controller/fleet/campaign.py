@@ -16,6 +16,7 @@ from typing import Any
 
 from controller.errors import SettingError
 from controller.fleet.client import ProfileSpec
+from controller.fleet.output_check import OutputCheck, compare, reference
 from controller.graph.model_formats import format_for
 from controller.spaces import Candidate, SearchSpace
 from controller.store import ArchRecord, Job, JobSpec, MeasurementRecord, Store
@@ -38,6 +39,7 @@ class CampaignPlan:
     op_profile: bool = False  # new jobs ask the runtime for its per-op profile too (stored in op_profile_json)
     memory: bool = False  # ... and for the model's own memory footprint (peak_memory_bytes, memory_source)
     submitted_by: str = ""  # who queues the jobs (``cli.common.submitter``): kept with each job for the audit
+    output_check: bool = False  # ... and check each device's outputs against the fp32 reference
 
     def __post_init__(self) -> None:
         """Names are checked (``protos.names``) and counts bounded before any job exists."""
@@ -126,7 +128,8 @@ def enqueue_candidates(store: Store, candidates: Sequence[Candidate], plan: Camp
     specs = [JobSpec(campaign=plan.campaign, arch_id=c.arch_id, device_key=key, backend=plan.backend,
                      protocol=plan.protocol, protocol_params=plan.protocol_params, batch_size=plan.batch_size,
                      max_attempts=plan.max_attempts, priority=plan.priority, model_format=plan.model_format,
-                     op_profile=plan.op_profile, memory=plan.memory, submitted_by=plan.submitted_by)
+                     op_profile=plan.op_profile, memory=plan.memory, submitted_by=plan.submitted_by,
+                     output_check=plan.output_check)
              for c in candidates for key in plan.device_keys]
     store.add_architectures(records)
     return store.enqueue(specs), specs
@@ -135,11 +138,13 @@ def enqueue_candidates(store: Store, candidates: Sequence[Candidate], plan: Camp
 def job_profile(job: Job) -> ProfileSpec:
     """How a job's model is profiled, by a worker or by an agent that dials in."""
     return ProfileSpec(backend=job.backend, protocol=job.protocol, protocol_params=job.protocol_params,
-                       batch_size=job.batch_size, op_profile=job.op_profile, memory=job.memory)
+                       batch_size=job.batch_size, op_profile=job.op_profile, memory=job.memory,
+                       output_check=job.output_check)
 
 
-def to_record(job: Job, r: Mapping[str, Any]) -> MeasurementRecord:
-    """A job's measurement record from the agent's ProfileResult (as ``client.message_dict`` gives it)."""
+def to_record(job: Job, r: Mapping[str, Any], check: OutputCheck | None = None) -> MeasurementRecord:
+    """A job's measurement record from the agent's ProfileResult (as ``client.message_dict`` gives it), with
+    the verdict of its output check where the job asked for one."""
     shape = r["input_shapes"][0]["dims"] if r["input_shapes"] else []
     stats = r["stats"]
     if r["protocol"].endswith(TOOL_MEAN):  # a vendor tool printed only some statistics: the rest are unknown, not 0
@@ -156,6 +161,8 @@ def to_record(job: Job, r: Mapping[str, Any]) -> MeasurementRecord:
         peak_memory_bytes=int(r["peak_memory_bytes"]) if r.get("peak_memory_bytes") else None,
         memory_source=r.get("memory_source") or None, op_profile=tuple(map(with_cg_node, r.get("op_profile", ()))),
         model_bytes=int(r["model_bytes"]) if r.get("model_bytes") else None,
+        output_check_status=check.status if check else None,
+        output_max_abs_error=check.max_abs_error if check else None,
     )
 
 
@@ -169,6 +176,18 @@ def with_cg_node(op: Mapping[str, Any]) -> dict[str, Any]:
     own node, such as a layout reorder)."""
     match = _CG_NODE_NAME.fullmatch(str(op.get("name", "")))
     return {**op, "cg_node": int(match.group(1)) if match else None}
+
+
+def check_outputs(job: Job, r: Mapping[str, Any], models) -> OutputCheck | None:
+    """The output check of a job that asked for one: the agent's outputs against onnxruntime at fp32 on the
+    ONNX of the job's network (``models``: the fleet's ``ModelSource``)."""
+    if not job.output_check:
+        return None
+    from controller.fleet.models import ModelKey
+
+    onnx = models.model(ModelKey(job.arch_id, "onnx", job.batch_size))
+    shapes = [shape["dims"] for shape in r["input_shapes"]]
+    return compare(r.get("outputs", []), reference(onnx, shapes), job.model_format)
 
 
 def summary_line(counts: Mapping[str, Mapping[str, int]]) -> str:

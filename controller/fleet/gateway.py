@@ -21,7 +21,7 @@ import grpc
 from google.protobuf.json_format import MessageToDict
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from controller.fleet.campaign import job_profile, to_record
+from controller.fleet.campaign import check_outputs, job_profile, to_record
 from controller.fleet.client import CHUNK_BYTES, message_dict
 from controller.fleet.models import ModelKey, ModelSource
 from controller.fleet.scheduler import Scheduler
@@ -190,7 +190,8 @@ class ControllerServicer(controller_pb2_grpc.ControllerServicer):
                               f"result is for model {request.result.model_sha256[:12]}, job {job.id} measures "
                               f"{expected[:12]}")
             try:
-                record = to_record(job, message_dict(request.result))
+                result = message_dict(request.result)
+                record = to_record(job, result, check_outputs(job, result, self.models))
             except InvalidRecord as exc:  # the attempt failed; the job is measured again, nothing is stored
                 state = self.store.fail(owned, f"invalid result from {agent.name} ({agent.agent_id[:8]}): {exc}",
                                         permanent=False)

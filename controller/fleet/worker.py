@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 import grpc
 
 from controller.fleet.agents import AgentEndpoint, Connect
-from controller.fleet.campaign import job_profile, to_record
+from controller.fleet.campaign import check_outputs, job_profile, to_record
 from controller.fleet.client import AgentCallError, AgentClient, ProfileRecord
 from controller.fleet.models import ModelKey, ModelSource
 from controller.fleet.scheduler import DeviceScheduler, Scheduler
@@ -184,7 +184,7 @@ class AgentWorker:
             self.store.fail(job, f"{type(exc).__name__}: {exc}", permanent=True)
             return True, None
         try:
-            record = to_record(job, profile.result)
+            record = to_record(job, profile.result, check_outputs(job, profile.result, self.models))
         except InvalidRecord as exc:  # the agent's figures cannot be true: that attempt failed, nothing is stored
             state = self.store.fail(job, f"invalid result from {self.endpoint.address}: {exc}", permanent=False)
             log.warning("%s on %s: invalid result (%s) -> %s", job.arch_id[:12], self.endpoint.address, exc, state)

@@ -85,7 +85,8 @@ def samples_from_store(store, device_key: str, layer_sum: bool = False,
     ``layer_sum``: add each architecture's sum of the key's measured layer latencies (``hwnas predictor
     layers``), the layer-wise predictor's input. The layer graphs themselves are not samples.
     """
-    rows = [r for r in store.measurements(device_key) if r["space"] != LAYER_SPACE]
+    rows = [r for r in store.measurements(device_key)
+            if r["space"] != LAYER_SPACE and r["output_check_status"] != "wrong_answer"]  # wrong answers: left out
     if not rows:
         raise ValueError(f"the store has no measurements for device key {device_key!r}")
     space = pick_space(device_key, Counter(r["space"] for r in rows), space)

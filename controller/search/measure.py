@@ -21,6 +21,9 @@ def value_of(outcome: Outcome, field: str, column: str) -> tuple[float | None, s
     """A measured objective's value from an outcome, or None and why (the job failed, or no such figure)."""
     if outcome.record is None:
         return None, outcome.error
+    if outcome.record.output_check_status == "wrong_answer":
+        return None, (f"the device gave a wrong answer (max abs error {outcome.record.output_max_abs_error}) "
+                      "against the fp32 reference")
     value = outcome.record.value(field)
     if value is None:
         why = outcome.record.power.get("unavailable_reason") or "not measured"

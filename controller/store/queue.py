@@ -80,7 +80,8 @@ class JobQueue(Database):
                 rows.append({
                     "job_key": spec.job_key, "campaign": spec.campaign, "arch_id": spec.arch_id,
                     "device_key": spec.device_key, "backend": spec.backend, "model_format": spec.model_format,
-                    "op_profile": spec.op_profile, "memory": spec.memory, "submitted_by": spec.submitted_by[:400],
+                    "op_profile": spec.op_profile, "memory": spec.memory, "output_check": spec.output_check,
+                    "submitted_by": spec.submitted_by[:400],
                     "protocol": spec.protocol,
                     "protocol_params_json": params_json(spec.protocol_params), "batch_size": spec.batch_size,
                     "priority": spec.priority, "state": "queued", "attempts": 0,
@@ -332,4 +333,5 @@ def _job(row) -> Job:
                protocol_params=json.loads(row["protocol_params_json"]), batch_size=row["batch_size"],
                attempts=row["attempts"], lease_owner=row["lease_owner"],
                lease_expires_at_unix_s=row["lease_expires_at_unix_s"], state=row["state"],
-               model_format=row["model_format"], op_profile=bool(row["op_profile"]), memory=bool(row["memory"]))
+               model_format=row["model_format"], op_profile=bool(row["op_profile"]), memory=bool(row["memory"]),
+               output_check=bool(row["output_check"]))

@@ -55,6 +55,7 @@ class JobSpec:
     op_profile: bool = False
     memory: bool = False  # and for the model's own memory footprint (likewise not part of its identity)
     submitted_by: str = ""  # who queued it: a client certificate's subject, a token's name, or user@host
+    output_check: bool = False  # check the device's outputs against the controller's fp32 reference
 
     @property
     def job_key(self) -> str:
@@ -82,6 +83,7 @@ class Job:
     model_format: str = "onnx"
     op_profile: bool = False
     memory: bool = False
+    output_check: bool = False
 
 
 @dataclass(frozen=True)
@@ -148,6 +150,9 @@ RECORD_COLUMNS: tuple[RecordColumn, ...] = (
     RecordColumn("memory_source", str, nullable=True, since=5),
     RecordColumn("op_profile_json", str, since=5, before="[]"),
     RecordColumn("model_bytes", int, nullable=True, wide=True, since=6),  # the model file the agent ran
+    # The output check, where the job asked for one: ok | wrong_answer | skipped, and the largest error.
+    RecordColumn("output_check_status", str, nullable=True, size=16, since=6),
+    RecordColumn("output_max_abs_error", float, nullable=True, since=6),
 )
 # What the agent reports and the dataset leaves out, and why (a test holds the wire contract to this list).
 NOT_STORED = {
@@ -157,9 +162,12 @@ NOT_STORED = {
     "ProfileResult.warmup_runs_done": "the protocol parameters say how many warm-up runs were asked",
     "ProfileResult.input_shapes": "kept as input_shape_json: the first input's dimensions",
     "PowerReport.window_s": "the timed window; energy_per_inference_mj is normalised by it",
+    "ProfileResult.outputs": "the output check's sampled values: the record keeps its verdict (output_check_status, "
+                             "output_max_abs_error)",
     "PowerReport.energy_j": "the window's total; energy_per_inference_mj is what compares across records",
 }
 _POWER_FIELD = {column: name for name, column in POWER_COLUMNS.items()}
+OUTPUT_CHECK_STATES = ("ok", "wrong_answer", "skipped")
 _POWER_FIGURES = ("mean_power_w", "energy_per_inference_mj", "sampling_period_s", "idle_power_w")
 
 
@@ -231,6 +239,8 @@ class MeasurementRecord:
     memory_source: str | None = None
     op_profile: tuple[Mapping[str, Any], ...] = ()  # {name, op_type, time_ms} per op, when asked for
     model_bytes: int | None = None  # the size of the model file the agent ran; None where not reported
+    output_check_status: str | None = None  # ok | wrong_answer | skipped; None: not asked
+    output_max_abs_error: float | None = None
     recorded_at_unix_s: float | None = None  # set by the store when the record is written
 
     def __post_init__(self) -> None:
@@ -257,6 +267,10 @@ class MeasurementRecord:
                 _figure(f"power.{name}", self.power.get(name), optional=True)
         _finite_values("protocol_params", self.protocol_params)
         _finite_values("protocol_details", self.protocol_details)
+        if self.output_check_status not in (None, *OUTPUT_CHECK_STATES):
+            raise InvalidRecord(f"output_check_status must be one of {list(OUTPUT_CHECK_STATES)}, got "
+                                f"{self.output_check_status!r}")
+        _figure("output_max_abs_error", self.output_max_abs_error, optional=True)
         for k, op in enumerate(self.op_profile):
             _figure(f"op_profile[{k}].time_ms", op.get("time_ms"))
 

@@ -57,6 +57,7 @@ jobs = Table(
     Column("model_format", String(32), nullable=False, server_default="onnx"),  # v3
     Column("op_profile", Boolean, nullable=False, server_default=false()),  # v6: the job asks for per-op times
     Column("memory", Boolean, nullable=False, server_default=false()),  # v6: ... and for the model's footprint
+    Column("output_check", Boolean, nullable=False, server_default=false()),  # v6: ... and for an output check
     Column("submitted_by", String(400), nullable=False, server_default=""),  # v6: who queued it (audit)
     Column("protocol", String(64), nullable=False),
     Column("protocol_params_json", Text, nullable=False),
@@ -143,9 +144,11 @@ def _v5_to_v6(conn: Connection) -> None:
     """v6 keeps the size of the model file the agent ran, whether a job asks for a per-op profile and for the
     model's memory footprint, and who submitted the job."""
     conn.exec_driver_sql("ALTER TABLE measurements ADD COLUMN model_bytes BIGINT")
-    for column in ("op_profile", "memory"):
+    for column in ("op_profile", "memory", "output_check"):
         conn.exec_driver_sql(f"ALTER TABLE jobs ADD COLUMN {column} BOOLEAN NOT NULL DEFAULT FALSE")
     conn.exec_driver_sql("ALTER TABLE jobs ADD COLUMN submitted_by VARCHAR(400) NOT NULL DEFAULT ''")
+    conn.exec_driver_sql("ALTER TABLE measurements ADD COLUMN output_check_status VARCHAR(16)")
+    conn.exec_driver_sql("ALTER TABLE measurements ADD COLUMN output_max_abs_error FLOAT")
 
 
 # MIGRATIONS[v] upgrades a database at version v to v + 1. Append only; never edit a released step.

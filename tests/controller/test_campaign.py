@@ -543,3 +543,46 @@ def test_every_job_records_who_submitted_it(tmp_path: Path, capsys) -> None:
     assert submitter(with_cert).startswith("certificate CN=")
     with_token = build_parser().parse_args([*args, "--insecure", "--token-file", str(lab / "token")])
     assert submitter(with_token) == "token token"
+
+
+def test_a_build_checks_outputs_and_keeps_a_wrong_answer_out_of_predictors(tmp_path: Path) -> None:
+    """#37: `--check-output` records ok / wrong_answer per job; a wrong answer for real: the agent's cached
+    copy of one model had its weights altered after upload (a corrupted cache)."""
+    import hashlib
+
+    import onnx
+    from onnx import numpy_helper
+
+    from controller.cli.main import main
+    from controller.fleet.client import AgentClient
+    from controller.fleet.models import model_bytes
+    from controller.learning.jobs import samples_from_store
+
+    db = tmp_path / "ds.db"
+    build = ["latbench", "build", "--space", "nb201", "--sample", "2", "--seed", "6", "--protocol", "fixed",
+             "--param", "count=3", "--db", str(db), "--quiet", "--insecure", "--check-output"]
+    good, bad = start_agent(tmp_path / "c1"), start_agent(tmp_path / "c2")
+    try:
+        assert main([*build, "--devices", "k", "--agent", f"k={good.address}"]) == 0
+        with Store(db) as store:
+            records = list(store.measurements("k"))
+            assert [r["output_check_status"] for r in records] == ["ok", "ok"]
+            assert all(r["output_max_abs_error"] < 1e-3 for r in records)
+            victim = records[0]["arch_id"]
+            data = model_bytes(store.architecture(victim))
+        with AgentClient(bad.address) as client:
+            sha, _ = client.ensure_model(data)
+        altered = onnx.load_from_string(data)
+        weights = altered.graph.initializer[0]
+        weights.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(weights) * 3.0, weights.name))
+        (tmp_path / "c2" / sha).write_bytes(altered.SerializeToString())  # behind the agent's back
+        assert hashlib.sha256(data).hexdigest() == sha
+        assert main([*build, "--devices", "k2", "--agent", f"k2={bad.address}"]) == 0
+    finally:
+        good.stop()
+        bad.stop()
+    with Store(db) as store:
+        verdicts = {r["arch_id"]: r["output_check_status"] for r in store.measurements("k2")}
+        assert verdicts[victim] == "wrong_answer" and sorted(verdicts.values()) == ["ok", "wrong_answer"]
+        _, samples = samples_from_store(store, "k2")  # stored and exported, but not learnt from
+        assert len(samples) == 1

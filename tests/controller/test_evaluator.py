@@ -128,3 +128,19 @@ def test_a_search_paused_between_asks_ends_where_an_unpaused_one_does_and_never_
         return [e.arch_id for e in evaluator.history]
 
     assert history(pause_after=1) == history(pause_after=None)
+
+
+def test_a_wrong_answer_is_a_failed_evaluation_not_a_figure() -> None:
+    """#37: a record whose output check failed is stored, but a search does not take its latency."""
+    from controller.fleet import Outcome
+    from controller.search.measure import value_of
+    from controller.store import JobSpec, MeasurementRecord
+
+    from .test_store import ARCH, record
+
+    job = JobSpec(campaign="c", arch_id=ARCH.arch_id, device_key="k")
+    good = record(job)
+    wrong = MeasurementRecord(**{**vars(good), "output_check_status": "wrong_answer", "output_max_abs_error": 2.5})
+    assert value_of(Outcome(job.job_key, good), "latency_ms", "latency")[0] == good.latency_ms
+    value, why = value_of(Outcome(job.job_key, wrong), "latency_ms", "latency")
+    assert value is None and "wrong answer (max abs error 2.5)" in why

@@ -131,6 +131,6 @@ def test_the_table_and_the_export_follow_the_one_list_of_record_columns() -> Non
     assert _EXPORT_DEFAULTS == {"model_format": "onnx", "power_sampling_period_s": None, "idle_power_w": None,
                                 "warnings_json": "[]", "load_ms": None, "first_inference_ms": None,
                                 "peak_memory_bytes": None, "memory_source": None, "op_profile_json": "[]",
-                                "model_bytes": None}
+                                "model_bytes": None, "output_check_status": None, "output_max_abs_error": None}
     # a required column added later needs the value older rows take
     assert all(c.before is not None for c in RECORD_COLUMNS if c.since > 1 and not c.nullable)

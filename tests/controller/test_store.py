@@ -83,7 +83,8 @@ def legacy_store(path: Path, version: int) -> None:
                     ("measurements", "warnings_json"): 4, **{("measurements", c): 5 for c in (
                         "load_ms", "first_inference_ms", "peak_memory_bytes", "memory_source", "op_profile_json")},
                     ("measurements", "model_bytes"): 6, ("jobs", "op_profile"): 6, ("jobs", "memory"): 6,
-                    ("jobs", "submitted_by"): 6}
+                    ("jobs", "submitted_by"): 6, ("jobs", "output_check"): 6,
+                    ("measurements", "output_check_status"): 6, ("measurements", "output_max_abs_error"): 6}
         for (table, column), since in added_in.items():
             if version < since:
                 conn.exec_driver_sql(f"ALTER TABLE {table} DROP COLUMN {column}")
