@@ -387,7 +387,7 @@ def test_the_architecture_page_shows_cold_start_and_the_per_op_profile(tmp_path:
     with LocalAgent(tmp_path / "c") as agent:
         assert main(["latbench", "build", "--space", "nb201", "--devices", "k", "--sample", "1", "--seed", "2",
                      "--protocol", "fixed", "--param", "count=5", "--db", str(db), "--quiet", "--insecure",
-                     "--agent", f"k={agent.address}", "--op-profile"]) == 0
+                     "--agent", f"k={agent.address}", "--op-profile", "--check-output"]) == 0
     with Store(db) as store:
         (record,) = store.measurements()
     served = Served(db)
@@ -398,4 +398,5 @@ def test_the_architecture_page_shows_cold_start_and_the_per_op_profile(tmp_path:
     page = body.decode()
     assert status == 200 and "Per-op profile: k (onnxruntime)" in page and "<td>Conv</td>" in page
     assert re.search(r"<td>conv \(node \d+\)</td>", page)  # mapped to the CG by the exporter's names
+    assert re.search(r'<td class="output-check">ok \([0-9.e-]+\)</td>', page)  # the output check's verdict
     assert f"<td>{record['model_bytes']}</td>" in page and f"{record['load_ms']:.1f}" in page
