@@ -586,3 +586,30 @@ def test_a_build_checks_outputs_and_keeps_a_wrong_answer_out_of_predictors(tmp_p
         assert verdicts[victim] == "wrong_answer" and sorted(verdicts.values()) == ["ok", "wrong_answer"]
         _, samples = samples_from_store(store, "k2")  # stored and exported, but not learnt from
         assert len(samples) == 1
+
+
+def test_a_dialled_agent_reporting_an_impossible_latency_spends_attempts_and_stores_nothing(
+        tmp_path: Path, monkeypatch) -> None:
+    """#36: a dialled agent's result of NaN is refused like a dial-out one: the attempt fails with the reason,
+    the job is measured again up to its attempts, and no record is stored (the worker keeps going)."""
+    from device_agent import server as agent_server
+
+    honest = agent_server.AgentServicer._result
+
+    def hostile(self, request, backend_name, m, waited_s):
+        result = honest(self, request, backend_name, m, waited_s)
+        result.latency_ms = float("nan")
+        return result
+
+    monkeypatch.setattr(agent_server.AgentServicer, "_result", hostile)
+    agent = start_agent(tmp_path / "c")
+    try:
+        with Store(tmp_path / "ds.db") as store:
+            campaign.enqueue(store, NB201, distinct_archs(2, seed=12), plan(["k"], count=3, max_attempts=2))
+            run_campaign(store, [AgentEndpoint("k", agent.address)], lease_s=10)
+            assert store.counts()["k"] == {"queued": 0, "leased": 0, "done": 0, "failed": 2}
+            assert list(store.measurements()) == []
+            (cause, n), = store.failure_causes()
+            assert n == 2 and "invalid result from" in cause and "latency_ms must be a finite number > 0" in cause
+    finally:
+        agent.stop()
