@@ -39,12 +39,13 @@ def _peak_rss_bytes() -> int:
 
 
 def footprint(backend: str, options: Mapping[str, str], path: Path, threads: int,
-              shapes: Mapping[str, tuple[int, ...]]) -> int:
-    """Bytes the model adds to a fresh process's peak resident set; RuntimeError saying why when it fails."""
+              shapes: Mapping[str, tuple[int, ...]], timeout_s: float = TIMEOUT_S) -> int:
+    """Bytes the model adds to a fresh process's peak resident set; RuntimeError saying why when it fails
+    (subprocess.TimeoutExpired past ``timeout_s``: the process is killed)."""
     request = {"backend": backend, "options": dict(options), "path": str(path), "threads": threads,
                "shapes": {name: list(dims) for name, dims in shapes.items()}}
     done = subprocess.run([sys.executable, "-m", "device_agent.memory_probe"], input=json.dumps(request),
-                          capture_output=True, text=True, timeout=TIMEOUT_S)
+                          capture_output=True, text=True, timeout=timeout_s)
     if done.returncode != 0:
         last = (done.stderr.strip().splitlines() or ["no message"])[-1]
         raise RuntimeError(f"the memory probe failed (exit {done.returncode}): {last}")

@@ -269,9 +269,10 @@ class AgentServicer(agent_pb2_grpc.DeviceAgentServicer):
         if key not in self._footprints:
             started = time.monotonic()
             try:
-                self._footprints[key] = memory_probe.footprint(
+                self._footprints[key] = memory_probe.footprint(  # the request's deadline bounds the probe too
                     backend_name, self.config.backend_options.get(backend_name, {}), path,
-                    request.options.threads, result.input_shapes)
+                    request.options.threads, result.input_shapes,
+                    request.options.deadline_seconds or memory_probe.TIMEOUT_S)
             except (RuntimeError, OSError, subprocess.TimeoutExpired) as exc:
                 log.warning("memory footprint of %s on %s: %s", request.model_sha256[:12], backend_name, exc)
                 return result
