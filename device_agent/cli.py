@@ -16,6 +16,7 @@ from pathlib import Path
 from device_agent import __version__
 from device_agent.backends import TOOL_BACKENDS
 from protos import names
+from protos.argtypes import arg_type
 from protos.auth import ClientTls, TlsFiles, check_plaintext, host_of, read_token
 from protos.listen import address_arg, port_arg
 
@@ -123,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "unavailable")
     power.add_argument("--idle-baseline-seconds", type=float, default=0.0, metavar="S",
                        help="measure idle power for S seconds at start and report power and energy net of it")
-    serve.add_argument("--name", default=None, type=names.arg_type(names.agent_name),
+    serve.add_argument("--name", default=None, type=arg_type(names.agent_name),
                        help="agent name reported to the controller (default: hostname)")
     serve.add_argument("--cache-dir", type=Path, default=None,
                        help="model cache folder (default: $XDG_CACHE_HOME/hwnas-agent/models)")
@@ -137,7 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
                       type=address_arg,
                       help="controller to register with (hwnas latbench build --listen ...)")
     dial.add_argument("--device-key", metavar="KEY", default=os.environ.get("HWNAS_DEVICE_KEY"),
-                      type=names.arg_type(names.device_key),
+                      type=arg_type(names.device_key),
                       help="the queue this agent serves, e.g. rpi4-cpu-ort (required with --controller)")
     dial.add_argument("--controller-ca", type=Path, default=env_path("HWNAS_CONTROLLER_CA"),
                       help="CA that signed the controller's certificate; --tls-cert/--tls-key, if given, are "

@@ -7,11 +7,11 @@ measurements from two runtimes. Every hwnas server turns it off and refuses a po
 
 from __future__ import annotations
 
-import argparse
 from concurrent import futures
 
 import grpc
 
+from protos.argtypes import arg_type
 from protos.auth import RoleInterceptor, TlsFiles, TokenInterceptor
 
 OWN_PORT = (("grpc.so_reuseport", 0),)
@@ -50,14 +50,6 @@ def port_number(text: str) -> int:
     return port
 
 
-def port_arg(text: str) -> int:
-    """``port_number`` as an argparse ``type``: one usage line naming the flag."""
-    try:
-        return port_number(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
 def host_port(address: str) -> str:
     """``address`` if it is HOST:PORT with a port within 0..65535; ValueError saying what is wrong."""
     host, sep, port = address.rpartition(":")
@@ -67,12 +59,8 @@ def host_port(address: str) -> str:
     return address
 
 
-def address_arg(text: str) -> str:
-    """``host_port`` as an argparse ``type``: one usage line naming the flag."""
-    try:
-        return host_port(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+port_arg = arg_type(port_number)  # ``--port``
+address_arg = arg_type(host_port)  # ``--listen``, ``--agent``, ``--controller``
 
 
 def listen(server: grpc.Server, address: str, tls: TlsFiles | None) -> int:

@@ -10,9 +10,7 @@ character, nor starts with a character a spreadsheet reads as a formula.
 
 from __future__ import annotations
 
-import argparse
 import re
-from collections.abc import Callable
 
 MAX_LENGTH = 200
 _KEY = re.compile(rf"[A-Za-z0-9][A-Za-z0-9_.-]{{0,{MAX_LENGTH - 1}}}")
@@ -56,15 +54,3 @@ def device_keys(text: str) -> list[str]:
     """A comma-separated list of device keys, each checked; empty items are dropped."""
     return [device_key(k) for k in text.split(",") if k]
 
-
-def arg_type(check: Callable[[str], object]) -> Callable[[str], object]:
-    """``check`` as an argparse ``type``: a bad name is one usage line naming the flag, not a traceback."""
-
-    def parse(text: str) -> object:
-        try:
-            return check(text)
-        except InvalidName as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from None
-
-    parse.__name__ = check.__name__
-    return parse

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from protos import names
+from protos.argtypes import arg_type
 
 
 def db_target(text: str) -> str | Path:
@@ -26,9 +27,9 @@ def dataset_exists(db: str | Path) -> bool:
     return not isinstance(db, Path) or db.exists()
 
 
-DEVICE_KEY = names.arg_type(names.device_key)
-DEVICE_KEYS = names.arg_type(names.device_keys)
-CAMPAIGN = names.arg_type(names.campaign_name)
+DEVICE_KEY = arg_type(names.device_key)
+DEVICE_KEYS = arg_type(names.device_keys)
+CAMPAIGN = arg_type(names.campaign_name)
 
 
 def whole(minimum: int):

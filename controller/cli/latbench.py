@@ -16,6 +16,7 @@ from controller.cli.common import (
     space_options,
 )
 from controller.cli.fleet_flags import add_fleet_options, check_agents, fleet_config
+from controller.cli.measure import add_detail_options, plan_details
 from controller.graph.backend_formats import backend_names
 
 
@@ -32,15 +33,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     lb.add_argument("--protocol", default="latbench", choices=["latbench", "adaptive", "fixed"])
     lb.add_argument("--param", type=param, action="append", metavar="KEY=VALUE", help="protocol parameter")
     lb.add_argument("--batch-size", type=common.whole(1), default=1)
-    lb.add_argument("--op-profile", action="store_true",
-                    help="new jobs also keep the runtime's own per-op profile (onnxruntime, openvino, tool backends; "
-                         "exported as op_profile_json)")
-    lb.add_argument("--check-output", action="store_true",
-                    help="new jobs also check the device's outputs against onnxruntime at fp32 (records say ok, "
-                         "wrong_answer or skipped; wrong answers are left out of predictors and searches)")
-    lb.add_argument("--memory", action="store_true",
-                    help="new jobs also measure the model's own memory footprint where the runtime reports none (a "
-                         "fresh process on the agent, seconds per model)")
+    add_detail_options(lb)  # for new jobs: a job already measured keeps its record
     lb.add_argument("--backend", action="append", metavar="[KEY=]NAME",
                     help=f"agent runtime, one of {backend_names()} (default onnxruntime); KEY=NAME for one "
                          "device key; repeatable")
@@ -109,9 +102,7 @@ def cmd_latbench_build(args: argparse.Namespace) -> int:
         plan = campaign.CampaignPlan(campaign=args.campaign or f"{space.name}-{args.protocol}-{chosen}",
                                      device_keys=devices,
                                      protocol=args.protocol, protocol_params=dict(args.param or []),
-                                     batch_size=args.batch_size, priority=args.priority, op_profile=args.op_profile,
-                                     memory=args.memory, submitted_by=common.submitter(args),
-                                     output_check=args.check_output)
+                                     batch_size=args.batch_size, priority=args.priority, **plan_details(args))
         plans = campaign.plans_by_runtime(plan, args.backend or [], args.model_format or [])
         for p in plans:
             check_exportable(p.model_format)

@@ -19,6 +19,25 @@ from controller.graph.backend_formats import backend_names
 from protos import names
 
 
+def add_detail_options(group) -> None:
+    """What a job measures besides latency (#37), for every command that queues jobs."""
+    group.add_argument("--op-profile", action="store_true",
+                       help="also keep the runtime's own per-op profile (onnxruntime, openvino, tool backends; "
+                            "exported as op_profile_json)")
+    group.add_argument("--check-output", action="store_true",
+                       help="also check the device's outputs against onnxruntime at fp32 (ok, wrong_answer or "
+                            "skipped; wrong answers are left out of predictors and fail a search's evaluation)")
+    group.add_argument("--memory", action="store_true",
+                       help="also measure the model's own memory footprint where the runtime reports none (a fresh "
+                            "process on the agent, seconds per model)")
+
+
+def plan_details(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``CampaignPlan`` fields ``add_detail_options`` set, with who submits the jobs (the audit)."""
+    return {"op_profile": args.op_profile, "memory": args.memory, "output_check": args.check_output,
+            "submitted_by": common.submitter(args)}
+
+
 def add_measurement_options(parser: argparse.ArgumentParser) -> None:
     m = parser.add_argument_group("measurement")
     m.add_argument("--backend", default="onnxruntime",
@@ -29,14 +48,7 @@ def add_measurement_options(parser: argparse.ArgumentParser) -> None:
     m.add_argument("--protocol", default="latbench", choices=["latbench", "adaptive", "fixed"])
     m.add_argument("--param", type=common.param, action="append", metavar="KEY=VALUE", help="protocol parameter")
     m.add_argument("--batch-size", type=common.whole(1), default=1)
-    m.add_argument("--op-profile", action="store_true",
-                   help="measurements also keep the runtime's own per-op profile (onnxruntime, openvino, tool "
-                        "backends)")
-    m.add_argument("--check-output", action="store_true",
-                   help="measurements also check the device's outputs against onnxruntime at fp32 (a wrong answer "
-                        "counts as a failed evaluation)")
-    m.add_argument("--memory", action="store_true",
-                   help="measurements also take the model's own memory footprint (a fresh process on the agent)")
+    add_detail_options(m)
     m.add_argument("--priority", type=int, default=100, help="queue priority of the search's jobs (default "
                                                              "%(default)s: ahead of LatBench builds)")
     add_fleet_options(parser)
@@ -61,8 +73,7 @@ class Measurement:
                                      backend=args.backend,
                                      model_format=args.model_format or "", protocol=args.protocol,
                                      protocol_params=dict(args.param or []), batch_size=args.batch_size,
-                                     priority=args.priority, op_profile=args.op_profile, memory=args.memory,
-                                     submitted_by=common.submitter(args), output_check=args.check_output)
+                                     priority=args.priority, **plan_details(args))
         check_exportable(plan.model_format)
         return cls(plan, fleet_config(args, [device], note=print, on_done=on_done), args.connect_timeout)
 
