@@ -31,10 +31,11 @@ def measure(db: Path, cache: Path, networks: int, count: int) -> tuple[float, fl
         agent_flag = ["--agent", f"{KEY}={agent.address}"]
         t0 = time.perf_counter()
         if main(["latbench", "build", "--space", "nb201", "--devices", KEY, "--sample", str(networks), "--seed",
-                 "0", "--db", str(db), "--quiet", *job, *agent_flag]) != 0:
+                 "0", "--db", str(db), "--quiet", "--no-golden", *job, *agent_flag]) != 0:
             raise SystemExit("the network campaign failed")
         t1 = time.perf_counter()
-        if main(["predictor", "layers", "--db", str(db), "--device", KEY, "--quiet", *job, *agent_flag]) != 0:
+        if main(["predictor", "layers", "--db", str(db), "--device", KEY, "--quiet",
+                 "--no-golden", *job, *agent_flag]) != 0:
             raise SystemExit("measuring the layers failed")
         return t1 - t0, time.perf_counter() - t1
 

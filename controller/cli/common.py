@@ -190,7 +190,8 @@ def space_options(args: argparse.Namespace) -> dict:
 
 
 # Settings whose flag is not "--" + the setting's name with dashes.
-FLAG_OF = {"latency_max_ms": "--latency-max", "predictors": "--predictor", "budget": "--evals"}
+FLAG_OF = {"latency_max_ms": "--latency-max", "predictors": "--predictor", "budget": "--evals",
+           "golden_every_jobs": "--golden-every", "golden_every_s": "--golden-minutes"}
 
 
 def flag_of(setting: str) -> str:

@@ -1,10 +1,12 @@
-"""``hwnas fleet``: the lab's agents, dialled or dialled-in: list them, forget stale registrations."""
+"""``hwnas fleet``: the lab's agents, dialled or dialled-in: list them with their keys' golden-model health,
+forget stale registrations, clear a quarantined device key."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
+from controller.cli import common
 from controller.cli.common import (
     add_client_security,
     connector,
@@ -28,11 +30,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     ff.add_argument("--stale", action="store_true", help="forget every stale agent (silent for 3 heartbeats)")
     ff.add_argument("--db", type=db_target, required=True)
     ff.set_defaults(func=cmd_fleet_forget)
+    fc = fleet.add_parser("clear", help="lift the quarantine of device keys whose golden-model check drifted")
+    fc.add_argument("keys", nargs="+", metavar="KEY", type=common.DEVICE_KEY, help="device keys to clear")
+    fc.add_argument("--rebaseline", action="store_true",
+                    help="the change is meant (new firmware, a new board): the next checks form a new baseline")
+    fc.add_argument("--db", type=db_target, required=True)
+    fc.set_defaults(func=cmd_fleet_clear)
 
 
 def cmd_fleet_ls(args: argparse.Namespace) -> int:
     from controller.fleet import registered, survey
     from controller.fleet.agents import load_agents
+    from controller.fleet.golden import key_health
     from controller.reporting.tables import text_table
     from controller.store import Store
 
@@ -50,14 +59,46 @@ def cmd_fleet_ls(args: argparse.Namespace) -> int:
     try:
         rows = survey(endpoints, connect, store) if endpoints else []
         rows += registered(store) if store is not None else []
+        keys = key_health(store) if store is not None else []
     finally:
         if store is not None:
             store.close()
+    quarantined = {k["device_key"]: k["reason"] for k in keys if k["state"] == "quarantined"}
     header = ("device key", "address", "health", "name", "version", "backends", "current job", "queued")
-    table = [header] + [(r.device_key, r.address, r.health, r.name, r.version, r.backends, r.current_job,
-                         str(r.queued_for_key)) for r in rows]
+    table = [header] + [(r.device_key, r.address, "QUARANTINED" if r.device_key in quarantined else r.health,
+                         r.name, r.version, r.backends, r.current_job, str(r.queued_for_key)) for r in rows]
     print(text_table(table, numbers_right=False) if rows else "no agents")
-    return 0 if all(r.health in ("SERVING", "healthy") for r in rows) else 1
+    if keys:
+        print("\ngolden-model checks (the reference network per device key; docs/protocol.md)")
+        print(text_table([("device key", "state", "checks", "baseline", "last check", "drift")] + [
+            (k["device_key"], k["state"], str(k["checks"]), k["baseline"],
+             "" if k["last_check_ms"] is None else f"{k['last_check_ms']:.3f} ms",
+             "" if k["drift"] is None else f"{k['drift']:+.1%}") for k in keys], numbers_right=False))
+    for key, why in quarantined.items():
+        print(f"{key} is quarantined: {why}\n  (`hwnas fleet clear {key} --db {args.db}` once the device is "
+              "fixed; add --rebaseline if the change is meant)")
+    return 0 if all(r.health in ("SERVING", "healthy") for r in rows) and not quarantined else 1
+
+
+def cmd_fleet_clear(args: argparse.Namespace) -> int:
+    from controller.store import Store
+
+    if not dataset_exists(args.db):
+        return fail("fleet clear", FileNotFoundError(f"no dataset at {args.db}"))
+    with Store(args.db) as store:
+        quarantined = store.quarantined_keys()
+        unknown = sorted(set(args.keys) - set(quarantined))
+        if unknown and not args.rebaseline:
+            return fail("fleet clear", ValueError(
+                f"device key(s) {unknown} are not quarantined" + (f"; quarantined: {sorted(quarantined)}"
+                                                                   if quarantined else "; none is")))
+        by = common.submitter(args)
+        for key in args.keys:
+            store.clear_quarantine(key, by, args.rebaseline)
+            print(f"{key}: " + ("cleared" if key in quarantined else "not quarantined")
+                  + ("; its next golden checks form a new baseline" if args.rebaseline else
+                     "; its next golden check is judged against the same baseline"))
+    return 0
 
 
 def cmd_fleet_forget(args: argparse.Namespace) -> int:

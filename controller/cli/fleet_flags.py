@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from controller.cli import common
+from controller.fleet.health import GoldenPolicy
 from protos.listen import address_arg
 
 
@@ -33,6 +34,18 @@ def add_fleet_options(parser: argparse.ArgumentParser) -> None:
                         "queue (default %(default)s)")
     f.add_argument("--connect-timeout", type=float, default=10.0, metavar="SECONDS",
                    help="how long configured agents have to answer at start (default %(default)s)")
+    g = parser.add_argument_group("golden-model checks", "each device key measures a fixed reference network at "
+                                  "start and every N jobs or M minutes; a drift quarantines the key until "
+                                  "`hwnas fleet clear KEY` (docs/protocol.md)")
+    defaults = GoldenPolicy()
+    g.add_argument("--golden-every", type=int, default=defaults.every_jobs, metavar="JOBS",
+                   help="a check after this many jobs of a key (default %(default)s)")
+    g.add_argument("--golden-minutes", type=float, default=defaults.every_s / 60, metavar="MINUTES",
+                   help="... or this long after the last check (default %(default)s)")
+    g.add_argument("--golden-threshold", type=float, default=defaults.threshold, metavar="FRACTION",
+                   help="a check this far (relative) outside the baseline's 95%% confidence interval is a suspect; "
+                        "two in a row quarantine the key (default %(default)s)")
+    g.add_argument("--no-golden", action="store_true", help="run no golden checks (nothing is quarantined)")
     common.add_client_security(parser)
 
 
@@ -71,9 +84,11 @@ def fleet_config(args: argparse.Namespace, devices: Sequence[str], note: Callabl
     if unknown:
         raise ValueError(f"--isolated names {unknown}, which are not device keys of this command ({list(devices)})")
     connect = common.connector(args) if endpoints else AgentClient
+    golden = None if args.no_golden else GoldenPolicy(every_jobs=args.golden_every, every_s=args.golden_minutes * 60,
+                                                       threshold=args.golden_threshold)
     return FleetConfig(endpoints=endpoints, connect=connect, lease_s=args.lease_seconds, listen=args.listen,
                        listen_tls=common.server_tls(args) if args.listen else None, token=read_token(args.token_file),
-                       isolated=isolated, note=note, on_done=on_done)
+                       isolated=isolated, note=note, on_done=on_done, golden=golden)
 
 
 def check_agents(config, timeout_s: float) -> None:

@@ -151,7 +151,13 @@ def cmd_latbench_build(args: argparse.Namespace) -> int:
             bar.close()
         causes = store.failure_causes(plan.campaign)
         final = store.counts_of(keys)
+        quarantined = {k: why for k, why in store.quarantined_keys().items() if k in devices}
     print(f"this build: {campaign.summary_line(final)}")
+    if quarantined:
+        from controller.fleet.fleet import QuarantinedKeys
+
+        print(f"hwnas latbench build: {QuarantinedKeys(quarantined)}", file=sys.stderr)
+        return 1
     if causes:
         from controller.reporting.tables import failure_summary
 

@@ -20,9 +20,19 @@ OUTLIER_POINTS = 300  # per device: the box's outliers drawn as points; the most
 SCATTER_POINTS = 1500  # per device: enough to see the cloud, few enough to send and draw fast
 
 
-def fleet(store: Store, now: float | None = None) -> list[dict[str, Any]]:
-    """Every agent the store knows: those that dialled in (registered, with heartbeats) and the configured ones
-    a controller's workers are leasing for (known only by their leases)."""
+def fleet(store: Store, now: float | None = None) -> dict[str, list[dict[str, Any]]]:
+    """``agents``: every agent the store knows, those that dialled in (registered, with heartbeats) and the
+    configured ones a controller's workers are leasing for (known only by their leases), each marked when its
+    device key is quarantined; ``keys``: each device key's golden-model health."""
+    from controller.fleet.golden import key_health
+
+    keys = key_health(store)
+    quarantined = {k["device_key"] for k in keys if k["state"] == "quarantined"}
+    return {"agents": [{**row, "quarantined": row["device_key"] in quarantined} for row in _agents(store, now)],
+            "keys": keys}
+
+
+def _agents(store: Store, now: float | None) -> list[dict[str, Any]]:
     now = time.time() if now is None else now
     counts = store.counts()
     leases = defaultdict(list)

@@ -16,6 +16,7 @@ from typing import Any
 
 from controller.errors import SettingError
 from controller.fleet.client import ProfileSpec
+from controller.fleet.health import GOLDEN_CAMPAIGN
 from controller.fleet.output_check import OutputCheck, compare, reference
 from controller.graph.model_formats import format_for
 from controller.spaces import Candidate, SearchSpace
@@ -50,6 +51,9 @@ class CampaignPlan:
                     check(value)
             except names.InvalidName as exc:
                 raise SettingError(setting, f": {exc}") from None
+        if self.campaign == GOLDEN_CAMPAIGN:
+            raise SettingError("campaign", f"{GOLDEN_CAMPAIGN!r} is reserved for the golden-model checks; choose "
+                                           "another name")
         if not self.device_keys:
             raise SettingError("device_keys", "must name at least one device key")
         for name in ("batch_size", "max_attempts"):

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from controller.fleet.agents import AgentEndpoint, Connect
 from controller.fleet.campaign import CampaignPlan, enqueue_candidates
 from controller.fleet.client import AgentClient, ProfileSpec
+from controller.fleet.golden import golden_arch
+from controller.fleet.health import GoldenPolicy
 from controller.fleet.models import ModelKey, ModelSource
 from controller.fleet.profile import Profiled, profile_model
 from controller.fleet.scheduler import Scheduler
@@ -30,6 +32,7 @@ from controller.fleet.worker import (
 )
 from controller.spaces import Candidate
 from controller.store import MeasurementRecord, Store
+from controller.store.records import device_key_of
 from protos.auth import TlsFiles
 
 log = logging.getLogger("hwnas.fleet")
@@ -51,6 +54,19 @@ class FleetConfig:
     dial_in: bool = False  # agents also reach this store through a gateway, this fleet's (listen) or another's
     note: Callable[[str], None] = log.info
     on_done: Callable[[str, str], None] = field(default=lambda key, arch_id: None)  # progress: (key, arch_id)
+    golden: GoldenPolicy | None = None  # golden-model checks of every key (``fleet.health``); None: none
+
+
+class QuarantinedKeys(RuntimeError):
+    """Measurements wait on device keys that are quarantined (golden-model drift): none will settle until
+    someone clears them."""
+
+    def __init__(self, reasons: Mapping[str, str]) -> None:
+        self.reasons = dict(reasons)
+        keys = " ".join(self.reasons)
+        super().__init__("; ".join(f"device key {key} is quarantined ({why})" for key, why in self.reasons.items())
+                         + f"; its jobs stay queued: check the device, then `hwnas fleet clear {keys}` (with "
+                           "--rebaseline if the change is meant) and run again")
 
 
 @dataclass(frozen=True)
@@ -78,7 +94,8 @@ class Fleet:
         self._threads: list[threading.Thread] = []
         self._workers: list[AgentWorker] = []
         self._renewer: LeaseRenewer | None = None
-        self.scheduler = Scheduler(store, config.isolated, config.note)  # one per fleet: workers and gateway
+        # one per fleet: its workers and its gateway
+        self.scheduler = Scheduler(store, config.isolated, config.note, golden=config.golden)
 
     # -- lifetime --------------------------------------------------------------------------------------
     def __enter__(self) -> Fleet:
@@ -97,11 +114,11 @@ class Fleet:
         if c.listen:
             from controller.fleet.gateway import Gateway
 
-            self.gateway = Gateway(self.store, c.listen, c.listen_tls, c.token, c.lease_s, self.models, c.on_done,
+            self.gateway = Gateway(self.store, c.listen, c.listen_tls, c.token, c.lease_s, self.models, self._progress,
                                    scheduler=self.scheduler, on_settled=self._on_settled).start()
             c.note(f"listening for agents on {self.gateway.address} "
                    f"({'TLS' if c.listen_tls else 'plaintext, loopback'}{' + token' if c.token else ''})")
-        self._workers = [AgentWorker(self.store, ep, c.lease_s, self.stop, c.on_done, c.connect, self.models,
+        self._workers = [AgentWorker(self.store, ep, c.lease_s, self.stop, self._progress, c.connect, self.models,
                                      scheduler=self.scheduler, work=self.work, on_settled=self._on_settled,
                                      on_idle=self._on_idle)
                          for ep in c.endpoints]
@@ -133,6 +150,11 @@ class Fleet:
             self.failures.append(exc)
             self._on_settled()
             self._on_idle()
+
+    def _progress(self, device_key: str, arch_id: str) -> None:
+        """A job was recorded: the caller's progress hears of its own jobs, not of golden checks."""
+        if arch_id != golden_arch().arch_id:
+            self.config.on_done(device_key, arch_id)
 
     def _on_settled(self) -> None:
         with self._settled:
@@ -202,6 +224,10 @@ class Fleet:
                 raise self.failures[0]
             if not self._serving() or self.stop.is_set():
                 raise RuntimeError(f"{unfinished} measurement(s) are unfinished: no agent is left to run them")
+            waiting = {device_key_of(key) for key, (state, _) in states.items() if state not in TERMINAL}
+            quarantined = self.store.quarantined_keys()
+            if waiting <= quarantined.keys():
+                raise QuarantinedKeys({key: quarantined[key] for key in sorted(waiting)})
             with self._settled:  # each settled job is counted: the store is read again once enough have settled
                 self._settled.wait_for(lambda then=seen, need=unfinished: self._settle_count - then >= need
                                        or self.stop.is_set() or bool(self.failures), self._recheck_s)
@@ -220,9 +246,10 @@ class Fleet:
             with self._settled:
                 seen = (self._idle_count, self._settle_count if dial_in else 0)
             counts = self.store.counts()
+            quarantined = self.store.quarantined_keys()
             if not any(counts.get(k, {}).get("queued", 0) + counts.get(k, {}).get("leased", 0)
-                       for k in device_keys):
-                return counts
+                       for k in device_keys if k not in quarantined):
+                return counts  # done, but for the jobs of quarantined keys (the caller names them)
             if self.failures:
                 raise self.failures[0]
             if not self._serving() or self.stop.is_set():

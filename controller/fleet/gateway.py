@@ -198,7 +198,7 @@ class ControllerServicer(controller_pb2_grpc.ControllerServicer):
                 log.warning("job %s: invalid result (%s) -> %s", job.arch_id[:12], exc, state)
                 self.on_settled()
                 context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"invalid result: {exc}; job {job.id} is {state}")
-            recorded = self.store.complete(record)
+            recorded = self.scheduler.for_key(agent.device_key).complete(record)
             if recorded:
                 self.on_done(job.device_key, job.arch_id)
             self.on_settled()

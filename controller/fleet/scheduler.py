@@ -11,8 +11,9 @@ dialling in through the gateway:
   host's turn while it measures (``measuring``); an agent that dials in, whose measurement the controller
   cannot hold a lock over, is given a job only while no agent of its host holds one (``lease``);
 - **backoff for busy agents**: an agent that answers "busy" gets no job for a while, doubling up to a cap;
-- **quarantine**: an agent whose measurements cannot be trusted (a failed golden-model check, say) gets no
-  job until it is released.
+- **golden checks and quarantine**: the key measures a reference network at start and every N jobs or M
+  minutes, ahead of its other work (``fleet.golden``); a drift quarantines the key in the store, and none of
+  its agents gets a job until ``hwnas fleet clear KEY`` (whichever controller serves it).
 
 ``Scheduler`` holds the per-key schedulers and the host table they share: one host runs agents of
 several keys.
@@ -22,16 +23,20 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 
+from controller.fleet.golden import GoldenChecks
+from controller.fleet.health import GoldenPolicy
 from controller.store import Job, MeasurementRecord, Store
 
 log = logging.getLogger("hwnas.scheduler")
 
 BACKOFF_S = (0.5, 30.0)  # first and longest wait after a busy answer; doubles in between
+QUARANTINE_READ_S = 1.0  # how stale a scheduler's view of its key's quarantine may be (another process clears it)
 
 
 class Hosts:
@@ -90,33 +95,64 @@ class DeviceScheduler:
     order: str = "priority"  # a key of Store.LEASE_ORDERS
     backoff_s: tuple[float, float] = BACKOFF_S
     clock: Callable[[], float] = time.monotonic  # backoff's clock (a test's own, to check it without waiting)
+    golden: GoldenChecks | None = None  # the key's golden checks; None: none are run
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _waits: dict[str, float] = field(default_factory=dict, repr=False)  # owner -> current backoff, seconds
     _not_before: dict[str, float] = field(default_factory=dict, repr=False)  # owner -> monotonic instant
-    _quarantined: dict[str, str] = field(default_factory=dict, repr=False)  # owner -> why
+    _quarantine: tuple[float, str] = (-math.inf, "")  # (monotonic instant read, why the key is quarantined or "")
 
     # -- leases ------------------------------------------------------------------------------------
     def lease(self, owner: str, lease_s: float, gate_on_leases: bool = False) -> Job | None:
-        """The key's next job for ``owner`` by ``order``, now leased to it; None when the owner is quarantined
-        or backing off, or (``gate_on_leases``: an agent that dials in) while a neighbour on its host holds a job.
+        """The key's next job for ``owner`` by ``order`` (a golden check first when one is due), now leased to
+        it; None when the key is quarantined, the owner is backing off, or (``gate_on_leases``: an agent that
+        dials in) while a neighbour on its host holds a job.
         """
         if not self.may_lease(owner):
             return None
         turn = self.hosts.turn(owner) if gate_on_leases and not self.isolated else None
         if turn is None:
-            return self.store.lease(self.device_key, owner, lease_s, order=self.order)
+            return self._lease(owner, lease_s)
         with turn:  # check and lease as one step, so two agents of a host never both get a job
             neighbours = self.hosts.neighbours(owner)
             if neighbours and any(job.lease_owner in neighbours for job in self.store.leased()):
                 return None
-            return self.store.lease(self.device_key, owner, lease_s, order=self.order)
+            return self._lease(owner, lease_s)
+
+    def _lease(self, owner: str, lease_s: float) -> Job | None:
+        check = self.golden.job_key_due() if self.golden is not None else None
+        job = self.store.lease(self.device_key, owner, lease_s, order=self.order, job_key=check) if check else None
+        return job or self.store.lease(self.device_key, owner, lease_s, order=self.order)
 
     def complete_and_lease(self, record: MeasurementRecord, owner: str, lease_s: float, follow: bool
                            ) -> Job | None:
-        """Record a measurement and, if ``follow`` and the owner may lease, take its next job in one write."""
+        """Record a measurement and, if ``follow`` and the owner may lease, take its next job in one write
+        (unless a golden check comes next, or this was one: its verdict may quarantine the key)."""
         self.succeeded(owner)
-        following = self.device_key if follow and self.may_lease(owner) else None
-        return self.store.complete_and_lease(record, following, owner, lease_s, order=self.order)[1]
+        golden = self.golden is not None and (self.golden.is_check(record) or self.golden.due_after(record))
+        following = self.device_key if follow and not golden and self.may_lease(owner) else None
+        record = self._vouched(record)
+        recorded, job = self.store.complete_and_lease(record, following, owner, lease_s, order=self.order)
+        if recorded:
+            self._judge(record)
+        if follow and golden:  # leased only now: the check first, or after the check's verdict
+            return self.lease(owner, lease_s)
+        return job
+
+    def complete(self, record: MeasurementRecord) -> bool:
+        """Record a measurement (an agent that dialled in reported it); False if its job already had one."""
+        recorded = self.store.complete(self._vouched(record))
+        if recorded:
+            self._judge(record)
+        return recorded
+
+    def _vouched(self, record: MeasurementRecord) -> MeasurementRecord:
+        """A record settling while its key is quarantined carries the drift's warning."""
+        why = self.quarantined()
+        return self.golden.warned(record, why) if self.golden is not None and why else record
+
+    def _judge(self, record: MeasurementRecord) -> None:
+        if self.golden is not None and self.golden.recorded(record) is not None:
+            self._quarantine = (-math.inf, "")  # the verdict may have changed it: read it again
 
     def wait_s(self, owner: str) -> float:
         """Seconds until ``owner``'s backoff ends (0 when it may lease; quarantine is not a wait)."""
@@ -124,9 +160,9 @@ class DeviceScheduler:
             return max(0.0, self._not_before.get(owner, 0.0) - self.clock())
 
     def may_lease(self, owner: str) -> bool:
+        if self.quarantined():
+            return False
         with self._lock:
-            if owner in self._quarantined:
-                return False
             return self.clock() >= self._not_before.get(owner, 0.0)
 
     # -- the host gate -----------------------------------------------------------------------------
@@ -158,30 +194,38 @@ class DeviceScheduler:
             self._not_before.pop(owner, None)
 
     # -- quarantine --------------------------------------------------------------------------------
-    def quarantine(self, owner: str, reason: str) -> None:
-        """No more jobs for ``owner`` until ``release``; the job it holds settles as usual."""
-        with self._lock:
-            self._quarantined[owner] = reason
-        log.warning("agent %s of %s is quarantined: %s", owner, self.device_key, reason)
+    def quarantine(self, reason: str) -> None:
+        """No more jobs for the key's agents until ``release`` (or ``hwnas fleet clear``); jobs they hold
+        settle as usual."""
+        self.store.quarantine(self.device_key, reason)
+        self._quarantine = (-math.inf, "")
+        log.warning("device key %s is quarantined: %s", self.device_key, reason)
 
-    def release(self, owner: str) -> None:
-        with self._lock:
-            self._quarantined.pop(owner, None)
+    def release(self, by: str, rebaseline: bool = False) -> bool:
+        released = self.store.clear_quarantine(self.device_key, by, rebaseline)
+        self._quarantine = (-math.inf, "")
+        return released
 
-    def quarantined(self) -> dict[str, str]:
-        """Quarantined owners and why."""
-        with self._lock:
-            return dict(self._quarantined)
+    def quarantined(self) -> str:
+        """Why the key is quarantined ("" when it is not), as the store said at most ``QUARANTINE_READ_S`` ago."""
+        read_at, why = self._quarantine
+        now = time.monotonic()
+        if now - read_at > QUARANTINE_READ_S:
+            why = self.store.quarantined_keys().get(self.device_key, "")
+            self._quarantine = (now, why)
+        return why
 
 
 class Scheduler:
     """One ``DeviceScheduler`` per device key, made on first use, sharing one host table."""
 
     def __init__(self, store: Store, isolated: Collection[str] = (), note: Callable[[str], None] = log.info,
-                 order: str = "priority") -> None:
+                 order: str = "priority", golden: GoldenPolicy | None = None) -> None:
+        """``golden``: when the keys measure the reference network and when drift quarantines them; None runs
+        no golden checks."""
         if order not in Store.LEASE_ORDERS:
             raise ValueError(f"lease order {order!r} is not known; known: {', '.join(Store.LEASE_ORDERS)}")
-        self.store, self.isolated, self.order = store, set(isolated), order
+        self.store, self.isolated, self.order, self.golden = store, set(isolated), order, golden
         self.hosts = Hosts(note)
         self._lock = threading.Lock()
         self._keys: dict[str, DeviceScheduler] = {}
@@ -189,6 +233,7 @@ class Scheduler:
     def for_key(self, device_key: str) -> DeviceScheduler:
         with self._lock:
             if device_key not in self._keys:
+                golden = GoldenChecks(self.store, device_key, self.golden) if self.golden else None
                 self._keys[device_key] = DeviceScheduler(self.store, device_key, self.hosts,
-                                                         device_key in self.isolated, self.order)
+                                                         device_key in self.isolated, self.order, golden=golden)
             return self._keys[device_key]

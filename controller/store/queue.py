@@ -40,6 +40,15 @@ def _lease_statement(*order) -> Any:
             .returning(*_j.c))
 
 
+# Lease one named job, if it is still queued (a golden check the scheduler put first).
+_LEASE_ONE = (update(_j)
+              .where(and_(_j.c.job_key == bindparam("p_job"), _j.c.device_key == bindparam("p_key"),
+                          _j.c.state == "queued"))
+              .values(state="leased", lease_owner=bindparam("p_owner"), lease_expires_at_unix_s=bindparam("p_expires"),
+                      attempts=_j.c.attempts + 1, updated_at_unix_s=bindparam("p_now"))
+              .returning(*_j.c))
+
+
 # The orders a scheduler (controller.fleet.scheduler) may lease in, run in SQL so that racing controllers agree.
 _LEASES = {
     "priority": _lease_statement(_j.c.priority.desc(), _j.c.id),  # the highest priority first, then the oldest
@@ -103,17 +112,28 @@ class JobQueue(Database):
     LEASE_ORDERS: tuple[str, ...] = tuple(_LEASES)
 
     def lease(self, device_key: str, owner: str, lease_s: float, now: float | None = None,
-              order: str = "priority") -> Job | None:
+              order: str = "priority", job_key: str | None = None) -> Job | None:
         """The first queued job of ``device_key`` by ``order`` (one of ``LEASE_ORDERS``; the scheduler's
         choice: by default the highest priority, then the oldest), now leased to ``owner``; None if none.
+        ``job_key``: that job of the key only, if it is still queued.
 
         One conditional ``UPDATE ... RETURNING`` (SQLite >= 3.35, PostgreSQL): the job is claimed only if it
         is still queued, so two workers racing for it cannot both get it.
         """
         now = time.time() if now is None else now
+        values = {"p_key": device_key, "p_owner": owner, "p_expires": now + lease_s, "p_now": now}
         with self._tx() as conn:
-            row = conn.execute(_LEASES[order], {"p_key": device_key, "p_owner": owner, "p_expires": now + lease_s,
-                                        "p_now": now}).mappings().first()
+            if job_key is None:
+                row = conn.execute(_LEASES[order], values).mappings().first()
+            else:
+                row = conn.execute(_LEASE_ONE, {**values, "p_job": job_key}).mappings().first()
+        return _job(row) if row is not None else None
+
+    def next_queued(self, device_key: str) -> Job | None:
+        """The key's oldest queued job, not leased: what the key is measuring these days (backend, format)."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(_j).where(and_(_j.c.device_key == device_key, _j.c.state == "queued"))
+                               .order_by(_j.c.id).limit(1)).mappings().first()
         return _job(row) if row is not None else None
 
     def complete(self, record: MeasurementRecord, now: float | None = None) -> bool:

@@ -17,14 +17,21 @@ def params_json(params: Mapping[str, float]) -> str:
 
 
 def make_job_key(arch_id: str, device_key: str, backend: str, protocol: str, params: Mapping[str, float],
-                 batch_size: int, model_format: str = "onnx") -> str:
+                 batch_size: int, model_format: str = "onnx", repeat: str = "") -> str:
     """The identity of one measurement: the same arch on the same device by the same protocol is one job.
 
-    The model format joins the key only when it is not ONNX, so keys made before formats existed still match.
+    The model format joins the key only when it is not ONNX, so keys made before formats existed still match;
+    ``repeat`` only for a measurement meant to be repeated (a golden check), which is one job per repeat.
     """
     digest = hashlib.sha256(params_json(params).encode()).hexdigest()[:12]
     fmt = "" if model_format == "onnx" else f"|{model_format}"
-    return f"{arch_id}|{device_key}|{backend}{fmt}|{protocol}:{digest}|b{batch_size}"
+    again = f"|{repeat}" if repeat else ""
+    return f"{arch_id}|{device_key}|{backend}{fmt}|{protocol}:{digest}|b{batch_size}{again}"
+
+
+def device_key_of(job_key: str) -> str:
+    """The device key a job key (``make_job_key``) names."""
+    return job_key.split("|")[1]
 
 
 @dataclass(frozen=True)
@@ -56,11 +63,12 @@ class JobSpec:
     memory: bool = False  # and for the model's own memory footprint (likewise not part of its identity)
     submitted_by: str = ""  # who queued it: a client certificate's subject, a token's name, or user@host
     output_check: bool = False  # check the device's outputs against the controller's fp32 reference
+    repeat: str = ""  # which repeat of a measurement made again and again (a golden check): part of its identity
 
     @property
     def job_key(self) -> str:
         return make_job_key(self.arch_id, self.device_key, self.backend, self.protocol, self.protocol_params,
-                            self.batch_size, self.model_format)
+                            self.batch_size, self.model_format, self.repeat)
 
 
 @dataclass(frozen=True)

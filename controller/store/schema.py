@@ -27,7 +27,7 @@ from sqlalchemy import (
 
 from controller.store.records import RECORD_COLUMNS, RecordColumn
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 metadata = MetaData()
 
 schema_version = Table(
@@ -112,6 +112,22 @@ agents = Table(  # agents that dialled in (registered); configured agents the co
     Index("ix_agents_device", "device_key"),
 )
 
+device_health = Table(  # v7: a device key's golden-model health (controller.fleet.health); no row: never judged
+    "device_health", metadata,
+    Column("device_key", String(200), primary_key=True),
+    Column("quarantined", Boolean, nullable=False),  # no leases for the key until cleared
+    Column("reason", Text, nullable=False),  # why it was quarantined (the drifted check, against the baseline)
+    Column("quarantined_at_unix_s", Float),
+    Column("baseline_from_unix_s", Float, nullable=False),  # checks recorded before this are not its series
+    Column("last_good_unix_s", Float),  # when its last check within the baseline's bounds was recorded
+    Column("last_status", String(16), nullable=False),  # the last check's verdict: baseline | ok | suspect | drift
+    Column("last_drift", Float),  # ... its distance beyond the baseline's interval (relative; + slower)
+    Column("last_check_ms", Float),  # ... its latency
+    Column("baseline", Text, nullable=False),  # the baseline as judged: mean, 95 % interval, checks
+    Column("cleared_by", String(400), nullable=False),  # who last cleared a quarantine (audit)
+    Column("cleared_at_unix_s", Float),
+)
+
 
 def _v1_to_v2(conn: Connection) -> None:
     """v2 adds the registry of agents that dial out to the controller."""
@@ -151,6 +167,11 @@ def _v5_to_v6(conn: Connection) -> None:
     conn.exec_driver_sql("ALTER TABLE measurements ADD COLUMN output_max_abs_error FLOAT")
 
 
+def _v6_to_v7(conn: Connection) -> None:
+    """v7 keeps each device key's golden-model health: its quarantine, and where its baseline begins."""
+    device_health.create(conn)
+
+
 # MIGRATIONS[v] upgrades a database at version v to v + 1. Append only; never edit a released step.
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4,
-                                                      4: _v4_to_v5, 5: _v5_to_v6}
+                                                      4: _v4_to_v5, 5: _v5_to_v6, 6: _v6_to_v7}

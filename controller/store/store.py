@@ -1,7 +1,7 @@
 """The durable store: the job queue, the agent registry and the dataset on one database.
 
 SQLite (WAL) by default, any SQLAlchemy URL (PostgreSQL) for shared labs. Each room is a module of its
-own (``queue``, ``agents``, ``dataset``, over ``database``); ``Store`` is the one object callers open.
+own (``queue``, ``agents``, ``dataset``, ``health``, over ``database``); ``Store`` is the one object callers open.
 """
 
 from __future__ import annotations
@@ -17,11 +17,13 @@ from controller.store.database import (
     writable,
 )
 from controller.store.dataset import Dataset
+from controller.store.health import HealthRegistry, KeyHealth
 from controller.store.queue import STATES, JobQueue
 
-__all__ = ["STATES", "SchemaError", "Store", "StoreOpenError", "StoreUnavailable", "database_url", "explain",
+__all__ = ["STATES", "KeyHealth", "SchemaError", "Store", "StoreOpenError", "StoreUnavailable", "database_url",
+           "explain",
            "sqlite_path", "writable"]
 
 
-class Store(JobQueue, AgentRegistry, Dataset):
+class Store(JobQueue, AgentRegistry, Dataset, HealthRegistry):
     """Use as a context manager: ``with Store(path_or_url) as store: ...``; see the rooms for what it does."""

@@ -202,7 +202,7 @@ def test_autogo_run_measures_children_on_a_real_onnxruntime_agent(trained: tuple
                      agent.address, "--insecure", "--protocol", "fixed", "--param", "count=5", "--iterations", "1",
                      "--parents", "1", "--candidates", "20", "--measure-per-parent", "3", "--segments", str(segments),
                      "--predictor", str(psc), "--db", str(tmp_path / "s.db"), "--out", str(tmp_path / "o"),
-                     "--quiet"]) == 0
+                     "--quiet", "--no-golden"]) == 0
     everything = rows(tmp_path / "o" / "all.csv")
     assert len(everything) == 4 and all(float(r["latency_ms"]) > 0 for r in everything)
     with Store(tmp_path / "s.db") as store:

@@ -40,10 +40,13 @@ def plan(keys, count: int = 5, **kw) -> CampaignPlan:
 
 
 def assert_exactly_one_row_per_job(store: Store, expected: int) -> list[dict]:
-    rows = list(store.measurements())
-    assert len(rows) == expected == len({r["job_key"] for r in rows})
+    """The campaign's ``expected`` jobs, and any golden checks the CLI ran beside them, each have one row."""
+    everything = list(store.measurements())
+    assert len(everything) == len({r["job_key"] for r in everything})
+    rows = [r for r in everything if r["space"] != "golden"]
+    assert len(rows) == expected
     counts = store.counts()
-    assert sum(c["done"] for c in counts.values()) == expected
+    assert sum(c["done"] for c in counts.values()) == len(everything)
     assert sum(c["queued"] + c["leased"] + c["failed"] for c in counts.values()) == 0
     return rows
 
@@ -289,7 +292,7 @@ def test_failed_jobs_make_build_exit_non_zero_and_retry_failed_requeues_them(tmp
         return subprocess.run(
             [sys.executable, "-m", "controller.cli", "latbench", "build", "--space", "nb201", "--devices", "k",
              "--sample", "3", "--seed", "2", "--protocol", "fixed", "--param", "count=3", "--db", str(db),
-             "--agent", f"k={address}", "--quiet", "--insecure", *extra],
+             "--agent", f"k={address}", "--quiet", "--no-golden", "--insecure", *extra],
             capture_output=True, text=True, timeout=180)
 
     with LocalAgent(tmp_path / "small", ["--cache-size", "1000"]) as small:
@@ -313,7 +316,7 @@ def test_agent_warnings_are_stored_exported_excluded_and_remeasured(tmp_path: Pa
 
     db = tmp_path / "ds.db"
     build = ["latbench", "build", "--space", "nb201", "--devices", "k", "--sample", "2", "--seed", "3",
-             "--protocol", "fixed", "--param", "count=4000", "--db", str(db), "--quiet", "--insecure"]
+             "--protocol", "fixed", "--param", "count=4000", "--db", str(db), "--quiet", "--no-golden", "--insecure"]
     agent = start_agent(tmp_path / "c")
     try:
         with busy_neighbour() as hog:
@@ -379,7 +382,7 @@ def test_latbench_build_takes_the_same_agent_flags_as_search(tmp_path: Path, cap
     agent = start_agent(tmp_path / "c")
     db = str(tmp_path / "ds.db")
     base = ["latbench", "build", "--space", "nb201", "--sample", "2", "--protocol", "fixed", "--param", "count=3",
-            "--db", db, "--quiet", "--insecure"]
+            "--db", db, "--quiet", "--no-golden", "--insecure"]
     try:
         assert main([*base, "--devices", "a,b", "--agent", agent.address]) == 2
         assert f"--agent KEY={agent.address}" in capsys.readouterr().err  # two keys: it must say which
@@ -464,6 +467,7 @@ def test_a_build_summarises_its_own_jobs_in_a_campaign_of_its_own(tmp_path: Path
         def build(n: int, seed: int) -> str:
             assert main(["latbench", "build", "--space", "nb201", "--devices", "k", "--sample", str(n), "--seed",
                          str(seed), "--protocol", "fixed", "--param", "count=3", "--db", str(db), "--quiet",
+                         "--no-golden",
                          "--insecure", "--agent", f"k={agent.address}"]) == 0
             return capsys.readouterr().out
 
@@ -491,7 +495,7 @@ def test_a_build_asked_for_op_profiles_stores_and_exports_them(tmp_path: Path) -
     try:
         for n, extra in ((2, ["--op-profile", "--memory"]), (3, [])):  # the second adds one network without
             assert main(["latbench", "build", "--space", "nb201", "--devices", "k", "--sample", str(n), "--seed",
-                         "4", "--protocol", "fixed", "--param", "count=5", "--db", str(db), "--quiet",
+                         "4", "--protocol", "fixed", "--param", "count=5", "--db", str(db), "--quiet", "--no-golden",
                          "--insecure", "--agent", f"k={agent.address}", "--campaign", "ops", *extra]) == 0
     finally:
         agent.stop()
@@ -560,7 +564,7 @@ def test_a_build_checks_outputs_and_keeps_a_wrong_answer_out_of_predictors(tmp_p
 
     db = tmp_path / "ds.db"
     build = ["latbench", "build", "--space", "nb201", "--sample", "2", "--seed", "6", "--protocol", "fixed",
-             "--param", "count=3", "--db", str(db), "--quiet", "--insecure", "--check-output"]
+             "--param", "count=3", "--db", str(db), "--quiet", "--no-golden", "--insecure", "--check-output"]
     good, bad = start_agent(tmp_path / "c1"), start_agent(tmp_path / "c2")
     try:
         assert main([*build, "--devices", "k", "--agent", f"k={good.address}"]) == 0

@@ -386,7 +386,8 @@ def test_the_architecture_page_shows_cold_start_and_the_per_op_profile(tmp_path:
     db = tmp_path / "ds.db"
     with LocalAgent(tmp_path / "c") as agent:
         assert main(["latbench", "build", "--space", "nb201", "--devices", "k", "--sample", "1", "--seed", "2",
-                     "--protocol", "fixed", "--param", "count=5", "--db", str(db), "--quiet", "--insecure",
+                     "--protocol", "fixed", "--param", "count=5", "--db", str(db), "--quiet",
+                     "--no-golden", "--insecure",
                      "--agent", f"k={agent.address}", "--op-profile", "--check-output"]) == 0
     with Store(db) as store:
         (record,) = store.measurements()
@@ -400,3 +401,31 @@ def test_the_architecture_page_shows_cold_start_and_the_per_op_profile(tmp_path:
     assert re.search(r"<td>conv \(node \d+\)</td>", page)  # mapped to the CG by the exporter's names
     assert re.search(r'<td class="output-check">ok \([0-9.e-]+\)</td>', page)  # the output check's verdict
     assert f"<td>{record['model_bytes']}</td>" in page and f"{record['load_ms']:.1f}" in page
+
+
+def test_the_fleet_page_shows_a_quarantined_key_and_its_golden_checks(tmp_path: Path, browser) -> None:
+    from tests.controller.test_scheduler import ARCH, enqueue, golden_scheduler, measure
+
+    db = tmp_path / "lab.db"
+    with Store(db) as store:
+        store.add_architectures([ARCH])
+        enqueue(store, "c", 0, 10)
+        schedule = golden_scheduler(store)
+        for latency in (1.0, 1.02, 0.98):
+            measure(schedule, latency, check=True)
+        for _ in range(3):
+            measure(schedule, 5.0, check=False)
+        assert store.lease("k", "lab-host:7:10.0.0.5:50051", 60) is not None  # another controller's worker
+        for latency in (2.0, 2.1):
+            measure(schedule, latency, check=True)
+        assert "k" in store.quarantined_keys()
+    dashboard = Served(db, token=None)
+    try:
+        browser.get(f"{dashboard.url}/fleet")
+        [agent] = table_rows(browser, "fleet")
+        assert agent[1] == "k" and agent[6] == "QUARANTINED"
+        [key] = table_rows(browser, "golden")
+        assert key[:3] == ["k", "quarantined", "5"] and key[4] == "2.1" and "twice in a row" in key[6]
+        browser.save_screenshot(str(tmp_path / "fleet-golden.png"))
+    finally:
+        dashboard.stop()

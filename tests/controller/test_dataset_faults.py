@@ -42,7 +42,7 @@ def hwnas(*args: str) -> subprocess.CompletedProcess:
 def build_args(db: Path, address: str, n: int, campaign_name: str) -> list[str]:
     return ["latbench", "build", "--space", "nb201", "--devices", "k", "--sample", str(n), "--seed", "9",
             "--protocol", "fixed", "--param", "count=5", "--db", str(db), "--agent", f"k={address}", "--quiet",
-            "--insecure", "--lease-seconds", "5", "--campaign", campaign_name]
+            "--insecure", "--lease-seconds", "5", "--campaign", campaign_name, "--no-golden"]
 
 
 def one_clear_line(stderr: str, says: str) -> None:

@@ -69,10 +69,10 @@ def test_layers_measured_by_a_real_agent_train_the_layerwise_predictor(tmp_path:
     db, key = tmp_path / "lab.db", "vm-ort"
     fast = ["--protocol", "fixed", "--param", "count=5", "--insecure", "--agent", f"{key}={agent.address}"]
     assert main(["latbench", "build", "--space", "nb201", "--devices", key, "--sample", "12", "--seed", "1",
-                 "--db", str(db), "--quiet", *fast]) == 0
+                 "--db", str(db), "--quiet", "--no-golden", *fast]) == 0
     assert main(["predictor", "train", "--db", str(db), "--device", key, "--kind", "layerwise"]) == 2
     assert "measure the device's layers with `hwnas predictor layers`" in capsys.readouterr().err
-    assert main(["predictor", "layers", "--db", str(db), "--device", key, "--quiet", *fast]) == 0
+    assert main(["predictor", "layers", "--db", str(db), "--device", key, "--quiet", "--no-golden", *fast]) == 0
     out = capsys.readouterr().out
     with Store(db) as store:
         graph_ms = measured_layers(store, key)
@@ -81,12 +81,13 @@ def test_layers_measured_by_a_real_agent_train_the_layerwise_predictor(tmp_path:
         assert {r["space"] for r in store.measurements(key)} == {"nb201", LAYER_SPACE}
     assert f"{len(graph_ms)} of {len(graph_ms)} distinct layers of 12 networks measured" in out
     assert np.all(samples.layer_sum > 0)
-    assert main(["predictor", "layers", "--db", str(db), "--device", key, "--quiet", *fast]) == 0  # all reused
+    assert main(["predictor", "layers", "--db", str(db), "--device", key, "--quiet",
+                 "--no-golden", *fast]) == 0  # all reused
     with Store(db) as store:
         assert measured_layers(store, key) == graph_ms
     assert main(["predictor", "train", "--db", str(db), "--device", key, "--kind", "layerwise"]) == 0
     assert "saved layerwise predictor for vm-ort" in capsys.readouterr().out
     assert load_for_device(db, key, "layerwise").state()["scale"][0] > 0
-    assert main(["predictor", "layers", "--db", str(db), "--device", "nobody", "--quiet", "--agent",
+    assert main(["predictor", "layers", "--db", str(db), "--device", "nobody", "--quiet", "--no-golden", "--agent",
                  f"nobody={agent.address}", "--insecure"]) == 2
     assert "no measurements for device key 'nobody'" in capsys.readouterr().err

@@ -30,7 +30,7 @@ def test_the_same_sample_is_profiled_on_onnxruntime_litert_pytorch_and_simulator
                   f"vm-sim={sim.address}"]
         code = main(["latbench", "build", "--space", "nb201", "--devices", ",".join(keys), "--sample", "2",
                      "--seed", "3", "--protocol", "fixed", "--param", "count=20", "--db", str(db), "--insecure",
-                     "--quiet", "--backend", "vm-litert=litert", "--backend", "vm-torch=torch",
+                     "--quiet", "--no-golden", "--backend", "vm-litert=litert", "--backend", "vm-torch=torch",
                      "--backend", "vm-sim=simulator", *[flag for a in agents for flag in ("--agent", a)]])
     assert code == 0
     with Store(db) as store:
@@ -76,7 +76,8 @@ def test_a_batch_32_campaign_sends_each_runtime_a_model_taking_32_samples(tmp_pa
     with LocalAgent(tmp_path / "c", ["--backend", "onnxruntime", "--backend", "litert", "--backend", "torch"]) as a:
         code = main(["latbench", "build", "--space", "nb201", "--devices", ",".join(KEYS), "--sample", "1",
                      "--seed", "5", "--protocol", "fixed", "--param", "count=5", "--batch-size", "32", "--db",
-                     str(db), "--insecure", "--quiet", "--backend", "vm-litert=litert", "--backend", "vm-torch=torch",
+                     str(db), "--insecure", "--quiet",
+                     "--no-golden", "--backend", "vm-litert=litert", "--backend", "vm-torch=torch",
                      *[flag for key in KEYS for flag in ("--agent", f"{key}={a.address}")]])
     assert code == 0
     with Store(db) as store:

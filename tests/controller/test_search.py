@@ -170,7 +170,8 @@ def test_every_algorithm_against_a_real_onnxruntime_agent(tmp_path: Path, ort_ag
     extra = ["--latency-max", "50", "--iterations", "2", "--brp-epochs", "3"] if algo == "brpnas" else []
     code = main(["search", "--device", "cpu-ort", "--agent", ort_agent.address, "--algo", algo, "--evals", "12",
                  "--population", "6", "--inner-evals", "300", "--protocol", "fixed", "--param", "count=5",
-                 "--db", str(tmp_path / "ort.db"), "--out", str(tmp_path / "ort"), "--quiet", "--insecure", *extra])
+                 "--db", str(tmp_path / "ort.db"), "--out", str(tmp_path / "ort"), "--quiet",
+                 "--no-golden", "--insecure", *extra])
     assert code == 0
     measured = rows(tmp_path / "ort" / "measured.csv")
     assert len(measured) == 12 and all(float(r["latency_ms"]) > 0 and not r["error"] for r in measured)

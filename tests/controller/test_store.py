@@ -69,15 +69,16 @@ def test_processes_opening_a_new_store_at_once_all_see_a_complete_schema(tmp_pat
 
 
 def legacy_store(path: Path, version: int) -> None:
-    """A store as hwnas wrote it at schema ``version`` (1 to 5), holding ARCH and one job."""
+    """A store as hwnas wrote it at schema ``version`` (1 to 6), holding ARCH and one job."""
     from sqlalchemy import create_engine, insert
 
     from controller.store import schema
 
     engine = create_engine(f"sqlite:///{path}")
     with engine.begin() as conn:
+        added_tables = {"agents": 2, "device_health": 7}
         schema.metadata.create_all(conn, tables=[t for t in schema.metadata.sorted_tables
-                                                 if version >= 2 or t.name != "agents"])
+                                                 if version >= added_tables.get(t.name, 1)])
         added_in = {("jobs", "model_format"): 3, ("measurements", "model_format"): 3,
                     ("measurements", "power_sampling_period_s"): 3, ("measurements", "idle_power_w"): 3,
                     ("measurements", "warnings_json"): 4, **{("measurements", c): 5 for c in (
@@ -99,21 +100,21 @@ def legacy_store(path: Path, version: int) -> None:
     engine.dispose()
 
 
-@pytest.mark.parametrize("version", [1, 2, 3, 4, 5])
+@pytest.mark.parametrize("version", [1, 2, 3, 4, 5, 6])
 def test_an_older_store_is_migrated_and_keeps_its_rows(tmp_path: Path, version: int) -> None:
     """v1 (before dial-in agents) gains the agents table; v1 and v2 (before model formats) gain model_format;
     v1-v3 gain the measurements' warnings; v1-v4 gain cold start, memory and op profiles; v1-v5 the model's
-    size."""
+    size; v1-v6 the device keys' golden-model health."""
     legacy_store(tmp_path / "old.db", version)
     with Store(tmp_path / "old.db") as s:
-        assert s.schema_version == SCHEMA_VERSION == 6
-        assert s.registered_agents() == []
+        assert s.schema_version == SCHEMA_VERSION == 7
+        assert s.registered_agents() == [] and s.key_health() == {} and s.quarantined_keys() == {}
         assert s.architecture(ARCH.arch_id) == ARCH
         job = s.lease("rpi4", "w", 10)
         assert job.job_key == specs(1)[0].job_key and job.model_format == "onnx"
         assert s.enqueue(specs(1)) == 0  # the old job key still names the same ONNX job
     versions = sqlite3.connect(tmp_path / "old.db").execute("SELECT version FROM schema_version").fetchall()
-    assert sorted(v for (v,) in versions) == list(range(version, 7))
+    assert sorted(v for (v,) in versions) == list(range(version, 8))
 
 
 def test_a_tflite_job_is_a_different_job_from_the_onnx_one(store: Store) -> None:

@@ -36,7 +36,7 @@ def test_a_campaign_over_ssh_adb_and_local_keys_builds_one_dataset_naming_each_t
                 LocalAgent(tmp_path / "c3", ["--name", "host"]) as ort_agent:
             code = main(["latbench", "build", "--space", "nb201", "--devices", "board-ov,pixel-tfl,host-ort",
                          "--sample", "2", "--seed", "4", "--protocol", "fixed", "--param", "count=10", "--db",
-                         str(db), "--insecure", "--quiet", "--backend", "board-ov=benchmark-app",
+                         str(db), "--insecure", "--quiet", "--no-golden", "--backend", "board-ov=benchmark-app",
                          "--backend", "pixel-tfl=benchmark-model", "--agent", f"board-ov={ssh_agent.address}",
                          "--agent", f"pixel-tfl={adb_agent.address}", "--agent", f"host-ort={ort_agent.address}"])
             assert code == 0
@@ -77,7 +77,7 @@ def test_two_agents_on_one_phone_never_measure_at_once(tmp_path: Path) -> None:
             LocalAgent(tmp_path / "c2", ["--backend", "benchmark-model", *phone.agent_args(), "--name", "cpu2"]) as b:
         code = main(["latbench", "build", "--space", "nb201", "--devices", "pixel-a,pixel-b", "--sample", "2",
                      "--seed", "6", "--protocol", "fixed", "--param", "count=30", "--db", str(db), "--insecure",
-                     "--quiet", "--backend", "benchmark-model", "--agent", f"pixel-a={a.address}",
+                     "--quiet", "--no-golden", "--backend", "benchmark-model", "--agent", f"pixel-a={a.address}",
                      "--agent", f"pixel-b={b.address}"])
     assert code == 0
     with Store(db) as store:

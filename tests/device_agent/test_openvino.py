@@ -96,7 +96,8 @@ def test_one_campaign_profiles_the_same_sample_on_onnxruntime_and_openvino_agent
             LocalAgent(tmp_path / "c2", ["--backend", "openvino", "--ov-device", "CPU", "--name", "ov"]) as ov_agent:
         code = main(["latbench", "build", "--space", "nb201", "--devices", "cpu-ort,cpu-ov", "--sample", "3",
                      "--seed", "5", "--protocol", "fixed", "--param", "count=20", "--db", str(db), "--insecure",
-                     "--quiet", "--backend", "cpu-ov=openvino", "--agent", f"cpu-ort={ort_agent.address}",
+                     "--quiet",
+                     "--no-golden", "--backend", "cpu-ov=openvino", "--agent", f"cpu-ort={ort_agent.address}",
                      "--agent", f"cpu-ov={ov_agent.address}"])
     assert code == 0
     with Store(db) as store:

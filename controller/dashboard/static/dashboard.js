@@ -32,13 +32,26 @@ function table(id, headers, rows) {
 }
 
 const RENDER = {
-  fleet(agents) {
-    if (!agents.length) return document.createTextNode("No agent has dialled in and no job is leased.");
-    return table("fleet", ["name", "device key", "kind", "backends", "host", "version", "health",
-                           "last heartbeat (s ago)", "current job", "queued for key"],
-      agents.map(a => [cell(a.name), cell(a.device_key), cell(a.kind), cell(a.backends), cell(a.host),
-                       cell(a.version), cell(a.health, a.health), cell(a.last_heartbeat_s_ago, "num"),
-                       cell(a.current_job), cell(a.queued_for_key, "num")]));
+  fleet(data) {
+    const out = document.createElement("div");
+    if (!data.agents.length) out.appendChild(document.createTextNode("No agent has dialled in and no job is leased."));
+    else out.appendChild(table("fleet", ["name", "device key", "kind", "backends", "host", "version", "health",
+                                         "last heartbeat (s ago)", "current job", "queued for key"],
+      data.agents.map(a => [cell(a.name), cell(a.device_key), cell(a.kind), cell(a.backends), cell(a.host),
+                            cell(a.version), a.quarantined ? cell("QUARANTINED", "quarantined") : cell(a.health, a.health),
+                            cell(a.last_heartbeat_s_ago, "num"), cell(a.current_job), cell(a.queued_for_key, "num")])));
+    if (data.keys.length) {
+      const heading = document.createElement("h2");
+      heading.textContent = "Golden-model checks";
+      out.appendChild(heading);
+      out.appendChild(table("golden", ["device key", "state", "checks", "baseline", "last check (ms)",
+                                       "drift beyond the baseline's CI", "why quarantined"],
+        data.keys.map(k => [cell(k.device_key), cell(k.state, k.state), cell(k.checks, "num"), cell(k.baseline),
+                            cell(k.last_check_ms, "num"),
+                            cell(k.drift === null ? null : `${(100 * k.drift).toFixed(1)} %`, "num"),
+                            cell(k.reason)])));
+    }
+    return out;
   },
   campaigns(cells) {
     if (!cells.length) return document.createTextNode("The store holds no campaign.");

@@ -1,0 +1,165 @@
+"""How the golden-model check tells a slowed device key from a noisy one (issue #37).
+
+A real agent measures the reference network by the golden check's own protocol, in rounds; in each round
+once unslowed and once under each slowdown, in rotating order (the machine drifts within minutes). The
+agent is slowed as a throttled CPU slows it: its threads are put in a cpu cgroup whose CFS quota is a
+fraction of the host's cores (cgroup v1 ``cpu.cfs_quota_us``, or v2 ``cpu.max``; needs root). Each
+slowdown's size is measured, not assumed: the median ratio of its checks to the unslowed ones.
+
+The policy (``controller.fleet.health.judge``) is then replayed on those real series, for each threshold:
+- **false quarantines**: the unslowed series read as one key's checks, in order (the first checks its
+  baseline); every drift verdict is a false quarantine, after which the key starts a new baseline;
+- **checks to quarantine**: a baseline of unslowed checks at each position of the series, then that slowdown's
+  checks from there on; how many periodic checks pass before the drift verdict (the re-check after a
+  suspect comes at once and is not counted). Times ``--golden-every`` (200 jobs by default), that is at
+  most how many jobs the key measures slowed before it is quarantined.
+
+    sudo python -m benchmarks.golden [--rounds 60] [--quotas 0.9,0.7]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import statistics
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from benchmarks.common import machine_line
+from controller.fleet.client import AgentClient
+from controller.fleet.health import GOLDEN_PARAMS, GOLDEN_PROTOCOL, Check, GoldenPolicy, judge, reference_graph
+from controller.fleet.local_agent import LocalAgent
+from controller.graph.onnx_export import to_onnx_bytes
+
+PERIOD_US = 2000  # the CFS period: short, so a throttled agent stalls inside inferences, as a slow clock would
+
+
+class Throttle:
+    """A cpu cgroup holding the agent's threads; ``set(fraction)`` caps them to that share of the host."""
+
+    def __init__(self, pid: int) -> None:
+        v1 = Path("/sys/fs/cgroup/cpu")
+        self.v1 = (v1 / "cpu.cfs_quota_us").exists()
+        self.path = (v1 if self.v1 else Path("/sys/fs/cgroup")) / f"hwnas-golden-{os.getpid()}"
+        try:
+            self.path.mkdir(exist_ok=True)
+            if self.v1:
+                (self.path / "cpu.cfs_period_us").write_text(str(PERIOD_US))
+            for task in Path(f"/proc/{pid}/task").iterdir():  # threads started later inherit the cgroup
+                (self.path / ("tasks" if self.v1 else "cgroup.threads")).write_text(task.name)
+        except OSError as exc:
+            raise SystemExit(f"benchmarks.golden needs a writable cpu cgroup (run as root): {exc}") from None
+
+    def set(self, fraction: float | None) -> None:
+        """Cap the agent at ``fraction`` of the host's cores; None lifts the cap."""
+        quota = -1 if fraction is None else max(1000, int(fraction * os.cpu_count() * PERIOD_US))
+        if self.v1:
+            (self.path / "cpu.cfs_quota_us").write_text(str(quota))
+        else:
+            (self.path / "cpu.max").write_text(f"{'max' if quota < 0 else quota} {PERIOD_US}")
+
+    def close(self) -> None:
+        """Lift the cap, hand the threads back to the parent cgroup, and remove this one."""
+        self.set(None)
+        threads = "tasks" if self.v1 else "cgroup.threads"
+        for task in (self.path / threads).read_text().split():
+            with contextlib.suppress(OSError):  # a thread that has exited meanwhile
+                (self.path.parent / threads).write_text(task)
+        self.path.rmdir()
+
+@contextlib.contextmanager
+def throttled_agent() -> Iterator[tuple[AgentClient, str, Throttle]]:
+    """A real agent process with the reference network uploaded, in a cgroup of its own (removed after)."""
+    with tempfile.TemporaryDirectory() as tmp, LocalAgent(Path(tmp)) as agent, AgentClient(agent.address) as client:
+        client.wait_ready()
+        sha, _ = client.ensure_model(to_onnx_bytes(reference_graph()))
+        throttle = Throttle(agent.process.pid)
+        try:
+            yield client, sha, throttle
+        finally:
+            throttle.close()
+
+
+def measure(rounds: int, quotas: Sequence[float]) -> dict[str, list[float]]:
+    """{condition: golden-check latencies in the order measured}; conditions rotate within each round."""
+    conditions: list[float | None] = [None, *quotas]
+    series: dict[str, list[float]] = {name(c): [] for c in conditions}
+    with throttled_agent() as (client, sha, throttle):
+        for r in range(rounds):
+            for c in conditions[r % len(conditions):] + conditions[:r % len(conditions)]:
+                throttle.set(c)
+                result = client.profile(sha, protocol=GOLDEN_PROTOCOL, protocol_params=GOLDEN_PARAMS).result
+                series[name(c)].append(result["latency_ms"])
+            throttle.set(None)
+    return series
+
+
+def name(quota: float | None) -> str:
+    return "unslowed" if quota is None else f"quota {quota:.2f}"
+
+
+def false_quarantines(values: Sequence[float], policy: GoldenPolicy) -> int:
+    """Drift verdicts on an unslowed series; after each, the key starts a new baseline (a rebaseline)."""
+    count, start = 0, 0
+    for k in range(len(values)):
+        checks = [Check(v, t) for t, v in enumerate(values[start:k + 1])]
+        if judge(checks, policy).status == "drift":
+            count, start = count + 1, k + 1
+    return count
+
+
+def checks_to_quarantine(unslowed: Sequence[float], slowed: Sequence[float], policy: GoldenPolicy) -> list[int | None]:
+    """Per start position: periodic checks of the slowed series after a baseline of unslowed ones until the
+    drift verdict (None: never within the series)."""
+    b = policy.baseline_checks
+    out: list[int | None] = []
+    for start in range(0, len(unslowed) - b + 1):
+        checks = [Check(v, t) for t, v in enumerate(unslowed[start:start + b])]
+        found, periodic, verdict = None, 0, ""
+        for k, v in enumerate(slowed[start + b:]):
+            periodic += verdict != "suspect"  # a check after a suspect is its immediate re-check
+            checks.append(Check(v, b + k))
+            verdict = judge(checks, policy).status
+            if verdict == "drift":
+                found = periodic
+                break
+        out.append(found)
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=60)
+    parser.add_argument("--quotas", default="0.9,0.7", help="the slowdowns: CPU share caps, comma-separated")
+    parser.add_argument("--thresholds", default="0.05,0.1,0.2")
+    parser.add_argument("--baselines", default="3,5", help="baseline checks to try, comma-separated")
+    args = parser.parse_args(argv)
+    quotas = [float(q) for q in args.quotas.split(",")]
+    started = time.time()
+    series = measure(args.rounds, quotas)
+    print(f"# {machine_line()}; {args.rounds} rounds in {time.time() - started:.0f} s")
+    base = statistics.median(series["unslowed"])
+    spread = statistics.pstdev(series["unslowed"]) / statistics.mean(series["unslowed"])
+    print(f"unslowed: median {base:.3f} ms, check-to-check CV {spread:.1%}")
+    for q in quotas:
+        print(f"{name(q)}: median {statistics.median(series[name(q)]):.3f} ms, slowdown "
+              f"{statistics.median(series[name(q)]) / base - 1:+.1%}")
+    for baseline, threshold in ((int(b), float(t)) for b in args.baselines.split(",")
+                                for t in args.thresholds.split(",")):
+        policy = GoldenPolicy(threshold=threshold, baseline_checks=baseline)
+        false = false_quarantines(series["unslowed"], policy)
+        line = [f"baseline {baseline}, threshold {threshold:.0%}: false quarantines {false} in "
+                f"{len(series['unslowed'])} unslowed checks"]
+        for q in quotas:
+            found = checks_to_quarantine(series["unslowed"], series[name(q)], policy)
+            hits = [n for n in found if n is not None]
+            line.append(f"{name(q)}: quarantined from {len(hits)}/{len(found)} starts, median "
+                        f"{statistics.median(hits) if hits else float('nan'):.0f} periodic check(s)")
+        print("; ".join(line))
+
+
+if __name__ == "__main__":
+    main()

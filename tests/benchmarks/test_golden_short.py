@@ -1,0 +1,24 @@
+"""The golden check's benchmark in a short form (full form: sudo python -m benchmarks.golden)."""
+
+import pytest
+
+from benchmarks.golden import checks_to_quarantine, false_quarantines, main
+from controller.fleet.health import GoldenPolicy
+
+
+def test_the_replay_counts_quarantines_and_checks_to_quarantine() -> None:
+    policy = GoldenPolicy(baseline_checks=3, threshold=0.1)
+    steady = [1.0, 1.02, 0.98, 1.01, 0.99, 1.0, 1.02]
+    assert false_quarantines(steady, policy) == 0
+    assert false_quarantines([*steady, 2.0, 2.0], policy) == 1
+    # a 50 % slower series is quarantined at its first periodic check from every start (its re-check confirms)
+    assert checks_to_quarantine(steady, [1.5] * (len(steady) + 2), policy) == [1] * (len(steady) - 2)
+
+
+def test_golden_benchmark_short_form(capsys: pytest.CaptureFixture) -> None:
+    try:
+        main(["--rounds", "3", "--thresholds", "0.1", "--baselines", "3"])
+    except SystemExit as exc:  # no writable cpu cgroup (not root): the replay above still ran
+        pytest.skip(str(exc))
+    out = capsys.readouterr().out
+    assert "unslowed: median" in out and "quota 0.70: median" in out and "false quarantines" in out
