@@ -61,7 +61,7 @@ class GoldenPolicy:
         if not isinstance(self.every_jobs, int) or self.every_jobs < 1:
             raise SettingError("golden_every_jobs", f"must be a whole number >= 1, got {self.every_jobs!r}")
         if not (math.isfinite(self.every_s) and self.every_s > 0):
-            raise SettingError("golden_every_s", f"must be > 0 seconds, got {self.every_s!r}")
+            raise SettingError("golden_every_s", f"must be > 0, got {self.every_s!r} seconds")
         if not isinstance(self.baseline_checks, int) or self.baseline_checks < 2:
             raise SettingError("golden_baseline_checks", f"must be a whole number >= 2 (a confidence interval "
                                                          f"needs two), got {self.baseline_checks!r}")

@@ -404,17 +404,14 @@ def test_the_architecture_page_shows_cold_start_and_the_per_op_profile(tmp_path:
 
 
 def test_the_fleet_page_shows_a_quarantined_key_and_its_golden_checks(tmp_path: Path, browser) -> None:
-    from tests.controller.test_scheduler import ARCH, enqueue, golden_scheduler, measure
+    from tests.controller.test_scheduler import ARCH, baseline_then_jobs, enqueue, golden_scheduler, measure
 
     db = tmp_path / "lab.db"
     with Store(db) as store:
         store.add_architectures([ARCH])
         enqueue(store, "c", 0, 10)
         schedule = golden_scheduler(store)
-        for latency in (1.0, 1.02, 0.98):
-            measure(schedule, latency, check=True)
-        for _ in range(3):
-            measure(schedule, 5.0, check=False)
+        baseline_then_jobs(schedule)
         assert store.lease("k", "lab-host:7:10.0.0.5:50051", 60) is not None  # another controller's worker
         for latency in (2.0, 2.1):
             measure(schedule, latency, check=True)

@@ -164,6 +164,15 @@ def measure(schedule: DeviceScheduler, latency_ms: float, check: bool) -> None:
     assert schedule.complete_and_lease(record(job, latency_ms), "w", 60, follow=False) is None
 
 
+def baseline_then_jobs(schedule: DeviceScheduler, baseline: tuple[float, ...] = (1.0, 1.02, 0.98),
+                       jobs: int = 3) -> None:
+    """The key's baseline checks at ``baseline`` ms, then ``jobs`` jobs of its work (5 ms each)."""
+    for latency in baseline:
+        measure(schedule, latency, check=True)
+    for _ in range(jobs):
+        measure(schedule, 5.0, check=False)
+
+
 def test_golden_checks_come_first_at_start_until_the_baseline_forms_then_every_n_jobs(store: Store) -> None:
     enqueue(store, "c", 0, 12)
     schedule = golden_scheduler(store)
@@ -201,10 +210,7 @@ def test_drift_twice_in_a_row_quarantines_the_key_and_warns_its_records_since_th
         store: Store) -> None:
     enqueue(store, "c", 0, 20)
     schedule = golden_scheduler(store)
-    for latency in (1.0, 1.02, 0.98):
-        measure(schedule, latency, check=True)
-    for _ in range(3):
-        measure(schedule, 5.0, check=False)
+    baseline_then_jobs(schedule)
     measure(schedule, 1.01, check=True)  # the last good check
     for _ in range(3):
         measure(schedule, 5.5, check=False)  # the device slowed meanwhile
@@ -231,10 +237,7 @@ def test_drift_twice_in_a_row_quarantines_the_key_and_warns_its_records_since_th
 def test_one_slow_check_is_a_suspect_not_a_quarantine(store: Store) -> None:
     enqueue(store, "c", 0, 12)
     schedule = golden_scheduler(store)
-    for latency in (1.0, 1.02, 0.98):
-        measure(schedule, latency, check=True)
-    for _ in range(3):
-        measure(schedule, 5.0, check=False)
+    baseline_then_jobs(schedule)
     measure(schedule, 1.6, check=True)
     measure(schedule, 1.0, check=True)  # the re-check is back within bounds
     measure(schedule, 5.0, check=False)
@@ -244,19 +247,13 @@ def test_one_slow_check_is_a_suspect_not_a_quarantine(store: Store) -> None:
 def test_a_rebaseline_makes_the_next_checks_the_new_baseline(store: Store) -> None:
     enqueue(store, "c", 0, 15)
     schedule = golden_scheduler(store)
-    for latency in (1.0, 1.02, 0.98):
-        measure(schedule, latency, check=True)
-    for _ in range(3):
-        measure(schedule, 5.0, check=False)
+    baseline_then_jobs(schedule)
     for latency in (2.0, 2.0):
         measure(schedule, latency, check=True)
     assert "k" in store.quarantined_keys()
     store.clear_quarantine("k", by="test", rebaseline=True)
     schedule._quarantine = (float("-inf"), "")
-    for latency in (2.0, 2.02, 1.98):  # the new firmware's speed
-        measure(schedule, latency, check=True)
-    for _ in range(3):
-        measure(schedule, 5.0, check=False)
+    baseline_then_jobs(schedule, (2.0, 2.02, 1.98))  # the new firmware's speed
     measure(schedule, 2.01, check=True)
     assert not store.quarantined_keys()
 
