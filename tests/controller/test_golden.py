@@ -1,9 +1,9 @@
 """Golden-model health through a real agent process that is really slowed.
 
-The agent is stopped (SIGSTOP) for 9 of every 10 ms and let run for the tenth, as a throttled device would be:
-every inference stalls, whatever else loads the machine (a CPU hog or a cgroup quota slows it only by the
-share of CPU it takes from an agent that may already be starved on a loaded test machine, and the trimmed
-mean leaves out the inferences a hog preempts: docs/benchmarks.md).
+The agent is stopped (SIGSTOP) for 0.9 of every 1 ms by a real-time process (``tests/throttle.py``), as a
+throttled device would be: every inference is stretched, whatever else loads the machine. Coarser windows do
+not hold: a golden inference (about 0.6 ms here) fits in a 1 ms running window or a time slice, and the trimmed
+mean leaves out the inferences that stall (a CPU hog or a cgroup quota fail the same way: docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import threading
-import time
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -31,24 +31,16 @@ from controller.store import Store
 
 
 @contextlib.contextmanager
-def slowed(agent: LocalAgent, stopped_s: float = 0.009, running_s: float = 0.001) -> Iterator[None]:
-    """Stop the agent's process for ``stopped_s`` of every ``stopped_s + running_s`` until the block ends."""
-    done = threading.Event()
-
-    def duty_cycle() -> None:
-        while not done.is_set():
-            os.kill(agent.process.pid, signal.SIGSTOP)
-            time.sleep(stopped_s)
-            os.kill(agent.process.pid, signal.SIGCONT)
-            time.sleep(running_s)
-
-    thread = threading.Thread(target=duty_cycle, daemon=True)
-    thread.start()
+def slowed(agent: LocalAgent) -> Iterator[None]:
+    """The agent stopped for 0.9 ms of every millisecond until the block ends (``tests/throttle.py``)."""
+    throttle = subprocess.Popen([sys.executable, "-m", "tests.throttle", str(agent.process.pid)],
+                                cwd=Path(__file__).parents[2], stdout=subprocess.PIPE, text=True)
     try:
+        assert throttle.stdout is not None and throttle.stdout.readline().startswith("throttling")
         yield
     finally:
-        done.set()
-        thread.join(10)
+        throttle.terminate()
+        throttle.wait(30)
         os.kill(agent.process.pid, signal.SIGCONT)
 
 
