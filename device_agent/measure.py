@@ -396,7 +396,12 @@ def measure(
         if gc_was_enabled:
             gc.enable()
     wall_ms = (time.perf_counter() - wall0) * 1e3
-    ops = (model.op_times(shapes, OP_PROFILE_RUNS) or []) if options.op_profile else []
+    details = dict(outcome.details)
+    ops = []
+    if options.op_profile:  # what the profile cost the device: its own session and inferences, after the window
+        profile0 = time.perf_counter()
+        ops = model.op_times(shapes, OP_PROFILE_RUNS) or []
+        details["op_profile_ms"] = (time.perf_counter() - profile0) * 1e3
     outputs = checked_outputs(model, shapes) if options.output_check else []
 
     if reading is not None:
@@ -417,7 +422,7 @@ def measure(
     return Measurement(
         protocol=protocol.name,
         protocol_params=params,
-        protocol_details=outcome.details,
+        protocol_details=details,
         latency_ms=outcome.latency_ms,
         stats=summarize(outcome.samples_ns),
         samples_ns=outcome.samples_ns,

@@ -93,6 +93,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     pt.add_argument("--space", default=None, metavar="NAME",
                     help="the space whose measurements to learn, when the key measured several (default: the only "
                          "one, or the only search space with enough measurements)")
+    pt.add_argument("--layers-from", default="isolated", metavar="SOURCE",
+                    help="with --kind layerwise, where each layer's latency comes from: isolated (each layer timed "
+                         "as its own model by `hwnas predictor layers`), op-profiles (its median time inside the "
+                         "networks' per-op profiles, measured with --op-profile) or kernels (nn-Meter-style kernel "
+                         "regressors fitted to those profiles: also predicts layers no profile saw); default "
+                         "%(default)s")
     pt.add_argument("--quiet", action="store_true", help="no progress bar for the epochs of a GCN/GNN fit")
     pt.set_defaults(func=cmd_predictor_train)
     add_layers_parser(predictor)
@@ -336,7 +342,7 @@ def cmd_predictor_train(args: argparse.Namespace) -> int:
                 with epochs_reported_to(trained):
                     folder, metrics, space = train_from_store(store, args.db, args.device, args.kind,
                                                               seed=args.seed, config=config, sources=args.sources,
-                                                              space=args.space)
+                                                              space=args.space, layers_from=args.layers_from)
     except ValueError as exc:
         return fail("predictor train", exc)
     from controller.learning.jobs import held_out_summary

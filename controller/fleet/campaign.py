@@ -9,7 +9,6 @@ twice still has one row. Re-running the same command resumes.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -19,6 +18,7 @@ from controller.fleet.client import ProfileSpec
 from controller.fleet.health import GOLDEN_CAMPAIGN
 from controller.fleet.output_check import OutputCheck, compare, reference
 from controller.graph.model_formats import format_for
+from controller.graph.onnx_export import node_of_name
 from controller.spaces import Candidate, SearchSpace
 from controller.store import ArchRecord, Job, JobSpec, MeasurementRecord, Store
 from protos import names
@@ -170,16 +170,10 @@ def to_record(job: Job, r: Mapping[str, Any], check: OutputCheck | None = None) 
     )
 
 
-# The exporter names each ONNX node after its CG node ("n7"); runtimes keep that name, sometimes with a suffix
-# of their own (onnxruntime's "n7_nchwc"), for the node they run, fused ones under the name of one of them.
-_CG_NODE_NAME = re.compile(r"n(\d+)(?:_\w*)?")
-
-
 def with_cg_node(op: Mapping[str, Any]) -> dict[str, Any]:
     """A per-op entry with ``cg_node``: the index of the CG node its name comes from, or None (a runtime's
-    own node, such as a layout reorder)."""
-    match = _CG_NODE_NAME.fullmatch(str(op.get("name", "")))
-    return {**op, "cg_node": int(match.group(1)) if match else None}
+    own node, such as a layout reorder, or a graph output: the record's graph is not at hand here)."""
+    return {**op, "cg_node": node_of_name(str(op.get("name", "")))}
 
 
 def check_outputs(job: Job, r: Mapping[str, Any], models) -> OutputCheck | None:

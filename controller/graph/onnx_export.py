@@ -12,7 +12,8 @@ from __future__ import annotations
 import functools
 import math
 import numbers
-from collections.abc import Callable, Iterable, Mapping
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -255,6 +256,23 @@ def to_onnx(graph: ComputationGraph, seed: int = 0, name: str = "hwnas_cg", chec
     import onnx
 
     return onnx.load_from_string(to_onnx_bytes(graph, seed, check, name, metadata))
+
+
+# A runtime keeps the exporter's node names ("n7", the outputs' "output"/"output0"), sometimes with a suffix of
+# its own (onnxruntime's "n7_nchwc"), for the node it runs, a fused one under the name of one of its members.
+_RUNTIME_NAME = re.compile(r"(?:n(\d+)|output(\d*))(?:_\w*)?")
+
+
+def node_of_name(name: str, outputs: Sequence[int] = ()) -> int | None:
+    """The canonical CG node a runtime's op name comes from; None for a runtime's own op (a layout reorder),
+    and for an output's name when the graph's ``outputs`` are not given."""
+    match = _RUNTIME_NAME.fullmatch(name)
+    if match is None:
+        return None
+    if match.group(1) is not None:
+        return int(match.group(1))
+    position = int(match.group(2)) if match.group(2) else 0
+    return outputs[position] if position < len(outputs) and (match.group(2) or len(outputs) == 1) else None
 
 
 def to_onnx_bytes(graph: ComputationGraph, seed: int = 0, check: bool = False, name: str = "hwnas_cg",

@@ -78,46 +78,99 @@ def _listing(counts: Mapping[str, int]) -> str:
     return ", ".join(f"{name} ({n})" for name, n in sorted(counts.items(), key=lambda item: -item[1]))
 
 
-def samples_from_store(store, device_key: str, layer_sum: bool = False,
-                       space: str | None = None) -> tuple[str, Samples]:
-    """What the agents measured on one device key (latency_ms), as samples of one space (``pick_space``).
+# Where the layer-wise predictor's per-layer latencies come from (``hwnas predictor train --layers-from``)
+LAYER_SOURCES = {
+    "isolated": "each layer timed as a model of its own (hwnas predictor layers)",
+    "op-profiles": "each layer's median time inside the networks' per-op profiles (--op-profile)",
+    "kernels": "nn-Meter's kernel view: kernel regressors fitted to the networks' per-op profiles",
+}
 
-    ``layer_sum``: add each architecture's sum of the key's measured layer latencies (``hwnas predictor
-    layers``), the layer-wise predictor's input. The layer graphs themselves are not samples.
-    """
+
+def key_rows(store, device_key: str, space: str | None = None) -> tuple[str, list[dict]]:
+    """One device key's measurements of one space (``pick_space``), wrong answers and layer graphs left out."""
     rows = [r for r in store.measurements(device_key)
-            if r["space"] != LAYER_SPACE and r["output_check_status"] != "wrong_answer"]  # wrong answers: left out
+            if r["space"] != LAYER_SPACE and r["output_check_status"] != "wrong_answer"]
     if not rows:
         raise ValueError(f"the store has no measurements for device key {device_key!r}")
     space = pick_space(device_key, Counter(r["space"] for r in rows), space)
-    rows = [r for r in rows if r["space"] == space]
-    encodings = [[int(v) for v in r["encoding"].split()] for r in rows]
-    samples = store_samples(space, encodings, np.array([r["latency_ms"] for r in rows]),
-                            np.array([r["macs"] for r in rows], dtype=np.float64))
-    if layer_sum:
-        graphs = [get_space(space).to_graph(x) for x in encodings]
-        samples = replace(samples, layer_sum=layer_sums(graphs, measured_layers(store, device_key)))
+    return space, [r for r in rows if r["space"] == space]
+
+
+def rows_samples(space: str, rows: Sequence[Mapping]) -> Samples:
+    """Measurement rows of one space as samples (latency_ms the target)."""
+    return store_samples(space, _encodings(rows), np.array([r["latency_ms"] for r in rows]),
+                         np.array([r["macs"] for r in rows], dtype=np.float64))
+
+
+def _encodings(rows: Sequence[Mapping]) -> list[list[int]]:
+    return [[int(v) for v in r["encoding"].split()] for r in rows]
+
+
+def with_layer_sums(samples: Samples, store, device_key: str, space: str, rows: Sequence[Mapping], layers_from: str,
+                    learn_from: Sequence[int] | None = None) -> Samples:
+    """``samples`` (of ``rows``) with each architecture's layer sum, the layer-wise predictor's input, taken
+    ``layers_from`` one of ``LAYER_SOURCES``. ``learn_from``: the rows whose op profiles teach the layer times
+    (every profiled row by default), so that a held-out network's own profile never predicts it."""
+    from controller.learning import op_profile_layers
+
+    if layers_from not in LAYER_SOURCES:
+        raise SettingError("layers_from", f"must be one of {', '.join(LAYER_SOURCES)}, got {layers_from!r}")
+    graphs = [get_space(space).to_graph(x) for x in _encodings(rows)]
+    if layers_from == "isolated":
+        return replace(samples, layer_sum=layer_sums(graphs, measured_layers(store, device_key)))
+    teach = range(len(rows)) if learn_from is None else learn_from
+    profiled = [(graphs[k], json.loads(rows[k]["op_profile_json"])) for k in teach
+                if rows[k]["op_profile_json"] not in ("", "[]")]
+    if not profiled:
+        raise ValueError(f"no measurement of {space} on {device_key} has a per-op profile: measure them with "
+                         "--op-profile (latbench build, search), or take --layers-from isolated")
+    if layers_from == "op-profiles":
+        sums = op_profile_layers.profiled_layer_sums(graphs, op_profile_layers.profiled_layer_times(profiled))
+    else:
+        sums = op_profile_layers.KernelView.learn(profiled).sums(graphs)
+    return replace(samples, layer_sum=sums)
+
+
+def samples_from_store(store, device_key: str, layers_from: str | None = None,
+                       space: str | None = None) -> tuple[str, Samples]:
+    """What the agents measured on one device key (latency_ms), as samples of one space (``pick_space``).
+
+    ``layers_from``: add each architecture's layer sum (``with_layer_sums``), the layer-wise predictor's input.
+    The layer graphs themselves are not samples.
+    """
+    space, rows = key_rows(store, device_key, space)
+    samples = rows_samples(space, rows)
+    if layers_from:
+        samples = with_layer_sums(samples, store, device_key, space, rows, layers_from)
     return space, samples
 
 
 def train_from_store(store, db: str | Path, device_key: str, kind: str, valid_share: float = 0.1, seed: int = 0,
-                     config: dict | None = None, sources: Sequence[str] = (),
-                     space: str | None = None) -> tuple[Path, dict[str, float], str]:
+                     config: dict | None = None, sources: Sequence[str] = (), space: str | None = None,
+                     layers_from: str = "isolated") -> tuple[Path, dict[str, float], str]:
     """Fit on (1 - valid_share) of the device's measurements of one space (``pick_space``), report metrics on
     the rest, save by device key; returns the folder, the metrics and the space learnt.
 
     ``sources``: other device keys of the store a transferring predictor (kind ``sources``) learns from;
-    they must have measured the same space.
+    they must have measured the same space. ``layers_from``: where a layer-wise predictor's per-layer times
+    come from (``LAYER_SOURCES``); from op profiles, only the training networks' profiles teach them.
     """
     from predictors.metrics import evaluate
 
-    space, samples = samples_from_store(store, device_key, layer_sum="layer_sum" in predictor_class(kind).needs,
-                                        space=space)
+    needs_layers = "layer_sum" in predictor_class(kind).needs
+    if layers_from not in LAYER_SOURCES:
+        raise SettingError("layers_from", f"must be one of {', '.join(LAYER_SOURCES)}, got {layers_from!r}")
+    if layers_from != "isolated" and not needs_layers:
+        raise SettingError("layers_from", f"is for the layer-wise predictor (--kind layerwise), not {kind}")
+    space, rows = key_rows(store, device_key, space)
+    samples = rows_samples(space, rows)
     if len(samples) < MIN_SAMPLES:
         raise ValueError(f"{device_key} has {len(samples)} measurements of {space}; a predictor needs at least "
                          f"{MIN_SAMPLES}")
     order = np.random.default_rng(seed).permutation(len(samples))
     n_valid = max(2, int(round(valid_share * len(samples))))
+    if needs_layers:
+        samples = with_layer_sums(samples, store, device_key, space, rows, layers_from, learn_from=order[n_valid:])
     valid, train = samples.take(order[:n_valid]), samples.take(order[n_valid:])
     predictor = get_predictor(kind, **(config or {}))
     transfers = hasattr(predictor, "use_sources")
@@ -135,7 +188,8 @@ def train_from_store(store, db: str | Path, device_key: str, kind: str, valid_sh
     predictor.card.target = "latency_ms"
     predictor.card.metrics = metrics
     predictor.card.notes = (f"space {space}; {len(train)} train, {held_out_summary(metrics)}"
-                            + (f"; transferred from {', '.join(sources)}" if sources else ""))
+                            + (f"; transferred from {', '.join(sources)}" if sources else "")
+                            + (f"; layer times: {LAYER_SOURCES[layers_from]}" if needs_layers else ""))
     return predictor.save(artifact_dir(db, device_key, kind)), metrics, space
 
 
@@ -162,7 +216,8 @@ def bench_table(results: Sequence[Result]) -> list[tuple[str, ...]]:
               "MAPE %", "MAE", "RMSE", "Spearman", "Kendall τ", "NDCG@10")
     rows = [header]
     for kind, metrics in summarise(results).items():
-        if predictor_class(kind).ranks_only:  # scores, not latencies: only the rank correlations mean anything
+        # scores, not latencies: only the rank correlations mean anything ("layerwise[kernels]": a kind's variant)
+        if predictor_class(kind.split("[")[0]).ranks_only:
             rows.append((kind, *["n/a"] * 9, *(_cell(metrics[m], 1, 3) for m in ("spearman", "kendall_tau",
                                                                                    "ndcg_at_10"))))
             continue

@@ -82,10 +82,15 @@ def _attrs_json(attrs: Mapping) -> str:
     return json.dumps(dict(attrs), sort_keys=True, separators=(",", ":"))
 
 
+def layer_at(graph: ComputationGraph, index: int) -> Layer:
+    """Node ``index`` of ``graph`` as a layer."""
+    node = graph.nodes[index]
+    return Layer(node.op, _attrs_json(node.attrs), tuple(graph.in_shapes(index)))
+
+
 def layers_of(graph: ComputationGraph) -> list[Layer]:
     """Every node that runs on the device, as a layer, in graph order (repeats included: they add up)."""
-    return [Layer(node.op, _attrs_json(node.attrs), tuple(graph.in_shapes(i)))
-            for i, node in enumerate(graph.nodes) if node.op not in NOT_LAYERS]
+    return [layer_at(graph, i) for i, node in enumerate(graph.nodes) if node.op not in NOT_LAYERS]
 
 
 def distinct_layers(graphs: Iterable[ComputationGraph]) -> list[Layer]:

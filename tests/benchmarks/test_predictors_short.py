@@ -49,12 +49,17 @@ def test_repeatability_short_form() -> None:
 
 
 def test_layerwise_benchmark_short_form(tmp_path) -> None:
-    from benchmarks.layerwise import bench, measure
+    from benchmarks.layerwise import bench, device_seconds, measure
+    from controller.learning.jobs import bench_table
 
     measure(tmp_path / "l.db", tmp_path / "cache", networks=14, count=2)
     results, n = bench(tmp_path / "l.db", ["layerwise", "ridge"], seeds=1, n_train=6, n_valid=2)
-    assert [r.kind for r in results] == ["layerwise", "ridge"] and 10 <= n <= 14
-    assert 0 <= results[0].metrics["brpnas_within_10pct"] <= 1
+    assert [r.kind for r in results] == ["layerwise[isolated]", "layerwise[op-profiles]", "layerwise[kernels]",
+                                         "ridge"] and 10 <= n <= 14
+    assert all(0 <= r.metrics["brpnas_within_10pct"] <= 1 for r in results)
+    assert [row[0] for row in bench_table(results)[1:]] == [r.kind for r in results]
+    spent = device_seconds(tmp_path / "l.db")
+    assert spent["networks"] == n and 0 < spent["op_profiles_s"] < spent["networks_s"] and spent["layers"] > 0
 
 
 def test_transfer_benchmark_short_form() -> None:

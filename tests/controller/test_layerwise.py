@@ -76,7 +76,7 @@ def test_layers_measured_by_a_real_agent_train_the_layerwise_predictor(tmp_path:
     out = capsys.readouterr().out
     with Store(db) as store:
         graph_ms = measured_layers(store, key)
-        space, samples = samples_from_store(store, key, layer_sum=True)  # the layer graphs are not samples
+        space, samples = samples_from_store(store, key, layers_from="isolated")  # the layer graphs are not samples
         assert space == "nb201" and len(samples) == 12
         assert {r["space"] for r in store.measurements(key)} == {"nb201", LAYER_SPACE}
     assert f"{len(graph_ms)} of {len(graph_ms)} distinct layers of 12 networks measured" in out
