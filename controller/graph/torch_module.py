@@ -176,9 +176,26 @@ class GraphModule(nn.Module):
 
 
 def to_torch(graph: ComputationGraph, seed: int = 0) -> GraphModule:
-    """An eval-mode module computing ``graph`` with weights drawn from ``seed`` (deterministic)."""
+    """An eval-mode module computing ``graph`` with the weights of its ONNX export with ``seed``
+    (``onnx_export.to_onnx_bytes``): every format the controller sends then computes the same function, and
+    a TFLite model's outputs can be checked against onnxruntime on the ONNX (``fleet.output_check``)."""
+    from controller.graph.onnx_export import to_onnx_bytes
+    from protos.onnx_format.onnx_ml_pb2 import ModelProto
+
     graph = graph.canonical()
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+        torch.manual_seed(seed)  # the layers' own initialisation, every value of which is overwritten below
         module = GraphModule(graph)
+    exported = ModelProto.FromString(to_onnx_bytes(graph, seed))
+    weights = {t.name: t for t in exported.graph.initializer}
+    with torch.no_grad():
+        for key, layer in module.layers.items():
+            layer = layer.layer if isinstance(layer, _Single) else layer
+            if not isinstance(layer, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+                continue  # batchnorm (identity statistics) and PReLU (0.25) start as the export's already
+            tensor = weights[f"n{key}.weight"]
+            layer.weight.copy_(torch.frombuffer(bytearray(tensor.raw_data), dtype=torch.float32)
+                               .reshape(tuple(tensor.dims)))
+            if layer.bias is not None:
+                layer.bias.zero_()
     return module.eval()
