@@ -305,9 +305,8 @@ def measure(
     shapes = resolve_input_shapes(model.inputs, options.batch_size, options.input_shapes)
     check_input_size(model.inputs, shapes)
     check_activation_memory(model, shapes, options.batch_size)
-    if options.op_profile and type(model).op_times is LoadedModel.op_times:
-        raise InvalidInput("this runtime keeps no per-op profile the agent can read; op_profile works with "
-                           "onnxruntime, openvino and the tool backends (benchmark-model, trtexec, benchmark-app)")
+    if options.op_profile and model.keeps_op_profile:
+        raise InvalidInput(model.keeps_op_profile)
     token.arm_deadline(options.deadline_seconds)
     token.on_stop(model.rearm())  # from here on a stop interrupts the runtime, binding's first inference included
     timed = 0

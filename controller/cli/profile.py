@@ -51,8 +51,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="check the device's outputs on a seeded input against onnxruntime at fp32 (ONNX files): "
                         "ok, wrong_answer or skipped, with the largest error")
     p.add_argument("--op-profile", action="store_true",
-                   help="keep the runtime's own per-op profile (onnxruntime, openvino, and the tool backends "
-                        "benchmark_model, trtexec, benchmark_app); --json prints it as op_profile")
+                   help="keep the runtime's own per-op profile (onnxruntime, openvino, torch on eager CPU runs, and "
+                        "the tool backends benchmark_model, trtexec, benchmark_app); --json prints it as op_profile")
     p.add_argument("--connect-timeout", type=float, default=10.0, metavar="SECONDS")
     p.add_argument("--json", action="store_true", help="print the full result as JSON")
     add_client_security(p)

@@ -65,6 +65,15 @@ class LoadedModel(abc.ABC):
         inference's duration in nanoseconds as the device measured it (CUDA events around the kernels).
         """
 
+    @property
+    def keeps_op_profile(self) -> str:
+        """Empty where ``op_times`` gives a profile for this model, else why not (checked before measuring, so
+        a refusal costs no timed window)."""
+        if type(self).op_times is LoadedModel.op_times:
+            return ("this runtime keeps no per-op profile the agent can read; op_profile works with onnxruntime, "
+                    "openvino, torch (eager, CPU) and the tool backends (benchmark-model, trtexec, benchmark-app)")
+        return ""
+
     def op_times(self, shapes: dict[str, tuple[int, ...]], runs: int) -> list[tuple[str, str, float]] | None:
         """The runtime's own per-op profile over ``runs`` inferences at ``shapes``: (op name, op type, ms per
         inference) in execution order; None where the runtime keeps none. Run outside the timed window, so

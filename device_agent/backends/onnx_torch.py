@@ -154,6 +154,7 @@ class OnnxModule(torch.nn.Module):
         self.output_names = [o.name for o in graph.output]
         self._nodes = [(n.op_type, list(n.input), n.output[0],
                         {a.name: onnx.helper.get_attribute_value(a) for a in n.attribute}) for n in graph.node]
+        self._node_names = [n.name or n.output[0] for n in graph.node]
         for _, _, _, attrs in self._nodes:  # ONNX gives strings as bytes
             for key, value in attrs.items():
                 if isinstance(value, bytes):
@@ -167,6 +168,26 @@ class OnnxModule(torch.nn.Module):
             values[out] = OPS[op_type]([values[i] for i in ins], attrs)
         outs = tuple(values[name] for name in self.output_names)
         return outs[0] if len(outs) == 1 else outs
+
+    def op_times(self, inputs: list[torch.Tensor], runs: int) -> list[tuple[str, str, float]]:
+        """Each ONNX node's CPU time per inference over ``runs`` runs, from ``torch.profiler`` with one label
+        per node (a node's label spans the aten ops it calls). The labels live in this loop only, so the timed
+        ``forward`` pays nothing for them."""
+        from torch.profiler import ProfilerActivity, profile, record_function
+
+        with torch.inference_mode(), profile(activities=[ProfilerActivity.CPU]) as prof:
+            for _ in range(runs):
+                values: dict[str, torch.Tensor | None] = {"": None, **dict(zip(self.input_names, inputs,
+                                                                               strict=True))}
+                for name, buffer in self._names.items():
+                    values[name] = getattr(self, buffer)
+                for label, (op_type, ins, out, attrs) in zip(self._node_names, self._nodes, strict=True):
+                    with record_function(label):
+                        values[out] = OPS[op_type]([values[i] for i in ins], attrs)
+        labels = set(self._node_names)
+        micros = {event.key: event.cpu_time_total for event in prof.key_averages() if event.key in labels}
+        return [(label, op_type, micros.get(label, 0.0) / runs / 1e3)
+                for label, (op_type, _, _, _) in zip(self._node_names, self._nodes, strict=True)]
 
 
 def _input_spec(value: onnx.ValueInfoProto) -> InputSpec:

@@ -20,8 +20,9 @@ from device_agent.power.base import Availability
 
 class TorchModel(LoadedModel):
     def __init__(self, module, inputs: list[InputSpec], device: str, threads: int,
-                 output_names: list[str]) -> None:
+                 output_names: list[str], eager=None) -> None:
         self._module = module
+        self._eager = eager  # the OnnxModule itself, where it runs eagerly on the CPU: what op profiles read
         self._inputs = inputs
         self._output_names = output_names
         self._device = device
@@ -62,6 +63,24 @@ class TorchModel(LoadedModel):
             return round(start.elapsed_time(end) * 1e6)  # ms -> ns
 
         return run_cuda
+
+    @property
+    def keeps_op_profile(self) -> str:
+        """Eager CPU runs only: a compiled graph no longer runs node by node, and a CUDA node's CPU time is
+        its launch, not its work."""
+        if self._eager is None:
+            return ("the torch backend keeps a per-op profile of eager CPU runs only; this agent runs "
+                    f"{'torch.compile' if self._device == 'cpu' else self._device}")
+        return ""
+
+    def op_times(self, shapes: dict[str, tuple[int, ...]], runs: int) -> list[tuple[str, str, float]] | None:
+        """``torch.profiler``'s CPU time per ONNX node (``OnnxModule.op_times``)."""
+        import numpy as np
+        import torch
+
+        rng = np.random.default_rng(0)
+        xs = [torch.from_numpy(random_input(tuple(shapes[s.name]), s.dtype, rng)) for s in self._inputs]
+        return self._eager.op_times(xs, runs)
 
     def outputs(self, feed):
         import numpy as np
@@ -107,6 +126,7 @@ class TorchBackend(Backend):
         threads = threads or physical_cores()
         torch.set_num_threads(threads)
         module = module.to(self.device)
+        eager = module if self.device == "cpu" and not self.compile else None
         if self.compile:
             module = torch.compile(module)
-        return TorchModel(module, inputs, self.device, threads, output_names)
+        return TorchModel(module, inputs, self.device, threads, output_names, eager)

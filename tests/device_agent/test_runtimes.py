@@ -9,6 +9,7 @@ from pathlib import Path
 
 import grpc
 import numpy as np
+import onnx
 import onnxruntime as ort
 import pytest
 import torch
@@ -151,9 +152,10 @@ def test_onnxruntime_cuda_is_offered_only_where_the_cuda_provider_exists() -> No
         assert not availability.available and "no CUDAExecutionProvider" in availability.detail
 
 
-def test_onnxruntime_gives_its_own_per_op_profile_and_a_runtime_without_one_refuses(runtimes_client: AgentClient
-                                                                                     ) -> None:
-    """#37: the runtime's own profiler (onnxruntime's enable_profiling), outside the timed window."""
+def test_onnxruntime_gives_its_own_per_op_profile_and_a_runtime_without_one_refuses(runtimes_client: AgentClient,
+                                                                                     tflite_model: bytes) -> None:
+    """#37: the runtime's own profiler (onnxruntime's enable_profiling, torch.profiler), outside the timed
+    window; LiteRT's Python interpreter has none and refuses before measuring."""
     sha, _ = runtimes_client.ensure_model(to_onnx_bytes(small_graph()))
     result = runtimes_client.profile(sha, backend="onnxruntime", protocol="fixed", protocol_params={"count": 20},
                                      op_profile=True).result
@@ -163,6 +165,12 @@ def test_onnxruntime_gives_its_own_per_op_profile_and_a_runtime_without_one_refu
     assert sum(op["time_ms"] for op in ops) < 20 * result["latency_ms"]  # per inference, not a total
     plain = runtimes_client.profile(sha, backend="onnxruntime", protocol="fixed", protocol_params={"count": 5})
     assert plain.result["op_profile"] == []  # opt-in
+    torch_ops = runtimes_client.profile(sha, backend="torch", protocol="fixed", protocol_params={"count": 5},
+                                        op_profile=True).result["op_profile"]  # torch.profiler, a label per node
+    exported = [node.name for node in onnx.load_from_string(to_onnx_bytes(small_graph())).graph.node]
+    assert [op["name"] for op in torch_ops] == exported and all(op["time_ms"] > 0 for op in torch_ops)
+    tflite = runtimes_client.ensure_model(tflite_model, "tflite")[0]
     with pytest.raises(AgentCallError) as info:
-        runtimes_client.profile(sha, backend="torch", protocol="fixed", protocol_params={"count": 5}, op_profile=True)
+        runtimes_client.profile(tflite, backend="litert", protocol="fixed", protocol_params={"count": 5},
+                                op_profile=True)
     assert info.value.code == grpc.StatusCode.INVALID_ARGUMENT and "no per-op profile" in info.value.details
