@@ -33,7 +33,7 @@ class KernelModel:
 
         features, times_ms = np.asarray(features, dtype=np.float64), np.asarray(times_ms, dtype=np.float64)
         if not len(types):
-            raise ValueError("no kernels to fit: profile some networks with --op-profile first")
+            raise ValueError("no kernels to fit: measure some networks with op profiles first")
         if features.shape != (len(types), len(FEATURES)) or times_ms.shape != (len(types),):
             raise ValueError(f"{len(types)} kernel types need ({len(types)}, {len(FEATURES)}) features and "
                              f"{len(types)} times, got {features.shape} and {times_ms.shape}")

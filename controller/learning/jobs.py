@@ -123,7 +123,7 @@ def with_layer_sums(samples: Samples, store, device_key: str, space: str, rows: 
                 if rows[k]["op_profile_json"] not in ("", "[]")]
     if not profiled:
         raise ValueError(f"no measurement of {space} on {device_key} has a per-op profile: measure them with "
-                         "--op-profile (latbench build, search), or take --layers-from isolated")
+                         "op profiles (`hwnas latbench build ... --op-profile`), or learn from isolated layers")
     if layers_from == "op-profiles":
         sums = op_profile_layers.profiled_layer_sums(graphs, op_profile_layers.profiled_layer_times(profiled))
     else:
@@ -161,7 +161,7 @@ def train_from_store(store, db: str | Path, device_key: str, kind: str, valid_sh
     if layers_from not in LAYER_SOURCES:
         raise SettingError("layers_from", f"must be one of {', '.join(LAYER_SOURCES)}, got {layers_from!r}")
     if layers_from != "isolated" and not needs_layers:
-        raise SettingError("layers_from", f"is for the layer-wise predictor (--kind layerwise), not {kind}")
+        raise SettingError("layers_from", f"is for the layer-wise predictor (kind layerwise), not {kind}")
     space, rows = key_rows(store, device_key, space)
     samples = rows_samples(space, rows)
     if len(samples) < MIN_SAMPLES:

@@ -130,8 +130,8 @@ def profiled_layer_sums(graphs: Sequence[ComputationGraph], times: Mapping[str, 
                 continue
             key = layer_at(graph, i).key
             if key not in times:
-                raise ValueError(f"no op profile holds layer {key}: measure networks that contain it with "
-                                 "--op-profile, or take --layers-from kernels, which predicts unseen layers")
+                raise ValueError(f"no op profile holds layer {key}: measure networks that contain it with op "
+                                 "profiles, or learn from kernels, which predict unseen layers")
             sums[k] += times[key]
     return sums
 
@@ -160,7 +160,7 @@ class KernelView:
                 features.append(kernel_features(graph, kernel.members))
                 times.append(kernel.time_ms)
         if not types:
-            raise ValueError("no op profiles to learn kernels from: measure networks with --op-profile first")
+            raise ValueError("no op profiles to learn kernels from: measure networks with op profiles first")
         return cls(frozenset(pair for pair, n in seen.items() if fused[pair] * 2 > n),
                    KernelModel().fit(types, np.array(features), np.array(times)))
 

@@ -89,7 +89,7 @@ def test_layer_times_book_each_kernel_to_its_heaviest_member_and_take_medians() 
     assert profiled_layer_sums([graph], times)[0] == pytest.approx(0.5 + 2 * 0.45 + 0.02 + 0.03)
     other = GraphBuilder((1, 8, 8, 8))
     unseen = other.build(other.conv(other.input, 16, 5))
-    with pytest.raises(ValueError, match="no op profile holds layer conv.*--op-profile.*--layers-from kernels"):
+    with pytest.raises(ValueError, match="no op profile holds layer conv.*op profiles, or learn from kernels"):
         profiled_layer_sums([unseen], times)
 
 
@@ -125,7 +125,7 @@ def test_op_profiles_from_a_real_agent_train_the_layerwise_predictor(tmp_path: P
     train = ["predictor", "train", "--db", str(db), "--device", key, "--kind", "layerwise"]
     assert main([*build, "--sample", "12"]) == 0
     assert main([*train, "--layers-from", "op-profiles"]) == 2
-    assert "has a per-op profile: measure them with --op-profile" in capsys.readouterr().err
+    assert "has a per-op profile: measure them with op profiles (`hwnas latbench build" in capsys.readouterr().err
     assert main([*build, "--sample", "24", "--op-profile"]) == 0  # the first 12 again, with their profiles
     with Store(db) as store:
         profiled = [r for r in store.measurements(key) if r["op_profile_json"] != "[]"]
@@ -135,6 +135,6 @@ def test_op_profiles_from_a_real_agent_train_the_layerwise_predictor(tmp_path: P
         assert main([*train, "--layers-from", source]) == 0, capsys.readouterr().err
         assert "saved layerwise predictor for vm-ort" in capsys.readouterr().out
     assert main([*train[:-1], "ridge", "--layers-from", "kernels"]) == 2
-    assert "--layers-from is for the layer-wise predictor (--kind layerwise), not ridge" in capsys.readouterr().err
+    assert "--layers-from is for the layer-wise predictor (kind layerwise), not ridge" in capsys.readouterr().err
     assert main([*train, "--layers-from", "guesses"]) == 2
     assert "--layers-from must be one of isolated, op-profiles, kernels" in capsys.readouterr().err
