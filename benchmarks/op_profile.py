@@ -3,10 +3,10 @@ time they take.
 
 Both run after the timed window, so the latency should not move: the per-op profile on a session of its
 own (a second session and 20 more inferences), the output check as one more inference on the check's seeded
-input. For NB-201 samples, each runtime that has the detail (a profiler: onnxruntime, OpenVINO; outputs:
-those and PyTorch) is measured with and without it in alternation (A, B, A, B...: the machine drifts by
-several percent within minutes), in-process with the agent's own backends and measurement function, by the
-``fixed`` protocol.
+input. For NB-201 samples, each runtime that has the detail (a profiler: onnxruntime, OpenVINO, LiteRT;
+outputs: onnxruntime, OpenVINO and PyTorch) is measured with and without it in alternation (A, B, A, B...:
+the machine drifts by several percent within minutes), in-process with the agent's own backends and
+measurement function, by the ``fixed`` protocol.
 
     python -m benchmarks.op_profile [--models 10] [--count 300] [--detail op_profile|output_check]
 """
@@ -22,12 +22,13 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.common import machine_line
-from controller.graph.onnx_export import to_onnx_bytes
+from controller.graph.model_formats import model_format
 from controller.spaces import get_space
 from device_agent.backends import backend_class
 from device_agent.measure import MeasureOptions, measure
 
-RUNTIMES = {"op_profile": ("onnxruntime", "openvino"), "output_check": ("onnxruntime", "openvino", "torch")}
+RUNTIMES = {"op_profile": ("onnxruntime", "openvino", "litert"), "output_check": ("onnxruntime", "openvino", "torch")}
+FORMATS = {"litert": "tflite"}  # the file each runtime runs; onnx where not named
 
 
 def run(models: int, count: int, seed: int = 0, detail: str = "op_profile") -> dict[str, dict[str, float]]:
@@ -39,13 +40,16 @@ def run(models: int, count: int, seed: int = 0, detail: str = "op_profile") -> d
     ratios: dict[str, dict[str, list[float]]] = {name: {"latency": [], "wall": []} for name in backends}
     with tempfile.TemporaryDirectory() as tmp:
         for k in range(models):
-            path = Path(tmp) / f"{k}.onnx"
-            path.write_bytes(to_onnx_bytes(space.to_graph(space.sample(rng))))
+            graph = space.to_graph(space.sample(rng))
             for name in backends:
+                wire = FORMATS.get(name, "onnx")
+                path = Path(tmp) / f"{k}.{wire}"
+                if not path.exists():
+                    path.write_bytes(model_format(wire).export(graph, {}))
                 figures = {}
                 for profiled in ((False, True) if k % 2 == 0 else (True, False)):  # alternate which goes first
                     loaded = backends[name].load(path, threads=1)
-                    loaded.onnx_path = path  # as the agent sets it
+                    loaded.onnx_path = path if wire == "onnx" else None  # as the agent sets it
                     options = MeasureOptions(protocol="fixed", protocol_params={"count": float(count)},
                                              **{detail: profiled})
                     started = time.perf_counter()

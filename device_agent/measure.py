@@ -46,7 +46,7 @@ class MeasureOptions:
     warmup_runs: int | None = None
     warmup_seconds: float | None = None
     deadline_seconds: float = 0.0
-    op_profile: bool = False  # keep the runtime's own per-op profile (onnxruntime, openvino, tool backends)
+    op_profile: bool = False  # keep the runtime's own per-op profile (LoadedModel.keeps_op_profile says where)
     memory: bool = False  # measure the model's footprint in a fresh process where the runtime reports none
     output_check: bool = False  # run the check's seeded input once and return the outputs' sampled values
 

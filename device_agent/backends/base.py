@@ -71,7 +71,8 @@ class LoadedModel(abc.ABC):
         a refusal costs no timed window)."""
         if type(self).op_times is LoadedModel.op_times:
             return ("this runtime keeps no per-op profile the agent can read; op_profile works with onnxruntime, "
-                    "openvino, torch (eager, CPU) and the tool backends (benchmark-model, trtexec, benchmark-app)")
+                    "openvino, litert (CPU), torch (eager, CPU) and the tool backends benchmark-model, trtexec and "
+                    "benchmark-app")
         return ""
 
     def op_times(self, shapes: dict[str, tuple[int, ...]], runs: int) -> list[tuple[str, str, float]] | None:

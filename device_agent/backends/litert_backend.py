@@ -3,7 +3,8 @@
 The interpreter comes from ``ai_edge_litert`` (the maintained successor of ``tflite_runtime``), or from
 ``tflite_runtime`` where only that is installed (older boards). Both have the same ``Interpreter`` API. The
 Edge TPU backend is the same interpreter with ``libedgetpu``'s delegate; it needs a model compiled by
-``edgetpu_compiler`` and is advertised only where the library is found.
+``edgetpu_compiler`` and is advertised only where the library is found. Per-op profiles come from LiteRT's
+own profiler (``litert_profile``), on the CPU only.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from device_agent.backends import litert_profile
 from device_agent.backends.base import Backend, InputSpec, LoadedModel
 from device_agent.backends.common import first_line, installed_version, random_input
 from device_agent.errors import InvalidInput
@@ -45,9 +47,11 @@ def _interpreter_module():
 
 
 class LiteRtModel(LoadedModel):
-    def __init__(self, interpreter, threads: int) -> None:
+    def __init__(self, interpreter, threads: int, model_path: Path, delegated: bool) -> None:
         self._interpreter = interpreter
         self.threads = threads
+        self._model_path = model_path
+        self._delegated = delegated
         self._details = interpreter.get_input_details()
         self._inputs = [InputSpec(d["name"], tuple(int(x) for x in d["shape"]), np.dtype(d["dtype"]).name)
                         for d in self._details]
@@ -70,6 +74,18 @@ class LiteRtModel(LoadedModel):
         except (ValueError, RuntimeError) as exc:
             raise InvalidInput(f"LiteRT rejected the inputs {dict(shapes)}: {first_line(exc)}") from exc
         return interpreter.invoke  # inputs stay set between invocations
+
+    @property
+    def keeps_op_profile(self) -> str:
+        """LiteRT's profiler runs a compiled model of its own on the CPU: a delegate's (Edge TPU) ops would be
+        other kernels than the ones timed."""
+        if self._delegated:
+            return "LiteRT's op profile covers the CPU only; this model runs on a delegate (the Edge TPU)"
+        return litert_profile.unavailable_reason()
+
+    def op_times(self, shapes: dict[str, tuple[int, ...]], runs: int) -> list[tuple[str, str, float]]:
+        return litert_profile.op_times(self._model_path, [tuple(shapes[spec.name]) for spec in self._inputs],
+                                       [spec.dtype for spec in self._inputs], self.threads, runs)
 
     def outputs(self, feed):
         interpreter = self._interpreter
@@ -102,12 +118,13 @@ class LiteRtBackend(Backend):
     def load(self, model_path: Path, threads: int) -> LiteRtModel:
         module = _interpreter_module()
         threads = threads or physical_cores()
+        delegates = self._delegates()
         try:
             interpreter = module.Interpreter(model_path=str(model_path), num_threads=threads,
-                                             experimental_delegates=self._delegates() or None)
+                                             experimental_delegates=delegates or None)
         except (ValueError, RuntimeError) as exc:
             raise InvalidInput(f"LiteRT refused the model (is it a .tflite flatbuffer?): {first_line(exc)}") from exc
-        return LiteRtModel(interpreter, threads)
+        return LiteRtModel(interpreter, threads, model_path, delegated=bool(delegates))
 
 
 def edgetpu_library() -> str | None:

@@ -153,6 +153,9 @@ class ToolModel(SelfMeasuredModel):
     def measure_itself(self, options: MeasureOptions, power_source: PowerSource | None, power_unavailable_reason: str,
                        token: StopToken, idle_power_w: float) -> Measurement:
         protocol_name, params, runs, warmup = run_counts(options)
+        if options.op_profile and not self.backend.tool.KEEPS_OP_PROFILE:
+            raise InvalidInput(f"{self.backend.tool.name} ({self.backend.tool.executable_path}) prints no per-op "
+                               "profile; the in-process backends litert, onnxruntime, openvino and torch keep one")
         token.arm_deadline(options.deadline_seconds)
         backend, transport = self.backend, self.backend.transport
         device_power = transport.power_source()

@@ -96,6 +96,9 @@ class BenchmarkTool(abc.ABC):
     OPTIONS: Mapping[str, str] = {}
     # Output that means "this model will not run here": a verdict on the model, not a failure of the tool.
     REJECTIONS: tuple[str, ...] = ()
+    # Whether the tool prints a per-op profile this parser reads: one that does not refuses op_profile before
+    # the model is copied, instead of returning a record without it.
+    KEEPS_OP_PROFILE = True
 
     def __init__(self, executable: str = "", options: Mapping[str, str] | None = None) -> None:
         self.executable_path = executable or self.executable

@@ -117,6 +117,7 @@ class LiteRtBenchmarkTool(BenchmarkModelTool):
 
     executable = "litert-benchmark"
     OPTIONS = {"delegate": "one of cpu, gpu, npu (default cpu)"}
+    KEEPS_OP_PROFILE = False  # the script has no op-profiling flag; the litert backend profiles in-process
     REJECTIONS = ("Failed to load model", "Failed to create", "ERROR: [", "is not fully accelerated")
 
     def __init__(self, executable: str = "", options: Mapping[str, str] | None = None) -> None:

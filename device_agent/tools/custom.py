@@ -99,6 +99,8 @@ class Figure:
 
 
 class CustomTool(BenchmarkTool):
+    KEEPS_OP_PROFILE = False  # the file describes no per-op table
+
     def __init__(self, file: str, executable: str = "", options: Mapping[str, str] | None = None) -> None:
         path = Path(file)
         where = str(path)

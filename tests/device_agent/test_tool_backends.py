@@ -116,6 +116,8 @@ load_ms = {{ json = "report", key = "latency.init_ms" }}
             assert client.device_info().backends == ["my-litert"]
             sha, _ = client.ensure_model(models["tflite"], "tflite")
             result = client.profile(sha, backend="my-litert", **FIXED).result
+            expect(grpc.StatusCode.INVALID_ARGUMENT, f"my-litert ({LITERT_BENCHMARK}) prints no per-op profile",
+                   client.profile, sha, backend="my-litert", op_profile=True, **FIXED)  # not a record without one
             bad, _ = client.ensure_model(b"TFL3 not a model" * 64, "tflite")
             expect(grpc.StatusCode.INVALID_ARGUMENT, "my-litert on local refused the model: RuntimeError: Failed to "
                    "load model", client.profile, bad, backend="my-litert", **FIXED)
