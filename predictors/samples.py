@@ -12,7 +12,7 @@ from dataclasses import dataclass, fields, replace
 
 import numpy as np
 
-FEATURE_VERSION = 2  # bump when the meaning of any view below changes; saved in every model card
+FEATURE_VERSION = 3  # bump when the meaning of any view below changes; saved in every model card
 
 
 @dataclass(frozen=True)

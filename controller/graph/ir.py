@@ -136,8 +136,14 @@ class ComputationGraph:
         """
         return self._canonical
 
+    def canonical_positions(self) -> dict[int, int]:
+        """Where each node of this graph lands in its canonical form (what carries per-node data, such as an
+        imported network's weights, over to the canonical graph every export writes)."""
+        return {old: new for new, old in enumerate(self._canonical_order[1])}
+
     @functools.cached_property
-    def _canonical(self) -> ComputationGraph:
+    def _canonical_order(self) -> tuple[list[str], list[int]]:
+        """The nodes' signatures, and their indices in canonical order."""
         sigs = self._signatures()
         users = self.consumers()
         pending = [len(n.inputs) for n in self.nodes]
@@ -151,6 +157,11 @@ class ComputationGraph:
                 pending[user] -= 1
                 if pending[user] == 0:
                     heapq.heappush(ready, (sigs[user], user))
+        return sigs, order
+
+    @functools.cached_property
+    def _canonical(self) -> ComputationGraph:
+        sigs, order = self._canonical_order
         new_index = {old: new for new, old in enumerate(order)}
         nodes = []
         for old in order:
@@ -407,3 +418,11 @@ class GraphBuilder:
     def build(self, *outputs: int) -> ComputationGraph:
         """The finished graph; nodes that lead to no output are pruned."""
         return prune(self._nodes, outputs or (len(self._nodes) - 1,))
+
+    def build_with_positions(self, *outputs: int) -> tuple[ComputationGraph, dict[int, int]]:
+        """``build``, and where each kept node of this builder lands in the graph's canonical form."""
+        outputs = outputs or (len(self._nodes) - 1,)
+        graph = prune(self._nodes, outputs)
+        kept = sorted(_ancestors(self._nodes, outputs))
+        positions = graph.canonical_positions()
+        return graph, {old: positions[new] for new, old in enumerate(kept)}

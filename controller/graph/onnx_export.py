@@ -2,9 +2,11 @@
 
 The exported model is for timing, not accuracy: weights are drawn from a
 seeded generator (so the same CG yields the same bytes and the same content
-hash on the agent). Opset 20 keeps the models loadable by the onnxruntime
-builds found on edge boards; SiLU (no ONNX op before opset 24) is exported
-as x * sigmoid(x), which the importer folds back.
+hash on the agent). An imported network's own weights can be given instead
+(``onnx_import.import_onnx``): the export then computes what the original
+did. Opset 20 keeps the models loadable by the onnxruntime builds found on
+edge boards; SiLU (no ONNX op before opset 24) is exported as
+x * sigmoid(x), which the importer folds back.
 """
 
 from __future__ import annotations
@@ -47,8 +49,9 @@ def _random_pool(seed: int) -> np.ndarray:
 
 
 class _Emitter:
-    def __init__(self, graph: ComputationGraph, seed: int) -> None:
+    def __init__(self, graph: ComputationGraph, seed: int, given: Mapping[str, np.ndarray]) -> None:
         self.graph = graph
+        self.given = given
         self.pool = _random_pool(seed)
         self.offset = 0
         self.model = ModelProto()
@@ -61,6 +64,8 @@ class _Emitter:
         return self.output_names.get(index, f"n{index}")
 
     def weight(self, name: str, shape: tuple[int, ...], fan_in: int) -> str:
+        if name in self.given:
+            return self.const(name, np.zeros(shape))
         size = math.prod(shape)
         start = self.offset % _POOL_SIZE
         self.offset += size + 1  # consecutive weights start at different phases of the pool
@@ -70,7 +75,19 @@ class _Emitter:
         return self._initializer(name, data)
 
     def const(self, name: str, values, dtype=np.float32) -> str:
-        return self._initializer(name, np.asarray(values, dtype=dtype))
+        """``values``, or the given weight of that name (of the same shape)."""
+        values = np.asarray(values, dtype=dtype)
+        if name in self.given:
+            given = np.asarray(self.given[name], dtype=dtype)
+            if given.shape != values.shape:
+                raise ValueError(f"the given weight {name} has shape {list(given.shape)}; the graph needs "
+                                 f"{list(values.shape)}")
+            values = given
+        return self._initializer(name, values)
+
+    def scalar(self, name: str, default: float) -> float:
+        """A given scalar (an imported norm's epsilon), else ``default``."""
+        return float(np.asarray(self.given[name]).reshape(-1)[0]) if name in self.given else default
 
     def _initializer(self, name: str, data: np.ndarray) -> str:
         """Written straight into the model: building lists and copying them in cost more than the weights."""
@@ -163,7 +180,7 @@ def _batchnorm(e: _Emitter, i: int, n: Node, ins: list[str]) -> None:
     c = n.out_shape[1]
     params = [e.const(f"n{i}.{p}", v) for p, v in
               (("scale", np.ones(c)), ("bias", np.zeros(c)), ("mean", np.zeros(c)), ("var", np.ones(c)))]
-    e.emit("BatchNormalization", [ins[0], *params], e.name(i), epsilon=1e-5)
+    e.emit("BatchNormalization", [ins[0], *params], e.name(i), epsilon=e.scalar(f"n{i}.epsilon", 1e-5))
 
 
 def _pool(onnx_op: str) -> Callable[[_Emitter, int, Node, list[str]], None]:
@@ -194,11 +211,35 @@ def _silu(e: _Emitter, i: int, n: Node, ins: list[str]) -> None:
 
 
 def _linear(e: _Emitter, i: int, n: Node, ins: list[str]) -> None:
-    fin, fout = e.graph.in_shapes(i)[0][1], n.attrs["out_features"]
-    inputs = [ins[0], e.weight(f"n{i}.weight", (fout, fin), fin)]
+    """Gemm for (N, F) features; MatMul (and Add) over the last axis of anything of higher rank."""
+    fin, fout = e.graph.in_shapes(i)[0][-1], n.attrs["out_features"]
+    if len(n.out_shape) == 2:
+        inputs = [ins[0], e.weight(f"n{i}.weight", (fout, fin), fin)]
+        if n.attrs["bias"]:
+            inputs.append(e.const(f"n{i}.bias", np.zeros(fout)))
+        e.emit("Gemm", inputs, e.name(i), transB=1)
+        return
+    product = f"{e.name(i)}.matmul" if n.attrs["bias"] else e.name(i)
+    e.emit("MatMul", [ins[0], e.weight(f"n{i}.weight", (fin, fout), fin)], product)
     if n.attrs["bias"]:
-        inputs.append(e.const(f"n{i}.bias", np.zeros(fout)))
-    e.emit("Gemm", inputs, e.name(i), transB=1)
+        e.emit("Add", [product, e.const(f"n{i}.bias", np.zeros(fout))], e.name(i))
+
+
+def _layernorm(e: _Emitter, i: int, n: Node, ins: list[str]) -> None:
+    c = n.out_shape[-1]
+    e.emit("LayerNormalization", [ins[0], e.const(f"n{i}.scale", np.ones(c)), e.const(f"n{i}.bias", np.zeros(c))],
+           e.name(i), axis=-1, epsilon=e.scalar(f"n{i}.epsilon", 1e-5))
+
+
+def _scale(e: _Emitter, i: int, n: Node, ins: list[str]) -> None:
+    e.emit("Mul", [ins[0], e.const(f"n{i}.scale", np.ones(n.attrs["weight_shape"]))], e.name(i))
+
+
+def _slice(e: _Emitter, i: int, n: Node, ins: list[str]) -> None:
+    a = n.attrs
+    bounds = [e.const(f"n{i}.{name}", [a[key]], np.int64) for name, key in
+              (("starts", "start"), ("ends", "end"), ("axes", "axis"), ("steps", "step"))]
+    e.emit("Slice", [ins[0], *bounds], e.name(i))
 
 
 def _reshape(e: _Emitter, i: int, n: Node, ins: list[str]) -> None:
@@ -237,6 +278,9 @@ EMITTERS: dict[str, Callable[[_Emitter, int, Node, list[str]], None]] = {
     "maxpool": _pool("MaxPool"),
     "global_avgpool": _simple("GlobalAveragePool"),
     "linear": _linear,
+    "layernorm": _layernorm,
+    "scale": _scale,
+    "slice": _slice,
     "flatten": _simple("Flatten", axis=1),
     "reshape": _reshape,
     "channel_slice": _channel_slice,
@@ -248,14 +292,16 @@ EMITTERS: dict[str, Callable[[_Emitter, int, Node, list[str]], None]] = {
 
 
 def to_onnx(graph: ComputationGraph, seed: int = 0, name: str = "hwnas_cg", check: bool = False,
-            metadata: Mapping[str, str] | None = None) -> onnx.ModelProto:
-    """An ONNX model computing ``graph`` with seeded random weights; ``metadata`` goes to metadata_props.
+            metadata: Mapping[str, str] | None = None,
+            weights: Mapping[str, np.ndarray] | None = None) -> onnx.ModelProto:
+    """An ONNX model computing ``graph`` with seeded random weights (or the ``weights`` given, by the names
+    this export gives them: ``n7.weight``); ``metadata`` goes to metadata_props.
 
     The onnx package's model, for tools that read one; the fleet ships ``to_onnx_bytes``.
     """
     import onnx
 
-    return onnx.load_from_string(to_onnx_bytes(graph, seed, check, name, metadata))
+    return onnx.load_from_string(to_onnx_bytes(graph, seed, check, name, metadata, weights))
 
 
 # A runtime keeps the exporter's node names ("n7", the outputs' "output"/"output0"), sometimes with a suffix of
@@ -276,14 +322,14 @@ def node_of_name(name: str, outputs: Sequence[int] = ()) -> int | None:
 
 
 def to_onnx_bytes(graph: ComputationGraph, seed: int = 0, check: bool = False, name: str = "hwnas_cg",
-                  metadata: Mapping[str, str] | None = None) -> bytes:
+                  metadata: Mapping[str, str] | None = None, weights: Mapping[str, np.ndarray] | None = None) -> bytes:
     """The serialised model of ``to_onnx``, written with hwnas's copy of the ONNX schema: exporting needs no
     onnx package, whose import takes over half a second of every search's start.
 
     ``check`` runs the ONNX checker on the structure. The tests check every op and hundreds of sampled
     architectures, so campaigns exporting thousands of models skip it (it costs ~30% of an NB-201 export).
     """
-    data = _export(graph, seed, name, metadata)
+    data = _export(graph, seed, name, metadata, weights or {})
     if check:  # the structure only: copying the weights into the checker is what would cost
         import onnx
 
@@ -293,9 +339,10 @@ def to_onnx_bytes(graph: ComputationGraph, seed: int = 0, check: bool = False, n
     return data
 
 
-def _export(graph: ComputationGraph, seed: int, name: str, metadata: Mapping[str, str] | None) -> bytes:
+def _export(graph: ComputationGraph, seed: int, name: str, metadata: Mapping[str, str] | None,
+            weights: Mapping[str, np.ndarray]) -> bytes:
     graph = graph.canonical()
-    e = _Emitter(graph, seed)
+    e = _Emitter(graph, seed, weights)
     for index, node in enumerate(graph.nodes):
         if node.op == "input":
             continue

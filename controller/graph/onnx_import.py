@@ -1,15 +1,22 @@
 """ONNX -> CG for ordinary CNNs (torchvision-style classifiers, super-resolution nets).
 
-Weights are not kept: a CG describes computation, not trained values.
-Initializers and Constant nodes are read only where they carry structure
-(Clip bounds, Reshape targets, Resize scales, a bias folded into a linear
-layer). Shapes come from ONNX shape inference after the input's shape is
+A CG describes computation, not trained values; ``import_onnx`` also hands
+back the network's learnt values under the names the CG's ONNX export gives
+them (``n7.weight``), so that export can compute what the original computed
+(the round trip the corpus tests check). Other initializers and Constant
+nodes are read only where they carry structure (Clip bounds, Reshape targets,
+Resize scales). Shapes come from ONNX shape inference after the input's shape is
 fixed, and every imported node's shape is checked against it.
 
 Patterns folded back into single CG ops: ``x * sigmoid(x)`` -> silu,
-``Clip(0, 6)`` -> relu6, ``MatMul + Add(bias)`` -> linear, ``ReduceMean`` over
-H and W -> global_avgpool. Any op outside the IR is reported by name (with a
-count) in one error; nothing is ever dropped silently.
+``x * hardsigmoid(x)`` -> hardswish, ``Clip(0, 6)`` -> relu6, ``MatMul + Add(bias)`` -> linear, ``ReduceMean`` over
+H and W -> global_avgpool, a product with a learnt tensor -> scale, older
+opsets' decomposed LayerNorm and GELU -> layernorm, gelu (``onnx_patterns``).
+``Shape`` of a tensor is a constant once the input's shape is fixed, so the
+arithmetic exporters build on it (``x.chunk``'s split points) folds away. A
+Slice or Split of any axis but the batch becomes slices (``channel_slice``
+where it keeps the first channels). Any op outside the IR is reported by name
+(with a count) in one error; nothing is ever dropped silently.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper, shape_inference
 
+from controller.graph import onnx_patterns
 from controller.graph.ir import ComputationGraph, GraphBuilder
 from controller.graph.onnx_reading import GROWING, MAX_FOLDED_ELEMENTS, evaluate_constant, foldable, load_model
 from controller.graph.onnx_weights import split_weights
@@ -44,6 +52,35 @@ class _Ctx:
     value_to_node: dict[str, int]
     shapes: dict[str, tuple[int, ...]]
     unsupported: Counter[str] = field(default_factory=Counter)
+    initializers: dict[str, onnx.TensorProto] = field(default_factory=dict)
+    folded: dict[str, tuple[onnx.NodeProto, int]] = field(default_factory=dict)  # constant -> (node, output)
+    opset: int = 17
+    # learnt values by builder node, under the suffixes the export names them by (weight, bias, scale, ...),
+    # computed only when asked for (``import_onnx``): ``consts`` holds large weights as zero-stride stand-ins
+    weights: dict[int, dict[str, Callable[[], np.ndarray]]] = field(default_factory=dict)
+
+    def keep(self, index: int, **values: Callable[[], np.ndarray] | float | None) -> int:
+        kept = self.weights.setdefault(index, {})
+        for key, value in values.items():
+            if value is not None:
+                kept[key] = value if callable(value) else (lambda v=value: np.float32(v))
+        return index
+
+    def lazy(self, value: str, transform: Callable[[np.ndarray], np.ndarray] = lambda v: v
+             ) -> Callable[[], np.ndarray] | None:
+        """The real value of the constant ``value`` (transformed), computed when asked; None for no value."""
+        return (lambda: transform(self.value(value))) if value else None
+
+    def value(self, name: str) -> np.ndarray:
+        """A constant's real value: decoded from its initializer, or recomputed from the real values of what
+        it was folded from (an exporter's Identity or Unsqueeze on a weight)."""
+        if name in self.initializers:
+            return numpy_helper.to_array(self.initializers[name])
+        if name in self.folded:
+            node, position = self.folded[name]
+            inputs = {v: self.value(v) for v in node.input if v}
+            return evaluate_constant(node, inputs, self.opset)[position]
+        return self.consts[name]
 
     def node_of(self, value: str) -> int:
         return self.value_to_node[value]
@@ -84,7 +121,7 @@ def _auto_pad(node: onnx.NodeProto, a: dict, in_shape: tuple[int, ...]) -> dict:
     return {**a, "pads": pads_begin + pads_end}
 
 
-Handler = Callable[[_Ctx, onnx.NodeProto, dict], int | None]
+Handler = Callable[[_Ctx, onnx.NodeProto, dict], int | list[int] | None]  # a CG node per ONNX output
 
 
 def _conv(ctx: _Ctx, node, a) -> int | None:
@@ -94,11 +131,11 @@ def _conv(ctx: _Ctx, node, a) -> int | None:
         return None
     a = _auto_pad(node, {**a, "kernel_shape": a.get("kernel_shape", list(weight.shape[2:]))},
                   ctx.shapes[node.input[0]])
-    return ctx.builder.add_node(
+    bias = node.input[2] if len(node.input) > 2 else ""
+    return ctx.keep(ctx.builder.add_node(
         "conv", [ctx.node_of(node.input[0])], out_channels=int(weight.shape[0]), **_window(a),
-        dilation=tuple(a.get("dilations", [1, 1])), groups=int(a.get("group", 1)),
-        bias=len(node.input) > 2 and bool(node.input[2]),
-    )
+        dilation=tuple(a.get("dilations", [1, 1])), groups=int(a.get("group", 1)), bias=bool(bias),
+    ), weight=ctx.lazy(node.input[1]), bias=ctx.lazy(bias))
 
 
 def _conv_transpose(ctx: _Ctx, node, a) -> int | None:
@@ -109,11 +146,12 @@ def _conv_transpose(ctx: _Ctx, node, a) -> int | None:
         return None
     groups = int(a.get("group", 1))
     a = {**a, "kernel_shape": a.get("kernel_shape", list(weight.shape[2:]))}
-    return ctx.builder.add_node(
+    bias = node.input[2] if len(node.input) > 2 else ""
+    return ctx.keep(ctx.builder.add_node(
         "conv_transpose", [ctx.node_of(node.input[0])], out_channels=int(weight.shape[1]) * groups, **_window(a),
-        dilation=tuple(a.get("dilations", [1, 1])), groups=groups, bias=len(node.input) > 2 and bool(node.input[2]),
+        dilation=tuple(a.get("dilations", [1, 1])), groups=groups, bias=bool(bias),
         output_padding=tuple(a.get("output_padding", [0, 0])),
-    )
+    ), weight=ctx.lazy(node.input[1]), bias=ctx.lazy(bias))
 
 
 def _prelu(ctx: _Ctx, node, a) -> int | None:
@@ -122,7 +160,14 @@ def _prelu(ctx: _Ctx, node, a) -> int | None:
     if slope is None or slope.size not in (1, channels):
         ctx.unsupported["PRelu(non-constant or non-per-channel slope)"] += 1
         return None
-    return ctx.builder.add_node("prelu", [ctx.node_of(node.input[0])])
+    return ctx.keep(ctx.builder.add_node("prelu", [ctx.node_of(node.input[0])]),
+                    slope=ctx.lazy(node.input[1], lambda v: np.broadcast_to(v.reshape(-1, 1, 1), (channels, 1, 1))))
+
+
+def _batchnorm(ctx: _Ctx, node, a) -> int | None:
+    scale, bias, mean, var = (ctx.lazy(v) for v in node.input[1:5])
+    return ctx.keep(ctx.builder.add_node("batchnorm", [ctx.node_of(node.input[0])]), scale=scale, bias=bias,
+                    mean=mean, var=var, epsilon=a.get("epsilon", 1e-5))
 
 
 def _pool(kind: str) -> Handler:
@@ -160,32 +205,44 @@ def _hardsigmoid(ctx: _Ctx, node, a) -> int | None:
     return ctx.builder.add_node("hardsigmoid", [ctx.node_of(node.input[0])])
 
 
+_SELF_GATED = {"sigmoid": "silu", "hardsigmoid": "hardswish"}
+
+
 def _binary(op: str) -> Handler:
     def handle(ctx: _Ctx, node, a) -> int | None:
         x, y = node.input[0], node.input[1]
         if ctx.is_const(x) or ctx.is_const(y):
             return _fold_constant_operand(ctx, node, op)
-        if op == "mul":  # x * sigmoid(x) is SiLU
+        if op == "mul":  # x * sigmoid(x) is SiLU; x * hardsigmoid(x) hard-swish (as opsets before 14 write it)
             for gate, other in ((x, y), (y, x)):
                 g = ctx.builder.node(ctx.node_of(gate))
-                if g.op == "sigmoid" and g.inputs == (ctx.node_of(other),):
-                    return ctx.builder.add_node("silu", [ctx.node_of(other)])
+                if g.op in _SELF_GATED and g.inputs == (ctx.node_of(other),):
+                    return ctx.builder.add_node(_SELF_GATED[g.op], [ctx.node_of(other)])
         return ctx.builder.add_node(op, [ctx.node_of(x), ctx.node_of(y)])
 
     return handle
 
 
 def _fold_constant_operand(ctx: _Ctx, node, op: str) -> int | None:
-    """Add of a constant right after a bias-less linear layer is that layer's bias; anything else is refused."""
+    """Add of a constant right after a bias-less linear layer is that layer's bias; a product with a learnt
+    tensor that does not grow the input is a scale (ConvNeXt's layer scale); anything else is refused."""
     tensor = node.input[1] if ctx.is_const(node.input[1]) else node.input[0]
     value = node.input[0] if tensor == node.input[1] else node.input[1]
     if value in ctx.value_to_node:
         producer = ctx.node_of(value)
         prev = ctx.builder.node(producer)
-        if op == "add" and prev.op == "linear" and not prev.attrs["bias"] \
-                and ctx.consts[tensor].size == prev.out_shape[1]:
+        constant = ctx.consts[tensor]
+        if op == "add" and prev.op == "linear" and not prev.attrs["bias"] and constant.size == prev.out_shape[-1]:
             ctx.builder.set_attrs(producer, bias=True)
-            return producer
+            return ctx.keep(producer, bias=ctx.lazy(tensor, lambda v: v.reshape(-1)))
+        shape = tuple(int(d) for d in constant.shape)
+        while shape and shape[0] == 1 and len(shape) > 1:
+            shape = shape[1:]
+        x = prev.out_shape
+        if op == "mul" and constant.size > 1 and len(shape) <= len(x) - 1 and \
+                all(c in (1, d) for c, d in zip(reversed(shape), reversed(x), strict=False)):
+            return ctx.keep(ctx.builder.add_node("scale", [producer], weight_shape=shape),
+                            scale=ctx.lazy(tensor, lambda v: v.reshape(shape)))
     ctx.unsupported[f"{node.op_type}(by a constant)"] += 1
     return None
 
@@ -197,16 +254,24 @@ def _gemm(ctx: _Ctx, node, a) -> int | None:
         return None
     out_features = weight.shape[0] if a.get("transB", 0) else weight.shape[1]
     bias = len(node.input) > 2 and bool(node.input[2]) and a.get("beta", 1.0) != 0
-    return ctx.builder.add_node("linear", [ctx.node_of(node.input[0])], out_features=int(out_features), bias=bias)
+    beta = a.get("beta", 1.0)
+    return ctx.keep(ctx.builder.add_node("linear", [ctx.node_of(node.input[0])], out_features=int(out_features),
+                                         bias=bias),
+                    weight=ctx.lazy(node.input[1], (lambda v: v) if a.get("transB", 0) else (lambda v: v.T)),
+                    bias=ctx.lazy(node.input[2] if bias else "",  # the export's Gemm takes (out, in)
+                                  lambda v: np.broadcast_to(v.reshape(-1) * beta, (int(out_features),))))
 
 
 def _matmul(ctx: _Ctx, node, a) -> int | None:
+    """A product with a constant matrix is a linear layer over the last axis, at any rank."""
     weight = ctx.consts.get(node.input[1])
-    if weight is None or weight.ndim != 2 or len(ctx.shapes[node.input[0]]) != 2:
-        ctx.unsupported["MatMul(non-constant or batched)"] += 1
+    if weight is None or weight.ndim != 2 or len(ctx.shapes[node.input[0]]) < 2:
+        ctx.unsupported["MatMul(of two computed tensors)"] += 1
         return None
-    return ctx.builder.add_node("linear", [ctx.node_of(node.input[0])], out_features=int(weight.shape[1]),
-                                bias=False)
+    rank = len(ctx.shapes[node.input[0]])  # exported as Gemm's (out, in) at rank 2, MatMul's (in, out) above
+    return ctx.keep(ctx.builder.add_node("linear", [ctx.node_of(node.input[0])], out_features=int(weight.shape[1]),
+                                         bias=False),
+                    weight=ctx.lazy(node.input[1], (lambda v: v.T) if rank == 2 else (lambda v: v)))
 
 
 def _concat(ctx: _Ctx, node, a) -> int | None:
@@ -261,19 +326,79 @@ def _resize(ctx: _Ctx, node, a) -> int | None:
                                 mode="nearest" if mode == "nearest" else "bilinear")
 
 
+def _slice_axis(ctx: _Ctx, x: int, axis: int, start: int, end: int, step: int = 1) -> int | None:
+    """One CG slice of ``x``: ``channel_slice`` where it keeps the first channels (the form NB-101's
+    truncation has always had), else ``slice``; None for a negative step or an empty or batch-axis slice."""
+    shape = ctx.builder.shape(x)
+    axis = axis % len(shape)
+    size = shape[axis]
+    start, end = (max(0, min(size, v + size if v < 0 else v)) for v in (start, end))
+    if step <= 0 or axis == 0 or start >= end:
+        return None
+    if (start, end, step) == (0, size, 1):
+        return x
+    if axis == 1 and start == 0 and step == 1:
+        return ctx.builder.add_node("channel_slice", [x], channels=end)
+    return ctx.builder.add_node("slice", [x], axis=axis, start=start, end=end, step=step)
+
+
 def _slice(ctx: _Ctx, node, a) -> int | None:
-    """A Slice keeping the first channels (axis 1, from 0, step 1); anything else is reported unsupported."""
-    values = [ctx.consts.get(name) for name in node.input[1:]]
-    if len(values) < 3 or any(v is None for v in values[:3]) or (len(values) > 3 and values[3] is None):
+    """A Slice with constant bounds, one CG slice per axis it cuts."""
+    values = [ctx.consts.get(name) if name else None for name in node.input[1:]]
+    if len(values) < 2 or any(v is None for v in values[:2]) or any(
+            name and v is None for name, v in zip(node.input[3:], values[2:], strict=False)):
         ctx.unsupported["Slice(dynamic bounds)"] += 1
         return None
-    starts, ends, axes = (np.asarray(v).ravel().tolist() for v in values[:3])
-    steps = np.asarray(values[3]).ravel().tolist() if len(values) > 3 else [1]
-    in_channels = ctx.shapes[node.input[0]][1]
-    if axes not in ([1], [-3]) or starts != [0] or steps != [1]:
-        ctx.unsupported["Slice(other than the first channels)"] += 1
+    starts, ends = (np.asarray(v).ravel().tolist() for v in values[:2])
+    rank = len(ctx.shapes[node.input[0]])
+    axes = np.asarray(values[2]).ravel().tolist() if len(values) > 2 and values[2] is not None \
+        else list(range(len(starts)))
+    steps = np.asarray(values[3]).ravel().tolist() if len(values) > 3 and values[3] is not None else [1] * len(axes)
+    x = ctx.node_of(node.input[0])
+    for axis, start, end, step in zip(axes, starts, ends, steps, strict=True):
+        sliced = _slice_axis(ctx, x, int(axis) % rank, int(start), int(min(end, 2**62)), int(step))
+        if sliced is None:
+            ctx.unsupported[f"Slice(axis {axis}, {start}:{end}:{step})"] += 1
+            return None
+        x = sliced
+    return x
+
+
+def _split(ctx: _Ctx, node, a) -> list[int] | None:
+    """A Split into parts of a constant size (``x.chunk``), one slice per output."""
+    shape = ctx.shapes[node.input[0]]
+    axis = a.get("axis", 0) % len(shape)
+    sizes = a.get("split")
+    if sizes is None and len(node.input) > 1 and node.input[1]:
+        sizes = ctx.consts.get(node.input[1])
+        if sizes is None:
+            ctx.unsupported["Split(dynamic sizes)"] += 1
+            return None
+    if sizes is None:  # equal parts: as many as outputs (num_outputs from opset 18), the last one smaller
+        parts = int(a.get("num_outputs", len(node.output)))
+        step = -(-shape[axis] // parts)
+        sizes = [min(step, shape[axis] - k * step) for k in range(parts)]
+    sizes = [int(v) for v in np.asarray(sizes).ravel()]
+    x, start, outputs = ctx.node_of(node.input[0]), 0, []
+    for size in sizes:
+        sliced = _slice_axis(ctx, x, axis, start, start + size)
+        if sliced is None:
+            ctx.unsupported[f"Split(axis {axis}, sizes {sizes})"] += 1
+            return None
+        outputs.append(sliced)
+        start += size
+    return outputs
+
+
+def _layer_norm(ctx: _Ctx, node, a) -> int | None:
+    """LayerNormalization over the last axis with a learnt scale (and bias); CG's layernorm has both."""
+    rank = len(ctx.shapes[node.input[0]])
+    if a.get("axis", -1) % rank != rank - 1 or any(v and v not in ctx.consts for v in node.input[1:]):
+        ctx.unsupported[f"LayerNormalization(axis={a.get('axis', -1)} or computed scale)"] += 1
         return None
-    return ctx.builder.add_node("channel_slice", [ctx.node_of(node.input[0])], channels=min(ends[0], in_channels))
+    bias = node.input[2] if len(node.input) > 2 else ""
+    return ctx.keep(ctx.builder.add_node("layernorm", [ctx.node_of(node.input[0])]), scale=ctx.lazy(node.input[1]),
+                    bias=ctx.lazy(bias) or ctx.lazy(node.input[1], np.zeros_like), epsilon=a.get("epsilon", 1e-5))
 
 
 def _transpose(ctx: _Ctx, node, a) -> int | None:
@@ -295,7 +420,7 @@ HANDLERS: dict[str, Handler] = {
     "Conv": _conv,
     "ConvTranspose": _conv_transpose,
     "PRelu": _prelu,
-    "BatchNormalization": _unary("batchnorm"),
+    "BatchNormalization": _batchnorm,
     "Relu": _unary("relu"),
     "Clip": _clip,
     "HardSwish": _unary("hardswish"),
@@ -317,6 +442,8 @@ HANDLERS: dict[str, Handler] = {
     "Reshape": _reshape,
     "Transpose": _transpose,
     "Slice": _slice,
+    "Split": _split,
+    "LayerNormalization": _layer_norm,
     "Resize": _resize,
     "Upsample": _resize,
     "DepthToSpace": _depth_to_space,
@@ -348,9 +475,31 @@ def _input_shape(graph: onnx.GraphProto, given: Sequence[int] | None) -> tuple[s
     return value.name, tuple(dims)  # type: ignore[arg-type]
 
 
+@dataclass(frozen=True)
+class ImportedNetwork:
+    graph: ComputationGraph
+    # the original's learnt values under the names the CG's ONNX export gives them ("n7.weight", "n7.bias"):
+    # ``to_onnx_bytes(graph, weights=...)`` then computes what the original computed
+    weights: dict[str, np.ndarray]
+
+
 def from_onnx(model: onnx.ModelProto | bytes | str | Path,
               input_shape: Sequence[int] | None = None) -> ComputationGraph:
-    """Import a CNN; raises UnsupportedOpsError naming every op the IR lacks."""
+    """Import a network; raises UnsupportedOpsError naming every op the IR lacks."""
+    return _import(model, input_shape)[0]
+
+
+def import_onnx(model: onnx.ModelProto | bytes | str | Path,
+                input_shape: Sequence[int] | None = None) -> ImportedNetwork:
+    """Import a network and keep its learnt values; raises UnsupportedOpsError naming every op the IR lacks."""
+    graph, positions, ctx = _import(model, input_shape)
+    weights = {f"n{positions[index]}.{key}": np.asarray(value(), dtype=np.float32)
+               for index, values in ctx.weights.items() if index in positions for key, value in values.items()}
+    return ImportedNetwork(graph, weights)
+
+
+def _import(model: onnx.ModelProto | bytes | str | Path,
+            input_shape: Sequence[int] | None) -> tuple[ComputationGraph, dict[int, int], _Ctx]:
     model = load_model(model)
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 17)
     newest = onnx.defs.onnx_opset_version()
@@ -374,11 +523,16 @@ def from_onnx(model: onnx.ModelProto | bytes | str | Path,
         if node.op_type == "Constant":
             consts[node.output[0]] = numpy_helper.to_array(_attrs(node)["value"])
 
-    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 17)
     builder = GraphBuilder(shape)
-    ctx = _Ctx(builder, consts, {input_name: builder.input}, shapes)
-    for node in model.graph.node:
+    ctx = _Ctx(builder, consts, {input_name: builder.input}, shapes,
+               initializers={init.name: init for init in model.graph.initializer}, opset=opset)
+    for node in onnx_patterns.fuse(model.graph.node, consts, {o.name for o in model.graph.output}):
         if node.op_type == "Constant":
+            continue
+        if node.op_type == "Shape" and node.input[0] in ctx.value_to_node:  # known once the input's is fixed
+            a = _attrs(node)
+            dims = np.array(builder.shape(ctx.node_of(node.input[0])), dtype=np.int64)
+            consts[node.output[0]] = dims[a.get("start", 0):a.get("end", len(dims))]
             continue
         if node.input and all(v in consts for v in node.input if v):
             if not foldable(node, consts):
@@ -388,8 +542,10 @@ def from_onnx(model: onnx.ModelProto | bytes | str | Path,
                 ctx.unsupported[node.op_type] += 1  # control flow (Loop, If, Scan) over constants
                 continue
             # Exporters reshape or pass weights through small ops (Identity, Unsqueeze): fold them.
-            for name, value in zip(node.output, evaluate_constant(node, consts, opset), strict=True):
+            for position, (name, value) in enumerate(zip(node.output, evaluate_constant(node, consts, opset),
+                                                          strict=True)):
                 consts[name] = value
+                ctx.folded[name] = (node, position)
             continue
         handler = HANDLERS.get(node.op_type)
         if handler is None:
@@ -401,15 +557,19 @@ def from_onnx(model: onnx.ModelProto | bytes | str | Path,
                 missing = [v for v in node.input if v and v not in ctx.value_to_node and v not in consts]
                 raise ValueError(f"node {node.name or node.op_type} reads {missing}, which nothing produces")
             continue
-        index = handler(ctx, node, _attrs(node))
-        if index is None:
+        made = handler(ctx, node, _attrs(node))
+        if made is None:
             continue
-        ctx.value_to_node[node.output[0]] = index
-        expected = shapes.get(node.output[0])
-        got = builder.shape(index)
-        if expected is not None and tuple(expected) != tuple(got):
-            raise ValueError(f"{node.op_type} {node.name!r}: the CG infers {list(got)}, ONNX infers {list(expected)}")
+        for output, index in zip(node.output, made if isinstance(made, list) else [made], strict=True):
+            ctx.value_to_node[output] = index
+            expected = shapes.get(output)
+            got = builder.shape(index)
+            if expected is None:  # ONNX's inference stopped at bounds computed from a Shape; the CG's did not
+                shapes[output] = got
+            elif tuple(expected) != tuple(got):
+                raise ValueError(f"{node.op_type} {node.name!r}: the CG infers {list(got)}, ONNX infers "
+                                 f"{list(expected)}")
     if ctx.unsupported:
         raise UnsupportedOpsError(ctx.unsupported)
-    outputs = [ctx.node_of(o.name) for o in model.graph.output]
-    return builder.build(*outputs)
+    graph, positions = builder.build_with_positions(*[ctx.node_of(o.name) for o in model.graph.output])
+    return graph, positions, ctx

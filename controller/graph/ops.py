@@ -3,7 +3,8 @@
 An entry knows how many inputs the op takes, which attributes it carries, how
 to infer its output shape, and what it costs (multiply-accumulates and
 learnable parameters). Shapes are NCHW for feature maps and (N, F) after
-flatten/linear. MACs count convolutions (transposed too) and linear layers, the convention of
+flatten/linear; linear and layernorm act on the last axis of any rank (tokens, or a map permuted channels
+last, as ConvNeXt does). MACs count convolutions (transposed too) and linear layers, the convention of
 published FLOPs figures (ResNet-50: 4.1 G); element-wise ops, pooling and
 normalisation count zero MACs.
 """
@@ -115,9 +116,38 @@ def _infer_gap(ins: list[Shape], a: Attrs) -> Shape:
 
 
 def _infer_linear(ins: list[Shape], a: Attrs) -> Shape:
+    """Over the last axis, for (N, F) features and for tokens or channels-last maps alike."""
     (x,) = ins
-    _need_rank(x, 2, "linear")
-    return (x[0], a["out_features"])
+    if len(x) < 2:
+        raise ShapeError(f"linear needs an input of rank 2 or more, got {list(x)}")
+    return (*x[:-1], a["out_features"])
+
+
+def _infer_layernorm(ins: list[Shape], a: Attrs) -> Shape:
+    """Normalised over the last axis (a token's features, or a channels-last map's channels)."""
+    (x,) = ins
+    if len(x) < 2:
+        raise ShapeError(f"layernorm needs an input of rank 2 or more, got {list(x)}")
+    return x
+
+
+def _infer_scale(ins: list[Shape], a: Attrs) -> Shape:
+    """x times a learnt tensor of ``weight_shape`` that broadcasts to it without growing it (a layer scale)."""
+    (x,) = ins
+    shape = tuple(a["weight_shape"])
+    if len(shape) > len(x) or any(s not in (1, d) for s, d in zip(reversed(shape), reversed(x), strict=False)):
+        raise ShapeError(f"a scale of shape {list(shape)} does not broadcast to {list(x)}")
+    return x
+
+
+def _infer_slice(ins: list[Shape], a: Attrs) -> Shape:
+    """Elements ``start:end:step`` of one axis other than the batch (DARTS' one-pixel shift, a channel split)."""
+    (x,) = ins
+    axis, start, end, step = a["axis"], a["start"], a["end"], a["step"]
+    if not 0 < axis < len(x) or step <= 0 or not 0 <= start < end <= x[axis]:
+        raise ShapeError(f"slice {start}:{end}:{step} of axis {axis} does not fit {list(x)} (0 <= start < end <= "
+                         "size, step > 0, not the batch axis)")
+    return (*x[:axis], len(range(start, end, step)), *x[axis + 1:])
 
 
 def _infer_flatten(ins: list[Shape], a: Attrs) -> Shape:
@@ -188,11 +218,11 @@ def _conv_transpose_params(ins: list[Shape], out: Shape, a: Attrs) -> int:
 
 
 def _linear_macs(ins: list[Shape], out: Shape, a: Attrs) -> int:
-    return out[0] * ins[0][1] * out[1]
+    return math.prod(out[:-1]) * ins[0][-1] * out[-1]
 
 
 def _linear_params(ins: list[Shape], out: Shape, a: Attrs) -> int:
-    return ins[0][1] * out[1] + (out[1] if a["bias"] else 0)
+    return ins[0][-1] * out[-1] + (out[-1] if a["bias"] else 0)
 
 
 def _zero(ins: list[Shape], out: Shape, a: Attrs) -> int:
@@ -230,6 +260,10 @@ OPS: dict[str, OpSpec] = {
         OpSpec("maxpool", 1, (*_WINDOW, "ceil_mode"), _infer_pool),
         OpSpec("global_avgpool", 1, (), _infer_gap),
         OpSpec("linear", 1, ("out_features", "bias"), _infer_linear, _linear_macs, _linear_params),
+        OpSpec("layernorm", 1, (), _infer_layernorm, params=lambda ins, out, a: 2 * ins[0][-1]),
+        OpSpec("scale", 1, ("weight_shape",), _infer_scale,
+               params=lambda ins, out, a: math.prod(a["weight_shape"])),
+        OpSpec("slice", 1, ("axis", "start", "end", "step"), _infer_slice),
         OpSpec("flatten", 1, (), _infer_flatten),
         OpSpec("reshape", 1, ("shape",), _infer_reshape),
         OpSpec("transpose", 1, ("perm",), _infer_transpose),

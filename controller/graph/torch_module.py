@@ -92,6 +92,26 @@ class _ChannelSlice(nn.Module):
         return x[:, :self.channels]
 
 
+class _Slice(nn.Module):
+    def __init__(self, axis: int, start: int, end: int, step: int) -> None:
+        super().__init__()
+        self.index = (slice(None),) * axis + (slice(start, end, step),)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x[self.index]
+
+
+class _Scale(nn.Module):
+    """A learnt tensor the input is multiplied by (ones, as the ONNX export's)."""
+
+    def __init__(self, shape) -> None:
+        super().__init__()
+        self.scale = nn.Parameter(torch.ones(tuple(shape)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.scale
+
+
 class _Permute(nn.Module):
     def __init__(self, perm) -> None:
         super().__init__()
@@ -138,7 +158,10 @@ _LAYERS: dict[str, Callable[[Node, list], nn.Module]] = {
     "avgpool": _pool,
     "maxpool": _pool,
     "global_avgpool": lambda n, s: nn.AdaptiveAvgPool2d(1),
-    "linear": lambda n, s: nn.Linear(s[0][1], n.attrs["out_features"], n.attrs["bias"]),
+    "linear": lambda n, s: nn.Linear(s[0][-1], n.attrs["out_features"], n.attrs["bias"]),
+    "layernorm": lambda n, s: nn.LayerNorm(s[0][-1]),
+    "scale": lambda n, s: _Scale(n.attrs["weight_shape"]),
+    "slice": lambda n, s: _Slice(n.attrs["axis"], n.attrs["start"], n.attrs["end"], n.attrs["step"]),
     "flatten": lambda n, s: nn.Flatten(1),
     "reshape": lambda n, s: _Reshape(n.attrs["shape"]),
     "transpose": lambda n, s: _Permute(n.attrs["perm"]),
@@ -192,10 +215,12 @@ def to_torch(graph: ComputationGraph, seed: int = 0) -> GraphModule:
         for key, layer in module.layers.items():
             layer = layer.layer if isinstance(layer, _Single) else layer
             if not isinstance(layer, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
-                continue  # batchnorm (identity statistics) and PReLU (0.25) start as the export's already
+                continue  # batchnorm, layernorm, scale (identities) and PReLU (0.25) start as the export's already
             tensor = weights[f"n{key}.weight"]
-            layer.weight.copy_(torch.frombuffer(bytearray(tensor.raw_data), dtype=torch.float32)
-                               .reshape(tuple(tensor.dims)))
+            value = torch.frombuffer(bytearray(tensor.raw_data), dtype=torch.float32).reshape(tuple(tensor.dims))
+            if isinstance(layer, nn.Linear) and len(graph.nodes[int(key)].out_shape) > 2:
+                value = value.t()  # exported as MatMul's (in, out) rather than Gemm's (out, in)
+            layer.weight.copy_(value)
             if layer.bias is not None:
                 layer.bias.zero_()
     return module.eval()

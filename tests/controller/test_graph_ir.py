@@ -23,6 +23,12 @@ def every_op_graph() -> ComputationGraph:
     y = b.op("mul", y, gate)
     y = b.op("add", y, b.op("identity", y))
     y = b.op("concat", b.slice_channels(y, 12), b.slice_channels(y, 4))  # NB-101's truncation
+    shifted = b.add_node("slice", [b.add_node("slice", [y], axis=2, start=1, end=8, step=1)], axis=3, start=1,
+                         end=8, step=1)  # DARTS' one-pixel shift
+    y = b.op("add", y, b.conv(shifted, 16, 1, padding=(0, 0, 1, 1)))  # padded back to the size of y
+    last = b.add_node("transpose", [y], perm=(0, 2, 3, 1))  # ConvNeXt's channels-last block
+    last = b.add_node("scale", [b.linear(b.op("layernorm", last), 16)], weight_shape=(16,))
+    y = b.op("add", y, b.add_node("transpose", [last], perm=(0, 3, 1, 2)))
     y = b.pool("avgpool", y, 3, 1, 1, count_include_pad=False)
     y = b.pool("maxpool", y, 3, 2, 1, ceil_mode=True)
     up = b.pixel_shuffle(b.conv(y, 64, 1), 2)
@@ -56,8 +62,11 @@ def test_shapes_are_inferred_and_wrong_shapes_name_the_node() -> None:
         b.op("add", x, b.conv(b.input, 16, 3))
     with pytest.raises(ShapeError, match="groups=5 must divide"):
         b.conv(x, 16, 3, groups=5)
-    with pytest.raises(ShapeError, match="needs a rank-2 input"):
-        b.linear(x, 10)
+    assert b.shape(b.linear(x, 10)) == (1, 16, 16, 10)  # over the last axis, at any rank
+    with pytest.raises(ShapeError, match="not the batch axis"):
+        b.add_node("slice", [x], axis=0, start=0, end=1, step=1)
+    with pytest.raises(ShapeError, match="does not broadcast"):
+        b.add_node("scale", [x], weight_shape=(16, 1, 2))
 
 
 def test_canonical_form_ignores_construction_order_and_operand_order() -> None:
@@ -199,7 +208,8 @@ def test_an_arch_id_stays_what_datasets_already_store() -> None:
 def test_exported_bytes_stay_what_agents_and_datasets_already_hold() -> None:
     """Agents cache models by the sha256 of these bytes, so a change makes every agent take each model once more;
     it must be deliberate. Changed on 2026-12-06: models declare every tensor's shape (value_info), from which
-    agents estimate a batch's activation memory."""
+    agents estimate a batch's activation memory. On 2026-12-07 the fixture gained the ops of #38 (slice, layernorm,
+    scale, linear over the last axis), so its digests moved; NB-201's bytes, which agents hold, did not."""
     import hashlib
 
     from controller.graph.onnx_export import to_onnx_bytes
@@ -209,9 +219,9 @@ def test_exported_bytes_stay_what_agents_and_datasets_already_hold() -> None:
         return hashlib.sha256(data).hexdigest()
 
     graph = every_op_graph()
-    assert digest(to_onnx_bytes(graph)) == "9374362d6bf9f55054c5b86d7e8a1ec4c54f559a46b13acdb0ff7b7fa2386032"
+    assert digest(to_onnx_bytes(graph)) == "c39ace47d27cf4ba9ed6d02dd444993a13832bdf5caf991c1ff9cc38bcbd168e"
     assert digest(to_onnx_bytes(graph, seed=3, metadata={"b": "1", "a": "x"})) == \
-        "14e8cc5ddc63a23361d83b1d578fc31484dd79a87a478eaf0d3c8fc50045e6c8"
+        "7355c77fea2968da82fc0b8ab2810cbe865136a4c5b0be40cc46386c92b4f1b9"
     nb201 = get_space("nb201")
     assert digest(to_onnx_bytes(nb201.to_graph([4, 3, 2, 1, 1, 0]))) == \
         "5adb5d6141c356d87a4eedbc3085533a60eef095433a6e45ff304d3d0dcb0781"

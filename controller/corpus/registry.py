@@ -1,0 +1,63 @@
+"""The corpus by name, with each network's input size, and its ONNX export at a chosen opset."""
+
+from __future__ import annotations
+
+import io
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+
+OPSETS = (13, 17, 20)  # every corpus network is exported at these (LayerNormalization arrives at 17, Gelu at 20)
+
+
+@dataclass(frozen=True)
+class CorpusNetwork:
+    name: str
+    build: Callable[[], object]  # a torch nn.Module, in evaluation mode once built
+    input_shape: tuple[int, ...]
+    family: str  # cnn | transformer
+
+
+def _networks() -> dict[str, CorpusNetwork]:
+    from controller.corpus import cnns, darts
+
+    image = (1, 3, 224, 224)
+    entries = [CorpusNetwork(name, getattr(cnns, name), image, "cnn") for name in (
+        "resnet50", "mobilenet_v2", "mobilenet_v3_large", "efficientnet_b0", "regnety_400mf", "convnext_tiny",
+        "shufflenet_v2", "densenet121", "squeezenet")]
+    entries.append(CorpusNetwork("darts_v2", darts.darts_v2, (1, 3, 32, 32), "cnn"))
+    return {entry.name: entry for entry in entries}
+
+
+def names() -> list[str]:
+    return list(_networks())
+
+
+def network(name: str) -> CorpusNetwork:
+    found = _networks()
+    if name not in found:
+        raise ValueError(f"no corpus network {name!r}; the corpus has: {', '.join(found)}")
+    return found[name]
+
+
+def build(name: str, seed: int = 0):
+    """The network in evaluation mode, its weights drawn from ``seed``."""
+    import torch
+
+    torch.manual_seed(seed)
+    return network(name).build().eval()
+
+
+def export(name: str, opset: int, seed: int = 0) -> bytes:
+    """The network exported by ``torch.onnx.export`` (TorchScript exporter) at ``opset``."""
+    import torch
+
+    if opset not in OPSETS:
+        raise ValueError(f"corpus exports are made at opsets {', '.join(map(str, OPSETS))}, not {opset}")
+    module, entry = build(name, seed), network(name)
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the exporter's deprecation notice of the TorchScript path
+        torch.onnx.export(module, (torch.randn(entry.input_shape),), buffer, opset_version=opset, dynamo=False,
+                          input_names=["input"], output_names=["output"])
+    return buffer.getvalue()

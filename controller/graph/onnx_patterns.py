@@ -1,0 +1,131 @@
+"""Decomposed ops folded back into the op they compute, before import.
+
+Exporters at older opsets write LayerNorm and GELU as primitives: torch at opset 13 writes LayerNorm as
+``ReduceMean, Sub, Pow 2, ReduceMean, Add eps, Sqrt, Div, Mul gamma, Add beta`` (opset 17 has
+LayerNormalization), and GELU as ``Div sqrt2, Erf, Add 1, Mul x, Mul 0.5`` below opset 20 (which has Gelu).
+Each pattern found is replaced by the single ONNX op, so one network imports to one CG at every opset. A
+pattern whose intermediate values are read elsewhere, or whose constants differ, is left alone (and then
+reported as unsupported ops by name).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
+
+import numpy as np
+import onnx
+from onnx import helper
+
+Consts = Mapping[str, np.ndarray]
+
+
+class _Graph:
+    def __init__(self, nodes: Sequence[onnx.NodeProto], consts: Consts, outputs: set[str]) -> None:
+        self.nodes = list(nodes)
+        self.consts = dict(consts)
+        for node in self.nodes:  # exporters alias shared weights through Identity (all LayerNorms' ones)
+            if node.op_type == "Identity" and node.input[0] in self.consts:
+                self.consts[node.output[0]] = self.consts[node.input[0]]
+        self.outputs = outputs
+        self.producer = {out: node for node in self.nodes for out in node.output}
+        self.readers: dict[str, list[onnx.NodeProto]] = defaultdict(list)
+        for node in self.nodes:
+            for value in node.input:
+                self.readers[value].append(node)
+
+    def only_reader(self, value: str, op_type: str) -> onnx.NodeProto | None:
+        """The one node reading ``value``, if it is an ``op_type`` and nothing else (no graph output) reads it."""
+        readers = self.readers.get(value, [])
+        if len(readers) == 1 and readers[0].op_type == op_type and value not in self.outputs:
+            return readers[0]
+        return None
+
+    def const(self, node: onnx.NodeProto, other: str) -> np.ndarray | None:
+        """The constant operand of a binary ``node`` whose other operand is ``other``."""
+        names = [v for v in node.input if v != other]
+        return self.consts.get(names[0]) if len(names) == 1 and len(node.input) == 2 else None
+
+
+def _scalar(value: np.ndarray | None, expected: float, tolerance: float = 1e-4) -> bool:
+    return value is not None and value.size == 1 and abs(float(value.reshape(-1)[0]) - expected) <= tolerance
+
+
+def _last_axis(node: onnx.NodeProto, consts: Consts) -> bool:
+    """A ReduceMean over the last axis only, keeping it (axes as attribute before opset 18, input after)."""
+    attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+    axes = attrs.get("axes")
+    if axes is None and len(node.input) > 1:
+        axes = consts.get(node.input[1])
+    return axes is not None and list(np.asarray(axes).reshape(-1)) == [-1] and attrs.get("keepdims", 1) == 1
+
+
+def _layer_norm(g: _Graph, sub: onnx.NodeProto) -> tuple[list[onnx.NodeProto], onnx.NodeProto] | None:
+    x, mean = sub.input[0], sub.input[1]
+    first = g.producer.get(mean)
+    if first is None or first.op_type != "ReduceMean" or first.input[0] != x or not _last_axis(first, g.consts):
+        return None
+    centred = sub.output[0]
+    readers = g.readers.get(centred, [])
+    pow_ = next((r for r in readers if r.op_type == "Pow" and _scalar(g.const(r, centred), 2.0)), None)
+    div = next((r for r in readers if r.op_type == "Div" and r.input[0] == centred), None)
+    if len(readers) != 2 or pow_ is None or div is None or centred in g.outputs:
+        return None
+    var = g.only_reader(pow_.output[0], "ReduceMean")
+    add_eps = var and _last_axis(var, g.consts) and g.only_reader(var.output[0], "Add")
+    eps = add_eps and g.const(add_eps, var.output[0])
+    sqrt = add_eps and eps is not None and eps.size == 1 and g.only_reader(add_eps.output[0], "Sqrt")
+    if not sqrt or div.input[1] != sqrt.output[0] or g.only_reader(sqrt.output[0], "Div") is not div:
+        return None
+    mul = g.only_reader(div.output[0], "Mul")
+    gamma = mul and g.const(mul, div.output[0])
+    add = mul is not None and gamma is not None and g.only_reader(mul.output[0], "Add")
+    beta = add and g.const(add, mul.output[0])
+    if not add or beta is None:
+        return None
+    names = [n for n in (mul.input[0], mul.input[1], add.input[0], add.input[1]) if n in g.consts]
+    fused = helper.make_node("LayerNormalization", [x, *names], [add.output[0]], name=f"{sub.name}.fused",
+                             axis=-1, epsilon=float(eps.reshape(-1)[0]))
+    return [first, sub, pow_, var, add_eps, sqrt, div, mul, add], fused
+
+
+def _gelu(g: _Graph, erf: onnx.NodeProto) -> tuple[list[onnx.NodeProto], onnx.NodeProto] | None:
+    div = g.producer.get(erf.input[0])
+    if div is None or div.op_type != "Div" or not _scalar(g.consts.get(div.input[1]), float(np.sqrt(2.0))):
+        return None
+    x = div.input[0]
+    if g.only_reader(div.output[0], "Erf") is not erf:
+        return None
+    add = g.only_reader(erf.output[0], "Add")
+    if add is None or not _scalar(g.const(add, erf.output[0]), 1.0):
+        return None
+    mul = g.only_reader(add.output[0], "Mul")
+    if mul is None or sorted(mul.input) != sorted([x, add.output[0]]):
+        return None
+    half = g.only_reader(mul.output[0], "Mul")
+    if half is None or not _scalar(g.const(half, mul.output[0]), 0.5):
+        return None
+    return [div, erf, add, mul, half], helper.make_node("Gelu", [x], [half.output[0]], name=f"{erf.name}.fused")
+
+
+# (the op a match starts from, the matcher): each returns (the nodes it replaces, the fused node) or None
+PATTERNS: tuple[tuple[str, Callable[[_Graph, onnx.NodeProto], tuple | None]], ...] = (
+    ("Sub", _layer_norm), ("Erf", _gelu))
+
+
+def fuse(nodes: Sequence[onnx.NodeProto], consts: Consts, outputs: set[str]) -> list[onnx.NodeProto]:
+    """``nodes`` with every decomposed pattern replaced by its single op, in topological order."""
+    g = _Graph(nodes, consts, outputs)
+    replaced: dict[int, onnx.NodeProto | None] = {}
+    for node in g.nodes:
+        for op_type, match in PATTERNS:
+            if node.op_type != op_type or id(node) in replaced:
+                continue
+            found = match(g, node)
+            if found is None or any(id(n) in replaced for n in found[0]):
+                continue
+            members, fused = found
+            for member in members:
+                replaced[id(member)] = None
+            replaced[id(members[-1])] = fused  # where its output used to be made: readers still follow it
+    return [replaced.get(id(node), node) for node in g.nodes if replaced.get(id(node), node) is not None]

@@ -1,0 +1,104 @@
+"""#38: the reference corpus imports into the graph IR at opsets 13, 17 and 20 as one CG, round-trips to ONNX
+computing what the original computes, agrees with fvcore on MACs, and is measured by a real agent."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+
+from controller.corpus import registry
+from controller.graph.onnx_export import to_onnx_bytes
+from controller.graph.onnx_import import import_onnx
+
+from .test_onnx_import import fvcore_macs
+
+# Parameter counts of the published reference implementations (torchvision's model cards; DARTS' Table 1:
+# 3.3 M), which the corpus's from-the-paper definitions must reproduce exactly.
+PUBLISHED_PARAMS = {"resnet50": 25_557_032, "mobilenet_v2": 3_504_872, "mobilenet_v3_large": 5_483_032,
+                    "efficientnet_b0": 5_288_548, "regnety_400mf": 4_344_144, "convnext_tiny": 28_589_128,
+                    "shufflenet_v2": 2_278_604, "densenet121": 7_978_856, "squeezenet": 1_248_424,
+                    "darts_v2": 3_349_342}
+ROUND_TRIP_TOLERANCE = 1e-5  # largest output error relative to the largest output; float32 reordering only
+
+
+def test_the_corpus_has_the_networks_the_issue_names() -> None:
+    assert set(PUBLISHED_PARAMS) <= set(registry.names())
+
+
+@pytest.mark.parametrize("name", list(PUBLISHED_PARAMS))
+def test_a_corpus_network_imports_at_every_opset_as_one_cg_and_round_trips(name: str) -> None:
+    """Import -> CG -> ONNX (with the imported weights) -> onnxruntime computes what the original computes;
+    one arch_id at opsets 13, 17 and 20 (decomposed LayerNorm, GELU and hard-swish folded back); MACs
+    equal fvcore's convolution and linear rows; parameters within 1 % of torch's: the exporter folds each
+    BatchNorm that follows a conv into the conv's bias (2C parameters become C)."""
+    entry = registry.network(name)
+    model = registry.build(name)
+    assert sum(p.numel() for p in model.parameters()) == PUBLISHED_PARAMS[name]
+    x = np.random.default_rng(0).standard_normal(entry.input_shape).astype(np.float32)
+    arch_ids = set()
+    for opset in registry.OPSETS:
+        original = registry.export(name, opset)
+        imported = import_onnx(original)
+        arch_ids.add(imported.graph.arch_id)
+        expected, got = (_run(data, x) for data in (original, to_onnx_bytes(imported.graph, weights=imported.weights)))
+        assert expected.shape == got.shape
+        assert np.abs(expected - got).max() <= ROUND_TRIP_TOLERANCE * np.abs(expected).max(), (name, opset)
+    assert len(arch_ids) == 1, f"{name}: {len(arch_ids)} different CGs across opsets"
+    graph = imported.graph
+    assert graph.macs() == pytest.approx(fvcore_macs(model, entry.input_shape), rel=0.01)
+    assert graph.params() == pytest.approx(PUBLISHED_PARAMS[name], rel=0.01)
+
+
+def _run(data: bytes, x: np.ndarray) -> np.ndarray:
+    session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+    return session.run(None, {session.get_inputs()[0].name: x})[0]
+
+
+def test_darts_imports_its_factorized_reduce_as_a_slice_of_the_spatial_axes() -> None:
+    """The op that kept DARTS / NB-301 networks out: x[:, :, 1:, 1:] before a stride-2 1x1 conv."""
+    graph = import_onnx(registry.export("darts_v2", 17)).graph
+    slices = [n for n in graph.nodes if n.op == "slice"]
+    assert slices and {(n.attrs["axis"], n.attrs["start"]) for n in slices} == {(2, 1), (3, 1)}
+
+
+def test_convnext_keeps_layernorm_linear_over_channels_and_layer_scale() -> None:
+    counts = import_onnx(registry.export("convnext_tiny", 13)).graph.op_counts()
+    assert counts["layernorm"] == 23 and counts["gelu"] == 18 and counts["scale"] == 18
+    assert counts["linear"] == 2 * 18 + 1
+
+
+def test_the_corpus_refuses_an_opset_it_is_not_exported_at() -> None:
+    with pytest.raises(ValueError, match="opsets 13, 17, 20"):
+        registry.export("resnet50", 11)
+    with pytest.raises(ValueError, match="no corpus network 'vgg19'"):
+        registry.network("vgg19")
+
+
+def test_every_corpus_network_is_measured_by_a_real_agent(tmp_path) -> None:
+    """The CG's export (random weights, as a campaign sends it) runs on an agent's onnxruntime."""
+    from controller.fleet.client import AgentClient
+
+    from ..conftest import start_agent
+
+    agent = start_agent(tmp_path / "cache")
+    try:
+        with AgentClient(agent.address, timeout_s=300) as client:
+            client.wait_ready()
+            for name in PUBLISHED_PARAMS:
+                graph = import_onnx(registry.export(name, 17)).graph
+                sha, _ = client.ensure_model(to_onnx_bytes(graph))
+                result = client.profile(sha, protocol="fixed", protocol_params={"count": 2}).result
+                assert result["latency_ms"] > 0, name
+    finally:
+        agent.stop()
+
+
+@pytest.fixture(autouse=True)
+def _one_thread_for_torch():
+    """The suite runs two workers on two cores: torch's own pool would oversubscribe them."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
