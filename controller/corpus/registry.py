@@ -19,13 +19,17 @@ class CorpusNetwork:
 
 
 def _networks() -> dict[str, CorpusNetwork]:
-    from controller.corpus import cnns, darts
+    from controller.corpus import cnns, darts, transformers
 
     image = (1, 3, 224, 224)
     entries = [CorpusNetwork(name, getattr(cnns, name), image, "cnn") for name in (
         "resnet50", "mobilenet_v2", "mobilenet_v3_large", "efficientnet_b0", "regnety_400mf", "convnext_tiny",
         "shufflenet_v2", "densenet121", "squeezenet")]
-    entries.append(CorpusNetwork("darts_v2", darts.darts_v2, (1, 3, 32, 32), "cnn"))
+    entries += [CorpusNetwork("darts_v2", darts.darts_v2, (1, 3, 32, 32), "cnn"),
+                CorpusNetwork("vit_tiny", transformers.vit_tiny, image, "transformer"),
+                CorpusNetwork("swin_tiny_stage", transformers.swin_tiny_stage, image, "transformer"),
+                CorpusNetwork("mobilevit_xs", transformers.mobilevit_xs, (1, 3, 256, 256), "transformer"),
+                CorpusNetwork("bert_base_layer", transformers.bert_base_layer, (1, 128, 768), "transformer")]
     return {entry.name: entry for entry in entries}
 
 

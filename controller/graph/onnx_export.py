@@ -235,6 +235,19 @@ def _scale(e: _Emitter, i: int, n: Node, ins: list[str]) -> None:
     e.emit("Mul", [ins[0], e.const(f"n{i}.scale", np.ones(n.attrs["weight_shape"]))], e.name(i))
 
 
+def _bias(e: _Emitter, i: int, n: Node, ins: list[str]) -> None:
+    e.emit("Add", [ins[0], e.const(f"n{i}.bias", np.zeros(n.attrs["weight_shape"]))], e.name(i))
+
+
+def _prepend(e: _Emitter, i: int, n: Node, ins: list[str]) -> None:
+    """Learnt tokens, expanded to the batch, concatenated before the sequence."""
+    batch, _, dim = n.out_shape
+    tokens = e.weight(f"n{i}.tokens", (1, n.attrs["tokens"], dim), dim)
+    shape = e.const(f"n{i}.expand", [batch, n.attrs["tokens"], dim], np.int64)
+    e.emit("Expand", [tokens, shape], f"{e.name(i)}.expanded")
+    e.emit("Concat", [f"{e.name(i)}.expanded", ins[0]], e.name(i), axis=1)
+
+
 def _slice(e: _Emitter, i: int, n: Node, ins: list[str]) -> None:
     a = n.attrs
     bounds = [e.const(f"n{i}.{name}", [a[key]], np.int64) for name, key in
@@ -273,7 +286,7 @@ EMITTERS: dict[str, Callable[[_Emitter, int, Node, list[str]], None]] = {
     "identity": _simple("Identity"),
     "add": _simple("Add"),
     "mul": _simple("Mul"),
-    "concat": _simple("Concat", axis=1),
+    "concat": lambda e, i, n, ins: e.emit("Concat", ins, e.name(i), axis=n.attrs.get("axis", 1)),
     "avgpool": _pool("AveragePool"),
     "maxpool": _pool("MaxPool"),
     "global_avgpool": _simple("GlobalAveragePool"),
@@ -281,6 +294,11 @@ EMITTERS: dict[str, Callable[[_Emitter, int, Node, list[str]], None]] = {
     "layernorm": _layernorm,
     "scale": _scale,
     "slice": _slice,
+    "matmul": _simple("MatMul"),
+    "softmax": _simple("Softmax", axis=-1),
+    "scalar_mul": lambda e, i, n, ins: e.emit("Mul", [ins[0], e.const(f"n{i}.value", n.attrs["value"])], e.name(i)),
+    "bias": _bias,
+    "prepend": _prepend,
     "flatten": _simple("Flatten", axis=1),
     "reshape": _reshape,
     "channel_slice": _channel_slice,

@@ -239,12 +239,26 @@ def _fold_constant_operand(ctx: _Ctx, node, op: str) -> int | None:
         while shape and shape[0] == 1 and len(shape) > 1:
             shape = shape[1:]
         x = prev.out_shape
-        if op == "mul" and constant.size > 1 and len(shape) <= len(x) - 1 and \
-                all(c in (1, d) for c, d in zip(reversed(shape), reversed(x), strict=False)):
-            return ctx.keep(ctx.builder.add_node("scale", [producer], weight_shape=shape),
-                            scale=ctx.lazy(tensor, lambda v: v.reshape(shape)))
+        if op == "mul" and constant.size == 1:  # a fixed factor: attention's 1/sqrt(d)
+            return ctx.builder.add_node("scalar_mul", [producer], value=float(constant.reshape(-1)[0]))
+        grows = len(shape) > len(x) - 1 or any(c not in (1, d) for c, d in zip(reversed(shape), reversed(x),
+                                                                                 strict=False))
+        if op in ("mul", "add") and not grows:  # a layer scale; a position embedding or attention bias
+            kind, key = ("scale", "scale") if op == "mul" else ("bias", "bias")
+            return ctx.keep(ctx.builder.add_node(kind, [producer], weight_shape=shape),
+                            **{key: ctx.lazy(tensor, lambda v: v.reshape(shape))})
     ctx.unsupported[f"{node.op_type}(by a constant)"] += 1
     return None
+
+
+def _div(ctx: _Ctx, node, a) -> int | None:
+    """x / c for a constant scalar c (BERT's scores / sqrt(d)) is a fixed factor 1/c."""
+    divisor = ctx.consts.get(node.input[1])
+    if node.input[0] not in ctx.value_to_node or divisor is None or divisor.size != 1 or not divisor.any():
+        ctx.unsupported["Div(other than by a constant scalar)"] += 1
+        return None
+    return ctx.builder.add_node("scalar_mul", [ctx.node_of(node.input[0])],
+                                value=float(1.0 / divisor.reshape(-1)[0]))
 
 
 def _gemm(ctx: _Ctx, node, a) -> int | None:
@@ -264,9 +278,11 @@ def _gemm(ctx: _Ctx, node, a) -> int | None:
 
 def _matmul(ctx: _Ctx, node, a) -> int | None:
     """A product with a constant matrix is a linear layer over the last axis, at any rank."""
+    if node.input[1] in ctx.value_to_node:
+        return _matmul_computed(ctx, node, a)
     weight = ctx.consts.get(node.input[1])
     if weight is None or weight.ndim != 2 or len(ctx.shapes[node.input[0]]) < 2:
-        ctx.unsupported["MatMul(of two computed tensors)"] += 1
+        ctx.unsupported["MatMul(by a constant that is not a matrix)"] += 1
         return None
     rank = len(ctx.shapes[node.input[0]])  # exported as Gemm's (out, in) at rank 2, MatMul's (in, out) above
     return ctx.keep(ctx.builder.add_node("linear", [ctx.node_of(node.input[0])], out_features=int(weight.shape[1]),
@@ -275,11 +291,72 @@ def _matmul(ctx: _Ctx, node, a) -> int | None:
 
 
 def _concat(ctx: _Ctx, node, a) -> int | None:
-    rank = len(ctx.shapes[node.input[0]])
-    if a.get("axis") not in (1, 1 - rank):
-        ctx.unsupported[f"Concat(axis={a.get('axis')})"] += 1
+    """Along any axis but the batch (the channel axis needs no attribute); learnt tokens concatenated before
+    a sequence (ViT's class token) are a prepend."""
+    rank = max(ctx.consts[v].ndim if ctx.is_const(v) else len(ctx.builder.shape(ctx.node_of(v))) for v in node.input)
+    axis = a.get("axis", 1) % rank
+    constants = [v for v in node.input if ctx.is_const(v)]
+    if constants:
+        first = ctx.consts[node.input[0]] if ctx.is_const(node.input[0]) else None
+        if len(node.input) == 2 and first is not None and axis == 1 and rank == 3 and \
+                node.input[1] in ctx.value_to_node:
+            tokens = first.shape[1]
+            return ctx.keep(ctx.builder.add_node("prepend", [ctx.node_of(node.input[1])], tokens=int(tokens)),
+                            tokens=ctx.lazy(node.input[0], lambda v: v[:1]))
+        ctx.unsupported["Concat(with a constant other than tokens before a sequence)"] += 1
         return None
-    return ctx.builder.add_node("concat", [ctx.node_of(v) for v in node.input])
+    if axis == 0:
+        ctx.unsupported["Concat(axis 0, the batch)"] += 1
+        return None
+    return ctx.builder.add_node("concat", [ctx.node_of(v) for v in node.input], **({"axis": axis} if axis != 1 else {}))
+
+
+def _matmul_computed(ctx: _Ctx, node, a) -> int | None:
+    """A product of two computed tensors: attention's q @ k^T and scores @ v."""
+    return ctx.builder.add_node("matmul", [ctx.node_of(node.input[0]), ctx.node_of(node.input[1])])
+
+
+def _softmax(ctx: _Ctx, node, a) -> int | None:
+    rank = len(ctx.shapes[node.input[0]])
+    axis = a.get("axis", -1 if ctx.opset >= 13 else 1) % rank
+    if axis != rank - 1:
+        ctx.unsupported[f"Softmax(axis={a.get('axis')}, not the last)"] += 1
+        return None
+    return ctx.builder.add_node("softmax", [ctx.node_of(node.input[0])])
+
+
+def _squeeze(ctx: _Ctx, node, a) -> int | None:
+    """Squeeze and Unsqueeze only rename the axes: a reshape that keeps the batch first."""
+    x = ctx.node_of(node.input[0])
+    shape = list(ctx.builder.shape(x))
+    axes = a.get("axes")
+    if axes is None and len(node.input) > 1 and node.input[1]:
+        axes = ctx.consts[node.input[1]].reshape(-1).tolist()
+    if node.op_type == "Squeeze":
+        drop = {int(k) % len(shape) for k in axes} if axes is not None else {k for k, d in enumerate(shape) if d == 1}
+        out = [d for k, d in enumerate(shape) if k not in drop]
+    else:
+        out = list(shape)
+        rank = len(shape) + len(axes)
+        for k in sorted(int(k) % rank for k in axes):
+            out.insert(k, 1)
+    if not out or out[0] != shape[0] or (node.op_type == "Squeeze" and 0 in drop):
+        ctx.unsupported[f"{node.op_type}(of the batch axis)"] += 1
+        return None
+    return ctx.builder.reshape(x, out)
+
+
+def _gather(ctx: _Ctx, node, a) -> int | None:
+    """One position of an axis other than the batch (ViT's class token, x[:, 0]): a slice and a reshape."""
+    index = ctx.consts.get(node.input[1])
+    shape = ctx.builder.shape(ctx.node_of(node.input[0])) if node.input[0] in ctx.value_to_node else ()
+    axis = a.get("axis", 0) % len(shape) if shape else 0
+    if index is None or index.ndim != 0 or axis == 0:
+        ctx.unsupported["Gather(other than one position of a non-batch axis)"] += 1
+        return None
+    position = int(index) % shape[axis]
+    sliced = _slice_axis(ctx, ctx.node_of(node.input[0]), axis, position, position + 1)
+    return ctx.builder.reshape(sliced, [*shape[:axis], *shape[axis + 1:]])
 
 
 def _flatten(ctx: _Ctx, node, a) -> int | None:
@@ -290,14 +367,23 @@ def _flatten(ctx: _Ctx, node, a) -> int | None:
 
 
 def _reshape(ctx: _Ctx, node, a) -> int | None:
-    out = ctx.shapes.get(node.output[0])
-    if node.input[1] not in ctx.consts or out is None:
+    """To a constant target (0 copies an axis, -1 takes the rest), the batch kept first."""
+    if node.input[1] not in ctx.consts:
         ctx.unsupported["Reshape(dynamic target)"] += 1
         return None
     src = ctx.node_of(node.input[0])
-    if len(out) == 2 and out[1] == int(np.prod(ctx.shapes[node.input[0]][1:])):
+    shape = ctx.builder.shape(src)
+    target = [shape[k] if d == 0 and not a.get("allowzero", 0) else int(d)
+              for k, d in enumerate(ctx.consts[node.input[1]].reshape(-1).tolist())]
+    if target.count(-1) == 1:
+        known = int(np.prod([d for d in target if d != -1]))
+        target[target.index(-1)] = int(np.prod(shape)) // max(known, 1)
+    if any(d <= 0 for d in target) or int(np.prod(target)) != int(np.prod(shape)) or target[0] != shape[0]:
+        ctx.unsupported["Reshape(moving the batch axis or to a bad target)"] += 1
+        return None
+    if len(target) == 2 and target[1] == int(np.prod(shape[1:])):
         return ctx.builder.add_node("flatten", [src])  # torch's x.view(n, -1)
-    return ctx.builder.add_node("reshape", [src], shape=tuple(out))
+    return ctx.builder.add_node("reshape", [src], shape=tuple(target))
 
 
 def _reduce_mean(ctx: _Ctx, node, a) -> int | None:
@@ -443,6 +529,11 @@ HANDLERS: dict[str, Handler] = {
     "Transpose": _transpose,
     "Slice": _slice,
     "Split": _split,
+    "Softmax": _softmax,
+    "Squeeze": _squeeze,
+    "Unsqueeze": _squeeze,
+    "Gather": _gather,
+    "Div": _div,
     "LayerNormalization": _layer_norm,
     "Resize": _resize,
     "Upsample": _resize,

@@ -102,11 +102,32 @@ def _infer_add(ins: list[Shape], a: Attrs) -> Shape:
 
 
 def _infer_concat(ins: list[Shape], a: Attrs) -> Shape:
-    first = ins[0]
+    """Along the channel axis (1), or along ``axis`` where a node names one (a shifted window, patch merging)."""
+    first, axis = ins[0], a.get("axis", 1)
+    if not 0 < axis < len(first):
+        raise ShapeError(f"concat axis {axis} must be an axis of {list(first)} other than the batch")
     for other in ins[1:]:
-        if len(other) != len(first) or other[:1] != first[:1] or other[2:] != first[2:]:
-            raise ShapeError(f"concat inputs differ outside the channel axis: {[list(s) for s in ins]}")
-    return (first[0], sum(s[1] for s in ins), *first[2:])
+        if len(other) != len(first) or other[:axis] != first[:axis] or other[axis + 1:] != first[axis + 1:]:
+            raise ShapeError(f"concat inputs differ outside axis {axis}: {[list(s) for s in ins]}")
+    return (*first[:axis], sum(s[axis] for s in ins), *first[axis + 1:])
+
+
+def _infer_matmul(ins: list[Shape], a: Attrs) -> Shape:
+    """A batched product of two computed tensors (attention's q @ k^T, scores @ v): (..., n, k) @ (..., k, m),
+    leading axes equal or 1 in the second."""
+    x, y = ins
+    if len(x) != len(y) or len(x) < 3 or x[-1] != y[-2] or \
+            any(d2 not in (1, d1) for d1, d2 in zip(x[:-2], y[:-2], strict=True)):
+        raise ShapeError(f"matmul of {list(x)} and {list(y)}: needs (..., n, k) and (..., k, m) of one rank")
+    return (*x[:-1], y[-1])
+
+
+def _infer_prepend(ins: list[Shape], a: Attrs) -> Shape:
+    """``tokens`` learnt vectors put before the sequence (ViT's class token), along axis 1."""
+    (x,) = ins
+    if len(x) != 3 or a["tokens"] < 1:
+        raise ShapeError(f"prepend puts tokens before a (batch, tokens, dim) sequence, got {list(x)}")
+    return (x[0], x[1] + a["tokens"], x[2])
 
 
 def _infer_gap(ins: list[Shape], a: Attrs) -> Shape:
@@ -123,20 +144,24 @@ def _infer_linear(ins: list[Shape], a: Attrs) -> Shape:
     return (*x[:-1], a["out_features"])
 
 
-def _infer_layernorm(ins: list[Shape], a: Attrs) -> Shape:
-    """Normalised over the last axis (a token's features, or a channels-last map's channels)."""
-    (x,) = ins
-    if len(x) < 2:
-        raise ShapeError(f"layernorm needs an input of rank 2 or more, got {list(x)}")
-    return x
+def _over_last_axis(op: str) -> Callable[[list[Shape], Attrs], Shape]:
+    """An op over the last axis (layernorm over a token's features or a channels-last map's channels,
+    softmax over attention scores): the shape is kept."""
+    def infer(ins: list[Shape], a: Attrs) -> Shape:
+        (x,) = ins
+        if len(x) < 2:
+            raise ShapeError(f"{op} needs an input of rank 2 or more, got {list(x)}")
+        return x
+
+    return infer
 
 
-def _infer_scale(ins: list[Shape], a: Attrs) -> Shape:
-    """x times a learnt tensor of ``weight_shape`` that broadcasts to it without growing it (a layer scale)."""
+def _infer_weighted(ins: list[Shape], a: Attrs) -> Shape:
+    """x with a learnt tensor of ``weight_shape`` that broadcasts to it without growing it (scale, bias)."""
     (x,) = ins
     shape = tuple(a["weight_shape"])
     if len(shape) > len(x) or any(s not in (1, d) for s, d in zip(reversed(shape), reversed(x), strict=False)):
-        raise ShapeError(f"a scale of shape {list(shape)} does not broadcast to {list(x)}")
+        raise ShapeError(f"a learnt tensor of shape {list(shape)} does not broadcast to {list(x)}")
     return x
 
 
@@ -217,6 +242,10 @@ def _conv_transpose_params(ins: list[Shape], out: Shape, a: Attrs) -> int:
     return ins[0][1] * (out[1] // a["groups"]) * kh * kw + (out[1] if a["bias"] else 0)
 
 
+def _matmul_macs(ins: list[Shape], out: Shape, a: Attrs) -> int:
+    return math.prod(out) * ins[0][-1]
+
+
 def _linear_macs(ins: list[Shape], out: Shape, a: Attrs) -> int:
     return math.prod(out[:-1]) * ins[0][-1] * out[-1]
 
@@ -260,10 +289,16 @@ OPS: dict[str, OpSpec] = {
         OpSpec("maxpool", 1, (*_WINDOW, "ceil_mode"), _infer_pool),
         OpSpec("global_avgpool", 1, (), _infer_gap),
         OpSpec("linear", 1, ("out_features", "bias"), _infer_linear, _linear_macs, _linear_params),
-        OpSpec("layernorm", 1, (), _infer_layernorm, params=lambda ins, out, a: 2 * ins[0][-1]),
-        OpSpec("scale", 1, ("weight_shape",), _infer_scale,
+        OpSpec("layernorm", 1, (), _over_last_axis("layernorm"), params=lambda ins, out, a: 2 * ins[0][-1]),
+        OpSpec("scale", 1, ("weight_shape",), _infer_weighted,
                params=lambda ins, out, a: math.prod(a["weight_shape"])),
         OpSpec("slice", 1, ("axis", "start", "end", "step"), _infer_slice),
+        OpSpec("matmul", 2, (), _infer_matmul, _matmul_macs),
+        OpSpec("softmax", 1, (), _over_last_axis("softmax")),  # over the last axis, as attention takes it
+        OpSpec("scalar_mul", 1, ("value",), _same),  # a fixed factor (attention's 1/sqrt(d)), not learnt
+        OpSpec("bias", 1, ("weight_shape",), _infer_weighted,  # x plus a learnt tensor (position embeddings)
+               params=lambda ins, out, a: math.prod(a["weight_shape"])),
+        OpSpec("prepend", 1, ("tokens",), _infer_prepend, params=lambda ins, out, a: a["tokens"] * ins[0][-1]),
         OpSpec("flatten", 1, (), _infer_flatten),
         OpSpec("reshape", 1, ("shape",), _infer_reshape),
         OpSpec("transpose", 1, ("perm",), _infer_transpose),

@@ -112,6 +112,41 @@ class _Scale(nn.Module):
         return x * self.scale
 
 
+class _Bias(nn.Module):
+    def __init__(self, shape) -> None:
+        super().__init__()
+        self.bias = nn.Parameter(torch.zeros(tuple(shape)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.bias
+
+
+class _Prepend(nn.Module):
+    """Learnt tokens before the sequence; set from the export's ``n{i}.tokens`` by ``to_torch``."""
+
+    def __init__(self, tokens: int, dim: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(1, tokens, dim))
+        self.bias = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([self.weight.expand(x.shape[0], -1, -1), x], dim=1)
+
+
+class _ScalarMul(nn.Module):
+    def __init__(self, value: float) -> None:
+        super().__init__()
+        self.value = value
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.value
+
+
+class _MatMul(nn.Module):
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return x @ y
+
+
 class _Permute(nn.Module):
     def __init__(self, perm) -> None:
         super().__init__()
@@ -137,8 +172,12 @@ class _Mul(nn.Module):
 
 
 class _Concat(nn.Module):
+    def __init__(self, axis: int = 1) -> None:
+        super().__init__()
+        self.axis = axis
+
     def forward(self, *xs: torch.Tensor) -> torch.Tensor:
-        return torch.cat(xs, dim=1)
+        return torch.cat(xs, dim=self.axis)
 
 
 # CG op -> a layer taking the node's inputs in order.
@@ -170,7 +209,12 @@ _LAYERS: dict[str, Callable[[Node, list], nn.Module]] = {
     "pixel_shuffle": lambda n, s: nn.PixelShuffle(n.attrs["upscale"]),
     "add": lambda n, s: _Add(),
     "mul": lambda n, s: _Mul(),
-    "concat": lambda n, s: _Concat(),
+    "concat": lambda n, s: _Concat(n.attrs.get("axis", 1)),
+    "matmul": lambda n, s: _MatMul(),
+    "softmax": lambda n, s: nn.Softmax(-1),
+    "scalar_mul": lambda n, s: _ScalarMul(n.attrs["value"]),
+    "bias": lambda n, s: _Bias(n.attrs["weight_shape"]),
+    "prepend": lambda n, s: _Prepend(n.attrs["tokens"], s[0][-1]),
 }
 
 
@@ -214,9 +258,9 @@ def to_torch(graph: ComputationGraph, seed: int = 0) -> GraphModule:
     with torch.no_grad():
         for key, layer in module.layers.items():
             layer = layer.layer if isinstance(layer, _Single) else layer
-            if not isinstance(layer, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
-                continue  # batchnorm, layernorm, scale (identities) and PReLU (0.25) start as the export's already
-            tensor = weights[f"n{key}.weight"]
+            if not isinstance(layer, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear, _Prepend)):
+                continue  # batchnorm, layernorm, scale, bias (identities) and PReLU (0.25) start as the export's
+            tensor = weights[f"n{key}.tokens" if isinstance(layer, _Prepend) else f"n{key}.weight"]
             value = torch.frombuffer(bytearray(tensor.raw_data), dtype=torch.float32).reshape(tuple(tensor.dims))
             if isinstance(layer, nn.Linear) and len(graph.nodes[int(key)].out_shape) > 2:
                 value = value.t()  # exported as MatMul's (in, out) rather than Gemm's (out, in)

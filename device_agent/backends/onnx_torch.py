@@ -125,6 +125,8 @@ OPS: dict[str, Callable[[Args, Attrs], torch.Tensor]] = {
     "GlobalAveragePool": lambda a, t: a[0].mean(dim=(2, 3), keepdim=True),
     "Gemm": _gemm,
     "MatMul": lambda a, t: torch.matmul(a[0], a[1]),
+    "Softmax": lambda a, t: torch.softmax(a[0], t.get("axis", -1)),
+    "Expand": lambda a, t: a[0] * torch.ones(a[1].tolist(), dtype=a[0].dtype),  # ONNX's broadcast, not torch's
     "LayerNormalization": lambda a, t: F.layer_norm(a[0], a[0].shape[t.get("axis", -1) % a[0].dim():],
                                                     a[1] if len(a) > 1 else None, a[2] if len(a) > 2 else None,
                                                     t.get("epsilon", 1e-5)),

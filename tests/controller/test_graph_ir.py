@@ -37,6 +37,12 @@ def every_op_graph() -> ComputationGraph:
     z = b.linear(b.op("flatten", b.op("global_avgpool", y)), 8)
     w = b.op("add", z, b.reshape(b.op("global_avgpool", up), (2, 8)))  # a flatten
     w = b.reshape(b.reshape(w, (2, 2, 2, 2)), (2, 8))
+    seq = b.add_node("prepend", [b.reshape(w, (2, 4, 2))], tokens=1)  # a class token before 4 tokens of 2
+    seq = b.add_node("bias", [seq], weight_shape=(5, 2))  # position embeddings
+    keys = b.add_node("transpose", [b.linear(seq, 2)], perm=(0, 2, 1))
+    scores = b.op("softmax", b.add_node("scalar_mul", [b.op("matmul", seq, keys)], value=0.5))
+    attended = b.op("matmul", scores, seq)
+    w = b.linear(b.op("flatten", b.add_node("concat", [attended, seq], axis=2)), 8)
     return b.build(w, up)
 
 
@@ -209,7 +215,8 @@ def test_exported_bytes_stay_what_agents_and_datasets_already_hold() -> None:
     """Agents cache models by the sha256 of these bytes, so a change makes every agent take each model once more;
     it must be deliberate. Changed on 2026-12-06: models declare every tensor's shape (value_info), from which
     agents estimate a batch's activation memory. On 2026-12-07 the fixture gained the ops of #38 (slice, layernorm,
-    scale, linear over the last axis), so its digests moved; NB-201's bytes, which agents hold, did not."""
+    scale, linear over the last axis, matmul, softmax, scalar_mul, bias, prepend, concat along an axis), so its
+    digests moved; NB-201's bytes, which agents hold, did not."""
     import hashlib
 
     from controller.graph.onnx_export import to_onnx_bytes
@@ -219,9 +226,9 @@ def test_exported_bytes_stay_what_agents_and_datasets_already_hold() -> None:
         return hashlib.sha256(data).hexdigest()
 
     graph = every_op_graph()
-    assert digest(to_onnx_bytes(graph)) == "c39ace47d27cf4ba9ed6d02dd444993a13832bdf5caf991c1ff9cc38bcbd168e"
+    assert digest(to_onnx_bytes(graph)) == "23eaf8f72b5a2d0f4d08809c3f1da8cf1581bca90807e3d8334b72b1efbef736"
     assert digest(to_onnx_bytes(graph, seed=3, metadata={"b": "1", "a": "x"})) == \
-        "7355c77fea2968da82fc0b8ab2810cbe865136a4c5b0be40cc46386c92b4f1b9"
+        "63e92722ea229904ed06756362ee4d3a6643f3b7be50a6e1b04184bdf94df963"
     nb201 = get_space("nb201")
     assert digest(to_onnx_bytes(nb201.to_graph([4, 3, 2, 1, 1, 0]))) == \
         "5adb5d6141c356d87a4eedbc3085533a60eef095433a6e45ff304d3d0dcb0781"
