@@ -4,7 +4,7 @@ The peak RSS of a long-lived agent says nothing about one model: it holds the ru
 model it ran before, and its allocator reuses what they freed. So the agent starts a fresh process of its
 own code that imports the runtime, notes its resident set, then loads the model, binds it (inputs and the
 first inference) and runs it a few times, and reports how far its peak resident set rose above that
-baseline (Linux: ``ru_maxrss``; elsewhere psutil's peak working set where it has one). That is the
+baseline (Linux: the address space's ``VmHWM``; macOS ``ru_maxrss``; elsewhere psutil's peak working set). That is the
 model's footprint over load and inference, weights, arenas and activations included, as the record's
 ``memory_source`` says.
 
@@ -24,8 +24,18 @@ SOURCE = f"RSS a fresh process added loading the model, its first inference and 
 TIMEOUT_S = 600.0
 
 
-def _peak_rss_bytes() -> int:
-    """This process's peak resident set so far."""
+def peak_rss_bytes() -> int:
+    """This process's peak resident set so far.
+
+    On Linux the address space's own high-water mark (``VmHWM``): ``ru_maxrss`` also carries the peak of the
+    parent this process was forked from, so a probe started by an agent holding 600 MiB read 600 MiB."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024  # kB
+    except OSError:
+        pass
     try:
         import resource
 
@@ -69,7 +79,7 @@ def _probe(request: Mapping) -> int:
 
     process = psutil.Process()
     gc.collect()
-    baseline, peak_before = process.memory_info().rss, _peak_rss_bytes()  # the runtime imported, no model yet
+    baseline, peak_before = process.memory_info().rss, peak_rss_bytes()  # the runtime imported, no model yet
     loaded = backend.load(Path(request["path"]), request["threads"])
     seen = [process.memory_info().rss]
     run_once = loaded.bind({name: tuple(dims) for name, dims in request["shapes"].items()})
@@ -79,7 +89,7 @@ def _probe(request: Mapping) -> int:
     seen.append(process.memory_info().rss)
     # the kernel's peak catches what a run held only briefly, but it counts the imports' own passing peak
     # too: it says something only once the model took the process past that
-    peak = _peak_rss_bytes()
+    peak = peak_rss_bytes()
     return max(0, max(seen + ([peak] if peak > peak_before else [])) - baseline)
 
 

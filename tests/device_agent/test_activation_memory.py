@@ -69,3 +69,19 @@ def test_a_batch_too_large_for_the_host_is_invalid_argument_and_the_agent_keeps_
     sha, _ = client.ensure_model(tiny_model)
     assert client.profile(sha, protocol="fixed", protocol_params={"count": 3}).stats["count"] == 3
 
+
+
+def test_the_memory_probes_peak_is_its_own_not_the_agents_that_started_it() -> None:
+    """A Linux child inherits its parent's peak RSS in ru_maxrss (the hiwater of the address space it was
+    forked with), so a probe started by an agent holding 600 MiB read at least 600 MiB as its 'peak' and
+    ignored every real peak below that. The probe reads its own address space's peak instead."""
+    import subprocess
+    import sys
+
+    import numpy as np
+
+    held = np.ones(600 * 2**20 // 8)  # the agent's cached sessions, say
+    done = subprocess.run([sys.executable, "-c", "from device_agent.memory_probe import peak_rss_bytes; "
+                           "print(peak_rss_bytes())"], capture_output=True, text=True, timeout=120, check=True)
+    assert held.sum() > 0
+    assert int(done.stdout) < 300 * 2**20, f"the child's peak reads {int(done.stdout) / 2**20:.0f} MiB"
