@@ -186,6 +186,8 @@ def space_options(args: argparse.Namespace) -> dict:
         options["resolution"] = args.resolution
     if args.classes is not None:
         options["num_classes"] = args.classes
+    if args.sequence is not None:
+        options["sequence"] = args.sequence
     return options
 
 
@@ -236,3 +238,4 @@ def server_tls(args: argparse.Namespace):
 def add_space_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resolution", type=int, default=None, help="input resolution (OFA spaces; default 224)")
     parser.add_argument("--classes", type=int, default=None, help="classifier outputs (NB-201: 10 or 100)")
+    parser.add_argument("--sequence", type=int, default=None, help="tokens per input (transformer; default 128)")

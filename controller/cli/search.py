@@ -205,8 +205,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--accuracy", default=None, metavar="SPEC",
                    help="accuracy evaluator: table[:COLUMN] (the space's packaged table: nb201, nas-bench-macro; "
                         "the default where there is one), a table by name (nb201:acc_cifar100_test), "
-                        "predictor:PATH, gennape:PATH (hwnas predictor gennape pretrain/finetune), or "
-                        "module:function taking a controller.spaces.Candidate")
+                        "predictor:PATH, gennape:PATH (hwnas predictor gennape pretrain/finetune), "
+                        "proxy:params or proxy:macs (log10 of the network's size: a stand-in, not an accuracy, "
+                        "for spaces with no accuracy figures such as transformer), or module:function taking a "
+                        "controller.spaces.Candidate")
     s.add_argument("--restrict", type=Path, default=None, metavar="REDUCED_SPACE_JSON",
                    help="AutoBuild-NAS: search only networks whose every stage is one of the modules `hwnas "
                         "autobuild build` ranked best (its reduced_space.json; the union over its equations); "

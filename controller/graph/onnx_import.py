@@ -258,7 +258,7 @@ def _div(ctx: _Ctx, node, a) -> int | None:
         ctx.unsupported["Div(other than by a constant scalar)"] += 1
         return None
     return ctx.builder.add_node("scalar_mul", [ctx.node_of(node.input[0])],
-                                value=float(1.0 / divisor.reshape(-1)[0]))
+                                value=float(np.float32(1.0 / divisor.reshape(-1)[0])))
 
 
 def _gemm(ctx: _Ctx, node, a) -> int | None:

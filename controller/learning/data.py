@@ -346,8 +346,19 @@ def _nb201_cell_samples(space: SearchSpace, encodings: Sequence[Sequence[int]], 
     return nb201_samples(encodings, y, flops=False, cells=cells)
 
 
+def _one_hot_and_cg_samples(space: SearchSpace, encodings: Sequence[Sequence[int]], y: Sequence[float] | None,
+                            views: Collection[str] | None) -> Samples:
+    """The one-hot and, unless no predictor reads it, each network's whole CG (``cg_graph``), so the
+    whole-CG GNNs work on a space with no cell graph of its own (the elastic transformer)."""
+    base = _one_hot_samples(space, encodings, y, views)
+    if views is not None and "graphs" not in views:
+        return base
+    return dataclasses.replace(base, graphs=graph_array([cg_graph(space.to_graph(x)) for x in encodings]))
+
+
 SPACE_FEATURES: dict[str, Callable[[SearchSpace, Sequence[Sequence[int]], Sequence[float] | None,
                                     Collection[str] | None], Samples]] = {
     "one-hot": _one_hot_samples,
     "nb201-cell": _nb201_cell_samples,
+    "one-hot+cg": _one_hot_and_cg_samples,
 }

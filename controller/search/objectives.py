@@ -116,6 +116,19 @@ def table_accuracy(name: str, space: SearchSpace, column: str = "") -> AccuracyF
     return evaluate
 
 
+PROXIES = {"params": lambda graph: graph.params(), "macs": lambda graph: graph.macs()}
+
+
+def proxy_accuracy(measure: str) -> AccuracyFn:
+    """A size proxy standing in for accuracy where a space has no accuracy figures (the elastic transformer):
+    log10 of the network's parameters or MACs, so that bigger ranks better. It is not an accuracy; records
+    and reports name it by its spec."""
+    if measure not in PROXIES:
+        raise SettingError("accuracy", f"proxy:{measure}: the proxies are {', '.join(f'proxy:{k}' for k in PROXIES)}")
+    size = PROXIES[measure]
+    return lambda candidates: [float(np.log10(1 + size(c.graph))) for c in candidates]
+
+
 def callable_accuracy(target: str) -> AccuracyFn:
     """``module:function``; the function takes one ``Candidate`` and returns accuracy in %."""
     module_name, _, function_name = target.partition(":")
@@ -186,7 +199,8 @@ def predictor_accuracy(path: str, space: SearchSpace, kind: str = "") -> Predict
 def accuracy_evaluator(spec: str, space: SearchSpace) -> AccuracyFn:
     """``table[:COLUMN]`` (the space's packaged table), ``NAME[:COLUMN]`` (a packaged table by name, e.g.
     ``nb201:acc_cifar100_test``), ``predictor:PATH``, ``gennape:PATH`` (a GENNAPE folder: it reads each
-    candidate's computation graph) or ``module:function``."""
+    candidate's computation graph), ``proxy:params|macs`` (a size proxy, not an accuracy) or
+    ``module:function``."""
     from controller.data import TABLES
 
     kind, _, rest = spec.partition(":")
@@ -200,10 +214,12 @@ def accuracy_evaluator(spec: str, space: SearchSpace) -> AccuracyFn:
         return predictor_accuracy(rest, space)
     if kind == "gennape":
         return predictor_accuracy(rest, space, kind="gennape")
+    if kind == "proxy":
+        return proxy_accuracy(rest)
     if rest:
         return callable_accuracy(spec)
     raise SettingError("accuracy", f"{spec!r}: give table[:COLUMN], a packaged table NAME[:COLUMN], "
-                                   "predictor:PATH, gennape:PATH or module:function")
+                                   "predictor:PATH, gennape:PATH, proxy:params|macs or module:function")
 
 
 def evaluate_static(objectives: Sequence[Objective], candidates: Sequence[Candidate],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -13,6 +14,7 @@ from controller.spaces.nb101 import NasBench101
 from controller.spaces.nb201 import NasBench201
 from controller.spaces.ofa_mbv3 import OfaMobileNetV3
 from controller.spaces.ofa_resnet50 import OfaResNet50
+from controller.spaces.transformer import ElasticTransformer
 
 SPACES: dict[str, Callable[..., SearchSpace]] = {
     FBNet.name: FBNet,
@@ -21,6 +23,7 @@ SPACES: dict[str, Callable[..., SearchSpace]] = {
     NasBenchMacro.name: NasBenchMacro,
     OfaMobileNetV3.name: OfaMobileNetV3,
     OfaResNet50.name: OfaResNet50,
+    ElasticTransformer.name: ElasticTransformer,
 }
 
 __all__ = ["SPACES", "Candidate", "SearchSpace", "get_space"]
@@ -32,4 +35,8 @@ def get_space(name: str, **options: Any) -> SearchSpace:
         factory = SPACES[name]
     except KeyError:
         raise ValueError(f"unknown search space {name!r}; known: {sorted(SPACES)}") from None
+    accepted = set(inspect.signature(factory).parameters)
+    unknown = sorted(set(options) - accepted)
+    if unknown:
+        raise ValueError(f"search space {name!r} takes no option(s) {unknown}; it takes: {sorted(accepted)}")
     return factory(**options)

@@ -37,7 +37,8 @@ class SearchSpace(abc.ABC):
     so that callers ask it instead of checking its name:
 
     - ``predictor_features``: the light predictors' view of an encoding (``controller.learning.data``'s
-      registry): "one-hot" of each variable, or "nb201-cell" (the one-hot plus NB-201's cell graph);
+      registry): "one-hot" of each variable, "nb201-cell" (the one-hot plus NB-201's cell graph) or
+      "one-hot+cg" (the one-hot plus each network's whole CG, for the whole-CG GNNs);
     - ``accuracy_table``: the packaged accuracy table a search may look accuracies up in ("" if none);
     - ``label_table``: the packaged table of labels (accuracy or latency) predictors are benched on ("" if none);
     - ``network_key``: one key per distinct network; ``mutate``/``crossover``: the variation operators;

@@ -16,7 +16,7 @@ LONG = os.environ.get("HWNAS_LONG") == "1"
 
 
 def test_registry_lists_the_spaces_and_refuses_unknown_names() -> None:
-    assert set(SPACES) == {"nb201", "nb101", "nas-bench-macro", "fbnet", "ofa-mbv3", "ofa-resnet50"}
+    assert set(SPACES) == {"nb201", "nb101", "nas-bench-macro", "fbnet", "ofa-mbv3", "ofa-resnet50", "transformer"}
     known = r"\['fbnet', 'nas-bench-macro', 'nb101', 'nb201'"
     with pytest.raises(ValueError, match=rf"unknown search space 'nb-201'; known: {known}"):
         get_space("nb-201")
@@ -157,7 +157,7 @@ def test_ofa_resnet50_contains_resnet50d() -> None:
 
 # -- property test: random samples run in onnxruntime ----------------------------------------------------
 PROPERTY_SAMPLES = {"nb201": (200, 300), "ofa-mbv3": (70, 300), "ofa-resnet50": (25, 300), "nb101": (15, 300),
-                    "nas-bench-macro": (30, 300), "fbnet": (15, 300)}
+                    "nas-bench-macro": (30, 300), "fbnet": (15, 300), "transformer": (10, 300)}
 
 
 @pytest.mark.slow
@@ -166,6 +166,7 @@ def test_random_samples_export_and_run_in_onnxruntime(name: str) -> None:
     """Default suite: a short form (NB-201: 200 samples; OFA: fewer at 64 px). HWNAS_LONG=1: 300 at full size."""
     short, long_ = PROPERTY_SAMPLES[name]
     options = {"resolution": 64} if name.startswith("ofa") and not LONG else {}
+    options = {"sequence": 32} if name == "transformer" and not LONG else options
     space = get_space(name, **options)
     rng = np.random.default_rng(7)
     seen = set()
@@ -197,3 +198,26 @@ def test_the_nb201_reference_network_runs_the_ops_pruning_drops_and_only_those()
         assert reference.macs() > pruned.macs()
     with pytest.raises(ValueError, match="no path from input to output"):
         space.reference_graph([0, 3, 3, 0, 3, 0])
+
+
+# -- the elastic transformer (#38) ---------------------------------------------------------------------
+def test_transformer_space_masks_inactive_layers_and_counts_as_hat_does() -> None:
+    """HAT/LINAS's elastic axes: embedding {512, 640}, 1-6 layers, per layer heads {4, 8} and FFN widths."""
+    space = get_space("transformer", sequence=32)
+    x = space.from_string("e512:h4,8:f1024,3072")
+    assert x == [0, 1, 0, 1, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0] and space.to_string(x) == "e512:h4,8:f1024,3072"
+    assert space.canonical([0, 1, 0, 1, 1, 1, 1, 1, 0, 2, 2, 2, 2, 2]) == x  # layers 2-5 are masked
+    assert space.size() == 2 * sum(6 ** n for n in range(1, 7))
+    graph = space.to_graph(x)
+    counts = graph.op_counts()
+    assert graph.input_shape == (1, 32, 640) and graph.nodes[graph.outputs[0]].out_shape == (1, 32, 512)
+    assert counts["slice"] == 1 and counts["softmax"] == 2 and counts["layernorm"] == 4  # post-norm, 2 layers
+    # per layer: Q, K, V and output projections, two FFN linears; attention's two matmuls per head group
+    d, tokens = 512, 32
+    per_layer = [4 * tokens * d * d + 2 * tokens * d * f + 2 * tokens * tokens * d for f in (1024, 3072)]
+    assert graph.macs() == sum(per_layer)
+    assert space.options_for_input(graph.input_shape) == {"sequence": 32}
+    with pytest.raises(ValueError, match="2 heads values but 1 ffn values"):
+        space.from_string("e512:h4,8:f1024")
+    with pytest.raises(ValueError, match=r"no option\(s\) \['resolution'\]; it takes: \['batch_size', 'sequence'\]"):
+        get_space("transformer", resolution=224)
