@@ -106,6 +106,31 @@ def stitch(parent: ComputationGraph, source: Region, segment: Segment, in_map: S
         return None
 
 
+def coverage(graph: ComputationGraph, database: SegmentDatabase) -> dict:
+    """What AutoGO can mutate in ``graph``: its nodes that can sit in a source run (body ops on NCHW feature
+    maps: resolution propagation solves channels and strides of those only), the rest by op and reason, and
+    how many of the graph's segments (full vocabulary) the database holds a mutable replacement for."""
+    graph = graph.canonical()
+    frozen: dict[str, int] = {}
+    mutable = 0
+    for node in graph.nodes[1:]:
+        if node.op in BODY_OPS and len(node.out_shape) == 4:
+            mutable += 1
+            continue
+        reason = "not a feature map" if node.op in BODY_OPS else "an op segments do not replace"
+        key = f"{node.op} ({reason})"
+        frozen[key] = frozen.get(key, 0) + 1
+    users = graph.consumers()
+    body = [r for r in database.segment(graph)
+            if all(graph.nodes[k].op in BODY_OPS and len(graph.nodes[k].out_shape) == 4 for k in r.nodes)]
+    replaceable = [r for r in body if r.inputs and r.outputs and region(graph, r.nodes[0], r.nodes[-1] + 1, users)
+                   and database.replacements(len(r.inputs), len(r.outputs))]
+    return {"nodes": len(graph.nodes) - 1, "mutable_nodes": mutable,
+            "frozen": dict(sorted(frozen.items(), key=lambda item: -item[1])),
+            "segments": len(database.segment(graph)), "body_segments": len(body),
+            "replaceable_segments": len(replaceable)}
+
+
 class Mutator:
     """Mutation rounds of one parent against a segment database."""
 

@@ -104,7 +104,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from controller.autogo.database import SegmentDatabase
-    from controller.autogo.mutation import op_classes
+    from controller.autogo.mutation import coverage, op_classes
     from controller.autogo.outputs import write_outputs
     from controller.autogo.search import AutoGO, scorer_for
     from controller.cli.measure import Measurement
@@ -173,10 +173,15 @@ def cmd_run(args: argparse.Namespace) -> int:
             bar.close()
             return common.fail("autogo run", exc)
     bar.close()
-    summary = write_outputs(search, out, settings)
+    covered = coverage(graph, database)
+    summary = write_outputs(search, out, {**settings, "coverage": covered})
     root = search.population[0]
     print(f"{summary['evaluated']} networks evaluated, {summary['front']} on the front of predicted accuracy vs "
           f"{metric.column}; input: {root.predicted_accuracy:.2f} predicted, {metric.column} {root.metric:.4g}")
+    frozen = ", ".join(f"{op} x{n}" for op, n in covered["frozen"].items()) or "nothing"
+    print(f"coverage: {covered['mutable_nodes']} of {covered['nodes']} nodes mutable; "
+          f"{covered['replaceable_segments']} of {covered['segments']} segments have a replacement in the database; "
+          f"not mutated: {frozen}")
     print(f"wrote {out}/ (all.csv, networks/*.json, pareto.csv, front/*.onnx + CG JSON, mutation.png, run.json)")
     common.report_failures("autogo run", evaluator)
     return 0

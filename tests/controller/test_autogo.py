@@ -192,6 +192,25 @@ def test_autogo_run_on_flops_writes_a_front_of_runnable_networks(trained: tuple[
     summary = json.loads((out / "run.json").read_text())
     assert summary["evaluated"] == len(everything) and summary["front"] == len(front)
     assert (summary["kind"], summary["input_name"], summary["metric_column"]) == ("autogo", "resnet50", "macs")
+    covered = summary["coverage"]  # everything but the classifier (pool, flatten, linear) can be mutated
+    assert covered["frozen"] == {f"{op} (an op segments do not replace)": 1
+                                 for op in ("global_avgpool", "flatten", "linear")}
+    assert covered["mutable_nodes"] == covered["nodes"] - 3 and covered["replaceable_segments"] > 0
+
+
+def test_coverage_says_what_autogo_cannot_mutate_in_a_transformer(database: SegmentDatabase) -> None:
+    """#38: ViT-Ti imported from its ONNX: only the patch embedding is a feature map; attention, LayerNorm and
+    the token MLPs are outside what segment replacement with resolution propagation can change."""
+    from controller.autogo.mutation import Mutator, coverage
+    from controller.corpus import registry
+    from controller.graph.onnx_import import from_onnx
+
+    vit = from_onnx(registry.export("vit_tiny", 17))
+    covered = coverage(vit, database)
+    assert covered["mutable_nodes"] == 1 and covered["replaceable_segments"] <= 1  # the 16x16/16 patch conv
+    assert {"matmul (an op segments do not replace)", "softmax (an op segments do not replace)",
+            "layernorm (an op segments do not replace)", "add (not a feature map)"} <= set(covered["frozen"])
+    assert Mutator(database, np.random.default_rng(0)).mutate(vit.canonical(), limit=10) == []
 
 
 def test_autogo_run_measures_children_on_a_real_onnxruntime_agent(trained: tuple[Path, Path], tmp_path: Path) -> None:
