@@ -43,30 +43,32 @@ print(structure - before, peak_rss_bytes() - before)
 """
 
 
-def _run(data: bytes, x: np.ndarray) -> np.ndarray:
+def _run(data: bytes, xs: list[np.ndarray]) -> np.ndarray:
     import onnxruntime as ort
 
     session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
-    return session.run(None, {session.get_inputs()[0].name: x})[0]
+    return session.run(None, {spec.name: x for spec, x in zip(session.get_inputs(), xs, strict=True)})[0]
 
 
 def _fvcore_macs(name: str) -> int:
     import torch
     from fvcore.nn import FlopCountAnalysis
 
-    analysis = FlopCountAnalysis(registry.build(name), torch.randn(registry.network(name).input_shape))
+    analysis = FlopCountAnalysis(registry.build(name),
+                                 tuple(torch.randn(shape) for shape in registry.network(name).input_shapes))
     analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
     return sum(v for k, v in analysis.by_operator().items() if k in ("conv", "linear", "addmm", "matmul"))
 
 
 def measure(name: str) -> dict[str, float]:
     entry = registry.network(name)
-    x = np.random.default_rng(0).standard_normal(entry.input_shape).astype(np.float32)
+    rng = np.random.default_rng(0)
+    xs = [rng.standard_normal(shape).astype(np.float32) for shape in entry.input_shapes]
     row: dict[str, float] = {}
     for opset in registry.OPSETS:
         original = registry.export(name, opset)
         imported = import_onnx(original)
-        expected, got = _run(original, x), _run(to_onnx_bytes(imported.graph, weights=imported.weights), x)
+        expected, got = _run(original, xs), _run(to_onnx_bytes(imported.graph, weights=imported.weights), xs)
         row[f"error_{opset}"] = float(np.abs(expected - got).max() / np.abs(expected).max())
         row.setdefault("arch_ids", set()).add(imported.graph.arch_id)  # type: ignore[union-attr]
     data = registry.export(name, 17)

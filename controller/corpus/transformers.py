@@ -241,3 +241,71 @@ def mobilevit_xs() -> nn.Module:
             layers.append(MobileVitBlock(cout, *transformer))
     return nn.Sequential(*layers, conv_bn(96, 384, 1, act=nn.SiLU), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
                          nn.Linear(384, 1000))
+
+
+class CrossAttention(nn.Module):
+    """Decoder tokens (queries) attending to the encoder's (keys and values), multi-head."""
+
+    def __init__(self, dim: int, heads: int) -> None:
+        super().__init__()
+        self.heads = heads
+        self.scale = (dim // heads) ** -0.5
+        self.query = nn.Linear(dim, dim)
+        self.key_value = nn.Linear(dim, 2 * dim)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x, memory):
+        b, tokens, dim = x.shape
+        head = dim // self.heads
+        q = self.query(x).reshape(b, tokens, self.heads, head).permute(0, 2, 1, 3)
+        kv = self.key_value(memory).reshape(b, memory.shape[1], 2, self.heads, head).permute(0, 2, 3, 1, 4)
+        k, v = kv.unbind(1)
+        scores = (q @ k.transpose(-2, -1)) * self.scale
+        return self.proj((scores.softmax(-1) @ v).permute(0, 2, 1, 3).reshape(b, tokens, dim))
+
+
+class DecoderLayer(nn.Module):
+    """A post-norm decoder layer: causal self-attention, attention to the encoder, a ReLU feed-forward."""
+
+    def __init__(self, dim: int, heads: int, hidden: int) -> None:
+        super().__init__()
+        self.self_attn, self.norm1 = Attention(dim, heads), nn.LayerNorm(dim)
+        self.cross_attn, self.norm2 = CrossAttention(dim, heads), nn.LayerNorm(dim)
+        self.ffn, self.norm3 = Mlp(dim, hidden, nn.ReLU), nn.LayerNorm(dim)
+
+    def forward(self, x, memory, causal):
+        x = self.norm1(x + self.self_attn(x, causal))
+        x = self.norm2(x + self.cross_attn(x, memory))
+        return self.norm3(x + self.ffn(x))
+
+
+class HatTransformer(nn.Module):
+    """A HAT-style encoder-decoder (Wang et al. 2020): heterogeneous layers (heads and feed-forward widths per
+    layer) and *arbitrary encoder-decoder attention*: each decoder layer attends to the outputs of the last
+    1-3 encoder layers, concatenated along the tokens. Inputs: source and target token embeddings (the
+    lookups and the vocabulary projection are left out). The configuration is one of HAT's space: 512 wide,
+    6 encoder layers, 3 decoder layers."""
+
+    ENCODER = ((8, 3072), (8, 2048), (4, 3072), (8, 1024), (4, 2048), (8, 3072))  # (heads, FFN) per layer
+    DECODER = ((8, 2048, 1), (4, 3072, 2), (8, 1024, 3))  # (heads, FFN, encoder layers attended to)
+
+    def __init__(self, dim: int = 512, target_tokens: int = 16) -> None:
+        super().__init__()
+        self.encoder = nn.ModuleList(BertLayer(dim, heads, hidden) for heads, hidden in self.ENCODER)
+        self.decoder = nn.ModuleList(DecoderLayer(dim, heads, hidden) for heads, hidden, _ in self.DECODER)
+        future = torch.triu(torch.ones(target_tokens, target_tokens, dtype=torch.bool), diagonal=1)
+        self.register_buffer("causal", future.float() * -1e4, persistent=False)
+
+    def forward(self, source, target):
+        states = []
+        for layer in self.encoder:
+            source = layer(source)
+            states.append(source)
+        for layer, (_, _, attended) in zip(self.decoder, self.DECODER, strict=True):
+            memory = torch.cat(states[-attended:], dim=1) if attended > 1 else states[-1]
+            target = layer(target, memory, self.causal)
+        return target
+
+
+def hat_encoder_decoder() -> nn.Module:
+    return HatTransformer()

@@ -56,9 +56,14 @@ class ComputationGraph:
 
     def _validate(self) -> None:
         if not self.nodes or self.nodes[0].op != "input":
-            raise ValueError("a computation graph starts with its input node")
-        if sum(n.op == "input" for n in self.nodes) != 1:
-            raise ValueError("a computation graph has exactly one input node")
+            raise ValueError("a computation graph starts with an input node")
+        inputs = [n for n in self.nodes if n.op == "input"]
+        positions = sorted(n.attrs.get("position", -1) for n in inputs)
+        if len(inputs) > 1 and positions != list(range(len(inputs))):
+            raise ValueError(f"a graph of {len(inputs)} inputs numbers them 0 to {len(inputs) - 1} by their "
+                             f"'position' attribute, got {positions}")
+        if len(inputs) == 1 and "position" in inputs[0].attrs:
+            raise ValueError("a graph's only input carries no 'position' (one canonical form per network)")
         for index, node in enumerate(self.nodes):
             spec = op_spec(node.op)
             if any(not 0 <= i < index for i in node.inputs):
@@ -84,8 +89,20 @@ class ComputationGraph:
 
     # -- views -----------------------------------------------------------------------------------
     @property
+    def input_nodes(self) -> tuple[int, ...]:
+        """The input nodes in the order the network takes its inputs (``position``): one for most networks,
+        two for an encoder-decoder (source and target sequences)."""
+        found = [i for i, n in enumerate(self.nodes) if n.op == "input"]
+        return tuple(sorted(found, key=lambda i: self.nodes[i].attrs.get("position", 0)))
+
+    @property
+    def input_shapes(self) -> tuple[Shape, ...]:
+        return tuple(self.nodes[i].out_shape for i in self.input_nodes)
+
+    @property
     def input_shape(self) -> Shape:
-        return self.nodes[0].out_shape
+        """The (first) input's shape."""
+        return self.input_shapes[0]
 
     def in_shapes(self, index: int) -> list[Shape]:
         return [self.nodes[i].out_shape for i in self.nodes[index].inputs]
@@ -189,7 +206,7 @@ class ComputationGraph:
         """
         if batch < 1:
             raise ValueError(f"batch must be >= 1, got {batch}")
-        if batch == self.input_shape[0]:
+        if all(shape[0] == batch for shape in self.input_shapes):
             return self
         nodes = []
         for node in self.nodes:
@@ -326,11 +343,19 @@ class GraphBuilder:
 
     def __init__(self, input_shape: Sequence[int]) -> None:
         self._nodes: list[Node] = []
-        self.add_node("input", (), shape=tuple(int(d) for d in input_shape))
+        self._inputs = [self.add_node("input", (), shape=tuple(int(d) for d in input_shape))]
 
     @property
     def input(self) -> int:
         return 0
+
+    def add_input(self, shape: Sequence[int]) -> int:
+        """Another input of the network (an encoder-decoder's target sequence). A network of several inputs
+        numbers them by ``position`` in the order it takes them; the first is the builder's ``input``."""
+        if len(self._inputs) == 1:
+            self.set_attrs(self._inputs[0], position=0)
+        self._inputs.append(self.add_node("input", (), shape=tuple(int(d) for d in shape), position=len(self._inputs)))
+        return self._inputs[-1]
 
     def shape(self, index: int) -> Shape:
         return self._nodes[index].out_shape

@@ -102,7 +102,7 @@ def _tflite(graph: ComputationGraph, metadata: Metadata) -> bytes:
 
     litert_torch = _litert_torch()
     module = to_torch(graph)
-    sample = (torch.zeros(graph.input_shape),)
+    sample = tuple(torch.zeros(shape) for shape in graph.input_shapes)
     with _converting():
         return litert_torch.convert(module, sample).model_content()
 
@@ -122,12 +122,13 @@ def _quantized(graph: ComputationGraph, dynamic: bool) -> bytes:
     from litert_torch.quantize import pt2e_quantizer, quant_config
     from torchao.quantization.pt2e import quantize_pt2e
 
-    sample = (torch.zeros(graph.input_shape),)
+    sample = tuple(torch.zeros(shape) for shape in graph.input_shapes)
     quantizer = pt2e_quantizer.PT2EQuantizer().set_global(
         pt2e_quantizer.get_symmetric_quantization_config(is_per_channel=True, is_dynamic=dynamic))
     generator = torch.Generator().manual_seed(0)
-    calibration = [sample] if dynamic else [(torch.randn(graph.input_shape, generator=generator),)
-                                            for _ in range(CALIBRATION_BATCHES)]
+    calibration = [sample] if dynamic else [
+        tuple(torch.randn(shape, generator=generator) for shape in graph.input_shapes)
+        for _ in range(CALIBRATION_BATCHES)]
     with _converting():
         prepared = quantize_pt2e.prepare_pt2e(torch.export.export(to_torch(graph), sample).module(), quantizer)
         for batch in calibration:

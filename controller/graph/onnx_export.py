@@ -57,11 +57,12 @@ class _Emitter:
         self.model = ModelProto()
         multi = len(graph.outputs) > 1
         self.output_names = {index: f"output{k}" if multi else "output" for k, index in enumerate(graph.outputs)}
+        inputs = graph.input_nodes  # "input", or "input0", "input1"... in the order the network takes them
+        self.input_names = {index: f"{INPUT_NAME}{k}" if len(inputs) > 1 else INPUT_NAME
+                            for k, index in enumerate(inputs)}
 
     def name(self, index: int) -> str:
-        if index == 0:
-            return INPUT_NAME
-        return self.output_names.get(index, f"n{index}")
+        return self.input_names.get(index) or self.output_names.get(index, f"n{index}")
 
     def weight(self, name: str, shape: tuple[int, ...], fan_in: int) -> str:
         if name in self.given:
@@ -367,11 +368,11 @@ def _export(graph: ComputationGraph, seed: int, name: str, metadata: Mapping[str
         EMITTERS[node.op](e, index, node, [e.name(j) for j in node.inputs])
     model = e.model
     model.graph.name = name
-    model.graph.input.append(_tensor_value_info(INPUT_NAME, graph.input_shape))
+    model.graph.input.extend(_tensor_value_info(e.name(i), graph.nodes[i].out_shape) for i in graph.input_nodes)
     model.graph.output.extend(_tensor_value_info(e.name(i), graph.nodes[i].out_shape) for i in graph.outputs)
     # every tensor's shape, declared: an agent estimates the activations of a batch from them before running it
     model.graph.value_info.extend(_tensor_value_info(e.name(i), node.out_shape) for i, node in enumerate(graph.nodes)
-                                  if i and i not in graph.outputs)
+                                  if node.op != "input" and i not in graph.outputs)
     opset = model.opset_import.add()
     opset.domain, opset.version = "", OPSET
     model.producer_name, model.producer_version = "hwnas", "cg/1"

@@ -541,12 +541,19 @@ HANDLERS: dict[str, Handler] = {
 }
 
 
-def _input_shape(graph: onnx.GraphProto, given: Sequence[int] | None) -> tuple[str, tuple[int, ...]]:
+def _input_shapes(graph: onnx.GraphProto, given: Sequence[int] | None) -> list[tuple[str, tuple[int, ...]]]:
+    """(name, shape) of every input the model takes, in its order; ``given`` fixes a single input's shape."""
     inits = {i.name for i in graph.initializer}
     inputs = [i for i in graph.input if i.name not in inits]
-    if len(inputs) != 1:
-        raise ValueError(f"only single-input models import; this one has inputs {[i.name for i in inputs]}")
-    value = inputs[0]
+    if not inputs:
+        raise ValueError("the model takes no input")
+    if len(inputs) > 1 and given is not None:
+        raise ValueError(f"an input shape fixes a single input; this model takes {[i.name for i in inputs]}, which "
+                         "must declare fixed shapes")
+    return [_input_shape(value, given) for value in inputs]
+
+
+def _input_shape(value: onnx.ValueInfoProto, given: Sequence[int] | None) -> tuple[str, tuple[int, ...]]:
     declared = value.type.tensor_type.shape.dim
     negative = [d.dim_value for d in declared if d.HasField("dim_value") and d.dim_value < 0]
     if negative:
@@ -597,15 +604,15 @@ def _import(model: onnx.ModelProto | bytes | str | Path,
     if not 1 <= opset <= newest:
         raise ValueError(f"the model imports ONNX opset {opset}; this onnx knows opsets 1 to {newest} "
                          "(re-export it at a known opset)")
-    input_name, shape = _input_shape(model.graph, input_shape)
+    inputs = dict(_input_shapes(model.graph, input_shape))
     consts, skeleton = split_weights(model)
     for value in skeleton.graph.input:
-        if value.name == input_name:
-            for dim, size in zip(value.type.tensor_type.shape.dim, shape, strict=True):
+        if value.name in inputs:
+            for dim, size in zip(value.type.tensor_type.shape.dim, inputs[value.name], strict=True):
                 dim.Clear()
                 dim.dim_value = size
     inferred = shape_inference.infer_shapes(skeleton, data_prop=True)
-    shapes: dict[str, tuple[int, ...]] = {input_name: shape}
+    shapes: dict[str, tuple[int, ...]] = dict(inputs)
     for value in [*inferred.graph.value_info, *inferred.graph.output]:
         dims = value.type.tensor_type.shape.dim
         if dims and all(d.HasField("dim_value") for d in dims):
@@ -614,8 +621,10 @@ def _import(model: onnx.ModelProto | bytes | str | Path,
         if node.op_type == "Constant":
             consts[node.output[0]] = numpy_helper.to_array(_attrs(node)["value"])
 
-    builder = GraphBuilder(shape)
-    ctx = _Ctx(builder, consts, {input_name: builder.input}, shapes,
+    names = list(inputs)
+    builder = GraphBuilder(inputs[names[0]])
+    nodes_of_inputs = {names[0]: builder.input, **{name: builder.add_input(inputs[name]) for name in names[1:]}}
+    ctx = _Ctx(builder, consts, nodes_of_inputs, shapes,
                initializers={init.name: init for init in model.graph.initializer}, opset=opset)
     for node in onnx_patterns.fuse(model.graph.node, consts, {o.name for o in model.graph.output}):
         if node.op_type == "Constant":

@@ -219,7 +219,8 @@ _LAYERS: dict[str, Callable[[Node, list], nn.Module]] = {
 
 
 class GraphModule(nn.Module):
-    """Runs the CG's nodes in their (topological) order; one input tensor, one output or a tuple."""
+    """Runs the CG's nodes in their (topological) order; its input tensors in the graph's input order, one
+    output or a tuple."""
 
     def __init__(self, graph: ComputationGraph) -> None:
         super().__init__()
@@ -233,9 +234,10 @@ class GraphModule(nn.Module):
             self.layers[str(index)] = _LAYERS[node.op](node, graph.in_shapes(index))
             self.plan.append((index, node.inputs))
         self.outputs = tuple(graph.outputs)
+        self.inputs = graph.input_nodes
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
-        values: dict[int, torch.Tensor] = {0: x}
+    def forward(self, *xs: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
+        values: dict[int, torch.Tensor] = dict(zip(self.inputs, xs, strict=True))
         for index, inputs in self.plan:
             values[index] = self.layers[str(index)](*(values[i] for i in inputs))
         outs = tuple(values[i] for i in self.outputs)

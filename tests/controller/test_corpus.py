@@ -12,21 +12,22 @@ from controller.corpus import registry
 from controller.graph.onnx_export import to_onnx_bytes
 from controller.graph.onnx_import import import_onnx
 
-from .test_onnx_import import fvcore_macs
-
 # Parameter counts of the published reference implementations (torchvision's and timm's model cards; DARTS'
 # Table 1: 3.3 M; a BERT-base layer: 4 x (768^2 + 768) + 2 x 1536 + 2 x 768 x 3072 + 3072 + 768), which the
-# corpus's from-the-paper definitions must reproduce exactly. Swin-T's first stage has no card of its own:
-# the sum of its parts in the paper's definition (patch embedding, two blocks, patch merging).
+# corpus's from-the-paper definitions must reproduce exactly. Swin-T's first stage and the HAT-style
+# encoder-decoder (one configuration of HAT's space) have no card of their own: the sums of their parts in the
+# papers' definitions.
 PUBLISHED_PARAMS = {"resnet50": 25_557_032, "mobilenet_v2": 3_504_872, "mobilenet_v3_large": 5_483_032,
                     "efficientnet_b0": 5_288_548, "regnety_400mf": 4_344_144, "convnext_tiny": 28_589_128,
                     "shufflenet_v2": 2_278_604, "densenet121": 7_978_856, "squeezenet": 1_248_424,
                     "darts_v2": 3_349_342, "vit_tiny": 5_717_416, "swin_tiny_stage": 304_086,
-                    "mobilevit_xs": 2_317_848, "bert_base_layer": 7_087_872}
+                    "mobilevit_xs": 2_317_848, "bert_base_layer": 7_087_872, "hat_encoder_decoder": 33_625_600}
 # What the CG counts beyond torch, explained: Swin's relative position bias is gathered from a 169 x 3 table
 # into a 3 x 49 x 49 tensor, and the shifted block adds its fixed 64-window mask to it, so the export holds
 # 3 x 49^2 and 64 x 3 x 49^2 added constants where torch holds two 169 x 3 tables.
-EXTRA_PARAMS = {"swin_tiny_stage": (3 * 49 * 49 - 169 * 3) + (64 * 3 * 49 * 49 - 169 * 3)}
+# The decoder's causal mask, a fixed 16 x 16 constant added to each of its 3 layers' scores, is counted alike.
+EXTRA_PARAMS = {"swin_tiny_stage": (3 * 49 * 49 - 169 * 3) + (64 * 3 * 49 * 49 - 169 * 3),
+                "hat_encoder_decoder": 3 * 16 * 16}
 ROUND_TRIP_TOLERANCE = 1e-5  # largest output error relative to the largest output; float32 reordering only
 
 
@@ -43,24 +44,34 @@ def test_a_corpus_network_imports_at_every_opset_as_one_cg_and_round_trips(name:
     entry = registry.network(name)
     model = registry.build(name)
     assert sum(p.numel() for p in model.parameters()) == PUBLISHED_PARAMS[name]
-    x = np.random.default_rng(0).standard_normal(entry.input_shape).astype(np.float32)
+    rng = np.random.default_rng(0)
+    xs = [rng.standard_normal(shape).astype(np.float32) for shape in entry.input_shapes]
     arch_ids = set()
     for opset in registry.OPSETS:
         original = registry.export(name, opset)
         imported = import_onnx(original)
         arch_ids.add(imported.graph.arch_id)
-        expected, got = (_run(data, x) for data in (original, to_onnx_bytes(imported.graph, weights=imported.weights)))
+        expected, got = (_run(data, xs) for data in (original, to_onnx_bytes(imported.graph, weights=imported.weights)))
         assert expected.shape == got.shape
         assert np.abs(expected - got).max() <= ROUND_TRIP_TOLERANCE * np.abs(expected).max(), (name, opset)
     assert len(arch_ids) == 1, f"{name}: {len(arch_ids)} different CGs across opsets"
     graph = imported.graph
-    assert graph.macs() == pytest.approx(fvcore_macs(model, entry.input_shape), rel=0.01)
+    assert graph.macs() == pytest.approx(fvcore_macs(model, entry.input_shapes), rel=0.01)
     assert graph.params() == pytest.approx(PUBLISHED_PARAMS[name] + EXTRA_PARAMS.get(name, 0), rel=0.01)
 
 
-def _run(data: bytes, x: np.ndarray) -> np.ndarray:
+def _run(data: bytes, xs: list[np.ndarray]) -> np.ndarray:
     session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
-    return session.run(None, {session.get_inputs()[0].name: x})[0]
+    return session.run(None, {spec.name: x for spec, x in zip(session.get_inputs(), xs, strict=True)})[0]
+
+
+def fvcore_macs(model, shapes) -> int:
+    """fvcore's multiply-adds of convolutions, linear layers and matmuls (the CG's MACs)."""
+    from fvcore.nn import FlopCountAnalysis
+
+    analysis = FlopCountAnalysis(model, tuple(torch.randn(*shape) for shape in shapes))
+    analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
+    return sum(v for k, v in analysis.by_operator().items() if k in ("conv", "linear", "addmm", "matmul", "bmm"))
 
 
 def test_darts_imports_its_factorized_reduce_as_a_slice_of_the_spatial_axes() -> None:
@@ -80,6 +91,15 @@ def test_vit_keeps_its_class_token_position_embedding_and_attention() -> None:
     counts = import_onnx(registry.export("vit_tiny", 13)).graph.op_counts()
     assert counts["prepend"] == 1 and counts["bias"] == 1  # the class token; the position embedding
     assert counts["matmul"] == 2 * 12 and counts["softmax"] == 12 and counts["scalar_mul"] == 12
+
+
+def test_the_hat_encoder_decoder_is_one_cg_of_two_inputs() -> None:
+    """Source and target embeddings are the CG's inputs 0 and 1, in the order the network takes them; each
+    decoder layer attends to the last 1, 2 and 3 encoder layers' outputs (HAT's arbitrary attention)."""
+    graph = import_onnx(registry.export("hat_encoder_decoder", 17)).graph
+    assert graph.input_shapes == ((1, 32, 512), (1, 16, 512))
+    assert graph.op_counts()["concat"] == 2  # the 2- and 3-layer memories, along the tokens
+    assert {node.attrs.get("axis") for node in graph.nodes if node.op == "concat"} == {None}  # axis 1: tokens
 
 
 def test_the_corpus_refuses_an_opset_it_is_not_exported_at() -> None:

@@ -173,3 +173,23 @@ def test_predictor_accuracy_builds_each_networks_graph_once(small_gennape: Path,
     again = accuracy.predict_encodings(cells)
     assert np.array_equal(first, again) and first[0] == first[2]
     assert len(built) == 2  # two distinct networks, each built and predicted once
+
+
+def test_gennape_evaluates_a_folder_of_corpus_cnns_and_transformers(small_gennape: Path, tmp_path: Path,
+                                                                    capsys) -> None:
+    """#38: networks users bring, transformers among them, exported by torch and read through the graph IR;
+    labels are the published ImageNet top-1 of each architecture (torchvision's and timm's cards)."""
+    from controller.corpus import registry
+
+    published = {"squeezenet": 58.09, "shufflenet_v2": 69.36, "mobilenet_v2": 71.88, "vit_tiny": 72.2,
+                 "mobilevit_xs": 74.8}
+    folder = tmp_path / "imagenet"
+    folder.mkdir()
+    for name in published:
+        (folder / f"{name}.onnx").write_bytes(registry.export(name, 17))
+    with open(folder / "labels.csv", "w", newline="") as handle:
+        csv.writer(handle).writerows([("file", "accuracy"), *((f"{n}.onnx", a) for n, a in published.items())])
+    assert main(["predictor", "gennape", "eval", "--model", str(small_gennape), "--family", str(folder),
+                 "--finetune", "0", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "GENNAPE" in out and "5 networks" in out
