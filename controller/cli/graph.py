@@ -47,11 +47,14 @@ def cmd_graph_import(args: argparse.Namespace) -> int:
     if args.out:
         args.out.write_text(graph.to_json(indent=1))
     summary = {"model": str(args.model), "arch_id": graph.arch_id, "input_shape": list(graph.input_shape),
+               "input_shapes": [list(shape) for shape in graph.input_shapes],
                "macs": graph.macs(), "params": graph.params(), "ops": dict(sorted(graph.op_counts().items()))}
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
-        print(f"{args.model.name}: input {list(graph.input_shape)}, {graph.macs() / 1e9:.3f} GMACs, "
+        inputs = ", ".join(str(list(shape)) for shape in graph.input_shapes)
+        print(f"{args.model.name}: input{'s' if len(graph.input_shapes) > 1 else ''} {inputs}, "
+              f"{graph.macs() / 1e9:.3f} GMACs, "
               f"{graph.params() / 1e6:.3f} M params, arch_id {graph.arch_id[:16]}")
         for op, n in summary["ops"].items():
             print(f"  {op:>16}  {n}")
