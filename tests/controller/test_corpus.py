@@ -3,6 +3,8 @@ computing what the original computes, agrees with fvcore on MACs, and is measure
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import onnxruntime as ort
 import pytest
@@ -28,6 +30,11 @@ PUBLISHED_PARAMS = {"resnet50": 25_557_032, "mobilenet_v2": 3_504_872, "mobilene
 # The decoder's causal mask, a fixed 16 x 16 constant added to each of its 3 layers' scores, is counted alike.
 EXTRA_PARAMS = {"swin_tiny_stage": (3 * 49 * 49 - 169 * 3) + (64 * 3 * 49 * 49 - 169 * 3),
                 "hat_encoder_decoder": 3 * 16 * 16}
+# These export the same op types at opsets 13, 17 and 20 (checked: no LayerNorm, GELU, hard-swish or attention to
+# decompose), so the default suite round-trips them at 17 only; HWNAS_LONG=1 runs every opset for every network.
+OPSET_INVARIANT = {"resnet50", "mobilenet_v2", "efficientnet_b0", "regnety_400mf", "shufflenet_v2", "densenet121",
+                   "squeezenet", "darts_v2"}
+LONG = os.environ.get("HWNAS_LONG") == "1"
 ROUND_TRIP_TOLERANCE = 1e-5  # largest output error relative to the largest output; float32 reordering only
 
 
@@ -38,16 +45,17 @@ def test_the_corpus_has_the_networks_the_issue_names() -> None:
 @pytest.mark.parametrize("name", list(PUBLISHED_PARAMS))
 def test_a_corpus_network_imports_at_every_opset_as_one_cg_and_round_trips(name: str) -> None:
     """Import -> CG -> ONNX (with the imported weights) -> onnxruntime computes what the original computes;
-    one arch_id at opsets 13, 17 and 20 (decomposed LayerNorm, GELU and hard-swish folded back); MACs
-    equal fvcore's convolution and linear rows; parameters within 1 % of torch's: the exporter folds each
-    BatchNorm that follows a conv into the conv's bias (2C parameters become C)."""
+    one arch_id at opsets 13, 17 and 20 (decomposed LayerNorm, GELU and hard-swish folded back; the default
+    suite takes OPSET_INVARIANT networks at 17 only); MACs equal fvcore's convolution, linear and matmul rows;
+    parameters within 1 % of torch's: the exporter folds each BatchNorm that follows a conv into the conv's
+    bias (2C parameters become C)."""
     entry = registry.network(name)
     model = registry.build(name)
     assert sum(p.numel() for p in model.parameters()) == PUBLISHED_PARAMS[name]
     rng = np.random.default_rng(0)
     xs = [rng.standard_normal(shape).astype(np.float32) for shape in entry.input_shapes]
     arch_ids = set()
-    for opset in registry.OPSETS:
+    for opset in registry.OPSETS if LONG or name not in OPSET_INVARIANT else (17,):
         original = registry.export(name, opset)
         imported = import_onnx(original)
         arch_ids.add(imported.graph.arch_id)
