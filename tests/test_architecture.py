@@ -59,6 +59,13 @@ def test_controller_top_level_holds_only_rooms() -> None:
     assert loose == ["__init__.py", "errors.py"]  # errors.py: the SettingError every room raises
 
 
+def test_no_controller_module_outgrows_450_lines() -> None:
+    """A module past 450 lines holds more than one thing (#35): split it by what each part does."""
+    long = {str(p.relative_to(ROOT)): n for p in (ROOT / "controller").rglob("*.py")
+            if (n := len(p.read_text().splitlines())) > 450}
+    assert long == {}, long
+
+
 def test_library_errors_name_settings_not_flags() -> None:
     """Only the CLI knows its flags: an error raised below it names the setting (``SettingError``), and
     ``cli.common.fail`` shows the flag. A whole command quoted as the fix (`hwnas ... --db X`) may name its flags."""

@@ -13,7 +13,6 @@ from controller.cli.common import fail
 from controller.fleet.local_agent import LocalAgent
 from controller.fleet.report import profile_table
 from controller.graph import ComputationGraph, GraphBuilder
-from controller.graph.onnx_export import to_onnx_bytes
 
 
 def small_cnn(width: int, blocks: int = 2, resolution: int = 32, classes: int = 10) -> ComputationGraph:
@@ -50,7 +49,10 @@ def run_demo(out: Path, protocol: str = "latbench", sample: int = 120, evals: in
     from controller.fleet import AgentEndpoint, Fleet, FleetConfig, campaign
     from controller.fleet.client import ProfileSpec
     from controller.learning.jobs import artifact_dir, held_out_summary, train_from_store
-    from controller.spaces import get_space
+    from controller.search.evaluator import Evaluator
+    from controller.search.measure import ProfileMeasurer
+    from controller.search.objectives import OBJECTIVES
+    from controller.spaces import Candidate, get_space
     from controller.spaces.catalog import sample as sample_space
     from controller.store import Store
 
@@ -69,11 +71,16 @@ def run_demo(out: Path, protocol: str = "latbench", sample: int = 120, evals: in
         with Store(db) as store:
             with Fleet(store, FleetConfig(endpoints=endpoints)) as fleet:
                 spec = ProfileSpec(protocol=protocol, protocol_params=DEMO_PROTOCOLS[protocol])
+                evaluator = Evaluator(None, [OBJECTIVES["latency"]], None, ProfileMeasurer(fleet, endpoints[0], spec),
+                                      None)
+                cnns = [Candidate.of_graph("demo", f"cnn-w{width}", small_cnn(width)) for width in (16, 32, 64)]
                 rows = []
-                for width in (16, 32, 64):
-                    graph = small_cnn(width)
-                    done = fleet.profile(endpoints[0], to_onnx_bytes(graph), "onnx", spec)
-                    rows.append((f"cnn-w{width} ({graph.macs() / 1e6:.1f} MMACs)", done.record))
+                for cnn, evaluation in zip(cnns, evaluator.evaluate_candidates(cnns), strict=True):
+                    if evaluation is None or evaluation.outcome is None or evaluation.outcome.profiled is None:
+                        raise RuntimeError(f"the ORT agent could not profile {cnn.arch}: "
+                                           f"{evaluation.error if evaluation else 'not evaluated'}")
+                    label = f"{cnn.arch} ({cnn.graph.macs() / 1e6:.1f} MMACs)"
+                    rows.append((label, evaluation.outcome.profiled.record))
                 print("2. small CNNs on the ORT agent:\n" + profile_table(rows))
                 summary.append(f"profiled 3 small CNNs on this CPU ({protocol}): "
                                + ", ".join(f"{r.latency_ms:.3f} ms" for _, r in rows))

@@ -84,10 +84,14 @@ def model_file_problem(path: Path) -> str:
 
 def cmd_profile(args: argparse.Namespace) -> int:
     from controller.fleet import AgentEndpoint, Fleet, FleetConfig
-    from controller.fleet.client import AgentCallError, ProfileSpec
+    from controller.fleet.client import ProfileSpec
     from controller.fleet.profile import file_format
     from controller.fleet.report import profile_table
     from controller.graph.model_formats import FormatUnavailable
+    from controller.search.evaluator import Evaluator
+    from controller.search.measure import ProfileMeasurer
+    from controller.search.objectives import OBJECTIVES
+    from controller.spaces import ModelFile
     from controller.store import Store
 
     problem = model_file_problem(args.model)
@@ -97,49 +101,42 @@ def cmd_profile(args: argparse.Namespace) -> int:
                        input_shapes=dict(args.input_shape or []), threads=args.threads,
                        warmup_runs=args.warmup_runs, return_samples=args.samples, deadline_seconds=args.deadline,
                        op_profile=args.op_profile, memory=not args.no_memory, output_check=args.check_output)
+    model = ModelFile(args.model.name, args.model.read_bytes(), file_format(args.model))
     try:
         config = FleetConfig(connect=connector(args))
-        # One model outside any campaign: the fleet dials, converts and measures it; no dataset is kept.
+        # One model outside any campaign, through the one door: the fleet dials, converts and measures it; no
+        # dataset is kept.
         with tempfile.TemporaryDirectory(prefix="hwnas-profile-") as tmp, \
                 Store(Path(tmp) / "profile.db") as store, Fleet(store, config) as fleet:
+            measurer = ProfileMeasurer(fleet, AgentEndpoint("profile", args.agent), spec, args.backend,
+                                       args.model_format, ready_timeout_s=args.connect_timeout)
+            evaluator = Evaluator(None, [OBJECTIVES["latency"]], None, measurer, None)
             with waiting(f"profiling {args.model.name} on {args.agent} ({args.backend or 'the agent’s backend'}, "
                          f"{args.protocol})"):
-                done = fleet.profile(AgentEndpoint("profile", args.agent), args.model.read_bytes(),
-                                     file_format(args.model), spec, args.backend, args.model_format,
-                                     ready_timeout_s=args.connect_timeout)
+                [evaluation] = evaluator.evaluate_candidates([model])
     except (ValueError, OSError, FormatUnavailable) as exc:
         return fail("profile", exc)
-    except AgentCallError as exc:
-        print(f"hwnas profile: {exc}", file=sys.stderr)
+    assert evaluation is not None and evaluation.outcome is not None  # no budget: every model is evaluated
+    done = evaluation.outcome.profiled
+    if done is None:  # the agent refused or failed the model
+        print(f"hwnas profile: {evaluation.error}", file=sys.stderr)
         return 1
     if done.converted:
         print(f"converted {args.model.name} to {done.model_format} for backend {done.record.result['backend']}",
               file=sys.stderr)
-    checked = {}
-    if args.check_output:
-        verdict = checked_output(args.model, done)
-        checked = {"output_check": {"status": verdict.status, "max_abs_error": verdict.max_abs_error,
-                                    "detail": verdict.detail}}
+    check = done.check
+    checked = {"output_check": {"status": check.status, "max_abs_error": check.max_abs_error,
+                                "detail": check.detail}} if check else {}
     if args.json:
         print(json.dumps({"model": str(args.model), "uploaded": done.uploaded, "model_format": done.model_format,
                           **done.record.to_dict(), **checked}, indent=2))
     else:
         print(profile_table([(args.model.name, done.record)]))
-        if checked:
-            check = checked["output_check"]
-            print(f"output check: {check['status']}" + (f", max abs error {check['max_abs_error']:.3g}"
-                                                        if check["max_abs_error"] is not None else "")
-                  + (f" ({check['detail']})" if check["detail"] else ""))
-    return 0 if checked.get("output_check", {}).get("status") != "wrong_answer" else 1
-
-
-def checked_output(model: Path, done):
-    """The device's outputs against onnxruntime at fp32 on the check's input (``fleet.output_check``)."""
-    from controller.fleet.output_check import OutputCheck, compare, reference
-    from controller.fleet.profile import file_format
-
-    if file_format(model) != "onnx":
-        return OutputCheck("skipped", detail="the reference runs ONNX files; this one is not")
-    result = done.record.result
-    shapes = [shape["dims"] for shape in result["input_shapes"]]
-    return compare(result["outputs"], reference(model.read_bytes(), shapes), done.model_format)
+        if check:
+            print(f"output check: {check.status}" + (f", max abs error {check.max_abs_error:.3g}"
+                                                     if check.max_abs_error is not None else "")
+                  + (f" ({check.detail})" if check.detail else ""))
+    if not evaluation.ok:  # a wrong answer, or an answer that is no measurement
+        print(f"hwnas profile: {evaluation.error}", file=sys.stderr)
+        return 1
+    return 0

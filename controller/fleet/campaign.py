@@ -146,9 +146,10 @@ def job_profile(job: Job) -> ProfileSpec:
                        output_check=job.output_check)
 
 
-def to_record(job: Job, r: Mapping[str, Any], check: OutputCheck | None = None) -> MeasurementRecord:
+def to_record(job: Job | JobSpec, r: Mapping[str, Any], check: OutputCheck | None = None) -> MeasurementRecord:
     """A job's measurement record from the agent's ProfileResult (as ``client.message_dict`` gives it), with
-    the verdict of its output check where the job asked for one."""
+    the verdict of its output check where the job asked for one (a ``JobSpec`` for a measurement made outside
+    the queue, such as ``hwnas profile``'s)."""
     shape = r["input_shapes"][0]["dims"] if r["input_shapes"] else []
     stats = r["stats"]
     if r["protocol"].endswith(TOOL_MEAN):  # a vendor tool printed only some statistics: the rest are unknown, not 0

@@ -76,6 +76,7 @@ class Outcome:
     job_key: str
     record: MeasurementRecord | None
     error: str = ""
+    profiled: Profiled | None = None  # the agent's whole answer, for a model profiled outside the queue
 
 
 class Fleet:

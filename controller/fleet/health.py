@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from functools import cache
 
 from controller.errors import SettingError
-from controller.graph.ir import ComputationGraph, GraphBuilder
+from controller.graph.builder import GraphBuilder
+from controller.graph.ir import ComputationGraph
 
 GOLDEN_CAMPAIGN = "golden"  # the campaign of the checks' jobs; reserved, no user campaign may take it
 GOLDEN_SPACE = "golden"  # the reference network's ``space`` in the architectures table

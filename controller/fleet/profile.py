@@ -2,7 +2,8 @@
 
 The backend is the one asked for or the best the agent runs for the model's format; when it runs another
 format, the ONNX model is converted on the controller (ONNX -> CG -> e.g. TFLite) as campaigns convert their
-candidates; the model is uploaded only if the agent lacks it, then profiled as the ``ProfileSpec`` says.
+candidates; the model is uploaded only if the agent lacks it, then profiled as the ``ProfileSpec`` says,
+and its outputs checked against onnxruntime at fp32 when the spec asks (an ONNX file is its own reference).
 """
 
 from __future__ import annotations
@@ -12,18 +13,21 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from controller.fleet.client import AgentClient, ProfileRecord, ProfileSpec
+from controller.fleet.output_check import OutputCheck, compare, reference
 from controller.graph.model_formats import BACKEND_FORMATS, check_exportable, format_for, model_format
 from protos.hwnas.v1.agent_pb2 import DeviceInfo
 
 
 @dataclass(frozen=True)
 class Profiled:
-    """What profiling a file did: the agent's record, whether the model was uploaded, the format sent."""
+    """What profiling a file did: the agent's record, whether the model was uploaded, the format sent, and
+    the output check's verdict where the spec asked for one."""
 
     record: ProfileRecord
     uploaded: bool
     model_format: str
     converted: bool
+    check: OutputCheck | None = None
 
 
 def file_format(path: Path) -> str:
@@ -70,4 +74,13 @@ def profile_model(client: AgentClient, info: DeviceInfo, data: bytes, own_format
     sent, wire, fmt = model_for(data, own_format, chosen, requested_format, shape)
     sha, uploaded = client.ensure_model(sent, wire)
     record = client.profile(sha, dataclasses.replace(spec, backend=chosen))
-    return Profiled(record, uploaded, fmt, fmt != own_format)
+    check = checked_output(data, own_format, record, fmt) if spec.output_check else None
+    return Profiled(record, uploaded, fmt, fmt != own_format, check)
+
+
+def checked_output(data: bytes, own_format: str, record: ProfileRecord, sent_format: str) -> OutputCheck:
+    """The device's outputs against onnxruntime at fp32 on the check's input; the reference runs ONNX."""
+    if own_format != "onnx":
+        return OutputCheck("skipped", detail="the reference runs ONNX files; this one is not")
+    shapes = [shape["dims"] for shape in record.result["input_shapes"]]
+    return compare(record.result["outputs"], reference(data, shapes), sent_format)

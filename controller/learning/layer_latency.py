@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from controller.graph import ComputationGraph
-from controller.graph.ir import GraphBuilder
+from controller.graph.builder import GraphBuilder
 from controller.graph.ops import Shape
 from controller.spaces import Candidate
 

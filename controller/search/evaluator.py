@@ -9,7 +9,7 @@ name, costs nothing and gives back the first evaluation. The budget counts evalu
 Searches work in encodings of a space: ``evaluate`` maps them to networks (the space's ``network_key``,
 NB-201's twins collapsed), skips architectures without a network (NB-201's unconnected cells) and sends
 the rest through the same door. AutoGO, AutoBuild ``build`` and ``predictor layers`` send candidates born
-as graphs.
+as graphs; ``hwnas profile`` sends a user's model file (``ModelFile``: measured objectives only).
 """
 
 from __future__ import annotations
@@ -24,13 +24,13 @@ import numpy as np
 from controller.errors import SettingError
 from controller.search.measure import Outcome, value_of
 from controller.search.objectives import AccuracyFn, Objective, evaluate_static
-from controller.spaces import Candidate, SearchSpace
+from controller.spaces import Measurable, ModelFile, SearchSpace
 
 
 class Measurer(Protocol):
     """The device's side of the door."""
 
-    def send(self, candidates: Sequence[Candidate]) -> None:
+    def send(self, candidates: Sequence[Measurable]) -> None:
         """Start measuring the candidates; returns at once."""
 
     def fetch_all(self) -> list[Outcome]:
@@ -43,7 +43,7 @@ class Evaluation:
 
     index: int  # 1-based order of evaluation within the evaluator
     iteration: int
-    candidate: Candidate
+    candidate: Measurable
     values: dict[str, float] = field(default_factory=dict)  # natural units, by objective name
     error: str = ""  # why the network has no values (a measurement failed permanently)
     outcome: Outcome | None = None  # the device's outcome, where an objective was measured
@@ -82,7 +82,7 @@ class Evaluator:
         self._by_network: dict[tuple[int, ...], Evaluation] = {}
         self._by_arch_id: dict[str, Evaluation] = {}
         self._sent: list[str | None] = []  # arch_id of each candidate sent since the last fetch; None: over budget
-        self._pending: list[tuple[Candidate, dict[str, float]]] = []  # sent on, with the values known already
+        self._pending: list[tuple[Measurable, dict[str, float]]] = []  # sent on, with the values known already
 
     @property
     def names(self) -> list[str]:
@@ -105,10 +105,10 @@ class Evaluator:
         return self.budget - len(self.history) - len(self._pending)
 
     # -- the door: candidates -----------------------------------------------------------------------------
-    def send(self, candidates: Sequence[Candidate]) -> None:
+    def send(self, candidates: Sequence[Measurable]) -> None:
         """Queue candidates: a network evaluated or queued already is not sent again, nor any beyond the budget."""
         queued = {c.arch_id for c, _ in self._pending}
-        fresh: list[Candidate] = []
+        fresh: list[Measurable] = []
         for candidate in candidates:
             arch_id = candidate.arch_id
             known = arch_id in self._by_arch_id or arch_id in queued
@@ -121,6 +121,11 @@ class Evaluator:
                 fresh.append(candidate)
         if not fresh:
             return
+        files = [c.arch for c in fresh if isinstance(c, ModelFile)]
+        static_objectives = [o.name for o in self.objectives if o.source != "measured"]
+        if files and static_objectives:
+            raise SettingError("objectives", f"{', '.join(static_objectives)} need a network's graph; the model "
+                                             f"file(s) {', '.join(files)} have none: measure them only")
         static = evaluate_static(self.objectives, fresh, self.accuracy)
         self._pending += [(c, {name: float(v[k]) for name, v in static.items()}) for k, c in enumerate(fresh)]
         if self.measurer is not None and self.measures:
@@ -151,7 +156,7 @@ class Evaluator:
         sent, self._sent = self._sent, []
         return [self._by_arch_id[a] if a is not None else None for a in sent]
 
-    def evaluate_candidates(self, candidates: Sequence[Candidate]) -> list[Evaluation | None]:
+    def evaluate_candidates(self, candidates: Sequence[Measurable]) -> list[Evaluation | None]:
         """``send`` then ``fetch_all``."""
         self.send(candidates)
         return self.fetch_all()

@@ -1,4 +1,5 @@
-"""Measuring a search's candidates on one device key through the long-lived fleet.
+"""The evaluator's measurers: a search's candidates on one device key through the long-lived fleet's queue
+(``FleetMeasurer``), or models on one agent outside the queue and the dataset (``ProfileMeasurer``).
 
 A search's batch becomes jobs in the store (campaign ``search:<name>``, a high priority so it goes ahead of
 a LatBench build sharing the key); the fleet's workers, started once for the whole search, measure them and
@@ -12,9 +13,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from controller.fleet import Fleet, Outcome
-from controller.fleet.campaign import CampaignPlan
-from controller.spaces import Candidate
+from controller.fleet import AgentEndpoint, Fleet, Outcome
+from controller.fleet.campaign import CampaignPlan, to_record
+from controller.fleet.client import AgentCallError, ProfileSpec
+from controller.fleet.profile import Profiled
+from controller.spaces import Measurable, ModelFile
+from controller.store import JobSpec
+from controller.store.records import InvalidRecord
 
 
 def value_of(outcome: Outcome, field: str, column: str) -> tuple[float | None, str]:
@@ -41,9 +46,62 @@ class FleetMeasurer:
         self.fleet, self.plan = fleet, plan
         self._keys: list[str] = []
 
-    def send(self, candidates: Sequence[Candidate]) -> None:
-        self._keys += self.fleet.submit(candidates, self.plan)
+    def send(self, candidates: Sequence[Measurable]) -> None:
+        files = [c.arch for c in candidates if isinstance(c, ModelFile)]
+        if files:
+            raise TypeError(f"model files ({', '.join(files)}) have no graph to queue: profile them on an agent")
+        self._keys += self.fleet.submit(candidates, self.plan)  # type: ignore[arg-type]
 
     def fetch_all(self) -> list[Outcome]:
         keys, self._keys = self._keys, []
         return self.fleet.results(keys) if keys else []
+
+
+class ProfileMeasurer:
+    """The evaluator's ``Measurer`` for ``hwnas profile`` and the demo: each model on one agent, in the order
+    sent, outside the queue and the dataset (``Fleet.profile``: the fleet's TLS and token, conversion on the
+    controller, the host's measuring turn). A model file goes as its bytes, a network as its ONNX.
+
+    Each outcome's record is the measurement record a campaign would have stored (device key: the endpoint's),
+    and ``Outcome.profiled`` the agent's whole answer (samples, outputs, whether the model was uploaded). An
+    agent that refuses or fails a model fails that evaluation; a setting that cannot work (a format no backend
+    runs, an unreadable model) raises.
+    """
+
+    def __init__(self, fleet: Fleet, endpoint: AgentEndpoint, spec: ProfileSpec, backend: str | None = None,
+                 send_format: str | None = None, ready_timeout_s: float = 10.0) -> None:
+        self.fleet, self.endpoint, self.spec = fleet, endpoint, spec
+        self.backend, self.send_format, self.ready_timeout_s = backend, send_format, ready_timeout_s
+        self._sent: list[Measurable] = []
+
+    def send(self, candidates: Sequence[Measurable]) -> None:
+        self._sent += candidates
+
+    def fetch_all(self) -> list[Outcome]:
+        sent, self._sent = self._sent, []
+        return [self._profile(candidate) for candidate in sent]
+
+    def _profile(self, candidate: Measurable) -> Outcome:
+        if isinstance(candidate, ModelFile):
+            data, own_format = candidate.data, candidate.own_format
+        else:
+            from controller.graph.onnx_export import to_onnx_bytes
+
+            data, own_format = to_onnx_bytes(candidate.graph), "onnx"
+        try:
+            done = self.fleet.profile(self.endpoint, data, own_format, self.spec, self.backend, self.send_format,
+                                      ready_timeout_s=self.ready_timeout_s)
+        except AgentCallError as exc:
+            return Outcome(candidate.arch_id, None, str(exc))
+        try:
+            record = to_record(self._job(candidate, done), done.record.result, done.check)
+        except InvalidRecord as exc:
+            return Outcome(candidate.arch_id, None, f"the agent's answer is not a measurement: {exc}", done)
+        return Outcome(record.job_key, record, "", done)
+
+    def _job(self, candidate: Measurable, done: Profiled) -> JobSpec:
+        """The job this measurement would have been in a campaign (its record's key)."""
+        r = done.record.result
+        return JobSpec(campaign="profile", arch_id=candidate.arch_id, device_key=self.endpoint.device_key,
+                       backend=r["backend"], protocol=r["protocol"], protocol_params=r["protocol_params"],
+                       batch_size=r["batch_size"], model_format=done.model_format)

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from controller.spaces.base import SearchSpace
-from controller.spaces.candidate import Candidate
+from controller.spaces.candidate import Candidate, Measurable, ModelFile
 from controller.spaces.fbnet import FBNet
 from controller.spaces.nas_bench_macro import NasBenchMacro
 from controller.spaces.nb101 import NasBench101
@@ -26,7 +26,7 @@ SPACES: dict[str, Callable[..., SearchSpace]] = {
     ElasticTransformer.name: ElasticTransformer,
 }
 
-__all__ = ["SPACES", "Candidate", "SearchSpace", "get_space"]
+__all__ = ["SPACES", "Candidate", "Measurable", "ModelFile", "SearchSpace", "get_space"]
 
 
 def get_space(name: str, **options: Any) -> SearchSpace:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+from dataclasses import dataclass, field
+from functools import cached_property
 
 from controller.graph import ComputationGraph
 
@@ -34,3 +36,23 @@ class Candidate:
     def encoding_text(self) -> str:
         """The encoding as the store keeps it: space-separated integers."""
         return " ".join(map(str, self.encoding))
+
+
+@dataclass(frozen=True)
+class ModelFile:
+    """A user's model known only by its bytes (``hwnas profile MODEL``): there is no CG to compute static
+    objectives from, so only measured ones apply, and the ``arch_id`` is the bytes' sha256 (a file measured
+    twice in one evaluator is measured once, like a network)."""
+
+    arch: str  # the file's name
+    data: bytes = field(repr=False)
+    own_format: str  # "onnx" or "tflite"
+    space: str = "file"
+    encoding: tuple[int, ...] = ()
+
+    @cached_property
+    def arch_id(self) -> str:
+        return "file-" + hashlib.sha256(self.data).hexdigest()[:32]
+
+
+Measurable = Candidate | ModelFile  # what the evaluator measures: a network, or a model file as given

@@ -144,3 +144,35 @@ def test_a_wrong_answer_is_a_failed_evaluation_not_a_figure() -> None:
     assert value_of(Outcome(job.job_key, good), "latency_ms", "latency")[0] == good.latency_ms
     value, why = value_of(Outcome(job.job_key, wrong), "latency_ms", "latency")
     assert value is None and "wrong answer (max abs error 2.5)" in why
+
+
+def test_a_model_file_is_measured_once_by_its_bytes_and_only_by_measured_objectives() -> None:
+    """``hwnas profile``'s candidates: no graph, so no static objective; the same bytes under another name are
+    the same model."""
+    from controller.errors import SettingError
+    from controller.spaces import ModelFile
+
+    class FileMeasurer:
+        def __init__(self) -> None:
+            self.sent: list[ModelFile] = []
+
+        def send(self, candidates):
+            self.sent += candidates
+
+        def fetch_all(self):
+            sent, self.sent = self.sent, []
+            return [Outcome(c.arch_id, MeasurementRecord(
+                job_key=c.arch_id, arch_id=c.arch_id, device_key="d", backend="b", protocol="p", protocol_params={},
+                batch_size=1, input_shape=[1], latency_ms=float(len(c.data)), stats={}, agent_name="a",
+                agent_version="1", started_unix_ns=0, finished_unix_ns=0)) for c in sent]
+
+    measurer = FileMeasurer()
+    evaluator = Evaluator(None, [OBJECTIVES["latency"]], None, measurer, None)
+    a, same_bytes, other = ModelFile("a.onnx", b"abc", "onnx"), ModelFile("b.onnx", b"abc", "onnx"), \
+        ModelFile("c.tflite", b"abcd", "tflite")
+    assert a.arch_id == same_bytes.arch_id != other.arch_id
+    first, again, third = evaluator.evaluate_candidates([a, same_bytes, other])
+    assert first is again and first.values == {"latency": 3.0} and third.values == {"latency": 4.0}
+    assert len(evaluator.history) == 2
+    with pytest.raises(SettingError, match="objectives.*flops need a network's graph.*d.onnx"):
+        Evaluator(None, get_objectives("latency,flops"), None, measurer, None).send([ModelFile("d.onnx", b"x", "onnx")])

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from controller.cli.main import main
-from controller.graph.ir import GraphBuilder
+from controller.graph.builder import GraphBuilder
 from controller.graph.onnx_export import node_of_name
 from controller.learning.layer_latency import layer_at
 from controller.learning.op_profile_layers import (

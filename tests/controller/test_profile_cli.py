@@ -268,3 +268,34 @@ def test_a_quantised_model_passes_at_int8_tolerance_and_fails_at_fp32s(tmp_path,
     assert check["status"] == "ok" and check["max_abs_error"] > fp32_allowed, (check, fp32_allowed)
     held_to_fp32 = compare(result["outputs"], expected, "tflite")
     assert held_to_fp32.status == "wrong_answer" and "allowed for tflite" in held_to_fp32.detail
+
+
+def test_profile_measures_through_the_one_door(agent, tiny_model: bytes, tmp_path: Path) -> None:
+    """``ProfileMeasurer`` under the evaluator: a model file and a network (sent as its ONNX) come back as the
+    records a campaign would store, with the agent's whole answer; a model the agent refuses fails its
+    evaluation and the others still settle."""
+    from controller.cli.demo import small_cnn
+    from controller.fleet import AgentEndpoint, Fleet, FleetConfig
+    from controller.fleet.client import ProfileSpec
+    from controller.search.evaluator import Evaluator
+    from controller.search.measure import ProfileMeasurer
+    from controller.search.objectives import OBJECTIVES
+    from controller.spaces import Candidate, ModelFile
+    from controller.store import Store
+
+    spec = ProfileSpec(protocol="fixed", protocol_params={"count": 5}, output_check=True, memory=False)
+    network = Candidate.of_graph("test", "cnn-w8", small_cnn(8, blocks=1))
+    files = [ModelFile("tiny.onnx", tiny_model, "onnx"), ModelFile("junk.onnx", b"not a model", "onnx")]
+    with Store(tmp_path / "s.db") as store, Fleet(store, FleetConfig()) as fleet:
+        measurer = ProfileMeasurer(fleet, AgentEndpoint("bench-pc", agent.address), spec)
+        evaluator = Evaluator(None, [OBJECTIVES["latency"]], None, measurer, None)
+        tiny, junk, net = evaluator.evaluate_candidates([*files, network])
+        assert store.counts() == {}  # outside the queue and the dataset
+    assert tiny.ok and net.ok and not junk.ok and "INVALID_ARGUMENT" in junk.error
+    for evaluation in (tiny, net):
+        record = evaluation.outcome.record
+        assert record.device_key == "bench-pc" and record.arch_id == evaluation.arch_id
+        assert record.protocol == "fixed" and record.stats["count"] == 5
+        assert evaluation.values == {"latency": record.latency_ms} and record.output_check_status == "ok"
+        assert evaluation.outcome.profiled.record.result["stats"]["count"] == 5
+    assert tiny.arch_id.startswith("file-") and net.arch_id == network.graph.arch_id
