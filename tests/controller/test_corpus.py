@@ -38,12 +38,29 @@ LONG = os.environ.get("HWNAS_LONG") == "1"
 ROUND_TRIP_TOLERANCE = 1e-5  # largest output error relative to the largest output; float32 reordering only
 
 
+@pytest.fixture(scope="module")
+def export():
+    """``registry.export``, each network's opset-17 export made once for the module (the round trip, the
+    single-network checks and the agent's measurements all read it; a ResNet-50 export takes seconds)."""
+    kept: dict[str, bytes] = {}
+
+    def exported(name: str, opset: int) -> bytes:
+        if opset != 17:
+            return registry.export(name, opset)
+        if name not in kept:
+            kept[name] = registry.export(name, opset)
+        return kept[name]
+
+    yield exported
+    kept.clear()
+
+
 def test_the_corpus_has_the_networks_the_issue_names() -> None:
     assert set(PUBLISHED_PARAMS) <= set(registry.names())
 
 
 @pytest.mark.parametrize("name", list(PUBLISHED_PARAMS))
-def test_a_corpus_network_imports_at_every_opset_as_one_cg_and_round_trips(name: str) -> None:
+def test_a_corpus_network_imports_at_every_opset_as_one_cg_and_round_trips(name: str, export) -> None:
     """Import -> CG -> ONNX (with the imported weights) -> onnxruntime computes what the original computes;
     one arch_id at opsets 13, 17 and 20 (decomposed LayerNorm, GELU and hard-swish folded back; the default
     suite takes OPSET_INVARIANT networks at 17 only); MACs equal fvcore's convolution, linear and matmul rows;
@@ -56,7 +73,7 @@ def test_a_corpus_network_imports_at_every_opset_as_one_cg_and_round_trips(name:
     xs = [rng.standard_normal(shape).astype(np.float32) for shape in entry.input_shapes]
     arch_ids = set()
     for opset in registry.OPSETS if LONG or name not in OPSET_INVARIANT else (17,):
-        original = registry.export(name, opset)
+        original = export(name, opset)
         imported = import_onnx(original)
         arch_ids.add(imported.graph.arch_id)
         expected, got = (_run(data, xs) for data in (original, to_onnx_bytes(imported.graph, weights=imported.weights)))
@@ -82,9 +99,9 @@ def fvcore_macs(model, shapes) -> int:
     return sum(v for k, v in analysis.by_operator().items() if k in ("conv", "linear", "addmm", "matmul", "bmm"))
 
 
-def test_darts_imports_its_factorized_reduce_as_a_slice_of_the_spatial_axes() -> None:
+def test_darts_imports_its_factorized_reduce_as_a_slice_of_the_spatial_axes(export) -> None:
     """The op that kept DARTS / NB-301 networks out: x[:, :, 1:, 1:] before a stride-2 1x1 conv."""
-    graph = import_onnx(registry.export("darts_v2", 17)).graph
+    graph = import_onnx(export("darts_v2", 17)).graph
     slices = [n for n in graph.nodes if n.op == "slice"]
     assert slices and {(n.attrs["axis"], n.attrs["start"]) for n in slices} == {(2, 1), (3, 1)}
 
@@ -101,10 +118,10 @@ def test_vit_keeps_its_class_token_position_embedding_and_attention() -> None:
     assert counts["matmul"] == 2 * 12 and counts["softmax"] == 12 and counts["scalar_mul"] == 12
 
 
-def test_the_hat_encoder_decoder_is_one_cg_of_two_inputs() -> None:
+def test_the_hat_encoder_decoder_is_one_cg_of_two_inputs(export) -> None:
     """Source and target embeddings are the CG's inputs 0 and 1, in the order the network takes them; each
     decoder layer attends to the last 1, 2 and 3 encoder layers' outputs (HAT's arbitrary attention)."""
-    graph = import_onnx(registry.export("hat_encoder_decoder", 17)).graph
+    graph = import_onnx(export("hat_encoder_decoder", 17)).graph
     assert graph.input_shapes == ((1, 32, 512), (1, 16, 512))
     assert graph.op_counts()["concat"] == 2  # the 2- and 3-layer memories, along the tokens
     assert {node.attrs.get("axis") for node in graph.nodes if node.op == "concat"} == {None}  # axis 1: tokens
@@ -117,7 +134,7 @@ def test_the_corpus_refuses_an_opset_it_is_not_exported_at() -> None:
         registry.network("vgg19")
 
 
-def test_every_corpus_network_is_measured_by_a_real_agent(tmp_path) -> None:
+def test_every_corpus_network_is_measured_by_a_real_agent(tmp_path, export) -> None:
     """The CG's export (random weights, as a campaign sends it) runs on an agent's onnxruntime."""
     from controller.fleet.client import AgentClient
 
@@ -128,7 +145,7 @@ def test_every_corpus_network_is_measured_by_a_real_agent(tmp_path) -> None:
         with AgentClient(agent.address, timeout_s=300) as client:
             client.wait_ready()
             for name in PUBLISHED_PARAMS:
-                graph = import_onnx(registry.export(name, 17)).graph
+                graph = import_onnx(export(name, 17)).graph
                 sha, _ = client.ensure_model(to_onnx_bytes(graph))
                 result = client.profile(sha, protocol="fixed", protocol_params={"count": 2}).result
                 assert result["latency_ms"] > 0, name
