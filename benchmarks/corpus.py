@@ -1,14 +1,15 @@
 """The reference corpus through the graph IR (issue #38): per network, MACs against fvcore, parameters against
 torch, import time and memory, and the round trip's output error at every opset.
 
-Each network is exported by torch at opsets 13, 17 and 20, imported (``import_onnx``: the CG and its learnt
-values), re-exported from the CG with those values and run in onnxruntime beside the original on one seeded
-input. Import time is the median of three imports of the opset-17 file (``from_onnx``, the CG alone); import
-memory is the peak resident set a fresh process adds importing it, the bytes already read (its own
-address space's high-water mark: ``ru_maxrss`` would carry this process's), for the CG alone and then with
-the learnt values (``import_onnx``).
+Each network is exported by torch at opsets 13, 17 and 20 (TorchScript exporter) and at 20 by the dynamo
+exporter (``--dynamo``; 10-170 s a network here), imported (``import_onnx``: the CG and its learnt values),
+re-exported from the CG with those values and run in onnxruntime beside the original on one seeded input.
+Import time is the median of three imports of the opset-17 file (``from_onnx``, the CG alone); import memory
+is the peak resident set a fresh process adds importing it, the bytes already read (its own address space's
+high-water mark: ``ru_maxrss`` would carry this process's), for the CG alone and then with the learnt values
+(``import_onnx``).
 
-    python -m benchmarks.corpus [--networks resnet50,convnext_tiny]
+    python -m benchmarks.corpus [--networks resnet50,convnext_tiny] [--dynamo]
 """
 
 from __future__ import annotations
@@ -60,16 +61,21 @@ def _fvcore_macs(name: str) -> int:
     return sum(v for k, v in analysis.by_operator().items() if k in ("conv", "linear", "addmm", "matmul"))
 
 
-def measure(name: str) -> dict[str, float]:
+def measure(name: str, dynamo: bool = False) -> dict[str, float]:
     entry = registry.network(name)
     rng = np.random.default_rng(0)
     xs = [rng.standard_normal(shape).astype(np.float32) for shape in entry.input_shapes]
     row: dict[str, float] = {}
-    for opset in registry.OPSETS:
-        original = registry.export(name, opset)
+    forms = [(opset, "torchscript") for opset in registry.OPSETS] + [(registry.DYNAMO_OPSET, "dynamo")] * dynamo
+    for opset, exporter in forms:
+        started = time.perf_counter()
+        original = registry.export(name, opset, exporter=exporter)
+        exported_s = time.perf_counter() - started
         imported = import_onnx(original)
         expected, got = _run(original, xs), _run(to_onnx_bytes(imported.graph, weights=imported.weights), xs)
-        row[f"error_{opset}"] = float(np.abs(expected - got).max() / np.abs(expected).max())
+        key = opset if exporter == "torchscript" else exporter
+        row[f"error_{key}"] = float(np.abs(expected - got).max() / np.abs(expected).max())
+        row[f"export_s_{key}"] = exported_s
         row.setdefault("arch_ids", set()).add(imported.graph.arch_id)  # type: ignore[union-attr]
     data = registry.export(name, 17)
     times = []
@@ -93,22 +99,24 @@ def measure(name: str) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--networks", default=",".join(registry.names()))
+    parser.add_argument("--dynamo", action="store_true", help="also the dynamo exporter's form (needs onnxscript)")
     parser.add_argument("--json", action="store_true", help="print the rows as JSON")
     args = parser.parse_args()
-    rows = {name: measure(name) for name in args.networks.split(",")}
+    rows = {name: measure(name, args.dynamo) for name in args.networks.split(",")}
     if args.json:
         print(json.dumps(rows, indent=1))
         return
     print(f"machine: {machine_line()}\n")
     print("| network | MACs (CG) | fvcore | params (CG) | torch | import (s) | import peak (MiB): CG / with "
-          "weights | model (MiB) | round-trip error 13 / 17 / 20 | CGs across opsets |\n"
-          "|---|---|---|---|---|---|---|---|---|---|")
+          "weights | model (MiB) | round-trip error 13 / 17 / 20 | dynamo: export (s) / error | CGs across forms |\n"
+          "|---|---|---|---|---|---|---|---|---|---|---|")
     for name, r in rows.items():
         print(f"| {name} | {r['macs'] / 1e6:.1f} M | {r['fvcore_macs'] / 1e6:.1f} M | {r['params'] / 1e6:.3f} M | "
               f"{r['torch_params'] / 1e6:.3f} M | {r['import_s']:.3f} | "
               f"{r['import_mib']:.0f} / {r['weights_mib']:.0f} | "
               f"{r['model_mib']:.0f} | {r['error_13']:.1e} / {r['error_17']:.1e} / {r['error_20']:.1e} | "
-              f"{r['arch_ids']} |")
+              + (f"{r['export_s_dynamo']:.0f} / {r['error_dynamo']:.1e} | " if "error_dynamo" in r else "n/a | ")
+              + f"{r['arch_ids']} |")
 
 
 if __name__ == "__main__":

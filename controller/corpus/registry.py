@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import io
+import logging
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
 OPSETS = (13, 17, 20)  # every corpus network is exported at these (LayerNormalization arrives at 17, Gelu at 20)
+# torch's two exporters: TorchScript (``dynamo=False``, any opset) and dynamo (``torch.export``, torch's default
+# since 2.9, which needs onnxscript and writes opset 18 and later natively: the corpus takes it at 20)
+EXPORTERS = ("torchscript", "dynamo")
+DYNAMO_OPSET = 20
 
 
 @dataclass(frozen=True)
@@ -47,24 +52,62 @@ def network(name: str) -> CorpusNetwork:
 
 
 def build(name: str, seed: int = 0):
-    """The network in evaluation mode, its weights drawn from ``seed``."""
+    """The network in evaluation mode, its weights drawn from ``seed``, normalisation layers included.
+
+    A freshly initialised BatchNorm has mean 0, variance 1, scale 1 and shift 0, so the conv it follows gets a
+    bias of zeros when an exporter folds it in, and the dynamo exporter's optimiser then drops that bias: the
+    same network would import to a CG without conv biases. Trained networks have statistics of their own;
+    so do these.
+    """
     import torch
+    from torch import nn
 
     torch.manual_seed(seed)
-    return network(name).build().eval()
+    model = network(name).build()
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, nn.BatchNorm2d):
+                module.running_mean.normal_(0.0, 0.1)
+                module.running_var.uniform_(0.5, 1.5)
+            if isinstance(module, (nn.BatchNorm2d, nn.LayerNorm)) and module.weight is not None:
+                module.weight.uniform_(0.5, 1.5)
+                module.bias.normal_(0.0, 0.1)
+    return model.eval()
 
 
-def export(name: str, opset: int, seed: int = 0) -> bytes:
-    """The network exported by ``torch.onnx.export`` (TorchScript exporter) at ``opset``."""
+def export(name: str, opset: int, seed: int = 0, exporter: str = "torchscript") -> bytes:
+    """The network exported by ``torch.onnx.export`` at ``opset``, by the TorchScript or the dynamo exporter."""
     import torch
 
-    if opset not in OPSETS:
-        raise ValueError(f"corpus exports are made at opsets {', '.join(map(str, OPSETS))}, not {opset}")
+    if exporter not in EXPORTERS:
+        raise ValueError(f"exporter must be one of {', '.join(EXPORTERS)}, not {exporter!r}")
+    if opset not in OPSETS or (exporter == "dynamo" and opset != DYNAMO_OPSET):
+        allowed = [DYNAMO_OPSET] if exporter == "dynamo" else OPSETS
+        raise ValueError(f"corpus exports by {exporter} are made at opsets {', '.join(map(str, allowed))}, not {opset}")
     module, entry = build(name, seed), network(name)
-    buffer = io.BytesIO()
+    inputs = tuple(torch.randn(shape) for shape in entry.input_shapes)
     names = ["input"] if len(entry.input_shapes) == 1 else [f"input{k}" for k in range(len(entry.input_shapes))]
+    if exporter == "dynamo":
+        return _dynamo_export(module, inputs, names, opset)
+    buffer = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the exporter's deprecation notice of the TorchScript path
-        torch.onnx.export(module, tuple(torch.randn(shape) for shape in entry.input_shapes), buffer,
-                          opset_version=opset, dynamo=False, input_names=names, output_names=["output"])
+        torch.onnx.export(module, inputs, buffer, opset_version=opset, dynamo=False, input_names=names,
+                          output_names=["output"])
     return buffer.getvalue()
+
+
+def _dynamo_export(module, inputs: tuple, names: list[str], opset: int) -> bytes:
+    import torch
+
+    exporter_log = logging.getLogger("torch.onnx")
+    level = exporter_log.level
+    exporter_log.setLevel(logging.ERROR)  # one line per torchvision op it skips, and its progress lines
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            program = torch.onnx.export(module, inputs, dynamo=True, opset_version=opset, input_names=names,
+                                        output_names=["output"], verbose=False)
+    finally:
+        exporter_log.setLevel(level)
+    return program.model_proto.SerializeToString()

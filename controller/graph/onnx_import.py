@@ -175,7 +175,8 @@ def _import(model: onnx.ModelProto | bytes | str | Path,
     ctx = ImportContext(builder, consts, nodes_of_inputs, shapes,
                initializers={init.name: init for init in model.graph.initializer}, opset=opset)
     for node in onnx_patterns.fuse(model.graph.node, consts, {o.name for o in model.graph.output}):
-        if node.op_type == "Constant":
+        if node.op_type == "Constant":  # read above, or made by a pattern folded back (``onnx_patterns``)
+            consts[node.output[0]] = numpy_helper.to_array(attrs(node)["value"])
             continue
         if node.op_type == "Shape" and node.input[0] in ctx.value_to_node:  # known once the input's is fixed
             a = attrs(node)

@@ -65,6 +65,8 @@ def reshape(ctx: ImportContext, node, a) -> int | None:
     if any(d <= 0 for d in target) or int(np.prod(target)) != int(np.prod(shape)) or target[0] != shape[0]:
         ctx.unsupported["Reshape(moving the batch axis or to a bad target)"] += 1
         return None
+    if tuple(target) == tuple(shape):
+        return src  # computes nothing (the dynamo exporter's as_strided of a map already in order)
     if len(target) == 2 and target[1] == int(np.prod(shape[1:])):
         return ctx.builder.add_node("flatten", [src])  # torch's x.view(n, -1)
     return ctx.builder.add_node("reshape", [src], shape=tuple(target))

@@ -3,9 +3,11 @@
 Exporters at older opsets write LayerNorm and GELU as primitives: torch at opset 13 writes LayerNorm as
 ``ReduceMean, Sub, Pow 2, ReduceMean, Add eps, Sqrt, Div, Mul gamma, Add beta`` (opset 17 has
 LayerNormalization), and GELU as ``Div sqrt2, Erf, Add 1, Mul x, Mul 0.5`` below opset 20 (which has Gelu).
-Each pattern found is replaced by the single ONNX op, so one network imports to one CG at every opset. A
-pattern whose intermediate values are read elsewhere, or whose constants differ, is left alone (and then
-reported as unsupported ops by name).
+torch's dynamo exporter writes ``x.view`` of a tensor that is not contiguous as ``as_strided``: a Reshape to
+one axis, then a Gather of constant indices; indices 0, 1, 2, ... in order put every element back where it
+was, which is a Reshape to the indices' shape. Each pattern found is replaced by the single ONNX op, so one
+network imports to one CG at every opset and from either exporter. A pattern whose intermediate values are
+read elsewhere, or whose constants differ, is left alone (and then reported as unsupported ops by name).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import onnx
-from onnx import helper
+from onnx import helper, numpy_helper
 
 Consts = Mapping[str, np.ndarray]
 
@@ -108,15 +110,32 @@ def _gelu(g: _Graph, erf: onnx.NodeProto) -> tuple[list[onnx.NodeProto], onnx.No
     return [div, erf, add, mul, half], helper.make_node("Gelu", [x], [half.output[0]], name=f"{erf.name}.fused")
 
 
-# (the op a match starts from, the matcher): each returns (the nodes it replaces, the fused node) or None
+def _as_strided(g: _Graph, gather: onnx.NodeProto) -> tuple[list[onnx.NodeProto], list[onnx.NodeProto]] | None:
+    flat = g.producer.get(gather.input[0])
+    if flat is None or flat.op_type != "Reshape" or g.only_reader(gather.input[0], "Gather") is not gather:
+        return None
+    target, indices = g.consts.get(flat.input[1]), g.consts.get(gather.input[1])
+    axis = {a.name: helper.get_attribute_value(a) for a in gather.attribute}.get("axis", 0)
+    if (target is None or list(target.reshape(-1)) != [-1] or indices is None or axis != 0
+            or not np.array_equal(indices.reshape(-1), np.arange(indices.size))):
+        return None
+    # a Reshape to a count of elements other than x's is refused by the importer's shape check, as it should be
+    shape = helper.make_node("Constant", [], [f"{gather.output[0]}.shape"],
+                             value=numpy_helper.from_array(np.array(indices.shape, dtype=np.int64)))
+    reshape = helper.make_node("Reshape", [flat.input[0], shape.output[0]], [gather.output[0]],
+                               name=f"{gather.name}.fused")
+    return [flat, gather], [shape, reshape]
+
+
+# (the op a match starts from, the matcher): each returns (the nodes it replaces, what replaces them) or None
 PATTERNS: tuple[tuple[str, Callable[[_Graph, onnx.NodeProto], tuple | None]], ...] = (
-    ("Sub", _layer_norm), ("Erf", _gelu))
+    ("Sub", _layer_norm), ("Erf", _gelu), ("Gather", _as_strided))
 
 
 def fuse(nodes: Sequence[onnx.NodeProto], consts: Consts, outputs: set[str]) -> list[onnx.NodeProto]:
     """``nodes`` with every decomposed pattern replaced by its single op, in topological order."""
     g = _Graph(nodes, consts, outputs)
-    replaced: dict[int, onnx.NodeProto | None] = {}
+    replaced: dict[int, list[onnx.NodeProto]] = {}
     for node in g.nodes:
         for op_type, match in PATTERNS:
             if node.op_type != op_type or id(node) in replaced:
@@ -126,6 +145,7 @@ def fuse(nodes: Sequence[onnx.NodeProto], consts: Consts, outputs: set[str]) -> 
                 continue
             members, fused = found
             for member in members:
-                replaced[id(member)] = None
-            replaced[id(members[-1])] = fused  # where its output used to be made: readers still follow it
-    return [replaced.get(id(node), node) for node in g.nodes if replaced.get(id(node), node) is not None]
+                replaced[id(member)] = []
+            # where its output used to be made: readers still follow it
+            replaced[id(members[-1])] = fused if isinstance(fused, list) else [fused]
+    return [new for node in g.nodes for new in replaced.get(id(node), [node])]

@@ -35,6 +35,9 @@ EXTRA_PARAMS = {"swin_tiny_stage": (3 * 49 * 49 - 169 * 3) + (64 * 3 * 49 * 49 -
 OPSET_INVARIANT = {"resnet50", "mobilenet_v2", "efficientnet_b0", "regnety_400mf", "shufflenet_v2", "densenet121",
                    "squeezenet", "darts_v2"}
 LONG = os.environ.get("HWNAS_LONG") == "1"
+# The dynamo exporter takes 10-170 s a network here (its first export 15 s more); the default suite exports
+# Swin's stage by it (windows, gathered position bias, masks: the most varied import), HWNAS_LONG=1 all 15.
+DYNAMO_SHORT = ("swin_tiny_stage",)
 ROUND_TRIP_TOLERANCE = 1e-5  # largest output error relative to the largest output; float32 reordering only
 
 
@@ -85,6 +88,23 @@ def test_a_corpus_network_imports_at_every_opset_as_one_cg_and_round_trips(name:
     assert graph.params() == pytest.approx(PUBLISHED_PARAMS[name] + EXTRA_PARAMS.get(name, 0), rel=0.01)
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(PUBLISHED_PARAMS) if LONG else DYNAMO_SHORT)
+def test_the_dynamo_exporters_form_imports_to_the_same_cg_and_round_trips(name: str) -> None:
+    """torch's default exporter since 2.9 (``dynamo=True``, via onnxscript) writes other ONNX than the
+    TorchScript one (its optimiser folds constants, ``view`` of a channels-last map becomes as_strided); the
+    network it exports is the same CG, and the CG's export computes what it computes (the folding of as_strided
+is checked on its own in test_onnx_import)."""
+    pytest.importorskip("onnxscript", reason="the dynamo exporter needs onnxscript (a dev dependency)")
+    original = registry.export(name, registry.DYNAMO_OPSET, exporter="dynamo")
+    imported = import_onnx(original)
+    assert imported.graph.arch_id == import_onnx(registry.export(name, registry.DYNAMO_OPSET)).graph.arch_id
+    rng = np.random.default_rng(0)
+    xs = [rng.standard_normal(shape).astype(np.float32) for shape in registry.network(name).input_shapes]
+    expected, got = (_run(data, xs) for data in (original, to_onnx_bytes(imported.graph, weights=imported.weights)))
+    assert np.abs(expected - got).max() <= ROUND_TRIP_TOLERANCE * np.abs(expected).max()
+
+
 def _run(data: bytes, xs: list[np.ndarray]) -> np.ndarray:
     session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
     return session.run(None, {spec.name: x for spec, x in zip(session.get_inputs(), xs, strict=True)})[0]
@@ -130,6 +150,10 @@ def test_the_hat_encoder_decoder_is_one_cg_of_two_inputs(export) -> None:
 def test_the_corpus_refuses_an_opset_it_is_not_exported_at() -> None:
     with pytest.raises(ValueError, match="opsets 13, 17, 20"):
         registry.export("resnet50", 11)
+    with pytest.raises(ValueError, match="by dynamo are made at opsets 20, not 13"):
+        registry.export("resnet50", 13, exporter="dynamo")
+    with pytest.raises(ValueError, match="exporter must be one of torchscript, dynamo"):
+        registry.export("resnet50", 17, exporter="jit")
     with pytest.raises(ValueError, match="no corpus network 'vgg19'"):
         registry.network("vgg19")
 

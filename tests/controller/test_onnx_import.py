@@ -197,3 +197,40 @@ def test_negative_dims_and_an_unknown_opset_are_refused_in_one_line(tmp_path, ca
     assert "positive dims" in capsys.readouterr().err
     with pytest.raises(ValueError, match="must be positive dims"):
         from_onnx(relu(["n", 3, 8, 8]), input_shape=(0, 3, 8, 8))
+
+
+def _as_strided_head(indices: np.ndarray) -> bytes:
+    """ConvNeXt's head as torch's dynamo exporter writes it: the pooled map flattened to one axis, gathered back
+    by constant indices (``as_strided``), reshaped to (N, C), then the classifier."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    inits = [numpy_helper.from_array(np.array([-1], dtype=np.int64), "flat"),
+             numpy_helper.from_array(indices.astype(np.int64), "idx"),
+             numpy_helper.from_array(np.array([1, 8], dtype=np.int64), "nc"),
+             numpy_helper.from_array(rng.standard_normal((4, 8)).astype(np.float32), "w"),
+             numpy_helper.from_array(rng.standard_normal(4).astype(np.float32), "b")]
+    nodes = [helper.make_node("GlobalAveragePool", ["x"], ["pooled"]),
+             helper.make_node("Reshape", ["pooled", "flat"], ["flattened"]),
+             helper.make_node("Gather", ["flattened", "idx"], ["strided"], axis=0),
+             helper.make_node("Reshape", ["strided", "nc"], ["view"]),
+             helper.make_node("Gemm", ["view", "w", "b"], ["y"], transB=1)]
+    graph = helper.make_graph(nodes, "head", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8, 5, 5])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)]).SerializeToString()
+
+
+def test_the_dynamo_exporters_as_strided_in_order_is_a_reshape_and_out_of_order_is_refused() -> None:
+    from controller.graph.onnx_export import to_onnx_bytes
+    from controller.graph.onnx_import import import_onnx
+
+    in_order = _as_strided_head(np.arange(8).reshape(1, 8, 1, 1))
+    imported = import_onnx(in_order)
+    assert imported.graph.op_counts() == {"global_avgpool": 1, "flatten": 1, "linear": 1}
+    x = np.random.default_rng(1).standard_normal((1, 8, 5, 5)).astype(np.float32)
+    sessions = [ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+                for data in (in_order, to_onnx_bytes(imported.graph, weights=imported.weights))]
+    expected, got = (s.run(None, {s.get_inputs()[0].name: x})[0] for s in sessions)
+    assert np.abs(expected - got).max() <= 1e-5 * np.abs(expected).max()
+    with pytest.raises(UnsupportedOpsError, match="Reshape\\(moving the batch axis"):  # a permutation: not a view
+        from_onnx(_as_strided_head(np.arange(8)[::-1].reshape(1, 8, 1, 1)))
