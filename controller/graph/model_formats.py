@@ -134,6 +134,10 @@ def _quantized(graph: ComputationGraph, dynamic: bool) -> bytes:
         for batch in calibration:
             prepared(*batch)
         quantized = quantize_pt2e.convert_pt2e(prepared, fold_quantize=False)
+        # Exported from an eval-mode module, the graph computes inference; the flag litert-torch reads (and
+        # warns about on every conversion) is a fresh GraphModule's default.
+        for module in quantized.modules():
+            module.training = False
         return litert_torch.convert(quantized, sample,
                                     quant_config=quant_config.QuantConfig(pt2e_quantizer=quantizer)).model_content()
 
