@@ -19,8 +19,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
 from controller.graph.ops import OPS, Shape, ShapeError, op_spec
 
 CANONICAL_FORMAT = "hwnas.cg/1"
@@ -309,12 +307,3 @@ def _attrs_json(attrs: Mapping[str, Any]) -> dict[str, Any]:
 @functools.lru_cache(maxsize=4096)
 def _normalised_attrs(items: tuple[tuple[str, Any], ...]) -> dict[str, Any]:
     return {k: _norm_attr(v) for k, v in items}
-
-
-def _plain(value: Any) -> Any:
-    """Attribute values as plain Python: numpy scalars unwrapped, sequences as tuples."""
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, (list, tuple)):
-        return tuple(_plain(v) for v in value)
-    return value

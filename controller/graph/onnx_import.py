@@ -43,9 +43,9 @@ from controller.graph.onnx_weights import split_weights
 class UnsupportedOpsError(ValueError):
     """The model uses ops the CG IR does not represent; ``ops`` counts them by name."""
 
-    def __init__(self, ops: Counter[str]) -> None:
-        self.ops = ops
-        listed = ", ".join(f"{name} x{n}" for name, n in sorted(ops.items()))
+    def __init__(self, counts: Counter[str]) -> None:
+        self.ops = counts
+        listed = ", ".join(f"{name} x{n}" for name, n in sorted(counts.items()))
         super().__init__(f"unsupported ONNX ops: {listed}")
 
 
