@@ -16,7 +16,7 @@ from typing import Any
 from controller.errors import SettingError
 from controller.fleet.client import ProfileSpec
 from controller.fleet.health import GOLDEN_CAMPAIGN
-from controller.fleet.output_check import OutputCheck, compare, reference
+from controller.fleet.output_check import OutputCheck, verdict
 from controller.graph.model_formats import format_for
 from controller.graph.onnx_export import node_of_name
 from controller.spaces import Candidate, SearchSpace
@@ -186,7 +186,7 @@ def check_outputs(job: Job, r: Mapping[str, Any], models) -> OutputCheck | None:
 
     onnx = models.model(ModelKey(job.arch_id, "onnx", job.batch_size))
     shapes = [shape["dims"] for shape in r["input_shapes"]]
-    return compare(r.get("outputs", []), reference(onnx, shapes), job.model_format)
+    return verdict(r.get("outputs", []), onnx, shapes, job.model_format)
 
 
 def summary_line(counts: Mapping[str, Mapping[str, int]]) -> str:

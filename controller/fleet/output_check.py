@@ -22,6 +22,7 @@ from protos import output_check
 FP32_RELATIVE, FP32_ABSOLUTE = 1e-3, 1e-4
 INT8_SHARE_OF_RANGE = 0.1
 QUANTISED_FORMATS = ("tflite-int8", "tflite-int8-full", "edgetpu")
+NO_OUTPUTS = "the agent returned no outputs (the record's warnings say why)"
 
 
 @dataclass(frozen=True)
@@ -44,11 +45,20 @@ def reference(onnx_model: bytes, input_shapes: Sequence[Sequence[int]]) -> list[
     return output_check.sample(dict(zip(names, session.run(names, feed), strict=True)))
 
 
+def verdict(device: Sequence[Mapping[str, Any]], onnx_model: bytes, input_shapes: Sequence[Sequence[int]],
+            model_format: str) -> OutputCheck:
+    """The device's outputs against the reference of ``onnx_model`` at the record's input shapes; the
+    reference runs only where the device returned outputs (a tool that writes none records no shapes)."""
+    if not device:
+        return OutputCheck("skipped", detail=NO_OUTPUTS)
+    return compare(device, reference(onnx_model, input_shapes), model_format)
+
+
 def compare(device: Sequence[Mapping[str, Any]], expected: Sequence[tuple[str, list[int], list[float]]],
             model_format: str) -> OutputCheck:
     """The device's outputs (``ProfileResult.outputs`` as dicts) against the reference, output by output."""
     if not device:
-        return OutputCheck("skipped", detail="the runtime gave no outputs (or the model takes non-float inputs)")
+        return OutputCheck("skipped", detail=NO_OUTPUTS)
     if len(device) != len(expected):
         return OutputCheck("skipped", detail=f"{len(device)} outputs on the device, {len(expected)} in the reference")
     worst = 0.0

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from controller.fleet.client import AgentClient, ProfileRecord, ProfileSpec
-from controller.fleet.output_check import OutputCheck, compare, reference
+from controller.fleet.output_check import OutputCheck, verdict
 from controller.graph.model_formats import BACKEND_FORMATS, check_exportable, format_for, model_format
 from protos.hwnas.v1.agent_pb2 import DeviceInfo
 
@@ -83,4 +83,4 @@ def checked_output(data: bytes, own_format: str, record: ProfileRecord, sent_for
     if own_format != "onnx":
         return OutputCheck("skipped", detail="the reference runs ONNX files; this one is not")
     shapes = [shape["dims"] for shape in record.result["input_shapes"]]
-    return compare(record.result["outputs"], reference(data, shapes), sent_format)
+    return verdict(record.result["outputs"], data, shapes, sent_format)

@@ -17,13 +17,7 @@ from types import MappingProxyType
 import numpy as np
 
 from device_agent.power.base import Availability
-
-
-@dataclass(frozen=True)
-class InputSpec:
-    name: str
-    dims: tuple[int | None, ...]  # None marks a dynamic dimension
-    dtype: str  # numpy dtype name
+from device_agent.tensors import InputSpec
 
 
 @dataclass(frozen=True)

@@ -19,13 +19,15 @@ A model fault ends the job with its cause: the tool is missing (FAILED_PRECONDIT
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import shlex
 import signal
+import tempfile
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from device_agent.backends.base import Backend
 from device_agent.errors import InvalidInput, MeasurementStopped
@@ -41,7 +43,16 @@ from device_agent.measure import (
 from device_agent.power.base import Availability, PowerSource
 from device_agent.protocols import ProtocolOutcome, get_protocol
 from device_agent.stats import LatencyStats, summarize
-from device_agent.tools.base import BenchmarkTool, ModelRejected, ToolCrashed, ToolMissing, ToolRun
+from device_agent.tools import check_io
+from device_agent.tools.base import (
+    BenchmarkTool,
+    CheckIO,
+    ModelRejected,
+    ToolCrashed,
+    ToolMissing,
+    ToolOutputError,
+    ToolRun,
+)
 from device_agent.transports import Transport, TransportError
 from device_agent.transports.base import CommandResult
 
@@ -156,8 +167,12 @@ class ToolModel(SelfMeasuredModel):
         if options.op_profile and not self.backend.tool.KEEPS_OP_PROFILE:
             raise InvalidInput(f"{self.backend.tool.name} ({self.backend.tool.executable_path}) prints no per-op "
                                "profile; the in-process backends litert, onnxruntime, openvino and torch keep one")
-        token.arm_deadline(options.deadline_seconds)
         backend, transport = self.backend, self.backend.transport
+        check, skipped = None, []
+        if options.output_check:
+            planned = check_io.plan(backend.tool, self.model_path, options.batch_size, options.input_shapes)
+            check, skipped = (None, [f"output check skipped: {planned}"]) if isinstance(planned, str) else (planned, [])
+        token.arm_deadline(options.deadline_seconds)
         device_power = transport.power_source()
         if device_power is not None:  # a phone: its battery, never the agent host's meter
             availability = device_power.probe()
@@ -167,10 +182,11 @@ class ToolModel(SelfMeasuredModel):
         host = read_state() if transport.kind == "local" else HostState("", 0.0, 0.0, 0.0, 0.0)
         t0, started_unix_ns = time.perf_counter(), time.time_ns()
         try:
-            done, files, warnings, reading = self._run_with_retries(runs, warmup, options.op_profile, power_source,
-                                                                    token)
+            done, files, warnings, reading, written = self._run_with_retries(runs, warmup, options.op_profile,
+                                                                             check, power_source, token)
         finally:
             token.close()
+        outputs = self._outputs(check, written, warnings)
         wall_ms = (time.perf_counter() - t0) * 1e3
         output = done.stdout + done.stderr
         figures = backend.tool.parse(output, files)
@@ -185,21 +201,39 @@ class ToolModel(SelfMeasuredModel):
         return Measurement(
             protocol=protocol, protocol_params=params, protocol_details={**outcome.details, **figures.details},
             latency_ms=outcome.latency_ms, stats=stats, samples_ns=outcome.samples_ns, power=power, host=host,
-            threads=self.threads, batch_size=options.batch_size or 1, input_shapes={},
+            threads=self.threads, batch_size=options.batch_size or 1,
+            input_shapes={spec.name: spec.dims for spec in check.inputs} if check else {},
             warmup_runs_done=warmup if figures.warmup_runs is None else figures.warmup_runs,
             wall_ms=wall_ms, started_unix_ns=started_unix_ns, finished_unix_ns=time.time_ns(),
-            warnings=[*state_warnings(host), *warnings],
+            warnings=[*state_warnings(host), *skipped, *warnings], outputs=outputs,
             runtime_settings=dict(self.runtime_settings), load_ms=figures.load_ms,
             first_inference_ms=figures.first_inference_ms, peak_memory_bytes=figures.peak_memory_bytes,
             memory_source=figures.memory_source,
             op_profile=[(op.name, op.op_type, op.time_ms) for op in figures.op_profile], tool=provenance)
 
-    def _run_with_retries(self, runs: int, warmup: int, op_profile: bool, power_source: PowerSource | None,
-                          token: StopToken):
+    def _outputs(self, check: CheckIO | None, written: bytes | None, warnings: list[str]) -> list:
+        """The output check's sampled values from the file the tool wrote; [] and a warning saying why where
+        there are none."""
+        if check is None:
+            return []
+        tool = self.backend.tool
+        if written is None:
+            executable = PurePosixPath(tool.executable_path).name
+            warnings.append(f"output check skipped: {executable} wrote no outputs file (a build older than the flag "
+                            "that asks for one?)")
+            return []
+        try:
+            return check_io.sampled(tool, written, check)
+        except ToolOutputError as exc:
+            warnings.append(f"output check skipped: {exc}")
+            return []
+
+    def _run_with_retries(self, runs: int, warmup: int, op_profile: bool, check: CheckIO | None,
+                          power_source: PowerSource | None, token: StopToken):
         transport = self.backend.transport
         for attempt in range(1, TRANSPORT_TRIES + 1):
             try:
-                return self._run_once(runs, warmup, op_profile, power_source, token)
+                return self._run_once(runs, warmup, op_profile, check, power_source, token)
             except TransportError as exc:
                 if token.stopped:
                     raise MeasurementStopped(f"{token.reason} (and {exc})", token.status_code) from None
@@ -210,8 +244,8 @@ class ToolModel(SelfMeasuredModel):
                 self._wait(RETRY_WAIT_S[min(attempt - 1, len(RETRY_WAIT_S) - 1)], token)
         raise AssertionError("unreachable")
 
-    def _run_once(self, runs: int, warmup: int, op_profile: bool, power_source: PowerSource | None,
-                  token: StopToken):
+    def _run_once(self, runs: int, warmup: int, op_profile: bool, check: CheckIO | None,
+                  power_source: PowerSource | None, token: StopToken):
         """Copy, run, read back and clean up once; TransportError where the device failed us."""
         transport, tool = self.backend.transport, self.backend.tool
         transport.connect()
@@ -221,7 +255,12 @@ class ToolModel(SelfMeasuredModel):
         try:
             model = f"{scratch}/model.{tool.model_format}"
             transport.push(self.model_path, model)
-            run = ToolRun(tool.executable_path, model, scratch, self.threads, runs, warmup, op_profile)
+            if check is not None:
+                check = dataclasses.replace(check, folder=scratch)
+                with tempfile.TemporaryDirectory(prefix="hwnas-check-") as folder:
+                    for local, remote in check_io.write_inputs(check, Path(folder)):
+                        transport.push(local, remote)
+            run = ToolRun(tool.executable_path, model, scratch, self.threads, runs, warmup, op_profile, check)
             command = transport.pinned(shlex.join(tool.command(run)))
             meter = power_source.open() if power_source is not None else None
             if token.stopped:
@@ -245,7 +284,8 @@ class ToolModel(SelfMeasuredModel):
                                          token.status_code or "DEADLINE_EXCEEDED")
             self._judge(done)
             files = {name: transport.read_text(path) or "" for name, path in tool.output_files(run).items()}
-            return done, files, warnings, reading
+            written = transport.read_bytes(check.output_path) if check is not None else None
+            return done, files, warnings, reading, written
         finally:
             transport.remove_scratch(scratch)
 

@@ -12,7 +12,10 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from device_agent.errors import AgentError, InvalidInput
+from device_agent.tensors import InputSpec
 
 
 class ToolOutputError(AgentError):
@@ -38,6 +41,25 @@ class ModelRejected(InvalidInput):
 
 
 @dataclass(frozen=True)
+class CheckIO:
+    """The output check of one tool run (``tools.check_io``): the model's inputs at the run's shapes, fed from
+    files holding the check's seeded values, and its outputs, which the tool writes to one file."""
+
+    inputs: tuple[InputSpec, ...]  # concrete dims
+    outputs: tuple[InputSpec, ...]  # in the model's order; a dynamic dim is None
+    folder: str = ""  # the scratch folder on the device
+    suffix: str = "bin"  # of the outputs file, as the tool writes it
+    resized: bool = False  # an input has a dynamic dim, which the run's shape fixes
+
+    def input_path(self, index: int) -> str:
+        return f"{self.folder}/check-input-{index}.bin"
+
+    @property
+    def output_path(self) -> str:
+        return f"{self.folder}/check-outputs.{self.suffix}"
+
+
+@dataclass(frozen=True)
 class ToolRun:
     """What the agent asks of one tool run. Paths are on the device."""
 
@@ -48,6 +70,7 @@ class ToolRun:
     runs: int
     warmup_runs: int
     op_profile: bool
+    check: CheckIO | None = None  # feed the check's inputs and write the outputs (tools with OUTPUTS only)
 
 
 @dataclass(frozen=True)
@@ -99,6 +122,9 @@ class BenchmarkTool(abc.ABC):
     # Whether the tool prints a per-op profile this parser reads: one that does not refuses op_profile before
     # the model is copied, instead of returning a record without it.
     KEEPS_OP_PROFILE = True
+    # The suffix of the file the tool writes the output check's outputs to; "" where it writes none, and the
+    # check is skipped with a warning that says so.
+    OUTPUTS = ""
 
     def __init__(self, executable: str = "", options: Mapping[str, str] | None = None) -> None:
         self.executable_path = executable or self.executable
@@ -120,6 +146,11 @@ class BenchmarkTool(abc.ABC):
     @abc.abstractmethod
     def parse(self, output: str, files: Mapping[str, str]) -> ToolFigures:
         """Figures from the tool's stdout and stderr (together) and its files; ToolOutputError if none."""
+
+    def read_outputs(self, data: bytes, check: CheckIO) -> dict[str, np.ndarray]:
+        """The outputs the tool wrote to ``check.output_path`` (its bytes: ``data``), by name in the model's
+        order; ToolOutputError where they cannot be read."""
+        raise ToolOutputError(f"{self.name} writes no outputs")
 
     def version_command(self) -> str | None:
         """A shell command printing the tool's version, or None to take it from the run's own output (or,

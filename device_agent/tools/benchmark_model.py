@@ -15,7 +15,19 @@ import re
 from collections.abc import Mapping
 from pathlib import PurePosixPath
 
-from device_agent.tools.base import NUMBER, BenchmarkTool, OpTiming, ToolFigures, ToolOutputError, ToolRun, find
+import numpy as np
+
+from device_agent.tools.base import (
+    NUMBER,
+    BenchmarkTool,
+    CheckIO,
+    OpTiming,
+    ToolFigures,
+    ToolOutputError,
+    ToolRun,
+    find,
+)
+from device_agent.tools.check_io import split_raw
 
 DELEGATES = ("cpu", "xnnpack", "gpu", "nnapi", "hexagon")
 _COUNT_LINE = re.compile(rf"^(?:INFO: )?count=(\d+)(?: first=({NUMBER}))? curr=({NUMBER})(?: min=({NUMBER}) "
@@ -32,6 +44,7 @@ _MEMORY = (
     (rf"Memory footprint delta from the start of the tool \(MB\): init={NUMBER} overall=({NUMBER})",
      "benchmark_model: memory footprint delta from the tool's start, overall (MB; approximate)"),
 )
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_./-]+")
 REJECTIONS = ("Failed to mmap model", "Failed to load model", "Failed to construct interpreter",
               "Model provided has model identifier", "Failed to apply", "Didn't find op for builtin opcode",
               "Encountered unresolved custom op", "failed to prepare", "Failed to allocate tensors")
@@ -44,6 +57,7 @@ class BenchmarkModelTool(BenchmarkTool):
     OPTIONS = {"delegate": f"one of {', '.join(DELEGATES)} (default xnnpack)",
                "nnapi_accelerator": "NNAPI accelerator name, e.g. qti-dsp (with delegate=nnapi)"}
     REJECTIONS = REJECTIONS
+    OUTPUTS = "bin"  # --output_filepath: the last inference's outputs, raw, back to back
 
     def __init__(self, executable: str = "", options: Mapping[str, str] | None = None) -> None:
         super().__init__(executable, options)
@@ -65,7 +79,12 @@ class BenchmarkModelTool(BenchmarkTool):
             argv.append(f"--nnapi_accelerator_name={self.options['nnapi_accelerator']}")
         if run.op_profile:
             argv.append("--enable_op_profiling=true")
+        if run.check is not None:
+            argv += check_flags(run.check)
         return argv
+
+    def read_outputs(self, data: bytes, check: CheckIO) -> dict[str, np.ndarray]:
+        return split_raw(data, check.outputs)
 
     def parse(self, output: str, files: Mapping[str, str]) -> ToolFigures:
         timings = find(_TIMINGS, output)
@@ -94,6 +113,17 @@ class BenchmarkModelTool(BenchmarkTool):
         return figures
 
 
+def check_flags(check: CheckIO) -> list[str]:
+    """Feed the check's input files to every inference and write the outputs. Inputs are matched by position,
+    the names only label them (the tool warns where a label differs from the tensor's name), so a name the
+    flags' syntax cannot carry (',' or ':') is labelled by its position instead."""
+    names = [spec.name if _PLAIN_NAME.fullmatch(spec.name) else f"input{k}" for k, spec in enumerate(check.inputs)]
+    return [f"--input_layer={','.join(names)}",
+            f"--input_layer_shape={':'.join(','.join(map(str, spec.dims)) for spec in check.inputs)}",
+            f"--input_layer_value_files={','.join(f'{n}:{check.input_path(k)}' for k, n in enumerate(names))}",
+            f"--output_filepath={check.output_path}"]
+
+
 def op_table(output: str) -> list[OpTiming]:
     """The 'Run Order' table of the regular runs' operator-wise profile: node type, avg ms, name per row."""
     start = output.find("Operator-wise Profiling Info for Regular Benchmark Runs")
@@ -118,6 +148,7 @@ class LiteRtBenchmarkTool(BenchmarkModelTool):
     executable = "litert-benchmark"
     OPTIONS = {"delegate": "one of cpu, gpu, npu (default cpu)"}
     KEEPS_OP_PROFILE = False  # the script has no op-profiling flag; the litert backend profiles in-process
+    OUTPUTS = ""  # nor flags to feed inputs or write outputs: the litert backend checks its outputs in-process
     REJECTIONS = ("Failed to load model", "Failed to create", "ERROR: [", "is not fully accelerated")
 
     def __init__(self, executable: str = "", options: Mapping[str, str] | None = None) -> None:

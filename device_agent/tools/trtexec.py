@@ -5,7 +5,8 @@ inference's times come back through ``--exportTimes``, so the hwnas protocol red
 samples; the headline is trtexec's "Latency" (host to device copy, compute, device to host), and its GPU
 compute time is kept in the details. ``--dumpProfile --separateProfileRun`` gives the per-layer profile
 without disturbing the timed run. trtexec warms up by time, not by count: ``--warmUp`` is 200 ms unless
-the request's warm-up seconds say otherwise.
+the request's warm-up seconds say otherwise. An output check feeds the check's inputs (``--loadInputs``) and
+reads the outputs back from ``--exportOutput``.
 """
 
 from __future__ import annotations
@@ -14,7 +15,19 @@ import json
 import re
 from collections.abc import Mapping
 
-from device_agent.tools.base import NUMBER, BenchmarkTool, OpTiming, ToolFigures, ToolOutputError, ToolRun, find
+import numpy as np
+
+from device_agent.tensors import InputSpec
+from device_agent.tools.base import (
+    NUMBER,
+    BenchmarkTool,
+    CheckIO,
+    OpTiming,
+    ToolFigures,
+    ToolOutputError,
+    ToolRun,
+    find,
+)
 
 PRECISIONS = ("fp32", "fp16", "int8", "best")
 _SUMMARY = re.compile(rf"(?P<what>Latency|GPU Compute Time|Enqueue Time|H2D Latency|D2H Latency): "
@@ -33,6 +46,7 @@ class TrtExecTool(BenchmarkTool):
                "warmup_ms": "warm-up time in ms (default 200)"}
     REJECTIONS = ("Failed to parse onnx file", "ModelImporter", "Network must have at least one output",
                   "Engine could not be created", "Unsupported ONNX data type", "No importer registered for op")
+    OUTPUTS = "json"  # --exportOutput: each output's name, dimensions and values
 
     def __init__(self, executable: str = "", options: Mapping[str, str] | None = None) -> None:
         super().__init__(executable, options)
@@ -52,7 +66,18 @@ class TrtExecTool(BenchmarkTool):
             argv.append(f"--{self.precision}")
         if run.op_profile:
             argv += ["--dumpProfile", "--separateProfileRun"]
+        if run.check is not None:
+            check = run.check
+            # Names in single quotes: trtexec's spec syntax for a name holding ':' (Input:0).
+            files = [f"'{spec.name}':{check.input_path(k)}" for k, spec in enumerate(check.inputs)]
+            argv += [f"--loadInputs={','.join(files)}", f"--exportOutput={check.output_path}"]
+            if check.resized:
+                shapes = [f"'{spec.name}':{'x'.join(map(str, spec.dims))}" for spec in check.inputs]
+                argv.append(f"--shapes={','.join(shapes)}")
         return argv
+
+    def read_outputs(self, data: bytes, check: CheckIO) -> dict[str, np.ndarray]:
+        return exported_outputs(data.decode("utf-8", "replace"), check.outputs)
 
     def output_files(self, run: ToolRun) -> dict[str, str]:
         return {"times": f"{run.scratch}/times.json"}
@@ -104,6 +129,22 @@ def exported_latencies(text: str) -> list[float]:
                 for e in entries]
     except (ValueError, KeyError, TypeError) as exc:
         raise ToolOutputError(f"trtexec's --exportTimes file is not what it should be ({exc})") from None
+
+
+def exported_outputs(text: str, outputs: tuple[InputSpec, ...]) -> dict[str, np.ndarray]:
+    """``--exportOutput`` JSON (a list of ``{"name", "dimensions": "1x1000", "values"}``; trtexec keeps its
+    bindings in a hash map, so the order is not the model's) as arrays in the model's output order."""
+    try:
+        written = {str(e["name"]): (e["dimensions"], e["values"]) for e in json.loads(text)}
+        found = {}
+        for spec in outputs:
+            dims, values = written[spec.name]
+            shape = [int(d) for d in str(dims).split("x") if d]
+            found[spec.name] = np.asarray(values, dtype=np.float64).reshape(shape)
+        return found
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ToolOutputError(f"trtexec's --exportOutput file does not hold the model's outputs "
+                              f"{[s.name for s in outputs]} ({type(exc).__name__}: {exc})") from None
 
 
 def layer_profile(output: str) -> list[OpTiming]:

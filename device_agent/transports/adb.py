@@ -142,6 +142,12 @@ class AdbTransport(Transport):
         if done.returncode != 0:
             raise TransportError(f"{self.name}: adb push failed: {done.stderr.strip() or done.stdout.strip()}")
 
+    def pull(self, remote: str, local: Path) -> bool:
+        done = subprocess.run(self._adb("pull", remote, str(local)), capture_output=True, text=True, timeout=600)
+        result = CommandResult(f"adb pull {remote} {local}", done.returncode, done.stdout, done.stderr, 0.0)
+        self._checked(result, f"copying {remote} back")
+        return done.returncode == 0  # adb: "failed to stat remote object ...: No such file or directory"
+
     def start(self, command: str) -> ProcessCommand:
         return ProcessCommand(self._adb("shell", command), command)
 

@@ -19,6 +19,7 @@ import secrets
 import shlex
 import signal
 import subprocess
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -137,6 +138,17 @@ class Transport(abc.ABC):
 
     @abc.abstractmethod
     def push(self, local: Path, remote: str) -> None: ...
+
+    @abc.abstractmethod
+    def pull(self, remote: str, local: Path) -> bool:
+        """Copy a file from the device; False where it does not exist (TransportError where the device is
+        gone)."""
+
+    def read_bytes(self, path: str) -> bytes | None:
+        """A file's bytes (a tool's binary output), or None where it does not exist."""
+        with tempfile.TemporaryDirectory(prefix="hwnas-pull-") as folder:
+            local = Path(folder) / "file"
+            return local.read_bytes() if self.pull(path, local) else None
 
     @abc.abstractmethod
     def start(self, command: str) -> RunningCommand:

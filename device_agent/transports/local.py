@@ -37,6 +37,12 @@ class LocalTransport(Transport):
     def push(self, local: Path, remote: str) -> None:
         shutil.copyfile(local, remote)
 
+    def pull(self, remote: str, local: Path) -> bool:
+        if not os.path.isfile(remote):
+            return False
+        shutil.copyfile(remote, local)
+        return True
+
     def start(self, command: str) -> ProcessCommand:
         return ProcessCommand(command, command)
 

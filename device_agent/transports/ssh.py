@@ -173,6 +173,20 @@ class SshTransport(Transport):
             self.drop()
             raise TransportError(f"{self.name}: copying the model to {remote} failed: {exc}") from None
 
+    def pull(self, remote: str, local: Path) -> bool:
+        try:
+            sftp = self._connected().open_sftp()
+            try:
+                sftp.get(remote, str(local))
+            finally:
+                sftp.close()
+        except FileNotFoundError:
+            return False
+        except (OSError, EOFError) as exc:
+            self.drop()
+            raise TransportError(f"{self.name}: copying {remote} back failed: {exc}") from None
+        return True
+
     def start(self, command: str) -> SshCommand:
         try:
             channel = self._connected().get_transport().open_session()

@@ -57,6 +57,14 @@ def main(argv: list[str]) -> int:
         shutil.copyfile(argv[1], to_device(argv[2]))
         print(f"{argv[1]}: 1 file pushed, 0 skipped.")
         return 0
+    if argv[:1] == ["pull"]:
+        source = Path(to_device(argv[1]))
+        if not source.is_file():
+            print(f"adb: error: failed to stat remote object '{argv[1]}': No such file or directory", file=sys.stderr)
+            return 1
+        shutil.copyfile(source, argv[2])
+        print(f"{argv[1]}: 1 file pulled, 0 skipped.")
+        return 0
     if argv[:1] == ["shell"]:
         command = " ".join(argv[1:])
         trigger = ROOT / "offline_when"

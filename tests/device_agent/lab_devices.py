@@ -19,6 +19,7 @@ SSHD = "/usr/sbin/sshd"
 VENV_BIN = Path(sys.executable).parent
 LITERT_BENCHMARK = VENV_BIN / "litert-benchmark"
 BENCHMARK_APP = VENV_BIN / "benchmark_app"
+FAKE_BENCHMARK_MODEL = Path(__file__).parent / "fake_benchmark_model.py"  # the C++ tool's FAKE (no build here)
 
 
 def free_port() -> int:
@@ -126,6 +127,13 @@ class FakePhone:
         self.adb.write_text(f"#!/bin/sh\nFAKE_ADB_ROOT={root} exec {sys.executable} "
                             f"{Path(__file__).parent / 'fake_adb.py'} \"$@\"\n")
         self.adb.chmod(self.adb.stat().st_mode | stat.S_IXUSR)
+
+    def install_benchmark_model(self) -> str:
+        """Put the FAKE C++ ``benchmark_model`` (fake_benchmark_model.py) on the phone; its path there."""
+        tool = self.device / "data/local/tmp/benchmark_model"
+        tool.write_text(f"#!/bin/sh\nexec {sys.executable} {FAKE_BENCHMARK_MODEL} \"$@\"\n")
+        tool.chmod(0o755)
+        return "/data/local/tmp/benchmark_model"
 
     def script(self, name: str, body: str) -> None:
         path = self.device / "system/bin" / name

@@ -66,6 +66,36 @@ def executable(path: Path, body: str) -> str:
     return str(path)
 
 
+def test_the_agents_tflite_reader_agrees_with_litert_and_hostile_bytes_get_invalid_input(
+        models: dict[str, bytes]) -> None:
+    """The output check reads a TFLite model's inputs and outputs without LiteRT (tflite_metadata): they are
+    the interpreter's. Cut or corrupted files (every 97th prefix, 300 seeded byte flips) are refused with
+    InvalidInput or still read; no other exception escapes."""
+    import numpy as np
+    from ai_edge_litert.interpreter import Interpreter
+
+    from device_agent.errors import InvalidInput
+    from device_agent.tflite_metadata import model_io
+
+    data = models["tflite"]
+    interpreter = Interpreter(model_content=data)
+    inputs, outputs = model_io(data)
+    for specs, details in ((inputs, interpreter.get_input_details()), (outputs, interpreter.get_output_details())):
+        assert [(s.name, s.dims, s.dtype) for s in specs] == [
+            (d["name"], tuple(int(x) for x in d["shape"]), np.dtype(d["dtype"]).name) for d in details]
+    rng = np.random.default_rng(0)
+    damaged = [data[:cut] for cut in range(0, len(data), 97)]
+    for _ in range(300):
+        flipped = bytearray(data)
+        flipped[int(rng.integers(8, min(len(data), 4096)))] ^= int(rng.integers(1, 256))
+        damaged.append(bytes(flipped))
+    for bad in damaged:
+        try:
+            model_io(bad)
+        except InvalidInput:
+            pass
+
+
 # -- on this host -------------------------------------------------------------------------------------------
 def test_benchmark_app_and_litert_benchmark_measure_here_and_the_record_names_tool_version_and_command(
         tmp_path: Path, models: dict[str, bytes]) -> None:
@@ -255,10 +285,11 @@ def phone(tmp_path: Path) -> FakePhone:
     return FakePhone(tmp_path / "phone")
 
 
-def adb_agent(tmp_path: Path, phone: FakePhone, name: str = "phone-agent") -> AgentServer:
+def adb_agent(tmp_path: Path, phone: FakePhone, name: str = "phone-agent",
+              tool: str = "/data/local/tmp/litert-benchmark") -> AgentServer:
     server = AgentServer(AgentConfig(
         name=name, cache_dir=tmp_path / f"cache-{name}", backends=["benchmark-model"], via=f"adb:{phone.serial}",
-        backend_options={"benchmark-model": {"tool": "/data/local/tmp/litert-benchmark"}},
+        backend_options={"benchmark-model": {"tool": tool}},
         transport_options={"adb": str(phone.adb)}), "127.0.0.1", 0)
     server.start()
     return server
@@ -291,6 +322,43 @@ def test_a_phone_over_adb_is_described_by_getprop_pinned_and_metered_by_its_batt
     assert power["energy_per_inference_mj"] == pytest.approx(2.0 * result["stats"]["mean_ms"])
     assert any("battery at 45.2 °C" in w for w in result["warnings"])
     assert any("thermal status 2 (moderate)" in w for w in result["warnings"])
+    assert phone.scratch_left() == []
+
+
+def test_benchmark_model_on_a_phone_checks_its_outputs_and_a_quantised_model_fails_at_fp32_tolerance(
+        tmp_path: Path, phone: FakePhone, models: dict[str, bytes]) -> None:
+    """#37 on a tool backend: the phone's benchmark_model (a FAKE of the C++ tool running the real LiteRT
+    interpreter) is fed the check's seeded input from files and writes its outputs, which come back over
+    (fake) adb. The fp32 model agrees with the controller's onnxruntime reference; the int8 one is a real
+    wrong answer at fp32 tolerance and right at int8's."""
+    from controller.cli.demo import small_cnn
+    from controller.fleet.output_check import verdict
+    from controller.graph.model_formats import model_format
+
+    int8 = model_format("tflite-int8").export(small_cnn(16, blocks=2), {})
+    server = adb_agent(tmp_path, phone, tool=phone.install_benchmark_model())
+    try:
+        with client_of(server) as client:
+            results = {}
+            for name, data in (("fp32", models["tflite"]), ("int8", int8)):
+                sha, _ = client.ensure_model(data, "tflite")
+                results[name] = client.profile(sha, backend="benchmark-model", output_check=True, **FIXED).result
+            unchecked = client.profile(sha, backend="benchmark-model", **FIXED).result
+    finally:
+        server.stop()
+    fp32 = results["fp32"]
+    assert "--output_filepath=/data/local/tmp/hwnas-" in fp32["environment"]["tool_command"]
+    assert "--input_layer_value_files=serving_default_args_0:/data/local/tmp/hwnas-" in \
+        fp32["environment"]["tool_command"]
+    shapes = [shape["dims"] for shape in fp32["input_shapes"]]
+    assert shapes == [[1, 3, 32, 32]] and [o["dims"] for o in fp32["outputs"]] == [[1, 10]]
+    check = verdict(fp32["outputs"], models["onnx"], shapes, "tflite")
+    assert check.status == "ok" and check.max_abs_error < 1e-3, check
+    outputs = results["int8"]["outputs"]
+    held_to_fp32 = verdict(outputs, models["onnx"], shapes, "tflite")
+    assert held_to_fp32.status == "wrong_answer" and "allowed for tflite" in held_to_fp32.detail
+    assert verdict(outputs, models["onnx"], shapes, "tflite-int8").status == "ok"
+    assert unchecked["outputs"] == [] and "--output_filepath" not in unchecked["environment"]["tool_command"]
     assert phone.scratch_left() == []
 
 
@@ -368,7 +436,8 @@ def test_hwnas_profile_prints_the_tools_figures_and_op_profile(tmp_path: Path, m
     try:
         done = subprocess.run([sys.executable, "-m", "controller.cli.main", "profile", str(model), "--agent",
                                server.address, "--insecure", "--protocol", "fixed", "--param", "count=10",
-                               "--op-profile", "--json"], capture_output=True, text=True, timeout=300)
+                               "--op-profile", "--check-output", "--json"], capture_output=True, text=True,
+                              timeout=300)
         table = subprocess.run([sys.executable, "-m", "controller.cli.main", "profile", str(model), "--agent",
                                 server.address, "--insecure", "--protocol", "fixed", "--param", "count=10"],
                                capture_output=True, text=True, timeout=300)
@@ -378,6 +447,9 @@ def test_hwnas_profile_prints_the_tools_figures_and_op_profile(tmp_path: Path, m
     result = json.loads(done.stdout)
     assert result["backend"] == "benchmark-app" and result["load_ms"] > 0 and result["first_inference_ms"] > 0
     assert result["op_profile"] and {"name", "op_type", "time_ms"} == set(result["op_profile"][0])
+    # benchmark_app writes no outputs: the check is skipped and the record says why (it crashed the CLI before)
+    assert result["output_check"]["status"] == "skipped", result["output_check"]
+    assert any("output check skipped: benchmark_app writes no outputs" in w for w in result["warnings"])
     assert "measured by benchmark-app 2" in table.stdout and "cold start: load" in table.stdout
 
 

@@ -3,15 +3,20 @@ where each came from), and the TOML tool description's refusals."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from device_agent.errors import InvalidInput
 from device_agent.measure import MeasureOptions
+from device_agent.tensors import InputSpec
 from device_agent.tools.backend import reduce, run_counts, signal_name
-from device_agent.tools.base import ToolOutputError, ToolRun
+from device_agent.tools.base import CheckIO, ToolOutputError, ToolRun
+from device_agent.tools.benchmark_app import BenchmarkAppTool
 from device_agent.tools.benchmark_model import BenchmarkModelTool, benchmark_model_tool, op_table
+from device_agent.tools.check_io import plan, split_raw
 from device_agent.tools.custom import CustomTool, ToolFileError
 from device_agent.tools.trtexec import TrtExecTool, exported_latencies, layer_profile
 
@@ -157,3 +162,63 @@ def test_protocols_map_onto_a_tools_run_counts_and_its_samples() -> None:
     name, outcome = reduce("fixed", {"count": 4.0}, [], 4, 9.9)
     assert name == "fixed/tool-mean" and outcome.latency_ms == 9.9
     assert signal_name(139) == "SIGSEGV" and signal_name(-9) == "SIGKILL" and signal_name(1) == ""
+
+
+# -- the output check through a tool (#37) ------------------------------------------------------------------
+CHECK = CheckIO(inputs=(InputSpec("serving_default_args_0", (1, 3, 8, 8), "float32"),
+                        InputSpec("mask:0", (1, 8), "float32")),
+                outputs=(InputSpec("logits", (1, 10), "float32"), InputSpec("boxes", (None, 4), "float32")),
+                folder="/data/local/tmp/hwnas-x")
+
+
+def test_benchmark_model_is_fed_the_checks_files_by_position_and_writes_its_outputs() -> None:
+    argv = BenchmarkModelTool().command(dataclasses.replace(RUN, check=CHECK))
+    assert "--input_layer=serving_default_args_0,input1" in argv  # ':' cannot be carried: labelled by position
+    assert "--input_layer_shape=1,3,8,8:1,8" in argv
+    assert ("--input_layer_value_files=serving_default_args_0:/data/local/tmp/hwnas-x/check-input-0.bin,"
+            "input1:/data/local/tmp/hwnas-x/check-input-1.bin") in argv
+    assert "--output_filepath=/data/local/tmp/hwnas-x/check-outputs.bin" in argv
+    assert not any(a.startswith("--output_filepath") for a in BenchmarkModelTool().command(RUN))
+
+
+def test_raw_outputs_are_cut_by_the_models_shapes_and_a_size_that_does_not_add_up_is_refused() -> None:
+    logits, boxes = np.arange(10, dtype="<f4"), np.arange(12, dtype="<f4") * -1
+    found = BenchmarkModelTool().read_outputs(logits.tobytes() + boxes.tobytes(), CHECK)
+    assert list(found) == ["logits", "boxes"]
+    assert found["logits"].shape == (1, 10) and np.array_equal(found["logits"].ravel(), logits)
+    assert np.array_equal(found["boxes"], boxes)  # the one dynamic output takes what the others leave
+    with pytest.raises(ToolOutputError, match="holds 36 bytes"):
+        BenchmarkModelTool().read_outputs(logits.tobytes()[:36], CHECK)
+    with pytest.raises(ToolOutputError, match="do not add up"):
+        split_raw(b"\0" * 40, (InputSpec("a", (None,), "float32"), InputSpec("b", (None,), "float32")))
+
+
+def test_trtexec_is_fed_the_checks_files_and_its_exported_outputs_come_back_in_the_models_order() -> None:
+    run = ToolRun("trtexec", "/tmp/s/model.onnx", "/tmp/s", 0, 200, 10, False,
+                  dataclasses.replace(CHECK, folder="/tmp/s", suffix="json"))
+    argv = TrtExecTool().command(run)
+    assert ("--loadInputs='serving_default_args_0':/tmp/s/check-input-0.bin,'mask:0':/tmp/s/check-input-1.bin"
+            in argv)
+    assert "--exportOutput=/tmp/s/check-outputs.json" in argv and not any(a.startswith("--shapes") for a in argv)
+    resized = TrtExecTool().command(dataclasses.replace(run, check=dataclasses.replace(run.check, resized=True)))
+    assert "--shapes='serving_default_args_0':1x3x8x8,'mask:0':1x8" in resized
+    # a real --exportOutput file: trtexec keeps bindings in a hash map, the model's order is restored by name
+    written = (OUTPUTS / "trtexec_export_output.json").read_bytes()
+    model = dataclasses.replace(CHECK, outputs=(InputSpec("probs_gaze", (1, 5), "float32"),
+                                                InputSpec("probs_phone", (1, 5), "float32")))
+    found = TrtExecTool().read_outputs(written, model)
+    assert list(found) == ["probs_gaze", "probs_phone"] and found["probs_gaze"].shape == (1, 5)
+    assert found["probs_gaze"][0, 4] == pytest.approx(0.961798)
+    with pytest.raises(ToolOutputError, match=r"does not hold the model's outputs \['logits', 'boxes'\]"):
+        TrtExecTool().read_outputs(written, CHECK)
+    with pytest.raises(ToolOutputError, match="does not hold"):
+        TrtExecTool().read_outputs(b"[{", CHECK)
+
+
+def test_tools_that_write_no_outputs_skip_the_check_and_say_why(tmp_path: Path) -> None:
+    model = tmp_path / "m.onnx"
+    model.write_bytes(b"")
+    reason = plan(BenchmarkAppTool(), model, 0, {})
+    assert isinstance(reason, str) and reason.startswith("benchmark_app writes no outputs a check can read")
+    assert "litert-benchmark writes no outputs" in plan(benchmark_model_tool("litert-benchmark"), model, 0, {})
+    assert "could not be read" in plan(TrtExecTool(), model, 0, {})  # empty bytes: no graph
