@@ -22,7 +22,7 @@ from controller.fleet.client import AgentClient
 from device_agent.server import AgentConfig, AgentServer
 
 from ..conftest import start_agent
-from .lab_devices import BENCHMARK_APP, LITERT_BENCHMARK, FakePhone, SshServer
+from .lab_devices import BENCHMARK_APP, FAKE_BENCHMARK_MODEL, LITERT_BENCHMARK, FakePhone, SshServer
 from .test_bad_input import expect
 
 pytest.importorskip("openvino", reason="the agent-openvino extra is not installed")
@@ -224,19 +224,19 @@ def board(tmp_path: Path) -> Iterator[SshServer]:
 
 
 def ssh_agent(tmp_path: Path, board: SshServer, tool: Path | str = BENCHMARK_APP,
-              litert: bool = False) -> AgentServer:
+              litert: Path | str | None = None) -> AgentServer:
     remote = tmp_path / "board-scratch"
     remote.mkdir(exist_ok=True)
     tools = {"benchmark-app": {"tool": str(tool)}}
     if litert:
-        tools["benchmark-model"] = {"tool": str(LITERT_BENCHMARK)}
+        tools["benchmark-model"] = {"tool": str(litert)}
     return tool_agent(tmp_path / "c", list(tools), via=board.target, tools=tools, key_file=str(board.client_key),
                       known_hosts=str(board.known_hosts), remote_dir=str(remote))
 
 
 def test_a_board_over_ssh_measures_through_one_reused_connection(tmp_path: Path, board: SshServer,
                                                                  models: dict[str, bytes]) -> None:
-    server = ssh_agent(tmp_path, board, litert=True)
+    server = ssh_agent(tmp_path, board, litert=LITERT_BENCHMARK)
     try:
         with client_of(server) as client:
             info = client.device_info()
@@ -256,6 +256,27 @@ def test_a_board_over_ssh_measures_through_one_reused_connection(tmp_path: Path,
         assert env["transport"] == board.target and env["tool"] == "benchmark-app" and result["latency_ms"] > 0
         assert env["tool_command"].startswith(f"{BENCHMARK_APP} -m {tmp_path / 'board-scratch'}/hwnas-")
     assert list((tmp_path / "board-scratch").iterdir()) == []  # nothing left on the board
+
+
+def test_a_boards_benchmark_model_outputs_come_back_over_sftp_and_pass_the_check(
+        tmp_path: Path, board: SshServer, models: dict[str, bytes]) -> None:
+    """The output check on a board: the check's input files go up and the outputs file comes back over the
+    same SSH connection (SFTP); the board's benchmark_model is the FAKE of the C++ tool (real LiteRT)."""
+    from controller.fleet.output_check import verdict
+
+    fake = Path(executable(tmp_path / "benchmark_model", f'exec {sys.executable} {FAKE_BENCHMARK_MODEL} "$@"'))
+    server = ssh_agent(tmp_path, board, litert=fake)
+    try:
+        with client_of(server) as client:
+            sha, _ = client.ensure_model(models["tflite"], "tflite")
+            result = client.profile(sha, backend="benchmark-model", output_check=True, **FIXED).result
+    finally:
+        server.stop()
+    shapes = [shape["dims"] for shape in result["input_shapes"]]
+    check = verdict(result["outputs"], models["onnx"], shapes, "tflite")
+    assert check.status == "ok" and check.max_abs_error < 1e-3, check
+    assert server.servicer.transport.connections_opened == 1
+    assert list((tmp_path / "board-scratch").iterdir()) == []
 
 
 def test_ssh_refused_and_a_changed_host_key_give_the_job_back_and_the_agent_keeps_serving(
