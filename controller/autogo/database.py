@@ -46,10 +46,11 @@ class SegmentDatabase:
         spans = segment_string(self.sequence(graph), self.scores, allowed)
         return [region(graph, start + 1, stop + 1, users) for start, stop in spans]
 
-    def replacements(self, n_inputs: int, n_outputs: int) -> list[int]:
-        """Indices of mutable segments with this many input and output ports."""
+    def replacements(self, n_inputs: int, n_outputs: int, domain: str | None = "map") -> list[int]:
+        """Indices of mutable segments with this many input and output ports that can be placed in ``domain``
+        (``map`` or ``tokens``; None: nowhere)."""
         return [k for k, s in enumerate(self.segments)
-                if s.n_inputs == n_inputs and s.n_outputs == n_outputs and s.mutable]
+                if s.n_inputs == n_inputs and s.n_outputs == n_outputs and s.mutable and domain in s.domains]
 
     # -- storage ---------------------------------------------------------------------------------------
     def save(self, folder: Path) -> Path:

@@ -18,7 +18,17 @@ import numpy as np
 
 from controller.autogo.database import SegmentDatabase
 from controller.autogo.resolution import Resolution, resolve
-from controller.autogo.segment import BODY_OPS, Region, Segment, TemplateNode, op_token, region
+from controller.autogo.segment import (
+    BODY_OPS,
+    TOKEN_OPS,
+    Region,
+    Segment,
+    TemplateNode,
+    channels,
+    domain_of,
+    op_token,
+    region,
+)
 from controller.graph.ir import ComputationGraph, Node
 from controller.graph.ops import ShapeError, op_spec
 
@@ -69,6 +79,8 @@ def _node_attrs(template: TemplateNode, channels: int, stride: int, in_channels:
     if template.op == "conv":
         attrs["out_channels"] = in_channels if template.depthwise else channels
         attrs["groups"] = in_channels if template.depthwise else 1
+    if template.op == "linear":
+        attrs["out_features"] = channels
     return attrs
 
 
@@ -83,7 +95,7 @@ def stitch(parent: ComputationGraph, source: Region, segment: Segment, in_map: S
     nodes: list[Node] = list(parent.nodes[:start])
     for j, template in enumerate(segment.nodes):
         refs = [source.inputs[in_map[-r - 1]] if r < 0 else start + r for r in template.inputs]
-        in_channels = nodes[refs[0]].out_shape[1]
+        in_channels = channels(nodes[refs[0]].out_shape[1:])
         attrs = _node_attrs(template, resolution.channels[j], resolution.strides[j], in_channels)
         try:
             shape = tuple(op_spec(template.op).infer([nodes[r].out_shape for r in refs], attrs))
@@ -106,25 +118,31 @@ def stitch(parent: ComputationGraph, source: Region, segment: Segment, in_map: S
         return None
 
 
+def run_domain(graph: ComputationGraph, nodes: Iterable[int]) -> str | None:
+    """``map`` or ``tokens`` where every node of the run can be replaced within that one domain, else None."""
+    domains = {domain_of(graph.nodes[k]) for k in nodes}
+    return next(iter(domains)) if len(domains) == 1 else None
+
+
 def coverage(graph: ComputationGraph, database: SegmentDatabase) -> dict:
     """What AutoGO can mutate in ``graph``: its nodes that can sit in a source run (body ops on NCHW feature
-    maps: resolution propagation solves channels and strides of those only), the rest by op and reason, and
-    how many of the graph's segments (full vocabulary) the database holds a mutable replacement for."""
+    maps, token ops on (B, T, D) sequences: resolution propagation solves channels and strides of those only),
+    the rest by op and reason, and how many of the graph's segments (full vocabulary) the database holds a
+    mutable replacement for, in their domain."""
     graph = graph.canonical()
     frozen: dict[str, int] = {}
     mutable = 0
     for node in graph.nodes[1:]:
-        if node.op in BODY_OPS and len(node.out_shape) == 4:
+        if domain_of(node) is not None:
             mutable += 1
             continue
-        reason = "not a feature map" if node.op in BODY_OPS else "an op segments do not replace"
+        known = node.op in BODY_OPS or node.op in TOKEN_OPS
+        reason = "not on a feature map or token sequence" if known else "an op segments do not replace"
         key = f"{node.op} ({reason})"
         frozen[key] = frozen.get(key, 0) + 1
-    users = graph.consumers()
-    body = [r for r in database.segment(graph)
-            if all(graph.nodes[k].op in BODY_OPS and len(graph.nodes[k].out_shape) == 4 for k in r.nodes)]
-    replaceable = [r for r in body if r.inputs and r.outputs and region(graph, r.nodes[0], r.nodes[-1] + 1, users)
-                   and database.replacements(len(r.inputs), len(r.outputs))]
+    body = [r for r in database.segment(graph) if run_domain(graph, r.nodes) is not None]
+    replaceable = [r for r in body if r.inputs and r.outputs
+                   and database.replacements(len(r.inputs), len(r.outputs), run_domain(graph, r.nodes))]
     return {"nodes": len(graph.nodes) - 1, "mutable_nodes": mutable,
             "frozen": dict(sorted(frozen.items(), key=lambda item: -item[1])),
             "segments": len(database.segment(graph)), "body_segments": len(body),
@@ -152,8 +170,7 @@ class Mutator:
                 if first + length > len(regions):
                     break
                 start, stop = regions[first].nodes[0], regions[first + length - 1].nodes[-1] + 1
-                if all(parent.nodes[k].op in BODY_OPS and len(parent.nodes[k].out_shape) == 4
-                       for k in range(start, stop)):
+                if run_domain(parent, range(start, stop)) is not None:
                     run = region(parent, start, stop, users)
                     if run.inputs and run.outputs:
                         runs.append(run)
@@ -181,7 +198,8 @@ class Mutator:
         sources = self.pick_sources(parent, self.source_runs(parent))
         quota = -(-limit // max(1, len(sources)))
         for source in sources:
-            candidates = [k for k in self.db.replacements(len(source.inputs), len(source.outputs))
+            domain = run_domain(parent, source.nodes)
+            candidates = [k for k in self.db.replacements(len(source.inputs), len(source.outputs), domain)
                           if self.allowed_ops is None or segment_classes(self.db.segments[k]) <= self.allowed_ops]
             if not candidates:
                 continue

@@ -4,9 +4,11 @@ Given the tensors the segment reads (channels C, height H per input port) and th
 expects (per output port), choose for every mutable node (conv, pool) whether it halves, keeps or doubles
 its template's output channels (a conv) and whether it keeps H and W or halves them (stride 2), so that
 shapes propagate: immutable ops forward their input's shape, ``add`` needs equal inputs, ``concat`` sums
-channels. The objective is the number of changes to the template. Spatial sizes are variables on the
-log-2 scale (halvings from the largest size in play), channels on the linear scale, so every constraint is
-linear. OR-Tools' CP-SAT solves it; no solution means this mutation is dropped.
+channels. Token sequences (B, T, D) are the same problem with D as the channels and T as a size nothing
+halves: a token ``linear`` chooses its output features as a 1x1 conv chooses its channels. The objective is
+the number of changes to the template. Spatial sizes are variables on the log-2 scale (halvings from the
+largest size in play), channels on the linear scale, so every constraint is linear. OR-Tools' CP-SAT solves
+it; no solution means this mutation is dropped.
 
 A conv only ever downsamples (stride 1 or 2); doubling H and W needs an upsampling op, which AutoGO's
 mutations do not insert, so a segment whose context needs it is infeasible. Rounding on odd sizes (a 7x7
@@ -20,7 +22,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from controller.autogo.segment import Segment
+from controller.autogo.segment import Segment, channels, size
 
 Shape = tuple[int, ...]
 CHANNEL_FACTORS = (0.5, 1.0, 2.0)  # halve, keep, double the template's channels
@@ -47,21 +49,24 @@ def template_channels(segment: Segment, base_channels: int) -> list[int]:
 
 def resolve(segment: Segment, in_shapes: Sequence[Shape], out_shapes: Sequence[Shape],
             time_limit_s: float = 2.0) -> Resolution | None:
-    """The fewest changes that make ``segment`` map ``in_shapes`` to ``out_shapes`` (each (C, H, W)), or None."""
+    """The fewest changes that make ``segment`` map ``in_shapes`` to ``out_shapes`` (each (C, H, W) of a
+    feature map or (T, D) of tokens), or None."""
     from ortools.sat.python import cp_model
 
     if len(in_shapes) != segment.n_inputs or len(out_shapes) != segment.n_outputs:
         raise ValueError(f"the segment has {segment.n_inputs} input(s) and {segment.n_outputs} output(s), "
                          f"got {len(in_shapes)} and {len(out_shapes)} shapes")
-    reference = max(s[1] for s in (*in_shapes, *out_shapes))
-    in_levels = [_level(s[1], reference) for s in in_shapes]
-    out_levels = [_level(s[1], reference) for s in out_shapes]
+    if len({len(s) for s in (*in_shapes, *out_shapes)}) != 1:
+        return None  # a feature map on one port and tokens on another
+    reference = max(size(s) for s in (*in_shapes, *out_shapes))
+    in_levels = [_level(size(s), reference) for s in in_shapes]
+    out_levels = [_level(size(s), reference) for s in out_shapes]
     if None in in_levels or None in out_levels:
         return None
-    base = template_channels(segment, in_shapes[0][0])
-    c_max = 4 * max(max(base), *(s[0] for s in (*in_shapes, *out_shapes))) * max(1, len(segment.nodes))
+    base = template_channels(segment, channels(in_shapes[0]))
+    c_max = 4 * max(max(base), *(channels(s) for s in (*in_shapes, *out_shapes))) * max(1, len(segment.nodes))
     model = cp_model.CpModel()
-    port_c = [model.new_constant(s[0]) for s in in_shapes]
+    port_c = [model.new_constant(channels(s)) for s in in_shapes]
     port_l = [model.new_constant(level) for level in in_levels]
     c_vars, l_vars, stride_vars, cost = [], [], [], []
 
@@ -78,7 +83,7 @@ def resolve(segment: Segment, in_shapes: Sequence[Shape], out_shapes: Sequence[S
         l_vars.append(lv)
         first = node.inputs[0]
         stride = None
-        if node.op == "conv" and not node.depthwise:
+        if (node.op == "conv" and not node.depthwise) or node.op == "linear":
             values = sorted({max(1, round(base[k] * f)) for f in CHANNEL_FACTORS})
             picks = [model.new_bool_var(f"c{k}={v}") for v in values]
             model.add_exactly_one(picks)
@@ -104,7 +109,7 @@ def resolve(segment: Segment, in_shapes: Sequence[Shape], out_shapes: Sequence[S
                     model.add(channel(ref) == channel(first))
         stride_vars.append(stride)
     for k, shape, out_level in zip(segment.outputs, out_shapes, out_levels, strict=True):
-        model.add(c_vars[k] == shape[0])
+        model.add(c_vars[k] == channels(shape))
         model.add(l_vars[k] == out_level)
     model.minimize(sum(cost))
     solver = cp_model.CpSolver()

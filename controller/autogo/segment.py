@@ -6,8 +6,8 @@ sequence covers). Tensors it reads from outside are its *input ports*; nodes who
 ``k >= 0`` (the segment's node k) or ``-(p + 1)`` (input port p).
 
 Templates keep what a mutation carries over (op, kernel, stride, padding, depthwise-ness, bias) and drop
-what resolution propagation decides: a conv's output channels are kept only as a ratio to input port 0's
-channels in the network the segment came from.
+what resolution propagation decides: a conv's output channels (a token linear's output features) are kept
+only as a ratio to input port 0's channels (features) in the network the segment came from.
 """
 
 from __future__ import annotations
@@ -23,11 +23,34 @@ from controller.graph.ir import ComputationGraph, Node
 
 Shape = tuple[int, ...]
 
-# Ops a mutation may place or remove: they act on NCHW feature maps with a shape rule resolution
-# propagation models. Heads (flatten, linear), SE-style broadcasts (mul with a pooled tensor),
-# resamplers and the graph input stay where they are.
-BODY_OPS = frozenset({"conv", "batchnorm", "prelu", "relu", "relu6", "hardswish", "hardsigmoid", "sigmoid", "silu",
-                      "gelu", "identity", "add", "concat", "avgpool", "maxpool"})
+# Ops a mutation may place or remove, in the two kinds of tensor resolution propagation models: NCHW feature
+# maps (channels on axis 1, a spatial size that strides halve) and token sequences (B, T, D: a transformer's
+# features on the last axis, T never changes). Pointwise ops and ``add`` go in either; convs, norms over
+# channels, pools and concat only in maps; ``linear`` and ``layernorm`` only on tokens (a token MLP, where
+# ``linear`` resizes D as a 1x1 conv resizes C). Heads (flatten, a linear on (N, F)), attention (matmul,
+# softmax, the reshapes to heads), SE-style broadcasts, resamplers and the graph input stay where they are.
+POINTWISE_OPS = frozenset({"relu", "relu6", "hardswish", "hardsigmoid", "sigmoid", "silu", "gelu", "identity", "add"})
+MAP_OPS = frozenset({"conv", "batchnorm", "prelu", "concat", "avgpool", "maxpool"})
+TOKEN_OPS = frozenset({"linear", "layernorm"})
+BODY_OPS = POINTWISE_OPS | MAP_OPS  # what a feature map's mutation may hold
+DOMAIN_OPS = {"map": BODY_OPS, "tokens": POINTWISE_OPS | TOKEN_OPS}
+DOMAIN_RANKS = {4: "map", 3: "tokens"}  # the rank of a node's output (batch included) -> its domain
+
+
+def domain_of(node: Node) -> str | None:
+    """``map`` or ``tokens`` where a mutation may replace the node, else None."""
+    domain = DOMAIN_RANKS.get(len(node.out_shape))
+    return domain if domain is not None and node.op in DOMAIN_OPS[domain] else None
+
+
+def channels(shape: Shape) -> int:
+    """The axis mutations resize, of a shape without its batch: C of (C, H, W), D of (T, D)."""
+    return shape[0] if len(shape) == 3 else shape[-1]
+
+
+def size(shape: Shape) -> int:
+    """The axis strides may halve, of a shape without its batch: H of (C, H, W), T of (T, D) (never halved)."""
+    return shape[1] if len(shape) == 3 else shape[0]
 
 
 def op_token(node: Node, in_channels: int | None = None) -> str:
@@ -85,9 +108,15 @@ class Segment:
         return len(self.outputs)
 
     @property
+    def domains(self) -> frozenset[str]:
+        """Where it can be placed: ``map`` and/or ``tokens``, by its ops (none: it mixes both, or holds an op
+        resolution propagation does not model)."""
+        return frozenset(d for d, allowed in DOMAIN_OPS.items() if all(n.op in allowed for n in self.nodes))
+
+    @property
     def mutable(self) -> bool:
-        """Whether resolution propagation can place it: body ops only, and convs it knows how to resize."""
-        return all(n.op in BODY_OPS and _window_ok(n) for n in self.nodes)
+        """Whether resolution propagation can place it: a domain's ops only, and convs it knows how to resize."""
+        return bool(self.domains) and all(_window_ok(n) for n in self.nodes)
 
     @property
     def op_types(self) -> list[str]:
@@ -169,15 +198,16 @@ def extract(graph: ComputationGraph, where: Region, source: str = "") -> Segment
     """The template of a region of ``graph`` (ports in ascending order of the producing node)."""
     port = {producer: p for p, producer in enumerate(where.inputs)}
     local = {k: j for j, k in enumerate(where.nodes)}
-    base = graph.nodes[where.inputs[0]].out_shape[1] if where.inputs else 1
+    base = channels(graph.nodes[where.inputs[0]].out_shape[1:]) if where.inputs else 1
     nodes = []
     for k in where.nodes:
         node = graph.nodes[k]
         refs = tuple(local[i] if i in local else -port[i] - 1 for i in node.inputs)
-        attrs = {a: v for a, v in node.attrs.items() if a not in ("out_channels", "groups")}
+        attrs = {a: v for a, v in node.attrs.items() if a not in ("out_channels", "groups", "out_features")}
         in_channels = graph.nodes[node.inputs[0]].out_shape[1] if node.inputs else 0
         depthwise = is_depthwise(node, in_channels)
-        ratio = node.out_shape[1] / base if node.op == "conv" and len(node.out_shape) == 4 else 1.0
+        resized = (node.op == "conv" and len(node.out_shape) == 4) or (node.op == "linear" and len(node.out_shape) == 3)
+        ratio = channels(node.out_shape[1:]) / base if resized else 1.0
         if node.op == "conv" and node.attrs["groups"] > 1 and not depthwise:
             attrs["groups"] = node.attrs["groups"]  # grouped (not depthwise): kept, and not mutable
         nodes.append(TemplateNode(node.op, refs, attrs, ratio, depthwise))

@@ -201,7 +201,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="random networks of each space in the corpus (default %(default)s)")
     b.add_argument("--spaces", default=None, metavar="SPACE[,SPACE...]",
                    help="the spaces to sample (default: every registered one)")
-    b.add_argument("--onnx", type=Path, action="append", metavar="FILE", help="add an ONNX CNN to the corpus")
+    b.add_argument("--onnx", type=Path, action="append", metavar="FILE",
+                   help="add an ONNX network (CNN or transformer) to the corpus")
     b.add_argument("--seed", type=int, default=0)
     b.add_argument("--quiet", action="store_true")
     b.set_defaults(func=cmd_build_db)
@@ -224,7 +225,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     r = commands.add_parser("run", help="evolve a network: a Pareto front of predicted accuracy vs the metric",
                             description="Evolve --input (ONNX), --zoo NAME or --space SPACE --arch STR. Latency, "
                                         "power and energy are measured by the agents of --device.")
-    r.add_argument("--input", type=Path, help="an ONNX CNN")
+    r.add_argument("--input", type=Path, help="an ONNX network (a CNN, or a transformer: its token blocks)")
     r.add_argument("--zoo", choices=sorted(ZOO), help="a network of the built-in zoo")
     r.add_argument("--space", default=None, help="with --arch: the space of the architecture")
     r.add_argument("--arch", help="an architecture of --space (string form, encoding or NB-201 index)")

@@ -14,7 +14,7 @@ from controller.cli.common import (
 def add_parser(sub: argparse._SubParsersAction) -> None:
     graph = sub.add_parser("graph", help="computation graphs").add_subparsers(
         dest="graph_command", required=True, metavar="SUBCOMMAND")
-    gi = graph.add_parser("import", help="import an ONNX CNN: op counts, FLOPs (MACs), params")
+    gi = graph.add_parser("import", help="import an ONNX network: op counts, FLOPs (MACs), params")
     gi.add_argument("model", type=Path, metavar="MODEL.onnx")
     gi.add_argument("--input-shape", type=_shape, default=None, metavar="1,3,224,224",
                     help="fixes dynamic input dimensions")

@@ -16,7 +16,7 @@ from controller.autogo.database import SegmentDatabase, build_database, standard
 from controller.autogo.mutation import Mutator, op_classes
 from controller.autogo.psc_data import decompositions, partitioned, psc_samples
 from controller.autogo.resolution import resolve
-from controller.autogo.segment import Segment, TemplateNode
+from controller.autogo.segment import MAP_OPS, Segment, TemplateNode
 from controller.cli.main import main
 from controller.fleet.local_agent import LocalAgent
 from controller.graph import GraphBuilder
@@ -193,24 +193,47 @@ def test_autogo_run_on_flops_writes_a_front_of_runnable_networks(trained: tuple[
     assert summary["evaluated"] == len(everything) and summary["front"] == len(front)
     assert (summary["kind"], summary["input_name"], summary["metric_column"]) == ("autogo", "resnet50", "macs")
     covered = summary["coverage"]  # everything but the classifier (pool, flatten, linear) can be mutated
-    assert covered["frozen"] == {f"{op} (an op segments do not replace)": 1
-                                 for op in ("global_avgpool", "flatten", "linear")}
+    assert covered["frozen"] == {"global_avgpool (an op segments do not replace)": 1,
+                                 "flatten (an op segments do not replace)": 1,
+                                 "linear (not on a feature map or token sequence)": 1}
     assert covered["mutable_nodes"] == covered["nodes"] - 3 and covered["replaceable_segments"] > 0
 
 
-def test_coverage_says_what_autogo_cannot_mutate_in_a_transformer(database: SegmentDatabase) -> None:
-    """#38: ViT-Ti imported from its ONNX: only the patch embedding is a feature map; attention, LayerNorm and
-    the token MLPs are outside what segment replacement with resolution propagation can change."""
+def test_autogo_mutates_a_vits_token_blocks_and_every_child_runs(database: SegmentDatabase) -> None:
+    """#38: ViT-Ti imported from its ONNX. Its token MLPs, projections, LayerNorms and residual adds are
+    (B, T, D) sequences that resolution propagation resizes on D; attention (matmul, softmax, the reshapes
+    to heads) and the head stay as they are. Against a database holding token segments (the transformer
+    space's networks), children resize the token blocks, and each one's ONNX runs in onnxruntime with the
+    parent's input and output. From a database mined from CNNs, segments land on tokens only where they hold
+    no map op: convs, norms over channels, pools and concat never do."""
     from controller.autogo.mutation import Mutator, coverage
     from controller.corpus import registry
     from controller.graph.onnx_import import from_onnx
 
-    vit = from_onnx(registry.export("vit_tiny", 17))
-    covered = coverage(vit, database)
-    assert covered["mutable_nodes"] == 1 and covered["replaceable_segments"] <= 1  # the 16x16/16 patch conv
-    assert {"matmul (an op segments do not replace)", "softmax (an op segments do not replace)",
-            "layernorm (an op segments do not replace)", "add (not a feature map)"} <= set(covered["frozen"])
-    assert Mutator(database, np.random.default_rng(0)).mutate(vit.canonical(), limit=10) == []
+    vit = from_onnx(registry.export("vit_tiny", 17)).canonical()
+    tokens = build_database(standard_corpus(8, seed=0, spaces=("transformer",)), vocab_size=300)
+    covered = coverage(vit, tokens)
+    assert covered["mutable_nodes"] == 110 and covered["replaceable_segments"] > 0, covered
+    frozen = set(covered["frozen"])
+    assert {"matmul (an op segments do not replace)", "softmax (an op segments do not replace)"} <= frozen
+    assert not any(op.startswith(("layernorm", "add", "gelu")) for op in frozen)
+    from_cnns = Mutator(database, np.random.default_rng(0)).mutate(vit, limit=5)
+    assert from_cnns and not any({n.op for n in database.segments[m.segment].nodes} & MAP_OPS for m in from_cnns)
+    children = Mutator(tokens, np.random.default_rng(0), op_classes(vit)).mutate(vit, limit=30)
+    assert len(children) >= 4
+    widths = {vit.nodes[k].out_shape[-1] for k in range(len(vit.nodes)) if vit.nodes[k].op == "linear"}
+    resized = 0
+    rng = np.random.default_rng(1)
+    for mutation in children:
+        child = mutation.child
+        start, stop = mutation.span
+        assert all(len(n.out_shape) == 3 for n in child.nodes[start:stop])  # placed on tokens only
+        resized += any(n.op == "linear" and n.out_shape[-1] not in widths for n in child.nodes[start:stop])
+        session = ort.InferenceSession(to_onnx_bytes(child), providers=["CPUExecutionProvider"])
+        (out,) = session.run(None, {session.get_inputs()[0].name:
+                                    rng.standard_normal(child.input_shape).astype(np.float32)})
+        assert out.shape == (1, 1000) and np.all(np.isfinite(out))
+    assert resized >= 1  # a token MLP of a width the parent does not have
 
 
 def test_autogo_run_measures_children_on_a_real_onnxruntime_agent(trained: tuple[Path, Path], tmp_path: Path) -> None:
