@@ -112,6 +112,8 @@ class ToolBackend(Backend):
         self.runtime_name = self.tool.name
         self._version = ""
         self._version_lock = threading.Lock()
+        self._python: str | None = None
+        self._python_known = False
         wanted = self.tool.executable_path
         for candidate in (wanted, *(() if tool else self.fallbacks)):
             found = transport.which(candidate)
@@ -150,6 +152,14 @@ class ToolBackend(Backend):
             self._version = text
             return text
 
+    def companion_python(self) -> str | None:
+        """The interpreter of the tool's console script (for its COMPANION), or None: looked up once."""
+        with self._version_lock:
+            if not self._python_known:
+                self._python = check_io.interpreter(self.transport, self.tool.executable_path)
+                self._python_known = True
+            return self._python
+
     def load(self, model_path: Path, threads: int) -> ToolModel:
         return ToolModel(self, model_path, threads)
 
@@ -170,7 +180,8 @@ class ToolModel(SelfMeasuredModel):
         backend, transport = self.backend, self.backend.transport
         check, skipped = None, []
         if options.output_check:
-            planned = check_io.plan(backend.tool, self.model_path, options.batch_size, options.input_shapes)
+            python = backend.companion_python() if backend.tool.COMPANION else None
+            planned = check_io.plan(backend.tool, self.model_path, options.batch_size, options.input_shapes, python)
             check, skipped = (None, [f"output check skipped: {planned}"]) if isinstance(planned, str) else (planned, [])
         token.arm_deadline(options.deadline_seconds)
         device_power = transport.power_source()
@@ -182,11 +193,11 @@ class ToolModel(SelfMeasuredModel):
         host = read_state() if transport.kind == "local" else HostState("", 0.0, 0.0, 0.0, 0.0)
         t0, started_unix_ns = time.perf_counter(), time.time_ns()
         try:
-            done, files, warnings, reading, written = self._run_with_retries(runs, warmup, options.op_profile,
-                                                                             check, power_source, token)
+            done, files, warnings, reading, written, no_outputs = self._run_with_retries(
+                runs, warmup, options.op_profile, check, power_source, token)
         finally:
             token.close()
-        outputs = self._outputs(check, written, warnings)
+        outputs = self._outputs(check, written, no_outputs, warnings)
         wall_ms = (time.perf_counter() - t0) * 1e3
         output = done.stdout + done.stderr
         figures = backend.tool.parse(output, files)
@@ -211,12 +222,15 @@ class ToolModel(SelfMeasuredModel):
             memory_source=figures.memory_source,
             op_profile=[(op.name, op.op_type, op.time_ms) for op in figures.op_profile], tool=provenance)
 
-    def _outputs(self, check: CheckIO | None, written: bytes | None, warnings: list[str]) -> list:
-        """The output check's sampled values from the file the tool wrote; [] and a warning saying why where
-        there are none."""
+    def _outputs(self, check: CheckIO | None, written: bytes | None, no_outputs: str, warnings: list[str]) -> list:
+        """The output check's sampled values from the file the tool (or its companion) wrote; [] and a warning
+        saying why where there are none."""
         if check is None:
             return []
         tool = self.backend.tool
+        if no_outputs:
+            warnings.append(f"output check skipped: {no_outputs}")
+            return []
         if written is None:
             executable = PurePosixPath(tool.executable_path).name
             warnings.append(f"output check skipped: {executable} wrote no outputs file (a build older than the flag "
@@ -284,8 +298,10 @@ class ToolModel(SelfMeasuredModel):
                                          token.status_code or "DEADLINE_EXCEEDED")
             self._judge(done)
             files = {name: transport.read_text(path) or "" for name, path in tool.output_files(run).items()}
-            written = transport.read_bytes(check.output_path) if check is not None else None
-            return done, files, warnings, reading, written
+            no_outputs = check_io.run_companion(transport, tool, check, model, self.threads) \
+                if check is not None and tool.COMPANION else None
+            written = transport.read_bytes(check.output_path) if check is not None and not no_outputs else None
+            return done, files, warnings, reading, written, no_outputs or ""
         finally:
             transport.remove_scratch(scratch)
 

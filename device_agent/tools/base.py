@@ -11,6 +11,7 @@ import abc
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import PurePosixPath
 
 import numpy as np
 
@@ -50,6 +51,7 @@ class CheckIO:
     folder: str = ""  # the scratch folder on the device
     suffix: str = "bin"  # of the outputs file, as the tool writes it
     resized: bool = False  # an input has a dynamic dim, which the run's shape fixes
+    python: str = ""  # the interpreter that runs the tool's COMPANION, where the tool has one
 
     def input_path(self, index: int) -> str:
         return f"{self.folder}/check-input-{index}.bin"
@@ -125,6 +127,10 @@ class BenchmarkTool(abc.ABC):
     # The suffix of the file the tool writes the output check's outputs to; "" where it writes none, and the
     # check is skipped with a warning that says so.
     OUTPUTS = ""
+    # For a tool that feeds random inputs and writes no outputs but is a Python console script of its runtime's
+    # wheel: a script of tools/companions/ that the tool's own interpreter runs after the timed run to write
+    # the check's outputs with the same runtime and device (check_io.run_companion).
+    COMPANION = ""
 
     def __init__(self, executable: str = "", options: Mapping[str, str] | None = None) -> None:
         self.executable_path = executable or self.executable
@@ -146,6 +152,17 @@ class BenchmarkTool(abc.ABC):
     @abc.abstractmethod
     def parse(self, output: str, files: Mapping[str, str]) -> ToolFigures:
         """Figures from the tool's stdout and stderr (together) and its files; ToolOutputError if none."""
+
+    def check_unavailable(self) -> str | None:
+        """Why this tool cannot give the output check's outputs, or None where it can."""
+        if self.OUTPUTS:
+            return None
+        return (f"{PurePosixPath(self.executable_path).name} writes no outputs a check can read; the in-process "
+                "backends (litert, onnxruntime, openvino, torch) check theirs")
+
+    def companion_args(self, threads: int) -> list[str]:
+        """The COMPANION's options that set up the runtime as the tool's run did (device, precision, threads)."""
+        return []
 
     def read_outputs(self, data: bytes, check: CheckIO) -> dict[str, np.ndarray]:
         """The outputs the tool wrote to ``check.output_path`` (its bytes: ``data``), by name in the model's

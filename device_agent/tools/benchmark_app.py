@@ -6,6 +6,8 @@ requested count (``-niter``). With a thread count it must be told ``-hint none -
 (``-json_stats``), which rounds to 0.01 ms, refined by its console summary, which keeps microseconds
 below 1 ms. It has no warm-up count: it runs one untimed first inference, whose time it reports, and the
 record says one warm-up run was made. Per-node counters come from ``-report_type detailed_counters``.
+It feeds random inputs and writes no outputs, so the output check's outputs come from its companion
+(``companions/openvino_outputs.py``), run by the Python of its console script on the same device.
 """
 
 from __future__ import annotations
@@ -14,7 +16,19 @@ import json
 import re
 from collections.abc import Mapping
 
-from device_agent.tools.base import NUMBER, BenchmarkTool, OpTiming, ToolFigures, ToolOutputError, ToolRun, find
+import numpy as np
+
+from device_agent.tools.base import (
+    NUMBER,
+    BenchmarkTool,
+    CheckIO,
+    OpTiming,
+    ToolFigures,
+    ToolOutputError,
+    ToolRun,
+    find,
+)
+from device_agent.tools.check_io import split_raw
 
 
 class BenchmarkAppTool(BenchmarkTool):
@@ -26,6 +40,8 @@ class BenchmarkAppTool(BenchmarkTool):
     REJECTIONS = ("Unable to read the model", "Cannot create",
                   "Error reading network", "is not supported", "Unsupported operation",
                   "Check 'error_message.empty()' failed", "OpConversionFailure", "Failed to read model")
+    OUTPUTS = "bin"  # written by its companion (it feeds random inputs and writes no outputs itself)
+    COMPANION = "openvino_outputs.py"
 
     def __init__(self, executable: str = "", options: Mapping[str, str] | None = None) -> None:
         super().__init__(executable, options)
@@ -45,6 +61,13 @@ class BenchmarkAppTool(BenchmarkTool):
         if "precision" in self.options:
             argv += ["-infer_precision", self.options["precision"]]
         return argv
+
+    def companion_args(self, threads: int) -> list[str]:
+        precision = self.options.get("precision")
+        return ["--device", self.device, *(["--precision", precision] if precision else [])]
+
+    def read_outputs(self, data: bytes, check: CheckIO) -> dict[str, np.ndarray]:
+        return split_raw(data, check.outputs)
 
     def output_files(self, run: ToolRun) -> dict[str, str]:
         files = {"report": f"{run.scratch}/benchmark_report.json"}

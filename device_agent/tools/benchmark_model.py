@@ -148,7 +148,8 @@ class LiteRtBenchmarkTool(BenchmarkModelTool):
     executable = "litert-benchmark"
     OPTIONS = {"delegate": "one of cpu, gpu, npu (default cpu)"}
     KEEPS_OP_PROFILE = False  # the script has no op-profiling flag; the litert backend profiles in-process
-    OUTPUTS = ""  # nor flags to feed inputs or write outputs: the litert backend checks its outputs in-process
+    # Nor flags to feed inputs or write outputs: its companion computes the check's outputs with the same wheel.
+    COMPANION = "litert_outputs.py"
     REJECTIONS = ("Failed to load model", "Failed to create", "ERROR: [", "is not fully accelerated")
 
     def __init__(self, executable: str = "", options: Mapping[str, str] | None = None) -> None:
@@ -169,6 +170,15 @@ class LiteRtBenchmarkTool(BenchmarkModelTool):
 
     def output_files(self, run: ToolRun) -> dict[str, str]:
         return {"result": f"{run.scratch}/result.json"}
+
+    def check_unavailable(self) -> str | None:
+        if self.delegate != "cpu":
+            return (f"litert-benchmark runs on the {self.delegate} here, and its companion computes outputs on "
+                    "LiteRT's CPU path only")
+        return None
+
+    def companion_args(self, threads: int) -> list[str]:
+        return ["--threads", str(threads)] if threads > 0 else []
 
     def parse(self, output: str, files: Mapping[str, str]) -> ToolFigures:
         try:

@@ -9,11 +9,16 @@ feed the files of ``protos.output_check``'s seeded input to every inference (``b
 does not depend on the values it is fed, except where a model branches on data, which CNNs and the
 transformers of the corpus do not. The model's inputs and outputs come from its own bytes
 (``onnx_metadata``, ``tflite_metadata``), so the agent host needs no runtime of the device's.
+
+A tool that feeds random inputs and writes nothing (``benchmark_app``, ``litert-benchmark``) but is a Python
+console script of its runtime's wheel has a companion (``companions/``): after the timed run the tool's own
+interpreter runs it on the device, on the same input files, with the runtime set up as the tool's run was.
 """
 
 from __future__ import annotations
 
 import math
+import shlex
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path, PurePosixPath
@@ -26,19 +31,26 @@ from device_agent.onnx_metadata import graph_io
 from device_agent.tensors import InputSpec
 from device_agent.tflite_metadata import model_io
 from device_agent.tools.base import BenchmarkTool, CheckIO, ToolOutputError
+from device_agent.transports.base import Transport
 from protos import output_check
 
+COMPANIONS = Path(__file__).parent / "companions"
+COMPANION_TIMEOUT_S = 600.0
 READERS: dict[str, Callable[[bytes], tuple[list[InputSpec], list[InputSpec]]]] = {"onnx": graph_io,
                                                                                     "tflite": model_io}
 
 
-def plan(tool: BenchmarkTool, model_path: Path, batch_size: int,
-         input_shapes: Mapping[str, tuple[int, ...]]) -> CheckIO | str:
+def plan(tool: BenchmarkTool, model_path: Path, batch_size: int, input_shapes: Mapping[str, tuple[int, ...]],
+         python: str | None = None) -> CheckIO | str:
     """The check's inputs and outputs for ``tool`` running the model file, or why the check is skipped. The
-    shapes follow the request as an in-process backend's do; a request the model cannot take is refused."""
-    if not tool.OUTPUTS:
-        return (f"{PurePosixPath(tool.executable_path).name} writes no outputs a check can read; the in-process "
-                "backends (litert, onnxruntime, openvino, torch) check theirs")
+    shapes follow the request as an in-process backend's do; a request the model cannot take is refused.
+    ``python``: the interpreter of the tool's console script, which a tool with a COMPANION needs."""
+    unavailable = tool.check_unavailable()
+    if unavailable:
+        return unavailable
+    if tool.COMPANION and not python:
+        return (f"{PurePosixPath(tool.executable_path).name} is not a Python console script (a native build?): it "
+                "writes no outputs, and no interpreter of its runtime is at hand to compute them")
     try:
         inputs, outputs = READERS[tool.model_format](model_path.read_bytes())
     except InvalidInput as exc:
@@ -47,7 +59,7 @@ def plan(tool: BenchmarkTool, model_path: Path, batch_size: int,
         return "the model takes inputs that are not float32 (a quantised model's int8 inputs)"
     shapes = resolve_input_shapes(inputs, batch_size, input_shapes)
     return CheckIO(tuple(replace(spec, dims=shapes[spec.name]) for spec in inputs), tuple(outputs),
-                   suffix=tool.OUTPUTS, resized=any(None in spec.dims for spec in inputs))
+                   suffix=tool.OUTPUTS, resized=any(None in spec.dims for spec in inputs), python=python or "")
 
 
 def write_inputs(check: CheckIO, folder: Path) -> list[tuple[Path, str]]:
@@ -88,3 +100,25 @@ def split_raw(data: bytes, outputs: tuple[InputSpec, ...]) -> dict[str, np.ndarr
 def sampled(tool: BenchmarkTool, data: bytes, check: CheckIO) -> list[tuple[str, list[int], list[float]]]:
     """The tool's outputs at the check's positions, as in-process backends return theirs."""
     return output_check.sample(tool.read_outputs(data, check))
+
+
+def interpreter(transport: Transport, executable: str) -> str | None:
+    """The interpreter named by a console script's shebang (``#!/opt/venv/bin/python3``), or None for a
+    native executable: a Python tool's runtime is importable by it."""
+    done = transport.run(f"head -c 256 {shlex.quote(executable)}", timeout_s=30)
+    line = done.stdout.splitlines()[0] if done.returncode == 0 and done.stdout else ""
+    return line[2:].strip() if line.startswith("#!") and "python" in line else None
+
+
+def run_companion(transport: Transport, tool: BenchmarkTool, check: CheckIO, model: str, threads: int) -> str | None:
+    """Write the check's outputs to ``check.output_path`` with the tool's COMPANION, run on the device by the
+    tool's own interpreter on the check's input files; why not, or None."""
+    script = f"{check.folder}/{tool.COMPANION}"
+    transport.push(COMPANIONS / tool.COMPANION, script)
+    inputs = [f"--input={check.input_path(k)}:{','.join(map(str, spec.dims))}" for k, spec in enumerate(check.inputs)]
+    argv = [script, "--model", model, "--output", check.output_path, *inputs, *tool.companion_args(threads)]
+    done = transport.run(f"{check.python} {shlex.join(argv)}", timeout_s=COMPANION_TIMEOUT_S)
+    if done.returncode == 0:
+        return None
+    tail = " | ".join(line.strip() for line in (done.stdout + done.stderr).strip().splitlines()[-3:])
+    return f"{tool.COMPANION} ({check.python}) exited with status {done.returncode}: {tail or 'no output'}"

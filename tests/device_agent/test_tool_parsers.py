@@ -215,10 +215,13 @@ def test_trtexec_is_fed_the_checks_files_and_its_exported_outputs_come_back_in_t
         TrtExecTool().read_outputs(b"[{", CHECK)
 
 
-def test_tools_that_write_no_outputs_skip_the_check_and_say_why(tmp_path: Path) -> None:
+def test_a_tool_that_cannot_give_outputs_skips_the_check_and_says_why(tmp_path: Path) -> None:
     model = tmp_path / "m.onnx"
     model.write_bytes(b"")
-    reason = plan(BenchmarkAppTool(), model, 0, {})
-    assert isinstance(reason, str) and reason.startswith("benchmark_app writes no outputs a check can read")
-    assert "litert-benchmark writes no outputs" in plan(benchmark_model_tool("litert-benchmark"), model, 0, {})
-    assert "could not be read" in plan(TrtExecTool(), model, 0, {})  # empty bytes: no graph
+    reason = plan(CustomTool(str(EXAMPLES / "qnn-net-run.toml")), model, 0, {})
+    assert isinstance(reason, str) and "writes no outputs a check can read" in reason
+    # benchmark_app and litert-benchmark write none either; a companion run by their console script's Python does
+    assert "not a Python console script" in plan(BenchmarkAppTool(), model, 0, {}, python=None)
+    assert "on the gpu here" in plan(benchmark_model_tool("litert-benchmark", {"delegate": "gpu"}), model, 0, {}, "py")
+    assert "could not be read" in plan(BenchmarkAppTool(), model, 0, {}, python="/usr/bin/python3")  # no graph
+    assert "could not be read" in plan(TrtExecTool(), model, 0, {})
