@@ -27,7 +27,9 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from device_agent.backends.base import Backend
 from device_agent.errors import InvalidInput, MeasurementStopped
@@ -164,6 +166,20 @@ class ToolBackend(Backend):
         return ToolModel(self, model_path, threads)
 
 
+@dataclass
+class RunOutcome:
+    """What one tool run left: its result and files, the device's warnings and power reading, and for the
+    output check the outputs file's bytes (or why there are none) and the companion's memory footprint."""
+
+    done: CommandResult
+    files: dict[str, str]
+    warnings: list[str]
+    reading: Any
+    written: bytes | None = None
+    no_outputs: str = ""
+    footprint: int | None = None
+
+
 class ToolModel(SelfMeasuredModel):
     def __init__(self, backend: ToolBackend, model_path: Path, threads: int) -> None:
         self.backend = backend
@@ -177,12 +193,19 @@ class ToolModel(SelfMeasuredModel):
         if options.op_profile and not self.backend.tool.KEEPS_OP_PROFILE:
             raise InvalidInput(f"{self.backend.tool.name} ({self.backend.tool.executable_path}) prints no per-op "
                                "profile; the in-process backends litert, onnxruntime, openvino and torch keep one")
-        backend, transport = self.backend, self.backend.transport
+        backend, transport, tool = self.backend, self.backend.transport, self.backend.tool
+        # A tool that prints no memory figure has its companion measure the footprint, on the check's inputs.
+        footprint = options.memory and bool(tool.COMPANION) and not tool.PRINTS_MEMORY
         check, skipped = None, []
-        if options.output_check:
-            python = backend.companion_python() if backend.tool.COMPANION else None
-            planned = check_io.plan(backend.tool, self.model_path, options.batch_size, options.input_shapes, python)
-            check, skipped = (None, [f"output check skipped: {planned}"]) if isinstance(planned, str) else (planned, [])
+        if options.output_check or footprint:
+            python = backend.companion_python() if tool.COMPANION else None
+            planned = check_io.plan(tool, self.model_path, options.batch_size, options.input_shapes, python)
+            if isinstance(planned, str):
+                skipped = [f"{what}: {planned}" for what, asked in (("output check skipped", options.output_check),
+                                                                     ("memory footprint not measured", footprint))
+                           if asked]
+            else:
+                check = planned
         token.arm_deadline(options.deadline_seconds)
         device_power = transport.power_source()
         if device_power is not None:  # a phone: its battery, never the agent host's meter
@@ -193,21 +216,26 @@ class ToolModel(SelfMeasuredModel):
         host = read_state() if transport.kind == "local" else HostState("", 0.0, 0.0, 0.0, 0.0)
         t0, started_unix_ns = time.perf_counter(), time.time_ns()
         try:
-            done, files, warnings, reading, written, no_outputs = self._run_with_retries(
-                runs, warmup, options.op_profile, check, power_source, token)
+            ran = self._run_with_retries(runs, warmup, options.op_profile, check, footprint, power_source, token)
         finally:
             token.close()
-        outputs = self._outputs(check, written, no_outputs, warnings)
+        done, warnings = ran.done, ran.warnings
+        outputs = self._outputs(check, ran, warnings) if options.output_check else []
         wall_ms = (time.perf_counter() - t0) * 1e3
         output = done.stdout + done.stderr
-        figures = backend.tool.parse(output, files)
+        figures = tool.parse(output, ran.files)
+        if footprint and ran.footprint is not None:
+            figures.peak_memory_bytes, figures.memory_source = ran.footprint, check_io.FOOTPRINT_SOURCE
+        elif footprint and check is not None:
+            why = ran.no_outputs or "the device keeps no /proc/self/status"
+            warnings.append(f"memory footprint not measured: {why}")
         protocol, outcome = reduce(protocol_name, params, figures.samples_ms, runs, figures.mean_ms)
         stats = summarize(outcome.samples_ns) if outcome.samples_ns else LatencyStats(
             count=int(figures.stats.get("count", runs)), min_ms=figures.stats.get("min_ms", 0.0),
             mean_ms=figures.stats.get("mean_ms", figures.mean_ms), median_ms=figures.stats.get("median_ms", 0.0),
             p90_ms=figures.stats.get("p90_ms", 0.0), p99_ms=figures.stats.get("p99_ms", 0.0),
             max_ms=figures.stats.get("max_ms", 0.0), std_ms=figures.stats.get("std_ms", 0.0))
-        power = self._power(reading, power_unavailable_reason, stats.mean_ms or figures.mean_ms, idle_power_w)
+        power = self._power(ran.reading, power_unavailable_reason, stats.mean_ms or figures.mean_ms, idle_power_w)
         provenance = ToolProvenance(backend.tool.name, backend.version(figures.version), done.command, transport.name)
         return Measurement(
             protocol=protocol, protocol_params=params, protocol_details={**outcome.details, **figures.details},
@@ -222,32 +250,32 @@ class ToolModel(SelfMeasuredModel):
             memory_source=figures.memory_source,
             op_profile=[(op.name, op.op_type, op.time_ms) for op in figures.op_profile], tool=provenance)
 
-    def _outputs(self, check: CheckIO | None, written: bytes | None, no_outputs: str, warnings: list[str]) -> list:
+    def _outputs(self, check: CheckIO | None, ran: RunOutcome, warnings: list[str]) -> list:
         """The output check's sampled values from the file the tool (or its companion) wrote; [] and a warning
         saying why where there are none."""
         if check is None:
             return []
         tool = self.backend.tool
-        if no_outputs:
-            warnings.append(f"output check skipped: {no_outputs}")
+        if ran.no_outputs:
+            warnings.append(f"output check skipped: {ran.no_outputs}")
             return []
-        if written is None:
+        if ran.written is None:
             executable = PurePosixPath(tool.executable_path).name
             warnings.append(f"output check skipped: {executable} wrote no outputs file (a build older than the flag "
                             "that asks for one?)")
             return []
         try:
-            return check_io.sampled(tool, written, check)
+            return check_io.sampled(tool, ran.written, check)
         except ToolOutputError as exc:
             warnings.append(f"output check skipped: {exc}")
             return []
 
-    def _run_with_retries(self, runs: int, warmup: int, op_profile: bool, check: CheckIO | None,
-                          power_source: PowerSource | None, token: StopToken):
+    def _run_with_retries(self, runs: int, warmup: int, op_profile: bool, check: CheckIO | None, footprint: bool,
+                          power_source: PowerSource | None, token: StopToken) -> RunOutcome:
         transport = self.backend.transport
         for attempt in range(1, TRANSPORT_TRIES + 1):
             try:
-                return self._run_once(runs, warmup, op_profile, check, power_source, token)
+                return self._run_once(runs, warmup, op_profile, check, footprint, power_source, token)
             except TransportError as exc:
                 if token.stopped:
                     raise MeasurementStopped(f"{token.reason} (and {exc})", token.status_code) from None
@@ -258,8 +286,8 @@ class ToolModel(SelfMeasuredModel):
                 self._wait(RETRY_WAIT_S[min(attempt - 1, len(RETRY_WAIT_S) - 1)], token)
         raise AssertionError("unreachable")
 
-    def _run_once(self, runs: int, warmup: int, op_profile: bool, check: CheckIO | None,
-                  power_source: PowerSource | None, token: StopToken):
+    def _run_once(self, runs: int, warmup: int, op_profile: bool, check: CheckIO | None, footprint: bool,
+                  power_source: PowerSource | None, token: StopToken) -> RunOutcome:
         """Copy, run, read back and clean up once; TransportError where the device failed us."""
         transport, tool = self.backend.transport, self.backend.tool
         transport.connect()
@@ -298,10 +326,11 @@ class ToolModel(SelfMeasuredModel):
                                          token.status_code or "DEADLINE_EXCEEDED")
             self._judge(done)
             files = {name: transport.read_text(path) or "" for name, path in tool.output_files(run).items()}
-            no_outputs = check_io.run_companion(transport, tool, check, model, self.threads) \
-                if check is not None and tool.COMPANION else None
+            no_outputs, measured = None, None
+            if check is not None and tool.COMPANION:
+                no_outputs, measured = check_io.run_companion(transport, tool, check, model, self.threads, footprint)
             written = transport.read_bytes(check.output_path) if check is not None and not no_outputs else None
-            return done, files, warnings, reading, written, no_outputs or ""
+            return RunOutcome(done, files, warnings, reading, written, no_outputs or "", measured)
         finally:
             transport.remove_scratch(scratch)
 

@@ -131,6 +131,7 @@ class BenchmarkTool(abc.ABC):
     # wheel: a script of tools/companions/ that the tool's own interpreter runs after the timed run to write
     # the check's outputs with the same runtime and device (check_io.run_companion).
     COMPANION = ""
+    PRINTS_MEMORY = True  # False: the tool prints no memory figure, and its COMPANION measures the footprint
 
     def __init__(self, executable: str = "", options: Mapping[str, str] | None = None) -> None:
         self.executable_path = executable or self.executable

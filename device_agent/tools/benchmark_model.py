@@ -150,6 +150,7 @@ class LiteRtBenchmarkTool(BenchmarkModelTool):
     KEEPS_OP_PROFILE = False  # the script has no op-profiling flag; the litert backend profiles in-process
     # Nor flags to feed inputs or write outputs: its companion computes the check's outputs with the same wheel.
     COMPANION = "litert_outputs.py"
+    PRINTS_MEMORY = False  # its --result_json holds latencies only
     REJECTIONS = ("Failed to load model", "Failed to create", "ERROR: [", "is not fully accelerated")
 
     def __init__(self, executable: str = "", options: Mapping[str, str] | None = None) -> None:

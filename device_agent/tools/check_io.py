@@ -17,6 +17,7 @@ interpreter runs it on the device, on the same input files, with the runtime set
 
 from __future__ import annotations
 
+import json
 import math
 import shlex
 from collections.abc import Callable, Mapping
@@ -36,6 +37,8 @@ from protos import output_check
 
 COMPANIONS = Path(__file__).parent / "companions"
 COMPANION_TIMEOUT_S = 600.0
+FOOTPRINT_SOURCE = ("RSS the tool's companion (a fresh process of the tool's own runtime, on the device) added "
+                    "loading the model, its first inference and 5 more (at its peak)")
 READERS: dict[str, Callable[[bytes], tuple[list[InputSpec], list[InputSpec]]]] = {"onnx": graph_io,
                                                                                     "tflite": model_io}
 
@@ -110,15 +113,23 @@ def interpreter(transport: Transport, executable: str) -> str | None:
     return line[2:].strip() if line.startswith("#!") and "python" in line else None
 
 
-def run_companion(transport: Transport, tool: BenchmarkTool, check: CheckIO, model: str, threads: int) -> str | None:
+def run_companion(transport: Transport, tool: BenchmarkTool, check: CheckIO, model: str, threads: int,
+                  footprint: bool = False) -> tuple[str | None, int | None]:
     """Write the check's outputs to ``check.output_path`` with the tool's COMPANION, run on the device by the
-    tool's own interpreter on the check's input files; why not, or None."""
+    tool's own interpreter on the check's input files: (why it failed, or None; with ``footprint``, the
+    model's memory footprint the companion measured, or None)."""
     script = f"{check.folder}/{tool.COMPANION}"
     transport.push(COMPANIONS / tool.COMPANION, script)
     inputs = [f"--input={check.input_path(k)}:{','.join(map(str, spec.dims))}" for k, spec in enumerate(check.inputs)]
-    argv = [script, "--model", model, "--output", check.output_path, *inputs, *tool.companion_args(threads)]
+    argv = [script, "--model", model, "--output", check.output_path, *inputs, *tool.companion_args(threads),
+            *(["--footprint"] if footprint else [])]
     done = transport.run(f"{check.python} {shlex.join(argv)}", timeout_s=COMPANION_TIMEOUT_S)
-    if done.returncode == 0:
-        return None
-    tail = " | ".join(line.strip() for line in (done.stdout + done.stderr).strip().splitlines()[-3:])
-    return f"{tool.COMPANION} ({check.python}) exited with status {done.returncode}: {tail or 'no output'}"
+    if done.returncode != 0:
+        tail = " | ".join(line.strip() for line in (done.stdout + done.stderr).strip().splitlines()[-3:])
+        return f"{tool.COMPANION} ({check.python}) exited with status {done.returncode}: {tail or 'no output'}", None
+    if not footprint:
+        return None, None
+    try:
+        return None, int(json.loads(done.stdout.strip().splitlines()[-1])["footprint_bytes"])
+    except (ValueError, KeyError, TypeError, IndexError):
+        return None, None  # a kernel that keeps no /proc/self/status: no figure, as the tool gives none

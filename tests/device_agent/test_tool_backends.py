@@ -385,20 +385,28 @@ def test_benchmark_model_on_a_phone_checks_its_outputs_and_a_quantised_model_fai
 
 def test_litert_benchmark_on_a_phone_is_checked_by_its_companion(tmp_path: Path, phone: FakePhone,
                                                                  models: dict[str, bytes]) -> None:
-    """The wheel's litert-benchmark writes no outputs; the companion script, run on the phone by the Python of
-    the tool's console script (same ai-edge-litert), computes the check's outputs on LiteRT's CPU path."""
+    """The wheel's litert-benchmark writes no outputs and prints no memory figure; the companion script, run on
+    the phone by the Python of the tool's console script (same ai-edge-litert), computes the check's outputs
+    on LiteRT's CPU path and, asked for memory, the model's footprint in its fresh process."""
     from controller.fleet.output_check import verdict
+    from device_agent.tools.check_io import FOOTPRINT_SOURCE
 
     server = adb_agent(tmp_path, phone)
     try:
         with client_of(server) as client:
             sha, _ = client.ensure_model(models["tflite"], "tflite")
-            result = client.profile(sha, backend="benchmark-model", output_check=True, threads=1, **FIXED).result
+            result = client.profile(sha, backend="benchmark-model", output_check=True, memory=True, threads=1,
+                                    **FIXED).result
+            memory_only = client.profile(sha, backend="benchmark-model", memory=True, **FIXED).result
+            plain = client.profile(sha, backend="benchmark-model", **FIXED).result
     finally:
         server.stop()
     shapes = [shape["dims"] for shape in result["input_shapes"]]
     check = verdict(result["outputs"], models["onnx"], shapes, "tflite")
     assert check.status == "ok" and check.max_abs_error < 1e-3, (check, result["warnings"])
+    for figures in (result, memory_only):
+        assert figures["peak_memory_bytes"] > 0 and figures["memory_source"] == FOOTPRINT_SOURCE, figures
+    assert memory_only["outputs"] == [] and plain["peak_memory_bytes"] == 0 and plain["memory_source"] == ""
     assert phone.scratch_left() == []
 
 
