@@ -24,7 +24,7 @@ class CorpusNetwork:
 
 
 def _networks() -> dict[str, CorpusNetwork]:
-    from controller.corpus import cnns, darts, transformers
+    from controller.corpus import cnns, darts, timm_layout, transformers
 
     image = ((1, 3, 224, 224),)
     entries = [CorpusNetwork(name, getattr(cnns, name), image, "cnn") for name in (
@@ -34,6 +34,10 @@ def _networks() -> dict[str, CorpusNetwork]:
                 CorpusNetwork("vit_tiny", transformers.vit_tiny, image, "transformer"),
                 CorpusNetwork("swin_tiny_stage", transformers.swin_tiny_stage, image, "transformer"),
                 CorpusNetwork("mobilevit_xs", transformers.mobilevit_xs, ((1, 3, 256, 256),), "transformer"),
+                # the same two as timm lays them out: windows and patch positions folded into the batch axis
+                CorpusNetwork("swin_tiny_stage_timm", timm_layout.swin_tiny_stage_timm, image, "transformer"),
+                CorpusNetwork("mobilevit_xs_timm", timm_layout.mobilevit_xs_timm, ((1, 3, 256, 256),),
+                              "transformer"),
                 CorpusNetwork("bert_base_layer", transformers.bert_base_layer, ((1, 128, 768),), "transformer"),
                 CorpusNetwork("hat_encoder_decoder", transformers.hat_encoder_decoder,
                               ((1, 32, 512), (1, 16, 512)), "transformer")]

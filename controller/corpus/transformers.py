@@ -227,9 +227,9 @@ class MobileVitBlock(nn.Module):
         return self.fuse(torch.cat([x, self.project(y)], 1))
 
 
-def mobilevit_xs() -> nn.Module:
+def mobilevit_xs(block: type[MobileVitBlock] = MobileVitBlock) -> nn.Module:
     """MobileViT-XS at 256 px: MobileNetV2 blocks (expansion 4, SiLU) and MobileViT blocks of 96, 120 and 144
-    wide transformers (2, 4 and 3 layers), 2.3 M parameters."""
+    wide transformers (2, 4 and 3 layers), 2.3 M parameters; ``block`` lays the MobileViT blocks out."""
     layers: list[nn.Module] = [conv_bn(3, 16, 3, 2, act=nn.SiLU)]
     cin = 16
     for cout, stride, repeats, transformer in ((32, 1, 1, None), (48, 2, 3, None), (64, 2, 1, (96, 2)),
@@ -238,7 +238,7 @@ def mobilevit_xs() -> nn.Module:
             layers.append(InvertedResidual(cin, 4 * cin, cout, 3, stride if k == 0 else 1, nn.SiLU))
             cin = cout
         if transformer:
-            layers.append(MobileVitBlock(cout, *transformer))
+            layers.append(block(cout, *transformer))
     return nn.Sequential(*layers, conv_bn(96, 384, 1, act=nn.SiLU), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
                          nn.Linear(384, 1000))
 

@@ -128,17 +128,25 @@ class ComputationGraph:
 
     # -- canonical form ----------------------------------------------------------------------------
     def _signatures(self) -> list[str]:
-        """A hash per node of its op, attributes, shape and its producers' signatures.
+        """A hash per node of its op, attributes, shape per sample and its producers' signatures.
 
         Only orders nodes (never stored), so a fast repr-based payload suffices; attribute values are
-        ints, bools, strings and tuples of them, whose repr is stable across processes.
+        ints, bools, strings and tuples of them, whose repr is stable across processes. Leading axes are
+        taken per sample (divided by the batch), so a graph and its ``with_batch`` copies order their
+        nodes alike: an imported network's weights, keyed by canonical position, fit every batch.
         """
+        batch = self.input_shapes[0][0]
+
+        def per_sample(shape: Sequence[int]) -> tuple[int, ...]:
+            return (shape[0] // batch, *shape[1:]) if shape else ()
+
         sigs: list[str] = []
         for node in self.nodes:
             inputs = [sigs[i] for i in node.inputs]
             if OPS[node.op].commutative:
                 inputs.sort()
-            payload = repr((node.op, _attrs_json(node.attrs), tuple(node.out_shape), inputs))
+            attrs = {**node.attrs, "shape": per_sample(node.attrs["shape"])} if "shape" in node.attrs else node.attrs
+            payload = repr((node.op, _attrs_json(attrs), per_sample(node.out_shape), inputs))
             sigs.append(hashlib.blake2b(payload.encode(), digest_size=16).hexdigest())
         return sigs
 
@@ -196,21 +204,32 @@ class ComputationGraph:
         return graph
 
     def with_batch(self, batch: int) -> ComputationGraph:
-        """The same network taking ``batch`` samples at once: the leading axis of every shape changes.
+        """The same network taking ``batch`` samples at once: the leading axis of every shape scales.
 
-        Every CG shape is batch-first (NCHW, or (N, F) after flatten) and a reshape keeps the batch axis, so
-        this is exact. The arch_id of a network is that of its batch-1 graph; other batches are export-time.
+        Every CG shape is batch-first: its leading axis is the batch times a count of the sample's own
+        (1 for NCHW maps and (N, F) features; the windows or patch positions a network folds into the batch
+        axis, as timm's Swin and MobileViT do, reshaping (B, H, W, C) to (B * windows, 7, 7, C)). Transposes
+        keep that axis first, and a reshape keeps each sample's elements together in it, so scaling the
+        leading axis of every shape by ``batch`` over the graph's own batch is exact. The arch_id of a
+        network is that of its batch-1 graph; other batches are export-time.
         """
         if batch < 1:
             raise ValueError(f"batch must be >= 1, got {batch}")
-        if all(shape[0] == batch for shape in self.input_shapes):
+        own = self.input_shapes[0][0]
+        if own == batch and all(shape[0] == batch for shape in self.input_shapes):
             return self
+        if any(node.out_shape[0] % own for node in self.nodes):
+            raise ValueError(f"a leading axis of this graph is not a multiple of its batch {own}")
+
+        def scaled(lead: int) -> int:
+            return lead // own * batch
+
         nodes = []
         for node in self.nodes:
             attrs = dict(node.attrs)
             if "shape" in attrs:  # input and reshape name a full shape, batch first
-                attrs["shape"] = (batch, *tuple(attrs["shape"])[1:])
-            nodes.append(Node(node.op, node.inputs, (batch, *node.out_shape[1:]), attrs))
+                attrs["shape"] = (scaled(attrs["shape"][0]), *tuple(attrs["shape"])[1:])
+            nodes.append(Node(node.op, node.inputs, (scaled(node.out_shape[0]), *node.out_shape[1:]), attrs))
         return ComputationGraph(nodes, self.outputs)
 
     def to_dict(self) -> dict[str, Any]:

@@ -51,7 +51,9 @@ def flatten(ctx: ImportContext, node, a) -> int | None:
 
 
 def reshape(ctx: ImportContext, node, a) -> int | None:
-    """To a constant target (0 copies an axis, -1 takes the rest), the batch kept first."""
+    """To a constant target (0 copies an axis, -1 takes the rest). The leading axis may fold windows or
+    patch positions into the batch and unfold them again (timm's Swin and MobileViT): every leading axis is
+    the batch times a count of the sample's own, which ``ComputationGraph.with_batch`` scales."""
     if node.input[1] not in ctx.consts:
         ctx.unsupported["Reshape(dynamic target)"] += 1
         return None
@@ -62,7 +64,8 @@ def reshape(ctx: ImportContext, node, a) -> int | None:
     if target.count(-1) == 1:
         known = int(np.prod([d for d in target if d != -1]))
         target[target.index(-1)] = int(np.prod(shape)) // max(known, 1)
-    if any(d <= 0 for d in target) or int(np.prod(target)) != int(np.prod(shape)) or target[0] != shape[0]:
+    batch = ctx.builder.shape(0)[0]
+    if any(d <= 0 for d in target) or int(np.prod(target)) != int(np.prod(shape)) or target[0] % batch:
         ctx.unsupported["Reshape(moving the batch axis or to a bad target)"] += 1
         return None
     if tuple(target) == tuple(shape):

@@ -5,7 +5,9 @@ Exporters at older opsets write LayerNorm and GELU as primitives: torch at opset
 LayerNormalization), and GELU as ``Div sqrt2, Erf, Add 1, Mul x, Mul 0.5`` below opset 20 (which has Gelu).
 torch's dynamo exporter writes ``x.view`` of a tensor that is not contiguous as ``as_strided``: a Reshape to
 one axis, then a Gather of constant indices; indices 0, 1, 2, ... in order put every element back where it
-was, which is a Reshape to the indices' shape. Each pattern found is replaced by the single ONNX op, so one
+was, which is a Reshape to the indices' shape. timm's attention moves the batch axis to pick q, k and v
+(``qkv.permute(2, 0, 3, 1, 4).unbind(0)``): each pick becomes a Gather of the source's axis and the rest of
+the permutation, so the batch axis stays first. Each pattern found is replaced by the single ONNX op, so one
 network imports to one CG at every opset and from either exporter. A pattern whose intermediate values are
 read elsewhere, or whose constants differ, is left alone (and then reported as unsupported ops by name).
 """
@@ -127,9 +129,76 @@ def _as_strided(g: _Graph, gather: onnx.NodeProto) -> tuple[list[onnx.NodeProto]
     return [flat, gather], [shape, reshape]
 
 
-# (the op a match starts from, the matcher): each returns (the nodes it replaces, what replaces them) or None
+def _attr(node: onnx.NodeProto, name: str, default=None):
+    return next((helper.get_attribute_value(a) for a in node.attribute if a.name == name), default)
+
+
+def _picks(g: _Graph, value: str) -> list[tuple[int, onnx.NodeProto, list[onnx.NodeProto]]] | None:
+    """Every reader of ``value`` takes one position of its axis 0: (position, the node whose output is that
+    position, the nodes that took it), or None. Readers: Gather(axis 0) of a constant scalar, or one Split
+    of axis 0 into parts of one (``unbind``) each read by a Squeeze of axis 0 only."""
+    if value in g.outputs or not g.readers.get(value):
+        return None
+    picks = []
+    for reader in g.readers[value]:
+        if reader.op_type == "Gather":
+            index = g.consts.get(reader.input[1])
+            if _attr(reader, "axis", 0) != 0 or index is None or index.ndim != 0:
+                return None
+            picks.append((int(index), reader, [reader]))
+        elif reader.op_type == "Split" and _attr(reader, "axis", 0) == 0:
+            sizes = _attr(reader, "split")
+            if sizes is None and len(reader.input) > 1 and reader.input[1]:
+                sizes = g.consts.get(reader.input[1])
+            if sizes is not None and any(int(v) != 1 for v in np.asarray(sizes).ravel()):
+                return None
+            for position, part in enumerate(reader.output):
+                squeeze = g.only_reader(part, "Squeeze")
+                axes = None if squeeze is None else _attr(squeeze, "axes")
+                if squeeze is not None and axes is None and len(squeeze.input) > 1:
+                    axes = g.consts.get(squeeze.input[1])
+                if axes is None or [int(v) for v in np.asarray(axes).ravel()] != [0]:
+                    return None
+                picks.append((position, squeeze, [reader, squeeze] if position == 0 else [squeeze]))
+        else:
+            return None
+    return picks
+
+
+def _unbind_of_moved_axis(g: _Graph, transpose: onnx.NodeProto) -> tuple[list[onnx.NodeProto], dict] | None:
+    """timm's attention takes q, k and v as ``qkv.permute(2, 0, 3, 1, 4).unbind(0)``: a Transpose that moves
+    the batch axis away from the front, read only by picks of single positions of its new axis 0. Each pick
+    is the same position of the source's axis ``perm[0]`` (a Gather there), then the rest of the
+    permutation, which keeps the batch first: the batch axis never moves."""
+    perm = [int(v) for v in _attr(transpose, "perm", [])]
+    if not perm or perm[0] == 0:
+        return None
+    picks = _picks(g, transpose.output[0])
+    if picks is None:
+        return None
+    moved = perm[0]
+    rest = [v - (v > moved) for v in perm[1:]]
+    placed: dict[int, list[onnx.NodeProto]] = {}
+    members = [transpose]
+    for position, last, taken in picks:
+        out = last.output[0]
+        index = helper.make_node("Constant", [], [f"{out}.index"],
+                                 value=numpy_helper.from_array(np.array(position, dtype=np.int64)))
+        gather = helper.make_node("Gather", [transpose.input[0], index.output[0]],
+                                  [out if rest == sorted(rest) else f"{out}.picked"], axis=moved,
+                                  name=f"{last.name}.unmoved")
+        fused = [index, gather]
+        if rest != sorted(rest):
+            fused.append(helper.make_node("Transpose", [gather.output[0]], [out], perm=rest, name=f"{last.name}.perm"))
+        members += taken
+        placed[id(last)] = fused
+    return members, placed
+
+
+# (the op a match starts from, the matcher): each returns (the nodes it replaces, what replaces them) or None;
+# what replaces them goes where the last of them was, or, given as {id(member): nodes}, where each member was
 PATTERNS: tuple[tuple[str, Callable[[_Graph, onnx.NodeProto], tuple | None]], ...] = (
-    ("Sub", _layer_norm), ("Erf", _gelu), ("Gather", _as_strided))
+    ("Sub", _layer_norm), ("Erf", _gelu), ("Gather", _as_strided), ("Transpose", _unbind_of_moved_axis))
 
 
 def fuse(nodes: Sequence[onnx.NodeProto], consts: Consts, outputs: set[str]) -> list[onnx.NodeProto]:
@@ -146,6 +215,8 @@ def fuse(nodes: Sequence[onnx.NodeProto], consts: Consts, outputs: set[str]) -> 
             members, fused = found
             for member in members:
                 replaced[id(member)] = []
-            # where its output used to be made: readers still follow it
-            replaced[id(members[-1])] = fused if isinstance(fused, list) else [fused]
+            if isinstance(fused, dict):  # each part where the value it makes used to be made
+                replaced.update(fused)
+            else:  # where its output used to be made: readers still follow it
+                replaced[id(members[-1])] = fused if isinstance(fused, list) else [fused]
     return [new for node in g.nodes for new in replaced.get(id(node), [node])]

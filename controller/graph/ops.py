@@ -183,8 +183,8 @@ def _infer_flatten(ins: list[Shape], a: Attrs) -> Shape:
 def _infer_reshape(ins: list[Shape], a: Attrs) -> Shape:
     (x,) = ins
     target = tuple(a["shape"])
-    if target[0] != x[0] or math.prod(target) != math.prod(x):
-        raise ShapeError(f"cannot reshape {list(x)} to {list(target)} (batch and element count must match)")
+    if math.prod(target) != math.prod(x) or min(target, default=0) <= 0:
+        raise ShapeError(f"cannot reshape {list(x)} to {list(target)} (the element count must match)")
     return target
 
 

@@ -23,17 +23,23 @@ PUBLISHED_PARAMS = {"resnet50": 25_557_032, "mobilenet_v2": 3_504_872, "mobilene
                     "efficientnet_b0": 5_288_548, "regnety_400mf": 4_344_144, "convnext_tiny": 28_589_128,
                     "shufflenet_v2": 2_278_604, "densenet121": 7_978_856, "squeezenet": 1_248_424,
                     "darts_v2": 3_349_342, "vit_tiny": 5_717_416, "swin_tiny_stage": 304_086,
-                    "mobilevit_xs": 2_317_848, "bert_base_layer": 7_087_872, "hat_encoder_decoder": 33_625_600}
+                    "mobilevit_xs": 2_317_848, "bert_base_layer": 7_087_872, "hat_encoder_decoder": 33_625_600,
+                    # timm's layout of the same two networks: the same parameters
+                    "swin_tiny_stage_timm": 304_086, "mobilevit_xs_timm": 2_317_848}
 # What the CG counts beyond torch, explained: Swin's relative position bias is gathered from a 169 x 3 table
 # into a 3 x 49 x 49 tensor, and the shifted block adds its fixed 64-window mask to it, so the export holds
 # 3 x 49^2 and 64 x 3 x 49^2 added constants where torch holds two 169 x 3 tables.
 # The decoder's causal mask, a fixed 16 x 16 constant added to each of its 3 layers' scores, is counted alike.
 EXTRA_PARAMS = {"swin_tiny_stage": (3 * 49 * 49 - 169 * 3) + (64 * 3 * 49 * 49 - 169 * 3),
-                "hat_encoder_decoder": 3 * 16 * 16}
+                "hat_encoder_decoder": 3 * 16 * 16,
+                # timm adds the mask to the scores on its own (a 64 x 49^2 constant), not folded into the bias
+                "swin_tiny_stage_timm": 2 * (3 * 49 * 49 - 169 * 3) + 64 * 49 * 49}
 # These export the same op types at opsets 13, 17 and 20 (checked: no LayerNorm, GELU, hard-swish or attention to
 # decompose), so the default suite round-trips them at 17 only; HWNAS_LONG=1 runs every opset for every network.
 OPSET_INVARIANT = {"resnet50", "mobilenet_v2", "efficientnet_b0", "regnety_400mf", "shufflenet_v2", "densenet121",
                    "squeezenet", "darts_v2"}
+# timm's layouts decompose at opset 13 exactly as their batch-first twins do, which run at every opset
+TIMM_LAYOUTS = {"swin_tiny_stage_timm": "swin_tiny_stage", "mobilevit_xs_timm": "mobilevit_xs"}
 LONG = os.environ.get("HWNAS_LONG") == "1"
 # The dynamo exporter takes 10-170 s a network here (its first export 15 s more); the default suite exports
 # Swin's stage by it (windows, gathered position bias, masks: the most varied import), HWNAS_LONG=1 all 15.
@@ -75,7 +81,7 @@ def test_a_corpus_network_imports_at_every_opset_as_one_cg_and_round_trips(name:
     rng = np.random.default_rng(0)
     xs = [rng.standard_normal(shape).astype(np.float32) for shape in entry.input_shapes]
     arch_ids = set()
-    for opset in registry.OPSETS if LONG or name not in OPSET_INVARIANT else (17,):
+    for opset in registry.OPSETS if LONG or name not in OPSET_INVARIANT | set(TIMM_LAYOUTS) else (17,):
         original = export(name, opset)
         imported = import_onnx(original)
         arch_ids.add(imported.graph.arch_id)
@@ -136,6 +142,30 @@ def test_vit_keeps_its_class_token_position_embedding_and_attention() -> None:
     counts = import_onnx(registry.export("vit_tiny", 13)).graph.op_counts()
     assert counts["prepend"] == 1 and counts["bias"] == 1  # the class token; the position embedding
     assert counts["matmul"] == 2 * 12 and counts["softmax"] == 12 and counts["scalar_mul"] == 12
+
+
+@pytest.mark.parametrize(("timm", "twin"), list(TIMM_LAYOUTS.items()))
+def test_timms_layout_folds_windows_into_the_batch_and_computes_what_its_twin_does_at_any_batch(
+        timm: str, twin: str, export) -> None:
+    """timm's Swin and MobileViT fold windows and patch positions into the batch axis and pick q, k and v by
+    moving it (``permute(2, 0, 3, 1, 4).unbind(0)``); both were refused at import before. With the twin's
+    weights the timm form computes the twin's function in torch; its CG has the twin's MACs, and at batch 2
+    (``with_batch``: every leading axis scaled, windows included) its export with the imported weights
+    computes what torch computes at batch 2."""
+    folded, plain = registry.build(timm), registry.build(twin)
+    folded.load_state_dict(plain.state_dict())
+    shape = registry.network(timm).input_shapes[0]
+    x = torch.from_numpy(np.random.default_rng(2).standard_normal((2, *shape[1:])).astype(np.float32))
+    with torch.no_grad():
+        expected = plain(x).numpy()
+        assert np.abs(folded(x).numpy() - expected).max() <= 1e-5 * np.abs(expected).max()
+    imported = import_onnx(export(timm, 17))
+    assert {n.out_shape[0] for n in imported.graph.nodes} > {1}  # leading axes of windows or patch positions
+    assert imported.graph.macs() == import_onnx(export(twin, 17)).graph.macs()
+    got = _run(to_onnx_bytes(imported.graph.with_batch(2), weights=imported.weights), [x.numpy()])
+    with torch.no_grad():
+        at_two = registry.build(timm)(x).numpy()  # the exported weights: the same seed
+    assert np.abs(got - at_two).max() <= ROUND_TRIP_TOLERANCE * np.abs(at_two).max()
 
 
 def test_the_hat_encoder_decoder_is_one_cg_of_two_inputs(export) -> None:

@@ -216,7 +216,9 @@ def test_exported_bytes_stay_what_agents_and_datasets_already_hold() -> None:
     it must be deliberate. Changed on 2026-12-06: models declare every tensor's shape (value_info), from which
     agents estimate a batch's activation memory. On 2026-12-07 the fixture gained the ops of #38 (slice, layernorm,
     scale, linear over the last axis, matmul, softmax, scalar_mul, bias, prepend, concat along an axis), so its
-    digests moved; NB-201's bytes, which agents hold, did not."""
+    digests moved; NB-201's bytes, which agents hold, did not. Later that day nodes were ordered by their shapes
+    per sample, so a graph taking 2 samples (this one) orders its nodes as its batch-1 form does (an imported
+    network's weights fit every batch): its digests moved again; batch-1 graphs' (NB-201's) did not."""
     import hashlib
 
     from controller.graph.onnx_export import to_onnx_bytes
@@ -226,9 +228,9 @@ def test_exported_bytes_stay_what_agents_and_datasets_already_hold() -> None:
         return hashlib.sha256(data).hexdigest()
 
     graph = every_op_graph()
-    assert digest(to_onnx_bytes(graph)) == "23eaf8f72b5a2d0f4d08809c3f1da8cf1581bca90807e3d8334b72b1efbef736"
+    assert digest(to_onnx_bytes(graph)) == "ab15095201d666077c711fdde5fb406a80089506a9e485dba5e2004b4fb69ef5"
     assert digest(to_onnx_bytes(graph, seed=3, metadata={"b": "1", "a": "x"})) == \
-        "63e92722ea229904ed06756362ee4d3a6643f3b7be50a6e1b04184bdf94df963"
+        "9850dad3ef4e64f4745e0eecbbef8489cf3cb23813b7ccd4bb74c77f5b160a02"
     nb201 = get_space("nb201")
     assert digest(to_onnx_bytes(nb201.to_graph([4, 3, 2, 1, 1, 0]))) == \
         "5adb5d6141c356d87a4eedbc3085533a60eef095433a6e45ff304d3d0dcb0781"
