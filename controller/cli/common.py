@@ -238,4 +238,5 @@ def server_tls(args: argparse.Namespace):
 def add_space_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resolution", type=int, default=None, help="input resolution (OFA spaces; default 224)")
     parser.add_argument("--classes", type=int, default=None, help="classifier outputs (NB-201: 10 or 100)")
-    parser.add_argument("--sequence", type=int, default=None, help="tokens per input (transformer; default 128)")
+    parser.add_argument("--sequence", type=int, default=None,
+                        help="tokens per input (transformer: default 128; hat: source and target, default 30)")

@@ -9,6 +9,7 @@ from typing import Any
 from controller.spaces.base import SearchSpace
 from controller.spaces.candidate import Candidate, Measurable, ModelFile
 from controller.spaces.fbnet import FBNet
+from controller.spaces.hat import HatTransformer
 from controller.spaces.nas_bench_macro import NasBenchMacro
 from controller.spaces.nb101 import NasBench101
 from controller.spaces.nb201 import NasBench201
@@ -24,6 +25,7 @@ SPACES: dict[str, Callable[..., SearchSpace]] = {
     OfaMobileNetV3.name: OfaMobileNetV3,
     OfaResNet50.name: OfaResNet50,
     ElasticTransformer.name: ElasticTransformer,
+    HatTransformer.name: HatTransformer,
 }
 
 __all__ = ["SPACES", "Candidate", "Measurable", "ModelFile", "SearchSpace", "get_space"]

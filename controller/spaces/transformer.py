@@ -129,21 +129,29 @@ class ElasticTransformer(SearchSpace):
         if width < max(EMBEDDINGS):  # the super-network's elastic embedding: its first features
             h = b.add_node("slice", [h], axis=2, start=0, end=width, step=1)
         for heads, ffn in zip(arch["heads"], arch["ffn"], strict=True):
-            h = b.op("layernorm", b.op("add", h, _attention(b, h, width, heads)))
-            y = b.linear(b.op("gelu", b.linear(h, ffn)), width)
-            h = b.op("layernorm", b.op("add", h, y))
+            h = post_norm(b, h, attention(b, h, width, heads), width, ffn)
         return b.build(h)
 
 
-def _attention(b: GraphBuilder, x: int, width: int, heads: int) -> int:
-    """Multi-head self-attention of (batch, tokens, width), heads of width // heads features."""
+def post_norm(b: GraphBuilder, x: int, attended: int, width: int, ffn: int) -> int:
+    """The rest of a post-norm layer: the attention added and LayerNorm'd, then a GELU feed-forward of ``ffn``
+    features, added and LayerNorm'd."""
+    h = b.op("layernorm", b.op("add", x, attended))
+    return b.op("layernorm", b.op("add", h, b.linear(b.op("gelu", b.linear(h, ffn)), width)))
+
+
+def attention(b: GraphBuilder, x: int, width: int, heads: int, memory: int | None = None) -> int:
+    """Multi-head attention of (batch, tokens, width) over itself, or over ``memory`` (batch, other tokens,
+    any width: an encoder's output, whose keys and values are projected to ``width``); heads of width // heads
+    features."""
     batch, tokens, _ = b.shape(x)
     head = width // heads
 
-    def split(y: int) -> int:  # (batch, tokens, width) -> (batch, heads, tokens, head)
-        return b.add_node("transpose", [b.reshape(y, (batch, tokens, heads, head))], perm=(0, 2, 1, 3))
+    def split(y: int) -> int:  # (batch, n, width) -> (batch, heads, n, head)
+        return b.add_node("transpose", [b.reshape(y, (batch, b.shape(y)[1], heads, head))], perm=(0, 2, 1, 3))
 
-    q, k, v = (split(b.linear(x, width)) for _ in range(3))
+    source = x if memory is None else memory
+    q, k, v = split(b.linear(x, width)), split(b.linear(source, width)), split(b.linear(source, width))
     keys = b.add_node("transpose", [k], perm=(0, 1, 3, 2))
     scale = float(np.float32(1.0 / math.sqrt(head)))  # as the ONNX export stores it: a re-import is this CG
     scores = b.add_node("scalar_mul", [b.op("matmul", q, keys)], value=scale)

@@ -16,8 +16,9 @@ LONG = os.environ.get("HWNAS_LONG") == "1"
 
 
 def test_registry_lists_the_spaces_and_refuses_unknown_names() -> None:
-    assert set(SPACES) == {"nb201", "nb101", "nas-bench-macro", "fbnet", "ofa-mbv3", "ofa-resnet50", "transformer"}
-    known = r"\['fbnet', 'nas-bench-macro', 'nb101', 'nb201'"
+    assert set(SPACES) == {"nb201", "nb101", "nas-bench-macro", "fbnet", "ofa-mbv3", "ofa-resnet50", "transformer",
+                           "hat"}
+    known = r"\['fbnet', 'hat', 'nas-bench-macro', 'nb101', 'nb201'"
     with pytest.raises(ValueError, match=rf"unknown search space 'nb-201'; known: {known}"):
         get_space("nb-201")
 
@@ -157,7 +158,8 @@ def test_ofa_resnet50_contains_resnet50d() -> None:
 
 # -- property test: random samples run in onnxruntime ----------------------------------------------------
 PROPERTY_SAMPLES = {"nb201": (200, 300), "ofa-mbv3": (70, 300), "ofa-resnet50": (25, 300), "nb101": (15, 300),
-                    "nas-bench-macro": (30, 300), "fbnet": (15, 300), "transformer": (10, 300)}
+                    "nas-bench-macro": (30, 300), "fbnet": (15, 300), "transformer": (10, 300),
+                    "hat": (3, 60)}  # HAT's networks: 20-45 M parameters, a 170 MB export each
 
 
 @pytest.mark.slow
@@ -166,7 +168,7 @@ def test_random_samples_export_and_run_in_onnxruntime(name: str) -> None:
     """Default suite: a short form (NB-201: 200 samples; OFA: fewer at 64 px). HWNAS_LONG=1: 300 at full size."""
     short, long_ = PROPERTY_SAMPLES[name]
     options = {"resolution": 64} if name.startswith("ofa") and not LONG else {}
-    options = {"sequence": 32} if name == "transformer" and not LONG else options
+    options = {"sequence": 32} if name in ("transformer", "hat") and not LONG else options
     space = get_space(name, **options)
     rng = np.random.default_rng(7)
     seen = set()
@@ -177,7 +179,8 @@ def test_random_samples_export_and_run_in_onnxruntime(name: str) -> None:
         graph = space.to_graph(x)
         seen.add(graph.arch_id)
         session = ort.InferenceSession(to_onnx_bytes(graph, check=True), providers=["CPUExecutionProvider"])
-        (out,) = session.run(None, {"input": np.ones(graph.input_shape, np.float32)})
+        (out,) = session.run(None, {i.name: np.ones(shape, np.float32)
+                                    for i, shape in zip(session.get_inputs(), graph.input_shapes, strict=True)})
         assert out.shape == graph.nodes[graph.outputs[0]].out_shape and np.isfinite(out).all()
     assert len(seen) > 1
 

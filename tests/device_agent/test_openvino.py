@@ -25,14 +25,15 @@ from .test_bad_input import expect
 ov = pytest.importorskip("openvino", reason="the agent-openvino extra (openvino) is not installed")
 
 
-def _outputs(data: bytes, x: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """(OpenVINO at f32, onnxruntime) outputs of the ONNX model ``data`` on input ``x``."""
+def _outputs(data: bytes, *xs: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """(OpenVINO at f32, onnxruntime) outputs of the ONNX model ``data`` on its inputs ``xs``, in order."""
     import onnxruntime as ort
 
     compiled = ov.Core().compile_model(ov.Core().read_model(data, b""), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
-    got = compiled({0: x})
+    got = compiled(dict(enumerate(xs)))
     ours = [got[port] for port in compiled.outputs]
-    return ours, ort.InferenceSession(data, providers=["CPUExecutionProvider"]).run(None, {"input": x})
+    session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+    return ours, session.run(None, {i.name: x for i, x in zip(session.get_inputs(), xs, strict=True)})
 
 
 @pytest.mark.parametrize("space", sorted(SPACES))
@@ -44,8 +45,8 @@ def test_openvino_computes_what_onnxruntime_computes_for_every_space(space: str)
             continue
         graph = s.to_graph(x)
         data = to_onnx_bytes(graph)
-        inputs = rng.standard_normal(graph.input_shape).astype(np.float32)
-        for got, expected in zip(*_outputs(data, inputs), strict=True):
+        inputs = [rng.standard_normal(shape).astype(np.float32) for shape in graph.input_shapes]
+        for got, expected in zip(*_outputs(data, *inputs), strict=True):
             np.testing.assert_allclose(got, expected, rtol=1e-3, atol=1e-3 * np.abs(expected).max())
 
 
