@@ -32,9 +32,10 @@ class CurvePoint:
     method: str  # one of METHODS
     spearman: float
     within_10pct: float  # BRP-NAS definition
+    ndcg_at_10: float  # of the 10 fastest, as ranked
 
 
-METHODS = ("ridge", "sources", "gcn", "gcn-transfer")
+METHODS = ("ridge", "sources", "sources-log", "gcn", "gcn-transfer")  # sources-log: its log designs only
 
 
 def pretrain(sources: Sequence[Samples], config: dict) -> GcnPredictor:
@@ -81,14 +82,14 @@ def curve(target: Samples, sources: Sequence[Samples], sizes: Sequence[int], see
                 progress(f"seed {seed}: n = {n}, {method}")
                 predicted = _fit(method, seen, source_net, {**config, "seed": seed}).fit(train).predict(held_out)
                 m = evaluate(predicted, held_out.y)
-                points.append(CurvePoint(n, seed, method, m["spearman"], m["brpnas_within_10pct"]))
+                points.append(CurvePoint(n, seed, method, m["spearman"], m["brpnas_within_10pct"], m["ndcg_at_10"]))
     return points
 
 
 def _fit(method: str, sources: Sequence[Samples], source_net: GcnPredictor | None, gcn_config: dict):
     """An unfitted predictor of ``method``, already given what it transfers from."""
-    if method == "sources":
-        return get_predictor("sources").use_sources(sources)
+    if method in ("sources", "sources-log"):
+        return get_predictor("sources", designs="all" if method == "sources" else "log").use_sources(sources)
     if method == "ridge":
         return get_predictor("ridge")
     predictor = get_predictor("gcn", **gcn_config)
@@ -96,12 +97,14 @@ def _fit(method: str, sources: Sequence[Samples], source_net: GcnPredictor | Non
 
 
 def as_rows(points: Sequence[CurvePoint]) -> list[tuple[str, ...]]:
-    """n, then the mean Spearman of each method over seeds, then the mean +-10 % of each."""
+    """n, then the mean Spearman of each method over seeds, then the mean +-10 % and NDCG@10 of each."""
     methods = list(dict.fromkeys(p.method for p in points))
-    rows = [("n", *(f"Spearman {m}" for m in methods), *(f"±10% {m}" for m in methods))]
+    rows = [("n", *(f"Spearman {m}" for m in methods), *(f"±10% {m}" for m in methods),
+             *(f"NDCG@10 {m}" for m in methods))]
     for n in sorted({p.n for p in points}):
         rows.append((str(n), *(_mean(points, n, m, "spearman") for m in methods),
-                     *(_mean(points, n, m, "within_10pct") for m in methods)))
+                     *(_mean(points, n, m, "within_10pct") for m in methods),
+                     *(_mean(points, n, m, "ndcg_at_10") for m in methods)))
     return rows
 
 

@@ -75,8 +75,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     px.add_argument("--seeds", type=int, default=5)
     px.add_argument("--test", type=int, default=2000, help="held-out test architectures per seed")
     px.add_argument("--methods", default="ridge,sources",
-                    help="comma-separated: ridge, sources, gcn, gcn-transfer (default %(default)s; the GCNs take "
-                         "minutes per fit)")
+                    help="comma-separated: ridge, sources, sources-log (its log designs only, as before "
+                         "2026-12-07), gcn, gcn-transfer (default %(default)s; the GCNs take minutes per fit)")
     px.add_argument("--pretrain", type=int, default=2000, metavar="N",
                     help="architectures of each source device the transfer learns from (default %(default)s)")
     px.add_argument("--gcn-epochs", type=int, default=None)

@@ -195,8 +195,8 @@ def test_transfer_compares_a_warm_started_gcn_with_one_from_scratch(tmp_path: Pa
     # 10 training networks leave many test networks outside their domain: said once, not once per batch
     assert err.count("lie outside what it was trained on") == 1 and "prediction batch(es) included" in err, err
     rows = {line.split()[0]: line.split() for line in out.splitlines() if line.split() and line.split()[0].isdigit()}
-    assert set(rows) == {"10", "40"} and all(len(r) == 9 for r in rows.values())
-    assert "Spearman sources" in out and "±10% gcn-transfer" in out
+    assert set(rows) == {"10", "40"} and all(len(r) == 1 + 4 * 3 for r in rows.values())  # n; 3 metrics of 4
+    assert "Spearman sources" in out and "±10% gcn-transfer" in out and "NDCG@10 ridge" in out
     assert main(["predictor", "transfer", "--target", TARGET, "--transfer-from", ":lat_ms_pixel3", "--methods",
                  "ridge,xgb"]) == 2
     assert "unknown transfer method(s) ['xgb']" in capsys.readouterr().err

@@ -129,6 +129,37 @@ def test_the_sources_predictor_recombines_other_devices_from_few_samples(tmp_pat
     np.testing.assert_allclose(load(transferred.save(tmp_path / "s")).predict(test), transferred.predict(test))
 
 
+def test_the_sources_predictor_mixes_latencies_where_the_target_adds_them_up(tmp_path: Path) -> None:
+    """A device whose latency is the sum of two others' (as a layer-additive mobile CPU's is a sum of op
+    costs) is a linear mix of latencies, not of log-latencies: the predictor picks that design by the rank
+    correlation of its cross-validated predictions, and ranks the new device better than the log design
+    alone. A card saved before the linear designs (log design only) still loads and predicts as it did."""
+    from predictors.samples import Samples
+    from predictors.source_transfer import LINEAR, LOG
+
+    rng = np.random.default_rng(0)
+    encoding = (rng.random((600, 12)) < 0.5).astype(np.float64)
+    heavy_first = np.where(np.arange(12) < 6, 5.0, 0.1)  # two additive devices, each slow at other ops
+    costs = np.stack([heavy_first, heavy_first[::-1]]) * rng.uniform(0.5, 1.5, (2, 12))
+    first, second = (0.2 + encoding @ c for c in costs)
+    target = Samples(encoding=encoding, y=first + second)
+    sources = [Samples(encoding=encoding[300:], y=y[300:]) for y in (first, second)]
+    few, test = target.take(np.arange(300, 310)), target.take(np.arange(300))
+    mixed = get_predictor("sources").use_sources(sources).fit(few)
+    assert int(mixed.design[0]) == LINEAR
+    logs_only = get_predictor("sources").use_sources(sources)
+    logs_only.sources = (logs_only.sources[LOG], logs_only.sources[LOG])  # both designs mix log-latencies
+    logs_only.fit(few)
+    assert evaluate(mixed.predict(test), test.y)["spearman"] > evaluate(logs_only.predict(test), test.y)["spearman"]
+    old = {k: v for k, v in logs_only.state().items() if k.startswith("source_") or k in ("coef", "intercept")}
+    old.update(scaling=logs_only.scaling[LOG], with_encoding=np.array([int(logs_only.design[1])]))
+    if int(logs_only.design[0]) == LOG:
+        loaded = get_predictor("sources")
+        loaded.set_state(old)
+        np.testing.assert_allclose(loaded._predict(test), logs_only._predict(test))
+    np.testing.assert_allclose(load(mixed.save(tmp_path / "m")).predict(test), mixed.predict(test))
+
+
 def test_both_accuracy_definitions_and_the_rank_metrics() -> None:
     true = np.array([10.0, 10.0, 10.0, 10.0])
     pred = np.array([10.0, 10.9, 9.2, 12.0])
