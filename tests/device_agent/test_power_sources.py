@@ -10,7 +10,6 @@ from __future__ import annotations
 import importlib.machinery
 import subprocess
 import sys
-import threading
 import time
 import types
 from collections.abc import Iterator
@@ -22,10 +21,11 @@ from controller.fleet.client import AgentClient
 from device_agent import gpu
 from device_agent.host import read_state
 from device_agent.interference import RunWatch
+from device_agent.power import rapl
 from device_agent.power.nvml import SAMPLE_PERIOD_S, NvmlSource
 
 from ..conftest import start_agent
-from .test_rapl import fake_powercap, set_energy
+from .test_rapl import fake_powercap
 
 GPU_W = 50.0
 
@@ -93,23 +93,24 @@ def test_nvml_without_a_driver_or_the_library_says_why(monkeypatch: pytest.Monke
 
 
 @pytest.fixture
-def powered_host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[float]:
-    """A FAKE powercap tree whose package counter grows at a constant 8 W."""
+def powered_host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> float:
+    """A FAKE powercap tree whose package counter grows at a constant 8 W.
+
+    The counter is the clock times the power, computed when the agent reads it: a thread that rewrote the file
+    every few ms fell behind when a loaded host starved it, and the idle baseline then read 2.7 W of 8.
+    """
     watts = 8.0
     root = fake_powercap(tmp_path / "powercap", {"intel-rapl:0": 0}, max_range=1 << 40)
     monkeypatch.setenv("HWNAS_POWERCAP_ROOT", str(root))
-    stop = threading.Event()
     t0 = time.perf_counter()
+    package = root / "intel-rapl:0" / "energy_uj"
+    read_file = rapl._read_int
 
-    def advance() -> None:
-        while not stop.wait(0.005):
-            set_energy(root, "intel-rapl:0", int((time.perf_counter() - t0) * watts * 1e6))
+    def read(path: Path) -> int:
+        return int((time.perf_counter() - t0) * watts * 1e6) if path == package else read_file(path)
 
-    thread = threading.Thread(target=advance, daemon=True)
-    thread.start()
-    yield watts
-    stop.set()
-    thread.join()
+    monkeypatch.setattr(rapl, "_read_int", read)
+    return watts
 
 
 def test_records_report_power_net_of_the_idle_baseline(tmp_path: Path, powered_host: float,
