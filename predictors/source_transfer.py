@@ -69,6 +69,10 @@ class SourceTransferPredictor(Predictor):
     def _raw(self, encoding: np.ndarray, space: int) -> np.ndarray:
         return np.column_stack([m.predict(encoding) for m in self.sources[space]])
 
+    def log_predictions(self, encoding: np.ndarray) -> np.ndarray:
+        """(N, sources): each source device's predicted log latency; what ``predictors.selection`` spreads."""
+        return self._raw(encoding, LOG)
+
     def _design(self, encoding: np.ndarray, space: int, with_encoding: int) -> np.ndarray:
         features = (self._raw(encoding, space) - self.scaling[space, 0]) / self.scaling[space, 1]
         return np.column_stack([features, encoding]) if with_encoding else features

@@ -6,7 +6,8 @@ Two ways to transfer, each compared with the same model fitted from scratch on t
   the same shape), then fitted again on the n target measurements starting from those weights;
 - ``sources`` (vs ``ridge``): the sources' ridge predictors recombined for the target
   (``predictors.source_transfer``).
-``curve`` measures them for several n and seeds, on one held-out test set per seed.
+``curve`` measures them for several n and seeds, on one held-out test set per seed, with the n target
+samples drawn at random or chosen by ``predictors.selection`` (``active``).
 """
 
 from __future__ import annotations
@@ -33,9 +34,15 @@ class CurvePoint:
     spearman: float
     within_10pct: float  # BRP-NAS definition
     ndcg_at_10: float  # of the 10 fastest, as ranked
+    selection: str = "random"  # one of SELECTIONS: how the n target samples were picked
+
+    @property
+    def label(self) -> str:
+        return self.method if self.selection == "random" else f"{self.method} {self.selection}"
 
 
 METHODS = ("ridge", "sources", "sources-log", "gcn", "gcn-transfer")  # sources-log: its log designs only
+SELECTIONS = ("random", "active")
 
 
 def pretrain(sources: Sequence[Samples], config: dict) -> GcnPredictor:
@@ -52,17 +59,21 @@ def pretrain(sources: Sequence[Samples], config: dict) -> GcnPredictor:
 
 def curve(target: Samples, sources: Sequence[Samples], sizes: Sequence[int], seeds: Sequence[int],
           methods: Sequence[str] = ("ridge", "sources"), n_test: int = 2000, pretrain_samples: int = 2000,
-          config: dict | None = None, progress: Callable[[str], None] = lambda what: None) -> list[CurvePoint]:
-    """Spearman and +-10 % accuracy vs target samples n for each method (``METHODS``).
+          config: dict | None = None, progress: Callable[[str], None] = lambda what: None,
+          selections: Sequence[str] = ("random",)) -> list[CurvePoint]:
+    """Spearman and +-10 % accuracy vs target samples n for each method (``METHODS``) and way of picking
+    the n samples (``SELECTIONS``).
 
     ``target`` and every source hold the same architectures in the same order. Per seed, ``n_test`` of
     them are the test set; the sources are fitted on up to ``pretrain_samples`` of the others, and the n
-    target samples are drawn from the others too, so no test architecture is ever trained on.
-    ``config`` goes to the GCNs.
+    target samples are drawn from the others too (``active``: chosen among them, in the order
+    ``predictors.selection`` would have a lab measure them), so no test architecture is ever trained on.
+    ``config`` goes to the GCNs. ``progress`` hears of each step before it starts (``steps`` counts them).
     """
-    unknown = [m for m in methods if m not in METHODS]
-    if unknown or not methods:
-        raise ValueError(f"unknown transfer method(s) {unknown}; known: {', '.join(METHODS)}")
+    unknown = [m for m in methods if m not in METHODS] + [s for s in selections if s not in SELECTIONS]
+    if unknown or not methods or not selections:
+        raise ValueError(f"unknown transfer method(s) or selection(s) {unknown}; known: {', '.join(METHODS)}; "
+                         f"{', '.join(SELECTIONS)}")
     config = config or {}
     points = []
     for seed in seeds:
@@ -76,14 +87,39 @@ def curve(target: Samples, sources: Sequence[Samples], sizes: Sequence[int], see
             progress(f"seed {seed}: pretraining a GCN on {len(sources)} source device(s)")
             source_net = pretrain(seen, {**config, "seed": seed})
         held_out = target.take(test)
+        orders = {selection: _picks(selection, pool, target, seen, max(sizes), pretrain_samples)
+                  for selection in selections}
         for n in sizes:
-            train = target.take(pool[:n])
-            for method in methods:
-                progress(f"seed {seed}: n = {n}, {method}")
-                predicted = _fit(method, seen, source_net, {**config, "seed": seed}).fit(train).predict(held_out)
-                m = evaluate(predicted, held_out.y)
-                points.append(CurvePoint(n, seed, method, m["spearman"], m["brpnas_within_10pct"], m["ndcg_at_10"]))
+            for selection, picked in orders.items():
+                train = target.take(picked[:n])
+                for method in methods:
+                    progress(f"seed {seed}: n = {n}, {method}" + ("" if selection == "random" else f", {selection}"))
+                    model = _fit(method, seen, source_net, {**config, "seed": seed})
+                    m = evaluate(model.fit(train).predict(held_out), held_out.y)
+                    points.append(CurvePoint(n, seed, method, m["spearman"], m["brpnas_within_10pct"],
+                                             m["ndcg_at_10"], selection))
     return points
+
+
+def steps(sizes: Sequence[int], seeds: Sequence[int], methods: Sequence[str],
+          selections: Sequence[str] = ("random",)) -> int:
+    """How many times ``curve`` calls its ``progress`` (for a progress bar's total)."""
+    per_seed = len(sizes) * len(methods) * len(selections) + ("gcn-transfer" in methods)
+    return len(seeds) * per_seed
+
+
+def _picks(selection: str, pool: np.ndarray, target: Samples, sources: Sequence[Samples], count: int,
+           candidates: int) -> np.ndarray:
+    """The target rows a lab would measure, in order: the pool's first (random), or the most informative of
+    its first ``candidates`` (active; the sources' measured architectures in this benchmark)."""
+    if selection == "random":
+        return pool
+    from predictors.selection import next_to_measure
+
+    pool = pool[:max(candidates, count)]
+    encoding = target.take(pool).encoding
+    logs = get_predictor("sources").use_sources(sources).log_predictions(encoding)
+    return pool[next_to_measure(encoding, logs, count)]
 
 
 def _fit(method: str, sources: Sequence[Samples], source_net: GcnPredictor | None, gcn_config: dict):
@@ -97,8 +133,8 @@ def _fit(method: str, sources: Sequence[Samples], source_net: GcnPredictor | Non
 
 
 def as_rows(points: Sequence[CurvePoint]) -> list[tuple[str, ...]]:
-    """n, then the mean Spearman of each method over seeds, then the mean +-10 % and NDCG@10 of each."""
-    methods = list(dict.fromkeys(p.method for p in points))
+    """n, then the mean Spearman of each method (and selection) over seeds, then the mean +-10 % and NDCG@10."""
+    methods = list(dict.fromkeys(p.label for p in points))
     rows = [("n", *(f"Spearman {m}" for m in methods), *(f"±10% {m}" for m in methods),
              *(f"NDCG@10 {m}" for m in methods))]
     for n in sorted({p.n for p in points}):
@@ -109,5 +145,5 @@ def as_rows(points: Sequence[CurvePoint]) -> list[tuple[str, ...]]:
 
 
 def _mean(points: Sequence[CurvePoint], n: int, method: str, field: str) -> str:
-    value = float(np.mean([getattr(p, field) for p in points if p.n == n and p.method == method]))
+    value = float(np.mean([getattr(p, field) for p in points if p.n == n and p.label == method]))
     return f"{value * 100:.1f}%" if field == "within_10pct" else f"{value:.3f}"

@@ -95,23 +95,27 @@ def waiting(what: str) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def domain_warnings_summarised() -> Iterator[None]:
-    """Predictors' ``OutsideDomainWarning``s said once, as one line at the end, not one line (with the source
-    path of the warning) per prediction batch: `predictor transfer` printed 16 a run. Other warnings pass."""
+def warnings_summarised() -> Iterator[None]:
+    """The warnings of a long run said once each, at the end, not once per fit or prediction batch with the
+    source path of the warning (`predictor transfer` printed 16 a run): predictors' ``OutsideDomainWarning``s
+    as one line, any other warning as its kind, its first message and how often it came."""
     from predictors import OutsideDomainWarning
 
     try:
         with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", OutsideDomainWarning)
+            warnings.simplefilter("always")
             yield
-    finally:  # outside the recording: a warning passed on now is not recorded again
+    finally:
         ours = [w for w in caught if issubclass(w.category, OutsideDomainWarning)]
+        others: dict[type, list[warnings.WarningMessage]] = {}
         for other in caught:
             if not issubclass(other.category, OutsideDomainWarning):
-                warnings.warn_explicit(other.message, other.category, other.filename, other.lineno)
+                others.setdefault(other.category, []).append(other)
     if ours:
         print(f"note: {len(ours)} prediction batch(es) included architectures outside what the predictor was "
               f"trained on; their predictions are unvouched for (first: {ours[0].message})", file=sys.stderr)
+    for category, said in others.items():
+        print(f"note: {category.__name__} x{len(said)} (first: {str(said[0].message).strip()})", file=sys.stderr)
 
 
 def param(text: str) -> tuple[str, float]:

@@ -17,6 +17,7 @@ from controller.cli.common import (
 )
 from controller.cli.fleet_flags import add_fleet_options, check_agents, fleet_config
 from controller.cli.measure import add_detail_options, plan_details
+from controller.errors import SettingError
 from controller.graph.backend_formats import backend_names
 
 
@@ -29,6 +30,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     which = lb.add_mutually_exclusive_group(required=True)
     which.add_argument("--all", action="store_true", help="every architecture (NB-201: the 15,284 connected)")
     which.add_argument("--sample", type=int, metavar="N", help="N random architectures")
+    which.add_argument("--reference-set", action="store_true",
+                       help="the space's fixed reference networks (10), what a new device measures first: they pin "
+                            "down how it relates to the devices measured before (its hardware embedding), and a "
+                            "`predictor train --kind sources` learns from them")
+    which.add_argument("--next", type=common.whole(1), metavar="N",
+                       help="the N networks the (one) device key should measure next: the most informative given "
+                            "what it and the other keys measured (docs/predictors.md); run again after they are "
+                            "measured for N more")
+    lb.add_argument("--sources", default=None, metavar="KEY[,KEY...]", type=common.DEVICE_KEYS,
+                    help="with --next: the other device keys to learn from (default: the space's packaged device "
+                         "tables and every other key with >= 10 measurements of the space)")
     lb.add_argument("--seed", type=int, default=0)
     lb.add_argument("--protocol", default="latbench", choices=["latbench", "adaptive", "fixed"])
     lb.add_argument("--param", type=param, action="append", metavar="KEY=VALUE", help="protocol parameter")
@@ -94,11 +106,7 @@ def cmd_latbench_build(args: argparse.Namespace) -> int:
         space = get_space(args.space, **space_options(args))
         devices = args.devices
         config = fleet_config(args, devices, note=tqdm.write)
-        if args.all:
-            archs = [x for x in space.enumerate() if space.has_network(x)]
-        else:
-            archs = common.sampled(space, args.sample, args.seed)
-        chosen = "all" if args.all else f"n{args.sample}-s{args.seed}"
+        archs, chosen = _chosen_archs(args, space)
         plan = campaign.CampaignPlan(campaign=args.campaign or f"{space.name}-{args.protocol}-{chosen}",
                                      device_keys=devices,
                                      protocol=args.protocol, protocol_params=dict(args.param or []),
@@ -165,6 +173,30 @@ def cmd_latbench_build(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 1
     return 0
+
+
+def _chosen_archs(args: argparse.Namespace, space) -> tuple[list[list[int]], str]:
+    """The architectures ``latbench build`` queues, and the word that names them in the campaign's name."""
+    if args.sources is not None and not args.next:
+        raise SettingError("sources", "are for --next (which networks a device measures next), not a fixed set")
+    if args.all:
+        return [x for x in space.enumerate() if space.has_network(x)], "all"
+    if args.sample is not None:
+        return common.sampled(space, args.sample, args.seed), f"n{args.sample}-s{args.seed}"
+    from controller.learning.next_networks import next_for_device, reference_set
+
+    if args.reference_set:
+        return reference_set(space, seed=args.seed), "reference"
+    if len(args.devices) != 1:
+        raise SettingError("devices", f"must be one device key with --next (each device's next networks differ), "
+                                      f"got {len(args.devices)}: run once per key")
+    from controller.store import Store
+
+    with Store(args.db) as store:
+        archs, learned_from = next_for_device(store, space, args.devices[0], args.next, args.sources, args.seed)
+    print(f"the {len(archs)} most informative networks for {args.devices[0]} to measure next, by what "
+          f"{learned_from} measured", flush=True)
+    return archs, "next"
 
 
 def cmd_latbench_status(args: argparse.Namespace) -> int:

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from controller.cli import common
 from controller.cli.common import (
     dataset_exists,
     db_target,
-    domain_warnings_summarised,
     fail,
+    warnings_summarised,
 )
 from controller.cli.gennape import add_gennape_parser
 from controller.cli.layers import add_layers_parser
@@ -77,6 +76,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     px.add_argument("--methods", default="ridge,sources",
                     help="comma-separated: ridge, sources, sources-log (its log designs only, as before "
                          "2026-12-07), gcn, gcn-transfer (default %(default)s; the GCNs take minutes per fit)")
+    px.add_argument("--selections", default="random", metavar="HOW[,HOW]",
+                    help="how the n target samples are picked: random, active (the reference set, then the most "
+                         "informative; docs/predictors.md) or both side by side (default %(default)s)")
+    px.add_argument("--quiet", action="store_true", help="no progress bar")
     px.add_argument("--pretrain", type=int, default=2000, metavar="N",
                     help="architectures of each source device the transfer learns from (default %(default)s)")
     px.add_argument("--gcn-epochs", type=int, default=None)
@@ -89,7 +92,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_torch_device(pt)
     add_settings(pt)
     pt.add_argument("--sources", default=[], metavar="KEY[,KEY...]", type=common.DEVICE_KEYS,
-                    help="with --kind sources: other device keys of the dataset to transfer from (few-shot)")
+                    help="with --kind sources: the other device keys of the dataset to transfer from (few-shot; "
+                         "default: the space's packaged device tables and every other key with >= 10 of its "
+                         "measurements)")
     pt.add_argument("--space", default=None, metavar="NAME",
                     help="the space whose measurements to learn, when the key measured several (default: the only "
                          "one, or the only search space with enough measurements)")
@@ -278,10 +283,12 @@ def _source(text: str) -> tuple[Path, str]:
 
 
 def cmd_predictor_transfer(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
     from controller.data import nb201_table_path
     from controller.learning.data import nb201_samples, read_nb201_table
     from controller.reporting.tables import text_table
-    from predictors.transfer import as_rows, curve
+    from predictors.transfer import as_rows, curve, steps
 
     data = args.data or nb201_table_path()
     try:
@@ -306,10 +313,19 @@ def cmd_predictor_transfer(args: argparse.Namespace) -> int:
             value = {tuple(x): y for x, y in zip(table.encodings, table.y, strict=True)}
             sources.append(samples.with_y([value[x] for x in common]))
         config = {"epochs": args.gcn_epochs} if args.gcn_epochs else {}
-        with domain_warnings_summarised():
-            points = curve(samples, sources, sizes, range(args.seeds), methods=args.methods.split(","),
-                           n_test=args.test, pretrain_samples=args.pretrain, config=config,
-                           progress=lambda what: print(f"  {what}", file=sys.stderr, flush=True))
+        methods, selections = args.methods.split(","), args.selections.split(",")
+        total = steps(sizes, range(args.seeds), methods, selections)
+        with warnings_summarised(), tqdm(total=total, unit="fit", disable=args.quiet, leave=False) as bar:
+
+            begun = []
+
+            def progress(what: str) -> None:  # called as each step begins: the one before it is done
+                bar.update(1 if begun else 0)
+                begun.append(what)
+                bar.set_description_str(what)
+
+            points = curve(samples, sources, sizes, range(args.seeds), methods=methods, n_test=args.test,
+                           pretrain_samples=args.pretrain, config=config, progress=progress, selections=selections)
     except (ValueError, FileNotFoundError) as exc:
         return fail("predictor transfer", exc)
     print(f"{args.target} from {', '.join(f'{p.name}:{c}' for p, c in args.transfer_from)}; "

@@ -176,10 +176,10 @@ def train_from_store(store, db: str | Path, device_key: str, kind: str, valid_sh
     transfers = hasattr(predictor, "use_sources")
     if sources and not transfers:
         raise SettingError("sources", f"are for a predictor that learns from other devices (kind sources), not {kind}")
+    learned_from = ""
     if transfers:
-        if not sources:
-            raise SettingError("sources", f"are needed: a {kind} predictor learns from other device keys")
-        predictor.use_sources([_source_samples(store, key, space) for key in sources])
+        learned, learned_from = transfer_sources(store, space, device_key, sources or None)
+        predictor.use_sources(learned)
     predictor.fit(train, valid)
     metrics: dict[str, float] = {"held_out": len(valid)}
     if len(valid) >= MIN_HELD_OUT:
@@ -188,7 +188,7 @@ def train_from_store(store, db: str | Path, device_key: str, kind: str, valid_sh
     predictor.card.target = "latency_ms"
     predictor.card.metrics = metrics
     predictor.card.notes = (f"space {space}; {len(train)} train, {held_out_summary(metrics)}"
-                            + (f"; transferred from {', '.join(sources)}" if sources else "")
+                            + (f"; transferred from {learned_from}" if learned_from else "")
                             + (f"; layer times: {LAYER_SOURCES[layers_from]}" if needs_layers else ""))
     return predictor.save(artifact_dir(db, device_key, kind)), metrics, space
 
@@ -208,6 +208,28 @@ def _source_samples(store, device_key: str, space: str) -> Samples:
     if rows and space not in rows:
         raise ValueError(f"source device {device_key} measured {_listing(rows)}, not {space}")
     return samples_from_store(store, device_key, space=space)[1]
+
+
+def transfer_sources(store, space: str, device_key: str,
+                     named: Sequence[str] | None = None) -> tuple[list[Samples], str]:
+    """What a new device's transfer learns from, and a phrase naming it: the ``named`` device keys of the
+    store, or by default the space's packaged device tables and every other key of the store with at least
+    ``MIN_SAMPLES`` measurements of the space."""
+    from controller.learning.device_tables import packaged_sources, tables_of
+
+    if named is not None:
+        if device_key in named:
+            raise SettingError("sources", f"cannot include {device_key} itself; name other device keys")
+        return [_source_samples(store, key, space) for key in named], ", ".join(named)
+    counts = Counter(r["device_key"] for r in store.measurements() if r["space"] == space)
+    keys = sorted(k for k, n in counts.items() if k != device_key and n >= MIN_SAMPLES)
+    packaged = packaged_sources(get_space(space))
+    if not packaged and not keys:
+        raise SettingError("sources", f"are needed: no other device key measured {MIN_SAMPLES}+ {space} networks "
+                                      f"and {space} has no packaged device tables to transfer from")
+    tables = f"the packaged {'/'.join(tables_of(space))} devices ({len(packaged)})" if packaged else ""
+    return packaged + [_source_samples(store, key, space) for key in keys], \
+        " and ".join(part for part in (tables, ", ".join(keys)) if part)
 
 
 def bench_table(results: Sequence[Result]) -> list[tuple[str, ...]]:

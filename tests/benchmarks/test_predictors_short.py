@@ -67,6 +67,8 @@ def test_transfer_benchmark_short_form() -> None:
 
     for family, target in (("nb201", "lat_ms_gold_6226"), ("help-fbnet", "lat_ms_pixel2"),
                            ("help-ofa-mbv3", "lat_ms_v100_1")):
-        points = run(family, target, ["ridge", "sources"], [5, 20], seeds=1, n_test=100, pretrain=200, rows=400)
-        assert {(p.n, p.method) for p in points} == {(n, m) for n in (5, 20) for m in ("ridge", "sources")}
+        points = run(family, target, ["ridge", "sources"], [5, 20], seeds=1, n_test=100, pretrain=200, rows=400,
+                     selections=("random", "active"))
+        assert {(p.n, p.label) for p in points} == {(n, m) for n in (5, 20) for m in
+                                                    ("ridge", "sources", "ridge active", "sources active")}
         assert all(-1 <= p.spearman <= 1 and 0 <= p.ndcg_at_10 <= 1 for p in points), family

@@ -9,6 +9,7 @@ import pytest
 
 import controller.data
 from controller.cli.main import main
+from controller.errors import SettingError
 from controller.learning.data import (
     FULL_NODE_TYPES,
     GLOBAL,
@@ -18,7 +19,7 @@ from controller.learning.data import (
     nb201_full_cell_graph,
     nb201_samples,
 )
-from controller.learning.jobs import artifact_dir, load_for_device, samples_from_store
+from controller.learning.jobs import artifact_dir, load_for_device, samples_from_store, transfer_sources
 from controller.spaces.nb201 import parse_arch_str
 from controller.store import Store
 from controller.store.importers import import_nb201_table
@@ -166,8 +167,11 @@ def test_a_new_device_with_few_measurements_trains_by_transfer_from_other_keys(t
         import_nb201_table(store, small_table(tmp_path, 400), "my_device_ms", "old-i7")
         import_nb201_table(store, small_table(tmp_path, 30), "my_device_ms", "new-i7")
     base = ["predictor", "train", "--db", str(db), "--device", "new-i7"]
-    assert main([*base, "--kind", "sources"]) == 2
-    assert "--sources are needed: a sources predictor learns from other device keys" in capsys.readouterr().err
+    assert main([*base, "--kind", "sources"]) == 0  # by default: the packaged NB-201 devices and the other keys
+    assert "transferred from the packaged nb201 devices (8) and old-i7" in \
+        load_for_device(db, "new-i7", "sources").card.notes
+    with Store(db) as store, pytest.raises(SettingError, match="sources are needed: no other device key measured"):
+        transfer_sources(store, "nas-bench-macro", "new-i7")  # a space with no packaged device tables
     assert main([*base, "--kind", "ridge", "--sources", "old-i7"]) == 2
     assert "--sources are for a predictor that learns from other devices (kind sources), not ridge" in \
         capsys.readouterr().err
@@ -199,7 +203,7 @@ def test_transfer_compares_a_warm_started_gcn_with_one_from_scratch(tmp_path: Pa
     assert "Spearman sources" in out and "±10% gcn-transfer" in out and "NDCG@10 ridge" in out
     assert main(["predictor", "transfer", "--target", TARGET, "--transfer-from", ":lat_ms_pixel3", "--methods",
                  "ridge,xgb"]) == 2
-    assert "unknown transfer method(s) ['xgb']" in capsys.readouterr().err
+    assert "unknown transfer method(s) or selection(s) ['xgb']" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exit_info:
         main(["predictor", "transfer", "--target", TARGET, "--transfer-from", "nocolon"])
     assert exit_info.value.code == 2 and "FILE:COLUMN" in capsys.readouterr().err
