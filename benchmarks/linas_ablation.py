@@ -1,4 +1,5 @@
-"""Where LINAS loses on NB-201: the same LINAS with a perfect accuracy or latency predictor (issue #6).
+"""Where LINAS loses on NB-201: the same LINAS with a perfect accuracy or latency predictor (issue #6), and
+with its latency predictor transferred from the other devices (variant "transfer", issue #39).
 
 LINAS is only as good as the predictors its inner search runs on. This ablation swaps one of them for
 the truth - the packaged table's own value of every cell - and counts again the evaluations LINAS needs
@@ -79,8 +80,9 @@ class TableMeasurer:
 
 
 def search(column: str, algo: str, evals: int, seed: int, bounds: HvSpace, perfect: Sequence[str] = (),
-           population: int = 50, inner_evals: int = 20_000, accuracy_predictor=None) -> np.ndarray:
-    """One search; the hypervolume after each evaluation."""
+           population: int = 50, inner_evals: int = 20_000, accuracy_predictor=None,
+           settings: dict | None = None) -> np.ndarray:
+    """One search; the hypervolume after each evaluation. ``settings``: more of the algorithm's."""
     from controller.search.algorithms import make_algorithm
     from controller.search.evaluator import Evaluator
     from controller.search.objectives import accuracy_evaluator, get_objectives
@@ -98,9 +100,22 @@ def search(column: str, algo: str, evals: int, seed: int, bounds: HvSpace, perfe
     if accuracy_predictor is not None:
         fixed["accuracy"] = accuracy_predictor
     algorithm = make_algorithm(algo, {"population": population, "inner_evals": inner_evals,
-                                      "fixed_predictors": fixed})
+                                      "fixed_predictors": fixed, **(settings or {})})
     drive(algorithm, SearchProblem(space, evaluator, seed))
     return np.array(log.values)
+
+
+def other_devices(column: str, rows: int = 2000) -> list:
+    """The other measured NB-201 devices as transfer sources, each on the same ``rows`` random networks (a
+    LatBench-sized set a lab has of its older devices; seed 0)."""
+    from controller.learning.data import space_samples
+    from controller.learning.device_tables import device_columns
+    from controller.spaces import get_space
+
+    table = device_columns("nb201")
+    picked = np.random.default_rng(0).permutation(len(table.encodings))[:rows]
+    samples = space_samples(get_space("nb201"), [table.encodings[k] for k in picked], views=("encoding",))
+    return [samples.with_y(y[picked]) for name, y in table.latencies.items() if name != column]
 
 
 def ablation(devices: Sequence[str], seeds: int, nsga2_evals: int, linas_evals: int, population: int = 50,
@@ -110,6 +125,7 @@ def ablation(devices: Sequence[str], seeds: int, nsga2_evals: int, linas_evals: 
     from controller.search.report import evaluations_to_reach
 
     variants = {name: (perfect, None) for name, perfect in VARIANTS.items() if not only or name in only}
+    transfer = not only or "transfer" in only
     if gennape:
         from pathlib import Path
 
@@ -125,12 +141,16 @@ def ablation(devices: Sequence[str], seeds: int, nsga2_evals: int, linas_evals: 
         column = f"lat_ms_{device}"
         bounds = table_bounds(column)
         rows = []
+        runs = {name: (perfect, accuracy_predictor, {}) for name, (perfect, accuracy_predictor) in variants.items()}
+        if transfer:
+            runs["transfer"] = ((), None, {"predictors": {"latency": "sources"},
+                                           "sources": {"latency": other_devices(column)}})
         for seed in range(seeds):
             target = search(column, "nsga2", nsga2_evals, seed, bounds, population=population)[-1]
             row: dict = {"seed": seed, "nsga2_hv": float(target)}
-            for name, (perfect, accuracy_predictor) in variants.items():
+            for name, (perfect, accuracy_predictor, settings) in runs.items():
                 hv = search(column, "linas", linas_evals, seed, bounds, perfect, population, inner_evals,
-                            accuracy_predictor)
+                            accuracy_predictor, settings)
                 row[name] = {"evals_to_reach": evaluations_to_reach(hv, target), "final_hv": float(hv[-1]),
                              "hv_at_200": float(hv[min(199, len(hv) - 1)])}
             rows.append(row)
@@ -147,7 +167,7 @@ def main() -> None:
     parser.add_argument("--gennape", default="", metavar="DIR",
                         help="also run LINAS with this saved GENNAPE as its accuracy predictor")
     parser.add_argument("--only", default="", metavar="NAME[,NAME]",
-                        help=f"run only these variants ({', '.join(VARIANTS)}, gennape); default all")
+                        help=f"run only these variants ({', '.join(VARIANTS)}, gennape, transfer); default all")
     args = parser.parse_args()
     print(f"machine: {machine_line()}\n", flush=True)
     result = ablation(args.devices.split(","), args.seeds, args.nsga2_evals, args.linas_evals, gennape=args.gennape,

@@ -54,9 +54,31 @@ def _algorithm(args: argparse.Namespace, objectives: list[str], accuracy):
     ready = {"fixed_predictors": {"accuracy": accuracy} if isinstance(accuracy, PredictorAccuracy) else {}}
     if "latency_predictor" in own:
         ready["latency_predictor"] = _latency_predictor(args)
+    if "sources" in own:
+        ready["sources"] = _transfer_sources(args, objectives)
     algorithm = make_algorithm(args.algo, {**vars(args), **ready})
     algorithm.check_objectives(objectives)
     return algorithm
+
+
+def _transfer_sources(args: argparse.Namespace, objectives: list[str]) -> dict:
+    """Other devices' latencies for a ``--predictor latency=sources``: the space's packaged device tables and
+    the dataset's other keys (``jobs.transfer_sources``), so a new device's search starts from a good predictor."""
+    from controller.search.linas import transfers
+
+    kinds = args.predictors or {}
+    wanted = [o for o in objectives if transfers(kinds.get(o, kinds.get("*", "ridge")))]
+    if not wanted:
+        return {}
+    if wanted != ["latency"]:
+        raise ValueError(f"--predictor: a transferring kind (sources) learns the latency objective from other "
+                         f"devices, not {', '.join(o for o in wanted if o != 'latency')}")
+    from controller.learning.jobs import transfer_sources
+    from controller.store import Store
+
+    with Store(args.db) as store:
+        learned, _ = transfer_sources(store, args.space, args.device)
+    return {"latency": learned}
 
 
 def _space(args: argparse.Namespace):

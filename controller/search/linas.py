@@ -27,9 +27,14 @@ from controller.search.baselines import check_evolution
 from controller.search.evolution import PENALTY, check_inner, inner_algorithm, integer_problem
 from controller.search.hypervolume import pareto_mask
 from controller.search.problem import Ask, Predicts, PredictsArchitectures, SearchAlgorithm, SearchProblem, Steps
-from predictors import OutsideDomainWarning, get_predictor, predictor_class
+from predictors import OutsideDomainWarning, Samples, get_predictor, predictor_class
 
 DEFAULT_PREDICTOR = "ridge"  # LINAS Table 5 (MobileNetV3, ResNet50): ridge for accuracy and latency
+
+
+def transfers(kind: str) -> bool:
+    """Whether predictors of ``kind`` learn from other devices' samples (``use_sources``) before fitting."""
+    return hasattr(predictor_class(kind), "use_sources")
 
 
 SPARE_SHARE = 10  # a tenth more candidates than a population, in case some repeat an evaluated network
@@ -64,6 +69,9 @@ class Linas(SearchAlgorithm):
 
     ``fixed_predictors`` (objective -> a fitted predictor used as is, never retrained): a lab's own accuracy
     predictor, or the perfect-predictor ablation of benchmarks/linas_ablation.py.
+    ``sources`` (objective -> other devices' samples): what a transferring kind (``sources``) learns from
+    before each retraining, so that a search on a new device starts from a predictor that is good from its
+    first population (benchmarks/linas_ablation.py, variant "transfer").
     """
 
     name: ClassVar[str] = "linas"
@@ -75,6 +83,7 @@ class Linas(SearchAlgorithm):
     inner_evals: int = 20_000
     predictors: dict[str, str] = field(default_factory=dict)
     fixed_predictors: dict[str, PredictsArchitectures] = field(default_factory=dict, metadata={"recorded": False})
+    sources: dict[str, Sequence[Samples]] = field(default_factory=dict, metadata={"recorded": False})
 
     def check(self) -> None:
         super().check()
@@ -91,6 +100,10 @@ class Linas(SearchAlgorithm):
         if unknown:
             raise SettingError("fixed_predictors", f"name {', '.join(unknown)}, which the search does not optimise "
                                                    f"(its objectives: {', '.join(names)})")
+        for name in names:
+            if transfers(self.kind(name)) and name not in self.sources and name not in self.fixed_predictors:
+                raise SettingError("predictors", f"{name}={self.kind(name)} learns from other devices' measurements, "
+                                                 f"and none were given for {name}")
 
     def kind(self, objective: str) -> str:
         return self.predictors.get(objective, self.predictors.get("*", DEFAULT_PREDICTOR))
@@ -110,7 +123,10 @@ class Linas(SearchAlgorithm):
             kind = self.kind(objective.name)
             config = {"seed": problem.seed} if "seed" in predictor_class(kind).defaults() else {}
             y = np.array([e.values[objective.name] for e in done])
-            models.append(get_predictor(kind, **config).fit(samples.with_y(y)))
+            predictor = get_predictor(kind, **config)
+            if transfers(kind):
+                predictor.use_sources(self.sources[objective.name])
+            models.append(predictor.fit(samples.with_y(y)))
         return models
 
     def predicted_search(self, problem: SearchProblem, models: list[Predicts | PredictsArchitectures],

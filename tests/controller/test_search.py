@@ -283,6 +283,27 @@ def test_a_fixed_predictor_must_name_an_objective_of_the_search() -> None:
     assert evaluator.history == []  # refused before anything was evaluated
 
 
+def test_linas_on_a_new_device_retrains_a_latency_predictor_transferred_from_the_other_devices(
+        tmp_path: Path, replay_agent: LocalAgent, capsys) -> None:
+    """``--predictor latency=sources``: each iteration's latency predictor learns from the packaged NB-201
+    devices first (benchmarks/linas_ablation.py measures what that saves); without sources it is refused."""
+    from controller.search.evaluator import Evaluator
+    from controller.search.linas import Linas
+    from controller.search.problem import SearchProblem, drive
+
+    out = search(tmp_path, replay_agent, "linas", "--predictor", "latency=sources", name="transfer")
+    assert len(rows(out / "measured.csv")) == 30 and len(rows(out / "predicted_front.csv")) > 0
+    assert json.loads((out / "run.json").read_text())["config"]["predictors"] == {"latency": "sources"}
+    code = main(["search", "--device", "pixel3", "--agent", replay_agent.address, "--algo", "linas", "--db",
+                 str(tmp_path / "store.db"), "--out", str(tmp_path / "no"), *QUICK, "--predictor", "sources"])
+    assert code == 2 and "learns the latency objective from other devices, not accuracy" in capsys.readouterr().err
+    space = get_space("nb201")
+    evaluator = Evaluator(space, get_objectives("flops,accuracy"), 10, None, accuracy_evaluator("nb201", space))
+    with pytest.raises(ValueError, match="flops=sources learns from other devices' measurements, and none were "
+                                         "given for flops"):
+        drive(Linas(predictors={"flops": "sources"}), SearchProblem(space, evaluator))
+
+
 @pytest.mark.parametrize(("algo", "settings", "message"), [
     ("random", {"population": 1}, "population must be >= 2"),
     ("nsga2", {"mutation": 1.5}, "mutation is a probability"),
