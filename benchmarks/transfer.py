@@ -9,11 +9,13 @@ Families: ``nb201`` (the packaged HW-NAS-Bench / LatBench columns; eyeriss and f
 by construction), ``help-fbnet`` (27 columns) and ``help-ofa-mbv3`` (12 GPU columns; the input resolution,
 which varies by row, is one-hot encoded beside the architecture).
 
-With ``--selections random,active`` the n samples are also chosen by ``predictors.selection`` (the reference
-set, then the most uncertain) rather than drawn at random, side by side on the same test sets.
+``--sources`` restricts the sources to named columns (HELP's meta-training devices, for a comparison with its
+published figures on its own split). With ``--selections random,active`` the n samples are also chosen by
+``predictors.selection`` (the reference set, then the most uncertain) rather than drawn at random, side by
+side on the same test sets.
 
     python -m benchmarks.transfer [--family nb201] [--methods ridge,sources] [--seeds 5] [--samples 5,10,20,50]
-                                  [--selections random,active]
+                                  [--selections random,active] [--sources COLUMN,...] [--targets COLUMN,...]
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import time
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -49,15 +52,20 @@ def family_columns(family: str):
 
 
 def run(family: str, target: str, methods: list[str], sizes: list[int], seeds: int, n_test: int = 2000,
-        pretrain: int = 2000, rows: int | None = None, selections: tuple[str, ...] = ("random",)) -> list:
-    """The learning-curve points of one target column, every other column of the family a source (the first
-    ``rows`` architectures only, where given)."""
+        pretrain: int = 2000, rows: int | None = None, selections: tuple[str, ...] = ("random",),
+        source_columns: Sequence[str] = ()) -> list:
+    """The learning-curve points of one target column, every other column of the family a source (or only
+    ``source_columns``; the first ``rows`` architectures only, where given)."""
     from predictors.transfer import curve
 
     samples, columns, _ = family_columns(family)
     keep = np.arange(len(samples) if rows is None else rows)
     samples = samples.take(keep)
-    sources = [samples.with_y(y[keep]) for c, y in columns.items() if c != target]
+    unknown = sorted(set(source_columns) - set(columns))
+    if unknown:
+        raise SystemExit(f"{family} has no column(s) {unknown}")
+    sources = [samples.with_y(y[keep]) for c, y in columns.items()
+               if c != target and (not source_columns or c in source_columns)]
     return curve(samples.with_y(columns[target][keep]), sources, sizes, range(seeds), methods, n_test, pretrain,
                  selections=selections)
 
@@ -72,6 +80,7 @@ def main() -> None:
     parser.add_argument("--samples", default="5,10,20,50")
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--selections", default="random", help="random, active or both (comma-separated)")
+    parser.add_argument("--sources", default="", help="the only columns to transfer from (default: every other)")
     parser.add_argument("--targets", default="", help="columns to leave out in turn (default: every one)")
     args = parser.parse_args()
     print(f"machine: {machine_line()}\n", flush=True)
@@ -79,7 +88,8 @@ def main() -> None:
     for target in args.targets.split(",") if args.targets else list(columns):
         t0 = time.perf_counter()
         points = run(args.family, target, args.methods.split(","), [int(n) for n in args.samples.split(",")],
-                     args.seeds, selections=tuple(args.selections.split(",")))
+                     args.seeds, selections=tuple(args.selections.split(",")),
+                     source_columns=[c for c in args.sources.split(",") if c])
         print(f"{target} ({time.perf_counter() - t0:.0f} s)")
         print(text_table(as_rows(points)) + "\n", flush=True)
 
