@@ -136,6 +136,11 @@ def predictor_class(kind: str) -> type[Predictor]:
     return PREDICTORS[kind]
 
 
+def transfers(kind: str) -> bool:
+    """Whether predictors of ``kind`` learn from other devices' samples (``use_sources``) before fitting."""
+    return hasattr(predictor_class(kind), "use_sources")
+
+
 def get_predictor(kind: str, **config: Any) -> Predictor:
     return predictor_class(kind)(**config)
 

@@ -64,10 +64,11 @@ def _algorithm(args: argparse.Namespace, objectives: list[str], accuracy):
 def _transfer_sources(args: argparse.Namespace, objectives: list[str]) -> dict:
     """Other devices' latencies for a ``--predictor latency=sources``: the space's packaged device tables and
     the dataset's other keys (``jobs.transfer_sources``), so a new device's search starts from a good predictor."""
-    from controller.search.linas import transfers
+    from controller.search.linas import DEFAULT_PREDICTOR
+    from predictors.base import transfers
 
     kinds = args.predictors or {}
-    wanted = [o for o in objectives if transfers(kinds.get(o, kinds.get("*", "ridge")))]
+    wanted = [o for o in objectives if transfers(kinds.get(o, kinds.get("*", DEFAULT_PREDICTOR)))]
     if not wanted:
         return {}
     if wanted != ["latency"]:

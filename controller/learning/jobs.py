@@ -21,6 +21,7 @@ from controller.learning.data import space_samples
 from controller.learning.layer_latency import LAYER_SPACE, layer_sums, measured_layers
 from controller.spaces import SPACES, get_space
 from predictors import Predictor, Samples, get_predictor, load, predictor_class
+from predictors.base import transfers
 from predictors.evaluate import Result, summarise
 from predictors.metrics import BOUNDS, MIN_HELD_OUT
 from protos import names
@@ -173,11 +174,10 @@ def train_from_store(store, db: str | Path, device_key: str, kind: str, valid_sh
         samples = with_layer_sums(samples, store, device_key, space, rows, layers_from, learn_from=order[n_valid:])
     valid, train = samples.take(order[:n_valid]), samples.take(order[n_valid:])
     predictor = get_predictor(kind, **(config or {}))
-    transfers = hasattr(predictor, "use_sources")
-    if sources and not transfers:
+    if sources and not transfers(kind):
         raise SettingError("sources", f"are for a predictor that learns from other devices (kind sources), not {kind}")
     learned_from = ""
-    if transfers:
+    if transfers(kind):
         learned, learned_from = transfer_sources(store, space, device_key, sources or None)
         predictor.use_sources(learned)
     predictor.fit(train, valid)

@@ -28,13 +28,9 @@ from controller.search.evolution import PENALTY, check_inner, inner_algorithm, i
 from controller.search.hypervolume import pareto_mask
 from controller.search.problem import Ask, Predicts, PredictsArchitectures, SearchAlgorithm, SearchProblem, Steps
 from predictors import OutsideDomainWarning, Samples, get_predictor, predictor_class
+from predictors.base import transfers
 
 DEFAULT_PREDICTOR = "ridge"  # LINAS Table 5 (MobileNetV3, ResNet50): ridge for accuracy and latency
-
-
-def transfers(kind: str) -> bool:
-    """Whether predictors of ``kind`` learn from other devices' samples (``use_sources``) before fitting."""
-    return hasattr(predictor_class(kind), "use_sources")
 
 
 SPARE_SHARE = 10  # a tenth more candidates than a population, in case some repeat an evaluated network
