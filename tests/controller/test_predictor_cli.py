@@ -295,3 +295,18 @@ def test_a_key_measured_in_several_spaces_trains_on_the_one_it_can_or_the_one_na
     assert main(["predictor", "train", "--db", str(db), "--device", "pc-ort", "--kind", "ridge",
                  "--space", "fbnet"]) == 2
     assert "--space 'fbnet' has no measurements on pc-ort" in capsys.readouterr().err
+
+
+def test_a_long_runs_warnings_are_said_once_each_with_their_count(capsys) -> None:
+    import warnings
+
+    from controller.cli.common import warnings_summarised
+    from predictors import OutsideDomainWarning
+
+    with warnings_summarised():
+        for _ in range(3):
+            warnings.warn("ill-conditioned matrix", RuntimeWarning, stacklevel=1)
+        warnings.warn(OutsideDomainWarning("ridge predictor: 5 of 9 architecture(s) lie outside"), stacklevel=1)
+    err = capsys.readouterr().err
+    assert err.count("RuntimeWarning") == 1 and "note: RuntimeWarning x3 (first: ill-conditioned matrix)" in err
+    assert "note: 1 prediction batch(es) included architectures outside" in err
