@@ -6,7 +6,8 @@
 FROM python:3.11-slim AS base
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /opt/hwnas
-COPY pyproject.toml README.md ./
+COPY pyproject.toml setup.py README.md ./
+COPY hwnas ./hwnas
 COPY protos ./protos
 COPY device_agent ./device_agent
 COPY controller ./controller
@@ -27,7 +28,7 @@ ENV HWNAS_PORT=50151 HWNAS_TLS_CERT=/certs/agent.pem HWNAS_TLS_KEY=/certs/agent.
     HWNAS_TLS_CA=/certs/ca.pem HWNAS_TOKEN_FILE=/certs/token
 # grpc.health.v1 over the same TLS, through Python's own client: no extra binary in the image.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
-    CMD ["python", "-m", "device_agent.healthcheck"]
+    CMD ["python", "-m", "hwnas.device_agent.healthcheck"]
 ENTRYPOINT ["hwnas-agent", "serve", "--host", "0.0.0.0", "--port", "50151", "--cache-dir", "/home/hwnas/models"]
 
 FROM base AS controller

@@ -34,7 +34,7 @@ lint: $(BIN)/.installed
 	$(BIN)/hadolint Dockerfile
 
 protos: $(BIN)/.installed
-	$(BIN)/python -m protos.generate
+	$(BIN)/python -m hwnas.protos.generate
 
 bench: $(BIN)/.installed
 	$(BIN)/python -m benchmarks.fabric

@@ -35,10 +35,10 @@ def main() -> None:
     import numpy as np
     from scipy import stats
 
-    from controller.autobuild.labels import labelled, parse_objective
-    from controller.autobuild.sequences import sequence_family, sequence_samples
-    from controller.spaces import get_space
-    from predictors import get_predictor
+    from hwnas.controller.autobuild.labels import labelled, parse_objective
+    from hwnas.controller.autobuild.sequences import sequence_family, sequence_samples
+    from hwnas.controller.spaces import get_space
+    from hwnas.predictors import get_predictor
 
     print(f"machine: {machine_line()}")
     space = get_space(args.space, **({"resolution": args.resolution} if args.resolution else {}))
@@ -46,7 +46,7 @@ def main() -> None:
     config = {k: json.loads(v) for k, v in (s.split("=", 1) for s in args.settings)}
     store = None
     if args.db:
-        from controller.store import Store
+        from hwnas.controller.store import Store
 
         store = Store(args.db, read_only=True)
     print("| target | networks | train | 0-hop SRCC | best hop SRCC (hop) | fit s |")

@@ -19,14 +19,14 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.common import machine_line
-from controller.autogo.database import SegmentDatabase
-from controller.autogo.mutation import Mutator, op_classes
-from controller.autogo.search import PscScorer
-from controller.cli.main import main as hwnas
-from controller.fleet.local_agent import LocalAgent
-from controller.graph.ir import ComputationGraph
-from controller.graph.zoo import resnet50
-from predictors import load
+from hwnas.controller.autogo.database import SegmentDatabase
+from hwnas.controller.autogo.mutation import Mutator, op_classes
+from hwnas.controller.autogo.search import PscScorer
+from hwnas.controller.cli.main import main as hwnas
+from hwnas.controller.fleet.local_agent import LocalAgent
+from hwnas.controller.graph.ir import ComputationGraph
+from hwnas.controller.graph.zoo import resnet50
+from hwnas.predictors import load
 
 
 def build(work: Path, samples: int, vocab: int, train: int, per_graph: int, epochs: int, valid: int = 100,
@@ -93,9 +93,9 @@ def interleaved(root: ComputationGraph, run_dir: Path, count: int, rounds: int, 
     (A, B, C, A, B, C, ...), so a child found faster is not the machine drifting between measurements."""
     import tempfile
 
-    from controller.graph.onnx_export import to_onnx_bytes
-    from device_agent.backends import backend_class
-    from device_agent.measure import MeasureOptions, measure
+    from hwnas.controller.graph.onnx_export import to_onnx_bytes
+    from hwnas.device_agent.backends import backend_class
+    from hwnas.device_agent.measure import MeasureOptions, measure
 
     with (run_dir / "all.csv").open(newline="") as handle:
         everything = list(csv.DictReader(handle))
@@ -124,15 +124,15 @@ def interleaved(root: ComputationGraph, run_dir: Path, count: int, rounds: int, 
 
 
 def best_nb201_cell() -> str:
-    from controller.data import nb201_table
+    from hwnas.controller.data import nb201_table
 
     rows = [r for r in nb201_table() if r["acc_cifar10_test"] not in ("", "nan")]
     return max(rows, key=lambda r: float(r["acc_cifar10_test"]))["arch_str"]
 
 
 def _nb201_graph(arch: str) -> ComputationGraph:
-    from controller.spaces import get_space
-    from controller.spaces.nb201 import parse_arch_str
+    from hwnas.controller.spaces import get_space
+    from hwnas.controller.spaces.nb201 import parse_arch_str
 
     return get_space("nb201").to_graph(parse_arch_str(arch))
 

@@ -23,10 +23,10 @@ from benchmarks.common import machine_line
 
 
 def dispatch(jobs: int, agents: int, keys: int = 4) -> dict:
-    from controller.fleet import AgentEndpoint, campaign, run_campaign
-    from controller.fleet.local_agent import LocalAgent
-    from controller.spaces import get_space
-    from controller.store import Store
+    from hwnas.controller.fleet import AgentEndpoint, campaign, run_campaign
+    from hwnas.controller.fleet.local_agent import LocalAgent
+    from hwnas.controller.spaces import get_space
+    from hwnas.controller.store import Store
 
     space = get_space("nb201")
     archs = [x for x in (space.from_index(i) for i in range(200)) if space.is_connected(x)][:20]
@@ -54,9 +54,9 @@ def dispatch(jobs: int, agents: int, keys: int = 4) -> dict:
 
 def memory_child() -> None:
     """Runs in a fresh process so its peak RSS is the campaign's alone."""
-    from controller.fleet import campaign
-    from controller.spaces import get_space
-    from controller.store import Store
+    from hwnas.controller.fleet import campaign
+    from hwnas.controller.spaces import get_space
+    from hwnas.controller.store import Store
 
     space = get_space("nb201")
     archs = [x for x in space.enumerate() if space.is_connected(x)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime
 import platform
 
-from device_agent import host
+from hwnas.device_agent import host
 
 
 def machine_line() -> str:

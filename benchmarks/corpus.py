@@ -26,16 +26,16 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.common import machine_line
-from controller.corpus import registry
-from controller.graph.onnx_export import to_onnx_bytes
-from controller.graph.onnx_import import import_onnx
+from hwnas.controller.corpus import registry
+from hwnas.controller.graph.onnx_export import to_onnx_bytes
+from hwnas.controller.graph.onnx_import import import_onnx
 
 _MEMORY_PROBE = """
 import sys
 from pathlib import Path
-from device_agent.memory_probe import peak_rss_bytes
+from hwnas.device_agent.memory_probe import peak_rss_bytes
 data = Path(sys.argv[1]).read_bytes()
-from controller.graph.onnx_import import from_onnx, import_onnx
+from hwnas.controller.graph.onnx_import import from_onnx, import_onnx
 before = peak_rss_bytes()
 from_onnx(data)
 structure = peak_rss_bytes()

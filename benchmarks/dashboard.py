@@ -62,10 +62,10 @@ def page_seconds(driver, url: str, selectors: tuple[str, ...], timeout: float = 
 
 
 def build_store(db: Path, archs: int, devices: int, seed: int = 0) -> int:
-    from controller.spaces import get_space
-    from controller.spaces.catalog import sample
-    from controller.store import Store
-    from controller.store.records import ArchRecord, MeasurementRecord, make_job_key
+    from hwnas.controller.spaces import get_space
+    from hwnas.controller.spaces.catalog import sample
+    from hwnas.controller.store import Store
+    from hwnas.controller.store.records import ArchRecord, MeasurementRecord, make_job_key
 
     space = get_space("nb201")
     rng = np.random.default_rng(seed)
@@ -92,7 +92,7 @@ def run(archs: int, devices: int, repeats: int, browser: bool = False, store: Pa
     import uvicorn
 
     from benchmarks.common import free_port
-    from controller.dashboard.app import create_app
+    from hwnas.controller.dashboard.app import create_app
 
     with tempfile.TemporaryDirectory() as tmp:
         db = store or Path(tmp) / "big.db"

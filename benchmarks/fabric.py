@@ -19,12 +19,12 @@ import tempfile
 from pathlib import Path
 
 from benchmarks.common import machine_line
-from controller.cli.demo import small_cnn
-from controller.fleet.client import AgentClient
-from controller.fleet.local_agent import LocalAgent
-from controller.graph.onnx_export import to_onnx_bytes
-from device_agent.backends.onnxruntime_backend import OnnxRuntimeBackend
-from device_agent.measure import MeasureOptions, measure
+from hwnas.controller.cli.demo import small_cnn
+from hwnas.controller.fleet.client import AgentClient
+from hwnas.controller.fleet.local_agent import LocalAgent
+from hwnas.controller.graph.onnx_export import to_onnx_bytes
+from hwnas.device_agent.backends.onnxruntime_backend import OnnxRuntimeBackend
+from hwnas.device_agent.measure import MeasureOptions, measure
 
 THREADS = 1  # one intra-op thread on both sides: the comparison is about the fabric, not the pool
 

@@ -23,9 +23,9 @@ from benchmarks.common import machine_line
 
 
 def _samples(space_name: str, table_name: str, target: str, kinds: list[str]):
-    from controller.data import TABLES, table_path
-    from controller.learning.data import read_space_table, table_samples
-    from controller.spaces import get_space
+    from hwnas.controller.data import TABLES, table_path
+    from hwnas.controller.learning.data import read_space_table, table_samples
+    from hwnas.controller.spaces import get_space
 
     space = get_space(space_name)
     table = read_space_table(table_path(table_name), target, space, one_per_network=TABLES[table_name].copies)
@@ -39,8 +39,8 @@ def _fit_scores(samples, kinds: list[str], n_train: int, seeds: int, higher: boo
     (at least 10) is split off for validation, the rest of the table is the test set."""
     import numpy as np
 
-    from predictors import get_predictor, predictor_class
-    from predictors.metrics import evaluate
+    from hwnas.predictors import get_predictor, predictor_class
+    from hwnas.predictors.metrics import evaluate
 
     out: dict[str, dict[str, list]] = {k: {"spearman": [], "ndcg_at_10": [], "fit_s": []} for k in kinds}
     n_valid = max(10, n_train // 10)
@@ -64,7 +64,7 @@ def _cell(values: list[float]) -> str:
 
 
 def fbnet(kinds: list[str], seeds: int, n_train: int, columns: list[str], configs: dict[str, dict]) -> None:
-    from controller.data import table_rows
+    from hwnas.controller.data import table_rows
 
     names = columns or [c for c in table_rows("help-fbnet")[0] if c.startswith("lat_ms_")]
     print(f"\nHELP FBNet latency, {n_train} training networks, Spearman (mean ± std over {seeds} seeds)")
@@ -101,7 +101,7 @@ def main() -> None:
                         help="a predictor setting, as hwnas predictor bench --set (e.g. kgnn.epochs=60)")
     args = parser.parse_args()
     kinds = [k for k in args.kinds.split(",") if k]
-    from controller.cli.predictor import predictor_settings
+    from hwnas.controller.cli.predictor import predictor_settings
 
     configs = predictor_settings(args.settings, kinds)
     sizes = [int(n) for n in args.sizes.split(",")]

@@ -35,7 +35,7 @@ HERE = Path(__file__).resolve().parent.parent
 def search_once(checkout: Path, agent: str, evals: int, seed: int, work: Path) -> tuple[float, float, int]:
     """(wall s of the command, mean controller s per LINAS iteration, networks measured)."""
     out = work / f"run-{checkout.name}-{seed}"
-    cmd = [sys.executable, "-m", "controller.cli", "search", "--device", "pixel3", "--agent", agent, "--backend",
+    cmd = [sys.executable, "-m", "hwnas.controller.cli", "search", "--device", "pixel3", "--agent", agent, "--backend",
            "replay", "--algo", "linas", "--evals", str(evals), "--population", "50", "--inner-evals", "5000",
            "--seed", str(seed), "--db", str(out / "store.db"), "--out", str(out), "--insecure", "--quiet"]
     t0 = time.perf_counter()
@@ -67,8 +67,8 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=4000)
     parser.add_argument("--agents", type=int, default=16)
     args = parser.parse_args()
-    from controller.data import nb201_table_path
-    from controller.fleet.local_agent import LocalAgent
+    from hwnas.controller.data import nb201_table_path
+    from hwnas.controller.fleet.local_agent import LocalAgent
 
     checkouts = {"before": args.before.resolve(), "after": HERE}
     walls: dict[str, list[float]] = {k: [] for k in checkouts}

@@ -37,9 +37,9 @@ def main() -> None:
 
     import numpy as np
 
-    from controller.learning.families import load_family, pooled
-    from predictors import get_predictor
-    from predictors.gennape.protocol import LABELS, summary, transfer
+    from hwnas.controller.learning.families import load_family, pooled
+    from hwnas.predictors import get_predictor
+    from hwnas.predictors.gennape.protocol import LABELS, summary, transfer
 
     print(f"machine: {machine_line()}")
     config = {k: float(v) if "." in v else int(v) for k, v in (p.split("=") for p in args.config.split(",") if p)}

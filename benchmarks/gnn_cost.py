@@ -41,7 +41,7 @@ def matmul_gflops(rows: int, width: int, repeats: int = 20) -> float:
 
 def timed_fit(kind: str, config: dict, train, valid):
     """(seconds, the fitted predictor)."""
-    from predictors import get_predictor
+    from hwnas.predictors import get_predictor
 
     started = time.perf_counter()
     predictor = get_predictor(kind, **config).fit(train, valid)
@@ -74,11 +74,11 @@ def main() -> None:
     import numpy as np
     import torch
 
-    from controller.cli.predictor import predictor_settings
-    from controller.data import nb201_table_path
-    from controller.learning.data import nb201_samples, read_nb201_table
-    from predictors import predictor_class
-    from predictors.gnn import GnnPredictor
+    from hwnas.controller.cli.predictor import predictor_settings
+    from hwnas.controller.data import nb201_table_path
+    from hwnas.controller.learning.data import nb201_samples, read_nb201_table
+    from hwnas.predictors import predictor_class
+    from hwnas.predictors.gnn import GnnPredictor
 
     if not issubclass(predictor_class(args.kind), GnnPredictor):
         parser.error(f"--kind {args.kind} is not a whole-CG GNN (kgnn, gcn-cg, gin, gatv2)")

@@ -6,7 +6,7 @@ agent is slowed as a throttled CPU slows it: its threads are put in a cpu cgroup
 fraction of the host's cores (cgroup v1 ``cpu.cfs_quota_us``, or v2 ``cpu.max``; needs root). Each
 slowdown's size is measured, not assumed: the median ratio of its checks to the unslowed ones.
 
-The policy (``controller.fleet.health.judge``) is then replayed on those real series, for each threshold:
+The policy (``hwnas.controller.fleet.health.judge``) is then replayed on those real series, for each threshold:
 - **false quarantines**: the unslowed series read as one key's checks, in order (the first checks its
   baseline); every drift verdict is a false quarantine, after which the key starts a new baseline;
 - **checks to quarantine**: a baseline of unslowed checks at each position of the series, then that slowdown's
@@ -29,10 +29,10 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from benchmarks.common import machine_line
-from controller.fleet.client import AgentClient
-from controller.fleet.health import GOLDEN_PARAMS, GOLDEN_PROTOCOL, Check, GoldenPolicy, judge, reference_graph
-from controller.fleet.local_agent import LocalAgent
-from controller.graph.onnx_export import to_onnx_bytes
+from hwnas.controller.fleet.client import AgentClient
+from hwnas.controller.fleet.health import GOLDEN_PARAMS, GOLDEN_PROTOCOL, Check, GoldenPolicy, judge, reference_graph
+from hwnas.controller.fleet.local_agent import LocalAgent
+from hwnas.controller.graph.onnx_export import to_onnx_bytes
 
 PERIOD_US = 2000  # the CFS period: short, so a throttled agent stalls inside inferences, as a slow clock would
 

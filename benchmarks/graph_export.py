@@ -16,8 +16,8 @@ import time
 import numpy as np
 
 from benchmarks.common import machine_line
-from controller.graph.onnx_export import to_onnx
-from controller.spaces import get_space
+from hwnas.controller.graph.onnx_export import to_onnx
+from hwnas.controller.spaces import get_space
 
 
 def run(samples: int, spaces: tuple[str, ...] = ("nb201", "ofa-mbv3", "ofa-resnet50")) -> dict[str, dict]:

@@ -35,8 +35,8 @@ LAYER_SOURCES = ("isolated", "op-profiles", "kernels")
 def measure(db: Path, cache: Path, networks: int, count: int, backend: str = "onnxruntime") -> tuple[float, float]:
     """Networks (with their op profiles), then their layers, measured by one agent process; wall seconds of
     each step."""
-    from controller.cli.main import main
-    from controller.fleet.local_agent import LocalAgent
+    from hwnas.controller.cli.main import main
+    from hwnas.controller.fleet.local_agent import LocalAgent
 
     job = ["--protocol", "fixed", "--param", f"count={count}", "--insecure", "--backend", backend]
     with LocalAgent(cache) as agent:
@@ -55,8 +55,8 @@ def measure(db: Path, cache: Path, networks: int, count: int, backend: str = "on
 def device_seconds(db: Path) -> dict[str, float]:
     """Device time (agent-side, start to finish of each job) of the networks, of their op profiles within
     them, and of the isolated layers."""
-    from controller.learning.layer_latency import LAYER_SPACE
-    from controller.store import Store
+    from hwnas.controller.learning.layer_latency import LAYER_SPACE
+    from hwnas.controller.store import Store
 
     out = {"networks_s": 0.0, "op_profiles_s": 0.0, "layers_s": 0.0, "layers": 0.0, "networks": 0.0}
     with Store(db) as store:
@@ -76,10 +76,10 @@ def bench(db: Path, kinds: list[str], seeds: int, n_train: int, n_valid: int, co
           sources: tuple[str, ...] = LAYER_SOURCES) -> tuple[list, int]:
     """Each predictor's results on random splits of the measured networks (the layer-wise one once per layer
     source, named ``layerwise[SOURCE]``), and how many networks there are."""
-    from controller.learning.jobs import key_rows, rows_samples, with_layer_sums
-    from controller.store import Store
-    from predictors.evaluate import bench as bench_kinds
-    from predictors.evaluate import split
+    from hwnas.controller.learning.jobs import key_rows, rows_samples, with_layer_sums
+    from hwnas.controller.store import Store
+    from hwnas.predictors.evaluate import bench as bench_kinds
+    from hwnas.predictors.evaluate import split
 
     others = [kind for kind in kinds if kind != "layerwise"]
     results = []
@@ -98,8 +98,8 @@ def bench(db: Path, kinds: list[str], seeds: int, n_train: int, n_valid: int, co
 
 
 def main() -> None:
-    from controller.learning.jobs import bench_table
-    from controller.reporting.tables import text_table
+    from hwnas.controller.learning.jobs import bench_table
+    from hwnas.controller.reporting.tables import text_table
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--networks", type=int, default=500, help="NB-201 cells sampled (twins collapse)")

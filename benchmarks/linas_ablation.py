@@ -28,10 +28,10 @@ import numpy as np
 
 from benchmarks.common import machine_line
 from benchmarks.search import table_bounds
-from controller.fleet import Outcome
-from controller.search.hypervolume import HvSpace
-from controller.spaces import Candidate
-from controller.store import MeasurementRecord
+from hwnas.controller.fleet import Outcome
+from hwnas.controller.search.hypervolume import HvSpace
+from hwnas.controller.spaces import Candidate
+from hwnas.controller.store import MeasurementRecord
 
 ACCURACY = "acc_cifar10_test"
 VARIANTS = {"linas": (), "perfect accuracy": ("accuracy",), "perfect latency": ("latency",),
@@ -40,7 +40,7 @@ VARIANTS = {"linas": (), "perfect accuracy": ("accuracy",), "perfect latency": (
 
 @functools.cache
 def _rows() -> dict[str, dict[str, str]]:
-    from controller.data import nb201_table
+    from hwnas.controller.data import nb201_table
 
     return {row["arch_str"]: row for row in nb201_table()}
 
@@ -52,7 +52,7 @@ class TablePredictor:
         self.column = column
 
     def predict_encodings(self, encodings) -> np.ndarray:
-        from controller.spaces.nb201 import format_arch_str
+        from hwnas.controller.spaces.nb201 import format_arch_str
 
         return np.array([float(_rows()[format_arch_str(x)][self.column]) for x in encodings])
 
@@ -83,12 +83,12 @@ def search(column: str, algo: str, evals: int, seed: int, bounds: HvSpace, perfe
            population: int = 50, inner_evals: int = 20_000, accuracy_predictor=None,
            settings: dict | None = None) -> np.ndarray:
     """One search; the hypervolume after each evaluation. ``settings``: more of the algorithm's."""
-    from controller.search.algorithms import make_algorithm
-    from controller.search.evaluator import Evaluator
-    from controller.search.objectives import accuracy_evaluator, get_objectives
-    from controller.search.problem import SearchProblem, drive
-    from controller.search.run import HypervolumeLog
-    from controller.spaces import get_space
+    from hwnas.controller.search.algorithms import make_algorithm
+    from hwnas.controller.search.evaluator import Evaluator
+    from hwnas.controller.search.objectives import accuracy_evaluator, get_objectives
+    from hwnas.controller.search.problem import SearchProblem, drive
+    from hwnas.controller.search.run import HypervolumeLog
+    from hwnas.controller.spaces import get_space
 
     space = get_space("nb201")
     truth = {"accuracy": TablePredictor(ACCURACY), "latency": TablePredictor(column)}
@@ -108,9 +108,9 @@ def search(column: str, algo: str, evals: int, seed: int, bounds: HvSpace, perfe
 def other_devices(column: str, rows: int = 2000) -> list:
     """The other measured NB-201 devices as transfer sources, each on the same ``rows`` random networks (a
     LatBench-sized set a lab has of its older devices; seed 0)."""
-    from controller.learning.data import space_samples
-    from controller.learning.device_tables import device_columns
-    from controller.spaces import get_space
+    from hwnas.controller.learning.data import space_samples
+    from hwnas.controller.learning.device_tables import device_columns
+    from hwnas.controller.spaces import get_space
 
     table = device_columns("nb201")
     picked = np.random.default_rng(0).permutation(len(table.encodings))[:rows]
@@ -122,16 +122,16 @@ def ablation(devices: Sequence[str], seeds: int, nsga2_evals: int, linas_evals: 
              inner_evals: int = 20_000, gennape: str = "", only: Sequence[str] = ()) -> dict:
     """``gennape``: a saved GENNAPE folder; adds the variant "gennape", LINAS with it as accuracy predictor.
     ``only``: run just these variants (NSGA-II runs always: it sets the target)."""
-    from controller.search.report import evaluations_to_reach
+    from hwnas.controller.search.report import evaluations_to_reach
 
     variants = {name: (perfect, None) for name, perfect in VARIANTS.items() if not only or name in only}
     transfer = not only or "transfer" in only
     if gennape:
         from pathlib import Path
 
-        from controller.search.objectives import PredictorAccuracy
-        from controller.spaces import get_space
-        from predictors import load
+        from hwnas.controller.search.objectives import PredictorAccuracy
+        from hwnas.controller.spaces import get_space
+        from hwnas.predictors import load
 
         # one cache of GENNAPE's predictions for every run: each NB-201 network is predicted once
         if not only or "gennape" in only:

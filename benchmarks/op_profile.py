@@ -22,10 +22,10 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.common import machine_line
-from controller.graph.model_formats import model_format
-from controller.spaces import get_space
-from device_agent.backends import backend_class
-from device_agent.measure import MeasureOptions, measure
+from hwnas.controller.graph.model_formats import model_format
+from hwnas.controller.spaces import get_space
+from hwnas.device_agent.backends import backend_class
+from hwnas.device_agent.measure import MeasureOptions, measure
 
 RUNTIMES = {"op_profile": ("onnxruntime", "openvino", "litert"), "output_check": ("onnxruntime", "openvino", "torch")}
 FORMATS = {"litert": "tflite"}  # the file each runtime runs; onnx where not named

@@ -20,10 +20,10 @@ def run(target: str, kinds: list[str], seeds: int, n_train: int = 900, n_valid: 
         configs: dict | None = None, cell_graph: str = "pruned") -> tuple[list, float]:
     import numpy as np
 
-    from controller.data import nb201_table_path
-    from controller.learning.data import nb201_samples, read_nb201_table
-    from predictors import predictor_class
-    from predictors.evaluate import bench
+    from hwnas.controller.data import nb201_table_path
+    from hwnas.controller.learning.data import nb201_samples, read_nb201_table
+    from hwnas.predictors import predictor_class
+    from hwnas.predictors.evaluate import bench
 
     table = read_nb201_table(nb201_table_path(), target)
     keep = np.arange(len(table.encodings)) if rows is None else np.arange(rows)
@@ -43,10 +43,10 @@ def noise_ceiling(target: str) -> dict[str, float]:
 
     import numpy as np
 
-    from controller.data import nb201_table_path
-    from controller.learning.data import read_nb201_table
-    from controller.spaces.nb201 import live_edges
-    from predictors.metrics import evaluate
+    from hwnas.controller.data import nb201_table_path
+    from hwnas.controller.learning.data import read_nb201_table
+    from hwnas.controller.spaces.nb201 import live_edges
+    from hwnas.predictors.metrics import evaluate
 
     table = read_nb201_table(nb201_table_path(), target)
     twins: dict[tuple, list[float]] = collections.defaultdict(list)
@@ -84,10 +84,10 @@ def repeatability(target: str, kinds: list[str], seeds: int, n_train: int = 900,
     import numpy as np
     from scipy import stats
 
-    from controller.data import nb201_table_path
-    from controller.learning.data import nb201_samples, read_nb201_table
-    from predictors import get_predictor, predictor_class
-    from predictors.evaluate import split
+    from hwnas.controller.data import nb201_table_path
+    from hwnas.controller.learning.data import nb201_samples, read_nb201_table
+    from hwnas.predictors import get_predictor, predictor_class
+    from hwnas.predictors.evaluate import split
 
     table = read_nb201_table(nb201_table_path(), target)
     row = {tuple(x): i for i, x in enumerate(table.encodings)}
@@ -113,9 +113,9 @@ def repeatability(target: str, kinds: list[str], seeds: int, n_train: int = 900,
 
 
 def main() -> None:
-    from controller.cli.predictor import predictor_settings
-    from controller.learning.jobs import bench_table
-    from controller.reporting.tables import text_table
+    from hwnas.controller.cli.predictor import predictor_settings
+    from hwnas.controller.learning.jobs import bench_table
+    from hwnas.controller.reporting.tables import text_table
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--target", default="lat_ms_latbench_desktop_cpu_i7_7820x")

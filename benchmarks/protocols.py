@@ -20,10 +20,10 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.common import machine_line
-from controller.graph.onnx_export import to_onnx_bytes
-from controller.spaces import get_space
-from device_agent.backends.onnxruntime_backend import OnnxRuntimeBackend
-from device_agent.measure import MeasureOptions, measure
+from hwnas.controller.graph.onnx_export import to_onnx_bytes
+from hwnas.controller.spaces import get_space
+from hwnas.device_agent.backends.onnxruntime_backend import OnnxRuntimeBackend
+from hwnas.device_agent.measure import MeasureOptions, measure
 
 PROTOCOLS = ("latbench", "adaptive")
 

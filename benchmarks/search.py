@@ -26,7 +26,7 @@ from benchmarks.common import machine_line
 
 
 def _run(agent_address: str, device: str, algo: str, evals: int, seed: int, work: Path, extra: list[str]) -> Path:
-    from controller.cli.main import main
+    from hwnas.controller.cli.main import main
 
     out = work / f"{device}-{algo}-s{seed}"
     code = main(["search", "--device", device, "--agent", agent_address, "--algo", algo, "--evals", str(evals),
@@ -39,9 +39,9 @@ def _run(agent_address: str, device: str, algo: str, evals: int, seed: int, work
 
 def table_bounds(column: str):
     """Normalisation from the whole table: every run of a device is scored alike."""
-    from controller.data import nb201_table
-    from controller.search.hypervolume import HvSpace
-    from controller.spaces import get_space
+    from hwnas.controller.data import nb201_table
+    from hwnas.controller.search.hypervolume import HvSpace
+    from hwnas.controller.spaces import get_space
 
     space = get_space("nb201")
     rows = [r for r in nb201_table() if space.has_network(space.from_string(r["arch_str"])) and r[column]]
@@ -55,9 +55,9 @@ def table_bounds(column: str):
 
 def replay(devices: list[str], seeds: int, nsga2_evals: int, linas_evals: int, random_evals: int,
            population: int = 50, inner_evals: int = 20_000, work: Path | None = None) -> dict:
-    from controller.data import nb201_table_path
-    from controller.fleet.local_agent import LocalAgent
-    from controller.search.report import evaluations_to_reach, load_traces
+    from hwnas.controller.data import nb201_table_path
+    from hwnas.controller.fleet.local_agent import LocalAgent
+    from hwnas.controller.search.report import evaluations_to_reach, load_traces
 
     work = work or Path(tempfile.mkdtemp(prefix="hwnas-search-bench-"))
     out: dict = {"devices": {}}
@@ -89,8 +89,8 @@ def replay(devices: list[str], seeds: int, nsga2_evals: int, linas_evals: int, r
 
 
 def live(evals: int, seeds: int = 1, work: Path | None = None) -> dict:
-    from controller.fleet.local_agent import LocalAgent
-    from controller.search.report import load_traces
+    from hwnas.controller.fleet.local_agent import LocalAgent
+    from hwnas.controller.search.report import load_traces
 
     work = work or Path(tempfile.mkdtemp(prefix="hwnas-search-live-"))
     folders: dict[str, list[Path]] = {"linas": [], "random": []}

@@ -24,11 +24,11 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.common import machine_line
-from controller.graph.model_formats import model_format
-from controller.spaces import get_space
-from device_agent.backends import backend_class
-from device_agent.measure import MeasureOptions, measure
-from device_agent.transports.local import LocalTransport
+from hwnas.controller.graph.model_formats import model_format
+from hwnas.controller.spaces import get_space
+from hwnas.device_agent.backends import backend_class
+from hwnas.device_agent.measure import MeasureOptions, measure
+from hwnas.device_agent.transports.local import LocalTransport
 
 FAMILIES = ("nb201", "ofa-mbv3", "fbnet")
 BIN = Path(sys.executable).parent

@@ -11,7 +11,7 @@ which varies by row, is one-hot encoded beside the architecture).
 
 ``--sources`` restricts the sources to named columns (HELP's meta-training devices, for a comparison with its
 published figures on its own split). With ``--selections random,active`` the n samples are also chosen by
-``predictors.selection`` (the reference set, then the most uncertain) rather than drawn at random, side by
+``hwnas.predictors.selection`` (the reference set, then the most uncertain) rather than drawn at random, side by
 side on the same test sets.
 
     python -m benchmarks.transfer [--family nb201] [--methods ridge,sources] [--seeds 5] [--samples 5,10,20,50]
@@ -34,10 +34,10 @@ FAMILIES = ("nb201", "help-fbnet", "help-ofa-mbv3")
 
 def family_columns(family: str):
     """(the architectures' samples with no y, {column: latencies}, encodings) of one family's table, rows aligned."""
-    from controller.data import TABLES
-    from controller.learning.data import nb201_samples, space_samples
-    from controller.learning.device_tables import device_columns
-    from controller.spaces import get_space
+    from hwnas.controller.data import TABLES
+    from hwnas.controller.learning.data import nb201_samples, space_samples
+    from hwnas.controller.learning.device_tables import device_columns
+    from hwnas.controller.spaces import get_space
 
     if family == "nb201":
         table = device_columns("nb201")
@@ -56,7 +56,7 @@ def run(family: str, target: str, methods: list[str], sizes: list[int], seeds: i
         source_columns: Sequence[str] = ()) -> list:
     """The learning-curve points of one target column, every other column of the family a source (or only
     ``source_columns``; the first ``rows`` architectures only, where given)."""
-    from predictors.transfer import curve
+    from hwnas.predictors.transfer import curve
 
     samples, columns, _ = family_columns(family)
     keep = np.arange(len(samples) if rows is None else rows)
@@ -71,8 +71,8 @@ def run(family: str, target: str, methods: list[str], sizes: list[int], seeds: i
 
 
 def main() -> None:
-    from controller.reporting.tables import text_table
-    from predictors.transfer import as_rows
+    from hwnas.controller.reporting.tables import text_table
+    from hwnas.predictors.transfer import as_rows
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--family", choices=FAMILIES, default="nb201")

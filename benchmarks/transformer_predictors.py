@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.common import machine_line
-from controller.graph.onnx_export import to_onnx_bytes
-from controller.spaces import get_space
+from hwnas.controller.graph.onnx_export import to_onnx_bytes
+from hwnas.controller.spaces import get_space
 
 SIZES = (50, 200, 1000)
 
@@ -30,8 +30,8 @@ SIZES = (50, 200, 1000)
 def measure_networks(count: int, sequence: int, inferences: int, cache: Path, seed: int = 0,
                      progress: bool = True) -> list[tuple[list[int], float]]:
     """(encoding, mean latency in ms) of ``count`` distinct networks, from ``cache`` where measured before."""
-    from device_agent.backends import backend_class
-    from device_agent.measure import MeasureOptions, measure
+    from hwnas.device_agent.backends import backend_class
+    from hwnas.device_agent.measure import MeasureOptions, measure
 
     space = get_space("transformer", sequence=sequence)
     done: dict[tuple[int, ...], float] = {}
@@ -73,9 +73,9 @@ def measure_networks(count: int, sequence: int, inferences: int, cache: Path, se
 def run(networks: int, sequence: int, inferences: int, kinds: list[str], cache: Path, seeds: int = 3,
         sizes: tuple[int, ...] = SIZES) -> dict[int, dict[str, dict[str, tuple[float, float]]]]:
     """{train size: {kind: {metric: (mean, std over seeds)}}}."""
-    from controller.learning.data import table_samples
-    from predictors import predictor_class
-    from predictors.evaluate import bench, summarise
+    from hwnas.controller.learning.data import table_samples
+    from hwnas.predictors import predictor_class
+    from hwnas.predictors.evaluate import bench, summarise
 
     measured = measure_networks(networks, sequence, inferences, cache)
     space = get_space("transformer", sequence=sequence)

@@ -1,5 +1,5 @@
 import sys
 
-from device_agent.cli import main
+from hwnas.device_agent.cli import main
 
 sys.exit(main())

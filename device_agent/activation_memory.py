@@ -9,7 +9,7 @@ frees each tensor after its last use holds at once. Runtimes reuse buffers as we
 worse, and add workspace, so the estimate is a floor on what the run needs: a run it refuses would not fit.
 Symbolic dimensions (``batch``) take the value the request gives the input that names them.
 
-Read with hwnas's copy of the ONNX schema (``protos.onnx_format``): no ``onnx`` package on the agent.
+Read with hwnas's copy of the ONNX schema (``hwnas.protos.onnx_format``): no ``onnx`` package on the agent.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from protos.onnx_format.onnx_ml_pb2 import ModelProto, TensorProto, ValueInfoProto
+from hwnas.protos.onnx_format.onnx_ml_pb2 import ModelProto, TensorProto, ValueInfoProto
 
 # ONNX element type -> bytes per element (the types models carry activations in).
 _ELEMENT_BYTES = {TensorProto.FLOAT: 4, TensorProto.FLOAT16: 2, TensorProto.BFLOAT16: 2, TensorProto.DOUBLE: 8,

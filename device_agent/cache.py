@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from device_agent.errors import CacheFull, IntegrityError, InvalidInput, ModelNotFound, ModelTooLarge
+from hwnas.device_agent.errors import CacheFull, IntegrityError, InvalidInput, ModelNotFound, ModelTooLarge
 
 SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 

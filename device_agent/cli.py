@@ -13,12 +13,12 @@ import sys
 import threading
 from pathlib import Path
 
-from device_agent import __version__
-from device_agent.backends import TOOL_BACKENDS
-from protos import names
-from protos.argtypes import arg_type
-from protos.auth import ClientTls, TlsFiles, check_plaintext, host_of, read_token
-from protos.listen import address_arg, port_arg
+from hwnas.device_agent import __version__
+from hwnas.device_agent.backends import TOOL_BACKENDS
+from hwnas.protos import names
+from hwnas.protos.argtypes import arg_type
+from hwnas.protos.auth import ClientTls, TlsFiles, check_plaintext, host_of, read_token
+from hwnas.protos.listen import address_arg, port_arg
 
 _SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?i?B?)?\s*", re.IGNORECASE)
 _UNITS = {"": 1, "B": 1, "K": 1e3, "KB": 1e3, "KIB": 1024, "M": 1e6, "MB": 1e6, "MIB": 1 << 20,
@@ -259,13 +259,13 @@ def transport_options(args: argparse.Namespace) -> dict[str, str]:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from device_agent.server import AgentConfig, AgentServer, AgentServicer  # grpc only when serving
+    from hwnas.device_agent.server import AgentConfig, AgentServer, AgentServicer  # grpc only when serving
 
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     log = logging.getLogger("hwnas.agent")
     if hasattr(signal, "SIGUSR1"):  # `kill -USR1 PID`: every thread's stack on stderr, for an agent that hangs
         faulthandler.register(signal.SIGUSR1, all_threads=True)
-    from device_agent.host import hostname
+    from hwnas.device_agent.host import hostname
 
     if args.port is None and not args.controller:
         args.port = 50151
@@ -287,7 +287,7 @@ def _serve(args: argparse.Namespace) -> int:
         servicer = server.servicer if server else AgentServicer(config)
         link = None
         if args.controller:
-            from device_agent.dialout import ControllerLink
+            from hwnas.device_agent.dialout import ControllerLink
 
             link = ControllerLink(servicer, args.controller, args.device_key, link_tls, token)
     except (RuntimeError, ValueError, OSError) as exc:
@@ -349,15 +349,15 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _info(args: argparse.Namespace) -> int:
-    from device_agent.backends import BACKENDS, probe_backend
-    from device_agent.power import probe_all
+    from hwnas.device_agent.backends import BACKENDS, probe_backend
+    from hwnas.device_agent.power import probe_all
 
     try:
         power = probe_all(args.power_source)
     except ValueError as exc:
         print(f"hwnas-agent info: --power-source: {exc}", file=sys.stderr)
         return 2
-    from device_agent.tools.survey import survey_tools, survey_transports
+    from hwnas.device_agent.tools.survey import survey_tools, survey_transports
 
     report = {
         "agent_version": __version__,

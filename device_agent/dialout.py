@@ -18,11 +18,11 @@ from collections.abc import Callable
 
 import grpc
 
-from device_agent.errors import AgentError
-from device_agent.measure import StopToken
-from device_agent.server import AgentServicer
-from protos.auth import ClientTls, call_metadata, explain_connect_failure, open_channel
-from protos.hwnas.v1 import controller_pb2, controller_pb2_grpc
+from hwnas.device_agent.errors import AgentError
+from hwnas.device_agent.measure import StopToken
+from hwnas.device_agent.server import AgentServicer
+from hwnas.protos.auth import ClientTls, call_metadata, explain_connect_failure, open_channel
+from hwnas.protos.hwnas.v1 import controller_pb2, controller_pb2_grpc
 
 log = logging.getLogger("hwnas.agent.dialout")
 

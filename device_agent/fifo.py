@@ -13,7 +13,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from device_agent.errors import MeasurementStopped
+from hwnas.device_agent.errors import MeasurementStopped
 
 _POLL_S = 0.05  # how often a waiter re-checks whether its caller gave up
 

@@ -1,4 +1,4 @@
-"""``python -m device_agent.healthcheck``: exit 0 when the local agent's health service says SERVING.
+"""``python -m hwnas.device_agent.healthcheck``: exit 0 when the local agent's health service says SERVING.
 
 For container HEALTHCHECKs. Reads the agent's own settings from the environment: HWNAS_PORT (50151),
 HWNAS_TLS_CA (trust for the agent's certificate; unset means plaintext loopback), and when the agent

@@ -22,7 +22,7 @@ from typing import TypeVar
 
 import psutil
 
-from device_agent.gpu import gpu_state
+from hwnas.device_agent.gpu import gpu_state
 
 _PROC = Path("/proc")
 _CPUFREQ = Path("/sys/devices/system/cpu/cpu0/cpufreq")

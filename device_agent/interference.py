@@ -16,8 +16,8 @@ from pathlib import Path
 
 import psutil
 
-from device_agent.gpu import violation_ns
-from device_agent.host import PSUTIL_ERRORS
+from hwnas.device_agent.gpu import violation_ns
+from hwnas.device_agent.host import PSUTIL_ERRORS
 
 OTHER_PROCESS_CPU_SHARE = 0.10  # of one CPU over the timed window: above this, the record warns
 MIN_SPAN_S = 0.1  # ten of the OS's 10 ms CPU-time ticks: a shorter span cannot tell a share

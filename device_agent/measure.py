@@ -19,16 +19,16 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from device_agent import activation_memory
-from device_agent.activation_memory import ActivationEstimate
-from device_agent.backends.base import InputSpec, LoadedModel
-from device_agent.errors import InvalidInput, MeasurementStopped
-from device_agent.host import HostState, memory_total_bytes, read_state, state_warnings
-from device_agent.interference import RunWatch
-from device_agent.power.base import PowerSource
-from device_agent.protocols import get_protocol
-from device_agent.stats import LatencyStats, summarize
-from protos import output_check
+from hwnas.device_agent import activation_memory
+from hwnas.device_agent.activation_memory import ActivationEstimate
+from hwnas.device_agent.backends.base import InputSpec, LoadedModel
+from hwnas.device_agent.errors import InvalidInput, MeasurementStopped
+from hwnas.device_agent.host import HostState, memory_total_bytes, read_state, state_warnings
+from hwnas.device_agent.interference import RunWatch
+from hwnas.device_agent.power.base import PowerSource
+from hwnas.device_agent.protocols import get_protocol
+from hwnas.device_agent.stats import LatencyStats, summarize
+from hwnas.protos import output_check
 
 log = logging.getLogger("hwnas.agent.measure")
 

@@ -8,7 +8,7 @@ baseline (Linux: the address space's ``VmHWM``; macOS ``ru_maxrss``; elsewhere p
 model's footprint over load and inference, weights, arenas and activations included, as the record's
 ``memory_source`` says.
 
-    python -m device_agent.memory_probe  (reads one JSON request on stdin, writes one JSON answer)
+    python -m hwnas.device_agent.memory_probe  (reads one JSON request on stdin, writes one JSON answer)
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def footprint(backend: str, options: Mapping[str, str], path: Path, threads: int
     (subprocess.TimeoutExpired past ``timeout_s``: the process is killed)."""
     request = {"backend": backend, "options": dict(options), "path": str(path), "threads": threads,
                "shapes": {name: list(dims) for name, dims in shapes.items()}}
-    done = subprocess.run([sys.executable, "-m", "device_agent.memory_probe"], input=json.dumps(request),
+    done = subprocess.run([sys.executable, "-m", "hwnas.device_agent.memory_probe"], input=json.dumps(request),
                           capture_output=True, text=True, timeout=timeout_s)
     if done.returncode != 0:
         last = (done.stderr.strip().splitlines() or ["no message"])[-1]
@@ -65,7 +65,7 @@ def footprint(backend: str, options: Mapping[str, str], path: Path, threads: int
 def _probe(request: Mapping) -> int:
     import importlib
 
-    from device_agent.backends import backend_class
+    from hwnas.device_agent.backends import backend_class
 
     backend = backend_class(request["backend"])(**request["options"])
     for module in backend.runtime_modules:

@@ -10,8 +10,8 @@ its ``GraphProto`` (initializer = 5, input = 11, output = 12); every other field
 
 from __future__ import annotations
 
-from device_agent.errors import InvalidInput
-from device_agent.tensors import InputSpec
+from hwnas.device_agent.errors import InvalidInput
+from hwnas.device_agent.tensors import InputSpec
 
 _METADATA_PROPS = 14
 _GRAPH, _INITIALIZER, _INPUT, _OUTPUT = 7, 5, 11, 12

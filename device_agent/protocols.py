@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from device_agent.errors import InvalidInput
-from device_agent.stats import NS_PER_MS, iqr_trimmed_mean, trimmed_mean_se
+from hwnas.device_agent.errors import InvalidInput
+from hwnas.device_agent.stats import NS_PER_MS, iqr_trimmed_mean, trimmed_mean_se
 
 TimeOne = Callable[[], int]
 

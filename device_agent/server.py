@@ -23,18 +23,18 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from device_agent import __version__, host, memory_probe
-from device_agent.backends import TOOL_BACKENDS, Backend, LoadedModel, backend_class
-from device_agent.cache import ModelCache, check_sha256
-from device_agent.errors import AgentError, InvalidInput, MeasurementStopped, ModelNotFound
-from device_agent.fifo import FifoGate
-from device_agent.measure import SLOW_STEP_S, Measurement, MeasureOptions, StopToken, measure
-from device_agent.power import PowerSource, idle_power_w, parse_power_source, probe_all
-from device_agent.protocols import PROTOCOLS
-from device_agent.transports import DeviceFacts, Transport, TransportError, open_transport
-from protos.auth import TlsFiles
-from protos.hwnas.v1 import agent_pb2, agent_pb2_grpc
-from protos.listen import listen, new_server
+from hwnas.device_agent import __version__, host, memory_probe
+from hwnas.device_agent.backends import TOOL_BACKENDS, Backend, LoadedModel, backend_class
+from hwnas.device_agent.cache import ModelCache, check_sha256
+from hwnas.device_agent.errors import AgentError, InvalidInput, MeasurementStopped, ModelNotFound
+from hwnas.device_agent.fifo import FifoGate
+from hwnas.device_agent.measure import SLOW_STEP_S, Measurement, MeasureOptions, StopToken, measure
+from hwnas.device_agent.power import PowerSource, idle_power_w, parse_power_source, probe_all
+from hwnas.device_agent.protocols import PROTOCOLS
+from hwnas.device_agent.transports import DeviceFacts, Transport, TransportError, open_transport
+from hwnas.protos.auth import TlsFiles
+from hwnas.protos.hwnas.v1 import agent_pb2, agent_pb2_grpc
+from hwnas.protos.listen import listen, new_server
 
 log = logging.getLogger("hwnas.agent")
 

@@ -1,6 +1,6 @@
 """Read a TFLite model's inputs and outputs straight from its FlatBuffer bytes.
 
-A vendor tool's output check (``device_agent.tools.check_io``) must write the check's inputs as the files
+A vendor tool's output check (``hwnas.device_agent.tools.check_io``) must write the check's inputs as the files
 ``benchmark_model`` loads and cut the raw bytes it writes back into outputs, so it needs each input's and
 output's name, shape and element type. The agent host driving a phone or a board need not have LiteRT
 installed; reading the few tables of the schema (tensorflow/lite/schema/schema.fbs) keeps it light.
@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import struct
 
-from device_agent.errors import InvalidInput
-from device_agent.tensors import InputSpec
+from hwnas.device_agent.errors import InvalidInput
+from hwnas.device_agent.tensors import InputSpec
 
 IDENTIFIER = b"TFL3"
 # Model: subgraphs = 2, signature_defs = 7. SubGraph: tensors = 0, inputs = 1, outputs = 2.

@@ -5,7 +5,7 @@ ones, is imported on first use); ``load(folder)`` reads a saved one (JSON card +
 never a pickle).
 """
 
-from predictors.base import (
+from hwnas.predictors.base import (
     KINDS,
     ModelCard,
     OutsideDomainWarning,
@@ -15,7 +15,7 @@ from predictors.base import (
     predictor_class,
     register,
 )
-from predictors.samples import FEATURE_VERSION, Samples
+from hwnas.predictors.samples import FEATURE_VERSION, Samples
 
 __all__ = ["FEATURE_VERSION", "KINDS", "ModelCard", "OutsideDomainWarning", "Predictor", "Samples", "get_predictor",
            "load", "predictor_class", "register"]

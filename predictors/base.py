@@ -20,8 +20,8 @@ from typing import Any, ClassVar
 import numpy as np
 from safetensors.numpy import load_file, save_file
 
-from predictors.domain import learn, outside
-from predictors.samples import FEATURE_VERSION, Samples
+from hwnas.predictors.domain import learn, outside
+from hwnas.predictors.samples import FEATURE_VERSION, Samples
 
 CARD = "card.json"
 WEIGHTS = "weights.safetensors"
@@ -117,11 +117,10 @@ class Predictor(ABC):
 
 PREDICTORS: dict[str, type[Predictor]] = {}  # filled by @register as the modules below are imported
 # kind -> module defining it, imported on first use, so asking for "ridge" never loads torch.
-KINDS = {"flops": "predictors.linear", "layerwise": "predictors.linear", "ridge": "predictors.linear",
-         "svr": "predictors.linear", "stacked": "predictors.linear", "gcn": "predictors.gcn", "kgnn": "predictors.gnn",
-         "gcn-cg": "predictors.gnn", "gin": "predictors.gnn", "gatv2": "predictors.gnn",
-         "brp": "predictors.brp", "gennape": "predictors.gennape.model", "psc": "predictors.psc",
-         "sources": "predictors.source_transfer", "autobuild": "predictors.autobuild.predictor"}
+KINDS = {kind: f"{__package__}.{module}" for kind, module in {
+    "flops": "linear", "layerwise": "linear", "ridge": "linear", "svr": "linear", "stacked": "linear", "gcn": "gcn",
+    "kgnn": "gnn", "gcn-cg": "gnn", "gin": "gnn", "gatv2": "gnn", "brp": "brp", "gennape": "gennape.model",
+    "psc": "psc", "sources": "source_transfer", "autobuild": "autobuild.predictor"}.items()}
 
 
 def register(cls: type[Predictor]) -> type[Predictor]:

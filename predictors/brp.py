@@ -18,9 +18,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from predictors.base import Predictor, register
-from predictors.gcn import GcnNet, tensors
-from predictors.samples import Samples
+from hwnas.predictors.base import Predictor, register
+from hwnas.predictors.gcn import GcnNet, tensors
+from hwnas.predictors.samples import Samples
 
 
 class PairNet(nn.Module):

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from predictors.samples import Samples
+from hwnas.predictors.samples import Samples
 
 TOLERANCE = 1e-6  # float noise on recorded feature bounds
 

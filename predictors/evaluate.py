@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from predictors.base import get_predictor, predictor_class
-from predictors.metrics import evaluate
-from predictors.samples import Samples
+from hwnas.predictors.base import get_predictor, predictor_class
+from hwnas.predictors.metrics import evaluate
+from hwnas.predictors.samples import Samples
 
 
 @dataclass(frozen=True)

@@ -28,9 +28,9 @@ from torch import nn
 from torch_geometric.nn import SimpleConv
 from torch_geometric.utils import degree, dense_to_sparse
 
-from predictors.base import Predictor, register
-from predictors.progress import report_epoch
-from predictors.samples import Samples
+from hwnas.predictors.base import Predictor, register
+from hwnas.predictors.progress import report_epoch
+from hwnas.predictors.samples import Samples
 
 
 class CellConv(nn.Module):

@@ -33,9 +33,9 @@ from torch_geometric.nn import (
     global_mean_pool,
 )
 
-from predictors.base import Predictor, register
-from predictors.gcn import LogScale, NetState, log_target_loss, train_regressor
-from predictors.samples import Samples
+from hwnas.predictors.base import Predictor, register
+from hwnas.predictors.gcn import LogScale, NetState, log_target_loss, train_regressor
+from hwnas.predictors.samples import Samples
 
 
 def _gin(d_in: int, d_out: int) -> nn.Module:

@@ -12,8 +12,8 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from predictors.base import Predictor, register
-from predictors.samples import Samples
+from hwnas.predictors.base import Predictor, register
+from hwnas.predictors.samples import Samples
 
 
 def _lstsq_line(x: np.ndarray, y: np.ndarray) -> np.ndarray:

@@ -15,8 +15,8 @@ from torch import nn
 from torch_geometric.data import Batch, Data
 from torch_geometric.nn import global_add_pool, global_mean_pool
 
-from predictors.base import register
-from predictors.gnn import GnnNet, GnnPredictor, to_data
+from hwnas.predictors.base import register
+from hwnas.predictors.gnn import GnnNet, GnnPredictor, to_data
 
 PARTS = 3
 

@@ -1,6 +1,6 @@
 """Which networks a new device should measure next: the most uncertain under the transfer's linear model.
 
-A new device's predictor (``predictors.source_transfer``) is a ridge on the other devices' predictions,
+A new device's predictor (``hwnas.predictors.source_transfer``) is a ridge on the other devices' predictions,
 with the architecture encoding added once there are enough samples. For a linear model the variance of a
 prediction at x, after measuring the rows X, is proportional to x' (X'X + I)^-1 x: large far from what was
 measured (diversity) and where the fitted weights are least pinned down (uncertainty). Measuring, greedily,

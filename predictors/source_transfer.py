@@ -28,9 +28,9 @@ from scipy.stats import spearmanr
 from sklearn.linear_model import Ridge, RidgeCV
 from sklearn.model_selection import KFold, cross_val_predict
 
-from predictors.base import Predictor, register
-from predictors.linear import RidgeModel
-from predictors.samples import Samples
+from hwnas.predictors.base import Predictor, register
+from hwnas.predictors.linear import RidgeModel
+from hwnas.predictors.samples import Samples
 
 ALPHAS = (1e-3, 1e-2, 0.1, 1.0, 10.0, 100.0)
 LOG, LINEAR = 0, 1  # what the sources' predictions and the target's fit are: log latency, or latency
@@ -70,7 +70,7 @@ class SourceTransferPredictor(Predictor):
         return np.column_stack([m.predict(encoding) for m in self.sources[space]])
 
     def log_predictions(self, encoding: np.ndarray) -> np.ndarray:
-        """(N, sources): each source device's predicted log latency; what ``predictors.selection`` spreads."""
+        """(N, sources): each source device's predicted log latency; what ``hwnas.predictors.selection`` spreads."""
         return self._raw(encoding, LOG)
 
     def _design(self, encoding: np.ndarray, space: int, with_encoding: int) -> np.ndarray:

@@ -5,9 +5,9 @@ Two ways to transfer, each compared with the same model fitted from scratch on t
   architectures (each source's log-latency standardised on its own, so a 2 ms and a 200 ms device teach
   the same shape), then fitted again on the n target measurements starting from those weights;
 - ``sources`` (vs ``ridge``): the sources' ridge predictors recombined for the target
-  (``predictors.source_transfer``).
+  (``hwnas.predictors.source_transfer``).
 ``curve`` measures them for several n and seeds, on one held-out test set per seed, with the n target
-samples drawn at random or chosen by ``predictors.selection`` (``active``).
+samples drawn at random or chosen by ``hwnas.predictors.selection`` (``active``).
 """
 
 from __future__ import annotations
@@ -18,12 +18,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from predictors.base import get_predictor
-from predictors.metrics import evaluate
-from predictors.samples import Samples
+from hwnas.predictors.base import get_predictor
+from hwnas.predictors.metrics import evaluate
+from hwnas.predictors.samples import Samples
 
 if TYPE_CHECKING:  # the GCN (torch) is imported only when a GCN method is asked for
-    from predictors.gcn import GcnPredictor
+    from hwnas.predictors.gcn import GcnPredictor
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,7 @@ def curve(target: Samples, sources: Sequence[Samples], sizes: Sequence[int], see
     ``target`` and every source hold the same architectures in the same order. Per seed, ``n_test`` of
     them are the test set; the sources are fitted on up to ``pretrain_samples`` of the others, and the n
     target samples are drawn from the others too (``active``: chosen among them, in the order
-    ``predictors.selection`` would have a lab measure them), so no test architecture is ever trained on.
+    ``hwnas.predictors.selection`` would have a lab measure them), so no test architecture is ever trained on.
     ``config`` goes to the GCNs. ``progress`` hears of each step before it starts (``steps`` counts them).
     """
     unknown = [m for m in methods if m not in METHODS] + [s for s in selections if s not in SELECTIONS]
@@ -114,7 +114,7 @@ def _picks(selection: str, pool: np.ndarray, target: Samples, sources: Sequence[
     its first ``candidates`` (active; the sources' measured architectures in this benchmark)."""
     if selection == "random":
         return pool
-    from predictors.selection import next_to_measure
+    from hwnas.predictors.selection import next_to_measure
 
     pool = pool[:max(candidates, count)]
     encoding = target.take(pool).encoding

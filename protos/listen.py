@@ -11,8 +11,8 @@ from concurrent import futures
 
 import grpc
 
-from protos.argtypes import arg_type
-from protos.auth import RoleInterceptor, TlsFiles, TokenInterceptor
+from hwnas.protos.argtypes import arg_type
+from hwnas.protos.auth import RoleInterceptor, TlsFiles, TokenInterceptor
 
 OWN_PORT = (("grpc.so_reuseport", 0),)
 

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from controller.cli.demo import small_cnn
-from controller.fleet.client import AgentClient
-from controller.graph.onnx_export import to_onnx_bytes
-from device_agent.server import AgentConfig, AgentServer
+from hwnas.controller.cli.demo import small_cnn
+from hwnas.controller.fleet.client import AgentClient
+from hwnas.controller.graph.onnx_export import to_onnx_bytes
+from hwnas.device_agent.server import AgentConfig, AgentServer
 from tests.built_once import built_once
 
 
@@ -66,8 +66,8 @@ SMALL_GENNAPE = {"cl_epochs": 1, "width": 16, "hidden": 32, "head_layers": 2, "e
 @pytest.fixture(scope="session")
 def small_gennape(tmp_path_factory) -> Path:
     """A GENNAPE pretrained for seconds on 120 NB-201 networks, saved: small, but every part of it is real."""
-    from controller.learning.families import load_family
-    from predictors import get_predictor
+    from hwnas.controller.learning.families import load_family
+    from hwnas.predictors import get_predictor
 
     def build(folder: Path) -> None:
         get_predictor("gennape", **SMALL_GENNAPE).fit(load_family("nb201", 120).samples).save(folder / "nb201")

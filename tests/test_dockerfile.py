@@ -23,6 +23,6 @@ def test_agent_image_is_slim_non_root_and_health_checked() -> None:
     agent = text.split("AS agent", 1)[1].split("FROM ", 1)[0]
     assert "FROM python:3.11-slim AS base" in text
     assert '".[agent]"' in agent and "torch" not in agent
-    assert "USER 10001" in agent and "HEALTHCHECK" in agent and "device_agent.healthcheck" in agent
+    assert "USER 10001" in agent and "HEALTHCHECK" in agent and "hwnas.device_agent.healthcheck" in agent
     assert "HWNAS_TLS_CERT=/certs/agent.pem" in agent and "--insecure" not in agent
     assert "AS controller" in text

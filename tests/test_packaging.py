@@ -33,5 +33,5 @@ def test_pins_from_the_known_good_list() -> None:
 
 
 def test_console_scripts() -> None:
-    assert PYPROJECT["project"]["scripts"] == {"hwnas": "controller.cli.main:main",
-                                               "hwnas-agent": "device_agent.cli:main"}
+    assert PYPROJECT["project"]["scripts"] == {"hwnas": "hwnas.controller.cli.main:main",
+                                               "hwnas-agent": "hwnas.device_agent.cli:main"}

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from controller.autobuild.sequences import Module, SequenceFamily, sequence_samples
-from controller.spaces.base import SearchSpace
+from hwnas.controller.autobuild.sequences import Module, SequenceFamily, sequence_samples
+from hwnas.controller.spaces.base import SearchSpace
 
 EXHAUSTIVE_LIMIT = 200_000  # networks the exhaustive baseline scores at most
 

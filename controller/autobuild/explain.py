@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from controller.autobuild.building import stage_modules
-from controller.autobuild.sequences import sequence_samples
-from controller.autobuild.training import TrainedSet
+from hwnas.controller.autobuild.building import stage_modules
+from hwnas.controller.autobuild.sequences import sequence_samples
+from hwnas.controller.autobuild.training import TrainedSet
 
 
 def value_counts(trained: TrainedSet) -> list[np.ndarray]:

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from controller.errors import SettingError
-from controller.spaces.base import SearchSpace
+from hwnas.controller.errors import SettingError
+from hwnas.controller.spaces.base import SearchSpace
 
 NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
 
@@ -86,7 +86,7 @@ class Labelled:
 
 
 def _table_values(space: SearchSpace, path: Path, column: str) -> Values:
-    from controller.learning.data import read_space_table
+    from hwnas.controller.learning.data import read_space_table
 
     table = read_space_table(path, column, space, one_per_network=True)
     sizes = table.resolutions or [space.resolution] * len(table.encodings)
@@ -109,7 +109,7 @@ def _store_values(space: SearchSpace, store, device_key: str) -> Values:
 
 def _packaged_table(objective: Objective, space: SearchSpace, rest: str) -> tuple[str, str]:
     """(table name, column) of a ``table[:TABLE]:COLUMN`` source."""
-    from controller.data import TABLES
+    from hwnas.controller.data import TABLES
 
     name, _, column = rest.rpartition(":")
     if not name:
@@ -126,7 +126,7 @@ def _packaged_table(objective: Objective, space: SearchSpace, rest: str) -> tupl
 
 def objective_values(objective: Objective, space: SearchSpace, store=None) -> Values:
     """{(input size, network key): (encoding, value)} of one objective."""
-    from controller.data import table_path
+    from hwnas.controller.data import table_path
 
     kind, _, rest = objective.source.partition(":")
     if kind == "table":

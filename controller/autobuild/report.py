@@ -16,10 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
-from controller.autobuild.building import build, dominated, exhaustive, front, stage_modules
-from controller.autobuild.explain import write_csv
-from controller.autobuild.labels import objective_values, parse_objective
-from controller.autobuild.training import TrainedSet
+from hwnas.controller.autobuild.building import build, dominated, exhaustive, front, stage_modules
+from hwnas.controller.autobuild.explain import write_csv
+from hwnas.controller.autobuild.labels import objective_values, parse_objective
+from hwnas.controller.autobuild.training import TrainedSet
 
 
 @dataclass
@@ -68,7 +68,7 @@ def build_report(trained: TrainedSet, top_k: int, networks: int, with_exhaustive
     archs = [p[3] for p in picks]
     store = None
     if db is not None:
-        from controller.store import Store
+        from hwnas.controller.store import Store
 
         store = Store(db)
     try:
@@ -103,7 +103,7 @@ def build_report(trained: TrainedSet, top_k: int, networks: int, with_exhaustive
 
 
 def _summary(trained: TrainedSet, rows: list[dict]) -> str:
-    from controller.reporting.tables import text_table
+    from hwnas.controller.reporting.tables import text_table
 
     names = trained.labelled.names
     table = [("equation", "method", "#", "network", *names, "beyond front")]

@@ -22,10 +22,10 @@ from typing import Any
 
 import numpy as np
 
-from controller.autobuild.sequences import Module, SequenceFamily, sequence_family
-from controller.graph import ComputationGraph
-from controller.spaces import get_space
-from controller.spaces.base import SearchSpace
+from hwnas.controller.autobuild.sequences import Module, SequenceFamily, sequence_family
+from hwnas.controller.graph import ComputationGraph
+from hwnas.controller.spaces import get_space
+from hwnas.controller.spaces.base import SearchSpace
 
 ENUMERATE_LIMIT = 1_000_000  # encodings enumerate() lists at most
 

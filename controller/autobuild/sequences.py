@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from controller.spaces import get_space
-from predictors.samples import Samples, graph_array
+from hwnas.controller.spaces import get_space
+from hwnas.predictors.samples import Samples, graph_array
 
 
 @dataclass(frozen=True)
@@ -149,7 +149,7 @@ class MacroSequences(SequenceFamily):
 
     @property
     def stages(self) -> tuple[Stage, ...]:
-        from controller.spaces.nas_bench_macro import OPS, STAGES
+        from hwnas.controller.spaces.nas_bench_macro import OPS, STAGES
 
         return tuple(Stage((n,), OPS) for n in STAGES)
 
@@ -157,7 +157,7 @@ class MacroSequences(SequenceFamily):
         return (("none", "none"), ("3", "3"), ("5", "6"))[choice]
 
     def modules(self, x: Sequence[int]) -> list[Module]:
-        from controller.spaces.nas_bench_macro import STAGES
+        from hwnas.controller.spaces.nas_bench_macro import STAGES
 
         x, out, start = list(x), [], 0
         for n in STAGES:
@@ -179,7 +179,7 @@ class OfaMbv3Sequences(SequenceFamily):
 
     @property
     def stages(self) -> tuple[Stage, ...]:
-        from controller.spaces.ofa_mbv3 import DEPTHS, EXPANDS, KERNELS, STAGES
+        from hwnas.controller.spaces.ofa_mbv3 import DEPTHS, EXPANDS, KERNELS, STAGES
 
         names = tuple(f"k{k}e{e}" for k in KERNELS for e in EXPANDS)
         return tuple(Stage(DEPTHS, names) for _ in range(STAGES))
@@ -188,7 +188,7 @@ class OfaMbv3Sequences(SequenceFamily):
         return str((3, 5, 7)[choice // 3]), str((3, 4, 6)[choice % 3])
 
     def modules(self, x: Sequence[int]) -> list[Module]:
-        from controller.spaces.ofa_mbv3 import DEPTHS, MAX_DEPTH, STAGES
+        from hwnas.controller.spaces.ofa_mbv3 import DEPTHS, MAX_DEPTH, STAGES
 
         x = list(x)
         out = []
@@ -199,7 +199,7 @@ class OfaMbv3Sequences(SequenceFamily):
         return out
 
     def assemble(self, modules: Sequence[Module]) -> list[int]:
-        from controller.spaces.ofa_mbv3 import DEPTHS, MAX_DEPTH
+        from hwnas.controller.spaces.ofa_mbv3 import DEPTHS, MAX_DEPTH
 
         depth, ks, es = [], [0] * 20, [0] * 20
         for s, module in enumerate(modules):

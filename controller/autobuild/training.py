@@ -15,12 +15,12 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
-from controller.autobuild.equations import Equation, parse_equation
-from controller.autobuild.labels import Labelled
-from controller.autobuild.sequences import SequenceFamily, sequence_family, sequence_samples
-from controller.spaces import get_space
-from predictors import get_predictor, load
-from predictors.metrics import MIN_HELD_OUT
+from hwnas.controller.autobuild.equations import Equation, parse_equation
+from hwnas.controller.autobuild.labels import Labelled
+from hwnas.controller.autobuild.sequences import SequenceFamily, sequence_family, sequence_samples
+from hwnas.controller.spaces import get_space
+from hwnas.predictors import get_predictor, load
+from hwnas.predictors.metrics import MIN_HELD_OUT
 
 MANIFEST = "autobuild.json"
 MIN_NETWORKS = 50  # below this a rank loss on batches and a held-out tenth say nothing

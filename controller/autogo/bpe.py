@@ -19,9 +19,9 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from controller.autogo.segment import op_token
-from controller.errors import SettingError
-from controller.graph.ir import ComputationGraph
+from hwnas.controller.autogo.segment import op_token
+from hwnas.controller.errors import SettingError
+from hwnas.controller.graph.ir import ComputationGraph
 
 SYMBOL_BASE = 0x4E00  # CJK Unified Ideographs: 20,992 code points, all one script, untouched by normalisation
 UNSEEN_BASE = 0xE000  # Private Use Area: labels the vocabulary never saw (each ends up a one-node segment)

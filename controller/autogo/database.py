@@ -15,10 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from controller.autogo.bpe import make_alphabet, node_labels, segment_string, to_string, train_bpe
-from controller.autogo.segment import Region, Segment, extract, region
-from controller.errors import SettingError
-from controller.graph.ir import ComputationGraph
+from hwnas.controller.autogo.bpe import make_alphabet, node_labels, segment_string, to_string, train_bpe
+from hwnas.controller.autogo.segment import Region, Segment, extract, region
+from hwnas.controller.errors import SettingError
+from hwnas.controller.graph.ir import ComputationGraph
 
 DB_FORMAT = "hwnas.autogo.segments/1"
 MAX_STRUCTURES_PER_PIECE = 3  # one piece string can stand for a few different subgraphs; keep the first few
@@ -139,9 +139,9 @@ def standard_corpus(samples_per_space: int, seed: int = 0, spaces: Sequence[str]
     """Random samples of the spaces (default: every registered one) plus the zoo's networks (ResNet-50,
     VGG-16, EDSR). Each family takes a share of the BPE vocabulary: a database for one kind of network
     (EDSR's conv/ReLU/pixel-shuffle) finds more of its segments when built from fewer, closer families."""
-    from controller.graph.zoo import ZOO
-    from controller.spaces import SPACES, get_space
-    from controller.spaces.catalog import sample
+    from hwnas.controller.graph.zoo import ZOO
+    from hwnas.controller.spaces import SPACES, get_space
+    from hwnas.controller.spaces.catalog import sample
 
     corpus = []
     unknown = sorted(set(spaces or ()) - set(SPACES))

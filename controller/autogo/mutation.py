@@ -16,9 +16,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from controller.autogo.database import SegmentDatabase
-from controller.autogo.resolution import Resolution, resolve
-from controller.autogo.segment import (
+from hwnas.controller.autogo.database import SegmentDatabase
+from hwnas.controller.autogo.resolution import Resolution, resolve
+from hwnas.controller.autogo.segment import (
     BODY_OPS,
     TOKEN_OPS,
     Region,
@@ -29,8 +29,8 @@ from controller.autogo.segment import (
     op_token,
     region,
 )
-from controller.graph.ir import ComputationGraph, Node
-from controller.graph.ops import ShapeError, op_spec
+from hwnas.controller.graph.ir import ComputationGraph, Node
+from hwnas.controller.graph.ops import ShapeError, op_spec
 
 DEPTHWISE = "dwconv"  # the op-whitelist name of a depthwise convolution
 

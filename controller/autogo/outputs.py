@@ -11,11 +11,11 @@ from typing import Any
 
 import numpy as np
 
-from controller.autogo.mutation import Mutation
-from controller.autogo.run_folder import KIND
-from controller.autogo.search import AutoGO, Individual
-from controller.graph.ir import ComputationGraph
-from controller.graph.onnx_export import to_onnx_bytes
+from hwnas.controller.autogo.mutation import Mutation
+from hwnas.controller.autogo.run_folder import KIND
+from hwnas.controller.autogo.search import AutoGO, Individual
+from hwnas.controller.graph.ir import ComputationGraph
+from hwnas.controller.graph.onnx_export import to_onnx_bytes
 
 PART_COLOURS = ("#b0b0b0", "#8e44ad", "#f39c12")  # Predecessor grey, Segment purple, suCcessor orange
 
@@ -43,7 +43,7 @@ def write_csv(path: Path, table: list[dict[str, Any]]) -> None:
 def write_outputs(search: AutoGO, out: Path, settings: dict[str, Any]) -> dict[str, Any]:
     """all.csv, networks/<arch_id>.json (every CG), pareto.csv, front/<arch_id>.onnx + .json, and .png (the
     mutation that made each front network), mutation.png (the first of them), run.json; returns the summary.
-    ``controller.autogo.run_folder`` reads them back."""
+    ``hwnas.controller.autogo.run_folder`` reads them back."""
     out.mkdir(parents=True, exist_ok=True)
     front = sorted(search.front(), key=lambda i: -i.predicted_accuracy)
     write_csv(out / "all.csv", rows(search, search.population))
@@ -84,7 +84,7 @@ def _layout(graph: ComputationGraph, nodes: Sequence[int]) -> dict[int, tuple[fl
 
 
 def _draw(ax, graph: ComputationGraph, window: Sequence[int], colour_of, title: str) -> None:
-    from controller.autogo.segment import op_token
+    from hwnas.controller.autogo.segment import op_token
 
     where = _layout(graph, window)
     for k in window:

@@ -12,11 +12,11 @@ from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 
-from controller.autogo.database import SegmentDatabase
-from controller.graph.ir import ComputationGraph
-from controller.learning.data import cg_graph
-from predictors import Samples
-from predictors.samples import graph_array
+from hwnas.controller.autogo.database import SegmentDatabase
+from hwnas.controller.graph.ir import ComputationGraph
+from hwnas.controller.learning.data import cg_graph
+from hwnas.predictors import Samples
+from hwnas.predictors.samples import graph_array
 
 
 def partitioned(graph: ComputationGraph, part: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

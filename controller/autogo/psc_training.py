@@ -18,20 +18,20 @@ from typing import Any
 import numpy as np
 from scipy.stats import spearmanr
 
-from controller.autogo.database import SegmentDatabase
-from controller.autogo.psc_data import fold_samples, psc_samples, whole_graph_samples
-from controller.errors import SettingError
-from controller.graph.ir import ComputationGraph
-from predictors import get_predictor
+from hwnas.controller.autogo.database import SegmentDatabase
+from hwnas.controller.autogo.psc_data import fold_samples, psc_samples, whole_graph_samples
+from hwnas.controller.errors import SettingError
+from hwnas.controller.graph.ir import ComputationGraph
+from hwnas.predictors import get_predictor
 
 Progress = Callable[[Iterable, str], Iterable]
 
 
 def labelled_nb201(n: int, column: str, seed: int) -> tuple[list[ComputationGraph], np.ndarray]:
     """``n`` random connected NB-201 networks (canonical CGs) and their ``column`` values."""
-    from controller.data import nb201_table
-    from controller.spaces import get_space
-    from controller.spaces.nb201 import parse_arch_str
+    from hwnas.controller.data import nb201_table
+    from hwnas.controller.spaces import get_space
+    from hwnas.controller.spaces.nb201 import parse_arch_str
 
     rows = nb201_table()
     if column not in rows[0]:

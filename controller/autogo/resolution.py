@@ -22,7 +22,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from controller.autogo.segment import Segment, channels, size
+from hwnas.controller.autogo.segment import Segment, channels, size
 
 Shape = tuple[int, ...]
 CHANNEL_FACTORS = (0.5, 1.0, 2.0)  # halve, keep, double the template's channels

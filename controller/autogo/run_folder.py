@@ -1,5 +1,5 @@
 """Reading back what ``hwnas autogo run`` wrote (``run.json``, ``all.csv``, ``pareto.csv``, ``front/``), for
-viewers such as the dashboard; the writer is ``controller.autogo.outputs``. Light on purpose: no torch, no
+viewers such as the dashboard; the writer is ``hwnas.controller.autogo.outputs``. Light on purpose: no torch, no
 predictor, so a viewer can list runs without loading the search."""
 
 from __future__ import annotations

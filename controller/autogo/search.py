@@ -18,17 +18,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from controller.autogo.database import SegmentDatabase
-from controller.autogo.mutation import Mutation, Mutator
-from controller.autogo.psc_data import decompositions, partitioned
-from controller.errors import SettingError
-from controller.graph.ir import ComputationGraph
-from controller.learning.families import graph_samples
-from controller.search.evaluator import Evaluation, Evaluator
-from controller.search.hypervolume import pareto_mask
-from controller.spaces import Candidate
-from predictors import Predictor, Samples
-from predictors.samples import graph_array
+from hwnas.controller.autogo.database import SegmentDatabase
+from hwnas.controller.autogo.mutation import Mutation, Mutator
+from hwnas.controller.autogo.psc_data import decompositions, partitioned
+from hwnas.controller.errors import SettingError
+from hwnas.controller.graph.ir import ComputationGraph
+from hwnas.controller.learning.families import graph_samples
+from hwnas.controller.search.evaluator import Evaluation, Evaluator
+from hwnas.controller.search.hypervolume import pareto_mask
+from hwnas.controller.spaces import Candidate
+from hwnas.predictors import Predictor, Samples
+from hwnas.predictors.samples import graph_array
 
 
 @dataclass

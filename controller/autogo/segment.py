@@ -19,7 +19,7 @@ from typing import Any
 
 import networkx as nx
 
-from controller.graph.ir import ComputationGraph, Node
+from hwnas.controller.graph.ir import ComputationGraph, Node
 
 Shape = tuple[int, ...]
 

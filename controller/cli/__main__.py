@@ -1,7 +1,7 @@
-"""``python -m controller.cli``: the same entry point as the ``hwnas`` script."""
+"""``python -m hwnas.controller.cli``: the same entry point as the ``hwnas`` script."""
 
 import sys
 
-from controller.cli.main import main
+from hwnas.controller.cli.main import main
 
 sys.exit(main())

@@ -6,8 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from controller.cli.common import add_space_options, db_target, fail, param, report_failures, space_options
-from controller.cli.fleet_flags import add_fleet_options
+from hwnas.controller.cli.common import add_space_options, db_target, fail, param, report_failures, space_options
+from hwnas.controller.cli.fleet_flags import add_fleet_options
 
 OBJECTIVE_HELP = ("NAME=SOURCE: acc=table (the space's accuracy table), acc=table:COLUMN, lat=db:KEY (what the "
                   "store's agents measured on device key KEY, with --db), lat=file:PATH:COLUMN; repeatable")
@@ -73,13 +73,13 @@ def _note(text: str) -> None:
 def cmd_autobuild_train(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from controller.autobuild.equations import parse_equation
-    from controller.autobuild.labels import labelled, parse_objective
-    from controller.autobuild.sequences import sequence_family
-    from controller.autobuild.training import MIN_NETWORKS, held_out_phrase, train
-    from controller.cli.common import dataset_exists
-    from controller.cli.predictor import predictor_settings
-    from controller.spaces import get_space
+    from hwnas.controller.autobuild.equations import parse_equation
+    from hwnas.controller.autobuild.labels import labelled, parse_objective
+    from hwnas.controller.autobuild.sequences import sequence_family
+    from hwnas.controller.autobuild.training import MIN_NETWORKS, held_out_phrase, train
+    from hwnas.controller.cli.common import dataset_exists
+    from hwnas.controller.cli.predictor import predictor_settings
+    from hwnas.controller.spaces import get_space
 
     try:
         space = get_space(args.space, **space_options(args))
@@ -100,7 +100,7 @@ def cmd_autobuild_train(args: argparse.Namespace) -> int:
                                  f"{', '.join(o.text() for o in objectives if o.device_key)} read the store")
             if not dataset_exists(args.db):
                 raise FileNotFoundError(f"no dataset at {args.db}")
-            from controller.store import Store
+            from hwnas.controller.store import Store
 
             store = Store(args.db, read_only=True)
         try:
@@ -125,8 +125,8 @@ def cmd_autobuild_train(args: argparse.Namespace) -> int:
 
 
 def cmd_autobuild_explain(args: argparse.Namespace) -> int:
-    from controller.autobuild.explain import explain
-    from controller.autobuild.training import open_trained
+    from hwnas.controller.autobuild.explain import explain
+    from hwnas.controller.autobuild.training import open_trained
 
     try:
         trained = open_trained(args.trained)
@@ -135,8 +135,8 @@ def cmd_autobuild_explain(args: argparse.Namespace) -> int:
         paths = explain(trained, args.out or args.trained / "explain", args.top_modules)
     except (ValueError, FileNotFoundError) as exc:
         return fail("autobuild explain", exc)
-    from controller.autobuild.explain import feature_rows
-    from controller.reporting.tables import text_table
+    from hwnas.controller.autobuild.explain import feature_rows
+    from hwnas.controller.reporting.tables import text_table
 
     rows = feature_rows(trained)
     print(text_table([("equation", "category", "value", "FE-MLP score", "training nodes")]
@@ -148,8 +148,8 @@ def cmd_autobuild_explain(args: argparse.Namespace) -> int:
 
 
 def cmd_autobuild_build(args: argparse.Namespace) -> int:
-    from controller.autobuild.report import build_report
-    from controller.autobuild.training import open_trained
+    from hwnas.controller.autobuild.report import build_report
+    from hwnas.controller.autobuild.training import open_trained
 
     try:
         trained = open_trained(args.trained)
@@ -168,10 +168,10 @@ def cmd_autobuild_build(args: argparse.Namespace) -> int:
 
 def _measurer(args: argparse.Namespace, trained):
     """A function measuring architectures on every db:KEY objective's device through the fleet, checked now."""
-    from controller.autobuild.labels import parse_objective
-    from controller.cli.fleet_flags import check_agents, fleet_config
-    from controller.fleet import campaign
-    from controller.graph.model_formats import check_exportable
+    from hwnas.controller.autobuild.labels import parse_objective
+    from hwnas.controller.cli.fleet_flags import check_agents, fleet_config
+    from hwnas.controller.fleet import campaign
+    from hwnas.controller.graph.model_formats import check_exportable
 
     devices = [k for k in (parse_objective(t).device_key for t in trained.manifest["objectives"]) if k]
     if not devices:
@@ -190,10 +190,10 @@ def _measurer(args: argparse.Namespace, trained):
         agents measure at once; a network measured before (by any campaign) is not measured again."""
         from dataclasses import replace
 
-        from controller.fleet import Fleet
-        from controller.search.evaluator import Evaluator
-        from controller.search.measure import FleetMeasurer
-        from controller.search.objectives import OBJECTIVES
+        from hwnas.controller.fleet import Fleet
+        from hwnas.controller.search.evaluator import Evaluator
+        from hwnas.controller.search.measure import FleetMeasurer
+        from hwnas.controller.search.objectives import OBJECTIVES
 
         check_agents(config, args.connect_timeout)
         again = store.remeasure_warned(plan.campaign, devices) if args.remeasure_warned else 0

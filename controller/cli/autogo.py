@@ -7,8 +7,8 @@ import contextlib
 import sys
 from pathlib import Path
 
-from controller.cli import common
-from controller.cli.measure import add_measurement_options
+from hwnas.controller.cli import common
+from hwnas.controller.cli.measure import add_measurement_options
 
 DEFAULT_SEGMENTS = Path("autogo/segments")
 DEFAULT_PSC = Path("autogo/psc")
@@ -33,8 +33,8 @@ def _bounds(text: str) -> tuple[float, float] | None:
 def cmd_build_db(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from controller.autogo.database import build_database, standard_corpus
-    from controller.graph.onnx_import import from_onnx
+    from hwnas.controller.autogo.database import build_database, standard_corpus
+    from hwnas.controller.graph.onnx_import import from_onnx
 
     try:
         if args.samples_per_space < 1:
@@ -60,8 +60,8 @@ def cmd_build_db(args: argparse.Namespace) -> int:
 def cmd_train_psc(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from controller.autogo.database import SegmentDatabase
-    from controller.autogo.psc_training import train_psc
+    from hwnas.controller.autogo.database import SegmentDatabase
+    from hwnas.controller.autogo.psc_training import train_psc
 
     try:
         database = SegmentDatabase.load(args.segments)
@@ -84,16 +84,16 @@ def _input_network(args: argparse.Namespace):
     if len(given) != 1:
         raise ValueError("give exactly one network: --input model.onnx, --zoo NAME, or --space SPACE --arch STR")
     if args.input:
-        from controller.graph.onnx_import import from_onnx
+        from hwnas.controller.graph.onnx_import import from_onnx
 
         if not args.input.is_file():
             raise ValueError(f"--input {args.input}: no such file")
         return args.input.stem, from_onnx(args.input)
     if args.zoo:
-        from controller.graph.zoo import zoo_graph
+        from hwnas.controller.graph.zoo import zoo_graph
 
         return args.zoo, zoo_graph(args.zoo, **({"input_hw": args.resolution} if args.resolution else {}))
-    from controller.spaces.catalog import parse_arch
+    from hwnas.controller.spaces.catalog import parse_arch
 
     space, x = parse_arch(args.arch, args.space, **common.space_options(args))
     return f"{space.name}:{space.to_string(x)}", space.to_graph(x)
@@ -103,16 +103,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     import numpy as np
     from tqdm import tqdm
 
-    from controller.autogo.database import SegmentDatabase
-    from controller.autogo.mutation import coverage, op_classes
-    from controller.autogo.outputs import write_outputs
-    from controller.autogo.search import AutoGO, scorer_for
-    from controller.cli.measure import Measurement
-    from controller.graph.model_formats import FormatUnavailable
-    from controller.search.evaluator import Evaluator
-    from controller.search.objectives import OBJECTIVES
-    from controller.store import Store
-    from predictors import load
+    from hwnas.controller.autogo.database import SegmentDatabase
+    from hwnas.controller.autogo.mutation import coverage, op_classes
+    from hwnas.controller.autogo.outputs import write_outputs
+    from hwnas.controller.autogo.search import AutoGO, scorer_for
+    from hwnas.controller.cli.measure import Measurement
+    from hwnas.controller.graph.model_formats import FormatUnavailable
+    from hwnas.controller.search.evaluator import Evaluator
+    from hwnas.controller.search.objectives import OBJECTIVES
+    from hwnas.controller.store import Store
+    from hwnas.predictors import load
 
     try:
         metric = OBJECTIVES.get(args.metric)
@@ -188,7 +188,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from controller.graph.zoo import ZOO
+    from hwnas.controller.graph.zoo import ZOO
 
     a = sub.add_parser("autogo", help="AutoGO: evolve a network's computation graph against a device metric",
                        description="AutoGO (segment mutation of computation graphs). First build a segment "

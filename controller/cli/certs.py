@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from controller.cli.common import (
+from hwnas.controller.cli.common import (
     fail,
 )
 
@@ -23,7 +23,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_certs_init(args: argparse.Namespace) -> int:
-    from controller.fleet.certs import init_lab
+    from hwnas.controller.fleet.certs import init_lab
 
     try:
         paths = init_lab(args.dir, args.host or [], args.days, args.force)

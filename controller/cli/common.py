@@ -13,8 +13,8 @@ import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
-from protos import names
-from protos.argtypes import arg_type
+from hwnas.protos import names
+from hwnas.protos.argtypes import arg_type
 
 
 def db_target(text: str) -> str | Path:
@@ -61,7 +61,7 @@ def seconds(text: str) -> float:
 
 def sampled(space, n: int, seed: int) -> list[list[int]]:
     """``catalog.sample``, saying on stderr when the space has fewer networks than asked for."""
-    from controller.spaces.catalog import sample, sample_note
+    from hwnas.controller.spaces.catalog import sample, sample_note
 
     archs = sample(space, n, seed)
     note = sample_note(space, n, len(archs))
@@ -99,7 +99,7 @@ def warnings_summarised() -> Iterator[None]:
     """The warnings of a long run said once each, at the end, not once per fit or prediction batch with the
     source path of the warning (`predictor transfer` printed 16 a run): predictors' ``OutsideDomainWarning``s
     as one line, any other warning as its kind, its first message and how often it came."""
-    from predictors import OutsideDomainWarning
+    from hwnas.predictors import OutsideDomainWarning
 
     try:
         with warnings.catch_warnings(record=True) as caught:
@@ -157,8 +157,8 @@ def connector(args: argparse.Namespace):
     """An address -> AgentClient factory with the TLS and token the flags ask for."""
     import functools
 
-    from controller.fleet.client import AgentClient
-    from protos.auth import ClientTls
+    from hwnas.controller.fleet.client import AgentClient
+    from hwnas.protos.auth import ClientTls
 
     if not args.tls_ca and not args.insecure:
         raise ValueError("no TLS configured: pass --tls-ca (and --tls-cert/--tls-key for mutual TLS), "
@@ -206,7 +206,7 @@ def flag_of(setting: str) -> str:
 
 def fail(command: str, error: Exception) -> int:
     """Print the error as ``hwnas COMMAND: ...`` (a bad setting named by its flag) and return exit code 2."""
-    from controller.errors import SettingError
+    from hwnas.controller.errors import SettingError
 
     message = error.naming(flag_of(error.setting)) if isinstance(error, SettingError) else str(error)
     print(f"hwnas {command}: {message}", file=sys.stderr)
@@ -218,7 +218,7 @@ def report_failures(command: str, evaluator) -> bool:
     layers): how many of its evaluations failed and the most frequent causes, on stderr. Whether any failed."""
     causes = evaluator.failure_causes()
     if causes:
-        from controller.reporting.tables import failure_summary
+        from hwnas.controller.reporting.tables import failure_summary
 
         print(f"hwnas {command}: of {len(evaluator.history)} evaluations, {failure_summary(causes)}", file=sys.stderr)
     return bool(causes)
@@ -226,7 +226,7 @@ def report_failures(command: str, evaluator) -> bool:
 
 def server_tls(args: argparse.Namespace):
     """Server TLS for --listen: the controller's certificate, and the lab CA for mutual TLS."""
-    from protos.auth import TlsFiles, check_plaintext, host_of
+    from hwnas.protos.auth import TlsFiles, check_plaintext, host_of
 
     if args.tls_cert and args.tls_key:
         return TlsFiles(args.tls_cert, args.tls_key, args.tls_ca if args.require_client_cert else None)

@@ -1,12 +1,13 @@
-"""``hwnas dashboard``: the lab's fleet, campaigns and dataset in a browser, read-only (``controller.dashboard``)."""
+"""``hwnas dashboard``: the lab's fleet, campaigns and dataset in a browser, read-only
+(``hwnas.controller.dashboard``)."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from controller.cli import common
-from protos.listen import port_arg
+from hwnas.controller.cli import common
+from hwnas.protos.listen import port_arg
 
 
 def shown_store(target: str | Path) -> str:
@@ -19,7 +20,7 @@ def shown_store(target: str | Path) -> str:
 
 
 def cmd_dashboard(args: argparse.Namespace) -> int:
-    from protos.auth import is_loopback, read_token
+    from hwnas.protos.auth import is_loopback, read_token
 
     try:
         if bool(args.tls_cert) != bool(args.tls_key):
@@ -40,7 +41,7 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
         return common.fail("dashboard", exc)
     import uvicorn
 
-    from controller.dashboard.app import create_app
+    from hwnas.controller.dashboard.app import create_app
 
     app = create_app(args.db, shown_store(args.db), token, runs=args.runs)
     scheme = "https" if args.tls_cert else "http"

@@ -9,10 +9,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-from controller.cli.common import fail
-from controller.fleet.local_agent import LocalAgent
-from controller.fleet.report import profile_table
-from controller.graph import ComputationGraph, GraphBuilder
+from hwnas.controller.cli.common import fail
+from hwnas.controller.fleet.local_agent import LocalAgent
+from hwnas.controller.fleet.report import profile_table
+from hwnas.controller.graph import ComputationGraph, GraphBuilder
 
 
 def small_cnn(width: int, blocks: int = 2, resolution: int = 32, classes: int = 10) -> ComputationGraph:
@@ -45,16 +45,16 @@ def run_demo(out: Path, protocol: str = "latbench", sample: int = 120, evals: in
     5. A short LINAS search on the replayed device (latency vs CIFAR-10 accuracy), with its plots.
     Ends with a one-screen summary of what ran and where everything is.
     """
-    from controller.data import nb201_table_path
-    from controller.fleet import AgentEndpoint, Fleet, FleetConfig, campaign
-    from controller.fleet.client import ProfileSpec
-    from controller.learning.jobs import artifact_dir, held_out_summary, train_from_store
-    from controller.search.evaluator import Evaluator
-    from controller.search.measure import ProfileMeasurer
-    from controller.search.objectives import OBJECTIVES
-    from controller.spaces import Candidate, get_space
-    from controller.spaces.catalog import sample as sample_space
-    from controller.store import Store
+    from hwnas.controller.data import nb201_table_path
+    from hwnas.controller.fleet import AgentEndpoint, Fleet, FleetConfig, campaign
+    from hwnas.controller.fleet.client import ProfileSpec
+    from hwnas.controller.learning.jobs import artifact_dir, held_out_summary, train_from_store
+    from hwnas.controller.search.evaluator import Evaluator
+    from hwnas.controller.search.measure import ProfileMeasurer
+    from hwnas.controller.search.objectives import OBJECTIVES
+    from hwnas.controller.spaces import Candidate, get_space
+    from hwnas.controller.spaces.catalog import sample as sample_space
+    from hwnas.controller.store import Store
 
     if protocol not in DEMO_PROTOCOLS:
         raise ValueError(f"--protocol must be one of {sorted(DEMO_PROTOCOLS)}, got {protocol!r}")
@@ -103,7 +103,7 @@ def run_demo(out: Path, protocol: str = "latbench", sample: int = 120, evals: in
         print(f"5. LINAS on pixel3-replay, {evals} evaluations:")
         search_out = out / "search"
         # The command a user would type, in its own process (the demo is a walk through the CLI).
-        code = subprocess.run([sys.executable, "-m", "controller.cli", "search", "--device", "pixel3-replay",
+        code = subprocess.run([sys.executable, "-m", "hwnas.controller.cli", "search", "--device", "pixel3-replay",
                                "--agent", replayed.address, "--backend", "replay", "--algo", "linas", "--evals",
                                str(evals), "--population", "25", "--inner-evals", "5000", "--db", str(db), "--out",
                                str(search_out), "--insecure"]).returncode

@@ -6,8 +6,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from controller.cli import common
-from controller.cli.common import (
+from hwnas.controller.cli import common
+from hwnas.controller.cli.common import (
     add_client_security,
     connector,
     dataset_exists,
@@ -39,11 +39,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_fleet_ls(args: argparse.Namespace) -> int:
-    from controller.fleet import registered, survey
-    from controller.fleet.agents import load_agents
-    from controller.fleet.golden import key_health
-    from controller.reporting.tables import text_table
-    from controller.store import Store
+    from hwnas.controller.fleet import registered, survey
+    from hwnas.controller.fleet.agents import load_agents
+    from hwnas.controller.fleet.golden import key_health
+    from hwnas.controller.reporting.tables import text_table
+    from hwnas.controller.store import Store
 
     if not args.agents and not args.db:
         return fail("fleet ls", ValueError("give --agents FILE (agents to dial), --db PATH (agents that dialled "
@@ -81,7 +81,7 @@ def cmd_fleet_ls(args: argparse.Namespace) -> int:
 
 
 def cmd_fleet_clear(args: argparse.Namespace) -> int:
-    from controller.store import Store
+    from hwnas.controller.store import Store
 
     if not dataset_exists(args.db):
         return fail("fleet clear", FileNotFoundError(f"no dataset at {args.db}"))
@@ -104,7 +104,7 @@ def cmd_fleet_clear(args: argparse.Namespace) -> int:
 def cmd_fleet_forget(args: argparse.Namespace) -> int:
     import time
 
-    from controller.store import Store
+    from hwnas.controller.store import Store
 
     if not args.agents and not args.stale:
         return fail("fleet forget", ValueError("name the agents to forget (NAME or AGENT_ID), or give --stale"))

@@ -12,9 +12,9 @@ import argparse
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from controller.cli import common
-from controller.fleet.health import GoldenPolicy
-from protos.listen import address_arg
+from hwnas.controller.cli import common
+from hwnas.controller.fleet.health import GoldenPolicy
+from hwnas.protos.listen import address_arg
 
 
 def add_fleet_options(parser: argparse.ArgumentParser) -> None:
@@ -51,7 +51,7 @@ def add_fleet_options(parser: argparse.ArgumentParser) -> None:
 
 def endpoints_from_args(args: argparse.Namespace, devices: Sequence[str]) -> list:
     """The configured agents of ``devices``; ValueError naming the flag when one is malformed or missing."""
-    from controller.fleet import agents
+    from hwnas.controller.fleet import agents
 
     endpoints = []
     for text in args.agent or []:
@@ -74,9 +74,9 @@ def endpoints_from_args(args: argparse.Namespace, devices: Sequence[str]) -> lis
 def fleet_config(args: argparse.Namespace, devices: Sequence[str], note: Callable[[str], None],
                  on_done: Callable[[str, str], None] = lambda key, arch_id: None):
     """The typed FleetConfig the flags describe, checked before anything starts."""
-    from controller.fleet import FleetConfig
-    from controller.fleet.client import AgentClient
-    from protos.auth import read_token
+    from hwnas.controller.fleet import FleetConfig
+    from hwnas.controller.fleet.client import AgentClient
+    from hwnas.protos.auth import read_token
 
     endpoints = endpoints_from_args(args, devices)
     isolated = [k for keys in args.isolated or [] for k in keys]
@@ -93,7 +93,7 @@ def fleet_config(args: argparse.Namespace, devices: Sequence[str], note: Callabl
 
 def check_agents(config, timeout_s: float) -> None:
     """Fail early, naming the configured agents that do not answer and why (ConnectionError)."""
-    from controller.fleet import agents
+    from hwnas.controller.fleet import agents
 
     if config.endpoints:
         agents.wait_for_agents(config.endpoints, timeout_s, config.connect)

@@ -7,7 +7,7 @@ import json
 import time
 from pathlib import Path
 
-from controller.cli.common import fail
+from hwnas.controller.cli.common import fail
 
 FAMILY_HELP = ("a space with a packaged accuracy table (nb201, nas-bench-macro, ofa-mbv3, nb101), a packaged table "
                "by name (naslib-nb101, ...) or a folder of ONNX files with labels.csv (columns file,accuracy)")
@@ -63,7 +63,7 @@ def _say(quiet: bool):
 
 def load_gennape(folder: Path):
     """A saved predictor that is GENNAPE, or a ValueError saying what it is instead."""
-    from predictors import load
+    from hwnas.predictors import load
 
     predictor = load(folder)
     if predictor.kind != "gennape":
@@ -73,8 +73,8 @@ def load_gennape(folder: Path):
 
 
 def cmd_gennape_pretrain(args: argparse.Namespace) -> int:
-    from controller.learning.families import load_family, pooled
-    from predictors import get_predictor
+    from hwnas.controller.learning.families import load_family, pooled
+    from hwnas.predictors import get_predictor
 
     say = _say(args.quiet)
     try:
@@ -101,9 +101,9 @@ def cmd_gennape_pretrain(args: argparse.Namespace) -> int:
 
 
 def cmd_gennape_eval(args: argparse.Namespace) -> int:
-    from controller.learning.families import load_family
-    from controller.reporting.tables import text_table
-    from predictors.gennape.protocol import LABELS, summary, transfer
+    from hwnas.controller.learning.families import load_family
+    from hwnas.controller.reporting.tables import text_table
+    from hwnas.predictors.gennape.protocol import LABELS, summary, transfer
 
     say = _say(args.quiet)
     try:
@@ -142,7 +142,7 @@ def cmd_gennape_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_gennape_finetune(args: argparse.Namespace) -> int:
-    from controller.learning.families import load_family
+    from hwnas.controller.learning.families import load_family
 
     try:
         predictor = load_gennape(args.model)

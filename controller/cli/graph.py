@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from controller.cli.common import (
+from hwnas.controller.cli.common import (
     fail,
 )
 
@@ -34,7 +34,7 @@ def _shape(text: str) -> tuple[int, ...]:
 
 
 def cmd_graph_import(args: argparse.Namespace) -> int:
-    from controller.graph.onnx_import import from_onnx
+    from hwnas.controller.graph.onnx_import import from_onnx
 
     if not args.model.is_file():
         return fail("graph import", FileNotFoundError(f"no such model file: {args.model}"))

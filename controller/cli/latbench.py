@@ -6,8 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from controller.cli import common
-from controller.cli.common import (
+from hwnas.controller.cli import common
+from hwnas.controller.cli.common import (
     add_space_options,
     dataset_exists,
     db_target,
@@ -15,10 +15,10 @@ from controller.cli.common import (
     param,
     space_options,
 )
-from controller.cli.fleet_flags import add_fleet_options, check_agents, fleet_config
-from controller.cli.measure import add_detail_options, plan_details
-from controller.errors import SettingError
-from controller.graph.backend_formats import backend_names
+from hwnas.controller.cli.fleet_flags import add_fleet_options, check_agents, fleet_config
+from hwnas.controller.cli.measure import add_detail_options, plan_details
+from hwnas.controller.errors import SettingError
+from hwnas.controller.graph.backend_formats import backend_names
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -97,10 +97,10 @@ def cmd_latbench_build(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
-    from controller.fleet import campaign
-    from controller.graph.model_formats import FormatUnavailable, check_exportable
-    from controller.spaces import get_space
-    from controller.store import Store
+    from hwnas.controller.fleet import campaign
+    from hwnas.controller.graph.model_formats import FormatUnavailable, check_exportable
+    from hwnas.controller.spaces import get_space
+    from hwnas.controller.store import Store
 
     try:
         space = get_space(args.space, **space_options(args))
@@ -143,7 +143,7 @@ def cmd_latbench_build(args: argparse.Namespace) -> int:
 
         from dataclasses import replace
 
-        from controller.fleet import Fleet
+        from hwnas.controller.fleet import Fleet
 
         try:
             with Fleet(store, replace(config, on_done=advance)) as fleet:
@@ -162,12 +162,12 @@ def cmd_latbench_build(args: argparse.Namespace) -> int:
         quarantined = {k: why for k, why in store.quarantined_keys().items() if k in devices}
     print(f"this build: {campaign.summary_line(final)}")
     if quarantined:
-        from controller.fleet.fleet import QuarantinedKeys
+        from hwnas.controller.fleet.fleet import QuarantinedKeys
 
         print(f"hwnas latbench build: {QuarantinedKeys(quarantined)}", file=sys.stderr)
         return 1
     if causes:
-        from controller.reporting.tables import failure_summary
+        from hwnas.controller.reporting.tables import failure_summary
 
         print(f"hwnas latbench build: {failure_summary(causes)}\n(fix the cause, then run again with --retry-failed)",
               file=sys.stderr)
@@ -183,14 +183,14 @@ def _chosen_archs(args: argparse.Namespace, space) -> tuple[list[list[int]], str
         return [x for x in space.enumerate() if space.has_network(x)], "all"
     if args.sample is not None:
         return common.sampled(space, args.sample, args.seed), f"n{args.sample}-s{args.seed}"
-    from controller.learning.next_networks import next_for_device, reference_set
+    from hwnas.controller.learning.next_networks import next_for_device, reference_set
 
     if args.reference_set:
         return reference_set(space, seed=args.seed), "reference"
     if len(args.devices) != 1:
         raise SettingError("devices", f"must be one device key with --next (each device's next networks differ), "
                                       f"got {len(args.devices)}: run once per key")
-    from controller.store import Store
+    from hwnas.controller.store import Store
 
     with Store(args.db) as store:
         archs, learned_from = next_for_device(store, space, args.devices[0], args.next, args.sources, args.seed)
@@ -200,7 +200,7 @@ def _chosen_archs(args: argparse.Namespace, space) -> tuple[list[list[int]], str
 
 
 def cmd_latbench_status(args: argparse.Namespace) -> int:
-    from controller.store import Store
+    from hwnas.controller.store import Store
 
     if not dataset_exists(args.db):
         return fail("latbench status", FileNotFoundError(f"no dataset at {args.db}"))
@@ -216,8 +216,8 @@ def cmd_latbench_status(args: argparse.Namespace) -> int:
 
 
 def cmd_latbench_export(args: argparse.Namespace) -> int:
-    from controller.store import Store
-    from controller.store.export import export
+    from hwnas.controller.store import Store
+    from hwnas.controller.store.export import export
 
     if not dataset_exists(args.db):
         return fail("latbench export", FileNotFoundError(f"no dataset at {args.db}"))
@@ -237,7 +237,7 @@ def cmd_latbench_export(args: argparse.Namespace) -> int:
 def cmd_latbench_import(args: argparse.Namespace) -> int:
     import pickle
 
-    from controller.store import Store, importers
+    from hwnas.controller.store import Store, importers
 
     if not args.file.is_file():
         return fail("latbench import", FileNotFoundError(f"no such file: {args.file}"))

@@ -10,8 +10,8 @@ import argparse
 import contextlib
 import sys
 
-from controller.cli import common
-from controller.cli.measure import add_measurement_options
+from hwnas.controller.cli import common
+from hwnas.controller.cli.measure import add_measurement_options
 
 
 def add_layers_parser(predictor: argparse._SubParsersAction) -> None:
@@ -33,15 +33,15 @@ def add_layers_parser(predictor: argparse._SubParsersAction) -> None:
 def cmd_layers(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from controller.learning.layer_latency import distinct_layers, layer_jobs
-    from controller.search.evaluator import Evaluator
-    from controller.search.objectives import OBJECTIVES
-    from controller.store import Store
+    from hwnas.controller.learning.layer_latency import distinct_layers, layer_jobs
+    from hwnas.controller.search.evaluator import Evaluator
+    from hwnas.controller.search.objectives import OBJECTIVES
+    from hwnas.controller.store import Store
 
     if not common.dataset_exists(args.db) and not args.space:
         return common.fail("predictor layers", FileNotFoundError(f"no dataset at {args.db}"))
     try:
-        from controller.cli.measure import Measurement
+        from hwnas.controller.cli.measure import Measurement
 
         measurement = Measurement.from_args(args, args.device, f"layers:{args.device}")
     except (ValueError, OSError) as exc:
@@ -73,8 +73,8 @@ def cmd_layers(args: argparse.Namespace) -> int:
 
 def _graphs(store, device_key: str, space_name: str | None) -> list:
     """The networks whose layers to measure: a whole space, or what the device measured end to end."""
-    from controller.learning.layer_latency import LAYER_SPACE
-    from controller.spaces import get_space
+    from hwnas.controller.learning.layer_latency import LAYER_SPACE
+    from hwnas.controller.spaces import get_space
 
     if space_name:
         space = get_space(space_name)
@@ -84,7 +84,7 @@ def _graphs(store, device_key: str, space_name: str | None) -> list:
             raise ValueError(f"--space {space_name}: {exc}; measure networks on {device_key} and leave out "
                              "--space") from None
         return [space.to_graph(x) for x in encodings]
-    from controller.graph import ComputationGraph
+    from hwnas.controller.graph import ComputationGraph
 
     arch_ids = dict.fromkeys(r["arch_id"] for r in store.measurements(device_key) if r["space"] != LAYER_SPACE)
     if not arch_ids:

@@ -6,8 +6,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from controller import __version__
-from controller.cli import (
+from hwnas.controller import __version__
+from hwnas.controller.cli import (
     autobuild,
     autogo,
     certs,
@@ -21,7 +21,7 @@ from controller.cli import (
     search,
     space,
 )
-from controller.cli.common import fail
+from hwnas.controller.cli.common import fail
 
 COMMAND_GROUPS = (profile, space, graph, latbench, fleet, predictor, search, autogo, autobuild, dashboard, certs,
                   demo)
@@ -37,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from controller.store import SchemaError, StoreOpenError, StoreUnavailable
+    from hwnas.controller.store import SchemaError, StoreOpenError, StoreUnavailable
 
     args = build_parser().parse_args(argv)
     try:

@@ -13,10 +13,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
-from controller.cli import common
-from controller.cli.fleet_flags import add_fleet_options, check_agents, fleet_config
-from controller.graph.backend_formats import backend_names
-from protos import names
+from hwnas.controller.cli import common
+from hwnas.controller.cli.fleet_flags import add_fleet_options, check_agents, fleet_config
+from hwnas.controller.graph.backend_formats import backend_names
+from hwnas.protos import names
 
 
 def add_detail_options(group) -> None:
@@ -66,8 +66,8 @@ class Measurement:
     def from_args(cls, args: argparse.Namespace, device: str, campaign_name: str,
                   on_done: Callable[[str, str], None] = lambda key, arch_id: None) -> Measurement:
         """Raises ValueError naming the flag when the agents or the job shape cannot work."""
-        from controller.fleet import campaign
-        from controller.graph.model_formats import check_exportable
+        from hwnas.controller.fleet import campaign
+        from hwnas.controller.graph.model_formats import check_exportable
 
         plan = campaign.CampaignPlan(campaign=names.label_from(campaign_name), device_keys=[device],
                                      backend=args.backend,
@@ -80,8 +80,8 @@ class Measurement:
     @contextlib.contextmanager
     def measurer(self, store, note: Callable[[str], None]) -> Iterator[Any]:
         """A FleetMeasurer on the device's agents (and agents dialling in), the fleet open while it is."""
-        from controller.fleet import Fleet
-        from controller.search.measure import FleetMeasurer
+        from hwnas.controller.fleet import Fleet
+        from hwnas.controller.search.measure import FleetMeasurer
 
         check_agents(self.fleet, self.connect_timeout_s)
         with Fleet(store, replace(self.fleet, note=note)) as fleet:

@@ -5,15 +5,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from controller.cli import common
-from controller.cli.common import (
+from hwnas.controller.cli import common
+from hwnas.controller.cli.common import (
     dataset_exists,
     db_target,
     fail,
     warnings_summarised,
 )
-from controller.cli.gennape import add_gennape_parser
-from controller.cli.layers import add_layers_parser
+from hwnas.controller.cli.gennape import add_gennape_parser
+from hwnas.controller.cli.layers import add_layers_parser
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -127,7 +127,7 @@ def predictor_settings(texts: list[str], kinds: list[str]) -> dict[str, dict]:
     KEY applies to every kind that has it. ValueError naming the text when it fits none of ``kinds``."""
     import json
 
-    from predictors import predictor_class
+    from hwnas.predictors import predictor_class
 
     out: dict[str, dict] = {}
     for text in texts:
@@ -177,7 +177,7 @@ def merged(*configs: dict[str, dict]) -> dict[str, dict]:
 def torch_device_config(kinds: list[str], device: str) -> dict[str, dict[str, str]]:
     """{kind: {"device": ...}} for the kinds that train on a torch device; ValueError if CUDA is asked for and
     absent (before anything trains)."""
-    from predictors import predictor_class
+    from hwnas.predictors import predictor_class
 
     chosen = {kind: {"device": device} for kind in kinds if "device" in predictor_class(kind).defaults()}
     if chosen and device == "cuda":
@@ -190,7 +190,7 @@ def torch_device_config(kinds: list[str], device: str) -> dict[str, dict[str, st
 
 def _bench_data(args: argparse.Namespace, space) -> tuple[Path, bool]:
     """The table to bench on, and whether to read it one row per network."""
-    from controller.data import TABLES, table_path
+    from hwnas.controller.data import TABLES, table_path
 
     if args.data is not None:
         return args.data, args.one_per_network
@@ -202,13 +202,13 @@ def _bench_data(args: argparse.Namespace, space) -> tuple[Path, bool]:
 def cmd_predictor_bench(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from controller.learning.data import nb201_samples, read_space_table, table_samples
-    from controller.learning.jobs import bench_table, results_json
-    from controller.reporting.tables import text_table
-    from controller.spaces import get_space
-    from predictors import get_predictor, predictor_class
-    from predictors.evaluate import bench
-    from predictors.progress import epochs_reported_to
+    from hwnas.controller.learning.data import nb201_samples, read_space_table, table_samples
+    from hwnas.controller.learning.jobs import bench_table, results_json
+    from hwnas.controller.reporting.tables import text_table
+    from hwnas.controller.spaces import get_space
+    from hwnas.predictors import get_predictor, predictor_class
+    from hwnas.predictors.evaluate import bench
+    from hwnas.predictors.progress import epochs_reported_to
 
     try:
         space = get_space(args.space)
@@ -263,7 +263,7 @@ def cmd_predictor_bench(args: argparse.Namespace) -> int:
         args.json.write_text(results_json(results))
         print(f"per-seed metrics: {args.json}")
     if args.plot:
-        from controller.learning.plots import scatter
+        from hwnas.controller.learning.plots import scatter
 
         try:
             print(f"plot: {scatter(results, args.plot, args.target)}")
@@ -274,7 +274,7 @@ def cmd_predictor_bench(args: argparse.Namespace) -> int:
 
 def _source(text: str) -> tuple[Path, str]:
     """'FILE:COLUMN'; an empty FILE (':lat_ms_pixel3') means the packaged NB-201 table."""
-    from controller.data import nb201_table_path
+    from hwnas.controller.data import nb201_table_path
 
     path, sep, column = text.rpartition(":")
     if not sep or not column:
@@ -285,10 +285,10 @@ def _source(text: str) -> tuple[Path, str]:
 def cmd_predictor_transfer(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from controller.data import nb201_table_path
-    from controller.learning.data import nb201_samples, read_nb201_table
-    from controller.reporting.tables import text_table
-    from predictors.transfer import as_rows, curve, steps
+    from hwnas.controller.data import nb201_table_path
+    from hwnas.controller.learning.data import nb201_samples, read_nb201_table
+    from hwnas.controller.reporting.tables import text_table
+    from hwnas.predictors.transfer import as_rows, curve, steps
 
     data = args.data or nb201_table_path()
     try:
@@ -337,10 +337,10 @@ def cmd_predictor_transfer(args: argparse.Namespace) -> int:
 def cmd_predictor_train(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from controller.learning.jobs import train_from_store
-    from controller.store import Store
-    from predictors import predictor_class
-    from predictors.progress import epochs_reported_to
+    from hwnas.controller.learning.jobs import train_from_store
+    from hwnas.controller.store import Store
+    from hwnas.predictors import predictor_class
+    from hwnas.predictors.progress import epochs_reported_to
 
     if not dataset_exists(args.db):
         return fail("predictor train", FileNotFoundError(f"no dataset at {args.db}"))
@@ -361,7 +361,7 @@ def cmd_predictor_train(args: argparse.Namespace) -> int:
                                                               space=args.space, layers_from=args.layers_from)
     except ValueError as exc:
         return fail("predictor train", exc)
-    from controller.learning.jobs import held_out_summary
+    from hwnas.controller.learning.jobs import held_out_summary
 
     print(f"saved {args.kind} predictor for {args.device} ({space} networks) to {folder}")
     print(held_out_summary(metrics))

@@ -8,7 +8,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from controller.cli.common import (
+from hwnas.controller.cli.common import (
     add_client_security,
     connector,
     fail,
@@ -17,7 +17,7 @@ from controller.cli.common import (
     waiting,
     whole,
 )
-from protos.listen import address_arg
+from hwnas.protos.listen import address_arg
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -83,16 +83,16 @@ def model_file_problem(path: Path) -> str:
 
 
 def cmd_profile(args: argparse.Namespace) -> int:
-    from controller.fleet import AgentEndpoint, Fleet, FleetConfig
-    from controller.fleet.client import ProfileSpec
-    from controller.fleet.profile import file_format
-    from controller.fleet.report import profile_table
-    from controller.graph.model_formats import FormatUnavailable
-    from controller.search.evaluator import Evaluator
-    from controller.search.measure import ProfileMeasurer
-    from controller.search.objectives import OBJECTIVES
-    from controller.spaces import ModelFile
-    from controller.store import Store
+    from hwnas.controller.fleet import AgentEndpoint, Fleet, FleetConfig
+    from hwnas.controller.fleet.client import ProfileSpec
+    from hwnas.controller.fleet.profile import file_format
+    from hwnas.controller.fleet.report import profile_table
+    from hwnas.controller.graph.model_formats import FormatUnavailable
+    from hwnas.controller.search.evaluator import Evaluator
+    from hwnas.controller.search.measure import ProfileMeasurer
+    from hwnas.controller.search.objectives import OBJECTIVES
+    from hwnas.controller.spaces import ModelFile
+    from hwnas.controller.store import Store
 
     problem = model_file_problem(args.model)
     if problem:

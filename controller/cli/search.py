@@ -8,13 +8,13 @@ import sys
 import threading
 from pathlib import Path
 
-from controller.cli import common
-from controller.cli.measure import add_measurement_options
+from hwnas.controller.cli import common
+from hwnas.controller.cli.measure import add_measurement_options
 
 
 def _predictors(text: str) -> dict[str, str]:
     """'ridge' (every objective) or 'latency=gcn,accuracy=ridge'."""
-    from predictors import predictor_class
+    from hwnas.predictors import predictor_class
 
     out: dict[str, str] = {}
     for part in filter(None, (p.strip() for p in text.split(","))):
@@ -29,8 +29,8 @@ def _predictors(text: str) -> dict[str, str]:
 
 def _latency_predictor(args: argparse.Namespace):
     """BRP-NAS's candidate filter: a saved predictor folder, the device's own beside --db, or none."""
-    from controller.learning.jobs import artifact_dir
-    from predictors import load
+    from hwnas.controller.learning.jobs import artifact_dir
+    from hwnas.predictors import load
 
     if args.latency_predictor == "none":
         return None
@@ -47,8 +47,8 @@ def _latency_predictor(args: argparse.Namespace):
 def _algorithm(args: argparse.Namespace, objectives: list[str], accuracy):
     """The --algo's algorithm, built from its own settings: each takes the flags named as its fields, and the
     predictors it is given ready-made (BRP-NAS's latency filter, LINAS's fixed accuracy predictor)."""
-    from controller.search.algorithms import make_algorithm, setting_names
-    from controller.search.objectives import PredictorAccuracy
+    from hwnas.controller.search.algorithms import make_algorithm, setting_names
+    from hwnas.controller.search.objectives import PredictorAccuracy
 
     own = setting_names(args.algo)
     ready = {"fixed_predictors": {"accuracy": accuracy} if isinstance(accuracy, PredictorAccuracy) else {}}
@@ -64,8 +64,8 @@ def _algorithm(args: argparse.Namespace, objectives: list[str], accuracy):
 def _transfer_sources(args: argparse.Namespace, objectives: list[str]) -> dict:
     """Other devices' latencies for a ``--predictor latency=sources``: the space's packaged device tables and
     the dataset's other keys (``jobs.transfer_sources``), so a new device's search starts from a good predictor."""
-    from controller.search.linas import DEFAULT_PREDICTOR
-    from predictors.base import transfers
+    from hwnas.controller.search.linas import DEFAULT_PREDICTOR
+    from hwnas.predictors.base import transfers
 
     kinds = args.predictors or {}
     wanted = [o for o in objectives if transfers(kinds.get(o, kinds.get("*", DEFAULT_PREDICTOR)))]
@@ -74,8 +74,8 @@ def _transfer_sources(args: argparse.Namespace, objectives: list[str]) -> dict:
     if wanted != ["latency"]:
         raise ValueError(f"--predictor: a transferring kind (sources) learns the latency objective from other "
                          f"devices, not {', '.join(o for o in wanted if o != 'latency')}")
-    from controller.learning.jobs import transfer_sources
-    from controller.store import Store
+    from hwnas.controller.learning.jobs import transfer_sources
+    from hwnas.controller.store import Store
 
     with Store(args.db) as store:
         learned, _ = transfer_sources(store, args.space, args.device)
@@ -85,10 +85,10 @@ def _transfer_sources(args: argparse.Namespace, objectives: list[str]) -> dict:
 def _space(args: argparse.Namespace):
     """The space searched: ``--space`` with its options, confined to ``--restrict``'s modules if given."""
     if args.restrict:
-        from controller.autobuild.restricted import restricted_space
+        from hwnas.controller.autobuild.restricted import restricted_space
 
         return restricted_space(args.restrict, args.space, common.space_options(args))
-    from controller.spaces import get_space
+    from hwnas.controller.spaces import get_space
 
     return get_space(args.space, **common.space_options(args))
 
@@ -98,13 +98,13 @@ def cmd_search(args: argparse.Namespace) -> int:
         return cmd_search_report(args)
     from tqdm import tqdm
 
-    from controller.cli.measure import Measurement
-    from controller.graph.model_formats import FormatUnavailable
-    from controller.search.evaluator import Evaluator
-    from controller.search.hypervolume import parse_bounds
-    from controller.search.objectives import accuracy_evaluator, get_objectives
-    from controller.search.run import SearchConfig, SearchFailed, SearchRun
-    from controller.store import Store
+    from hwnas.controller.cli.measure import Measurement
+    from hwnas.controller.graph.model_formats import FormatUnavailable
+    from hwnas.controller.search.evaluator import Evaluator
+    from hwnas.controller.search.hypervolume import parse_bounds
+    from hwnas.controller.search.objectives import accuracy_evaluator, get_objectives
+    from hwnas.controller.search.run import SearchConfig, SearchFailed, SearchRun
+    from hwnas.controller.store import Store
 
     ahead = threading.Semaphore(0)  # measurements the bar counted as they returned, before their batch settled
 
@@ -174,10 +174,10 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 def cmd_search_report(args: argparse.Namespace) -> int:
-    from controller.reporting.tables import text_table
-    from controller.search.hypervolume import parse_bounds
-    from controller.search.report import group_label, group_runs, load_traces, write_report
-    from controller.search.run import read_run
+    from hwnas.controller.reporting.tables import text_table
+    from hwnas.controller.search.hypervolume import parse_bounds
+    from hwnas.controller.search.report import group_label, group_runs, load_traces, write_report
+    from hwnas.controller.search.run import read_run
 
     try:
         groups = group_runs(args.runs)
@@ -209,8 +209,8 @@ def cmd_search_report(args: argparse.Namespace) -> int:
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from controller.search.algorithms import ALGORITHMS
-    from controller.search.evolution import INNER
+    from hwnas.controller.search.algorithms import ALGORITHMS
+    from hwnas.controller.search.evolution import INNER
 
     s = sub.add_parser(
         "search", help="device-specific architecture search (LINAS, NSGA-II, random); `search report` compares runs",
@@ -231,7 +231,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "predictor:PATH, gennape:PATH (hwnas predictor gennape pretrain/finetune), "
                         "proxy:params or proxy:macs (log10 of the network's size: a stand-in, not an accuracy, "
                         "for spaces with no accuracy figures such as transformer), or module:function taking a "
-                        "controller.spaces.Candidate")
+                        "hwnas.controller.spaces.Candidate")
     s.add_argument("--restrict", type=Path, default=None, metavar="REDUCED_SPACE_JSON",
                    help="AutoBuild-NAS: search only networks whose every stage is one of the modules `hwnas "
                         "autobuild build` ranked best (its reduced_space.json; the union over its equations); "

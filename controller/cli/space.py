@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from controller.cli.common import (
+from hwnas.controller.cli.common import (
     add_space_options,
     fail,
     sampled,
@@ -43,7 +43,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_space_list(args: argparse.Namespace) -> int:
-    from controller.spaces import SPACES
+    from hwnas.controller.spaces import SPACES
 
     print(f"{'space':14} {'variables':>9} {'size':>10}  description")
     for name, factory in SPACES.items():
@@ -55,8 +55,8 @@ def cmd_space_list(args: argparse.Namespace) -> int:
 def cmd_space_sample(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from controller.spaces import get_space
-    from controller.spaces.catalog import describe
+    from hwnas.controller.spaces import get_space
+    from hwnas.controller.spaces.catalog import describe
 
     try:
         space = get_space(args.space, **space_options(args))
@@ -75,7 +75,7 @@ def cmd_space_sample(args: argparse.Namespace) -> int:
 
 
 def cmd_space_show(args: argparse.Namespace) -> int:
-    from controller.spaces.catalog import describe, parse_arch
+    from hwnas.controller.spaces.catalog import describe, parse_arch
 
     try:
         space, x = parse_arch(args.arch, args.space, **space_options(args))
@@ -97,8 +97,8 @@ def cmd_space_show(args: argparse.Namespace) -> int:
 def cmd_space_export(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from controller.spaces import get_space
-    from controller.spaces.catalog import export
+    from hwnas.controller.spaces import get_space
+    from hwnas.controller.spaces.catalog import export
 
     try:
         space = get_space(args.space, **space_options(args))

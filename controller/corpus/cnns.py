@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from controller.corpus.blocks import SqueezeExcite, conv_bn, divisible
+from hwnas.controller.corpus.blocks import SqueezeExcite, conv_bn, divisible
 
 
 class Bottleneck(nn.Module):

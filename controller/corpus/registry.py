@@ -24,7 +24,7 @@ class CorpusNetwork:
 
 
 def _networks() -> dict[str, CorpusNetwork]:
-    from controller.corpus import cnns, darts, timm_layout, transformers
+    from hwnas.controller.corpus import cnns, darts, timm_layout, transformers
 
     image = ((1, 3, 224, 224),)
     entries = [CorpusNetwork(name, getattr(cnns, name), image, "cnn") for name in (

@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from controller.corpus.transformers import Attention, MobileVitBlock, SwinBlock, SwinStage, mobilevit_xs
+from hwnas.controller.corpus.transformers import Attention, MobileVitBlock, SwinBlock, SwinStage, mobilevit_xs
 
 
 class TimmAttention(Attention):

@@ -11,8 +11,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from controller.corpus.blocks import conv_bn
-from controller.corpus.cnns import InvertedResidual
+from hwnas.controller.corpus.blocks import conv_bn
+from hwnas.controller.corpus.cnns import InvertedResidual
 
 
 class Attention(nn.Module):

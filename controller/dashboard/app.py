@@ -20,8 +20,8 @@ from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy.exc import SQLAlchemyError
 
-from controller.dashboard import searches, views
-from controller.store import Store, StoreOpenError
+from hwnas.controller.dashboard import searches, views
+from hwnas.controller.store import Store, StoreOpenError
 
 HERE = Path(__file__).parent
 COOKIE = "hwnas_dashboard_token"
@@ -113,8 +113,8 @@ def create_app(store_target: str | Path, shown_as: str, token: str | None = None
 
     @app.get("/arch/{arch_id}/model.onnx")
     def arch_onnx(arch_id: str) -> Response:
-        from controller.graph import ComputationGraph
-        from controller.graph.onnx_export import to_onnx_bytes
+        from hwnas.controller.graph import ComputationGraph
+        from hwnas.controller.graph.onnx_export import to_onnx_bytes
 
         try:
             record = store().architecture(arch_id)

@@ -16,9 +16,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from controller.autogo.run_folder import front_file, is_autogo_summary, read_autogo_run
-from controller.search.report import group_label, group_of, load_traces
-from controller.search.run import read_run
+from hwnas.controller.autogo.run_folder import front_file, is_autogo_summary, read_autogo_run
+from hwnas.controller.search.report import group_label, group_of, load_traces
+from hwnas.controller.search.run import read_run
 
 
 def run_folders(roots: Sequence[Path]) -> dict[str, Path]:

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from controller.store import Store
+from hwnas.controller.store import Store
 
 RATE_WINDOW_S = 600.0  # completions over the last ten minutes give a campaign's rate
 OUTLIER_POINTS = 300  # per device: the box's outliers drawn as points; the most extreme kept beyond this
@@ -24,7 +24,7 @@ def fleet(store: Store, now: float | None = None) -> dict[str, list[dict[str, An
     """``agents``: every agent the store knows, those that dialled in (registered, with heartbeats) and the
     configured ones a controller's workers are leasing for (known only by their leases), each marked when its
     device key is quarantined; ``keys``: each device key's golden-model health."""
-    from controller.fleet.golden import key_health
+    from hwnas.controller.fleet.golden import key_health
 
     keys = key_health(store)
     quarantined = {k["device_key"] for k in keys if k["state"] == "quarantined"}

@@ -57,7 +57,7 @@ def get_table(name: str) -> Table:
 
 def table_path(name: str) -> Path:
     """The packaged table's file (a .csv.gz)."""
-    return Path(str(resources.files("controller.data").joinpath(get_table(name).file)))
+    return Path(str(resources.files("hwnas.controller.data").joinpath(get_table(name).file)))
 
 
 @functools.cache

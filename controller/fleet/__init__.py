@@ -1,7 +1,7 @@
 """The lab's agents as one long-lived object (``Fleet``), and what they look like right now (``survey``)."""
 
-from controller.fleet.agents import AgentEndpoint
-from controller.fleet.fleet import Fleet, FleetConfig, Outcome, run_campaign
-from controller.fleet.survey import AgentStatus, registered, survey
+from hwnas.controller.fleet.agents import AgentEndpoint
+from hwnas.controller.fleet.fleet import Fleet, FleetConfig, Outcome, run_campaign
+from hwnas.controller.fleet.survey import AgentStatus, registered, survey
 
 __all__ = ["AgentEndpoint", "AgentStatus", "Fleet", "FleetConfig", "Outcome", "registered", "run_campaign", "survey"]

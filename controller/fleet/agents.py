@@ -8,8 +8,8 @@ from pathlib import Path
 
 import tomllib
 
-from controller.fleet.client import AgentCallError, AgentClient
-from protos import names
+from hwnas.controller.fleet.client import AgentCallError, AgentClient
+from hwnas.protos import names
 
 Connect = Callable[[str], AgentClient]  # address -> client, with whatever TLS and token the lab uses
 

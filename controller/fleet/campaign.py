@@ -13,15 +13,15 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from controller.errors import SettingError
-from controller.fleet.client import ProfileSpec
-from controller.fleet.health import GOLDEN_CAMPAIGN
-from controller.fleet.output_check import OutputCheck, verdict
-from controller.graph.model_formats import format_for
-from controller.graph.onnx_export import node_of_name
-from controller.spaces import Candidate, SearchSpace
-from controller.store import ArchRecord, Job, JobSpec, MeasurementRecord, Store
-from protos import names
+from hwnas.controller.errors import SettingError
+from hwnas.controller.fleet.client import ProfileSpec
+from hwnas.controller.fleet.health import GOLDEN_CAMPAIGN
+from hwnas.controller.fleet.output_check import OutputCheck, verdict
+from hwnas.controller.graph.model_formats import format_for
+from hwnas.controller.graph.onnx_export import node_of_name
+from hwnas.controller.spaces import Candidate, SearchSpace
+from hwnas.controller.store import ArchRecord, Job, JobSpec, MeasurementRecord, Store
+from hwnas.protos import names
 
 TOOL_MEAN = "/tool-mean"  # the protocol suffix of a vendor tool's record that carries the tool's own statistics
 
@@ -43,7 +43,7 @@ class CampaignPlan:
     output_check: bool = False  # ... and check each device's outputs against the fp32 reference
 
     def __post_init__(self) -> None:
-        """Names are checked (``protos.names``) and counts bounded before any job exists."""
+        """Names are checked (``hwnas.protos.names``) and counts bounded before any job exists."""
         for setting, check, values in (("campaign", names.campaign_name, [self.campaign]),
                                        ("device_keys", names.device_key, self.device_keys)):
             try:
@@ -182,7 +182,7 @@ def check_outputs(job: Job, r: Mapping[str, Any], models) -> OutputCheck | None:
     ONNX of the job's network (``models``: the fleet's ``ModelSource``)."""
     if not job.output_check:
         return None
-    from controller.fleet.models import ModelKey
+    from hwnas.controller.fleet.models import ModelKey
 
     onnx = models.model(ModelKey(job.arch_id, "onnx", job.batch_size))
     shapes = [shape["dims"] for shape in r["input_shapes"]]

@@ -5,7 +5,7 @@ Writes ``ca.pem``/``ca.key`` (keep the key offline once agents are issued), ``ag
 as a client certificate too so a container health check can reuse it), ``controller.pem``/
 ``controller.key`` (client certificate for mutual TLS, and server certificate for agents that
 dial in) and ``token`` (a random bearer token). Each certificate's extended key usages also name its
-hwnas role (``protos.auth.ROLE_OIDS``): an agent requiring client certificates accepts only the
+hwnas role (``hwnas.protos.auth.ROLE_OIDS``): an agent requiring client certificates accepts only the
 controller's, the controller's gateway only agents'. Keys and
 the token are written with mode 0600. ECDSA P-256 keys: small and fast on Raspberry Pis.
 """
@@ -19,7 +19,7 @@ import secrets
 from collections.abc import Sequence
 from pathlib import Path
 
-from protos.auth import ROLE_OIDS
+from hwnas.protos.auth import ROLE_OIDS
 
 FILES = ("ca.pem", "ca.key", "agent.pem", "agent.key", "controller.pem", "controller.key", "token")
 

@@ -18,9 +18,9 @@ import grpc
 from google.protobuf.message import Message
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from controller.reporting.tables import clip
-from protos.auth import ClientTls, call_metadata, explain_connect_failure, open_channel
-from protos.hwnas.v1 import agent_pb2, agent_pb2_grpc
+from hwnas.controller.reporting.tables import clip
+from hwnas.protos.auth import ClientTls, call_metadata, explain_connect_failure, open_channel
+from hwnas.protos.hwnas.v1 import agent_pb2, agent_pb2_grpc
 
 CHUNK_BYTES = 1 << 20  # the contract's cap per upload chunk
 

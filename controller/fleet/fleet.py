@@ -14,15 +14,15 @@ import threading
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from controller.fleet.agents import AgentEndpoint, Connect
-from controller.fleet.campaign import CampaignPlan, enqueue_candidates
-from controller.fleet.client import AgentClient, ProfileSpec
-from controller.fleet.golden import golden_arch
-from controller.fleet.health import GoldenPolicy
-from controller.fleet.models import ModelKey, ModelSource
-from controller.fleet.profile import Profiled, profile_model
-from controller.fleet.scheduler import Scheduler
-from controller.fleet.worker import (
+from hwnas.controller.fleet.agents import AgentEndpoint, Connect
+from hwnas.controller.fleet.campaign import CampaignPlan, enqueue_candidates
+from hwnas.controller.fleet.client import AgentClient, ProfileSpec
+from hwnas.controller.fleet.golden import golden_arch
+from hwnas.controller.fleet.health import GoldenPolicy
+from hwnas.controller.fleet.models import ModelKey, ModelSource
+from hwnas.controller.fleet.profile import Profiled, profile_model
+from hwnas.controller.fleet.scheduler import Scheduler
+from hwnas.controller.fleet.worker import (
     AgentWorker,
     LeaseRenewer,
     WorkSignal,
@@ -30,10 +30,10 @@ from controller.fleet.worker import (
     release_leases,
     worker_owner,
 )
-from controller.spaces import Candidate
-from controller.store import MeasurementRecord, Store
-from controller.store.records import device_key_of
-from protos.auth import TlsFiles
+from hwnas.controller.spaces import Candidate
+from hwnas.controller.store import MeasurementRecord, Store
+from hwnas.controller.store.records import device_key_of
+from hwnas.protos.auth import TlsFiles
 
 log = logging.getLogger("hwnas.fleet")
 
@@ -113,7 +113,7 @@ class Fleet:
         self.store.requeue_expired()
         reclaim_from_dead_controllers(self.store)
         if c.listen:
-            from controller.fleet.gateway import Gateway
+            from hwnas.controller.fleet.gateway import Gateway
 
             self.gateway = Gateway(self.store, c.listen, c.listen_tls, c.token, c.lease_s, self.models, self._progress,
                                    scheduler=self.scheduler, on_settled=self._on_settled).start()

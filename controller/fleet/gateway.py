@@ -21,18 +21,18 @@ import grpc
 from google.protobuf.json_format import MessageToDict
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from controller.fleet.campaign import check_outputs, job_profile, to_record
-from controller.fleet.client import CHUNK_BYTES, message_dict
-from controller.fleet.models import ModelKey, ModelSource
-from controller.fleet.scheduler import Scheduler
-from controller.fleet.worker import AGENT_DOWN, BUSY, PERMANENT
-from controller.reporting.tables import clip
-from controller.store import InvalidRecord, Job, RegisteredAgent, Store, StoreUnavailable
-from controller.store.records import heartbeat_interval_s
-from protos import names
-from protos.auth import TlsFiles
-from protos.hwnas.v1 import agent_pb2, controller_pb2, controller_pb2_grpc
-from protos.listen import listen, new_server
+from hwnas.controller.fleet.campaign import check_outputs, job_profile, to_record
+from hwnas.controller.fleet.client import CHUNK_BYTES, message_dict
+from hwnas.controller.fleet.models import ModelKey, ModelSource
+from hwnas.controller.fleet.scheduler import Scheduler
+from hwnas.controller.fleet.worker import AGENT_DOWN, BUSY, PERMANENT
+from hwnas.controller.reporting.tables import clip
+from hwnas.controller.store import InvalidRecord, Job, RegisteredAgent, Store, StoreUnavailable
+from hwnas.controller.store.records import heartbeat_interval_s
+from hwnas.protos import names
+from hwnas.protos.auth import TlsFiles
+from hwnas.protos.hwnas.v1 import agent_pb2, controller_pb2, controller_pb2_grpc
+from hwnas.protos.listen import listen, new_server
 
 log = logging.getLogger("hwnas.gateway")
 

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from functools import cache
 
-from controller.fleet.health import (
+from hwnas.controller.fleet.health import (
     GOLDEN_ARCH,
     GOLDEN_CAMPAIGN,
     GOLDEN_PARAMS,
@@ -22,7 +22,7 @@ from controller.fleet.health import (
     judge,
     reference_graph,
 )
-from controller.store import ArchRecord, Job, JobSpec, MeasurementRecord, Store
+from hwnas.controller.store import ArchRecord, Job, JobSpec, MeasurementRecord, Store
 
 log = logging.getLogger("hwnas.golden")
 

@@ -20,9 +20,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 
-from controller.errors import SettingError
-from controller.graph.builder import GraphBuilder
-from controller.graph.ir import ComputationGraph
+from hwnas.controller.errors import SettingError
+from hwnas.controller.graph.builder import GraphBuilder
+from hwnas.controller.graph.ir import ComputationGraph
 
 GOLDEN_CAMPAIGN = "golden"  # the campaign of the checks' jobs; reserved, no user campaign may take it
 GOLDEN_SPACE = "golden"  # the reference network's ``space`` in the architectures table

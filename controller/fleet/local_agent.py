@@ -27,7 +27,7 @@ class LocalAgent:
         agent (``address`` stays empty).
         """
         where = ["--host", "127.0.0.1", "--port", "0"] if listen else []
-        cmd = [sys.executable, "-m", "device_agent", "serve", *where,
+        cmd = [sys.executable, "-m", "hwnas.device_agent", "serve", *where,
                "--cache-dir", str(cache_dir), "--log-level", "WARNING", *(["--insecure"] if insecure else []),
                *extra_args]
         self.process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,

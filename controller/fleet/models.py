@@ -8,11 +8,11 @@ from collections import OrderedDict, deque
 from collections.abc import Sequence
 from typing import NamedTuple
 
-from controller.fleet.client import sha256_hex
-from controller.graph import ComputationGraph
-from controller.graph.model_formats import identity, model_format
-from controller.spaces import Candidate
-from controller.store import ArchRecord, Job, Store
+from hwnas.controller.fleet.client import sha256_hex
+from hwnas.controller.graph import ComputationGraph
+from hwnas.controller.graph.model_formats import identity, model_format
+from hwnas.controller.spaces import Candidate
+from hwnas.controller.store import ArchRecord, Job, Store
 
 log = logging.getLogger("hwnas.models")
 

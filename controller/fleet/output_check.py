@@ -2,7 +2,7 @@
 
 A delegate with a bug, a quantised model or a corrupted cache gives fast wrong answers that latency alone
 never shows. With ``output_check`` the agent runs the model once on the seeded input of
-``protos.output_check`` and returns each output's values at the check's positions; here the same network's
+``hwnas.protos.output_check`` and returns each output's values at the check's positions; here the same network's
 ONNX runs in onnxruntime at fp32 on the same input, and the values must agree within the tolerance of the
 format the device ran: fp32 formats to 1e-3 of the reference's largest magnitude (plus 1e-4), int8 ones to
 a tenth of the reference's range. A mismatch is ``wrong_answer``; such records are stored and exported, and
@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from protos import output_check
+from hwnas.protos import output_check
 
 FP32_RELATIVE, FP32_ABSOLUTE = 1e-3, 1e-4
 INT8_SHARE_OF_RANGE = 0.1

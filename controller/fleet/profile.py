@@ -12,10 +12,10 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
-from controller.fleet.client import AgentClient, ProfileRecord, ProfileSpec
-from controller.fleet.output_check import OutputCheck, verdict
-from controller.graph.model_formats import BACKEND_FORMATS, check_exportable, format_for, model_format
-from protos.hwnas.v1.agent_pb2 import DeviceInfo
+from hwnas.controller.fleet.client import AgentClient, ProfileRecord, ProfileSpec
+from hwnas.controller.fleet.output_check import OutputCheck, verdict
+from hwnas.controller.graph.model_formats import BACKEND_FORMATS, check_exportable, format_for, model_format
+from hwnas.protos.hwnas.v1.agent_pb2 import DeviceInfo
 
 
 @dataclass(frozen=True)
@@ -59,7 +59,7 @@ def model_for(data: bytes, own: str, backend: str, requested_format: str | None,
     if own != "onnx":
         raise ValueError(f"backend {backend!r} runs {wanted}; only ONNX models can be converted (this is {own})")
     check_exportable(wanted)
-    from controller.graph.onnx_import import from_onnx
+    from hwnas.controller.graph.onnx_import import from_onnx
 
     graph = from_onnx(data, input_shape=input_shape)
     return model_format(wanted).export(graph, {}), model_format(wanted).wire_format, wanted

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from controller.fleet.client import ProfileRecord
-from controller.reporting.tables import text_table
+from hwnas.controller.fleet.client import ProfileRecord
+from hwnas.controller.reporting.tables import text_table
 
 
 def profile_table(records: Sequence[tuple[str, ProfileRecord]]) -> str:

@@ -29,9 +29,9 @@ import time
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 
-from controller.fleet.golden import GoldenChecks
-from controller.fleet.health import GoldenPolicy
-from controller.store import Job, MeasurementRecord, Store
+from hwnas.controller.fleet.golden import GoldenChecks
+from hwnas.controller.fleet.health import GoldenPolicy
+from hwnas.controller.store import Job, MeasurementRecord, Store
 
 log = logging.getLogger("hwnas.scheduler")
 

@@ -10,9 +10,9 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from controller.fleet.agents import AgentEndpoint, Connect
-from controller.fleet.client import AgentCallError
-from controller.store import Store
+from hwnas.controller.fleet.agents import AgentEndpoint, Connect
+from hwnas.controller.fleet.client import AgentCallError
+from hwnas.controller.store import Store
 
 
 @dataclass(frozen=True)

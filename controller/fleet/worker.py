@@ -11,13 +11,13 @@ from collections.abc import Callable, Sequence
 
 import grpc
 
-from controller.fleet.agents import AgentEndpoint, Connect
-from controller.fleet.campaign import check_outputs, job_profile, to_record
-from controller.fleet.client import AgentCallError, AgentClient, ProfileRecord
-from controller.fleet.models import ModelKey, ModelSource
-from controller.fleet.scheduler import DeviceScheduler, Scheduler
-from controller.graph.model_formats import model_format
-from controller.store import InvalidRecord, Job, Store, StoreUnavailable
+from hwnas.controller.fleet.agents import AgentEndpoint, Connect
+from hwnas.controller.fleet.campaign import check_outputs, job_profile, to_record
+from hwnas.controller.fleet.client import AgentCallError, AgentClient, ProfileRecord
+from hwnas.controller.fleet.models import ModelKey, ModelSource
+from hwnas.controller.fleet.scheduler import DeviceScheduler, Scheduler
+from hwnas.controller.graph.model_formats import model_format
+from hwnas.controller.store import InvalidRecord, Job, Store, StoreUnavailable
 
 log = logging.getLogger("hwnas.worker")
 

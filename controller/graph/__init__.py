@@ -1,7 +1,7 @@
 """The computation-graph IR: build, hash, count, and convert to and from ONNX."""
 
-from controller.graph.builder import GraphBuilder
-from controller.graph.ir import ComputationGraph, Node
-from controller.graph.ops import OPS, ShapeError
+from hwnas.controller.graph.builder import GraphBuilder
+from hwnas.controller.graph.ir import ComputationGraph, Node
+from hwnas.controller.graph.ops import OPS, ShapeError
 
 __all__ = ["OPS", "ComputationGraph", "GraphBuilder", "Node", "ShapeError"]

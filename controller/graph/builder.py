@@ -10,8 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from controller.graph.ir import ComputationGraph, Node, ancestors, prune
-from controller.graph.ops import Shape, op_spec
+from hwnas.controller.graph.ir import ComputationGraph, Node, ancestors, prune
+from hwnas.controller.graph.ops import Shape, op_spec
 
 
 def _plain(value: Any) -> Any:

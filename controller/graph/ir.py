@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from controller.graph.ops import OPS, Shape, ShapeError, op_spec
+from hwnas.controller.graph.ops import OPS, Shape, ShapeError, op_spec
 
 CANONICAL_FORMAT = "hwnas.cg/1"
 

@@ -23,9 +23,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from controller.graph.backend_formats import BACKEND_FORMATS
-from controller.graph.ir import ComputationGraph
-from controller.graph.onnx_export import to_onnx_bytes
+from hwnas.controller.graph.backend_formats import BACKEND_FORMATS
+from hwnas.controller.graph.ir import ComputationGraph
+from hwnas.controller.graph.onnx_export import to_onnx_bytes
 
 Metadata = Mapping[str, str]
 
@@ -98,7 +98,7 @@ def _converting():
 def _tflite(graph: ComputationGraph, metadata: Metadata) -> bytes:
     import torch
 
-    from controller.graph.torch_module import to_torch
+    from hwnas.controller.graph.torch_module import to_torch
 
     litert_torch = _litert_torch()
     module = to_torch(graph)
@@ -116,7 +116,7 @@ def _quantized(graph: ComputationGraph, dynamic: bool) -> bytes:
     """
     import torch
 
-    from controller.graph.torch_module import to_torch
+    from hwnas.controller.graph.torch_module import to_torch
 
     litert_torch = _litert_torch()
     from litert_torch.quantize import pt2e_quantizer, quant_config

@@ -12,8 +12,8 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from controller.graph.builder import GraphBuilder
-from controller.graph.onnx_reading import evaluate_constant
+from hwnas.controller.graph.builder import GraphBuilder
+from hwnas.controller.graph.onnx_reading import evaluate_constant
 
 
 @dataclass

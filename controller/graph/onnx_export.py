@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from controller.graph.ir import ComputationGraph, Node
-from protos.onnx_format.onnx_ml_pb2 import AttributeProto, ModelProto, NodeProto, TensorProto, ValueInfoProto
+from hwnas.controller.graph.ir import ComputationGraph, Node
+from hwnas.protos.onnx_format.onnx_ml_pb2 import AttributeProto, ModelProto, NodeProto, TensorProto, ValueInfoProto
 
 if TYPE_CHECKING:
     import onnx
@@ -352,7 +352,7 @@ def to_onnx_bytes(graph: ComputationGraph, seed: int = 0, check: bool = False, n
     if check:  # the structure only: copying the weights into the checker is what would cost
         import onnx
 
-        from controller.graph.onnx_weights import split_weights
+        from hwnas.controller.graph.onnx_weights import split_weights
 
         onnx.checker.check_model(split_weights(onnx.load_from_string(data), values=False)[1])
     return data

@@ -30,14 +30,14 @@ import numpy as np
 import onnx
 from onnx import numpy_helper, shape_inference
 
-from controller.graph import onnx_layout_ops as layout
-from controller.graph import onnx_ops as ops
-from controller.graph import onnx_patterns
-from controller.graph.builder import GraphBuilder
-from controller.graph.ir import ComputationGraph
-from controller.graph.onnx_context import Handler, ImportContext, attrs
-from controller.graph.onnx_reading import GROWING, MAX_FOLDED_ELEMENTS, evaluate_constant, foldable, load_model
-from controller.graph.onnx_weights import split_weights
+from hwnas.controller.graph import onnx_layout_ops as layout
+from hwnas.controller.graph import onnx_ops as ops
+from hwnas.controller.graph import onnx_patterns
+from hwnas.controller.graph.builder import GraphBuilder
+from hwnas.controller.graph.ir import ComputationGraph
+from hwnas.controller.graph.onnx_context import Handler, ImportContext, attrs
+from hwnas.controller.graph.onnx_reading import GROWING, MAX_FOLDED_ELEMENTS, evaluate_constant, foldable, load_model
+from hwnas.controller.graph.onnx_weights import split_weights
 
 
 class UnsupportedOpsError(ValueError):

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from controller.graph.onnx_context import ImportContext, decode
+from hwnas.controller.graph.onnx_context import ImportContext, decode
 
 
 def squeeze(ctx: ImportContext, node, a) -> int | None:

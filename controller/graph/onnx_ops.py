@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import onnx
 
-from controller.graph.onnx_context import Handler, ImportContext, decode
+from hwnas.controller.graph.onnx_context import Handler, ImportContext, decode
 
 
 def window(a: dict, rank: int = 2) -> dict:

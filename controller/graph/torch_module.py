@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from controller.graph.ir import ComputationGraph, Node
+from hwnas.controller.graph.ir import ComputationGraph, Node
 
 
 class UnsupportedForTorch(ValueError):
@@ -248,8 +248,8 @@ def to_torch(graph: ComputationGraph, seed: int = 0) -> GraphModule:
     """An eval-mode module computing ``graph`` with the weights of its ONNX export with ``seed``
     (``onnx_export.to_onnx_bytes``): every format the controller sends then computes the same function, and
     a TFLite model's outputs can be checked against onnxruntime on the ONNX (``fleet.output_check``)."""
-    from controller.graph.onnx_export import to_onnx_bytes
-    from protos.onnx_format.onnx_ml_pb2 import ModelProto
+    from hwnas.controller.graph.onnx_export import to_onnx_bytes
+    from hwnas.protos.onnx_format.onnx_ml_pb2 import ModelProto
 
     graph = graph.canonical()
     with torch.random.fork_rng(devices=[]):

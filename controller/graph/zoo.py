@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from controller.graph.builder import GraphBuilder
-from controller.graph.ir import ComputationGraph
+from hwnas.controller.graph.builder import GraphBuilder
+from hwnas.controller.graph.ir import ComputationGraph
 
 
 def resnet50(input_hw: int = 224, classes: int = 1000) -> ComputationGraph:

@@ -21,13 +21,13 @@ from typing import Any
 
 import numpy as np
 
-from controller.errors import SettingError
-from controller.graph import ComputationGraph
-from controller.graph.ops import OPS as GRAPH_OPS
-from controller.spaces import SearchSpace
-from controller.spaces.nb201 import EDGES, OPS, NasBench201
-from predictors import Samples
-from predictors.samples import graph_array
+from hwnas.controller.errors import SettingError
+from hwnas.controller.graph import ComputationGraph
+from hwnas.controller.graph.ops import OPS as GRAPH_OPS
+from hwnas.controller.spaces import SearchSpace
+from hwnas.controller.spaces.nb201 import EDGES, OPS, NasBench201
+from hwnas.predictors import Samples
+from hwnas.predictors.samples import graph_array
 
 NODE_TYPES = ("nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3", "input", "output", "global")
 N_NODES = len(EDGES) + 3
@@ -198,7 +198,7 @@ def read_nb201_table(path: Path, target: str, device_key: str | None = None) -> 
 
 def _arch_columns(space: SearchSpace, columns: Sequence[str]) -> tuple[str, ...] | None:
     """The column(s) naming the architecture: this project's export (``arch``), else a packaged table's key."""
-    from controller.data import TABLES
+    from hwnas.controller.data import TABLES
 
     if "arch" in columns and "space" in columns:
         return ("arch",)
@@ -224,7 +224,7 @@ def is_measured_cost(column: str) -> bool:
 def read_space_table(path: Path, target: str, space: SearchSpace, device_key: str | None = None,
                      one_per_network: bool = False) -> Table:
     """A table of ``space``'s architectures with the ``target`` column: a packaged or public table (its
-    architecture column(s) as ``controller.data.TABLES`` registers them), or this project's export (CSV or
+    architecture column(s) as ``hwnas.controller.data.TABLES`` registers them), or this project's export (CSV or
     Parquet; ``arch`` with ``space``, one device key or ``device_key`` naming which).
 
     Architectures with no network and rows without a numeric target are left out; ``one_per_network`` keeps

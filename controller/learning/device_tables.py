@@ -1,8 +1,8 @@
 """The packaged tables' device latency columns: every device that measured a family, as transfer sources.
 
 A new device learns from the devices that measured the same architectures before it (few-shot transfer,
-``predictors.source_transfer``), and its first measurements are chosen where those devices disagree most
-(``predictors.selection``). The packaged tables (``controller.data``) hold such devices for NB-201
+``hwnas.predictors.source_transfer``), and its first measurements are chosen where those devices disagree most
+(``hwnas.predictors.selection``). The packaged tables (``hwnas.controller.data``) hold such devices for NB-201
 (HW-NAS-Bench, LatBench), FBNet and OFA-MobileNetV3 (HELP); this module reads them once per table, rows
 aligned across columns.
 """
@@ -16,11 +16,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from controller.data import TABLES, table_path
-from controller.learning.data import read_space_table, space_samples
-from controller.spaces import get_space
-from controller.spaces.base import SearchSpace
-from predictors.samples import Samples
+from hwnas.controller.data import TABLES, table_path
+from hwnas.controller.learning.data import read_space_table, space_samples
+from hwnas.controller.spaces import get_space
+from hwnas.controller.spaces.base import SearchSpace
+from hwnas.predictors.samples import Samples
 
 # simulated accelerators whose latency is a sum of per-edge costs by construction (the NB-201 README): they say
 # nothing about a learned predictor and are no device a lab adds

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from controller.graph.ir import ComputationGraph
-from controller.learning.data import cg_graph, read_space_table
-from predictors.samples import Samples, graph_array
+from hwnas.controller.graph.ir import ComputationGraph
+from hwnas.controller.learning.data import cg_graph, read_space_table
+from hwnas.predictors.samples import Samples, graph_array
 
 LABELS = "labels.csv"
 
@@ -49,13 +49,13 @@ def pooled(families: Sequence[Family]) -> Samples:
 
 def load_family(spec: str, max_networks: int = 0, seed: int = 0) -> Family:
     """``spec``: a folder, a packaged table name or a space name; ``max_networks`` > 0 keeps a random subset."""
-    from controller.data import TABLES
+    from hwnas.controller.data import TABLES
 
     if Path(spec).is_dir():
         return folder_family(Path(spec), max_networks, seed)
     if spec in TABLES:
         return table_family(spec, max_networks, seed)
-    from controller.spaces import SPACES, get_space
+    from hwnas.controller.spaces import SPACES, get_space
 
     if spec in SPACES:
         table = get_space(spec).accuracy_table
@@ -74,8 +74,8 @@ def _subset(n: int, max_networks: int, seed: int) -> np.ndarray:
 
 
 def table_family(name: str, max_networks: int = 0, seed: int = 0) -> Family:
-    from controller.data import TABLES, table_path
-    from controller.spaces import get_space
+    from hwnas.controller.data import TABLES, table_path
+    from hwnas.controller.spaces import get_space
 
     table = TABLES[name]
     if not table.accuracy:
@@ -99,7 +99,7 @@ def folder_family(folder: Path, max_networks: int = 0, seed: int = 0) -> Family:
     """ONNX files of a folder with ``labels.csv`` (columns ``file,accuracy``, accuracy in %). Every problem is
     found before anything is returned: the line of a bad label, the files that are missing, and every op the
     graph IR cannot read, by name, with the files that use it."""
-    from controller.graph.onnx_import import UnsupportedOpsError, from_onnx
+    from hwnas.controller.graph.onnx_import import UnsupportedOpsError, from_onnx
 
     labels = folder / LABELS
     if not labels.is_file():

@@ -16,15 +16,15 @@ from pathlib import Path
 
 import numpy as np
 
-from controller.errors import SettingError
-from controller.learning.data import space_samples
-from controller.learning.layer_latency import LAYER_SPACE, layer_sums, measured_layers
-from controller.spaces import SPACES, get_space
-from predictors import Predictor, Samples, get_predictor, load, predictor_class
-from predictors.base import transfers
-from predictors.evaluate import Result, summarise
-from predictors.metrics import BOUNDS, MIN_HELD_OUT
-from protos import names
+from hwnas.controller.errors import SettingError
+from hwnas.controller.learning.data import space_samples
+from hwnas.controller.learning.layer_latency import LAYER_SPACE, layer_sums, measured_layers
+from hwnas.controller.spaces import SPACES, get_space
+from hwnas.predictors import Predictor, Samples, get_predictor, load, predictor_class
+from hwnas.predictors.base import transfers
+from hwnas.predictors.evaluate import Result, summarise
+from hwnas.predictors.metrics import BOUNDS, MIN_HELD_OUT
+from hwnas.protos import names
 
 MIN_SAMPLES = 10  # measurements of one space a device key needs before a predictor is fitted to them
 
@@ -112,7 +112,7 @@ def with_layer_sums(samples: Samples, store, device_key: str, space: str, rows: 
     """``samples`` (of ``rows``) with each architecture's layer sum, the layer-wise predictor's input, taken
     ``layers_from`` one of ``LAYER_SOURCES``. ``learn_from``: the rows whose op profiles teach the layer times
     (every profiled row by default), so that a held-out network's own profile never predicts it."""
-    from controller.learning import op_profile_layers
+    from hwnas.controller.learning import op_profile_layers
 
     if layers_from not in LAYER_SOURCES:
         raise SettingError("layers_from", f"must be one of {', '.join(LAYER_SOURCES)}, got {layers_from!r}")
@@ -156,7 +156,7 @@ def train_from_store(store, db: str | Path, device_key: str, kind: str, valid_sh
     they must have measured the same space. ``layers_from``: where a layer-wise predictor's per-layer times
     come from (``LAYER_SOURCES``); from op profiles, only the training networks' profiles teach them.
     """
-    from predictors.metrics import evaluate
+    from hwnas.predictors.metrics import evaluate
 
     needs_layers = "layer_sum" in predictor_class(kind).needs
     if layers_from not in LAYER_SOURCES:
@@ -215,7 +215,7 @@ def transfer_sources(store, space: str, device_key: str,
     """What a new device's transfer learns from, and a phrase naming it: the ``named`` device keys of the
     store, or by default the space's packaged device tables and every other key of the store with at least
     ``MIN_SAMPLES`` measurements of the space."""
-    from controller.learning.device_tables import packaged_sources, tables_of
+    from hwnas.controller.learning.device_tables import packaged_sources, tables_of
 
     if named is not None:
         if device_key in named:

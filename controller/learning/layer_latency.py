@@ -3,7 +3,7 @@
 A *layer* is one CG node as the device sees it: its op, its attributes and the shapes of its inputs. Each
 distinct layer becomes a small graph of its own (an input and that op) and is measured by the device's
 agents like any model, stored under the space ``layers``. A network's layer sum is the sum of its layers'
-latencies; the layer-wise predictor only fits one scale factor on top (``predictors.linear``).
+latencies; the layer-wise predictor only fits one scale factor on top (``hwnas.predictors.linear``).
 
 A layer whose extra inputs have another shape than its first (a concat of unequal channel counts, the
 channel-wise ``mul`` of a squeeze-excite block) needs helper ops to make those inputs from the one graph
@@ -18,10 +18,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from controller.graph import ComputationGraph
-from controller.graph.builder import GraphBuilder
-from controller.graph.ops import Shape
-from controller.spaces import Candidate
+from hwnas.controller.graph import ComputationGraph
+from hwnas.controller.graph.builder import GraphBuilder
+from hwnas.controller.graph.ops import Shape
+from hwnas.controller.spaces import Candidate
 
 LAYER_SPACE = "layers"  # the store's space name for single-layer graphs
 NOT_LAYERS = ("input",)  # nodes that run nothing on the device

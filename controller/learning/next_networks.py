@@ -1,6 +1,6 @@
 """The networks a new device measures first: its space's reference set, then the most informative next ones.
 
-``predictors.selection`` chooses among candidates by what the source devices predict for them. Here the
+``hwnas.predictors.selection`` chooses among candidates by what the source devices predict for them. Here the
 candidates and the sources come from the lab: the space's packaged device tables (``device_tables``) and
 other device keys of the dataset. The reference set uses the packaged tables only, so it is the same fixed
 set for every lab and every new device of a space; a space without such a table spreads its reference set
@@ -13,14 +13,14 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from controller.learning.data import space_samples
-from controller.learning.device_tables import device_columns, packaged_sources, tables_of
-from controller.learning.jobs import transfer_sources
-from controller.spaces.base import SearchSpace
-from controller.spaces.catalog import sample
-from predictors.base import get_predictor
-from predictors.samples import Samples
-from predictors.selection import REFERENCE, next_to_measure
+from hwnas.controller.learning.data import space_samples
+from hwnas.controller.learning.device_tables import device_columns, packaged_sources, tables_of
+from hwnas.controller.learning.jobs import transfer_sources
+from hwnas.controller.spaces.base import SearchSpace
+from hwnas.controller.spaces.catalog import sample
+from hwnas.predictors.base import get_predictor
+from hwnas.predictors.samples import Samples
+from hwnas.predictors.selection import REFERENCE, next_to_measure
 
 POOL = 2000  # candidates the choice is made among: enough to spread over, quick to score
 

@@ -3,13 +3,13 @@
 ``hwnas predictor layers`` times each layer as a model of its own, so the device runs it alone and unfused.
 A per-op profile (``--op-profile``) times the same layers inside the networks the device really runs, as
 the runtime fused them, at no extra job. Two views of a device key's profiles feed the layer-wise
-predictor's one scale factor (``predictors.linear``) as its layer sum:
+predictor's one scale factor (``hwnas.predictors.linear``) as its layer sum:
 
 - **profiled layers** (BRP-NAS's layer-wise predictor): a layer's time is the median, over every profiled
   network it occurs in, of the kernel it led (a fused kernel's time goes to its member with the most MACs, the
   others count 0: a batchnorm folded into its conv costs nothing of its own). A layer no profile saw has none.
 - **kernels** (nn-Meter's kernel view): the profiles' kernels teach which op pairs the runtime fuses and what
-  each kernel type costs (``predictors.kernel_model``); a network is cut into kernels by those fusions and
+  each kernel type costs (``hwnas.predictors.kernel_model``); a network is cut into kernels by those fusions and
   its sum is its kernels' predicted times, so it reaches layers and shapes no profile saw.
 
 A profile names its ops after the exporter's node names (``graph.onnx_export.node_of_name``); an op that
@@ -27,10 +27,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from controller.graph import ComputationGraph
-from controller.graph.onnx_export import node_of_name
-from controller.learning.layer_latency import NOT_LAYERS, layer_at
-from predictors.kernel_model import KernelModel
+from hwnas.controller.graph import ComputationGraph
+from hwnas.controller.graph.onnx_export import node_of_name
+from hwnas.controller.learning.layer_latency import NOT_LAYERS, layer_at
+from hwnas.predictors.kernel_model import KernelModel
 
 # (graph, its op profile: {name, op_type, time_ms} per op); any graph, canonicalised here
 Profiled = tuple[ComputationGraph, Sequence[Mapping]]
@@ -200,7 +200,7 @@ def kernel_type(graph: ComputationGraph, members: Sequence[int]) -> str:
 
 
 def kernel_features(graph: ComputationGraph, members: Sequence[int]) -> list[float]:
-    """``predictors.kernel_model.FEATURES``: millions of MACs, MB moved (inputs from outside the kernel, the
+    """``hwnas.predictors.kernel_model.FEATURES``: millions of MACs, MB moved (inputs from outside the kernel, the
     outputs it hands on and its parameters, at 4 bytes), and 1."""
     inside = set(members)
     consumers = graph.consumers()
@@ -215,7 +215,7 @@ def kernel_features(graph: ComputationGraph, members: Sequence[int]) -> list[flo
 
 
 def _params(graph: ComputationGraph, index: int) -> int:
-    from controller.graph.ops import OPS
+    from hwnas.controller.graph.ops import OPS
 
     node = graph.nodes[index]
     return OPS[node.op].params(graph.in_shapes(index), node.out_shape, node.attrs)

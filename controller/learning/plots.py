@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from predictors import predictor_class
-from predictors.evaluate import Result
+from hwnas.predictors import predictor_class
+from hwnas.predictors.evaluate import Result
 
 
 def scatter(results: Sequence[Result], path: Path, target: str, band: float = 0.10) -> Path:

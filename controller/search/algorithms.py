@@ -16,10 +16,10 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
-from controller.search.baselines import Nsga2Search, RandomSearch
-from controller.search.brpnas import BrpNas
-from controller.search.linas import Linas
-from controller.search.problem import SearchAlgorithm
+from hwnas.controller.search.baselines import Nsga2Search, RandomSearch
+from hwnas.controller.search.brpnas import BrpNas
+from hwnas.controller.search.linas import Linas
+from hwnas.controller.search.problem import SearchAlgorithm
 
 ALGORITHMS: dict[str, type[SearchAlgorithm]] = {cls.name: cls for cls in (BrpNas, Linas, Nsga2Search, RandomSearch)}
 

@@ -7,9 +7,9 @@ from typing import ClassVar
 
 import numpy as np
 
-from controller.errors import SettingError
-from controller.search.evolution import inner_algorithm
-from controller.search.problem import Ask, SearchAlgorithm, SearchProblem, Steps
+from hwnas.controller.errors import SettingError
+from hwnas.controller.search.evolution import inner_algorithm
+from hwnas.controller.search.problem import Ask, SearchAlgorithm, SearchProblem, Steps
 
 STALE_GENERATIONS = 50  # NSGA-II generations without a new architecture before it stops early
 

@@ -21,11 +21,11 @@ from typing import ClassVar
 
 import numpy as np
 
-from controller.errors import SettingError
-from controller.learning.data import space_samples
-from controller.search.evaluator import Evaluation, Evaluator
-from controller.search.problem import Ask, SearchAlgorithm, SearchProblem, Steps
-from predictors import OutsideDomainWarning, Predictor, get_predictor
+from hwnas.controller.errors import SettingError
+from hwnas.controller.learning.data import space_samples
+from hwnas.controller.search.evaluator import Evaluation, Evaluator
+from hwnas.controller.search.problem import Ask, SearchAlgorithm, SearchProblem, Steps
+from hwnas.predictors import OutsideDomainWarning, Predictor, get_predictor
 
 MAX_CANDIDATES = 200_000  # BRP-NAS ranks every architecture of the space
 

@@ -21,10 +21,10 @@ from typing import Protocol
 
 import numpy as np
 
-from controller.errors import SettingError
-from controller.search.measure import Outcome, value_of
-from controller.search.objectives import AccuracyFn, Objective, evaluate_static
-from controller.spaces import Measurable, ModelFile, SearchSpace
+from hwnas.controller.errors import SettingError
+from hwnas.controller.search.measure import Outcome, value_of
+from hwnas.controller.search.objectives import AccuracyFn, Objective, evaluate_static
+from hwnas.controller.spaces import Measurable, ModelFile, SearchSpace
 
 
 class Measurer(Protocol):

@@ -13,8 +13,8 @@ from math import comb
 
 import numpy as np
 
-from controller.errors import SettingError
-from controller.spaces import SearchSpace
+from hwnas.controller.errors import SettingError
+from hwnas.controller.spaces import SearchSpace
 
 PENALTY = 1e12  # objective value of an encoding that is not a network: dominated by everything
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from controller.errors import SettingError
+from hwnas.controller.errors import SettingError
 
 
 def pareto_mask(F: np.ndarray) -> np.ndarray:

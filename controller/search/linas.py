@@ -21,14 +21,14 @@ from typing import ClassVar
 
 import numpy as np
 
-from controller.errors import SettingError
-from controller.learning.data import space_samples
-from controller.search.baselines import check_evolution
-from controller.search.evolution import PENALTY, check_inner, inner_algorithm, integer_problem
-from controller.search.hypervolume import pareto_mask
-from controller.search.problem import Ask, Predicts, PredictsArchitectures, SearchAlgorithm, SearchProblem, Steps
-from predictors import OutsideDomainWarning, Samples, get_predictor, predictor_class
-from predictors.base import transfers
+from hwnas.controller.errors import SettingError
+from hwnas.controller.learning.data import space_samples
+from hwnas.controller.search.baselines import check_evolution
+from hwnas.controller.search.evolution import PENALTY, check_inner, inner_algorithm, integer_problem
+from hwnas.controller.search.hypervolume import pareto_mask
+from hwnas.controller.search.problem import Ask, Predicts, PredictsArchitectures, SearchAlgorithm, SearchProblem, Steps
+from hwnas.predictors import OutsideDomainWarning, Samples, get_predictor, predictor_class
+from hwnas.predictors.base import transfers
 
 DEFAULT_PREDICTOR = "ridge"  # LINAS Table 5 (MobileNetV3, ResNet50): ridge for accuracy and latency
 

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from controller.fleet import AgentEndpoint, Fleet, Outcome
-from controller.fleet.campaign import CampaignPlan, to_record
-from controller.fleet.client import AgentCallError, ProfileSpec
-from controller.fleet.profile import Profiled
-from controller.spaces import Measurable, ModelFile
-from controller.store import JobSpec
-from controller.store.records import InvalidRecord
+from hwnas.controller.fleet import AgentEndpoint, Fleet, Outcome
+from hwnas.controller.fleet.campaign import CampaignPlan, to_record
+from hwnas.controller.fleet.client import AgentCallError, ProfileSpec
+from hwnas.controller.fleet.profile import Profiled
+from hwnas.controller.spaces import Measurable, ModelFile
+from hwnas.controller.store import JobSpec
+from hwnas.controller.store.records import InvalidRecord
 
 
 def value_of(outcome: Outcome, field: str, column: str) -> tuple[float | None, str]:
@@ -85,7 +85,7 @@ class ProfileMeasurer:
         if isinstance(candidate, ModelFile):
             data, own_format = candidate.data, candidate.own_format
         else:
-            from controller.graph.onnx_export import to_onnx_bytes
+            from hwnas.controller.graph.onnx_export import to_onnx_bytes
 
             data, own_format = to_onnx_bytes(candidate.graph), "onnx"
         try:

@@ -21,9 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from controller.errors import SettingError
-from controller.graph import ComputationGraph
-from controller.spaces import Candidate, SearchSpace
+from hwnas.controller.errors import SettingError
+from hwnas.controller.graph import ComputationGraph
+from hwnas.controller.spaces import Candidate, SearchSpace
 
 
 @dataclass(frozen=True)
@@ -73,11 +73,11 @@ def graph_value(objective: Objective, graph: ComputationGraph) -> float:
 
 # -- accuracy evaluators ------------------------------------------------------------------------------
 def table_accuracy(name: str, space: SearchSpace, column: str = "") -> AccuracyFn:
-    """Lookup in a packaged table (``controller.data.TABLES``): accuracy in %, the table's default column
+    """Lookup in a packaged table (``hwnas.controller.data.TABLES``): accuracy in %, the table's default column
     unless another is named. Rows and candidates meet by canonical encoding (``space.canonical``: masked
     variables do not matter), or by network where the table copies networks under several keys (the first
     row of a network answers for it); only the table's space, at the table's input size, can be looked up."""
-    from controller.data import get_table, table_rows
+    from hwnas.controller.data import get_table, table_rows
 
     try:
         table = get_table(name)
@@ -163,8 +163,8 @@ class PredictorAccuracy:
         return self._values(encodings, {})
 
     def _values(self, encodings: Sequence[Sequence[int]], graphs: dict) -> np.ndarray:
-        from controller.learning.data import space_samples
-        from controller.learning.families import graph_samples
+        from hwnas.controller.learning.data import space_samples
+        from hwnas.controller.learning.families import graph_samples
 
         keys = [self.space.network_key(x) for x in encodings]
         missing = {k: x for k, x in zip(keys, encodings, strict=True) if k not in self.cache}
@@ -184,7 +184,7 @@ class PredictorAccuracy:
 def predictor_accuracy(path: str, space: SearchSpace, kind: str = "") -> PredictorAccuracy:
     """A saved predictor (``hwnas predictor train`` or ``hwnas predictor gennape`` folder) as the accuracy
     evaluator; ``kind``: the predictor must be of this kind."""
-    from predictors import load as load_predictor
+    from hwnas.predictors import load as load_predictor
 
     flag = f"{kind or 'predictor'}:{path}"
     try:
@@ -201,7 +201,7 @@ def accuracy_evaluator(spec: str, space: SearchSpace) -> AccuracyFn:
     ``nb201:acc_cifar100_test``), ``predictor:PATH``, ``gennape:PATH`` (a GENNAPE folder: it reads each
     candidate's computation graph), ``proxy:params|macs`` (a size proxy, not an accuracy) or
     ``module:function``."""
-    from controller.data import TABLES
+    from hwnas.controller.data import TABLES
 
     kind, _, rest = spec.partition(":")
     if kind == "table":

@@ -19,11 +19,11 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
-from controller.errors import SettingError
-from controller.search.evaluator import Evaluation, Evaluator
-from controller.search.evolution import PENALTY
-from controller.spaces import SearchSpace
-from predictors import Samples
+from hwnas.controller.errors import SettingError
+from hwnas.controller.search.evaluator import Evaluation, Evaluator
+from hwnas.controller.search.evolution import PENALTY
+from hwnas.controller.spaces import SearchSpace
+from hwnas.predictors import Samples
 
 
 class Predicts(Protocol):

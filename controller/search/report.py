@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from controller.search.hypervolume import HvSpace
-from controller.search.plots import hypervolume_png, mean_and_se
-from controller.search.run import measured_matrix, read_run
+from hwnas.controller.search.hypervolume import HvSpace
+from hwnas.controller.search.plots import hypervolume_png, mean_and_se
+from hwnas.controller.search.run import measured_matrix, read_run
 
 
 def group_of(summary: dict) -> tuple[str, str, tuple[str, ...]]:

@@ -23,11 +23,11 @@ from pathlib import Path
 
 import numpy as np
 
-from controller.reporting.spreadsheet import spreadsheet_safe
-from controller.search.brpnas import BrpNas
-from controller.search.evaluator import Evaluation, Evaluator
-from controller.search.hypervolume import HvSpace, pareto_mask
-from controller.search.problem import SearchAlgorithm, SearchProblem, drive
+from hwnas.controller.reporting.spreadsheet import spreadsheet_safe
+from hwnas.controller.search.brpnas import BrpNas
+from hwnas.controller.search.evaluator import Evaluation, Evaluator
+from hwnas.controller.search.hypervolume import HvSpace, pareto_mask
+from hwnas.controller.search.problem import SearchAlgorithm, SearchProblem, drive
 
 
 @dataclass(frozen=True)
@@ -104,7 +104,7 @@ class SearchRun:
             self._csv.close()
         self._write_outputs(time.perf_counter() - started)
         if self.evaluator.history and not self.evaluator.successful():
-            from controller.reporting.tables import failure_summary
+            from hwnas.controller.reporting.tables import failure_summary
 
             raise SearchFailed(f"every evaluation failed ({self.out / 'measured.csv'} lists them): "
                                f"{failure_summary(self.evaluator.failure_causes())}")
@@ -147,7 +147,7 @@ class SearchRun:
         (self.out / "run.json").write_text(json.dumps(summary, indent=2) + "\n")
         if not ok:
             return  # nothing measured: no front and no hypervolume to plot
-        from controller.search.plots import hypervolume_png, pareto_png
+        from hwnas.controller.search.plots import hypervolume_png, pareto_png
 
         pareto_png(self.out / "pareto.png", self.evaluator, ok, front, algorithm.predicted_front, self.config)
         hypervolume_png(self.out / "hypervolume.png", {self.config.algo: [self.hv.values]},

@@ -6,16 +6,16 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
-from controller.spaces.base import SearchSpace
-from controller.spaces.candidate import Candidate, Measurable, ModelFile
-from controller.spaces.fbnet import FBNet
-from controller.spaces.hat import HatTransformer
-from controller.spaces.nas_bench_macro import NasBenchMacro
-from controller.spaces.nb101 import NasBench101
-from controller.spaces.nb201 import NasBench201
-from controller.spaces.ofa_mbv3 import OfaMobileNetV3
-from controller.spaces.ofa_resnet50 import OfaResNet50
-from controller.spaces.transformer import ElasticTransformer
+from hwnas.controller.spaces.base import SearchSpace
+from hwnas.controller.spaces.candidate import Candidate, Measurable, ModelFile
+from hwnas.controller.spaces.fbnet import FBNet
+from hwnas.controller.spaces.hat import HatTransformer
+from hwnas.controller.spaces.nas_bench_macro import NasBenchMacro
+from hwnas.controller.spaces.nb101 import NasBench101
+from hwnas.controller.spaces.nb201 import NasBench201
+from hwnas.controller.spaces.ofa_mbv3 import OfaMobileNetV3
+from hwnas.controller.spaces.ofa_resnet50 import OfaResNet50
+from hwnas.controller.spaces.transformer import ElasticTransformer
 
 SPACES: dict[str, Callable[..., SearchSpace]] = {
     FBNet.name: FBNet,

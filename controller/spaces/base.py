@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from controller.graph import ComputationGraph
-from controller.spaces.candidate import Candidate
+from hwnas.controller.graph import ComputationGraph
+from hwnas.controller.spaces.candidate import Candidate
 
 
 def identities_last(x: Sequence[int], stages: Sequence[int], identity: int) -> tuple[int, ...]:
@@ -36,7 +36,7 @@ class SearchSpace(abc.ABC):
     """A family of architectures. Besides encoding and building networks, a space declares what it offers,
     so that callers ask it instead of checking its name:
 
-    - ``predictor_features``: the light predictors' view of an encoding (``controller.learning.data``'s
+    - ``predictor_features``: the light predictors' view of an encoding (``hwnas.controller.learning.data``'s
       registry): "one-hot" of each variable, "nb201-cell" (the one-hot plus NB-201's cell graph) or
       "one-hot+cg" (the one-hot plus each network's whole CG, for the whole-CG GNNs);
     - ``accuracy_table``: the packaged accuracy table a search may look accuracies up in ("" if none);

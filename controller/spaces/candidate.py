@@ -6,7 +6,7 @@ import hashlib
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from controller.graph import ComputationGraph
+from hwnas.controller.graph import ComputationGraph
 
 
 @dataclass(frozen=True)

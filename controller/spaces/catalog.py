@@ -9,10 +9,10 @@ from typing import Any
 
 import numpy as np
 
-from controller.graph.model_formats import identity
-from controller.graph.onnx_export import to_onnx_bytes
-from controller.spaces import SPACES, SearchSpace, get_space
-from controller.spaces.nb201 import NasBench201
+from hwnas.controller.graph.model_formats import identity
+from hwnas.controller.graph.onnx_export import to_onnx_bytes
+from hwnas.controller.spaces import SPACES, SearchSpace, get_space
+from hwnas.controller.spaces.nb201 import NasBench201
 
 INDEX_COLUMNS = ("arch_id", "space", "arch", "encoding", "macs", "params", "onnx", "cg")
 

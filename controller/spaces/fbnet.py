@@ -16,9 +16,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from controller.graph import ComputationGraph, GraphBuilder
-from controller.spaces.base import identities_last
-from controller.spaces.layer_choice import LayerChoiceSpace
+from hwnas.controller.graph import ComputationGraph, GraphBuilder
+from hwnas.controller.spaces.base import identities_last
+from hwnas.controller.spaces.layer_choice import LayerChoiceSpace
 
 OPS = ("k3_e1", "k3_e1_g2", "k3_e3", "k3_e6", "k5_e1", "k5_e1_g2", "k5_e3", "k5_e6", "skip")
 SKIP = OPS.index("skip")

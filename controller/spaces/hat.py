@@ -29,9 +29,9 @@ from typing import Any
 
 import numpy as np
 
-from controller.graph import ComputationGraph, GraphBuilder
-from controller.spaces.base import SearchSpace
-from controller.spaces.transformer import EMBEDDINGS, FFNS, HEADS, attention, post_norm
+from hwnas.controller.graph import ComputationGraph, GraphBuilder
+from hwnas.controller.spaces.base import SearchSpace
+from hwnas.controller.spaces.transformer import EMBEDDINGS, FFNS, HEADS, attention, post_norm
 
 ENCODER_LAYERS = 6
 MAX_DECODER_LAYERS = 6

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from controller.spaces.base import SearchSpace
+from hwnas.controller.spaces.base import SearchSpace
 
 
 class LayerChoiceSpace(SearchSpace):

@@ -20,9 +20,9 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator, Sequence
 
-from controller.graph import ComputationGraph, GraphBuilder
-from controller.spaces.base import identities_last
-from controller.spaces.layer_choice import LayerChoiceSpace
+from hwnas.controller.graph import ComputationGraph, GraphBuilder
+from hwnas.controller.spaces.base import identities_last
+from hwnas.controller.spaces.layer_choice import LayerChoiceSpace
 
 OPS = ("id", "ir_3x3_t3", "ir_5x5_t6")
 BLOCKS = {1: (3, 3), 2: (5, 6)}  # choice -> (depthwise kernel, expansion)

@@ -22,8 +22,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from controller.graph import ComputationGraph, GraphBuilder
-from controller.spaces.base import SearchSpace
+from hwnas.controller.graph import ComputationGraph, GraphBuilder
+from hwnas.controller.spaces.base import SearchSpace
 
 OPS = ("conv3x3-bn-relu", "conv1x1-bn-relu", "maxpool3x3")
 VERTICES = 7

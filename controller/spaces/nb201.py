@@ -18,9 +18,9 @@ from collections.abc import Iterator, Mapping, Sequence
 
 import numpy as np
 
-from controller.data import nb201_table
-from controller.graph import ComputationGraph, GraphBuilder
-from controller.spaces.base import SearchSpace
+from hwnas.controller.data import nb201_table
+from hwnas.controller.graph import ComputationGraph, GraphBuilder
+from hwnas.controller.spaces.base import SearchSpace
 
 OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 EDGES = ((1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2))  # (to, from) in arch-string order

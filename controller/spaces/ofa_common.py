@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from controller.spaces.base import SearchSpace
+from hwnas.controller.spaces.base import SearchSpace
 
 
 def make_divisible(value: float, divisor: int = 8) -> int:

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from controller.graph import ComputationGraph, GraphBuilder
-from controller.spaces.ofa_common import OfaSpace, make_divisible
+from hwnas.controller.graph import ComputationGraph, GraphBuilder
+from hwnas.controller.spaces.ofa_common import OfaSpace, make_divisible
 
 DEPTHS = (2, 3, 4)
 KERNELS = (3, 5, 7)

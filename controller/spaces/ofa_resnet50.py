@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from controller.graph import ComputationGraph, GraphBuilder
-from controller.spaces.ofa_common import OfaSpace, make_divisible
+from hwnas.controller.graph import ComputationGraph, GraphBuilder
+from hwnas.controller.spaces.ofa_common import OfaSpace, make_divisible
 
 DEPTHS = (0, 1, 2)
 EXPANDS = (0.2, 0.25, 0.35)

@@ -24,8 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from controller.graph import ComputationGraph, GraphBuilder
-from controller.spaces.base import SearchSpace
+from hwnas.controller.graph import ComputationGraph, GraphBuilder
+from hwnas.controller.spaces.base import SearchSpace
 
 EMBEDDINGS = (512, 640)
 HEADS = (4, 8)

@@ -1,6 +1,6 @@
 """The controller's durable dataset and job queue (SQLAlchemy; SQLite by default)."""
 
-from controller.store.records import (
+from hwnas.controller.store.records import (
     ArchRecord,
     InvalidRecord,
     Job,
@@ -9,7 +9,7 @@ from controller.store.records import (
     RegisteredAgent,
     make_job_key,
 )
-from controller.store.store import SchemaError, Store, StoreOpenError, StoreUnavailable, database_url
+from hwnas.controller.store.store import SchemaError, Store, StoreOpenError, StoreUnavailable, database_url
 
 __all__ = ["ArchRecord", "InvalidRecord", "Job", "JobSpec", "MeasurementRecord", "RegisteredAgent", "SchemaError",
            "Store",

@@ -7,9 +7,9 @@ from collections.abc import Sequence
 
 from sqlalchemy import and_, delete, insert, select, update
 
-from controller.store import schema
-from controller.store.database import Database
-from controller.store.records import RegisteredAgent
+from hwnas.controller.store import schema
+from hwnas.controller.store.database import Database
+from hwnas.controller.store.records import RegisteredAgent
 
 
 class AgentRegistry(Database):

@@ -9,9 +9,9 @@ from typing import Any
 
 from sqlalchemy import and_, func, insert, select
 
-from controller.store import schema
-from controller.store.database import Database
-from controller.store.records import ArchRecord, MeasurementRecord
+from hwnas.controller.store import schema
+from hwnas.controller.store.database import Database
+from hwnas.controller.store.records import ArchRecord, MeasurementRecord
 
 # A warned record: the agent attached warnings to a measurement it timed. Records it did not time (replayed or
 # simulated: count 0; imported: count null) carry a note saying where the value came from, not a warning.

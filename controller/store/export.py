@@ -8,10 +8,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from controller.reporting.spreadsheet import spreadsheet_safe
-from controller.store import schema
-from controller.store.records import RECORD_COLUMNS
-from controller.store.store import Store
+from hwnas.controller.reporting.spreadsheet import spreadsheet_safe
+from hwnas.controller.store import schema
+from hwnas.controller.store.records import RECORD_COLUMNS
+from hwnas.controller.store.store import Store
 
 ARCH_COLUMNS = ("arch_id", "space", "arch", "encoding", "macs", "params")  # the architecture each row is of
 # The architecture, then the record's columns (RECORD_COLUMNS), its job_key last as the row's identity.

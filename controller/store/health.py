@@ -1,5 +1,5 @@
 """Device keys' health: quarantines, where each key's golden-check baseline begins, its last good check,
-and the records a drift casts doubt on (the policy is ``controller.fleet.health``'s)."""
+and the records a drift casts doubt on (the policy is ``hwnas.controller.fleet.health``'s)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from typing import Any
 
 from sqlalchemy import and_, insert, select, update
 
-from controller.store import schema
-from controller.store.database import Database
+from hwnas.controller.store import schema
+from hwnas.controller.store.database import Database
 
 
 @dataclass(frozen=True)

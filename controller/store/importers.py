@@ -26,11 +26,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from controller.reporting.spreadsheet import from_spreadsheet_safe
-from controller.spaces import get_space
-from controller.spaces.nb201 import NasBench201
-from controller.store.records import RECORD_COLUMNS, ArchRecord, MeasurementRecord, make_job_key
-from controller.store.store import Store
+from hwnas.controller.reporting.spreadsheet import from_spreadsheet_safe
+from hwnas.controller.spaces import get_space
+from hwnas.controller.spaces.nb201 import NasBench201
+from hwnas.controller.store.records import RECORD_COLUMNS, ArchRecord, MeasurementRecord, make_job_key
+from hwnas.controller.store.store import Store
 
 FORMATS = ("nb201-table", "eagle-pickle", "hwnas")
 

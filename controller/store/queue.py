@@ -3,7 +3,7 @@
 A job is leased to one worker for a limited time; a lease that expires (worker died, link dropped) puts the
 job back in the queue; the record a worker delivers is keyed by the job's unique key, so a job measured
 twice still has one row. Every state change is one transaction. Which job goes next is the scheduler's
-choice among ``LEASE_ORDERS`` (``controller.fleet.scheduler``).
+choice among ``LEASE_ORDERS`` (``hwnas.controller.fleet.scheduler``).
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ from typing import Any
 from sqlalchemy import and_, bindparam, case, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from controller.store import schema
-from controller.store.database import Database
-from controller.store.dataset import _WARNED
-from controller.store.records import Job, JobSpec, MeasurementRecord, params_json
+from hwnas.controller.store import schema
+from hwnas.controller.store.database import Database
+from hwnas.controller.store.dataset import _WARNED
+from hwnas.controller.store.records import Job, JobSpec, MeasurementRecord, params_json
 
 STATES = ("queued", "leased", "done", "failed")
 

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from protos import names
+from hwnas.protos import names
 
 
 def params_json(params: Mapping[str, float]) -> str:

@@ -25,7 +25,7 @@ from sqlalchemy import (
     false,
 )
 
-from controller.store.records import RECORD_COLUMNS, RecordColumn
+from hwnas.controller.store.records import RECORD_COLUMNS, RecordColumn
 
 SCHEMA_VERSION = 7
 metadata = MetaData()

@@ -6,8 +6,8 @@ own (``queue``, ``agents``, ``dataset``, ``health``, over ``database``); ``Store
 
 from __future__ import annotations
 
-from controller.store.agents import AgentRegistry
-from controller.store.database import (
+from hwnas.controller.store.agents import AgentRegistry
+from hwnas.controller.store.database import (
     SchemaError,
     StoreOpenError,
     StoreUnavailable,
@@ -16,9 +16,9 @@ from controller.store.database import (
     sqlite_path,
     writable,
 )
-from controller.store.dataset import Dataset
-from controller.store.health import HealthRegistry, KeyHealth
-from controller.store.queue import STATES, JobQueue
+from hwnas.controller.store.dataset import Dataset
+from hwnas.controller.store.health import HealthRegistry, KeyHealth
+from hwnas.controller.store.queue import STATES, JobQueue
 
 __all__ = ["STATES", "KeyHealth", "SchemaError", "Store", "StoreOpenError", "StoreUnavailable", "database_url",
            "explain",

@@ -8,25 +8,25 @@ from __future__ import annotations
 
 import importlib
 
-from device_agent.backends.base import Backend, InputSpec, LoadedModel
-from device_agent.errors import InvalidInput
-from device_agent.power.base import Availability
+from hwnas.device_agent.backends.base import Backend, InputSpec, LoadedModel
+from hwnas.device_agent.errors import InvalidInput
+from hwnas.device_agent.power.base import Availability
 
 BACKENDS: dict[str, str] = {
-    "onnxruntime": "device_agent.backends.onnxruntime_backend:OnnxRuntimeBackend",
-    "instant": "device_agent.backends.instant_backend:InstantBackend",
-    "replay": "device_agent.backends.replay_backend:ReplayBackend",
-    "onnxruntime-cuda": "device_agent.backends.onnxruntime_backend:OnnxRuntimeCudaBackend",
-    "litert": "device_agent.backends.litert_backend:LiteRtBackend",
-    "edgetpu": "device_agent.backends.litert_backend:EdgeTpuBackend",
-    "torch": "device_agent.backends.torch_backend:TorchBackend",
-    "simulator": "device_agent.backends.simulator_backend:SimulatorBackend",
-    "openvino": "device_agent.backends.openvino_backend:OpenVinoBackend",
+    "onnxruntime": "hwnas.device_agent.backends.onnxruntime_backend:OnnxRuntimeBackend",
+    "instant": "hwnas.device_agent.backends.instant_backend:InstantBackend",
+    "replay": "hwnas.device_agent.backends.replay_backend:ReplayBackend",
+    "onnxruntime-cuda": "hwnas.device_agent.backends.onnxruntime_backend:OnnxRuntimeCudaBackend",
+    "litert": "hwnas.device_agent.backends.litert_backend:LiteRtBackend",
+    "edgetpu": "hwnas.device_agent.backends.litert_backend:EdgeTpuBackend",
+    "torch": "hwnas.device_agent.backends.torch_backend:TorchBackend",
+    "simulator": "hwnas.device_agent.backends.simulator_backend:SimulatorBackend",
+    "openvino": "hwnas.device_agent.backends.openvino_backend:OpenVinoBackend",
     # Vendor benchmark tools, on this host or on a device reached with --via (device_agent.tools).
-    "benchmark-model": "device_agent.tools.registry:BenchmarkModelBackend",
-    "trtexec": "device_agent.tools.registry:TrtExecBackend",
-    "benchmark-app": "device_agent.tools.registry:BenchmarkAppBackend",
-    "tool": "device_agent.tools.registry:CustomToolBackend",  # --backend tool:FILE.toml
+    "benchmark-model": "hwnas.device_agent.tools.registry:BenchmarkModelBackend",
+    "trtexec": "hwnas.device_agent.tools.registry:TrtExecBackend",
+    "benchmark-app": "hwnas.device_agent.tools.registry:BenchmarkAppBackend",
+    "tool": "hwnas.device_agent.tools.registry:CustomToolBackend",  # --backend tool:FILE.toml
 }
 TOOL_BACKENDS = ("benchmark-model", "trtexec", "benchmark-app", "tool")
 

@@ -16,8 +16,8 @@ from types import MappingProxyType
 
 import numpy as np
 
-from device_agent.power.base import Availability
-from device_agent.tensors import InputSpec
+from hwnas.device_agent.power.base import Availability
+from hwnas.device_agent.tensors import InputSpec
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from device_agent.power.base import Availability
+from hwnas.device_agent.power.base import Availability
 
 
 def random_input(shape: tuple[int, ...], dtype: str, rng: np.random.Generator) -> np.ndarray:

@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from device_agent.backends.base import Backend, InputSpec, LoadedModel
-from device_agent.power.base import Availability
+from hwnas.device_agent.backends.base import Backend, InputSpec, LoadedModel
+from hwnas.device_agent.power.base import Availability
 
 
 class InstantModel(LoadedModel):

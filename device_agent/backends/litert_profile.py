@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from device_agent.backends.common import random_input
-from device_agent.errors import InvalidInput
+from hwnas.device_agent.backends.common import random_input
+from hwnas.device_agent.errors import InvalidInput
 
 _LIBRARY_NAME = "libLiteRt.so"
 _NEEDED = ("LiteRtCreateEnvironment", "LiteRtCreateModelFromFile", "LiteRtCreateOptions",

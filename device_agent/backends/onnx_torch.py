@@ -16,8 +16,8 @@ import torch
 import torch.nn.functional as F
 from onnx import numpy_helper
 
-from device_agent.backends.base import InputSpec
-from device_agent.errors import InvalidInput
+from hwnas.device_agent.backends.base import InputSpec
+from hwnas.device_agent.errors import InvalidInput
 
 _DTYPES = {1: "float32", 10: "float16", 11: "float64", 7: "int64", 6: "int32"}  # ONNX TensorProto -> numpy
 Args = list[torch.Tensor | None]

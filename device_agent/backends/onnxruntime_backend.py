@@ -8,11 +8,11 @@ from pathlib import Path
 
 import numpy as np
 
-from device_agent.backends.base import Backend, InputSpec, LoadedModel
-from device_agent.backends.common import first_line, installed_version, random_input
-from device_agent.errors import InvalidInput
-from device_agent.host import physical_cores
-from device_agent.power.base import Availability
+from hwnas.device_agent.backends.base import Backend, InputSpec, LoadedModel
+from hwnas.device_agent.backends.common import first_line, installed_version, random_input
+from hwnas.device_agent.errors import InvalidInput
+from hwnas.device_agent.host import physical_cores
+from hwnas.device_agent.power.base import Availability
 
 # ONNX tensor type strings -> numpy dtypes for random inputs.
 _ORT_TYPES = {

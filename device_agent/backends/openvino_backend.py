@@ -15,10 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from device_agent.backends.base import Backend, InputSpec, LoadedModel
-from device_agent.backends.common import first_line, installed_version, missing_modules, random_input
-from device_agent.errors import InvalidInput
-from device_agent.power.base import Availability
+from hwnas.device_agent.backends.base import Backend, InputSpec, LoadedModel
+from hwnas.device_agent.backends.common import first_line, installed_version, missing_modules, random_input
+from hwnas.device_agent.errors import InvalidInput
+from hwnas.device_agent.power.base import Availability
 
 HINTS = ("LATENCY", "THROUGHPUT")
 PRECISIONS = ("f32", "bf16", "f16")  # INFERENCE_PRECISION_HINT; unset: the device's default (bf16 on AMX/AVX512-BF16)

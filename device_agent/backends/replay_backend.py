@@ -16,10 +16,10 @@ import hashlib
 import math
 from pathlib import Path
 
-from device_agent.backends.base import Answer, AnsweredModel, Backend
-from device_agent.errors import InvalidInput
-from device_agent.onnx_metadata import metadata_props
-from device_agent.power.base import Availability
+from hwnas.device_agent.backends.base import Answer, AnsweredModel, Backend
+from hwnas.device_agent.errors import InvalidInput
+from hwnas.device_agent.onnx_metadata import metadata_props
+from hwnas.device_agent.power.base import Availability
 
 ARCH_KEY = "hwnas.arch"  # the metadata key the controller's ONNX export writes
 

@@ -19,10 +19,10 @@ import logging
 import threading
 from pathlib import Path
 
-from device_agent.backends.base import Answer, AnsweredModel, Backend
-from device_agent.backends.common import first_line, installed_version, missing_modules
-from device_agent.errors import InvalidInput
-from device_agent.power.base import Availability
+from hwnas.device_agent.backends.base import Answer, AnsweredModel, Backend
+from hwnas.device_agent.backends.common import first_line, installed_version, missing_modules
+from hwnas.device_agent.errors import InvalidInput
+from hwnas.device_agent.power.base import Availability
 
 DISTRIBUTION = "zigzag-dse"
 

@@ -11,11 +11,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from device_agent.backends.base import Backend, InputSpec, LoadedModel
-from device_agent.backends.common import first_line, installed_version, missing_modules, random_input
-from device_agent.errors import InvalidInput
-from device_agent.host import physical_cores
-from device_agent.power.base import Availability
+from hwnas.device_agent.backends.base import Backend, InputSpec, LoadedModel
+from hwnas.device_agent.backends.common import first_line, installed_version, missing_modules, random_input
+from hwnas.device_agent.errors import InvalidInput
+from hwnas.device_agent.host import physical_cores
+from hwnas.device_agent.power.base import Availability
 
 
 class TorchModel(LoadedModel):
@@ -119,7 +119,7 @@ class TorchBackend(Backend):
     def load(self, model_path: Path, threads: int) -> TorchModel:
         import torch
 
-        from device_agent.backends.onnx_torch import load_onnx_module
+        from hwnas.device_agent.backends.onnx_torch import load_onnx_module
 
         module = load_onnx_module(model_path.read_bytes())
         inputs, output_names = module.input_specs, list(module.output_names)

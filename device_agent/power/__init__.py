@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import time
 
-from device_agent.power.base import Availability, EnergyReading, PowerMeter, PowerSource
-from device_agent.power.ina2xx import Ina2xxSource
-from device_agent.power.nvml import NvmlSource
-from device_agent.power.rapl import RaplSource
-from device_agent.power.serial_meter import SerialMeterSource
-from device_agent.power.zeus import ZeusSource
+from hwnas.device_agent.power.base import Availability, EnergyReading, PowerMeter, PowerSource
+from hwnas.device_agent.power.ina2xx import Ina2xxSource
+from hwnas.device_agent.power.nvml import NvmlSource
+from hwnas.device_agent.power.rapl import RaplSource
+from hwnas.device_agent.power.serial_meter import SerialMeterSource
+from hwnas.device_agent.power.zeus import ZeusSource
 
 # The agent uses the first available source unless told which (--power-source NAME[:ARG]). Zeus (a heavier
 # install, and the one for Jetson rails) and a serial meter (a port is opened only when named) are opt-in.

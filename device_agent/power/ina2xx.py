@@ -16,8 +16,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from device_agent.power.base import Availability, PowerMeter, PowerSource
-from device_agent.power.sampling import SampledMeter
+from hwnas.device_agent.power.base import Availability, PowerMeter, PowerSource
+from hwnas.device_agent.power.sampling import SampledMeter
 
 CHIPS = ("ina209", "ina219", "ina220", "ina226", "ina230", "ina231", "ina234", "ina237", "ina238", "ina260")
 DEFAULT_PERIOD_S = 0.01  # when the driver does not say its update interval

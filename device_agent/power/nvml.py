@@ -12,8 +12,8 @@ import importlib.util
 import os
 import time
 
-from device_agent.power.base import Availability, EnergyReading, PowerMeter, PowerSource
-from device_agent.power.sampling import SampledMeter
+from hwnas.device_agent.power.base import Availability, EnergyReading, PowerMeter, PowerSource
+from hwnas.device_agent.power.sampling import SampledMeter
 
 SAMPLE_PERIOD_S = 0.02
 

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from device_agent.power.base import Availability, EnergyReading, PowerMeter, PowerSource
+from hwnas.device_agent.power.base import Availability, EnergyReading, PowerMeter, PowerSource
 
 DEFAULT_POWERCAP_ROOT = Path("/sys/class/powercap")
 _PACKAGE_ZONE = re.compile(r"intel-rapl:\d+")

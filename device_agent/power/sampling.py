@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from device_agent.power.base import EnergyReading, PowerMeter
+from hwnas.device_agent.power.base import EnergyReading, PowerMeter
 
 
 class SampledMeter(PowerMeter):

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import threading
 
-from device_agent.power.base import Availability, PowerMeter, PowerSource
-from device_agent.power.sampling import SampledMeter
+from hwnas.device_agent.power.base import Availability, PowerMeter, PowerSource
+from hwnas.device_agent.power.sampling import SampledMeter
 
 REQUEST = b"\xf0"
 SNAPSHOT_BYTES = 130

@@ -17,7 +17,7 @@ import importlib.util
 import itertools
 import os
 
-from device_agent.power.base import Availability, EnergyReading, PowerMeter, PowerSource
+from hwnas.device_agent.power.base import Availability, EnergyReading, PowerMeter, PowerSource
 
 # Zeus's Jetson poller waits this long for a command between power reads (zeus.device.soc.jetson).
 JETSON_POLL_S = 0.1

@@ -31,10 +31,10 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from device_agent.backends.base import Backend
-from device_agent.errors import InvalidInput, MeasurementStopped
-from device_agent.host import HostState, read_state, state_warnings
-from device_agent.measure import (
+from hwnas.device_agent.backends.base import Backend
+from hwnas.device_agent.errors import InvalidInput, MeasurementStopped
+from hwnas.device_agent.host import HostState, read_state, state_warnings
+from hwnas.device_agent.measure import (
     Measurement,
     MeasureOptions,
     PowerOutcome,
@@ -42,11 +42,11 @@ from device_agent.measure import (
     StopToken,
     ToolProvenance,
 )
-from device_agent.power.base import Availability, PowerSource
-from device_agent.protocols import ProtocolOutcome, get_protocol
-from device_agent.stats import LatencyStats, summarize
-from device_agent.tools import check_io
-from device_agent.tools.base import (
+from hwnas.device_agent.power.base import Availability, PowerSource
+from hwnas.device_agent.protocols import ProtocolOutcome, get_protocol
+from hwnas.device_agent.stats import LatencyStats, summarize
+from hwnas.device_agent.tools import check_io
+from hwnas.device_agent.tools.base import (
     BenchmarkTool,
     CheckIO,
     ModelRejected,
@@ -55,8 +55,8 @@ from device_agent.tools.base import (
     ToolOutputError,
     ToolRun,
 )
-from device_agent.transports import Transport, TransportError
-from device_agent.transports.base import CommandResult
+from hwnas.device_agent.transports import Transport, TransportError
+from hwnas.device_agent.transports.base import CommandResult
 
 log = logging.getLogger("hwnas.agent.tools")
 

@@ -15,8 +15,8 @@ from pathlib import PurePosixPath
 
 import numpy as np
 
-from device_agent.errors import AgentError, InvalidInput
-from device_agent.tensors import InputSpec
+from hwnas.device_agent.errors import AgentError, InvalidInput
+from hwnas.device_agent.tensors import InputSpec
 
 
 class ToolOutputError(AgentError):

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from device_agent.tools.base import (
+from hwnas.device_agent.tools.base import (
     NUMBER,
     BenchmarkTool,
     CheckIO,
@@ -28,7 +28,7 @@ from device_agent.tools.base import (
     ToolRun,
     find,
 )
-from device_agent.tools.check_io import split_raw
+from hwnas.device_agent.tools.check_io import split_raw
 
 
 class BenchmarkAppTool(BenchmarkTool):

@@ -17,7 +17,7 @@ from pathlib import PurePosixPath
 
 import numpy as np
 
-from device_agent.tools.base import (
+from hwnas.device_agent.tools.base import (
     NUMBER,
     BenchmarkTool,
     CheckIO,
@@ -27,7 +27,7 @@ from device_agent.tools.base import (
     ToolRun,
     find,
 )
-from device_agent.tools.check_io import split_raw
+from hwnas.device_agent.tools.check_io import split_raw
 
 DELEGATES = ("cpu", "xnnpack", "gpu", "nnapi", "hexagon")
 _COUNT_LINE = re.compile(rf"^(?:INFO: )?count=(\d+)(?: first=({NUMBER}))? curr=({NUMBER})(?: min=({NUMBER}) "

@@ -3,7 +3,7 @@ outputs it writes read back.
 
 In-process backends run the check's input once after timing (``measure.checked_outputs``). A tool is one
 process the agent cannot reach into, so the check rides on the measured run itself: the tool is told to
-feed the files of ``protos.output_check``'s seeded input to every inference (``benchmark_model
+feed the files of ``hwnas.protos.output_check``'s seeded input to every inference (``benchmark_model
 --input_layer_value_files``, ``trtexec --loadInputs``) and to write the last inference's outputs to a file
 (``--output_filepath``, ``--exportOutput``). The timed figures are those of the same run: a kernel's time
 does not depend on the values it is fed, except where a model branches on data, which CNNs and the
@@ -26,14 +26,14 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from device_agent.errors import InvalidInput
-from device_agent.measure import resolve_input_shapes
-from device_agent.onnx_metadata import graph_io
-from device_agent.tensors import InputSpec
-from device_agent.tflite_metadata import model_io
-from device_agent.tools.base import BenchmarkTool, CheckIO, ToolOutputError
-from device_agent.transports.base import Transport
-from protos import output_check
+from hwnas.device_agent.errors import InvalidInput
+from hwnas.device_agent.measure import resolve_input_shapes
+from hwnas.device_agent.onnx_metadata import graph_io
+from hwnas.device_agent.tensors import InputSpec
+from hwnas.device_agent.tflite_metadata import model_io
+from hwnas.device_agent.tools.base import BenchmarkTool, CheckIO, ToolOutputError
+from hwnas.device_agent.transports.base import Transport
+from hwnas.protos import output_check
 
 COMPANIONS = Path(__file__).parent / "companions"
 COMPANION_TIMEOUT_S = 600.0

@@ -29,7 +29,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from device_agent.tools.base import BenchmarkTool, ToolFigures, ToolOutputError, ToolRun
+from hwnas.device_agent.tools.base import BenchmarkTool, ToolFigures, ToolOutputError, ToolRun
 
 try:
     import tomllib

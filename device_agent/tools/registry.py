@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from device_agent.tools.backend import ToolBackend
-from device_agent.tools.benchmark_app import BenchmarkAppTool
-from device_agent.tools.benchmark_model import benchmark_model_tool
-from device_agent.tools.custom import CustomTool
-from device_agent.tools.trtexec import TrtExecTool
-from device_agent.transports import Transport
+from hwnas.device_agent.tools.backend import ToolBackend
+from hwnas.device_agent.tools.benchmark_app import BenchmarkAppTool
+from hwnas.device_agent.tools.benchmark_model import benchmark_model_tool
+from hwnas.device_agent.tools.custom import CustomTool
+from hwnas.device_agent.tools.trtexec import TrtExecTool
+from hwnas.device_agent.transports import Transport
 
 
 class BenchmarkModelBackend(ToolBackend):

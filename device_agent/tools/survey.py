@@ -8,10 +8,10 @@ import shutil
 import subprocess
 from typing import Any
 
-from device_agent.tools.benchmark_app import BenchmarkAppTool
-from device_agent.tools.benchmark_model import BenchmarkModelTool, LiteRtBenchmarkTool
-from device_agent.tools.custom import FIGURES, PLACEHOLDERS
-from device_agent.tools.trtexec import TrtExecTool
+from hwnas.device_agent.tools.benchmark_app import BenchmarkAppTool
+from hwnas.device_agent.tools.benchmark_model import BenchmarkModelTool, LiteRtBenchmarkTool
+from hwnas.device_agent.tools.custom import FIGURES, PLACEHOLDERS
+from hwnas.device_agent.tools.trtexec import TrtExecTool
 
 INSTALL = {
     "benchmark_model": "LiteRT's prebuilt binary for the device (Android, aarch64 Linux) from the LiteRT releases",

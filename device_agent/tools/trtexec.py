@@ -17,8 +17,8 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from device_agent.tensors import InputSpec
-from device_agent.tools.base import (
+from hwnas.device_agent.tensors import InputSpec
+from hwnas.device_agent.tools.base import (
     NUMBER,
     BenchmarkTool,
     CheckIO,

@@ -8,13 +8,13 @@ from __future__ import annotations
 import importlib
 from collections.abc import Mapping
 
-from device_agent.transports.base import CommandResult, DeviceFacts, RunningCommand, Transport, TransportError
+from hwnas.device_agent.transports.base import CommandResult, DeviceFacts, RunningCommand, Transport, TransportError
 
 # scheme -> (module:Class, the extra its client needs, or "")
 TRANSPORTS: dict[str, tuple[str, str]] = {
-    "local": ("device_agent.transports.local:LocalTransport", ""),
-    "adb": ("device_agent.transports.adb:AdbTransport", ""),
-    "ssh": ("device_agent.transports.ssh:SshTransport", "agent-ssh"),
+    "local": ("hwnas.device_agent.transports.local:LocalTransport", ""),
+    "adb": ("hwnas.device_agent.transports.adb:AdbTransport", ""),
+    "ssh": ("hwnas.device_agent.transports.ssh:SshTransport", "agent-ssh"),
 }
 # Which --via options each transport takes (the rest are refused by name).
 OPTIONS: dict[str, tuple[str, ...]] = {"local": (), "adb": ("adb", "cpu_mask"),

@@ -16,9 +16,9 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from device_agent.power.base import Availability, PowerMeter, PowerSource
-from device_agent.power.sampling import SampledMeter
-from device_agent.transports.base import CommandResult, DeviceFacts, ProcessCommand, Transport, TransportError
+from hwnas.device_agent.power.base import Availability, PowerMeter, PowerSource
+from hwnas.device_agent.power.sampling import SampledMeter
+from hwnas.device_agent.transports.base import CommandResult, DeviceFacts, ProcessCommand, Transport, TransportError
 
 SCRATCH_ROOT = "/data/local/tmp"
 BATTERY = "/sys/class/power_supply/battery"

@@ -25,8 +25,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from device_agent.errors import AgentError
-from device_agent.power.base import PowerSource
+from hwnas.device_agent.errors import AgentError
+from hwnas.device_agent.power.base import PowerSource
 
 
 class TransportError(AgentError):

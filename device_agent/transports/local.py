@@ -8,8 +8,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from device_agent import host
-from device_agent.transports.base import DeviceFacts, ProcessCommand, Transport
+from hwnas.device_agent import host
+from hwnas.device_agent.transports.base import DeviceFacts, ProcessCommand, Transport
 
 
 class LocalTransport(Transport):

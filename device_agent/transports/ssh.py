@@ -15,7 +15,7 @@ from pathlib import Path
 
 import paramiko
 
-from device_agent.transports.base import CommandResult, DeviceFacts, RunningCommand, Transport, TransportError
+from hwnas.device_agent.transports.base import CommandResult, DeviceFacts, RunningCommand, Transport, TransportError
 
 _TARGET = re.compile(r"ssh://(?:(?P<user>[^@/:]+)@)?(?P<host>\[[^\]]+\]|[^:/@]+)(?::(?P<port>\d+))?/?")
 CONNECT_TIMEOUT_S = 15.0

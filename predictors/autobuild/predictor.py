@@ -28,10 +28,10 @@ import torch
 from scipy import stats
 from torch_geometric.data import Batch, Data
 
-from predictors.autobuild.model import AutoBuildNet
-from predictors.autobuild.soft_rank import soft_spearman
-from predictors.base import Predictor, register
-from predictors.samples import Samples
+from hwnas.predictors.autobuild.model import AutoBuildNet
+from hwnas.predictors.autobuild.soft_rank import soft_spearman
+from hwnas.predictors.base import Predictor, register
+from hwnas.predictors.samples import Samples
 
 STEPS = 4000  # optimiser steps when epochs is 0: about the paper's 200 epochs of 3,000 networks in batches of 128
 
@@ -105,7 +105,7 @@ class AutoBuildPredictor(Predictor):
             self._train(train, valid)
 
     def _train(self, train: Samples, valid: Samples | None) -> None:
-        from predictors.gnn import pick_device
+        from hwnas.predictors.gnn import pick_device
 
         self._check_codes(train)
         c = self.config

@@ -5,7 +5,7 @@ and a one-layer Transformer over the nodes (2 heads), each mean-pooled to 64 val
 Training is SimCLR with dropout as the augmentation: every graph of a batch goes through the encoder twice
 (dropout 0.1 makes the two copies differ), a projection head maps each ``h`` onto the unit sphere, and the
 loss pulls together, for each copy ``i``, the copies ``l`` weighted by ``alpha_l^(i)``: a softmax over
-``l != i`` of minus the spectral distance between the two graphs (``predictors.gennape.spectral``) over
+``l != i`` of minus the spectral distance between the two graphs (``hwnas.predictors.gennape.spectral``) over
 ``spectral_temperature``, so a graph's own copy (distance 0) and graphs of the same topology are its
 positives. (The paper writes "the softmax of sigma"; weighting the farthest graphs most would push apart
 what it means to group, so the sign is taken as a similarity.) A second head regresses the graph's

@@ -31,15 +31,15 @@ import numpy as np
 import torch
 from scipy import stats
 
-from predictors.base import Predictor, register
-from predictors.domain import learn, merge
-from predictors.gcn import train_regressor as train_graph_regressor
-from predictors.gennape.clusters import FlopsTransform, SoftClusters
-from predictors.gennape.contrastive import GraphEncoder, embed, train_encoder
-from predictors.gennape.heads import Pairwise, Regressor, shift_output, train_pairwise, train_regressor
-from predictors.gennape.spectral import spectra
-from predictors.gnn import GnnNet, batches, to_data
-from predictors.samples import Samples
+from hwnas.predictors.base import Predictor, register
+from hwnas.predictors.domain import learn, merge
+from hwnas.predictors.gcn import train_regressor as train_graph_regressor
+from hwnas.predictors.gennape.clusters import FlopsTransform, SoftClusters
+from hwnas.predictors.gennape.contrastive import GraphEncoder, embed, train_encoder
+from hwnas.predictors.gennape.heads import Pairwise, Regressor, shift_output, train_pairwise, train_regressor
+from hwnas.predictors.gennape.spectral import spectra
+from hwnas.predictors.gnn import GnnNet, batches, to_data
+from hwnas.predictors.samples import Samples
 
 MEMBERS = ("cl_fcm_t", "cl_t", "pairwise_fcm", "pairwise", "kgnn", "flops")
 NETS = ("encoder", "cl_fcm_t", "cl_t", "pairwise_fcm", "pairwise", "kgnn")

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from predictors.gennape.model import MEMBERS, GennapePredictor
-from predictors.metrics import evaluate
-from predictors.samples import Samples
+from hwnas.predictors.gennape.model import MEMBERS, GennapePredictor
+from hwnas.predictors.metrics import evaluate
+from hwnas.predictors.samples import Samples
 
 ENSEMBLE = "gennape"
 

@@ -3,8 +3,8 @@
 from pathlib import Path
 
 from benchmarks.autogo import _nb201_graph, best_nb201_cell, build, interleaved, live, mutation_round
-from controller.fleet.local_agent import LocalAgent
-from controller.graph.zoo import resnet50
+from hwnas.controller.fleet.local_agent import LocalAgent
+from hwnas.controller.graph.zoo import resnet50
 
 
 def test_autogo_benchmark_short_form(tmp_path: Path) -> None:

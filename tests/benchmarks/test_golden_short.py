@@ -3,7 +3,7 @@
 import pytest
 
 from benchmarks.golden import checks_to_quarantine, false_quarantines, main
-from controller.fleet.health import GoldenPolicy
+from hwnas.controller.fleet.health import GoldenPolicy
 
 
 def test_the_replay_counts_quarantines_and_checks_to_quarantine() -> None:

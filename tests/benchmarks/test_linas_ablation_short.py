@@ -1,8 +1,8 @@
 """The LINAS ablation in a short form (full form: python -m benchmarks.linas_ablation)."""
 
 from benchmarks.linas_ablation import VARIANTS, TablePredictor, ablation
-from controller.data import nb201_table
-from controller.spaces import get_space
+from hwnas.controller.data import nb201_table
+from hwnas.controller.spaces import get_space
 
 
 def test_table_predictor_returns_each_cells_own_row() -> None:

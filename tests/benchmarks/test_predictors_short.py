@@ -5,7 +5,7 @@ import itertools
 import pytest
 
 from benchmarks.predictors import noise_ceiling, repeatability, run, swapped_twin
-from controller.spaces.nb201 import EDGES
+from hwnas.controller.spaces.nb201 import EDGES
 
 
 def test_predictor_benchmark_short_form() -> None:
@@ -50,7 +50,7 @@ def test_repeatability_short_form() -> None:
 
 def test_layerwise_benchmark_short_form(tmp_path) -> None:
     from benchmarks.layerwise import bench, device_seconds, measure
-    from controller.learning.jobs import bench_table
+    from hwnas.controller.learning.jobs import bench_table
 
     measure(tmp_path / "l.db", tmp_path / "cache", networks=14, count=2)
     results, n = bench(tmp_path / "l.db", ["layerwise", "ridge"], seeds=1, n_train=6, n_valid=2)

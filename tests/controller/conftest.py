@@ -37,7 +37,7 @@ def postgres_url() -> str:
 def trained(tmp_path_factory) -> tuple[Path, Path]:
     """A small AutoGO segment database and PSC predictor made through the CLI (shared by the AutoGO and
     dashboard tests)."""
-    from controller.cli.main import main
+    from hwnas.controller.cli.main import main
 
     def build(root: Path) -> None:
         assert main(["autogo", "build-db", "--out", str(root / "seg"), "--samples-per-space", "8", "--vocab-size",

@@ -2,7 +2,7 @@
 
 PyPI's torchvision does not import beside this project's torch build, so the tests define the
 architectures here (random weights; the tests care about structure, shapes and counts). ResNet-50 and
-MobileNetV3-Large are the reference corpus's (``controller.corpus``).
+MobileNetV3-Large are the reference corpus's (``hwnas.controller.corpus``).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import io
 import torch
 from torch import nn
 
-from controller.corpus.cnns import mobilenet_v3_large, resnet50
+from hwnas.controller.corpus.cnns import mobilenet_v3_large, resnet50
 
 __all__ = ["EDSR", "FSRCNN", "export_onnx", "mobilenet_v3_large", "resnet50", "vgg16"]
 

@@ -10,17 +10,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from controller.autobuild.equations import parse_equation
-from controller.autobuild.labels import labelled, parse_objective
-from controller.autobuild.restricted import RestrictedSpace, restricted_space
-from controller.autobuild.sequences import sequence_family
-from controller.cli.main import main
-from controller.data import table_path
-from controller.errors import SettingError
-from controller.learning.data import read_space_table
-from controller.spaces import get_space
-from controller.store import Store
-from controller.store.records import ArchRecord, MeasurementRecord, make_job_key
+from hwnas.controller.autobuild.equations import parse_equation
+from hwnas.controller.autobuild.labels import labelled, parse_objective
+from hwnas.controller.autobuild.restricted import RestrictedSpace, restricted_space
+from hwnas.controller.autobuild.sequences import sequence_family
+from hwnas.controller.cli.main import main
+from hwnas.controller.data import table_path
+from hwnas.controller.errors import SettingError
+from hwnas.controller.learning.data import read_space_table
+from hwnas.controller.spaces import get_space
+from hwnas.controller.store import Store
+from hwnas.controller.store.records import ArchRecord, MeasurementRecord, make_job_key
 from tests.conftest import start_agent
 
 FAST = ["--set", "epochs=15", "--set", "lr=0.003", "--torch-device", "cpu"]
@@ -231,7 +231,7 @@ def test_a_restricted_space_keeps_the_base_encodings_and_varies_whole_stages(tmp
 def test_evolution_on_a_restricted_space_makes_only_its_networks() -> None:
     from pymoo.optimize import minimize
 
-    from controller.search.evolution import inner_algorithm, integer_problem
+    from hwnas.controller.search.evolution import inner_algorithm, integer_problem
 
     family = sequence_family("ofa-mbv3")
     rng = np.random.default_rng(1)

@@ -11,20 +11,20 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from controller.autogo.bpe import segment_string
-from controller.autogo.database import SegmentDatabase, build_database, standard_corpus
-from controller.autogo.mutation import Mutator, op_classes
-from controller.autogo.psc_data import decompositions, partitioned, psc_samples
-from controller.autogo.resolution import resolve
-from controller.autogo.segment import MAP_OPS, Segment, TemplateNode
-from controller.cli.main import main
-from controller.fleet.local_agent import LocalAgent
-from controller.graph import GraphBuilder
-from controller.graph.onnx_export import to_onnx_bytes
-from controller.graph.zoo import edsr, resnet50, vgg16
-from controller.spaces import get_space
-from controller.store import Store
-from predictors import get_predictor, load
+from hwnas.controller.autogo.bpe import segment_string
+from hwnas.controller.autogo.database import SegmentDatabase, build_database, standard_corpus
+from hwnas.controller.autogo.mutation import Mutator, op_classes
+from hwnas.controller.autogo.psc_data import decompositions, partitioned, psc_samples
+from hwnas.controller.autogo.resolution import resolve
+from hwnas.controller.autogo.segment import MAP_OPS, Segment, TemplateNode
+from hwnas.controller.cli.main import main
+from hwnas.controller.fleet.local_agent import LocalAgent
+from hwnas.controller.graph import GraphBuilder
+from hwnas.controller.graph.onnx_export import to_onnx_bytes
+from hwnas.controller.graph.zoo import edsr, resnet50, vgg16
+from hwnas.controller.spaces import get_space
+from hwnas.controller.store import Store
+from hwnas.predictors import get_predictor, load
 
 LONG = os.environ.get("HWNAS_LONG") == "1"
 
@@ -206,9 +206,9 @@ def test_autogo_mutates_a_vits_token_blocks_and_every_child_runs(database: Segme
     space's networks), children resize the token blocks, and each one's ONNX runs in onnxruntime with the
     parent's input and output. From a database mined from CNNs, segments land on tokens only where they hold
     no map op: convs, norms over channels, pools and concat never do."""
-    from controller.autogo.mutation import Mutator, coverage
-    from controller.corpus import registry
-    from controller.graph.onnx_import import from_onnx
+    from hwnas.controller.autogo.mutation import Mutator, coverage
+    from hwnas.controller.corpus import registry
+    from hwnas.controller.graph.onnx_import import from_onnx
 
     vit = from_onnx(registry.export("vit_tiny", 17)).canonical()
     tokens = build_database(standard_corpus(8, seed=0, spaces=("transformer",)), vocab_size=300)
@@ -274,7 +274,7 @@ def test_autogo_cli_names_the_bad_field(tmp_path: Path, capsys: pytest.CaptureFi
 def test_autogo_cli_refuses_a_predictor_of_another_kind(tmp_path: Path, capsys: pytest.CaptureFixture,
                                                         trained: tuple[Path, Path]) -> None:
     segments, _ = trained
-    from controller.learning.data import nb201_samples
+    from hwnas.controller.learning.data import nb201_samples
 
     ridge = get_predictor("ridge").fit(nb201_samples([[0, 1, 2, 3, 1, 2]] * 4, [1.0, 2.0, 3.0, 4.0], flops=False))
     ridge.save(tmp_path / "ridge")
@@ -287,7 +287,7 @@ def test_autogo_cli_refuses_a_predictor_of_another_kind(tmp_path: Path, capsys: 
 
 
 def test_the_zoo_matches_the_onnx_import_of_the_same_networks_in_torch() -> None:
-    from controller.graph.onnx_import import from_onnx
+    from hwnas.controller.graph.onnx_import import from_onnx
 
     from .reference_models import EDSR, export_onnx
     from .reference_models import resnet50 as torch_resnet50

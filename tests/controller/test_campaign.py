@@ -13,14 +13,14 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from controller.fleet import campaign, run_campaign, worker
-from controller.fleet.agents import AgentEndpoint
-from controller.fleet.campaign import CampaignPlan
-from controller.fleet.local_agent import LocalAgent
-from controller.spaces import get_space
-from controller.spaces.catalog import sample
-from controller.store import Store
-from controller.store.export import export
+from hwnas.controller.fleet import campaign, run_campaign, worker
+from hwnas.controller.fleet.agents import AgentEndpoint
+from hwnas.controller.fleet.campaign import CampaignPlan
+from hwnas.controller.fleet.local_agent import LocalAgent
+from hwnas.controller.spaces import get_space
+from hwnas.controller.spaces.catalog import sample
+from hwnas.controller.store import Store
+from hwnas.controller.store.export import export
 
 from ..conftest import start_agent
 from ..sync import AGENT_DEBUG, busy_neighbour, logged, wait_for
@@ -233,7 +233,7 @@ def test_sigkill_the_controller_then_rerun_finishes_with_exactly_the_planned_row
     n = 10
     db = tmp_path / "ds.db"
     with LocalAgent(tmp_path / "c") as agent:
-        cmd = [sys.executable, "-m", "controller.cli", "latbench", "build", "--space", "nb201", "--devices", "k",
+        cmd = [sys.executable, "-m", "hwnas.controller.cli", "latbench", "build", "--space", "nb201", "--devices", "k",
                "--sample", str(n), "--seed", "4", "--protocol", "fixed", "--param", "count=300", "--db", str(db),
                "--agent", f"k={agent.address}", "--lease-seconds", "2", "--quiet", "--insecure",
                "--no-golden"]  # exactly-once is the point: a loaded host drifted 2x between runs, quarantining k
@@ -265,7 +265,7 @@ def test_leases_of_a_dead_controller_on_this_host_come_back_at_once(tmp_path: Pa
 def test_a_busy_agent_sends_jobs_back_to_the_queue_not_to_failed(tmp_path: Path, medium_model: bytes,
                                                                   caplog) -> None:
     """RESOURCE_EXHAUSTED ('Concurrent RPC limit exceeded') is transient: the job is retried after a backoff."""
-    from controller.fleet.client import AgentClient
+    from hwnas.controller.fleet.client import AgentClient
 
     agent = start_agent(tmp_path / "c", max_workers=1)
     try:
@@ -292,7 +292,7 @@ def test_failed_jobs_make_build_exit_non_zero_and_retry_failed_requeues_them(tmp
 
     def build(address: str, *extra: str) -> subprocess.CompletedProcess:
         return subprocess.run(
-            [sys.executable, "-m", "controller.cli", "latbench", "build", "--space", "nb201", "--devices", "k",
+            [sys.executable, "-m", "hwnas.controller.cli", "latbench", "build", "--space", "nb201", "--devices", "k",
              "--sample", "3", "--seed", "2", "--protocol", "fixed", "--param", "count=3", "--db", str(db),
              "--agent", f"k={address}", "--quiet", "--no-golden", "--insecure", *extra],
             capture_output=True, text=True, timeout=180)
@@ -314,7 +314,7 @@ def test_failed_jobs_make_build_exit_non_zero_and_retry_failed_requeues_them(tmp
 
 def test_agent_warnings_are_stored_exported_excluded_and_remeasured(tmp_path: Path, capsys) -> None:
     """A busy neighbour process during the timed window: the warning reaches the dataset and the flags act on it."""
-    from controller.cli.main import main
+    from hwnas.controller.cli.main import main
 
     db = tmp_path / "ds.db"
     build = ["latbench", "build", "--space", "nb201", "--devices", "k", "--sample", "2", "--seed", "3",
@@ -382,7 +382,7 @@ def test_agents_on_one_host_measure_one_at_a_time_unless_declared_isolated(tmp_p
 
 def test_latbench_build_takes_the_same_agent_flags_as_search(tmp_path: Path, capsys) -> None:
     """--agent HOST:PORT (no KEY=) was refused by latbench build while search took it: one flag set now."""
-    from controller.cli.main import main
+    from hwnas.controller.cli.main import main
 
     agent = start_agent(tmp_path / "c")
     db = str(tmp_path / "ds.db")
@@ -401,8 +401,8 @@ def test_latbench_build_takes_the_same_agent_flags_as_search(tmp_path: Path, cap
 def test_a_model_profiled_through_the_fleet_waits_for_workers_measuring_on_its_host(tmp_path: Path,
                                                                                      tiny_model: bytes) -> None:
     """`hwnas profile` and the demo profile outside the queue; on a host where a worker measures, one at a time."""
-    from controller.fleet import Fleet, FleetConfig
-    from controller.fleet.client import ProfileSpec
+    from hwnas.controller.fleet import Fleet, FleetConfig
+    from hwnas.controller.fleet.client import ProfileSpec
 
     agents = [start_agent(tmp_path / f"c{k}") for k in range(2)]
     spec = ProfileSpec(protocol="fixed", protocol_params={"count": 300})
@@ -429,7 +429,7 @@ def test_a_model_profiled_through_the_fleet_waits_for_workers_measuring_on_its_h
 def test_submitted_models_are_exported_ahead_of_the_workers_each_once_and_a_bounded_number_at_a_time(
         tmp_path: Path) -> None:
     """Export of the next model overlaps the agent measuring this one; never more than AHEAD wait untaken."""
-    from controller.fleet.models import ModelKey, ModelSource
+    from hwnas.controller.fleet.models import ModelKey, ModelSource
 
     with Store(tmp_path / "ds.db") as store:
         source = ModelSource(store)
@@ -464,7 +464,7 @@ def test_submitted_models_are_exported_ahead_of_the_workers_each_once_and_a_boun
 def test_a_build_summarises_its_own_jobs_in_a_campaign_of_its_own(tmp_path: Path, capsys) -> None:
     """"pc-ort: 346 done" after re-measuring 6: the summary counted the key's jobs of every campaign, and the
     default campaign name SPACE-PROTOCOL merged unrelated builds."""
-    from controller.cli.main import main
+    from hwnas.controller.cli.main import main
 
     db = tmp_path / "ds.db"
     agent = start_agent(tmp_path / "c")
@@ -493,7 +493,7 @@ def test_a_build_asked_for_op_profiles_stores_and_exports_them(tmp_path: Path) -
     memory footprint with the record."""
     import json
 
-    from controller.cli.main import main
+    from hwnas.controller.cli.main import main
 
     db = tmp_path / "ds.db"
     agent = start_agent(tmp_path / "c")
@@ -529,9 +529,9 @@ def test_every_job_records_who_submitted_it(tmp_path: Path, capsys) -> None:
     import getpass
     import socket
 
-    from controller.cli.common import submitter
-    from controller.cli.main import build_parser, main
-    from controller.fleet.certs import init_lab
+    from hwnas.controller.cli.common import submitter
+    from hwnas.controller.cli.main import build_parser, main
+    from hwnas.controller.fleet.certs import init_lab
 
     db = tmp_path / "ds.db"
     agent = start_agent(tmp_path / "c")
@@ -562,10 +562,10 @@ def test_a_build_checks_outputs_and_keeps_a_wrong_answer_out_of_predictors(tmp_p
     import onnx
     from onnx import numpy_helper
 
-    from controller.cli.main import main
-    from controller.fleet.client import AgentClient
-    from controller.fleet.models import model_bytes
-    from controller.learning.jobs import samples_from_store
+    from hwnas.controller.cli.main import main
+    from hwnas.controller.fleet.client import AgentClient
+    from hwnas.controller.fleet.models import model_bytes
+    from hwnas.controller.learning.jobs import samples_from_store
 
     db = tmp_path / "ds.db"
     build = ["latbench", "build", "--space", "nb201", "--sample", "2", "--seed", "6", "--protocol", "fixed",
@@ -601,7 +601,7 @@ def test_a_dialled_agent_reporting_an_impossible_latency_spends_attempts_and_sto
         tmp_path: Path, monkeypatch) -> None:
     """#36: a dialled agent's result of NaN is refused like a dial-out one: the attempt fails with the reason,
     the job is measured again up to its attempts, and no record is stored (the worker keeps going)."""
-    from device_agent import server as agent_server
+    from hwnas.device_agent import server as agent_server
 
     honest = agent_server.AgentServicer._result
 

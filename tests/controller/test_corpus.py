@@ -10,9 +10,9 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from controller.corpus import registry
-from controller.graph.onnx_export import to_onnx_bytes
-from controller.graph.onnx_import import import_onnx
+from hwnas.controller.corpus import registry
+from hwnas.controller.graph.onnx_export import to_onnx_bytes
+from hwnas.controller.graph.onnx_import import import_onnx
 
 # Parameter counts of the published reference implementations (torchvision's and timm's model cards; DARTS'
 # Table 1: 3.3 M; a BERT-base layer: 4 x (768^2 + 768) + 2 x 1536 + 2 x 768 x 3072 + 3072 + 768), which the
@@ -190,7 +190,7 @@ def test_the_corpus_refuses_an_opset_it_is_not_exported_at() -> None:
 
 def test_every_corpus_network_is_measured_by_a_real_agent(tmp_path, export) -> None:
     """The CG's export (random weights, as a campaign sends it) runs on an agent's onnxruntime."""
-    from controller.fleet.client import AgentClient
+    from hwnas.controller.fleet.client import AgentClient
 
     from ..conftest import start_agent
 

@@ -20,12 +20,12 @@ import pytest
 import uvicorn
 
 from benchmarks.dashboard import headless_chromium
-from controller.cli.main import main
-from controller.dashboard.app import create_app
-from controller.fleet import campaign, run_campaign
-from controller.fleet.gateway import Gateway
-from controller.fleet.local_agent import LocalAgent
-from controller.store import Store
+from hwnas.controller.cli.main import main
+from hwnas.controller.dashboard.app import create_app
+from hwnas.controller.fleet import campaign, run_campaign
+from hwnas.controller.fleet.gateway import Gateway
+from hwnas.controller.fleet.local_agent import LocalAgent
+from hwnas.controller.store import Store
 
 from ..sync import wait_for
 from .test_campaign import NB201, distinct_archs, free_port, plan
@@ -188,15 +188,15 @@ def test_the_command_refuses_what_would_expose_the_store(tmp_path: Path, capsys)
     assert "no store at" in capsys.readouterr().err
     assert main(["dashboard", "--db", str(db), "--tls-cert", str(db)]) == 2
     assert "--tls-cert and --tls-key go together" in capsys.readouterr().err
-    from controller.cli.dashboard import shown_store
+    from hwnas.controller.cli.dashboard import shown_store
 
     assert shown_store("postgresql+psycopg://lab:s3cret@db.lab/hwnas") == "postgresql+psycopg://lab:***@db.lab/hwnas"
 
 
 def test_a_young_campaigns_rate_is_over_its_age_not_the_whole_window(tmp_path: Path) -> None:
     """2 jobs done within a campaign's first minute is 2 jobs/min (not 2 per 10-minute window), ETA 1 min."""
-    from controller.dashboard import views
-    from controller.store.records import MeasurementRecord
+    from hwnas.controller.dashboard import views
+    from hwnas.controller.store.records import MeasurementRecord
 
     with Store(tmp_path / "lab.db") as store:
         campaign.enqueue(store, NB201, distinct_archs(4, seed=1), plan(["k"]))
@@ -297,7 +297,7 @@ def test_an_autogo_run_shows_its_front_and_the_mutation_behind_each_network(tmp_
 def test_device_rank_correlations_equal_scipys_spearman_over_each_pairs_shared_architectures() -> None:
     from scipy import stats
 
-    from controller.dashboard.views import _rank_correlations
+    from hwnas.controller.dashboard.views import _rank_correlations
 
     rng = np.random.default_rng(0)
     medians = np.round(rng.lognormal(0, 1, (7, 60)), 1)  # rounded: ties, as whole-millisecond phones give
@@ -319,7 +319,7 @@ def test_device_rank_correlations_equal_scipys_spearman_over_each_pairs_shared_a
 def test_the_dataset_scatter_shows_the_same_sampled_networks_on_every_device_with_their_median(
         tmp_path: Path, monkeypatch) -> None:
     from benchmarks.dashboard import build_store
-    from controller.dashboard import views
+    from hwnas.controller.dashboard import views
 
     build_store(tmp_path / "s.db", archs=40, devices=3)
     with Store(tmp_path / "s.db") as store:
@@ -344,7 +344,7 @@ def test_a_store_holding_an_infinite_or_negative_latency_from_before_still_shows
     import sqlite3
 
     from benchmarks.dashboard import build_store
-    from controller.dashboard import views
+    from hwnas.controller.dashboard import views
 
     build_store(tmp_path / "s.db", archs=10, devices=2)
     with sqlite3.connect(tmp_path / "s.db") as conn:
@@ -367,7 +367,7 @@ def test_the_latency_boxes_carry_their_outliers(tmp_path: Path) -> None:
     import sqlite3
 
     from benchmarks.dashboard import build_store
-    from controller.dashboard import views
+    from hwnas.controller.dashboard import views
 
     build_store(tmp_path / "s.db", archs=30, devices=1)
     with sqlite3.connect(tmp_path / "s.db") as conn:

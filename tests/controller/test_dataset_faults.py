@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from controller.fleet import campaign
-from controller.spaces.catalog import sample
-from controller.store import Store
+from hwnas.controller.fleet import campaign
+from hwnas.controller.spaces.catalog import sample
+from hwnas.controller.store import Store
 
 from ..conftest import start_agent
 from .test_campaign import NB201, assert_exactly_one_row_per_job
@@ -36,7 +36,8 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
 
 
 def hwnas(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "controller.cli", *args], capture_output=True, text=True, timeout=300)
+    return subprocess.run([sys.executable, "-m", "hwnas.controller.cli", *args], capture_output=True, text=True,
+                          timeout=300)
 
 
 def build_args(db: Path, address: str, n: int, campaign_name: str) -> list[str]:

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy
 
-from controller.cli.main import main
-from controller.fleet.local_agent import LocalAgent
+from hwnas.controller.cli.main import main
+from hwnas.controller.fleet.local_agent import LocalAgent
 
 
 def test_the_cli_builds_trains_and_reports_on_a_postgresql_dataset(postgres_url: str, tmp_path: Path,
@@ -63,7 +63,7 @@ def test_a_db_that_is_not_a_dataset_is_one_line(db: str, tmp_path: Path, capsys:
 
 def test_an_export_to_a_full_device_or_a_folder_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     """`export --out /dev/full` and an --out that is a folder gave raw tracebacks."""
-    from controller.data import nb201_table
+    from hwnas.controller.data import nb201_table
 
     from .test_importers import write_table
 

@@ -10,13 +10,13 @@ import dataclasses
 import numpy as np
 import pytest
 
-from controller.fleet import Outcome
-from controller.search.algorithms import make_algorithm
-from controller.search.evaluator import Evaluator
-from controller.search.objectives import OBJECTIVES, get_objectives
-from controller.search.problem import SearchProblem, drive
-from controller.spaces import Candidate, get_space
-from controller.store import MeasurementRecord
+from hwnas.controller.fleet import Outcome
+from hwnas.controller.search.algorithms import make_algorithm
+from hwnas.controller.search.evaluator import Evaluator
+from hwnas.controller.search.objectives import OBJECTIVES, get_objectives
+from hwnas.controller.search.problem import SearchProblem, drive
+from hwnas.controller.spaces import Candidate, get_space
+from hwnas.controller.store import MeasurementRecord
 
 
 class RecordingMeasurer:
@@ -81,7 +81,7 @@ def test_a_failed_measurement_is_an_evaluation_with_its_error_and_no_values() ->
 
 def test_every_caller_reports_failures_alike(capsys: pytest.CaptureFixture) -> None:
     """Search, AutoGO, AutoBuild build and predictor layers print the evaluator's causes through one function."""
-    from controller.cli.common import report_failures
+    from hwnas.controller.cli.common import report_failures
 
     evaluator = Evaluator(None, [OBJECTIVES["latency"]], None, RecordingMeasurer(), None)
     assert not report_failures("x", evaluator)
@@ -132,9 +132,9 @@ def test_a_search_paused_between_asks_ends_where_an_unpaused_one_does_and_never_
 
 def test_a_wrong_answer_is_a_failed_evaluation_not_a_figure() -> None:
     """#37: a record whose output check failed is stored, but a search does not take its latency."""
-    from controller.fleet import Outcome
-    from controller.search.measure import value_of
-    from controller.store import JobSpec, MeasurementRecord
+    from hwnas.controller.fleet import Outcome
+    from hwnas.controller.search.measure import value_of
+    from hwnas.controller.store import JobSpec, MeasurementRecord
 
     from .test_store import ARCH, record
 
@@ -149,8 +149,8 @@ def test_a_wrong_answer_is_a_failed_evaluation_not_a_figure() -> None:
 def test_a_model_file_is_measured_once_by_its_bytes_and_only_by_measured_objectives() -> None:
     """``hwnas profile``'s candidates: no graph, so no static objective; the same bytes under another name are
     the same model."""
-    from controller.errors import SettingError
-    from controller.spaces import ModelFile
+    from hwnas.controller.errors import SettingError
+    from hwnas.controller.spaces import ModelFile
 
     class FileMeasurer:
         def __init__(self) -> None:

@@ -11,11 +11,11 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from controller.cli.main import main
-from controller.data import table_rows
-from controller.graph.onnx_export import to_onnx_bytes
-from controller.search.objectives import accuracy_evaluator
-from controller.spaces import get_space
+from hwnas.controller.cli.main import main
+from hwnas.controller.data import table_rows
+from hwnas.controller.graph.onnx_export import to_onnx_bytes
+from hwnas.controller.search.objectives import accuracy_evaluator
+from hwnas.controller.spaces import get_space
 
 MACRO = get_space("nas-bench-macro")
 
@@ -96,7 +96,7 @@ def test_fbnet_worked_example_decodes_as_the_readme_says() -> None:
 
 
 def test_every_row_of_the_help_fbnet_table_is_an_fbnet_network() -> None:
-    from controller.data import get_table
+    from hwnas.controller.data import get_table
 
     table = get_table("help-fbnet")
     rows = table_rows("help-fbnet")
@@ -106,8 +106,8 @@ def test_every_row_of_the_help_fbnet_table_is_an_fbnet_network() -> None:
 
 
 def test_fbnet_exports_onnx_that_runs_and_imports_back_to_the_same_graph() -> None:
-    from controller.graph.onnx_import import from_onnx
-    from controller.graph.torch_module import to_torch
+    from hwnas.controller.graph.onnx_import import from_onnx
+    from hwnas.controller.graph.torch_module import to_torch
 
     graph = FBNET.to_graph(FBNET.from_string(",".join(["1"] * 11 + ["5"] * 11)))
     data = to_onnx_bytes(graph)
@@ -150,7 +150,7 @@ def test_a_table_row_that_is_not_an_architecture_names_its_line(tmp_path: Path, 
 
 
 def test_ndcg_rewards_a_predictor_whose_top_ten_are_the_best() -> None:
-    from predictors.metrics import ndcg_at
+    from hwnas.predictors.metrics import ndcg_at
 
     true = np.arange(100, dtype=float)
     assert ndcg_at(true, true, 10, higher_is_better=True) == pytest.approx(1.0)
@@ -160,7 +160,7 @@ def test_ndcg_rewards_a_predictor_whose_top_ten_are_the_best() -> None:
 
 
 def test_ofa_mbv3_subnets_of_the_dynast_table_have_its_params_and_macs() -> None:
-    from controller.data import get_table
+    from hwnas.controller.data import get_table
 
     space, table = get_space("ofa-mbv3"), get_table("ofa-mbv3-accuracy")
     rows = table_rows("ofa-mbv3-accuracy")
@@ -177,8 +177,8 @@ def test_ofa_mbv3_subnets_of_the_dynast_table_have_its_params_and_macs() -> None
 
 
 def test_nb101_cells_of_the_naslib_table_hash_and_count_as_nb101_does() -> None:
-    from controller.data import get_table
-    from controller.spaces.nb101 import cell_hash
+    from hwnas.controller.data import get_table
+    from hwnas.controller.spaces.nb101 import cell_hash
 
     space, table = get_space("nb101"), get_table("naslib-nb101")
     rows = table_rows("naslib-nb101")

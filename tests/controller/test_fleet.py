@@ -4,12 +4,12 @@ import threading
 import time
 from pathlib import Path
 
-from controller.cli.main import main
-from controller.fleet import AgentEndpoint, campaign, run_campaign
-from controller.fleet.local_agent import LocalAgent
-from controller.spaces import get_space
-from controller.spaces.catalog import sample
-from controller.store import Store
+from hwnas.controller.cli.main import main
+from hwnas.controller.fleet import AgentEndpoint, campaign, run_campaign
+from hwnas.controller.fleet.local_agent import LocalAgent
+from hwnas.controller.spaces import get_space
+from hwnas.controller.spaces.catalog import sample
+from hwnas.controller.store import Store
 
 from ..conftest import start_agent
 

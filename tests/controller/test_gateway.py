@@ -9,20 +9,20 @@ from pathlib import Path
 import grpc
 import pytest
 
-from controller.cli.main import main
-from controller.fleet import campaign, run_campaign
-from controller.fleet.agents import AgentEndpoint
-from controller.fleet.certs import init_lab
-from controller.fleet.gateway import Gateway
-from controller.fleet.local_agent import LocalAgent
-from controller.fleet.models import ModelKey
-from controller.fleet.scheduler import Scheduler
-from controller.spaces.catalog import sample
-from controller.store import RegisteredAgent, Store
-from device_agent.dialout import ControllerLink
-from device_agent.server import AgentConfig, AgentServicer
-from protos.auth import TlsFiles, call_metadata
-from protos.hwnas.v1 import agent_pb2, controller_pb2, controller_pb2_grpc
+from hwnas.controller.cli.main import main
+from hwnas.controller.fleet import campaign, run_campaign
+from hwnas.controller.fleet.agents import AgentEndpoint
+from hwnas.controller.fleet.certs import init_lab
+from hwnas.controller.fleet.gateway import Gateway
+from hwnas.controller.fleet.local_agent import LocalAgent
+from hwnas.controller.fleet.models import ModelKey
+from hwnas.controller.fleet.scheduler import Scheduler
+from hwnas.controller.spaces.catalog import sample
+from hwnas.controller.store import RegisteredAgent, Store
+from hwnas.device_agent.dialout import ControllerLink
+from hwnas.device_agent.server import AgentConfig, AgentServicer
+from hwnas.protos.auth import TlsFiles, call_metadata
+from hwnas.protos.hwnas.v1 import agent_pb2, controller_pb2, controller_pb2_grpc
 
 from ..sync import wait_for
 from .test_campaign import (
@@ -259,7 +259,7 @@ def test_sigkill_the_listening_controller_then_rerun_finishes_with_exactly_the_p
     n = 10
     db = tmp_path / "ds.db"
     port = free_port()
-    cmd = [sys.executable, "-m", "controller.cli", "latbench", "build", "--space", "nb201", "--devices", "k",
+    cmd = [sys.executable, "-m", "hwnas.controller.cli", "latbench", "build", "--space", "nb201", "--devices", "k",
            "--sample", str(n), "--seed", "4", "--protocol", "fixed", "--param", "count=300", "--db", str(db),
            "--listen", f"127.0.0.1:{port}", "--lease-seconds", "2", "--quiet", "--insecure",
            "--no-golden"]  # exactly-once is the point: a loaded host drifted 2x between runs, quarantining k
@@ -290,8 +290,8 @@ def test_dial_out_over_mutual_tls_with_a_token_and_a_refused_token(tmp_path: Pat
                    "--tls-key", str(lab / "agent.key"), "--controller-server-name", "localhost"]
             bad = tmp_path / "bad-token"
             bad.write_text("x" * 32)
-            refused = subprocess.run([sys.executable, "-m", "device_agent", "serve", "--controller", gateway.address,
-                                      "--device-key", "k", "--cache-dir", str(tmp_path / "c0"), *tls,
+            refused = subprocess.run([sys.executable, "-m", "hwnas.device_agent", "serve", "--controller",
+                                      gateway.address, "--device-key", "k", "--cache-dir", str(tmp_path / "c0"), *tls,
                                       "--token-file", str(bad)], capture_output=True, text=True, timeout=60)
             assert refused.returncode == 2 and "UNAUTHENTICATED: wrong bearer token" in refused.stderr
             assert store.registered_agents() == []
@@ -305,7 +305,8 @@ def test_dial_out_over_mutual_tls_with_a_token_and_a_refused_token(tmp_path: Pat
 
 def test_agent_flags_for_dialling_out_are_checked(tmp_path: Path) -> None:
     def run(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "device_agent", "serve", "--cache-dir", str(tmp_path), *args],
+        return subprocess.run([sys.executable, "-m", "hwnas.device_agent", "serve", "--cache-dir", str(tmp_path),
+                               *args],
                               capture_output=True, text=True, timeout=60)
 
     missing_key = run("--controller", "127.0.0.1:1", "--insecure")
@@ -332,7 +333,7 @@ def test_latbench_build_listen_flags_are_checked(tmp_path: Path, capsys) -> None
 
 
 def test_a_gateway_on_a_port_in_use_refuses_to_start_naming_the_port(store: Store) -> None:
-    from protos.listen import PortInUse
+    from hwnas.protos.listen import PortInUse
 
     first = Gateway(store, "127.0.0.1:0").start()
     try:
@@ -367,7 +368,7 @@ def test_dial_out_agents_on_one_host_hold_one_job_at_a_time_unless_isolated(tmp_
 
 def test_a_stopped_dial_out_agent_is_stale_within_seconds_and_can_be_forgotten(tmp_path: Path, capsys) -> None:
     """With the default 120 s lease, `fleet ls` showed a stopped agent healthy for ~100 s, and kept it forever."""
-    from controller.fleet import registered
+    from hwnas.controller.fleet import registered
 
     db = tmp_path / "ds.db"
     with Store(db) as store:
@@ -404,8 +405,8 @@ def test_stopping_an_idle_dial_out_agent_ends_its_long_poll_at_once(tmp_path: Pa
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     """An idle agent waits in LeaseJob's long poll; SIGTERM waited for the poll to run out (10 s) before the
     agent could exit. With the longest poll the gateway allows (60 s), the link must stop when told."""
-    from controller.fleet.gateway import ControllerServicer
-    from device_agent import dialout
+    from hwnas.controller.fleet.gateway import ControllerServicer
+    from hwnas.device_agent import dialout
 
     polling = threading.Event()
     lease_job = ControllerServicer.LeaseJob
@@ -499,8 +500,8 @@ def test_registrations_beyond_the_cap_are_refused_until_one_goes_stale(store: St
 
 def test_a_megabyte_failure_message_is_kept_and_shown_cut_short(store: Store) -> None:
     """A 1 MB failure message from an agent was printed (and logged) in full."""
-    from controller.fleet.client import AgentCallError
-    from controller.reporting.tables import MESSAGE_CHARS
+    from hwnas.controller.fleet.client import AgentCallError
+    from hwnas.controller.reporting.tables import MESSAGE_CHARS
 
     campaign.enqueue(store, NB201, distinct_archs(1, seed=10), plan(["k"]))
     gateway = start_gateway(store)

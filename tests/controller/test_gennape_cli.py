@@ -11,8 +11,8 @@ import pytest
 import torch
 from torch import nn
 
-from controller.cli.main import main
-from predictors import load
+from hwnas.controller.cli.main import main
+from hwnas.predictors import load
 
 
 def _cnn(width: int, depth: int, kernel: int) -> nn.Module:
@@ -92,17 +92,16 @@ def test_gennape_refuses_what_is_not_a_family_or_not_gennape(small_gennape: Path
     assert "not a folder, a packaged accuracy table" in capsys.readouterr().err
     assert main(["predictor", "gennape", "eval", "--model", str(small_gennape), "--family", "fbnet"]) == 2
     assert "has no packaged accuracy table" in capsys.readouterr().err
-    from predictors import get_predictor
+    from hwnas.predictors import Samples, get_predictor
 
-    get_predictor("flops").fit(__import__("predictors").Samples(flops=np.arange(1.0, 5.0), y=np.arange(4.0))).save(
-        tmp_path / "flops")
+    get_predictor("flops").fit(Samples(flops=np.arange(1.0, 5.0), y=np.arange(4.0))).save(tmp_path / "flops")
     assert main(["predictor", "gennape", "eval", "--model", str(tmp_path / "flops"), "--family", "nb201"]) == 2
     assert "not GENNAPE" in capsys.readouterr().err
 
 
 def test_search_takes_gennape_as_its_accuracy_predictor(small_gennape: Path, tmp_path: Path) -> None:
-    from controller.learning.families import graph_samples
-    from controller.spaces import get_space
+    from hwnas.controller.learning.families import graph_samples
+    from hwnas.controller.spaces import get_space
 
     assert main(["search", "--objectives", "flops,accuracy", "--accuracy", f"gennape:{small_gennape}", "--device",
                  "none", "--algo", "random", "--evals", "6", "--db", str(tmp_path / "s.db"), "--out",
@@ -116,7 +115,7 @@ def test_search_takes_gennape_as_its_accuracy_predictor(small_gennape: Path, tmp
 
 
 def test_search_refuses_a_gennape_path_holding_another_predictor(tmp_path: Path, capsys) -> None:
-    from predictors import Samples, get_predictor
+    from hwnas.predictors import Samples, get_predictor
 
     get_predictor("flops").fit(Samples(flops=np.arange(1.0, 5.0), y=np.arange(4.0))).save(tmp_path / "flops")
     assert main(["search", "--objectives", "flops,accuracy", "--accuracy", f"gennape:{tmp_path / 'flops'}",
@@ -141,7 +140,7 @@ def test_autogo_runs_with_gennape_in_place_of_psc(small_gennape: Path, tmp_path:
 
 def test_linas_ranks_by_gennape_itself_and_each_network_is_predicted_once(small_gennape: Path, tmp_path: Path,
                                                                           monkeypatch) -> None:
-    from controller.search.objectives import PredictorAccuracy
+    from hwnas.controller.search.objectives import PredictorAccuracy
 
     calls: list[int] = []
     original = PredictorAccuracy.predict_encodings
@@ -160,8 +159,8 @@ def test_linas_ranks_by_gennape_itself_and_each_network_is_predicted_once(small_
 
 
 def test_predictor_accuracy_builds_each_networks_graph_once(small_gennape: Path, monkeypatch) -> None:
-    from controller.search.objectives import predictor_accuracy
-    from controller.spaces import get_space
+    from hwnas.controller.search.objectives import predictor_accuracy
+    from hwnas.controller.spaces import get_space
 
     space = get_space("nb201")
     accuracy = predictor_accuracy(str(small_gennape), space, kind="gennape")
@@ -179,7 +178,7 @@ def test_gennape_evaluates_a_folder_of_corpus_cnns_and_transformers(small_gennap
                                                                     capsys) -> None:
     """#38: networks users bring, transformers among them, exported by torch and read through the graph IR;
     labels are the published ImageNet top-1 of each architecture (torchvision's and timm's cards)."""
-    from controller.corpus import registry
+    from hwnas.controller.corpus import registry
 
     published = {"squeezenet": 58.09, "shufflenet_v2": 69.36, "mobilenet_v2": 71.88, "vit_tiny": 72.2,
                  "mobilevit_xs": 74.8}

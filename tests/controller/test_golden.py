@@ -19,15 +19,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from controller.cli.main import main
-from controller.fleet import AgentEndpoint, Fleet, FleetConfig
-from controller.fleet.campaign import CampaignPlan
-from controller.fleet.fleet import QuarantinedKeys
-from controller.fleet.golden import golden_arch
-from controller.fleet.health import GoldenPolicy
-from controller.fleet.local_agent import LocalAgent
-from controller.spaces import get_space
-from controller.store import Store
+from hwnas.controller.cli.main import main
+from hwnas.controller.fleet import AgentEndpoint, Fleet, FleetConfig
+from hwnas.controller.fleet.campaign import CampaignPlan
+from hwnas.controller.fleet.fleet import QuarantinedKeys
+from hwnas.controller.fleet.golden import golden_arch
+from hwnas.controller.fleet.health import GoldenPolicy
+from hwnas.controller.fleet.local_agent import LocalAgent
+from hwnas.controller.spaces import get_space
+from hwnas.controller.store import Store
 
 
 @contextlib.contextmanager

@@ -7,8 +7,8 @@ import onnx
 import onnxruntime as ort
 import pytest
 
-from controller.graph import ComputationGraph, GraphBuilder, ShapeError
-from controller.graph.onnx_export import to_onnx
+from hwnas.controller.graph import ComputationGraph, GraphBuilder, ShapeError
+from hwnas.controller.graph.onnx_export import to_onnx
 
 
 def every_op_graph() -> ComputationGraph:
@@ -55,7 +55,7 @@ def small_graph() -> ComputationGraph:
 
 
 def test_every_op_of_the_ir_is_used_by_the_fixture() -> None:
-    from controller.graph import OPS
+    from hwnas.controller.graph import OPS
 
     assert set(every_op_graph().op_counts()) == set(OPS) - {"input"}
 
@@ -155,7 +155,7 @@ def test_export_runs_in_onnxruntime_and_shape_inference_agrees_on_every_node() -
 
 
 def test_every_op_round_trips_through_onnx() -> None:
-    from controller.graph.onnx_import import from_onnx
+    from hwnas.controller.graph.onnx_import import from_onnx
 
     graph = every_op_graph()
     assert from_onnx(to_onnx(graph)).to_json() == graph.to_json()
@@ -191,7 +191,7 @@ def test_with_batch_changes_every_leading_axis_and_runs_at_that_batch() -> None:
 def test_the_canonical_form_is_computed_once_and_is_its_own_canonical_form() -> None:
     """Exports and arch_id share one canonical graph, cached on the graph as its own canonical form: that is
     only right if canonicalising the canonical nodes afresh (no cache) gives them back unchanged."""
-    from controller.spaces import get_space
+    from hwnas.controller.spaces import get_space
 
     graph = get_space("nb201").to_graph([0, 1, 2, 3, 4, 1])
     canonical = graph.canonical()
@@ -204,7 +204,7 @@ def test_the_canonical_form_is_computed_once_and_is_its_own_canonical_form() -> 
 def test_an_arch_id_stays_what_datasets_already_store() -> None:
     """Stores key every measurement by arch_id: a change of the canonical form would orphan them all.
     The value is the one the code computed on 2026-12-02 (a row of a search's measured.csv)."""
-    from controller.spaces import get_space
+    from hwnas.controller.spaces import get_space
 
     space = get_space("nb201")
     x = space.from_string("|avg_pool_3x3~0|+|nor_conv_3x3~0|nor_conv_1x1~1|+|skip_connect~0|skip_connect~1|none~2|")
@@ -221,8 +221,8 @@ def test_exported_bytes_stay_what_agents_and_datasets_already_hold() -> None:
     network's weights fit every batch): its digests moved again; batch-1 graphs' (NB-201's) did not."""
     import hashlib
 
-    from controller.graph.onnx_export import to_onnx_bytes
-    from controller.spaces import get_space
+    from hwnas.controller.graph.onnx_export import to_onnx_bytes
+    from hwnas.controller.spaces import get_space
 
     def digest(data: bytes) -> str:
         return hashlib.sha256(data).hexdigest()
@@ -240,7 +240,7 @@ def test_exporting_needs_no_onnx_package() -> None:
     """Importing onnx (and its ml_dtypes) took over half a second of every search's start."""
     from tests.conftest import modules_loaded_by
 
-    code = ("from controller.graph.onnx_export import to_onnx_bytes\n"
-            "from controller.spaces import get_space\nimport controller.cli.main\n"
+    code = ("from hwnas.controller.graph.onnx_export import to_onnx_bytes\n"
+            "from hwnas.controller.spaces import get_space\nimport hwnas.controller.cli.main\n"
             "to_onnx_bytes(get_space('nb201').to_graph([4, 3, 2, 1, 1, 0]))")
     assert modules_loaded_by(code, ("onnx", "ml_dtypes")) == []

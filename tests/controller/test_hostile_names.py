@@ -9,16 +9,16 @@ from pathlib import Path
 import grpc
 import pytest
 
-from controller.cli.main import main
-from controller.fleet.agents import load_agents, parse_agent
-from controller.fleet.campaign import CampaignPlan
-from controller.learning.jobs import artifact_dir
-from controller.reporting.spreadsheet import from_spreadsheet_safe
-from controller.store import InvalidRecord, JobSpec, MeasurementRecord, Store
-from controller.store.export import export
-from device_agent.cli import build_parser as agent_parser
-from protos import names
-from protos.hwnas.v1 import agent_pb2, controller_pb2
+from hwnas.controller.cli.main import main
+from hwnas.controller.fleet.agents import load_agents, parse_agent
+from hwnas.controller.fleet.campaign import CampaignPlan
+from hwnas.controller.learning.jobs import artifact_dir
+from hwnas.controller.reporting.spreadsheet import from_spreadsheet_safe
+from hwnas.controller.store import InvalidRecord, JobSpec, MeasurementRecord, Store
+from hwnas.controller.store.export import export
+from hwnas.device_agent.cli import build_parser as agent_parser
+from hwnas.protos import names
+from hwnas.protos.hwnas.v1 import agent_pb2, controller_pb2
 
 from .test_gateway import AGENT_ID, start_gateway, status_of, stub_for
 from .test_store import ARCH, record

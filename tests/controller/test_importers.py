@@ -10,12 +10,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from controller.cli.main import main
-from controller.data import nb201_table
-from controller.spaces.nb201 import NasBench201
-from controller.store import Store
-from controller.store.export import export
-from controller.store.importers import (
+from hwnas.controller.cli.main import main
+from hwnas.controller.data import nb201_table
+from hwnas.controller.spaces.nb201 import NasBench201
+from hwnas.controller.store import Store
+from hwnas.controller.store.export import export
+from hwnas.controller.store.importers import (
     ImportReport,
     _nb201_records,
     import_eagle_pickle,

@@ -5,10 +5,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from controller.cli.main import main
-from controller.graph.zoo import zoo_graph
-from controller.learning.jobs import load_for_device, samples_from_store
-from controller.learning.layer_latency import (
+from hwnas.controller.cli.main import main
+from hwnas.controller.graph.zoo import zoo_graph
+from hwnas.controller.learning.jobs import load_for_device, samples_from_store
+from hwnas.controller.learning.layer_latency import (
     LAYER_SPACE,
     Layer,
     distinct_layers,
@@ -16,9 +16,9 @@ from controller.learning.layer_latency import (
     layers_of,
     measured_layers,
 )
-from controller.spaces import get_space
-from controller.store import Store
-from predictors import Samples, get_predictor
+from hwnas.controller.spaces import get_space
+from hwnas.controller.store import Store
+from hwnas.predictors import Samples, get_predictor
 
 
 def test_each_node_is_a_layer_and_its_graph_runs_it_alone() -> None:

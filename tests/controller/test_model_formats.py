@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from controller.cli.main import main
-from controller.graph import GraphBuilder
-from controller.graph.model_formats import FORMATS, FormatUnavailable, check_exportable, format_for, model_format
-from controller.graph.torch_module import UnsupportedForTorch, to_torch
-from controller.spaces import get_space
+from hwnas.controller.cli.main import main
+from hwnas.controller.graph import GraphBuilder
+from hwnas.controller.graph.model_formats import FORMATS, FormatUnavailable, check_exportable, format_for, model_format
+from hwnas.controller.graph.torch_module import UnsupportedForTorch, to_torch
+from hwnas.controller.spaces import get_space
 
 from .test_graph_ir import every_op_graph, small_graph
 
@@ -125,8 +125,8 @@ def test_loading_the_converter_prints_no_warning_noise() -> None:
     import subprocess
     import sys
 
-    code = ("from controller.cli.demo import small_cnn\n"
-            "from controller.graph.model_formats import _litert_torch, model_format\n"
+    code = ("from hwnas.controller.cli.demo import small_cnn\n"
+            "from hwnas.controller.graph.model_formats import _litert_torch, model_format\n"
             "_litert_torch()\n"
             "model_format('tflite-int8').export(small_cnn(8, blocks=1), {})\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=240)

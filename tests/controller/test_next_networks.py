@@ -8,15 +8,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from controller.cli.main import main
-from controller.learning.data import space_samples
-from controller.learning.device_tables import packaged_sources
-from controller.learning.jobs import load_for_device
-from controller.learning.next_networks import next_networks, reference_set
-from controller.spaces import get_space
-from controller.store import Store
-from device_agent.server import AgentServer
-from predictors.selection import next_to_measure
+from hwnas.controller.cli.main import main
+from hwnas.controller.learning.data import space_samples
+from hwnas.controller.learning.device_tables import packaged_sources
+from hwnas.controller.learning.jobs import load_for_device
+from hwnas.controller.learning.next_networks import next_networks, reference_set
+from hwnas.controller.spaces import get_space
+from hwnas.controller.store import Store
+from hwnas.device_agent.server import AgentServer
+from hwnas.predictors.selection import next_to_measure
 
 
 def test_the_first_choices_are_spread_over_the_sources_then_over_the_encoding() -> None:
@@ -52,7 +52,7 @@ def test_the_reference_set_is_fixed_per_space_and_spreads_the_packaged_devices()
 
 
 def _table_encodings() -> list[list[int]]:
-    from controller.learning.device_tables import device_columns
+    from hwnas.controller.learning.device_tables import device_columns
 
     return device_columns("nb201").encodings
 

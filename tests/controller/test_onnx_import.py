@@ -7,8 +7,8 @@ import torch
 from fvcore.nn import FlopCountAnalysis
 from torch import nn
 
-from controller.graph.onnx_export import to_onnx
-from controller.graph.onnx_import import UnsupportedOpsError, from_onnx
+from hwnas.controller.graph.onnx_export import to_onnx
+from hwnas.controller.graph.onnx_import import UnsupportedOpsError, from_onnx
 
 from .reference_models import EDSR, FSRCNN, export_onnx, mobilenet_v3_large, resnet50, vgg16
 
@@ -108,7 +108,7 @@ def test_dynamic_shapes_need_an_input_shape() -> None:
 
 
 def _graph_import(tmp_path, capsys, data: bytes, *extra: str) -> tuple[int, str]:
-    from controller.cli.main import main
+    from hwnas.controller.cli.main import main
 
     path = tmp_path / "model.onnx"
     path.write_bytes(data)
@@ -144,8 +144,8 @@ def test_garbage_truncated_and_escaping_models_get_one_line(tmp_path, capsys) ->
     import onnx
     from onnx import TensorProto
 
-    from controller.cli.demo import small_cnn
-    from controller.graph.onnx_export import to_onnx_bytes
+    from hwnas.controller.cli.demo import small_cnn
+    from hwnas.controller.graph.onnx_export import to_onnx_bytes
 
     good = to_onnx_bytes(small_cnn(8, blocks=1))
     for data, says in ((b"\x12\xff garbage" * 100, "not an ONNX model"), (good[: len(good) // 2], "not an ONNX model")):
@@ -165,8 +165,8 @@ def test_running_out_of_memory_while_importing_is_one_line(tmp_path, capsys, mon
     """A stand-in for a model too large for this machine's memory: onnx.load raising MemoryError."""
     import onnx
 
-    from controller.cli.demo import small_cnn
-    from controller.graph.onnx_export import to_onnx_bytes
+    from hwnas.controller.cli.demo import small_cnn
+    from hwnas.controller.graph.onnx_export import to_onnx_bytes
 
     def out_of_memory(*args, **kwargs):
         raise MemoryError
@@ -221,8 +221,8 @@ def _as_strided_head(indices: np.ndarray) -> bytes:
 
 
 def test_the_dynamo_exporters_as_strided_in_order_is_a_reshape_and_out_of_order_is_refused() -> None:
-    from controller.graph.onnx_export import to_onnx_bytes
-    from controller.graph.onnx_import import import_onnx
+    from hwnas.controller.graph.onnx_export import to_onnx_bytes
+    from hwnas.controller.graph.onnx_import import import_onnx
 
     in_order = _as_strided_head(np.arange(8).reshape(1, 8, 1, 1))
     imported = import_onnx(in_order)

@@ -7,18 +7,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from controller.cli.main import main
-from controller.graph.builder import GraphBuilder
-from controller.graph.onnx_export import node_of_name
-from controller.learning.layer_latency import layer_at
-from controller.learning.op_profile_layers import (
+from hwnas.controller.cli.main import main
+from hwnas.controller.graph.builder import GraphBuilder
+from hwnas.controller.graph.onnx_export import node_of_name
+from hwnas.controller.learning.layer_latency import layer_at
+from hwnas.controller.learning.op_profile_layers import (
     KernelView,
     profile_kernels,
     profiled_layer_sums,
     profiled_layer_times,
 )
-from controller.store import Store
-from predictors.kernel_model import KernelModel
+from hwnas.controller.store import Store
+from hwnas.predictors.kernel_model import KernelModel
 
 
 def residual_graph():

@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import controller.data
-from controller.cli.main import main
-from controller.errors import SettingError
-from controller.learning.data import (
+from hwnas.controller import data as packaged_tables
+from hwnas.controller.cli.main import main
+from hwnas.controller.errors import SettingError
+from hwnas.controller.learning.data import (
     FULL_NODE_TYPES,
     GLOBAL,
     NODE_TYPES,
@@ -19,13 +19,13 @@ from controller.learning.data import (
     nb201_full_cell_graph,
     nb201_samples,
 )
-from controller.learning.jobs import artifact_dir, load_for_device, samples_from_store, transfer_sources
-from controller.spaces.nb201 import parse_arch_str
-from controller.store import Store
-from controller.store.importers import import_nb201_table
-from predictors.metrics import evaluate
+from hwnas.controller.learning.jobs import artifact_dir, load_for_device, samples_from_store, transfer_sources
+from hwnas.controller.spaces.nb201 import parse_arch_str
+from hwnas.controller.store import Store
+from hwnas.controller.store.importers import import_nb201_table
+from hwnas.predictors.metrics import evaluate
 
-TABLE = Path(controller.data.__file__).parent / "nb201" / "nb201_latency_accuracy.csv.gz"
+TABLE = Path(packaged_tables.__file__).parent / "nb201" / "nb201_latency_accuracy.csv.gz"
 TARGET = "lat_ms_latbench_desktop_cpu_i7_7820x"
 
 
@@ -227,7 +227,7 @@ def test_a_card_from_too_few_held_out_points_gives_no_figure(tmp_path: Path, cap
 
 @pytest.mark.parametrize("fmt", ["csv", "parquet"])
 def test_bench_reads_this_projects_own_export(tmp_path: Path, capsys, fmt: str) -> None:
-    from controller.store.export import export
+    from hwnas.controller.store.export import export
 
     db = tmp_path / "lab.db"
     with Store(db) as store:
@@ -260,11 +260,11 @@ def test_bench_refuses_a_table_with_a_negative_latency_naming_its_line(tmp_path:
 def test_a_key_measured_in_several_spaces_trains_on_the_one_it_can_or_the_one_named(tmp_path: Path, capsys) -> None:
     """After `autogo run` or a nas-bench-macro build on pc-ort, `predictor train --device pc-ort` exited 2 with
     "several spaces", although the README's own examples reuse one key that way."""
-    from controller.data import nb201_table
-    from controller.spaces import get_space
-    from controller.spaces.catalog import sample
-    from controller.store import ArchRecord, Store
-    from controller.store.importers import _imported, import_nb201_table
+    from hwnas.controller.data import nb201_table
+    from hwnas.controller.spaces import get_space
+    from hwnas.controller.spaces.catalog import sample
+    from hwnas.controller.store import ArchRecord, Store
+    from hwnas.controller.store.importers import _imported, import_nb201_table
 
     from .test_importers import write_table
 
@@ -300,8 +300,8 @@ def test_a_key_measured_in_several_spaces_trains_on_the_one_it_can_or_the_one_na
 def test_a_long_runs_warnings_are_said_once_each_with_their_count(capsys) -> None:
     import warnings
 
-    from controller.cli.common import warnings_summarised
-    from predictors import OutsideDomainWarning
+    from hwnas.controller.cli.common import warnings_summarised
+    from hwnas.predictors import OutsideDomainWarning
 
     with warnings_summarised():
         for _ in range(3):

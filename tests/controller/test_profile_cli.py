@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from controller.cli.main import main
+from hwnas.controller.cli.main import main
 
 
 @pytest.fixture
@@ -49,7 +49,7 @@ def test_profile_errors_name_what_went_wrong(agent, model_file: Path, tmp_path: 
 
 
 def test_demo_runs_the_main_job_end_to_end(tmp_path: Path) -> None:
-    done = subprocess.run([sys.executable, "-m", "controller.cli", "demo", "--out", str(tmp_path / "demo"),
+    done = subprocess.run([sys.executable, "-m", "hwnas.controller.cli", "demo", "--out", str(tmp_path / "demo"),
                            "--sample", "12", "--evals", "30"], capture_output=True, text=True, timeout=400)
     assert done.returncode == 0, done.stderr
     out = done.stdout
@@ -71,8 +71,8 @@ def test_space_export_models_carry_their_identity_and_a_replay_agent_answers_the
 
     import onnx
 
-    from controller.data import nb201_table, nb201_table_path
-    from controller.fleet.local_agent import LocalAgent
+    from hwnas.controller.data import nb201_table, nb201_table_path
+    from hwnas.controller.fleet.local_agent import LocalAgent
 
     assert main(["space", "export", "--space", "nb201", "-n", "2", "--seed", "4", "--out", str(tmp_path / "m"),
                  "--quiet"]) == 0
@@ -93,7 +93,7 @@ def test_space_export_models_carry_their_identity_and_a_replay_agent_answers_the
 
 def test_profile_converts_onnx_for_a_litert_only_agent(tmp_path: Path, model_file: Path, capsys) -> None:
     pytest.importorskip("litert_torch", reason="the tflite extra (litert-torch) is not installed")
-    from controller.fleet.local_agent import LocalAgent
+    from hwnas.controller.fleet.local_agent import LocalAgent
 
     with LocalAgent(tmp_path / "cache", ["--backend", "litert"]) as litert:
         assert main(["profile", str(model_file), "--agent", litert.address, "--insecure", "--protocol", "fixed",
@@ -106,7 +106,7 @@ def test_profile_converts_onnx_for_a_litert_only_agent(tmp_path: Path, model_fil
 
 def test_profile_names_what_is_wrong_with_a_folder_or_an_empty_file(tmp_path, capsys) -> None:
     """`profile /etc` said "no such file"; an empty file went to the agent."""
-    from controller.cli.main import main
+    from hwnas.controller.cli.main import main
 
     (tmp_path / "empty.onnx").write_bytes(b"")
     for target, expected in ((tmp_path, "it is a folder"), (tmp_path / "empty.onnx", "the file is empty"),
@@ -120,9 +120,9 @@ def test_profile_says_what_it_waits_for(tmp_path, capsys) -> None:
     """`hwnas profile` on the torch agent took 229 s without a word."""
     import numpy as np
 
-    from controller.cli.main import main
-    from controller.graph.onnx_export import to_onnx_bytes
-    from controller.spaces import get_space
+    from hwnas.controller.cli.main import main
+    from hwnas.controller.graph.onnx_export import to_onnx_bytes
+    from hwnas.controller.spaces import get_space
 
     from ..conftest import start_agent
 
@@ -144,8 +144,8 @@ def test_profile_says_what_it_waits_for(tmp_path, capsys) -> None:
 
 def test_the_demo_says_when_its_measurements_were_taken_on_a_busy_host(tmp_path) -> None:
     """The demo's ridge reached 20 % within ±10 % on a busy machine (44-48 % when idle) and did not say why."""
-    from controller.cli.demo import busy_note
-    from controller.store import JobSpec, MeasurementRecord, Store
+    from hwnas.controller.cli.demo import busy_note
+    from hwnas.controller.store import JobSpec, MeasurementRecord, Store
 
     from .test_store import ARCH, record
 
@@ -166,8 +166,8 @@ def test_profile_reports_the_models_own_memory_footprint(tmp_path, capsys) -> No
     a long-lived agent is not one): here the RSS a fresh process adds loading and running the model."""
     import numpy as np
 
-    from controller.graph.onnx_export import to_onnx_bytes
-    from controller.spaces import get_space
+    from hwnas.controller.graph.onnx_export import to_onnx_bytes
+    from hwnas.controller.spaces import get_space
 
     from ..conftest import start_agent
 
@@ -205,9 +205,9 @@ def test_the_output_check_passes_a_right_answer_and_catches_a_wrong_one(tmp_path
     import onnx
     from onnx import numpy_helper
 
-    from controller.fleet.client import AgentClient
-    from controller.graph.onnx_export import to_onnx_bytes
-    from controller.spaces import get_space
+    from hwnas.controller.fleet.client import AgentClient
+    from hwnas.controller.graph.onnx_export import to_onnx_bytes
+    from hwnas.controller.spaces import get_space
 
     from ..conftest import start_agent
 
@@ -249,10 +249,10 @@ def test_a_quantised_model_passes_at_int8_tolerance_and_fails_at_fp32s(tmp_path,
     pytest.importorskip("litert_torch", reason="the tflite extra (litert-torch) is not installed")
     import numpy as np
 
-    from controller.cli.demo import small_cnn
-    from controller.fleet.local_agent import LocalAgent
-    from controller.fleet.output_check import FP32_ABSOLUTE, FP32_RELATIVE, compare, reference
-    from controller.graph.onnx_export import to_onnx_bytes
+    from hwnas.controller.cli.demo import small_cnn
+    from hwnas.controller.fleet.local_agent import LocalAgent
+    from hwnas.controller.fleet.output_check import FP32_ABSOLUTE, FP32_RELATIVE, compare, reference
+    from hwnas.controller.graph.onnx_export import to_onnx_bytes
 
     data = to_onnx_bytes(small_cnn(16, blocks=2))
     model = tmp_path / "cell.onnx"
@@ -274,14 +274,14 @@ def test_profile_measures_through_the_one_door(agent, tiny_model: bytes, tmp_pat
     """``ProfileMeasurer`` under the evaluator: a model file and a network (sent as its ONNX) come back as the
     records a campaign would store, with the agent's whole answer; a model the agent refuses fails its
     evaluation and the others still settle."""
-    from controller.cli.demo import small_cnn
-    from controller.fleet import AgentEndpoint, Fleet, FleetConfig
-    from controller.fleet.client import ProfileSpec
-    from controller.search.evaluator import Evaluator
-    from controller.search.measure import ProfileMeasurer
-    from controller.search.objectives import OBJECTIVES
-    from controller.spaces import Candidate, ModelFile
-    from controller.store import Store
+    from hwnas.controller.cli.demo import small_cnn
+    from hwnas.controller.fleet import AgentEndpoint, Fleet, FleetConfig
+    from hwnas.controller.fleet.client import ProfileSpec
+    from hwnas.controller.search.evaluator import Evaluator
+    from hwnas.controller.search.measure import ProfileMeasurer
+    from hwnas.controller.search.objectives import OBJECTIVES
+    from hwnas.controller.spaces import Candidate, ModelFile
+    from hwnas.controller.store import Store
 
     spec = ProfileSpec(protocol="fixed", protocol_params={"count": 5}, output_check=True, memory=False)
     network = Candidate.of_graph("test", "cnn-w8", small_cnn(8, blocks=1))

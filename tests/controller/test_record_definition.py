@@ -8,13 +8,13 @@ import dataclasses
 import pytest
 from google.protobuf.descriptor import FieldDescriptor
 
-from controller.fleet.campaign import to_record
-from controller.fleet.client import message_dict
-from controller.search.objectives import OBJECTIVES
-from controller.store import Job, MeasurementRecord, schema
-from controller.store.export import ARCH_COLUMNS, COLUMNS, column_type
-from controller.store.records import NOT_STORED, POWER_COLUMNS, STAT_COLUMNS
-from protos.hwnas.v1 import agent_pb2
+from hwnas.controller.fleet.campaign import to_record
+from hwnas.controller.fleet.client import message_dict
+from hwnas.controller.search.objectives import OBJECTIVES
+from hwnas.controller.store import Job, MeasurementRecord, schema
+from hwnas.controller.store.export import ARCH_COLUMNS, COLUMNS, column_type
+from hwnas.controller.store.records import NOT_STORED, POWER_COLUMNS, STAT_COLUMNS
+from hwnas.protos.hwnas.v1 import agent_pb2
 
 TABLE = [c for c in schema.measurements.c.keys() if c != "id"]
 
@@ -120,8 +120,8 @@ def test_a_tool_mean_record_leaves_the_statistics_the_tool_did_not_print_empty()
 def test_the_table_and_the_export_follow_the_one_list_of_record_columns() -> None:
     """RECORD_COLUMNS is the one definition: the table's columns, their nullability, the export's order and what
     an export written before a column existed means all come from it."""
-    from controller.store.importers import _EXPORT_DEFAULTS
-    from controller.store.records import RECORD_COLUMNS
+    from hwnas.controller.store.importers import _EXPORT_DEFAULTS
+    from hwnas.controller.store.records import RECORD_COLUMNS
 
     assert [c.name for c in RECORD_COLUMNS] == TABLE
     for column in RECORD_COLUMNS:

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from controller.cli.main import main
-from controller.fleet.campaign import CampaignPlan, plans_by_runtime
-from controller.fleet.local_agent import LocalAgent
-from controller.store import Store
+from hwnas.controller.cli.main import main
+from hwnas.controller.fleet.campaign import CampaignPlan, plans_by_runtime
+from hwnas.controller.fleet.local_agent import LocalAgent
+from hwnas.controller.store import Store
 
 pytest.importorskip("litert_torch", reason="the tflite extra (litert-torch) is not installed")
 

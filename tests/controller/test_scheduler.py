@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from controller.errors import SettingError
-from controller.fleet.golden import golden_arch, key_health
-from controller.fleet.health import GOLDEN_CAMPAIGN, Baseline, Check, GoldenPolicy, judge
-from controller.fleet.scheduler import DeviceScheduler, Scheduler
-from controller.store import ArchRecord, JobSpec, Store
+from hwnas.controller.errors import SettingError
+from hwnas.controller.fleet.golden import golden_arch, key_health
+from hwnas.controller.fleet.health import GOLDEN_CAMPAIGN, Baseline, Check, GoldenPolicy, judge
+from hwnas.controller.fleet.scheduler import DeviceScheduler, Scheduler
+from hwnas.controller.store import ArchRecord, JobSpec, Store
 from tests.controller.test_store import record
 
 ARCH = ArchRecord(arch_id="a" * 64, space="nb201", arch="|x|", encoding="3 3 3 3 3 3", macs=1, params=1,

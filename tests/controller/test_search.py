@@ -17,13 +17,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from controller.cli.main import main
-from controller.data import nb201_table, nb201_table_path
-from controller.fleet.local_agent import LocalAgent
-from controller.search.hypervolume import HvSpace, pareto_mask, parse_bounds
-from controller.search.objectives import accuracy_evaluator, get_objectives
-from controller.spaces import Candidate, get_space
-from controller.store import Store
+from hwnas.controller.cli.main import main
+from hwnas.controller.data import nb201_table, nb201_table_path
+from hwnas.controller.fleet.local_agent import LocalAgent
+from hwnas.controller.search.hypervolume import HvSpace, pareto_mask, parse_bounds
+from hwnas.controller.search.objectives import accuracy_evaluator, get_objectives
+from hwnas.controller.spaces import Candidate, get_space
+from hwnas.controller.store import Store
 
 from .test_campaign import free_port
 
@@ -139,7 +139,7 @@ def test_a_killed_search_resumes_from_the_store(tmp_path: Path, replay_agent: Lo
     and nothing is measured twice."""
     reference = search(tmp_path, replay_agent, "linas", "--evals", "30", name="reference")
     db, out = tmp_path / "killed.db", tmp_path / "killed"
-    command = [sys.executable, "-m", "controller.cli", "search", "--device", "pixel3", "--agent",
+    command = [sys.executable, "-m", "hwnas.controller.cli", "search", "--device", "pixel3", "--agent",
                replay_agent.address, "--algo", "linas", "--db", str(db), "--out", str(out), *QUICK, "--evals", "30"]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
@@ -196,8 +196,8 @@ def test_every_inner_algorithm_drives_linas(tmp_path: Path, inner: str, objectiv
 
 
 def test_accuracy_from_a_saved_predictor(tmp_path: Path) -> None:
-    from controller.learning.data import space_samples
-    from predictors import get_predictor
+    from hwnas.controller.learning.data import space_samples
+    from hwnas.predictors import get_predictor
 
     space = get_space("nb201")
     table = [r for r in nb201_table()[:400] if space.has_network(space.from_string(r["arch_str"]))]
@@ -271,9 +271,9 @@ def test_objectives_and_accuracy_evaluators() -> None:
 
 
 def test_a_fixed_predictor_must_name_an_objective_of_the_search() -> None:
-    from controller.search.evaluator import Evaluator
-    from controller.search.linas import Linas
-    from controller.search.problem import SearchProblem, drive
+    from hwnas.controller.search.evaluator import Evaluator
+    from hwnas.controller.search.linas import Linas
+    from hwnas.controller.search.problem import SearchProblem, drive
 
     space = get_space("nb201")
     evaluator = Evaluator(space, get_objectives("flops,accuracy"), 10, None, accuracy_evaluator("nb201", space))
@@ -287,9 +287,9 @@ def test_linas_on_a_new_device_retrains_a_latency_predictor_transferred_from_the
         tmp_path: Path, replay_agent: LocalAgent, capsys) -> None:
     """``--predictor latency=sources``: each iteration's latency predictor learns from the packaged NB-201
     devices first (benchmarks/linas_ablation.py measures what that saves); without sources it is refused."""
-    from controller.search.evaluator import Evaluator
-    from controller.search.linas import Linas
-    from controller.search.problem import SearchProblem, drive
+    from hwnas.controller.search.evaluator import Evaluator
+    from hwnas.controller.search.linas import Linas
+    from hwnas.controller.search.problem import SearchProblem, drive
 
     out = search(tmp_path, replay_agent, "linas", "--predictor", "latency=sources", name="transfer")
     assert len(rows(out / "measured.csv")) == 30 and len(rows(out / "predicted_front.csv")) > 0
@@ -313,8 +313,8 @@ def test_linas_on_a_new_device_retrains_a_latency_predictor_transferred_from_the
     ("brpnas", {"latency_max_ms": 5.0, "alpha": 2.0}, "alpha must be in"),
 ])
 def test_each_algorithm_owns_and_checks_its_settings(algo: str, settings: dict, message: str) -> None:
-    from controller.errors import SettingError
-    from controller.search.algorithms import ALGORITHMS, make_algorithm
+    from hwnas.controller.errors import SettingError
+    from hwnas.controller.search.algorithms import ALGORITHMS, make_algorithm
 
     with pytest.raises(SettingError, match=message):
         make_algorithm(algo, settings)
@@ -361,7 +361,7 @@ def test_a_search_whose_every_evaluation_failed_exits_non_zero_with_the_cause(tm
 
 def test_twin_cells_are_one_network_and_cost_one_evaluation() -> None:
     """NB-201 cells that prune to the same network: 28-42 % of a search's evaluations were such repeats."""
-    from controller.search.evaluator import Evaluator
+    from hwnas.controller.search.evaluator import Evaluator
 
     space = get_space("nb201")
     cell = space.from_string("|nor_conv_3x3~0|+|nor_conv_1x1~0|none~1|+|skip_connect~0|none~1|none~2|")
@@ -386,7 +386,7 @@ def test_exact_duplicate_elimination_agrees_with_pymoos_default() -> None:
     from pymoo.core.duplicate import DefaultDuplicateElimination
     from pymoo.core.population import Population
 
-    from controller.search.evolution import exact_duplicates
+    from hwnas.controller.search.evolution import exact_duplicates
 
     rng = np.random.default_rng(3)
     for _ in range(20):
@@ -399,9 +399,9 @@ def test_exact_duplicate_elimination_agrees_with_pymoos_default() -> None:
 
 def test_linas_predicts_each_encoding_once_per_inner_search() -> None:
     """The inner search proposes the same encodings many times; the predictors do not change within it."""
-    from controller.search.evaluator import Evaluator
-    from controller.search.linas import Linas
-    from controller.search.problem import SearchProblem
+    from hwnas.controller.search.evaluator import Evaluator
+    from hwnas.controller.search.linas import Linas
+    from hwnas.controller.search.problem import SearchProblem
 
     asked: list[tuple[int, ...]] = []
 
@@ -420,9 +420,9 @@ def test_linas_predicts_each_encoding_once_per_inner_search() -> None:
 
 def test_linas_trains_and_searches_with_a_graph_predictor() -> None:
     """The inner search builds only the views its predictors read: a GCN still gets its cell graphs."""
-    from controller.search.evaluator import Evaluator
-    from controller.search.linas import Linas
-    from controller.search.problem import SearchProblem, drive
+    from hwnas.controller.search.evaluator import Evaluator
+    from hwnas.controller.search.linas import Linas
+    from hwnas.controller.search.problem import SearchProblem, drive
 
     space = get_space("nb201")
     evaluator = Evaluator(space, get_objectives("flops,params"), 24, None, None)

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import onnxruntime as ort
 
-from controller.cli.main import main
-from controller.graph import ComputationGraph
+from hwnas.controller.cli.main import main
+from hwnas.controller.graph import ComputationGraph
 
 from .reference_models import EDSR, export_onnx, mobilenet_v3_large
 
@@ -87,8 +87,8 @@ def test_asking_for_more_networks_than_a_space_has_ends_at_once_and_says_so(caps
     """`--sample 16000` on nb201 (15,284 networks) drew at random for minutes and said nothing."""
     import time
 
-    from controller.cli.common import sampled
-    from controller.spaces import get_space
+    from hwnas.controller.cli.common import sampled
+    from hwnas.controller.spaces import get_space
 
     space = get_space("nb201")
     t0 = time.perf_counter()

@@ -7,10 +7,10 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from controller.data import nb201_table
-from controller.graph.onnx_export import to_onnx_bytes
-from controller.spaces import SPACES, get_space
-from controller.spaces.nb201 import NasBench201
+from hwnas.controller.data import nb201_table
+from hwnas.controller.graph.onnx_export import to_onnx_bytes
+from hwnas.controller.spaces import SPACES, get_space
+from hwnas.controller.spaces.nb201 import NasBench201
 
 LONG = os.environ.get("HWNAS_LONG") == "1"
 
@@ -187,7 +187,7 @@ def test_random_samples_export_and_run_in_onnxruntime(name: str) -> None:
 
 def test_the_nb201_reference_network_runs_the_ops_pruning_drops_and_only_those() -> None:
     """HW-NAS-Bench timed NB-201's reference code, which runs every edge op; its GNN features must see them."""
-    from controller.spaces.nb201 import NasBench201
+    from hwnas.controller.spaces.nb201 import NasBench201
 
     space = NasBench201()
     live = [3, 0, 3, 0, 0, 3]  # the chain 0->1->2->3 of 3x3 convs, every other edge none: nothing to prune

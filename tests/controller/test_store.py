@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from controller.store import ArchRecord, JobSpec, MeasurementRecord, RegisteredAgent, SchemaError, Store
-from controller.store.schema import SCHEMA_VERSION
+from hwnas.controller.store import ArchRecord, JobSpec, MeasurementRecord, RegisteredAgent, SchemaError, Store
+from hwnas.controller.store.schema import SCHEMA_VERSION
 
 ARCH = ArchRecord(arch_id="a" * 64, space="nb201", arch="|x|", encoding="3 3 3 3 3 3", macs=10, params=5,
                   cg_json="{}")
@@ -61,7 +61,7 @@ def test_processes_opening_a_new_store_at_once_all_see_a_complete_schema(tmp_pat
     import sys
 
     path = str(tmp_path / "race.db")
-    code = f"from controller.store import Store\nwith Store({path!r}) as s: print(s.schema_version)"
+    code = f"from hwnas.controller.store import Store\nwith Store({path!r}) as s: print(s.schema_version)"
     procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for _ in range(6)]
     results = [p.communicate(timeout=120) for p in procs]
@@ -72,7 +72,7 @@ def legacy_store(path: Path, version: int) -> None:
     """A store as hwnas wrote it at schema ``version`` (1 to 6), holding ARCH and one job."""
     from sqlalchemy import create_engine, insert
 
-    from controller.store import schema
+    from hwnas.controller.store import schema
 
     engine = create_engine(f"sqlite:///{path}")
     with engine.begin() as conn:
@@ -294,7 +294,7 @@ def test_records_with_power_and_energy_export_to_csv_and_parquet_with_the_docume
     import pandas as pd
     import pyarrow.parquet as pq
 
-    from controller.store.export import export
+    from hwnas.controller.store.export import export
 
     powers = [  # an energy counter (RAPL), a sampled source with an idle baseline (NVML), a simulator's model
         {"available": True, "source": "rapl", "mean_power_w": 11.5, "energy_per_inference_mj": 3.2,

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from controller.cli.main import main
-from controller.fleet.local_agent import LocalAgent
-from controller.store import Store
+from hwnas.controller.cli.main import main
+from hwnas.controller.fleet.local_agent import LocalAgent
+from hwnas.controller.store import Store
 
 from ..device_agent.lab_devices import BENCHMARK_APP, FakePhone, SshServer
 

@@ -13,11 +13,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from controller.cli.main import main
-from controller.errors import SettingError
-from controller.search.objectives import accuracy_evaluator
-from controller.spaces import get_space
-from controller.store import Store
+from hwnas.controller.cli.main import main
+from hwnas.controller.errors import SettingError
+from hwnas.controller.search.objectives import accuracy_evaluator
+from hwnas.controller.spaces import get_space
+from hwnas.controller.store import Store
 
 from ..conftest import start_agent
 

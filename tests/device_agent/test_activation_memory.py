@@ -7,11 +7,11 @@ import grpc
 import pytest
 from onnx import TensorProto, helper
 
-from controller.fleet.client import AgentCallError, AgentClient
-from controller.graph.onnx_export import to_onnx_bytes
-from controller.spaces import get_space
-from device_agent.activation_memory import estimate
-from device_agent.host import memory_total_bytes
+from hwnas.controller.fleet.client import AgentCallError, AgentClient
+from hwnas.controller.graph.onnx_export import to_onnx_bytes
+from hwnas.controller.spaces import get_space
+from hwnas.device_agent.activation_memory import estimate
+from hwnas.device_agent.host import memory_total_bytes
 
 UNIT = 4 * 1000  # one float32 row of 1000
 
@@ -81,7 +81,7 @@ def test_the_memory_probes_peak_is_its_own_not_the_agents_that_started_it() -> N
     import numpy as np
 
     held = np.ones(600 * 2**20 // 8)  # the agent's cached sessions, say
-    done = subprocess.run([sys.executable, "-c", "from device_agent.memory_probe import peak_rss_bytes; "
+    done = subprocess.run([sys.executable, "-c", "from hwnas.device_agent.memory_probe import peak_rss_bytes; "
                            "print(peak_rss_bytes())"], capture_output=True, text=True, timeout=120, check=True)
     assert held.sum() > 0
     assert int(done.stdout) < 300 * 2**20, f"the child's peak reads {int(done.stdout) / 2**20:.0f} MiB"

@@ -11,9 +11,9 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from controller.fleet.client import AgentCallError, AgentClient
-from device_agent.backends import BACKENDS
-from protos.hwnas.v1 import agent_pb2, agent_pb2_grpc
+from hwnas.controller.fleet.client import AgentCallError, AgentClient
+from hwnas.device_agent.backends import BACKENDS
+from hwnas.protos.hwnas.v1 import agent_pb2, agent_pb2_grpc
 from tests.sync import wait_for
 
 from ..conftest import start_agent
@@ -165,7 +165,7 @@ def test_onnx_checker_accepts_the_refused_model_shape() -> None:
 def test_a_runtime_failing_mid_measurement_is_internal_and_the_agent_keeps_serving(
         agent, client: AgentClient, tiny_model: bytes, monkeypatch: pytest.MonkeyPatch) -> None:
     """FAKE failure injected at the runtime boundary: the loaded model's run raises after binding."""
-    from device_agent.backends.onnxruntime_backend import OrtLoadedModel
+    from hwnas.device_agent.backends.onnxruntime_backend import OrtLoadedModel
 
     real_bind = OrtLoadedModel.bind
 
@@ -209,7 +209,7 @@ def test_stalled_uploads_count_against_the_cache_cap_and_leave_nothing_behind(tm
     """Six stalled 15 MB uploads left 88 MB in incoming/ against a 20 MB cap."""
     import threading
 
-    from controller.fleet.client import CHUNK_BYTES
+    from hwnas.controller.fleet.client import CHUNK_BYTES
 
     cap, size = 20 << 20, 15 << 20
     server = start_agent(tmp_path / "cache", cache_capacity_bytes=cap)

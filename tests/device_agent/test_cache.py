@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from device_agent.cache import ModelCache
-from device_agent.errors import CacheFull, IntegrityError, InvalidInput, ModelNotFound, ModelTooLarge
+from hwnas.device_agent.cache import ModelCache
+from hwnas.device_agent.errors import CacheFull, IntegrityError, InvalidInput, ModelNotFound, ModelTooLarge
 from tests.sync import wait_for
 
 

@@ -15,12 +15,12 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from controller.fleet.client import AgentCallError, AgentClient
-from controller.fleet.local_agent import LocalAgent
-from device_agent import server as agent_server
-from device_agent.backends import BACKENDS
-from device_agent.backends.base import Backend, InputSpec, LoadedModel
-from device_agent.power.base import Availability
+from hwnas.controller.fleet.client import AgentCallError, AgentClient
+from hwnas.controller.fleet.local_agent import LocalAgent
+from hwnas.device_agent import server as agent_server
+from hwnas.device_agent.backends import BACKENDS
+from hwnas.device_agent.backends.base import Backend, InputSpec, LoadedModel
+from hwnas.device_agent.power.base import Availability
 from tests.sync import AGENT_DEBUG, logged, wait_for
 
 from ..conftest import start_agent
@@ -150,8 +150,8 @@ def test_a_stop_that_reaches_the_runtime_after_its_measurement_ended_leaves_the_
     """A deadline's stop runs its callbacks outside the token's lock; on a busy host they can run after that
     measurement ended and the next one began. The late abort used to set ONNX Runtime's terminate flag on the
     next measurement's run options ("Exiting due to terminate flag being set to true", seen in CI)."""
-    from device_agent.backends.onnxruntime_backend import OnnxRuntimeBackend
-    from device_agent.measure import MeasureOptions, StopToken, measure
+    from hwnas.device_agent.backends.onnxruntime_backend import OnnxRuntimeBackend
+    from hwnas.device_agent.measure import MeasureOptions, StopToken, measure
 
     path = tmp_path / "m.onnx"
     path.write_bytes(medium_model)
@@ -179,7 +179,7 @@ def test_a_stop_that_reaches_the_runtime_after_its_measurement_ended_leaves_the_
 def test_the_controller_ends_a_profile_whose_runtime_ignores_its_deadline_and_says_so(
         tmp_path: Path, tiny_model: bytes, monkeypatch) -> None:
     """`hwnas profile --deadline 5` waited for ever (600 s) on a runtime that cannot be interrupted."""
-    from controller.fleet import client as fleet_client
+    from hwnas.controller.fleet import client as fleet_client
 
     monkeypatch.setitem(BACKENDS, "stubborn", f"{__name__}:StubbornBackend")
     monkeypatch.setattr(fleet_client, "DEADLINE_GRACE_S", 1.0)

@@ -8,10 +8,10 @@ from pathlib import Path
 import psutil
 import pytest
 
-from controller.fleet.client import AgentClient
-from device_agent import host, interference
-from device_agent.backends.onnxruntime_backend import OnnxRuntimeBackend
-from device_agent.measure import MeasureOptions, measure
+from hwnas.controller.fleet.client import AgentClient
+from hwnas.device_agent import host, interference
+from hwnas.device_agent.backends.onnxruntime_backend import OnnxRuntimeBackend
+from hwnas.device_agent.measure import MeasureOptions, measure
 
 from ..conftest import start_agent
 

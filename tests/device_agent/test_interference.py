@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from device_agent.backends.onnxruntime_backend import OnnxRuntimeBackend
-from device_agent.interference import RunWatch
-from device_agent.measure import MeasureOptions, measure
+from hwnas.device_agent.backends.onnxruntime_backend import OnnxRuntimeBackend
+from hwnas.device_agent.interference import RunWatch
+from hwnas.device_agent.measure import MeasureOptions, measure
 from tests.sync import busy_neighbour
 
 

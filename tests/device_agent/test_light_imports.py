@@ -5,21 +5,21 @@ import sys
 import textwrap
 from pathlib import Path
 
-HEAVY = ("torch", "torch_geometric", "pymoo", "ortools", "controller", "predictors", "onnx", "zeus", "pandas",
-         "sklearn")
+HEAVY = ("torch", "torch_geometric", "pymoo", "ortools", "hwnas.controller", "hwnas.predictors", "onnx", "zeus",
+         "pandas", "sklearn")
 # Imported only inside the torch backend's load(), by an agent that enabled --backend torch.
-TORCH_ONLY = "device_agent.backends.onnx_torch"
+TORCH_ONLY = "hwnas.device_agent.backends.onnx_torch"
 
 SCRIPT = textwrap.dedent(
     """
     import hashlib, importlib, pkgutil, sys, tempfile
     import grpc
-    import device_agent
-    for m in pkgutil.walk_packages(device_agent.__path__, "device_agent."):
-        if m.name not in ("device_agent.__main__", %r):
+    import hwnas.device_agent
+    for m in pkgutil.walk_packages(hwnas.device_agent.__path__, "hwnas.device_agent."):
+        if m.name not in ("hwnas.device_agent.__main__", %r):
             importlib.import_module(m.name)
-    from device_agent.server import AgentConfig, AgentServer
-    from protos.hwnas.v1 import agent_pb2, agent_pb2_grpc
+    from hwnas.device_agent.server import AgentConfig, AgentServer
+    from hwnas.protos.hwnas.v1 import agent_pb2, agent_pb2_grpc
     model = open(sys.argv[1], "rb").read()
     server = AgentServer(AgentConfig(name="light", cache_dir=tempfile.mkdtemp()), "127.0.0.1", 0)
     server.start()
@@ -46,7 +46,7 @@ def test_agent_imports_and_serves_without_heavy_modules(tmp_path: Path, tiny_mod
 
 
 def test_module_entry_point_prints_help() -> None:
-    done = subprocess.run([sys.executable, "-m", "device_agent", "serve", "--help"],
+    done = subprocess.run([sys.executable, "-m", "hwnas.device_agent", "serve", "--help"],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0
     for flag in ("--host", "--port", "--backend", "--name", "--cache-dir"):

@@ -9,10 +9,10 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from device_agent.errors import InvalidInput
-from device_agent.onnx_metadata import graph_io
-from device_agent.tensors import InputSpec
-from device_agent.tflite_metadata import model_io
+from hwnas.device_agent.errors import InvalidInput
+from hwnas.device_agent.onnx_metadata import graph_io
+from hwnas.device_agent.tensors import InputSpec
+from hwnas.device_agent.tflite_metadata import model_io
 
 
 def old_style_model() -> bytes:

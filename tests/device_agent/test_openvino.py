@@ -12,11 +12,11 @@ import grpc
 import numpy as np
 import pytest
 
-from controller.cli.main import main
-from controller.fleet.local_agent import LocalAgent
-from controller.graph.onnx_export import to_onnx_bytes
-from controller.spaces import SPACES, get_space
-from controller.store import Store
+from hwnas.controller.cli.main import main
+from hwnas.controller.fleet.local_agent import LocalAgent
+from hwnas.controller.graph.onnx_export import to_onnx_bytes
+from hwnas.controller.spaces import SPACES, get_space
+from hwnas.controller.store import Store
 
 from ..conftest import start_agent
 from ..controller.test_graph_ir import every_op_graph
@@ -59,7 +59,7 @@ def test_every_op_of_the_ir_runs_on_openvino() -> None:
 
 
 def test_a_record_names_the_device_hint_streams_and_precision(tmp_path: Path) -> None:
-    from controller.fleet.client import AgentClient, ProfileSpec
+    from hwnas.controller.fleet.client import AgentClient, ProfileSpec
 
     space = get_space("nb201")
     data = to_onnx_bytes(space.to_graph(space.sample(np.random.default_rng(3))))
@@ -122,6 +122,6 @@ def test_one_campaign_profiles_the_same_sample_on_onnxruntime_and_openvino_agent
 ])
 def test_the_agent_refuses_to_start_with_a_device_the_host_lacks(tmp_path: Path, flags: list[str],
                                                                   message: str) -> None:
-    done = subprocess.run([sys.executable, "-m", "device_agent", "serve", "--port", "0", "--insecure",
+    done = subprocess.run([sys.executable, "-m", "hwnas.device_agent", "serve", "--port", "0", "--insecure",
                            "--cache-dir", str(tmp_path / "c"), *flags], capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and message in done.stderr, done.stderr

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from controller.fleet.client import AgentClient
-from device_agent.power import EnergyReading, PowerSource, probe_all
-from device_agent.power.ina2xx import Ina2xxSource
-from device_agent.power.serial_meter import SNAPSHOT_BYTES, SerialMeterSource, parse_snapshot
+from hwnas.controller.fleet.client import AgentClient
+from hwnas.device_agent.power import EnergyReading, PowerSource, probe_all
+from hwnas.device_agent.power.ina2xx import Ina2xxSource
+from hwnas.device_agent.power.serial_meter import SNAPSHOT_BYTES, SerialMeterSource, parse_snapshot
 
 from ..conftest import start_agent
 
@@ -166,7 +166,7 @@ def test_a_port_that_does_not_answer_or_answers_garbage_stops_the_agent(tmp_path
     pytest.importorskip("serial", reason="the agent-serial extra (pyserial) is not installed")
     fake = FakeUmMeter(reply)
     try:
-        done = subprocess.run([sys.executable, "-m", "device_agent", "serve", "--port", "0", "--insecure",
+        done = subprocess.run([sys.executable, "-m", "hwnas.device_agent", "serve", "--port", "0", "--insecure",
                                "--cache-dir", str(tmp_path / "c"), "--power-source", f"serial:{fake.port}"],
                               capture_output=True, text=True, timeout=60)
     finally:
@@ -180,10 +180,11 @@ def test_sources_are_named_with_their_argument_or_refused(tmp_path: Path) -> Non
     assert not probe_all("serial")["serial"][1].available  # no port named
     for flags, message in ((["--power-source", "rapl:0"], "power source 'rapl' takes no argument"),
                            (["--power-source", "serial:/nonexistent/tty"], "cannot open /nonexistent/tty")):
-        done = subprocess.run([sys.executable, "-m", "device_agent", "serve", "--port", "0", "--insecure",
+        done = subprocess.run([sys.executable, "-m", "hwnas.device_agent", "serve", "--port", "0", "--insecure",
                                "--cache-dir", str(tmp_path / "c"), *flags], capture_output=True, text=True, timeout=60)
         assert done.returncode == 2 and message in done.stderr, done.stderr
-    info = subprocess.run([sys.executable, "-m", "device_agent", "info"], capture_output=True, text=True, timeout=60)
+    info = subprocess.run([sys.executable, "-m", "hwnas.device_agent", "info"], capture_output=True, text=True,
+                          timeout=60)
     assert set(json.loads(info.stdout)["power_sources"]) == {"rapl", "nvml", "ina2xx", "zeus", "serial"}
 
 
@@ -195,9 +196,9 @@ def test_a_snapshot_is_read_by_its_documented_offsets() -> None:
 
 def test_a_meter_that_stops_answering_mid_window_costs_the_power_figure_not_the_latency(
         tmp_path: Path, tiny_model: bytes) -> None:
-    from device_agent.backends.onnxruntime_backend import OnnxRuntimeBackend
-    from device_agent.measure import MeasureOptions, measure
-    from device_agent.power.sampling import SampledMeter
+    from hwnas.device_agent.backends.onnxruntime_backend import OnnxRuntimeBackend
+    from hwnas.device_agent.measure import MeasureOptions, measure
+    from hwnas.device_agent.power.sampling import SampledMeter
 
     class UnpluggedMidWindow(PowerSource):
         name = "fake-unplugged"

@@ -17,12 +17,12 @@ from pathlib import Path
 
 import pytest
 
-from controller.fleet.client import AgentClient
-from device_agent import gpu
-from device_agent.host import read_state
-from device_agent.interference import RunWatch
-from device_agent.power import rapl
-from device_agent.power.nvml import SAMPLE_PERIOD_S, NvmlSource
+from hwnas.controller.fleet.client import AgentClient
+from hwnas.device_agent import gpu
+from hwnas.device_agent.host import read_state
+from hwnas.device_agent.interference import RunWatch
+from hwnas.device_agent.power import rapl
+from hwnas.device_agent.power.nvml import SAMPLE_PERIOD_S, NvmlSource
 
 from ..conftest import start_agent
 from .test_rapl import fake_powercap
@@ -134,7 +134,7 @@ def test_a_named_power_source_that_is_unavailable_stops_the_agent_with_the_reaso
                            (["--power-source", "zeus"], "power source 'zeus' is not available: zeus found no"),
                            (["--power-source", "thermocouple"], "unknown power source 'thermocouple'"),
                            (["--idle-baseline-seconds", "1"], "--idle-baseline-seconds needs a power source")):
-        done = subprocess.run([sys.executable, "-m", "device_agent", "serve", "--port", "0", "--insecure",
+        done = subprocess.run([sys.executable, "-m", "hwnas.device_agent", "serve", "--port", "0", "--insecure",
                                "--cache-dir", str(tmp_path / "c"), *flags],
                               capture_output=True, text=True, timeout=60, env={"HWNAS_POWERCAP_ROOT": "/nonexistent",
                                                                                "PATH": "/usr/bin:/bin"})

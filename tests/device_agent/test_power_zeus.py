@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from device_agent.power import PowerMeter, probe_all
-from device_agent.power.zeus import JETSON_POLL_S, ZeusSource
+from hwnas.device_agent.power import PowerMeter, probe_all
+from hwnas.device_agent.power.zeus import JETSON_POLL_S, ZeusSource
 from tests.conftest import modules_loaded_by
 
 from .test_rapl import set_energy
@@ -118,5 +118,5 @@ def test_jetson_input_rail_through_zeus(no_zeus_devices: None, tmp_path: Path,
 
 def test_zeus_is_opt_in_and_never_imported_unless_named() -> None:
     assert probe_all()["zeus"][1].detail == "opt-in: start the agent with --power-source zeus"
-    code = "from device_agent.power import probe_all; probe_all()"
+    code = "from hwnas.device_agent.power import probe_all; probe_all()"
     assert modules_loaded_by(code, ("zeus", "pandas", "sklearn")) == []

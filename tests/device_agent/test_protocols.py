@@ -5,9 +5,9 @@ import itertools
 import numpy as np
 import pytest
 
-from device_agent.errors import InvalidInput
-from device_agent.protocols import PROTOCOLS, get_protocol
-from device_agent.stats import iqr_trimmed_mean, summarize, trimmed_mean_se
+from hwnas.device_agent.errors import InvalidInput
+from hwnas.device_agent.protocols import PROTOCOLS, get_protocol
+from hwnas.device_agent.stats import iqr_trimmed_mean, summarize, trimmed_mean_se
 
 
 def sequence_timer(values_ns):

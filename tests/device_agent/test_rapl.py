@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from device_agent.power.rapl import RaplSource
+from hwnas.device_agent.power.rapl import RaplSource
 
 
 def fake_powercap(root: Path, packages: dict[str, int], max_range: int = 1_000_000) -> Path:
@@ -53,7 +53,7 @@ def test_missing_driver_says_why(tmp_path: Path) -> None:
 def test_unreadable_counter_says_why(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     root = fake_powercap(tmp_path, {"intel-rapl:0": 1})
     # Tests run as root here, where every file is readable: fake the permission check (the OS boundary).
-    monkeypatch.setattr("device_agent.power.rapl.os.access", lambda path, mode: False)
+    monkeypatch.setattr("hwnas.device_agent.power.rapl.os.access", lambda path, mode: False)
     availability = RaplSource(root).probe()
     assert not availability.available and "permission" in availability.detail
 
@@ -63,8 +63,8 @@ def test_measurement_reports_energy_over_the_timed_window(tmp_path: Path, tiny_m
     import threading
     import time
 
-    from device_agent.backends.onnxruntime_backend import OnnxRuntimeBackend
-    from device_agent.measure import MeasureOptions, measure
+    from hwnas.device_agent.backends.onnxruntime_backend import OnnxRuntimeBackend
+    from hwnas.device_agent.measure import MeasureOptions, measure
 
     root = fake_powercap(tmp_path / "powercap", {"intel-rapl:0": 0}, max_range=2**40)
     model_path = tmp_path / "m.onnx"

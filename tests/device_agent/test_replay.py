@@ -10,11 +10,11 @@ import grpc
 import onnx
 import pytest
 
-from controller.fleet.client import AgentClient
-from controller.graph.onnx_export import to_onnx_bytes
-from controller.spaces import get_space
-from device_agent.errors import InvalidInput
-from device_agent.onnx_metadata import metadata_props
+from hwnas.controller.fleet.client import AgentClient
+from hwnas.controller.graph.onnx_export import to_onnx_bytes
+from hwnas.controller.spaces import get_space
+from hwnas.device_agent.errors import InvalidInput
+from hwnas.device_agent.onnx_metadata import metadata_props
 
 from ..conftest import start_agent
 from .test_bad_input import expect
@@ -88,7 +88,7 @@ def test_replay_refuses_what_it_cannot_answer(replay_client: AgentClient, tiny_m
 ])
 def test_agent_cli_names_the_bad_replay_flag(tmp_path: Path, table: Path, args: list[str], message: str) -> None:
     args = [str(table) if a == "TABLE" else a for a in args]
-    done = subprocess.run([sys.executable, "-m", "device_agent", "serve", "--port", "0", "--insecure",
+    done = subprocess.run([sys.executable, "-m", "hwnas.device_agent", "serve", "--port", "0", "--insecure",
                            "--cache-dir", str(tmp_path / "c"), *args], capture_output=True, text=True, timeout=60)
     assert done.returncode == 2, done.stderr
     assert message in done.stderr

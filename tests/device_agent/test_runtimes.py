@@ -15,13 +15,13 @@ import pytest
 import torch
 from onnx import TensorProto, helper
 
-from controller.fleet.client import AgentClient
-from controller.graph.onnx_export import to_onnx_bytes
-from controller.spaces import get_space
-from device_agent.backends import probe_backend
-from device_agent.backends.litert_backend import edgetpu_library
-from device_agent.backends.onnx_torch import load_onnx_module
-from device_agent.errors import InvalidInput
+from hwnas.controller.fleet.client import AgentClient
+from hwnas.controller.graph.onnx_export import to_onnx_bytes
+from hwnas.controller.spaces import get_space
+from hwnas.device_agent.backends import probe_backend
+from hwnas.device_agent.backends.litert_backend import edgetpu_library
+from hwnas.device_agent.backends.onnx_torch import load_onnx_module
+from hwnas.device_agent.errors import InvalidInput
 
 from ..conftest import start_agent
 from ..controller.test_graph_ir import every_op_graph, small_graph
@@ -78,7 +78,7 @@ def runtimes_client(tmp_path: Path) -> Iterator[AgentClient]:
 @pytest.fixture(scope="module")
 def tflite_model() -> bytes:
     pytest.importorskip("litert_torch", reason="the tflite extra (litert-torch) is not installed")
-    from controller.graph.model_formats import model_format
+    from hwnas.controller.graph.model_formats import model_format
 
     return model_format("tflite").export(small_graph(), {})  # NB-201 networks run in LiteRT in the campaign tests
 
@@ -123,14 +123,14 @@ def test_without_libedgetpu_the_edgetpu_backend_is_not_offered_and_asking_for_it
                                                                                              ) -> None:
     availability = probe_backend("edgetpu")
     assert not availability.available and "libedgetpu is not installed" in availability.detail
-    done = subprocess.run([sys.executable, "-m", "device_agent", "serve", "--port", "0", "--insecure",
+    done = subprocess.run([sys.executable, "-m", "hwnas.device_agent", "serve", "--port", "0", "--insecure",
                            "--backend", "edgetpu", "--cache-dir", str(tmp_path / "c")],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "backend 'edgetpu' cannot run on this host: libedgetpu" in done.stderr
 
 
 def test_torch_flags_need_the_torch_backend(tmp_path: Path) -> None:
-    done = subprocess.run([sys.executable, "-m", "device_agent", "serve", "--port", "0", "--insecure",
+    done = subprocess.run([sys.executable, "-m", "hwnas.device_agent", "serve", "--port", "0", "--insecure",
                            "--torch-device", "cuda", "--cache-dir", str(tmp_path / "c")],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "add --backend torch" in done.stderr
@@ -138,7 +138,7 @@ def test_torch_flags_need_the_torch_backend(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this host has a CUDA GPU")
 def test_asking_for_cuda_without_a_gpu_fails_at_start(tmp_path: Path) -> None:
-    done = subprocess.run([sys.executable, "-m", "device_agent", "serve", "--port", "0", "--insecure",
+    done = subprocess.run([sys.executable, "-m", "hwnas.device_agent", "serve", "--port", "0", "--insecure",
                            "--backend", "torch", "--torch-device", "cuda", "--cache-dir", str(tmp_path / "c")],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and "PyTorch sees no CUDA GPU" in done.stderr
@@ -180,8 +180,8 @@ def test_each_runtime_gives_its_own_per_op_profile(runtimes_client: AgentClient,
 def test_a_runtime_without_an_op_profile_refuses_before_measuring(tmp_path: Path, tflite_model: bytes) -> None:
     """A model on a LiteRT delegate (the Edge TPU's, not on this host) keeps no profile of its own kernels:
     asking is refused with the reason, before a timed window is spent."""
-    from device_agent.backends.litert_backend import LiteRtModel, _interpreter_module
-    from device_agent.measure import MeasureOptions, measure
+    from hwnas.device_agent.backends.litert_backend import LiteRtModel, _interpreter_module
+    from hwnas.device_agent.measure import MeasureOptions, measure
 
     path = tmp_path / "model.tflite"
     path.write_bytes(tflite_model)
@@ -193,7 +193,7 @@ def test_a_runtime_without_an_op_profile_refuses_before_measuring(tmp_path: Path
 def test_litert_reports_the_models_own_memory_footprint(runtimes_client: AgentClient, tmp_path: Path) -> None:
     """#37 item 2 on LiteRT: the RSS a fresh process adds loading and running the .tflite, said so in
     memory_source; a batch of 64 adds at least its 64 inputs to the batch-1 figure."""
-    from controller.graph.model_formats import model_format
+    from hwnas.controller.graph.model_formats import model_format
 
     pytest.importorskip("litert_torch", reason="the tflite extra (litert-torch) is not installed")
     space = get_space("nb201")

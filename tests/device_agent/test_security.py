@@ -8,12 +8,12 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from controller.cli.main import main
-from controller.fleet.certs import init_lab
-from controller.fleet.client import AgentCallError, AgentClient
-from controller.fleet.local_agent import LocalAgent
-from device_agent.server import AgentConfig, AgentServer
-from protos.auth import ClientTls, TlsFiles
+from hwnas.controller.cli.main import main
+from hwnas.controller.fleet.certs import init_lab
+from hwnas.controller.fleet.client import AgentCallError, AgentClient
+from hwnas.controller.fleet.local_agent import LocalAgent
+from hwnas.device_agent.server import AgentConfig, AgentServer
+from hwnas.protos.auth import ClientTls, TlsFiles
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +82,7 @@ def test_the_client_refuses_plaintext_off_loopback() -> None:
 
 def test_the_agent_cli_requires_tls_or_insecure_on_loopback(tmp_path) -> None:
     def serve_cli(*flags: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "device_agent", "serve", "--port", "0", "--cache-dir",
+        return subprocess.run([sys.executable, "-m", "hwnas.device_agent", "serve", "--port", "0", "--cache-dir",
                                str(tmp_path / "c"), *flags], capture_output=True, text=True, timeout=60)
 
     done = serve_cli()
@@ -127,7 +127,7 @@ def test_the_container_healthcheck_speaks_mutual_tls(tmp_path, lab) -> None:
         env = {**os.environ, "HWNAS_PORT": port, "HWNAS_TLS_CA": str(lab / "ca.pem"),
                "HWNAS_TLS_CLIENT_CA": str(lab / "ca.pem"), "HWNAS_TLS_CERT": str(lab / "agent.pem"),
                "HWNAS_TLS_KEY": str(lab / "agent.key")}
-        probe = [sys.executable, "-m", "device_agent.healthcheck"]
+        probe = [sys.executable, "-m", "hwnas.device_agent.healthcheck"]
         assert subprocess.run(probe, env=env, timeout=30).returncode == 0
         without_cert = {k: v for k, v in env.items() if k != "HWNAS_TLS_CLIENT_CA"}
         assert subprocess.run(probe, env=without_cert, timeout=30).returncode == 1
@@ -135,7 +135,7 @@ def test_the_container_healthcheck_speaks_mutual_tls(tmp_path, lab) -> None:
 
 def test_an_mtls_agent_refuses_another_agents_certificate_as_a_controller(tmp_path, lab, tiny_model) -> None:
     """Both certificates come from the lab CA; only the controller's carries the controller role."""
-    from protos.auth import certificate_roles
+    from hwnas.protos.auth import certificate_roles
 
     assert certificate_roles((lab / "controller.pem").read_bytes()) == {"controller"}
     assert certificate_roles((lab / "agent.pem").read_bytes()) == {"agent"}

@@ -9,10 +9,10 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from controller.fleet.client import AgentClient
-from controller.graph import GraphBuilder
-from controller.graph.onnx_export import to_onnx_bytes
-from device_agent.power import POWER_SOURCES
+from hwnas.controller.fleet.client import AgentClient
+from hwnas.controller.graph import GraphBuilder
+from hwnas.controller.graph.onnx_export import to_onnx_bytes
+from hwnas.device_agent.power import POWER_SOURCES
 from tests.sync import wait_for
 
 
@@ -123,12 +123,12 @@ def test_a_second_agent_on_a_port_in_use_refuses_to_start_naming_the_port(tmp_pa
     import subprocess
     import sys
 
-    from controller.fleet.local_agent import LocalAgent
+    from hwnas.controller.fleet.local_agent import LocalAgent
 
     with LocalAgent(tmp_path / "a") as first:
         port = first.address.rsplit(":", 1)[1]
         second = subprocess.run(
-            [sys.executable, "-m", "device_agent", "serve", "--host", "127.0.0.1", "--port", port, "--insecure",
+            [sys.executable, "-m", "hwnas.device_agent", "serve", "--host", "127.0.0.1", "--port", port, "--insecure",
              "--cache-dir", str(tmp_path / "b")], capture_output=True, text=True, timeout=60)
         assert second.returncode == 2, second.stdout
         assert f"127.0.0.1:{port}" in second.stderr and "in use" in second.stderr, second.stderr
@@ -140,8 +140,9 @@ def test_an_unknown_backend_at_start_is_one_line_naming_the_known_ones(tmp_path)
     import subprocess
     import sys
 
-    started = subprocess.run([sys.executable, "-m", "device_agent", "serve", "--backend", "nope", "--insecure",
+    started = subprocess.run([sys.executable, "-m", "hwnas.device_agent", "serve", "--backend", "nope", "--insecure",
                               "--port", "0", "--cache-dir", str(tmp_path)], capture_output=True, text=True, timeout=60)
+    from hwnas.device_agent.backends import BACKENDS
+
     assert started.returncode == 2
-    assert started.stderr.strip().splitlines() == [
-        f"hwnas-agent: unknown backend 'nope'; known: {sorted(__import__('device_agent.backends').backends.BACKENDS)}"]
+    assert started.stderr.strip().splitlines() == [f"hwnas-agent: unknown backend 'nope'; known: {sorted(BACKENDS)}"]

@@ -9,9 +9,9 @@ from pathlib import Path
 import grpc
 import pytest
 
-from controller.fleet.client import CHUNK_BYTES, AgentCallError, AgentClient
-from controller.fleet.local_agent import LocalAgent
-from protos.hwnas.v1 import agent_pb2, agent_pb2_grpc
+from hwnas.controller.fleet.client import CHUNK_BYTES, AgentCallError, AgentClient
+from hwnas.controller.fleet.local_agent import LocalAgent
+from hwnas.protos.hwnas.v1 import agent_pb2, agent_pb2_grpc
 from tests.sync import AGENT_DEBUG as DEBUG
 from tests.sync import logged, wait_for
 
@@ -104,8 +104,8 @@ def test_sigkill_mid_upload_loses_nothing_and_leaves_no_partial_model(tmp_path: 
 def test_a_call_queued_when_the_gate_closes_never_starts_even_if_the_holder_leaves_first() -> None:
     """SIGTERM closes the gate, then the running measurement ends: the call queued behind it must get
     UNAVAILABLE. It ran instead when the holder released its turn before the waiter woke (seen in CI)."""
-    from device_agent.errors import MeasurementStopped
-    from device_agent.fifo import FifoGate
+    from hwnas.device_agent.errors import MeasurementStopped
+    from hwnas.device_agent.fifo import FifoGate
 
     gate = FifoGate()
     holder = gate.turn(None, lambda: False)

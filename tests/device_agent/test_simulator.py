@@ -12,11 +12,11 @@ import grpc
 import onnx
 import pytest
 
-from controller.fleet.client import AgentClient
-from controller.graph import GraphBuilder
-from controller.graph.onnx_export import to_onnx_bytes
-from controller.spaces import get_space
-from device_agent.backends.simulator_backend import SimulatorBackend
+from hwnas.controller.fleet.client import AgentClient
+from hwnas.controller.graph import GraphBuilder
+from hwnas.controller.graph.onnx_export import to_onnx_bytes
+from hwnas.controller.spaces import get_space
+from hwnas.device_agent.backends.simulator_backend import SimulatorBackend
 
 from ..conftest import start_agent
 from .test_bad_input import expect
@@ -86,6 +86,6 @@ def test_a_simulator_agent_answers_cycles_at_its_clock_and_energy_and_says_it_si
     (["--sim-effort", "2"], "add --backend simulator"),
 ])
 def test_bad_simulator_flags_stop_the_agent_with_what_is_wrong(tmp_path: Path, flags: list[str], message: str) -> None:
-    done = subprocess.run([sys.executable, "-m", "device_agent", "serve", "--port", "0", "--insecure",
+    done = subprocess.run([sys.executable, "-m", "hwnas.device_agent", "serve", "--port", "0", "--insecure",
                            "--cache-dir", str(tmp_path / "c"), *flags], capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and message in done.stderr, done.stderr

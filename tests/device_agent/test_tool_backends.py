@@ -18,8 +18,8 @@ import grpc
 import psutil
 import pytest
 
-from controller.fleet.client import AgentClient
-from device_agent.server import AgentConfig, AgentServer
+from hwnas.controller.fleet.client import AgentClient
+from hwnas.device_agent.server import AgentConfig, AgentServer
 
 from ..conftest import start_agent
 from .lab_devices import BENCHMARK_APP, FAKE_BENCHMARK_MODEL, LITERT_BENCHMARK, FakePhone, SshServer
@@ -35,9 +35,9 @@ FIXED = {"protocol": "fixed", "protocol_params": {"count": 20}}
 def models() -> dict[str, bytes]:
     """A ~1 ms CNN as ONNX and as TFLite (the TFLite made by the controller's own export)."""
     pytest.importorskip("litert_torch", reason="the tflite extra (litert-torch) is not installed")
-    from controller.cli.demo import small_cnn
-    from controller.graph.model_formats import model_format
-    from controller.graph.onnx_export import to_onnx_bytes
+    from hwnas.controller.cli.demo import small_cnn
+    from hwnas.controller.graph.model_formats import model_format
+    from hwnas.controller.graph.onnx_export import to_onnx_bytes
 
     graph = small_cnn(16, blocks=2)
     return {"onnx": to_onnx_bytes(graph), "tflite": model_format("tflite").export(graph, {})}
@@ -74,8 +74,8 @@ def test_the_agents_tflite_reader_agrees_with_litert_and_hostile_bytes_get_inval
     import numpy as np
     from ai_edge_litert.interpreter import Interpreter
 
-    from device_agent.errors import InvalidInput
-    from device_agent.tflite_metadata import model_io
+    from hwnas.device_agent.errors import InvalidInput
+    from hwnas.device_agent.tflite_metadata import model_io
 
     data = models["tflite"]
     interpreter = Interpreter(model_content=data)
@@ -262,7 +262,7 @@ def test_a_boards_benchmark_model_outputs_come_back_over_sftp_and_pass_the_check
         tmp_path: Path, board: SshServer, models: dict[str, bytes]) -> None:
     """The output check on a board: the check's input files go up and the outputs file comes back over the
     same SSH connection (SFTP); the board's benchmark_model is the FAKE of the C++ tool (real LiteRT)."""
-    from controller.fleet.output_check import verdict
+    from hwnas.controller.fleet.output_check import verdict
 
     fake = Path(executable(tmp_path / "benchmark_model", f'exec {sys.executable} {FAKE_BENCHMARK_MODEL} "$@"'))
     server = ssh_agent(tmp_path, board, litert=fake)
@@ -352,9 +352,9 @@ def test_benchmark_model_on_a_phone_checks_its_outputs_and_a_quantised_model_fai
     interpreter) is fed the check's seeded input from files and writes its outputs, which come back over
     (fake) adb. The fp32 model agrees with the controller's onnxruntime reference; the int8 one is a real
     wrong answer at fp32 tolerance and right at int8's."""
-    from controller.cli.demo import small_cnn
-    from controller.fleet.output_check import verdict
-    from controller.graph.model_formats import model_format
+    from hwnas.controller.cli.demo import small_cnn
+    from hwnas.controller.fleet.output_check import verdict
+    from hwnas.controller.graph.model_formats import model_format
 
     int8 = model_format("tflite-int8").export(small_cnn(16, blocks=2), {})
     server = adb_agent(tmp_path, phone, tool=phone.install_benchmark_model())
@@ -388,8 +388,8 @@ def test_litert_benchmark_on_a_phone_is_checked_by_its_companion(tmp_path: Path,
     """The wheel's litert-benchmark writes no outputs and prints no memory figure; the companion script, run on
     the phone by the Python of the tool's console script (same ai-edge-litert), computes the check's outputs
     on LiteRT's CPU path and, asked for memory, the model's footprint in its fresh process."""
-    from controller.fleet.output_check import verdict
-    from device_agent.tools.check_io import FOOTPRINT_SOURCE
+    from hwnas.controller.fleet.output_check import verdict
+    from hwnas.device_agent.tools.check_io import FOOTPRINT_SOURCE
 
     server = adb_agent(tmp_path, phone)
     try:
@@ -445,7 +445,7 @@ def test_two_agents_on_one_phone_are_one_host_for_the_gate(tmp_path: Path, phone
 # -- the command lines --------------------------------------------------------------------------------------
 def test_agent_info_lists_tool_backends_transports_and_why_any_is_missing(tmp_path: Path, phone: FakePhone) -> None:
     env = {**os.environ, "HWNAS_ADB": str(phone.adb), "PATH": "/usr/bin:/bin"}
-    done = subprocess.run([sys.executable, "-m", "device_agent", "info"], capture_output=True, text=True, env=env,
+    done = subprocess.run([sys.executable, "-m", "hwnas.device_agent", "info"], capture_output=True, text=True, env=env,
                           timeout=120)
     report = json.loads(done.stdout)
     tools, transports = report["tool_backends"], report["transports"]
@@ -457,7 +457,7 @@ def test_agent_info_lists_tool_backends_transports_and_why_any_is_missing(tmp_pa
 
 
 def test_serve_flags_name_the_tool_backend_they_configure(tmp_path: Path) -> None:
-    from device_agent.cli import backend_options, build_parser
+    from hwnas.device_agent.cli import backend_options, build_parser
 
     def options(*argv: str) -> dict:
         return backend_options(build_parser().parse_args(["serve", *argv]))
@@ -471,7 +471,7 @@ def test_serve_flags_name_the_tool_backend_they_configure(tmp_path: Path) -> Non
         options("--backend", "trtexec", "--backend", "benchmark-app", "--tool", "/opt/t")
     with pytest.raises(ValueError, match="must look like KEY=VALUE"):
         options("--backend", "trtexec", "--tool-option", "fp16")
-    code = subprocess.run([sys.executable, "-m", "device_agent", "serve", "--backend", "onnxruntime", "--via",
+    code = subprocess.run([sys.executable, "-m", "hwnas.device_agent", "serve", "--backend", "onnxruntime", "--via",
                            "ftp://x", "--port", "0", "--insecure", "--cache-dir", str(tmp_path)],
                           capture_output=True, text=True, timeout=60)
     assert code.returncode == 2 and code.stderr.strip().splitlines()[-1].startswith("hwnas-agent: --via ftp://x")
@@ -482,11 +482,11 @@ def test_hwnas_profile_prints_the_tools_figures_and_op_profile(tmp_path: Path, m
     model.write_bytes(models["onnx"])
     server = tool_agent(tmp_path / "c", ["benchmark-app"], tools={"benchmark-app": {"tool": str(BENCHMARK_APP)}})
     try:
-        done = subprocess.run([sys.executable, "-m", "controller.cli.main", "profile", str(model), "--agent",
+        done = subprocess.run([sys.executable, "-m", "hwnas.controller.cli.main", "profile", str(model), "--agent",
                                server.address, "--insecure", "--protocol", "fixed", "--param", "count=10",
                                "--op-profile", "--check-output", "--json"], capture_output=True, text=True,
                               timeout=300)
-        table = subprocess.run([sys.executable, "-m", "controller.cli.main", "profile", str(model), "--agent",
+        table = subprocess.run([sys.executable, "-m", "hwnas.controller.cli.main", "profile", str(model), "--agent",
                                 server.address, "--insecure", "--protocol", "fixed", "--param", "count=10"],
                                capture_output=True, text=True, timeout=300)
     finally:
@@ -503,8 +503,8 @@ def test_hwnas_profile_prints_the_tools_figures_and_op_profile(tmp_path: Path, m
 
 def test_benchmark_model_falls_back_to_the_wheels_litert_benchmark(tmp_path: Path,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    from device_agent.tools.registry import BenchmarkModelBackend
-    from device_agent.transports.local import LocalTransport
+    from hwnas.device_agent.tools.registry import BenchmarkModelBackend
+    from hwnas.device_agent.transports.local import LocalTransport
 
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(ValueError, match="benchmark_model is not on local: install it there"):

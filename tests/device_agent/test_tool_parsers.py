@@ -9,16 +9,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from device_agent.errors import InvalidInput
-from device_agent.measure import MeasureOptions
-from device_agent.tensors import InputSpec
-from device_agent.tools.backend import reduce, run_counts, signal_name
-from device_agent.tools.base import CheckIO, ToolOutputError, ToolRun
-from device_agent.tools.benchmark_app import BenchmarkAppTool
-from device_agent.tools.benchmark_model import BenchmarkModelTool, benchmark_model_tool, op_table
-from device_agent.tools.check_io import plan, split_raw
-from device_agent.tools.custom import CustomTool, ToolFileError
-from device_agent.tools.trtexec import TrtExecTool, exported_latencies, layer_profile
+from hwnas.device_agent.errors import InvalidInput
+from hwnas.device_agent.measure import MeasureOptions
+from hwnas.device_agent.tensors import InputSpec
+from hwnas.device_agent.tools.backend import reduce, run_counts, signal_name
+from hwnas.device_agent.tools.base import CheckIO, ToolOutputError, ToolRun
+from hwnas.device_agent.tools.benchmark_app import BenchmarkAppTool
+from hwnas.device_agent.tools.benchmark_model import BenchmarkModelTool, benchmark_model_tool, op_table
+from hwnas.device_agent.tools.check_io import plan, split_raw
+from hwnas.device_agent.tools.custom import CustomTool, ToolFileError
+from hwnas.device_agent.tools.trtexec import TrtExecTool, exported_latencies, layer_profile
 
 OUTPUTS = Path(__file__).parent / "tool_outputs"
 EXAMPLES = Path(__file__).parents[2] / "device_agent" / "tools" / "examples"

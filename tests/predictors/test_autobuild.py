@@ -7,9 +7,9 @@ import pytest
 import torch
 from scipy import stats
 
-from predictors import get_predictor, load
-from predictors.autobuild.soft_rank import hard_rank, soft_spearman
-from predictors.samples import Samples, graph_array
+from hwnas.predictors import get_predictor, load
+from hwnas.predictors.autobuild.soft_rank import hard_rank, soft_spearman
+from hwnas.predictors.samples import Samples, graph_array
 
 CATEGORIES, VALUES = ["kernel", "position"], [["3", "5", "7"], ["1", "2", "3", "4", "5", "6"]]
 

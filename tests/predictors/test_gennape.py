@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from predictors import OutsideDomainWarning, get_predictor, load
-from predictors.gennape.clusters import FlopsTransform, SoftClusters
-from predictors.gennape.contrastive import positive_weights, weighted_contrastive_loss
-from predictors.gennape.heads import HeadStack, Regressor, shift_output
-from predictors.gennape.spectral import laplacian_spectrum
-from predictors.samples import Samples, graph_array
+from hwnas.predictors import OutsideDomainWarning, get_predictor, load
+from hwnas.predictors.gennape.clusters import FlopsTransform, SoftClusters
+from hwnas.predictors.gennape.contrastive import positive_weights, weighted_contrastive_loss
+from hwnas.predictors.gennape.heads import HeadStack, Regressor, shift_output
+from hwnas.predictors.gennape.spectral import laplacian_spectrum
+from hwnas.predictors.samples import Samples, graph_array
 from tests.conftest import SMALL_GENNAPE
 
 
@@ -38,7 +38,7 @@ def test_the_spectrum_ignores_direction_and_repeats_and_pads_small_graphs() -> N
 
 
 def test_the_sparse_solver_agrees_with_the_dense_one(monkeypatch: pytest.MonkeyPatch) -> None:
-    import predictors.gennape.spectral as spectral
+    from hwnas.predictors.gennape import spectral
 
     rng = np.random.default_rng(0)
     n = 60
@@ -123,7 +123,7 @@ def test_the_fine_tuning_shift_moves_the_mean_and_keeps_the_order() -> None:
 
 # ---- the predictor on real computation graphs -----------------------------------------------------------------
 def _family(space_name: str, n: int, seed: int = 0) -> Samples:
-    from controller.learning.families import load_family
+    from hwnas.controller.learning.families import load_family
 
     return load_family(space_name, n, seed).samples
 

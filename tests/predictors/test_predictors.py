@@ -6,10 +6,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from controller.learning.data import nb201_samples, read_nb201_table
-from predictors import FEATURE_VERSION, KINDS, Samples, get_predictor, load
-from predictors.evaluate import bench, split, summarise
-from predictors.metrics import evaluate, within_brpnas, within_nnmeter
+from hwnas.controller.learning.data import nb201_samples, read_nb201_table
+from hwnas.predictors import FEATURE_VERSION, KINDS, Samples, get_predictor, load
+from hwnas.predictors.evaluate import bench, split, summarise
+from hwnas.predictors.metrics import evaluate, within_brpnas, within_nnmeter
 from tests.conftest import SMALL_GENNAPE, modules_loaded_by
 
 TARGET = "lat_ms_latbench_desktop_cpu_i7_7820x"
@@ -20,9 +20,9 @@ TINY = {"gcn": {"hidden": 32, "epochs": 3, "patience": 3},
 
 @pytest.fixture(scope="module")
 def samples() -> Samples:
-    import controller.data
+    from hwnas.controller import data as packaged_tables
 
-    table = read_nb201_table(Path(controller.data.__file__).parent / "nb201" / "nb201_latency_accuracy.csv.gz",
+    table = read_nb201_table(Path(packaged_tables.__file__).parent / "nb201" / "nb201_latency_accuracy.csv.gz",
                              TARGET)
     assert len(table.encodings) == 15284 and table.dropped_unconnected == 341
     rng = np.random.default_rng(0)
@@ -86,7 +86,7 @@ def test_clear_errors_for_unknown_kinds_options_and_missing_views(samples: Sampl
 def test_the_gcn_loss_is_huber_with_its_threshold_set_as_a_relative_error() -> None:
     import torch
 
-    from predictors.gcn import LogScale, log_target_loss
+    from hwnas.predictors.gcn import LogScale, log_target_loss
 
     log = LogScale(np.array([0.0, 0.5]))  # log-latency std 0.5: a 1.5 % error is 0.03 standardised units
     huber = log_target_loss("huber", 0.015, log)
@@ -99,7 +99,7 @@ def test_the_gcn_loss_is_huber_with_its_threshold_set_as_a_relative_error() -> N
 
 
 def test_the_gcn_predicts_each_distinct_cell_graph_once_and_maps_it_back(samples: Samples) -> None:
-    from predictors.gcn import distinct_graphs
+    from hwnas.predictors.gcn import distinct_graphs
 
     doubled = samples.take(np.r_[np.arange(50), np.arange(50)[::-1]])
     graphs, inverse = distinct_graphs(doubled)
@@ -111,9 +111,9 @@ def test_the_gcn_predicts_each_distinct_cell_graph_once_and_maps_it_back(samples
 
 
 def test_the_sources_predictor_recombines_other_devices_from_few_samples(tmp_path: Path) -> None:
-    import controller.data
+    from hwnas.controller import data as packaged_tables
 
-    path = Path(controller.data.__file__).parent / "nb201" / "nb201_latency_accuracy.csv.gz"
+    path = Path(packaged_tables.__file__).parent / "nb201" / "nb201_latency_accuracy.csv.gz"
     target_table, source_table = read_nb201_table(path, "lat_ms_gold_6226"), read_nb201_table(path, "lat_ms_1080ti_1")
     assert target_table.encodings == source_table.encodings
     keep = np.random.default_rng(1).choice(len(target_table.encodings), 400, replace=False)
@@ -134,8 +134,8 @@ def test_the_sources_predictor_mixes_latencies_where_the_target_adds_them_up(tmp
     costs) is a linear mix of latencies, not of log-latencies: the predictor picks that design by the rank
     correlation of its cross-validated predictions, and ranks the new device better than the log design
     alone. A card saved before the linear designs (log design only) still loads and predicts as it did."""
-    from predictors.samples import Samples
-    from predictors.source_transfer import LINEAR, LOG
+    from hwnas.predictors.samples import Samples
+    from hwnas.predictors.source_transfer import LINEAR, LOG
 
     rng = np.random.default_rng(0)
     encoding = (rng.random((600, 12)) < 0.5).astype(np.float64)
@@ -187,9 +187,9 @@ def test_the_brpnas_protocol_splits_disjointly_and_reports_every_seed(samples: S
 
 def test_the_binary_relation_predictor_ranks_accuracy_from_few_models() -> None:
     """BRP-NAS §4.2 on CIFAR-10 accuracy: 300 trained models rank 1,000 others."""
-    import controller.data
+    from hwnas.controller import data as packaged_tables
 
-    table = read_nb201_table(Path(controller.data.__file__).parent / "nb201" / "nb201_latency_accuracy.csv.gz",
+    table = read_nb201_table(Path(packaged_tables.__file__).parent / "nb201" / "nb201_latency_accuracy.csv.gz",
                              "acc_cifar10_test")
     keep = np.random.default_rng(0).choice(len(table.encodings), 1300, replace=False)
     data = nb201_samples([table.encodings[k] for k in keep], table.y[keep], flops=False)
@@ -202,9 +202,9 @@ def test_the_binary_relation_predictor_ranks_accuracy_from_few_models() -> None:
 
 def test_the_kgnn_learns_on_whole_graphs_of_different_families() -> None:
     """OFA-MobileNetV3 subnets (other sizes, depthwise convs) go through the same k-GNN as NB-201 networks."""
-    from controller.learning.data import cg_graph
-    from controller.spaces import get_space
-    from predictors.samples import graph_array
+    from hwnas.controller.learning.data import cg_graph
+    from hwnas.controller.spaces import get_space
+    from hwnas.predictors.samples import graph_array
 
     space = get_space("ofa-mbv3", resolution=64)
     rng = np.random.default_rng(1)
@@ -218,18 +218,19 @@ def test_the_kgnn_learns_on_whole_graphs_of_different_families() -> None:
 
 
 def test_the_library_never_imports_the_controller() -> None:
-    code = ("import numpy as np\nimport predictors, predictors.linear, predictors.gcn, predictors.gnn\n"
-            "import predictors.evaluate\n"
-            "from predictors import Samples, get_predictor\n"
+    code = ("import numpy as np\n"
+            "import hwnas.predictors, hwnas.predictors.linear, hwnas.predictors.gcn, hwnas.predictors.gnn\n"
+            "import hwnas.predictors.evaluate\n"
+            "from hwnas.predictors import Samples, get_predictor\n"
             "s = Samples(encoding=np.eye(12), y=np.arange(1.0, 13.0))\nget_predictor('ridge').fit(s).predict(s)")
-    assert modules_loaded_by(code, ("controller", "device_agent")) == []
+    assert modules_loaded_by(code, ("hwnas.controller", "hwnas.device_agent")) == []
 
 
 @pytest.mark.parametrize("shape", [(200, 30), (12, 30)])  # the primal and the dual system
 def test_the_numpy_ridge_matches_scikit_learns(shape: tuple[int, int]) -> None:
     from sklearn.linear_model import Ridge
 
-    from predictors.linear import RidgeModel
+    from hwnas.predictors.linear import RidgeModel
 
     rng = np.random.default_rng(1)
     x = rng.normal(size=shape) + 3.0
@@ -242,7 +243,7 @@ def test_the_numpy_ridge_matches_scikit_learns(shape: tuple[int, int]) -> None:
 
 def test_a_ridge_fit_does_not_import_scikit_learn() -> None:
     """LINAS's default predictor: scikit-learn takes over a second to import, paid by every search."""
-    code = ("import numpy as np\nfrom predictors import Samples, get_predictor\n"
+    code = ("import numpy as np\nfrom hwnas.predictors import Samples, get_predictor\n"
             "s = Samples(encoding=np.eye(12), y=np.arange(1.0, 13.0))\nget_predictor('ridge').fit(s).predict(s)")
     assert modules_loaded_by(code, ("sklearn", "pandas")) == []
 
@@ -252,10 +253,10 @@ def test_a_predictor_flags_architectures_outside_what_it_was_trained_on() -> Non
     warns; an accuracy predictor's card bounds keep predictions within 0-100 %."""
     import warnings
 
-    from controller.learning.data import cg_graph
-    from controller.spaces import get_space
-    from predictors import OutsideDomainWarning
-    from predictors.samples import graph_array
+    from hwnas.controller.learning.data import cg_graph
+    from hwnas.controller.spaces import get_space
+    from hwnas.predictors import OutsideDomainWarning
+    from hwnas.predictors.samples import graph_array
 
     def samples(space_name: str, n: int, seed: int, **options) -> Samples:
         space = get_space(space_name, **options)
@@ -289,7 +290,7 @@ def test_the_brpnas_gcn_on_torch_geometric_computes_the_papers_dense_graph_convo
     same global-node outputs, batch by batch, with the same weights."""
     import torch
 
-    from predictors.gcn import GcnNet
+    from hwnas.predictors.gcn import GcnNet
 
     torch.manual_seed(0)
     x = torch.as_tensor(samples.node_features[:37], dtype=torch.float32)
@@ -317,7 +318,7 @@ def test_a_gnn_with_the_additive_readout_predicts_sums_of_node_costs_and_round_t
     # the graph's log value is the log-sum-exp of its nodes' log costs: a graph's value grows with its nodes
     from torch_geometric.data import Batch
 
-    from predictors.gnn import to_data
+    from hwnas.predictors.gnn import to_data
 
     net = again.net
     one = to_data(test.graphs[0])
@@ -333,7 +334,7 @@ def test_a_fit_reports_each_epoch_to_the_listener_of_its_block_only(samples: Sam
     """What lets a CLI's bar move during a minutes-long GNN fit; a fit outside the block reports to nobody."""
     import threading
 
-    from predictors.progress import epochs_reported_to
+    from hwnas.predictors.progress import epochs_reported_to
 
     train, valid = samples.take(np.arange(100)), samples.take(np.arange(100, 130))
     seen: list[tuple[int, int, float]] = []

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from protos.generate import REPO_ROOT, generate
+from hwnas.protos.generate import REPO_ROOT, generate
 
 
 def test_generated_code_is_up_to_date(tmp_path: Path) -> None:
@@ -15,7 +15,7 @@ def test_generated_code_is_up_to_date(tmp_path: Path) -> None:
 
 
 def test_contract_package_is_hwnas_v1() -> None:
-    from protos.hwnas.v1 import agent_pb2
+    from hwnas.protos.hwnas.v1 import agent_pb2
 
     assert agent_pb2.DESCRIPTOR.package == "hwnas.v1"
     assert set(agent_pb2.DESCRIPTOR.services_by_name["DeviceAgent"].methods_by_name) == {

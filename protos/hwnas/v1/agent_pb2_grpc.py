@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from protos.hwnas.v1 import agent_pb2 as protos_dot_hwnas_dot_v1_dot_agent__pb2
+from hwnas.protos.hwnas.v1 import agent_pb2 as hwnas_dot_protos_dot_hwnas_dot_v1_dot_agent__pb2
 
 GRPC_GENERATED_VERSION = '1.81.1'
 GRPC_VERSION = grpc.__version__
@@ -18,7 +18,7 @@ except ImportError:
 if _version_not_supported:
     raise RuntimeError(
         f'The grpc package installed is at version {GRPC_VERSION},'
-        + ' but the generated code in protos/hwnas/v1/agent_pb2_grpc.py depends on'
+        + ' but the generated code in hwnas/protos/hwnas/v1/agent_pb2_grpc.py depends on'
         + f' grpcio>={GRPC_GENERATED_VERSION}.'
         + f' Please upgrade your grpc module to grpcio>={GRPC_GENERATED_VERSION}'
         + f' or downgrade your generated code using grpcio-tools<={GRPC_VERSION}.'
@@ -36,23 +36,23 @@ class DeviceAgentStub:
         """
         self.GetDeviceInfo = channel.unary_unary(
                 '/hwnas.v1.DeviceAgent/GetDeviceInfo',
-                request_serializer=protos_dot_hwnas_dot_v1_dot_agent__pb2.GetDeviceInfoRequest.SerializeToString,
-                response_deserializer=protos_dot_hwnas_dot_v1_dot_agent__pb2.DeviceInfo.FromString,
+                request_serializer=hwnas_dot_protos_dot_hwnas_dot_v1_dot_agent__pb2.GetDeviceInfoRequest.SerializeToString,
+                response_deserializer=hwnas_dot_protos_dot_hwnas_dot_v1_dot_agent__pb2.DeviceInfo.FromString,
                 _registered_method=True)
         self.HasModel = channel.unary_unary(
                 '/hwnas.v1.DeviceAgent/HasModel',
-                request_serializer=protos_dot_hwnas_dot_v1_dot_agent__pb2.HasModelRequest.SerializeToString,
-                response_deserializer=protos_dot_hwnas_dot_v1_dot_agent__pb2.HasModelResponse.FromString,
+                request_serializer=hwnas_dot_protos_dot_hwnas_dot_v1_dot_agent__pb2.HasModelRequest.SerializeToString,
+                response_deserializer=hwnas_dot_protos_dot_hwnas_dot_v1_dot_agent__pb2.HasModelResponse.FromString,
                 _registered_method=True)
         self.UploadModel = channel.stream_unary(
                 '/hwnas.v1.DeviceAgent/UploadModel',
-                request_serializer=protos_dot_hwnas_dot_v1_dot_agent__pb2.UploadModelChunk.SerializeToString,
-                response_deserializer=protos_dot_hwnas_dot_v1_dot_agent__pb2.UploadModelResponse.FromString,
+                request_serializer=hwnas_dot_protos_dot_hwnas_dot_v1_dot_agent__pb2.UploadModelChunk.SerializeToString,
+                response_deserializer=hwnas_dot_protos_dot_hwnas_dot_v1_dot_agent__pb2.UploadModelResponse.FromString,
                 _registered_method=True)
         self.Profile = channel.unary_unary(
                 '/hwnas.v1.DeviceAgent/Profile',
-                request_serializer=protos_dot_hwnas_dot_v1_dot_agent__pb2.ProfileRequest.SerializeToString,
-                response_deserializer=protos_dot_hwnas_dot_v1_dot_agent__pb2.ProfileResult.FromString,
+                request_serializer=hwnas_dot_protos_dot_hwnas_dot_v1_dot_agent__pb2.ProfileRequest.SerializeToString,
+                response_deserializer=hwnas_dot_protos_dot_hwnas_dot_v1_dot_agent__pb2.ProfileResult.FromString,
                 _registered_method=True)
 
 
@@ -94,23 +94,23 @@ def add_DeviceAgentServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'GetDeviceInfo': grpc.unary_unary_rpc_method_handler(
                     servicer.GetDeviceInfo,
-                    request_deserializer=protos_dot_hwnas_dot_v1_dot_agent__pb2.GetDeviceInfoRequest.FromString,
-                    response_serializer=protos_dot_hwnas_dot_v1_dot_agent__pb2.DeviceInfo.SerializeToString,
+                    request_deserializer=hwnas_dot_protos_dot_hwnas_dot_v1_dot_agent__pb2.GetDeviceInfoRequest.FromString,
+                    response_serializer=hwnas_dot_protos_dot_hwnas_dot_v1_dot_agent__pb2.DeviceInfo.SerializeToString,
             ),
             'HasModel': grpc.unary_unary_rpc_method_handler(
                     servicer.HasModel,
-                    request_deserializer=protos_dot_hwnas_dot_v1_dot_agent__pb2.HasModelRequest.FromString,
-                    response_serializer=protos_dot_hwnas_dot_v1_dot_agent__pb2.HasModelResponse.SerializeToString,
+                    request_deserializer=hwnas_dot_protos_dot_hwnas_dot_v1_dot_agent__pb2.HasModelRequest.FromString,
+                    response_serializer=hwnas_dot_protos_dot_hwnas_dot_v1_dot_agent__pb2.HasModelResponse.SerializeToString,
             ),
             'UploadModel': grpc.stream_unary_rpc_method_handler(
                     servicer.UploadModel,
-                    request_deserializer=protos_dot_hwnas_dot_v1_dot_agent__pb2.UploadModelChunk.FromString,
-                    response_serializer=protos_dot_hwnas_dot_v1_dot_agent__pb2.UploadModelResponse.SerializeToString,
+                    request_deserializer=hwnas_dot_protos_dot_hwnas_dot_v1_dot_agent__pb2.UploadModelChunk.FromString,
+                    response_serializer=hwnas_dot_protos_dot_hwnas_dot_v1_dot_agent__pb2.UploadModelResponse.SerializeToString,
             ),
             'Profile': grpc.unary_unary_rpc_method_handler(
                     servicer.Profile,
-                    request_deserializer=protos_dot_hwnas_dot_v1_dot_agent__pb2.ProfileRequest.FromString,
-                    response_serializer=protos_dot_hwnas_dot_v1_dot_agent__pb2.ProfileResult.SerializeToString,
+                    request_deserializer=hwnas_dot_protos_dot_hwnas_dot_v1_dot_agent__pb2.ProfileRequest.FromString,
+                    response_serializer=hwnas_dot_protos_dot_hwnas_dot_v1_dot_agent__pb2.ProfileResult.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -138,8 +138,8 @@ class DeviceAgent:
             request,
             target,
             '/hwnas.v1.DeviceAgent/GetDeviceInfo',
-            protos_dot_hwnas_dot_v1_dot_agent__pb2.GetDeviceInfoRequest.SerializeToString,
-            protos_dot_hwnas_dot_v1_dot_agent__pb2.DeviceInfo.FromString,
+            hwnas_dot_protos_dot_hwnas_dot_v1_dot_agent__pb2.GetDeviceInfoRequest.SerializeToString,
+            hwnas_dot_protos_dot_hwnas_dot_v1_dot_agent__pb2.DeviceInfo.FromString,
             options,
             channel_credentials,
             insecure,
@@ -165,8 +165,8 @@ class DeviceAgent:
             request,
             target,
             '/hwnas.v1.DeviceAgent/HasModel',
-            protos_dot_hwnas_dot_v1_dot_agent__pb2.HasModelRequest.SerializeToString,
-            protos_dot_hwnas_dot_v1_dot_agent__pb2.HasModelResponse.FromString,
+            hwnas_dot_protos_dot_hwnas_dot_v1_dot_agent__pb2.HasModelRequest.SerializeToString,
+            hwnas_dot_protos_dot_hwnas_dot_v1_dot_agent__pb2.HasModelResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -192,8 +192,8 @@ class DeviceAgent:
             request_iterator,
             target,
             '/hwnas.v1.DeviceAgent/UploadModel',
-            protos_dot_hwnas_dot_v1_dot_agent__pb2.UploadModelChunk.SerializeToString,
-            protos_dot_hwnas_dot_v1_dot_agent__pb2.UploadModelResponse.FromString,
+            hwnas_dot_protos_dot_hwnas_dot_v1_dot_agent__pb2.UploadModelChunk.SerializeToString,
+            hwnas_dot_protos_dot_hwnas_dot_v1_dot_agent__pb2.UploadModelResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -219,8 +219,8 @@ class DeviceAgent:
             request,
             target,
             '/hwnas.v1.DeviceAgent/Profile',
-            protos_dot_hwnas_dot_v1_dot_agent__pb2.ProfileRequest.SerializeToString,
-            protos_dot_hwnas_dot_v1_dot_agent__pb2.ProfileResult.FromString,
+            hwnas_dot_protos_dot_hwnas_dot_v1_dot_agent__pb2.ProfileRequest.SerializeToString,
+            hwnas_dot_protos_dot_hwnas_dot_v1_dot_agent__pb2.ProfileResult.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,4 +1,4 @@
-from protos.hwnas.v1 import agent_pb2 as _agent_pb2
+from hwnas.protos.hwnas.v1 import agent_pb2 as _agent_pb2
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Mapping as _Mapping

@@ -3,8 +3,8 @@
 import grpc
 import warnings
 
-from protos.hwnas.v1 import agent_pb2 as protos_dot_hwnas_dot_v1_dot_agent__pb2
-from protos.hwnas.v1 import controller_pb2 as protos_dot_hwnas_dot_v1_dot_controller__pb2
+from hwnas.protos.hwnas.v1 import agent_pb2 as hwnas_dot_protos_dot_hwnas_dot_v1_dot_agent__pb2
+from hwnas.protos.hwnas.v1 import controller_pb2 as hwnas_dot_protos_dot_hwnas_dot_v1_dot_controller__pb2
 
 GRPC_GENERATED_VERSION = '1.81.1'
 GRPC_VERSION = grpc.__version__
@@ -19,7 +19,7 @@ except ImportError:
 if _version_not_supported:
     raise RuntimeError(
         f'The grpc package installed is at version {GRPC_VERSION},'
-        + ' but the generated code in protos/hwnas/v1/controller_pb2_grpc.py depends on'
+        + ' but the generated code in hwnas/protos/hwnas/v1/controller_pb2_grpc.py depends on'
         + f' grpcio>={GRPC_GENERATED_VERSION}.'
         + f' Please upgrade your grpc module to grpcio>={GRPC_GENERATED_VERSION}'
         + f' or downgrade your generated code using grpcio-tools<={GRPC_VERSION}.'
@@ -37,28 +37,28 @@ class ControllerStub:
         """
         self.Register = channel.unary_unary(
                 '/hwnas.v1.Controller/Register',
-                request_serializer=protos_dot_hwnas_dot_v1_dot_controller__pb2.RegisterRequest.SerializeToString,
-                response_deserializer=protos_dot_hwnas_dot_v1_dot_controller__pb2.RegisterResponse.FromString,
+                request_serializer=hwnas_dot_protos_dot_hwnas_dot_v1_dot_controller__pb2.RegisterRequest.SerializeToString,
+                response_deserializer=hwnas_dot_protos_dot_hwnas_dot_v1_dot_controller__pb2.RegisterResponse.FromString,
                 _registered_method=True)
         self.Heartbeat = channel.unary_unary(
                 '/hwnas.v1.Controller/Heartbeat',
-                request_serializer=protos_dot_hwnas_dot_v1_dot_controller__pb2.HeartbeatRequest.SerializeToString,
-                response_deserializer=protos_dot_hwnas_dot_v1_dot_controller__pb2.HeartbeatResponse.FromString,
+                request_serializer=hwnas_dot_protos_dot_hwnas_dot_v1_dot_controller__pb2.HeartbeatRequest.SerializeToString,
+                response_deserializer=hwnas_dot_protos_dot_hwnas_dot_v1_dot_controller__pb2.HeartbeatResponse.FromString,
                 _registered_method=True)
         self.LeaseJob = channel.unary_unary(
                 '/hwnas.v1.Controller/LeaseJob',
-                request_serializer=protos_dot_hwnas_dot_v1_dot_controller__pb2.LeaseJobRequest.SerializeToString,
-                response_deserializer=protos_dot_hwnas_dot_v1_dot_controller__pb2.LeaseJobResponse.FromString,
+                request_serializer=hwnas_dot_protos_dot_hwnas_dot_v1_dot_controller__pb2.LeaseJobRequest.SerializeToString,
+                response_deserializer=hwnas_dot_protos_dot_hwnas_dot_v1_dot_controller__pb2.LeaseJobResponse.FromString,
                 _registered_method=True)
         self.FetchModel = channel.unary_stream(
                 '/hwnas.v1.Controller/FetchModel',
-                request_serializer=protos_dot_hwnas_dot_v1_dot_controller__pb2.FetchModelRequest.SerializeToString,
-                response_deserializer=protos_dot_hwnas_dot_v1_dot_agent__pb2.UploadModelChunk.FromString,
+                request_serializer=hwnas_dot_protos_dot_hwnas_dot_v1_dot_controller__pb2.FetchModelRequest.SerializeToString,
+                response_deserializer=hwnas_dot_protos_dot_hwnas_dot_v1_dot_agent__pb2.UploadModelChunk.FromString,
                 _registered_method=True)
         self.ReportJob = channel.unary_unary(
                 '/hwnas.v1.Controller/ReportJob',
-                request_serializer=protos_dot_hwnas_dot_v1_dot_controller__pb2.ReportJobRequest.SerializeToString,
-                response_deserializer=protos_dot_hwnas_dot_v1_dot_controller__pb2.ReportJobResponse.FromString,
+                request_serializer=hwnas_dot_protos_dot_hwnas_dot_v1_dot_controller__pb2.ReportJobRequest.SerializeToString,
+                response_deserializer=hwnas_dot_protos_dot_hwnas_dot_v1_dot_controller__pb2.ReportJobResponse.FromString,
                 _registered_method=True)
 
 
@@ -109,28 +109,28 @@ def add_ControllerServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'Register': grpc.unary_unary_rpc_method_handler(
                     servicer.Register,
-                    request_deserializer=protos_dot_hwnas_dot_v1_dot_controller__pb2.RegisterRequest.FromString,
-                    response_serializer=protos_dot_hwnas_dot_v1_dot_controller__pb2.RegisterResponse.SerializeToString,
+                    request_deserializer=hwnas_dot_protos_dot_hwnas_dot_v1_dot_controller__pb2.RegisterRequest.FromString,
+                    response_serializer=hwnas_dot_protos_dot_hwnas_dot_v1_dot_controller__pb2.RegisterResponse.SerializeToString,
             ),
             'Heartbeat': grpc.unary_unary_rpc_method_handler(
                     servicer.Heartbeat,
-                    request_deserializer=protos_dot_hwnas_dot_v1_dot_controller__pb2.HeartbeatRequest.FromString,
-                    response_serializer=protos_dot_hwnas_dot_v1_dot_controller__pb2.HeartbeatResponse.SerializeToString,
+                    request_deserializer=hwnas_dot_protos_dot_hwnas_dot_v1_dot_controller__pb2.HeartbeatRequest.FromString,
+                    response_serializer=hwnas_dot_protos_dot_hwnas_dot_v1_dot_controller__pb2.HeartbeatResponse.SerializeToString,
             ),
             'LeaseJob': grpc.unary_unary_rpc_method_handler(
                     servicer.LeaseJob,
-                    request_deserializer=protos_dot_hwnas_dot_v1_dot_controller__pb2.LeaseJobRequest.FromString,
-                    response_serializer=protos_dot_hwnas_dot_v1_dot_controller__pb2.LeaseJobResponse.SerializeToString,
+                    request_deserializer=hwnas_dot_protos_dot_hwnas_dot_v1_dot_controller__pb2.LeaseJobRequest.FromString,
+                    response_serializer=hwnas_dot_protos_dot_hwnas_dot_v1_dot_controller__pb2.LeaseJobResponse.SerializeToString,
             ),
             'FetchModel': grpc.unary_stream_rpc_method_handler(
                     servicer.FetchModel,
-                    request_deserializer=protos_dot_hwnas_dot_v1_dot_controller__pb2.FetchModelRequest.FromString,
-                    response_serializer=protos_dot_hwnas_dot_v1_dot_agent__pb2.UploadModelChunk.SerializeToString,
+                    request_deserializer=hwnas_dot_protos_dot_hwnas_dot_v1_dot_controller__pb2.FetchModelRequest.FromString,
+                    response_serializer=hwnas_dot_protos_dot_hwnas_dot_v1_dot_agent__pb2.UploadModelChunk.SerializeToString,
             ),
             'ReportJob': grpc.unary_unary_rpc_method_handler(
                     servicer.ReportJob,
-                    request_deserializer=protos_dot_hwnas_dot_v1_dot_controller__pb2.ReportJobRequest.FromString,
-                    response_serializer=protos_dot_hwnas_dot_v1_dot_controller__pb2.ReportJobResponse.SerializeToString,
+                    request_deserializer=hwnas_dot_protos_dot_hwnas_dot_v1_dot_controller__pb2.ReportJobRequest.FromString,
+                    response_serializer=hwnas_dot_protos_dot_hwnas_dot_v1_dot_controller__pb2.ReportJobResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -158,8 +158,8 @@ class Controller:
             request,
             target,
             '/hwnas.v1.Controller/Register',
-            protos_dot_hwnas_dot_v1_dot_controller__pb2.RegisterRequest.SerializeToString,
-            protos_dot_hwnas_dot_v1_dot_controller__pb2.RegisterResponse.FromString,
+            hwnas_dot_protos_dot_hwnas_dot_v1_dot_controller__pb2.RegisterRequest.SerializeToString,
+            hwnas_dot_protos_dot_hwnas_dot_v1_dot_controller__pb2.RegisterResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -185,8 +185,8 @@ class Controller:
             request,
             target,
             '/hwnas.v1.Controller/Heartbeat',
-            protos_dot_hwnas_dot_v1_dot_controller__pb2.HeartbeatRequest.SerializeToString,
-            protos_dot_hwnas_dot_v1_dot_controller__pb2.HeartbeatResponse.FromString,
+            hwnas_dot_protos_dot_hwnas_dot_v1_dot_controller__pb2.HeartbeatRequest.SerializeToString,
+            hwnas_dot_protos_dot_hwnas_dot_v1_dot_controller__pb2.HeartbeatResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -212,8 +212,8 @@ class Controller:
             request,
             target,
             '/hwnas.v1.Controller/LeaseJob',
-            protos_dot_hwnas_dot_v1_dot_controller__pb2.LeaseJobRequest.SerializeToString,
-            protos_dot_hwnas_dot_v1_dot_controller__pb2.LeaseJobResponse.FromString,
+            hwnas_dot_protos_dot_hwnas_dot_v1_dot_controller__pb2.LeaseJobRequest.SerializeToString,
+            hwnas_dot_protos_dot_hwnas_dot_v1_dot_controller__pb2.LeaseJobResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -239,8 +239,8 @@ class Controller:
             request,
             target,
             '/hwnas.v1.Controller/FetchModel',
-            protos_dot_hwnas_dot_v1_dot_controller__pb2.FetchModelRequest.SerializeToString,
-            protos_dot_hwnas_dot_v1_dot_agent__pb2.UploadModelChunk.FromString,
+            hwnas_dot_protos_dot_hwnas_dot_v1_dot_controller__pb2.FetchModelRequest.SerializeToString,
+            hwnas_dot_protos_dot_hwnas_dot_v1_dot_agent__pb2.UploadModelChunk.FromString,
             options,
             channel_credentials,
             insecure,
@@ -266,8 +266,8 @@ class Controller:
             request,
             target,
             '/hwnas.v1.Controller/ReportJob',
-            protos_dot_hwnas_dot_v1_dot_controller__pb2.ReportJobRequest.SerializeToString,
-            protos_dot_hwnas_dot_v1_dot_controller__pb2.ReportJobResponse.FromString,
+            hwnas_dot_protos_dot_hwnas_dot_v1_dot_controller__pb2.ReportJobRequest.SerializeToString,
+            hwnas_dot_protos_dot_hwnas_dot_v1_dot_controller__pb2.ReportJobResponse.FromString,
             options,
             channel_credentials,
             insecure,

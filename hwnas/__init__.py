@@ -1,0 +1,1 @@
+"""hwnas: hardware-in-the-loop profiling for neural architecture search."""
