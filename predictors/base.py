@@ -33,6 +33,7 @@ class ModelCard:
     config: dict[str, Any]
     device_key: str = ""
     target: str = ""  # what y was, e.g. "latency_ms" or a table column
+    space: str = ""  # the search space whose networks it learned, where it learned one
     data_sha256: str = ""
     n_train: int = 0
     feature_version: int = FEATURE_VERSION

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import math
-import os
 import sys
 import threading
 import time
@@ -132,25 +131,10 @@ def param(text: str) -> tuple[str, float]:
 def submitter(args: argparse.Namespace) -> str:
     """Who submits a command's jobs, for the audit: the subject of the client certificate it shows agents, else
     the name of the token file it holds, else the local user at this host."""
-    import getpass
-    import socket
+    from hwnas.controller.lab.security import submitter as named
 
-    cert = getattr(args, "tls_cert", None)
-    if cert:
-        try:
-            from cryptography import x509
-
-            return f"certificate {x509.load_pem_x509_certificate(Path(cert).read_bytes()).subject.rfc4514_string()}"
-        except (OSError, ValueError) as exc:
-            raise ValueError(f"--tls-cert {cert}: cannot read the certificate: {exc}") from None
     token = getattr(args, "token_file", None)
-    if token:
-        return f"token {Path(token).name}"
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):  # no name for this uid (a bare container)
-        user = f"uid {os.getuid()}" if hasattr(os, "getuid") else "unknown"
-    return f"{user}@{socket.gethostname()}"
+    return named(getattr(args, "tls_cert", None), Path(token).name if token else None)
 
 
 def connector(args: argparse.Namespace):
@@ -158,6 +142,13 @@ def connector(args: argparse.Namespace):
     import functools
 
     from hwnas.controller.fleet.client import AgentClient
+
+    tls, token = client_security(args)
+    return functools.partial(AgentClient, tls=tls, token=token)
+
+
+def client_security(args: argparse.Namespace):
+    """(ClientTls or None, token or None) as the flags ask; ValueError naming the flag when they cannot work."""
     from hwnas.protos.auth import ClientTls
 
     if not args.tls_ca and not args.insecure:
@@ -169,7 +160,7 @@ def connector(args: argparse.Namespace):
     token = None
     if args.token_file:
         token = args.token_file.read_text().strip()
-    return functools.partial(AgentClient, tls=tls, token=token)
+    return tls, token
 
 
 def add_client_security(parser: argparse.ArgumentParser) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from hwnas.controller.cli.common import (
     add_client_security,
-    connector,
+    client_security,
     fail,
     param,
     seconds,
@@ -83,43 +83,36 @@ def model_file_problem(path: Path) -> str:
 
 
 def cmd_profile(args: argparse.Namespace) -> int:
-    from hwnas.controller.fleet import AgentEndpoint, Fleet, FleetConfig
-    from hwnas.controller.fleet.client import ProfileSpec
-    from hwnas.controller.fleet.profile import file_format
+    from hwnas.controller.errors import DeviceError
     from hwnas.controller.fleet.report import profile_table
-    from hwnas.controller.graph.model_formats import FormatUnavailable
-    from hwnas.controller.search.evaluator import Evaluator
-    from hwnas.controller.search.measure import ProfileMeasurer
-    from hwnas.controller.search.objectives import OBJECTIVES
-    from hwnas.controller.spaces import ModelFile
-    from hwnas.controller.store import Store
+    from hwnas.controller.lab import Lab
 
     problem = model_file_problem(args.model)
     if problem:
         return fail("profile", ValueError(f"cannot read MODEL {args.model}: {problem}"))
-    spec = ProfileSpec(protocol=args.protocol, protocol_params=dict(args.param or []), batch_size=args.batch_size,
-                       input_shapes=dict(args.input_shape or []), threads=args.threads,
-                       warmup_runs=args.warmup_runs, return_samples=args.samples, deadline_seconds=args.deadline,
-                       op_profile=args.op_profile, memory=not args.no_memory, output_check=args.check_output)
-    model = ModelFile(args.model.name, args.model.read_bytes(), file_format(args.model))
     try:
-        config = FleetConfig(connect=connector(args))
-        # One model outside any campaign, through the one door: the fleet dials, converts and measures it; no
-        # dataset is kept.
+        tls, token = client_security(args)
+        # One model outside any campaign, through the library's door (as hwnas.Lab.profile): the fleet dials,
+        # converts and measures it; no dataset is kept.
         with tempfile.TemporaryDirectory(prefix="hwnas-profile-") as tmp, \
-                Store(Path(tmp) / "profile.db") as store, Fleet(store, config) as fleet:
-            measurer = ProfileMeasurer(fleet, AgentEndpoint("profile", args.agent), spec, args.backend,
-                                       args.model_format, ready_timeout_s=args.connect_timeout)
-            evaluator = Evaluator(None, [OBJECTIVES["latency"]], None, measurer, None)
+                Lab(Path(tmp) / "profile.db", {"profile": args.agent}, tls=tls, token=token,
+                    golden=False, connect_timeout_s=args.connect_timeout) as lab:
+            job = lab.profile(args.model, "profile", input_shape=dict(args.input_shape or []),
+                              protocol=args.protocol, params=dict(args.param or []), backend=args.backend,
+                              model_format=args.model_format, batch_size=args.batch_size, threads=args.threads,
+                              warmup_runs=args.warmup_runs, deadline_s=args.deadline, samples=args.samples,
+                              op_profile=args.op_profile, memory=not args.no_memory, output_check=args.check_output)
             with waiting(f"profiling {args.model.name} on {args.agent} ({args.backend or 'the agent’s backend'}, "
                          f"{args.protocol})"):
-                [evaluation] = evaluator.evaluate_candidates([model])
-    except (ValueError, OSError, FormatUnavailable) as exc:
+                try:
+                    record = job.result()
+                except DeviceError:
+                    record = None
+    except (ValueError, OSError, DeviceError) as exc:
         return fail("profile", exc)
-    assert evaluation is not None and evaluation.outcome is not None  # no budget: every model is evaluated
-    done = evaluation.outcome.profiled
+    done = job.profiled
     if done is None:  # the agent refused or failed the model
-        print(f"hwnas profile: {evaluation.error}", file=sys.stderr)
+        print(f"hwnas profile: {job.error}", file=sys.stderr)
         return 1
     if done.converted:
         print(f"converted {args.model.name} to {done.model_format} for backend {done.record.result['backend']}",
@@ -129,14 +122,15 @@ def cmd_profile(args: argparse.Namespace) -> int:
                                 "detail": check.detail}} if check else {}
     if args.json:
         print(json.dumps({"model": str(args.model), "uploaded": done.uploaded, "model_format": done.model_format,
-                          **done.record.to_dict(), **checked}, indent=2))
+                          **done.record.to_dict(), **checked,
+                          "record": record.to_dict() if record is not None else None}, indent=2))
     else:
         print(profile_table([(args.model.name, done.record)]))
         if check:
             print(f"output check: {check.status}" + (f", max abs error {check.max_abs_error:.3g}"
                                                      if check.max_abs_error is not None else "")
                   + (f" ({check.detail})" if check.detail else ""))
-    if not evaluation.ok:  # a wrong answer, or an answer that is no measurement
-        print(f"hwnas profile: {evaluation.error}", file=sys.stderr)
+    if record is None:  # a wrong answer, or an answer that is no measurement
+        print(f"hwnas profile: {job.error}", file=sys.stderr)
         return 1
     return 0

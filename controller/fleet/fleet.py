@@ -15,7 +15,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from hwnas.controller.fleet.agents import AgentEndpoint, Connect
-from hwnas.controller.fleet.campaign import CampaignPlan, enqueue_candidates
+from hwnas.controller.fleet.campaign import CampaignPlan, Enqueued, enqueue, enqueue_candidates
 from hwnas.controller.fleet.client import AgentClient, ProfileSpec
 from hwnas.controller.fleet.golden import golden_arch
 from hwnas.controller.fleet.health import GoldenPolicy
@@ -30,7 +30,7 @@ from hwnas.controller.fleet.worker import (
     release_leases,
     worker_owner,
 )
-from hwnas.controller.spaces import Candidate
+from hwnas.controller.spaces import Candidate, SearchSpace
 from hwnas.controller.store import MeasurementRecord, Store
 from hwnas.controller.store.records import device_key_of
 from hwnas.protos.auth import TlsFiles
@@ -186,6 +186,13 @@ class Fleet:
                                                if states[s.job_key][0] == "queued")))
         self.work.notify()
         return [s.job_key for s in specs]
+
+    def queue(self, space: SearchSpace, archs: Sequence[Sequence[int]], plan: CampaignPlan) -> Enqueued:
+        """A campaign's architectures (``campaign.enqueue``) queued on this open fleet: its idle workers wake
+        for them. Use ``drain`` to wait for the keys' queues to empty."""
+        queued = enqueue(self.store, space, archs, plan)
+        self.work.notify()
+        return queued
 
     def _serving(self) -> bool:
         """Whether anything can still settle jobs: a worker thread, or agents dialling in."""

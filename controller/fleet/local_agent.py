@@ -19,7 +19,11 @@ _STARTED = re.compile(r"listening on (\S+:\d+)|dialling out to")
 
 
 class LocalAgent:
-    def __init__(self, cache_dir: Path, extra_args: Sequence[str] = (), start_timeout_s: float = 30.0,
+    """A device agent of this machine in a child process on 127.0.0.1 (``hwnas.LocalAgent``): for trying
+    hwnas on one machine, the demo and the tests. ``address`` is where it listens; ``stop()`` or a ``with``
+    block ends it. ``extra_args`` are ``hwnas-agent serve`` flags (``--backend litert``, ...)."""
+
+    def __init__(self, cache_dir: str | Path, extra_args: Sequence[str] = (), start_timeout_s: float = 30.0,
                  insecure: bool = True, listen: bool = True) -> None:
         """``insecure``: plaintext on loopback (tests, demo); pass TLS flags in ``extra_args`` otherwise.
 

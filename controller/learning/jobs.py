@@ -186,6 +186,7 @@ def train_from_store(store, db: str | Path, device_key: str, kind: str, valid_sh
         metrics.update(evaluate(predictor.predict(valid), valid.y))
     predictor.card.device_key = device_key
     predictor.card.target = "latency_ms"
+    predictor.card.space = space
     predictor.card.metrics = metrics
     predictor.card.notes = (f"space {space}; {len(train)} train, {held_out_summary(metrics)}"
                             + (f"; transferred from {learned_from}" if learned_from else "")

@@ -6,7 +6,7 @@ import hashlib
 import json
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from hwnas.protos import names
@@ -326,6 +326,10 @@ class MeasurementRecord:
                 value = value or None
             values[column.attribute] = value
         return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The record's fields as plain JSON values (what ``hwnas profile --json`` prints as ``record``)."""
+        return json.loads(json.dumps(asdict(self)))
 
     def value(self, column: str) -> float | None:
         """A figure by its column name (a measured objective's ``record_field``); None if not measured."""
