@@ -17,6 +17,9 @@ def test_every_public_name_resolves() -> None:
 def test_import_hwnas_loads_nothing_of_the_controller() -> None:
     assert modules_loaded_by("import hwnas", ("hwnas.controller", "hwnas.device_agent", "grpc", "numpy",
                                               "sqlalchemy", *HEAVY)) == []
+    # the class itself: the fleet, the store and their libraries load when a lab first needs them
+    assert modules_loaded_by("import hwnas; hwnas.Lab", ("hwnas.controller.fleet", "hwnas.controller.store",
+                                                         "grpc", "numpy", "sqlalchemy", *HEAVY)) == []
 
 
 def test_a_lab_is_made_without_the_ml_stack(tmp_path) -> None:

@@ -10,11 +10,13 @@ import concurrent.futures
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hwnas.controller.errors import DeviceError, HwnasError
-from hwnas.controller.fleet.profile import Profiled
-from hwnas.controller.store.records import MeasurementRecord
+
+if TYPE_CHECKING:  # names for annotations only: ``import hwnas`` and ``hwnas.Lab`` load no fleet or store
+    from hwnas.controller.fleet.profile import Profiled
+    from hwnas.controller.store.records import MeasurementRecord
 
 
 class _Settling:

@@ -13,10 +13,12 @@ import sys
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hwnas.controller.errors import UserError
-from hwnas.controller.spaces import ModelFile
+
+if TYPE_CHECKING:
+    from hwnas.controller.spaces import ModelFile
 
 ACCEPTED = ("a torch.nn.Module (with input_shape), an onnx.ModelProto, bytes of an ONNX or TFLite model, the path "
             "of a .onnx or .tflite file, or an hwnas ComputationGraph")
@@ -30,6 +32,8 @@ def bytes_format(data: bytes) -> str:
 
 def as_model_file(model: Any, input_shape: Sequence[int] | None = None, name: str | None = None) -> ModelFile:
     """``model`` as the bytes an agent runs; ``UserError`` naming ``model`` when it is none of ``ACCEPTED``."""
+    from hwnas.controller.spaces import ModelFile
+
     if isinstance(model, (str, Path)):
         return _file(Path(model), name)
     if isinstance(model, (bytes, bytearray, memoryview)):
@@ -55,6 +59,7 @@ def as_model_file(model: Any, input_shape: Sequence[int] | None = None, name: st
 
 def _file(path: Path, name: str | None) -> ModelFile:
     from hwnas.controller.fleet.profile import file_format
+    from hwnas.controller.spaces import ModelFile
 
     if path.suffix not in (".onnx", ".tflite"):
         raise UserError("model", f"{path}: name a .onnx or .tflite file (or pass the model's bytes)")

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from hwnas.controller.errors import UserError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 class DevicePredictor:

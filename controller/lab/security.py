@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hwnas.controller.errors import SettingError, UserError
-from hwnas.protos.auth import ClientTls
+
+if TYPE_CHECKING:
+    from hwnas.protos.auth import ClientTls
 
 
 def client_security(tls: Any, token: str | Path | None) -> tuple[ClientTls | None, str | None]:
@@ -17,6 +19,8 @@ def client_security(tls: Any, token: str | Path | None) -> tuple[ClientTls | Non
 
 
 def _tls(tls: Any) -> ClientTls | None:
+    from hwnas.protos.auth import ClientTls
+
     if tls is None or isinstance(tls, ClientTls):
         return tls
     if not isinstance(tls, (str, Path)):
