@@ -82,6 +82,10 @@ class Lab:
                  lease_s: float = 120.0, connect_timeout_s: float = 10.0, workers: int = 8) -> None:
         from hwnas.controller.fleet.client import AgentClient
 
+        for field, value, least in (("lease_s", lease_s, 1.0), ("connect_timeout_s", connect_timeout_s, 0.1),
+                                    ("workers", workers, 1)):
+            if not value >= least:
+                raise UserError(field, f"must be at least {least}, got {value!r}")
         self.store_target = str(store)
         self.endpoints = endpoints_of(agents)
         self._tls, self._token = client_security(tls, token)

@@ -120,3 +120,27 @@ def test_devices_say_health_backends_and_host(agent: AgentServer, tmp_path: Path
         [device] = lab.devices()
     assert (device.key, device.host, device.healthy) == ("cpu", "127.0.0.1", True)
     assert "onnxruntime" in device.backends
+
+
+def test_a_lab_reaches_agents_over_mutual_tls_with_the_labs_token(tmp_path: Path, tiny_model: bytes) -> None:
+    """``tls=`` the folder ``hwnas certs init`` wrote, ``token=`` its token file; a wrong token is refused."""
+    from hwnas.controller.fleet.certs import init_lab
+    from hwnas.device_agent.server import AgentConfig
+    from hwnas.protos.auth import TlsFiles
+
+    certs = tmp_path / "certs"
+    init_lab(certs)
+    server = AgentServer(AgentConfig(name="secure", cache_dir=tmp_path / "cache"), "127.0.0.1", 0,
+                         tls=TlsFiles(certs / "agent.pem", certs / "agent.key", client_ca=certs / "ca.pem"),
+                         token=(certs / "token").read_text().strip())
+    server.start()
+    try:
+        with hwnas.Lab(tmp_path / "lab.db", agents={"cpu": server.address}, tls=certs, token=certs / "token") as lab:
+            assert lab.profile(tiny_model, device="cpu", **FIXED).result(timeout=120).latency_ms > 0
+        with hwnas.Lab(tmp_path / "lab.db", agents={"cpu": server.address}, tls=certs, token="x" * 64) as lab:
+            with pytest.raises(DeviceError, match="bearer token"):
+                lab.profile(tiny_model, device="cpu", **FIXED).result(timeout=120)
+    finally:
+        server.stop()
+    with pytest.raises(UserError, match="no ca.pem"):
+        hwnas.Lab(tmp_path / "lab.db", tls=tmp_path)
