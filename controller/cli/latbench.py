@@ -15,7 +15,7 @@ from hwnas.controller.cli.common import (
     param,
     space_options,
 )
-from hwnas.controller.cli.fleet_flags import add_fleet_options, check_agents, fleet_config
+from hwnas.controller.cli.fleet_flags import add_fleet_options, fleet_config
 from hwnas.controller.cli.measure import add_detail_options, plan_details
 from hwnas.controller.errors import SettingError
 from hwnas.controller.graph.backend_formats import backend_names
@@ -93,84 +93,55 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_latbench_build(args: argparse.Namespace) -> int:
-    import threading
-
+    """A thin user of ``hwnas.Lab.latbench``: the flags become a lab (``fleet_config``) and a campaign."""
     from tqdm import tqdm
 
+    from hwnas.controller.errors import DeviceError
     from hwnas.controller.fleet import campaign
-    from hwnas.controller.graph.model_formats import FormatUnavailable, check_exportable
+    from hwnas.controller.lab import Lab
     from hwnas.controller.spaces import get_space
-    from hwnas.controller.store import Store
 
     try:
         space = get_space(args.space, **space_options(args))
         devices = args.devices
         config = fleet_config(args, devices, note=tqdm.write)
         archs, chosen = _chosen_archs(args, space)
-        plan = campaign.CampaignPlan(campaign=args.campaign or f"{space.name}-{args.protocol}-{chosen}",
-                                     device_keys=devices,
-                                     protocol=args.protocol, protocol_params=dict(args.param or []),
-                                     batch_size=args.batch_size, priority=args.priority, **plan_details(args))
-        plans = campaign.plans_by_runtime(plan, args.backend or [], args.model_format or [])
-        for p in plans:
-            check_exportable(p.model_format)
-    except (ValueError, NotImplementedError, OSError, FormatUnavailable) as exc:
+        name = args.campaign or f"{space.name}-{args.protocol}-{chosen}"
+    except (ValueError, NotImplementedError, OSError) as exc:
         return fail("latbench build", exc)
-    with Store(args.db) as store:
-        queued = [campaign.enqueue(store, space, archs, p) for p in plans]
-        added, keys = sum(q.added for q in queued), [key for q in queued for key in q.job_keys]
-        print(f"campaign {plan.campaign!r}: {len(archs)} architectures x {len(devices)} device key(s); "
-              f"{added} new job(s) queued in {args.db}", flush=True)
+    with Lab(args.db, fleet=config, connect_timeout_s=args.connect_timeout) as lab:
         if args.retry_failed:
-            print(f"{store.retry_failed(plan.campaign, devices)} failed job(s) queued again", flush=True)
+            print(f"{lab.store.retry_failed(name, devices)} failed job(s) queued again", flush=True)
         if args.remeasure_warned:
-            print(f"{store.remeasure_warned(plan.campaign, devices)} job(s) with warned records queued again",
+            print(f"{lab.store.remeasure_warned(name, devices)} job(s) with warned records queued again",
                   flush=True)
         try:
-            check_agents(config, args.connect_timeout)
-        except ConnectionError as exc:
+            build = lab.latbench(devices, space, archs=archs, protocol=args.protocol, params=dict(args.param or []),
+                                 backend=args.backend or [], model_format=args.model_format or [],
+                                 batch_size=args.batch_size, campaign=name, priority=args.priority,
+                                 progress=not args.quiet, **plan_details(args))
+        except (ValueError, DeviceError) as exc:
             return fail("latbench build", exc)
-        counts = store.counts_of(keys)  # this build's jobs, whichever campaign first queued them
-        bars = {key: tqdm(total=sum(counts.get(key, {}).values()), initial=counts.get(key, {}).get("done", 0),
-                          desc=key, unit="model", position=k, disable=args.quiet)
-                for k, key in enumerate(devices)}
-        lock = threading.Lock()
-
-        def advance(key: str, _arch_id: str) -> None:
-            with lock:
-                if key in bars:
-                    bars[key].update(1)
-
-        from dataclasses import replace
-
-        from hwnas.controller.fleet import Fleet
-
+        print(f"campaign {name!r}: {len(archs)} architectures x {len(devices)} device key(s); {build.added} new "
+              f"job(s) queued in {args.db}", flush=True)
         try:
-            with Fleet(store, replace(config, on_done=advance)) as fleet:
-                fleet.drain(devices)
+            summary = build.summary()
         except KeyboardInterrupt:
-            for bar in bars.values():
-                bar.close()
             print("\nstopped; run the same command again to resume", file=sys.stderr)
             return 130
         except OSError as exc:
             return fail("latbench build", exc)
-        for bar in bars.values():
-            bar.close()
-        causes = store.failure_causes(plan.campaign)
-        final = store.counts_of(keys)
-        quarantined = {k: why for k, why in store.quarantined_keys().items() if k in devices}
-    print(f"this build: {campaign.summary_line(final)}")
-    if quarantined:
+    print(f"this build: {campaign.summary_line(summary.counts)}")
+    if summary.quarantined:
         from hwnas.controller.fleet.fleet import QuarantinedKeys
 
-        print(f"hwnas latbench build: {QuarantinedKeys(quarantined)}", file=sys.stderr)
+        print(f"hwnas latbench build: {QuarantinedKeys(summary.quarantined)}", file=sys.stderr)
         return 1
-    if causes:
+    if summary.failures:
         from hwnas.controller.reporting.tables import failure_summary
 
-        print(f"hwnas latbench build: {failure_summary(causes)}\n(fix the cause, then run again with --retry-failed)",
-              file=sys.stderr)
+        print(f"hwnas latbench build: {failure_summary(summary.failures)}\n(fix the cause, then run again with "
+              "--retry-failed)", file=sys.stderr)
         return 1
     return 0
 

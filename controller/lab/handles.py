@@ -101,9 +101,9 @@ class Campaign(_Settling):
     """
 
     def __init__(self, future: concurrent.futures.Future, name: str, job_keys: Sequence[str],
-                 counts: Callable[[Sequence[str]], Mapping[str, Mapping[str, int]]]) -> None:
+                 counts: Callable[[Sequence[str]], Mapping[str, Mapping[str, int]]], added: int = 0) -> None:
         super().__init__(future)
-        self.name, self._counts = name, counts
+        self.name, self._counts, self.added = name, counts, added  # added: jobs this call queued anew
         self.job_keys = list(dict.fromkeys(job_keys))  # NB-201's isomorphic twins are one job
 
     def __repr__(self) -> str:
@@ -113,9 +113,13 @@ class Campaign(_Settling):
         """This campaign's jobs per device key and state (queued, leased, done, failed), read now."""
         return {key: dict(states) for key, states in self._counts(self.job_keys).items()}
 
+    def summary(self, timeout: float | None = None) -> CampaignSummary:
+        """The summary once every reachable job has settled, quarantined keys included (``result`` raises)."""
+        return self._outcome(timeout)
+
     def result(self, timeout: float | None = None) -> CampaignSummary:
         """The summary once every reachable job has settled (``DeviceError`` if a key was quarantined)."""
-        summary: CampaignSummary = self._outcome(timeout)
+        summary = self.summary(timeout)
         if summary.quarantined:
             key, why = next(iter(summary.quarantined.items()))
             raise DeviceError(key, f"was quarantined ({why}); its jobs stay queued: check the device, then "

@@ -8,6 +8,7 @@ the store's queue for campaigns and searches), so the records are the CLI's reco
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import functools
 import logging
 import threading
@@ -74,26 +75,37 @@ class Lab:
     ``store``: a SQLite file or a SQLAlchemy URL (PostgreSQL for several controllers). ``agents``: device key
     -> ``HOST:PORT`` (or a list), or an agents TOML file. ``tls``: the folder ``hwnas certs init`` wrote, or a
     ``ClientTls``; without it, plaintext, which agents allow on loopback only. ``token``: the agents' bearer
-    token, or the path of its file. ``golden``: golden-model checks of campaigns and searches (as the CLI).
+    token, or the path of its file. ``golden``: golden-model checks of campaigns and searches (as the CLI), or
+    a ``GoldenPolicy``. ``fleet``: a whole ``FleetConfig`` instead of those (the CLI's flags make one, with
+    agents that dial in).
     """
 
     def __init__(self, store: str | Path = "hwnas.db", agents: AgentsArg = None, *, tls: Any = None,
-                 token: str | Path | None = None, isolated: Iterable[str] = (), golden: bool = True,
-                 lease_s: float = 120.0, connect_timeout_s: float = 10.0, workers: int = 8) -> None:
+                 token: str | Path | None = None, isolated: Iterable[str] = (), golden: Any = True,
+                 lease_s: float = 120.0, connect_timeout_s: float = 10.0, workers: int = 8,
+                 fleet: Any = None) -> None:
+        from hwnas.controller.fleet import FleetConfig
         from hwnas.controller.fleet.client import AgentClient
+        from hwnas.controller.fleet.health import GoldenPolicy
 
         for field, value, least in (("lease_s", lease_s, 1.0), ("connect_timeout_s", connect_timeout_s, 0.1),
                                     ("workers", workers, 1)):
             if not value >= least:
                 raise UserError(field, f"must be at least {least}, got {value!r}")
         self.store_target = str(store)
-        self.endpoints = endpoints_of(agents)
         self._tls, self._token = client_security(tls, token)
         self._submitter = submitter(self._tls.cert if self._tls else None,
                                     Path(token).name if isinstance(token, Path) else None)
-        self._connect = functools.partial(AgentClient, tls=self._tls, token=self._token)
-        self._isolated, self._golden = tuple(isolated), golden
-        self.lease_s, self.connect_timeout_s = lease_s, connect_timeout_s
+        if fleet is None:
+            policy = GoldenPolicy() if golden is True else golden or None
+            fleet = FleetConfig(endpoints=endpoints_of(agents),
+                                connect=functools.partial(AgentClient, tls=self._tls, token=self._token),
+                                lease_s=lease_s, token=self._token, isolated=tuple(isolated), note=log.info,
+                                golden=policy)
+        self._config = dataclasses.replace(fleet, on_done=self._measured)
+        self.endpoints = list(self._config.endpoints)
+        self._connect = self._config.connect
+        self.connect_timeout_s = connect_timeout_s
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="hwnas-lab")
         self._lock = threading.Lock()
         self._store: Any = None
@@ -136,16 +148,12 @@ class Lab:
 
     def _opened_fleet(self):
         """The one fleet on the lab's agents, started on first use."""
-        from hwnas.controller.fleet import Fleet, FleetConfig
-        from hwnas.controller.fleet.health import GoldenPolicy
+        from hwnas.controller.fleet import Fleet
 
         store = self.store
         with self._lock:
             if self._fleet is None:
-                config = FleetConfig(endpoints=self.endpoints, connect=self._connect, lease_s=self.lease_s,
-                                     token=self._token, isolated=self._isolated, note=log.info,
-                                     on_done=self._measured, golden=GoldenPolicy() if self._golden else None)
-                self._fleet = Fleet(store, config).open()
+                self._fleet = Fleet(store, self._config).open()
             return self._fleet
 
     def _measured(self, device_key: str, arch_id: str) -> None:
@@ -161,9 +169,13 @@ class Lab:
         return found[0]
 
     def _check_devices(self, devices: Sequence[str]) -> None:
+        """Each key's configured agent answers (``DeviceError`` naming those that do not); keys without one
+        are served by agents that dial in, where the lab listens for them."""
         from hwnas.controller.fleet import agents
 
-        endpoints = [self._endpoint(key) for key in devices]
+        dial_in = bool(self._config.listen or self._config.dial_in)
+        served = {ep.device_key for ep in self.endpoints}
+        endpoints = [self._endpoint(key) for key in devices if key in served or not dial_in]
         try:
             agents.wait_for_agents(endpoints, self.connect_timeout_s, self._connect)
         except ConnectionError as exc:
@@ -214,36 +226,49 @@ class Lab:
         return [self.profile(model, device, **options) for model in models for device in devices]
 
     # -- campaigns and the dataset -------------------------------------------------------------------------
-    def latbench(self, devices: Sequence[str], space: str = "nb201", sample: int | None = 100, *,
+    def latbench(self, devices: Sequence[str], space: Any = "nb201", sample: int | None = 100, *,
                  seed: int = 0, archs: Sequence[Sequence[int]] | None = None, protocol: str = "latbench",
-                 params: Mapping[str, float] | None = None, backend: str = "onnxruntime", model_format: str = "",
-                 batch_size: int = 1, campaign: str | None = None, priority: int = 0,
-                 progress: bool = True) -> Campaign:
-        """A LatBench-style build: ``sample`` networks of ``space`` (or ``archs``, encodings) on every device
-        key, queued in the store and measured by the lab's agents; returns at once with a ``Campaign``.
+                 params: Mapping[str, float] | None = None, backend: str | Sequence[str] = "onnxruntime",
+                 model_format: str | Sequence[str] = "", batch_size: int = 1, campaign: str | None = None,
+                 priority: int = 0, op_profile: bool = False, memory: bool = False, output_check: bool = False,
+                 submitted_by: str | None = None, progress: bool = True) -> Campaign:
+        """A LatBench-style build: ``sample`` networks of ``space`` (a name, or a space object) or ``archs``
+        (encodings) on every device key, queued in the store and measured by the lab's agents; returns at once
+        with a ``Campaign``.
 
-        ``progress``: a progress bar per device key (tqdm). Jobs keyed by what they measure are never measured
-        twice, so the same call later resumes a stopped campaign.
+        ``backend``/``model_format``: one for every key, or ``["KEY=NAME", ...]`` per key (one plan per runtime,
+        as ``hwnas latbench build --backend``). ``progress``: a progress bar per device key (tqdm). Jobs keyed
+        by what they measure are never measured twice, so the same call later resumes a stopped campaign. The
+        jobs are queued before the agents are asked; ``DeviceError`` when one does not answer (they wait).
         """
         from hwnas.controller.fleet import campaign as campaigns
+        from hwnas.controller.graph.model_formats import FormatUnavailable, check_exportable
         from hwnas.controller.lab.searching import space_named
         from hwnas.controller.spaces.catalog import sample as sample_space
 
-        if isinstance(devices, str):
-            devices = [devices]
-        searched = space_named(space)
+        devices = [devices] if isinstance(devices, str) else list(devices)
+        searched = space_named(space) if isinstance(space, str) else space
         chosen = [list(a) for a in archs] if archs is not None else sample_space(searched, sample or 0, seed)
         if not chosen:
             raise UserError("sample", f"must be at least 1 (or pass archs), got {sample}")
         name = campaign or f"{searched.name}-{protocol}-n{len(chosen)}-s{seed}"
-        plan = campaigns.CampaignPlan(campaign=name, device_keys=list(devices), backend=backend,
-                                      model_format=model_format, protocol=protocol,
+        base = campaigns.CampaignPlan(campaign=name, device_keys=devices, protocol=protocol,
                                       protocol_params=dict(params or {}), batch_size=batch_size, priority=priority,
-                                      submitted_by=self._submitter)
-        self._check_devices(devices)
+                                      op_profile=op_profile, memory=memory, output_check=output_check,
+                                      submitted_by=submitted_by or self._submitter)
+        try:
+            plans = campaigns.plans_by_runtime(base, [backend] if isinstance(backend, str) else list(backend),
+                                               [model_format] if isinstance(model_format, str) and model_format
+                                               else [f for f in model_format if f])
+            for plan in plans:
+                check_exportable(plan.model_format)
+        except FormatUnavailable as exc:
+            raise UserError("model_format", str(exc)) from None
         fleet = self._opened_fleet()
-        queued = fleet.queue(searched, chosen, plan)
-        bars = _bars(self.store.counts_of(queued.job_keys), devices) if progress else {}
+        queued = [fleet.queue(searched, chosen, plan) for plan in plans]
+        keys = [key for q in queued for key in q.job_keys]
+        self._check_devices(devices)
+        bars = _bars(self.store.counts_of(keys), devices) if progress else {}
         advance = _advancer(bars)
         self._progress.append(advance)
 
@@ -255,10 +280,9 @@ class Lab:
                 for bar in bars.values():
                     bar.close()
             quarantined = {k: why for k, why in self.store.quarantined_keys().items() if k in devices}
-            return CampaignSummary(name, self.store.counts_of(queued.job_keys), self.store.failure_causes(name),
-                                   quarantined)
+            return CampaignSummary(name, self.store.counts_of(keys), self.store.failure_causes(name), quarantined)
 
-        return Campaign(self._pool.submit(run), name, queued.job_keys, self.store.counts_of)
+        return Campaign(self._pool.submit(run), name, keys, self.store.counts_of, sum(q.added for q in queued))
 
     def dataset(self, device: str | None = None, *, space: str | None = None, exclude_warned: bool = False):
         """The dataset as a pandas DataFrame, one row per measurement (``docs/dataset.md``'s columns): every
