@@ -9,7 +9,7 @@ import sys
 import threading
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from hwnas.protos import names
@@ -207,11 +207,15 @@ def fail(command: str, error: Exception) -> int:
 def report_failures(command: str, evaluator) -> bool:
     """The one failure report of every caller of the evaluator (search, AutoGO, AutoBuild build, predictor
     layers): how many of its evaluations failed and the most frequent causes, on stderr. Whether any failed."""
-    causes = evaluator.failure_causes()
+    return report_causes(command, evaluator.failure_causes(), len(evaluator.history))
+
+
+def report_causes(command: str, causes: Sequence[tuple[str, int]], evaluations: int) -> bool:
+    """``report_failures`` from the causes and the count (a search run's result carries them)."""
     if causes:
         from hwnas.controller.reporting.tables import failure_summary
 
-        print(f"hwnas {command}: of {len(evaluator.history)} evaluations, {failure_summary(causes)}", file=sys.stderr)
+        print(f"hwnas {command}: of {evaluations} evaluations, {failure_summary(causes)}", file=sys.stderr)
     return bool(causes)
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import sys
 import threading
 from pathlib import Path
@@ -44,21 +43,18 @@ def _latency_predictor(args: argparse.Namespace):
         raise ValueError(f"--latency-predictor {args.latency_predictor}: {exc}") from None
 
 
-def _algorithm(args: argparse.Namespace, objectives: list[str], accuracy):
-    """The --algo's algorithm, built from its own settings: each takes the flags named as its fields, and the
-    predictors it is given ready-made (BRP-NAS's latency filter, LINAS's fixed accuracy predictor)."""
-    from hwnas.controller.search.algorithms import make_algorithm, setting_names
-    from hwnas.controller.search.objectives import PredictorAccuracy
+def _settings(args: argparse.Namespace, objectives: list[str]) -> dict:
+    """The --algo's own settings from the flags named as its fields, with the predictors it is given
+    ready-made (BRP-NAS's latency filter, LINAS's transfer sources)."""
+    from hwnas.controller.search.algorithms import setting_names
 
     own = setting_names(args.algo)
-    ready = {"fixed_predictors": {"accuracy": accuracy} if isinstance(accuracy, PredictorAccuracy) else {}}
+    settings = {k: v for k, v in vars(args).items() if k in own}
     if "latency_predictor" in own:
-        ready["latency_predictor"] = _latency_predictor(args)
+        settings["latency_predictor"] = _latency_predictor(args)
     if "sources" in own:
-        ready["sources"] = _transfer_sources(args, objectives)
-    algorithm = make_algorithm(args.algo, {**vars(args), **ready})
-    algorithm.check_objectives(objectives)
-    return algorithm
+        settings["sources"] = _transfer_sources(args, objectives)
+    return settings
 
 
 def _transfer_sources(args: argparse.Namespace, objectives: list[str]) -> dict:
@@ -94,17 +90,18 @@ def _space(args: argparse.Namespace):
 
 
 def cmd_search(args: argparse.Namespace) -> int:
+    """A thin user of ``hwnas.Lab.search``: the flags become a lab, the run's settings and its progress bar."""
     if args.search_command == "report":
         return cmd_search_report(args)
     from tqdm import tqdm
 
-    from hwnas.controller.cli.measure import Measurement
-    from hwnas.controller.graph.model_formats import FormatUnavailable
-    from hwnas.controller.search.evaluator import Evaluator
-    from hwnas.controller.search.hypervolume import parse_bounds
-    from hwnas.controller.search.objectives import accuracy_evaluator, get_objectives
-    from hwnas.controller.search.run import SearchConfig, SearchFailed, SearchRun
-    from hwnas.controller.store import Store
+    from hwnas.controller.cli.fleet_flags import fleet_config
+    from hwnas.controller.cli.measure import plan_details
+    from hwnas.controller.errors import DeviceError
+    from hwnas.controller.fleet import FleetConfig
+    from hwnas.controller.lab import Lab
+    from hwnas.controller.search.objectives import get_objectives
+    from hwnas.controller.search.run import SearchFailed
 
     ahead = threading.Semaphore(0)  # measurements the bar counted as they returned, before their batch settled
 
@@ -121,17 +118,12 @@ def cmd_search(args: argparse.Namespace) -> int:
         space = _space(args)
         objectives = get_objectives(args.objectives)
         names = [o.name for o in objectives]
-        spec = args.accuracy or space.accuracy_table
-        accuracy = accuracy_evaluator(spec, space) if "accuracy" in names else None
-        bounds = parse_bounds(args.hv_bounds, names, [o.sign for o in objectives]) if args.hv_bounds else None
-        config = SearchConfig(space.name, args.device, names, args.algo, args.evals, args.seed, spec,
-                              str(args.restrict or ""))
-        algorithm = _algorithm(args, names, accuracy)  # LINAS ranks by a lab's accuracy predictor itself
+        settings = _settings(args, names)
         out = args.out or Path("runs") / f"{space.name}-{args.device}-{args.algo}-s{args.seed}"
         measured = any(o.source == "measured" for o in objectives)
-        measurement = (Measurement.from_args(args, args.device, f"search:{out.name}", on_done=measured_one)
-                       if measured else None)
-    except (ValueError, KeyError, OSError, FormatUnavailable) as exc:
+        config = fleet_config(args, [args.device], note=print, on_done=measured_one) if measured else FleetConfig()
+        details = plan_details(args) if measured else {}
+    except (ValueError, KeyError, OSError) as exc:
         return common.fail("search", exc)
     bar = tqdm(total=args.evals, desc=f"{args.algo} on {args.device}", unit="eval", disable=args.quiet)
 
@@ -144,32 +136,31 @@ def cmd_search(args: argparse.Namespace) -> int:
     def note(text: str) -> None:
         (bar.write if not args.quiet else print)(text)
 
-    with Store(args.db) as store, contextlib.ExitStack() as stack:
-        try:
-            measurer = stack.enter_context(measurement.measurer(store, note)) if measurement else None
-            run = SearchRun(config, algorithm,
-                            lambda on_evaluated: Evaluator(space, objectives, args.evals, measurer, accuracy,
-                                                           on_evaluated),
-                            out, space, bounds, note=note, progress=progress)
-            run.run()
-        except KeyboardInterrupt:
-            bar.close()
-            print("\nstopped; run the same command again to resume (measurements so far are in the store)",
-                  file=sys.stderr)
-            return 130
-        except SearchFailed as exc:
-            bar.close()
-            print(f"hwnas search: {exc}", file=sys.stderr)
-            return 1
-        except (ValueError, ConnectionError, RuntimeError, OSError) as exc:
-            bar.close()
-            return common.fail("search", exc)
+    try:
+        with Lab(args.db, fleet=config, connect_timeout_s=args.connect_timeout) as lab:
+            search = lab.search(args.device, space, names, algo=args.algo, evals=args.evals, seed=args.seed,
+                                out=out, accuracy=args.accuracy, backend=args.backend,
+                                model_format=args.model_format or "", protocol=args.protocol,
+                                params=dict(args.param or []), batch_size=args.batch_size, priority=args.priority,
+                                settings=settings, hv_bounds=args.hv_bounds, restrict=str(args.restrict or ""),
+                                progress=progress, note=note, **details)
+            run = search.result()
+    except KeyboardInterrupt:
+        bar.close()
+        print("\nstopped; run the same command again to resume (measurements so far are in the store)",
+              file=sys.stderr)
+        return 130
+    except SearchFailed as exc:
+        bar.close()
+        print(f"hwnas search: {exc}", file=sys.stderr)
+        return 1
+    except (ValueError, ConnectionError, RuntimeError, OSError, DeviceError) as exc:
+        bar.close()
+        return common.fail("search", exc)
     bar.close()
-    front = (out / "pareto.csv").read_text().count("\n") - 1
-    print(f"{len(run.evaluator.history)} evaluations, final hypervolume {run.hv.values[-1]:.4f}, "
-          f"{front} architectures on the measured front; wrote {out}/ (run.json, measured.csv, pareto.csv, "
-          f"pareto.png, hypervolume.png)")
-    common.report_failures("search", run.evaluator)
+    print(f"{run.evaluations} evaluations, final hypervolume {run.hypervolume:.4f}, {len(run.front)} architectures "
+          f"on the measured front; wrote {out}/ (run.json, measured.csv, pareto.csv, pareto.png, hypervolume.png)")
+    common.report_causes("search", run.failures, run.evaluations)
     return 0
 
 

@@ -136,6 +136,7 @@ class SearchResult:
     hypervolumes: Sequence[float]
     evaluations: int
     out: Path  # run.json, measured.csv, pareto.csv and the plots (docs/search.md)
+    failures: Sequence[tuple[str, int]] = ()  # failed evaluations by cause, most frequent first
 
 
 class Search(_Settling):

@@ -12,7 +12,7 @@ import dataclasses
 import functools
 import logging
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -102,6 +102,7 @@ class Lab:
                                 connect=functools.partial(AgentClient, tls=self._tls, token=self._token),
                                 lease_s=lease_s, token=self._token, isolated=tuple(isolated), note=log.info,
                                 golden=policy)
+        self._on_done = fleet.on_done
         self._config = dataclasses.replace(fleet, on_done=self._measured)
         self.endpoints = list(self._config.endpoints)
         self._connect = self._config.connect
@@ -157,6 +158,7 @@ class Lab:
             return self._fleet
 
     def _measured(self, device_key: str, arch_id: str) -> None:
+        self._on_done(device_key, arch_id)  # the caller's own (the CLI's progress bars)
         for callback in list(self._progress):
             callback(device_key, arch_id)
 
@@ -296,28 +298,40 @@ class Lab:
                              if space is None or row["space"] == space])
 
     # -- searches and predictors -----------------------------------------------------------------------
-    def search(self, device: str, space: str = "nb201", objectives: Sequence[str] = ("latency", "accuracy"), *,
+    def search(self, device: str, space: Any = "nb201", objectives: str | Sequence[str] = ("latency", "accuracy"), *,
                algo: str = "linas", evals: int = 200, seed: int = 0, out: str | Path | None = None,
-               accuracy: str | None = None, backend: str = "onnxruntime", protocol: str = "latbench",
-               params: Mapping[str, float] | None = None, settings: Mapping[str, Any] | None = None,
-               progress: bool = True) -> Search:
+               accuracy: str | None = None, backend: str = "onnxruntime", model_format: str = "",
+               protocol: str = "latbench", params: Mapping[str, float] | None = None, batch_size: int = 1,
+               priority: int = 100, op_profile: bool = False, memory: bool = False, output_check: bool = False,
+               settings: Mapping[str, Any] | None = None, hv_bounds: str = "", restrict: str = "",
+               submitted_by: str | None = None, progress: bool | Callable[[Any, float], None] = True,
+               note: Callable[[str], None] = log.info) -> Search:
         """A device-specific search on ``device``'s agents (``hwnas search``); returns at once with a
-        ``Search`` whose result has the measured front and the hypervolume. ``settings``: the algorithm's own
-        (``population``, ``predictors``, ...; ``hwnas search --help`` lists them)."""
-        from hwnas.controller.lab.searching import prepare_search
+        ``Search`` whose result has the measured front and the hypervolume.
 
-        self._check_devices([device])
-        prepared = prepare_search(device, space, list(objectives), algo, evals, seed, out, accuracy, backend,
-                                  protocol, dict(params or {}), dict(settings or {}),
-                                  self._submitter)
-        fleet = self._opened_fleet()
-        bars = _bars({device: {"queued": evals}}, [device], unit="eval") if progress else {}
+        ``settings``: the algorithm's own (``population``, ``predictors``, ...; ``hwnas search --help`` lists
+        them). ``progress``: a bar (True), none (False), or a callable given each evaluation and the
+        hypervolume after it. The measurement options are ``hwnas search``'s flags.
+        """
+        from hwnas.controller.lab.searching import JobShape, prepare_search
+
+        shape = JobShape(backend, model_format, protocol, dict(params or {}), batch_size, priority, op_profile,
+                         memory, output_check)
+        prepared = prepare_search(device, space, objectives, algo, evals, seed, out, accuracy, shape,
+                                  dict(settings or {}), submitted_by or self._submitter, hv_bounds, restrict)
+        self.store  # opened (created) up front: a search's measurements and its re-runs live there  # noqa: B018
+        fleet = None
+        if prepared.plan is not None:
+            self._check_devices([device])
+            fleet = self._opened_fleet()
+        bars = _bars({device: {"queued": evals}}, [device], unit="eval") if progress is True else {}
         advance = _advancer(bars)
         self._progress.append(advance)
+        each = progress if callable(progress) else lambda evaluation, hv: None
 
         def run() -> SearchResult:
             try:
-                return prepared.run(fleet)
+                return prepared.run(fleet, note, each)
             finally:
                 self._progress.remove(advance)
                 for bar in bars.values():

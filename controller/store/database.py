@@ -18,21 +18,22 @@ from sqlalchemy import Connection, Engine, create_engine, event, func, insert, s
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DatabaseError, OperationalError
 
+from hwnas.controller.errors import HwnasError
 from hwnas.controller.store import schema
 
 
-class SchemaError(RuntimeError):
+class SchemaError(HwnasError, RuntimeError):
     """The database was written by a newer hwnas, or is not an hwnas store."""
 
 
 DIALECTS = ("sqlite", "postgresql")  # the servers the store is tested on (CI starts a PostgreSQL)
 
 
-class StoreOpenError(RuntimeError):
+class StoreOpenError(HwnasError, RuntimeError):
     """The database cannot be opened: an unwritable path, a server that does not answer, bad credentials."""
 
 
-class StoreUnavailable(RuntimeError):
+class StoreUnavailable(HwnasError, RuntimeError):
     """The open database failed a read or write: disk full, read-only, locked, gone. The message names both."""
 
 
