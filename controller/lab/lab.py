@@ -20,7 +20,7 @@ from typing import Any
 from hwnas.controller.errors import DeviceError, UserError
 from hwnas.controller.lab.handles import Campaign, CampaignSummary, ProfileJob, Search, SearchResult
 from hwnas.controller.lab.models import as_model_file
-from hwnas.controller.lab.security import client_security, submitter
+from hwnas.controller.lab.security import client_security, listen_tls, submitter
 
 log = logging.getLogger("hwnas.lab")
 AgentsArg = Mapping[str, str | Sequence[str]] | str | Path | None
@@ -76,14 +76,16 @@ class Lab:
     -> ``HOST:PORT`` (or a list), or an agents TOML file. ``tls``: the folder ``hwnas certs init`` wrote, or a
     ``ClientTls``; without it, plaintext, which agents allow on loopback only. ``token``: the agents' bearer
     token, or the path of its file. ``golden``: golden-model checks of campaigns and searches (as the CLI), or
-    a ``GoldenPolicy``. ``fleet``: a whole ``FleetConfig`` instead of those (the CLI's flags make one, with
-    agents that dial in).
+    a ``GoldenPolicy``. ``listen``: also serve agents that dial in (``hwnas-agent serve --controller ADDR
+    --device-key KEY``) on ``HOST:PORT``, with the certificate of the ``tls`` folder (``controller.pem``), or in
+    plaintext on a loopback address; ``listen_address`` says where. ``fleet``: a whole ``FleetConfig`` instead
+    of those (the CLI's flags make one).
     """
 
     def __init__(self, store: str | Path = "hwnas.db", agents: AgentsArg = None, *, tls: Any = None,
                  token: str | Path | None = None, isolated: Iterable[str] = (), golden: Any = True,
                  lease_s: float = 120.0, connect_timeout_s: float = 10.0, workers: int = 8,
-                 fleet: Any = None) -> None:
+                 listen: str | None = None, fleet: Any = None) -> None:
         from hwnas.controller.fleet import FleetConfig
         from hwnas.controller.fleet.client import AgentClient
         from hwnas.controller.fleet.health import GoldenPolicy
@@ -101,7 +103,7 @@ class Lab:
             fleet = FleetConfig(endpoints=endpoints_of(agents),
                                 connect=functools.partial(AgentClient, tls=self._tls, token=self._token),
                                 lease_s=lease_s, token=self._token, isolated=tuple(isolated), note=log.info,
-                                golden=policy)
+                                golden=policy, listen=listen, listen_tls=listen_tls(listen, tls))
         self._on_done = fleet.on_done
         self._config = dataclasses.replace(fleet, on_done=self._measured)
         self.endpoints = list(self._config.endpoints)
@@ -133,6 +135,13 @@ class Lab:
         self._pool.shutdown(wait=True, cancel_futures=True)
         if store is not None:
             store.close()
+
+    @property
+    def listen_address(self) -> str:
+        """``HOST:PORT`` where agents dial in (the port chosen when ``listen`` asked for port 0); this starts
+        the lab's fleet. "" when the lab does not listen."""
+        fleet = self._opened_fleet()
+        return fleet.gateway.address if fleet.gateway is not None else ""
 
     @property
     def store(self):

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from hwnas.controller.errors import SettingError, UserError
 
 if TYPE_CHECKING:
-    from hwnas.protos.auth import ClientTls
+    from hwnas.protos.auth import ClientTls, TlsFiles
 
 
 def client_security(tls: Any, token: str | Path | None) -> tuple[ClientTls | None, str | None]:
@@ -16,6 +16,25 @@ def client_security(tls: Any, token: str | Path | None) -> tuple[ClientTls | Non
     ``hwnas certs init`` (ca.pem, and controller.pem/.key for agents that require client certificates).
     ``token``: the token itself, or the path of its file."""
     return _tls(tls), _token(token)
+
+
+def listen_tls(listen: str | None, tls: Any) -> TlsFiles | None:
+    """How a lab serves agents that dial in on ``listen``: with the controller certificate of the ``tls``
+    folder (``hwnas certs init``), or in plaintext on a loopback address only."""
+    from hwnas.protos.auth import TlsFiles, check_plaintext, host_of
+
+    if not listen:
+        return None
+    if isinstance(tls, (str, Path)) and (Path(tls) / "controller.pem").is_file():
+        return TlsFiles(Path(tls) / "controller.pem", Path(tls) / "controller.key")
+    if tls is not None:
+        raise UserError("tls", "must be the folder `hwnas certs init` wrote (its controller.pem) to serve agents "
+                               "that dial in with TLS")
+    try:
+        check_plaintext(host_of(listen), f"listen on {listen} without tls")
+    except ValueError as exc:
+        raise UserError("listen", f"{exc}; give tls= the folder `hwnas certs init` wrote") from None
+    return None
 
 
 def _tls(tls: Any) -> ClientTls | None:

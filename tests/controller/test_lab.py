@@ -144,3 +144,17 @@ def test_a_lab_reaches_agents_over_mutual_tls_with_the_labs_token(tmp_path: Path
         server.stop()
     with pytest.raises(UserError, match="no ca.pem"):
         hwnas.Lab(tmp_path / "lab.db", tls=tmp_path)
+
+
+def test_agents_that_dial_in_measure_a_labs_campaign(tmp_path: Path) -> None:
+    """``listen=``: a dial-out agent (its own process) reaches the lab and measures its campaign."""
+    from hwnas.controller.fleet.local_agent import LocalAgent
+
+    with hwnas.Lab(tmp_path / "lab.db", listen="127.0.0.1:0", golden=False) as lab:
+        address = lab.listen_address
+        with LocalAgent(tmp_path / "cache", ["--controller", address, "--device-key", "k"], listen=False):
+            campaign = lab.latbench(devices=["k"], sample=3, progress=False, **FIXED)
+            summary = campaign.result(timeout=300)
+    assert (summary.done, summary.failed) == (len(campaign.job_keys), 0) and summary.done >= 2
+    with pytest.raises(UserError, match="listen .*plaintext is allowed on loopback addresses only"):
+        hwnas.Lab(tmp_path / "lab.db", listen="0.0.0.0:0")
