@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hwnas.controller.errors import DeviceError, HwnasError
+from hwnas.controller.errors import DeviceError
 
 if TYPE_CHECKING:  # names for annotations only: ``import hwnas`` and ``hwnas.Lab`` load no fleet or store
     from hwnas.controller.fleet.profile import Profiled
@@ -49,29 +49,41 @@ class ProfileJob(_Settling):
     def __init__(self, future: concurrent.futures.Future, model: str, device: str) -> None:
         super().__init__(future)
         self.model, self.device = model, device
-        self.profiled: Profiled | None = None  # the agent's whole answer (samples, outputs), once settled
-        self.error = ""  # why there is no record, once settled without one
 
     def __repr__(self) -> str:
         state = "done" if self.done() else "running"
         return f"ProfileJob(model={self.model!r}, device={self.device!r}, {state})"
+
+    @property
+    def profiled(self) -> Profiled | None:
+        """The agent's whole answer (samples, outputs, whether it uploaded), once settled with one."""
+        if not self.done() or self._future.exception() is not None:
+            return None
+        outcome = self._future.result().outcome
+        return outcome.profiled if outcome is not None else None
+
+    @property
+    def error(self) -> str:
+        """Why there is no record, once settled without one; "" otherwise."""
+        if not self.done():
+            return ""
+        failed = self._future.exception()
+        if failed is not None:  # the device did not answer, or the model cannot be sent as asked
+            return str(failed)
+        evaluation = self._future.result()
+        if evaluation.outcome is None or evaluation.outcome.record is None or not evaluation.ok:
+            return evaluation.error or "no record"
+        return ""
 
     def result(self, timeout: float | None = None) -> MeasurementRecord:
         """The measurement record (``.latency_ms``, ``.to_dict()``): the record a campaign would store.
 
         ``DeviceError`` when the device could not measure the model, or answered wrongly.
         """
-        try:
-            evaluation = self._outcome(timeout)
-        except HwnasError as exc:  # the device did not answer, or the model cannot be sent as asked
-            self.error = str(exc)
-            raise
-        outcome = evaluation.outcome
-        self.profiled = outcome.profiled if outcome is not None else None
-        if outcome is None or outcome.record is None or not evaluation.ok:
-            self.error = evaluation.error or "no record"
-            raise DeviceError(self.device, f"did not measure {self.model}: {evaluation.error or 'no record'}")
-        return outcome.record
+        evaluation = self._outcome(timeout)
+        if self.error:
+            raise DeviceError(self.device, f"did not measure {self.model}: {self.error}")
+        return evaluation.outcome.record
 
 
 @dataclass(frozen=True)

@@ -97,11 +97,15 @@ def test_errors_name_the_argument_and_the_fix(agent: AgentServer, tiny_model: by
         hwnas.Lab(tmp_path / "lab.db", agents=["127.0.0.1:1"])
 
 
-def test_a_device_that_fails_a_model_raises_a_device_error(agent: AgentServer, tmp_path: Path) -> None:
+def test_a_device_that_fails_a_model_raises_a_device_error(agent: AgentServer, tiny_model: bytes,
+                                                          tmp_path: Path) -> None:
     with hwnas.Lab(tmp_path / "lab.db", agents={"cpu": agent.address}) as lab:
         job = lab.profile(b"these bytes are no ONNX model", device="cpu", **FIXED)
+        assert job.wait(timeout=120).error and job.profiled is None  # known once settled, before result()
         with pytest.raises(DeviceError) as caught:
             job.result(timeout=120)
+        good = lab.profile(tiny_model, device="cpu", **FIXED).wait(timeout=120)
+        assert good.error == "" and good.profiled is not None and good.profiled.uploaded
     assert caught.value.device == "cpu" and isinstance(caught.value, hwnas.HwnasError)
 
 
