@@ -180,13 +180,14 @@ class Lab:
         return found[0]
 
     def _check_devices(self, devices: Sequence[str]) -> None:
-        """Each key's configured agent answers (``DeviceError`` naming those that do not); keys without one
-        are served by agents that dial in, where the lab listens for them."""
+        """Every configured agent of the keys answers (``DeviceError`` naming those that do not); keys without
+        one are served by agents that dial in, where the lab listens for them."""
         from hwnas.controller.fleet import agents
 
-        dial_in = bool(self._config.listen or self._config.dial_in)
-        served = {ep.device_key for ep in self.endpoints}
-        endpoints = [self._endpoint(key) for key in devices if key in served or not dial_in]
+        if not (self._config.listen or self._config.dial_in):
+            for key in devices:
+                self._endpoint(key)  # UserError for a key no agent serves
+        endpoints = [ep for ep in self.endpoints if ep.device_key in devices]
         try:
             agents.wait_for_agents(endpoints, self.connect_timeout_s, self._connect)
         except ConnectionError as exc:

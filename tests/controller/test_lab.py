@@ -119,6 +119,15 @@ def test_a_device_that_does_not_answer_raises_a_device_error(tmp_path: Path) -> 
             lab.latbench(devices=["cpu"], sample=2, progress=False)
 
 
+def test_a_campaign_checks_every_agent_of_its_keys_before_measuring(agent: AgentServer, tmp_path: Path) -> None:
+    from benchmarks.common import free_port
+
+    dead = f"127.0.0.1:{free_port()}"
+    with hwnas.Lab(tmp_path / "lab.db", agents={"cpu": [agent.address, dead]}, connect_timeout_s=1) as lab:
+        with pytest.raises(DeviceError, match=f"no answer from: cpu={dead}"):
+            lab.latbench(devices=["cpu"], sample=2, progress=False)
+
+
 def test_devices_say_health_backends_and_host(agent: AgentServer, tmp_path: Path) -> None:
     with hwnas.Lab(tmp_path / "lab.db", agents={"cpu": agent.address}) as lab:
         [device] = lab.devices()
