@@ -9,10 +9,17 @@ from hwnas.controller.fleet.health import GoldenPolicy
 def test_the_replay_counts_quarantines_and_checks_to_quarantine() -> None:
     policy = GoldenPolicy(baseline_checks=3, threshold=0.1)
     steady = [1.0, 1.02, 0.98, 1.01, 0.99, 1.0, 1.02]
-    assert false_quarantines(steady, policy) == 0
-    assert false_quarantines([*steady, 2.0, 2.0], policy) == 1
-    # a 50 % slower series is quarantined at its first periodic check from every start (its re-check confirms)
-    assert checks_to_quarantine(steady, [1.5] * (len(steady) + 2), policy) == [1] * (len(steady) - 2)
+    for estimator in ("median", "mean"):
+        assert false_quarantines(steady, policy, estimator) == 0
+        assert false_quarantines([*steady, 2.0, 2.0], policy, estimator) == 1
+        # a 50 % slower series is quarantined at its first periodic check from every start (its re-check
+        # confirms)
+        slower = [1.5] * (len(steady) + 2)
+        assert checks_to_quarantine(steady, slower, policy, estimator) == [1] * (len(steady) - 2)
+    # with one check of each baseline slowed 5x by a passing load, only the median still sees a 2x slowdown
+    loaded = [5.0] * len(steady)
+    assert checks_to_quarantine(steady, [2.0] * 9, policy, "median", loaded) == [1] * (len(steady) - 2)
+    assert checks_to_quarantine(steady, [2.0] * 9, policy, "mean", loaded) == [None] * (len(steady) - 2)
 
 
 def test_golden_benchmark_short_form(capsys: pytest.CaptureFixture) -> None:
@@ -22,3 +29,4 @@ def test_golden_benchmark_short_form(capsys: pytest.CaptureFixture) -> None:
         pytest.skip(str(exc))
     out = capsys.readouterr().out
     assert "unslowed: median" in out and "quota 0.70: median" in out and "false quarantines" in out
+    assert "loaded: median" in out and "baseline 3 (median)" in out and "baseline 3 (mean)" in out
