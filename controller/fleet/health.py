@@ -6,18 +6,16 @@ network (``reference_graph``, never part of a search space) at the start of ever
 N jobs or M minutes while it has work (``GoldenPolicy``). The checks form the key's series in the dataset
 (records of the reference network, whose architecture is in the space ``golden``).
 
-The first ``baseline_checks`` checks are the key's baseline (their median, with a robust interval). A check
-whose latency lies further than ``threshold`` (relative) outside the baseline's 95 % confidence interval is a
-suspect; it is checked again at once, and a second suspect in the same direction is drift (``judge``).
-Drift puts a warning on the key's records since its last good check and quarantines the key: it gets no
-leases until ``hwnas fleet clear KEY`` (``--rebaseline`` when the change is meant, e.g. a new firmware, and
-the next checks form a new baseline).
+The first ``baseline_checks`` checks are the key's baseline. A check whose latency lies further than
+``threshold`` (relative) outside the baseline's 95 % confidence interval is a suspect; it is checked again
+at once, and a second suspect in the same direction is drift (``judge``). Drift puts a warning on the key's
+records since its last good check and quarantines the key: it gets no leases until ``hwnas fleet clear KEY``
+(``--rebaseline`` when the change is meant, e.g. a new firmware, and the next checks form a new baseline).
 """
 
 from __future__ import annotations
 
 import math
-import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -84,16 +82,9 @@ class Check:
 
 @dataclass(frozen=True)
 class Baseline:
-    """The median of the baseline checks with a robust 95 % confidence interval.
+    """The mean of the baseline checks with its 95 % confidence interval (Student's t)."""
 
-    Robust because a baseline forms while its key may be loaded (a neighbour process on a shared host, a
-    test suite beside the agent): one check in five slowed 5x would widen a mean +- t sd interval until a
-    real 3x slowdown fell inside it. The median and the median absolute deviation (MAD) ignore it. The
-    interval is the median's: Student's t times its standard error for normal data, 1.2533 sigma / sqrt(n),
-    with sigma = 1.4826 MAD (the checks' sd where the MAD is 0: checks of a coarse timer that mostly tie).
-    """
-
-    median_ms: float
+    mean_ms: float
     low_ms: float
     high_ms: float
     checks: int
@@ -102,12 +93,12 @@ class Baseline:
     def of(cls, checks: Sequence[Check]) -> Baseline:
         from scipy import stats
 
-        values = sorted(c.latency_ms for c in checks)
+        values = [c.latency_ms for c in checks]
         n = len(values)
-        median = statistics.median(values)
-        sigma = 1.4826 * statistics.median(abs(v - median) for v in values) or statistics.stdev(values)
-        half = float(stats.t.ppf(0.975, n - 1)) * 1.2533 * sigma / math.sqrt(n)
-        return cls(median, median - half, median + half, n)
+        mean = sum(values) / n
+        sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
+        half = float(stats.t.ppf(0.975, n - 1)) * sd / math.sqrt(n)
+        return cls(mean, mean - half, mean + half, n)
 
     def drift(self, latency_ms: float) -> float:
         """How far ``latency_ms`` lies outside the interval, relative to its nearer bound (0 inside;
@@ -119,7 +110,7 @@ class Baseline:
         return 0.0
 
     def text(self) -> str:
-        return f"median {self.median_ms:.3f} ms (95% CI {self.low_ms:.3f}-{self.high_ms:.3f}, {self.checks} checks)"
+        return f"{self.mean_ms:.3f} ms (95% CI {self.low_ms:.3f}-{self.high_ms:.3f}, {self.checks} checks)"
 
 
 @dataclass(frozen=True)

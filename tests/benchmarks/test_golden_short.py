@@ -30,3 +30,4 @@ def test_golden_benchmark_short_form(capsys: pytest.CaptureFixture) -> None:
     out = capsys.readouterr().out
     assert "unslowed: median" in out and "quota 0.70: median" in out and "false quarantines" in out
     assert "loaded: median" in out and "baseline 3 (median)" in out and "baseline 3 (mean)" in out
+    assert "unslowed after a baseline with one loaded check" in out
