@@ -121,17 +121,21 @@ def test_fbnet_exports_onnx_that_runs_and_imports_back_to_the_same_graph() -> No
     assert to_torch(graph)(torch.from_numpy(x)).shape == (1, 100)
 
 
-@pytest.mark.parametrize(("space", "target", "better"), [("nas-bench-macro", "mean_acc", "higher"),
-                                                           ("fbnet", "lat_ms_raspi4", "lower")])
-def test_predictor_bench_runs_on_each_familys_packaged_table(space: str, target: str, better: str,
+# The FLOPs baseline builds every row's network (the test split is the rest of the table): FBNet's 5,000
+# take ~25 s, so FLOPs are benched on NAS-Bench-Macro's table only.
+@pytest.mark.parametrize(("space", "target", "better", "kinds"), [
+    ("nas-bench-macro", "mean_acc", "higher", "ridge,flops"), ("fbnet", "lat_ms_raspi4", "lower", "ridge")])
+def test_predictor_bench_runs_on_each_familys_packaged_table(space: str, target: str, better: str, kinds: str,
                                                              capsys: pytest.CaptureFixture, tmp_path: Path) -> None:
-    assert main(["predictor", "bench", "--space", space, "--target", target, "--kinds", "ridge,flops", "--seeds", "1",
+    assert main(["predictor", "bench", "--space", space, "--target", target, "--kinds", kinds, "--seeds", "1",
                  "--train", "200", "--valid", "50", "--quiet", "--json", str(tmp_path / "m.json")]) == 0
     out = capsys.readouterr().out
     assert f"NDCG@10 with {better} {target} better" in out
     metrics = {r["kind"]: r for r in json.loads((tmp_path / "m.json").read_text())}
+    assert set(metrics) == set(kinds.split(","))
     assert metrics["ridge"]["spearman"] > 0.9 and 0 < metrics["ridge"]["ndcg_at_10"] <= 1
-    assert {"mae", "kendall_tau", "ndcg_at_10"} <= set(metrics["flops"])
+    if "flops" in metrics:
+        assert {"mae", "kendall_tau", "ndcg_at_10"} <= set(metrics["flops"])
     if space == "nas-bench-macro":  # 2,592 keys copy another key's network: benched once, or the split leaks
         assert "3969 nas-bench-macro architectures" in out and "2592 copies of a network left out" in out
 

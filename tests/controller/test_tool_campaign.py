@@ -35,7 +35,7 @@ def test_a_campaign_over_ssh_adb_and_local_keys_builds_one_dataset_naming_each_t
                                              "--name", "phone"]) as adb_agent, \
                 LocalAgent(tmp_path / "c3", ["--name", "host"]) as ort_agent:
             code = main(["latbench", "build", "--space", "nb201", "--devices", "board-ov,pixel-tfl,host-ort",
-                         "--sample", "2", "--seed", "4", "--protocol", "fixed", "--param", "count=10", "--db",
+                         "--sample", "1", "--seed", "4", "--protocol", "fixed", "--param", "count=10", "--db",
                          str(db), "--insecure", "--quiet", "--no-golden", "--backend", "board-ov=benchmark-app",
                          "--backend", "pixel-tfl=benchmark-model", "--agent", f"board-ov={ssh_agent.address}",
                          "--agent", f"pixel-tfl={adb_agent.address}", "--agent", f"host-ort={ort_agent.address}"])
@@ -45,7 +45,7 @@ def test_a_campaign_over_ssh_adb_and_local_keys_builds_one_dataset_naming_each_t
     assert main(["latbench", "export", "--db", str(db), "--format", "csv", "--out", str(out)]) == 0
     with out.open() as handle:
         rows = list(csv.DictReader(handle))
-    assert len(rows) == 6 and len({r["arch_id"] for r in rows}) == 2  # the same two networks on each key
+    assert len(rows) == 3 and len({r["arch_id"] for r in rows}) == 1  # the same network on each key
     by_key = {}
     for row in rows:
         by_key.setdefault(row["device_key"], []).append(row)
@@ -75,14 +75,14 @@ def test_two_agents_on_one_phone_never_measure_at_once(tmp_path: Path) -> None:
     db = tmp_path / "lab.db"
     with LocalAgent(tmp_path / "c1", ["--backend", "benchmark-model", *phone.agent_args(), "--name", "cpu"]) as a, \
             LocalAgent(tmp_path / "c2", ["--backend", "benchmark-model", *phone.agent_args(), "--name", "cpu2"]) as b:
-        code = main(["latbench", "build", "--space", "nb201", "--devices", "pixel-a,pixel-b", "--sample", "2",
-                     "--seed", "6", "--protocol", "fixed", "--param", "count=30", "--db", str(db), "--insecure",
+        code = main(["latbench", "build", "--space", "nb201", "--devices", "pixel-a,pixel-b", "--sample", "1",
+                     "--seed", "4", "--protocol", "fixed", "--param", "count=30", "--db", str(db), "--insecure",
                      "--quiet", "--no-golden", "--backend", "benchmark-model", "--agent", f"pixel-a={a.address}",
                      "--agent", f"pixel-b={b.address}"])
     assert code == 0
     with Store(db) as store:
         windows = sorted((r["started_unix_ns"], r["finished_unix_ns"], r["device_key"])
                          for r in store.measurements())
-    assert len(windows) == 4 and {key for _, _, key in windows} == {"pixel-a", "pixel-b"}
+    assert len(windows) == 2 and {key for _, _, key in windows} == {"pixel-a", "pixel-b"}
     for (_, end, _), (start, _, _) in itertools.pairwise(windows):
         assert end <= start  # each measurement ended before the next began
