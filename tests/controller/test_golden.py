@@ -2,10 +2,11 @@
 
 The agent is stopped (SIGSTOP) for 0.95 of every 1 ms by a real-time process (``tests/throttle.py``), as a
 throttled device would be: every inference is stretched, whatever else loads the machine. (At 0.9 the test
-failed once in a run beside two benchmarks and a LINAS ablation on 2 cores: a baseline check slowed by that load widened the
-baseline's interval past the checks slowed ~10x; ~20x leaves a margin.) Coarser windows do
-not hold: a golden inference (about 0.6 ms here) fits in a 1 ms running window or a time slice, and the trimmed
-mean leaves out the inferences that stall (a CPU hog or a cgroup quota fail the same way: docs/benchmarks.md).
+failed once in a run beside two benchmarks and a LINAS ablation on 2 cores: a baseline check slowed by that
+load widened the baseline's interval past the checks slowed ~10x; ~20x leaves a margin.) Coarser windows do
+not hold: a golden inference (about 0.6 ms here) fits in a 1 ms running window or a time slice, and the
+trimmed mean leaves out the inferences that stall (a CPU hog or a cgroup quota fail the same way:
+docs/benchmarks.md).
 """
 
 from __future__ import annotations
