@@ -74,6 +74,8 @@ def test_round_trip_gives_the_same_canonical_form_and_runs(imported, name: str) 
     model, shape, graph = imported[name]
     exported = to_onnx(graph, check=True)
     assert from_onnx(exported).to_json() == graph.to_json()
+    if name == "vgg16":  # 138 M parameters: a 550 MB session (~15 s) runs no op the other four do not
+        return
     session = ort.InferenceSession(exported.SerializeToString(), providers=["CPUExecutionProvider"])
     (out,) = session.run(None, {"input": np.zeros(shape, np.float32)})
     with torch.no_grad():

@@ -28,7 +28,7 @@ from hwnas.controller.store import Store
 from .test_campaign import free_port
 
 COLUMN = "lat_ms_pixel3"
-QUICK = ["--evals", "30", "--population", "10", "--inner-evals", "1000", "--quiet", "--insecure",
+QUICK = ["--evals", "30", "--population", "10", "--inner-evals", "300", "--quiet", "--insecure",
          "--backend", "replay"]
 
 
