@@ -142,10 +142,11 @@ def check_inner(name: str, n_obj: int) -> None:
 
 
 def inner_algorithm(name: str, pop: int, n_obj: int, crossover: float, mutation: float, sampling=None,
-                    space: SearchSpace | None = None):
+                    space: SearchSpace | None = None, mating_rounds: int = 100):
     """A pymoo algorithm by name; ``sampling`` is an initial population (array) or None for random. A
     ``space`` that varies its own encodings gets its operators (``mutation``, a rate per integer, is then
-    the space's own: one stage per child for AutoBuild-NAS)."""
+    the space's own: one stage per child for AutoBuild-NAS). ``mating_rounds``: how often a generation
+    mates again while its offspring are duplicates (pymoo's default, 100), before it goes on with fewer."""
     from pymoo.operators.sampling.rnd import IntegerRandomSampling
 
     check_inner(name, n_obj)
@@ -154,7 +155,10 @@ def inner_algorithm(name: str, pop: int, n_obj: int, crossover: float, mutation:
         ops = {**ops, "repair": repair}
     else:
         ops, random_sampling = integer_operators(crossover, mutation), IntegerRandomSampling()
-    return INNER[name](pop, n_obj, ops, random_sampling if sampling is None else sampling)
+    algorithm = INNER[name](pop, n_obj, ops, random_sampling if sampling is None else sampling)
+    if getattr(algorithm, "mating", None) is not None:  # MOEA/D and C-TAEA mate by neighbourhoods of their own
+        algorithm.mating.n_max_iterations = mating_rounds
+    return algorithm
 
 
 def integer_problem(space: SearchSpace, n_obj: int, evaluate: Callable[[np.ndarray], np.ndarray]):

@@ -34,6 +34,11 @@ DEFAULT_PREDICTOR = "ridge"  # LINAS Table 5 (MobileNetV3, ResNet50): ridge for 
 
 
 SPARE_SHARE = 10  # a tenth more candidates than a population, in case some repeat an evaluated network
+# The inner search on the predictors converges within a few generations on small spaces (NB-201: 15,625
+# cells); pymoo then mates again up to 100 times a generation looking for offspring not yet in the
+# population (150 of 238 generations did, in a test's run). Going on after 10 with fewer offspring spends
+# the inner budget on more generations instead.
+INNER_MATING_ROUNDS = 10
 
 
 def views_read(predictors: Iterable) -> set[str]:
@@ -158,7 +163,7 @@ class Linas(SearchAlgorithm):
             return F
 
         algorithm = inner_algorithm(self.inner, self.population, len(models), self.crossover, self.mutation,
-                                    space=space)
+                                    space=space, mating_rounds=INNER_MATING_ROUNDS)
         minimize(integer_problem(space, len(models), evaluate), algorithm, ("n_eval", self.inner_evals),
                  seed=problem.seed + iteration, verbose=False)
         return archive

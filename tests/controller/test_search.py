@@ -418,6 +418,45 @@ def test_linas_predicts_each_encoding_once_per_inner_search() -> None:
     assert len(set(asked)) >= len(archive) > 20
 
 
+def test_linas_inner_search_stops_mating_again_for_a_converged_population(monkeypatch) -> None:
+    """pymoo mates again, up to 100 times a generation, while the offspring repeat the population; on
+    NB-201's 15,625 cells the inner search spent most of its time there (150 of 238 generations of a test's
+    run hit 100 rounds). It goes on with fewer offspring after ``INNER_MATING_ROUNDS``."""
+    from pymoo.core.infill import InfillCriterion
+
+    from hwnas.controller.search.evaluator import Evaluator
+    from hwnas.controller.search.linas import INNER_MATING_ROUNDS, Linas
+    from hwnas.controller.search.problem import SearchProblem
+
+    rounds: list[int] = []
+    infill = InfillCriterion.do
+
+    def counted(criterion, *args, **kwargs):
+        mate, calls = criterion._do, []
+
+        def counting(*a, **k):
+            calls.append(1)
+            return mate(*a, **k)
+
+        criterion._do = counting
+        try:
+            return infill(criterion, *args, **kwargs)
+        finally:
+            del criterion._do
+            rounds.append(len(calls))
+
+    monkeypatch.setattr(InfillCriterion, "do", counted)
+
+    class Sum:
+        def predict_encodings(self, encodings):
+            return np.array([float(sum(x)) for x in encodings])
+
+    space = get_space("nb201")
+    problem = SearchProblem(space, Evaluator(space, get_objectives("flops,params"), 60, None, None), seed=0)
+    archive = Linas(population=20, inner_evals=2000).predicted_search(problem, [Sum(), Sum()], 1)
+    assert len(archive) > 20 and max(rounds) == INNER_MATING_ROUNDS == 10  # converged, and it went on
+
+
 def test_linas_trains_and_searches_with_a_graph_predictor() -> None:
     """The inner search builds only the views its predictors read: a GCN still gets its cell graphs."""
     from hwnas.controller.search.evaluator import Evaluator
