@@ -191,6 +191,19 @@ def detection(found: Sequence[int | None]) -> str:
             f"{statistics.median(hits) if hits else float('nan'):.0f} periodic check(s)")
 
 
+def saved_series(path: Path) -> tuple[dict[str, list[float]], str, list[float]]:
+    """The series, machine line and quotas an earlier ``--save`` wrote; SystemExit naming what is wrong."""
+    try:
+        saved = json.loads(path.read_text())
+        series, machine, quotas = saved["series"], saved["machine"], [float(q) for q in saved["quotas"]]
+        missing = [name(c) for c in (None, *quotas, LOADED) if name(c) not in series]
+    except (OSError, ValueError, TypeError, KeyError) as exc:
+        raise SystemExit(f"--series {path}: not a series that --save wrote ({type(exc).__name__}: {exc})") from None
+    if missing:
+        raise SystemExit(f"--series {path}: no checks for {', '.join(missing)}; measure again with --save")
+    return series, machine, quotas
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=60)
@@ -202,8 +215,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     started = time.time()
     if args.series:
-        saved = json.loads(args.series.read_text())
-        series, machine, quotas = saved["series"], saved["machine"], saved["quotas"]
+        series, machine, quotas = saved_series(args.series)
     else:
         quotas = [float(q) for q in args.quotas.split(",")]
         series, machine = measure(args.rounds, quotas), machine_line()

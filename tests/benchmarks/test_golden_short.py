@@ -1,5 +1,7 @@
 """The golden check's benchmark in a short form (full form: sudo python -m benchmarks.golden)."""
 
+import re
+
 import pytest
 
 from benchmarks.golden import checks_to_quarantine, false_quarantines, main
@@ -31,3 +33,12 @@ def test_golden_benchmark_short_form(capsys: pytest.CaptureFixture) -> None:
     assert "unslowed: median" in out and "quota 0.70: median" in out and "false quarantines" in out
     assert "loaded: median" in out and "baseline 3 (median)" in out and "baseline 3 (mean)" in out
     assert "unslowed after a baseline with one loaded check" in out
+
+
+def test_a_series_file_that_save_did_not_write_is_named(tmp_path) -> None:
+    for text, says in (("{", "not a series that --save wrote (JSONDecodeError"),
+                       ('{"machine": "m", "quotas": [0.7], "series": {"unslowed": [1.0]}}',
+                        "no checks for quota 0.70, loaded")):
+        (tmp_path / "s.json").write_text(text)
+        with pytest.raises(SystemExit, match=re.escape(says)):
+            main(["--series", str(tmp_path / "s.json")])
